@@ -1,0 +1,365 @@
+"""Layered, validated configuration.
+
+Layers, lowest to highest precedence::
+
+    built-in defaults
+    < user config      $XDG_CONFIG_HOME/agentcli/config.toml (or ~/.config/...)
+    < project config   --config FILE, else ./agent.toml in the workspace
+    < environment      AGENT_<KEY>, nested keys joined by "__" (AGENT_BUDGET__MAX_COST_USD)
+    < CLI flags
+
+Every layer is validated on its own first, so an unknown key or a wrong type is
+reported against the file (or variable, or flag) it came from. The merged result
+remembers the source of every leaf value, which ``agent config show`` prints.
+
+Provider API keys are *not* configuration: they are read by the providers from
+their usual environment variables (OPENAI_API_KEY, ...) and never stored here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentcli.errors import ConfigError
+
+ENV_PREFIX = "AGENT_"
+PROJECT_CONFIG_NAME = "agent.toml"
+Policy = Literal["auto", "ask", "deny"]
+RiskClass = Literal["read", "write", "exec", "network"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RolesConfig(_Section):
+    """Per-role model overrides; an empty string means "use the top-level model"."""
+
+    planner: str = Field("", description="Model that writes plans.")
+    executor: str = Field("", description="Model for `llm` steps and for correcting invalid tool args.")
+    reviewer: str = Field("", description="Model that judges the results: complete, continue or replan.")
+
+
+class LLMConfig(_Section):
+    """How model calls are made: timeouts, retries, structured-output re-asks, decoding."""
+
+    timeout_seconds: float = Field(120.0, gt=0, description="Per-request timeout.")
+    max_retries: int = Field(3, ge=0, le=10, description="Retries of a transient error (429, 5xx, timeout).")
+    backoff_base_seconds: float = Field(
+        1.0, ge=0, description="First retry delay; doubles each time, with jitter."
+    )
+    backoff_max_seconds: float = Field(30.0, ge=0, description="Cap on one retry delay (Retry-After too).")
+    max_reasks: int = Field(2, ge=0, le=10, description="Re-asks when structured output fails validation.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 for reproducible runs.")
+    seed: int = Field(0, description="Sampling seed, where the provider supports one.")
+    max_output_tokens: int = Field(1024, gt=0, description="Cap on tokens generated per call.")
+
+
+class BudgetConfig(_Section):
+    """Hard limits on every run. All finite by default: no run is unbounded."""
+
+    max_steps: int = Field(20, gt=0, description="Plan steps executed per run (retries not counted).")
+    max_cost_usd: float = Field(1.0, ge=0, description="Total model spend per run, in USD.")
+    max_tokens: int = Field(200_000, gt=0, description="Total input+output tokens per run.")
+    max_seconds: float = Field(900.0, gt=0, description="Wall time per run.")
+    max_replans: int = Field(2, ge=0, description="How many times a run may re-plan.")
+    allow_unknown_price: bool = Field(
+        False, description="Allow calls to models whose price is unknown while a cost budget is set."
+    )
+
+
+class ApprovalConfig(_Section):
+    """Policy per risk class: auto (run), ask (prompt; deny without a TTY) or deny."""
+
+    read: Policy = Field("auto", description="Reading files, listing, searching, git status/diff.")
+    write: Policy = Field("ask", description="Creating, overwriting or editing files.")
+    exec: Policy = Field("ask", description="Running shell commands and exec-class MCP tools.")
+    network: Policy = Field("ask", description="Tools that reach the network.")
+
+
+class ToolsConfig(_Section):
+    """Built-in tool limits."""
+
+    default_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of a tool that sets none.")
+    output_limit_chars: int = Field(20_000, gt=0, description="Tool output is truncated past this.")
+    max_file_bytes: int = Field(2_000_000, gt=0, description="Larger files are not read whole.")
+    search_extensions: list[str] = Field(
+        default_factory=lambda: [
+            ".py", ".md", ".txt", ".toml", ".json", ".yaml", ".yml", ".cfg", ".ini",
+            ".js", ".ts", ".rs", ".go", ".sh", ".html", ".css",
+        ],
+        description="File extensions search_code may be asked to look in.",
+    )
+    plugins: bool = Field(True, description="Load third-party tools from the `agentcli.tools` entry points.")
+
+
+class McpServerConfig(_Section):
+    """One MCP server started over stdio; its tools appear as `name.tool`."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_-]+$", description="Prefix of the server's tools.")
+    command: str = Field(..., description="Executable to start.")
+    args: list[str] = Field(default_factory=list, description="Arguments.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    risk: RiskClass = Field("exec", description="Risk class of every tool of this server.")
+    timeout_seconds: float = Field(30.0, gt=0, description="Start-up and per-call timeout.")
+
+
+class McpConfig(_Section):
+    servers: list[McpServerConfig] = Field(default_factory=list, description="MCP servers to start.")
+
+
+class ExecutorConfig(_Section):
+    max_parallel: int = Field(4, ge=1, le=64, description="Independent ready steps run at once.")
+    max_arg_corrections: int = Field(2, ge=0, description="Times the model may correct invalid tool args.")
+
+
+class MemoryConfig(_Section):
+    """Episodic and semantic memory (LanceDB)."""
+
+    enabled: bool = Field(True, description="Recall into planning and record episodes.")
+    uri: str = Field("", description="LanceDB URI; empty means <data_dir>/memory. s3://... shares it.")
+    embedding_model: str = Field("builtin", description="`builtin` (offline) or any litellm embedding model.")
+    episodic_k: int = Field(3, ge=0, description="Episodes recalled per query.")
+    episodic_threshold: float = Field(0.75, ge=0, le=1, description="Minimum score of a recalled episode.")
+    semantic_k: int = Field(5, ge=0, description="Knowledge chunks recalled per query.")
+    semantic_threshold: float = Field(0.70, ge=0, le=1, description="Minimum score of a recalled chunk.")
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = Field("warning", description="stderr log level.")
+    json_stderr: bool = Field(False, description="Also write LLM-call records to stderr as JSON.")
+
+
+class Config(_Section):
+    """The whole effective configuration. Every field has a default."""
+
+    model: str = Field("local/smollm2", description="Default model for every role (litellm name).")
+    api_base: str = Field("", description="Override the provider endpoint (OpenAI-compatible servers).")
+    fallbacks: list[str] = Field(default_factory=list, description="Models tried in order if the model fails.")
+    data_dir: str = Field(".agent", description="Runs, memory and logs; relative to the workspace root.")
+    roles: RolesConfig = Field(default_factory=RolesConfig)  # type: ignore[arg-type]
+    llm: LLMConfig = Field(default_factory=LLMConfig)  # type: ignore[arg-type]
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)  # type: ignore[arg-type]
+    approval: ApprovalConfig = Field(default_factory=ApprovalConfig)  # type: ignore[arg-type]
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)  # type: ignore[arg-type]
+    mcp: McpConfig = Field(default_factory=McpConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)  # type: ignore[arg-type]
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)  # type: ignore[arg-type]
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)  # type: ignore[arg-type]
+
+    def model_for(self, role: Literal["planner", "executor", "reviewer"]) -> str:
+        """The model a role uses: its override, else the default model."""
+        return getattr(self.roles, role) or self.model
+
+
+@dataclass
+class Settings:
+    """The effective config plus where it lives and where each value came from."""
+
+    config: Config
+    workspace: Path
+    sources: dict[str, str] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def data_dir(self) -> Path:
+        p = Path(self.config.data_dir).expanduser()
+        return p if p.is_absolute() else (self.workspace / p)
+
+    def source_of(self, dotted: str) -> str:
+        return self.sources.get(dotted, "default")
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "agentcli" / "config.toml"
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in top.items():
+        if isinstance(v, Mapping) and isinstance(merged.get(k), dict):
+            merged[k] = _deep_merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+    d[parts[-1]] = value
+
+
+def _describe_error(err: Mapping[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{loc}'"
+    got = err.get("input")
+    got_s = "" if isinstance(got, Mapping) else f" (got {json.dumps(got, default=str)})"
+    return f"key '{loc}': {err['msg'].lower()}{got_s}"
+
+
+def _validate_layer(layer: Mapping[str, Any], origin: str) -> None:
+    try:
+        Config.model_validate(layer)
+    except ValidationError as e:
+        first = e.errors()[0]
+        more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise ConfigError(f"{origin}: {_describe_error(first)}{more}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _env_value(raw: str) -> Any:
+    # Lists and tables can be given as JSON; scalars stay strings and pydantic coerces them.
+    s = raw.strip()
+    if s[:1] in "[{":
+        try:
+            return json.loads(s)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    """AGENT_MODEL -> model, AGENT_BUDGET__MAX_COST_USD -> budget.max_cost_usd."""
+    layer: dict[str, Any] = {}
+    skip = {"AGENT_ALLOW_MODEL_REQUESTS", "AGENT_CONFIG", "AGENT_WORKSPACE"}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in skip:
+            continue
+        dotted = name[len(ENV_PREFIX):].lower().replace("__", ".")
+        if dotted:
+            _set_dotted(layer, dotted, _env_value(raw))
+    return layer
+
+
+def load_settings(
+    *,
+    workspace: Path | None = None,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    use_user_config: bool = True,
+) -> Settings:
+    """Build the effective settings from every layer.
+
+    ``overrides`` are CLI flag values keyed by dotted config key, e.g.
+    ``{"model": "openai/gpt-4o-mini", "budget.max_steps": 5}``; ``None`` values are ignored.
+    """
+    environ = os.environ if environ is None else environ
+    ws_raw = workspace or environ.get("AGENT_WORKSPACE") or Path.cwd()
+    ws = Path(ws_raw).expanduser().resolve()
+    if not ws.is_dir():
+        raise ConfigError(f"workspace '{ws}' is not a directory")
+
+    layers: list[tuple[str, dict[str, Any]]] = []
+    files: list[Path] = []
+    user = user_config_path()
+    if use_user_config and user.is_file():
+        layers.append((str(user), _read_toml(user)))
+        files.append(user)
+    if config_file is None and environ.get("AGENT_CONFIG"):
+        config_file = Path(environ["AGENT_CONFIG"])
+    if config_file is not None:
+        cf = config_file.expanduser()
+        if not cf.is_file():
+            raise ConfigError(f"config file '{cf}' not found")
+        layers.append((str(cf), _read_toml(cf)))
+        files.append(cf)
+    elif (ws / PROJECT_CONFIG_NAME).is_file():
+        pf = ws / PROJECT_CONFIG_NAME
+        layers.append((str(pf), _read_toml(pf)))
+        files.append(pf)
+
+    env = env_layer(environ)
+    if env:
+        layers.append(("environment", env))
+    flags: dict[str, Any] = {}
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(flags, dotted, value)
+    if flags:
+        layers.append(("flags", flags))
+
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for origin, layer in layers:
+        if origin == "environment":
+            _validate_env(layer)
+        else:
+            _validate_layer(layer, "command-line flag" if origin == "flags" else origin)
+        merged = _deep_merge(merged, layer)
+        for key in _flatten(layer):
+            sources[key] = _source_label(origin, key)
+    config = Config.model_validate(merged)
+    return Settings(config=config, workspace=ws, sources=sources, files=files)
+
+
+def _env_name(dotted: str) -> str:
+    return ENV_PREFIX + dotted.upper().replace(".", "__")
+
+
+def _source_label(origin: str, key: str) -> str:
+    if origin == "environment":
+        return f"env:{_env_name(key)}"
+    if origin == "flags":
+        return "flag"
+    return f"file:{origin}"
+
+
+def _validate_env(layer: Mapping[str, Any]) -> None:
+    try:
+        Config.model_validate(layer)
+    except ValidationError as e:
+        first = e.errors()[0]
+        var = _env_name(".".join(str(p) for p in first["loc"]))
+        raise ConfigError(f"environment variable {var}: {_describe_error(first)}") from None
+
+
+def effective_items(settings: Settings) -> list[tuple[str, Any, str]]:
+    """(dotted key, value, source) for every leaf of the effective config, sorted by key."""
+    dumped = settings.config.model_dump(mode="json")
+    items: list[tuple[str, Any, str]] = []
+    for key, value in _flatten(dumped).items():
+        items.append((key, value, _leaf_source(settings, key)))
+    return items
+
+
+def _leaf_source(settings: Settings, key: str) -> str:
+    # A list of tables (mcp.servers) is sourced as a whole, from its top key.
+    probe = key
+    while probe:
+        if probe in settings.sources:
+            return settings.sources[probe]
+        probe = probe.rpartition(".")[0]
+    return "default"
