@@ -1,0 +1,95 @@
+"""The run state machine: a fixed table of states and transitions.
+
+::
+
+    IDLE ──> PLANNING ──> EXECUTING <──> WAITING_TOOL
+                │            │  ▲            │
+                │            ▼  │            │
+                │         REVIEWING ──> REPLANNING ──> EXECUTING
+                │            │               │
+                ▼            ▼               ▼
+              FAILED      COMPLETE         FAILED        (EXECUTING and WAITING_TOOL may fail too)
+                 └──> IDLE <──┘
+
+The table is pure data (:data:`TRANSITIONS`). :class:`StateMachine` validates each
+move against it, timestamps it, and hands it to listeners (the run's event log).
+An illegal transition raises :class:`IllegalTransition`: that is a bug in the
+executor, never a user error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class State(StrEnum):
+    IDLE = "IDLE"
+    PLANNING = "PLANNING"
+    EXECUTING = "EXECUTING"
+    WAITING_TOOL = "WAITING_TOOL"
+    REVIEWING = "REVIEWING"
+    REPLANNING = "REPLANNING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.IDLE: frozenset({State.PLANNING}),
+    State.PLANNING: frozenset({State.EXECUTING, State.FAILED}),
+    State.EXECUTING: frozenset({State.WAITING_TOOL, State.REVIEWING, State.FAILED}),
+    State.WAITING_TOOL: frozenset({State.EXECUTING, State.FAILED}),
+    State.REVIEWING: frozenset({State.EXECUTING, State.COMPLETE, State.REPLANNING}),
+    State.REPLANNING: frozenset({State.EXECUTING, State.FAILED}),
+    State.COMPLETE: frozenset({State.IDLE}),
+    State.FAILED: frozenset({State.IDLE}),
+}
+
+TERMINAL: frozenset[State] = frozenset({State.COMPLETE, State.FAILED})
+
+
+def is_allowed(src: State, dst: State) -> bool:
+    """Whether the table has the edge ``src -> dst``."""
+    return dst in TRANSITIONS[src]
+
+
+class IllegalTransition(RuntimeError):
+    """A transition the table does not have: a bug in the caller."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    src: State
+    dst: State
+    time: float
+    reason: str
+
+
+class StateMachine:
+    """Current state plus validated moves; listeners see every transition in order."""
+
+    def __init__(self, state: State = State.IDLE, *, clock: Callable[[], float] = time.time) -> None:
+        self.state = state
+        self.history: list[Transition] = []
+        self.listeners: list[Callable[[Transition], None]] = []
+        self._clock = clock
+
+    def can(self, dst: State) -> bool:
+        return is_allowed(self.state, dst)
+
+    def to(self, dst: State, reason: str = "") -> Transition:
+        """Move to ``dst``, or raise IllegalTransition."""
+        if not is_allowed(self.state, dst):
+            raise IllegalTransition(f"illegal transition {self.state} -> {dst} ({reason or 'no reason'})")
+        t = Transition(self.state, dst, self._clock(), reason)
+        self.state = dst
+        self.history.append(t)
+        for listener in self.listeners:
+            listener(t)
+        return t
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
