@@ -1,0 +1,408 @@
+"""Running a plan's steps: dependency order, bounded concurrency, retries, approvals.
+
+:class:`Executor` runs every ready step of a plan (all of its dependencies done)
+concurrently, up to ``executor.max_parallel``, until nothing more can run. It
+never decides how a run ends: that is the reviewer's job (:mod:`agentcli.runner`).
+
+A tool step, in order:
+
+1. ``{{sN.output}}`` references are resolved against earlier outputs;
+2. the args are validated against the tool's schema; on ``invalid_args`` the
+   executor's model is shown the structured error and asked for corrected args,
+   ``executor.max_arg_corrections`` times at most;
+3. approval, when the policy or the plan requires it (asked once per step);
+4. an intent event is made durable before a side-effecting tool runs;
+5. the call, with the tool's timeout capped by the remaining wall-time budget;
+   failures are retried by the step's retry policy, with backoff, never re-planned.
+
+An ``llm`` step sends its resolved prompt to the executor's model.
+
+While any tool runs or waits for approval the run is in WAITING_TOOL, otherwise
+in EXECUTING; every transition, call and decision is appended to the event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from agentcli.approval import ApprovalDecision, ApprovalRequest, Approver
+from agentcli.budget import Budget
+from agentcli.config import Config
+from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, LLMError
+from agentcli.events import EventLog
+from agentcli.fsm import State, StateMachine
+from agentcli.llm import LLMClient
+from agentcli.plan import Plan, ReferenceResolutionError, Step, resolve_references
+from agentcli.tools import ToolError, ToolRegistry, ToolResult
+
+StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
+DONE: frozenset[str] = frozenset({"ok", "failed", "denied", "skipped"})
+
+# What an llm step's prompt is wrapped in; the executor model sees the task for context.
+_LLM_STEP_SYSTEM = (
+    "You carry out one step of a plan for a developer task. Task: {task}\n"
+    "Do exactly what the step asks, using the material given. Reply with the result only."
+)
+_FIX_ARGS_PROMPT = (
+    "Step {step_id} calls the tool `{tool}` with these arguments:\n{args}\n"
+    "They are invalid:\n{errors}\n"
+    "Reply with only the corrected arguments as a JSON object for `{tool}`."
+)
+
+
+@dataclass
+class StepRun:
+    """The state of one step in this run."""
+
+    step: Step
+    status: StepStatus = "pending"
+    attempts: int = 0
+    corrections: int = 0
+    output: Any = None
+    error: dict[str, Any] | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    started: float | None = None
+    finished: float | None = None
+    approval: ApprovalDecision | None = None
+
+    @property
+    def duration_s(self) -> float:
+        if self.started is None or self.finished is None:
+            return 0.0
+        return self.finished - self.started
+
+    def report(self) -> dict[str, Any]:
+        """A summary for the run result and the final table."""
+        s = self.step
+        return {
+            "id": s.id, "title": s.title, "kind": s.kind, "tool": s.tool, "status": self.status,
+            "attempts": self.attempts, "corrections": self.corrections,
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "estimated_cost_usd": s.estimated_cost_usd, "cost_usd": self.cost_usd,
+            "duration_s": round(self.duration_s, 3), "error": self.error,
+        }
+
+
+class _ToolWait:
+    """EXECUTING <-> WAITING_TOOL while at least one tool runs or waits for approval."""
+
+    def __init__(self, fsm: StateMachine) -> None:
+        self.fsm = fsm
+        self.active = 0
+
+    def enter(self, reason: str) -> None:
+        self.active += 1
+        if self.active == 1 and self.fsm.state == State.EXECUTING:
+            self.fsm.to(State.WAITING_TOOL, reason)
+
+    def leave(self, reason: str) -> None:
+        self.active -= 1
+        if self.active == 0 and self.fsm.state == State.WAITING_TOOL:
+            self.fsm.to(State.EXECUTING, reason)
+
+
+class Aborted(ApprovalDenied):
+    """The user chose abort at an approval prompt."""
+
+
+@dataclass
+class Executor:
+    """Runs the steps of one plan within one run. Stateless between runs."""
+
+    config: Config
+    registry: ToolRegistry
+    client: LLMClient
+    approver: Approver
+    budget: Budget
+    events: EventLog
+    fsm: StateMachine
+    task: str = ""
+    on_step: Callable[[StepRun], None] | None = None
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    runs: dict[str, StepRun] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._wait = _ToolWait(self.fsm)
+        self._approval_lock = asyncio.Lock()
+
+    # ----------------------------------------------------------------- the DAG
+
+    def outputs(self) -> dict[str, Any]:
+        return {sid: r.output for sid, r in self.runs.items() if r.status == "ok"}
+
+    def adopt(self, plan: Plan, done: dict[str, StepRun] | None = None) -> None:
+        """Track the steps of ``plan``; steps already done (resume, replan) are kept as they are."""
+        for step in plan.steps:
+            if step.id not in self.runs:
+                self.runs[step.id] = StepRun(step)
+        for sid, run in (done or {}).items():
+            self.runs[sid] = run
+
+    def _ready(self) -> list[StepRun]:
+        ready = []
+        for run in self.runs.values():
+            if run.status != "pending":
+                continue
+            deps = [self.runs.get(d) for d in run.step.depends_on]
+            if any(d is None or d.status in ("failed", "denied", "skipped") for d in deps):
+                run.status = "skipped"
+                run.error = {"type": "skipped", "message": "a step it depends on did not succeed"}
+                self._finish(run)
+                continue
+            if all(d is not None and d.status == "ok" for d in deps):
+                ready.append(run)
+        return ready
+
+    def blocked(self) -> bool:
+        """Whether some step failed or was denied (the reviewer must look)."""
+        return any(r.status in ("failed", "denied") for r in self.runs.values())
+
+    def pending(self) -> list[StepRun]:
+        return [r for r in self.runs.values() if r.status == "pending"]
+
+    async def execute(self, plan: Plan) -> None:
+        """Run ready steps until none is left or one fails for good. Raises BudgetExceeded,
+        Aborted, or CancelledError (Ctrl-C); running steps are cancelled first."""
+        running: dict[asyncio.Task[None], StepRun] = {}
+        limit = self.config.executor.max_parallel
+        try:
+            while True:
+                if not self.blocked():
+                    for run in self._ready():
+                        if len(running) >= limit:
+                            break
+                        run.status = "running"
+                        running[asyncio.create_task(self._run_step(plan, run))] = run
+                if not running:
+                    return
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    running.pop(task)
+                    task.result()  # re-raise budget, abort and bugs
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+    # --------------------------------------------------------------- one step
+
+    def _finish(self, run: StepRun) -> None:
+        run.finished = time.time()
+        self.events.append("step_finished", {
+            "status": run.status, "attempts": run.attempts, "output": run.output, "error": run.error,
+            "input_tokens": run.input_tokens, "output_tokens": run.output_tokens, "cost_usd": run.cost_usd,
+        }, step_id=run.step.id)
+        self.events.sync()  # a step boundary: durable in the background
+        if self.on_step is not None:
+            self.on_step(run)
+
+    async def _run_step(self, plan: Plan, run: StepRun) -> None:
+        step = run.step
+        try:
+            self.budget.check_step(step.id)
+        except BudgetExceeded:
+            run.status = "pending"  # never started: a resumed run with a larger budget runs it
+            raise
+        run.started = time.time()
+        self.events.append("step_started", {"title": step.title, "kind": step.kind, "tool": step.tool},
+                           step_id=step.id)
+        if self.on_step is not None:
+            self.on_step(run)
+        try:
+            if step.kind == "llm":
+                await self._llm_step(run)
+            else:
+                await self._tool_step(plan, run)
+        except (BudgetExceeded, Aborted, asyncio.CancelledError):
+            run.status = "failed"
+            run.error = run.error or {"type": "interrupted", "message": "the run stopped during this step"}
+            self._finish(run)
+            raise
+        self._finish(run)
+
+    async def _llm_step(self, run: StepRun) -> None:
+        step = run.step
+        try:
+            prompt = resolve_references(step.prompt, self.outputs())
+        except ReferenceResolutionError as e:
+            run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
+            return
+        messages = [
+            {"role": "system", "content": _LLM_STEP_SYSTEM.format(task=self.task)},
+            {"role": "user", "content": prompt},
+        ]
+        policy = step.retry
+        for attempt in range(1, policy.max_attempts + 1):
+            run.attempts = attempt
+            try:
+                result = await self.client.acomplete(messages, role="executor", step_id=step.id)
+            except (BudgetExceeded, asyncio.CancelledError):
+                raise
+            except LLMError as e:
+                run.error = {"type": e.error_type, "message": e.one_line()}
+                if attempt < policy.max_attempts:
+                    await self.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
+                    continue
+                run.status = "failed"
+                return
+            run.input_tokens += result.usage.input_tokens
+            run.output_tokens += result.usage.output_tokens
+            run.cost_usd = None if result.cost_usd is None or run.cost_usd is None else run.cost_usd + \
+                result.cost_usd
+            run.status, run.output, run.error = "ok", result.text, None
+            return
+
+    async def _tool_step(self, plan: Plan, run: StepRun) -> None:
+        step = run.step
+        assert step.tool is not None
+        try:
+            args = resolve_references(step.args, self.outputs())
+        except ReferenceResolutionError as e:
+            run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
+            return
+        checked = self.registry.validate(step.tool, args)
+        while isinstance(checked, ToolError) and checked.type == "invalid_args":
+            if run.corrections >= self.config.executor.max_arg_corrections:
+                break
+            run.corrections += 1
+            args = await self._correct_args(run, args, checked)
+            checked = self.registry.validate(step.tool, args)
+        if isinstance(checked, ToolError):
+            run.status, run.error = "failed", checked.model_dump(mode="json")
+            return
+        if not await self._approve(plan, run, args):
+            return
+        tool = self.registry.get(step.tool)
+        side_effects = tool is not None and tool.risk != "read"
+        policy = step.retry
+        for attempt in range(1, policy.max_attempts + 1):
+            run.attempts = attempt
+            if side_effects:
+                self.events.append("tool_intent", {"tool": step.tool, "args": args, "attempt": attempt},
+                                   step_id=step.id, durable=True)
+            result = await self._call(run, args)
+            if result.ok:
+                run.status, run.output, run.error = "ok", result.output, None
+                return
+            assert result.error is not None
+            run.error = result.error.model_dump(mode="json")
+            if attempt < policy.max_attempts:
+                await self.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
+        run.status = "failed"
+
+    async def _call(self, run: StepRun, args: dict[str, Any]) -> ToolResult:
+        step = run.step
+        assert step.tool is not None
+        tool = self.registry.get(step.tool)
+        default = tool.timeout_seconds if tool and tool.timeout_seconds else \
+            self.config.tools.default_timeout_seconds
+        remaining = self.budget.remaining_seconds()
+        timeout = min(default, remaining)
+        self._wait.enter(f"{step.id}: {step.tool}")
+        try:
+            result = await self.registry.call(step.tool, args, timeout=timeout)
+        finally:
+            self._wait.leave(f"{step.id}: {step.tool} returned")
+        self.events.append("tool_call", {"tool": step.tool, "args": args, "attempt": run.attempts,
+                                         "result": result.model_dump(mode="json")}, step_id=step.id)
+        if result.error is not None and result.error.type == "timeout" and remaining <= default:
+            self.budget.check_time("tool")
+        return result
+
+    async def _correct_args(self, run: StepRun, args: dict[str, Any], error: ToolError) -> dict[str, Any]:
+        step = run.step
+        assert step.tool is not None
+        tool = self.registry.get(step.tool)
+        errors = "\n".join(f"- {'.'.join(map(str, d.get('loc', []))) or '(args)'}: {d.get('msg')}"
+                           for d in error.details) or error.message
+        prompt = _FIX_ARGS_PROMPT.format(step_id=step.id, tool=step.tool, args=json.dumps(args),
+                                         errors=errors)
+        schema = tool.parameters_schema() if tool is not None else {"type": "object"}
+        try:
+            result = await self.client.acomplete(
+                [{"role": "system", "content": f"Task: {self.task}"}, {"role": "user", "content": prompt}],
+                role="executor", step_id=step.id, json_schema=schema,
+            )
+        except (BudgetExceeded, asyncio.CancelledError):
+            raise
+        except LLMError:
+            return args
+        run.input_tokens += result.usage.input_tokens
+        run.output_tokens += result.usage.output_tokens
+        fixed = result.parsed if isinstance(result.parsed, dict) else args
+        self.events.append("review", {"kind": "args_corrected", "tool": step.tool, "before": args,
+                                      "after": fixed, "error": error.model_dump(mode="json")},
+                           step_id=step.id)
+        return fixed
+
+    async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any]) -> bool:
+        step = run.step
+        assert step.tool is not None
+        tool = self.registry.get(step.tool)
+        risk = tool.risk if tool is not None else (step.risk or "exec")
+        req = ApprovalRequest(step_id=step.id, tool=step.tool, risk=risk, args=args, plan_hash=plan.hash,
+                              requires_approval=step.requires_approval,
+                              preview=self.registry.preview(step.tool, args))
+        needs_prompt = step.requires_approval or getattr(self.config.approval, risk, "ask") != "auto"
+        if not needs_prompt:
+            decision = self.approver.decide(req)  # policy "auto": no prompt, no thread
+        else:
+            self._wait.enter(f"{step.id}: waiting for approval")
+            try:
+                async with self._approval_lock:
+                    # The prompt blocks on the terminal; other steps keep running meanwhile.
+                    decision = await asyncio.to_thread(self.approver.decide, req)
+            finally:
+                self._wait.leave(f"{step.id}: approval decided")
+        run.approval = decision
+        self.events.append("approval", {
+            "tool": decision.tool, "args_hash": decision.args_hash, "plan_hash": decision.plan_hash,
+            "decided_by": decision.decided_by, "decision": decision.decision, "message": decision.message,
+            "risk": risk,
+        }, step_id=step.id)
+        if decision.decision == "aborted":
+            run.status, run.error = "denied", {"type": "aborted", "message": decision.message}
+            raise Aborted(f"aborted at step {step.id} ({step.tool})")
+        if not decision.approved:
+            run.status, run.error = "denied", {"type": "denied", "message": decision.message}
+            return False
+        return True
+
+
+def summarize_output(output: Any, limit: int = 1500) -> str:
+    """A bounded text rendering of a step output, for prompts and tables."""
+    text = output if isinstance(output, str) else json.dumps(output, default=str, ensure_ascii=False)
+    if len(text) > limit:
+        return text[:limit] + f"... [{len(text) - limit} more chars]"
+    return text
+
+
+class StepOutcome(BaseModel):
+    """Serializable per-step summary (see :meth:`StepRun.report`)."""
+
+    id: str
+    title: str
+    kind: str
+    tool: str | None
+    status: str
+    attempts: int
+    corrections: int
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: float | None
+    cost_usd: float | None
+    duration_s: float
+    error: dict[str, Any] | None
+
+
+__all__ = ["AgentError", "Executor", "StepOutcome", "StepRun", "summarize_output"]

@@ -1,0 +1,76 @@
+"""The reviewer: after the steps (or when one fails for good), judge how the run goes on.
+
+One structured call to the reviewer model, which sees the task, the plan and
+every step's outcome, and answers one of three verdicts:
+
+* ``complete``, with the final answer for the user;
+* ``continue``: accept the failed steps as failed and run what can still run;
+* ``replan``, with a reason the planner gets.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agentcli.executor import StepRun, summarize_output
+from agentcli.llm import LLMClient
+from agentcli.plan import Plan
+
+
+class Review(BaseModel):
+    """The reviewer's verdict."""
+
+    outcome: Literal["complete", "continue", "replan"] = Field(
+        ..., description="complete: the task is done; continue: go on without the failed steps; "
+        "replan: a new plan is needed."
+    )
+    answer: str = Field("", max_length=4000, description="The final answer for the user (for complete).")
+    reason: str = Field("", max_length=500, description="Why (for continue and replan).")
+
+
+_SYSTEM = (
+    "You review the results of a plan that was executed for a developer task. Decide:\n"
+    '- "complete" when the results answer or accomplish the task; put the final answer for the user in '
+    '"answer", based only on the results;\n'
+    '- "continue" when some steps failed but the rest can still accomplish the task;\n'
+    '- "replan" when the task cannot be accomplished with this plan; say why in "reason".\n'
+    "Reply with one JSON object."
+)
+
+
+def step_digest(runs: dict[str, StepRun], limit: int = 1500) -> list[dict[str, Any]]:
+    """What the reviewer (and a replanner) sees of each step."""
+    out = []
+    for run in runs.values():
+        s = run.step
+        item: dict[str, Any] = {"id": s.id, "title": s.title, "status": run.status}
+        item["action"] = f"{s.tool}({json.dumps(s.args, default=str)[:300]})" if s.kind == "tool" else "llm"
+        if run.status == "ok":
+            item["output"] = summarize_output(run.output, limit)
+        elif run.error:
+            item["error"] = str(run.error.get("message", run.error))[:500]
+        out.append(item)
+    return out
+
+
+def fallback_answer(runs: dict[str, StepRun]) -> str:
+    """The last successful step's output: the answer when the reviewer gives none."""
+    for run in reversed(list(runs.values())):
+        if run.status == "ok" and run.output not in (None, ""):
+            return summarize_output(run.output, 4000)
+    return ""
+
+
+async def review(client: LLMClient, task: str, plan: Plan, runs: dict[str, StepRun]) -> Review:
+    """Ask the reviewer model for its verdict."""
+    user = json.dumps({"task": task, "plan_id": plan.id, "steps": step_digest(runs)}, indent=1,
+                      ensure_ascii=False)
+    result = await client.acomplete(
+        [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}],
+        role="reviewer", response_model=Review,
+    )
+    verdict: Review = result.parsed
+    return verdict

@@ -1,0 +1,326 @@
+"""One run, start to finish: the loop that drives the state machine.
+
+::
+
+    IDLE -> PLANNING -> (confirm) -> EXECUTING <-> WAITING_TOOL -> REVIEWING
+        REVIEWING -> COMPLETE                      the reviewer says complete
+        REVIEWING -> EXECUTING                     continue: run what can still run
+        REVIEWING -> REPLANNING -> EXECUTING       a new plan; completed steps kept
+        ... -> FAILED                              budget, denial, abort, planner failure
+    COMPLETE | FAILED -> IDLE
+
+Everything is recorded in the run's event log: the start (task, config digest,
+versions), the plan, each transition, every LLM call (full request and
+response, for replay), tool call, approval and budget check, and the finish
+(status, reason, totals). :func:`run` returns a :class:`RunOutcome`; it never
+prints and never raises for an expected failure: budgets, denials, planning
+failures and Ctrl-C all end as FAILED with a reason and an exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from agentcli import __version__
+from agentcli.approval import Approver
+from agentcli.budget import Budget, BudgetCheck
+from agentcli.config import Config
+from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
+from agentcli.events import EventLog
+from agentcli.executor import Aborted, Executor, StepRun
+from agentcli.fsm import State, StateMachine, Transition
+from agentcli.llm import CallRecord, LLMClient
+from agentcli.plan import Plan
+from agentcli.reviewer import Review, fallback_answer, review
+from agentcli.tools import ToolRegistry
+
+
+@dataclass(frozen=True)
+class ReplanContext:
+    """What the planner gets when asked for a new plan."""
+
+    plan: Plan
+    runs: dict[str, StepRun]
+    reason: str
+
+
+#: Makes a plan for a task (``None``) or a new plan after a failure (a ReplanContext).
+PlanFn = Callable[[str, ReplanContext | None], Awaitable[Plan]]
+#: Shows a plan and asks to go ahead; the flag says whether it is a re-plan.
+ConfirmFn = Callable[[Plan, bool], bool]
+
+
+class RunOutcome(BaseModel):
+    """The result of a run, as `agent run --json` prints it."""
+
+    schema_version: int = 1
+    run_id: str
+    task: str
+    status: str  # COMPLETE | FAILED
+    reason: str
+    answer: str
+    exit_code: int
+    plan_id: str | None
+    plan_hash: str | None
+    steps: list[dict[str, Any]]
+    totals: dict[str, Any]
+    budget: dict[str, Any]
+    duration_s: float
+
+
+@dataclass
+class RunDeps:
+    """Everything a run needs, built by the caller from config."""
+
+    config: Config
+    registry: ToolRegistry
+    client: LLMClient
+    approver: Approver
+    events: EventLog
+    planner: PlanFn
+    confirm: ConfirmFn
+    run_id: str
+    on_step: Callable[[StepRun], None] | None = None
+    on_transition: Callable[[Transition], None] | None = None
+    on_plan: Callable[[Plan], None] | None = None
+    budget: Budget | None = None
+    extra_start: dict[str, Any] = field(default_factory=dict)
+
+
+def config_digest(config: Config) -> str:
+    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _llm_event(events: EventLog) -> Callable[[CallRecord], None]:
+    def record(rec: CallRecord) -> None:
+        req = rec.request
+        resp = rec.response
+        events.append("llm_call", {
+            "call_id": rec.call_id, "attempt": rec.attempt, "role": rec.role, "outcome": rec.outcome,
+            "request_hash": rec.request_hash, "model": req.model,
+            "request": {"messages": req.messages, "response_format": req.response_format,
+                        "tools": req.tools, "max_tokens": req.max_tokens, "temperature": req.temperature,
+                        "seed": req.seed},
+            "response": None if resp is None else {
+                "text": resp.text, "tool_calls": [c.model_dump() for c in resp.tool_calls],
+                "input_tokens": resp.input_tokens, "output_tokens": resp.output_tokens, "model": resp.model,
+            },
+            "usage": rec.usage.model_dump(), "cost_usd": rec.cost_usd, "latency_ms": round(rec.latency_ms, 3),
+            "error_type": rec.error_type, "error": rec.error,
+        }, step_id=rec.step_id)
+    return record
+
+
+def _budget_event(events: EventLog) -> Callable[[BudgetCheck], None]:
+    def record(check: BudgetCheck) -> None:
+        events.append("budget_check", {"kind": check.kind, "ok": check.ok, "which": check.which,
+                                       **check.detail}, step_id=check.detail.get("step_id"))
+    return record
+
+
+def merge_replan(old: Plan, runs: dict[str, StepRun], new: Plan) -> Plan:
+    """Completed steps of ``old`` kept as they are, followed by ``new``'s steps renumbered after
+    them (dependencies and references rewritten to the new ids)."""
+    kept = [r.step for r in runs.values() if r.status == "ok"]
+    start = max((int(s.id[1:]) for s in old.steps), default=0)
+    mapping = {s.id: f"s{start + i}" for i, s in enumerate(new.steps, start=1)}
+
+    def rename(value: Any) -> Any:
+        if isinstance(value, str):
+            for src in sorted(mapping, key=len, reverse=True):
+                value = value.replace("{{" + src + ".", "{{\x00" + mapping[src] + ".")
+            return value.replace("\x00", "")
+        if isinstance(value, dict):
+            return {k: rename(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rename(v) for v in value]
+        return value
+
+    steps = list(kept)
+    for s in new.steps:
+        steps.append(s.model_copy(update={
+            "id": mapping[s.id],
+            "depends_on": [mapping.get(d, d) for d in s.depends_on],
+            "args": rename(s.args),
+            "prompt": rename(s.prompt) if s.prompt is not None else None,
+        }))
+    merged = new.model_copy(update={"steps": steps, "id": new.id})
+    return merged.rehash()
+
+
+class _Run:
+    def __init__(self, task: str, deps: RunDeps) -> None:
+        self.task = task
+        self.deps = deps
+        self.events = deps.events
+        self.budget = deps.budget or Budget(deps.config.budget)
+        self.fsm = StateMachine()
+        self.fsm.listeners.append(self._on_transition)
+        self.budget.listeners.append(_budget_event(self.events))
+        client = deps.client
+        client.guard = self.budget.check_llm_call
+        client.observers.extend([self.budget.observe, _llm_event(self.events)])
+        self.executor = Executor(
+            config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
+            budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
+        )
+        self.plan: Plan | None = None
+        self.answer = ""
+        self.started = time.monotonic()
+
+    def _on_transition(self, t: Transition) -> None:
+        self.events.append("transition", {"from": t.src.value, "to": t.dst.value, "reason": t.reason})
+        if self.deps.on_transition is not None:
+            self.deps.on_transition(t)
+
+    def _fail(self, reason: str) -> None:
+        # The table has no REVIEWING -> FAILED edge: a failed review goes through REPLANNING.
+        if self.fsm.state == State.REVIEWING:
+            self.fsm.to(State.REPLANNING, reason)
+        if self.fsm.state == State.IDLE:
+            self.fsm.to(State.PLANNING, reason)
+        if self.fsm.state not in (State.FAILED, State.COMPLETE):
+            self.fsm.to(State.FAILED, reason)
+
+    def _set_plan(self, plan: Plan, *, replan: bool) -> None:
+        self.plan = plan
+        self.events.append("plan_created", {"replan": replan, "plan": plan.model_dump(mode="json")})
+        self.events.sync(blocking=True)
+        if self.deps.on_plan is not None:
+            self.deps.on_plan(plan)
+
+    async def _plan(self, given: Plan | None) -> bool:
+        self.fsm.to(State.PLANNING, "task received")
+        plan = given if given is not None else await self.deps.planner(self.task, None)
+        self._set_plan(plan, replan=False)
+        if not self.deps.confirm(plan, False):
+            raise ApprovalDenied("the plan was not confirmed; re-run with --yes to accept it")
+        self.executor.adopt(plan)
+        self.fsm.to(State.EXECUTING, f"plan {plan.id} confirmed")
+        return True
+
+    def _policy_denials(self) -> list[StepRun]:
+        return [r for r in self.executor.runs.values()
+                if r.status == "denied" and r.approval is not None and r.approval.decided_by == "policy"]
+
+    async def _replan(self, reason: str) -> None:
+        assert self.plan is not None
+        self.fsm.to(State.REPLANNING, reason)
+        self.budget.check_replan()
+        ctx = ReplanContext(self.plan, dict(self.executor.runs), reason)
+        new = await self.deps.planner(self.task, ctx)
+        merged = merge_replan(self.plan, self.executor.runs, new)
+        before = {s.id for s in self.plan.steps if s.requires_approval}
+        adds_approval = any(s.requires_approval and s.id not in before for s in merged.steps)
+        self._set_plan(merged, replan=True)
+        if adds_approval and not self.deps.confirm(merged, True):
+            raise ApprovalDenied("the new plan was not confirmed")
+        # Steps that did not succeed are dropped; completed ones keep their results.
+        self.executor.runs = {sid: r for sid, r in self.executor.runs.items() if r.status == "ok"}
+        self.executor.adopt(merged)
+        self.fsm.to(State.EXECUTING, f"new plan {merged.id}")
+
+    async def _loop(self) -> None:
+        assert self.plan is not None
+        reviews = 0
+        while True:
+            await self.executor.execute(self.plan)
+            failed = [r for r in self.executor.runs.values() if r.status in ("failed", "denied")]
+            self.fsm.to(State.REVIEWING, f"{len(failed)} step(s) failed" if failed else "all steps done")
+            denied = self._policy_denials()
+            if denied:
+                # Nobody can approve here, so re-planning would meet the same refusal.
+                raise ApprovalDenied(str((denied[0].error or {}).get("message", "approval denied")))
+            reviews += 1
+            verdict: Review = await review(self.deps.client, self.task, self.plan, self.executor.runs)
+            self.events.append("review", {"kind": "verdict", **verdict.model_dump()})
+            if verdict.outcome == "replan" or (verdict.outcome == "continue" and not self._can_continue()):
+                if verdict.outcome == "continue" and not failed:
+                    verdict = Review(outcome="complete", answer=verdict.answer)
+                else:
+                    await self._replan(verdict.reason or "the reviewer asked for a new plan")
+                    continue
+            if verdict.outcome == "continue":
+                for r in failed:
+                    r.status = "skipped"
+                self.fsm.to(State.EXECUTING, verdict.reason or "continue without the failed steps")
+                continue
+            self.answer = verdict.answer or fallback_answer(self.executor.runs)
+            self.fsm.to(State.COMPLETE, "the reviewer judged the task complete")
+            return
+
+    def _can_continue(self) -> bool:
+        failed = {sid for sid, r in self.executor.runs.items() if r.status in ("failed", "denied")}
+        return any(not (set(r.step.depends_on) & failed) for r in self.executor.pending())
+
+    async def go(self, given: Plan | None) -> RunOutcome:
+        self.events.append("run_started", {
+            "task": self.task, "config_digest": config_digest(self.deps.config),
+            "versions": {"agentcli": __version__, "python": platform.python_version()},
+            "model": self.deps.config.model, **self.deps.extra_start,
+        })
+        status, reason, code = "FAILED", "", int(ExitCode.FAILED)
+        try:
+            try:
+                async with asyncio.timeout(self.budget.remaining_seconds()):
+                    await self._plan(given)
+                    await self._loop()
+            except TimeoutError:
+                raise BudgetExceeded("seconds", f"wall-time budget of {self.budget.limits.max_seconds:g}s "
+                                                "used up") from None
+            status, reason, code = "COMPLETE", "complete", int(ExitCode.OK)
+        except BudgetExceeded as e:
+            reason, code = e.reason, int(ExitCode.BUDGET)
+            self.answer = e.one_line()
+        except Aborted as e:
+            reason, code = "aborted", int(ExitCode.DENIED)
+            self.answer = e.one_line()
+        except ApprovalDenied as e:
+            reason, code = "denied", int(ExitCode.DENIED)
+            self.answer = e.one_line()
+        except asyncio.CancelledError:
+            reason, code = "interrupted", int(ExitCode.INTERRUPTED)
+            self.answer = "interrupted; resume with agent run --resume " + self.deps.run_id
+        except AgentError as e:
+            reason = f"error: {e.one_line()}"
+            self.answer = e.one_line()
+        if status != "COMPLETE":
+            self._fail(reason)
+        self.fsm.to(State.IDLE, "run finished")
+        outcome = self._outcome(status, reason, code)
+        self.events.append("run_finished", {"status": status, "reason": reason, "answer": self.answer,
+                                            "totals": outcome.totals, "budget": outcome.budget,
+                                            "exit_code": code})
+        self.events.sync(blocking=True)
+        return outcome
+
+    def _outcome(self, status: str, reason: str, code: int) -> RunOutcome:
+        plan = self.plan
+        return RunOutcome(
+            run_id=self.deps.run_id, task=self.task, status=status, reason=reason, answer=self.answer,
+            exit_code=code, plan_id=plan.id if plan else None, plan_hash=plan.hash if plan else None,
+            steps=[r.report() for r in self.executor.runs.values()],
+            totals=self.deps.client.totals.as_dict(), budget=self.budget.snapshot(),
+            duration_s=round(time.monotonic() - self.started, 3),
+        )
+
+
+async def run(task: str, deps: RunDeps, *, plan: Plan | None = None) -> RunOutcome:
+    """Plan (unless ``plan`` is given), confirm, execute, review; always returns an outcome.
+
+    Ctrl-C (task cancellation) is recorded as FAILED/interrupted before it propagates."""
+    r = _Run(task, deps)
+    try:
+        return await r.go(plan)
+    finally:
+        deps.events.sync(blocking=True)

@@ -1,0 +1,207 @@
+"""Executing plans through the state machine, with the scripted model: the run-level scenarios."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentcli.testing import ScriptedModel
+from runkit import Harness, config, plan, review, step
+
+
+def transitions(h: Harness) -> list[str]:
+    return [e.data["to"] for e in h.recording().of_type("transition")]
+
+
+def test_happy_path(workspace: Path) -> None:
+    (workspace / "notes.txt").write_text("alpha\nbeta\n")
+    p = plan(step("s1", "read_file", path="notes.txt"),
+             step("s2", prompt="Summarise: {{s1.output}}", deps=["s1"]))
+    model = ScriptedModel(["two lines: alpha and beta", review(answer="alpha, beta")])
+    h = Harness(workspace, config(), model, [p])
+    out = h.run()
+    assert (out.status, out.reason, out.exit_code, out.answer) == ("COMPLETE", "complete", 0, "alpha, beta")
+    assert [s["status"] for s in out.steps] == ["ok", "ok"]
+    # the llm step saw the file's content through the reference
+    assert "alpha\nbeta" in model.requests[0].messages[-1]["content"]
+    assert transitions(h) == ["PLANNING", "EXECUTING", "WAITING_TOOL", "EXECUTING", "REVIEWING", "COMPLETE",
+                              "IDLE"]
+    types = [e.type for e in h.recording().events]
+    assert types[0] == "run_started" and types[-1] == "run_finished"
+    for t in ("plan_created", "step_started", "tool_call", "approval", "llm_call", "budget_check",
+              "step_finished", "review"):
+        assert t in types
+    assert out.totals["calls"] == 2
+
+
+def test_invalid_args_self_corrected(workspace: Path) -> None:
+    (workspace / "a.txt").write_text("content of a")
+    # after resolution, path gets a list (list_files output): invalid; the model corrects it
+    p = plan(step("s1", "list_files", pattern="*.txt"),
+             step("s2", "read_file", deps=["s1"], path="{{s1.output}}"))
+    model = ScriptedModel([{"path": "a.txt"}, review(answer="content of a")])
+    h = Harness(workspace, config(), model, [p])
+    out = h.run()
+    assert out.status == "COMPLETE"
+    s2 = out.steps[1]
+    assert s2["status"] == "ok" and s2["corrections"] == 1
+    fix_prompt = model.requests[0].messages[-1]["content"]
+    assert "path" in fix_prompt and "valid string" in fix_prompt
+    assert any(e.data.get("kind") == "args_corrected" for e in h.recording().of_type("review"))
+
+
+def test_tool_timeout_retried_then_success(workspace: Path) -> None:
+    p = plan(step("s1", "flaky", attempts=2, key="k"))
+    h = Harness(workspace, config(), ScriptedModel([review(answer="ok k")]), [p])
+    out = h.run()
+    assert out.status == "COMPLETE"
+    assert out.steps[0]["attempts"] == 2 and h.counters.calls["k"] == 2
+    results = [e.data["result"] for e in h.recording().of_type("tool_call")]
+    assert [r["ok"] for r in results] == [False, True]
+    assert results[0]["error"]["type"] == "timeout"
+
+
+def test_failed_step_replan_then_complete(workspace: Path) -> None:
+    (workspace / "real.txt").write_text("found it")
+    first = plan(step("s1", "read_file", path="missing.txt"))
+    second = plan(step("s1", "read_file", path="real.txt"), plan_id="plan-2")
+    model = ScriptedModel([review("replan", reason="missing.txt does not exist"), review(answer="found it")])
+    h = Harness(workspace, config(), model, [first, second])
+    out = h.run()
+    assert (out.status, out.answer) == ("COMPLETE", "found it")
+    assert h.replans[0].reason == "missing.txt does not exist"
+    assert h.replans[0].runs["s1"].status == "failed"
+    # the new step was renumbered after the old ones and ran
+    assert [s["id"] for s in out.steps] == ["s2"] and out.steps[0]["status"] == "ok"
+    assert transitions(h) == ["PLANNING", "EXECUTING", "WAITING_TOOL", "EXECUTING", "REVIEWING", "REPLANNING",
+                              "EXECUTING", "WAITING_TOOL", "EXECUTING", "REVIEWING", "COMPLETE", "IDLE"]
+
+
+def test_completed_steps_kept_on_replan(workspace: Path) -> None:
+    (workspace / "a.txt").write_text("A")
+    first = plan(step("s1", "read_file", path="a.txt"), step("s2", "read_file", path="nope.txt"))
+    second = plan(step("s1", "read_file", path="a.txt"), plan_id="plan-2")
+    model = ScriptedModel([review("replan", reason="nope"), review(answer="A")])
+    h = Harness(workspace, config(), model, [first, second])
+    out = h.run()
+    assert out.status == "COMPLETE"
+    assert [(s["id"], s["status"]) for s in out.steps] == [("s1", "ok"), ("s3", "ok")]
+    reads = [e for e in h.recording().of_type("tool_call") if e.step_id == "s1"]
+    assert len(reads) == 1  # s1 was not run again
+
+
+def test_denied_approval_without_tty(workspace: Path) -> None:
+    p = plan(step("s1", "write_file", approval=True, risk="write", path="out.txt", content="x"))
+    h = Harness(workspace, config(), ScriptedModel([]), [p])
+    out = h.run()
+    assert (out.status, out.reason, out.exit_code) == ("FAILED", "denied", 4)
+    assert "--yes" in out.answer
+    assert not (workspace / "out.txt").exists()
+    [approval] = h.recording().of_type("approval")
+    assert approval.data["decision"] == "denied" and approval.data["decided_by"] == "policy"
+    assert transitions(h)[-3:] == ["REPLANNING", "FAILED", "IDLE"]
+
+
+def test_yes_approves_ask_steps(workspace: Path) -> None:
+    p = plan(step("s1", "write_file", approval=True, risk="write", path="out.txt", content="x"))
+    h = Harness(workspace, config(), ScriptedModel([review()]), [p], yes=True)
+    out = h.run()
+    assert out.status == "COMPLETE" and (workspace / "out.txt").read_text() == "x"
+    intents = list(h.recording().of_type("tool_intent"))
+    assert len(intents) == 1  # written durably before the write happened
+
+
+def test_interactive_abort(workspace: Path) -> None:
+    p = plan(step("s1", "write_file", approval=True, risk="write", path="out.txt", content="x"))
+    h = Harness(workspace, config(), ScriptedModel([]), [p], prompt_answers=["abort"])
+    out = h.run()
+    assert (out.status, out.reason, out.exit_code) == ("FAILED", "aborted", 4)
+    assert not (workspace / "out.txt").exists()
+
+
+def test_plan_not_confirmed(workspace: Path) -> None:
+    p = plan(step("s1", "list_files"))
+    h = Harness(workspace, config(), ScriptedModel([]), [p], confirm_answers=[False])
+    out = h.run()
+    assert (out.status, out.reason, out.exit_code) == ("FAILED", "denied", 4)
+    assert transitions(h) == ["PLANNING", "FAILED", "IDLE"]
+
+
+@pytest.mark.parametrize("which", ["tokens", "cost"])
+def test_budget_refuses_llm_call_before_sending(workspace: Path, which: str) -> None:
+    p = plan(step("s1", prompt="write a poem"))
+    budget = {"max_tokens": 50} if which == "tokens" else {"max_cost_usd": 0.0000001}
+    model = ScriptedModel(["a poem", review()])
+    h = Harness(workspace, config(budget=budget), model, [p])
+    out = h.run()
+    assert (out.status, out.reason, out.exit_code) == ("FAILED", f"budget_exceeded:{which}", 3)
+    assert model.requests == []  # the call that would cross the budget was never made
+    checks = [e.data for e in h.recording().of_type("budget_check")]
+    assert checks[-1]["ok"] is False and checks[-1]["which"] == which
+
+
+def test_unknown_price_refused_under_cost_budget(workspace: Path) -> None:
+    p = plan(step("s1", prompt="x"))
+    model = ScriptedModel(["y", review()], price=None)
+    out = Harness(workspace, config(), model, [p]).run()
+    assert out.reason == "budget_exceeded:cost" and "unknown" in out.answer
+    assert model.requests == []
+    model = ScriptedModel(["y", review()], price=None)
+    out = Harness(workspace, config(budget={"allow_unknown_price": True}), model, [p]).run()
+    assert out.status == "COMPLETE"
+
+
+def test_step_budget(workspace: Path) -> None:
+    p = plan(step("s1", "list_files"), step("s2", "list_files", deps=["s1"]))
+    out = Harness(workspace, config(budget={"max_steps": 1}), ScriptedModel([]), [p]).run()
+    assert (out.reason, out.exit_code) == ("budget_exceeded:steps", 3)
+    assert [s["status"] for s in out.steps] == ["ok", "pending"]
+
+
+def test_time_budget_cancels_running_tool(workspace: Path) -> None:
+    p = plan(step("s1", "nap", seconds=5))
+    out = Harness(workspace, config(budget={"max_seconds": 0.5}), ScriptedModel([]), [p]).run()
+    assert (out.reason, out.exit_code) == ("budget_exceeded:seconds", 3)
+    assert out.duration_s < 4
+
+
+def test_replan_budget(workspace: Path) -> None:
+    p = plan(step("s1", "read_file", path="missing.txt"))
+    model = ScriptedModel([review("replan", reason="missing")])
+    out = Harness(workspace, config(budget={"max_replans": 0}), model, [p]).run()
+    assert (out.reason, out.exit_code) == ("budget_exceeded:replans", 3)
+
+
+def test_independent_steps_overlap(workspace: Path) -> None:
+    p = plan(*(step(f"s{i}", "nap", seconds=0.3, label=f"n{i}") for i in range(1, 5)))
+    h = Harness(workspace, config(executor={"max_parallel": 4}), ScriptedModel([review()]), [p])
+    out = h.run()
+    assert out.status == "COMPLETE"
+    ev = h.recording()
+    starts = {e.step_id: e.time for e in ev.of_type("step_started")}
+    ends = {e.step_id: e.time for e in ev.of_type("step_finished")}
+    # every step started before any other finished: they ran at the same time
+    assert max(starts.values()) < min(ends.values())
+
+
+def test_max_parallel_one_serialises(workspace: Path) -> None:
+    p = plan(*(step(f"s{i}", "nap", seconds=0.05, label=f"n{i}") for i in range(1, 4)))
+    h = Harness(workspace, config(executor={"max_parallel": 1}), ScriptedModel([review()]), [p])
+    h.run()
+    ev = h.recording()
+    starts = sorted((e.time, e.step_id) for e in ev.of_type("step_started"))
+    ends = {e.step_id: e.time for e in ev.of_type("step_finished")}
+    for (_, a), (t_next, _) in zip(starts, starts[1:], strict=False):
+        assert ends[a] <= t_next
+
+
+def test_continue_skips_failed_and_dependents(workspace: Path) -> None:
+    (workspace / "ok.txt").write_text("fine")
+    p = plan(step("s1", "read_file", path="missing.txt"), step("s2", "read_file", path="ok.txt"),
+             step("s3", prompt="use {{s1.output}}", deps=["s1"]))
+    h = Harness(workspace, config(executor={"max_parallel": 1}),
+                ScriptedModel([review("continue", reason="s1 is optional"), review(answer="fine")]), [p])
+    out = h.run()
+    assert out.status == "COMPLETE"
+    assert {s["id"]: s["status"] for s in out.steps} == {"s1": "skipped", "s2": "ok", "s3": "skipped"}
