@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 import typer.core
 
 from agentcli import __version__
 from agentcli.commands import config as config_cmd
 from agentcli.commands import doctor as doctor_cmd
+from agentcli.commands import plan as plan_cmd
 from agentcli.commands import tools as tools_cmd
 from agentcli.commands.common import State, err_console, print_error
 from agentcli.errors import AgentError, ExitCode
@@ -30,7 +30,7 @@ from agentcli.errors import AgentError, ExitCode
 class _RootGroup(typer.core.TyperGroup):
     """Turns AgentError and Ctrl-C into one line and an exit code, for every subcommand."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except AgentError as e:
@@ -53,6 +53,7 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(tools_cmd.app, name="tools")
 app.command("doctor")(doctor_cmd.doctor)
+app.command("plan")(plan_cmd.plan)
 
 
 def _version(value: bool) -> None:

@@ -145,15 +145,15 @@ class Config(_Section):
     api_base: str = Field("", description="Override the provider endpoint (OpenAI-compatible servers).")
     fallbacks: list[str] = Field(default_factory=list, description="Models tried in order if the model fails.")
     data_dir: str = Field(".agent", description="Runs, memory and logs; relative to the workspace root.")
-    roles: RolesConfig = Field(default_factory=RolesConfig)  # type: ignore[arg-type]
-    llm: LLMConfig = Field(default_factory=LLMConfig)  # type: ignore[arg-type]
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)  # type: ignore[arg-type]
-    approval: ApprovalConfig = Field(default_factory=ApprovalConfig)  # type: ignore[arg-type]
-    tools: ToolsConfig = Field(default_factory=ToolsConfig)  # type: ignore[arg-type]
+    roles: RolesConfig = Field(default_factory=RolesConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
     mcp: McpConfig = Field(default_factory=McpConfig)
-    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)  # type: ignore[arg-type]
-    memory: MemoryConfig = Field(default_factory=MemoryConfig)  # type: ignore[arg-type]
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)  # type: ignore[arg-type]
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     def model_for(self, role: Literal["planner", "executor", "reviewer"]) -> str:
         """The model a role uses: its override, else the default model."""

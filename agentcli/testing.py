@@ -23,7 +23,7 @@ import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -31,7 +31,7 @@ from agentcli import tokens
 from agentcli.errors import LLMFatalError, LLMTransientError
 from agentcli.llm import ModelRequest, ModelResponse, Price, ToolCall
 
-ScriptItem = Union[str, dict[str, Any], list[Any], BaseModel, ToolCall, ModelResponse, BaseException]
+ScriptItem = str | dict[str, Any] | list[Any] | BaseModel | ToolCall | ModelResponse | BaseException
 
 #: Prices used by the fakes unless told otherwise: gpt-4o-mini's, so budgets have something to count.
 DEFAULT_PRICE = Price(input=0.15e-6, output=0.60e-6)
@@ -118,10 +118,11 @@ def last_user_text(req: ModelRequest) -> str:
 def _script_item(raw: Any) -> ScriptItem:
     if isinstance(raw, dict) and "error" in raw:
         cls = LLMTransientError if raw["error"] == "transient" else LLMFatalError
-        return cls(raw.get("message", raw["error"]), status=raw.get("status"), retry_after=raw.get("retry_after"))
+        message = str(raw.get("message") or raw["error"])
+        return cls(message, status=raw.get("status"), retry_after=raw.get("retry_after"))
     if isinstance(raw, dict) and "tool_call" in raw:
         return ToolCall(**raw["tool_call"])
-    return raw  # type: ignore[no-any-return]
+    return raw
 
 
 def named_fake(model: str) -> ScriptedModel | FunctionModel:

@@ -59,7 +59,8 @@ class CallLog:
             if self._stderr is not None:
                 targets.append(self._stderr)
             self._bound = [
-                structlog.wrap_logger(structlog.WriteLogger(t), processors=self._processors) for t in targets
+                structlog.wrap_logger(structlog.WriteLogger(t), processors=self._processors)  # type: ignore[arg-type]
+                for t in targets
             ]
         return self._bound
 

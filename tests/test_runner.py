@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
+from runkit import Harness, config, plan, review, step
 
 from agentcli.testing import ScriptedModel
-from runkit import Harness, config, plan, review, step
 
 
 def transitions(h: Harness) -> list[str]:
@@ -192,7 +193,7 @@ def test_max_parallel_one_serialises(workspace: Path) -> None:
     ev = h.recording()
     starts = sorted((e.time, e.step_id) for e in ev.of_type("step_started"))
     ends = {e.step_id: e.time for e in ev.of_type("step_finished")}
-    for (_, a), (t_next, _) in zip(starts, starts[1:], strict=False):
+    for (_, a), (t_next, _) in itertools.pairwise(starts):
         assert ends[a] <= t_next
 
 

@@ -1,0 +1,300 @@
+"""Core tool types: the result a call returns, the :class:`Tool` itself, and the ``@tool`` decorator.
+
+A tool never raises for a model's mistake. Whatever goes wrong ends up as a
+:class:`ToolResult` with a :class:`ToolError` of one stable ``type``:
+
+``tool_not_found``          no such tool; ``suggestions`` holds close names
+``invalid_args``            the arguments failed validation; ``details`` holds one
+                            ``{"loc", "msg", "type"}`` entry per problem (pydantic's shape)
+``timeout``                 the call did not finish in time
+``path_outside_workspace``  a path argument escapes the workspace root (``..``, an
+                            absolute path elsewhere, or a symlink pointing out)
+``tool_error``              the tool ran and failed; ``exception_type`` names the cause
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentcli.config import RiskClass, ToolsConfig
+
+__all__ = [
+    "ArgsModel",
+    "Capped",
+    "ErrorType",
+    "InvalidArgs",
+    "RiskClass",
+    "Tool",
+    "ToolContext",
+    "ToolError",
+    "ToolFailure",
+    "ToolResult",
+    "tool",
+]
+
+ErrorType = Literal["tool_not_found", "invalid_args", "timeout", "tool_error", "path_outside_workspace"]
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$")
+
+
+class ToolError(BaseModel):
+    """Why a call failed, in a form a model can act on."""
+
+    type: ErrorType
+    message: str
+    details: list[dict[str, Any]] = Field(default_factory=list)
+    suggestions: list[str] = Field(default_factory=list)
+    exception_type: str | None = None
+
+    def one_line(self) -> str:
+        """``<type>: <message>`` folded onto one line."""
+        return " ".join(f"{self.type}: {self.message}".split())
+
+
+class ToolResult(BaseModel):
+    """The outcome of one call: ``ok`` with ``output``, or not ok with ``error``."""
+
+    tool: str
+    ok: bool
+    output: Any = None
+    error: ToolError | None = None
+    duration_ms: float
+    truncated: bool = False
+
+
+@dataclass
+class ToolContext:
+    """What every tool may rely on: the workspace root, the tool limits and the data dir."""
+
+    workspace: Path
+    config: ToolsConfig
+    data_dir: Path
+
+
+class ArgsModel(BaseModel):
+    """Convenient base for tool argument models: unknown fields are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolFailure(Exception):
+    """Raised inside a tool for an expected, clearly explained failure.
+
+    The registry turns it into a :class:`ToolError` of ``error_type`` (``tool_error``
+    unless a subclass says otherwise), so tools need not build results themselves.
+    """
+
+    error_type: ErrorType = "tool_error"
+
+    def __init__(self, message: str, *, error_type: ErrorType | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if error_type is not None:
+            self.error_type = error_type
+
+
+class InvalidArgs(Exception):
+    """Arguments rejected by a validator other than pydantic (e.g. an MCP tool's JSON Schema)."""
+
+    def __init__(self, details: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{_loc_str(d['loc'])}: {d['msg']}" for d in details))
+        self.details = details
+
+
+@dataclass
+class Capped:
+    """A tool's output that the tool already shortened itself (e.g. the head and tail of a log)."""
+
+    value: Any
+    truncated: bool
+
+
+def _loc_str(loc: Any) -> str:
+    parts = [str(p) for p in loc] if isinstance(loc, list | tuple) else [str(loc)]
+    return ".".join(parts) or "(arguments)"
+
+
+def error_details(exc: ValidationError | InvalidArgs) -> list[dict[str, Any]]:
+    """Reduce validation errors to the ``loc``/``msg``/``type`` triples a model can correct from."""
+    if isinstance(exc, InvalidArgs):
+        return exc.details
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def invalid_args_error(tool_name: str, details: list[dict[str, Any]]) -> ToolError:
+    summary = "; ".join(f"{_loc_str(d['loc'])}: {d['msg']}" for d in details[:5])
+    more = f" (+{len(details) - 5} more)" if len(details) > 5 else ""
+    n = len(details)
+    return ToolError(
+        type="invalid_args",
+        message=f"{n} invalid argument{'s' if n != 1 else ''} for {tool_name}: {summary}{more}",
+        details=details,
+    )
+
+
+def _strip_titles(schema: Any) -> Any:
+    # pydantic puts a "title" on every model and field; it is noise in a prompt and costs tokens.
+    if isinstance(schema, list):
+        return [_strip_titles(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            out[key] = {name: _strip_titles(sub) for name, sub in value.items()}
+        else:
+            out[key] = _strip_titles(value)
+    return out
+
+
+def function_name(name: str) -> str:
+    """The name as OpenAI function calling allows it (``^[A-Za-z0-9_-]+$``): ``srv.tool`` -> ``srv__tool``."""
+    return name.replace(".", "__")
+
+
+ToolFunc = Callable[[Any, ToolContext], Any] | Callable[[Any, ToolContext], Awaitable[Any]]
+PreviewFunc = Callable[[Any, ToolContext], "str | None"]
+
+
+@dataclass(eq=False, kw_only=True)
+class Tool:
+    """One callable capability.
+
+    ``func`` is called as ``func(args, ctx)`` with a validated instance of ``args_model``;
+    it may be sync (run in a worker thread, so a timeout still holds) or async.
+    ``preview_func`` (optional) returns what the approval prompt shows, e.g. a diff.
+    ``timeout_for(args, default_timeout)`` (optional) derives the call timeout from the
+    arguments, for tools that take a timeout argument of their own and enforce it themselves
+    (the registry then waits that long plus a grace period, so the tool's own, more
+    informative, timeout handling wins).
+    """
+
+    name: str
+    description: str
+    args_model: type[BaseModel]
+    func: ToolFunc
+    risk: RiskClass = "read"
+    timeout_seconds: float | None = None
+    source: str = "builtin"
+    preview_func: PreviewFunc | None = None
+    timeout_for: Callable[[Any, float], float | None] | None = None
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"invalid tool name {self.name!r}: use letters, digits, '_' and '-'")
+        self.description = inspect.cleandoc(self.description)
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.func)
+
+    def parameters_schema(self) -> dict[str, Any]:
+        """JSON Schema of the arguments (an object schema)."""
+        schema: dict[str, Any] = _strip_titles(self.args_model.model_json_schema())
+        schema.setdefault("properties", {})
+        return schema
+
+    def openai_schema(self) -> dict[str, Any]:
+        """The tool in OpenAI function-calling format. Dots in names become ``__`` there."""
+        return {
+            "type": "function",
+            "function": {
+                "name": function_name(self.name),
+                "description": self.description,
+                "parameters": self.parameters_schema(),
+            },
+        }
+
+    @property
+    def schema_version(self) -> str:
+        """Short sha256 of the schema; a plan records it to notice a tool that changed since."""
+        blob = json.dumps(self.openai_schema(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def validate_args(self, args: dict[str, Any], ctx: ToolContext) -> BaseModel:
+        """Validate without running. Raises ``ValidationError`` or :class:`InvalidArgs`."""
+        return self.args_model.model_validate(args, context={"tools_config": ctx.config})
+
+    def preview(self, args: BaseModel, ctx: ToolContext) -> str | None:
+        """What a call with these (validated) args would do, for an approval prompt."""
+        return self.preview_func(args, ctx) if self.preview_func else None
+
+    def effective_timeout(self, args: BaseModel, default: float) -> float:
+        base = self.timeout_seconds if self.timeout_seconds is not None else default
+        if self.timeout_for is not None:
+            derived = self.timeout_for(args, default)
+            if derived is not None:
+                return max(base, derived)
+        return base
+
+
+def tool(
+    name: str | None = None,
+    *,
+    risk: RiskClass = "read",
+    timeout: float | None = None,
+    description: str | None = None,
+    preview: PreviewFunc | None = None,
+) -> Callable[[Callable[..., Any]], Tool]:
+    """Build a :class:`Tool` from a function whose first parameter is annotated with its args model.
+
+    ::
+
+        class EchoArgs(ArgsModel):
+            text: str
+
+        @tool(risk="read")
+        def echo(args: EchoArgs, ctx: ToolContext) -> str:
+            '''Repeat the text.'''
+            return args.text
+
+    The name defaults to the function's, the description to its docstring.
+    """
+
+    def wrap(func: Callable[..., Any]) -> Tool:
+        params = list(inspect.signature(func).parameters)
+        if not params:
+            raise TypeError(f"{func.__name__}: a tool function takes (args, ctx)")
+        hints = get_type_hints(func)
+        model = hints.get(params[0])
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError(f"{func.__name__}: annotate the first parameter with a pydantic model")
+        return Tool(
+            name=name or func.__name__,
+            description=description or inspect.getdoc(func) or "",
+            args_model=model,
+            func=func if len(params) > 1 else _ignore_ctx(func),
+            risk=risk,
+            timeout_seconds=timeout,
+            preview_func=preview,
+        )
+
+    return wrap
+
+
+def _ignore_ctx(func: Callable[..., Any]) -> ToolFunc:
+    # Lets simple plugin tools be written as func(args) without the context parameter.
+    if inspect.iscoroutinefunction(func):
+
+        async def acall(args: Any, ctx: ToolContext) -> Any:
+            return await func(args)
+
+        return acall
+
+    def call(args: Any, ctx: ToolContext) -> Any:
+        return func(args)
+
+    return call

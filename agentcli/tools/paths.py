@@ -1,0 +1,198 @@
+"""Workspace confinement and workspace walking (with .gitignore).
+
+Every path a tool receives goes through :func:`resolve_in_workspace`. A path is
+refused with a ``path_outside_workspace`` error when, *after* resolving ``..``
+and every symlink, it is not inside the workspace root. Resolving symlinks first
+is the point: ``link -> /etc`` lexically looks inside the root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from agentcli.tools.base import ToolFailure
+
+__all__ = [
+    "ALWAYS_SKIP",
+    "PathOutsideWorkspace",
+    "WorkspaceWalker",
+    "glob_to_regex",
+    "is_binary",
+    "rel_posix",
+    "resolve_in_workspace",
+]
+
+# Never listed or searched, whatever .gitignore says.
+ALWAYS_SKIP = frozenset({".git", ".venv"})
+_SNIFF_BYTES = 8192
+
+
+class PathOutsideWorkspace(ToolFailure):
+    """A path argument that resolves outside the workspace root."""
+
+    error_type = "path_outside_workspace"
+
+
+def resolve_in_workspace(workspace: Path, raw: str, *, what: str = "path") -> Path:
+    """The absolute, symlink-resolved form of ``raw`` (relative to the workspace), or
+    :class:`PathOutsideWorkspace` if it is not inside the workspace root."""
+    root = workspace.resolve()
+    if "\x00" in raw:
+        raise ToolFailure(f"{what} {raw!r} contains a NUL byte")
+    given = Path(raw)
+    candidate = given if given.is_absolute() else root / given
+    lexical = Path(os.path.normpath(candidate))
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError) as exc:  # symlink loops
+        raise ToolFailure(f"cannot resolve {what} {raw!r}: {exc}") from None
+    if resolved == root or resolved.is_relative_to(root):
+        return resolved
+    if lexical == root or lexical.is_relative_to(root):
+        reason = "it goes through a symlink that points outside the workspace"
+    elif given.is_absolute():
+        reason = "it is an absolute path outside the workspace"
+    else:
+        reason = "it climbs out of the workspace with '..'"
+    raise PathOutsideWorkspace(f"{what} {raw!r} is refused: {reason} ({root})")
+
+
+def rel_posix(workspace: Path, path: Path) -> str:
+    """``path`` relative to the workspace, with forward slashes (``.`` for the root)."""
+    rel = path.relative_to(workspace.resolve()).as_posix()
+    return rel or "."
+
+
+def is_binary(path: Path) -> bool:
+    """Sniff the head of a file: a NUL byte means binary (git's heuristic)."""
+    with path.open("rb") as f:
+        return b"\x00" in f.read(_SNIFF_BYTES)
+
+
+def _segment_regex(seg: str) -> str:
+    out, i = [], 0
+    while i < len(seg):
+        c = seg[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = seg.find("]", i + 2 if seg[i + 1 : i + 2] in ("!", "^") else i + 1)
+            if end == -1:
+                out.append(re.escape(c))
+            else:
+                body = seg[i + 1 : end]
+                if body[:1] in ("!", "^"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+@lru_cache(maxsize=128)
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a glob matched against whole workspace-relative POSIX paths.
+
+    ``*`` and ``?`` stay within one path segment; a ``**`` segment spans any number of
+    directories (``**/*.py`` matches ``a.py`` and ``x/y/a.py``).
+    """
+    parts = [p for p in pattern.split("/") if p not in ("", ".")]
+    if not parts:
+        parts = ["**"]
+    regex = ""
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "**":
+            regex += ".*" if last else "(?:[^/]+/)*"
+        else:
+            regex += _segment_regex(part) + ("" if last else "/")
+    return re.compile(regex + r"\Z")
+
+
+def check_glob(workspace: Path, pattern: str) -> None:
+    """Refuse globs that would reach outside the workspace (absolute, or with ``..``)."""
+    if pattern.startswith("/") or PurePosixPath(pattern).is_absolute() or ".." in pattern.split("/"):
+        raise PathOutsideWorkspace(
+            f"pattern {pattern!r} is refused: patterns are relative to the workspace root "
+            f"({workspace.resolve()}) and may not contain '..'"
+        )
+
+
+class WorkspaceWalker:
+    """Iterates the files of the workspace that a developer would consider its contents.
+
+    Skips ``.git/``, ``.venv/`` and the agent's data dir at any depth, whatever
+    ``.gitignore`` files (the root's and nested ones, via ``pathspec``) ignore, and
+    symlinks that point outside the workspace.
+    """
+
+    def __init__(self, workspace: Path, data_dir: Path | None = None) -> None:
+        self.root = workspace.resolve()
+        self._skip_rel: set[str] = set()
+        if data_dir is not None:
+            dd = Path(os.path.normpath(data_dir if data_dir.is_absolute() else self.root / data_dir))
+            if dd.is_relative_to(self.root) and dd != self.root:
+                self._skip_rel.add(dd.relative_to(self.root).as_posix())
+        self._specs: dict[str, Any] = {}
+
+    def _spec(self, rel_dir: str) -> Any:
+        if rel_dir not in self._specs:
+            spec = None
+            gi = self.root / rel_dir / ".gitignore"
+            if gi.is_file():
+                import pathspec  # deferred: only walks need it
+
+                try:
+                    lines = gi.read_text(encoding="utf-8", errors="replace").splitlines()
+                    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+                except (OSError, ValueError):
+                    spec = None
+            self._specs[rel_dir] = spec
+        return self._specs[rel_dir]
+
+    def is_ignored(self, rel: str, *, is_dir: bool) -> bool:
+        """Whether a workspace-relative POSIX path is skipped (always-skipped or gitignored)."""
+        parts = rel.split("/")
+        if any(p in ALWAYS_SKIP for p in parts) or any(
+            rel == s or rel.startswith(s + "/") for s in self._skip_rel
+        ):
+            return True
+        probe = rel + "/" if is_dir else rel
+        for depth in range(len(parts)):
+            base = "/".join(parts[:depth])
+            spec = self._spec(base)
+            if spec is not None and spec.match_file(probe[len(base) + 1 :] if base else probe):
+                return True
+        return False
+
+    def iter_files(self, start: Path | None = None) -> Iterator[tuple[Path, str]]:
+        """``(absolute path, workspace-relative POSIX path)`` of every kept file, sorted."""
+        top = (start or self.root).resolve()
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+            here = Path(dirpath)
+            rel_here = here.relative_to(self.root).as_posix()
+            prefix = "" if rel_here == "." else rel_here + "/"
+            keep_dirs = []
+            for d in sorted(dirnames):
+                if not self.is_ignored(prefix + d, is_dir=True):
+                    keep_dirs.append(d)
+            dirnames[:] = keep_dirs
+            for name in sorted(filenames):
+                rel = prefix + name
+                path = here / name
+                if self.is_ignored(rel, is_dir=False):
+                    continue
+                if path.is_symlink():
+                    target = path.resolve()
+                    if not target.is_relative_to(self.root) or not target.is_file():
+                        continue
+                yield path, rel

@@ -1,0 +1,254 @@
+"""The tool registry: lookup, validation, previews, and calls that never raise for a model's mistake."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import difflib
+import json
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agentcli.tools.base import (
+    Capped,
+    InvalidArgs,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolFailure,
+    ToolResult,
+    error_details,
+    function_name,
+    invalid_args_error,
+)
+
+log = logging.getLogger("agentcli.tools")
+# A library logger: the application decides where records go. Without this, Python's
+# last-resort handler would print every registry warning a second time on stderr.
+log.addHandler(logging.NullHandler())
+
+__all__ = ["ToolRegistry", "cap_output", "truncation_marker"]
+
+
+def truncation_marker(shown: int, total: int, unit: str = "chars") -> str:
+    return f"[... output truncated: {shown} of {total} {unit} shown ...]"
+
+
+def cap_output(output: Any, limit: int) -> tuple[Any, bool]:
+    """Shorten ``output`` to about ``limit`` characters, marking clearly that it was cut.
+
+    Strings keep their head; lists keep their first items (then a marker item); anything
+    else that is too long once rendered as JSON becomes its truncated JSON text.
+    """
+    if isinstance(output, str):
+        if len(output) <= limit:
+            return output, False
+        return output[:limit] + "\n" + truncation_marker(limit, len(output)), True
+    try:
+        rendered = json.dumps(output, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        rendered = repr(output)
+    if len(rendered) <= limit:
+        return output, False
+    if isinstance(output, list):
+        kept: list[Any] = []
+        used = 2
+        for item in output:
+            size = len(json.dumps(item, default=str, ensure_ascii=False)) + 2
+            if used + size > limit:
+                break
+            kept.append(item)
+            used += size
+        kept.append(truncation_marker(len(kept), len(output), "items"))
+        return kept, True
+    return rendered[:limit] + "\n" + truncation_marker(limit, len(rendered)), True
+
+
+def _run_in_daemon_thread(func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    # Not asyncio.to_thread: the default executor is joined when asyncio.run() ends, so one hung
+    # sync tool would hang the whole process at exit. A daemon thread may leak, but never blocks.
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+    cvars = contextvars.copy_context()
+
+    def settle(setter: Callable[[Any], None], value: Any) -> None:
+        if not fut.done():
+            setter(value)
+
+    def runner() -> None:
+        try:
+            result = cvars.run(func, *args)
+        except BaseException as exc:
+            callback, value = fut.set_exception, exc
+        else:
+            callback, value = fut.set_result, result
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
+            loop.call_soon_threadsafe(settle, callback, value)
+
+    threading.Thread(target=runner, name=f"tool:{getattr(func, '__name__', 'tool')}", daemon=True).start()
+    return fut
+
+
+class ToolRegistry:
+    """All tools an agent may call, by name.
+
+    ``warnings`` collects non-fatal problems met while building it (a plugin that failed
+    to import, an MCP server that did not start), for the CLI to show.
+    """
+
+    def __init__(self, ctx: ToolContext) -> None:
+        self.ctx = ctx
+        self.warnings: list[str] = []
+        self._tools: dict[str, Tool] = {}
+        self._aliases: dict[str, str] = {}
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    # -- contents --------------------------------------------------------------------------
+
+    def register(self, tool: Tool) -> None:
+        """Add a tool. A second tool with the same name is a ``ValueError``."""
+        if tool.name in self._tools or tool.name in self._aliases:
+            raise ValueError(f"a tool named {tool.name!r} is already registered")
+        self._tools[tool.name] = tool
+        alias = function_name(tool.name)
+        if alias != tool.name:
+            self._aliases[alias] = tool.name
+
+    def add_warning(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning(message)
+
+    def add_closer(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Register a coroutine function :meth:`aclose` awaits (e.g. stopping an MCP server)."""
+        self._closers.append(closer)
+
+    def get(self, name: str) -> Tool | None:
+        """The tool called ``name`` (or its OpenAI function name, ``srv__tool``), if any."""
+        return self._tools.get(name) or self._tools.get(self._aliases.get(name, ""))
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def tools(self) -> list[Tool]:
+        return [self._tools[n] for n in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def openai_schemas(self) -> list[dict[str, Any]]:
+        """Every tool in OpenAI function-calling format, sorted by name."""
+        return [t.openai_schema() for t in self.tools()]
+
+    # -- validation and preview -------------------------------------------------------------
+
+    def not_found(self, name: str) -> ToolError:
+        """The ``tool_not_found`` error for ``name``, with close names as suggestions."""
+        suggestions = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
+        message = f"unknown tool {name!r}{hint}"
+        return ToolError(type="tool_not_found", message=message, suggestions=suggestions)
+
+    def validate(self, name: str, args: Any) -> BaseModel | ToolError:
+        """Validated arguments for ``name``, or the :class:`ToolError` explaining why not. Runs nothing."""
+        tool = self.get(name)
+        if tool is None:
+            return self.not_found(name)
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            details = [{"loc": [], "msg": "arguments must be a JSON object", "type": "dict_type"}]
+            return invalid_args_error(tool.name, details)
+        try:
+            return tool.validate_args(args, self.ctx)
+        except (ValidationError, InvalidArgs) as exc:
+            return invalid_args_error(tool.name, error_details(exc))
+
+    def preview(self, name: str, args: Any) -> str | None:
+        """What the call would do, for an approval prompt: the diff of a write or edit, the
+        command and cwd of a shell call. ``None`` if the tool has no preview or the call is
+        invalid (the call itself then reports why)."""
+        tool = self.get(name)
+        validated = self.validate(name, args)
+        if tool is None or isinstance(validated, ToolError):
+            return None
+        try:
+            return tool.preview(validated, self.ctx)
+        except Exception as exc:
+            log.debug("preview of %s failed: %s", name, exc)
+            return None
+
+    # -- calls --------------------------------------------------------------------------------
+
+    async def call(self, name: str, args: Any, *, timeout: float | None = None) -> ToolResult:
+        """Validate and run one tool. Never raises for bad input or a failing tool.
+
+        ``timeout`` overrides the tool's own timeout (itself defaulting to
+        ``tools.default_timeout_seconds``).
+        """
+        start = time.perf_counter()
+
+        def done(
+            *, output: Any = None, error: ToolError | None = None, truncated: bool = False
+        ) -> ToolResult:
+            return ToolResult(
+                tool=tool.name if tool else name,
+                ok=error is None,
+                output=output,
+                error=error,
+                duration_ms=round((time.perf_counter() - start) * 1000, 3),
+                truncated=truncated,
+            )
+
+        tool = self.get(name)
+        validated = self.validate(name, args)
+        if tool is None or isinstance(validated, ToolError):
+            return done(error=validated if isinstance(validated, ToolError) else self.not_found(name))
+        limit = timeout if timeout is not None else tool.effective_timeout(
+            validated, self.ctx.config.default_timeout_seconds
+        )
+        try:
+            output = await asyncio.wait_for(self._invoke(tool, validated), timeout=limit)
+        except TimeoutError:
+            msg = f"{tool.name} did not finish within {limit:g} s"
+            return done(error=ToolError(type="timeout", message=msg))
+        except ToolFailure as exc:
+            return done(
+                error=ToolError(type=exc.error_type, message=exc.message, exception_type=type(exc).__name__)
+            )
+        except Exception as exc:
+            log.debug("tool %s raised", tool.name, exc_info=True)
+            message = str(exc) or type(exc).__name__
+            exc_type = type(exc).__name__
+            return done(error=ToolError(type="tool_error", message=message, exception_type=exc_type))
+        limit_chars = self.ctx.config.output_limit_chars
+        pre_truncated = False
+        if isinstance(output, Capped):
+            # The tool cut its output itself, more usefully (head and tail, a "read on from
+            # line N" hint); only a tool far past the limit is cut again.
+            output, pre_truncated = output.value, output.truncated
+            limit_chars = limit_chars * 2 + 1000
+        output, truncated = cap_output(output, limit_chars)
+        return done(output=output, truncated=truncated or pre_truncated)
+
+    async def _invoke(self, tool: Tool, args: BaseModel) -> Any:
+        if tool.is_async:
+            return await tool.func(args, self.ctx)
+        return await _run_in_daemon_thread(tool.func, args, self.ctx)
+
+    async def aclose(self) -> None:
+        """Stop whatever the tools hold open (MCP servers). Safe to call twice."""
+        closers, self._closers = self._closers, []
+        for closer in reversed(closers):
+            try:
+                await closer()
+            except Exception as exc:
+                log.warning("closing tools: %s", exc)

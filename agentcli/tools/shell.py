@@ -1,0 +1,208 @@
+"""run_shell, and the subprocess runner the git tools share.
+
+A child process gets a scrubbed environment (no credentials), runs in its own
+process group inside the workspace, has its output captured with a bounded head
+and tail, and on timeout or cancellation its whole process group is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from agentcli.redact import is_secret_name
+from agentcli.tools.base import ArgsModel, Capped, Tool, ToolContext, ToolFailure
+from agentcli.tools.paths import rel_posix, resolve_in_workspace
+
+__all__ = ["ProcessResult", "child_env", "run_process", "shell_tool"]
+
+# Whole families of provider settings: even their non-secret-looking vars (base URLs,
+# org and project ids, regions) have no business in a command the model wrote.
+_PROVIDER_PREFIXES = re.compile(
+    r"^(OPENAI|ANTHROPIC|AZURE|AWS|GOOGLE|GEMINI|VERTEX|COHERE|MISTRAL|GROQ|HF|HUGGINGFACE|"
+    r"OPENROUTER|TOGETHER|DEEPSEEK|XAI|REPLICATE|PERPLEXITY|FIREWORKS|LITELLM|LANGFUSE|"
+    r"LANGCHAIN|LANGSMITH|VOYAGE|ANYSCALE|DATABRICKS|WATSONX|CLOUDFLARE|NVIDIA_NIM|OLLAMA)_",
+    re.IGNORECASE,
+)
+_GRACE_SECONDS = 5.0
+
+
+def is_scrubbed(name: str) -> bool:
+    """Whether an environment variable is withheld from child processes."""
+    return is_secret_name(name) or bool(_PROVIDER_PREFIXES.match(name))
+
+
+def child_env(
+    environ: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment for a child process: ours minus credentials, with pagers and prompts off."""
+    env = {k: v for k, v in (os.environ if environ is None else environ).items() if not is_scrubbed(k)}
+    # A pager or a credential prompt would wait forever on a terminal nobody watches.
+    env.update({"PAGER": "cat", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"})
+    env.update(extra or {})
+    return env
+
+
+class _HeadTail:
+    """Keeps the first and last ``limit/2`` characters of a stream of unbounded length."""
+
+    def __init__(self, limit: int) -> None:
+        self.half = max(limit // 2, 1)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > self.half:
+                del self.tail[: len(self.tail) - self.half]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.head) + len(self.tail)
+
+    def text(self) -> str:
+        head = self.head.decode("utf-8", errors="replace")
+        tail = self.tail.decode("utf-8", errors="replace")
+        if not self.truncated:
+            return head + tail
+        dropped = self.total - len(self.head) - len(self.tail)
+        return f"{head}\n[... output truncated: {dropped} bytes omitted from the middle ...]\n{tail}"
+
+
+@dataclass
+class ProcessResult:
+    exit_code: int
+    output: str
+    truncated: bool
+    timed_out: bool
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def run_process(
+    argv: Sequence[str] | str,
+    *,
+    cwd: Path,
+    timeout: float,
+    limit: int,
+    env: Mapping[str, str] | None = None,
+) -> ProcessResult:
+    """Run a command (a string goes to ``/bin/sh -c``) with stdout and stderr merged.
+
+    Never waits past ``timeout``: the process group is killed and ``timed_out`` set.
+    If the awaiting task is cancelled, the process group is killed too.
+    """
+    env = dict(env) if env is not None else child_env()
+    kwargs: dict[str, Any] = {
+        "cwd": str(cwd),
+        "env": env,
+        "stdin": asyncio.subprocess.DEVNULL,
+        "stdout": asyncio.subprocess.PIPE,
+        "stderr": asyncio.subprocess.STDOUT,
+        "start_new_session": True,  # its own process group, so a kill reaches grandchildren
+    }
+    try:
+        if isinstance(argv, str):
+            proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", argv, **kwargs)
+        else:
+            proc = await asyncio.create_subprocess_exec(*argv, **kwargs)
+    except OSError as exc:
+        name = argv.split()[0] if isinstance(argv, str) and argv.split() else str(argv[0])
+        raise ToolFailure(f"cannot start {name!r}: {exc.strerror or exc}") from None
+    buf = _HeadTail(limit)
+
+    async def pump() -> None:
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(65536):
+            buf.add(chunk)
+        await proc.wait()
+
+    timed_out = False
+    try:
+        await asyncio.wait_for(pump(), timeout)
+    except TimeoutError:
+        timed_out = True
+        _kill_group(proc)
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        if proc.returncode is None:
+            # A grandchild that left the group may keep the pipe open; do not wait on it.
+            with contextlib.suppress(TimeoutError, ProcessLookupError):
+                await asyncio.wait_for(proc.wait(), _GRACE_SECONDS)
+    code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+    return ProcessResult(exit_code=code, output=buf.text(), truncated=buf.truncated, timed_out=timed_out)
+
+
+class RunShellArgs(ArgsModel):
+    command: str = Field(..., min_length=1, max_length=10_000, description="Command for /bin/sh -c.")
+    timeout: float | None = Field(
+        None, gt=0, le=3600, description="Seconds before the command is killed. Default: the tool timeout."
+    )
+    cwd: str = Field(".", min_length=1, description="Working directory relative to the workspace root.")
+
+
+def _shell_cwd(args: RunShellArgs, ctx: ToolContext) -> Path:
+    cwd = resolve_in_workspace(ctx.workspace, args.cwd, what="cwd")
+    if not cwd.is_dir():
+        raise ToolFailure(f"cwd {args.cwd!r} is not a directory")
+    return cwd
+
+
+def _timeout(args: RunShellArgs, ctx: ToolContext) -> float:
+    return args.timeout if args.timeout is not None else ctx.config.default_timeout_seconds
+
+
+async def run_shell(args: RunShellArgs, ctx: ToolContext) -> dict[str, Any] | Capped:
+    cwd = _shell_cwd(args, ctx)
+    seconds = _timeout(args, ctx)
+    total = ctx.config.output_limit_chars
+    limit = total - min(200, total // 4)  # room for the truncation note
+    res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit)
+    if res.timed_out:
+        tail = res.output[-2000:].strip()
+        raise ToolFailure(
+            f"command timed out after {seconds:g} s and was killed (whole process group)"
+            + (f"; last output:\n{tail}" if tail else ""),
+            error_type="timeout",
+        )
+    return Capped({"exit_code": res.exit_code, "output": res.output}, truncated=res.truncated)
+
+
+def preview_shell(args: RunShellArgs, ctx: ToolContext) -> str:
+    cwd = rel_posix(ctx.workspace, _shell_cwd(args, ctx))
+    return f"$ {args.command}\n(cwd: {cwd}, timeout: {_timeout(args, ctx):g} s)"
+
+
+def shell_tool() -> Tool:
+    return Tool(
+        name="run_shell",
+        description="Run a shell command in the workspace; returns exit_code and combined stdout+stderr. "
+        "Credentials are removed from its environment; stdin is empty.",
+        args_model=RunShellArgs,
+        func=run_shell,
+        risk="exec",
+        preview_func=preview_shell,
+        # The registry waits for the command's own timeout plus time to kill and collect it.
+        timeout_for=lambda a, default: (a.timeout if a.timeout is not None else default) + _GRACE_SECONDS,
+    )

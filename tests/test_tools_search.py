@@ -1,0 +1,130 @@
+"""search_code: the reference schema, literal and regex matching, skipped files."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentcli.config import load_settings
+from agentcli.tools import ToolRegistry, ToolResult, build_registry
+
+
+def make_registry(ws: Path, **tools_cfg: Any) -> ToolRegistry:
+    overrides = {f"tools.{k}": v for k, v in tools_cfg.items()}
+    settings = load_settings(workspace=ws, use_user_config=False, environ={}, overrides=overrides)
+    return asyncio.run(build_registry(settings, plugins=False, mcp=False))
+
+
+def search(reg: ToolRegistry, **args: Any) -> ToolResult:
+    return asyncio.run(reg.call("search_code", args))
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    (tmp_path / "app.py").write_text("import os\n\nclass Parser:\n    def parse(self):\n        return 1\n")
+    (tmp_path / "notes.md").write_text("The Parser reads input.\nparser notes\n")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "util.py").write_text("def helper():\n    return Parser()\n")
+    (tmp_path / "data.bin.py").write_bytes(b"class Parser\x00\x01")
+    (tmp_path / "other.rb").write_text("class Parser\n")
+    return tmp_path
+
+
+def test_schema_is_the_reference_one(ws: Path) -> None:
+    reg = make_registry(ws, search_extensions=[".py", ".md"])
+    params = reg.get("search_code").openai_schema()["function"]["parameters"]  # type: ignore[union-attr]
+    props = params["properties"]
+    assert set(props) == {"query", "extensions", "max_results", "regex"}
+    assert params["required"] == ["query"] and params["additionalProperties"] is False
+    assert (props["query"]["minLength"], props["query"]["maxLength"]) == (3, 200)
+    assert (
+        props["max_results"]["minimum"],
+        props["max_results"]["maximum"],
+        props["max_results"]["default"],
+    ) == (
+        1,
+        20,
+        5,
+    )
+    assert props["regex"] == {
+        "default": False,
+        "description": props["regex"]["description"],
+        "type": "boolean",
+    }
+    array = next(s for s in props["extensions"]["anyOf"] if s.get("type") == "array")
+    assert array["items"]["enum"] == [".py", ".md"]
+
+
+def test_literal_search_returns_file_line_snippet(ws: Path) -> None:
+    res = search(make_registry(ws), query="class Parser")
+    assert res.ok
+    assert res.output == [{"file": "app.py", "line": 3, "snippet": "class Parser:"}]
+
+
+def test_smart_case_and_extensions(ws: Path) -> None:
+    reg = make_registry(ws)
+    hits = search(reg, query="parser", max_results=20).output
+    assert {(h["file"], h["line"]) for h in hits} == {
+        ("app.py", 3),
+        ("notes.md", 1),
+        ("notes.md", 2),
+        ("lib/util.py", 2),
+    }
+    hits = search(reg, query="Parser", extensions=["md"]).output  # "md" is read as ".md"
+    assert [(h["file"], h["line"]) for h in hits] == [("notes.md", 1)]
+
+
+def test_regex_and_max_results(ws: Path) -> None:
+    reg = make_registry(ws)
+    hits = search(reg, query=r"def \w+\(", regex=True).output
+    assert [(h["file"], h["line"]) for h in hits] == [("app.py", 4), ("lib/util.py", 1)]
+    assert search(reg, query="def (", regex=False).ok  # literal: no regex parsing
+    assert len(search(reg, query="parser", max_results=1).output) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "loc", "err_type"),
+    [
+        ({}, ["query"], "missing"),
+        ({"query": "ab"}, ["query"], "string_too_short"),
+        ({"query": "x" * 201}, ["query"], "string_too_long"),
+        ({"query": "abc", "max_results": 0}, ["max_results"], "greater_than_equal"),
+        ({"query": "abc", "max_results": 21}, ["max_results"], "less_than_equal"),
+        ({"query": "abc", "extensions": [".rb"]}, ["extensions", 0], "literal_error"),
+        ({"query": "abc", "extensions": []}, ["extensions"], "too_short"),
+        ({"query": "abc", "regex": "maybe"}, ["regex"], "bool_parsing"),
+        ({"query": "abc", "path": "src"}, ["path"], "extra_forbidden"),
+        ({"query": "a(b", "regex": True}, [], "value_error"),
+    ],
+)
+def test_invalid_args(ws: Path, args: dict[str, Any], loc: list[Any], err_type: str) -> None:
+    res = search(make_registry(ws), **args)
+    assert res.error is not None and res.error.type == "invalid_args"
+    assert res.error.details[0]["loc"] == loc and res.error.details[0]["type"] == err_type
+
+
+def test_extensions_follow_the_config(ws: Path) -> None:
+    reg = make_registry(ws, search_extensions=[".py", ".rb"])
+    assert [h["file"] for h in search(reg, query="class Parser", extensions=[".rb"]).output] == ["other.rb"]
+    res = search(reg, query="Parser", extensions=[".md"])
+    assert res.error is not None and ".rb" in res.error.details[0]["msg"]
+
+
+def test_skips_binary_huge_and_ignored_files(ws: Path) -> None:
+    (ws / ".gitignore").write_text("generated/\n")
+    (ws / "generated").mkdir()
+    (ws / "generated" / "g.py").write_text("class Parser\n")
+    (ws / "big.py").write_text("class Parser\n" + "x = 1\n" * 1000)
+    (ws / ".venv").mkdir()
+    (ws / ".venv" / "v.py").write_text("class Parser\n")
+    hits = search(make_registry(ws, max_file_bytes=2000), query="class Parser", max_results=20).output
+    assert [h["file"] for h in hits] == ["app.py"]
+
+
+def test_long_snippets_are_cut(ws: Path) -> None:
+    (ws / "long.py").write_text("needle " + "y" * 1000 + "\n")
+    hit = search(make_registry(ws), query="needle").output[0]
+    assert len(hit["snippet"]) <= 210 and hit["snippet"].endswith("...")

@@ -1,0 +1,201 @@
+"""run_shell (confinement, scrubbed env, capped output, process-group kill) and the git tools."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentcli.config import load_settings
+from agentcli.tools import ToolRegistry, ToolResult, build_registry
+from agentcli.tools.shell import child_env, is_scrubbed
+
+
+def make_registry(ws: Path, **tools_cfg: Any) -> ToolRegistry:
+    overrides = {f"tools.{k}": v for k, v in tools_cfg.items()}
+    settings = load_settings(workspace=ws, use_user_config=False, environ={}, overrides=overrides)
+    return asyncio.run(build_registry(settings, plugins=False, mcp=False))
+
+
+def call(reg: ToolRegistry, name: str, args: dict[str, Any]) -> ToolResult:
+    return asyncio.run(reg.call(name, args))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie nobody reaped yet is dead for our purposes
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> ToolRegistry:
+    (tmp_path / "sub").mkdir()
+    return make_registry(tmp_path)
+
+
+def test_run_shell_output_and_exit_code(reg: ToolRegistry) -> None:
+    res = call(reg, "run_shell", {"command": "echo out; echo err >&2; exit 3"})
+    assert res.ok and res.output["exit_code"] == 3
+    assert "out" in res.output["output"] and "err" in res.output["output"]
+
+
+def test_run_shell_cwd_is_confined_and_relative(reg: ToolRegistry, tmp_path: Path) -> None:
+    assert call(reg, "run_shell", {"command": "pwd"}).output["output"].strip() == str(tmp_path)
+    assert call(reg, "run_shell", {"command": "pwd", "cwd": "sub"}).output["output"].strip() == str(
+        tmp_path / "sub"
+    )
+    res = call(reg, "run_shell", {"command": "pwd", "cwd": "missing"})
+    assert res.error is not None and res.error.type == "tool_error" and "not a directory" in res.error.message
+    res = call(reg, "run_shell", {"command": "pwd", "cwd": "../.."})
+    assert res.error is not None and res.error.type == "path_outside_workspace"
+
+
+def test_run_shell_scrubs_secrets(reg: ToolRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "OPENAI_API_KEY",
+        "GITHUB_TOKEN",
+        "db_password",
+        "MY_SECRET",
+        "AWS_REGION",
+        "ANTHROPIC_BASE_URL",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "HTTP_AUTH",
+    ):
+        monkeypatch.setenv(name, "hunter2-value")
+    monkeypatch.setenv("HARMLESS_SETTING", "visible")
+    out = call(reg, "run_shell", {"command": "env"}).output["output"]
+    assert "hunter2-value" not in out
+    assert "HARMLESS_SETTING=visible" in out and "PATH=" in out
+
+
+def test_scrub_rules() -> None:
+    env = child_env({"PATH": "/bin", "Api_Key": "x", "XAI_ORG": "y", "HOME": "/h", "SESSION_TOKEN": "z"})
+    assert env["PATH"] == "/bin" and env["HOME"] == "/h" and env["PAGER"] == "cat"
+    assert not {"Api_Key", "XAI_ORG", "SESSION_TOKEN"} & env.keys()
+    assert is_scrubbed("openai_organization") and not is_scrubbed("EDITOR")
+
+
+def test_run_shell_timeout_kills_the_process_group(reg: ToolRegistry, tmp_path: Path) -> None:
+    cmd = "sleep 300 & echo $! > bg.pid; echo started; wait"
+    res = call(reg, "run_shell", {"command": cmd, "timeout": 0.5})
+    assert res.error is not None and res.error.type == "timeout"
+    assert "killed" in res.error.message and "started" in res.error.message
+    pid = int((tmp_path / "bg.pid").read_text())
+    for _ in range(50):
+        if not _alive(pid):
+            break
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def test_run_shell_default_timeout(tmp_path: Path) -> None:
+    res = call(make_registry(tmp_path, default_timeout_seconds=0.3), "run_shell", {"command": "sleep 30"})
+    assert res.error is not None and res.error.type == "timeout"
+
+
+def test_run_shell_huge_output_keeps_head_and_tail(tmp_path: Path) -> None:
+    reg = make_registry(tmp_path, output_limit_chars=1000)
+    res = call(reg, "run_shell", {"command": "seq 1 100000"})
+    assert res.ok and res.truncated
+    out = res.output["output"]
+    assert out.startswith("1\n2\n3\n") and out.rstrip().endswith("100000")
+    assert "output truncated" in out and len(out) < 1200
+
+
+@pytest.mark.parametrize(
+    ("args", "err_type"),
+    [
+        ({}, "missing"),
+        ({"command": ""}, "string_too_short"),
+        ({"command": "ls", "timeout": 0}, "greater_than"),
+        ({"command": "ls", "timeout": 99999}, "less_than_equal"),
+        ({"command": "ls", "timeout": "soon"}, "float_parsing"),
+        ({"command": "ls", "env": {"A": "1"}}, "extra_forbidden"),
+        ({"command": ["ls"]}, "string_type"),
+    ],
+)
+def test_run_shell_invalid_args(reg: ToolRegistry, args: dict[str, Any], err_type: str) -> None:
+    res = call(reg, "run_shell", args)
+    assert res.error is not None and res.error.type == "invalid_args"
+    assert res.error.details[0]["type"] == err_type
+
+
+def test_run_shell_preview(reg: ToolRegistry) -> None:
+    preview = reg.preview("run_shell", {"command": "make test", "cwd": "sub", "timeout": 12})
+    assert preview == "$ make test\n(cwd: sub, timeout: 12 s)"
+    assert reg.preview("run_shell", {"command": "ls", "cwd": "../.."}) is None
+
+
+# -- git -----------------------------------------------------------------------------------------
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q")
+    (root / "a.py").write_text("x = 1\n")
+    (root / "b.py").write_text("y = 1\n")
+    _git(root, "add", ".")
+    _git(root, "commit", "-q", "-m", "init")
+    return root
+
+
+@needs_git
+def test_git_status_and_diff(repo: Path) -> None:
+    reg = make_registry(repo)
+    assert call(reg, "git_status", {}).output.startswith("## ")
+    assert call(reg, "git_diff", {}).output == "(no unstaged changes)"
+    (repo / "a.py").write_text("x = 2\n")
+    (repo / "b.py").write_text("y = 2\n")
+    (repo / "new.txt").write_text("n\n")
+    status = call(reg, "git_status", {}).output
+    assert " M a.py" in status and "?? new.txt" in status
+    diff = call(reg, "git_diff", {}).output
+    assert "-x = 1" in diff and "+y = 2" in diff
+    only_a = call(reg, "git_diff", {"path": "a.py"}).output
+    assert "+x = 2" in only_a and "b.py" not in only_a
+    _git(repo, "add", "b.py")
+    staged = call(reg, "git_diff", {"staged": True}).output
+    assert "+y = 2" in staged and "a.py" not in staged
+
+
+@needs_git
+def test_git_tools_bad_input(repo: Path) -> None:
+    reg = make_registry(repo)
+    for args in ({"staged": "perhaps"}, {"path": ""}, {"color": True}):
+        res = call(reg, "git_diff", args)
+        assert res.error is not None and res.error.type == "invalid_args"
+    res = call(reg, "git_status", {"verbose": True})
+    assert res.error is not None and res.error.details[0]["type"] == "extra_forbidden"
+
+
+@needs_git
+def test_git_outside_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    res = call(make_registry(tmp_path), "git_status", {})
+    assert res.error is not None and res.error.type == "tool_error"
+    assert "not inside a git repository" in res.error.message
