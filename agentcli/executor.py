@@ -24,6 +24,7 @@ in EXECUTING; every transition, call and decision is appended to the event log.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,9 @@ from agentcli.fsm import State, StateMachine
 from agentcli.llm import LLMClient
 from agentcli.plan import Plan, ReferenceResolutionError, Step, resolve_references
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
+
+#: The step whose code is running (asyncio tasks copy it), for backends that serve by step (replay).
+CURRENT_STEP: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentcli_step", default=None)
 
 StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
 DONE: frozenset[str] = frozenset({"ok", "failed", "denied", "skipped"})
@@ -213,6 +217,7 @@ class Executor:
         except BudgetExceeded:
             run.status = "pending"  # never started: a resumed run with a larger budget runs it
             raise
+        CURRENT_STEP.set(step.id)
         run.started = time.time()
         self.events.append("step_started", {"title": step.title, "kind": step.kind, "tool": step.tool},
                            step_id=step.id)

@@ -292,7 +292,7 @@ def classify_exception(exc: Exception, model: str) -> LLMError:
     text = _first_line(str(exc))
     if text.startswith(f"{name}: "):
         text = text[len(name) + 2 :]
-    if isinstance(status, int) and status in _TRANSIENT_STATUS or any(n in name for n in _TRANSIENT_NAMES):
+    if (isinstance(status, int) and status in _TRANSIENT_STATUS) or any(n in name for n in _TRANSIENT_NAMES):
         return LLMTransientError(f"{model}: {name} ({status}): {text}", retry_after=_retry_after(exc),
                                  status=status)
     if name == "APIError" and not isinstance(status, int):
@@ -547,7 +547,8 @@ class LLMClient:
         return tokens.count_messages(messages, model)
 
     def price(self, model: str) -> Price | None:
-        return self.backend.price(model)
+        """The model's price per token, or None when unknown."""
+        return self._price(model)
 
     # -- internals
 

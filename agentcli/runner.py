@@ -101,10 +101,11 @@ def config_digest(config: Config) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _llm_event(events: EventLog) -> Callable[[CallRecord], None]:
+def _llm_event(events: EventLog, client: LLMClient) -> Callable[[CallRecord], None]:
     def record(rec: CallRecord) -> None:
         req = rec.request
         resp = rec.response
+        price = client.price(req.model)
         events.append("llm_call", {
             "call_id": rec.call_id, "attempt": rec.attempt, "role": rec.role, "outcome": rec.outcome,
             "request_hash": rec.request_hash, "model": req.model,
@@ -117,6 +118,7 @@ def _llm_event(events: EventLog) -> Callable[[CallRecord], None]:
             },
             "usage": rec.usage.model_dump(), "cost_usd": rec.cost_usd, "latency_ms": round(rec.latency_ms, 3),
             "error_type": rec.error_type, "error": rec.error,
+            "price": None if price is None else {"input": price.input, "output": price.output},
         }, step_id=rec.step_id)
     return record
 
@@ -169,7 +171,7 @@ class _Run:
         self.budget.listeners.append(_budget_event(self.events))
         client = deps.client
         client.guard = self.budget.check_llm_call
-        client.observers.extend([self.budget.observe, _llm_event(self.events)])
+        client.observers.extend([self.budget.observe, _llm_event(self.events, client)])
         self.executor = Executor(
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
@@ -267,7 +269,8 @@ class _Run:
         self.events.append("run_started", {
             "task": self.task, "config_digest": config_digest(self.deps.config),
             "versions": {"agentcli": __version__, "python": platform.python_version()},
-            "model": self.deps.config.model, **self.deps.extra_start,
+            "model": self.deps.config.model, "config": self.deps.config.model_dump(mode="json"),
+            **self.deps.extra_start,
         })
         status, reason, code = "FAILED", "", int(ExitCode.FAILED)
         try:

@@ -1,0 +1,120 @@
+"""Replaying recorded runs: identical for every executor scenario, divergence when tampered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from runkit import Harness, config, make_registry, plan, review, step
+
+from agentcli.replay import replay_run
+from agentcli.testing import ScriptedModel
+
+
+def _happy(ws: Path) -> Harness:
+    (ws / "notes.txt").write_text("alpha\nbeta\n")
+    p = plan(step("s1", "read_file", path="notes.txt"), step("s2", prompt="Summarise {{s1.output}}", deps=["s1"]))
+    return Harness(ws, config(), ScriptedModel(["summary", review(answer="alpha, beta")]), [p])
+
+
+def _corrected(ws: Path) -> Harness:
+    (ws / "a.txt").write_text("A")
+    p = plan(step("s1", "list_files", pattern="*.txt"), step("s2", "read_file", deps=["s1"], path="{{s1.output}}"))
+    return Harness(ws, config(), ScriptedModel([{"path": "a.txt"}, review()]), [p])
+
+
+def _timeout_retry(ws: Path) -> Harness:
+    return Harness(ws, config(), ScriptedModel([review()]), [plan(step("s1", "flaky", attempts=2, key="k"))])
+
+
+def _replan(ws: Path) -> Harness:
+    (ws / "real.txt").write_text("R")
+    return Harness(ws, config(), ScriptedModel([review("replan", reason="missing"), review(answer="R")]),
+                   [plan(step("s1", "read_file", path="missing.txt")),
+                    plan(step("s1", "read_file", path="real.txt"), plan_id="plan-2")])
+
+
+def _denied(ws: Path) -> Harness:
+    p = plan(step("s1", "write_file", approval=True, risk="write", path="o.txt", content="x"))
+    return Harness(ws, config(), ScriptedModel([]), [p])
+
+
+def _approved_write(ws: Path) -> Harness:
+    p = plan(step("s1", "write_file", approval=True, risk="write", path="o.txt", content="x"))
+    return Harness(ws, config(), ScriptedModel([review()]), [p], yes=True)
+
+
+def _budget(ws: Path) -> Harness:
+    return Harness(ws, config(budget={"max_tokens": 50}), ScriptedModel(["x"]), [plan(step("s1", prompt="x"))])
+
+
+def _parallel(ws: Path) -> Harness:
+    p = plan(*(step(f"s{i}", "nap", seconds=0.05 * i, label=f"n{i}") for i in range(1, 5)))
+    return Harness(ws, config(), ScriptedModel([review()]), [p])
+
+
+def _continue(ws: Path) -> Harness:
+    (ws / "ok.txt").write_text("fine")
+    p = plan(step("s1", "read_file", path="missing.txt"), step("s2", "read_file", path="ok.txt"),
+             step("s3", prompt="use {{s1.output}}", deps=["s1"]))
+    return Harness(ws, config(executor={"max_parallel": 1}),
+                   ScriptedModel([review("continue", reason="optional"), review(answer="fine")]), [p])
+
+
+SCENARIOS: dict[str, Callable[[Path], Harness]] = {
+    "happy": _happy, "corrected": _corrected, "timeout_retry": _timeout_retry, "replan": _replan,
+    "denied": _denied, "approved_write": _approved_write, "budget": _budget, "parallel": _parallel,
+    "continue": _continue,
+}
+
+
+def _events_path(h: Harness) -> Path:
+    return h.workspace / ".agent" / "runs" / h.run_id / "events.jsonl"
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_replay_is_identical(workspace: Path, name: str) -> None:
+    h = SCENARIOS[name](workspace)
+    original = h.run()
+    result = asyncio.run(replay_run(_events_path(h), make_registry(workspace)))
+    assert result.divergence is None, result.divergence.describe()
+    assert (result.outcome.status, result.outcome.reason, result.outcome.answer) == (
+        original.status, original.reason, original.answer)
+    assert result.outcome.totals == original.totals
+
+
+def test_replay_does_not_run_tools(workspace: Path) -> None:
+    h = _approved_write(workspace)
+    h.run()
+    (workspace / "o.txt").unlink()
+    result = asyncio.run(replay_run(_events_path(h), make_registry(workspace)))
+    assert result.identical and not (workspace / "o.txt").exists()
+
+
+def test_tampered_recording_reports_divergence(workspace: Path) -> None:
+    h = _happy(workspace)
+    h.run()
+    path = _events_path(h)
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        ev = json.loads(line)
+        if ev["type"] == "tool_call":
+            ev["data"]["result"]["output"] = "tampered"
+            lines[i] = json.dumps(ev)
+    path.write_text("\n".join(lines) + "\n")
+    result = asyncio.run(replay_run(path, make_registry(workspace)))
+    d = result.divergence
+    assert d is not None and d.step == "s1" or d is not None and d.step == "s2"
+    assert "tampered" in json.dumps(d.got) or "tampered" in json.dumps(d.expected)
+
+
+def test_live_tools_rerun_reads(workspace: Path) -> None:
+    h = _happy(workspace)
+    h.run()
+    (workspace / "notes.txt").write_text("changed\n")
+    result = asyncio.run(replay_run(_events_path(h), make_registry(workspace), live_tools=True))
+    d = result.divergence
+    assert d is not None and d.step == "s1" and d.event == "tool_call"
