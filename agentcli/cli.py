@@ -22,6 +22,8 @@ from agentcli import __version__
 from agentcli.commands import config as config_cmd
 from agentcli.commands import doctor as doctor_cmd
 from agentcli.commands import plan as plan_cmd
+from agentcli.commands import run as run_cmd
+from agentcli.commands import runs as runs_cmd
 from agentcli.commands import tools as tools_cmd
 from agentcli.commands.common import State, err_console, print_error
 from agentcli.errors import AgentError, ExitCode
@@ -54,6 +56,9 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(tools_cmd.app, name="tools")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("plan")(plan_cmd.plan)
+app.command("run")(run_cmd.run)
+app.add_typer(runs_cmd.app, name="runs")
+app.command("replay")(runs_cmd.replay)
 
 
 def _version(value: bool) -> None:

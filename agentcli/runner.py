@@ -53,6 +53,41 @@ class ReplanContext:
     reason: str
 
 
+@dataclass
+class ResumeState:
+    """Where an interrupted, failed or budget-stopped run left off (see :func:`resume_state`)."""
+
+    plan: Plan
+    done: dict[str, StepRun]
+    cost_usd: float
+    tokens: int
+    replans: int
+    last_seq: int
+
+
+def resume_state(rec: Any) -> ResumeState:
+    """Completed steps (with their outputs) and what the run had spent, from its recording."""
+    from agentcli.runs import last_plan, step_states
+
+    plan = last_plan(rec)
+    if plan is None:
+        raise AgentError(f"run {rec.run_id} has no plan yet: start it again with agent run")
+    done: dict[str, StepRun] = {}
+    for sid, st in step_states(rec).items():
+        step = plan.step(sid)
+        if step is not None and st.status == "ok":
+            done[sid] = StepRun(step, status="ok", attempts=st.attempts, output=st.output)
+    calls = list(rec.of_type("llm_call"))
+    return ResumeState(
+        plan=plan, done=done,
+        cost_usd=sum(float(e.data["cost_usd"]) for e in calls if e.data.get("cost_usd") is not None),
+        tokens=sum(int((e.data.get("usage") or {}).get("input_tokens", 0))
+                   + int((e.data.get("usage") or {}).get("output_tokens", 0)) for e in calls),
+        replans=sum(1 for e in rec.of_type("plan_created") if e.data.get("replan")),
+        last_seq=rec.events[-1].seq if rec.events else 0,
+    )
+
+
 #: Makes a plan for a task (``None``) or a new plan after a failure (a ReplanContext).
 PlanFn = Callable[[str, ReplanContext | None], Awaitable[Plan]]
 #: Shows a plan and asks to go ahead; the flag says whether it is a re-plan.
@@ -94,6 +129,7 @@ class RunDeps:
     on_plan: Callable[[Plan], None] | None = None
     budget: Budget | None = None
     extra_start: dict[str, Any] = field(default_factory=dict)
+    resume: ResumeState | None = None
 
 
 def config_digest(config: Config) -> str:
@@ -166,6 +202,10 @@ class _Run:
         self.deps = deps
         self.events = deps.events
         self.budget = deps.budget or Budget(deps.config.budget)
+        if deps.resume is not None:
+            r = deps.resume
+            self.budget.cost_usd, self.budget.tokens = r.cost_usd, r.tokens
+            self.budget.steps, self.budget.replans = len(r.done), r.replans
         self.fsm = StateMachine()
         self.fsm.listeners.append(self._on_transition)
         self.budget.listeners.append(_budget_event(self.events))
@@ -202,12 +242,17 @@ class _Run:
             self.deps.on_plan(plan)
 
     async def _plan(self, given: Plan | None) -> bool:
-        self.fsm.to(State.PLANNING, "task received")
-        plan = given if given is not None else await self.deps.planner(self.task, None)
-        self._set_plan(plan, replan=False)
+        resume = self.deps.resume
+        self.fsm.to(State.PLANNING, "resuming run" if resume else "task received")
+        if resume is not None:
+            plan = resume.plan
+            self.plan = plan  # already recorded; completed steps are adopted, not re-run
+        else:
+            plan = given if given is not None else await self.deps.planner(self.task, None)
+            self._set_plan(plan, replan=False)
         if not self.deps.confirm(plan, False):
             raise ApprovalDenied("the plan was not confirmed; re-run with --yes to accept it")
-        self.executor.adopt(plan)
+        self.executor.adopt(plan, resume.done if resume else None)
         self.fsm.to(State.EXECUTING, f"plan {plan.id} confirmed")
         return True
 

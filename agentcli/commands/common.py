@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from agentcli.config import Settings, load_settings
-from agentcli.llm import ModelBackend
+if TYPE_CHECKING:  # pydantic models cost ~0.1 s to import; `agent --help` must not pay it
+    from agentcli.config import Settings
+    from agentcli.llm import ModelBackend
 
 console = Console()
 err_console = Console(stderr=True)
@@ -54,6 +55,8 @@ class State:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from agentcli.config import load_settings
+
             self._settings = load_settings(
                 workspace=self.workspace,
                 config_file=self.config_file,

@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from agentcli.commands.common import console, state_of
-from agentcli.config import PROJECT_CONFIG_NAME, effective_items, user_config_path
 
 app = typer.Typer(help="Show the effective configuration and where it comes from.", no_args_is_help=True)
 
@@ -20,6 +19,8 @@ def show(
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """The effective config: every key, its value and its source (default, file, env or flag)."""
+    from agentcli.config import effective_items
+
     settings = state_of(ctx).settings
     items = effective_items(settings)
     if json_out:
@@ -43,6 +44,8 @@ def show(
 @app.command("path")
 def path(ctx: typer.Context) -> None:
     """Where config files are looked for, in precedence order (lowest first)."""
+    from agentcli.config import PROJECT_CONFIG_NAME, user_config_path
+
     st = state_of(ctx)
     user = user_config_path()
     typer.echo(f"user     {user}{'' if user.is_file() else '  (not present)'}")

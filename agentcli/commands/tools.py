@@ -15,13 +15,15 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from agentcli.config import Settings, load_settings
 from agentcli.errors import AgentError, ApprovalDenied, ExitCode, UsageError
-from agentcli.tools import Tool, ToolError, ToolRegistry, ToolResult, build_registry
+
+if TYPE_CHECKING:  # pydantic-based modules load when a command runs, not for `agent --help`
+    from agentcli.config import Settings
+    from agentcli.tools import Tool, ToolError, ToolRegistry, ToolResult
 
 app = typer.Typer(help="List, inspect and run the agent's tools.", no_args_is_help=True)
 
@@ -31,6 +33,8 @@ _USAGE_ERRORS = {"invalid_args", "tool_not_found"}
 
 def _settings(ctx: typer.Context) -> Settings:
     """The Settings the root command loaded (``ctx.obj["settings"]``), else load them now."""
+    from agentcli.config import Settings, load_settings
+
     obj = ctx.obj
     if obj is not None and (isinstance(obj, dict) or hasattr(obj, "__getitem__")):
         try:
@@ -56,6 +60,8 @@ def _fail(exc: AgentError, *, json_out: bool, tool: str | None = None, kind: str
 
 
 def _with_registry(settings: Settings, body: Callable[[ToolRegistry], Awaitable[T]]) -> T:
+    from agentcli.tools import build_registry
+
     async def run() -> T:
         registry = await build_registry(settings)
         try:
@@ -112,6 +118,8 @@ def show(
     name: Annotated[str, typer.Argument(help="Tool name, e.g. read_file or server.tool.")],
 ) -> None:
     """A tool's risk class, source and JSON Schema (OpenAI function format), as JSON."""
+    from agentcli.tools import ToolError
+
     settings = _settings(ctx)
 
     async def find(registry: ToolRegistry) -> Tool | ToolError:
@@ -198,6 +206,8 @@ def call(
     timeout: Annotated[float | None, typer.Option("--timeout", help="Override the tool timeout (s).")] = None,
 ) -> None:
     """Validate and run one tool directly. Write and exec tools ask for approval first."""
+    from agentcli.tools import ToolError
+
     settings = _settings(ctx)
     parsed = _parse_args(args, json_out=json_out, name=name)
 
