@@ -40,7 +40,7 @@ from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, LLMError
 from agentcli.events import EventLog
 from agentcli.fsm import State, StateMachine
 from agentcli.llm import LLMClient
-from agentcli.plan import Plan, ReferenceResolutionError, Step, resolve_references
+from agentcli.plan import Plan, ReferenceResolutionError, Step, llm_step_messages, resolve_references
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 
 #: The step whose code is running (asyncio tasks copy it), for backends that serve by step (replay).
@@ -49,11 +49,6 @@ CURRENT_STEP: contextvars.ContextVar[str | None] = contextvars.ContextVar("agent
 StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
 DONE: frozenset[str] = frozenset({"ok", "failed", "denied", "skipped"})
 
-# What an llm step's prompt is wrapped in; the executor model sees the task for context.
-_LLM_STEP_SYSTEM = (
-    "You carry out one step of a plan for a developer task. Task: {task}\n"
-    "Do exactly what the step asks, using the material given. Reply with the result only."
-)
 _FIX_ARGS_PROMPT = (
     "Step {step_id} calls the tool `{tool}` with these arguments:\n{args}\n"
     "They are invalid:\n{errors}\n"
@@ -242,10 +237,7 @@ class Executor:
         except ReferenceResolutionError as e:
             run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
             return
-        messages = [
-            {"role": "system", "content": _LLM_STEP_SYSTEM.format(task=self.task)},
-            {"role": "user", "content": prompt},
-        ]
+        messages = llm_step_messages(self.task, prompt)
         policy = step.retry
         for attempt in range(1, policy.max_attempts + 1):
             run.attempts = attempt

@@ -703,15 +703,7 @@ class LLMClient:
     ) -> None:
         usage = self._usage(resp, req) if resp is not None else Usage()
         cost = self._cost(req.model, usage) if resp is not None else None
-        self.totals.calls += 1
-        self.totals.input_tokens += usage.input_tokens
-        self.totals.output_tokens += usage.output_tokens
-        if resp is not None:
-            if cost is None:
-                self.totals.unpriced_calls += 1
-                self.totals.unpriced_models.add(req.model)
-            else:
-                self.totals.cost_usd += cost
+        self._account(req.model, usage, cost, answered=resp is not None)
         record: dict[str, Any] = {
             "event": "llm_call",
             "run_id": self.run_id,
@@ -741,7 +733,61 @@ class LLMClient:
             for obs in self.observers:
                 obs(rec)
 
+    def _account(self, model: str, usage: Usage, cost: float | None, *, answered: bool) -> None:
+        self.totals.calls += 1
+        self.totals.input_tokens += usage.input_tokens
+        self.totals.output_tokens += usage.output_tokens
+        if answered:
+            if cost is None:
+                self.totals.unpriced_calls += 1
+                self.totals.unpriced_models.add(model)
+            else:
+                self.totals.cost_usd += cost
+
+    def account_recorded(self, rec: CallRecord) -> None:
+        """Count a call made earlier (a replay serving a recorded plan) as if made now: totals and
+        observers see it, nothing is sent."""
+        self._account(rec.request.model, rec.usage, rec.cost_usd, answered=rec.response is not None)
+        for obs in self.observers:
+            obs(rec)
+
 
 def _supports_schema(backend: ModelBackend, model: str) -> bool:
     fn = getattr(backend, "supports_json_schema", None)
     return True if fn is None else bool(fn(model))
+
+
+# ------------------------------------------------------------------ embeddings
+
+
+def embed_texts(model: str, texts: list[str], api_base: str | None = None, *,
+                timeout: float = 120.0) -> list[list[float]]:
+    """Embed ``texts`` with a litellm embedding model (``openai/text-embedding-3-small``, ...).
+
+    One request for the whole batch (callers batch); vectors come back in input order.
+    Raises :class:`ModelRequestsBlocked` under tests without opt-in, and
+    LLMTransientError / LLMFatalError (classified like completions) on failure.
+    """
+    if not requests_allowed():
+        raise ModelRequestsBlocked(
+            f"real model requests are disabled here (embedding model {model}); "
+            "tests opt in with the allow_model_requests fixture"
+        )
+    if not texts:
+        return []
+    litellm = litellm_module()
+    kwargs: dict[str, Any] = {"model": model, "input": texts, "timeout": timeout, "num_retries": 0}
+    if api_base:
+        kwargs["api_base"] = api_base
+    try:
+        resp = litellm.embedding(**kwargs)
+    except Exception as exc:
+        raise classify_exception(exc, model) from exc
+    try:
+        items = sorted(resp.data, key=lambda d: d["index"] if isinstance(d, dict) else d.index)
+        vectors = [list(map(float, d["embedding"] if isinstance(d, dict) else d.embedding)) for d in items]
+    except (AttributeError, KeyError, TypeError) as exc:
+        raise LLMTransientError(f"{model}: malformed embedding response: {exc}") from exc
+    if len(vectors) != len(texts):
+        raise LLMTransientError(f"{model}: {len(vectors)} embeddings for {len(texts)} texts")
+    return vectors

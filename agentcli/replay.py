@@ -36,7 +36,7 @@ from agentcli.config import Config
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.events import EVENTS_NAME, Event, EventLog, Recording, read_events
 from agentcli.executor import CURRENT_STEP
-from agentcli.llm import LLMClient, ModelBackend, ModelRequest, ModelResponse, Price, ToolCall
+from agentcli.llm import CallRecord, LLMClient, ModelBackend, ModelRequest, ModelResponse, Price, ToolCall, Usage
 from agentcli.plan import Plan, canonical_json
 from agentcli.runner import ReplanContext, RunDeps, RunOutcome, run
 from agentcli.tools import ToolRegistry, ToolResult
@@ -252,8 +252,35 @@ def recorded_config(rec: Recording) -> Config:
     return Config.model_validate(raw) if isinstance(raw, dict) else Config()
 
 
-def _recorded_plans(rec: Recording) -> list[Plan]:
-    return [Plan.model_validate(e.data["plan"]) for e in rec.of_type("plan_created")]
+def _recorded_plans(rec: Recording) -> list[tuple[Plan, list[CallRecord]]]:
+    """Each recorded plan with the planner calls that produced it."""
+    out: list[tuple[Plan, list[CallRecord]]] = []
+    calls: list[CallRecord] = []
+    for e in rec.events:
+        if e.type == "llm_call" and e.data.get("role") == "planner":
+            calls.append(call_record(e))
+        elif e.type == "plan_created":
+            out.append((Plan.model_validate(e.data["plan"]), calls))
+            calls = []
+    return out
+
+
+def call_record(e: Event) -> CallRecord:
+    """An llm_call event back as the CallRecord that produced it."""
+    d = e.data
+    r = d.get("request") or {}
+    req = ModelRequest(model=str(d.get("model")), messages=r.get("messages", []),
+                       max_tokens=int(r.get("max_tokens") or 0), temperature=float(r.get("temperature") or 0),
+                       seed=r.get("seed"), response_format=r.get("response_format"), tools=r.get("tools"))
+    resp_d = d.get("response")
+    resp = None if resp_d is None else ModelResponse(
+        text=resp_d.get("text", ""), tool_calls=[ToolCall.model_validate(c) for c in resp_d.get("tool_calls", [])],
+        input_tokens=resp_d.get("input_tokens"), output_tokens=resp_d.get("output_tokens"),
+        model=resp_d.get("model"))
+    return CallRecord(str(d.get("call_id", "")), int(d.get("attempt", 1)), str(d.get("role")), e.step_id, req,
+                      str(d.get("request_hash")), resp, Usage.model_validate(d.get("usage") or {}),
+                      d.get("cost_usd"), float(d.get("latency_ms") or 0), str(d.get("outcome")),
+                      d.get("error_type"), d.get("error"))
 
 
 def _confirmations(rec: Recording) -> list[bool]:
@@ -291,8 +318,8 @@ async def replay_run(
         raise AgentError(f"run {rec.run_id} recorded no plan: nothing to replay")
     fork = None
     if from_step is not None:
-        order = {s.id: i for i, s in enumerate(plans[-1].steps)}
-        for p in plans:
+        order = {s.id: i for i, s in enumerate(plans[-1][0].steps)}
+        for p, _ in plans:
             for i, s in enumerate(p.steps):
                 order.setdefault(s.id, i)
         if from_step not in order:
@@ -315,7 +342,10 @@ async def replay_run(
             raise ReplayDivergence("a fork that needs a new plan must be run live: use agent run")
         if not queue:
             raise ReplayDivergence("the replay needed a plan the recording does not have")
-        return queue.pop(0)
+        plan, calls = queue.pop(0)
+        for call in calls:  # the planner's recorded calls count as they did in the original run
+            client.account_recorded(call)
+        return plan
 
     def confirm(plan: Plan, replan: bool) -> bool:
         return confirms.pop(0) if confirms else True

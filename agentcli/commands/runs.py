@@ -42,7 +42,7 @@ def list_cmd(
         return
     table = Table()
     for col in ("id", "started", "task", "status", "steps", "cost", "duration"):
-        table.add_column(col, overflow="fold" if col == "task" else "ellipsis",
+        table.add_column(col, overflow="fold", no_wrap=col in ("id", "steps", "duration"),
                          justify="right" if col in ("steps", "cost", "duration") else "left")
     for r in runs:
         cost = _cost(r.cost_usd) + (f" +{r.unpriced_calls}?" if r.unpriced_calls else "")
