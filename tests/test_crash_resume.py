@@ -1,0 +1,62 @@
+"""kill -9 a real `agent run` mid-run, then `--resume` it: completed side effects are not repeated."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DRAFT = {"steps": [
+    {"title": "first side effect", "tool": "run_shell", "args": {"command": "echo one >> side.txt"}},
+    {"title": "slow step", "tool": "run_shell", "depends_on": ["s1"],
+     "args": {"command": "test -f resume.flag || sleep 60", "timeout": 90}},
+    {"title": "second side effect", "tool": "run_shell", "depends_on": ["s2"],
+     "args": {"command": "echo three >> side.txt"}},
+]}
+REVIEW = {"outcome": "complete", "answer": "both side effects done", "reason": ""}
+
+
+def _agent(ws: Path, script: list[object], *args: str) -> subprocess.Popen[str]:
+    script_file = ws.parent / f"script-{time.monotonic_ns()}.json"
+    script_file.write_text(json.dumps(script))
+    env = {**os.environ, "AGENT_MODEL": "test/script", "AGENT_TEST_SCRIPT": str(script_file)}
+    return subprocess.Popen([sys.executable, "-m", "agentcli", *args], cwd=ws, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+
+def test_kill9_then_resume(workspace: Path) -> None:
+    proc = _agent(workspace, [DRAFT], "run", "do three things", "--yes", "--json")
+    runs = workspace / ".agent" / "runs"
+    deadline = time.monotonic() + 60
+    events: Path | None = None
+    while time.monotonic() < deadline:
+        found = list(runs.glob("*/events.jsonl")) if runs.is_dir() else []
+        if found and '"step_id":"s2","data":{"title"' in found[0].read_text():
+            events = found[0]
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    assert events is not None, "the run never reached step s2"
+    time.sleep(0.3)  # let s2's shell start
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert (workspace / "side.txt").read_text() == "one\n"
+
+    run_id = events.parent.name
+    (workspace / "resume.flag").write_text("")
+    resumed = _agent(workspace, [REVIEW], "run", "--resume", run_id, "--yes", "--json")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    result = json.loads(out)
+    assert result["status"] == "COMPLETE" and result["run_id"] == run_id
+    # s1's side effect happened exactly once; s3 ran once after the resume
+    assert (workspace / "side.txt").read_text() == "one\nthree\n"
+
+    listed = subprocess.run([sys.executable, "-m", "agentcli", "runs", "list", "--json"], cwd=workspace,
+                            capture_output=True, text=True, timeout=60)
+    [summary] = json.loads(listed.stdout)
+    assert summary["status"] == "COMPLETE" and summary["steps_ok"] == 3
