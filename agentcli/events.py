@@ -27,7 +27,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -120,6 +120,8 @@ class EventLog:
         self._redact = Redactor()
         self._fsyncer = _Fsyncer(self._fd)
         self._closed = False
+        #: Called with every appended event, in order (telemetry builds spans from them).
+        self.listeners: list[Callable[[Event], None]] = []
         # A torn tail from an earlier crash must not glue itself to our first line.
         if path.stat().st_size and not _ends_with_newline(path):
             os.write(self._fd, b"\n")
@@ -139,6 +141,8 @@ class EventLog:
             os.write(self._fd, line.encode())
             if durable:
                 os.fsync(self._fd)
+        for listener in self.listeners:
+            listener(event)
         return event
 
     def sync(self, *, blocking: bool = False) -> None:
