@@ -301,10 +301,13 @@ class Executor:
         step = run.step
         assert step.tool is not None
         tool = self.registry.get(step.tool)
-        default = tool.timeout_seconds if tool and tool.timeout_seconds else \
-            self.config.tools.default_timeout_seconds
+        validated = self.registry.validate(step.tool, args)
+        default = self.config.tools.default_timeout_seconds
+        own = tool.effective_timeout(validated, default) if tool is not None and not isinstance(
+            validated, ToolError) else default
         remaining = self.budget.remaining_seconds()
-        timeout = min(default, remaining)
+        # The tool's own limit applies unless the wall-time budget runs out first.
+        timeout = remaining if remaining < own else None
         self._wait.enter(f"{step.id}: {step.tool}")
         try:
             result = await self.registry.call(step.tool, args, timeout=timeout)
@@ -312,7 +315,7 @@ class Executor:
             self._wait.leave(f"{step.id}: {step.tool} returned")
         self.events.append("tool_call", {"tool": step.tool, "args": args, "attempt": run.attempts,
                                          "result": result.model_dump(mode="json")}, step_id=step.id)
-        if result.error is not None and result.error.type == "timeout" and remaining <= default:
+        if result.error is not None and result.error.type == "timeout" and timeout is not None:
             self.budget.check_time("tool")
         return result
 

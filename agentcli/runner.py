@@ -338,12 +338,12 @@ class _Run:
             self.answer = e.one_line()
         except asyncio.CancelledError:
             reason, code = "interrupted", int(ExitCode.INTERRUPTED)
-            self.answer = "interrupted; resume with agent run --resume " + self.deps.run_id
+            self.answer = "resume with: agent run --resume " + self.deps.run_id
         except AgentError as e:
-            reason = f"error: {e.one_line()}"
+            reason = "error"
             self.answer = e.one_line()
         if status != "COMPLETE":
-            self._fail(reason)
+            self._fail(f"{reason}: {self.answer}" if reason == "error" else reason)
         self.fsm.to(State.IDLE, "run finished")
         outcome = self._outcome(status, reason, code)
         self.events.append("run_finished", {"status": status, "reason": reason, "answer": self.answer,

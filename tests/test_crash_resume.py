@@ -60,3 +60,29 @@ def test_kill9_then_resume(workspace: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     [summary] = json.loads(listed.stdout)
     assert summary["status"] == "COMPLETE" and summary["steps_ok"] == 3
+
+
+def test_ctrl_c_is_recorded_and_resumable(workspace: Path) -> None:
+    draft = {"steps": [{"title": "slow", "tool": "run_shell",
+                        "args": {"command": "test -f resume.flag || sleep 60", "timeout": 90}}]}
+    proc = _agent(workspace, [draft], "run", "slow thing", "--yes")
+    runs = workspace / ".agent" / "runs"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = list(runs.glob("*/events.jsonl")) if runs.is_dir() else []
+        if found and '"type":"step_started"' in found[0].read_text():
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "agent run --resume" in err and "Traceback" not in err
+    [events] = list(runs.glob("*/events.jsonl"))
+    finished = [json.loads(x) for x in events.read_text().splitlines() if '"run_finished"' in x]
+    assert finished[-1]["data"]["reason"] == "interrupted"
+    (workspace / "resume.flag").write_text("")
+    resumed = _agent(workspace, [REVIEW], "run", "--resume", events.parent.name, "--yes", "--json")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert json.loads(out)["status"] == "COMPLETE"
