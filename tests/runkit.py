@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from agentcli.approval import Answer, ApprovalRequest, Approver
 from agentcli.config import Config
-from agentcli.events import EventLog, Recording, read_events
+from agentcli.events import Event, EventLog, Recording, read_events
 from agentcli.llm import LLMClient
 from agentcli.plan import Plan, RetryPolicy, Step
 from agentcli.runner import ReplanContext, RunDeps, RunOutcome, run
@@ -92,9 +93,12 @@ class Harness:
     yes: bool = False
     counters: Counters = field(default_factory=Counters)
     run_id: str = "run-test"
+    #: Attached to the run's EventLog before the run starts (e.g. telemetry's span converter).
+    listeners: list[Callable[[Event], None]] = field(default_factory=list)
 
     def deps(self) -> RunDeps:
         events = EventLog(self.workspace / ".agent" / "runs" / self.run_id / "events.jsonl", self.run_id)
+        events.listeners.extend(self.listeners)
         client = LLMClient(self.config, backend=self.model, run_id=self.run_id)
         queue = list(self.plans)
 

@@ -155,8 +155,15 @@ def run(
     else:
         run_id = new_run_id()
     client = build_llm_client(settings, run_id, log_json=state.log_json, backend=state.backend)
+    telemetry = None
+    if settings.config.telemetry.exporter != "none":  # off: OpenTelemetry is not even imported
+        from agentcli.telemetry import start_run_telemetry
+
+        telemetry = start_run_telemetry(settings.config.telemetry)
     events = EventLog(run_dir(settings.data_dir, run_id) / EVENTS_NAME, run_id,
                       start_seq=resume_from.last_seq if resume_from else 0)
+    if telemetry is not None:
+        events.listeners.append(telemetry.listener)
     quiet = json_out
     on_step, on_transition = _progress(quiet)
     approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
@@ -203,6 +210,8 @@ def run(
         events.close()
         if client.call_log is not None:
             client.call_log.close()
+        if telemetry is not None:
+            telemetry.shutdown()
     if json_out:
         typer.echo(outcome.model_dump_json(indent=2))
     else:

@@ -1,4 +1,4 @@
-"""`agent runs list`, `agent runs show ID`, and `agent replay ID`."""
+"""`agent runs list`, `agent runs show ID`, `agent runs stats`, and `agent replay ID`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from agentcli.commands.common import console, err_console, print_warning, state_of
-from agentcli.errors import ExitCode
+from agentcli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from agentcli.config import TelemetryConfig
     from agentcli.events import Recording
+    from agentcli.stats import RunStats, StepCost
 
 app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
 
@@ -94,6 +96,26 @@ def render_timeline(rec: Recording) -> None:
     console.print(table)
 
 
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{'+' if value >= 0 else '-'}${abs(value):.6f}"
+
+
+def render_step_costs(costs: list[StepCost]) -> None:
+    """Per step: estimated vs actual cost (the actual is what its LLM calls cost, retries included)."""
+    if not costs:
+        return
+    table = Table(title="cost per step", title_justify="left")
+    for col in ("step", "status", "calls", "estimated", "actual", "actual - est."):
+        table.add_column(col, justify="left" if col in ("step", "status") else "right")
+    for c in costs:
+        overhead = c.kind in ("planner", "reviewer")
+        label = c.step_id if overhead else f"{c.step_id} {c.tool or 'llm'}"
+        est = "-" if overhead else _cost(c.estimated_cost_usd)
+        table.add_row(escape(label), c.status, str(c.calls), est, _cost(c.cost_usd),
+                      _signed(c.error_usd))
+    console.print(table)
+
+
 @app.command("show")
 def show(
     ctx: typer.Context,
@@ -104,11 +126,13 @@ def show(
     from agentcli.events import read_events
     from agentcli.render import render_plan
     from agentcli.runs import find_run, last_plan, summarize
+    from agentcli.stats import step_costs
 
     rec = read_events(find_run(state_of(ctx).settings.data_dir, run_id))
     summary = summarize(rec)
+    costs = step_costs(rec)
     if json_out:
-        typer.echo(json.dumps({"summary": summary.as_dict(),
+        typer.echo(json.dumps({"summary": summary.as_dict(), "step_costs": [c.as_dict() for c in costs],
                                "events": [e.model_dump(mode="json") for e in rec.events]}, indent=2))
         return
     for w in rec.warnings:
@@ -117,11 +141,80 @@ def show(
     if plan is not None:
         render_plan(plan, console)
     render_timeline(rec)
+    render_step_costs(costs)
     s = summary
     console.print(f"[bold]{s.status}[/bold] ({escape(s.reason)}) · steps {s.steps_ok}/{s.steps} ok · "
                   f"{s.calls} LLM calls · {s.input_tokens}+{s.output_tokens} tokens · {_cost(s.cost_usd)}"
                   + (f" (+{s.unpriced_calls} unpriced)" if s.unpriced_calls else "")
                   + ("" if s.duration_s is None else f" · {s.duration_s:.1f}s"), highlight=False)
+
+
+@app.command("stats")
+def stats(
+    ctx: typer.Context,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only runs started in this window (7d, 12h, 30m, 2w) or since a date (2026-01-31).")] = None,
+    by: Annotated[str, typer.Option("--by", help="Group by model, day or status.")] = "model",
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Calls, tokens and cost over recorded runs, runs by outcome, and how good plan estimates were."""
+    from agentcli.stats import compute_stats, parse_since
+
+    report = compute_stats(state_of(ctx).settings.data_dir, since=parse_since(since) if since else None,
+                           by=by)  # type: ignore[arg-type]
+    if json_out:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    for w in report.warnings:
+        print_warning(w)
+    render_stats(report)
+
+
+def render_stats(r: RunStats) -> None:
+    from agentcli.stats import day_of
+
+    window = "all runs" if r.since is None else f"runs since {day_of(r.since)} {_clock(r.since)[:8]} UTC"
+    table = Table(title=f"usage by {r.by} ({window})", title_justify="left")
+    for col in (r.by, "runs", "calls", "failed", "input tok", "output tok", "cost", "unpriced calls"):
+        table.add_column(col, justify="left" if col == r.by else "right", overflow="fold")
+    rows = [*r.groups, r.totals]
+    for g in rows:
+        unpriced = "-" if not g.unpriced_calls else (
+            f"{g.unpriced_calls} ({g.unpriced_input_tokens}+{g.unpriced_output_tokens} tok)")
+        table.add_row("[bold]total[/bold]" if g is r.totals else escape(g.key), str(g.runs), str(g.calls),
+                      str(g.failed_calls), str(g.input_tokens), str(g.output_tokens), _cost(g.cost_usd), unpriced,
+                      end_section=g is rows[-2] if len(rows) > 1 else False)
+    console.print(table)
+    outcomes = ", ".join(f"{k} {v}" for k, v in r.runs_by_status.items()) or "none"
+    console.print(f"runs: {r.runs} ({outcomes})", highlight=False)
+    if r.failure_reasons:
+        console.print("not completed: " + ", ".join(f"{escape(k)} {v}" for k, v in r.failure_reasons.items()),
+                      highlight=False)
+    if r.replayed_calls:
+        console.print(f"{r.replayed_calls} calls served from recordings (replays, forks) not counted",
+                      highlight=False)
+    e = r.estimate
+    if e.plans_compared:
+        rel = "" if e.mean_abs_relative_error is None else f" ({e.mean_abs_relative_error:.0%} of the estimate)"
+        console.print(f"plan estimates vs llm-step cost, {e.plans_compared} plans: mean error "
+                      f"{_signed(e.mean_error_usd)}, mean absolute error ${e.mean_abs_error_usd or 0:.6f}{rel}; "
+                      f"estimated ${e.estimated_usd:.6f}, actual ${e.actual_usd:.6f}", highlight=False)
+    else:
+        console.print(f"plan estimates: no comparable plan ({e.plans_skipped} not comparable)", highlight=False)
+
+
+def _export_trace(rec: Recording, cfg: TelemetryConfig, json_out: bool) -> None:
+    from agentcli.telemetry import export_recording
+
+    for w in rec.warnings:
+        print_warning(w)
+    result = export_recording(rec.events, rec.run_id, cfg)
+    if json_out:
+        typer.echo(json.dumps({"run_id": result.run_id, "exporter": cfg.exporter, "spans": result.spans,
+                               "trace_ids": result.trace_ids}, indent=2))
+    else:
+        err_console.print(f"exported run {rec.run_id} as trace {', '.join(result.trace_ids) or '-'} "
+                          f"({result.spans} spans, exporter {cfg.exporter})", highlight=False)
 
 
 def replay(
@@ -134,6 +227,9 @@ def replay(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="With --live-tools: re-run write/exec tools too; "
                                       "with --from: approve `ask` steps.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    export_trace: Annotated[bool, typer.Option(
+        "--export-trace", help="Emit the recorded run as an OpenTelemetry trace ([telemetry] exporter); "
+        "execute nothing.")] = False,
 ) -> None:
     """Re-execute a recorded run offline at zero cost and report `identical` or the first divergence."""
     import asyncio
@@ -145,6 +241,11 @@ def replay(
     state = state_of(ctx)
     settings = state.settings
     path = find_run(settings.data_dir, run_id)
+    if export_trace:
+        if live_tools or from_step is not None:
+            raise UsageError("--export-trace executes nothing: it cannot be combined with --live-tools or --from")
+        _export_trace(read_events(path), settings.config.telemetry, json_out)
+        return
     if view:
         rec = read_events(path)
         for w in rec.warnings:
