@@ -109,3 +109,8 @@ class ApprovalDenied(AgentError):
 
 class Interrupted(AgentError):
     exit_code = ExitCode.INTERRUPTED
+
+
+class PlanningError(AgentError):
+    """No valid plan: the planner's output still failed validation after the bounded re-asks,
+    or a plan file is unreadable or invalid. The message lists what was wrong."""

@@ -1,0 +1,445 @@
+"""Plans as typed data: steps, references between them, validation, approval and the plan hash.
+
+A :class:`Plan` is what ``agent plan`` writes and ``agent run --plan`` executes. Its
+``hash`` covers everything execution depends on (see :meth:`Plan.hash_payload`), so an
+edited plan file is noticed, re-validated and re-hashed before it runs.
+
+References: a step's args (or an ``llm`` step's prompt) may use an earlier step's output
+as ``{{s1.output}}`` or a path into a JSON output: ``{{s2.output.files[0]}}``,
+``{{s2.output.matches[1].path}}``. They are resolved at execution time by
+:func:`resolve_references`; a referenced step must be listed in ``depends_on``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agentcli.config import ApprovalConfig, RiskClass
+from agentcli.errors import AgentError
+from agentcli.tools import ToolError, ToolRegistry
+
+#: Version of the persisted plan format; bump on an incompatible change.
+PLAN_SCHEMA_VERSION = "1"
+
+STEP_ID_RE = re.compile(r"^s[1-9][0-9]*$")
+# One reference: {{sN.output}} followed by any number of .key or [index] accessors.
+_REF_BODY = r"(s[1-9][0-9]*)\.output((?:\.[A-Za-z_][A-Za-z0-9_-]*|\[[0-9]+\])*)"
+REFERENCE_RE = re.compile(r"\{\{\s*" + _REF_BODY + r"\s*\}\}")
+_EXACT_REF_RE = re.compile(r"^\s*\{\{\s*" + _REF_BODY + r"\s*\}\}\s*$")
+# Anything that looks like a reference attempt, to report malformed ones instead of passing them on.
+_ANY_BRACES_RE = re.compile(r"\{\{(.*?)\}\}")
+_ACCESSOR_RE = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[([0-9]+)\]")
+
+
+class ReferenceResolutionError(AgentError):
+    """A ``{{sN.output...}}`` reference that cannot be resolved against the results so far."""
+
+
+# --------------------------------------------------------------------------- references
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One parsed reference: the step it points at and the accessor path into its output."""
+
+    text: str
+    step_id: str
+    path: tuple[str | int, ...]
+
+
+def _parse_path(raw: str) -> tuple[str | int, ...]:
+    return tuple(key if key else int(idx) for key, idx in _ACCESSOR_RE.findall(raw))
+
+
+def find_references(value: Any) -> list[Reference]:
+    """Every well-formed reference in a (nested) value, in order of appearance."""
+    out: list[Reference] = []
+    if isinstance(value, str):
+        for m in REFERENCE_RE.finditer(value):
+            out.append(Reference(m.group(0), m.group(1), _parse_path(m.group(2))))
+    elif isinstance(value, dict):
+        for v in value.values():
+            out.extend(find_references(v))
+    elif isinstance(value, list | tuple):
+        for v in value:
+            out.extend(find_references(v))
+    return out
+
+
+def malformed_references(value: Any) -> list[str]:
+    """``{{...}}`` snippets that look like references but do not parse as one."""
+    out: list[str] = []
+    if isinstance(value, str):
+        for m in _ANY_BRACES_RE.finditer(value):
+            if not REFERENCE_RE.fullmatch(m.group(0)):
+                out.append(m.group(0))
+    elif isinstance(value, dict):
+        for v in value.values():
+            out.extend(malformed_references(v))
+    elif isinstance(value, list | tuple):
+        for v in value:
+            out.extend(malformed_references(v))
+    return out
+
+
+def _follow(ref: Reference, results: dict[str, Any]) -> Any:
+    if ref.step_id not in results:
+        raise ReferenceResolutionError(f"{ref.text}: step {ref.step_id} has no result")
+    cur = results[ref.step_id]
+    where = f"{ref.step_id}.output"
+    for part in ref.path:
+        if isinstance(cur, str):
+            # Some tools (MCP servers, shell) return JSON as text: let paths reach into it.
+            try:
+                cur = json.loads(cur)
+            except json.JSONDecodeError:
+                raise ReferenceResolutionError(f"{ref.text}: {where} is text, not JSON") from None
+        if isinstance(part, int):
+            if not isinstance(cur, list):
+                raise ReferenceResolutionError(f"{ref.text}: {where} is not a list")
+            if part >= len(cur):
+                raise ReferenceResolutionError(f"{ref.text}: {where} has {len(cur)} items, no [{part}]")
+            cur = cur[part]
+            where += f"[{part}]"
+        else:
+            if not isinstance(cur, dict):
+                raise ReferenceResolutionError(f"{ref.text}: {where} is not an object")
+            if part not in cur:
+                keys = ", ".join(sorted(map(str, cur))[:10]) or "none"
+                raise ReferenceResolutionError(f"{ref.text}: {where} has no key '{part}' (keys: {keys})")
+            cur = cur[part]
+            where += f".{part}"
+    return cur
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def resolve_references(value: Any, results: dict[str, Any]) -> Any:
+    """Replace references in ``value`` (recursively through dicts and lists) by step outputs.
+
+    ``results`` maps a step id to that step's output. A string that is exactly one
+    reference becomes the referenced value itself, of any type; references embedded in
+    a longer string are substituted as text (strings as is, anything else as JSON).
+    Raises :class:`ReferenceResolutionError` for a missing step or a path that does not exist.
+    """
+    if isinstance(value, str):
+        exact = _EXACT_REF_RE.match(value)
+        if exact:
+            return _follow(Reference(value.strip(), exact.group(1), _parse_path(exact.group(2))), results)
+        return REFERENCE_RE.sub(
+            lambda m: _as_text(_follow(Reference(m.group(0), m.group(1), _parse_path(m.group(2))), results)),
+            value,
+        )
+    if isinstance(value, dict):
+        return {k: resolve_references(v, results) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_references(v, results) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- models
+
+
+class RetryPolicy(BaseModel):
+    """How a failing step is retried by the executor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(1, ge=1, le=10, description="Attempts in all, the first included.")
+    backoff_seconds: float = Field(
+        1.0, ge=0, le=300, description="Wait before the 2nd attempt; doubles after each one."
+    )
+
+
+def default_retry(kind: str, risk: str | None) -> RetryPolicy:
+    """Reads and model calls are safe to repeat; writes and commands are not retried blindly."""
+    if kind == "llm" or risk == "read":
+        return RetryPolicy(max_attempts=2, backoff_seconds=1.0)
+    return RetryPolicy(max_attempts=1, backoff_seconds=0.0)
+
+
+class Step(BaseModel):
+    """One step of a plan: a tool call, or a prompt for the executor's model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(..., pattern=STEP_ID_RE.pattern, description="Step id, s1, s2, ... in plan order.")
+    title: str = Field(..., min_length=1, max_length=200, description="What the step does, for people.")
+    kind: Literal["tool", "llm"] = Field(
+        ..., description="`tool`: call `tool` with `args`. `llm`: send `prompt` to the executor's model, "
+        "for work whose content depends on earlier results (writing code, summarising findings)."
+    )
+    tool: str | None = Field(None, description="Tool name (kind `tool` only).")
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="Tool arguments; strings may hold {{sN.output...}} references."
+    )
+    prompt: str | None = Field(None, description="The prompt (kind `llm` only); may hold references.")
+    depends_on: list[str] = Field(
+        default_factory=list, description="Ids of the steps that must finish first; every referenced step."
+    )
+    retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retries of a failing step.")
+    risk: RiskClass | None = Field(None, description="The tool's risk class (None for `llm` steps).")
+    requires_approval: bool = Field(
+        False, description="Ask before running: the planner's flag OR the approval policy of the risk class."
+    )
+    tool_schema_version: str | None = Field(
+        None, description="The tool's schema version when planned; a change invalidates the plan hash."
+    )
+    estimated_input_tokens: int = Field(
+        0, ge=0, description="Tokens the step sends to a model (0 for tool steps)."
+    )
+    estimated_output_tokens: int = Field(0, ge=0, description="Tokens the step is expected to generate.")
+    estimated_cost_usd: float | None = Field(
+        0.0, description="Expected model spend in USD; None when the model's price is unknown."
+    )
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Step:
+        if self.kind == "tool" and (not self.tool or self.prompt is not None):
+            raise ValueError("a tool step needs `tool` (and no `prompt`)")
+        if self.kind == "llm" and (not self.prompt or self.tool is not None or self.args):
+            raise ValueError("an llm step needs `prompt` (and no `tool` or `args`)")
+        return self
+
+    def references(self) -> list[Reference]:
+        """The references in this step's args or prompt."""
+        return find_references(self.prompt if self.kind == "llm" else self.args)
+
+
+class Plan(BaseModel):
+    """A validated plan, as saved to ``<data_dir>/plans/<id>.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: str = Field(PLAN_SCHEMA_VERSION, description="Version of this record's format.")
+    id: str = Field(..., min_length=1, description="Plan id (also the id of the planning run's logs).")
+    task: str = Field(..., description="The task as the user gave it.")
+    created_at: datetime = Field(..., description="When the plan was made (UTC).")
+    model: str = Field(..., description="The executor model that runs the `llm` steps.")
+    planner_model: str = Field("", description="The model that wrote the plan (informational).")
+    steps: list[Step] = Field(..., description="The steps, in plan order.")
+    estimated_tokens: int = Field(0, ge=0, description="Sum of the steps' estimated tokens.")
+    estimated_cost_usd: float | None = Field(
+        0.0, description="Sum of the steps' estimated cost; None when any part is unknown."
+    )
+    planning_cost_usd: float | None = Field(
+        None, description="What making the plan cost; None when the planner's price is unknown."
+    )
+    hash: str = Field("", description="sha256 of the canonical JSON of hash_payload().")
+
+    def hash_payload(self) -> dict[str, Any]:
+        """What execution depends on: the task, the executor model and the steps (ids, titles,
+        tools, args, prompts, dependencies, retries, risk, approval, tool schema versions).
+        The plan's id and time, the planner model and the estimates are left out: they do
+        not change what runs."""
+        keep = {"id", "title", "kind", "tool", "args", "prompt", "depends_on", "retry", "risk",
+                "requires_approval", "tool_schema_version"}
+        return {
+            "schema_version": self.schema_version,
+            "task": self.task,
+            "model": self.model,
+            "steps": [s.model_dump(mode="json", include=keep) for s in self.steps],
+        }
+
+    def compute_hash(self) -> str:
+        """The hash this plan should carry."""
+        return compute_hash(self.hash_payload())
+
+    def verify_hash(self) -> bool:
+        """Whether ``hash`` matches the content (False for an edited file)."""
+        return bool(self.hash) and self.hash == self.compute_hash()
+
+    def rehash(self) -> Plan:
+        """Set ``hash`` from the content; returns self."""
+        self.hash = self.compute_hash()
+        return self
+
+    def step(self, step_id: str) -> Step | None:
+        """The step with this id, if any."""
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    def to_json(self) -> str:
+        """The plan as saved: indented JSON."""
+        return self.model_dump_json(indent=2) + "\n"
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 kept: the same data always gives the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def compute_hash(payload: Any) -> str:
+    """sha256 (hex) of the canonical JSON of ``payload``."""
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- approval
+
+
+def policy_requires_approval(risk: str | None, policy: ApprovalConfig) -> bool:
+    """Whether the policy alone requires approval: ``ask`` or ``deny`` for the risk class.
+    ``llm`` steps (no risk) only produce text, so the policy never asks for them."""
+    if risk is None:
+        return False
+    return getattr(policy, risk, "ask") != "auto"
+
+
+def derive_approval(risk: str | None, policy: ApprovalConfig, requested: bool) -> bool:
+    """The final flag: what the planner (or an editor) asked for OR what the policy requires.
+    A flag can raise the requirement, never lower it."""
+    return bool(requested) or policy_requires_approval(risk, policy)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class PlanIssue:
+    """One problem with a plan, worded so that a small model can fix it."""
+
+    where: str  # "plan", "s2", "s2.args.path", ...
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+def _holds_reference(args: Any, loc: list[Any]) -> bool:
+    # Walk the error location into the args; pydantic may insert union tags that are not
+    # keys of the data, so a component that does not match is skipped, not fatal.
+    cur = args
+    for part in loc:
+        if isinstance(cur, str):
+            break
+        in_dict = isinstance(cur, dict) and part in cur
+        in_list = isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        if in_dict or in_list:
+            cur = cur[part]
+    return isinstance(cur, str) and bool(REFERENCE_RE.search(cur))
+
+
+def find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
+    """A dependency cycle as a path (``[s1, s2, s1]``), or None. Unknown ids are ignored."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in deps.get(node, []):
+            if nxt not in deps:
+                continue
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt):], nxt]
+            if state.get(nxt) is None:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in deps:
+        if state.get(node) is None:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _check_args(step: Step, tools: ToolRegistry) -> list[PlanIssue]:
+    assert step.tool is not None
+    tool = tools.get(step.tool)
+    if tool is None:
+        import difflib
+
+        close = difflib.get_close_matches(step.tool, tools.names(), n=1, cutoff=0.5)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return [PlanIssue(f"{step.id}.tool", f"unknown tool '{step.tool}'; {hint}"
+                          f"use one of: {', '.join(tools.names())}")]
+    checked = tools.validate(step.tool, step.args)
+    if not isinstance(checked, ToolError):
+        return []
+    if not checked.details:
+        return [PlanIssue(f"{step.id}.args", checked.message)]
+    issues: list[PlanIssue] = []
+    for d in checked.details:
+        loc = list(d.get("loc") or [])
+        if _holds_reference(step.args, loc):
+            continue  # a reference stands in for a value only known at execution time
+        where = ".".join([f"{step.id}.args", *(str(p) for p in loc)])
+        msg = str(d.get("msg", "invalid"))
+        if d.get("type") == "extra_forbidden":
+            allowed = ", ".join(tool.args_model.model_fields) or "none"
+            msg = f"unknown argument; {step.tool} takes: {allowed}"
+        elif d.get("type") == "missing":
+            msg = "required argument is missing"
+        issues.append(PlanIssue(where, msg))
+    return issues
+
+
+def validate_steps(steps: list[Step], tools: ToolRegistry, *, max_steps: int) -> list[PlanIssue]:
+    """Every problem with these steps: step count, tools, args against the tool schemas
+    (fields holding references are not type-checked), references and dependencies, cycles."""
+    issues: list[PlanIssue] = []
+    if not steps:
+        return [PlanIssue("plan", "the plan has no steps; add at least one")]
+    if len(steps) > max_steps:
+        issues.append(PlanIssue("plan", f"{len(steps)} steps, but at most {max_steps} are allowed "
+                                        "(budget.max_steps); merge or drop steps"))
+    ids = [s.id for s in steps]
+    known = set(ids)
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        issues.append(PlanIssue(dup, "duplicate step id"))
+    for step in steps:
+        if step.kind == "tool":
+            issues.extend(_check_args(step, tools))
+        for dep in step.depends_on:
+            if dep == step.id:
+                issues.append(PlanIssue(f"{step.id}.depends_on", "a step cannot depend on itself"))
+            elif dep not in known:
+                issues.append(PlanIssue(f"{step.id}.depends_on",
+                                        f"'{dep}' is not a step; existing steps: {', '.join(ids)}"))
+        body = step.prompt if step.kind == "llm" else step.args
+        for bad in malformed_references(body):
+            issues.append(PlanIssue(step.id, f"malformed reference {bad}; write {{{{sN.output}}}} "
+                                             "or a path like {{sN.output.key[0]}}"))
+        for ref in step.references():
+            if ref.step_id not in known:
+                issues.append(PlanIssue(step.id, f"{ref.text} refers to {ref.step_id}, which does not exist"))
+            elif ref.step_id == step.id:
+                issues.append(PlanIssue(step.id, f"{ref.text} refers to the step itself"))
+            elif ref.step_id not in step.depends_on:
+                issues.append(PlanIssue(step.id, f"{ref.text} refers to {ref.step_id}, which is not in "
+                                                 f"depends_on; add \"{ref.step_id}\" to depends_on"))
+    cycle = find_cycle({s.id: [d for d in s.depends_on if d != s.id] for s in steps})
+    if cycle:
+        issues.append(PlanIssue("plan", f"dependency cycle {' -> '.join(cycle)}; a step may only "
+                                        "depend on earlier steps"))
+    return issues
+
+
+# --------------------------------------------------------------------------- llm steps
+
+_EXECUTOR_SYSTEM = (
+    "You carry out one step of a plan for this task: {task}\n"
+    "Do exactly what the step asks, using the material it gives. Reply with the result only."
+)
+
+
+def llm_step_messages(task: str, prompt: str) -> list[dict[str, Any]]:
+    """The messages an ``llm`` step sends to the executor model (``prompt`` with references
+    already resolved). The planner counts these tokens for its estimate."""
+    return [
+        {"role": "system", "content": _EXECUTOR_SYSTEM.format(task=task)},
+        {"role": "user", "content": prompt},
+    ]
