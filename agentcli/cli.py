@@ -21,6 +21,7 @@ import typer.core
 from agentcli import __version__
 from agentcli.commands import config as config_cmd
 from agentcli.commands import doctor as doctor_cmd
+from agentcli.commands import memory as memory_cmd
 from agentcli.commands import plan as plan_cmd
 from agentcli.commands import run as run_cmd
 from agentcli.commands import runs as runs_cmd
@@ -54,6 +55,7 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(tools_cmd.app, name="tools")
+app.add_typer(memory_cmd.app, name="memory")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("plan")(plan_cmd.plan)
 app.command("run")(run_cmd.run)

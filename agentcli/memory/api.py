@@ -1,0 +1,511 @@
+"""The memory facade: three tiers behind one object.
+
+* **working**: the current run's context (:class:`~agentcli.memory.working.WorkingMemory`,
+  in process);
+* **episodic**: one record per finished run ("what happened when I did X?");
+* **semantic**: chunks of files and notes ("what do I know about X?").
+
+Episodic and semantic live in LanceDB at ``memory.uri`` (see :mod:`.store`). Opening
+is lazy: constructing a :class:`Memory` costs nothing; lancedb and the embedder load
+on the first call that needs them.
+
+The embedder's name and dimension are stored in the ``meta`` table. Memory holding
+rows embedded by another embedder refuses to be used (:class:`EmbedderMismatch`,
+exit 2) until ``agent memory reindex`` re-embeds it: vectors from two models are not
+comparable, and mixing them would silently return nonsense.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentcli.config import MemoryConfig, Settings
+from agentcli.errors import UsageError
+from agentcli.memory import chunking, ingest, recall
+from agentcli.memory.embeddings import Embedder, get_embedder
+from agentcli.memory.store import (
+    CHUNKS,
+    EPISODES,
+    SCHEMA_VERSION,
+    SCHEMAS,
+    EmbedderMismatch,
+    Store,
+    delete_where,
+    sql_in,
+    sql_str,
+    upsert,
+)
+from agentcli.memory.types import (
+    TIERS,
+    EventSink,
+    MemoryHit,
+    MemoryStats,
+    Progress,
+    RecallResult,
+    Tier,
+    WriteResult,
+)
+from agentcli.memory.working import WorkingMemory
+
+if TYPE_CHECKING:
+    from agentcli.memory.embeddings import Matrix
+
+#: How many recalled items the planner hook returns (the planner shows at most 5).
+PLANNER_ITEMS = 5
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def _iso(value: datetime | str | None) -> str:
+    if value is None:
+        return _now_iso()
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+class Memory:
+    """Working, episodic and semantic memory of one workspace.
+
+    ``on_event(kind, payload)``, if given, receives a ``memory_write`` or
+    ``memory_recall`` payload after every write and recall (the same payloads the
+    results' ``event()`` methods return), for the run's event log.
+    """
+
+    def __init__(self, *, uri: str, config: MemoryConfig, workspace: Path, data_dir: Path | None = None,
+                 embedder: Embedder | None = None, api_base: str | None = None,
+                 working: WorkingMemory | None = None, on_event: EventSink | None = None,
+                 max_file_bytes: int = 2_000_000) -> None:
+        self.uri = uri
+        self.config = config
+        self.workspace = workspace.resolve()
+        self.data_dir = data_dir
+        self.working = working if working is not None else WorkingMemory()
+        self.on_event = on_event
+        self.max_file_bytes = max_file_bytes
+        self.store = Store(uri)
+        self.last_recall: RecallResult | None = None
+        self._embedder = embedder
+        self._api_base = api_base
+        self._checked = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, working: WorkingMemory | None = None,
+                      on_event: EventSink | None = None, embedder: Embedder | None = None) -> Memory:
+        """Memory as configured: ``memory.uri`` (default ``<data_dir>/memory``) and ``memory.embedding_model``."""
+        from agentcli.doctor import memory_uri
+
+        cfg = settings.config
+        return cls(uri=memory_uri(settings), config=cfg.memory, workspace=settings.workspace,
+                   data_dir=settings.data_dir, embedder=embedder, api_base=cfg.api_base or None,
+                   working=working, on_event=on_event, max_file_bytes=cfg.tools.max_file_bytes)
+
+    # ------------------------------------------------------------------ embedder identity
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder(self.config.embedding_model, self._api_base)
+        return self._embedder
+
+    def _stored_rows(self) -> int:
+        total = 0
+        for name in (EPISODES, CHUNKS):
+            table = self.store.open(name)
+            if table is not None:
+                total += table.count_rows()
+        return total
+
+    def _table_dim(self, name: str) -> int | None:
+        table = self.store.open(name)
+        return None if table is None else int(table.schema.field("vector").type.list_size)
+
+    def check_embedder(self) -> None:
+        """Raise :class:`EmbedderMismatch` if stored rows were embedded by another embedder."""
+        if self._checked:
+            return
+        meta = self.store.meta()
+        stored, want = meta.get("embedder"), self.embedder.name
+        dims = {d for d in (self._table_dim(EPISODES), self._table_dim(CHUNKS)) if d is not None}
+        have_dim = self.embedder.dim
+        wrong_name = stored is not None and stored != want
+        wrong_dim = have_dim is not None and bool(dims - {have_dim})
+        if (wrong_name or wrong_dim) and self._stored_rows() > 0:
+            what = f"embedder {stored} ({meta.get('dim', '?')}-d)" if stored else f"{sorted(dims)}-d vectors"
+            raise EmbedderMismatch(
+                f"memory at {self.uri} was built with {what}, but memory.embedding_model is "
+                f"{self.config.embedding_model!r} ({want}); run `agent memory reindex` to re-embed it "
+                f"with the configured embedder, or set memory.embedding_model back"
+            )
+        self._checked = True
+
+    def _prepare_write(self, dim: int, names: Sequence[str]) -> None:
+        """Before the first write: record the embedder; drop empty tables of another dimension."""
+        self.check_embedder()
+        meta = self.store.meta()
+        if meta.get("embedder") != self.embedder.name or meta.get("dim") != str(dim):
+            for name in (EPISODES, CHUNKS):
+                if self._table_dim(name) not in (None, dim):
+                    self.store.drop(name)  # empty (check_embedder passed): safe to recreate
+            self.store.set_meta({"embedder": self.embedder.name, "dim": str(dim),
+                                 "schema_version": SCHEMA_VERSION})
+        for name in names:
+            self.store.create(name, SCHEMAS[name](dim))
+
+    def _embed(self, texts: Sequence[str]) -> Matrix:
+        vecs = self.embedder.embed(list(texts))
+        if self.embedder.dim is not None and vecs.shape[1] != self.embedder.dim:
+            raise EmbedderMismatch(f"embedder {self.embedder.name} returned {vecs.shape[1]}-d vectors, "
+                                   f"expected {self.embedder.dim}")
+        return vecs
+
+    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, payload)
+
+    def _after_write(self, name: str, progress: Progress | None = None) -> None:
+        table = self.store.open(name)
+        if table is None:
+            return
+        self.store.maybe_index(table, progress)
+        self.store.maybe_optimize(table, name)
+
+    # ------------------------------------------------------------------ episodic
+
+    def record_episode(self, *, run_id: str, task: str, plan_summary: str, status: str, reason: str,
+                       answer: str, cost_usd: float | None, time: datetime | str | None = None) -> WriteResult:
+        """Record (or replace) the episode of run ``run_id``; writing it twice is harmless.
+
+        The task is what gets embedded ("what happened when I did X?" asks about tasks);
+        the full-text index covers task, plan, outcome and answer.
+        """
+        t0 = _perf()
+        if not run_id:
+            raise UsageError("an episode needs a run id")
+        outcome = answer or reason
+        text = "\n".join(p for p in (task, plan_summary, f"{status}: {outcome}" if outcome else status) if p)
+        vec = self._embed([task or text])
+        self._prepare_write(int(vec.shape[1]), [EPISODES])
+        import pyarrow as pa
+
+        row = {"id": run_id, "time": _iso(time), "task": task, "plan_summary": plan_summary, "status": status,
+               "reason": reason, "answer": answer, "cost_usd": cost_usd, "text": text,
+               "vector": vec[0].tolist()}
+        table = self.store.create(EPISODES, SCHEMAS[EPISODES](int(vec.shape[1])))
+        data = pa.Table.from_pylist([row], schema=table.schema)
+        res = upsert(table, data)
+        self._after_write(EPISODES)
+        result = WriteResult("episodic", [run_id], inserted=int(res.num_inserted_rows),
+                             updated=int(res.num_updated_rows), embedded=1, sources=[f"run {run_id}"],
+                             took_ms=_ms(t0))
+        self._emit("memory_write", result.event())
+        return result
+
+    # ------------------------------------------------------------------ semantic
+
+    def add_paths(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> WriteResult:
+        """Ingest files and directories (workspace-confined) as chunks.
+
+        Unchanged files are skipped, a changed file's chunks replace its old ones in one
+        commit, identical chunks are stored once per file and embedded once, and files
+        gone from a directory given here are forgotten.
+        """
+        t0 = _perf()
+        if not paths:
+            raise UsageError("give at least one path")
+        files, skipped = chunking.resolve_sources(self.workspace, paths, self.data_dir,
+                                                  max_file_bytes=self.max_file_bytes)
+        result = WriteResult("semantic", skipped=skipped)
+        self.check_embedder()
+        dirs = [chunking.source_key(self.workspace, str(p)) for p in paths
+                if (self.workspace / p).resolve().is_dir()]
+        planned = ingest.plan_files(files, _now_iso())
+        existing = ingest.existing_chunks(self.store, list(planned))
+        todo: dict[str, list[dict[str, Any]]] = {}
+        for rel, (fhash, rows) in planned.items():
+            old = existing.get(rel, {})
+            if not old and not rows:
+                continue  # an empty file, never stored: nothing to do
+            if old and set(old) == {r["id"] for r in rows} and all(v == fhash for v in old.values()):
+                result.unchanged += 1
+                continue
+            todo[rel] = rows
+        stale = ingest.stale_sources(self.store, self.workspace, dirs, set(planned))
+        if todo or stale:
+            total = sum(1 for rel, rows in todo.items() for r in rows if r["id"] not in existing.get(rel, {}))
+            ingest.embed_and_write(self.store, ingest.write_groups(todo, stale), total, result,
+                                   embed=self._embed, prepare=lambda dim: self._prepare_write(dim, [CHUNKS]),
+                                   progress=progress)
+            self._after_write(CHUNKS, progress)
+        result.sources = sorted(todo) + sorted(stale)
+        result.took_ms = _ms(t0)
+        self._emit("memory_write", result.event())
+        return result
+
+    def add_text(self, text: str, *, progress: Progress | None = None) -> WriteResult:
+        """Remember a note (``agent memory add --text``); the same note twice is stored once."""
+        t0 = _perf()
+        if not text.strip():
+            raise UsageError("the text is empty")
+        self.check_embedder()
+        rows = ingest.note_rows(text, _now_iso())
+        result = WriteResult("semantic", sources=["text"])
+        table = self.store.open(CHUNKS)
+        if table is not None:
+            have = set(table.search().where(sql_in("id", [r["id"] for r in rows])).select(["id"])
+                       .limit(None).to_arrow().column("id").to_pylist())
+            result.unchanged = len(have)
+            rows = [r for r in rows if r["id"] not in have]
+        if rows:
+            vecs = self._embed([ingest.chunk_embed_text(r["source"], r["kind"], r["text"]) for r in rows])
+            for r, v in zip(rows, vecs, strict=True):
+                r["vector"] = v.tolist()
+            self._prepare_write(int(vecs.shape[1]), [CHUNKS])
+            import pyarrow as pa
+
+            table = self.store.open(CHUNKS)
+            assert table is not None
+            data = pa.Table.from_pylist(rows, schema=table.schema)
+            res = upsert(table, data, update=False)
+            result.inserted = int(res.num_inserted_rows)
+            result.ids = [r["id"] for r in rows]
+            result.embedded = len(rows)
+            self._after_write(CHUNKS, progress)
+        result.took_ms = _ms(t0)
+        self._emit("memory_write", result.event())
+        return result
+
+    # ------------------------------------------------------------------ recall
+
+    def recall(self, query: str, *, tiers: Sequence[Tier] = TIERS, k: int | None = None,
+               min_score: float | None = None) -> RecallResult:
+        """Search ``tiers`` concurrently; hits merged best first, duplicates removed.
+
+        Per tier, k and the score threshold come from config (``episodic_k``,
+        ``episodic_threshold``, ``semantic_k``, ``semantic_threshold``; working memory
+        uses :data:`~agentcli.memory.recall.WORKING_K` / ``WORKING_THRESHOLD``).
+        ``k`` overrides every tier's k and caps the merged list; ``min_score`` overrides
+        every threshold.
+        """
+        t0 = _perf()
+        wanted = tuple(t for t in TIERS if t in set(tiers))
+        unknown = set(tiers) - set(TIERS)
+        if unknown:
+            raise UsageError(f"unknown memory tier(s): {', '.join(sorted(unknown))}")
+        query = query.strip()
+        # Only tiers holding something are searched; with none, nothing loads at all
+        # (a fresh workspace plans without paying for lancedb and the embedder).
+        tables: dict[Tier, str] = {"episodic": EPISODES, "semantic": CHUNKS}
+        live = [t for t in wanted if (len(self.working) > 0 if t == "working"
+                                      else self.store.open(tables[t]) is not None)]
+        if not query or not live:
+            result = RecallResult(query, wanted, [], _ms(t0), {t: 0 for t in wanted})
+            self.last_recall = result
+            self._emit("memory_recall", result.event())
+            return result
+        if "episodic" in live or "semantic" in live:
+            self.check_embedder()
+        qvec = self._embed([query])[0]
+        c = self.config
+        plan: dict[Tier, tuple[int, float]] = {
+            "working": (recall.WORKING_K, recall.WORKING_THRESHOLD),
+            "episodic": (c.episodic_k, c.episodic_threshold),
+            "semantic": (c.semantic_k, c.semantic_threshold),
+        }
+        per_tier: dict[Tier, list[MemoryHit]] = {t: [] for t in wanted}
+        with ThreadPoolExecutor(max_workers=len(live), thread_name_prefix="recall") as pool:
+            futures = {}
+            for tier in live:
+                tk, thr = plan[tier]
+                tk = tk if k is None else k
+                thr = thr if min_score is None else min_score
+                futures[tier] = pool.submit(self._search_tier, tier, query, qvec, tk, thr)
+            for tier, fut in futures.items():
+                per_tier[tier] = fut.result()
+        hits = recall.merge(per_tier, k)
+        result = RecallResult(query, wanted, hits, _ms(t0), {t: len(h) for t, h in per_tier.items()})
+        self.last_recall = result
+        self._emit("memory_recall", result.event())
+        return result
+
+    def _search_tier(self, tier: Tier, query: str, qvec: Matrix, k: int, threshold: float) -> list[MemoryHit]:
+        if tier == "working":
+            return self.working.search(query, qvec, self.embedder, k=k, threshold=threshold,
+                                       fts_boost=recall.FTS_BOOST)
+        if tier == "episodic":
+            rows = recall.search_table(self.store, EPISODES, query, qvec, k=k, threshold=threshold,
+                                       columns=recall.EPISODE_COLUMNS)
+            return recall.episode_hits(rows)
+        # Twice as many rows as wanted: identical chunks under other paths collapse into one.
+        rows = recall.search_table(self.store, CHUNKS, query, qvec, k=2 * k, threshold=threshold,
+                                   columns=recall.CHUNK_COLUMNS)
+        return recall.chunk_hits(rows)[:k]
+
+    def recall_for_planner(self, task: str) -> list[str]:
+        """Short lines for the planner's prompt, best first, each naming its source::
+
+            episode 20261124-013000-a1b2c3 (COMPLETE): fix the parser tests → fixed tokenizer
+            src/parser.py:10-30: def parse(...
+
+        Searches the episodic and semantic tiers (working memory holds only the task at
+        planning time). Raises :class:`EmbedderMismatch` like every other recall; callers
+        that would rather plan without memory catch :class:`~agentcli.errors.AgentError`.
+        """
+        result = self.recall(task, tiers=("episodic", "semantic"))
+        return [h.planner_line() for h in result.hits[:PLANNER_ITEMS]]
+
+    # ------------------------------------------------------------------ list / forget / stats
+
+    def list_items(self, tier: Tier | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Stored items, newest episodes first then chunks by source and line (no vectors)."""
+        out: list[dict[str, Any]] = []
+        if tier in (None, "working"):
+            out += [{"tier": "working", "id": it.id, "source": f"working:{it.kind}", "time": None,
+                     "text": it.text} for it in self.working.items()]
+        if tier in (None, "episodic") and (t := self.store.open(EPISODES)) is not None:
+            rows = (t.search().select(["id", "time", "status", "task", "answer", "reason", "cost_usd"])
+                    .limit(None).to_arrow().to_pylist())
+            rows.sort(key=lambda r: r["time"] or "", reverse=True)
+            out += [{"tier": "episodic", "id": r["id"], "source": f"run {r['id']}", "time": r["time"],
+                     "status": r["status"], "cost_usd": r["cost_usd"],
+                     "text": f"{r['task']} → {r['answer'] or r['reason']}"} for r in rows[:limit]]
+        if tier in (None, "semantic") and (t := self.store.open(CHUNKS)) is not None:
+            rows = (t.search().select(["id", "source", "kind", "start_line", "end_line", "added_at", "text"])
+                    .limit(None).to_arrow().to_pylist())
+            rows.sort(key=lambda r: (r["source"], r["start_line"]))
+            out += [{"tier": "semantic", "id": r["id"], "source": recall.chunk_source(r), "time": r["added_at"],
+                     "text": r["text"]} for r in rows[:limit]]
+        return out
+
+    def forget(self, item_id: str) -> int:
+        """Delete the episode or chunk with this id; returns rows deleted (0 if none)."""
+        deleted = 0
+        pairs: tuple[tuple[str, Tier], ...] = ((EPISODES, "episodic"), (CHUNKS, "semantic"))
+        for name, tier in pairs:
+            table = self.store.open(name)
+            if table is None:
+                continue
+            n = delete_where(table, f"id = {sql_str(item_id)}")
+            if n:
+                deleted += n
+                self._after_write(name)
+                self._emit("memory_write", WriteResult(tier, [item_id], deleted=n).event())
+        return deleted
+
+    def forget_source(self, path: str) -> int:
+        """Delete every chunk of a file, or of every file under a directory (``text`` for notes)."""
+        table = self.store.open(CHUNKS)
+        if table is None:
+            return 0
+        key = "text" if path == "text" else chunking.source_key(self.workspace, path)
+        where = f"source = {sql_str(key)}"
+        if key == ".":
+            where = "kind = 'file'"
+        elif key != "text":
+            where += f" OR starts_with(source, {sql_str(key + '/')})"
+        deleted = delete_where(table, where)
+        self._after_write(CHUNKS)
+        self._emit("memory_write", WriteResult("semantic", deleted=deleted, sources=[key]).event())
+        return deleted
+
+    def stats(self) -> MemoryStats:
+        """Rows per tier, embedder and dimension, versions, indices and size on disk."""
+        meta = self.store.meta()
+        tables = {}
+        for name in (EPISODES, CHUNKS):
+            st = self.store.table_stats(name)
+            if st is not None:
+                tables[name] = st
+        dim = meta.get("dim")
+        return MemoryStats(uri=self.uri, embedder=meta.get("embedder"), dim=int(dim) if dim else None,
+                           configured_embedder=self.config.embedding_model, tables=tables,
+                           size_on_disk=self.store.size_on_disk(), working_rows=len(self.working))
+
+    def optimize(self) -> None:
+        """Compact every table now and drop versions older than the cleanup age."""
+        for name in (EPISODES, CHUNKS):
+            table = self.store.open(name)
+            if table is not None:
+                self.store.maybe_optimize(table, name, force=True)
+
+    # ------------------------------------------------------------------ reindex
+
+    def reindex(self, *, progress: Progress | None = None) -> dict[str, int]:
+        """Re-embed every episode and chunk with the configured embedder; returns rows per table.
+
+        Tables are rewritten whole (their vector size may change). Writes made by another
+        process while a reindex runs may be lost: run it alone.
+        """
+        import pyarrow as pa
+
+        counts: dict[str, int] = {}
+        sources: dict[str, list[dict[str, Any]]] = {}
+        for name in (EPISODES, CHUNKS):
+            table = self.store.open(name)
+            if table is not None:
+                cols = [f.name for f in table.schema if f.name != "vector"]
+                sources[name] = table.search().select(cols).limit(None).to_arrow().to_pylist()
+        total = sum(len(r) for r in sources.values())
+        done = 0
+        if progress is not None:
+            progress("re-embedding", 0, total)
+        dim: int | None = None
+        new: dict[str, list[dict[str, Any]]] = {}
+        for name, rows in sources.items():
+            for i in range(0, len(rows), ingest.EMBED_BATCH):
+                batch = rows[i:i + ingest.EMBED_BATCH]
+                texts = [(r["task"] or r["text"]) if name == EPISODES
+                         else ingest.chunk_embed_text(r["source"], r["kind"], r["text"]) for r in batch]
+                vecs = self._embed(texts)
+                dim = int(vecs.shape[1])
+                for r, v in zip(batch, vecs, strict=True):
+                    r["vector"] = v.tolist()
+                done += len(batch)
+                if progress is not None:
+                    progress("re-embedding", done, total)
+            new[name] = rows
+        if dim is None:
+            dim = self.embedder.dim or int(self._embed(["dimension probe"]).shape[1])
+        for name, rows in new.items():
+            data = pa.Table.from_pylist(rows, schema=SCHEMAS[name](dim))
+            table = self.store.overwrite(name, data)
+            self.store.maybe_index(table, progress)
+            self.store.maybe_optimize(table, name, force=True)
+            counts[name] = len(rows)
+        self.store.set_meta({"embedder": self.embedder.name, "dim": str(dim), "schema_version": SCHEMA_VERSION})
+        self._checked = False
+        self._emit("memory_write", WriteResult("semantic", updated=sum(counts.values()),
+                                               embedded=sum(counts.values()), sources=list(counts)).event())
+        return counts
+
+
+def _perf() -> float:
+    return time.perf_counter()
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def open_memory(settings: Settings, *, working: WorkingMemory | None = None,
+                on_event: EventSink | None = None) -> Memory:
+    """:meth:`Memory.from_settings`; cheap (nothing loads until first use)."""
+    return Memory.from_settings(settings, working=working, on_event=on_event)
+
+
+def record_episode(settings: Settings, *, run_id: str, task: str, plan_summary: str, status: str, reason: str,
+                   answer: str, cost_usd: float | None, time: datetime | str | None = None,
+                   on_event: EventSink | None = None) -> WriteResult:
+    """Record a run's episode in the configured memory (one call, for the run command)."""
+    return open_memory(settings, on_event=on_event).record_episode(
+        run_id=run_id, task=task, plan_summary=plan_summary, status=status, reason=reason, answer=answer,
+        cost_usd=cost_usd, time=time)

@@ -1,0 +1,175 @@
+"""Ingesting files as chunks: plan what changed, embed only what is new, write in groups.
+
+A file's chunks are keyed by ``chunk_id(source, content hash)``: re-adding an unchanged
+file touches nothing, a chunk whose text survived an edit keeps its vector, and each
+group of files is one ``merge_insert`` commit that inserts new chunks, updates kept ones
+(line ranges move) and deletes the sources' chunks that are gone, atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentcli.memory import chunking
+from agentcli.memory.store import CHUNKS, Store, sql_in, sql_str, upsert
+from agentcli.memory.types import Progress, WriteResult
+
+if TYPE_CHECKING:
+    from agentcli.memory.embeddings import Matrix
+
+#: Texts per embedder call while ingesting (progress is reported after each).
+EMBED_BATCH = 128
+#: Rows per merge_insert: one commit per group of files, not per file.
+WRITE_BATCH_ROWS = 2048
+#: Sources (or ids) per ``IN (...)`` filter.
+FILTER_BATCH = 400
+
+#: ``(sources, rows)`` written by one commit.
+Group = tuple[list[str], list[dict[str, Any]]]
+
+
+def chunk_id(source: str, chash: str) -> str:
+    """A chunk's id: stable for the same content at the same source (so re-adding is a no-op)."""
+    return hashlib.sha256(f"{source}\0{chash}".encode()).hexdigest()[:16]
+
+
+def chunk_embed_text(source: str, kind: str, text: str) -> str:
+    """What is embedded for a chunk: a file chunk carries its path (names carry meaning)."""
+    return text if kind == "text" else f"{source}\n{text}"
+
+
+def note_rows(text: str, now: str) -> list[dict[str, Any]]:
+    """A note's chunk rows (source ``text``); the same note twice yields the same ids."""
+    rows: dict[str, dict[str, Any]] = {}
+    for c in chunking.chunk_text(text, boundary=chunking.boundary_for("note.md")):
+        h = c.content_hash
+        cid = chunk_id("text", h)
+        rows.setdefault(cid, {"id": cid, "source": "text", "kind": "text", "start_line": c.start_line,
+                              "end_line": c.end_line, "text": c.text, "content_hash": h, "file_hash": h,
+                              "added_at": now})
+    return list(rows.values())
+
+
+def plan_files(files: list[tuple[Path, str]], now: str) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """``{source: (file hash, chunk rows without vectors)}``; identical chunks of a file kept once."""
+    planned: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    for path, rel in files:
+        try:
+            text = chunking.read_text(path)
+        except OSError:
+            continue
+        fhash = chunking.content_hash(text)
+        rows: dict[str, dict[str, Any]] = {}
+        for c in chunking.chunk_text(text, boundary=chunking.boundary_for(rel)):
+            h = c.content_hash
+            cid = chunk_id(rel, h)
+            rows.setdefault(cid, {"id": cid, "source": rel, "kind": "file", "start_line": c.start_line,
+                                  "end_line": c.end_line, "text": c.text, "content_hash": h,
+                                  "file_hash": fhash, "added_at": now})
+        planned[rel] = (fhash, list(rows.values()))
+    return planned
+
+
+def existing_chunks(store: Store, sources: list[str]) -> dict[str, dict[str, str]]:
+    """``{source: {chunk id: file hash}}`` of what is stored for ``sources``."""
+    table = store.open(CHUNKS)
+    out: dict[str, dict[str, str]] = {}
+    if table is None:
+        return out
+    for i in range(0, len(sources), FILTER_BATCH):
+        part = sources[i:i + FILTER_BATCH]
+        rows = (table.search().where(sql_in("source", part)).select(["id", "source", "file_hash"])
+                .limit(None).to_arrow().to_pylist())
+        for r in rows:
+            out.setdefault(r["source"], {})[r["id"]] = r["file_hash"]
+    return out
+
+
+def stored_vectors(store: Store, ids: list[str]) -> dict[str, list[float]]:
+    """The stored vectors of the chunks with these ids (those that exist)."""
+    table = store.open(CHUNKS)
+    out: dict[str, list[float]] = {}
+    if table is None or not ids:
+        return out
+    for i in range(0, len(ids), FILTER_BATCH):
+        rows = (table.search().where(sql_in("id", ids[i:i + FILTER_BATCH])).select(["id", "vector"])
+                .limit(None).to_arrow().to_pylist())
+        out.update({r["id"]: r["vector"] for r in rows})
+    return out
+
+
+def stale_sources(store: Store, workspace: Path, dirs: list[str], present: set[str]) -> list[str]:
+    """Sources stored under the given directories whose files are gone or no longer ingested."""
+    table = store.open(CHUNKS)
+    if table is None or not dirs:
+        return []
+    stale: set[str] = set()
+    for d in dirs:
+        where = "kind = 'file'" if d == "." else f"kind = 'file' AND starts_with(source, {sql_str(d + '/')})"
+        for s in set(table.search().where(where).select(["source"]).limit(None).to_arrow()
+                     .column("source").to_pylist()):
+            if s not in present and not (workspace / s).is_file():
+                stale.add(s)
+    return sorted(stale)
+
+
+def write_groups(todo: dict[str, list[dict[str, Any]]], stale: list[str]) -> list[Group]:
+    """Sources batched into groups of at most WRITE_BATCH_ROWS rows (a big file alone)."""
+    groups: list[Group] = []
+    cur_sources: list[str] = []
+    cur_rows: list[dict[str, Any]] = []
+    for rel in [*todo, *stale]:
+        rows = todo.get(rel, [])
+        if cur_sources and (len(cur_rows) + len(rows) > WRITE_BATCH_ROWS or len(cur_sources) >= FILTER_BATCH):
+            groups.append((cur_sources, cur_rows))
+            cur_sources, cur_rows = [], []
+        cur_sources.append(rel)
+        cur_rows.extend(rows)
+    if cur_sources:
+        groups.append((cur_sources, cur_rows))
+    return groups
+
+
+def embed_and_write(store: Store, groups: list[Group], total: int, result: WriteResult, *,
+                    embed: Callable[[list[str]], Matrix], prepare: Callable[[int], None],
+                    progress: Progress | None) -> None:
+    """Embed and write group by group: memory stays bounded on a big ingest, and an
+    interrupted one keeps what it finished."""
+    import pyarrow as pa
+
+    done = 0
+    if progress is not None and total:
+        progress("embedding", 0, total)
+    for sources, rows in groups:
+        # Chunks already stored under the same id keep their vectors (same text, same path).
+        reused = stored_vectors(store, [r["id"] for r in rows])
+        need = [r for r in rows if r["id"] not in reused]
+        for r in rows:
+            if r["id"] in reused:
+                r["vector"] = reused[r["id"]]
+        for i in range(0, len(need), EMBED_BATCH):
+            batch = need[i:i + EMBED_BATCH]
+            vecs = embed([chunk_embed_text(r["source"], r["kind"], r["text"]) for r in batch])
+            for r, v in zip(batch, vecs, strict=True):
+                r["vector"] = v.tolist()
+            done += len(batch)
+            result.embedded += len(batch)
+            if progress is not None:
+                progress("embedding", min(done, total), max(total, done))
+        if rows:
+            prepare(len(rows[0]["vector"]))
+        table = store.open(CHUNKS)
+        if table is None:  # only deletions, and nothing was ever stored
+            continue
+        # One commit per group: new chunks in, changed line ranges updated, and every
+        # old chunk of these sources that is not in the new set deleted.
+        data = pa.Table.from_pylist(rows, schema=table.schema)
+        res = upsert(table, data, delete_missing_where=sql_in("source", sources))
+        result.inserted += int(res.num_inserted_rows)
+        result.updated += int(res.num_updated_rows)
+        result.deleted += int(res.num_deleted_rows)
+        result.ids.extend(r["id"] for r in rows)
+        rows.clear()  # the vectors are written: let them go

@@ -1,0 +1,143 @@
+"""Searching the stored tiers, and merging hits from all tiers into one ranking.
+
+Scores are comparable across tiers and embedders: ``(1 + cosine) / 2`` in 0..1
+(unrelated texts sit near 0.5 with the built-in embedder, paraphrases above 0.8).
+Search is hybrid: the vector search's candidates and LanceDB's native full-text
+(BM25) candidates are pooled, every candidate is scored by its exact cosine, and a
+full-text match adds up to :data:`FTS_BOOST` in proportion to its BM25 score. The
+full-text side rescues exact names (``parse_config``, an error code) that an
+embedding blurs; the bonus is small (worth 0.2 of cosine), so the score stays a
+similarity and the per-tier thresholds keep their meaning.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from agentcli.memory.chunking import content_hash
+from agentcli.memory.store import REFINE_FACTOR, Store
+from agentcli.memory.types import MemoryHit, Tier
+
+if TYPE_CHECKING:
+    from agentcli.memory.embeddings import Matrix
+
+#: Largest score bonus of a full-text match (the best BM25 match of the query gets all of it).
+FTS_BOOST = 0.10
+#: Working memory has no config knobs: the run's own context is small and always relevant-ish.
+WORKING_K = 5
+WORKING_THRESHOLD = 0.65
+#: Candidates fetched per search side, per hit wanted (and at least MIN_CANDIDATES).
+CANDIDATES_PER_HIT = 4
+MIN_CANDIDATES = 20
+
+EPISODE_COLUMNS = ["id", "time", "task", "plan_summary", "status", "reason", "answer", "cost_usd", "text"]
+CHUNK_COLUMNS = ["id", "source", "kind", "start_line", "end_line", "text", "content_hash"]
+
+
+def cos_score(cos: float) -> float:
+    """Cosine similarity (-1..1) onto the 0..1 score scale."""
+    return max(0.0, min(1.0, (1.0 + cos) / 2.0))
+
+
+def search_table(store: Store, name: str, query: str, qvec: Matrix, *, k: int, threshold: float,
+                 columns: list[str]) -> list[dict[str, Any]]:
+    """Hybrid search of one table: rows with ``_score`` (>= threshold), ``_vector_score`` and
+    ``_fts`` (BM25 or None), best first, at most ``k``."""
+    import numpy as np
+
+    table = store.open(name)
+    if table is None or k <= 0:
+        return []
+    n = max(MIN_CANDIDATES, k * CANDIDATES_PER_HIT)
+    q = table.search(qvec, vector_column_name="vector").distance_type("cosine").limit(n).select(columns)
+    if store.has_vector_index(table):
+        q = q.refine_factor(REFINE_FACTOR)
+    pool: dict[str, dict[str, Any]] = {}
+    for row in q.to_list():
+        row["_vector_score"] = cos_score(1.0 - float(row.pop("_distance")))
+        row["_fts"] = None
+        pool[row["id"]] = row
+    fts_rows: list[dict[str, Any]] = []
+    if query.strip():
+        from lancedb.query import MatchQuery
+
+        try:
+            # Match, not a parsed query string: user text with quotes or colons is just text.
+            match = cast(Any, MatchQuery)(query, "text")
+            fts_rows = (table.search(match, query_type="fts").limit(n)
+                        .select([*columns, "vector"]).to_list())
+        except Exception:
+            fts_rows = []  # no full-text index (a failed concurrent build): vectors alone still work
+    top = max((float(r["_score"]) for r in fts_rows), default=0.0)
+    for r in fts_rows:
+        bm25 = float(r.pop("_score"))
+        vec = np.asarray(r.pop("vector"), dtype=np.float32)
+        row = pool.get(r["id"])
+        if row is None:
+            row = r
+            row["_vector_score"] = cos_score(float(vec @ qvec))
+            pool[r["id"]] = row
+        row["_fts"] = bm25 / top if top > 0 else 0.0
+    out = []
+    for row in pool.values():
+        bonus = FTS_BOOST * row["_fts"] if row["_fts"] else 0.0
+        row["_score"] = min(1.0, row["_vector_score"] + bonus)
+        if row["_score"] >= threshold:
+            out.append(row)
+    out.sort(key=lambda r: (-r["_score"], r["id"]))
+    return out[:k]
+
+
+def _scores(row: dict[str, Any]) -> dict[str, Any]:
+    return {"vector_score": round(row["_vector_score"], 4),
+            "fts": None if row["_fts"] is None else round(row["_fts"], 4)}
+
+
+def episode_hits(rows: list[dict[str, Any]]) -> list[MemoryHit]:
+    hits = []
+    for r in rows:
+        meta = {key: r.get(key) for key in ("time", "task", "plan_summary", "status", "reason", "answer",
+                                            "cost_usd")}
+        hits.append(MemoryHit("episodic", r["id"], r["_score"], r["text"], f"run {r['id']}",
+                              {**meta, **_scores(r)}))
+    return hits
+
+
+def chunk_source(row: dict[str, Any]) -> str:
+    if row.get("kind") == "text":
+        return "text"
+    return f"{row['source']}:{row['start_line']}-{row['end_line']}"
+
+
+def chunk_hits(rows: list[dict[str, Any]]) -> list[MemoryHit]:
+    """Chunk rows as hits; the same content under several sources is returned once (the best)."""
+    best: dict[str, MemoryHit] = {}
+    also: dict[str, list[str]] = {}
+    for r in rows:
+        key = r.get("content_hash") or r["id"]
+        source = chunk_source(r)
+        if key in best:
+            also.setdefault(key, []).append(source)
+            continue
+        best[key] = MemoryHit("semantic", r["id"], r["_score"], r["text"], source,
+                              {"path": r["source"], "kind": r.get("kind"), "start_line": r["start_line"],
+                               "end_line": r["end_line"], **_scores(r)})
+    out = []
+    for key, hit in best.items():
+        if key in also:
+            hit.meta["also_in"] = also[key]
+        out.append(hit)
+    return out
+
+
+def merge(per_tier: dict[Tier, list[MemoryHit]], k: int | None) -> list[MemoryHit]:
+    """One ranking: best score first, the same text recalled by two tiers kept once."""
+    seen: set[str] = set()
+    out = []
+    for hit in sorted((h for hs in per_tier.values() for h in hs), key=lambda h: (-h.score, h.tier, h.id)):
+        key = content_hash(hit.text)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(hit)
+    return out if k is None else out[:k]

@@ -1,0 +1,331 @@
+"""Memory benchmark: embedder quality and speed, ingest rate, recall latency and ANN recall.
+
+    .venv/bin/python bench/memory_bench.py            # full size (~10 minutes on 2 cores)
+    .venv/bin/python bench/memory_bench.py --smoke    # tiny sizes, a functional check (~1 minute)
+
+Prints one results table (markdown) on stdout; progress goes to stderr. Not part of the
+test suite: numbers depend on the machine.
+
+What is measured
+* embedder: mean cosine of related (query, passage) pairs vs unrelated ones (every other
+  pair's passage), top-1 accuracy (the own passage ranks first), texts/s for short
+  sentences and for full 160-token chunks;
+* ingest: ``Memory.add_paths`` over real source files (copied from installed packages):
+  chunking + embedding + writing, chunks/s;
+* recall latency p50/p95 at 10k and 100k semantic chunks: end to end
+  (``Memory.recall``: query embedding, hybrid vector + full-text search, merge) and the
+  table search alone (query vector given). 10k rows are searched flat (under
+  ``ANN_MIN_ROWS``); at 100k the IVF_HNSW_SQ index is built, as ``agent memory add`` would;
+* recall@10 of the ANN index vs exact (numpy) search, on real embeddings (snippets of the
+  installed packages' sources and docs) and on the 100k table.
+
+The 10k table is all real embeddings. The 100k table is the real ones plus perturbed
+copies (v + noise, renormalised, cosine ~0.86 to their origin) so that embedding 100k
+texts does not dominate the run; that makes tight clusters, a harder case for an index
+than spread-out data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LANCEDB_LOG", "error")
+
+import numpy as np
+
+from agentcli.config import MemoryConfig
+from agentcli.memory import Memory
+from agentcli.memory import store as store_mod
+from agentcli.memory.chunking import chunk_text
+from agentcli.memory.embeddings import get_embedder
+from agentcli.memory.recall import CHUNK_COLUMNS, search_table
+
+PAIRS: list[tuple[str, str]] = [
+    ("How do I read a file in Python?", "Open the file with open(path) and call .read() to get its contents."),
+    ("fix the failing unit test in the parser", "The parser tests fail because the tokenizer drops the last token."),
+    ("database connection pool settings", "Configure the maximum number of SQL connections kept in the pool."),
+    ("how to roll back a bad deployment", "To revert a release, redeploy the previous image tag."),
+    ("where are the logs written?", "Log records go to stdout as JSON lines and are collected by the platform."),
+    ("run the test suite", "Execute pytest from the repository root to run all tests."),
+    ("set an environment variable for the API key", "Export OPENAI_API_KEY in your shell before starting."),
+    ("parse command line arguments", "argparse.ArgumentParser defines the flags and parses sys.argv."),
+    ("retry a request with exponential backoff", "On a 429 or 5xx response wait, doubling the delay each attempt."),
+    ("how is the cache invalidated?", "Entries expire after the TTL, and a write to the key evicts them."),
+    ("convert a string to a datetime", "datetime.strptime(text, format) returns a datetime object."),
+    ("sort a list of dicts by a key", "sorted(items, key=lambda d: d['name']) orders the dictionaries."),
+    ("what does the build script do?", "make build compiles the sources and packages the wheel into dist/."),
+    ("handle a keyboard interrupt", "Catch KeyboardInterrupt around the main loop and exit with code 130."),
+    ("where is the user config file?", "Settings are read from ~/.config/agentcli/config.toml."),
+    ("limit memory usage of the process", "Set a resource limit on RSS so the process is killed past it."),
+    ("authenticate with a token", "Send the bearer token in the Authorization header of each request."),
+    ("rename a git branch", "git branch -m old new renames the branch locally."),
+    ("measure how long a function takes", "Use time.perf_counter() before and after the call."),
+    ("serialise an object to JSON", "json.dumps(obj) returns the JSON text of the object."),
+    ("why is the build slow?", "Compilation takes long because every file is rebuilt without caching."),
+    ("add a column to the table", "ALTER TABLE users ADD COLUMN email TEXT adds the field."),
+    ("download a file over HTTP", "requests.get(url).content fetches the bytes of the file."),
+    ("compress a directory", "tar czf archive.tar.gz dir/ creates a gzip-compressed archive."),
+]
+
+PACKAGES_FOR_TEXT = ("rich", "click", "typer", "pydantic", "httpx", "jsonschema", "pathspec", "structlog")
+
+
+@dataclass
+class Sizes:
+    real: int
+    queries: int
+    small_rows: int
+    large_rows: int
+    ingest_files: int
+    chunk_speed_texts: int
+    latency_queries: int
+
+
+FULL = Sizes(real=10_000, queries=200, small_rows=10_000, large_rows=100_000, ingest_files=16,
+             chunk_speed_texts=128, latency_queries=200)
+SMOKE = Sizes(real=400, queries=20, small_rows=300, large_rows=2_000, ingest_files=4,
+              chunk_speed_texts=16, latency_queries=20)
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
+
+
+def site_packages() -> Path:
+    import rich
+
+    return Path(rich.__file__).resolve().parent.parent
+
+
+def source_files(limit: int) -> list[Path]:
+    root = site_packages()
+    out: list[Path] = []
+    for pkg in PACKAGES_FOR_TEXT:
+        d = root / pkg
+        if d.is_dir():
+            out += sorted(p for p in d.rglob("*.py") if 2_000 < p.stat().st_size < 60_000)
+    random.Random(7).shuffle(out)
+    return out[:limit]
+
+
+def snippets(n: int) -> list[str]:
+    """Short real texts (<= 40 tokens) from installed packages' sources and docs."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for path in source_files(10_000):
+        for c in chunk_text(path.read_text(encoding="utf-8", errors="replace"), max_tokens=40, overlap_tokens=0):
+            t = c.text.strip()
+            if len(t) > 40 and t not in seen:
+                seen.add(t)
+                out.append(t)
+        if len(out) >= n:
+            break
+    random.Random(11).shuffle(out)
+    return out[:n]
+
+
+def bench_embedder(model: str, sizes: Sizes, rows: list[tuple[str, str]]) -> None:
+    emb = get_embedder(model)
+    _, load_s = timed(lambda: emb.embed(["warm up"]))
+    q = emb.embed([a for a, _ in PAIRS])
+    p = emb.embed([b for _, b in PAIRS])
+    sim = q @ p.T
+    related = float(np.mean(np.diag(sim)))
+    mask = ~np.eye(len(PAIRS), dtype=bool)
+    unrelated = float(np.mean(sim[mask]))
+    top1 = float(np.mean(np.argmax(sim, axis=1) == np.arange(len(PAIRS))))
+    short = [f"{a} ({i})" for i in range(8) for a, _ in PAIRS][:256 if sizes is FULL else 32]
+    _, s_short = timed(lambda: emb.embed(short))
+    text = (site_packages() / "rich" / "console.py").read_text()
+    chunks = [c.text for c in chunk_text(text)][:sizes.chunk_speed_texts]
+    _, s_chunks = timed(lambda: emb.embed(chunks))
+    rows += [
+        ("embedder", emb.name),
+        ("embedder load + first call", f"{load_s:.2f} s"),
+        ("related / unrelated mean cosine", f"{related:.3f} / {unrelated:.3f} (separation {related - unrelated:.3f})"),
+        ("related / unrelated as scores (1+cos)/2", f"{(1 + related) / 2:.3f} / {(1 + unrelated) / 2:.3f}"),
+        ("top-1 pair accuracy", f"{top1:.0%} of {len(PAIRS)}"),
+        ("embed short sentences", f"{len(short) / s_short:.0f} texts/s"),
+        ("embed 160-token chunks", f"{len(chunks) / s_chunks:.1f} chunks/s"),
+    ]
+
+
+def bench_ingest(model: str, sizes: Sizes, rows: list[tuple[str, str]], tmp: Path) -> None:
+    ws = tmp / "ingest-ws"
+    (ws / "src").mkdir(parents=True)
+    files = source_files(sizes.ingest_files)
+    for i, f in enumerate(files):
+        shutil.copy(f, ws / "src" / f"{i:03d}_{f.name}")
+    mem = Memory(uri=str(tmp / "ingest-db"), config=MemoryConfig(embedding_model=model), workspace=ws)
+    mem.embedder.embed(["warm up"])
+    res, secs = timed(lambda: mem.add_paths(["src"]))
+    again, secs2 = timed(lambda: mem.add_paths(["src"]))
+    size = sum(f.stat().st_size for f in (ws / "src").iterdir())
+    rows += [
+        ("ingest (add_paths)", f"{len(files)} files, {size / 1024:.0f} KB -> {res.inserted} chunks in {secs:.1f} s"),
+        ("ingest rate", f"{res.inserted / secs:.1f} chunks/s"),
+        ("re-add unchanged files", f"{again.unchanged} unchanged, {again.embedded} embedded, {secs2 * 1000:.0f} ms"),
+    ]
+
+
+def make_table(mem: Memory, texts: list[str], vecs: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    dim = vecs.shape[1]
+    mem._prepare_write(dim, [store_mod.CHUNKS])
+    table = mem.store.open(store_mod.CHUNKS)
+    assert table is not None
+    batch = 20_000
+    for start in range(0, len(texts), batch):
+        end = min(start + batch, len(texts))
+        data = pa.table({
+            "id": [f"c{i}" for i in range(start, end)],
+            "source": [f"src/file{i // 50}.py" for i in range(start, end)],
+            "kind": ["file"] * (end - start),
+            "start_line": pa.array([1 + (i % 50) * 10 for i in range(start, end)], pa.int32()),
+            "end_line": pa.array([10 + (i % 50) * 10 for i in range(start, end)], pa.int32()),
+            "text": texts[start:end],
+            "content_hash": [f"h{i}" for i in range(start, end)],
+            "file_hash": ["f"] * (end - start),
+            "added_at": ["2026-01-01T00:00:00+00:00"] * (end - start),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs[start:end].ravel(), pa.float32()), dim),
+        })
+        table.add(data)
+    table.optimize()
+    return table
+
+
+def ann_recall(table: Any, qvecs: np.ndarray, base: np.ndarray, k: int = 10, refine: int | None = None) -> float:
+    exact = np.argsort(-(qvecs @ base.T), axis=1)[:, :k]
+    got = 0
+    for qi, q in enumerate(qvecs):
+        s = table.search(q, vector_column_name="vector").distance_type("cosine").limit(k).select(["id"])
+        if refine:
+            s = s.refine_factor(refine)
+        ids = {int(r["id"][1:]) for r in s.to_list()}
+        got += len(ids & set(exact[qi].tolist()))
+    return got / (k * len(qvecs))
+
+
+def latency(mem: Memory, queries: list[str], qvecs: np.ndarray, n: int) -> tuple[list[float], list[float]]:
+    end_to_end, search_only = [], []
+    for i in range(n):
+        q, qv = queries[i % len(queries)], qvecs[i % len(qvecs)]
+        _, s = timed(partial(mem.recall, q, tiers=("semantic",), k=10, min_score=0.0))
+        end_to_end.append(s * 1000)
+        _, s = timed(partial(search_table, mem.store, store_mod.CHUNKS, q, qv, k=10, threshold=0.0,
+                             columns=CHUNK_COLUMNS))
+        search_only.append(s * 1000)
+    return end_to_end, search_only
+
+
+def bench_scale(model: str, sizes: Sizes, rows: list[tuple[str, str]], tmp: Path) -> None:
+    emb = get_embedder(model)
+    log(f"embedding {sizes.real + sizes.queries} real snippets ...")
+    texts = snippets(sizes.real + sizes.queries)
+    q_texts, base_texts = texts[: sizes.queries], texts[sizes.queries:]
+    vecs, secs = timed(lambda: emb.embed(base_texts))
+    qvecs = emb.embed(q_texts)
+    rows.append(("embed real snippets (<= 40 tokens)", f"{len(base_texts)} in {secs:.0f} s "
+                                                       f"({len(base_texts) / secs:.0f}/s)"))
+    rng = np.random.default_rng(5)
+
+    for label, n_rows in (("10k", sizes.small_rows), ("100k", sizes.large_rows)):
+        n_real = min(n_rows, len(base_texts))
+        base = vecs[:n_real]
+        all_texts = base_texts[:n_real]
+        if n_rows > n_real:
+            extra = n_rows - n_real
+            src = rng.integers(0, n_real, extra)
+            noise = rng.normal(size=(extra, base.shape[1])).astype(np.float32) * (0.6 / np.sqrt(base.shape[1]))
+            synth = base[src] + noise
+            synth /= np.linalg.norm(synth, axis=1, keepdims=True)
+            base = np.vstack([base, synth]).astype(np.float32)
+            all_texts = all_texts + [base_texts[i] for i in src]
+        mem = Memory(uri=str(tmp / f"db-{label}"), config=MemoryConfig(embedding_model=model),
+                     workspace=tmp, embedder=emb)
+        log(f"{label}: writing {n_rows} rows ...")
+        table, w_s = timed(partial(make_table, mem, all_texts, base))
+        idx_s = 0.0
+        if sizes is SMOKE and label == "100k":
+            store_mod.ANN_MIN_ROWS = min(store_mod.ANN_MIN_ROWS, n_rows)  # exercise the index path
+        if n_rows >= store_mod.ANN_MIN_ROWS:
+            log(f"{label}: building the ANN index ...")
+            _, idx_s = timed(partial(mem.store.maybe_index, table))
+        indexed = mem.store.has_vector_index(table)
+        e2e, only = latency(mem, q_texts, qvecs, sizes.latency_queries)
+        kind = "IVF_HNSW_SQ" if indexed else "flat"
+        real_note = "real" if n_rows == n_real else f"{n_real} real + {n_rows - n_real} perturbed"
+        rows.append((f"{label} rows ({real_note}), {kind}",
+                     f"write {w_s:.1f} s" + (f", index build {idx_s:.1f} s" if indexed else "")))
+        rows.append((f"{label} recall end to end p50 / p95",
+                     f"{statistics.median(e2e):.1f} / {pct(e2e, 95):.1f} ms"))
+        rows.append((f"{label} table search only p50 / p95",
+                     f"{statistics.median(only):.1f} / {pct(only, 95):.1f} ms"))
+        if indexed:
+            r_plain = ann_recall(table, qvecs, base)
+            r_refined = ann_recall(table, qvecs, base, refine=store_mod.REFINE_FACTOR)
+            rows.append((f"{label} ANN recall@10 vs exact",
+                         f"{r_plain:.3f} (refine_factor {store_mod.REFINE_FACTOR}: {r_refined:.3f})"))
+        if label == "10k":
+            # The index on the all-real table too (built on purpose: 10k is under the threshold).
+            from lancedb.index import IvfHnswSq
+
+            _, s = timed(partial(table.create_index, "vector", config=IvfHnswSq(distance_type="cosine"),
+                                 replace=True))
+            r_plain = ann_recall(table, qvecs, base)
+            r_refined = ann_recall(table, qvecs, base, refine=store_mod.REFINE_FACTOR)
+            rows.append((f"{label} real embeddings: IVF_HNSW_SQ recall@10 vs exact",
+                         f"{r_plain:.3f} (refine_factor {store_mod.REFINE_FACTOR}: {r_refined:.3f}); "
+                         f"build {s:.1f} s"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: a quick functional run")
+    ap.add_argument("--embedder", default="builtin", help="memory.embedding_model to measure (default builtin)")
+    args = ap.parse_args()
+    sizes = SMOKE if args.smoke else FULL
+    rows: list[tuple[str, str]] = []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="memory-bench-") as d:
+        tmp = Path(d)
+        log("embedder quality and speed ...")
+        bench_embedder(args.embedder, sizes, rows)
+        log("ingest ...")
+        bench_ingest(args.embedder, sizes, rows, tmp)
+        bench_scale(args.embedder, sizes, rows, tmp)
+    rows.append(("machine", f"{os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f}; "
+                            f"total {time.perf_counter() - t0:.0f} s" + (" (smoke sizes)" if args.smoke else "")))
+    width = max(len(k) for k, _ in rows)
+    print(f"| {'measure'.ljust(width)} | result |")
+    print(f"|{'-' * (width + 2)}|--------|")
+    for k, v in rows:
+        print(f"| {k.ljust(width)} | {v} |")
+
+
+if __name__ == "__main__":
+    main()
