@@ -138,6 +138,26 @@ class LoggingConfig(_Section):
     json_stderr: bool = Field(False, description="Also write LLM-call records to stderr as JSON.")
 
 
+class TelemetryConfig(_Section):
+    """OpenTelemetry traces of runs (needs the `otel` extra). Off by default, and then free."""
+
+    exporter: Literal["none", "otlp", "console"] = Field(
+        "none", description="Where spans go: none (off, the SDK is not even imported), otlp (OTLP/HTTP) "
+        "or console (JSON on stderr)."
+    )
+    endpoint: str = Field(
+        "", description="OTLP/HTTP endpoint, e.g. http://localhost:4318 (/v1/traces is appended unless "
+        "given); empty: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, else http://localhost:4318."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra OTLP request headers; empty: OTEL_EXPORTER_OTLP_(TRACES_)HEADERS."
+    )
+    capture_content: bool = Field(
+        False, description="Put prompts, completions, tool arguments and outputs in spans (redacted)."
+    )
+    service_name: str = Field("agentcli", description="service.name of the traces (OTEL_SERVICE_NAME wins).")
+
+
 class Config(_Section):
     """The whole effective configuration. Every field has a default."""
 
@@ -154,6 +174,7 @@ class Config(_Section):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
     def model_for(self, role: Literal["planner", "executor", "reviewer"]) -> str:
         """The model a role uses: its override, else the default model."""
