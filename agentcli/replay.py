@@ -184,6 +184,8 @@ def _comparable(events: Iterable[Event]) -> dict[str, list[Event]]:
     for e in events:
         if e.type == "transition" and "WAITING_TOOL" in (e.data.get("from"), e.data.get("to")):
             continue
+        if e.type in ("memory_recall", "memory_write"):
+            continue  # memory is an outside store: a replay neither recalls nor records
         if e.type == "budget_check" and e.data.get("ok"):
             continue  # a passing check's numbers include wall time
         groups[e.step_id or "-"].append(e)

@@ -130,6 +130,22 @@ class RunDeps:
     budget: Budget | None = None
     extra_start: dict[str, Any] = field(default_factory=dict)
     resume: ResumeState | None = None
+    #: Episodic memory: ``record_episode(**fields)`` is called once at the end of every run.
+    memory: Any = None
+
+
+def plan_summary(plan: Plan | None, limit: int = 600) -> str:
+    """A one-line sketch of a plan (``s1 list_files(pattern=**/*.py); s2 llm``), for memory."""
+    if plan is None:
+        return ""
+    parts = []
+    for s in plan.steps:
+        if s.kind == "tool":
+            args = ", ".join(f"{k}={v}" for k, v in s.args.items())
+            parts.append(f"{s.id} {s.tool}({args[:120]})")
+        else:
+            parts.append(f"{s.id} llm: {(s.prompt or '')[:80]}")
+    return "; ".join(parts)[:limit]
 
 
 def config_digest(config: Config) -> str:
@@ -318,6 +334,8 @@ class _Run:
             **self.deps.extra_start,
         })
         status, reason, code = "FAILED", "", int(ExitCode.FAILED)
+        if self.deps.memory is not None and getattr(self.deps.memory, "working", None) is not None:
+            self.deps.memory.working.add_task(self.task)
         try:
             try:
                 async with asyncio.timeout(self.budget.remaining_seconds()):
@@ -346,11 +364,25 @@ class _Run:
             self._fail(f"{reason}: {self.answer}" if reason == "error" else reason)
         self.fsm.to(State.IDLE, "run finished")
         outcome = self._outcome(status, reason, code)
+        self._remember(outcome)
         self.events.append("run_finished", {"status": status, "reason": reason, "answer": self.answer,
                                             "totals": outcome.totals, "budget": outcome.budget,
                                             "exit_code": code})
         self.events.sync(blocking=True)
         return outcome
+
+    def _remember(self, outcome: RunOutcome) -> None:
+        """One episode per run, whatever its outcome; a memory failure never fails the run."""
+        memory = self.deps.memory
+        if memory is None:
+            return
+        try:
+            memory.record_episode(
+                run_id=outcome.run_id, task=self.task, plan_summary=plan_summary(self.plan),
+                status=outcome.status, reason=outcome.reason, answer=outcome.answer,
+                cost_usd=outcome.totals.get("cost_usd"))
+        except Exception as e:
+            self.events.append("memory_write", {"tier": "episodic", "error": f"{type(e).__name__}: {e}"[:300]})
 
     def _outcome(self, status: str, reason: str, code: int) -> RunOutcome:
         plan = self.plan

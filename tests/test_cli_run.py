@@ -118,3 +118,27 @@ def test_help_imports_no_heavy_module() -> None:
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_runs_are_remembered_and_recalled_into_planning(workspace: Path) -> None:
+    seed(workspace)
+    env = {**ENV, "AGENT_MEMORY__EMBEDDING_MODEL": "test/hash"}
+    first = runner.invoke(app, ["run", "list the python files", "--yes", "--json"],
+                          obj=State(backend=ScriptedModel([LIST_PY, complete("main.py, util.py")]), environ=env))
+    assert first.exit_code == 0, first.output
+    first_id = json.loads(first.stdout)["run_id"]
+    model = ScriptedModel([LIST_PY, complete("again")])
+    second = runner.invoke(app, ["run", "list the python files", "--yes", "--json"],
+                           obj=State(backend=model, environ=env))
+    assert second.exit_code == 0, second.output
+    prompt = model.requests[0].messages[-1]["content"]
+    assert "Recalled from earlier runs" in prompt and first_id in prompt
+    second_id = json.loads(second.stdout)["run_id"]
+    events = [json.loads(x) for x in
+              (workspace / ".agent" / "runs" / second_id / "events.jsonl").read_text().splitlines()]
+    types = [e["type"] for e in events]
+    assert "memory_recall" in types and "memory_write" in types
+    assert types[-1] == "run_finished"
+    # the replay ignores memory (an outside store) and is still identical
+    replayed = runner.invoke(app, ["replay", second_id], obj=State(environ=env))
+    assert replayed.exit_code == 0, replayed.output

@@ -59,11 +59,13 @@ def _confirm_factory(yes: bool, quiet: bool) -> Any:
     return confirm
 
 
-def _progress(quiet: bool) -> tuple[Any, Any]:
+def _progress(quiet: bool, memory: Any = None) -> tuple[Any, Any]:
     icons = {"running": "[cyan]>[/cyan]", "ok": "[green]ok[/green]", "failed": "[red]FAILED[/red]",
              "denied": "[yellow]denied[/yellow]", "skipped": "[dim]skipped[/dim]", "pending": "[dim]..[/dim]"}
 
     def on_step(run: StepRun) -> None:
+        if memory is not None and run.status == "ok":
+            memory.working.add_step(run.step.id, run.step.title, run.output)
         if quiet:
             return
         s = run.step
@@ -165,7 +167,12 @@ def run(
     if telemetry is not None:
         events.listeners.append(telemetry.listener)
     quiet = json_out
-    on_step, on_transition = _progress(quiet)
+    memory = None
+    if settings.config.memory.enabled:
+        from agentcli.memory import open_memory
+
+        memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload))  # type: ignore[arg-type]
+    on_step, on_transition = _progress(quiet, memory)
     approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
                         yes=yes, approve_all=approve_all)
 
@@ -183,18 +190,20 @@ def run(
                     if diff and not quiet:
                         err_console.print(escape(diff), highlight=False)
 
+            recall = memory.recall_for_planner if memory is not None else None
+
             async def plan_fn(t: str, rc: ReplanContext | None) -> Plan:
                 if rc is None:
                     return await planner.make_plan(t, settings=settings, registry=registry, client=client,
-                                                   plan_id=run_id)
+                                                   plan_id=run_id, recall=recall)
                 return await planner.make_plan(t, settings=settings, registry=registry, client=client,
                                                plan_id=f"{run_id}-r{len(rc.plan.steps)}",
-                                               context=replan_context(rc))
+                                               context=replan_context(rc), recall=recall)
 
             deps = RunDeps(config=settings.config, registry=registry, client=client, approver=approver,
                            events=events, planner=plan_fn, confirm=_confirm_factory(yes, quiet),
                            run_id=run_id, on_step=on_step, on_transition=on_transition, resume=resume_from,
-                           extra_start={"resumed": True} if resume_from else {})
+                           extra_start={"resumed": True} if resume_from else {}, memory=memory)
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
             await registry.aclose()
