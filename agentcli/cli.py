@@ -42,6 +42,33 @@ class _RootGroup(typer.core.TyperGroup):
         except KeyboardInterrupt:
             print_error("interrupted")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as e:
+            if _is_click_error(e):
+                raise
+            # A bug: one line for the user, the traceback in a file for the report.
+            where = _write_crash_report(e)
+            print_error(f"internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+                        f" (traceback in {where})")
+            raise typer.Exit(ExitCode.FAILED) from None
+
+
+def _is_click_error(e: Exception) -> bool:
+    # Usage errors are click's own exceptions; they render themselves with exit code 2.
+    return any(c.__name__ in ("ClickException", "UsageError", "BadParameter") for c in type(e).__mro__)
+
+
+def _write_crash_report(e: Exception) -> str:
+    import tempfile
+    import traceback
+
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="agentcli-crash-", suffix=".txt", delete=False) as f:
+            f.write("".join(traceback.format_exception(e)))
+            return f.name
+    except OSError:
+        return "(could not be written)"
 
 
 app = typer.Typer(

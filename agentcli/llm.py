@@ -636,7 +636,9 @@ class LLMClient:
         last = errors[-1]
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
         more = f"; fallbacks tried: {', '.join(chain[1:])}" if len(chain) > 1 else ""
-        raise type(last)(f"{last.one_line()}{tried}{more}", retry_after=last.retry_after, status=last.status)
+        # Our own class, not type(last): a provider's subclass may not take these arguments.
+        cls = LLMTransientError if isinstance(last, LLMTransientError) else LLMFatalError
+        raise cls(f"{last.one_line()}{tried}{more}", retry_after=last.retry_after, status=last.status) from last
 
     def _backoff(self, retry: int, retry_after: float | None) -> float:
         cfg = self.config.llm

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import copy
 import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -42,6 +44,8 @@ DEFAULT_MAX_TOKENS = 1024
 # Measured on SmolLM2-135M: 1.15 plus bounded strings took schema-valid output from 1/4 to 5/5.
 DEFAULT_REPEAT_PENALTY = 1.15
 GRAMMAR_MAX_STRING = 200
+#: Longest string any grammar allows (a schema's own larger maxLength is lowered to it).
+GRAMMAR_CAP_STRING = 1000
 GRAMMAR_MAX_ITEMS = 8
 # A free-text reply inside the tool-call JSON gets more room than a schema string.
 TOOL_REPLY_MAX_CHARS = 1000
@@ -313,7 +317,8 @@ def close_all() -> None:
 # ------------------------------------------------------------------ JSON schema -> grammar
 
 
-def bound_schema(schema: dict[str, Any], *, max_string: int = 200, max_items: int = 8) -> dict[str, Any]:
+def bound_schema(schema: dict[str, Any], *, max_string: int = 200, max_items: int = 8,
+                 cap_string: int | None = None) -> dict[str, Any]:
     """A copy of ``schema`` where every string has a ``maxLength`` and every array a ``maxItems``.
 
     Small models under a grammar loop inside an unbounded string or array until ``max_tokens``;
@@ -325,7 +330,7 @@ def bound_schema(schema: dict[str, Any], *, max_string: int = 200, max_items: in
     if max_string < 1 or max_items < 1:
         raise ValueError("max_string and max_items must be positive")
     out = copy.deepcopy(schema)
-    _bound_in_place(out, max_string, max_items)
+    _bound_in_place(out, max_string, max_items, cap_string)
     return out
 
 
@@ -338,26 +343,29 @@ def _types_of(node: dict[str, Any]) -> set[str]:
     return set()
 
 
-def _bound_in_place(node: Any, max_string: int, max_items: int) -> None:
+def _bound_in_place(node: Any, max_string: int, max_items: int, cap: int | None = None) -> None:
     if isinstance(node, list):
         for item in node:
-            _bound_in_place(item, max_string, max_items)
+            _bound_in_place(item, max_string, max_items, cap)
         return
     if not isinstance(node, dict):
         return
     types = _types_of(node)
     if "string" in types and "maxLength" not in node and "enum" not in node and "const" not in node:
         node["maxLength"] = max(max_string, int(node.get("minLength", 0)))
+    elif cap is not None and isinstance(node.get("maxLength"), int) and node["maxLength"] > cap:
+        # llama.cpp refuses grammars whose repetitions pass ~2,000; a long answer is cut instead.
+        node["maxLength"] = max(cap, int(node.get("minLength", 0)))
     if "array" in types and "maxItems" not in node:
         node["maxItems"] = max(max_items, int(node.get("minItems", 0)))
     for key in ("properties", "$defs", "definitions", "patternProperties"):
         sub = node.get(key)
         if isinstance(sub, dict):
             for child in sub.values():
-                _bound_in_place(child, max_string, max_items)
+                _bound_in_place(child, max_string, max_items, cap)
     for key in ("items", "additionalProperties", "prefixItems", "anyOf", "oneOf", "allOf", "not"):
         if key in node:
-            _bound_in_place(node[key], max_string, max_items)
+            _bound_in_place(node[key], max_string, max_items, cap)
 
 
 _STRUCTURAL_KEYS = {
@@ -540,7 +548,8 @@ def _gbnf_for(schema: dict[str, Any], vocab: Any) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     errors: list[str] = []
-    bounded = bound_schema(schema, max_string=GRAMMAR_MAX_STRING, max_items=GRAMMAR_MAX_ITEMS)
+    bounded = bound_schema(schema, max_string=GRAMMAR_MAX_STRING, max_items=GRAMMAR_MAX_ITEMS,
+                           cap_string=GRAMMAR_CAP_STRING)
     for keep_patterns in (True, False):
         prepared = _normalize_for_converter(_inline_root_ref(bounded), GRAMMAR_MAX_STRING, keep_patterns=keep_patterns)
         try:
@@ -557,12 +566,32 @@ def _gbnf_for(schema: dict[str, Any], vocab: Any) -> str:
     raise _SchemaNotSupported(" ".join(errors[-1].split())[:300])
 
 
+@contextlib.contextmanager
+def _quiet_c_stderr() -> Iterator[None]:
+    """Silence writes to file descriptor 2 (C code) for the duration."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _grammar_parses(gbnf: str, vocab: Any) -> bool:
     # A grammar llama.cpp cannot parse yields a NULL sampler, and adding NULL to the sampler
     # chain crashes the process: check first, with a throwaway sampler.
     llama_cpp = _llama_cpp()
     _recent_errors.clear()
-    sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
+    with _quiet_c_stderr():  # llama.cpp prints a rejected grammar whole, straight to fd 2
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
     if not sampler:
         return False
     llama_cpp.llama_sampler_free(sampler)

@@ -226,7 +226,9 @@ def run(
     else:
         render_outcome(outcome)
     if outcome.exit_code != ExitCode.OK and not json_out:
-        print_error(f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)
+        detail = outcome.answer if outcome.reason == "error" else (
+            f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)
+        print_error(detail)
     raise typer.Exit(outcome.exit_code)
 
 
