@@ -973,26 +973,21 @@ def _error_classes(litellm: Any) -> tuple[type[Exception], type[Exception]]:
     message, the fatal classification, and litellm's "do not retry a 400" semantics.
     """
 
-    class LocalModelError(LLMFatalError, litellm.BadRequestError):
-        def __init__(self, message: str, model: str) -> None:
-            litellm.BadRequestError.__init__(self, message=message, model=model, llm_provider=PROVIDER)
-            self.message = message
-            self.retry_after = None
-            self.status = 400
+    def fatal_as(base: Any) -> Any:
+        class Error(LLMFatalError, base):
+            def __init__(self, message: str, model: str) -> None:
+                base.__init__(self, message=message, model=model, llm_provider=PROVIDER)
+                self.message = message
+                self.retry_after = None
+                self.status = 400
 
-        def __str__(self) -> str:
-            return self.message
+            def __str__(self) -> str:
+                return self.message
 
-    class LocalContextWindowError(LLMFatalError, litellm.ContextWindowExceededError):
-        def __init__(self, message: str, model: str) -> None:
-            litellm.ContextWindowExceededError.__init__(self, message=message, model=model, llm_provider=PROVIDER)
-            self.message = message
-            self.retry_after = None
-            self.status = 400
+        return Error
 
-        def __str__(self) -> str:
-            return self.message
-
+    LocalModelError = fatal_as(litellm.BadRequestError)
+    LocalContextWindowError = fatal_as(litellm.ContextWindowExceededError)
     return LocalModelError, LocalContextWindowError
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -58,35 +59,28 @@ def _parse_path(raw: str) -> tuple[str | int, ...]:
     return tuple(key if key else int(idx) for key, idx in _ACCESSOR_RE.findall(raw))
 
 
-def find_references(value: Any) -> list[Reference]:
-    """Every well-formed reference in a (nested) value, in order of appearance."""
-    out: list[Reference] = []
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a (nested) value, in order."""
     if isinstance(value, str):
-        for m in REFERENCE_RE.finditer(value):
-            out.append(Reference(m.group(0), m.group(1), _parse_path(m.group(2))))
+        yield value
     elif isinstance(value, dict):
         for v in value.values():
-            out.extend(find_references(v))
+            yield from _strings(v)
     elif isinstance(value, list | tuple):
         for v in value:
-            out.extend(find_references(v))
-    return out
+            yield from _strings(v)
+
+
+def find_references(value: Any) -> list[Reference]:
+    """Every well-formed reference in a (nested) value, in order of appearance."""
+    return [Reference(m.group(0), m.group(1), _parse_path(m.group(2)))
+            for text in _strings(value) for m in REFERENCE_RE.finditer(text)]
 
 
 def malformed_references(value: Any) -> list[str]:
     """``{{...}}`` snippets that look like references but do not parse as one."""
-    out: list[str] = []
-    if isinstance(value, str):
-        for m in _ANY_BRACES_RE.finditer(value):
-            if not REFERENCE_RE.fullmatch(m.group(0)):
-                out.append(m.group(0))
-    elif isinstance(value, dict):
-        for v in value.values():
-            out.extend(malformed_references(v))
-    elif isinstance(value, list | tuple):
-        for v in value:
-            out.extend(malformed_references(v))
-    return out
+    return [m.group(0) for text in _strings(value) for m in _ANY_BRACES_RE.finditer(text)
+            if not REFERENCE_RE.fullmatch(m.group(0))]
 
 
 def _follow(ref: Reference, results: dict[str, Any]) -> Any:

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from toolkit import call, make_registry
 
-from agentcli.config import load_settings
-from agentcli.tools import ToolRegistry, ToolResult, build_registry
-
-
-def make_registry(ws: Path, **tools_cfg: Any) -> ToolRegistry:
-    overrides = {f"tools.{k}": v for k, v in tools_cfg.items()}
-    settings = load_settings(workspace=ws, use_user_config=False, environ={}, overrides=overrides)
-    return asyncio.run(build_registry(settings, plugins=False, mcp=False))
-
-
-def call(reg: ToolRegistry, name: str, args: dict[str, Any]) -> ToolResult:
-    return asyncio.run(reg.call(name, args))
+from agentcli.tools import ToolRegistry, ToolResult
 
 
 def error_type(res: ToolResult) -> str:

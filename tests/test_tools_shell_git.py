@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -11,20 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from toolkit import call, make_registry
 
-from agentcli.config import load_settings
-from agentcli.tools import ToolRegistry, ToolResult, build_registry
+from agentcli.tools import ToolRegistry
 from agentcli.tools.shell import child_env, is_scrubbed
-
-
-def make_registry(ws: Path, **tools_cfg: Any) -> ToolRegistry:
-    overrides = {f"tools.{k}": v for k, v in tools_cfg.items()}
-    settings = load_settings(workspace=ws, use_user_config=False, environ={}, overrides=overrides)
-    return asyncio.run(build_registry(settings, plugins=False, mcp=False))
-
-
-def call(reg: ToolRegistry, name: str, args: dict[str, Any]) -> ToolResult:
-    return asyncio.run(reg.call(name, args))
 
 
 def _alive(pid: int) -> bool:
