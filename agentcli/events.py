@@ -23,7 +23,9 @@ warning and nothing else breaks. Secrets are redacted before anything is written
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import threading
 import time
@@ -35,7 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from agentcli.errors import AgentError
-from agentcli.redact import Redactor
+from agentcli.redact import _SECRET_FIELD, Redactor, secret_values
 
 EVENT_SCHEMA_VERSION = 1
 EVENTS_NAME = "events.jsonl"
@@ -72,24 +74,62 @@ class Event(BaseModel):
     data: dict[str, Any] = {}
 
 
+# One encoder, built once: the same output as json.dumps(..., separators=(",", ":"), default=str).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    return _SECRET_FIELD.match(key) is not None
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is plain JSON data that the redactor's key rule and pydantic's JSON mode
+    both leave as it is: only dict (str keys, none naming a credential), list, tuple, str, int,
+    bool, None and finite floats. Exact type checks on purpose: anything else (a Mapping that is
+    not a dict, a model, a datetime, inf/nan) takes the general path. Secret *values* inside
+    strings are checked on the encoded line (see EventLog.append)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return True
+    if t is dict:
+        for k, v in value.items():  # noqa: SIM110 (plain loops: all() with a generator is slower here)
+            if type(k) is not str or _secret_key(k) or not _plain(v):
+                return False
+        return True
+    if t is list or t is tuple:
+        for v in value:  # noqa: SIM110
+            if not _plain(v):
+                return False
+        return True
+    if t is float:
+        return math.isfinite(value)
+    return False
+
+
 class IncompatibleRecording(AgentError):
     """A run recorded by a schema this version cannot read."""
 
 
 class _Fsyncer:
-    """Background fsync of one file descriptor, on request (group commit)."""
+    """Background fsync of one file descriptor, on request (group commit).
+
+    A request is a released lock (a binary semaphore), which the thread takes before each
+    fsync: requests made while an fsync runs collapse into one more fsync after it. A plain
+    lock release is a fraction of a threading.Event.set(), and this runs at every step.
+    """
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._wanted = threading.Event()
+        self._pending = threading.Lock()
+        self._pending.acquire()  # held = nothing pending; released = an fsync is wanted
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="events-fsync", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         while True:
-            self._wanted.wait()
-            self._wanted.clear()
+            self._pending.acquire()
             if self._closed:
                 return
             try:
@@ -98,11 +138,14 @@ class _Fsyncer:
                 return
 
     def request(self) -> None:
-        self._wanted.set()
+        try:  # noqa: SIM105 (contextlib.suppress costs more, and this runs at every step)
+            self._pending.release()
+        except RuntimeError:
+            pass  # already pending: the coming fsync covers this request too
 
     def close(self) -> None:
         self._closed = True
-        self._wanted.set()
+        self.request()
         self._thread.join(timeout=5)
 
 
@@ -118,6 +161,9 @@ class EventLog:
         self._seq = start_seq
         self._lock = threading.Lock()
         self._redact = Redactor()
+        # The secret values the redactor replaces (the same snapshot), as they appear in JSON text:
+        # escaping is per character, so a string holding a secret encodes to text holding this.
+        self._encoded_secrets = tuple(_ENCODER.encode(v)[1:-1] for v in secret_values())
         self._fsyncer = _Fsyncer(self._fd)
         self._closed = False
         #: Called with every appended event, in order (telemetry builds spans from them).
@@ -133,12 +179,30 @@ class EventLog:
     def append(self, type: EventType, data: dict[str, Any] | None = None, *, step_id: str | None = None,
                durable: bool = False) -> Event:
         """Append one event. ``durable=True`` fsyncs before returning (use before side effects)."""
+        data = data or {}
         with self._lock:
             self._seq += 1
-            event = Event(seq=self._seq, time=time.time(), type=type, run_id=self.run_id, step_id=step_id,
-                          data=self._redact(data or {}))
-            line = json.dumps(event.model_dump(mode="json"), separators=(",", ":"), default=str) + "\n"
-            os.write(self._fd, line.encode())
+            line = None
+            if _plain(data):
+                # Fast path, same bytes: when redaction would change nothing, the JSON-mode dump of
+                # plain data is the data itself, so the validated fields are encoded directly.
+                event = Event(seq=self._seq, time=time.time(), type=type, run_id=self.run_id, step_id=step_id,
+                              data=data)
+                # Written out field by field, in the model's order, exactly as the encoder renders
+                # the dumped dict (ints and floats by repr, strings JSON-escaped).
+                sid = "null" if event.step_id is None else _ENCODER.encode(event.step_id)
+                line = (f'{{"schema_version":{int.__repr__(event.schema_version)},"seq":{int.__repr__(event.seq)},'
+                        f'"time":{float.__repr__(event.time)},"type":{_ENCODER.encode(event.type)},'
+                        f'"run_id":{_ENCODER.encode(event.run_id)},"step_id":{sid},"data":{_ENCODER.encode(data)}}}')
+                for secret in self._encoded_secrets:
+                    if secret in line:
+                        line = None  # a secret value may be in there: redact
+                        break
+            if line is None:
+                event = Event(seq=self._seq, time=time.time(), type=type, run_id=self.run_id, step_id=step_id,
+                              data=self._redact(data))
+                line = _ENCODER.encode(event.model_dump(mode="json"))
+            os.write(self._fd, (line + "\n").encode())
             if durable:
                 os.fsync(self._fd)
         for listener in self.listeners:

@@ -40,7 +40,14 @@ from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, LLMError
 from agentcli.events import EventLog
 from agentcli.fsm import State, StateMachine
 from agentcli.llm import LLMClient
-from agentcli.plan import Plan, ReferenceResolutionError, Step, llm_step_messages, resolve_references
+from agentcli.plan import (
+    Plan,
+    ReferenceResolutionError,
+    Step,
+    find_references,
+    llm_step_messages,
+    resolve_references,
+)
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 
 #: The step whose code is running (asyncio tasks copy it), for backends that serve by step (replay).
@@ -48,6 +55,8 @@ CURRENT_STEP: contextvars.ContextVar[str | None] = contextvars.ContextVar("agent
 
 StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
 DONE: frozenset[str] = frozenset({"ok", "failed", "denied", "skipped"})
+_NOT_SUCCEEDED: frozenset[str] = frozenset({"failed", "denied", "skipped"})
+_BLOCKING: frozenset[str] = frozenset({"failed", "denied"})
 
 _FIX_ARGS_PROMPT = (
     "Step {step_id} calls the tool `{tool}` with these arguments:\n{args}\n"
@@ -109,6 +118,11 @@ class _ToolWait:
             self.fsm.to(State.EXECUTING, reason)
 
 
+def _set_if_pending(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class Aborted(ApprovalDenied):
     """The user chose abort at an approval prompt."""
 
@@ -138,6 +152,11 @@ class Executor:
     def outputs(self) -> dict[str, Any]:
         return {sid: r.output for sid, r in self.runs.items() if r.status == "ok"}
 
+    def _resolve(self, value: Any) -> Any:
+        """``value`` with its references resolved (a copy, as resolve_references returns). The
+        outputs are only collected when there is a reference to resolve: that walk is O(steps)."""
+        return resolve_references(value, self.outputs() if find_references(value) else {})
+
     def adopt(self, plan: Plan, done: dict[str, StepRun] | None = None) -> None:
         """Track the steps of ``plan``; steps already done (resume, replan) are kept as they are."""
         for step in plan.steps:
@@ -147,23 +166,36 @@ class Executor:
             self.runs[sid] = run
 
     def _ready(self) -> list[StepRun]:
+        # Called after every finished step, over every step: plain loops, no temporary lists.
         ready = []
-        for run in self.runs.values():
+        runs = self.runs
+        for run in runs.values():
             if run.status != "pending":
                 continue
-            deps = [self.runs.get(d) for d in run.step.depends_on]
-            if any(d is None or d.status in ("failed", "denied", "skipped") for d in deps):
+            all_ok = True
+            skip = False
+            for dep_id in run.step.depends_on:
+                dep = runs.get(dep_id)
+                if dep is None or dep.status in _NOT_SUCCEEDED:
+                    skip = True
+                    break
+                if dep.status != "ok":
+                    all_ok = False
+            if skip:
                 run.status = "skipped"
                 run.error = {"type": "skipped", "message": "a step it depends on did not succeed"}
                 self._finish(run)
                 continue
-            if all(d is not None and d.status == "ok" for d in deps):
+            if all_ok:
                 ready.append(run)
         return ready
 
     def blocked(self) -> bool:
         """Whether some step failed or was denied (the reviewer must look)."""
-        return any(r.status in ("failed", "denied") for r in self.runs.values())
+        for r in self.runs.values():  # noqa: SIM110 (a plain loop: this runs after every step)
+            if r.status in _BLOCKING:
+                return True
+        return False
 
     def pending(self) -> list[StepRun]:
         return [r for r in self.runs.values() if r.status == "pending"]
@@ -173,6 +205,17 @@ class Executor:
         Aborted, or CancelledError (Ctrl-C); running steps are cancelled first."""
         running: dict[asyncio.Task[None], StepRun] = {}
         limit = self.config.executor.max_parallel
+        # Waiting for the first of the running steps to finish exactly as asyncio.wait(FIRST_COMPLETED)
+        # does (the same wake-up, then every finished step collected), without adding a callback to
+        # every running task and removing it again each time round: each task has one, from its
+        # start, which wakes the loop unless the loop has collected that task already.
+        waiting: list[asyncio.Future[None]] = []
+
+        def on_done(task: asyncio.Task[None]) -> None:
+            if task in running and waiting and not waiting[0].done():
+                waiting[0].set_result(None)
+
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 if not self.blocked():
@@ -180,11 +223,20 @@ class Executor:
                         if len(running) >= limit:
                             break
                         run.status = "running"
-                        running[asyncio.create_task(self._run_step(plan, run))] = run
+                        task = asyncio.create_task(self._run_step(plan, run))
+                        task.add_done_callback(on_done)
+                        running[task] = run
                 if not running:
                     return
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
+                waiter: asyncio.Future[None] = loop.create_future()
+                waiting.append(waiter)
+                if any(t.done() for t in running):  # reported at the next turn, as asyncio.wait does
+                    loop.call_soon(_set_if_pending, waiter)
+                try:
+                    await waiter
+                finally:
+                    waiting.clear()
+                for task in [t for t in running if t.done()]:
                     running.pop(task)
                     task.result()  # re-raise budget, abort and bugs
         finally:
@@ -233,7 +285,7 @@ class Executor:
     async def _llm_step(self, run: StepRun) -> None:
         step = run.step
         try:
-            prompt = resolve_references(step.prompt, self.outputs())
+            prompt = self._resolve(step.prompt)
         except ReferenceResolutionError as e:
             run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
             return
@@ -263,7 +315,7 @@ class Executor:
         step = run.step
         assert step.tool is not None
         try:
-            args = resolve_references(step.args, self.outputs())
+            args = self._resolve(step.args)
         except ReferenceResolutionError as e:
             run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
             return

@@ -177,8 +177,10 @@ class ToolRegistry:
         command and cwd of a shell call. ``None`` if the tool has no preview or the call is
         invalid (the call itself then reports why)."""
         tool = self.get(name)
+        if tool is None or (tool.preview_func is None and type(tool).preview is Tool.preview):
+            return None  # nothing to show whatever the args: skip validating them
         validated = self.validate(name, args)
-        if tool is None or isinstance(validated, ToolError):
+        if isinstance(validated, ToolError):
             return None
         try:
             return tool.preview(validated, self.ctx)
@@ -216,7 +218,16 @@ class ToolRegistry:
             validated, self.ctx.config.default_timeout_seconds
         )
         try:
-            output = await asyncio.wait_for(self._invoke(tool, validated), timeout=limit)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps the call in a new Task
+            # (one more task per tool call). The timeout and its TimeoutError are the same, and the
+            # caller still yields to the event loop before the tool starts, as it did waiting for
+            # that task: concurrent steps interleave as before, even with tools that never await.
+            async with asyncio.timeout(limit if limit > 0 else None):
+                await asyncio.sleep(0)
+                if limit <= 0:
+                    # As wait_for(..., 0) does: no time left, so the tool is not started at all.
+                    raise TimeoutError
+                output = await self._invoke(tool, validated)
         except TimeoutError:
             msg = f"{tool.name} did not finish within {limit:g} s"
             return done(error=ToolError(type="timeout", message=msg))

@@ -1,0 +1,229 @@
+"""LLM calls and input tokens per task: agentcli's planner-executor against a ReAct loop.
+
+Both agents do the same scripted task suite (:mod:`bench.suite`) over the same fixture
+workspace, with the same registry of built-in tools, through the same :class:`LLMClient`
+and the same fake model (:func:`answer`), which answers
+
+* agentcli's planner with the task's draft plan, its ``llm`` step with a short text and its
+  reviewer with a ``complete`` verdict;
+* the ReAct loop (:func:`react`) with the task's next tool call, one per turn, then the answer.
+
+Calls and tokens are the client's own totals; input tokens are tiktoken counts of everything
+sent: messages, the tool schemas (ReAct, every turn) and the response JSON schema (agentcli's
+planner and reviewer), so structured output is not free in this count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from agentcli import tokens
+from agentcli.config import Settings
+from agentcli.llm import CallRecord, LLMClient, ModelRequest, ModelResponse, ToolCall
+from agentcli.plan import Plan
+from agentcli.planner import make_plan
+from agentcli.planner_prompt import draft_schema
+from agentcli.runner import ReplanContext
+from agentcli.testing import FunctionModel, last_user_text
+from agentcli.tools import ToolRegistry, builtin_tools
+from bench import kit, suite
+from bench.context import Context
+from bench.report import Row, SectionResult
+from bench.stats import Summary
+
+SECTION = "calls"
+TARGET_RATIO = 3.0
+
+REACT_SYSTEM = (
+    "You are a developer agent working in a code repository. Use the tools to do the task: call one tool at "
+    "a time and look at its result before choosing the next. When you have what you need, reply with the "
+    "final answer for the user."
+)
+LLM_STEP_REPLY = ("- test_add_and_value: total value of the stock\n- test_duplicate_sku: a second item with the "
+                  "same sku is refused\n- test_stock_never_negative: stock cannot go below zero\n"
+                  "- test_save_and_load: items survive a save and a load")
+
+
+def _tool_messages(req: ModelRequest) -> int:
+    return sum(1 for m in req.messages if m.get("role") == "tool")
+
+
+def answer(req: ModelRequest) -> ModelResponse:
+    """The one fake model both agents talk to."""
+    system = str(req.messages[0].get("content", "")) if req.messages else ""
+    rf = req.response_format or {}
+    schema_name = (rf.get("json_schema") or {}).get("name")
+    resp: ModelResponse
+    if schema_name == "Review":
+        task = suite.find_task(json.loads(last_user_text(req))["task"])
+        resp = ModelResponse(text=json.dumps(kit.review_reply(task.answer)))
+    elif system.startswith("You are the planner"):
+        resp = ModelResponse(text=json.dumps(suite.draft_for(suite.find_task(last_user_text(req)))))
+    elif system.startswith("You carry out one step"):
+        resp = ModelResponse(text=LLM_STEP_REPLY)
+    elif req.tools:
+        task = suite.find_task(str(req.messages[1]["content"]))
+        done = _tool_messages(req)
+        if done < len(task.calls):
+            name, args = task.calls[done]
+            resp = ModelResponse(tool_calls=[ToolCall(id=f"call_{done + 1}", name=name, arguments=args)])
+        else:
+            text = task.answer if not task.llm_prompt else f"{task.answer}\n\n{LLM_STEP_REPLY}"
+            resp = ModelResponse(text=text)
+    else:
+        raise AssertionError(f"unexpected request: {system[:80]!r}")
+    extra = json.dumps(req.response_format) if req.response_format else ""
+    resp.input_tokens = tokens.count_messages(req.messages, req.model, tools=req.tools, extra=extra)
+    return resp
+
+
+def _result_text(output: Any) -> str:
+    return output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
+
+
+async def react(task: suite.Task, client: LLMClient, registry: ToolRegistry, max_turns: int = 30) -> str:
+    """A ReAct loop: one model call per tool step, the whole history re-sent every time."""
+    tools = registry.openai_schemas()
+    messages: list[dict[str, Any]] = [{"role": "system", "content": REACT_SYSTEM},
+                                      {"role": "user", "content": task.text}]
+    for _ in range(max_turns):
+        result = await client.acomplete(messages, role="executor", tools=tools)
+        if not result.tool_calls:
+            return result.text
+        messages.append({"role": "assistant", "content": result.text or None, "tool_calls": [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+            for c in result.tool_calls]})
+        for c in result.tool_calls:
+            res = await registry.call(c.name, c.arguments)
+            content = _result_text(res.output) if res.ok else json.dumps(
+                {"error": res.error.model_dump(mode="json") if res.error else None})
+            messages.append({"role": "tool", "tool_call_id": c.id, "content": content})
+    raise RuntimeError(f"react: no answer after {max_turns} turns")
+
+
+class Tally:
+    """Input tokens per call, with and without the response JSON schema, by role."""
+
+    def __init__(self, client: LLMClient) -> None:
+        self.by_role: dict[str, list[int]] = defaultdict(list)
+        self.without_schema = 0
+        client.observers.append(self.observe)
+
+    def observe(self, rec: CallRecord) -> None:
+        self.by_role[rec.role].append(rec.usage.input_tokens)
+        req = rec.request
+        self.without_schema += tokens.count_messages(req.messages, req.model, tools=req.tools)
+
+
+async def _agentcli_task(task: suite.Task, ws: Path, runs: Path, settings: Settings, registry: ToolRegistry
+                         ) -> tuple[int, int, int, Tally]:
+    deps = kit.make_deps(runs, settings.config, registry, FunctionModel(answer))
+    client = deps.client
+
+    async def planner(text: str, ctx: ReplanContext | None) -> Plan:
+        return await make_plan(text, settings=settings, registry=registry, client=client, save=False)
+
+    deps.planner = planner
+    tally = Tally(client)
+    try:
+        outcome, _ = await kit.timed_run(task.text, deps)
+    finally:
+        kit.close_deps(deps)
+    bad = [s for s in outcome.steps if s["status"] != "ok"]
+    if outcome.status != "COMPLETE" or bad or len(outcome.steps) != task.steps:
+        raise RuntimeError(f"agentcli: {task.text!r} ended {outcome.status} ({outcome.reason}); failed steps: "
+                           f"{[(s['id'], s['error']) for s in bad]}")
+    t = client.totals
+    return t.calls, t.input_tokens, tally.without_schema, tally
+
+
+async def _react_task(task: suite.Task, settings: Settings, registry: ToolRegistry) -> tuple[int, int, int]:
+    client = LLMClient(settings.config, backend=FunctionModel(answer))
+    await react(task, client, registry)
+    t = client.totals
+    if t.calls != len(task.calls) + 1:
+        raise RuntimeError(f"react: {t.calls} calls for {len(task.calls)} tool steps")
+    return t.calls, t.input_tokens, t.output_tokens
+
+
+def _schema_tokens(settings: Settings, registry: ToolRegistry) -> int:
+    schema = draft_schema(registry.tools(), settings.config.budget.max_steps)
+    return tokens.count_text(json.dumps({"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}))
+
+
+def run(ctx: Context) -> SectionResult:
+    res = SectionResult(SECTION)
+    tasks = suite.TASKS[:2] if ctx.smoke else suite.TASKS
+    base = Path(tempfile.mkdtemp(prefix="calls-", dir=ctx.tmp))
+    ws = suite.make_workspace(base / "ws")
+    runs = base / "runs"
+    config = kit.bench_config()
+    settings = Settings(config=config, workspace=ws)
+    registry = kit.make_registry(ws, config, builtin_tools(config.tools))
+
+    async def go() -> tuple[list[tuple[int, int, int, Tally]], list[tuple[int, int, int]]]:
+        a = [await _agentcli_task(t, ws, runs, settings, registry) for t in tasks]
+        r = [await _react_task(t, settings, registry) for t in tasks]
+        return a, r
+
+    ours, theirs = asyncio.run(go())
+    a_calls = [c for c, _, _, _ in ours]
+    r_calls = [c for c, _, _ in theirs]
+    a_tok = [i for _, i, _, _ in ours]
+    a_bare = [b for _, _, b, _ in ours]
+    r_tok = [i for _, i, _ in theirs]
+    res.rows += [
+        Row(SECTION, "model calls per task, agentcli (planner + llm steps + reviewer)",
+            Summary.of(a_calls, "calls"), text="(over tasks)"),
+        Row(SECTION, "model calls per task, ReAct loop", Summary.of(r_calls, "calls"), text="(over tasks)"),
+        Row(SECTION, "input tokens per task, agentcli (response JSON schemas counted)", Summary.of(a_tok, "tok"),
+            text="(over tasks)"),
+        Row(SECTION, "input tokens per task, agentcli (messages only, schemas not counted)",
+            Summary.of(a_bare, "tok"), text="(over tasks)"),
+        Row(SECTION, "input tokens per task, ReAct loop", Summary.of(r_tok, "tok"), text="(over tasks)"),
+        Row(SECTION, "ratio ReAct / agentcli, model calls (per task)",
+            Summary.of([r / a for r, a in zip(r_calls, a_calls, strict=True)], "x")),
+    ]
+    for label, mine in (("schemas counted", a_tok), ("schemas not counted", a_bare)):
+        ratios = Summary.of([r / a for r, a in zip(r_tok, mine, strict=True)], "x")
+        res.rows.append(Row(SECTION, f"ratio ReAct / agentcli, input tokens per task ({label})", ratios,
+                            target=f"≥ {TARGET_RATIO:g}x", met=ratios.median >= TARGET_RATIO))
+        whole = sum(r_tok) / sum(mine)
+        res.rows.append(Row(SECTION, f"ratio ReAct / agentcli, input tokens, whole suite ({label})",
+                            Summary.of([whole], "x"), target=f"≥ {TARGET_RATIO:g}x", met=whole >= TARGET_RATIO))
+    roles: dict[str, list[int]] = defaultdict(list)
+    for _, _, _, tally in ours:
+        for role, values in tally.by_role.items():
+            roles[role] += values
+    split = "; ".join(f"{role}: {len(v)} calls, {sum(v) / len(v):,.0f} input tokens each on average"
+                      for role, v in sorted(roles.items()))
+    steps = [t.steps for t in tasks]
+    schema_tok = _schema_tokens(settings, registry)
+    res.notes += [
+        f"{len(tasks)} tasks of {min(steps)}-{max(steps)} steps (tool steps; 2 of the 6 full-size tasks end with an "
+        "llm step) over an 8-file fixture project, real built-in tools (8 in the registry), default config "
+        "(budget.max_steps = 20). Counts are deterministic, so the spread is over tasks, not repetitions. "
+        "Tokens: tiktoken cl100k via the LLM client's totals; output tokens are not compared.",
+        f"agentcli, split by role: {split}.",
+        f"Totals over the suite: agentcli {sum(a_calls)} calls, {sum(a_tok):,} input tokens with the response "
+        f"schemas ({sum(a_bare):,} without); ReAct {sum(r_calls)} calls, {sum(r_tok):,} input tokens.",
+        f"The planner's draft JSON schema alone is {schema_tok:,} tokens (it has one slot per possible step, "
+        "max_steps = 20, each with an anyOf over the tools), several times the planner's prompt. Whether a "
+        "provider bills a response_format schema as input varies (the embedded model turns it into a grammar "
+        "and does not); both counts are shown. Sizing the schema to the task (fewer slots) or sending the "
+        "grammar-oriented schema only to local models would remove most of agentcli's fixed cost.",
+        "What drives the rest: the planner's prompt carries the tool catalogue once per task, tool steps call "
+        "no model, and the reviewer sees each output once, cut to 1,500 characters. The ReAct loop re-sends the "
+        "tool schemas and the whole growing history, every tool output in full, on each of its k + 1 calls, so "
+        "its input grows with k² while agentcli's grows with k. With agentcli's fixed cost per task (prompt, "
+        "catalogue, workspace summary, schema), the advantage is smallest on short tasks with small outputs "
+        "like these, and grows with the number of steps and the size of the outputs.",
+        "An llm step that uses every earlier output (2 of the tasks) sends those outputs in full once more; "
+        "a ReAct agent making several tool calls per turn would need fewer calls (not modelled here).",
+    ]
+    return res
