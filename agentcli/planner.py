@@ -51,8 +51,22 @@ from agentcli.plan import (
     llm_step_messages,
     validate_steps,
 )
-from agentcli.planner_prompt import Recall, build_messages, draft_schema, recall_snippets, workspace_summary
-from agentcli.tools import ToolRegistry
+from agentcli.plan_examples import PlanExample, select_examples
+from agentcli.planner_prompt import (
+    LOCAL_EXAMPLES,
+    Recall,
+    apply_choices,
+    build_local_messages,
+    build_messages,
+    draft_schema,
+    is_local,
+    local_draft_schema,
+    local_levers,
+    recall_snippets,
+    task_choices,
+    workspace_summary,
+)
+from agentcli.tools import Tool, ToolRegistry
 
 #: Output tokens assumed per ``llm`` step (capped by ``llm.max_output_tokens``): a short answer,
 #: a function or a summary. Real runs vary; this keeps the estimate an honest order of magnitude.
@@ -181,8 +195,12 @@ def interpret_draft(raw: Any, registry: ToolRegistry, config: Config) -> tuple[l
     return steps, issues
 
 
-def reask_message(issues: list[PlanIssue]) -> str:
-    """What the model is told after an invalid draft."""
+def reask_message(issues: list[PlanIssue], *, short: bool = False) -> str:
+    """What the model is told after an invalid draft (``short``: for a small local model, the
+    first three problems only, each on its own line, and what to do)."""
+    if short:
+        listed = "\n".join(f"- {i}" for i in issues[:3])
+        return f"That plan has errors:\n{listed}\nWrite the plan again with these fixed. JSON only."
     listed = "\n".join(f"- {i}" for i in issues[:15])
     return (f"Your plan is not valid:\n{listed}\n"
             'Fix these problems and reply with the whole corrected plan: {"steps": {"s1": ...}}.')
@@ -239,6 +257,68 @@ def _budget_issues(tokens_total: int, cost: float | None, config: Config) -> lis
 # --------------------------------------------------------------------------- make_plan
 
 
+def _example_embedder(config: Config) -> str:
+    # The remote embedders cost a network call per plan; the examples need only the builtin one.
+    name = config.memory.embedding_model
+    return name if name == "builtin" or name.startswith("test/") else "builtin"
+
+
+def _workspace_files(workspace: Path, data_dir: Path | None, limit: int = 2000) -> list[str]:
+    from agentcli.tools.paths import WorkspaceWalker
+
+    out = []
+    for _path, rel in WorkspaceWalker(workspace, data_dir).iter_files():
+        out.append(rel)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _local_request(task: str, tools: list[Tool], config: Config, levers: frozenset[str],
+                   context: str | None, workspace: Path | None = None,
+                   data_dir: Path | None = None) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+    """The schema and messages for a small local planner model, per the levers in force:
+    ``examples`` (few-shot chosen by similarity), ``narrow`` (only the most similar example's
+    tools, as many steps as it has at most, llm steps only if it has one), ``patterns``
+    (bounded globs and paths), ``choices`` (enums of values grounded in the task and the
+    workspace, :func:`task_choices`), ``compact`` (a short prompt). ``(None, None)``: the
+    default request."""
+    examples: list[PlanExample] = []
+    if "examples" in levers or "narrow" in levers:
+        try:
+            examples = select_examples(task, LOCAL_EXAMPLES, embedding_model=_example_embedder(config))
+        except Exception:  # no embedder: plan without examples rather than fail
+            examples = []
+    shown = examples if "examples" in levers else []
+    grammar_tools, max_steps, allow_prompt = tools, config.budget.max_steps, True
+    if "narrow" in levers and examples:
+        # The most similar example's tools only: measured on the task suite, the nearest example's
+        # tool was right for 32 of 34 tasks, and a 135M model given a choice of tools often picks wrong.
+        used = examples[-1].tools
+        grammar_tools = [t for t in tools if t.name in used] or tools
+        max_steps = min(max_steps, len(examples[-1].steps))  # as many steps as the most similar one
+        allow_prompt = examples[-1].uses_llm
+    if "compact" not in levers and "narrow" not in levers and "patterns" not in levers and not shown:
+        return None, None
+    schema = local_draft_schema(grammar_tools, max_steps, allow_prompt=allow_prompt,
+                                patterns="patterns" in levers)
+    if "choices" in levers and workspace is not None:
+        root = workspace
+
+        def read(rel: str) -> str:
+            return (root / rel).read_text(encoding="utf-8", errors="replace")
+
+        apply_choices(schema, grammar_tools, task_choices(task, _workspace_files(workspace, data_dir), read))
+    if "compact" in levers:
+        messages = build_local_messages(task, grammar_tools, shown, context)
+    else:
+        messages = build_messages(task, tools, config, "", [], context)
+        for ex in reversed(shown):
+            messages.insert(1, {"role": "assistant", "content": ex.draft_json()})
+            messages.insert(1, {"role": "user", "content": ex.task})
+    return schema, messages
+
+
 def _add_cost(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + b
 
@@ -271,9 +351,14 @@ async def make_plan(
     if not task:
         raise UsageError("the task is empty")
     tools = registry.tools()
-    schema = draft_schema(tools, config.budget.max_steps)
-    base = build_messages(task, tools, config, workspace_summary(settings.workspace, settings.data_dir),
-                          recall_snippets(recall, task), context)
+    local = is_local(config.model_for("planner"))
+    levers = local_levers() if local else frozenset()
+    schema, base = _local_request(task, tools, config, levers, context, settings.workspace,
+                                                   settings.data_dir) if levers else (None, None)
+    if schema is None or base is None:
+        schema = draft_schema(tools, config.budget.max_steps)
+        base = build_messages(task, tools, config, workspace_summary(settings.workspace, settings.data_dir),
+                              recall_snippets(recall, task), context)
     executor = config.model_for("executor")
     price = _price_of(client, executor)
     messages = base
@@ -283,7 +368,9 @@ async def make_plan(
         try:
             result = await client.acomplete(messages, role="planner", json_schema=schema)
         except StructuredOutputError as e:
-            raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}") from None
+            hint = (f" ({config.model_for('planner')} is a small offline model: try a stronger one, e.g. "
+                    "--model openai/gpt-4o-mini)") if local else ""
+            raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}{hint}") from None
         planning_cost = _add_cost(planning_cost, result.cost_usd)
         steps, issues = interpret_draft(result.parsed, registry, config)
         total_tokens, total_cost = 0, None
@@ -294,11 +381,13 @@ async def make_plan(
         if not issues:
             break
         messages = [*base, {"role": "assistant", "content": result.text},
-                    {"role": "user", "content": reask_message(issues)}]
+                    {"role": "user", "content": reask_message(issues, short=bool(levers))}]
     else:
         listed = "; ".join(str(i) for i in issues[:6])
         more = f" (+{len(issues) - 6} more)" if len(issues) > 6 else ""
-        raise PlanningError(f"no valid plan after {tries} tries: {listed}{more}")
+        hint = (f"; {config.model_for('planner')} is a small offline model: try a stronger one, e.g. "
+                "--model openai/gpt-4o-mini") if local else ""
+        raise PlanningError(f"no valid plan after {tries} tries: {listed}{more}{hint}")
     plan = Plan(
         schema_version=PLAN_SCHEMA_VERSION,
         id=plan_id or new_run_id(),

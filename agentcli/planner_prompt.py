@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -250,3 +251,258 @@ def recall_snippets(recall: Recall | None, task: str) -> list[str]:
         text = " ".join(str(item).split())
         out.append(text if len(text) <= MEMORY_ITEM_CHARS else text[:MEMORY_ITEM_CHARS] + "...")
     return out
+
+
+# --------------------------------------------------------------------------- small local models
+
+#: Levers of the local-model planner (see DEFAULT_LEVERS). ``AGENTCLI_LOCAL_PLANNER`` names the
+#: ones to use (comma-separated; ``none`` = the hosted-model prompt and grammar, as before), for
+#: the task-suite benchmark (``python -m bench.tasks --lever ...``). It is not a config key.
+LOCAL_LEVERS = ("compact", "examples", "narrow", "patterns", "choices", "answer")
+LEVERS_ENV = "AGENTCLI_LOCAL_PLANNER"
+#: Examples put in a local model's prompt; their tools make the narrowed grammar.
+LOCAL_EXAMPLES = 3
+LOCAL_TITLE_MAX = 40
+
+# Patterns for arg strings a small model gets wrong in characteristic ways: spaces and prose in
+# globs and paths. Anchored, in the regex subset local_model's grammar converter handles.
+_ARG_PATTERNS = {
+    "pattern": "^[A-Za-z0-9_.*/{},-]+$",
+    "path": "^[A-Za-z0-9_][A-Za-z0-9_./-]*$",
+    "cwd": "^[A-Za-z0-9_.][A-Za-z0-9_./-]*$",
+}
+
+
+#: The default: ``narrow`` (the grammar cut to the nearest example's tools) is left out. On the task
+#: suite it gained one task on the tasks the example library was tuned on and lost two of ten
+#: held-out tasks, where the nearest example was the wrong tool (bench/RESULTS.md).
+DEFAULT_LEVERS = frozenset(LOCAL_LEVERS) - {"narrow"}
+
+
+def local_levers(environ: dict[str, str] | None = None) -> frozenset[str]:
+    """The local-planner levers in force (see :data:`LOCAL_LEVERS`): unset or ``default`` =
+    :data:`DEFAULT_LEVERS`, ``all``, ``none``, or a comma list."""
+    raw = (os.environ if environ is None else environ).get(LEVERS_ENV, "").strip()
+    if not raw or raw == "default":
+        return DEFAULT_LEVERS
+    if raw == "all":
+        return frozenset(LOCAL_LEVERS)
+    if raw == "none":
+        return frozenset()
+    return frozenset(x.strip() for x in raw.split(",") if x.strip() in LOCAL_LEVERS)
+
+
+def is_local(model: str) -> bool:
+    return model.startswith("local/")
+
+
+def _with_patterns(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    props = node.get("properties")
+    if isinstance(props, dict):
+        for name, sub in props.items():
+            if name in _ARG_PATTERNS and isinstance(sub, dict):
+                types = sub.get("type")
+                if types == "string" or (isinstance(types, list) and "string" in types):
+                    sub["pattern"] = _ARG_PATTERNS[name]
+                for alt in sub.get("anyOf", []) if isinstance(sub.get("anyOf"), list) else []:
+                    if isinstance(alt, dict) and alt.get("type") == "string":
+                        alt["pattern"] = _ARG_PATTERNS[name]
+                if name == "pattern" and "pattern" not in node.get("required", []):
+                    # list_files' glob has a default; a small model then writes "args": {}.
+                    node["required"] = [*node.get("required", []), "pattern"]
+    return node
+
+
+def local_draft_schema(tools: list[Tool], max_steps: int, *, allow_prompt: bool,
+                       patterns: bool) -> dict[str, Any]:
+    """:func:`draft_schema` for a small local model: optionally only tool steps, shorter titles,
+    and ``pattern``-bounded globs and paths."""
+    schema = draft_schema(tools, max_steps)
+    defs = schema["$defs"]
+    defs["title"]["maxLength"] = LOCAL_TITLE_MAX
+    if patterns:
+        for i in range(len(tools)):
+            _with_patterns(defs[f"args{i}"])
+    if not allow_prompt and tools:
+        for k in range(1, max_steps + 1):
+            slot = schema["properties"]["steps"]["properties"][f"s{k}"]
+            slot["anyOf"] = [b for b in slot["anyOf"] if "call" in b["properties"]]
+        defs.pop("prompt", None)
+    return schema
+
+
+def _signature(tool: Tool) -> str:
+    schema = tool.parameters_schema()
+    required = set(schema.get("required", []))
+    names = [n if n in required else f"{n}?" for n in schema.get("properties", {})]
+    return f"{tool.name}({', '.join(names)})"
+
+
+def compact_catalogue(tools: list[Tool]) -> str:
+    """One short line per tool: signature and the first sentence of its description."""
+    out = []
+    for t in tools:
+        first = " ".join(t.description.split()).split(". ")[0].rstrip(".")
+        out.append(f"- {_signature(t)}: {first[:110]}")
+    return "\n".join(out)
+
+
+_LOCAL_SYSTEM = """You turn a developer task into a JSON plan of tool calls.
+Tools:
+{tools}
+Copy names, paths and text from the task exactly. Reply with JSON only."""
+
+
+def build_local_messages(task: str, tools: list[Tool], examples: list[Any],
+                         context: str | None = None) -> list[dict[str, Any]]:
+    """A short prompt for a small local model: a compact catalogue, then each example as a
+    user/assistant exchange (most similar last), then the task. About 300-500 tokens."""
+    msgs: list[dict[str, Any]] = [{"role": "system", "content": _LOCAL_SYSTEM.format(tools=compact_catalogue(tools))}]
+    for ex in examples:
+        msgs.append({"role": "user", "content": ex.task})
+        msgs.append({"role": "assistant", "content": ex.draft_json()})
+    text = task
+    if context:
+        cut = context if len(context) <= 1500 else context[:1500] + " [...]"
+        text = f"{task}\n(Earlier attempt: {cut})"
+    msgs.append({"role": "user", "content": text})
+    return msgs
+
+
+# --------------------------------------------------------------------------- task-grounded choices
+
+#: Words for kinds of file -> extensions (a small model cannot map "markdown" to ".md" itself).
+KIND_WORDS: dict[str, tuple[str, ...]] = {
+    "python": (".py",), "py": (".py",), "markdown": (".md",), "md": (".md",), "yaml": (".yaml", ".yml"),
+    "yml": (".yaml", ".yml"), "json": (".json",), "toml": (".toml",), "shell": (".sh",), "sh": (".sh",),
+    "bash": (".sh",), "text": (".txt",), "txt": (".txt",), "javascript": (".js",), "js": (".js",),
+    "typescript": (".ts", ".tsx"), "ts": (".ts",), "rust": (".rs",), "go": (".go",), "html": (".html",),
+    "css": (".css",), "csv": (".csv",), "ini": (".ini",), "cfg": (".cfg",), "java": (".java",),
+    "c": (".c", ".h"), "cpp": (".cpp", ".hpp"), "ruby": (".rb",), "config": (".toml", ".yaml", ".yml", ".json",
+                                                                              ".ini", ".cfg"),
+}
+_STOP_WORDS = """a an the of in on to for from with and or is are was be do does did what which where who how
+many much show list find me my all any every file files there this that it its i you we please tell give
+see get let lines line contains containing defined define defines definition used use uses called say says
+change set into by at as are directory folder under class def function method import constant variable
+comment comments defines"""
+_STOP = frozenset(_STOP_WORDS.split())
+_EDGE = "?!.,;:'\"`()[]"
+_FILE_LIKE = re.compile(r"^[A-Za-z0-9_][\w./-]*\.[A-Za-z0-9]+$")
+_BACKTICKS = re.compile(r"`([^`]+)`")
+MAX_CHOICES = 40  # every enum value is a grammar alternative: more slow decoding down
+
+
+def _words(task: str) -> list[str]:
+    out = []
+    for raw in task.split():
+        w = raw.strip(_EDGE) if not raw.endswith(("()", "(")) else raw.strip("?!,;:'\"`")
+        if w:
+            out.append(w)
+    return out
+
+
+def _identifiers(words: list[str]) -> list[str]:
+    return [w for w in words if len(w) >= 3 and w.lower() not in _STOP and "/" not in w
+            and w.replace("_", "").replace(".", "").isalnum()]
+
+
+def _ngrams(words: list[str], n_max: int = 4) -> list[str]:
+    out = []
+    for n in range(1, n_max + 1):
+        for i in range(len(words) - n + 1):
+            gram = words[i:i + n]
+            if n == 1 and gram[0].lower() in _STOP:
+                continue
+            out.append(" ".join(gram))
+    return out
+
+
+def _dedupe(items: list[str], min_len: int = 1, cap: int = MAX_CHOICES) -> list[str]:
+    return [x for x in dict.fromkeys(items) if len(x) >= min_len][:cap]
+
+
+def task_choices(task: str, files: list[str],
+                 read: Callable[[str], str] | None = None) -> dict[str, dict[str, list[str]]]:
+    """Per tool and argument, the values the grammar allows for this task: globs built from
+    the workspace's extensions and directories (only those the task names, when it names
+    any), files the task mentions, and search queries and edit strings made of the task's
+    own words. A small model picks among them far better than it writes them."""
+    words = _words(task)
+    low = {w.lower() for w in words}
+    exts = sorted({os.path.splitext(f)[1] for f in files if os.path.splitext(f)[1]})
+    dirs = sorted({f.rsplit("/", i)[0] for f in files for i in range(1, f.count("/") + 1)})[:60]
+    wanted = {e for w in low for e in KIND_WORDS.get(w, ()) if e in exts}
+    wanted |= {w if w.startswith(".") else f".{w}" for w in low if (w if w.startswith(".") else f".{w}") in exts}
+    named_dirs = [d for d in dirs if d.lower() in low or d.lower().rstrip("/") in {w.rstrip("/") for w in low}]
+    use_exts = sorted(wanted) or exts
+    globs: list[str] = []
+    for d in named_dirs:
+        globs += [f"{d}/**/*"] + [f"{d}/**/*{e}" for e in use_exts if wanted]
+    if not named_dirs or not globs:
+        globs += [f"**/*{e}" for e in use_exts]
+    if not wanted:
+        globs += ["**/*"] + [f"{d}/**/*" for d in dirs if d not in named_dirs]
+    mentioned = [f for f in files if f in task or os.path.basename(f) in low or f in words]
+    idents = _identifiers(words)
+    queries = []
+    for w in idents:
+        # The forms a name of that shape is defined with: CONSTANT =, class CamelCase, def snake_case.
+        if w.isupper():
+            queries += [w, f"{w} ="]
+        elif w[:1].isupper():
+            queries += [w, f"class {w}"]
+        else:
+            queries += [w, f"def {w}", f"import {w}", f"{w}("]
+    queries += [g for g in _ngrams(words, 2) if " " in g]
+    raw = [w.strip("`'\"") for w in task.strip().rstrip("?!.").split()]
+    grams = _ngrams(raw) + _ngrams(words) + [f"def {w}" for w in idents] + [f"{w}(" for w in idents]
+    out: dict[str, dict[str, list[str]]] = {
+        "list_files": {"pattern": _dedupe(globs, cap=16)},
+        "search_code": {"query": _dedupe(queries, 3)},
+        "edit_file": {"search": _dedupe(grams), "replace": _dedupe(grams)},
+        "write_file": {"content": _dedupe(grams)},
+    }
+    if mentioned:
+        for tool in ("read_file", "edit_file", "git_diff"):
+            out.setdefault(tool, {})["path"] = _dedupe(mentioned)
+        if read is not None:
+            # An edit replaces text that is in the file with text that is not.
+            text = "\n".join(_safe_read(read, f) for f in mentioned[:3])
+            present = [g for g in grams if g in text]
+            absent = [g for g in grams if g not in text]
+            out["edit_file"]["search"] = _dedupe(present or grams)
+            out["edit_file"]["replace"] = _dedupe(absent or grams)
+    new_files = [w for w in words if _FILE_LIKE.match(w) and w not in files]
+    if new_files:
+        out["write_file"]["path"] = _dedupe(new_files)
+    quoted = _BACKTICKS.findall(task)
+    runs = bool(low & {"run", "execute", "start"})
+    commands = quoted + [c for f in mentioned for c in (
+        (f"sh {f}",) if f.endswith(".sh") else (f"python {f}",) if f.endswith(".py") and runs else ())
+        + (f"wc -l {f}",)]
+    if commands:
+        out["run_shell"] = {"command": _dedupe(commands)}
+    return {t: {a: v for a, v in args.items() if v} for t, args in out.items()}
+
+
+def _safe_read(read: Callable[[str], str], rel: str) -> str:
+    try:
+        return read(rel)[:65536]
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def apply_choices(schema: dict[str, Any], tools: list[Tool], choices: dict[str, dict[str, list[str]]]) -> None:
+    """Put :func:`task_choices` into a draft schema as enums (in place)."""
+    defs = schema["$defs"]
+    for i, t in enumerate(tools):
+        props = defs.get(f"args{i}", {}).get("properties", {})
+        if t.name == "search_code":  # optional filters a small model fills with noise
+            for extra in ("extensions", "regex"):
+                props.pop(extra, None)
+        for arg, values in choices.get(t.name, {}).items():
+            if arg in props and values:
+                props[arg] = {"enum": values}

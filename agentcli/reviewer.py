@@ -64,6 +64,47 @@ def fallback_answer(runs: dict[str, StepRun]) -> str:
     return ""
 
 
+def _render(output: Any, limit: int) -> str:
+    # Lists of paths and search matches are shown one per line, with a count, so the answer
+    # to "how many ..." is in it; anything else as summarize_output renders it.
+    if isinstance(output, list) and output and all(isinstance(x, str) for x in output):
+        lines = [f"{len(output)} file{'s' if len(output) != 1 else ''}:", *output]
+        return summarize_output("\n".join(lines), limit)
+    if isinstance(output, list) and not output:
+        return "nothing found"
+    if isinstance(output, list) and all(isinstance(x, dict) and "file" in x for x in output):
+        if not output:
+            return "no matches"
+        lines = [f"{len(output)} match{'es' if len(output) != 1 else ''}:"]
+        lines += [f"{x.get('file')}:{x.get('line')}: {x.get('snippet', '')}" for x in output]
+        return summarize_output("\n".join(lines), limit)
+    if isinstance(output, list) and not output:
+        return "nothing found"
+    if isinstance(output, dict) and set(output) >= {"exit_code", "output"}:
+        return summarize_output(f"exit code {output['exit_code']}\n{output['output']}", limit)
+    return summarize_output(output, limit)
+
+
+def grounded_answer(runs: dict[str, StepRun], limit: int = 4000) -> str:
+    """The answer built from the tool outputs themselves (no model): each successful tool
+    step's output (the last ones first to go when over ``limit``), then the last llm step's
+    reply if there is one. For small models, whose free-text reviews are unreliable."""
+    parts: list[str] = []
+    ok = [r for r in runs.values() if r.status == "ok"]
+    for run in ok:
+        s = run.step
+        if s.kind != "tool":
+            continue
+        text = _render(run.output, limit)
+        if s.tool in ("write_file", "edit_file"):
+            text = f"{s.tool} {s.args.get('path', '')}: done" + (f" ({text})" if text and text != "null" else "")
+        parts.append(text if len(ok) == 1 else f"[{s.id} {s.tool}]\n{text}")
+    last = ok[-1] if ok else None
+    if last is not None and last.step.kind == "llm" and last.output not in (None, ""):
+        parts.append(summarize_output(last.output, limit))
+    return "\n".join(parts)[:limit] if parts else fallback_answer(runs)
+
+
 async def review(client: LLMClient, task: str, plan: Plan, runs: dict[str, StepRun]) -> Review:
     """Ask the reviewer model for its verdict."""
     user = json.dumps({"task": task, "plan_id": plan.id, "steps": step_digest(runs)}, indent=1,

@@ -40,7 +40,7 @@ from agentcli.executor import Aborted, Executor, StepRun
 from agentcli.fsm import State, StateMachine, Transition
 from agentcli.llm import CallRecord, LLMClient
 from agentcli.plan import Plan
-from agentcli.reviewer import Review, fallback_answer, review
+from agentcli.reviewer import Review, fallback_answer, grounded_answer, review
 from agentcli.tools import ToolRegistry
 
 
@@ -305,6 +305,13 @@ class _Run:
                 # Nobody can approve here, so re-planning would meet the same refusal.
                 raise ApprovalDenied(str((denied[0].error or {}).get("message", "approval denied")))
             reviews += 1
+            if not failed and self._grounded():
+                # A small local model's review adds a slow call and an unreliable answer: when
+                # every step succeeded, the answer is the tool outputs themselves.
+                self.answer = grounded_answer(self.executor.runs)
+                self.events.append("review", {"kind": "grounded", "outcome": "complete"})
+                self.fsm.to(State.COMPLETE, "every step succeeded")
+                return
             verdict: Review = await review(self.deps.client, self.task, self.plan, self.executor.runs)
             self.events.append("review", {"kind": "verdict", **verdict.model_dump()})
             if verdict.outcome == "replan" or (verdict.outcome == "continue" and not self._can_continue()):
@@ -321,6 +328,11 @@ class _Run:
             self.answer = verdict.answer or fallback_answer(self.executor.runs)
             self.fsm.to(State.COMPLETE, "the reviewer judged the task complete")
             return
+
+    def _grounded(self) -> bool:
+        from agentcli.planner_prompt import is_local, local_levers
+
+        return is_local(self.deps.config.model_for("reviewer")) and "answer" in local_levers()
 
     def _can_continue(self) -> bool:
         failed = {sid for sid, r in self.executor.runs.items() if r.status in ("failed", "denied")}

@@ -1,0 +1,1 @@
+"""The offline task suite (see :mod:`bench.tasks.run`)."""

@@ -1,0 +1,322 @@
+"""The offline task suite: developer tasks on a fixture repository, through ``agent run --yes --json``.
+
+``python -m bench.tasks [--limit N] [--lever L ...] [--subprocess] [--timeout S]``
+
+Each task gets a fresh copy of ``fixture/`` in a temp dir (``git init`` + one commit, then the
+task's ``setup`` edits), and runs through the real ``agent run --yes --json`` command with the
+default model (``local/smollm2``) and ``AGENT_ALLOW_MODEL_REQUESTS=1``: in this process through
+the CLI app (the model and litellm load once) or, with ``--subprocess``, as a child process.
+A task passes when its effect (file contents) or its answer matches ``tasks.toml``; the plan's
+text is never compared. From each run's event log: was the first plan valid (one planner call),
+re-asks per plan, planning time (PLANNING -> plan recorded).
+
+``--lever`` values (repeatable; each is one full pass over the suite) set
+``AGENTCLI_LOCAL_PLANNER``: ``default`` (what `agent run` uses: all but narrow), ``all``,
+``none`` (the hosted-model prompt and grammar, the reviewer's answer), or a comma list of
+compact, examples, narrow, patterns, choices, answer.
+The section ``## Offline default: task suite`` of bench/RESULTS.md is replaced (or added).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+FIXTURE = HERE / "fixture"
+TASKS = HERE / "tasks.toml"
+RESULTS = HERE.parent / "RESULTS.md"
+SECTION = "## Offline default: task suite"
+LEVERS_ENV = "AGENTCLI_LOCAL_PLANNER"
+
+
+@dataclass
+class TaskResult:
+    id: str
+    task: str
+    ok: bool
+    why: str
+    status: str
+    answer: str
+    first_try_valid: bool | None
+    reasks: int | None
+    planning_s: float | None
+    seconds: float
+    tools: list[str] = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)
+    heldout: bool = False
+
+
+def load_tasks(path: Path = TASKS) -> list[dict[str, Any]]:
+    with path.open("rb") as f:
+        tasks: list[dict[str, Any]] = tomllib.load(f)["task"]
+    return tasks
+
+
+def _git(ws: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=bench@example.com", "-c", "user.name=bench", *args],
+                   cwd=ws, check=True, capture_output=True)
+
+
+def prepare(task: dict[str, Any], root: Path) -> Path:
+    ws = root / task["id"]
+    shutil.copytree(FIXTURE, ws)
+    _git(ws, "init", "-q")
+    _git(ws, "add", "-A")
+    _git(ws, "commit", "-q", "-m", "fixture")
+    for rel, text in task.get("setup", {}).items():
+        with (ws / rel).open("a", encoding="utf-8") as f:
+            f.write(text)
+    return ws
+
+
+def check(task: dict[str, Any], ws: Path, outcome: dict[str, Any]) -> tuple[bool, str]:
+    answer = str(outcome.get("answer", ""))
+    if outcome.get("status") != "COMPLETE":
+        return False, f"run {outcome.get('status')}: {answer[:160]}"
+    low = answer.lower()
+    for want in task.get("answer", []):
+        if want.lower() not in low:
+            return False, f"answer lacks {want!r}"
+    for rel, want in task.get("files", {}).items():
+        p = ws / rel
+        if not p.is_file() or want not in p.read_text(encoding="utf-8"):
+            return False, f"{rel} lacks {want!r}"
+    for rel, gone in task.get("absent", {}).items():
+        p = ws / rel
+        if p.is_file() and gone in p.read_text(encoding="utf-8"):
+            return False, f"{rel} still has {gone!r}"
+    return True, "ok"
+
+
+def plan_stats(ws: Path, run_id: str) -> tuple[bool | None, int | None, float | None, list[str]]:
+    """(first plan valid, re-asks, planning seconds, the first plan's steps) from the run's event log."""
+    path = ws / ".agent" / "runs" / run_id / "events.jsonl"
+    if not path.is_file():
+        return None, None, None, []
+    calls: set[str] = set()
+    steps: list[str] = []
+    start = end = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        d = e.get("data") or {}
+        if e.get("type") == "transition" and d.get("to") == "PLANNING" and start is None:
+            start = float(e["time"])
+        elif e.get("type") == "llm_call" and d.get("role") == "planner" and end is None:
+            calls.add(str(d.get("call_id")))
+        elif e.get("type") == "plan_created" and end is None:
+            end = float(e["time"])
+            for st in (d.get("plan") or {}).get("steps", []):
+                what = st.get("tool") or "llm"
+                args = json.dumps(st.get("args") or {}, ensure_ascii=False) if st.get("tool") else ""
+                steps.append(f"{what}{args}"[:90])
+    if not calls:
+        return None, None, None, steps
+    planning = round(end - start, 3) if start is not None and end is not None else None
+    valid = end is not None
+    return valid and len(calls) == 1, len(calls) - 1, planning, steps
+
+
+def _args(task: str, timeout: float) -> list[str]:
+    return ["run", "--yes", "--json", "--max-seconds", f"{timeout:g}", task]
+
+
+def run_inprocess(task: str, ws: Path, env: dict[str, str], timeout: float) -> dict[str, Any]:
+    from typer.testing import CliRunner
+
+    from agentcli.cli import app
+
+    res = CliRunner().invoke(app, _args(task, timeout), env=env, catch_exceptions=True)
+    return _parse(res.stdout, res.stderr if hasattr(res, "stderr") else "")
+
+
+def run_subprocess(task: str, ws: Path, env: dict[str, str], timeout: float) -> dict[str, Any]:
+    try:
+        p = subprocess.run([sys.executable, "-m", "agentcli", *_args(task, timeout)], cwd=ws,
+                           env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout + 30)
+    except subprocess.TimeoutExpired:
+        return {"status": "TIMEOUT", "answer": f"no result within {timeout + 30:g} s"}
+    return _parse(p.stdout, p.stderr)
+
+
+def _parse(stdout: str, stderr: str) -> dict[str, Any]:
+    i = stdout.find("{")
+    try:
+        out: dict[str, Any] = json.loads(stdout[i:]) if i >= 0 else {}
+    except json.JSONDecodeError:
+        out = {}
+    if not out:
+        out = {"status": "ERROR", "answer": (stderr or stdout).strip().splitlines()[-1:] or [""]}
+        out["answer"] = str(out["answer"][0])
+    return out
+
+
+def run_suite(tasks: list[dict[str, Any]], lever: str, *, timeout: float, subproc: bool,
+              verbose: bool = True) -> list[TaskResult]:
+    results: list[TaskResult] = []
+    with tempfile.TemporaryDirectory(prefix="agent-tasks-") as tmp:
+        for task in tasks:
+            ws = prepare(task, Path(tmp))
+            env = {"AGENT_ALLOW_MODEL_REQUESTS": "1", "AGENT_WORKSPACE": str(ws), LEVERS_ENV: lever}
+            t0 = time.monotonic()
+            runner = run_subprocess if subproc else run_inprocess
+            old = os.environ.get(LEVERS_ENV)
+            os.environ[LEVERS_ENV] = lever
+            try:
+                outcome = runner(task["task"], ws, env, timeout)
+            finally:
+                if old is None:
+                    os.environ.pop(LEVERS_ENV, None)
+                else:
+                    os.environ[LEVERS_ENV] = old
+            seconds = time.monotonic() - t0
+            ok, why = check(task, ws, outcome)
+            valid, reasks, planning, plan = plan_stats(ws, str(outcome.get("run_id", "")))
+            r = TaskResult(task["id"], task["task"], ok, why, str(outcome.get("status")),
+                           str(outcome.get("answer", ""))[:300], valid, reasks, planning, round(seconds, 2),
+                           [str(s.get("tool") or "llm") for s in outcome.get("steps", [])], plan,
+                           bool(task.get("heldout")))
+            results.append(r)
+            if verbose:
+                print(f"[{lever}] {'PASS' if ok else 'FAIL'} {r.id:<20} {seconds:6.1f}s plan {planning}s "
+                      f"reasks {reasks} {' ; '.join(plan)} - {why}", file=sys.stderr, flush=True)
+    return results
+
+
+def summary(results: list[TaskResult]) -> dict[str, Any]:
+    n = len(results)
+    planned = [r for r in results if r.reasks is not None]
+    times = [r.planning_s for r in results if r.planning_s is not None]
+    return {
+        "passed": sum(r.ok for r in results), "n": n,
+        "first_try": sum(bool(r.first_try_valid) for r in planned), "planned": len(planned),
+        "mean_planning_s": round(statistics.mean(times), 2) if times else None,
+        "median_planning_s": round(statistics.median(times), 2) if times else None,
+        "reasks_per_plan": round(sum(r.reasks or 0 for r in planned) / len(planned), 2) if planned else None,
+        "mean_task_s": round(statistics.mean(r.seconds for r in results), 2) if results else None,
+    }
+
+
+def _pct(a: int, b: int) -> str:
+    return f"{a}/{b} ({100 * a / b:.0f}%)" if b else "-"
+
+
+def render(by_lever: dict[str, list[TaskResult]], *, mode: str, limit: int | None) -> str:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "?"
+    lines = [SECTION, "",
+             f"Command: `python -m bench.tasks{' --limit ' + str(limit) if limit else ''} "
+             + " ".join(f"--lever {x}" for x in by_lever) + f"` ({mode}); {now}; load average at the end: {load}.",
+             "Model `local/smollm2` (SmolLM2-135M, llama.cpp, temperature 0, seed 0), offline. Each task runs "
+             "`agent run --yes --json` on a fresh git copy of bench/tasks/fixture and is checked by its effect "
+             "or its answer (bench/tasks/tasks.toml), never by the plan text. Planning time = PLANNING -> plan "
+             "recorded, from the run's event log (the machine was shared: times are noisy).", "",
+             "| levers (AGENTCLI_LOCAL_PLANNER) | tasks correct | first plan valid | re-asks / plan "
+             "| mean planning s | median planning s | mean task s |",
+             "|---|---|---|---|---|---|---|"]
+    from agentcli.planner_prompt import DEFAULT_LEVERS, local_levers
+
+    for lever, results in by_lever.items():
+        s = summary(results)
+        held = [r for r in results if r.heldout]
+        label = lever + (" **= default**" if local_levers({LEVERS_ENV: lever}) == DEFAULT_LEVERS else "")
+        if held:
+            hs = summary(held)
+            tuned = f"{s['passed'] - hs['passed']}/{s['n'] - hs['n']}"
+            label = f"{label} (held-out {hs['passed']}/{hs['n']}; tuned-on {tuned})"
+        lines.append(f"| {label} | {_pct(s['passed'], s['n'])} | {_pct(s['first_try'], s['planned'])} | "
+                     f"{s['reasks_per_plan']} | {s['mean_planning_s']} | {s['median_planning_s']} | "
+                     f"{s['mean_task_s']} |")
+    lines += ["", "Per task (`+` correct, `-` not; the tools the plan used):", "",
+              "| task | " + " | ".join(by_lever) + " |", "|---|" + "---|" * len(by_lever)]
+    ids = [r.id for r in next(iter(by_lever.values()))]
+    for tid in ids:
+        cells = []
+        for results in by_lever.values():
+            r_ = next((x for x in results if x.id == tid), None)
+            if r_ is None:
+                cells.append("(not run)")
+                continue
+            r = r_
+            cells.append(f"{'+' if r.ok else '-'} {','.join(r.tools) or '(no plan)'}"
+                         + ("" if r.ok else f" ({r.why[:60]})".replace("|", "/")))
+        lines.append(f"| {tid} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str, path: Path = RESULTS) -> None:
+    """Replace the section (up to the next ``## `` heading) or append it; the rest is kept."""
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    start = old.find(SECTION + "\n")
+    if start < 0:
+        new = (old.rstrip("\n") + "\n\n" if old else "") + text
+    else:
+        nxt = old.find("\n## ", start + len(SECTION))
+        new = old[:start] + text + (old[nxt:] if nxt >= 0 else "")
+    path.write_text(new, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.tasks", description=__doc__.split("\n")[0])
+    ap.add_argument("--limit", type=int, default=None, help="only the first N tasks")
+    ap.add_argument("--only", default=None, help="comma list of task ids")
+    ap.add_argument("--lever", action="append", default=None,
+                    help="levers for one pass: default, all, none, or a comma list (repeatable)")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per task (the run's wall budget)")
+    ap.add_argument("--subprocess", action="store_true", help="one `python -m agentcli` process per task")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="llama.cpp threads (in-process only; 1 avoids stalls when other work shares 2 cores)")
+    ap.add_argument("--no-write", action="store_true", help="do not touch bench/RESULTS.md")
+    ap.add_argument("--json", default=None, help="also write every result to this JSON file")
+    ap.add_argument("--render", default=None, help="only write the section from a --json file of an earlier run")
+    ns = ap.parse_args(argv)
+    if ns.render:
+        saved = json.loads(Path(ns.render).read_text())
+        by = {k: [TaskResult(**r) for r in v] for k, v in saved.items()}
+        text = render(by, mode="in-process CLI, --threads 1" if not ns.subprocess else "subprocess", limit=ns.limit)
+        print(text)
+        if not ns.no_write:
+            write_section(text)
+        return 0
+    os.environ.setdefault("AGENT_ALLOW_MODEL_REQUESTS", "1")
+    if ns.threads:
+        from agentcli import local_model
+
+        local_model.configure(n_threads=ns.threads)
+    tasks = load_tasks()
+    if ns.only:
+        wanted = set(ns.only.split(","))
+        tasks = [t for t in tasks if t["id"] in wanted]
+    if ns.limit:
+        tasks = tasks[: ns.limit]
+    by_lever: dict[str, list[TaskResult]] = {}
+    for lever in ns.lever or ["default"]:
+        by_lever[lever] = run_suite(tasks, lever, timeout=ns.timeout, subproc=ns.subprocess)
+        s = summary(by_lever[lever])
+        print(f"[{lever}] {s}", file=sys.stderr, flush=True)
+        if ns.json:  # after every pass, so a cut-short run keeps what it measured
+            Path(ns.json).write_text(json.dumps({k: [r.__dict__ for r in v] for k, v in by_lever.items()},
+                                                indent=1))
+    text = render(by_lever, mode="subprocess per task" if ns.subprocess else "in-process CLI", limit=ns.limit)
+    print(text)
+    if not ns.no_write:
+        write_section(text)
+    return 0
