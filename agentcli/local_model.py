@@ -77,7 +77,7 @@ BUNDLED: dict[str, BundledModel] = {
 @dataclass
 class _Settings:
     n_ctx: int = DEFAULT_N_CTX
-    n_threads: int | None = None  # None: every CPU this process may use
+    n_threads: int | None = None  # None: every usable CPU but one (see _default_threads)
     reuse_prefix: bool = True
 
 
@@ -183,6 +183,15 @@ def configure(*, n_ctx: int | None = None, n_threads: int | None = None, reuse_p
         _settings.reuse_prefix = reuse_prefix
 
 
+def _default_threads() -> int:
+    # llama.cpp's threads spin-wait for each other: when another process takes one of them a
+    # core, a plan on a 2-core machine went from 2-5 s to 60-120 s. One core is left free.
+    override = os.environ.get("AGENT_LOCAL_THREADS", "")
+    if override.isdigit() and int(override) > 0:
+        return int(override)
+    return max(1, _cpu_count() - 1)
+
+
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))  # honours taskset / container CPU limits
@@ -228,7 +237,7 @@ def _llama_cpp() -> Any:
 def _load_path(path: Path) -> _Loaded:
     llama_cpp = _llama_cpp()
     n_ctx = _settings.n_ctx
-    n_threads = _settings.n_threads or _cpu_count()
+    n_threads = _settings.n_threads or _default_threads()
     _recent_errors.clear()
     started = time.perf_counter()
     try:
