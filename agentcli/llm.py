@@ -510,7 +510,7 @@ class LLMClient:
                     parsed = response_model.model_validate(raw) if response_model is not None else raw
                 except (json.JSONDecodeError, ValidationError) as err:
                     last_error = err
-                    self._observe_invalid(call_id, attempts, role, step_id, req, resp, err)
+                    self._observe_invalid(call_id, attempts, step_id, err)
                     msgs = [
                         *msgs,
                         {"role": "assistant", "content": resp.text},
@@ -666,16 +666,7 @@ class LLMClient:
         price = self._price(model)
         return None if price is None else price.cost(usage.input_tokens, usage.output_tokens)
 
-    def _observe_invalid(
-        self,
-        call_id: str,
-        attempt: int,
-        role: Role,
-        step_id: str | None,
-        req: ModelRequest,
-        resp: ModelResponse,
-        err: Exception,
-    ) -> None:
+    def _observe_invalid(self, call_id: str, attempt: int, step_id: str | None, err: Exception) -> None:
         if self.call_log is not None:
             self.call_log.write(
                 {
