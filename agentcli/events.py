@@ -37,7 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from agentcli.errors import AgentError
-from agentcli.redact import _SECRET_FIELD, Redactor, secret_values
+from agentcli.redact import Redactor, is_secret_field, secret_values
 
 EVENT_SCHEMA_VERSION = 1
 EVENTS_NAME = "events.jsonl"
@@ -80,7 +80,7 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 @functools.lru_cache(maxsize=4096)
 def _secret_key(key: str) -> bool:
-    return _SECRET_FIELD.match(key) is not None
+    return is_secret_field(key)
 
 
 def _plain(value: Any) -> bool:

@@ -31,12 +31,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from agentcli.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.budget import Budget
 from agentcli.config import Config
-from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, LLMError
+from agentcli.errors import ApprovalDenied, BudgetExceeded, LLMError
 from agentcli.events import EventLog
 from agentcli.fsm import State, StateMachine
 from agentcli.llm import LLMClient
@@ -333,13 +331,15 @@ class Executor:
             return
         tool = self.registry.get(step.tool)
         side_effects = tool is not None and tool.risk != "read"
+        default = self.config.tools.default_timeout_seconds
+        own_timeout = tool.effective_timeout(checked, default) if tool is not None else default
         policy = step.retry
         for attempt in range(1, policy.max_attempts + 1):
             run.attempts = attempt
             if side_effects:
                 self.events.append("tool_intent", {"tool": step.tool, "args": args, "attempt": attempt},
                                    step_id=step.id, durable=True)
-            result = await self._call(run, args)
+            result = await self._call(run, args, own_timeout)
             if result.ok:
                 run.status, run.output, run.error = "ok", result.output, None
                 return
@@ -349,14 +349,9 @@ class Executor:
                 await self.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
         run.status = "failed"
 
-    async def _call(self, run: StepRun, args: dict[str, Any]) -> ToolResult:
+    async def _call(self, run: StepRun, args: dict[str, Any], own: float) -> ToolResult:
         step = run.step
         assert step.tool is not None
-        tool = self.registry.get(step.tool)
-        validated = self.registry.validate(step.tool, args)
-        default = self.config.tools.default_timeout_seconds
-        own = tool.effective_timeout(validated, default) if tool is not None and not isinstance(
-            validated, ToolError) else default
         remaining = self.budget.remaining_seconds()
         # The tool's own limit applies unless the wall-time budget runs out first.
         timeout = remaining if remaining < own else None
@@ -439,22 +434,4 @@ def summarize_output(output: Any, limit: int = 1500) -> str:
     return text
 
 
-class StepOutcome(BaseModel):
-    """Serializable per-step summary (see :meth:`StepRun.report`)."""
-
-    id: str
-    title: str
-    kind: str
-    tool: str | None
-    status: str
-    attempts: int
-    corrections: int
-    input_tokens: int
-    output_tokens: int
-    estimated_cost_usd: float | None
-    cost_usd: float | None
-    duration_s: float
-    error: dict[str, Any] | None
-
-
-__all__ = ["AgentError", "Executor", "StepOutcome", "StepRun", "summarize_output"]
+__all__ = ["CURRENT_STEP", "Executor", "StepRun", "summarize_output"]

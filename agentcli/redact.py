@@ -27,6 +27,11 @@ def is_secret_name(name: str) -> bool:
     return bool(SECRET_NAME.search(name))
 
 
+def is_secret_field(key: str) -> bool:
+    """True for record keys that name a credential (``api_key``, ``authorization`` ...)."""
+    return _SECRET_FIELD.match(key) is not None
+
+
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     env = os.environ if environ is None else environ
     vals = {v for k, v in env.items() if is_secret_name(k) and len(v) >= _MIN_SECRET_LEN}
@@ -57,7 +62,7 @@ class Redactor:
             return self.text(data)
         if isinstance(data, Mapping):
             return {
-                k: (REDACTED if isinstance(k, str) and _SECRET_FIELD.match(k) else self(v))
+                k: (REDACTED if isinstance(k, str) and is_secret_field(k) else self(v))
                 for k, v in data.items()
             }
         if isinstance(data, list | tuple):

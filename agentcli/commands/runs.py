@@ -16,6 +16,7 @@ from agentcli.errors import ExitCode, UsageError
 if TYPE_CHECKING:
     from agentcli.config import TelemetryConfig
     from agentcli.events import Recording
+    from agentcli.replay import ReplayResult
     from agentcli.stats import RunStats, StepCost
 
 app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
@@ -253,7 +254,7 @@ def replay(
         render_timeline(rec)
         return
 
-    async def go() -> object:
+    async def go() -> ReplayResult:
         from agentcli.approval import Approver
         from agentcli.replay import replay_run
         from agentcli.runtime import new_run_id
@@ -271,10 +272,7 @@ def replay(
         finally:
             await registry.aclose()
 
-    from agentcli.replay import ReplayResult
-
     result = asyncio.run(go())
-    assert isinstance(result, ReplayResult)
     for w in result.warnings:
         print_warning(w)
     out = result.outcome
