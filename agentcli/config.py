@@ -131,6 +131,13 @@ class MemoryConfig(_Section):
     episodic_threshold: float = Field(0.75, ge=0, le=1, description="Minimum score of a recalled episode.")
     semantic_k: int = Field(5, ge=0, description="Knowledge chunks recalled per query.")
     semantic_threshold: float = Field(0.70, ge=0, le=1, description="Minimum score of a recalled chunk.")
+    past_plans: int = Field(
+        3, ge=0, le=10, description="Plans of past completed runs of similar tasks that compete with the "
+        "bundled examples in a local planner model's prompt (0: none)."
+    )
+    past_plan_threshold: float = Field(
+        0.85, ge=0, le=1, description="Minimum similarity of a past run's task for its plan to be an example."
+    )
 
 
 class LoggingConfig(_Section):

@@ -24,10 +24,40 @@ StepSpec = tuple[str, Any]
 
 @dataclass(frozen=True)
 class PlanExample:
-    """One (task -> plan) example."""
+    """One (task -> plan) example: from the bundled library, or a past run's plan recalled from
+    episodic memory (:meth:`from_episode`; ``source`` is then ``run <id>``)."""
 
     task: str
     steps: tuple[StepSpec, ...]
+    #: Each step's dependencies as step numbers (1-based); None: each step on the one before.
+    deps: tuple[tuple[int, ...], ...] | None = None
+    #: Each step's title; None: made from the tool and its first argument.
+    titles: tuple[str, ...] | None = None
+    source: str = "library"
+
+    @classmethod
+    def from_episode(cls, task: str, plan_json: str, source: str = "memory") -> PlanExample | None:
+        """The example a past run's plan makes (:func:`agentcli.runner.episode_plan`'s JSON),
+        or None if it cannot be read. Step ids are renumbered s1..sN in plan order."""
+        try:
+            data = json.loads(plan_json)
+            rows = data["steps"]
+            index = {str(r["id"]): k for k, r in enumerate(rows, 1)}
+            steps: list[StepSpec] = []
+            deps: list[tuple[int, ...]] = []
+            titles: list[str] = []
+            for r in rows:
+                if r.get("tool"):
+                    steps.append((str(r["tool"]), dict(r.get("args") or {})))
+                else:
+                    steps.append(("llm", str(r.get("prompt") or "")))
+                deps.append(tuple(index[str(d)] for d in r.get("depends_on") or []))
+                titles.append(str(r.get("title") or ""))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        if not steps:
+            return None
+        return cls(task, tuple(steps), tuple(deps), tuple(titles), source)
 
     @property
     def tools(self) -> set[str]:
@@ -41,12 +71,14 @@ class PlanExample:
         """The example as the planner's draft JSON (see :mod:`agentcli.planner`)."""
         out: dict[str, Any] = {}
         for k, (name, spec) in enumerate(self.steps, 1):
-            deps = [f"s{k - 1}"] if k > 1 else []
+            chain = (k - 1,) if k > 1 else ()
+            deps = [f"s{d}" for d in (self.deps[k - 1] if self.deps is not None else chain)]
+            given = self.titles[k - 1] if self.titles is not None else ""
             if name == "llm":
-                out[f"s{k}"] = {"prompt": spec, "depends_on": deps, "title": "Answer from the results"}
+                out[f"s{k}"] = {"prompt": spec, "depends_on": deps, "title": given or "Answer from the results"}
             else:
                 out[f"s{k}"] = {"call": {"tool": name, "args": spec}, "depends_on": deps,
-                                "title": _title(name, spec)}
+                                "title": given or _title(name, spec)}
         return {"steps": out}
 
     def draft_json(self) -> str:
@@ -160,17 +192,31 @@ def _example_vectors(embedder: Embedder, examples: tuple[PlanExample, ...]) -> A
 
 def select_examples(task: str, k: int = 3, *, embedder: Embedder | None = None,
                     embedding_model: str = "builtin",
-                    examples: tuple[PlanExample, ...] = EXAMPLES) -> list[PlanExample]:
+                    examples: tuple[PlanExample, ...] = EXAMPLES,
+                    recalled: list[PlanExample] | None = None,
+                    recalled_bonus: float = 0.0) -> list[PlanExample]:
     """The ``k`` examples most similar to ``task``, most similar *last* (nearest the task in
-    the prompt, where a small model weighs it most). Ties keep library order."""
-    if not examples or k <= 0:
+    the prompt, where a small model weighs it most). Ties keep library order.
+
+    ``recalled`` (past runs' plans from episodic memory) compete with the library on the same
+    cosine, plus ``recalled_bonus``: they were written for this workspace and they worked.
+    They come first among equals."""
+    pool = [*(recalled or []), *examples]
+    if not pool or k <= 0:
         return []
     emb = embedder or get_embedder(embedding_model)
     import numpy as np
 
-    mat = np.asarray(_example_vectors(emb, examples), dtype=np.float32)
+    parts = []
+    if recalled:
+        parts.append(np.asarray(emb.embed([e.task for e in recalled]), dtype=np.float32))
+    if examples:
+        parts.append(np.asarray(_example_vectors(emb, examples), dtype=np.float32))
+    mat = np.concatenate(parts, axis=0)
     q = np.asarray(emb.embed([task]), dtype=np.float32)[0]
     norms = np.linalg.norm(mat, axis=1) * (float(np.linalg.norm(q)) or 1.0)
     scores = (mat @ q) / np.where(norms == 0, 1.0, norms)
-    order = sorted(range(len(examples)), key=lambda i: (-float(scores[i]), i))[:k]
-    return [examples[i] for i in reversed(order)]
+    n_recalled = len(recalled or [])
+    scores[:n_recalled] += recalled_bonus
+    order = sorted(range(len(pool)), key=lambda i: (-float(scores[i]), i))[:k]
+    return [pool[i] for i in reversed(order)]

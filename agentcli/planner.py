@@ -54,6 +54,7 @@ from agentcli.plan import (
 from agentcli.plan_examples import PlanExample, select_examples
 from agentcli.planner_prompt import (
     LOCAL_EXAMPLES,
+    PastPlans,
     Recall,
     apply_choices,
     build_local_messages,
@@ -274,19 +275,46 @@ def _workspace_files(workspace: Path, data_dir: Path | None, limit: int = 2000) 
     return out
 
 
+def recalled_examples(task: str, past_plans: PastPlans | None, tools: list[Tool]) -> list[PlanExample]:
+    """Past runs' plans for tasks like ``task``, as examples; only those whose tools still exist.
+    Memory that cannot be read (an embedder mismatch, a broken store) means no examples from it:
+    planning goes on with the bundled library."""
+    if past_plans is None:
+        return []
+    try:
+        found = past_plans(task)
+    except Exception:
+        return []
+    names = {t.name for t in tools}
+    out = []
+    for p in found:
+        ex = PlanExample.from_episode(p.task, p.plan, source=f"run {p.run_id}")
+        if ex is not None and ex.tools <= names:
+            out.append(ex)
+    return out
+
+
+#: Added to a recalled plan's similarity when it competes with the bundled examples.
+RECALLED_BONUS = 0.0
+
+
 def _local_request(task: str, tools: list[Tool], config: Config, levers: frozenset[str],
                    context: str | None, workspace: Path | None = None,
-                   data_dir: Path | None = None) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+                   data_dir: Path | None = None,
+                   past_plans: PastPlans | None = None) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
     """The schema and messages for a small local planner model, per the levers in force:
-    ``examples`` (few-shot chosen by similarity), ``narrow`` (only the most similar example's
+    ``examples`` (few-shot chosen by similarity), ``memory`` (past runs' plans for similar
+    tasks compete with the bundled examples), ``narrow`` (only the most similar example's
     tools, as many steps as it has at most, llm steps only if it has one), ``patterns``
     (bounded globs and paths), ``choices`` (enums of values grounded in the task and the
     workspace, :func:`task_choices`), ``compact`` (a short prompt). ``(None, None)``: the
     default request."""
     examples: list[PlanExample] = []
     if "examples" in levers or "narrow" in levers:
+        recalled = recalled_examples(task, past_plans, tools) if "memory" in levers else []
         try:
-            examples = select_examples(task, LOCAL_EXAMPLES, embedding_model=_example_embedder(config))
+            examples = select_examples(task, LOCAL_EXAMPLES, embedding_model=_example_embedder(config),
+                                       recalled=recalled, recalled_bonus=RECALLED_BONUS)
         except Exception:  # no embedder: plan without examples rather than fail
             examples = []
     shown = examples if "examples" in levers else []
@@ -330,6 +358,7 @@ async def make_plan(
     registry: ToolRegistry,
     client: LLMClient,
     recall: Recall | None = None,
+    past_plans: PastPlans | None = None,
     plan_id: str | None = None,
     now: datetime | None = None,
     save: bool = True,
@@ -339,7 +368,8 @@ async def make_plan(
     ``llm.max_reasks`` times), validate, estimate, hash, and save it to
     ``<data_dir>/plans/<id>.json`` (unless ``save`` is False).
 
-    ``recall(task)`` returns remembered snippets to include in the prompt. ``plan_id`` and
+    ``recall(task)`` returns remembered snippets to include in the prompt; ``past_plans(task)``
+    past runs' plans for similar tasks (a local planner's examples). ``plan_id`` and
     ``now`` default to a fresh run id and the current UTC time (tests fix them). ``context``
     (e.g. why a previous plan failed and what it achieved, when re-planning) is added to the prompt.
     Raises :class:`PlanningError` when no valid plan comes out.
@@ -354,7 +384,7 @@ async def make_plan(
     local = is_local(config.model_for("planner"))
     levers = local_levers() if local else frozenset()
     schema, base = _local_request(task, tools, config, levers, context, settings.workspace,
-                                                   settings.data_dir) if levers else (None, None)
+                                  settings.data_dir, past_plans) if levers else (None, None)
     if schema is None or base is None:
         schema = draft_schema(tools, config.budget.max_steps)
         base = build_messages(task, tools, config, workspace_summary(settings.workspace, settings.data_dir),

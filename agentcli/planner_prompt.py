@@ -30,6 +30,9 @@ CONTEXT_MAX_CHARS = 6000
 
 #: ``recall(task)`` returns remembered snippets relevant to the task (the memory hook).
 Recall = Callable[[str], list[str]]
+#: ``past_plans(task)`` returns plans of past runs of similar tasks that completed
+#: (:meth:`agentcli.memory.Memory.recall_plans`): the local planner's few-shot examples from memory.
+PastPlans = Callable[[str], list[Any]]
 
 
 # --------------------------------------------------------------------------- the draft schema
@@ -258,7 +261,7 @@ def recall_snippets(recall: Recall | None, task: str) -> list[str]:
 #: Levers of the local-model planner (see DEFAULT_LEVERS). ``AGENTCLI_LOCAL_PLANNER`` names the
 #: ones to use (comma-separated; ``none`` = the hosted-model prompt and grammar, as before), for
 #: the task-suite benchmark (``python -m bench.tasks --lever ...``). It is not a config key.
-LOCAL_LEVERS = ("compact", "examples", "narrow", "patterns", "choices", "answer")
+LOCAL_LEVERS = ("compact", "examples", "memory", "narrow", "patterns", "choices", "answer")
 LEVERS_ENV = "AGENTCLI_LOCAL_PLANNER"
 #: Examples put in a local model's prompt; their tools make the narrowed grammar.
 LOCAL_EXAMPLES = 3

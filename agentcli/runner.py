@@ -134,6 +134,27 @@ class RunDeps:
     memory: Any = None
 
 
+#: Version of :func:`episode_plan`'s JSON.
+EPISODE_PLAN_VERSION = 1
+
+
+def episode_plan(plan: Plan | None) -> str | None:
+    """The plan as episodic memory keeps it, for later tasks to be shown how this one was done:
+    ``{"schema_version": 1, "steps": [{"id", "title", "tool", "args" | "prompt", "depends_on"}]}``.
+    Only what the planner writes: no estimates, approvals or hash."""
+    if plan is None or not plan.steps:
+        return None
+    steps = []
+    for s in plan.steps:
+        row: dict[str, Any] = {"id": s.id, "title": s.title, "depends_on": list(s.depends_on)}
+        if s.kind == "tool":
+            row.update(tool=s.tool, args=s.args)
+        else:
+            row["prompt"] = s.prompt or ""
+        steps.append(row)
+    return json.dumps({"schema_version": EPISODE_PLAN_VERSION, "steps": steps}, ensure_ascii=False)
+
+
 def plan_summary(plan: Plan | None, limit: int = 600) -> str:
     """A one-line sketch of a plan (``s1 list_files(pattern=**/*.py); s2 llm``), for memory."""
     if plan is None:
@@ -392,7 +413,7 @@ class _Run:
             memory.record_episode(
                 run_id=outcome.run_id, task=self.task, plan_summary=plan_summary(self.plan),
                 status=outcome.status, reason=outcome.reason, answer=outcome.answer,
-                cost_usd=outcome.totals.get("cost_usd"))
+                cost_usd=outcome.totals.get("cost_usd"), plan=episode_plan(self.plan))
         except Exception as e:
             self.events.append("memory_write", {"tier": "episodic", "error": f"{type(e).__name__}: {e}"[:300]})
 

@@ -35,13 +35,21 @@ def plan(
     plan_id = new_run_id()
     client = build_llm_client(settings, plan_id, log_json=state.log_json, backend=state.backend)
 
+    memory = None
+    if settings.config.memory.enabled:  # plan as `agent run` would: with what memory recalls
+        from agentcli.memory import open_memory
+
+        memory = open_memory(settings)
+
     async def make() -> Plan:
         registry = await build_registry(settings)
         try:
             for warning in registry.warnings:
                 print_warning(warning)
-            return await planner.make_plan(task, settings=settings, registry=registry, client=client,
-                                           plan_id=plan_id)
+            return await planner.make_plan(
+                task, settings=settings, registry=registry, client=client, plan_id=plan_id,
+                recall=memory.recall_for_planner if memory is not None else None,
+                past_plans=memory.recall_plans if memory is not None else None)
         finally:
             await registry.aclose()
 

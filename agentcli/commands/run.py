@@ -191,14 +191,16 @@ def run(
                         err_console.print(escape(diff), highlight=False)
 
             recall = memory.recall_for_planner if memory is not None else None
+            past_plans = memory.recall_plans if memory is not None else None
 
             async def plan_fn(t: str, rc: ReplanContext | None) -> Plan:
                 if rc is None:
                     return await planner.make_plan(t, settings=settings, registry=registry, client=client,
-                                                   plan_id=run_id, recall=recall)
+                                                   plan_id=run_id, recall=recall, past_plans=past_plans)
                 return await planner.make_plan(t, settings=settings, registry=registry, client=client,
                                                plan_id=f"{run_id}-r{len(rc.plan.steps)}",
-                                               context=replan_context(rc), recall=recall)
+                                               context=replan_context(rc), recall=recall,
+                                               past_plans=past_plans)
 
             deps = RunDeps(config=settings.config, registry=registry, client=client, approver=approver,
                            events=events, planner=plan_fn, confirm=_confirm_factory(yes, quiet),

@@ -45,6 +45,7 @@ from agentcli.memory.types import (
     EventSink,
     MemoryHit,
     MemoryStats,
+    PastPlan,
     Progress,
     RecallResult,
     Tier,
@@ -182,11 +183,13 @@ class Memory:
     # ------------------------------------------------------------------ episodic
 
     def record_episode(self, *, run_id: str, task: str, plan_summary: str, status: str, reason: str,
-                       answer: str, cost_usd: float | None, time: datetime | str | None = None) -> WriteResult:
+                       answer: str, cost_usd: float | None, time: datetime | str | None = None,
+                       plan: str | None = None) -> WriteResult:
         """Record (or replace) the episode of run ``run_id``; writing it twice is harmless.
 
         The task is what gets embedded ("what happened when I did X?" asks about tasks);
-        the full-text index covers task, plan, outcome and answer.
+        the full-text index covers task, plan, outcome and answer. ``plan`` is the run's final
+        plan as JSON (:func:`agentcli.runner.episode_plan`), recalled by :meth:`recall_plans`.
         """
         t0 = _perf()
         if not run_id:
@@ -199,7 +202,7 @@ class Memory:
 
         row = {"id": run_id, "time": _iso(time), "task": task, "plan_summary": plan_summary, "status": status,
                "reason": reason, "answer": answer, "cost_usd": cost_usd, "text": text,
-               "vector": vec[0].tolist()}
+               "vector": vec[0].tolist(), "plan": plan or None}
         table = self.store.create(EPISODES, SCHEMAS[EPISODES](int(vec.shape[1])))
         data = pa.Table.from_pylist([row], schema=table.schema)
         res = upsert(table, data)
@@ -363,6 +366,47 @@ class Memory:
         result = self.recall(task, tiers=("episodic", "semantic"))
         return [h.planner_line() for h in result.hits[:PLANNER_ITEMS]]
 
+    def recall_plans(self, task: str, *, k: int | None = None, min_score: float | None = None) -> list[PastPlan]:
+        """The plans of past runs that completed, for tasks similar to ``task``: best first, at
+        most ``k`` (``memory.past_plans``), each at least ``min_score``
+        (``memory.past_plan_threshold``; ``(1 + cosine) / 2`` of the tasks' vectors).
+
+        "What happened when I did X?", put to work: the planner shows a small model these as
+        examples. Only COMPLETE runs recorded with their plan count (a failed or cut-short run
+        is no example to follow); one plan per distinct task, the newest. Emits a
+        ``memory_recall`` event (tiers ``["episodic"]``, ``purpose: plans``).
+        """
+        t0 = _perf()
+        k = self.config.past_plans if k is None else k
+        min_score = self.config.past_plan_threshold if min_score is None else min_score
+        task = task.strip()
+        table = self.store.open(EPISODES)
+        out: list[PastPlan] = []
+        if task and table is not None and k > 0 and "plan" in table.schema.names:
+            self.check_embedder()
+            qvec = self._embed([task])[0]
+            rows = (table.search(qvec, vector_column_name="vector").distance_type("cosine")
+                    .where("status = 'COMPLETE' AND plan IS NOT NULL", prefilter=True)
+                    .select(["id", "time", "task", "plan"]).limit(max(recall.MIN_CANDIDATES, 4 * k)).to_list())
+            seen: set[str] = set()
+            scored = [(recall.cos_score(1.0 - float(r["_distance"])), r) for r in rows]
+            scored.sort(key=lambda x: str(x[1].get("time") or ""), reverse=True)
+            scored.sort(key=lambda x: -round(x[0], 6))  # stable: the newest first among equal scores
+            for score, r in scored:
+                key = " ".join(str(r["task"]).lower().split())
+                if score < min_score or key in seen:
+                    continue
+                seen.add(key)
+                out.append(PastPlan(run_id=r["id"], task=r["task"], plan=r["plan"], score=score,
+                                    time=str(r.get("time") or "")))
+                if len(out) >= k:
+                    break
+        hits = [{"tier": "episodic", "id": p.run_id, "score": round(p.score, 4), "source": f"run {p.run_id}"}
+                for p in out]
+        self._emit("memory_recall", {"query": task, "tiers": ["episodic"], "purpose": "plans", "hits": hits,
+                                     "per_tier": {"episodic": len(out)}, "took_ms": round(_ms(t0), 2)})
+        return out
+
     # ------------------------------------------------------------------ list / forget / stats
 
     def list_items(self, tier: Tier | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
@@ -504,8 +548,8 @@ def open_memory(settings: Settings, *, working: WorkingMemory | None = None,
 
 def record_episode(settings: Settings, *, run_id: str, task: str, plan_summary: str, status: str, reason: str,
                    answer: str, cost_usd: float | None, time: datetime | str | None = None,
-                   on_event: EventSink | None = None) -> WriteResult:
+                   on_event: EventSink | None = None, plan: str | None = None) -> WriteResult:
     """Record a run's episode in the configured memory (one call, for the run command)."""
     return open_memory(settings, on_event=on_event).record_episode(
         run_id=run_id, task=task, plan_summary=plan_summary, status=status, reason=reason, answer=answer,
-        cost_usd=cost_usd, time=time)
+        cost_usd=cost_usd, time=time, plan=plan)

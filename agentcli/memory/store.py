@@ -7,6 +7,9 @@ such as ``s3://bucket/prefix`` is passed through unchanged):
 ``chunks``    one row per knowledge chunk (id = hash of source and content)
 ``meta``      key/value rows: the embedder's name and dimension, the schema version
 
+Schema changes are append-only named migrations (:data:`MIGRATIONS`), applied when a
+table is opened: a memory written by an older agentcli keeps working, its rows intact.
+
 lancedb costs ~1.3 s to import, so it is imported here, on first use, never at
 module import (``agent --help`` must stay fast).
 
@@ -34,7 +37,7 @@ from agentcli.memory.types import Progress, TableStats
 EPISODES = "episodes"
 CHUNKS = "chunks"
 META = "meta"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 T = TypeVar("T")
 
 #: Below this many rows a flat (exact) scan is fast enough (11-21 ms at 10k rows here);
@@ -135,6 +138,9 @@ def episodes_schema(dim: int) -> Any:
         pa.field("cost_usd", pa.float64()),
         pa.field("text", pa.string()),
         pa.field("vector", pa.list_(pa.float32(), dim)),
+        # Schema 2: the run's final plan as JSON (agentcli.runner.episode_plan), so that a later
+        # task like this one can be shown how it was done; null for runs recorded before.
+        pa.field("plan", pa.string()),
     ])
 
 
@@ -162,6 +168,36 @@ def meta_schema() -> Any:
 
 
 SCHEMAS = {EPISODES: episodes_schema, CHUNKS: chunks_schema}
+
+
+def _episodes_add_plan(table: Any) -> None:
+    table.add_columns({"plan": "CAST(NULL AS STRING)"})
+
+
+#: Append-only: ``(table, name, column it adds, migration)``. A migration runs when its table is
+#: opened without its column; never edit or reorder one that has shipped, add a new one.
+MIGRATIONS: tuple[tuple[str, str, str, Callable[[Any], None]], ...] = (
+    (EPISODES, "episodes_add_plan", "plan", _episodes_add_plan),
+)
+
+
+def migrate(name: str, table: Any) -> list[str]:
+    """Apply the migrations ``table`` lacks; returns their names. A concurrent process doing the
+    same first is fine (its column is there on the re-check); a read-only store is left as it is
+    (readers then do without the new columns)."""
+    done = []
+    for table_name, migration, column, fn in MIGRATIONS:
+        if table_name != name or column in table.schema.names:
+            continue
+        try:
+            retry_conflicts(lambda fn=fn: fn(table))  # type: ignore[misc]
+        except Exception:
+            with contextlib.suppress(Exception):
+                table.checkout_latest()
+            if column not in table.schema.names:
+                continue
+        done.append(migration)
+    return done
 
 
 class Store:
@@ -208,6 +244,7 @@ class Store:
                 table = self.db.open_table(name)
             except ValueError:  # "Table 'x' was not found"
                 return None
+            migrate(name, table)
             self._tables[name] = table
             return table
 

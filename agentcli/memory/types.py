@@ -60,6 +60,19 @@ class MemoryHit:
                 "text": self.text, "meta": self.meta}
 
 
+@dataclass(frozen=True)
+class PastPlan:
+    """The plan of a past run that completed (:meth:`~agentcli.memory.api.Memory.recall_plans`)."""
+
+    run_id: str
+    task: str
+    #: The run's final plan as JSON (:func:`agentcli.runner.episode_plan`).
+    plan: str
+    #: Similarity of its task to the one asked about: ``(1 + cosine) / 2``.
+    score: float
+    time: str = ""
+
+
 @dataclass
 class RecallResult:
     """Hits from every tier asked, merged: best first, duplicates removed."""

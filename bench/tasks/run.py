@@ -14,6 +14,12 @@ re-asks per plan, planning time (PLANNING -> plan recorded).
 ``AGENTCLI_LOCAL_PLANNER``: ``default`` (what `agent run` uses: all but narrow), ``all``,
 ``none`` (the hosted-model prompt and grammar, the reviewer's answer), or a comma list of
 compact, examples, narrow, patterns, choices, answer.
+
+``--memory`` (repeatable, each a pass per lever) says what episodic memory a task plans with:
+``fresh`` (none: every task has its own empty memory, as on a new machine), ``online`` (one
+memory shared by the pass, tasks in file order: each task can recall the runs before it, as a
+user's history grows), ``loo`` (leave-one-out: the memory an ``online`` pass of the same
+invocation left, less the episode of the task itself, so no task is shown its own plan).
 The section ``## Offline default: task suite`` of bench/RESULTS.md is replaced (or added).
 """
 
@@ -57,6 +63,9 @@ class TaskResult:
     tools: list[str] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
     heldout: bool = False
+    run_id: str = ""
+    #: Runs whose plans memory offered the planner as examples (from the run's memory_recall event).
+    recalled: list[str] = field(default_factory=list)
 
 
 def load_tasks(path: Path = TASKS) -> list[dict[str, Any]]:
@@ -99,6 +108,22 @@ def check(task: dict[str, Any], ws: Path, outcome: dict[str, Any]) -> tuple[bool
         if p.is_file() and gone in p.read_text(encoding="utf-8"):
             return False, f"{rel} still has {gone!r}"
     return True, "ok"
+
+
+def recalled_runs(ws: Path, run_id: str) -> list[str]:
+    """The run ids of the first ``memory_recall`` of past plans in the run's event log."""
+    path = ws / ".agent" / "runs" / run_id / "events.jsonl"
+    if not path.is_file():
+        return []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        d = e.get("data") or {}
+        if e.get("type") == "memory_recall" and d.get("purpose") == "plans":
+            return [str(h.get("id")) for h in d.get("hits", [])]
+    return []
 
 
 def plan_stats(ws: Path, run_id: str) -> tuple[bool | None, int | None, float | None, list[str]]:
@@ -166,13 +191,48 @@ def _parse(stdout: str, stderr: str) -> dict[str, Any]:
     return out
 
 
+MEMORY_MODES = ("fresh", "online", "loo")
+#: Between the levers and the memory mode in a pass's label.
+MEMORY_SEP = " · memory "
+
+
+def pass_label(lever: str, memory: str) -> str:
+    return lever if memory == "fresh" else f"{lever}{MEMORY_SEP}{memory}"
+
+
+def _forget_task(uri: Path, task: str, ws: Path) -> None:
+    """Delete every episode of ``task`` from the memory at ``uri``."""
+    from agentcli.config import MemoryConfig
+    from agentcli.memory import Memory
+    from agentcli.memory.store import EPISODES, delete_where, sql_str
+
+    mem = Memory(uri=str(uri), config=MemoryConfig(), workspace=ws)
+    table = mem.store.open(EPISODES)
+    if table is not None:
+        delete_where(table, f"task = {sql_str(task)}")
+
+
 def run_suite(tasks: list[dict[str, Any]], lever: str, *, timeout: float, subproc: bool,
-              verbose: bool = True) -> list[TaskResult]:
+              verbose: bool = True, memory: str = "fresh", seed: Path | None = None,
+              keep: Path | None = None) -> list[TaskResult]:
+    """One pass. ``memory``: see the module docstring; ``seed``: the memory ``loo`` starts from;
+    ``keep``: where an ``online`` pass leaves its memory (for a later ``loo`` pass)."""
     results: list[TaskResult] = []
     with tempfile.TemporaryDirectory(prefix="agent-tasks-") as tmp:
+        shared = keep or Path(tmp) / "memory"
         for task in tasks:
             ws = prepare(task, Path(tmp))
             env = {"AGENT_ALLOW_MODEL_REQUESTS": "1", "AGENT_WORKSPACE": str(ws), LEVERS_ENV: lever}
+            if memory == "online":
+                env["AGENT_MEMORY__URI"] = str(shared)
+            elif memory == "loo":
+                if seed is None:
+                    raise SystemExit("--memory loo needs an online pass before it (it starts from its memory)")
+                mine = Path(tmp) / f"memory-{task['id']}"
+                if seed.is_dir():
+                    shutil.copytree(seed, mine)
+                    _forget_task(mine, task["task"], ws)
+                env["AGENT_MEMORY__URI"] = str(mine)
             t0 = time.monotonic()
             runner = run_subprocess if subproc else run_inprocess
             old = os.environ.get(LEVERS_ENV)
@@ -186,15 +246,19 @@ def run_suite(tasks: list[dict[str, Any]], lever: str, *, timeout: float, subpro
                     os.environ[LEVERS_ENV] = old
             seconds = time.monotonic() - t0
             ok, why = check(task, ws, outcome)
-            valid, reasks, planning, plan = plan_stats(ws, str(outcome.get("run_id", "")))
+            run_id = str(outcome.get("run_id", ""))
+            valid, reasks, planning, plan = plan_stats(ws, run_id)
             r = TaskResult(task["id"], task["task"], ok, why, str(outcome.get("status")),
                            str(outcome.get("answer", ""))[:300], valid, reasks, planning, round(seconds, 2),
                            [str(s.get("tool") or "llm") for s in outcome.get("steps", [])], plan,
-                           bool(task.get("heldout")))
+                           bool(task.get("heldout")), run_id, recalled_runs(ws, run_id))
             results.append(r)
+            if memory == "loo":
+                shutil.rmtree(Path(tmp) / f"memory-{task['id']}", ignore_errors=True)
             if verbose:
-                print(f"[{lever}] {'PASS' if ok else 'FAIL'} {r.id:<20} {seconds:6.1f}s plan {planning}s "
-                      f"reasks {reasks} {' ; '.join(plan)} - {why}", file=sys.stderr, flush=True)
+                print(f"[{lever}/{memory}] {'PASS' if ok else 'FAIL'} {r.id:<20} {seconds:6.1f}s plan {planning}s "
+                      f"reasks {reasks} recalled {len(r.recalled)} {' ; '.join(plan)} - {why}",
+                      file=sys.stderr, flush=True)
     return results
 
 
@@ -216,7 +280,8 @@ def _pct(a: int, b: int) -> str:
     return f"{a}/{b} ({100 * a / b:.0f}%)" if b else "-"
 
 
-def render(by_lever: dict[str, list[TaskResult]], *, mode: str, limit: int | None) -> str:
+def render(by_lever: dict[str, list[TaskResult]], *, mode: str, limit: int | None,
+           memory: list[str] | None = None) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     try:
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -224,28 +289,32 @@ def render(by_lever: dict[str, list[TaskResult]], *, mode: str, limit: int | Non
         load = "?"
     lines = [SECTION, "",
              f"Command: `python -m bench.tasks{' --limit ' + str(limit) if limit else ''} "
-             + " ".join(f"--lever {x}" for x in by_lever) + f"` ({mode}); {now}; load average at the end: {load}.",
+             + " ".join(f"--lever {x}" for x in dict.fromkeys(k.partition(MEMORY_SEP)[0] for k in by_lever))
+             + "".join(f" --memory {m}" for m in memory or [])
+             + f"` ({mode}); {now}; load average at the end: {load}.",
              "Model `local/smollm2` (SmolLM2-135M, llama.cpp, temperature 0, seed 0), offline. Each task runs "
              "`agent run --yes --json` on a fresh git copy of bench/tasks/fixture and is checked by its effect "
              "or its answer (bench/tasks/tasks.toml), never by the plan text. Planning time = PLANNING -> plan "
              "recorded, from the run's event log (the machine was shared: times are noisy).", "",
              "| levers (AGENTCLI_LOCAL_PLANNER) | tasks correct | first plan valid | re-asks / plan "
-             "| mean planning s | median planning s | mean task s |",
-             "|---|---|---|---|---|---|---|"]
+             "| mean planning s | median planning s | mean task s | shown a past plan |",
+             "|---|---|---|---|---|---|---|---|"]
     from agentcli.planner_prompt import DEFAULT_LEVERS, local_levers
 
     for lever, results in by_lever.items():
         s = summary(results)
         held = [r for r in results if r.heldout]
-        label = lever + (" **= default**" if local_levers({LEVERS_ENV: lever}) == DEFAULT_LEVERS else "")
+        lever_part, _, mode = lever.partition(MEMORY_SEP)
+        is_default = local_levers({LEVERS_ENV: lever_part}) == DEFAULT_LEVERS and mode in ("", "fresh")
+        label = lever + (" **= default**" if is_default else "")
         if held:
             hs = summary(held)
             tuned = f"{s['passed'] - hs['passed']}/{s['n'] - hs['n']}"
             label = f"{label} (held-out {hs['passed']}/{hs['n']}; tuned-on {tuned})"
         lines.append(f"| {label} | {_pct(s['passed'], s['n'])} | {_pct(s['first_try'], s['planned'])} | "
                      f"{s['reasks_per_plan']} | {s['mean_planning_s']} | {s['median_planning_s']} | "
-                     f"{s['mean_task_s']} |")
-    lines += ["", "Per task (`+` correct, `-` not; the tools the plan used):", "",
+                     f"{s['mean_task_s']} | {sum(bool(r.recalled) for r in results)} |")
+    lines += ["", "Per task (`+` correct, `-` not; `(m)`: shown a past run's plan; the tools the plan used):", "",
               "| task | " + " | ".join(by_lever) + " |", "|---|" + "---|" * len(by_lever)]
     ids = [r.id for r in next(iter(by_lever.values()))]
     for tid in ids:
@@ -256,7 +325,7 @@ def render(by_lever: dict[str, list[TaskResult]], *, mode: str, limit: int | Non
                 cells.append("(not run)")
                 continue
             r = r_
-            cells.append(f"{'+' if r.ok else '-'} {','.join(r.tools) or '(no plan)'}"
+            cells.append(f"{'+' if r.ok else '-'}{' (m)' if r.recalled else ''} {','.join(r.tools) or '(no plan)'}"
                          + ("" if r.ok else f" ({r.why[:60]})".replace("|", "/")))
         lines.append(f"| {tid} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -280,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="comma list of task ids")
     ap.add_argument("--lever", action="append", default=None,
                     help="levers for one pass: default, all, none, or a comma list (repeatable)")
+    ap.add_argument("--memory", action="append", default=None, choices=MEMORY_MODES,
+                    help="episodic memory of a pass: fresh (default), online, loo (after an online pass); repeatable")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per task (the run's wall budget)")
     ap.add_argument("--subprocess", action="store_true", help="one `python -m agentcli` process per task")
     ap.add_argument("--threads", type=int, default=None,
@@ -291,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     if ns.render:
         saved = json.loads(Path(ns.render).read_text())
         by = {k: [TaskResult(**r) for r in v] for k, v in saved.items()}
-        text = render(by, mode="in-process CLI, --threads 1" if not ns.subprocess else "subprocess", limit=ns.limit)
+        modes = list(dict.fromkeys(k.partition(MEMORY_SEP)[2] or "fresh" for k in by))
+        text = render(by, mode="in-process CLI, --threads 1" if not ns.subprocess else "subprocess", limit=ns.limit,
+                      memory=modes if modes != ["fresh"] else None)
         print(text)
         if not ns.no_write:
             write_section(text)
@@ -308,14 +381,27 @@ def main(argv: list[str] | None = None) -> int:
     if ns.limit:
         tasks = tasks[: ns.limit]
     by_lever: dict[str, list[TaskResult]] = {}
-    for lever in ns.lever or ["default"]:
-        by_lever[lever] = run_suite(tasks, lever, timeout=ns.timeout, subproc=ns.subprocess)
-        s = summary(by_lever[lever])
-        print(f"[{lever}] {s}", file=sys.stderr, flush=True)
-        if ns.json:  # after every pass, so a cut-short run keeps what it measured
-            Path(ns.json).write_text(json.dumps({k: [r.__dict__ for r in v] for k, v in by_lever.items()},
-                                                indent=1))
-    text = render(by_lever, mode="subprocess per task" if ns.subprocess else "in-process CLI", limit=ns.limit)
+    keep = Path(tempfile.mkdtemp(prefix="agent-tasks-memory-"))
+    try:
+        for lever in ns.lever or ["default"]:
+            seed: Path | None = None
+            for mode in ns.memory or ["fresh"]:
+                label = pass_label(lever, mode)
+                mine = keep / label.replace(" ", "_").replace("/", "_") if mode == "online" else None
+                by_lever[label] = run_suite(tasks, lever, timeout=ns.timeout, subproc=ns.subprocess,
+                                            memory=mode, seed=seed, keep=mine)
+                if mine is not None:
+                    seed = mine
+                s = summary(by_lever[label])
+                print(f"[{label}] {s}", file=sys.stderr, flush=True)
+                if ns.json:  # after every pass, so a cut-short run keeps what it measured
+                    Path(ns.json).write_text(json.dumps({k: [r.__dict__ for r in v] for k, v in by_lever.items()},
+                                                        indent=1))
+    finally:
+        shutil.rmtree(keep, ignore_errors=True)
+    mode = ("subprocess per task" if ns.subprocess else "in-process CLI") + (f", --threads {ns.threads}"
+                                                                             if ns.threads else "")
+    text = render(by_lever, mode=mode, limit=ns.limit, memory=ns.memory)
     print(text)
     if not ns.no_write:
         write_section(text)
