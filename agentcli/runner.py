@@ -346,9 +346,20 @@ class _Run:
                     r.status = "skipped"
                 self.fsm.to(State.EXECUTING, verdict.reason or "continue without the failed steps")
                 continue
+            if not verdict.answer.strip() and not any(r.status == "ok" for r in self.executor.runs.values()):
+                # Nothing succeeded and nothing to say: a small model's "complete" here is a slip
+                # (measured: a failed read_file reviewed as done), and recording it as a success
+                # would teach memory a plan that does not work.
+                await self._replan("no step succeeded; the task is not done")
+                continue
             self.answer = verdict.answer or fallback_answer(self.executor.runs)
             self.fsm.to(State.COMPLETE, "the reviewer judged the task complete")
             return
+
+    def _worked(self, outcome: RunOutcome) -> bool:
+        """Complete, and every step of the final plan succeeded: a plan worth repeating."""
+        runs = self.executor.runs.values()
+        return outcome.status == "COMPLETE" and bool(runs) and all(r.status == "ok" for r in runs)
 
     def _grounded(self) -> bool:
         from agentcli.planner_prompt import is_local, local_levers
@@ -413,7 +424,8 @@ class _Run:
             memory.record_episode(
                 run_id=outcome.run_id, task=self.task, plan_summary=plan_summary(self.plan),
                 status=outcome.status, reason=outcome.reason, answer=outcome.answer,
-                cost_usd=outcome.totals.get("cost_usd"), plan=episode_plan(self.plan))
+                cost_usd=outcome.totals.get("cost_usd"),
+                plan=episode_plan(self.plan) if self._worked(outcome) else None)
         except Exception as e:
             self.events.append("memory_write", {"tier": "episodic", "error": f"{type(e).__name__}: {e}"[:300]})
 

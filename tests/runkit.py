@@ -82,6 +82,16 @@ def review(outcome: str = "complete", answer: str = "done", reason: str = "") ->
 
 
 @dataclass
+class EpisodeSink:
+    """Stands in for memory: keeps what the run records as its episode."""
+
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+
+    def record_episode(self, **fields: Any) -> None:
+        self.episodes.append(fields)
+
+
+@dataclass
 class Harness:
     workspace: Path
     config: Config
@@ -95,6 +105,8 @@ class Harness:
     run_id: str = "run-test"
     #: Attached to the run's EventLog before the run starts (e.g. telemetry's span converter).
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
+    #: ``RunDeps.memory`` (e.g. an :class:`EpisodeSink`).
+    memory: Any = None
 
     def deps(self) -> RunDeps:
         events = EventLog(self.workspace / ".agent" / "runs" / self.run_id / "events.jsonl", self.run_id)
@@ -120,7 +132,7 @@ class Harness:
         approver = Approver(self.config.approval, prompt=prompt, yes=self.yes)
         return RunDeps(config=self.config, registry=make_registry(self.workspace, self.config, self.counters),
                        client=client, approver=approver, events=events, planner=planner, confirm=confirm,
-                       run_id=self.run_id)
+                       run_id=self.run_id, memory=self.memory)
 
     def run(self, task: str = "the task") -> RunOutcome:
         deps = self.deps()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
-from runkit import Harness, config, plan, review, step
+from runkit import EpisodeSink, Harness, config, plan, review, step
 
 from agentcli.testing import ScriptedModel
 
@@ -77,6 +78,31 @@ def test_failed_step_replan_then_complete(workspace: Path) -> None:
     assert [s["id"] for s in out.steps] == ["s2"] and out.steps[0]["status"] == "ok"
     assert transitions(h) == ["PLANNING", "EXECUTING", "WAITING_TOOL", "EXECUTING", "REVIEWING", "REPLANNING",
                               "EXECUTING", "WAITING_TOOL", "EXECUTING", "REVIEWING", "COMPLETE", "IDLE"]
+
+
+def test_complete_with_nothing_done_and_nothing_said_is_replanned(workspace: Path) -> None:
+    (workspace / "real.txt").write_text("found it")
+    first = plan(step("s1", "read_file", path="missing.txt"))
+    second = plan(step("s1", "read_file", path="real.txt"), plan_id="plan-2")
+    model = ScriptedModel([review(answer=""), review(answer="found it")])
+    h = Harness(workspace, config(), model, [first, second])
+    out = h.run()
+    assert (out.status, out.answer) == ("COMPLETE", "found it")
+    assert h.replans[0].reason == "no step succeeded; the task is not done"
+
+
+def test_episode_keeps_the_plan_only_when_every_step_succeeded(workspace: Path) -> None:
+    (workspace / "a.txt").write_text("A")
+    sink = EpisodeSink()
+    ok = plan(step("s1", "read_file", path="a.txt"), task="read a.txt")
+    assert Harness(workspace, config(), ScriptedModel([review(answer="A")]), [ok], memory=sink).run("read a.txt")
+    partial = plan(step("s1", "read_file", path="a.txt"), step("s2", "read_file", path="nope.txt"))
+    out = Harness(workspace, config(), ScriptedModel([review(answer="A, and nope.txt is missing")]), [partial],
+                  memory=sink, run_id="run-2").run()
+    assert out.status == "COMPLETE"
+    first, second = sink.episodes
+    assert first["status"] == "COMPLETE" and json.loads(first["plan"])["steps"][0]["args"] == {"path": "a.txt"}
+    assert second["status"] == "COMPLETE" and second["plan"] is None and "nope.txt" in second["plan_summary"]
 
 
 def test_completed_steps_kept_on_replan(workspace: Path) -> None:
