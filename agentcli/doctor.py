@@ -57,10 +57,10 @@ def check_model(config: Config, model: str) -> str:
     if model.startswith("test/"):
         return f"{model} is an in-package fake"
     if model.startswith("local/"):
-        from agentcli import local_model
+        from agentcli import local_loader
 
-        path = local_model.resolve_model_path(model)
-        local_model.load(model)
+        path = local_loader.resolve_model_path(model)
+        local_loader.load(model)
         return f"{model} loads from {path.name}"
     from agentcli.llm import litellm_module
 

@@ -268,7 +268,7 @@ LOCAL_EXAMPLES = 3
 LOCAL_TITLE_MAX = 40
 
 # Patterns for arg strings a small model gets wrong in characteristic ways: spaces and prose in
-# globs and paths. Anchored, in the regex subset local_model's grammar converter handles.
+# globs and paths. Anchored, in the regex subset local_grammar's converter handles.
 _ARG_PATTERNS = {
     "pattern": "^[A-Za-z0-9_.*/{},-]+$",
     "path": "^[A-Za-z0-9_][A-Za-z0-9_./-]*$",

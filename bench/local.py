@@ -23,7 +23,7 @@ MODEL = "local/smollm2"
 
 def worker(tasks: list[str], max_tasks: int) -> dict[str, Any]:
     """Plan each task with the real local model; one record per task."""
-    from agentcli import local_model
+    from agentcli import local_loader
     from agentcli.config import load_settings
     from agentcli.errors import AgentError
     from agentcli.llm import CallRecord, LLMClient
@@ -66,7 +66,7 @@ def worker(tasks: list[str], max_tasks: int) -> dict[str, Any]:
     try:
         return asyncio.run(go())
     finally:
-        local_model.close_all()
+        local_loader.close_all()
 
 
 def run(ctx: Context) -> SectionResult:

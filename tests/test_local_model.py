@@ -16,7 +16,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from agentcli import local_model
+from agentcli import local_grammar, local_loader, local_model
 from agentcli.errors import LLMFatalError
 
 MODEL = "local/smollm2"
@@ -69,7 +69,7 @@ def test_bound_schema_bounds_strings_and_arrays_everywhere() -> None:
         },
         "$defs": {"Step": {"type": "object", "properties": {"cmd": {"type": "string"}}}},
     }
-    out = local_model.bound_schema(schema, max_string=50, max_items=4)
+    out = local_grammar.bound_schema(schema, max_string=50, max_items=4)
     props = out["properties"]
     assert props["name"]["maxLength"] == 50
     assert props["tags"]["maxItems"] == 4
@@ -97,7 +97,7 @@ def test_bound_schema_keeps_existing_bounds_and_minimums_and_the_input() -> None
         },
     }
     before = json.dumps(schema, sort_keys=True)
-    out = local_model.bound_schema(schema)
+    out = local_grammar.bound_schema(schema)
     props = out["properties"]
     assert props["short"]["maxLength"] == 5
     assert props["long"]["maxLength"] == 300  # never below minLength
@@ -110,7 +110,7 @@ def test_bound_schema_keeps_existing_bounds_and_minimums_and_the_input() -> None
 
 
 def test_bound_schema_on_a_pydantic_schema_still_validates_its_output() -> None:
-    out = local_model.bound_schema(Plan.model_json_schema(), max_string=10, max_items=3)
+    out = local_grammar.bound_schema(Plan.model_json_schema(), max_string=10, max_items=3)
     assert out["properties"]["steps"]["maxItems"] == 3
     assert out["$defs"]["Step"]["properties"]["argument"]["maxLength"] == 10
     assert "maxLength" not in out["$defs"]["Step"]["properties"]["tool"]
@@ -118,7 +118,7 @@ def test_bound_schema_on_a_pydantic_schema_still_validates_its_output() -> None:
 
 def test_bound_schema_rejects_nonpositive_bounds() -> None:
     with pytest.raises(ValueError):
-        local_model.bound_schema({"type": "string"}, max_string=0)
+        local_grammar.bound_schema({"type": "string"}, max_string=0)
 
 
 @pytest.mark.parametrize(
@@ -135,16 +135,16 @@ def test_bound_schema_rejects_nonpositive_bounds() -> None:
     ],
 )
 def test_rewrite_pattern(pattern: str, expected: str | None) -> None:
-    assert local_model._rewrite_pattern(pattern) == expected
+    assert local_grammar._rewrite_pattern(pattern) == expected
 
 
 # ------------------------------------------------------------------ resolving model files
 
 
 def test_resolve_bundled_model() -> None:
-    path = local_model.resolve_model_path(MODEL)
+    path = local_loader.resolve_model_path(MODEL)
     assert path.is_file() and path.suffix == ".gguf"
-    assert local_model.resolve_model_path("smollm2") == path
+    assert local_loader.resolve_model_path("smollm2") == path
 
 
 def test_resolve_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,25 +153,25 @@ def test_resolve_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gguf.write_bytes(b"GGUF")
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    assert local_model.resolve_model_path("local/~/models/m.gguf") == gguf.resolve()
-    assert local_model.resolve_model_path("local/models/m.gguf") == gguf.resolve()
-    assert local_model.resolve_model_path(f"local/{gguf}") == gguf.resolve()
+    assert local_loader.resolve_model_path("local/~/models/m.gguf") == gguf.resolve()
+    assert local_loader.resolve_model_path("local/models/m.gguf") == gguf.resolve()
+    assert local_loader.resolve_model_path(f"local/{gguf}") == gguf.resolve()
 
 
 def test_missing_file_and_unknown_name_are_one_line_fatal_errors(tmp_path: Path) -> None:
     with pytest.raises(LLMFatalError, match=r"local model file not found: .*does/not/exist\.gguf"):
-        local_model.resolve_model_path("local/does/not/exist.gguf")
+        local_loader.resolve_model_path("local/does/not/exist.gguf")
     with pytest.raises(LLMFatalError, match="unknown local model 'nope'"):
-        local_model.resolve_model_path("local/nope")
+        local_loader.resolve_model_path("local/nope")
     with pytest.raises(LLMFatalError, match="not a file"):
-        local_model.resolve_model_path(f"local/{tmp_path}")
+        local_loader.resolve_model_path(f"local/{tmp_path}")
 
 
 def test_a_file_that_is_not_gguf_fails_to_load_cleanly(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"not a model")
     with pytest.raises(LLMFatalError, match="cannot load local model"):
-        local_model.load(str(bad))
+        local_loader.load(str(bad))
     assert capfd.readouterr().err == ""  # llama.cpp's own log lines do not reach stderr
 
 
@@ -290,13 +290,13 @@ def test_kv_prefix_reuse_gives_the_fresh_answer(litellm: Any, monkeypatch: pytes
         return str(resp.choices[0].message.content)
 
     tasks = ["List the python files.", "Read the README."]
-    local_model.configure(reuse_prefix=False)
+    local_loader.configure(reuse_prefix=False)
     try:
         fresh = {t: ask(t) for t in tasks}
     finally:
-        local_model.configure(reuse_prefix=True)
+        local_loader.configure(reuse_prefix=True)
 
-    llama = local_model.load(MODEL)
+    llama = local_loader.load(MODEL)
     resets: list[int] = []
     real_reset = llama.reset
 
@@ -401,13 +401,13 @@ def test_prompt_longer_than_the_context_is_fatal(litellm: Any) -> None:
 
 @pytest.mark.local_model
 def test_load_is_cached_and_close_all_frees() -> None:
-    first = local_model.load(MODEL)
-    assert local_model.load("smollm2") is first
-    local_model.close_all()
-    again = local_model.load(MODEL)
+    first = local_loader.load(MODEL)
+    assert local_loader.load("smollm2") is first
+    local_loader.close_all()
+    again = local_loader.load(MODEL)
     assert again is not first
-    info = local_model.model_info(MODEL)
-    assert info["n_ctx"] == local_model.DEFAULT_N_CTX
+    info = local_loader.model_info(MODEL)
+    assert info["n_ctx"] == local_loader.DEFAULT_N_CTX
     assert info["load_seconds"] >= 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runkit import plan, step
 from typer.testing import CliRunner
 
 from agentcli.cli import app
@@ -18,7 +19,6 @@ from agentcli.memory.store import EPISODES, MIGRATIONS
 from agentcli.plan_examples import EXAMPLES, PlanExample, select_examples
 from agentcli.runner import episode_plan
 from agentcli.testing import ScriptedModel
-from runkit import plan, step
 
 HASH = get_embedder("test/hash")
 LIST_MD = {"steps": {"s1": {"call": {"tool": "list_files", "args": {"pattern": "**/*.md"}},

@@ -371,9 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("AGENT_ALLOW_MODEL_REQUESTS", "1")
     if ns.threads:
-        from agentcli import local_model
+        from agentcli import local_loader
 
-        local_model.configure(n_threads=ns.threads)
+        local_loader.configure(n_threads=ns.threads)
     tasks = load_tasks()
     if ns.only:
         wanted = set(ns.only.split(","))
