@@ -19,7 +19,7 @@ from typing import Any
 
 from agentcli.config import BudgetConfig
 from agentcli.errors import BudgetExceeded
-from agentcli.llm import CallRecord, PreCall
+from agentcli.llm_types import CallRecord, PreCall
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from agentcli.config import Config
 from agentcli.errors import ApprovalDenied, BudgetExceeded, LLMError
 from agentcli.events import EventLog
 from agentcli.fsm import State, StateMachine
-from agentcli.llm import LLMClient
+from agentcli.llm_client import LLMClient
 from agentcli.plan import (
     Plan,
     ReferenceResolutionError,

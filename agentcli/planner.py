@@ -39,7 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agentcli import tokens
 from agentcli.config import Config, Settings
 from agentcli.errors import PlanningError, StructuredOutputError, UsageError, WorkspaceError
-from agentcli.llm import LLMClient, Price
+from agentcli.llm_client import LLMClient
+from agentcli.llm_types import Price
 from agentcli.plan import (
     PLAN_SCHEMA_VERSION,
     STEP_ID_RE,

@@ -36,7 +36,8 @@ from agentcli.config import Config
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.events import EVENTS_NAME, Event, EventLog, Recording, read_events
 from agentcli.executor import CURRENT_STEP
-from agentcli.llm import CallRecord, LLMClient, ModelBackend, ModelRequest, ModelResponse, Price, ToolCall, Usage
+from agentcli.llm_client import LLMClient
+from agentcli.llm_types import CallRecord, ModelBackend, ModelRequest, ModelResponse, Price, ToolCall, Usage
 from agentcli.plan import Plan, canonical_json
 from agentcli.runner import ReplanContext, RunDeps, RunOutcome, run
 from agentcli.tools import ToolRegistry, ToolResult

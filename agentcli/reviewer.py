@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agentcli.executor import StepRun, summarize_output
-from agentcli.llm import LLMClient
+from agentcli.llm_client import LLMClient
 from agentcli.plan import Plan
 
 

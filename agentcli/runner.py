@@ -38,7 +38,8 @@ from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.events import EventLog
 from agentcli.executor import Aborted, Executor, StepRun
 from agentcli.fsm import State, StateMachine, Transition
-from agentcli.llm import CallRecord, LLMClient
+from agentcli.llm_client import LLMClient
+from agentcli.llm_types import CallRecord
 from agentcli.plan import Plan
 from agentcli.reviewer import Review, fallback_answer, grounded_answer, review
 from agentcli.tools import ToolRegistry

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from agentcli.config import Settings
 from agentcli.errors import WorkspaceError
-from agentcli.llm import LLMClient, ModelBackend
+from agentcli.llm_client import LLMClient
+from agentcli.llm_types import ModelBackend
 from agentcli.tracing import LLM_LOG_NAME, CallLog, run_dir
 
 

@@ -1,11 +1,11 @@
 """Fake models shipped in the package, for tests, benchmarks and demos.
 
-Both implement :class:`agentcli.llm.ModelBackend`, so an :class:`~agentcli.llm.LLMClient`
+Both implement :class:`agentcli.llm_types.ModelBackend`, so an :class:`~agentcli.llm_client.LLMClient`
 built on them behaves exactly as with a real provider: retries, structured-output
 re-asks, guards, logs and totals all run. Token counts are real tiktoken counts.
 
 * :class:`ScriptedModel` answers from a queue: text, JSON-able objects, tool calls,
-  :class:`~agentcli.llm.ModelResponse` objects, or exceptions to raise (a 429 is
+  :class:`~agentcli.llm_types.ModelResponse` objects, or exceptions to raise (a 429 is
   ``LLMTransientError("...", status=429, retry_after=0)``).
 * :class:`FunctionModel` answers by calling a function of the request.
 
@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from agentcli import tokens
 from agentcli.errors import LLMFatalError, LLMTransientError
-from agentcli.llm import ModelRequest, ModelResponse, Price, ToolCall
+from agentcli.llm_types import ModelRequest, ModelResponse, Price, ToolCall
 
 ScriptItem = str | dict[str, Any] | list[Any] | BaseModel | ToolCall | ModelResponse | BaseException
 

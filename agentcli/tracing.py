@@ -1,6 +1,6 @@
 """The per-call JSON log: one structlog record for every model request.
 
-Each request an :class:`agentcli.llm.LLMClient` sends (every attempt, retries
+Each request an :class:`agentcli.llm_client.LLMClient` sends (every attempt, retries
 included) produces exactly one record, written as one JSON line to
 ``<data_dir>/runs/<run_id>/llm_calls.jsonl`` and, with ``--log-json``, to stderr.
 Field names follow the OpenTelemetry GenAI conventions where one exists

@@ -24,7 +24,8 @@ from typing import Any
 
 from agentcli import tokens
 from agentcli.config import Settings
-from agentcli.llm import CallRecord, LLMClient, ModelRequest, ModelResponse, ToolCall
+from agentcli.llm_client import LLMClient
+from agentcli.llm_types import CallRecord, ModelRequest, ModelResponse, ToolCall
 from agentcli.plan import Plan
 from agentcli.planner import make_plan
 from agentcli.planner_prompt import draft_schema

@@ -61,7 +61,7 @@ def prepare_agentcli() -> RunFn:
     import json
 
     from agentcli import executor as executor_mod
-    from agentcli.llm import ModelResponse
+    from agentcli.llm_types import ModelResponse
     from agentcli.testing import ScriptedModel
     from bench import kit
 

@@ -18,7 +18,8 @@ from typing import Any
 from agentcli.approval import Approver
 from agentcli.config import Config
 from agentcli.events import EVENTS_NAME, EventLog
-from agentcli.llm import LLMClient, ModelBackend
+from agentcli.llm_client import LLMClient
+from agentcli.llm_types import ModelBackend
 from agentcli.plan import Plan, RetryPolicy, Step, default_retry
 from agentcli.runner import PlanFn, ReplanContext, RunDeps, RunOutcome, run
 from agentcli.tools import ArgsModel, Tool, ToolContext, ToolRegistry, tool

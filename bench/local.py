@@ -26,7 +26,8 @@ def worker(tasks: list[str], max_tasks: int) -> dict[str, Any]:
     from agentcli import local_loader
     from agentcli.config import load_settings
     from agentcli.errors import AgentError
-    from agentcli.llm import CallRecord, LLMClient
+    from agentcli.llm_client import LLMClient
+    from agentcli.llm_types import CallRecord
     from agentcli.planner import make_plan
     from agentcli.tools import ToolRegistry, builtin_tools, tool_context
     from bench import suite

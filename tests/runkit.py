@@ -13,7 +13,7 @@ from typing import Any
 from agentcli.approval import Answer, ApprovalRequest, Approver
 from agentcli.config import Config
 from agentcli.events import Event, EventLog, Recording, read_events
-from agentcli.llm import LLMClient
+from agentcli.llm_client import LLMClient
 from agentcli.plan import Plan, RetryPolicy, Step
 from agentcli.runner import ReplanContext, RunDeps, RunOutcome, run
 from agentcli.testing import ScriptedModel

@@ -17,7 +17,7 @@ from agentcli.cli import app
 from agentcli.commands.common import State
 from agentcli.config import Config
 from agentcli.errors import LLMFatalError, LLMTransientError, ModelRequestsBlocked
-from agentcli.llm import LLMClient
+from agentcli.llm_client import LLMClient
 from agentcli.tracing import CallLog
 
 SECRET = "sk-test-SECRET-0123456789abcdef"

@@ -13,7 +13,8 @@ from pydantic import BaseModel
 
 from agentcli.config import Config
 from agentcli.errors import BudgetExceeded, LLMTransientError
-from agentcli.llm import CallRecord, LLMClient, PreCall, ToolCall
+from agentcli.llm_client import LLMClient
+from agentcli.llm_types import CallRecord, PreCall, ToolCall
 from agentcli.redact import REDACTED, Redactor, scrubbed_env
 from agentcli.testing import FunctionModel, ScriptedModel, last_user_text
 from agentcli.tracing import CallLog

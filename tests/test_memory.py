@@ -378,7 +378,7 @@ def test_recall_for_planner_reaches_the_planner_prompt(project: Path) -> None:
     from test_plan import make_registry
     from test_planner import GOOD
 
-    from agentcli.llm import LLMClient
+    from agentcli.llm_client import LLMClient
     from agentcli.planner import make_plan
     from agentcli.testing import ScriptedModel
 

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from agentcli.cli import app
 from agentcli.commands.common import State
-from agentcli.llm import LLMClient
+from agentcli.llm_client import LLMClient
 from agentcli.plan import Plan
 from agentcli.planner import make_plan
 from agentcli.render import format_cost, render_plan

@@ -12,7 +12,7 @@ from test_plan import make_registry
 
 from agentcli.config import Settings, load_settings
 from agentcli.errors import PlanningError
-from agentcli.llm import LLMClient
+from agentcli.llm_client import LLMClient
 from agentcli.memory.embeddings import get_embedder
 from agentcli.plan_examples import EXAMPLES, PlanExample, select_examples
 from agentcli.planner import make_plan

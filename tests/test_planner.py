@@ -13,7 +13,7 @@ from test_plan import make_registry
 
 from agentcli.config import Settings, load_settings
 from agentcli.errors import PlanningError
-from agentcli.llm import LLMClient
+from agentcli.llm_client import LLMClient
 from agentcli.plan import Plan
 from agentcli.planner import load_plan, make_plan, plan_path, save_plan
 from agentcli.planner_prompt import draft_schema, workspace_summary

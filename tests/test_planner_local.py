@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from agentcli.config import load_settings
-from agentcli.llm import CallRecord, LLMClient
+from agentcli.llm_client import LLMClient
+from agentcli.llm_types import CallRecord
 from agentcli.plan import validate_steps
 from agentcli.planner import make_plan
 from agentcli.tools import build_registry

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 if TYPE_CHECKING:  # pydantic models cost ~0.1 s to import; `agent --help` must not pay it
     from agentcli.config import Settings
-    from agentcli.llm import ModelBackend
+    from agentcli.llm_types import ModelBackend
 
 console = Console()
 err_console = Console(stderr=True)
