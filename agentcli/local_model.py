@@ -9,8 +9,8 @@ the JSON schema -> grammar conversion in :mod:`agentcli.local_grammar`; the tran
 messages, ``response_format`` and tools in :mod:`agentcli.local_chat`.
 
 Neither litellm nor llama_cpp is imported at module import: ``agent --help`` must stay fast. The
-litellm module is handed to :func:`register` by :mod:`agentcli.llm`; the only import of it here
-is ``litellm.types.utils``, lazily, when a response is filled in.
+litellm module is handed to :func:`register` by :mod:`agentcli.llm`, and its response types
+are taken from it: this module never imports litellm itself.
 
 Structured output: ``response_format`` (``json_schema`` or ``json_object`` with an optional
 ``schema``) constrains decoding with a GBNF grammar converted from the JSON schema. A 135M model
@@ -254,14 +254,11 @@ class _Handler:
             raise self._fatal(e.one_line(), full) from None
 
     def _fill(self, model: str, result: ChatResult, model_response: Any) -> Any:
-        from litellm.types.utils import (
-            ChatCompletionMessageToolCall,
-            Choices,
-            Function,
-            Message,
-            Usage,
-        )
-
+        # The response types come from the litellm module agentcli.llm handed over: this module
+        # imports nothing of litellm (llm.py is its only importer).
+        types = self._litellm.types.utils
+        ChatCompletionMessageToolCall, Choices, Function, Message, Usage = (
+            types.ChatCompletionMessageToolCall, types.Choices, types.Function, types.Message, types.Usage)
         tool_calls = None
         if result.tool_name is not None:
             tool_calls = [

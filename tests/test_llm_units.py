@@ -132,3 +132,14 @@ def test_token_counting_works_with_network_unavailable(tmp_path: Path) -> None:
                          cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2", "2"]
+
+
+def test_llm_py_is_the_only_importer_of_litellm() -> None:
+    import re
+
+    import agentcli
+
+    root = Path(agentcli.__file__).parent
+    pattern = re.compile(r"^\s*(import litellm|from litellm[ .])", re.M)
+    importers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if pattern.search(p.read_text()))
+    assert importers == ["llm.py"]
