@@ -193,14 +193,12 @@ def _example_vectors(embedder: Embedder, examples: tuple[PlanExample, ...]) -> A
 def select_examples(task: str, k: int = 3, *, embedder: Embedder | None = None,
                     embedding_model: str = "builtin",
                     examples: tuple[PlanExample, ...] = EXAMPLES,
-                    recalled: list[PlanExample] | None = None,
-                    recalled_bonus: float = 0.0) -> list[PlanExample]:
+                    recalled: list[PlanExample] | None = None) -> list[PlanExample]:
     """The ``k`` examples most similar to ``task``, most similar *last* (nearest the task in
     the prompt, where a small model weighs it most). Ties keep library order.
 
     ``recalled`` (past runs' plans from episodic memory) compete with the library on the same
-    cosine, plus ``recalled_bonus``: they were written for this workspace and they worked.
-    They come first among equals."""
+    cosine; they come first among equals (they were written for this workspace, and worked)."""
     pool = [*(recalled or []), *examples]
     if not pool or k <= 0:
         return []
@@ -216,7 +214,5 @@ def select_examples(task: str, k: int = 3, *, embedder: Embedder | None = None,
     q = np.asarray(emb.embed([task]), dtype=np.float32)[0]
     norms = np.linalg.norm(mat, axis=1) * (float(np.linalg.norm(q)) or 1.0)
     scores = (mat @ q) / np.where(norms == 0, 1.0, norms)
-    n_recalled = len(recalled or [])
-    scores[:n_recalled] += recalled_bonus
     order = sorted(range(len(pool)), key=lambda i: (-float(scores[i]), i))[:k]
     return [pool[i] for i in reversed(order)]

@@ -276,8 +276,20 @@ def _workspace_files(workspace: Path, data_dir: Path | None, limit: int = 2000) 
     return out
 
 
-def recalled_examples(task: str, past_plans: PastPlans | None, tools: list[Tool]) -> list[PlanExample]:
-    """Past runs' plans for tasks like ``task``, as examples; only those whose tools still exist.
+def _same_task(a: str, b: str) -> bool:
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def recalled_examples(task: str, past_plans: PastPlans | None, tools: list[Tool],
+                      agree_with: set[str] | None = None) -> list[PlanExample]:
+    """Past runs' plans for tasks like ``task``, as examples: only those whose tools still exist
+    and, unless it is the very same task again, use the same tools as ``agree_with`` (the nearest
+    bundled example's). Embedding similarity is mostly shared words: "set the version in
+    pyproject.toml ..." sits close to "what is the version in pyproject.toml?", and a small model
+    copies the nearest example's tool, so a past *read* plan must not steer an *edit* task
+    (measured on the task suite, bench/RESULTS.md). The library settles which tools; a past plan
+    adds this workspace's paths, globs and shapes.
+
     Memory that cannot be read (an embedder mismatch, a broken store) means no examples from it:
     planning goes on with the bundled library."""
     if past_plans is None:
@@ -290,13 +302,30 @@ def recalled_examples(task: str, past_plans: PastPlans | None, tools: list[Tool]
     out = []
     for p in found:
         ex = PlanExample.from_episode(p.task, p.plan, source=f"run {p.run_id}")
-        if ex is not None and ex.tools <= names:
-            out.append(ex)
+        if ex is None or not ex.tools <= names:
+            continue
+        if agree_with is not None and ex.tools != agree_with and not _same_task(ex.task, task):
+            continue
+        out.append(ex)
     return out
 
 
-#: Added to a recalled plan's similarity when it competes with the bundled examples.
-RECALLED_BONUS = 0.0
+def choose_examples(task: str, tools: list[Tool], config: Config, *, memory: bool,
+                    past_plans: PastPlans | None = None) -> list[PlanExample]:
+    """The local planner's few-shot examples, most similar last: the bundled library's nearest,
+    and with ``memory``, past runs' plans competing with them (:func:`recalled_examples`).
+    No embedder: no examples (planning goes on without them)."""
+    embedder = _example_embedder(config)
+    try:
+        library = select_examples(task, LOCAL_EXAMPLES, embedding_model=embedder)
+        if not memory or past_plans is None:
+            return library
+        recalled = recalled_examples(task, past_plans, tools, library[-1].tools if library else None)
+        if not recalled:
+            return library
+        return select_examples(task, LOCAL_EXAMPLES, embedding_model=embedder, recalled=recalled)
+    except Exception:
+        return []
 
 
 def _local_request(task: str, tools: list[Tool], config: Config, levers: frozenset[str],
@@ -312,12 +341,7 @@ def _local_request(task: str, tools: list[Tool], config: Config, levers: frozens
     default request."""
     examples: list[PlanExample] = []
     if "examples" in levers or "narrow" in levers:
-        recalled = recalled_examples(task, past_plans, tools) if "memory" in levers else []
-        try:
-            examples = select_examples(task, LOCAL_EXAMPLES, embedding_model=_example_embedder(config),
-                                       recalled=recalled, recalled_bonus=RECALLED_BONUS)
-        except Exception:  # no embedder: plan without examples rather than fail
-            examples = []
+        examples = choose_examples(task, tools, config, memory="memory" in levers, past_plans=past_plans)
     shown = examples if "examples" in levers else []
     grammar_tools, max_steps, allow_prompt = tools, config.budget.max_steps, True
     if "narrow" in levers and examples:

@@ -158,3 +158,31 @@ def test_no_past_plans_when_memory_is_off(workspace: Path) -> None:
     assert all(m["content"] != json.dumps(LIST_MD) for m in model.requests[0].messages)
     users = [m["content"] for m in model.requests[0].messages if m["role"] == "user"]
     assert users.count("list the markdown files") == 1
+
+
+def test_a_past_plan_must_use_the_nearest_library_examples_tools_unless_same_task(workspace: Path) -> None:
+    from test_plan import make_registry
+
+    from agentcli.memory.types import PastPlan
+    from agentcli.planner import recalled_examples
+
+    settings = load_settings(workspace=workspace, environ={}, use_user_config=False)
+    tools = make_registry(workspace, settings.config).tools()
+    read = PastPlan("r1", "what is the version in setup.cfg?", json.dumps({"schema_version": 1, "steps": [
+        {"id": "s1", "title": "t", "depends_on": [], "tool": "read_file", "args": {"path": "setup.cfg"}}]}), 0.9)
+    gone = PastPlan("r2", "ask the old tool", json.dumps({"schema_version": 1, "steps": [
+        {"id": "s1", "title": "t", "depends_on": [], "tool": "no_such_tool", "args": {}}]}), 0.9)
+
+    def found(task: str) -> list[PastPlan]:
+        return [read, gone]
+
+    task = "set the version in setup.cfg to 2.0"
+    assert recalled_examples(task, found, tools, agree_with={"edit_file"}) == []
+    assert [e.source for e in recalled_examples(task, found, tools, agree_with={"read_file"})] == ["run r1"]
+    same = recalled_examples("What is the version in  setup.cfg?", found, tools, agree_with={"edit_file"})
+    assert [e.source for e in same] == ["run r1"]
+
+    def broken(task: str) -> list[PastPlan]:
+        raise RuntimeError("store unreadable")
+
+    assert recalled_examples(task, broken, tools) == []
