@@ -110,42 +110,35 @@ def check(task: dict[str, Any], ws: Path, outcome: dict[str, Any]) -> tuple[bool
     return True, "ok"
 
 
+def _events(ws: Path, run_id: str) -> list[Any]:
+    """The run's events (agentcli's tolerant reader); [] if there is no log."""
+    from agentcli.events import read_events
+
+    path = ws / ".agent" / "runs" / run_id / "events.jsonl"
+    return read_events(path).events if run_id and path.is_file() else []
+
+
 def recalled_runs(ws: Path, run_id: str) -> list[str]:
     """The run ids of the first ``memory_recall`` of past plans in the run's event log."""
-    path = ws / ".agent" / "runs" / run_id / "events.jsonl"
-    if not path.is_file():
-        return []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            e = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        d = e.get("data") or {}
-        if e.get("type") == "memory_recall" and d.get("purpose") == "plans":
-            return [str(h.get("id")) for h in d.get("hits", [])]
+    for e in _events(ws, run_id):
+        if e.type == "memory_recall" and e.data.get("purpose") == "plans":
+            return [str(h.get("id")) for h in e.data.get("hits", [])]
     return []
 
 
 def plan_stats(ws: Path, run_id: str) -> tuple[bool | None, int | None, float | None, list[str]]:
     """(first plan valid, re-asks, planning seconds, the first plan's steps) from the run's event log."""
-    path = ws / ".agent" / "runs" / run_id / "events.jsonl"
-    if not path.is_file():
-        return None, None, None, []
     calls: set[str] = set()
     steps: list[str] = []
     start = end = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            e = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        d = e.get("data") or {}
-        if e.get("type") == "transition" and d.get("to") == "PLANNING" and start is None:
-            start = float(e["time"])
-        elif e.get("type") == "llm_call" and d.get("role") == "planner" and end is None:
+    for e in _events(ws, run_id):
+        d = e.data
+        if e.type == "transition" and d.get("to") == "PLANNING" and start is None:
+            start = e.time
+        elif e.type == "llm_call" and d.get("role") == "planner" and end is None:
             calls.add(str(d.get("call_id")))
-        elif e.get("type") == "plan_created" and end is None:
-            end = float(e["time"])
+        elif e.type == "plan_created" and end is None:
+            end = e.time
             for st in (d.get("plan") or {}).get("steps", []):
                 what = st.get("tool") or "llm"
                 args = json.dumps(st.get("args") or {}, ensure_ascii=False) if st.get("tool") else ""
