@@ -15,6 +15,7 @@ from typing import Any
 
 from agentcli.config import Config
 from agentcli.errors import WorkspaceError
+from agentcli.plan import STEP_ID_RE
 from agentcli.tools import Tool
 from agentcli.tools.paths import WorkspaceWalker
 
@@ -24,6 +25,8 @@ TITLE_MAX = 60
 PROMPT_MAX = 400
 ARG_STRING_MAX = 200
 ARRAY_MAX = 8
+#: An llm step's prompt for a hosted planner: room for real instructions (the local grammar keeps PROMPT_MAX).
+HOSTED_PROMPT_MAX = 4000
 MEMORY_MAX_ITEMS = 5
 MEMORY_ITEM_CHARS = 400
 CONTEXT_MAX_CHARS = 6000
@@ -68,12 +71,13 @@ def _bound(node: Any) -> Any:
     return out
 
 
-def tool_args_schema(tool: Tool) -> dict[str, Any]:
+def tool_args_schema(tool: Tool, *, bounded: bool = True) -> dict[str, Any]:
     """A tool's args schema as it appears in the draft: refs inlined, descriptions dropped
-    (the prompt's catalogue has them), strings and arrays bounded."""
+    (the prompt's catalogue has them), strings and arrays bounded unless ``bounded`` is False
+    (the bounds keep a small local model's grammar finite; a hosted model gets the tool's own)."""
     schema = tool.parameters_schema()
-    result: dict[str, Any] = _bound(_deref(schema, schema.get("$defs", {})))
-    return result
+    inlined: dict[str, Any] = _deref(schema, schema.get("$defs", {}))
+    return _bound(inlined) if bounded else inlined
 
 
 def _deps_schema(k: int) -> dict[str, Any]:
@@ -130,6 +134,51 @@ def draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
         ]}
     return {
         "$defs": defs,
+        "type": "object",
+        "properties": {
+            "steps": {"type": "object", "properties": slots, "required": ["s1"], "additionalProperties": False}
+        },
+        "required": ["steps"],
+        "additionalProperties": False,
+    }
+
+
+def hosted_draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
+    """The draft schema for a hosted model: the same draft shape as :func:`draft_schema` (slots
+    ``s1..s<max_steps>``, ``s1`` required, a call or a prompt per step, one branch per tool with
+    typed args), but every slot refers to one shared ``$defs/step`` and ``depends_on`` is a
+    bounded list of step ids, so the schema grows with the tools, not with tools + steps x
+    structure (about 4x fewer tokens at 20 steps with the built-in tools). The per-slot
+    dependency enums are a grammar aid for the local model; a hosted model's self- and dangling
+    dependencies and cycles are caught by :func:`agentcli.planner.interpret_draft` and re-asked.
+    As strict as :func:`draft_schema`: every object closed (``additionalProperties: false``),
+    the same ``required`` lists; but the args are the tools' own (not cut to the grammar's
+    bounds: a hosted model writes a whole file), and a prompt may be longer.
+    """
+    common: dict[str, Any] = {
+        "depends_on": {"type": "array", "items": {"type": "string", "pattern": STEP_ID_RE.pattern},
+                       "maxItems": min(max(max_steps - 1, 0), ARRAY_MAX)},
+        "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
+        "requires_approval": {"type": "boolean"},
+    }
+    heads: dict[str, Any] = {}
+    if tools:  # an empty anyOf is no valid schema
+        heads["call"] = {"anyOf": [{
+            "type": "object",
+            "properties": {"tool": {"const": t.name}, "args": tool_args_schema(t, bounded=False)},
+            "required": ["tool", "args"],
+            "additionalProperties": False,
+        } for t in tools]}
+    heads["prompt"] = {"type": "string", "minLength": 1, "maxLength": HOSTED_PROMPT_MAX}
+    step = {"anyOf": [{
+        "type": "object",
+        "properties": {head: sub, **common},
+        "required": [head, "depends_on", "title"],
+        "additionalProperties": False,
+    } for head, sub in heads.items()]}
+    slots = {f"s{k}": {"$ref": "#/$defs/step"} for k in range(1, max_steps + 1)}
+    return {
+        "$defs": {"step": step},
         "type": "object",
         "properties": {
             "steps": {"type": "object", "properties": slots, "required": ["s1"], "additionalProperties": False}

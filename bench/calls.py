@@ -28,7 +28,7 @@ from agentcli.llm_client import LLMClient
 from agentcli.llm_types import CallRecord, ModelRequest, ModelResponse, ToolCall
 from agentcli.plan import Plan
 from agentcli.planner import make_plan
-from agentcli.planner_prompt import draft_schema
+from agentcli.planner_prompt import draft_schema, hosted_draft_schema, is_local
 from agentcli.runner import ReplanContext
 from agentcli.testing import FunctionModel, last_user_text
 from agentcli.tools import ToolRegistry, builtin_tools
@@ -152,9 +152,18 @@ async def _react_task(task: suite.Task, settings: Settings, registry: ToolRegist
     return t.calls, t.input_tokens, t.output_tokens
 
 
-def _schema_tokens(settings: Settings, registry: ToolRegistry) -> int:
-    schema = draft_schema(registry.tools(), settings.config.budget.max_steps)
-    return tokens.count_text(json.dumps({"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}))
+def _schema_tokens(settings: Settings, registry: ToolRegistry) -> tuple[int, int]:
+    """Tokens of the draft schema the planner sends for the bench's (hosted) model, and of the
+    grammar-oriented one a local model gets."""
+    config = settings.config
+    sent = draft_schema if is_local(config.model_for("planner")) else hosted_draft_schema
+
+    def count(schema: dict[str, Any]) -> int:
+        rf = {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
+        return tokens.count_text(json.dumps(rf))
+
+    return (count(sent(registry.tools(), config.budget.max_steps)),
+            count(draft_schema(registry.tools(), config.budget.max_steps)))
 
 
 def run(ctx: Context) -> SectionResult:
@@ -204,7 +213,7 @@ def run(ctx: Context) -> SectionResult:
     split = "; ".join(f"{role}: {len(v)} calls, {sum(v) / len(v):,.0f} input tokens each on average"
                       for role, v in sorted(roles.items()))
     steps = [t.steps for t in tasks]
-    schema_tok = _schema_tokens(settings, registry)
+    schema_tok, local_tok = _schema_tokens(settings, registry)
     res.notes += [
         f"{len(tasks)} tasks of {min(steps)}-{max(steps)} steps (tool steps; 2 of the 6 full-size tasks end with an "
         "llm step) over an 8-file fixture project, real built-in tools (8 in the registry), default config "
@@ -213,11 +222,11 @@ def run(ctx: Context) -> SectionResult:
         f"agentcli, split by role: {split}.",
         f"Totals over the suite: agentcli {sum(a_calls)} calls, {sum(a_tok):,} input tokens with the response "
         f"schemas ({sum(a_bare):,} without); ReAct {sum(r_calls)} calls, {sum(r_tok):,} input tokens.",
-        f"The planner's draft JSON schema alone is {schema_tok:,} tokens (it has one slot per possible step, "
-        "max_steps = 20, each with an anyOf over the tools), several times the planner's prompt. Whether a "
-        "provider bills a response_format schema as input varies (the embedded model turns it into a grammar "
-        "and does not); both counts are shown. Sizing the schema to the task (fewer slots) or sending the "
-        "grammar-oriented schema only to local models would remove most of agentcli's fixed cost.",
+        f"The planner's draft JSON schema alone is {schema_tok:,} tokens: a hosted model gets one shared step "
+        "definition (an anyOf over the tools) that the max_steps = 20 slots refer to; the grammar-oriented "
+        f"schema the embedded local model gets (a full step and a dependency enum per slot) is {local_tok:,}. "
+        "Whether a provider bills a response_format schema as input varies (the embedded model turns it into "
+        "a grammar and does not); both counts are shown.",
         "What drives the rest: the planner's prompt carries the tool catalogue once per task, tool steps call "
         "no model, and the reviewer sees each output once, cut to 1,500 characters. The ReAct loop re-sends the "
         "tool schemas and the whole growing history, every tool output in full, on each of its k + 1 calls, so "

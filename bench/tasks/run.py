@@ -19,7 +19,8 @@ compact, examples, narrow, patterns, choices, answer.
 ``fresh`` (none: every task has its own empty memory, as on a new machine), ``online`` (one
 memory shared by the pass, tasks in file order: each task can recall the runs before it, as a
 user's history grows), ``loo`` (leave-one-out: the memory an ``online`` pass of the same
-invocation left, less the episode of the task itself, so no task is shown its own plan).
+invocation left, less the episode of the task itself, so no task is shown its own plan),
+``repeat`` (that memory as it is: every task has been run once before, as when a user repeats one).
 The section ``## Offline default: task suite`` of bench/RESULTS.md is replaced (or added).
 """
 
@@ -184,7 +185,7 @@ def _parse(stdout: str, stderr: str) -> dict[str, Any]:
     return out
 
 
-MEMORY_MODES = ("fresh", "online", "loo")
+MEMORY_MODES = ("fresh", "online", "loo", "repeat")
 #: Between the levers and the memory mode in a pass's label.
 MEMORY_SEP = " · memory "
 
@@ -218,13 +219,14 @@ def run_suite(tasks: list[dict[str, Any]], lever: str, *, timeout: float, subpro
             env = {"AGENT_ALLOW_MODEL_REQUESTS": "1", "AGENT_WORKSPACE": str(ws), LEVERS_ENV: lever}
             if memory == "online":
                 env["AGENT_MEMORY__URI"] = str(shared)
-            elif memory == "loo":
+            elif memory in ("loo", "repeat"):
                 if seed is None:
-                    raise SystemExit("--memory loo needs an online pass before it (it starts from its memory)")
+                    raise SystemExit(f"--memory {memory} needs an online pass before it (it starts from its memory)")
                 mine = Path(tmp) / f"memory-{task['id']}"
                 if seed.is_dir():
                     shutil.copytree(seed, mine)
-                    _forget_task(mine, task["task"], ws)
+                    if memory == "loo":
+                        _forget_task(mine, task["task"], ws)
                 env["AGENT_MEMORY__URI"] = str(mine)
             t0 = time.monotonic()
             runner = run_subprocess if subproc else run_inprocess
@@ -246,7 +248,7 @@ def run_suite(tasks: list[dict[str, Any]], lever: str, *, timeout: float, subpro
                            [str(s.get("tool") or "llm") for s in outcome.get("steps", [])], plan,
                            bool(task.get("heldout")), run_id, recalled_runs(ws, run_id))
             results.append(r)
-            if memory == "loo":
+            if memory in ("loo", "repeat"):
                 shutil.rmtree(Path(tmp) / f"memory-{task['id']}", ignore_errors=True)
             if verbose:
                 print(f"[{lever}/{memory}] {'PASS' if ok else 'FAIL'} {r.id:<20} {seconds:6.1f}s plan {planning}s "
@@ -343,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lever", action="append", default=None,
                     help="levers for one pass: default, all, none, or a comma list (repeatable)")
     ap.add_argument("--memory", action="append", default=None, choices=MEMORY_MODES,
-                    help="episodic memory of a pass: fresh (default), online, loo (after an online pass); repeatable")
+                    help="episodic memory of a pass: fresh (default), online, loo or repeat (after an online pass); "
+                         "repeatable")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per task (the run's wall budget)")
     ap.add_argument("--subprocess", action="store_true", help="one `python -m agentcli` process per task")
     ap.add_argument("--threads", type=int, default=None,

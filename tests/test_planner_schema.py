@@ -1,0 +1,201 @@
+"""Which draft schema the planner sends: the compact one (one shared step definition) to a
+hosted model, the grammar-oriented one (per-slot dependency enums) to the local model, the
+latter pinned byte for byte (a benchmark of the local model depends on it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel
+from test_plan import make_registry
+from test_planner import GOOD, plan_with, settings_for
+
+from agentcli import tokens
+from agentcli.planner_prompt import (
+    LEVERS_ENV,
+    draft_schema,
+    hosted_draft_schema,
+    local_draft_schema,
+    tool_args_schema,
+)
+from agentcli.tools import Tool
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "main.py").write_text("print('hi')\n")
+    return root
+
+
+# --------------------------------------------------------------------------- the local schema, pinned
+
+# Fixed args schemas (not built by pydantic, not the built-in tools): the pins below change only
+# when draft_schema / local_draft_schema do. Refs, type lists, defaults, bounds, a glob and a path.
+FIXED_ARGS: dict[str, dict[str, Any]] = {
+    "list_files": {"type": "object", "properties": {
+        "pattern": {"type": "string", "default": "**/*", "description": "glob"},
+        "max_items": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": False},
+    "read_file": {"type": "object", "properties": {
+        "path": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "encoding": {"enum": ["utf-8", "latin-1"]}}, "required": ["path"]},
+    "run_shell": {"type": "object", "$defs": {"Env": {"type": "object", "properties": {
+        "cwd": {"type": "string", "maxLength": 500}, "vars": {"type": "array", "items": {"$ref": "#/$defs/Kv"},
+                                                               "maxItems": 20}}},
+        "Kv": {"type": "object", "properties": {"k": {"type": "string"}, "v": {"type": ["string", "integer"]}}}},
+        "properties": {"command": {"type": "string", "title": "Command"}, "env": {"$ref": "#/$defs/Env"}},
+        "required": ["command"]},
+}
+
+
+class _NoArgs(BaseModel):
+    pass
+
+
+@dataclass(eq=False, kw_only=True)
+class FixedTool(Tool):
+    schema: dict[str, Any]
+
+    def parameters_schema(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(json.dumps(self.schema))
+        return result
+
+
+def fixed_tools() -> list[Tool]:
+    return [FixedTool(name=n, description=f"The {n} tool.", args_model=_NoArgs, func=lambda a, c: None, schema=s)
+            for n, s in FIXED_ARGS.items()]
+
+
+def digest(schema: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(schema).encode()).hexdigest()
+
+
+def test_local_schemas_are_unchanged_byte_for_byte() -> None:
+    # Recorded before hosted_draft_schema existed; a change here changes the local model's grammar.
+    t = fixed_tools()
+    assert digest(draft_schema(t, 20)) == "59ef97e95847166fca4795ae6d026da73e493b78c6743245689108226c6ef0b3"
+    assert digest(draft_schema(t, 1)) == "f63fbac2fdab74a32cf64f14b7d62a054abd7ec278b3869a3a387b3caefe2cc4"
+    assert digest(draft_schema([], 3)) == "e1419cd75d940affa85ec6d8e3827029ee170529949ef15b6cba393d98fe78b7"
+    pins = {
+        (True, True): "07aaffd042093d0e56c82b74be630b0b00dd7bcb105ead0d29dc2d5a551585b0",
+        (True, False): "585d96cd8e72f3bb2c8a7fb14e4638b0a32bd2ae9e893296ddb0d0a63b15f5ba",
+        (False, True): "c34253b2ea5965bd6e65a29164c09ce34feeb68c44a8980b582e9d7dd6739eec",
+        (False, False): "a0e1fd9101784d79bee43c8ecffb370d1e0e1967beb8427c252722063158d22f",
+    }
+    for (allow_prompt, patterns), pin in pins.items():
+        assert digest(local_draft_schema(t, 20, allow_prompt=allow_prompt, patterns=patterns)) == pin
+
+
+def test_local_model_is_sent_the_grammar_schema(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LEVERS_ENV, "none")  # the default request, with the local model's schema
+    settings = settings_for(ws, model="local/smollm2")
+    _, model = plan_with(ws, [GOOD], settings=settings)
+    rf = model.requests[0].response_format
+    assert rf is not None
+    assert json.dumps(rf["json_schema"]["schema"]) == json.dumps(draft_schema(make_registry(ws).tools(), 20))
+
+
+# --------------------------------------------------------------------------- the hosted schema
+
+
+def sent_schema(ws: Path) -> dict[str, Any]:
+    _, model = plan_with(ws, [GOOD])
+    rf = model.requests[0].response_format
+    assert rf is not None and rf["type"] == "json_schema"
+    schema: dict[str, Any] = rf["json_schema"]["schema"]
+    return schema
+
+
+def objects(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, list):
+        for x in node:
+            yield from objects(x)
+    elif isinstance(node, dict):
+        if node.get("type") == "object":
+            yield node
+        for v in node.values():
+            yield from objects(v)
+
+
+def test_hosted_model_is_sent_one_shared_step(ws: Path) -> None:
+    schema = sent_schema(ws)
+    tools = make_registry(ws).tools()
+    assert json.dumps(schema) == json.dumps(hosted_draft_schema(tools, 20))
+    steps = schema["properties"]["steps"]
+    assert steps["properties"] == {f"s{i}": {"$ref": "#/$defs/step"} for i in range(1, 21)}
+    assert steps["required"] == ["s1"] and steps["additionalProperties"] is False
+    assert list(schema["$defs"]) == ["step"]
+    call, prompt = schema["$defs"]["step"]["anyOf"]
+    assert call["required"] == ["call", "depends_on", "title"]
+    assert prompt["required"] == ["prompt", "depends_on", "title"]
+    assert set(call["properties"]) == {"call", "depends_on", "title", "requires_approval"}
+    branches = call["properties"]["call"]["anyOf"]
+    assert [b["properties"]["tool"] for b in branches] == [{"const": t.name} for t in tools]
+    # The tools' own args (a hosted model writes whole files), not the local grammar's bounds.
+    assert [b["properties"]["args"] for b in branches] == [tool_args_schema(t, bounded=False) for t in tools]
+    assert '"maxLength": 200' not in json.dumps(branches)
+    deps = call["properties"]["depends_on"]
+    assert deps == {"type": "array", "items": {"type": "string", "pattern": "^s[1-9][0-9]*$"}, "maxItems": 8}
+    assert call["properties"]["title"]["maxLength"] == 60 and prompt["properties"]["prompt"]["maxLength"] == 4000
+    assert "description" not in json.dumps(schema)
+
+
+def test_hosted_schema_is_as_strict_as_the_grammar_schema(ws: Path) -> None:
+    tools = make_registry(ws).tools()
+    for schema in (hosted_draft_schema(tools, 20), draft_schema(tools, 20)):
+        found = list(objects(schema))
+        assert found and all(o.get("additionalProperties") is False for o in found)
+        assert all(set(o.get("required", [])) <= set(o.get("properties", {})) for o in found)
+    hosted = hosted_draft_schema(tools, 20)
+    Draft202012Validator.check_schema(hosted)
+    ok = Draft202012Validator(hosted)
+    assert ok.is_valid(GOOD)
+    s1 = GOOD["steps"]["s1"]
+    bad = [
+        {"steps": {}},  # s1 is required
+        {"steps": {**GOOD["steps"], "s21": s1}},  # no slot past max_steps
+        {"steps": {"s1": {**s1, "depends_on": ["step1"]}}},  # not a step id
+        {"steps": {"s1": {**s1, "depends_on": [f"s{i}" for i in range(1, 10)]}}},  # bounded
+        {"steps": {"s1": {**s1, "prompt": "and also this"}}},  # a call or a prompt, not both
+        {"steps": {"s1": {**s1, "colour": "red"}}},
+        {"steps": {"s1": {k: v for k, v in s1.items() if k != "title"}}},
+        {"steps": {"s1": {**s1, "call": {"tool": "list_file", "args": {}}}}},
+        {"steps": {"s1": {**s1, "call": {"tool": "read_file", "args": {"colour": 1}}}}},
+    ]
+    assert [ok.is_valid(b) for b in bad] == [False] * len(bad)
+
+
+def test_hosted_schema_grows_with_tools_not_steps(ws: Path) -> None:
+    tools = make_registry(ws).tools()
+
+    def tok(schema: dict[str, Any]) -> int:
+        return tokens.count_text(json.dumps(schema))
+
+    assert tok(hosted_draft_schema(tools, 20)) * 3 < tok(draft_schema(tools, 20))
+    per_slot = (tok(hosted_draft_schema(tools, 50)) - tok(hosted_draft_schema(tools, 5))) / 45
+    assert per_slot < 20  # a $ref per slot, nothing else
+    assert tok(hosted_draft_schema(tools[:1], 20)) < tok(hosted_draft_schema(tools, 20))
+    # No tools: prompt steps only (an empty anyOf is no valid schema).
+    no_tools = hosted_draft_schema([], 3)["$defs"]["step"]["anyOf"]
+    assert [b["required"][0] for b in no_tools] == ["prompt"]
+
+
+def test_what_the_hosted_schema_lets_through_is_reasked(ws: Path) -> None:
+    # Without per-slot enums, a self- or dangling dependency can be written; interpret_draft catches it.
+    s1 = GOOD["steps"]["s1"]
+    bad = {"steps": {"s1": {**s1, "depends_on": ["s1"]}, "s2": {**s1, "depends_on": ["s7"]}}}
+    assert Draft202012Validator(hosted_draft_schema(make_registry(ws).tools(), 20)).is_valid(bad)
+    plan, model = plan_with(ws, [bad, GOOD])
+    assert len(plan.steps) == 4 and len(model.requests) == 2
+    problems = model.requests[1].messages[-1]["content"]
+    assert "s1.depends_on: a step cannot depend on itself" in problems
+    assert "s2.depends_on: 's7' is not a step; existing steps: s1, s2" in problems
+
