@@ -300,20 +300,21 @@ def recalled_examples(task: str, past_plans: PastPlans | None, tools: list[Tool]
     planning goes on with the bundled library."""
     if past_plans is None:
         return []
+    names = {t.name for t in tools}
+
+    def example(p: Any) -> PlanExample | None:
+        return PlanExample.from_episode(p.task, p.plan, source=f"run {p.run_id}")
+
+    def usable(p: Any) -> bool:
+        ex = example(p)
+        return ex is not None and ex.tools <= names and (
+            agree_with is None or ex.tools == agree_with or _same_task(ex.task, task))
+
     try:
-        found = past_plans(task)
+        found = past_plans(task, usable)
     except Exception:
         return []
-    names = {t.name for t in tools}
-    out = []
-    for p in found:
-        ex = PlanExample.from_episode(p.task, p.plan, source=f"run {p.run_id}")
-        if ex is None or not ex.tools <= names:
-            continue
-        if agree_with is not None and ex.tools != agree_with and not _same_task(ex.task, task):
-            continue
-        out.append(ex)
-    return out
+    return [ex for ex in map(example, found) if ex is not None]
 
 
 def choose_examples(task: str, tools: list[Tool], config: Config, *, memory: bool,

@@ -33,9 +33,10 @@ CONTEXT_MAX_CHARS = 6000
 
 #: ``recall(task)`` returns remembered snippets relevant to the task (the memory hook).
 Recall = Callable[[str], list[str]]
-#: ``past_plans(task)`` returns plans of past runs of similar tasks that completed
-#: (:meth:`agentcli.memory.Memory.recall_plans`): the local planner's few-shot examples from memory.
-PastPlans = Callable[[str], list[Any]]
+#: ``past_plans(task, accept)`` returns plans of past runs of similar tasks that completed and
+#: that ``accept`` takes (:meth:`agentcli.memory.Memory.recall_plans`): the local planner's
+#: few-shot examples from memory.
+PastPlans = Callable[[str, Callable[[Any], bool]], list[Any]]
 
 
 # --------------------------------------------------------------------------- the draft schema

@@ -69,6 +69,7 @@ def test_recall_plans_only_completed_runs_with_a_plan_newest_per_task(workspace:
     assert found[0].score == pytest.approx(1.0, abs=1e-3) and json.loads(found[0].plan)["steps"][1]["prompt"]
     assert mem.recall_plans("summarise notes/todo.md", min_score=1.01) == []
     assert mem.recall_plans("summarise notes/todo.md", k=0) == []
+    assert mem.recall_plans("summarise notes/todo.md", lambda p: p.run_id != "r-new") == []
     recalls = [p for k, p in events if k == "memory_recall"]
     assert recalls[0]["purpose"] == "plans" and recalls[0]["hits"][0]["id"] == "r-new"
 
@@ -173,8 +174,8 @@ def test_a_past_plan_must_use_the_nearest_library_examples_tools_unless_same_tas
     gone = PastPlan("r2", "ask the old tool", json.dumps({"schema_version": 1, "steps": [
         {"id": "s1", "title": "t", "depends_on": [], "tool": "no_such_tool", "args": {}}]}), 0.9)
 
-    def found(task: str) -> list[PastPlan]:
-        return [read, gone]
+    def found(task: str, accept: Any) -> list[PastPlan]:
+        return [p for p in (read, gone) if accept(p)]
 
     task = "set the version in setup.cfg to 2.0"
     assert recalled_examples(task, found, tools, agree_with={"edit_file"}) == []
@@ -182,7 +183,7 @@ def test_a_past_plan_must_use_the_nearest_library_examples_tools_unless_same_tas
     same = recalled_examples("What is the version in  setup.cfg?", found, tools, agree_with={"edit_file"})
     assert [e.source for e in same] == ["run r1"]
 
-    def broken(task: str) -> list[PastPlan]:
+    def broken(task: str, accept: Any) -> list[PastPlan]:
         raise RuntimeError("store unreadable")
 
     assert recalled_examples(task, broken, tools) == []

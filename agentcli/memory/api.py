@@ -18,7 +18,7 @@ comparable, and mixing them would silently return nonsense.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -366,15 +366,17 @@ class Memory:
         result = self.recall(task, tiers=("episodic", "semantic"))
         return [h.planner_line() for h in result.hits[:PLANNER_ITEMS]]
 
-    def recall_plans(self, task: str, *, k: int | None = None, min_score: float | None = None) -> list[PastPlan]:
+    def recall_plans(self, task: str, accept: Callable[[PastPlan], bool] | None = None, *, k: int | None = None,
+                     min_score: float | None = None) -> list[PastPlan]:
         """The plans of past runs that completed, for tasks similar to ``task``: best first, at
         most ``k`` (``memory.past_plans``), each at least ``min_score``
         (``memory.past_plan_threshold``; ``(1 + cosine) / 2`` of the tasks' vectors).
 
         "What happened when I did X?", put to work: the planner shows a small model these as
         examples. Only COMPLETE runs recorded with their plan count (a failed or cut-short run
-        is no example to follow); one plan per distinct task, the newest. Emits a
-        ``memory_recall`` event (tiers ``["episodic"]``, ``purpose: plans``).
+        is no example to follow); one plan per distinct task, the newest; only those ``accept``
+        (the planner's say) takes. Emits a ``memory_recall`` event (tiers ``["episodic"]``,
+        ``purpose: plans``) naming the plans returned.
         """
         t0 = _perf()
         k = self.config.past_plans if k is None else k
@@ -397,8 +399,11 @@ class Memory:
                 if score < min_score or key in seen:
                     continue
                 seen.add(key)
-                out.append(PastPlan(run_id=r["id"], task=r["task"], plan=r["plan"], score=score,
-                                    time=str(r.get("time") or "")))
+                past = PastPlan(run_id=r["id"], task=r["task"], plan=r["plan"], score=score,
+                                time=str(r.get("time") or ""))
+                if accept is not None and not accept(past):
+                    continue
+                out.append(past)
                 if len(out) >= k:
                     break
         hits = [{"tier": "episodic", "id": p.run_id, "score": round(p.score, 4), "source": f"run {p.run_id}"}

@@ -65,7 +65,7 @@ class TaskResult:
     plan: list[str] = field(default_factory=list)
     heldout: bool = False
     run_id: str = ""
-    #: Runs whose plans memory offered the planner as examples (from the run's memory_recall event).
+    #: Past runs whose plans the planner was shown as examples (from the run's events).
     recalled: list[str] = field(default_factory=list)
 
 
@@ -119,11 +119,18 @@ def _events(ws: Path, run_id: str) -> list[Any]:
     return read_events(path).events if run_id and path.is_file() else []
 
 
-def recalled_runs(ws: Path, run_id: str) -> list[str]:
-    """The run ids of the first ``memory_recall`` of past plans in the run's event log."""
+def recalled_runs(ws: Path, run_id: str, task_of: dict[str, str]) -> list[str]:
+    """The past runs whose plans the planner was shown: of those the first ``memory_recall`` of
+    past plans offered, the ones whose task is an example (a user message before the task's own)
+    in the first planner request. ``task_of`` maps run ids to their tasks."""
+    offered: list[str] | None = None
     for e in _events(ws, run_id):
-        if e.type == "memory_recall" and e.data.get("purpose") == "plans":
-            return [str(h.get("id")) for h in e.data.get("hits", [])]
+        if offered is None and e.type == "memory_recall" and e.data.get("purpose") == "plans":
+            offered = [str(h.get("id")) for h in e.data.get("hits", [])]
+        elif offered and e.type == "llm_call" and e.data.get("role") == "planner":
+            msgs = (e.data.get("request") or {}).get("messages") or []
+            examples = {m.get("content") for m in msgs[:-1] if m.get("role") == "user"}
+            return [r for r in offered if task_of.get(r) in examples]
     return []
 
 
@@ -208,10 +215,11 @@ def _forget_task(uri: Path, task: str, ws: Path) -> None:
 
 def run_suite(tasks: list[dict[str, Any]], lever: str, *, timeout: float, subproc: bool,
               verbose: bool = True, memory: str = "fresh", seed: Path | None = None,
-              keep: Path | None = None) -> list[TaskResult]:
+              keep: Path | None = None, task_of: dict[str, str] | None = None) -> list[TaskResult]:
     """One pass. ``memory``: see the module docstring; ``seed``: the memory ``loo`` starts from;
     ``keep``: where an ``online`` pass leaves its memory (for a later ``loo`` pass)."""
     results: list[TaskResult] = []
+    task_of = {} if task_of is None else task_of  # run id -> task, over the passes (what was shown)
     with tempfile.TemporaryDirectory(prefix="agent-tasks-") as tmp:
         shared = keep or Path(tmp) / "memory"
         for task in tasks:
@@ -242,17 +250,18 @@ def run_suite(tasks: list[dict[str, Any]], lever: str, *, timeout: float, subpro
             seconds = time.monotonic() - t0
             ok, why = check(task, ws, outcome)
             run_id = str(outcome.get("run_id", ""))
+            task_of[run_id] = task["task"]
             valid, reasks, planning, plan = plan_stats(ws, run_id)
             r = TaskResult(task["id"], task["task"], ok, why, str(outcome.get("status")),
                            str(outcome.get("answer", ""))[:300], valid, reasks, planning, round(seconds, 2),
                            [str(s.get("tool") or "llm") for s in outcome.get("steps", [])], plan,
-                           bool(task.get("heldout")), run_id, recalled_runs(ws, run_id))
+                           bool(task.get("heldout")), run_id, recalled_runs(ws, run_id, task_of))
             results.append(r)
             if memory in ("loo", "repeat"):
                 shutil.rmtree(Path(tmp) / f"memory-{task['id']}", ignore_errors=True)
             if verbose:
                 print(f"[{lever}/{memory}] {'PASS' if ok else 'FAIL'} {r.id:<20} {seconds:6.1f}s plan {planning}s "
-                      f"reasks {reasks} recalled {len(r.recalled)} {' ; '.join(plan)} - {why}",
+                      f"reasks {reasks} shown {len(r.recalled)} {' ; '.join(plan)} - {why}",
                       file=sys.stderr, flush=True)
     return results
 
@@ -378,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks = tasks[: ns.limit]
     by_lever: dict[str, list[TaskResult]] = {}
     keep = Path(tempfile.mkdtemp(prefix="agent-tasks-memory-"))
+    task_of: dict[str, str] = {}
     try:
         for lever in ns.lever or ["default"]:
             seed: Path | None = None
@@ -385,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                 label = pass_label(lever, mode)
                 mine = keep / label.replace(" ", "_").replace("/", "_") if mode == "online" else None
                 by_lever[label] = run_suite(tasks, lever, timeout=ns.timeout, subproc=ns.subprocess,
-                                            memory=mode, seed=seed, keep=mine)
+                                            memory=mode, seed=seed, keep=mine, task_of=task_of)
                 if mine is not None:
                     seed = mine
                 s = summary(by_lever[label])
