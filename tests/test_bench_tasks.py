@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.tasks.run import (  # noqa: E402
+    MEMORY_SECTION,
     SECTION,
     TaskResult,
     check,
@@ -63,17 +64,18 @@ def test_report_marks_memory_passes_and_replaces_its_section(tmp_path: Path) -> 
     loo = [_result("a", True, recalled=["run-x"]), _result("b", True, recalled=["run-a"], heldout=True)]
     text = render({pass_label("default", "fresh"): fresh, pass_label("default", "loo"): loo},
                   mode="in-process CLI", limit=None, memory=["fresh", "loo"])
-    assert text.startswith(SECTION)
+    assert text.startswith(MEMORY_SECTION + "\n")
     assert "--lever default --memory fresh --memory loo" in text
     rows = [line for line in text.splitlines() if line.startswith("| default")]
     assert "**= default**" in rows[0] and "1/2 (50%)" in rows[0] and rows[0].endswith("| 0 |")
     assert "memory loo" in rows[1] and "2/2 (100%)" in rows[1] and rows[1].endswith("| 2 |")
     assert "| b | - list_files (answer lacks 'x') | + (m) list_files |" in text
     results = tmp_path / "RESULTS.md"
-    results.write_text("# Results\n\n" + SECTION + "\n\nold\n\n## Later\n\nkept\n")
+    results.write_text("# Results\n\n" + SECTION + "\n\nlevers\n\n" + MEMORY_SECTION + "\n\nold\n\n## Later\n\nkept\n")
     write_section(text, results)
     out = results.read_text()
-    assert "old" not in out and out.count(SECTION) == 1 and out.endswith("## Later\n\nkept\n")
+    assert "old" not in out and out.count(MEMORY_SECTION) == 1 and out.endswith("## Later\n\nkept\n")
+    assert SECTION + "\n\nlevers\n" in out  # the levers' section is another one, kept
 
 
 @pytest.mark.parametrize("mode", ["online", "loo"])
