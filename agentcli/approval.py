@@ -27,6 +27,10 @@ from agentcli.config import ApprovalConfig
 Answer = Literal["yes", "no", "always", "abort"]
 DecidedBy = Literal["policy", "user", "flag"]
 
+# json.dumps(args, sort_keys=True, default=str), whose text the recorded hashes are of, without
+# building an encoder per call (this runs for every step).
+_HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
+
 
 @dataclass(frozen=True)
 class ApprovalRequest:
@@ -42,7 +46,7 @@ class ApprovalRequest:
 
     @property
     def args_hash(self) -> str:
-        blob = json.dumps(self.args, sort_keys=True, default=str)
+        blob = _HASH_ENCODER.encode(self.args)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

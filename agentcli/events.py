@@ -19,21 +19,25 @@ Durability, cheapest first:
 
 Reading tolerates a torn last line (a crash mid-write): it is skipped with a
 warning and nothing else breaks. Secrets are redacted before anything is written.
+
+Lines are compact JSON in the field order of :class:`Event`. Most are encoded by orjson
+(non-ASCII text as UTF-8), the rest by the standard library (non-ASCII as ``\\u`` escapes):
+both are plain JSON, read back the same way.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
-import math
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 from agentcli.errors import AgentError
@@ -74,37 +78,62 @@ class Event(BaseModel):
     data: dict[str, Any] = {}
 
 
-# One encoder, built once: the same output as json.dumps(..., separators=(",", ":"), default=str).
+_EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
+
+# The general path's encoder, built once: the same output as json.dumps(..., separators=(",", ":"),
+# default=str).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
+# The fast path's orjson options. orjson encodes dict, list, tuple, str, int, bool, None and float
+# natively, as pydantic's JSON mode dumps them (inf and nan as null included); anything else (a
+# subclass, a datetime, a dataclass, a model, a non-str key, an int past 64 bits, a string that is
+# not valid UTF-8) reaches _not_plain or makes orjson raise, and the event takes the general path.
+_FAST_OPTIONS = (orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
+                 | orjson.OPT_PASSTHROUGH_DATACLASS)
 
-@functools.lru_cache(maxsize=4096)
-def _secret_key(key: str) -> bool:
-    return is_secret_field(key)
+
+def _not_plain(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
 
 
-def _plain(value: Any) -> bool:
-    """Whether ``value`` is plain JSON data that the redactor's key rule and pydantic's JSON mode
-    both leave as it is: only dict (str keys, none naming a credential), list, tuple, str, int,
-    bool, None and finite floats. Exact type checks on purpose: anything else (a Mapping that is
-    not a dict, a model, a datetime, inf/nan) takes the general path. Secret *values* inside
-    strings are checked on the encoded line (see EventLog.append)."""
+# Keys already known not to name a credential: a set lookup instead of a regex match per key.
+# Bounded, as tool outputs can bring any number of distinct keys.
+_SAFE_KEYS: set[str] = set()
+_SAFE_KEYS_MAX = 4096
+_CONTAINERS = (dict, list, tuple)
+
+
+def _has_secret_key(value: Any) -> bool:
+    """Whether a dict anywhere in ``value`` has a key the redactor would drop. Only the containers
+    orjson encodes natively are walked: anything else sends the event down the general path."""
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
-        return True
     if t is dict:
-        for k, v in value.items():  # noqa: SIM110 (plain loops: all() with a generator is slower here)
-            if type(k) is not str or _secret_key(k) or not _plain(v):
-                return False
-        return True
-    if t is list or t is tuple:
-        for v in value:  # noqa: SIM110
-            if not _plain(v):
-                return False
-        return True
-    if t is float:
-        return math.isfinite(value)
+        if not _SAFE_KEYS.issuperset(value):  # one C-level pass in the usual case: keys seen before
+            for k in value:
+                if k not in _SAFE_KEYS:
+                    if type(k) is not str or is_secret_field(k):
+                        return True
+                    if len(_SAFE_KEYS) < _SAFE_KEYS_MAX:
+                        _SAFE_KEYS.add(k)
+        for v in value.values():
+            if type(v) in _CONTAINERS and v and _has_secret_key(v):
+                return True
+    elif t is list or t is tuple:
+        for v in value:
+            if type(v) in _CONTAINERS and v and _has_secret_key(v):
+                return True
     return False
+
+
+def _encoded_secrets(values: list[str]) -> tuple[bytes, ...]:
+    """The secret values as orjson writes them inside a JSON string. Escaping is per character, so
+    the encoding of a string holding a secret holds this. A value orjson cannot encode (not valid
+    UTF-8) is left out: a string holding it cannot be encoded either, so never takes the fast path."""
+    out = []
+    for v in values:
+        with contextlib.suppress(orjson.JSONEncodeError):
+            out.append(orjson.dumps(v)[1:-1])
+    return tuple(out)
 
 
 class IncompatibleRecording(AgentError):
@@ -128,6 +157,7 @@ class _Fsyncer:
         self._pending = threading.Lock()
         self._pending.acquire()  # held = nothing pending; released = an fsync is wanted
         self._closed = False
+        self._closing = threading.Event()  # cuts the group-commit wait short: close() fsyncs itself
         self._thread = threading.Thread(target=self._loop, name="events-fsync", daemon=True)
         self._thread.start()
 
@@ -142,7 +172,8 @@ class _Fsyncer:
                 return
             # Group commit: step boundaries that arrive within the window share the next fsync,
             # so fast steps do not keep a core busy flushing the journal (kill -9 needs no fsync).
-            time.sleep(GROUP_COMMIT_SECONDS)
+            if self._closing.wait(GROUP_COMMIT_SECONDS):
+                return
 
     def request(self) -> None:
         try:  # noqa: SIM105 (contextlib.suppress costs more, and this runs at every step)
@@ -152,6 +183,7 @@ class _Fsyncer:
 
     def close(self) -> None:
         self._closed = True
+        self._closing.set()
         self.request()
         self._thread.join(timeout=5)
 
@@ -168,9 +200,8 @@ class EventLog:
         self._seq = start_seq
         self._lock = threading.Lock()
         self._redact = Redactor()
-        # The secret values the redactor replaces (the same snapshot), as they appear in JSON text:
-        # escaping is per character, so a string holding a secret encodes to text holding this.
-        self._encoded_secrets = tuple(_ENCODER.encode(v)[1:-1] for v in secret_values())
+        # The secret values the redactor replaces (the same snapshot), as they appear in a fast line.
+        self._encoded_secrets = _encoded_secrets(secret_values())
         self._fsyncer = _Fsyncer(self._fd)
         self._closed = False
         #: Called with every appended event, in order (telemetry builds spans from them).
@@ -184,37 +215,46 @@ class EventLog:
         return self._seq
 
     def append(self, type: EventType, data: dict[str, Any] | None = None, *, step_id: str | None = None,
-               durable: bool = False) -> Event:
+               durable: bool = False) -> None:
         """Append one event. ``durable=True`` fsyncs before returning (use before side effects)."""
         data = data or {}
+        event: Event | None = None
         with self._lock:
             self._seq += 1
+            seq = self._seq
+            now = time.time()
             line = None
-            if _plain(data):
-                # Fast path, same bytes: when redaction would change nothing, the JSON-mode dump of
-                # plain data is the data itself, so the validated fields are encoded directly.
-                event = Event(seq=self._seq, time=time.time(), type=type, run_id=self.run_id, step_id=step_id,
-                              data=data)
-                # Written out field by field, in the model's order, exactly as the encoder renders
-                # the dumped dict (ints and floats by repr, strings JSON-escaped).
-                sid = "null" if event.step_id is None else _ENCODER.encode(event.step_id)
-                line = (f'{{"schema_version":{int.__repr__(event.schema_version)},"seq":{int.__repr__(event.seq)},'
-                        f'"time":{float.__repr__(event.time)},"type":{_ENCODER.encode(event.type)},'
-                        f'"run_id":{_ENCODER.encode(event.run_id)},"step_id":{sid},"data":{_ENCODER.encode(data)}}}')
-                for secret in self._encoded_secrets:
-                    if secret in line:
-                        line = None  # a secret value may be in there: redact
-                        break
+            # Fast path, for the events the general path would write unchanged (no key the redactor
+            # drops, no secret value, only plain JSON data): the line is encoded straight from the
+            # arguments, with no model built and no JSON-mode dump. The checks stand in for the
+            # model's validation; whatever they do not vouch for takes the general path.
+            if type in _EVENT_TYPES and (step_id is None or step_id.__class__ is str) and data.__class__ is dict:
+                try:
+                    line = orjson.dumps({"schema_version": EVENT_SCHEMA_VERSION, "seq": seq, "time": now,
+                                         "type": type, "run_id": self.run_id, "step_id": step_id, "data": data},
+                                        default=_not_plain, option=_FAST_OPTIONS)
+                except TypeError:  # orjson.JSONEncodeError included
+                    pass
+                else:
+                    if _has_secret_key(data):
+                        line = None
+                    else:
+                        for secret in self._encoded_secrets:
+                            if secret in line:
+                                line = None  # a secret value may be in there: redact
+                                break
             if line is None:
-                event = Event(seq=self._seq, time=time.time(), type=type, run_id=self.run_id, step_id=step_id,
+                event = Event(seq=seq, time=now, type=type, run_id=self.run_id, step_id=step_id,
                               data=self._redact(data))
-                line = _ENCODER.encode(event.model_dump(mode="json"))
-            os.write(self._fd, (line + "\n").encode())
+                line = (_ENCODER.encode(event.model_dump(mode="json")) + "\n").encode()
+            os.write(self._fd, line)
             if durable:
                 os.fsync(self._fd)
-        for listener in self.listeners:
-            listener(event)
-        return event
+        if self.listeners:
+            if event is None:  # a fast line: its data needed no redaction
+                event = Event(seq=seq, time=now, type=type, run_id=self.run_id, step_id=step_id, data=data)
+            for listener in self.listeners:
+                listener(event)
 
     def sync(self, *, blocking: bool = False) -> None:
         """Make everything appended so far durable (in the background unless ``blocking``)."""

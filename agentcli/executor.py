@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import heapq
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -163,11 +164,20 @@ class Executor:
         for sid, run in (done or {}).items():
             self.runs[sid] = run
 
-    def _ready(self) -> list[StepRun]:
-        # Called after every finished step, over every step: plain loops, no temporary lists.
-        ready = []
+    def _ready(self, order: list[StepRun], keys: list[str], dependents: dict[str, list[int]],
+               check: set[int]) -> list[int]:
+        """The steps among ``check`` (positions in ``order``, the plan's order) whose dependencies
+        all succeeded, in plan order; a step with a dependency that did not succeed is skipped.
+        ``check`` is emptied. The result is what a scan of every pending step in plan order gives:
+        a step whose dependencies did not change since it was last looked at is left alone."""
         runs = self.runs
-        for run in runs.values():
+        ready: list[int] = []
+        queue = sorted(check)  # a sorted list is a heap
+        queued = set(queue)
+        check.clear()
+        while queue:
+            i = heapq.heappop(queue)
+            run = order[i]
             if run.status != "pending":
                 continue
             all_ok = True
@@ -183,9 +193,18 @@ class Executor:
                 run.status = "skipped"
                 run.error = {"type": "skipped", "message": "a step it depends on did not succeed"}
                 self._finish(run)
+                # A full scan would meet the steps after this one that depend on it in this same
+                # pass, and the ones before it in the next.
+                for j in dependents.get(keys[i], ()):
+                    if j > i:
+                        if j not in queued:
+                            queued.add(j)
+                            heapq.heappush(queue, j)
+                    else:
+                        check.add(j)
                 continue
             if all_ok:
-                ready.append(run)
+                ready.append(i)
         return ready
 
     def blocked(self) -> bool:
@@ -201,7 +220,7 @@ class Executor:
     async def execute(self, plan: Plan) -> None:
         """Run ready steps until none is left or one fails for good. Raises BudgetExceeded,
         Aborted, or CancelledError (Ctrl-C); running steps are cancelled first."""
-        running: dict[asyncio.Task[None], StepRun] = {}
+        running: dict[asyncio.Task[None], int] = {}  # position in the plan's order
         limit = self.config.executor.max_parallel
         # Waiting for the first of the running steps to finish exactly as asyncio.wait(FIRST_COMPLETED)
         # does (the same wake-up, then every finished step collected), without adding a callback to
@@ -213,17 +232,34 @@ class Executor:
             if task in running and waiting and not waiting[0].done():
                 waiting[0].set_result(None)
 
+        # A pending step can only become ready (or be skipped) when one of its dependencies finishes,
+        # so each pass looks at those steps only (and at ready ones left waiting for a free slot):
+        # looking at every step after every step made a long plan quadratic. Likewise whether a
+        # step failed or was denied changes only when a step finishes.
+        order = list(self.runs.values())
+        keys = list(self.runs)
+        dependents: dict[str, list[int]] = {}
+        check: set[int] = set()
+        for i, run in enumerate(order):
+            if run.status == "pending":
+                check.add(i)
+            for dep_id in run.step.depends_on:
+                dependents.setdefault(dep_id, []).append(i)
+        blocked = self.blocked()
+
         loop = asyncio.get_running_loop()
         try:
             while True:
-                if not self.blocked():
-                    for run in self._ready():
+                if not blocked and check:
+                    for i in self._ready(order, keys, dependents, check):
                         if len(running) >= limit:
-                            break
+                            check.add(i)  # still ready at the next pass
+                            continue
+                        run = order[i]
                         run.status = "running"
                         task = asyncio.create_task(self._run_step(plan, run))
                         task.add_done_callback(on_done)
-                        running[task] = run
+                        running[task] = i
                 if not running:
                     return
                 waiter: asyncio.Future[None] = loop.create_future()
@@ -235,8 +271,11 @@ class Executor:
                 finally:
                     waiting.clear()
                 for task in [t for t in running if t.done()]:
-                    running.pop(task)
+                    i = running.pop(task)
                     task.result()  # re-raise budget, abort and bugs
+                    if order[i].status in _BLOCKING:
+                        blocked = True
+                    check.update(dependents.get(keys[i], ()))
         finally:
             for task in running:
                 task.cancel()

@@ -232,3 +232,20 @@ def test_continue_skips_failed_and_dependents(workspace: Path) -> None:
     out = h.run()
     assert out.status == "COMPLETE"
     assert {s["id"]: s["status"] for s in out.steps} == {"s1": "skipped", "s2": "ok", "s3": "skipped"}
+
+
+def test_continue_skips_dependents_in_plan_order(workspace: Path) -> None:
+    # After "continue", the steps that depend on the skipped s1 are skipped as one scan of the plan
+    # in order meets them: s3, then s4 (which depends on s3) in the same pass. s2 comes before s4,
+    # so that pass found it still waiting; no step is left to run, so it stays pending.
+    (workspace / "ok.txt").write_text("fine")
+    p = plan(step("s1", "read_file", path="missing.txt"), step("s2", "read_file", path="ok.txt", deps=["s4"]),
+             step("s3", "read_file", path="ok.txt", deps=["s1"]), step("s4", "read_file", path="ok.txt", deps=["s3"]))
+    h = Harness(workspace, config(executor={"max_parallel": 1}),
+                ScriptedModel([review("continue", reason="s1 is optional"), review(answer="fine")]), [p])
+    out = h.run()
+    assert out.status == "COMPLETE"
+    assert {s["id"]: s["status"] for s in out.steps} == {"s1": "skipped", "s2": "pending", "s3": "skipped",
+                                                         "s4": "skipped"}
+    finished = [(e.step_id, e.data["status"]) for e in h.recording().of_type("step_finished")]
+    assert finished == [("s1", "failed"), ("s3", "skipped"), ("s4", "skipped")]
