@@ -26,7 +26,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
@@ -79,6 +79,20 @@ def format_validation_errors(err: ValidationError | json.JSONDecodeError) -> str
         loc = ".".join(str(p) for p in e["loc"]) or "(root)"
         lines.append(f"- {loc}: {e['msg']}")
     return "\n".join(lines)
+
+
+class _Sent(NamedTuple):
+    """One answered request, with what was worked out for it once: the token estimate (counted
+    before sending, for the guard), the request hash and the usage (as recorded)."""
+
+    resp: ModelResponse
+    model: str
+    req: ModelRequest
+    attempts: int
+    latency_ms: float
+    estimate: int
+    request_hash: str
+    usage: Usage
 
 
 class LLMClient:
@@ -138,11 +152,12 @@ class LLMClient:
         latency = 0.0
         last_error: Exception | None = None
         for _reask in range(cfg.max_reasks + 1 if response_format else 1):
-            resp, used_model, req, n, ms = await self._send_with_fallbacks(
+            sent = await self._send_with_fallbacks(
                 chain, msgs, response_format, tools, role, step_id, max_tokens, call_id, attempts
             )
-            attempts += n
-            latency += ms
+            resp = sent.resp
+            attempts += sent.attempts
+            latency += sent.latency_ms
             parsed: Any = None
             if response_format is not None:
                 try:
@@ -162,20 +177,22 @@ class LLMClient:
                         },
                     ]
                     continue
-            usage = self._usage(resp, req)
+            # The request's count, hash and usage as worked out when it was sent and recorded
+            # (a fresh Usage: the recorded one went to the observers).
+            usage = sent.usage.model_copy()
             return LLMResult(
                 text=resp.text,
                 parsed=parsed,
                 tool_calls=resp.tool_calls,
                 usage=usage,
-                cost_usd=self._cost(used_model, usage),
+                cost_usd=self._cost(sent.model, usage),
                 latency_ms=round(latency, 3),
                 attempts=attempts,
                 model=chain[0],
-                response_model=resp.model or used_model,
+                response_model=resp.model or sent.model,
                 call_id=call_id,
-                request_hash=req.hash(),
-                input_tokens_estimate=self._estimate(req),
+                request_hash=sent.request_hash,
+                input_tokens_estimate=sent.estimate,
             )
         assert last_error is not None
         summary = format_validation_errors(last_error).replace("\n", "; ")  # type: ignore[arg-type]
@@ -224,6 +241,9 @@ class LLMClient:
         )
 
     def _estimate(self, req: ModelRequest) -> int:
+        """The request's input tokens, counted once per request (tiktoken over the whole prompt is
+        the costliest thing a call does here): the guard, the call record, the usage fallback and
+        the result all reuse this number."""
         extra = json.dumps(req.response_format) if req.response_format else ""
         return tokens.count_messages(req.messages, req.model, tools=req.tools, extra=extra)
 
@@ -238,7 +258,7 @@ class LLMClient:
         max_tokens: int | None,
         call_id: str,
         attempts_before: int,
-    ) -> tuple[ModelResponse, str, ModelRequest, int, float]:
+    ) -> _Sent:
         cfg = self.config.llm
         attempts = 0
         latency = 0.0
@@ -270,9 +290,9 @@ class LLMClient:
                     break
                 ms = (time.perf_counter() - t0) * 1000
                 latency += ms
-                self._record(call_id, attempts_before + attempts, role, step_id, req, resp, estimate, ms,
-                             "ok", None)
-                return resp, model, req, attempts, latency
+                usage, request_hash = self._record(call_id, attempts_before + attempts, role, step_id, req,
+                                                   resp, estimate, ms, "ok", None)
+                return _Sent(resp, model, req, attempts, latency, estimate, request_hash, usage)
         last = errors[-1]
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
         more = f"; fallbacks tried: {', '.join(chain[1:])}" if len(chain) > 1 else ""
@@ -294,9 +314,11 @@ class LLMClient:
         except Exception:
             return None
 
-    def _usage(self, resp: ModelResponse, req: ModelRequest) -> Usage:
+    def _usage(self, resp: ModelResponse, req: ModelRequest, estimate: int) -> Usage:
+        """What the request used: the provider's counts, else the request's estimate and a count of
+        the reply."""
         return Usage(
-            input_tokens=resp.input_tokens if resp.input_tokens is not None else self._estimate(req),
+            input_tokens=resp.input_tokens if resp.input_tokens is not None else estimate,
             output_tokens=resp.output_tokens
             if resp.output_tokens is not None
             else tokens.count_text(resp.text, req.model),
@@ -333,8 +355,9 @@ class LLMClient:
         latency_ms: float,
         outcome: str,
         exc: LLMError | None,
-    ) -> None:
-        usage = self._usage(resp, req) if resp is not None else Usage()
+    ) -> tuple[Usage, str]:
+        """Log, account and observe one attempt; its usage and request hash."""
+        usage = self._usage(resp, req, estimate) if resp is not None else Usage()
         cost = self._cost(req.model, usage) if resp is not None else None
         self._account(req.model, usage, cost, answered=resp is not None)
         record: dict[str, Any] = {
@@ -365,6 +388,7 @@ class LLMClient:
                              latency_ms, outcome, record["error_type"], record["error"])
             for obs in self.observers:
                 obs(rec)
+        return usage, record["request_hash"]
 
     def _account(self, model: str, usage: Usage, cost: float | None, *, answered: bool) -> None:
         self.totals.calls += 1

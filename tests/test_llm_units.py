@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -76,6 +77,48 @@ def test_request_hash_is_stable_and_sensitive() -> None:
     b = LLMClient(FAST, backend=ScriptedModel(["y"])).complete([{"role": "user", "content": "q"}])
     c = LLMClient(FAST, backend=ScriptedModel(["x"])).complete([{"role": "user", "content": "q2"}])
     assert a.request_hash == b.request_hash != c.request_hash
+
+
+def test_a_request_is_token_counted_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A provider that reports no input tokens: the estimate stands in for them. One count per
+    # request (the second request is the structured-output re-ask), shared by the guard, the
+    # call record, the observers' usage and the result.
+    from agentcli import llm_client, tokens
+    from agentcli.llm_types import ModelRequest, ModelResponse, Price
+
+    class NoUsage:
+        def __init__(self, texts: list[str]) -> None:
+            self.texts = texts
+
+        async def request(self, req: ModelRequest) -> ModelResponse:
+            return ModelResponse(text=self.texts.pop(0), output_tokens=5, model="m")
+
+        def price(self, model: str) -> Price | None:
+            return Price(1e-6, 2e-6)
+
+    counted: list[int] = []
+    real = tokens.count_messages
+
+    def count(*args: Any, **kwargs: Any) -> int:
+        counted.append(real(*args, **kwargs))
+        return counted[-1]
+
+    monkeypatch.setattr(llm_client.tokens, "count_messages", count)
+    seen: list[PreCall] = []
+    records: list[CallRecord] = []
+    backend = NoUsage(['{"tool": "x"}', '{"tool": "x", "path": "p"}'])
+    client = LLMClient(FAST, backend=backend, guard=seen.append, call_log=CallLog(tmp_path / "l.jsonl"))
+    client.observers.append(records.append)
+    r = client.complete([{"role": "user", "content": "plan " * 40}], response_model=Step)
+    assert len(counted) == 2 and counted[0] < counted[1]
+    assert [p.input_tokens_estimate for p in seen] == counted
+    logged = [json.loads(line) for line in (tmp_path / "l.jsonl").read_text().splitlines()]
+    calls = [rec for rec in logged if rec["event"] == "llm_call"]
+    assert [rec["input_tokens_estimate"] for rec in calls] == counted
+    assert [rec["gen_ai.usage.input_tokens"] for rec in calls] == counted
+    assert [rec.usage.input_tokens for rec in records] == counted
+    assert r.input_tokens_estimate == r.usage.input_tokens == counted[-1] and r.usage.output_tokens == 5
+    assert r.usage is not records[-1].usage and r.request_hash == records[-1].request_hash == calls[-1]["request_hash"]
 
 
 def test_unknown_price_is_null_not_free(tmp_path: Path) -> None:
