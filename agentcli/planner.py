@@ -72,6 +72,7 @@ from agentcli.planner_prompt import (
     local_levers,
     recall_snippets,
     task_choices,
+    without_writes,
     workspace_summary,
 )
 from agentcli.tools import Tool, ToolRegistry
@@ -344,18 +345,21 @@ def _local_request(task: str, tools: list[Tool], config: Config, levers: frozens
     tasks compete with the bundled examples), ``narrow`` (only the most similar example's
     tools, as many steps as it has at most, llm steps only if it has one), ``patterns``
     (bounded globs and paths), ``choices`` (enums of values grounded in the task and the
-    workspace, :func:`task_choices`), ``compact`` (a short prompt). ``(None, None)``: the
+    workspace, :func:`task_choices`), ``compact`` (a short prompt), ``intent`` (no write tools
+    for a task that asks for no change, :func:`without_writes`). ``(None, None)``: the
     default request."""
     examples: list[PlanExample] = []
     if "examples" in levers or "narrow" in levers:
         examples = choose_examples(task, tools, config, memory="memory" in levers, past_plans=past_plans)
     shown = examples if "examples" in levers else []
     grammar_tools, max_steps, allow_prompt = tools, config.budget.max_steps, True
+    if "intent" in levers:
+        grammar_tools = without_writes(tools, task)
     if "narrow" in levers and examples:
         # The most similar example's tools only: measured on the task suite, the nearest example's
         # tool was right for 32 of 34 tasks, and a 135M model given a choice of tools often picks wrong.
         used = examples[-1].tools
-        grammar_tools = [t for t in tools if t.name in used] or tools
+        grammar_tools = [t for t in grammar_tools if t.name in used] or grammar_tools
         max_steps = min(max_steps, len(examples[-1].steps))  # as many steps as the most similar one
         allow_prompt = examples[-1].uses_llm
     if "compact" not in levers and "narrow" not in levers and "patterns" not in levers and not shown:

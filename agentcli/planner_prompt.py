@@ -311,7 +311,7 @@ def recall_snippets(recall: Recall | None, task: str) -> list[str]:
 #: Levers of the local-model planner (see DEFAULT_LEVERS). ``AGENTCLI_LOCAL_PLANNER`` names the
 #: ones to use (comma-separated; ``none`` = the hosted-model prompt and grammar, as before), for
 #: the task-suite benchmark (``python -m bench.tasks --lever ...``). It is not a config key.
-LOCAL_LEVERS = ("compact", "examples", "memory", "narrow", "patterns", "choices", "answer")
+LOCAL_LEVERS = ("compact", "examples", "memory", "narrow", "patterns", "choices", "answer", "intent")
 LEVERS_ENV = "AGENTCLI_LOCAL_PLANNER"
 #: Examples put in a local model's prompt; their tools make the narrowed grammar.
 LOCAL_EXAMPLES = 3
@@ -343,6 +343,37 @@ def local_levers(environ: dict[str, str] | None = None) -> frozenset[str]:
     if raw == "none":
         return frozenset()
     return frozenset(x.strip() for x in raw.split(",") if x.strip() in LOCAL_LEVERS)
+
+
+#: Words that ask for a change to the workspace. A task with none of them is a question: the
+#: ``intent`` lever then leaves the write tools out of a small model's grammar, which otherwise
+#: reaches for write_file while re-planning a lookup it got wrong (measured on the task suite).
+_WRITE_WORDS = """add append bump change create delete disable edit enable fix generate implement increase decrease
+insert make modify move put refactor remove rename replace rewrite save set toggle uncomment update write"""
+WRITE_WORDS = frozenset(_WRITE_WORDS.split())
+
+
+#: A task that opens with one of these and ends with "?" asks about something ("which files did I
+#: modify?", "how do I add a flag?"): no change, whatever its verbs.
+QUESTION_WORDS = frozenset(["which", "what", "where", "who", "when", "why", "how", "did", "does", "do", "is", "are",
+                            "was", "were"])
+
+
+def wants_writes(task: str) -> bool:
+    """Whether ``task`` asks for a change: one of :data:`WRITE_WORDS`, as a word, and not phrased
+    as a question (see :data:`QUESTION_WORDS`)."""
+    words = [w.strip(_EDGE).lower() for w in task.split()]
+    if words and words[0] in QUESTION_WORDS and task.rstrip().endswith("?"):
+        return False
+    return any(w in WRITE_WORDS for w in words)
+
+
+def without_writes(tools: list[Tool], task: str) -> list[Tool]:
+    """``tools`` less the write-risk ones when ``task`` asks for no change (see :data:`WRITE_WORDS`)."""
+    if wants_writes(task):
+        return tools
+    kept = [t for t in tools if t.risk != "write"]
+    return kept or tools
 
 
 def is_local(model: str) -> bool:
