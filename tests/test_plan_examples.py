@@ -61,6 +61,7 @@ def test_select_examples_is_deterministic() -> None:
 def test_levers_from_the_environment() -> None:
     assert local_levers({}) >= {"compact", "examples", "choices", "answer"}
     assert "narrow" not in local_levers({}) and "narrow" in local_levers({LEVERS_ENV: "all"})
+    assert "intent" not in local_levers({}) and "memory" in local_levers({})
     assert local_levers({LEVERS_ENV: "none"}) == frozenset()
     assert local_levers({LEVERS_ENV: "examples,bogus"}) == {"examples"}
 
@@ -162,3 +163,29 @@ def test_grounded_answer_renders_tool_outputs() -> None:
     assert grounded_answer(run("search_code", hits)) == "1 match:\nx.py:3: # TODO"
     assert grounded_answer(run("search_code", [])) == "nothing found"
     assert "exit code 0" in grounded_answer(run("run_shell", {"exit_code": 0, "output": "ok"}))
+
+
+@pytest.mark.parametrize(("task", "writes"), [
+    ("list the markdown files", False),
+    ("which files did I modify?", False),  # a question, whatever its verbs
+    ("how do I add a flag?", False),
+    ("in config.yaml change debug: true to debug: false", True),
+    ("create a file todo.txt containing ship it", True),
+    ("Please rename foo to bar.", True),
+])
+def test_write_intent_of_a_task(task: str, writes: bool) -> None:
+    from agentcli.planner_prompt import wants_writes
+
+    assert wants_writes(task) is writes
+
+
+def test_a_question_gets_no_write_tools_in_the_local_grammar(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LEVERS_ENV, "compact,examples,patterns,choices,answer,intent")
+    read = json.dumps(_plan(ws, "local/smollm2", [LIST_MD]).requests[0].response_format)
+    assert '"write_file"' not in read and '"edit_file"' not in read and '"list_files"' in read
+    edit = {"steps": {"s1": {"call": {"tool": "write_file", "args": {"path": "a.txt", "content": "x"}},
+                             "depends_on": [], "title": "write"}}}
+    change = _plan(ws, "local/smollm2", [edit], task="create a file a.txt containing x").requests[0]
+    assert '"write_file"' in json.dumps(change.response_format)
+    monkeypatch.setenv(LEVERS_ENV, "compact,examples,patterns,choices,answer")  # without the lever
+    assert '"write_file"' in json.dumps(_plan(ws, "local/smollm2", [LIST_MD]).requests[0].response_format)
