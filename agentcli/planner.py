@@ -57,25 +57,17 @@ from agentcli.plan import (
     llm_step_messages,
     validate_steps,
 )
-from agentcli.plan_examples import PlanExample, select_examples
+from agentcli.planner_local import is_local, local_levers, local_request
 from agentcli.planner_prompt import (
-    LOCAL_EXAMPLES,
     PastPlans,
     Recall,
-    apply_choices,
-    build_local_messages,
     build_messages,
     draft_schema,
     hosted_draft_schema,
-    is_local,
-    local_draft_schema,
-    local_levers,
     recall_snippets,
-    task_choices,
-    without_writes,
     workspace_summary,
 )
-from agentcli.tools import Tool, ToolRegistry
+from agentcli.tools import ToolRegistry
 
 #: Output tokens assumed per ``llm`` step (capped by ``llm.max_output_tokens``): a short answer,
 #: a function or a summary. Real runs vary; this keeps the estimate an honest order of magnitude.
@@ -266,123 +258,6 @@ def _budget_issues(tokens_total: int, cost: float | None, config: Config) -> lis
 # --------------------------------------------------------------------------- make_plan
 
 
-def _example_embedder(config: Config) -> str:
-    # The remote embedders cost a network call per plan; the examples need only the builtin one.
-    name = config.memory.embedding_model
-    return name if name == "builtin" or name.startswith("test/") else "builtin"
-
-
-def _workspace_files(workspace: Path, data_dir: Path | None, limit: int = 2000) -> list[str]:
-    from agentcli.tools.paths import WorkspaceWalker
-
-    out = []
-    for _path, rel in WorkspaceWalker(workspace, data_dir).iter_files():
-        out.append(rel)
-        if len(out) >= limit:
-            break
-    return out
-
-
-def _same_task(a: str, b: str) -> bool:
-    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
-
-
-def recalled_examples(task: str, past_plans: PastPlans | None, tools: list[Tool],
-                      agree_with: set[str] | None = None) -> list[PlanExample]:
-    """Past runs' plans for tasks like ``task``, as examples: only those whose tools still exist
-    and, unless it is the very same task again, use the same tools as ``agree_with`` (the nearest
-    bundled example's). Embedding similarity is mostly shared words: "set the version in
-    pyproject.toml ..." sits close to "what is the version in pyproject.toml?", and a small model
-    copies the nearest example's tool, so a past *read* plan must not steer an *edit* task
-    (measured on the task suite, bench/RESULTS.md). The library settles which tools; a past plan
-    adds this workspace's paths, globs and shapes.
-
-    Memory that cannot be read (an embedder mismatch, a broken store) means no examples from it:
-    planning goes on with the bundled library."""
-    if past_plans is None:
-        return []
-    names = {t.name for t in tools}
-
-    def example(p: Any) -> PlanExample | None:
-        return PlanExample.from_episode(p.task, p.plan, source=f"run {p.run_id}")
-
-    def usable(p: Any) -> bool:
-        ex = example(p)
-        return ex is not None and ex.tools <= names and (
-            agree_with is None or ex.tools == agree_with or _same_task(ex.task, task))
-
-    try:
-        found = past_plans(task, usable)
-    except Exception:
-        return []
-    return [ex for ex in map(example, found) if ex is not None]
-
-
-def choose_examples(task: str, tools: list[Tool], config: Config, *, memory: bool,
-                    past_plans: PastPlans | None = None) -> list[PlanExample]:
-    """The local planner's few-shot examples, most similar last: the bundled library's nearest,
-    and with ``memory``, past runs' plans competing with them (:func:`recalled_examples`).
-    No embedder: no examples (planning goes on without them)."""
-    embedder = _example_embedder(config)
-    try:
-        library = select_examples(task, LOCAL_EXAMPLES, embedding_model=embedder)
-        if not memory or past_plans is None:
-            return library
-        recalled = recalled_examples(task, past_plans, tools, library[-1].tools if library else None)
-        if not recalled:
-            return library
-        return select_examples(task, LOCAL_EXAMPLES, embedding_model=embedder, recalled=recalled)
-    except Exception:
-        return []
-
-
-def _local_request(task: str, tools: list[Tool], config: Config, levers: frozenset[str],
-                   context: str | None, workspace: Path | None = None,
-                   data_dir: Path | None = None,
-                   past_plans: PastPlans | None = None) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
-    """The schema and messages for a small local planner model, per the levers in force:
-    ``examples`` (few-shot chosen by similarity), ``memory`` (past runs' plans for similar
-    tasks compete with the bundled examples), ``narrow`` (only the most similar example's
-    tools, as many steps as it has at most, llm steps only if it has one), ``patterns``
-    (bounded globs and paths), ``choices`` (enums of values grounded in the task and the
-    workspace, :func:`task_choices`), ``compact`` (a short prompt), ``intent`` (no write tools
-    for a task that asks for no change, :func:`without_writes`). ``(None, None)``: the
-    default request."""
-    examples: list[PlanExample] = []
-    if "examples" in levers or "narrow" in levers:
-        examples = choose_examples(task, tools, config, memory="memory" in levers, past_plans=past_plans)
-    shown = examples if "examples" in levers else []
-    grammar_tools, max_steps, allow_prompt = tools, config.budget.max_steps, True
-    if "intent" in levers:
-        grammar_tools = without_writes(tools, task)
-    if "narrow" in levers and examples:
-        # The most similar example's tools only: measured on the task suite, the nearest example's
-        # tool was right for 32 of 34 tasks, and a 135M model given a choice of tools often picks wrong.
-        used = examples[-1].tools
-        grammar_tools = [t for t in grammar_tools if t.name in used] or grammar_tools
-        max_steps = min(max_steps, len(examples[-1].steps))  # as many steps as the most similar one
-        allow_prompt = examples[-1].uses_llm
-    if "compact" not in levers and "narrow" not in levers and "patterns" not in levers and not shown:
-        return None, None
-    schema = local_draft_schema(grammar_tools, max_steps, allow_prompt=allow_prompt,
-                                patterns="patterns" in levers)
-    if "choices" in levers and workspace is not None:
-        root = workspace
-
-        def read(rel: str) -> str:
-            return (root / rel).read_text(encoding="utf-8", errors="replace")
-
-        apply_choices(schema, grammar_tools, task_choices(task, _workspace_files(workspace, data_dir), read))
-    if "compact" in levers:
-        messages = build_local_messages(task, grammar_tools, shown, context)
-    else:
-        messages = build_messages(task, tools, config, "", [], context)
-        for ex in reversed(shown):
-            messages.insert(1, {"role": "assistant", "content": ex.draft_json()})
-            messages.insert(1, {"role": "user", "content": ex.task})
-    return schema, messages
-
-
 def _add_cost(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + b
 
@@ -419,8 +294,8 @@ async def make_plan(
     tools = registry.tools()
     local = is_local(config.model_for("planner"))
     levers = local_levers() if local else frozenset()
-    schema, base = _local_request(task, tools, config, levers, context, settings.workspace,
-                                  settings.data_dir, past_plans) if levers else (None, None)
+    schema, base = local_request(task, tools, config, levers, context, settings.workspace,
+                                 settings.data_dir, past_plans) if levers else (None, None)
     if schema is None or base is None:
         # The grammar-oriented schema (per-slot dependency enums) is for the local model only;
         # a hosted model gets one shared step definition, ~4x fewer tokens at 20 steps.

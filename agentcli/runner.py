@@ -363,7 +363,7 @@ class _Run:
         return outcome.status == "COMPLETE" and bool(runs) and all(r.status == "ok" for r in runs)
 
     def _grounded(self) -> bool:
-        from agentcli.planner_prompt import is_local, local_levers
+        from agentcli.planner_local import is_local, local_levers
 
         return is_local(self.deps.config.model_for("reviewer")) and "answer" in local_levers()
 

@@ -28,7 +28,8 @@ from agentcli.llm_client import LLMClient
 from agentcli.llm_types import CallRecord, ModelRequest, ModelResponse, ToolCall
 from agentcli.plan import Plan
 from agentcli.planner import make_plan
-from agentcli.planner_prompt import draft_schema, hosted_draft_schema, is_local
+from agentcli.planner_local import is_local
+from agentcli.planner_prompt import draft_schema, hosted_draft_schema
 from agentcli.runner import ReplanContext
 from agentcli.testing import FunctionModel, last_user_text
 from agentcli.tools import ToolRegistry, builtin_tools

@@ -165,7 +165,7 @@ def test_a_past_plan_must_use_the_nearest_library_examples_tools_unless_same_tas
     from test_plan import make_registry
 
     from agentcli.memory.types import PastPlan
-    from agentcli.planner import recalled_examples
+    from agentcli.planner_local import recalled_examples
 
     settings = load_settings(workspace=workspace, environ={}, use_user_config=False)
     tools = make_registry(workspace, settings.config).tools()

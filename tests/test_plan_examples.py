@@ -16,7 +16,7 @@ from agentcli.llm_client import LLMClient
 from agentcli.memory.embeddings import get_embedder
 from agentcli.plan_examples import EXAMPLES, PlanExample, select_examples
 from agentcli.planner import make_plan
-from agentcli.planner_prompt import LEVERS_ENV, local_levers, task_choices
+from agentcli.planner_local import LEVERS_ENV, local_levers, task_choices
 from agentcli.testing import ScriptedModel
 
 HASH = get_embedder("test/hash")
@@ -174,7 +174,7 @@ def test_grounded_answer_renders_tool_outputs() -> None:
     ("Please rename foo to bar.", True),
 ])
 def test_write_intent_of_a_task(task: str, writes: bool) -> None:
-    from agentcli.planner_prompt import wants_writes
+    from agentcli.planner_local import wants_writes
 
     assert wants_writes(task) is writes
 

@@ -18,13 +18,8 @@ from test_plan import make_registry
 from test_planner import GOOD, plan_with, settings_for
 
 from agentcli import tokens
-from agentcli.planner_prompt import (
-    LEVERS_ENV,
-    draft_schema,
-    hosted_draft_schema,
-    local_draft_schema,
-    tool_args_schema,
-)
+from agentcli.planner_local import LEVERS_ENV, local_draft_schema
+from agentcli.planner_prompt import draft_schema, hosted_draft_schema, tool_args_schema
 from agentcli.tools import Tool
 
 

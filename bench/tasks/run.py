@@ -310,7 +310,7 @@ def render(by_lever: dict[str, list[TaskResult]], *, mode: str, limit: int | Non
              "| levers (AGENTCLI_LOCAL_PLANNER) | tasks correct | first plan valid | re-asks / plan "
              "| mean planning s | median planning s | mean task s | shown a past plan |",
              "|---|---|---|---|---|---|---|---|"]
-    from agentcli.planner_prompt import DEFAULT_LEVERS, local_levers
+    from agentcli.planner_local import DEFAULT_LEVERS, local_levers
 
     for lever, results in by_lever.items():
         s = summary(results)
