@@ -31,6 +31,7 @@ from agentcli.memory.embeddings import Embedder, get_embedder
 from agentcli.memory.store import (
     CHUNKS,
     EPISODES,
+    REFINE_FACTOR,
     SCHEMA_VERSION,
     SCHEMAS,
     EmbedderMismatch,
@@ -387,9 +388,12 @@ class Memory:
         if task and table is not None and k > 0 and "plan" in table.schema.names:
             self.check_embedder()
             qvec = self._embed([task])[0]
-            rows = (table.search(qvec, vector_column_name="vector").distance_type("cosine")
-                    .where("status = 'COMPLETE' AND plan IS NOT NULL", prefilter=True)
-                    .select(["id", "time", "task", "plan"]).limit(max(recall.MIN_CANDIDATES, 4 * k)).to_list())
+            q = (table.search(qvec, vector_column_name="vector").distance_type("cosine")
+                 .where("status = 'COMPLETE' AND plan IS NOT NULL", prefilter=True)
+                 .select(["id", "time", "task", "plan"]).limit(max(recall.MIN_CANDIDATES, 4 * k)))
+            if self.store.has_vector_index(table):  # as every recall: exact cosines over the ANN's candidates
+                q = q.refine_factor(REFINE_FACTOR)
+            rows = q.to_list()
             seen: set[str] = set()
             scored = [(recall.cos_score(1.0 - float(r["_distance"])), r) for r in rows]
             scored.sort(key=lambda x: str(x[1].get("time") or ""), reverse=True)

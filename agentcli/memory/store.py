@@ -22,6 +22,7 @@ and retried on conflict, so two processes writing at once lose nothing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import threading
@@ -190,7 +191,7 @@ def migrate(name: str, table: Any) -> list[str]:
         if table_name != name or column in table.schema.names:
             continue
         try:
-            retry_conflicts(lambda fn=fn: fn(table))  # type: ignore[misc]
+            retry_conflicts(functools.partial(fn, table))
         except Exception:
             with contextlib.suppress(Exception):
                 table.checkout_latest()
