@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import sys
@@ -16,33 +17,18 @@ from bench.context import ROOT, Context
 from bench.report import Row, SectionResult, machine_info, markdown_table, merge_foreign_sections, render, versions
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
-SECTIONS = ("cold", "executor", "parallel", "calls", "logging", "memory", "local")
+SECTIONS = ("cold", "executor", "parallel", "calls", "logging", "memory", "local")  # the order they run in
+
+
+#: Section -> the bench module whose ``run(ctx)`` measures it.
+_MODULES = {"cold": "cold", "executor": "executor", "parallel": "parallel", "calls": "calls",
+            "logging": "logcost", "memory": "memory", "local": "local"}
 
 
 def _section(name: str) -> Callable[[Context], SectionResult]:
     # Imported on demand: a section's imports (agentcli, peers) do not slow the others' start.
-    if name == "cold":
-        from bench import cold
-        return cold.run
-    if name == "executor":
-        from bench import executor
-        return executor.run
-    if name == "parallel":
-        from bench import parallel
-        return parallel.run
-    if name == "calls":
-        from bench import calls
-        return calls.run
-    if name == "logging":
-        from bench import logcost
-        return logcost.run
-    if name == "memory":
-        from bench import memory
-        return memory.run
-    if name == "local":
-        from bench import local
-        return local.run
-    raise KeyError(name)
+    run: Callable[[Context], SectionResult] = importlib.import_module(f"bench.{_MODULES[name]}").run
+    return run
 
 
 def calibration_ms() -> float:

@@ -410,10 +410,9 @@ class Memory:
                 out.append(past)
                 if len(out) >= k:
                     break
-        hits = [{"tier": "episodic", "id": p.run_id, "score": round(p.score, 4), "source": f"run {p.run_id}"}
-                for p in out]
-        self._emit("memory_recall", {"query": task, "tiers": ["episodic"], "purpose": "plans", "hits": hits,
-                                     "per_tier": {"episodic": len(out)}, "took_ms": round(_ms(t0), 2)})
+        hits = [MemoryHit("episodic", p.run_id, p.score, p.task, f"run {p.run_id}") for p in out]
+        result = RecallResult(task, ("episodic",), hits, _ms(t0), {"episodic": len(out)})
+        self._emit("memory_recall", {**result.event(), "purpose": "plans"})
         return out
 
     # ------------------------------------------------------------------ list / forget / stats

@@ -208,16 +208,15 @@ def pass_label(lever: str, memory: str) -> str:
     return lever if memory == "fresh" else f"{lever}{MEMORY_SEP}{memory}"
 
 
-def _forget_task(uri: Path, task: str, ws: Path) -> None:
-    """Delete every episode of ``task`` from the memory at ``uri``."""
+def _forget_task(uri: Path, task: str, ws: Path, task_of: dict[str, str]) -> None:
+    """Delete every episode of ``task`` (the runs ``task_of`` maps to it) from the memory at ``uri``."""
     from agentcli.config import MemoryConfig
     from agentcli.memory import Memory
-    from agentcli.memory.store import EPISODES, delete_where, sql_str
 
     mem = Memory(uri=str(uri), config=MemoryConfig(), workspace=ws)
-    table = mem.store.open(EPISODES)
-    if table is not None:
-        delete_where(table, f"task = {sql_str(task)}")
+    for run_id, t in task_of.items():
+        if t == task:
+            mem.forget(run_id)
 
 
 def run_suite(tasks: list[dict[str, Any]], lever: str, *, timeout: float, subproc: bool,
@@ -241,7 +240,7 @@ def run_suite(tasks: list[dict[str, Any]], lever: str, *, timeout: float, subpro
                 if seed.is_dir():
                     shutil.copytree(seed, mine)
                     if memory == "loo":
-                        _forget_task(mine, task["task"], ws)
+                        _forget_task(mine, task["task"], ws, task_of)
                 env["AGENT_MEMORY__URI"] = str(mine)
             t0 = time.monotonic()
             runner = run_subprocess if subproc else run_inprocess
