@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -211,6 +213,30 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
+@contextlib.contextmanager
+def _no_extra_buffer_types(llama_cpp: Any) -> Iterator[None]:
+    """Load with llama.cpp's extra weight buffer types (AMX, repacking) turned off.
+
+    llama-cpp-python's `Llama` does not expose `use_extra_bufts`; on CPUs with AMX (Sapphire
+    Rapids and later) the AMX matmul of llama.cpp 0.3.36 segfaults on the bundled Q4_1 model.
+    The plain CPU kernels are what every other machine runs, so outputs stay the same across
+    machines.
+    """
+    module = llama_cpp.llama_cpp
+    default_params = module.llama_model_default_params
+
+    def params() -> Any:
+        p = default_params()
+        p.use_extra_bufts = False
+        return p
+
+    module.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = default_params
+
+
 def _load_path(path: Path) -> LoadedModel:
     llama_cpp = import_llama_cpp()
     n_ctx = settings.n_ctx
@@ -218,14 +244,15 @@ def _load_path(path: Path) -> LoadedModel:
     recent_errors.clear()
     started = time.perf_counter()
     try:
-        llama = llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            seed=0,
-            verbose=False,
-        )
+        with _no_extra_buffer_types(llama_cpp):
+            llama = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                seed=0,
+                verbose=False,
+            )
     except Exception as e:
         detail = recent_errors[-1] if recent_errors else str(e)
         raise LLMFatalError(f"cannot load local model {path}: {' '.join(detail.split())}") from None
