@@ -1,3 +1,3 @@
-from agentcli.cli import main
+from agentcli.cli.app import main
 
 main()

@@ -22,16 +22,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from agentcli import tokens
 from agentcli.config import Settings
-from agentcli.llm_client import LLMClient
-from agentcli.llm_types import CallRecord, ModelRequest, ModelResponse, ToolCall
-from agentcli.plan import Plan
-from agentcli.planner import make_plan
-from agentcli.planner_local import is_local
-from agentcli.planner_prompt import draft_schema, hosted_draft_schema
-from agentcli.runner import ReplanContext
-from agentcli.testing import FunctionModel, last_user_text
+from agentcli.engine.runner import ReplanContext
+from agentcli.models import tokens
+from agentcli.models.client import LLMClient
+from agentcli.models.fakes import FunctionModel, last_user_text
+from agentcli.models.types import CallRecord, ModelRequest, ModelResponse, ToolCall
+from agentcli.planning.local import is_local
+from agentcli.planning.plan import Plan
+from agentcli.planning.planner import make_plan
+from agentcli.planning.prompt import draft_schema, hosted_draft_schema
 from agentcli.tools import ToolRegistry, builtin_tools
 from bench import kit, suite
 from bench.context import Context

@@ -60,9 +60,9 @@ EXECUTE_SECONDS: list[float] = [0.0]
 def prepare_agentcli() -> RunFn:
     import json
 
-    from agentcli import executor as executor_mod
-    from agentcli.llm_types import ModelResponse
-    from agentcli.testing import ScriptedModel
+    from agentcli.engine import executor as executor_mod
+    from agentcli.models.fakes import ScriptedModel
+    from agentcli.models.types import ModelResponse
     from bench import kit
 
     # Time the executor proper (the steps, without the run's start, plan event and reviewer call)
@@ -283,7 +283,7 @@ def prepare_smolagents() -> RunFn:
 
 def prepare_agentcli_nolog() -> RunFn:
     """agentcli with the event log switched off: what durability costs (a diagnostic, not a mode)."""
-    from agentcli.events import EventLog
+    from agentcli.record.events import EventLog
 
     EventLog.append = lambda self, *args, **kwargs: None  # type: ignore[assignment, method-assign, return-value]
     EventLog.sync = lambda self, *args, **kwargs: None  # type: ignore[method-assign]

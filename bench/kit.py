@@ -2,7 +2,7 @@
 
 The same wiring as ``agent run`` (an EventLog and a CallLog in the run's folder, the LLM
 client, the approver), minus the CLI: plans are given, the model is a fake from
-:mod:`agentcli.testing`, and nothing is printed.
+:mod:`agentcli.models.fakes`, and nothing is printed.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentcli.approval import Approver
 from agentcli.config import Config
-from agentcli.events import EVENTS_NAME, EventLog
-from agentcli.llm_client import LLMClient
-from agentcli.llm_types import ModelBackend
-from agentcli.plan import Plan, RetryPolicy, Step, default_retry
-from agentcli.runner import PlanFn, ReplanContext, RunDeps, RunOutcome, run
+from agentcli.engine.approval import Approver
+from agentcli.engine.runner import PlanFn, ReplanContext, RunDeps, RunOutcome, run
+from agentcli.models.calllog import LLM_LOG_NAME, CallLog, run_dir
+from agentcli.models.client import LLMClient
+from agentcli.models.types import ModelBackend
+from agentcli.planning.plan import Plan, RetryPolicy, Step, default_retry
+from agentcli.record.events import EVENTS_NAME, EventLog
 from agentcli.tools import ArgsModel, Tool, ToolContext, ToolRegistry, tool
-from agentcli.tracing import LLM_LOG_NAME, CallLog, run_dir
 
 FAKE_MODEL = "test/scripted"
 _run_ids = itertools.count(1)

@@ -23,12 +23,12 @@ MODEL = "local/smollm2"
 
 def worker(tasks: list[str], max_tasks: int) -> dict[str, Any]:
     """Plan each task with the real local model; one record per task."""
-    from agentcli import local_loader
     from agentcli.config import load_settings
     from agentcli.errors import AgentError
-    from agentcli.llm_client import LLMClient
-    from agentcli.llm_types import CallRecord
-    from agentcli.planner import make_plan
+    from agentcli.models.client import LLMClient
+    from agentcli.models.local import loader as local_loader
+    from agentcli.models.types import CallRecord
+    from agentcli.planning.planner import make_plan
     from agentcli.tools import ToolRegistry, builtin_tools, tool_context
     from bench import suite
 

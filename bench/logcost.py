@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentcli.events import EventLog
-from agentcli.tracing import CallLog
+from agentcli.models.calllog import CallLog
+from agentcli.record.events import EventLog
 from bench.context import Context
 from bench.report import Row, SectionResult
 from bench.stats import Summary

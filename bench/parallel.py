@@ -6,7 +6,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from agentcli.testing import ScriptedModel
+from agentcli.models.fakes import ScriptedModel
 from bench import kit
 from bench.context import Context
 from bench.report import Row, SectionResult

@@ -12,7 +12,7 @@ import pytest
 os.environ["AGENT_ALLOW_MODEL_REQUESTS"] = "0"
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-from agentcli import llm
+from agentcli.models import litellm as llm
 
 llm.ALLOW_MODEL_REQUESTS = False
 

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentcli.approval import Answer, ApprovalRequest, Approver
 from agentcli.config import Config
-from agentcli.events import Event, EventLog, Recording, read_events
-from agentcli.llm_client import LLMClient
-from agentcli.plan import Plan, RetryPolicy, Step
-from agentcli.runner import ReplanContext, RunDeps, RunOutcome, run
-from agentcli.testing import ScriptedModel
+from agentcli.engine.approval import Answer, ApprovalRequest, Approver
+from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, run
+from agentcli.models.client import LLMClient
+from agentcli.models.fakes import ScriptedModel
+from agentcli.planning.plan import Plan, RetryPolicy, Step
+from agentcli.record.events import Event, EventLog, Recording, read_events
 from agentcli.tools import ArgsModel, ToolContext, ToolRegistry, builtin_tools, tool
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from agentcli.cli import app
-from agentcli.commands.common import State
-from agentcli.testing import ScriptedModel
+from agentcli.cli.app import app
+from agentcli.cli.commands.common import State
+from agentcli.models.fakes import ScriptedModel
 
 runner = CliRunner()
 LIST_PY = {"steps": [{"title": "List the Python files", "tool": "list_files", "args": {"pattern": "**/*.py"}}]}
@@ -113,7 +113,7 @@ def test_replay_unknown_run(workspace: Path) -> None:
 
 
 def test_help_imports_no_heavy_module() -> None:
-    code = ("import sys, agentcli.cli\n"
+    code = ("import sys, agentcli.cli.app\n"
             "heavy = [m for m in ('litellm', 'lancedb', 'llama_cpp', 'mcp', 'pydantic') if m in sys.modules]\n"
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

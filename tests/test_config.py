@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentcli.cli import app
-from agentcli.commands.common import State
+from agentcli.cli.app import app
+from agentcli.cli.commands.common import State
 from agentcli.config import Config, load_settings
 from agentcli.errors import ConfigError
 

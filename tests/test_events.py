@@ -12,8 +12,8 @@ from typing import Any, NamedTuple
 import pytest
 from pydantic import ValidationError
 
-from agentcli.events import Event, EventLog, IncompatibleRecording, read_events
-from agentcli.fsm import State
+from agentcli.engine.fsm import State
+from agentcli.record.events import Event, EventLog, IncompatibleRecording, read_events
 from agentcli.redact import Redactor
 
 

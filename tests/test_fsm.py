@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from agentcli.fsm import TRANSITIONS, IllegalTransition, State, StateMachine, is_allowed
+from agentcli.engine.fsm import TRANSITIONS, IllegalTransition, State, StateMachine, is_allowed
 
 ALLOWED = {
     (State.IDLE, State.PLANNING),

@@ -13,12 +13,12 @@ from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
 from werkzeug import Request, Response
 
-from agentcli.cli import app
-from agentcli.commands.common import State
+from agentcli.cli.app import app
+from agentcli.cli.commands.common import State
 from agentcli.config import Config
 from agentcli.errors import LLMFatalError, LLMTransientError, ModelRequestsBlocked
-from agentcli.llm_client import LLMClient
-from agentcli.tracing import CallLog
+from agentcli.models.calllog import CallLog
+from agentcli.models.client import LLMClient
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
 

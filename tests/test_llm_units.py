@@ -14,11 +14,11 @@ from pydantic import BaseModel
 
 from agentcli.config import Config
 from agentcli.errors import BudgetExceeded, LLMTransientError
-from agentcli.llm_client import LLMClient
-from agentcli.llm_types import CallRecord, PreCall, ToolCall
+from agentcli.models.calllog import CallLog
+from agentcli.models.client import LLMClient
+from agentcli.models.fakes import FunctionModel, ScriptedModel, last_user_text
+from agentcli.models.types import CallRecord, PreCall, ToolCall
 from agentcli.redact import REDACTED, Redactor, scrubbed_env
-from agentcli.testing import FunctionModel, ScriptedModel, last_user_text
-from agentcli.tracing import CallLog
 
 FAST = Config.model_validate({"model": "test/scripted", "llm": {"backoff_base_seconds": 0}})
 
@@ -83,8 +83,9 @@ def test_a_request_is_token_counted_once(tmp_path: Path, monkeypatch: pytest.Mon
     # A provider that reports no input tokens: the estimate stands in for them. One count per
     # request (the second request is the structured-output re-ask), shared by the guard, the
     # call record, the observers' usage and the result.
-    from agentcli import llm_client, tokens
-    from agentcli.llm_types import ModelRequest, ModelResponse, Price
+    from agentcli.models import client as llm_client
+    from agentcli.models import tokens
+    from agentcli.models.types import ModelRequest, ModelResponse, Price
 
     class NoUsage:
         def __init__(self, texts: list[str]) -> None:
@@ -166,7 +167,7 @@ def test_token_counting_works_with_network_unavailable(tmp_path: Path) -> None:
         "import socket\n"
         "def deny(*a, **k): raise OSError('network disabled by test')\n"
         "socket.socket.connect = deny\nsocket.create_connection = deny\n"
-        "from agentcli import tokens\n"
+        "from agentcli.models import tokens\n"
         "print(tokens.count_text('hello world', 'gpt-4o-mini'), tokens.count_text('hello world', 'x/y'))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TIKTOKEN_CACHE_DIR"}
@@ -185,4 +186,4 @@ def test_llm_py_is_the_only_importer_of_litellm() -> None:
     root = Path(agentcli.__file__).parent
     pattern = re.compile(r"^\s*(import litellm|from litellm[ .])", re.M)
     importers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if pattern.search(p.read_text()))
-    assert importers == ["llm.py"]
+    assert importers == ["models/litellm.py"]

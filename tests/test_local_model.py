@@ -16,8 +16,10 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from agentcli import local_grammar, local_loader, local_model
 from agentcli.errors import LLMFatalError
+from agentcli.models.local import grammar as local_grammar
+from agentcli.models.local import loader as local_loader
+from agentcli.models.local import model as local_model
 
 MODEL = "local/smollm2"
 
@@ -177,7 +179,7 @@ def test_a_file_that_is_not_gguf_fails_to_load_cleanly(tmp_path: Path, capfd: py
 
 def test_import_pulls_in_neither_litellm_nor_llama_cpp() -> None:
     code = (
-        "import sys, agentcli.local_model; "
+        "import sys, agentcli.models.local.model; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'litellm', 'llama_cpp', 'llm', 'asyncio'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -416,7 +418,7 @@ def test_process_exits_cleanly_after_using_the_model() -> None:
     code = (
         "import os; os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] = 'True'\n"
         "import litellm; litellm.suppress_debug_info = True\n"
-        "from agentcli import local_model; local_model.register(litellm)\n"
+        "from agentcli.models.local import model as local_model; local_model.register(litellm)\n"
         "r = litellm.completion(model='local/smollm2', messages=[{'role': 'user', 'content': 'hi'}], max_tokens=5)\n"
         "print(r.usage.completion_tokens)\n"
     )

@@ -378,9 +378,9 @@ def test_recall_for_planner_reaches_the_planner_prompt(project: Path) -> None:
     from test_plan import make_registry
     from test_planner import GOOD
 
-    from agentcli.llm_client import LLMClient
-    from agentcli.planner import make_plan
-    from agentcli.testing import ScriptedModel
+    from agentcli.models.client import LLMClient
+    from agentcli.models.fakes import ScriptedModel
+    from agentcli.planning.planner import make_plan
 
     settings = load_settings(workspace=project, environ={}, use_user_config=False,
                              overrides={"model": "test/scripted"})
@@ -474,7 +474,7 @@ def test_two_processes_writing_at_once_lose_nothing(workspace: Path) -> None:
 
 
 def test_cli_help_does_not_import_lancedb_or_the_embedder() -> None:
-    code = ("import sys\nfrom agentcli.cli import app\n"
+    code = ("import sys\nfrom agentcli.cli.app import app\n"
             "try:\n    app(['memory', '--help'])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('lancedb', 'onnxruntime', 'pyarrow', 'tokenizers')"
             " if m in sys.modules))")

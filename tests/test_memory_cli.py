@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from agentcli.cli import app
-from agentcli.commands import memory as memory_cmd
-from agentcli.commands.common import State
+from agentcli.cli.app import app
+from agentcli.cli.commands import memory as memory_cmd
+from agentcli.cli.commands.common import State
 from agentcli.memory import Memory
 
 runner = CliRunner()

@@ -10,15 +10,15 @@ import pytest
 from runkit import plan, step
 from typer.testing import CliRunner
 
-from agentcli.cli import app
-from agentcli.commands.common import State
+from agentcli.cli.app import app
+from agentcli.cli.commands.common import State
 from agentcli.config import load_settings
+from agentcli.engine.runner import episode_plan
 from agentcli.memory import Memory
 from agentcli.memory.embeddings import get_embedder
 from agentcli.memory.store import EPISODES, MIGRATIONS
-from agentcli.plan_examples import EXAMPLES, PlanExample, select_examples
-from agentcli.runner import episode_plan
-from agentcli.testing import ScriptedModel
+from agentcli.models.fakes import ScriptedModel
+from agentcli.planning.examples import EXAMPLES, PlanExample, select_examples
 
 HASH = get_embedder("test/hash")
 LIST_MD = {"steps": {"s1": {"call": {"tool": "list_files", "args": {"pattern": "**/*.md"}},
@@ -165,7 +165,7 @@ def test_a_past_plan_must_use_the_nearest_library_examples_tools_unless_same_tas
     from test_plan import make_registry
 
     from agentcli.memory.types import PastPlan
-    from agentcli.planner_local import recalled_examples
+    from agentcli.planning.local import recalled_examples
 
     settings = load_settings(workspace=workspace, environ={}, use_user_config=False)
     tools = make_registry(workspace, settings.config).tools()

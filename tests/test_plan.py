@@ -13,7 +13,7 @@ import pytest
 from pydantic import Field
 
 from agentcli.config import ApprovalConfig, Config
-from agentcli.plan import (
+from agentcli.planning.plan import (
     Plan,
     ReferenceResolutionError,
     Step,

@@ -19,13 +19,13 @@ from test_plan import make_registry
 from test_planner import GOOD, settings_for
 from typer.testing import CliRunner
 
-from agentcli.cli import app
-from agentcli.commands.common import State
-from agentcli.llm_client import LLMClient
-from agentcli.plan import Plan
-from agentcli.planner import make_plan
-from agentcli.render import format_cost, render_plan
-from agentcli.testing import ScriptedModel
+from agentcli.cli.app import app
+from agentcli.cli.commands.common import State
+from agentcli.cli.render import format_cost, render_plan
+from agentcli.models.client import LLMClient
+from agentcli.models.fakes import ScriptedModel
+from agentcli.planning.plan import Plan
+from agentcli.planning.planner import make_plan
 
 runner = CliRunner()
 SNAPSHOTS = Path(__file__).parent / "snapshots"

@@ -12,12 +12,12 @@ from test_plan import make_registry
 
 from agentcli.config import Settings, load_settings
 from agentcli.errors import PlanningError
-from agentcli.llm_client import LLMClient
 from agentcli.memory.embeddings import get_embedder
-from agentcli.plan_examples import EXAMPLES, PlanExample, select_examples
-from agentcli.planner import make_plan
-from agentcli.planner_local import LEVERS_ENV, local_levers, task_choices
-from agentcli.testing import ScriptedModel
+from agentcli.models.client import LLMClient
+from agentcli.models.fakes import ScriptedModel
+from agentcli.planning.examples import EXAMPLES, PlanExample, select_examples
+from agentcli.planning.local import LEVERS_ENV, local_levers, task_choices
+from agentcli.planning.planner import make_plan
 
 HASH = get_embedder("test/hash")
 
@@ -150,9 +150,9 @@ def test_edit_choices_search_in_the_file_replace_not() -> None:
 
 
 def test_grounded_answer_renders_tool_outputs() -> None:
-    from agentcli.executor import StepRun
-    from agentcli.plan import Step
-    from agentcli.reviewer import grounded_answer
+    from agentcli.engine.executor import StepRun
+    from agentcli.engine.reviewer import grounded_answer
+    from agentcli.planning.plan import Step
 
     def run(tool: str, output: Any) -> dict[str, StepRun]:
         step = Step(id="s1", title="t", kind="tool", tool=tool, args={})
@@ -174,7 +174,7 @@ def test_grounded_answer_renders_tool_outputs() -> None:
     ("Please rename foo to bar.", True),
 ])
 def test_write_intent_of_a_task(task: str, writes: bool) -> None:
-    from agentcli.planner_local import wants_writes
+    from agentcli.planning.local import wants_writes
 
     assert wants_writes(task) is writes
 

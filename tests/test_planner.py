@@ -13,11 +13,11 @@ from test_plan import make_registry
 
 from agentcli.config import Settings, load_settings
 from agentcli.errors import PlanningError
-from agentcli.llm_client import LLMClient
-from agentcli.plan import Plan
-from agentcli.planner import load_plan, make_plan, plan_path, save_plan
-from agentcli.planner_prompt import draft_schema, workspace_summary
-from agentcli.testing import DEFAULT_PRICE, ScriptedModel
+from agentcli.models.client import LLMClient
+from agentcli.models.fakes import DEFAULT_PRICE, ScriptedModel
+from agentcli.planning.plan import Plan
+from agentcli.planning.planner import load_plan, make_plan, plan_path, save_plan
+from agentcli.planning.prompt import draft_schema, workspace_summary
 from agentcli.tools import ToolRegistry
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from agentcli.config import load_settings
-from agentcli.llm_client import LLMClient
-from agentcli.llm_types import CallRecord
-from agentcli.plan import validate_steps
-from agentcli.planner import make_plan
+from agentcli.models.client import LLMClient
+from agentcli.models.types import CallRecord
+from agentcli.planning.plan import validate_steps
+from agentcli.planning.planner import make_plan
 from agentcli.tools import build_registry
 
 

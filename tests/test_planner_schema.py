@@ -17,9 +17,9 @@ from pydantic import BaseModel
 from test_plan import make_registry
 from test_planner import GOOD, plan_with, settings_for
 
-from agentcli import tokens
-from agentcli.planner_local import LEVERS_ENV, local_draft_schema
-from agentcli.planner_prompt import draft_schema, hosted_draft_schema, tool_args_schema
+from agentcli.models import tokens
+from agentcli.planning.local import LEVERS_ENV, local_draft_schema
+from agentcli.planning.prompt import draft_schema, hosted_draft_schema, tool_args_schema
 from agentcli.tools import Tool
 
 

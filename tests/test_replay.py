@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from runkit import Harness, config, make_registry, plan, review, step
 
-from agentcli.replay import replay_run
-from agentcli.testing import ScriptedModel
+from agentcli.engine.replay import replay_run
+from agentcli.models.fakes import ScriptedModel
 
 
 def _happy(ws: Path) -> Harness:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from agentcli import reviewer
-from agentcli.reviewer import _digest_json
+from agentcli.engine import reviewer
+from agentcli.engine.reviewer import _digest_json
 
 _TRICKY = ['', 'ok', 'a "quoted" \\ back\\slash', 'line\nbreak\r\ttab\b\f', '\x00\x01\x1f\x7f', 'é ü ß 漢字 🙂',
            '\u2028\u2029\ufeff', '\ud800 lone surrogate', '{"json": [1, 2]}', '   leading and trailing   ',

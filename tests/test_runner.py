@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from runkit import EpisodeSink, Harness, config, plan, review, step
 
-from agentcli.testing import ScriptedModel
+from agentcli.models.fakes import ScriptedModel
 
 
 def transitions(h: Harness) -> list[str]:

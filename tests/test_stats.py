@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from agentcli.cli import app
-from agentcli.commands.common import State
+from agentcli.cli.app import app
+from agentcli.cli.commands.common import State
 from agentcli.errors import LLMTransientError
-from agentcli.stats import parse_since
-from agentcli.testing import ScriptedModel
+from agentcli.models.fakes import ScriptedModel
+from agentcli.record.stats import parse_since
 
 runner = CliRunner()
 ENV = {"AGENT_MODEL": "test/scripted", "AGENT_LLM__BACKOFF_BASE_SECONDS": "0"}

@@ -19,14 +19,14 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from agentcli import telemetry
-from agentcli.cli import app
-from agentcli.commands.common import State
+from agentcli.cli.app import app
+from agentcli.cli.commands.common import State
 from agentcli.config import TelemetryConfig
 from agentcli.errors import LLMTransientError
-from agentcli.events import Event
-from agentcli.telemetry import SpanConverter, provider_name, start_run_telemetry, trace_id_for
-from agentcli.testing import ScriptedModel
+from agentcli.models.fakes import ScriptedModel
+from agentcli.record import telemetry
+from agentcli.record.events import Event
+from agentcli.record.telemetry import SpanConverter, provider_name, start_run_telemetry, trace_id_for
 
 runner = CliRunner()
 LIST_PY = {"steps": [{"title": "List the Python files", "tool": "list_files", "args": {"pattern": "**/*.py"}}]}
@@ -394,9 +394,9 @@ def test_telemetry_off_imports_no_opentelemetry(tmp_path: Path) -> None:
 import sys
 from pathlib import Path
 from typer.testing import CliRunner
-from agentcli.cli import app
-from agentcli.commands.common import State
-from agentcli.testing import ScriptedModel
+from agentcli.cli.app import app
+from agentcli.cli.commands.common import State
+from agentcli.models.fakes import ScriptedModel
 import os
 os.chdir(sys.argv[1])
 Path("main.py").write_text("x = 1")

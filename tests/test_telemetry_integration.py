@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from agentcli.cli import app
-from agentcli.commands.common import State
-from agentcli.telemetry import trace_id_for
-from agentcli.testing import ScriptedModel
+from agentcli.cli.app import app
+from agentcli.cli.commands.common import State
+from agentcli.models.fakes import ScriptedModel
+from agentcli.record.telemetry import trace_id_for
 
 pytestmark = pytest.mark.skipif(os.environ.get("AGENT_OTEL_INTEGRATION") != "1",
                                 reason="opt-in: AGENT_OTEL_INTEGRATION=1 (needs Arize Phoenix)")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from agentcli.commands.tools import app
+from agentcli.cli.commands.tools import app
 from agentcli.config import load_settings
 
 
@@ -133,7 +133,7 @@ def test_policies_auto_and_deny(ws: Path) -> None:
 
 
 def test_prompt_on_a_terminal(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import agentcli.commands.tools as tools_cmd
+    import agentcli.cli.commands.tools as tools_cmd
 
     monkeypatch.setattr(tools_cmd, "_stdin_is_tty", lambda: True)
     args = '{"path": "hello.txt", "search": "world", "replace": "there"}'

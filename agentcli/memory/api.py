@@ -61,6 +61,11 @@ if TYPE_CHECKING:
 PLANNER_ITEMS = 5
 
 
+def memory_uri(settings: Settings) -> str:
+    """Where memory lives: `memory.uri` if set, else `<data_dir>/memory`."""
+    return settings.config.memory.uri or str(settings.data_dir / "memory")
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
@@ -104,7 +109,6 @@ class Memory:
     def from_settings(cls, settings: Settings, *, working: WorkingMemory | None = None,
                       on_event: EventSink | None = None, embedder: Embedder | None = None) -> Memory:
         """Memory as configured: ``memory.uri`` (default ``<data_dir>/memory``) and ``memory.embedding_model``."""
-        from agentcli.doctor import memory_uri
 
         cfg = settings.config
         return cls(uri=memory_uri(settings), config=cfg.memory, workspace=settings.workspace,
@@ -190,7 +194,7 @@ class Memory:
 
         The task is what gets embedded ("what happened when I did X?" asks about tasks);
         the full-text index covers task, plan, outcome and answer. ``plan`` is the run's final
-        plan as JSON (:func:`agentcli.runner.episode_plan`), recalled by :meth:`recall_plans`.
+        plan as JSON (:func:`agentcli.engine.runner.episode_plan`), recalled by :meth:`recall_plans`.
         """
         t0 = _perf()
         if not run_id:

@@ -1,7 +1,7 @@
 """Files into chunks: which files, read how, cut where.
 
 Chunks are whole lines, sized in tokens (tiktoken's cl100k_base, offline via
-:mod:`agentcli.tokens`). They follow the text's structure where it shows: a markdown
+:mod:`agentcli.models.tokens`). They follow the text's structure where it shows: a markdown
 heading or a top-level definition in code starts a new chunk, because an embedding
 of a whole file blurs what each section is about (a question about a document's
 "Rollback" section scores 0.43 cosine against that section, 0.19 against the whole
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentcli import tokens
 from agentcli.errors import UsageError, WorkspaceError
+from agentcli.models import tokens
 
 CHUNK_TOKENS = 160
 OVERLAP_TOKENS = 32

@@ -250,7 +250,7 @@ class LiteLLMEmbedder:
     def embed(self, texts: Sequence[str]) -> Matrix:
         import numpy as np
 
-        from agentcli.llm import embed_texts
+        from agentcli.models.litellm import embed_texts
 
         rows: list[list[float]] = []
         for start in range(0, len(texts), REMOTE_BATCH_SIZE):

@@ -139,7 +139,7 @@ def episodes_schema(dim: int) -> Any:
         pa.field("cost_usd", pa.float64()),
         pa.field("text", pa.string()),
         pa.field("vector", pa.list_(pa.float32(), dim)),
-        # Schema 2: the run's final plan as JSON (agentcli.runner.episode_plan), so that a later
+        # Schema 2: the run's final plan as JSON (agentcli.engine.runner.episode_plan), so that a later
         # task like this one can be shown how it was done; null for runs recorded before.
         pa.field("plan", pa.string()),
     ])

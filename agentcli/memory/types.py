@@ -66,7 +66,7 @@ class PastPlan:
 
     run_id: str
     task: str
-    #: The run's final plan as JSON (:func:`agentcli.runner.episode_plan`).
+    #: The run's final plan as JSON (:func:`agentcli.engine.runner.episode_plan`).
     plan: str
     #: Similarity of its task to the one asked about: ``(1 + cosine) / 2``.
     score: float

@@ -120,7 +120,7 @@ def check(task: dict[str, Any], ws: Path, outcome: dict[str, Any]) -> tuple[bool
 
 def _events(ws: Path, run_id: str) -> list[Any]:
     """The run's events (agentcli's tolerant reader); [] if there is no log."""
-    from agentcli.events import read_events
+    from agentcli.record.events import read_events
 
     path = ws / ".agent" / "runs" / run_id / "events.jsonl"
     return read_events(path).events if run_id and path.is_file() else []
@@ -172,7 +172,7 @@ def _args(task: str, timeout: float) -> list[str]:
 def run_inprocess(task: str, ws: Path, env: dict[str, str], timeout: float) -> dict[str, Any]:
     from typer.testing import CliRunner
 
-    from agentcli.cli import app
+    from agentcli.cli.app import app
 
     res = CliRunner().invoke(app, _args(task, timeout), env=env, catch_exceptions=True)
     return _parse(res.stdout, res.stderr if hasattr(res, "stderr") else "")
@@ -309,7 +309,7 @@ def render(by_lever: dict[str, list[TaskResult]], *, mode: str, limit: int | Non
              "| levers (AGENTCLI_LOCAL_PLANNER) | tasks correct | first plan valid | re-asks / plan "
              "| mean planning s | median planning s | mean task s | shown a past plan |",
              "|---|---|---|---|---|---|---|---|"]
-    from agentcli.planner_local import DEFAULT_LEVERS, local_levers
+    from agentcli.planning.local import DEFAULT_LEVERS, local_levers
 
     for lever, results in by_lever.items():
         s = summary(results)
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("AGENT_ALLOW_MODEL_REQUESTS", "1")
     if ns.threads:
-        from agentcli import local_loader
+        from agentcli.models.local import loader as local_loader
 
         local_loader.configure(n_threads=ns.threads)
     tasks = load_tasks()

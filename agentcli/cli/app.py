@@ -1,0 +1,156 @@
+"""The `agent` command line: parse, build dependencies from config, call the core, render.
+
+Start-up must stay fast (`agent --help` under 0.3 s): this module and the command
+modules import only typer, rich and pydantic at import time. litellm, lancedb,
+llama.cpp and mcp are imported inside the commands that need them.
+
+Errors: every :class:`agentcli.errors.AgentError` is caught in one place,
+:class:`_RootGroup.invoke`, printed as one ``error: ...`` line on stderr, and
+turned into its documented exit code. Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import typer.core
+
+from agentcli import __version__
+from agentcli.cli.commands import config as config_cmd
+from agentcli.cli.commands import doctor as doctor_cmd
+from agentcli.cli.commands import memory as memory_cmd
+from agentcli.cli.commands import plan as plan_cmd
+from agentcli.cli.commands import run as run_cmd
+from agentcli.cli.commands import runs as runs_cmd
+from agentcli.cli.commands import tools as tools_cmd
+from agentcli.cli.commands.common import State, err_console, print_error
+from agentcli.errors import AgentError, ExitCode
+
+
+class _RootGroup(typer.core.TyperGroup):
+    """Turns AgentError and Ctrl-C into one line and an exit code, for every subcommand."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AgentError as e:
+            print_error(e.one_line())
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            print_error("interrupted")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as e:
+            if _is_click_error(e):
+                raise
+            # A bug: one line for the user, the traceback in a file for the report.
+            where = _write_crash_report(e)
+            print_error(f"internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+                        f" (traceback in {where})")
+            raise typer.Exit(ExitCode.FAILED) from None
+
+
+def _is_click_error(e: Exception) -> bool:
+    # Usage errors are click's own exceptions; they render themselves with exit code 2.
+    return any(c.__name__ in ("ClickException", "UsageError", "BadParameter") for c in type(e).__mro__)
+
+
+def _write_crash_report(e: Exception) -> str:
+    import tempfile
+    import traceback
+
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="agentcli-crash-", suffix=".txt", delete=False) as f:
+            f.write("".join(traceback.format_exception(e)))
+            return f.name
+    except OSError:
+        return "(could not be written)"
+
+
+app = typer.Typer(
+    cls=_RootGroup,
+    name="agent",
+    help="A developer agent: plans as typed data, an explicit state machine, budgets, approvals, replay.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(tools_cmd.app, name="tools")
+app.add_typer(memory_cmd.app, name="memory")
+app.command("doctor")(doctor_cmd.doctor)
+app.command("plan")(plan_cmd.plan)
+app.command("run")(run_cmd.run)
+app.add_typer(runs_cmd.app, name="runs")
+app.command("replay")(runs_cmd.replay)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"agentcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Config file (default: ./agent.toml).")
+    ] = None,
+    workspace: Annotated[
+        Path | None, typer.Option("--workspace", "-w", help="Workspace root (default: current dir).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model for every role.")] = None,
+    api_base: Annotated[str | None, typer.Option("--api-base", help="Provider endpoint override.")] = None,
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help="Runs, memory and logs.")] = None,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="Also write every LLM-call record to stderr as JSON.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Global options apply to every command."""
+    overrides = {"model": model, "api_base": api_base, "data_dir": data_dir}
+    state = ctx.obj if isinstance(ctx.obj, State) else State()
+    state.configure(config_file=config, workspace=workspace, overrides=overrides, log_json=log_json)
+    ctx.obj = state
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    prompt: Annotated[str, typer.Argument(help="What to ask the model.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Ask the configured model one question (no tools, no plan): checks the model end to end."""
+    from agentcli.engine.session import build_llm_client
+    from agentcli.ids import new_run_id
+
+    state: State = ctx.obj
+    settings = state.settings
+    client = build_llm_client(settings, new_run_id(), log_json=state.log_json, backend=state.backend)
+    result = client.complete([{"role": "user", "content": prompt}], role="executor")
+    if json_out:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        typer.echo(result.text)
+        cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.6f}"
+        err_console.print(
+            f"[dim]{result.response_model} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens"
+            f" · {cost} · {result.latency_ms:.0f} ms · {result.attempts} attempt(s)[/dim]"
+        )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - a Ctrl-C outside any command
+        print_error("interrupted")
+        sys.exit(ExitCode.INTERRUPTED)

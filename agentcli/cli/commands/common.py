@@ -1,0 +1,82 @@
+"""What every command shares: the lazily loaded settings, consoles, error printing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:  # pydantic models cost ~0.1 s to import; `agent --help` must not pay it
+    from agentcli.config import Settings
+    from agentcli.models.types import ModelBackend
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_error(message: str) -> None:
+    """One line on stderr: ``error: ...``."""
+    err_console.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def print_warning(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+class State:
+    """``ctx.obj`` for every command. Settings load on first use, so a broken config file
+    fails the commands that need it (with exit 2), not `agent config path`.
+
+    Tests may pass ``State(backend=ScriptedModel(...))`` as ``obj`` to CliRunner."""
+
+    def __init__(self, *, backend: ModelBackend | None = None, environ: Mapping[str, str] | None = None,
+                 use_user_config: bool = True) -> None:
+        self.backend = backend
+        self.environ = environ
+        self.use_user_config = use_user_config
+        self.config_file: Path | None = None
+        self.workspace: Path | None = None
+        self.overrides: dict[str, Any] = {}
+        self.log_json = False
+        self._settings: Settings | None = None
+
+    def configure(self, *, config_file: Path | None, workspace: Path | None,
+                  overrides: Mapping[str, Any], log_json: bool) -> None:
+        self.config_file = config_file
+        self.workspace = workspace
+        self.overrides.update({k: v for k, v in overrides.items() if v is not None})
+        self.log_json = log_json
+        self._settings = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from agentcli.config import load_settings
+
+            self._settings = load_settings(
+                workspace=self.workspace,
+                config_file=self.config_file,
+                overrides=self.overrides,
+                environ=self.environ,
+                use_user_config=self.use_user_config,
+            )
+        return self._settings
+
+    def __getitem__(self, key: str) -> Any:
+        # Lets commands written against a plain dict obj (``ctx.obj["settings"]``) work unchanged.
+        if key == "settings":
+            return self.settings
+        raise KeyError(key)
+
+
+def state_of(ctx: typer.Context) -> State:
+    obj = ctx.obj
+    if isinstance(obj, State):
+        return obj
+    st = State()
+    ctx.obj = st
+    return st

@@ -1,0 +1,59 @@
+"""`agent config show` and `agent config path`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from agentcli.cli.commands.common import console, state_of
+
+app = typer.Typer(help="Show the effective configuration and where it comes from.", no_args_is_help=True)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """The effective config: every key, its value and its source (default, file, env or flag)."""
+    from agentcli.config import effective_items
+
+    settings = state_of(ctx).settings
+    items = effective_items(settings)
+    if json_out:
+        payload = {
+            "workspace": str(settings.workspace),
+            "data_dir": str(settings.data_dir),
+            "files": [str(f) for f in settings.files],
+            "values": {k: {"value": v, "source": s} for k, v, s in items},
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    table = Table(title=f"workspace {settings.workspace}", title_justify="left")
+    table.add_column("key", style="cyan")
+    table.add_column("value")
+    table.add_column("source", style="dim")
+    for key, value, source in items:
+        table.add_row(key, json.dumps(value), source)
+    console.print(table)
+
+
+@app.command("path")
+def path(ctx: typer.Context) -> None:
+    """Where config files are looked for, in precedence order (lowest first)."""
+    from agentcli.config import PROJECT_CONFIG_NAME, user_config_path
+
+    st = state_of(ctx)
+    user = user_config_path()
+    typer.echo(f"user     {user}{'' if user.is_file() else '  (not present)'}")
+    if st.config_file is not None:
+        typer.echo(f"project  {st.config_file}  (--config)")
+    else:
+        from pathlib import Path
+
+        proj = (st.workspace or Path.cwd()) / PROJECT_CONFIG_NAME
+        typer.echo(f"project  {proj.resolve()}{'' if proj.is_file() else '  (not present)'}")
+    typer.echo("env      AGENT_<KEY>, nested with __ (e.g. AGENT_MODEL, AGENT_BUDGET__MAX_COST_USD)")

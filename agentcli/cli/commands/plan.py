@@ -1,0 +1,66 @@
+"""`agent plan TASK`: make a plan, save it, show it. Never runs a step and never prompts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from agentcli.cli.commands.common import console, err_console, print_warning, state_of
+
+if TYPE_CHECKING:
+    from agentcli.planning.plan import Plan
+
+
+def plan(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Argument(help="What the agent should do.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON on stdout, nothing else.")]
+    = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also save the plan to this file.")]
+    = None,
+) -> None:
+    """Plan a task as typed steps (tools, args, dependencies, approvals, cost estimate)."""
+    import asyncio
+
+    from agentcli.cli.render import render_plan
+    from agentcli.engine.session import build_llm_client
+    from agentcli.ids import new_run_id
+    from agentcli.planning import planner
+    from agentcli.tools import build_registry
+
+    state = state_of(ctx)
+    settings = state.settings
+    plan_id = new_run_id()
+    client = build_llm_client(settings, plan_id, log_json=state.log_json, backend=state.backend)
+
+    memory = None
+    if settings.config.memory.enabled:  # plan as `agent run` would: with what memory recalls
+        from agentcli.memory import open_memory
+
+        memory = open_memory(settings)
+
+    async def make() -> Plan:
+        registry = await build_registry(settings)
+        try:
+            for warning in registry.warnings:
+                print_warning(warning)
+            return await planner.make_plan(
+                task, settings=settings, registry=registry, client=client, plan_id=plan_id,
+                recall=memory.recall_for_planner if memory is not None else None,
+                past_plans=memory.recall_plans if memory is not None else None)
+        finally:
+            await registry.aclose()
+
+    result = asyncio.run(make())
+    saved = planner.plan_path(settings.data_dir, result.id)
+    if output is not None:
+        planner.save_plan(result, output)
+    if json_out:
+        typer.echo(result.to_json(), nl=False)
+        return
+    render_plan(result, console)
+    where = str(saved) + (f" and {output}" if output is not None else "")
+    err_console.print(f"[dim]plan saved to {escape(where)}[/dim]", soft_wrap=True, highlight=False)

@@ -1,0 +1,247 @@
+"""`agent run TASK` / `agent run --plan FILE`: plan, confirm, execute, review; show progress and results."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.prompt import Prompt
+from rich.table import Table
+
+from agentcli.cli.commands.common import console, err_console, print_error, print_warning, state_of
+from agentcli.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from agentcli.engine.approval import Answer, ApprovalRequest
+    from agentcli.engine.executor import StepRun
+    from agentcli.engine.fsm import Transition
+    from agentcli.engine.runner import RunOutcome
+    from agentcli.planning.plan import Plan
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _ask_approval(req: ApprovalRequest) -> Answer:
+    err_console.rule(f"[bold]approve step {escape(req.step_id)}: {escape(req.tool)}[/bold] ({req.risk})")
+    if req.preview:
+        from rich.syntax import Syntax
+
+        lexer = "diff" if req.preview.startswith(("---", "diff", "@@")) else "text"
+        err_console.print(Syntax(req.preview, lexer, theme="ansi_dark", word_wrap=True))
+    else:
+        import json
+
+        err_console.print(escape(json.dumps(req.args, indent=2, default=str)))
+    answer = Prompt.ask("[bold]run it?[/bold] [y]es / [n]o / [a]lways (this tool, this run) / a[b]ort",
+                        choices=["y", "n", "a", "b"], default="n", console=err_console)
+    return {"y": "yes", "n": "no", "a": "always", "b": "abort"}[answer]  # type: ignore[return-value]
+
+
+def _confirm_factory(yes: bool, quiet: bool) -> Any:
+    def confirm(plan: Plan, replan: bool) -> bool:
+        from agentcli.cli.render import render_plan
+
+        if not quiet:
+            if replan:
+                err_console.print("[bold yellow]the plan changed:[/bold yellow]")
+            render_plan(plan, err_console)
+        if yes:
+            return True
+        if not _interactive():
+            print_error("the plan needs confirmation and there is no terminal; re-run with --yes")
+            return False
+        return Prompt.ask("run this plan?", choices=["y", "n"], default="y", console=err_console) == "y"
+    return confirm
+
+
+def _progress(quiet: bool, memory: Any = None) -> tuple[Any, Any]:
+    icons = {"running": "[cyan]>[/cyan]", "ok": "[green]ok[/green]", "failed": "[red]FAILED[/red]",
+             "denied": "[yellow]denied[/yellow]", "skipped": "[dim]skipped[/dim]", "pending": "[dim]..[/dim]"}
+
+    def on_step(run: StepRun) -> None:
+        if memory is not None and run.status == "ok":
+            memory.working.add_step(run.step.id, run.step.title, run.output)
+        if quiet:
+            return
+        s = run.step
+        what = s.tool or "llm"
+        if run.status == "running":
+            err_console.print(f"{icons['running']} {s.id} {escape(what)}: {escape(s.title)}", highlight=False)
+            return
+        cost = "" if run.cost_usd in (None, 0) else f" ${run.cost_usd:.6f}"
+        err = f" - {escape(str((run.error or {}).get('message', '')))[:200]}" if run.error else ""
+        err_console.print(f"  {icons.get(run.status, run.status)} {s.id} {run.duration_s:.2f}s{cost}{err}",
+                          highlight=False, soft_wrap=True)
+
+    def on_transition(t: Transition) -> None:
+        if not quiet and t.dst.value in ("REVIEWING", "REPLANNING"):
+            err_console.print(f"[dim]{t.dst.value.lower()}: {escape(t.reason)}[/dim]", highlight=False)
+
+    return on_step, on_transition
+
+
+def render_outcome(out: RunOutcome) -> None:
+    from agentcli.cli.render import format_cost
+
+    table = Table(title=f"run {out.run_id}", title_justify="left")
+    for col in ("step", "status", "attempts", "tokens", "est. cost", "cost", "time"):
+        table.add_column(col, justify="right" if col not in ("step", "status") else "left")
+    for s in out.steps:
+        table.add_row(f"{s['id']} {escape(s['tool'] or 'llm')}", s["status"], str(s["attempts"]),
+                      str(s["input_tokens"] + s["output_tokens"]), format_cost(s["estimated_cost_usd"]),
+                      format_cost(s["cost_usd"]), f"{s['duration_s']:.2f}s")
+    console.print(table)
+    if out.answer:
+        console.print(escape(out.answer), soft_wrap=True, highlight=False)
+    t = out.totals
+    cost = f"${t['cost_usd']:.6f}" + (f" (+{t['unpriced_calls']} unpriced calls)" if t["unpriced_calls"] else "")
+    err_console.print(
+        f"[bold]{out.status}[/bold] ({escape(out.reason)}) · {t['calls']} LLM calls · "
+        f"{t['input_tokens']}+{t['output_tokens']} tokens · {cost} · {out.duration_s:.1f}s",
+        highlight=False, soft_wrap=True)
+
+
+def run(
+    ctx: typer.Context,
+    task: Annotated[str | None, typer.Argument(help="What the agent should do.")] = None,
+    plan_file: Annotated[Path | None, typer.Option("--plan", help="Execute exactly this saved plan.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Confirm the plan and approve `ask` steps.")] = False,
+    approve_all: Annotated[bool, typer.Option(
+        "--approve-all", help="Approve every step, even those the policy denies. Dangerous.")] = False,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", help="Continue an interrupted, failed or budget-stopped run from its last completed step.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the final result as JSON.")] = False,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Step budget.")] = None,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Cost budget in USD.")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Token budget.")] = None,
+    max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="Wall-time budget.")] = None,
+) -> None:
+    """Plan a task, confirm the plan, execute it step by step, and report."""
+    import asyncio
+
+    from agentcli.engine.approval import Approver
+    from agentcli.engine.runner import ReplanContext, RunDeps
+    from agentcli.engine.runner import run as run_core
+    from agentcli.engine.session import build_llm_client
+    from agentcli.ids import new_run_id
+    from agentcli.models.calllog import run_dir
+    from agentcli.planning import planner
+    from agentcli.record.events import EVENTS_NAME, EventLog
+    from agentcli.tools import build_registry
+
+    if sum(x is not None for x in (task, plan_file, resume)) != 1:
+        raise UsageError("give one of: a TASK, --plan FILE, --resume RUN_ID")
+    state = state_of(ctx)
+    state.overrides.update({k: v for k, v in {
+        "budget.max_steps": max_steps, "budget.max_cost_usd": max_cost,
+        "budget.max_tokens": max_tokens, "budget.max_seconds": max_seconds}.items() if v is not None})
+    settings = state.settings
+    resume_from = None
+    if resume is not None:
+        from agentcli.engine.runner import resume_state
+        from agentcli.record.events import read_events
+        from agentcli.record.runs import find_run
+
+        rec = read_events(find_run(settings.data_dir, resume))
+        for w in rec.warnings:
+            print_warning(w)
+        resume_from = resume_state(rec)
+        start = rec.first("run_started")
+        task = str(start.data.get("task", "")) if start else resume_from.plan.task
+        run_id = rec.run_id
+    else:
+        run_id = new_run_id()
+    client = build_llm_client(settings, run_id, log_json=state.log_json, backend=state.backend)
+    telemetry = None
+    if settings.config.telemetry.exporter != "none":  # off: OpenTelemetry is not even imported
+        from agentcli.record.telemetry import start_run_telemetry
+
+        telemetry = start_run_telemetry(settings.config.telemetry)
+    events = EventLog(run_dir(settings.data_dir, run_id) / EVENTS_NAME, run_id,
+                      start_seq=resume_from.last_seq if resume_from else 0)
+    if telemetry is not None:
+        events.listeners.append(telemetry.listener)
+    quiet = json_out
+    memory = None
+    if settings.config.memory.enabled:
+        from agentcli.memory import open_memory
+
+        memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload))  # type: ignore[arg-type]
+    on_step, on_transition = _progress(quiet, memory)
+    approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
+                        yes=yes, approve_all=approve_all)
+
+    async def go() -> RunOutcome:
+        registry = await build_registry(settings)
+        try:
+            for warning in registry.warnings:
+                print_warning(warning)
+            given = None
+            if plan_file is not None:
+                given, changed, diff = planner.load_plan(plan_file, registry, settings.config, client=client)
+                if changed:
+                    print_warning(f"{plan_file} differs from the plan as made; it was re-validated and "
+                                  f"re-hashed ({given.hash[:12]})")
+                    if diff and not quiet:
+                        err_console.print(escape(diff), highlight=False)
+
+            recall = memory.recall_for_planner if memory is not None else None
+            past_plans = memory.recall_plans if memory is not None else None
+
+            async def plan_fn(t: str, rc: ReplanContext | None) -> Plan:
+                if rc is None:
+                    return await planner.make_plan(t, settings=settings, registry=registry, client=client,
+                                                   plan_id=run_id, recall=recall, past_plans=past_plans)
+                return await planner.make_plan(t, settings=settings, registry=registry, client=client,
+                                               plan_id=f"{run_id}-r{len(rc.plan.steps)}",
+                                               context=replan_context(rc), recall=recall,
+                                               past_plans=past_plans)
+
+            deps = RunDeps(config=settings.config, registry=registry, client=client, approver=approver,
+                           events=events, planner=plan_fn, confirm=_confirm_factory(yes, quiet),
+                           run_id=run_id, on_step=on_step, on_transition=on_transition, resume=resume_from,
+                           extra_start={"resumed": True} if resume_from else {}, memory=memory)
+            return await run_core(given.task if given else (task or ""), deps, plan=given)
+        finally:
+            await registry.aclose()
+
+    if not quiet:
+        err_console.print(f"[dim]run {run_id} · model {escape(settings.config.model)}[/dim]", highlight=False)
+    try:
+        outcome = asyncio.run(go())
+    except KeyboardInterrupt:
+        print_error(f"interrupted; the run is recorded, resume with: agent run --resume {run_id}")
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    finally:
+        events.close()
+        if client.call_log is not None:
+            client.call_log.close()
+        if telemetry is not None:
+            telemetry.shutdown()
+    if json_out:
+        typer.echo(outcome.model_dump_json(indent=2))
+    else:
+        render_outcome(outcome)
+    if outcome.exit_code != ExitCode.OK and not json_out:
+        detail = outcome.answer if outcome.reason == "error" else (
+            f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)
+        print_error(detail)
+    raise typer.Exit(outcome.exit_code)
+
+
+def replan_context(rc: Any) -> str:
+    """What the planner is told when re-planning: the failure and the results so far."""
+    import json
+
+    from agentcli.engine.reviewer import step_digest
+
+    done = step_digest(rc.runs, limit=600)
+    return ("A previous plan for this task did not succeed. Reason: " + rc.reason + "\n"
+            "Steps so far (completed ones are kept and not run again; do not repeat them):\n"
+            + json.dumps(done, indent=1, ensure_ascii=False))

@@ -1,0 +1,298 @@
+"""`agent runs list`, `agent runs show ID`, `agent runs stats`, and `agent replay ID`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from agentcli.cli.commands.common import console, err_console, print_warning, state_of
+from agentcli.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from agentcli.config import TelemetryConfig
+    from agentcli.engine.replay import ReplayResult
+    from agentcli.record.events import Recording
+    from agentcli.record.stats import RunStats, StepCost
+
+app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
+
+
+def _cost(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.6f}"
+
+
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Show at most N runs (newest first).")] = 20,
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Recorded runs: id, start, task, status, steps, cost, duration."""
+    from agentcli.record.runs import list_runs
+
+    runs = list_runs(state_of(ctx).settings.data_dir, limit)
+    if json_out:
+        typer.echo(json.dumps([r.as_dict() for r in runs], indent=2))
+        return
+    table = Table()
+    for col in ("id", "started", "task", "status", "steps", "cost", "duration"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("id", "steps", "duration"),
+                         justify="right" if col in ("steps", "cost", "duration") else "left")
+    for r in runs:
+        cost = _cost(r.cost_usd) + (f" +{r.unpriced_calls}?" if r.unpriced_calls else "")
+        table.add_row(r.run_id, (r.as_dict()["started_iso"] or "-").replace("+00:00", "Z"), escape(r.task[:80]),
+                      r.status + (f" ({escape(r.reason)})" if r.status != "COMPLETE" else ""),
+                      f"{r.steps_ok}/{r.steps}", cost, "-" if r.duration_s is None else f"{r.duration_s:.1f}s")
+    console.print(table)
+    for r in runs:
+        for w in r.warnings:
+            print_warning(w)
+
+
+def render_timeline(rec: Recording) -> None:
+    """States, steps, tool calls, approvals and LLM calls in recorded order."""
+    table = Table(title=f"timeline of {rec.run_id}", title_justify="left")
+    for col in ("time", "step", "event", "detail"):
+        table.add_column(col, overflow="fold")
+    for e in rec.events:
+        d = e.data
+        if e.type == "transition":
+            detail = f"{d.get('from')} -> {d.get('to')}  {d.get('reason', '')}"
+        elif e.type == "llm_call":
+            u = d.get("usage") or {}
+            detail = (f"{d.get('role')} {d.get('model')} {d.get('outcome')} "
+                      f"{u.get('input_tokens', 0)}+{u.get('output_tokens', 0)} tok {_cost(d.get('cost_usd'))} "
+                      f"{d.get('latency_ms', 0):.0f}ms")
+        elif e.type == "tool_call":
+            r = d.get("result") or {}
+            status = "ok" if r.get("ok") else f"error {(r.get('error') or {}).get('type')}"
+            detail = f"{d.get('tool')} {json.dumps(d.get('args'))[:80]} -> {status}"
+        elif e.type == "approval":
+            detail = f"{d.get('tool')} {d.get('decision')} by {d.get('decided_by')} {d.get('message', '')}"
+        elif e.type == "step_finished":
+            detail = f"{d.get('status')} after {d.get('attempts')} attempt(s)"
+        elif e.type == "budget_check":
+            if d.get("ok"):
+                continue
+            detail = f"{d.get('which')} exceeded: {d.get('message', '')}"
+        elif e.type == "run_finished":
+            detail = f"{d.get('status')} ({d.get('reason')})"
+        elif e.type == "plan_created":
+            p = d.get("plan") or {}
+            detail = f"plan {p.get('id')} {len(p.get('steps', []))} steps hash {str(p.get('hash'))[:12]}"
+        elif e.type == "review":
+            detail = " ".join(f"{k}={v}" for k, v in d.items() if k in ("kind", "outcome", "reason"))
+        else:
+            detail = json.dumps(d, default=str)[:120]
+        table.add_row(_clock(e.time), e.step_id or "", e.type, escape(detail))
+    console.print(table)
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{'+' if value >= 0 else '-'}${abs(value):.6f}"
+
+
+def render_step_costs(costs: list[StepCost]) -> None:
+    """Per step: estimated vs actual cost (the actual is what its LLM calls cost, retries included)."""
+    if not costs:
+        return
+    table = Table(title="cost per step", title_justify="left")
+    for col in ("step", "status", "calls", "estimated", "actual", "actual - est."):
+        table.add_column(col, justify="left" if col in ("step", "status") else "right")
+    for c in costs:
+        overhead = c.kind in ("planner", "reviewer")
+        label = c.step_id if overhead else f"{c.step_id} {c.tool or 'llm'}"
+        est = "-" if overhead else _cost(c.estimated_cost_usd)
+        table.add_row(escape(label), c.status, str(c.calls), est, _cost(c.cost_usd),
+                      _signed(c.error_usd))
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary and events as JSON.")] = False,
+) -> None:
+    """One run: its plan, the timeline of states and steps, approvals, calls and totals."""
+    from agentcli.cli.render import render_plan
+    from agentcli.record.events import read_events
+    from agentcli.record.runs import find_run, last_plan, summarize
+    from agentcli.record.stats import step_costs
+
+    rec = read_events(find_run(state_of(ctx).settings.data_dir, run_id))
+    summary = summarize(rec)
+    costs = step_costs(rec)
+    if json_out:
+        typer.echo(json.dumps({"summary": summary.as_dict(), "step_costs": [c.as_dict() for c in costs],
+                               "events": [e.model_dump(mode="json") for e in rec.events]}, indent=2))
+        return
+    for w in rec.warnings:
+        print_warning(w)
+    plan = last_plan(rec)
+    if plan is not None:
+        render_plan(plan, console)
+    render_timeline(rec)
+    render_step_costs(costs)
+    s = summary
+    console.print(f"[bold]{s.status}[/bold] ({escape(s.reason)}) · steps {s.steps_ok}/{s.steps} ok · "
+                  f"{s.calls} LLM calls · {s.input_tokens}+{s.output_tokens} tokens · {_cost(s.cost_usd)}"
+                  + (f" (+{s.unpriced_calls} unpriced)" if s.unpriced_calls else "")
+                  + ("" if s.duration_s is None else f" · {s.duration_s:.1f}s"), highlight=False)
+
+
+@app.command("stats")
+def stats(
+    ctx: typer.Context,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only runs started in this window (7d, 12h, 30m, 2w) or since a date (2026-01-31).")] = None,
+    by: Annotated[str, typer.Option("--by", help="Group by model, day or status.")] = "model",
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Calls, tokens and cost over recorded runs, runs by outcome, and how good plan estimates were."""
+    from agentcli.record.stats import compute_stats, parse_since
+
+    report = compute_stats(state_of(ctx).settings.data_dir, since=parse_since(since) if since else None,
+                           by=by)  # type: ignore[arg-type]
+    if json_out:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    for w in report.warnings:
+        print_warning(w)
+    render_stats(report)
+
+
+def render_stats(r: RunStats) -> None:
+    from agentcli.record.stats import day_of
+
+    window = "all runs" if r.since is None else f"runs since {day_of(r.since)} {_clock(r.since)[:8]} UTC"
+    table = Table(title=f"usage by {r.by} ({window})", title_justify="left")
+    for col in (r.by, "runs", "calls", "failed", "input tok", "output tok", "cost", "unpriced calls"):
+        table.add_column(col, justify="left" if col == r.by else "right", overflow="fold")
+    rows = [*r.groups, r.totals]
+    for g in rows:
+        unpriced = "-" if not g.unpriced_calls else (
+            f"{g.unpriced_calls} ({g.unpriced_input_tokens}+{g.unpriced_output_tokens} tok)")
+        table.add_row("[bold]total[/bold]" if g is r.totals else escape(g.key), str(g.runs), str(g.calls),
+                      str(g.failed_calls), str(g.input_tokens), str(g.output_tokens), _cost(g.cost_usd), unpriced,
+                      end_section=g is rows[-2] if len(rows) > 1 else False)
+    console.print(table)
+    outcomes = ", ".join(f"{k} {v}" for k, v in r.runs_by_status.items()) or "none"
+    console.print(f"runs: {r.runs} ({outcomes})", highlight=False)
+    if r.failure_reasons:
+        console.print("not completed: " + ", ".join(f"{escape(k)} {v}" for k, v in r.failure_reasons.items()),
+                      highlight=False)
+    if r.replayed_calls:
+        console.print(f"{r.replayed_calls} calls served from recordings (replays, forks) not counted",
+                      highlight=False)
+    e = r.estimate
+    if e.plans_compared:
+        rel = "" if e.mean_abs_relative_error is None else f" ({e.mean_abs_relative_error:.0%} of the estimate)"
+        console.print(f"plan estimates vs llm-step cost, {e.plans_compared} plans: mean error "
+                      f"{_signed(e.mean_error_usd)}, mean absolute error ${e.mean_abs_error_usd or 0:.6f}{rel}; "
+                      f"estimated ${e.estimated_usd:.6f}, actual ${e.actual_usd:.6f}", highlight=False)
+    else:
+        console.print(f"plan estimates: no comparable plan ({e.plans_skipped} not comparable)", highlight=False)
+
+
+def _export_trace(rec: Recording, cfg: TelemetryConfig, json_out: bool) -> None:
+    from agentcli.record.telemetry import export_recording
+
+    for w in rec.warnings:
+        print_warning(w)
+    result = export_recording(rec.events, rec.run_id, cfg)
+    if json_out:
+        typer.echo(json.dumps({"run_id": result.run_id, "exporter": cfg.exporter, "spans": result.spans,
+                               "trace_ids": result.trace_ids}, indent=2))
+    else:
+        err_console.print(f"exported run {rec.run_id} as trace {', '.join(result.trace_ids) or '-'} "
+                          f"({result.spans} spans, exporter {cfg.exporter})", highlight=False)
+
+
+def replay(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    view: Annotated[bool, typer.Option("--view", help="Print the recorded timeline; execute nothing.")] = False,
+    live_tools: Annotated[bool, typer.Option("--live-tools", help="Re-run read-only tools for real.")] = False,
+    from_step: Annotated[str | None, typer.Option(
+        "--from", help="Fork: recorded results before STEP, live from STEP on, as a new run.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --live-tools: re-run write/exec tools too; "
+                                      "with --from: approve `ask` steps.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    export_trace: Annotated[bool, typer.Option(
+        "--export-trace", help="Emit the recorded run as an OpenTelemetry trace ([telemetry] exporter); "
+        "execute nothing.")] = False,
+) -> None:
+    """Re-execute a recorded run offline at zero cost and report `identical` or the first divergence."""
+    import asyncio
+
+    from agentcli.record.events import read_events
+    from agentcli.record.runs import find_run
+    from agentcli.tools import build_registry
+
+    state = state_of(ctx)
+    settings = state.settings
+    path = find_run(settings.data_dir, run_id)
+    if export_trace:
+        if live_tools or from_step is not None:
+            raise UsageError("--export-trace executes nothing: it cannot be combined with --live-tools or --from")
+        _export_trace(read_events(path), settings.config.telemetry, json_out)
+        return
+    if view:
+        rec = read_events(path)
+        for w in rec.warnings:
+            print_warning(w)
+        render_timeline(rec)
+        return
+
+    async def go() -> ReplayResult:
+        from agentcli.engine.approval import Approver
+        from agentcli.engine.replay import replay_run
+        from agentcli.ids import new_run_id
+
+        registry = await build_registry(settings, mcp=bool(live_tools or from_step))
+        try:
+            if from_step is None:
+                return await replay_run(path, registry, live_tools=live_tools, live_writes=yes)
+            from agentcli.models.litellm import RoutingBackend
+
+            fork_id = new_run_id()
+            return await replay_run(path, registry, from_step=from_step, out_dir=settings.data_dir / "runs",
+                                    new_run_id=fork_id, live_backend=state.backend or RoutingBackend(),
+                                    live_approver=Approver(settings.config.approval, yes=yes))
+        finally:
+            await registry.aclose()
+
+    result = asyncio.run(go())
+    for w in result.warnings:
+        print_warning(w)
+    out = result.outcome
+    if from_step is not None:
+        payload = {"fork": out.run_id, "parent": run_id, "status": out.status, "reason": out.reason,
+                   "answer": out.answer}
+        if json_out:
+            typer.echo(json.dumps(payload, indent=2))
+        else:
+            console.print(f"fork {out.run_id} of {run_id} from {from_step}: {out.status} ({escape(out.reason)})")
+            if out.answer:
+                console.print(escape(out.answer), highlight=False)
+        raise typer.Exit(out.exit_code)
+    if json_out:
+        d = result.divergence
+        typer.echo(json.dumps({"identical": d is None, "divergence": None if d is None else d.__dict__,
+                               "status": out.status, "reason": out.reason}, indent=2, default=str))
+    elif result.divergence is None:
+        console.print(f"identical ({out.status}, {len(out.steps)} steps, {out.totals['calls']} LLM calls "
+                      "served from the recording, $0 spent)", highlight=False)
+    else:
+        err_console.print(escape(result.divergence.describe()), highlight=False, soft_wrap=True)
+    raise typer.Exit(ExitCode.OK if result.divergence is None else ExitCode.FAILED)

@@ -1,0 +1,117 @@
+"""Health checks behind `agent doctor`: each returns ok or a reason, none prints."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentcli.config import Config, Settings
+from agentcli.errors import AgentError
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _timed(name: str, fn: Callable[[], str]) -> Check:
+    t0 = time.perf_counter()
+    try:
+        detail = fn()
+    except AgentError as e:
+        return Check(name, False, e.one_line())
+    except Exception as e:  # a check must report, never crash the doctor
+        return Check(name, False, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
+    ms = (time.perf_counter() - t0) * 1000
+    return Check(name, True, f"{detail} ({ms:.0f} ms)")
+
+
+def check_data_dir(settings: Settings) -> str:
+    d = settings.data_dir
+    d.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=d, prefix=".doctor-", delete=True) as f:
+        f.write(b"ok")
+        f.flush()
+        os.fsync(f.fileno())
+    return f"{d} is writable"
+
+
+def _check_reachable(api_base: str) -> str:
+    url = urllib.parse.urlparse(api_base)
+    host = url.hostname or "localhost"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    with socket.create_connection((host, port), timeout=3):
+        pass
+    return f"{host}:{port} accepts connections"
+
+
+def check_model(config: Config, model: str) -> str:
+    if model.startswith("test/"):
+        return f"{model} is an in-package fake"
+    if model.startswith("local/"):
+        from agentcli.models.local import loader as local_loader
+
+        path = local_loader.resolve_model_path(model)
+        local_loader.load(model)
+        return f"{model} loads from {path.name}"
+    from agentcli.models.litellm import litellm_module
+
+    litellm = litellm_module()
+    if config.api_base:
+        return f"{model} via {_check_reachable(config.api_base)}"
+    env = litellm.validate_environment(model=model)
+    missing = env.get("missing_keys") or []
+    if missing:
+        raise RuntimeError(f"{model}: set {', '.join(missing)} in the environment")
+    return f"{model}: credentials present"
+
+
+def check_tokenizer() -> str:
+    from agentcli.models import tokens
+
+    n = tokens.count_text("def hello(): return 'world'", "gpt-4o-mini")
+    m = tokens.count_text("def hello(): return 'world'", "")
+    return f"o200k_base and cl100k_base load offline ({n}/{m} tokens)"
+
+
+def check_lancedb(settings: Settings) -> str:
+    os.environ.setdefault("LANCEDB_LOG", "error")
+    import lancedb
+
+    from agentcli.memory.api import memory_uri
+
+    uri = memory_uri(settings)
+    if "://" not in uri:
+        Path(uri).mkdir(parents=True, exist_ok=True)
+    db = lancedb.connect(uri)
+    names = list(db.table_names())
+    return f"{uri} opens ({len(names)} tables)"
+
+
+def run_checks(load: Callable[[], Settings], default_workspace: Path) -> list[Check]:
+    """All checks, in order. A broken config is reported and the rest run on defaults."""
+    checks: list[Check] = []
+    try:
+        settings = load()
+        files = ", ".join(str(f) for f in settings.files) or "defaults only"
+        checks.append(Check("config", True, f"valid ({files})"))
+    except AgentError as e:
+        checks.append(Check("config", False, e.one_line()))
+        settings = Settings(config=Config(), workspace=default_workspace.resolve())
+    checks.append(_timed("data dir", lambda: check_data_dir(settings)))
+    cfg = settings.config
+    models = dict.fromkeys([cfg.model, cfg.model_for("planner"), cfg.model_for("executor"),
+                            cfg.model_for("reviewer")])
+    for model in models:
+        checks.append(_timed(f"model {model}", lambda m=model: check_model(cfg, m)))  # type: ignore[misc]
+    checks.append(_timed("tokenizer", check_tokenizer))
+    checks.append(_timed("lancedb", lambda: check_lancedb(settings)))
+    return checks

@@ -1,0 +1,111 @@
+"""Human approval before high-stakes actions.
+
+Policy per risk class comes from config (``auto``, ``ask`` or ``deny``); a plan
+step may *raise* its requirement but never lower it (see :mod:`agentcli.planning.plan`).
+:class:`Approver` turns a request into a decision and records who made it:
+
+* ``deny`` policy: denied by policy (``--approve-all`` overrides, explicitly);
+* ``auto`` policy on a step that does not require approval: approved by policy;
+* otherwise: an ``always`` answer given earlier for this tool in this run,
+  ``--yes`` (approves ``ask`` steps for one run), or the interactive prompt.
+  With no TTY and no flag, ``ask`` means deny, with a message saying how to approve.
+
+The prompt itself is a callable supplied by the CLI, so the core never prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agentcli.config import ApprovalConfig
+
+Answer = Literal["yes", "no", "always", "abort"]
+DecidedBy = Literal["policy", "user", "flag"]
+
+# json.dumps(args, sort_keys=True, default=str), whose text the recorded hashes are of, without
+# building an encoder per call (this runs for every step).
+_HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """What the user is asked to approve."""
+
+    step_id: str
+    tool: str
+    risk: str
+    args: dict[str, Any]
+    plan_hash: str
+    requires_approval: bool
+    preview: str | None = None  # a diff for writes, the command and cwd for shell
+
+    @property
+    def args_hash(self) -> str:
+        blob = _HASH_ENCODER.encode(self.args)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    """Recorded for every request: step, tool, args hash, plan hash, who decided, what, when."""
+
+    step_id: str
+    tool: str
+    args_hash: str
+    plan_hash: str
+    decided_by: DecidedBy
+    decision: Literal["approved", "denied", "aborted"]
+    time: float
+    message: str = ""
+
+    @property
+    def approved(self) -> bool:
+        return self.decision == "approved"
+
+
+@dataclass
+class Approver:
+    """Decides approval requests for one run."""
+
+    policy: ApprovalConfig
+    prompt: Callable[[ApprovalRequest], Answer] | None = None
+    yes: bool = False
+    approve_all: bool = False
+    always: set[str] = field(default_factory=set)
+
+    def _decision(self, req: ApprovalRequest, by: DecidedBy, decision: str, message: str = ""
+                  ) -> ApprovalDecision:
+        return ApprovalDecision(req.step_id, req.tool, req.args_hash, req.plan_hash, by,
+                                decision, time.time(), message)  # type: ignore[arg-type]
+
+    def decide(self, req: ApprovalRequest) -> ApprovalDecision:
+        policy = getattr(self.policy, req.risk, "ask")
+        if self.approve_all:
+            return self._decision(req, "flag", "approved", "--approve-all")
+        if policy == "deny":
+            return self._decision(req, "policy", "denied",
+                                  f"{req.risk} tools are denied by policy (approval.{req.risk} = \"deny\")")
+        if policy == "auto" and not req.requires_approval:
+            return self._decision(req, "policy", "approved")
+        if req.tool in self.always:
+            return self._decision(req, "user", "approved", "always (this tool, this run)")
+        if self.yes:
+            return self._decision(req, "flag", "approved", "--yes")
+        if self.prompt is None:
+            return self._decision(req, "policy", "denied",
+                                  f"step {req.step_id} ({req.tool}) needs approval and there is no terminal "
+                                  "to ask; re-run with --yes to approve it")
+        answer = self.prompt(req)
+        if answer == "always":
+            self.always.add(req.tool)
+            return self._decision(req, "user", "approved", "always (this tool, this run)")
+        if answer == "yes":
+            return self._decision(req, "user", "approved")
+        if answer == "abort":
+            return self._decision(req, "user", "aborted", "aborted by the user")
+        return self._decision(req, "user", "denied", "denied by the user")

@@ -1,0 +1,476 @@
+"""Running a plan's steps: dependency order, bounded concurrency, retries, approvals.
+
+:class:`Executor` runs every ready step of a plan (all of its dependencies done)
+concurrently, up to ``executor.max_parallel``, until nothing more can run. It
+never decides how a run ends: that is the reviewer's job (:mod:`agentcli.engine.runner`).
+
+A tool step, in order:
+
+1. ``{{sN.output}}`` references are resolved against earlier outputs;
+2. the args are validated against the tool's schema; on ``invalid_args`` the
+   executor's model is shown the structured error and asked for corrected args,
+   ``executor.max_arg_corrections`` times at most;
+3. approval, when the policy or the plan requires it (asked once per step);
+4. an intent event is made durable before a side-effecting tool runs;
+5. the call, with the tool's timeout capped by the remaining wall-time budget;
+   failures are retried by the step's retry policy, with backoff, never re-planned.
+
+An ``llm`` step sends its resolved prompt to the executor's model.
+
+While any tool runs or waits for approval the run is in WAITING_TOOL, otherwise
+in EXECUTING; every transition, call and decision is appended to the event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import heapq
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agentcli.config import Config
+from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
+from agentcli.engine.budget import Budget
+from agentcli.engine.fsm import State, StateMachine
+from agentcli.errors import ApprovalDenied, BudgetExceeded, LLMError
+from agentcli.models.client import LLMClient
+from agentcli.planning.plan import (
+    Plan,
+    ReferenceResolutionError,
+    Step,
+    find_references,
+    llm_step_messages,
+    resolve_references,
+)
+from agentcli.record.events import EventLog
+from agentcli.tools import ToolError, ToolRegistry, ToolResult
+
+#: The step whose code is running (asyncio tasks copy it), for backends that serve by step (replay).
+CURRENT_STEP: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentcli_step", default=None)
+
+StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
+DONE: frozenset[str] = frozenset({"ok", "failed", "denied", "skipped"})
+_NOT_SUCCEEDED: frozenset[str] = frozenset({"failed", "denied", "skipped"})
+_BLOCKING: frozenset[str] = frozenset({"failed", "denied"})
+
+_FIX_ARGS_PROMPT = (
+    "Step {step_id} calls the tool `{tool}` with these arguments:\n{args}\n"
+    "They are invalid:\n{errors}\n"
+    "Reply with only the corrected arguments as a JSON object for `{tool}`."
+)
+
+
+@dataclass
+class StepRun:
+    """The state of one step in this run."""
+
+    step: Step
+    status: StepStatus = "pending"
+    attempts: int = 0
+    corrections: int = 0
+    output: Any = None
+    error: dict[str, Any] | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    started: float | None = None
+    finished: float | None = None
+    approval: ApprovalDecision | None = None
+
+    @property
+    def duration_s(self) -> float:
+        if self.started is None or self.finished is None:
+            return 0.0
+        return self.finished - self.started
+
+    def report(self) -> dict[str, Any]:
+        """A summary for the run result and the final table."""
+        s = self.step
+        return {
+            "id": s.id, "title": s.title, "kind": s.kind, "tool": s.tool, "status": self.status,
+            "attempts": self.attempts, "corrections": self.corrections,
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "estimated_cost_usd": s.estimated_cost_usd, "cost_usd": self.cost_usd,
+            "duration_s": round(self.duration_s, 3), "error": self.error,
+        }
+
+
+class _ToolWait:
+    """EXECUTING <-> WAITING_TOOL while at least one tool runs or waits for approval."""
+
+    def __init__(self, fsm: StateMachine) -> None:
+        self.fsm = fsm
+        self.active = 0
+
+    def enter(self, reason: str) -> None:
+        self.active += 1
+        if self.active == 1 and self.fsm.state == State.EXECUTING:
+            self.fsm.to(State.WAITING_TOOL, reason)
+
+    def leave(self, reason: str) -> None:
+        self.active -= 1
+        if self.active == 0 and self.fsm.state == State.WAITING_TOOL:
+            self.fsm.to(State.EXECUTING, reason)
+
+
+def _set_if_pending(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class Aborted(ApprovalDenied):
+    """The user chose abort at an approval prompt."""
+
+
+@dataclass
+class Executor:
+    """Runs the steps of one plan within one run. Stateless between runs."""
+
+    config: Config
+    registry: ToolRegistry
+    client: LLMClient
+    approver: Approver
+    budget: Budget
+    events: EventLog
+    fsm: StateMachine
+    task: str = ""
+    on_step: Callable[[StepRun], None] | None = None
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    runs: dict[str, StepRun] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._wait = _ToolWait(self.fsm)
+        self._approval_lock = asyncio.Lock()
+
+    # ----------------------------------------------------------------- the DAG
+
+    def outputs(self) -> dict[str, Any]:
+        return {sid: r.output for sid, r in self.runs.items() if r.status == "ok"}
+
+    def _resolve(self, value: Any) -> Any:
+        """``value`` with its references resolved (a copy, as resolve_references returns). The
+        outputs are only collected when there is a reference to resolve: that walk is O(steps)."""
+        return resolve_references(value, self.outputs() if find_references(value) else {})
+
+    def adopt(self, plan: Plan, done: dict[str, StepRun] | None = None) -> None:
+        """Track the steps of ``plan``; steps already done (resume, replan) are kept as they are."""
+        for step in plan.steps:
+            if step.id not in self.runs:
+                self.runs[step.id] = StepRun(step)
+        for sid, run in (done or {}).items():
+            self.runs[sid] = run
+
+    def _ready(self, order: list[StepRun], keys: list[str], dependents: dict[str, list[int]],
+               check: set[int]) -> list[int]:
+        """The steps among ``check`` (positions in ``order``, the plan's order) whose dependencies
+        all succeeded, in plan order; a step with a dependency that did not succeed is skipped.
+        ``check`` is emptied. The result is what a scan of every pending step in plan order gives:
+        a step whose dependencies did not change since it was last looked at is left alone."""
+        runs = self.runs
+        ready: list[int] = []
+        queue = sorted(check)  # a sorted list is a heap
+        queued = set(queue)
+        check.clear()
+        while queue:
+            i = heapq.heappop(queue)
+            run = order[i]
+            if run.status != "pending":
+                continue
+            all_ok = True
+            skip = False
+            for dep_id in run.step.depends_on:
+                dep = runs.get(dep_id)
+                if dep is None or dep.status in _NOT_SUCCEEDED:
+                    skip = True
+                    break
+                if dep.status != "ok":
+                    all_ok = False
+            if skip:
+                run.status = "skipped"
+                run.error = {"type": "skipped", "message": "a step it depends on did not succeed"}
+                self._finish(run)
+                # A full scan would meet the steps after this one that depend on it in this same
+                # pass, and the ones before it in the next.
+                for j in dependents.get(keys[i], ()):
+                    if j > i:
+                        if j not in queued:
+                            queued.add(j)
+                            heapq.heappush(queue, j)
+                    else:
+                        check.add(j)
+                continue
+            if all_ok:
+                ready.append(i)
+        return ready
+
+    def blocked(self) -> bool:
+        """Whether some step failed or was denied (the reviewer must look)."""
+        for r in self.runs.values():  # noqa: SIM110 (a plain loop: this runs after every step)
+            if r.status in _BLOCKING:
+                return True
+        return False
+
+    def pending(self) -> list[StepRun]:
+        return [r for r in self.runs.values() if r.status == "pending"]
+
+    async def execute(self, plan: Plan) -> None:
+        """Run ready steps until none is left or one fails for good. Raises BudgetExceeded,
+        Aborted, or CancelledError (Ctrl-C); running steps are cancelled first."""
+        running: dict[asyncio.Task[None], int] = {}  # position in the plan's order
+        limit = self.config.executor.max_parallel
+        # Waiting for the first of the running steps to finish exactly as asyncio.wait(FIRST_COMPLETED)
+        # does (the same wake-up, then every finished step collected), without adding a callback to
+        # every running task and removing it again each time round: each task has one, from its
+        # start, which wakes the loop unless the loop has collected that task already.
+        waiting: list[asyncio.Future[None]] = []
+
+        def on_done(task: asyncio.Task[None]) -> None:
+            if task in running and waiting and not waiting[0].done():
+                waiting[0].set_result(None)
+
+        # A pending step can only become ready (or be skipped) when one of its dependencies finishes,
+        # so each pass looks at those steps only (and at ready ones left waiting for a free slot):
+        # looking at every step after every step made a long plan quadratic. Likewise whether a
+        # step failed or was denied changes only when a step finishes.
+        order = list(self.runs.values())
+        keys = list(self.runs)
+        dependents: dict[str, list[int]] = {}
+        check: set[int] = set()
+        for i, run in enumerate(order):
+            if run.status == "pending":
+                check.add(i)
+            for dep_id in run.step.depends_on:
+                dependents.setdefault(dep_id, []).append(i)
+        blocked = self.blocked()
+
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not blocked and check:
+                    for i in self._ready(order, keys, dependents, check):
+                        if len(running) >= limit:
+                            check.add(i)  # still ready at the next pass
+                            continue
+                        run = order[i]
+                        run.status = "running"
+                        task = asyncio.create_task(self._run_step(plan, run))
+                        task.add_done_callback(on_done)
+                        running[task] = i
+                if not running:
+                    return
+                waiter: asyncio.Future[None] = loop.create_future()
+                waiting.append(waiter)
+                if any(t.done() for t in running):  # reported at the next turn, as asyncio.wait does
+                    loop.call_soon(_set_if_pending, waiter)
+                try:
+                    await waiter
+                finally:
+                    waiting.clear()
+                for task in [t for t in running if t.done()]:
+                    i = running.pop(task)
+                    task.result()  # re-raise budget, abort and bugs
+                    if order[i].status in _BLOCKING:
+                        blocked = True
+                    check.update(dependents.get(keys[i], ()))
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+    # --------------------------------------------------------------- one step
+
+    def _finish(self, run: StepRun) -> None:
+        run.finished = time.time()
+        self.events.append("step_finished", {
+            "status": run.status, "attempts": run.attempts, "output": run.output, "error": run.error,
+            "input_tokens": run.input_tokens, "output_tokens": run.output_tokens, "cost_usd": run.cost_usd,
+        }, step_id=run.step.id)
+        self.events.sync()  # a step boundary: durable in the background
+        if self.on_step is not None:
+            self.on_step(run)
+
+    async def _run_step(self, plan: Plan, run: StepRun) -> None:
+        step = run.step
+        try:
+            self.budget.check_step(step.id)
+        except BudgetExceeded:
+            run.status = "pending"  # never started: a resumed run with a larger budget runs it
+            raise
+        CURRENT_STEP.set(step.id)
+        run.started = time.time()
+        self.events.append("step_started", {"title": step.title, "kind": step.kind, "tool": step.tool},
+                           step_id=step.id)
+        if self.on_step is not None:
+            self.on_step(run)
+        try:
+            if step.kind == "llm":
+                await self._llm_step(run)
+            else:
+                await self._tool_step(plan, run)
+        except (BudgetExceeded, Aborted, asyncio.CancelledError):
+            run.status = "failed"
+            run.error = run.error or {"type": "interrupted", "message": "the run stopped during this step"}
+            self._finish(run)
+            raise
+        self._finish(run)
+
+    async def _llm_step(self, run: StepRun) -> None:
+        step = run.step
+        try:
+            prompt = self._resolve(step.prompt)
+        except ReferenceResolutionError as e:
+            run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
+            return
+        messages = llm_step_messages(self.task, prompt)
+        policy = step.retry
+        for attempt in range(1, policy.max_attempts + 1):
+            run.attempts = attempt
+            try:
+                result = await self.client.acomplete(messages, role="executor", step_id=step.id)
+            except (BudgetExceeded, asyncio.CancelledError):
+                raise
+            except LLMError as e:
+                run.error = {"type": e.error_type, "message": e.one_line()}
+                if attempt < policy.max_attempts:
+                    await self.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
+                    continue
+                run.status = "failed"
+                return
+            run.input_tokens += result.usage.input_tokens
+            run.output_tokens += result.usage.output_tokens
+            run.cost_usd = None if result.cost_usd is None or run.cost_usd is None else run.cost_usd + \
+                result.cost_usd
+            run.status, run.output, run.error = "ok", result.text, None
+            return
+
+    async def _tool_step(self, plan: Plan, run: StepRun) -> None:
+        step = run.step
+        assert step.tool is not None
+        try:
+            args = self._resolve(step.args)
+        except ReferenceResolutionError as e:
+            run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
+            return
+        checked = self.registry.validate(step.tool, args)
+        while isinstance(checked, ToolError) and checked.type == "invalid_args":
+            if run.corrections >= self.config.executor.max_arg_corrections:
+                break
+            run.corrections += 1
+            args = await self._correct_args(run, args, checked)
+            checked = self.registry.validate(step.tool, args)
+        if isinstance(checked, ToolError):
+            run.status, run.error = "failed", checked.model_dump(mode="json")
+            return
+        if not await self._approve(plan, run, args):
+            return
+        tool = self.registry.get(step.tool)
+        side_effects = tool is not None and tool.risk != "read"
+        default = self.config.tools.default_timeout_seconds
+        own_timeout = tool.effective_timeout(checked, default) if tool is not None else default
+        policy = step.retry
+        for attempt in range(1, policy.max_attempts + 1):
+            run.attempts = attempt
+            if side_effects:
+                self.events.append("tool_intent", {"tool": step.tool, "args": args, "attempt": attempt},
+                                   step_id=step.id, durable=True)
+            result = await self._call(run, args, own_timeout)
+            if result.ok:
+                run.status, run.output, run.error = "ok", result.output, None
+                return
+            assert result.error is not None
+            run.error = result.error.model_dump(mode="json")
+            if attempt < policy.max_attempts:
+                await self.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
+        run.status = "failed"
+
+    async def _call(self, run: StepRun, args: dict[str, Any], own: float) -> ToolResult:
+        step = run.step
+        assert step.tool is not None
+        remaining = self.budget.remaining_seconds()
+        # The tool's own limit applies unless the wall-time budget runs out first.
+        timeout = remaining if remaining < own else None
+        self._wait.enter(f"{step.id}: {step.tool}")
+        try:
+            result = await self.registry.call(step.tool, args, timeout=timeout)
+        finally:
+            self._wait.leave(f"{step.id}: {step.tool} returned")
+        self.events.append("tool_call", {"tool": step.tool, "args": args, "attempt": run.attempts,
+                                         "result": result.model_dump(mode="json")}, step_id=step.id)
+        if result.error is not None and result.error.type == "timeout" and timeout is not None:
+            self.budget.check_time("tool")
+        return result
+
+    async def _correct_args(self, run: StepRun, args: dict[str, Any], error: ToolError) -> dict[str, Any]:
+        step = run.step
+        assert step.tool is not None
+        tool = self.registry.get(step.tool)
+        errors = "\n".join(f"- {'.'.join(map(str, d.get('loc', []))) or '(args)'}: {d.get('msg')}"
+                           for d in error.details) or error.message
+        prompt = _FIX_ARGS_PROMPT.format(step_id=step.id, tool=step.tool, args=json.dumps(args),
+                                         errors=errors)
+        schema = tool.parameters_schema() if tool is not None else {"type": "object"}
+        try:
+            result = await self.client.acomplete(
+                [{"role": "system", "content": f"Task: {self.task}"}, {"role": "user", "content": prompt}],
+                role="executor", step_id=step.id, json_schema=schema,
+            )
+        except (BudgetExceeded, asyncio.CancelledError):
+            raise
+        except LLMError:
+            return args
+        run.input_tokens += result.usage.input_tokens
+        run.output_tokens += result.usage.output_tokens
+        fixed = result.parsed if isinstance(result.parsed, dict) else args
+        self.events.append("review", {"kind": "args_corrected", "tool": step.tool, "before": args,
+                                      "after": fixed, "error": error.model_dump(mode="json")},
+                           step_id=step.id)
+        return fixed
+
+    async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any]) -> bool:
+        step = run.step
+        assert step.tool is not None
+        tool = self.registry.get(step.tool)
+        risk = tool.risk if tool is not None else (step.risk or "exec")
+        req = ApprovalRequest(step_id=step.id, tool=step.tool, risk=risk, args=args, plan_hash=plan.hash,
+                              requires_approval=step.requires_approval,
+                              preview=self.registry.preview(step.tool, args))
+        needs_prompt = step.requires_approval or getattr(self.config.approval, risk, "ask") != "auto"
+        if not needs_prompt:
+            decision = self.approver.decide(req)  # policy "auto": no prompt, no thread
+        else:
+            self._wait.enter(f"{step.id}: waiting for approval")
+            try:
+                async with self._approval_lock:
+                    # The prompt blocks on the terminal; other steps keep running meanwhile.
+                    decision = await asyncio.to_thread(self.approver.decide, req)
+            finally:
+                self._wait.leave(f"{step.id}: approval decided")
+        run.approval = decision
+        self.events.append("approval", {
+            "tool": decision.tool, "args_hash": decision.args_hash, "plan_hash": decision.plan_hash,
+            "decided_by": decision.decided_by, "decision": decision.decision, "message": decision.message,
+            "risk": risk,
+        }, step_id=step.id)
+        if decision.decision == "aborted":
+            run.status, run.error = "denied", {"type": "aborted", "message": decision.message}
+            raise Aborted(f"aborted at step {step.id} ({step.tool})")
+        if not decision.approved:
+            run.status, run.error = "denied", {"type": "denied", "message": decision.message}
+            return False
+        return True
+
+
+def summarize_output(output: Any, limit: int = 1500) -> str:
+    """A bounded text rendering of a step output, for prompts and tables."""
+    text = output if isinstance(output, str) else json.dumps(output, default=str, ensure_ascii=False)
+    if len(text) > limit:
+        return text[:limit] + f"... [{len(text) - limit} more chars]"
+    return text
+
+
+__all__ = ["CURRENT_STEP", "Executor", "StepRun", "summarize_output"]

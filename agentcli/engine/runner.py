@@ -1,0 +1,452 @@
+"""One run, start to finish: the loop that drives the state machine.
+
+::
+
+    IDLE -> PLANNING -> (confirm) -> EXECUTING <-> WAITING_TOOL -> REVIEWING
+        REVIEWING -> COMPLETE                      the reviewer says complete
+        REVIEWING -> EXECUTING                     continue: run what can still run
+        REVIEWING -> REPLANNING -> EXECUTING       a new plan; completed steps kept
+        ... -> FAILED                              budget, denial, abort, planner failure
+    COMPLETE | FAILED -> IDLE
+
+Everything is recorded in the run's event log: the start (task, config digest,
+versions), the plan, each transition, every LLM call (full request and
+response, for replay), tool call, approval and budget check, and the finish
+(status, reason, totals). :func:`run` returns a :class:`RunOutcome`; it never
+prints and never raises for an expected failure: budgets, denials, planning
+failures and Ctrl-C all end as FAILED with a reason and an exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from agentcli import __version__
+from agentcli.config import Config
+from agentcli.engine.approval import Approver
+from agentcli.engine.budget import Budget, BudgetCheck
+from agentcli.engine.executor import Aborted, Executor, StepRun
+from agentcli.engine.fsm import State, StateMachine, Transition
+from agentcli.engine.reviewer import Review, fallback_answer, grounded_answer, review
+from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
+from agentcli.models.client import LLMClient
+from agentcli.models.types import CallRecord
+from agentcli.planning.plan import Plan
+from agentcli.record.events import EventLog
+from agentcli.tools import ToolRegistry
+
+
+@dataclass(frozen=True)
+class ReplanContext:
+    """What the planner gets when asked for a new plan."""
+
+    plan: Plan
+    runs: dict[str, StepRun]
+    reason: str
+
+
+@dataclass
+class ResumeState:
+    """Where an interrupted, failed or budget-stopped run left off (see :func:`resume_state`)."""
+
+    plan: Plan
+    done: dict[str, StepRun]
+    cost_usd: float
+    tokens: int
+    replans: int
+    last_seq: int
+
+
+def resume_state(rec: Any) -> ResumeState:
+    """Completed steps (with their outputs) and what the run had spent, from its recording."""
+    from agentcli.record.runs import last_plan, step_states
+
+    plan = last_plan(rec)
+    if plan is None:
+        raise AgentError(f"run {rec.run_id} has no plan yet: start it again with agent run")
+    done: dict[str, StepRun] = {}
+    for sid, st in step_states(rec).items():
+        step = plan.step(sid)
+        if step is not None and st.status == "ok":
+            done[sid] = StepRun(step, status="ok", attempts=st.attempts, output=st.output)
+    calls = list(rec.of_type("llm_call"))
+    return ResumeState(
+        plan=plan, done=done,
+        cost_usd=sum(float(e.data["cost_usd"]) for e in calls if e.data.get("cost_usd") is not None),
+        tokens=sum(int((e.data.get("usage") or {}).get("input_tokens", 0))
+                   + int((e.data.get("usage") or {}).get("output_tokens", 0)) for e in calls),
+        replans=sum(1 for e in rec.of_type("plan_created") if e.data.get("replan")),
+        last_seq=rec.events[-1].seq if rec.events else 0,
+    )
+
+
+#: Makes a plan for a task (``None``) or a new plan after a failure (a ReplanContext).
+PlanFn = Callable[[str, ReplanContext | None], Awaitable[Plan]]
+#: Shows a plan and asks to go ahead; the flag says whether it is a re-plan.
+ConfirmFn = Callable[[Plan, bool], bool]
+
+
+class RunOutcome(BaseModel):
+    """The result of a run, as `agent run --json` prints it."""
+
+    schema_version: int = 1
+    run_id: str
+    task: str
+    status: str  # COMPLETE | FAILED
+    reason: str
+    answer: str
+    exit_code: int
+    plan_id: str | None
+    plan_hash: str | None
+    steps: list[dict[str, Any]]
+    totals: dict[str, Any]
+    budget: dict[str, Any]
+    duration_s: float
+
+
+@dataclass
+class RunDeps:
+    """Everything a run needs, built by the caller from config."""
+
+    config: Config
+    registry: ToolRegistry
+    client: LLMClient
+    approver: Approver
+    events: EventLog
+    planner: PlanFn
+    confirm: ConfirmFn
+    run_id: str
+    on_step: Callable[[StepRun], None] | None = None
+    on_transition: Callable[[Transition], None] | None = None
+    on_plan: Callable[[Plan], None] | None = None
+    budget: Budget | None = None
+    extra_start: dict[str, Any] = field(default_factory=dict)
+    resume: ResumeState | None = None
+    #: Episodic memory: ``record_episode(**fields)`` is called once at the end of every run.
+    memory: Any = None
+
+
+#: Version of :func:`episode_plan`'s JSON.
+EPISODE_PLAN_VERSION = 1
+
+
+def episode_plan(plan: Plan | None) -> str | None:
+    """The plan as episodic memory keeps it, for later tasks to be shown how this one was done:
+    ``{"schema_version": 1, "steps": [{"id", "title", "tool", "args" | "prompt", "depends_on"}]}``.
+    Only what the planner writes: no estimates, approvals or hash."""
+    if plan is None or not plan.steps:
+        return None
+    steps = []
+    for s in plan.steps:
+        row: dict[str, Any] = {"id": s.id, "title": s.title, "depends_on": list(s.depends_on)}
+        if s.kind == "tool":
+            row.update(tool=s.tool, args=s.args)
+        else:
+            row["prompt"] = s.prompt or ""
+        steps.append(row)
+    return json.dumps({"schema_version": EPISODE_PLAN_VERSION, "steps": steps}, ensure_ascii=False)
+
+
+def plan_summary(plan: Plan | None, limit: int = 600) -> str:
+    """A one-line sketch of a plan (``s1 list_files(pattern=**/*.py); s2 llm``), for memory."""
+    if plan is None:
+        return ""
+    parts = []
+    for s in plan.steps:
+        if s.kind == "tool":
+            args = ", ".join(f"{k}={v}" for k, v in s.args.items())
+            parts.append(f"{s.id} {s.tool}({args[:120]})")
+        else:
+            parts.append(f"{s.id} llm: {(s.prompt or '')[:80]}")
+    return "; ".join(parts)[:limit]
+
+
+def config_digest(config: Config) -> str:
+    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _llm_event(events: EventLog, client: LLMClient) -> Callable[[CallRecord], None]:
+    def record(rec: CallRecord) -> None:
+        req = rec.request
+        resp = rec.response
+        price = client.price(req.model)
+        events.append("llm_call", {
+            "call_id": rec.call_id, "attempt": rec.attempt, "role": rec.role, "outcome": rec.outcome,
+            "request_hash": rec.request_hash, "model": req.model,
+            "request": {"messages": req.messages, "response_format": req.response_format,
+                        "tools": req.tools, "max_tokens": req.max_tokens, "temperature": req.temperature,
+                        "seed": req.seed},
+            "response": None if resp is None else {
+                "text": resp.text, "tool_calls": [c.model_dump() for c in resp.tool_calls],
+                "input_tokens": resp.input_tokens, "output_tokens": resp.output_tokens, "model": resp.model,
+            },
+            "usage": rec.usage.model_dump(), "cost_usd": rec.cost_usd, "latency_ms": round(rec.latency_ms, 3),
+            "error_type": rec.error_type, "error": rec.error,
+            "price": None if price is None else {"input": price.input, "output": price.output},
+        }, step_id=rec.step_id)
+    return record
+
+
+def _budget_event(events: EventLog) -> Callable[[BudgetCheck], None]:
+    def record(check: BudgetCheck) -> None:
+        events.append("budget_check", {"kind": check.kind, "ok": check.ok, "which": check.which,
+                                       **check.detail}, step_id=check.detail.get("step_id"))
+    return record
+
+
+def merge_replan(old: Plan, runs: dict[str, StepRun], new: Plan) -> Plan:
+    """Completed steps of ``old`` kept as they are, followed by ``new``'s steps renumbered after
+    them (dependencies and references rewritten to the new ids)."""
+    kept = [r.step for r in runs.values() if r.status == "ok"]
+    start = max((int(s.id[1:]) for s in old.steps), default=0)
+    mapping = {s.id: f"s{start + i}" for i, s in enumerate(new.steps, start=1)}
+
+    def rename(value: Any) -> Any:
+        if isinstance(value, str):
+            for src in sorted(mapping, key=len, reverse=True):
+                value = value.replace("{{" + src + ".", "{{\x00" + mapping[src] + ".")
+            return value.replace("\x00", "")
+        if isinstance(value, dict):
+            return {k: rename(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rename(v) for v in value]
+        return value
+
+    steps = list(kept)
+    for s in new.steps:
+        steps.append(s.model_copy(update={
+            "id": mapping[s.id],
+            "depends_on": [mapping.get(d, d) for d in s.depends_on],
+            "args": rename(s.args),
+            "prompt": rename(s.prompt) if s.prompt is not None else None,
+        }))
+    merged = new.model_copy(update={"steps": steps, "id": new.id})
+    return merged.rehash()
+
+
+class _Run:
+    def __init__(self, task: str, deps: RunDeps) -> None:
+        self.task = task
+        self.deps = deps
+        self.events = deps.events
+        self.budget = deps.budget or Budget(deps.config.budget)
+        if deps.resume is not None:
+            r = deps.resume
+            self.budget.cost_usd, self.budget.tokens = r.cost_usd, r.tokens
+            self.budget.steps, self.budget.replans = len(r.done), r.replans
+        self.fsm = StateMachine()
+        self.fsm.listeners.append(self._on_transition)
+        self.budget.listeners.append(_budget_event(self.events))
+        client = deps.client
+        client.guard = self.budget.check_llm_call
+        client.observers.extend([self.budget.observe, _llm_event(self.events, client)])
+        self.executor = Executor(
+            config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
+            budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
+        )
+        self.plan: Plan | None = None
+        self.answer = ""
+        self.started = time.monotonic()
+
+    def _on_transition(self, t: Transition) -> None:
+        self.events.append("transition", {"from": t.src.value, "to": t.dst.value, "reason": t.reason})
+        if self.deps.on_transition is not None:
+            self.deps.on_transition(t)
+
+    def _fail(self, reason: str) -> None:
+        # The table has no REVIEWING -> FAILED edge: a failed review goes through REPLANNING.
+        if self.fsm.state == State.REVIEWING:
+            self.fsm.to(State.REPLANNING, reason)
+        if self.fsm.state == State.IDLE:
+            self.fsm.to(State.PLANNING, reason)
+        if self.fsm.state not in (State.FAILED, State.COMPLETE):
+            self.fsm.to(State.FAILED, reason)
+
+    def _set_plan(self, plan: Plan, *, replan: bool) -> None:
+        self.plan = plan
+        self.events.append("plan_created", {"replan": replan, "plan": plan.model_dump(mode="json")})
+        self.events.sync(blocking=True)
+        if self.deps.on_plan is not None:
+            self.deps.on_plan(plan)
+
+    async def _plan(self, given: Plan | None) -> bool:
+        resume = self.deps.resume
+        self.fsm.to(State.PLANNING, "resuming run" if resume else "task received")
+        if resume is not None:
+            plan = resume.plan
+            self.plan = plan  # already recorded; completed steps are adopted, not re-run
+        else:
+            plan = given if given is not None else await self.deps.planner(self.task, None)
+            self._set_plan(plan, replan=False)
+        if not self.deps.confirm(plan, False):
+            raise ApprovalDenied("the plan was not confirmed; re-run with --yes to accept it")
+        self.executor.adopt(plan, resume.done if resume else None)
+        self.fsm.to(State.EXECUTING, f"plan {plan.id} confirmed")
+        return True
+
+    def _policy_denials(self) -> list[StepRun]:
+        return [r for r in self.executor.runs.values()
+                if r.status == "denied" and r.approval is not None and r.approval.decided_by == "policy"]
+
+    async def _replan(self, reason: str) -> None:
+        assert self.plan is not None
+        self.fsm.to(State.REPLANNING, reason)
+        self.budget.check_replan()
+        ctx = ReplanContext(self.plan, dict(self.executor.runs), reason)
+        new = await self.deps.planner(self.task, ctx)
+        merged = merge_replan(self.plan, self.executor.runs, new)
+        before = {s.id for s in self.plan.steps if s.requires_approval}
+        adds_approval = any(s.requires_approval and s.id not in before for s in merged.steps)
+        self._set_plan(merged, replan=True)
+        if adds_approval and not self.deps.confirm(merged, True):
+            raise ApprovalDenied("the new plan was not confirmed")
+        # Steps that did not succeed are dropped; completed ones keep their results.
+        self.executor.runs = {sid: r for sid, r in self.executor.runs.items() if r.status == "ok"}
+        self.executor.adopt(merged)
+        self.fsm.to(State.EXECUTING, f"new plan {merged.id}")
+
+    async def _loop(self) -> None:
+        assert self.plan is not None
+        reviews = 0
+        while True:
+            await self.executor.execute(self.plan)
+            failed = [r for r in self.executor.runs.values() if r.status in ("failed", "denied")]
+            self.fsm.to(State.REVIEWING, f"{len(failed)} step(s) failed" if failed else "all steps done")
+            denied = self._policy_denials()
+            if denied:
+                # Nobody can approve here, so re-planning would meet the same refusal.
+                raise ApprovalDenied(str((denied[0].error or {}).get("message", "approval denied")))
+            reviews += 1
+            if not failed and self._grounded():
+                # A small local model's review adds a slow call and an unreliable answer: when
+                # every step succeeded, the answer is the tool outputs themselves.
+                self.answer = grounded_answer(self.executor.runs)
+                self.events.append("review", {"kind": "grounded", "outcome": "complete"})
+                self.fsm.to(State.COMPLETE, "every step succeeded")
+                return
+            verdict: Review = await review(self.deps.client, self.task, self.plan, self.executor.runs)
+            self.events.append("review", {"kind": "verdict", **verdict.model_dump()})
+            if verdict.outcome == "replan" or (verdict.outcome == "continue" and not self._can_continue()):
+                if verdict.outcome == "continue" and not failed:
+                    verdict = Review(outcome="complete", answer=verdict.answer)
+                else:
+                    await self._replan(verdict.reason or "the reviewer asked for a new plan")
+                    continue
+            if verdict.outcome == "continue":
+                for r in failed:
+                    r.status = "skipped"
+                self.fsm.to(State.EXECUTING, verdict.reason or "continue without the failed steps")
+                continue
+            if not verdict.answer.strip() and not any(r.status == "ok" for r in self.executor.runs.values()):
+                # Nothing succeeded and nothing to say: a small model's "complete" here is a slip
+                # (measured: a failed read_file reviewed as done), and recording it as a success
+                # would teach memory a plan that does not work.
+                await self._replan("no step succeeded; the task is not done")
+                continue
+            self.answer = verdict.answer or fallback_answer(self.executor.runs)
+            self.fsm.to(State.COMPLETE, "the reviewer judged the task complete")
+            return
+
+    def _worked(self, outcome: RunOutcome) -> bool:
+        """Complete, and every step of the final plan succeeded: a plan worth repeating."""
+        runs = self.executor.runs.values()
+        return outcome.status == "COMPLETE" and bool(runs) and all(r.status == "ok" for r in runs)
+
+    def _grounded(self) -> bool:
+        from agentcli.planning.local import is_local, local_levers
+
+        return is_local(self.deps.config.model_for("reviewer")) and "answer" in local_levers()
+
+    def _can_continue(self) -> bool:
+        failed = {sid for sid, r in self.executor.runs.items() if r.status in ("failed", "denied")}
+        return any(not (set(r.step.depends_on) & failed) for r in self.executor.pending())
+
+    async def go(self, given: Plan | None) -> RunOutcome:
+        self.events.append("run_started", {
+            "task": self.task, "config_digest": config_digest(self.deps.config),
+            "versions": {"agentcli": __version__, "python": platform.python_version()},
+            "model": self.deps.config.model, "config": self.deps.config.model_dump(mode="json"),
+            **self.deps.extra_start,
+        })
+        status, reason, code = "FAILED", "", int(ExitCode.FAILED)
+        if self.deps.memory is not None and getattr(self.deps.memory, "working", None) is not None:
+            self.deps.memory.working.add_task(self.task)
+        try:
+            try:
+                async with asyncio.timeout(self.budget.remaining_seconds()):
+                    await self._plan(given)
+                    await self._loop()
+            except TimeoutError:
+                raise BudgetExceeded("seconds", f"wall-time budget of {self.budget.limits.max_seconds:g}s "
+                                                "used up") from None
+            status, reason, code = "COMPLETE", "complete", int(ExitCode.OK)
+        except BudgetExceeded as e:
+            reason, code = e.reason, int(ExitCode.BUDGET)
+            self.answer = e.one_line()
+        except Aborted as e:
+            reason, code = "aborted", int(ExitCode.DENIED)
+            self.answer = e.one_line()
+        except ApprovalDenied as e:
+            reason, code = "denied", int(ExitCode.DENIED)
+            self.answer = e.one_line()
+        except asyncio.CancelledError:
+            reason, code = "interrupted", int(ExitCode.INTERRUPTED)
+            self.answer = "resume with: agent run --resume " + self.deps.run_id
+        except AgentError as e:
+            reason = "error"
+            self.answer = e.one_line()
+        if status != "COMPLETE":
+            self._fail(f"{reason}: {self.answer}" if reason == "error" else reason)
+        self.fsm.to(State.IDLE, "run finished")
+        outcome = self._outcome(status, reason, code)
+        self._remember(outcome)
+        self.events.append("run_finished", {"status": status, "reason": reason, "answer": self.answer,
+                                            "totals": outcome.totals, "budget": outcome.budget,
+                                            "exit_code": code})
+        self.events.sync(blocking=True)
+        return outcome
+
+    def _remember(self, outcome: RunOutcome) -> None:
+        """One episode per run, whatever its outcome; a memory failure never fails the run."""
+        memory = self.deps.memory
+        if memory is None:
+            return
+        try:
+            memory.record_episode(
+                run_id=outcome.run_id, task=self.task, plan_summary=plan_summary(self.plan),
+                status=outcome.status, reason=outcome.reason, answer=outcome.answer,
+                cost_usd=outcome.totals.get("cost_usd"),
+                plan=episode_plan(self.plan) if self._worked(outcome) else None)
+        except Exception as e:
+            self.events.append("memory_write", {"tier": "episodic", "error": f"{type(e).__name__}: {e}"[:300]})
+
+    def _outcome(self, status: str, reason: str, code: int) -> RunOutcome:
+        plan = self.plan
+        return RunOutcome(
+            run_id=self.deps.run_id, task=self.task, status=status, reason=reason, answer=self.answer,
+            exit_code=code, plan_id=plan.id if plan else None, plan_hash=plan.hash if plan else None,
+            steps=[r.report() for r in self.executor.runs.values()],
+            totals=self.deps.client.totals.as_dict(), budget=self.budget.snapshot(),
+            duration_s=round(time.monotonic() - self.started, 3),
+        )
+
+
+async def run(task: str, deps: RunDeps, *, plan: Plan | None = None) -> RunOutcome:
+    """Plan (unless ``plan`` is given), confirm, execute, review; always returns an outcome.
+
+    Ctrl-C (task cancellation) is recorded as FAILED/interrupted before it propagates."""
+    r = _Run(task, deps)
+    try:
+        return await r.go(plan)
+    finally:
+        deps.events.sync(blocking=True)

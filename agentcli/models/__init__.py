@@ -1,0 +1,13 @@
+"""Models: everything that talks to an LLM, and nothing else.
+
+- `types`: the values passed between client, backends, budget and replay (`ModelRequest`,
+  `ModelResponse`, `LLMResult`, `Usage`, `Price`, `CallRecord`) and the narrow `ModelBackend` interface.
+- `client`: `LLMClient`, provider-independent: retries, fallbacks, structured output and re-asks,
+  the pre-call guard, observers, totals.
+- `litellm`: the only importer of litellm (lazily): hosted providers, routing, error classification.
+- `local/`: the embedded llama.cpp model (`local/...`).
+- `fakes`: scripted and function models shipped in the package (`test/...`).
+- `calllog`: the per-request JSON log; `tokens`: offline token counting.
+
+Nothing outside this package decides anything from a model's name.
+"""

@@ -1,0 +1,414 @@
+"""The one LLM client: :class:`LLMClient`, provider-independent.
+
+It wraps any :class:`~agentcli.models.types.ModelBackend` (by default
+:class:`agentcli.models.litellm.RoutingBackend`) and owns everything that must be the same for all of
+them, at one choke point:
+
+* structured output: a JSON schema from a pydantic model, validation, and
+  bounded re-asks carrying the validation errors back to the model;
+* retries of transient errors with exponential backoff, jitter and Retry-After,
+  then the configured fallback models in order;
+* a pre-call ``guard`` (the budget checks it before anything is sent);
+* one JSON log record per request (:mod:`agentcli.models.calllog`), running totals per
+  run, and ``observers`` that receive the full request and response (the run's
+  event log and replay use them).
+
+Loading this module never loads litellm: only :mod:`agentcli.models.litellm` touches it, lazily, on the
+first real call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ValidationError
+
+from agentcli.config import Config
+from agentcli.errors import (
+    LLMError,
+    LLMFatalError,
+    LLMTransientError,
+    ModelRequestsBlocked,
+    StructuredOutputError,
+)
+from agentcli.models import tokens
+from agentcli.models.calllog import CallLog
+from agentcli.models.litellm import RoutingBackend, classify_exception
+from agentcli.models.types import (
+    CallRecord,
+    LLMResult,
+    ModelBackend,
+    ModelRequest,
+    ModelResponse,
+    PreCall,
+    Price,
+    Role,
+    RunTotals,
+    Usage,
+)
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def extract_json(text: str) -> str:
+    """The JSON object in a reply, without Markdown fences or chatter around it."""
+    s = text.strip()
+    m = _FENCE.match(s)
+    if m:
+        s = m.group(1).strip()
+    if not s.startswith(("{", "[")):
+        start, end = s.find("{"), s.rfind("}")
+        if start != -1 and end > start:
+            s = s[start : end + 1]
+    return s
+
+
+def format_validation_errors(err: ValidationError | json.JSONDecodeError) -> str:
+    """Errors a model can act on: one line per problem, with its location."""
+    if isinstance(err, json.JSONDecodeError):
+        return f"- not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
+    lines = []
+    for e in err.errors()[:20]:
+        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        lines.append(f"- {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+class _Sent(NamedTuple):
+    """One answered request, with what was worked out for it once: the token estimate (counted
+    before sending, for the guard), the request hash and the usage (as recorded)."""
+
+    resp: ModelResponse
+    model: str
+    req: ModelRequest
+    attempts: int
+    latency_ms: float
+    estimate: int
+    request_hash: str
+    usage: Usage
+
+
+class LLMClient:
+    """Makes model calls for one run: retries, structured output, guard, logging, totals."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        backend: ModelBackend | None = None,
+        call_log: CallLog | None = None,
+        run_id: str | None = None,
+        guard: Callable[[PreCall], None] | None = None,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.backend: ModelBackend = backend or RoutingBackend()
+        self.call_log = call_log
+        self.run_id = run_id
+        self.guard = guard
+        self.observers: list[Callable[[CallRecord], None]] = []
+        self.totals = RunTotals()
+        self._sleep = sleep or asyncio.sleep
+
+    # -- public API
+
+    def complete(self, messages: Sequence[dict[str, Any]], **kwargs: Any) -> LLMResult:
+        """Synchronous wrapper of :meth:`acomplete`."""
+        return asyncio.run(self.acomplete(messages, **kwargs))
+
+    async def acomplete(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        role: Role = "executor",
+        model: str | None = None,
+        response_model: type[BaseModel] | None = None,
+        json_schema: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        step_id: str | None = None,
+        max_tokens: int | None = None,
+    ) -> LLMResult:
+        """One logical call. With ``response_model``, the reply is parsed and validated into it
+        (``result.parsed``), re-asking with the errors up to ``llm.max_reasks`` times.
+        ``json_schema`` overrides the schema sent (e.g. a grammar-friendlier one)."""
+        cfg = self.config.llm
+        chain = [model or self.config.model_for(role)]  # type: ignore[arg-type]
+        chain += [m for m in self.config.fallbacks if m not in chain]
+        call_id = uuid.uuid4().hex[:16]
+        msgs = [dict(m) for m in messages]
+        response_format = None
+        if response_model is not None or json_schema is not None:
+            schema = json_schema or response_model.model_json_schema()  # type: ignore[union-attr]
+            name = response_model.__name__ if response_model is not None else "response"
+            response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+        attempts = 0
+        latency = 0.0
+        last_error: Exception | None = None
+        for _reask in range(cfg.max_reasks + 1 if response_format else 1):
+            sent = await self._send_with_fallbacks(
+                chain, msgs, response_format, tools, role, step_id, max_tokens, call_id, attempts
+            )
+            resp = sent.resp
+            attempts += sent.attempts
+            latency += sent.latency_ms
+            parsed: Any = None
+            if response_format is not None:
+                try:
+                    raw = json.loads(extract_json(resp.text))
+                    parsed = response_model.model_validate(raw) if response_model is not None else raw
+                except (json.JSONDecodeError, ValidationError) as err:
+                    last_error = err
+                    self._observe_invalid(call_id, attempts, step_id, err)
+                    msgs = [
+                        *msgs,
+                        {"role": "assistant", "content": resp.text},
+                        {
+                            "role": "user",
+                            "content": "Your reply did not match the required JSON schema:\n"
+                            + format_validation_errors(err)
+                            + "\nReply again with only the corrected JSON object.",
+                        },
+                    ]
+                    continue
+            # The request's count, hash and usage as worked out when it was sent and recorded
+            # (a fresh Usage: the recorded one went to the observers).
+            usage = sent.usage.model_copy()
+            return LLMResult(
+                text=resp.text,
+                parsed=parsed,
+                tool_calls=resp.tool_calls,
+                usage=usage,
+                cost_usd=self._cost(sent.model, usage),
+                latency_ms=round(latency, 3),
+                attempts=attempts,
+                model=chain[0],
+                response_model=resp.model or sent.model,
+                call_id=call_id,
+                request_hash=sent.request_hash,
+                input_tokens_estimate=sent.estimate,
+            )
+        assert last_error is not None
+        summary = format_validation_errors(last_error).replace("\n", "; ")  # type: ignore[arg-type]
+        raise StructuredOutputError(
+            f"{chain[0]}: no valid structured output after {cfg.max_reasks + 1} tries: {summary}"
+        )
+
+    def estimate_input_tokens(self, messages: Sequence[dict[str, Any]], model: str) -> int:
+        return tokens.count_messages(messages, model)
+
+    def price(self, model: str) -> Price | None:
+        """The model's price per token, or None when unknown."""
+        return self._price(model)
+
+    # -- internals
+
+    def _request(
+        self,
+        model: str,
+        msgs: list[dict[str, Any]],
+        response_format: dict[str, Any] | None,
+        tools: list[dict[str, Any]] | None,
+        max_tokens: int | None,
+        is_fallback: bool,
+    ) -> ModelRequest:
+        cfg = self.config.llm
+        rf = response_format
+        if rf is not None and not _supports_schema(self.backend, model):
+            # Providers without JSON-schema support get JSON mode plus the schema in the prompt.
+            schema = json.dumps(rf["json_schema"]["schema"])
+            msgs = [*msgs, {"role": "system", "content": f"Reply with one JSON object matching: {schema}"}]
+            rf = {"type": "json_object"}
+        api_base = None
+        if self.config.api_base and not is_fallback and not model.startswith("local/"):
+            api_base = self.config.api_base
+        return ModelRequest(
+            model=model,
+            messages=msgs,
+            max_tokens=max_tokens or cfg.max_output_tokens,
+            temperature=cfg.temperature,
+            seed=cfg.seed,
+            timeout=cfg.timeout_seconds,
+            response_format=rf,
+            tools=tools,
+            api_base=api_base,
+        )
+
+    def _estimate(self, req: ModelRequest) -> int:
+        """The request's input tokens, counted once per request (tiktoken over the whole prompt is
+        the costliest thing a call does here): the guard, the call record, the usage fallback and
+        the result all reuse this number."""
+        extra = json.dumps(req.response_format) if req.response_format else ""
+        return tokens.count_messages(req.messages, req.model, tools=req.tools, extra=extra)
+
+    async def _send_with_fallbacks(
+        self,
+        chain: list[str],
+        msgs: list[dict[str, Any]],
+        response_format: dict[str, Any] | None,
+        tools: list[dict[str, Any]] | None,
+        role: Role,
+        step_id: str | None,
+        max_tokens: int | None,
+        call_id: str,
+        attempts_before: int,
+    ) -> _Sent:
+        cfg = self.config.llm
+        attempts = 0
+        latency = 0.0
+        errors: list[LLMError] = []
+        for idx, model in enumerate(chain):
+            req = self._request(model, msgs, response_format, tools, max_tokens, idx > 0)
+            estimate = self._estimate(req)
+            price = self._price(model)  # also warms the provider import before latency is timed
+            for retry in range(cfg.max_retries + 1):
+                if self.guard is not None:
+                    self.guard(PreCall(model, estimate, req.max_tokens, price, role, step_id))
+                attempts += 1
+                t0 = time.perf_counter()
+                try:
+                    resp = await self.backend.request(req)
+                except LLMError as exc:
+                    ms = (time.perf_counter() - t0) * 1000
+                    latency += ms
+                    exc = classify_exception(exc, model)
+                    transient = isinstance(exc, LLMTransientError) and retry < cfg.max_retries
+                    self._record(call_id, attempts_before + attempts, role, step_id, req, None, estimate, ms,
+                                 "retry" if transient else "error", exc)
+                    if isinstance(exc, ModelRequestsBlocked):
+                        raise
+                    if transient:
+                        await self._sleep(self._backoff(retry, exc.retry_after))
+                        continue
+                    errors.append(exc)
+                    break
+                ms = (time.perf_counter() - t0) * 1000
+                latency += ms
+                usage, request_hash = self._record(call_id, attempts_before + attempts, role, step_id, req,
+                                                   resp, estimate, ms, "ok", None)
+                return _Sent(resp, model, req, attempts, latency, estimate, request_hash, usage)
+        last = errors[-1]
+        tried = f" (after {attempts} attempts)" if attempts > 1 else ""
+        more = f"; fallbacks tried: {', '.join(chain[1:])}" if len(chain) > 1 else ""
+        # Our own class, not type(last): a provider's subclass may not take these arguments.
+        cls = LLMTransientError if isinstance(last, LLMTransientError) else LLMFatalError
+        raise cls(f"{last.one_line()}{tried}{more}", retry_after=last.retry_after, status=last.status) from last
+
+    def _backoff(self, retry: int, retry_after: float | None) -> float:
+        cfg = self.config.llm
+        delay = cfg.backoff_base_seconds * (2**retry)
+        delay = delay * (0.5 + random.random() / 2)  # jitter: spread synchronized clients apart
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return min(delay, cfg.backoff_max_seconds)
+
+    def _price(self, model: str) -> Price | None:
+        try:
+            return self.backend.price(model)
+        except Exception:
+            return None
+
+    def _usage(self, resp: ModelResponse, req: ModelRequest, estimate: int) -> Usage:
+        """What the request used: the provider's counts, else the request's estimate and a count of
+        the reply."""
+        return Usage(
+            input_tokens=resp.input_tokens if resp.input_tokens is not None else estimate,
+            output_tokens=resp.output_tokens
+            if resp.output_tokens is not None
+            else tokens.count_text(resp.text, req.model),
+        )
+
+    def _cost(self, model: str, usage: Usage) -> float | None:
+        price = self._price(model)
+        return None if price is None else price.cost(usage.input_tokens, usage.output_tokens)
+
+    def _observe_invalid(self, call_id: str, attempt: int, step_id: str | None, err: Exception) -> None:
+        if self.call_log is not None:
+            self.call_log.write(
+                {
+                    "event": "llm_output_invalid",
+                    "run_id": self.run_id,
+                    "step_id": step_id,
+                    "call_id": call_id,
+                    "attempt": attempt,
+                    "outcome": "invalid_output",
+                    "error_type": "invalid_output",
+                    "error": str(err)[:500],
+                }
+            )
+
+    def _record(
+        self,
+        call_id: str,
+        attempt: int,
+        role: Role,
+        step_id: str | None,
+        req: ModelRequest,
+        resp: ModelResponse | None,
+        estimate: int,
+        latency_ms: float,
+        outcome: str,
+        exc: LLMError | None,
+    ) -> tuple[Usage, str]:
+        """Log, account and observe one attempt; its usage and request hash."""
+        usage = self._usage(resp, req, estimate) if resp is not None else Usage()
+        cost = self._cost(req.model, usage) if resp is not None else None
+        self._account(req.model, usage, cost, answered=resp is not None)
+        record: dict[str, Any] = {
+            "event": "llm_call",
+            "run_id": self.run_id,
+            "step_id": step_id,
+            "call_id": call_id,
+            "role": role,
+            "gen_ai.request.model": req.model,
+            "gen_ai.response.model": resp.model if resp is not None else None,
+            "gen_ai.usage.input_tokens": usage.input_tokens,
+            "gen_ai.usage.output_tokens": usage.output_tokens,
+            "input_tokens_estimate": estimate,
+            "cost_usd": cost,
+            "latency_ms": round(latency_ms, 3),
+            "attempt": attempt,
+            "outcome": outcome,
+            "error_type": exc.error_type if exc is not None else None,
+            "error": exc.one_line() if exc is not None else None,
+            "request_hash": req.hash(),
+        }
+        if resp is not None and cost is None:
+            record["warning"] = f"price unknown for {req.model}; cost not counted"
+        if self.call_log is not None:
+            self.call_log.write(record)
+        if self.observers:
+            rec = CallRecord(call_id, attempt, role, step_id, req, record["request_hash"], resp, usage, cost,
+                             latency_ms, outcome, record["error_type"], record["error"])
+            for obs in self.observers:
+                obs(rec)
+        return usage, record["request_hash"]
+
+    def _account(self, model: str, usage: Usage, cost: float | None, *, answered: bool) -> None:
+        self.totals.calls += 1
+        self.totals.input_tokens += usage.input_tokens
+        self.totals.output_tokens += usage.output_tokens
+        if answered:
+            if cost is None:
+                self.totals.unpriced_calls += 1
+                self.totals.unpriced_models.add(model)
+            else:
+                self.totals.cost_usd += cost
+
+    def account_recorded(self, rec: CallRecord) -> None:
+        """Count a call made earlier (a replay serving a recorded plan) as if made now: totals and
+        observers see it, nothing is sent."""
+        self._account(rec.request.model, rec.usage, rec.cost_usd, answered=rec.response is not None)
+        for obs in self.observers:
+            obs(rec)
+
+
+def _supports_schema(backend: ModelBackend, model: str) -> bool:
+    fn = getattr(backend, "supports_json_schema", None)
+    return True if fn is None else bool(fn(model))

@@ -1,0 +1,139 @@
+"""Fake models shipped in the package, for tests, benchmarks and demos.
+
+Both implement :class:`agentcli.models.types.ModelBackend`, so an :class:`~agentcli.models.client.LLMClient`
+built on them behaves exactly as with a real provider: retries, structured-output
+re-asks, guards, logs and totals all run. Token counts are real tiktoken counts.
+
+* :class:`ScriptedModel` answers from a queue: text, JSON-able objects, tool calls,
+  :class:`~agentcli.models.types.ModelResponse` objects, or exceptions to raise (a 429 is
+  ``LLMTransientError("...", status=429, retry_after=0)``).
+* :class:`FunctionModel` answers by calling a function of the request.
+
+From the command line (subprocess tests) the model names ``test/echo`` and
+``test/script`` select them: ``test/script`` reads the queue from the JSON file
+named by ``AGENT_TEST_SCRIPT`` (a list of strings, objects, or
+``{"error": "transient"|"fatal", "status": 429, "message": "..."}``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from agentcli.errors import LLMFatalError, LLMTransientError
+from agentcli.models import tokens
+from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
+
+ScriptItem = str | dict[str, Any] | list[Any] | BaseModel | ToolCall | ModelResponse | BaseException
+
+#: Prices used by the fakes unless told otherwise: gpt-4o-mini's, so budgets have something to count.
+DEFAULT_PRICE = Price(input=0.15e-6, output=0.60e-6)
+
+
+def _to_response(item: Any, req: ModelRequest, model: str) -> ModelResponse:
+    if isinstance(item, BaseException):
+        raise item
+    if isinstance(item, ModelResponse):
+        resp = item
+    elif isinstance(item, ToolCall):
+        resp = ModelResponse(tool_calls=[item])
+    elif isinstance(item, list) and item and all(isinstance(x, ToolCall) for x in item):
+        resp = ModelResponse(tool_calls=list(item))
+    elif isinstance(item, BaseModel):
+        resp = ModelResponse(text=item.model_dump_json())
+    elif isinstance(item, dict | list):
+        resp = ModelResponse(text=json.dumps(item))
+    else:
+        resp = ModelResponse(text=str(item))
+    if resp.input_tokens is None:
+        resp.input_tokens = tokens.count_messages(req.messages, req.model, tools=req.tools)
+    if resp.output_tokens is None:
+        resp.output_tokens = tokens.count_text(resp.text, req.model) + 8 * len(resp.tool_calls)
+    resp.model = resp.model or model
+    return resp
+
+
+class ScriptedModel:
+    """Answers requests from a queue, in order; records every request it saw."""
+
+    def __init__(self, responses: Iterable[ScriptItem] = (), *, price: Price | None = DEFAULT_PRICE,
+                 model_name: str = "test/scripted") -> None:
+        self.queue: deque[ScriptItem] = deque(responses)
+        self.requests: list[ModelRequest] = []
+        self._price = price
+        self.model_name = model_name
+
+    def add(self, *items: ScriptItem) -> ScriptedModel:
+        self.queue.extend(items)
+        return self
+
+    async def request(self, req: ModelRequest) -> ModelResponse:
+        self.requests.append(req)
+        if not self.queue:
+            raise LLMFatalError(f"{req.model}: the scripted model has no response left")
+        return _to_response(self.queue.popleft(), req, req.model)
+
+    def price(self, model: str) -> Price | None:
+        return self._price
+
+
+class FunctionModel:
+    """Answers each request with ``fn(request)`` (sync or async), returning any script item."""
+
+    def __init__(
+        self,
+        fn: Callable[[ModelRequest], ScriptItem | Awaitable[ScriptItem]],
+        *,
+        price: Price | None = DEFAULT_PRICE,
+    ) -> None:
+        self.fn = fn
+        self.requests: list[ModelRequest] = []
+        self._price = price
+
+    async def request(self, req: ModelRequest) -> ModelResponse:
+        self.requests.append(req)
+        out = self.fn(req)
+        if inspect.isawaitable(out):
+            out = await out
+        return _to_response(out, req, req.model)
+
+    def price(self, model: str) -> Price | None:
+        return self._price
+
+
+def last_user_text(req: ModelRequest) -> str:
+    for msg in reversed(req.messages):
+        if msg.get("role") == "user" and isinstance(msg.get("content"), str):
+            return str(msg["content"])
+    return ""
+
+
+def _script_item(raw: Any) -> ScriptItem:
+    if isinstance(raw, dict) and "error" in raw:
+        cls = LLMTransientError if raw["error"] == "transient" else LLMFatalError
+        message = str(raw.get("message") or raw["error"])
+        return cls(message, status=raw.get("status"), retry_after=raw.get("retry_after"))
+    if isinstance(raw, dict) and "tool_call" in raw:
+        return ToolCall(**raw["tool_call"])
+    return raw
+
+
+def named_fake(model: str) -> ScriptedModel | FunctionModel:
+    """The fake behind a ``test/...`` model name (for subprocess tests and demos)."""
+    kind = model.split("/", 1)[1] if "/" in model else model
+    if kind == "echo":
+        return FunctionModel(last_user_text)
+    if kind == "script":
+        path = os.environ.get("AGENT_TEST_SCRIPT")
+        if not path:
+            raise LLMFatalError("model test/script needs AGENT_TEST_SCRIPT=<file.json>")
+        items = json.loads(Path(path).read_text())
+        return ScriptedModel([_script_item(x) for x in items])
+    raise LLMFatalError(f"unknown test model '{model}' (known: test/echo, test/script)")

@@ -1,0 +1,267 @@
+"""The model backends that talk to litellm, and the only module that imports litellm.
+
+Design: a narrow :class:`~agentcli.models.types.ModelBackend` interface (send one request, get one
+response, tell a price) with three implementations: :class:`LiteLLMBackend` for every real
+provider and for the embedded ``local/...`` model, and the fakes in :mod:`agentcli.models.fakes`;
+:class:`RoutingBackend` picks between them by model name. :class:`agentcli.models.client.LLMClient`
+wraps any backend and owns everything that must be the same for all of them (retries, fallbacks,
+structured output, guard, logging, totals). Also here: :func:`classify_exception` (any provider
+exception onto our transient/fatal errors), the price lookup and :func:`embed_texts`.
+
+litellm takes ~3 s to import, so it is imported lazily, on the first real call,
+with ``LITELLM_LOCAL_MODEL_COST_MAP=True`` set first (otherwise it fetches its
+price map over the network at import).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from typing import Any
+
+from agentcli.errors import (
+    LLMError,
+    LLMFatalError,
+    LLMTransientError,
+    ModelRequestsBlocked,
+)
+from agentcli.models.types import ModelBackend, ModelRequest, ModelResponse, Price, ToolCall
+
+#: Tests set this to False (and AGENT_ALLOW_MODEL_REQUESTS=0 for subprocesses):
+#: then any real provider request fails unless the test opts in.
+ALLOW_MODEL_REQUESTS = True
+
+
+def requests_allowed() -> bool:
+    env = os.environ.get("AGENT_ALLOW_MODEL_REQUESTS", "").strip().lower()
+    if env in ("0", "false", "no"):
+        return False
+    if env in ("1", "true", "yes"):
+        return True
+    return ALLOW_MODEL_REQUESTS
+
+
+# ------------------------------------------------------------------ litellm backend
+
+_litellm_mod: Any = None
+
+
+def litellm_module() -> Any:
+    """Import litellm once, configured for offline, quiet use, with the local provider registered."""
+    global _litellm_mod
+    if _litellm_mod is None:
+        os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        os.environ.setdefault("LITELLM_LOG", "ERROR")
+        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.drop_params = True
+        litellm.telemetry = False
+        from agentcli.models.local import model as local_model
+
+        local_model.register(litellm)
+        _litellm_mod = litellm
+    return _litellm_mod
+
+
+_TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+_TRANSIENT_NAMES = ("Timeout", "APIConnectionError", "RateLimitError", "ServiceUnavailable", "InternalServer")
+
+
+def _retry_after(exc: Exception) -> float | None:
+    for holder in (getattr(exc, "response", None), exc):
+        headers = getattr(holder, "headers", None)
+        if headers is None:
+            continue
+        try:
+            raw = headers.get("retry-after") or headers.get("Retry-After")
+        except Exception:
+            raw = None
+        if raw:
+            try:
+                return max(0.0, float(raw))
+            except ValueError:
+                return None
+    hdrs = getattr(exc, "litellm_response_headers", None)
+    if hdrs is not None and hdrs.get("retry-after"):
+        try:
+            return max(0.0, float(hdrs.get("retry-after")))
+        except ValueError:
+            return None
+    return None
+
+
+def _first_line(msg: str, limit: int = 300) -> str:
+    msg = re.sub(r"\s+", " ", msg).strip()
+    # litellm prefixes messages with its exception class path; keep the useful tail.
+    msg = re.sub(r"^litellm\.\w+: ", "", msg)
+    return msg[:limit]
+
+
+def classify_exception(exc: Exception, model: str) -> LLMError:
+    """Map any provider exception onto our transient/fatal errors."""
+    if isinstance(exc, LLMError):
+        return exc
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    text = _first_line(str(exc))
+    if text.startswith(f"{name}: "):
+        text = text[len(name) + 2 :]
+    if (isinstance(status, int) and status in _TRANSIENT_STATUS) or any(n in name for n in _TRANSIENT_NAMES):
+        return LLMTransientError(f"{model}: {name} ({status}): {text}", retry_after=_retry_after(exc),
+                                 status=status)
+    if name == "APIError" and not isinstance(status, int):
+        # A malformed or empty body from the server: worth another try.
+        return LLMTransientError(f"{model}: {text}", status=status)
+    if isinstance(status, int) and status >= 500:
+        return LLMTransientError(f"{model}: {name} ({status}): {text}", status=status)
+    return LLMFatalError(f"{model}: {name}: {text}", status=status if isinstance(status, int) else None)
+
+
+class LiteLLMBackend:
+    """Every real model, through litellm (the embedded local model included)."""
+
+    async def request(self, req: ModelRequest) -> ModelResponse:
+        if not requests_allowed():
+            raise ModelRequestsBlocked(
+                f"real model requests are disabled here (model {req.model}); "
+                "tests opt in with the allow_model_requests fixture"
+            )
+        litellm = litellm_module()
+        kwargs: dict[str, Any] = {
+            "model": req.model,
+            "messages": req.messages,
+            "max_tokens": req.max_tokens,
+            "temperature": req.temperature,
+            "timeout": req.timeout,
+            # Retries are ours (Retry-After, logging); neither litellm nor the SDK under it may retry.
+            "num_retries": 0,
+            "max_retries": 0,
+        }
+        if req.seed is not None:
+            kwargs["seed"] = req.seed
+        if req.api_base:
+            kwargs["api_base"] = req.api_base
+        if req.response_format is not None:
+            kwargs["response_format"] = req.response_format
+        if req.tools:
+            kwargs["tools"] = req.tools
+        try:
+            resp = await litellm.acompletion(**kwargs)
+        except Exception as exc:
+            raise classify_exception(exc, req.model) from exc
+        try:
+            choice = resp.choices[0]
+            msg = choice.message
+            calls = [
+                ToolCall(id=tc.id or "", name=tc.function.name, arguments=_decode_args(tc.function.arguments))
+                for tc in (getattr(msg, "tool_calls", None) or [])
+            ]
+            usage = getattr(resp, "usage", None)
+            return ModelResponse(
+                text=msg.content or "",
+                tool_calls=calls,
+                input_tokens=getattr(usage, "prompt_tokens", None),
+                output_tokens=getattr(usage, "completion_tokens", None),
+                model=getattr(resp, "model", None),
+            )
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise LLMTransientError(f"{req.model}: malformed response: {exc}") from exc
+
+    def price(self, model: str) -> Price | None:
+        litellm = litellm_module()
+        try:
+            info = litellm.get_model_info(model)
+        except Exception:
+            return None
+        pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
+        if pin is None or pout is None:
+            return None
+        if not pin and not pout and not model.startswith("local/"):
+            # An unpriced model often reports 0.0: that is unknown, not free.
+            return None
+        return Price(float(pin), float(pout))
+
+    def supports_json_schema(self, model: str) -> bool:
+        if model.startswith("local/"):
+            return True
+        try:
+            return bool(litellm_module().supports_response_schema(model=model))
+        except Exception:
+            return False
+
+
+class RoutingBackend:
+    """The default backend: ``test/...`` names go to the in-package fakes, the rest to litellm."""
+
+    def __init__(self) -> None:
+        self._litellm = LiteLLMBackend()
+        self._fakes: dict[str, ModelBackend] = {}
+
+    def _pick(self, model: str) -> ModelBackend:
+        if not model.startswith("test/"):
+            return self._litellm
+        if model not in self._fakes:
+            from agentcli.models.fakes import named_fake
+
+            self._fakes[model] = named_fake(model)
+        return self._fakes[model]
+
+    async def request(self, req: ModelRequest) -> ModelResponse:
+        return await self._pick(req.model).request(req)
+
+    def price(self, model: str) -> Price | None:
+        return self._pick(model).price(model)
+
+    def supports_json_schema(self, model: str) -> bool:
+        return model.startswith("test/") or self._litellm.supports_json_schema(model)
+
+
+def _decode_args(raw: Any) -> dict[str, Any] | str:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        val = json.loads(raw or "{}")
+    except (TypeError, json.JSONDecodeError):
+        return str(raw)
+    return val if isinstance(val, dict) else str(raw)
+
+
+# ------------------------------------------------------------------ embeddings
+
+
+def embed_texts(model: str, texts: list[str], api_base: str | None = None, *,
+                timeout: float = 120.0) -> list[list[float]]:
+    """Embed ``texts`` with a litellm embedding model (``openai/text-embedding-3-small``, ...).
+
+    One request for the whole batch (callers batch); vectors come back in input order.
+    Raises :class:`ModelRequestsBlocked` under tests without opt-in, and
+    LLMTransientError / LLMFatalError (classified like completions) on failure.
+    """
+    if not requests_allowed():
+        raise ModelRequestsBlocked(
+            f"real model requests are disabled here (embedding model {model}); "
+            "tests opt in with the allow_model_requests fixture"
+        )
+    if not texts:
+        return []
+    litellm = litellm_module()
+    kwargs: dict[str, Any] = {"model": model, "input": texts, "timeout": timeout, "num_retries": 0}
+    if api_base:
+        kwargs["api_base"] = api_base
+    try:
+        resp = litellm.embedding(**kwargs)
+    except Exception as exc:
+        raise classify_exception(exc, model) from exc
+    try:
+        items = sorted(resp.data, key=lambda d: d["index"] if isinstance(d, dict) else d.index)
+        vectors = [list(map(float, d["embedding"] if isinstance(d, dict) else d.embedding)) for d in items]
+    except (AttributeError, KeyError, TypeError) as exc:
+        raise LLMTransientError(f"{model}: malformed embedding response: {exc}") from exc
+    if len(vectors) != len(texts):
+        raise LLMTransientError(f"{model}: {len(vectors)} embeddings for {len(texts)} texts")
+    return vectors

@@ -1,0 +1,7 @@
+"""Planning: a task becomes a typed, validated, hashed plan before any tool runs.
+
+- `plan`: the plan model (steps, `{{sN.output}}` references, validation, approval derivation, the hash).
+- `planner`: one structured call per plan, re-asks with precise problems, estimates, plan files.
+- `prompt`: what any planner is shown (draft schema, tool catalogue, workspace summary, memory).
+- `local`: the small-model planner and its measured levers; `examples`: bundled task -> plan examples.
+"""

@@ -1,0 +1,446 @@
+"""The planner: one structured-output model call turns a task into a validated :class:`Plan`.
+
+The model writes a *draft*::
+
+    {"steps": {"s1": {"call": {"tool": "list_files", "args": {"pattern": "**/*.py"}},
+                      "depends_on": [], "title": "Find the Python files"},
+               "s2": {"prompt": "Summarise: {{s1.output}}", "depends_on": ["s1"], "title": "..."}}}
+
+Step ids are fixed by the schema, not chosen by the model: the steps object has the keys
+``s1, s2, ...`` in order (``s1`` required), and step ``sk``'s ``depends_on`` is an enum of
+``s1..s(k-1)``. So under a grammar (the embedded local model) a self-, forward- or dangling
+dependency cannot be written at all, and the model sees each id written right before the
+step it names, which makes ``{{sk.output}}`` references easy to get right. (A plain list
+would let step 1 depend on itself: array items all share one schema, and a 135M model
+does write ``"depends_on": ["s1"]`` there, again after every re-ask.)
+
+That is the schema the embedded local model decodes under (:func:`draft_schema`). A hosted
+model gets :func:`~agentcli.planning.prompt.hosted_draft_schema`: the same draft shape with one
+shared step definition and ``depends_on`` as a list of ids (a quarter of the tokens), its
+dependencies checked here instead.
+
+The schema is otherwise built for grammar-constrained decoding too: one ``anyOf`` branch
+per tool with the tool name as a ``const`` and the args typed by the tool's own schema,
+every string and array bounded, the call first so that branches part at the first key.
+Shared parts live in ``$defs``, so the schema grows with tools + steps.
+
+The client checks that the reply is JSON; the shape and the meaning (known tools, valid
+args, dependencies, references, cycles, step count, budgets) are checked here, and the
+model is re-asked with a list of precise problems up to ``llm.max_reasks`` times.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentcli.config import Config, Settings
+from agentcli.errors import PlanningError, StructuredOutputError, UsageError, WorkspaceError
+from agentcli.ids import new_run_id
+from agentcli.models import tokens
+from agentcli.models.client import LLMClient
+from agentcli.models.types import Price
+from agentcli.planning.local import is_local, local_levers, local_request
+from agentcli.planning.plan import (
+    PLAN_SCHEMA_VERSION,
+    STEP_ID_RE,
+    Plan,
+    PlanIssue,
+    Step,
+    default_retry,
+    derive_approval,
+    llm_step_messages,
+    validate_steps,
+)
+from agentcli.planning.prompt import (
+    PastPlans,
+    Recall,
+    build_messages,
+    draft_schema,
+    hosted_draft_schema,
+    recall_snippets,
+    workspace_summary,
+)
+from agentcli.tools import ToolRegistry
+
+#: Output tokens assumed per ``llm`` step (capped by ``llm.max_output_tokens``): a short answer,
+#: a function or a summary. Real runs vary; this keeps the estimate an honest order of magnitude.
+EXPECTED_OUTPUT_TOKENS = 512
+#: Input tokens assumed per ``{{sN.output}}`` reference in a prompt: outputs are unknown at plan time.
+REFERENCE_TOKENS = 256
+
+
+# --------------------------------------------------------------------------- the draft
+
+
+class DraftCall(BaseModel):
+    """The tool call of a draft step."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tool: str
+    args: dict[str, Any] | None = None
+
+
+class DraftStep(BaseModel):
+    """One step as the model writes it. Parsed leniently (a flat ``tool``/``args`` is accepted
+    as well as ``call``, for providers that ignore the schema); meaning is checked afterwards."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    call: DraftCall | None = None
+    tool: str | None = None
+    args: dict[str, Any] | None = None
+    prompt: str | None = None
+    depends_on: list[str | int] = Field(default_factory=list)
+    title: str = ""
+    requires_approval: bool = False
+
+
+class DraftPlan(BaseModel):
+    """The planner model's reply: steps keyed by id in order (a plain list is accepted too)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    steps: dict[str, DraftStep] | list[DraftStep]
+
+
+# --------------------------------------------------------------------------- interpretation
+
+
+def _dep_id(dep: str | int) -> str:
+    # Lenient on form: 1, "1" and "S1" all mean s1 (providers without grammars write them).
+    text = str(dep).strip().lower()
+    return f"s{text}" if text.isdigit() else text
+
+
+def _shape_issues(err: ValidationError) -> list[PlanIssue]:
+    out = []
+    for e in err.errors()[:10]:
+        loc = [p for p in e["loc"] if p not in ("dict[str,DraftStep]", "list[DraftStep]")]
+        if len(loc) >= 2 and loc[0] == "steps":
+            head = f"s{loc[1] + 1}" if isinstance(loc[1], int) else str(loc[1])
+            where = ".".join([head, *(str(p) for p in loc[2:])])
+        else:
+            where = ".".join(str(p) for p in loc) or "reply"
+        out.append(PlanIssue(where, e["msg"]))
+    return out
+
+
+def _draft_items(draft: DraftPlan) -> tuple[list[tuple[str, DraftStep]], list[PlanIssue]]:
+    if isinstance(draft.steps, list):
+        return [(f"s{i}", d) for i, d in enumerate(draft.steps, 1)], []
+    items: list[tuple[str, DraftStep]] = []
+    issues: list[PlanIssue] = []
+    for key, d in draft.steps.items():
+        sid = _dep_id(key)
+        if not STEP_ID_RE.match(sid):
+            issues.append(PlanIssue(key, "step names are s1, s2, s3, ... in order"))
+        elif sid in (i for i, _ in items):
+            issues.append(PlanIssue(key, f"step {sid} is given twice"))
+        else:
+            items.append((sid, d))
+    return items, issues
+
+
+def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) -> Step | list[PlanIssue]:
+    tool_name = d.call.tool if d.call is not None else d.tool
+    args = (d.call.args if d.call is not None else d.args) or {}
+    if tool_name == "llm":  # some models name the llm step as if it were a tool
+        tool_name = None
+    if (tool_name is None) == (d.prompt is None):
+        return [PlanIssue(sid, 'give either "call" (a tool and its args) or "prompt", not both')]
+    tool = registry.get(tool_name) if tool_name else None
+    risk = tool.risk if tool is not None else None
+    kind = "llm" if tool_name is None else "tool"
+    try:
+        return Step(
+            id=sid,
+            title=(d.title.strip() or tool_name or "llm step")[:200],
+            kind=kind,
+            tool=tool.name if tool is not None else tool_name,
+            args=args if kind == "tool" else {},
+            prompt=d.prompt,
+            depends_on=list(dict.fromkeys(_dep_id(x) for x in d.depends_on)),
+            retry=default_retry(kind, risk),
+            risk=risk,
+            requires_approval=derive_approval(risk, config.approval, d.requires_approval),
+            tool_schema_version=tool.schema_version if tool is not None else None,
+        )
+    except ValidationError as e:
+        return [PlanIssue(sid, x["msg"]) for x in e.errors()[:3]]
+
+
+def interpret_draft(raw: Any, registry: ToolRegistry, config: Config) -> tuple[list[Step], list[PlanIssue]]:
+    """Steps from the model's reply, with ids, approval and retry policies, and every problem."""
+    try:
+        draft = DraftPlan.model_validate(raw)
+    except ValidationError as e:
+        return [], _shape_issues(e)
+    items, issues = _draft_items(draft)
+    steps: list[Step] = []
+    for sid, d in items:
+        made = _draft_step(sid, d, registry, config)
+        if isinstance(made, Step):
+            steps.append(made)
+        else:
+            issues.extend(made)
+    if not issues:
+        issues = validate_steps(steps, registry, max_steps=config.budget.max_steps)
+    return steps, issues
+
+
+def reask_message(issues: list[PlanIssue], *, short: bool = False) -> str:
+    """What the model is told after an invalid draft (``short``: for a small local model, the
+    first three problems only, each on its own line, and what to do)."""
+    if short:
+        listed = "\n".join(f"- {i}" for i in issues[:3])
+        return f"That plan has errors:\n{listed}\nWrite the plan again with these fixed. JSON only."
+    listed = "\n".join(f"- {i}" for i in issues[:15])
+    return (f"Your plan is not valid:\n{listed}\n"
+            'Fix these problems and reply with the whole corrected plan: {"steps": {"s1": ...}}.')
+
+
+# --------------------------------------------------------------------------- estimates
+
+
+def estimate_steps(steps: list[Step], *, task: str, model: str, price: Price | None,
+                   config: Config) -> tuple[int, float | None]:
+    """Fill each step's estimate and return the totals (tokens, USD or None when unknown).
+
+    An ``llm`` step sends :func:`~agentcli.planning.plan.llm_step_messages` (counted with tiktoken),
+    plus ``REFERENCE_TOKENS`` per referenced output, and is assumed to generate
+    ``EXPECTED_OUTPUT_TOKENS``. Tool steps call no model: zero tokens, zero cost.
+    """
+    total_tokens = 0
+    total_cost: float | None = 0.0
+    out_tokens = min(EXPECTED_OUTPUT_TOKENS, config.llm.max_output_tokens)
+    for step in steps:
+        if step.kind != "llm":
+            step.estimated_input_tokens = step.estimated_output_tokens = 0
+            step.estimated_cost_usd = 0.0
+            continue
+        n_in = tokens.count_messages(llm_step_messages(task, step.prompt or ""), model)
+        n_in += REFERENCE_TOKENS * len(step.references())
+        step.estimated_input_tokens, step.estimated_output_tokens = n_in, out_tokens
+        step.estimated_cost_usd = None if price is None else price.cost(n_in, out_tokens)
+        total_tokens += n_in + out_tokens
+        total_cost = None if total_cost is None or step.estimated_cost_usd is None \
+            else total_cost + step.estimated_cost_usd
+    return total_tokens, total_cost
+
+
+def _price_of(client: LLMClient, model: str) -> Price | None:
+    try:
+        return client.price(model)
+    except Exception:  # an unknown price is shown as unknown, not an error
+        return None
+
+
+def _budget_issues(tokens_total: int, cost: float | None, config: Config) -> list[PlanIssue]:
+    b = config.budget
+    out = []
+    if tokens_total > b.max_tokens:
+        out.append(PlanIssue("plan", f"the llm steps need about {tokens_total} tokens, over the budget of "
+                                     f"{b.max_tokens}; use fewer or shorter llm steps"))
+    if cost is not None and cost > b.max_cost_usd:
+        out.append(PlanIssue("plan", f"the llm steps cost about ${cost:.4f}, over the budget of "
+                                     f"${b.max_cost_usd:g}; use fewer llm steps"))
+    return out
+
+
+# --------------------------------------------------------------------------- make_plan
+
+
+def _add_cost(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
+
+
+async def make_plan(
+    task: str,
+    *,
+    settings: Settings,
+    registry: ToolRegistry,
+    client: LLMClient,
+    recall: Recall | None = None,
+    past_plans: PastPlans | None = None,
+    plan_id: str | None = None,
+    now: datetime | None = None,
+    save: bool = True,
+    context: str | None = None,
+) -> Plan:
+    """Plan ``task``: ask the planner model (re-asking with the problems up to
+    ``llm.max_reasks`` times), validate, estimate, hash, and save it to
+    ``<data_dir>/plans/<id>.json`` (unless ``save`` is False).
+
+    ``recall(task)`` returns remembered snippets to include in the prompt; ``past_plans(task)``
+    past runs' plans for similar tasks (a local planner's examples). ``plan_id`` and
+    ``now`` default to a fresh run id and the current UTC time (tests fix them). ``context``
+    (e.g. why a previous plan failed and what it achieved, when re-planning) is added to the prompt.
+    Raises :class:`PlanningError` when no valid plan comes out.
+    """
+
+    config = settings.config
+    task = task.strip()
+    if not task:
+        raise UsageError("the task is empty")
+    tools = registry.tools()
+    local = is_local(config.model_for("planner"))
+    levers = local_levers() if local else frozenset()
+    schema, base = local_request(task, tools, config, levers, context, settings.workspace,
+                                 settings.data_dir, past_plans) if levers else (None, None)
+    if schema is None or base is None:
+        # The grammar-oriented schema (per-slot dependency enums) is for the local model only;
+        # a hosted model gets one shared step definition, ~4x fewer tokens at 20 steps.
+        schema = (draft_schema if local else hosted_draft_schema)(tools, config.budget.max_steps)
+        base = build_messages(task, tools, config, workspace_summary(settings.workspace, settings.data_dir),
+                              recall_snippets(recall, task), context)
+    executor = config.model_for("executor")
+    price = _price_of(client, executor)
+    messages = base
+    planning_cost: float | None = 0.0
+    tries = config.llm.max_reasks + 1
+    for _ in range(tries):
+        try:
+            result = await client.acomplete(messages, role="planner", json_schema=schema)
+        except StructuredOutputError as e:
+            hint = (f" ({config.model_for('planner')} is a small offline model: try a stronger one, e.g. "
+                    "--model openai/gpt-4o-mini)") if local else ""
+            raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}{hint}") from None
+        planning_cost = _add_cost(planning_cost, result.cost_usd)
+        steps, issues = interpret_draft(result.parsed, registry, config)
+        total_tokens, total_cost = 0, None
+        if not issues:
+            total_tokens, total_cost = estimate_steps(steps, task=task, model=executor, price=price,
+                                                      config=config)
+            issues = _budget_issues(total_tokens, total_cost, config)
+        if not issues:
+            break
+        messages = [*base, {"role": "assistant", "content": result.text},
+                    {"role": "user", "content": reask_message(issues, short=bool(levers))}]
+    else:
+        listed = "; ".join(str(i) for i in issues[:6])
+        more = f" (+{len(issues) - 6} more)" if len(issues) > 6 else ""
+        hint = (f"; {config.model_for('planner')} is a small offline model: try a stronger one, e.g. "
+                "--model openai/gpt-4o-mini") if local else ""
+        raise PlanningError(f"no valid plan after {tries} tries: {listed}{more}{hint}")
+    plan = Plan(
+        schema_version=PLAN_SCHEMA_VERSION,
+        id=plan_id or new_run_id(),
+        task=task,
+        created_at=now or datetime.now(UTC).replace(microsecond=0),
+        model=executor,
+        planner_model=config.model_for("planner"),
+        steps=steps,
+        estimated_tokens=total_tokens,
+        estimated_cost_usd=total_cost,
+        planning_cost_usd=planning_cost,
+    ).rehash()
+    if save:
+        save_plan(plan, plan_path(settings.data_dir, plan.id))
+    return plan
+
+
+# --------------------------------------------------------------------------- files
+
+
+def plan_path(data_dir: Path, plan_id: str) -> Path:
+    """Where a plan is kept: ``<data_dir>/plans/<plan_id>.json``."""
+    return data_dir / "plans" / f"{plan_id}.json"
+
+
+def save_plan(plan: Plan, path: Path) -> Path:
+    """Write the plan as JSON (atomically: a reader never sees half a file)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(plan.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise WorkspaceError(f"cannot write plan to {path}: {e.strerror}") from None
+    return path
+
+
+def _read_plan(path: Path) -> Plan:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise PlanningError(f"cannot read plan file {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise PlanningError(f"plan file {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version != PLAN_SCHEMA_VERSION:
+        raise PlanningError(f"plan file {path}: schema_version {version!r} is not supported "
+                            f"(this version reads {PLAN_SCHEMA_VERSION!r})")
+    try:
+        return Plan.model_validate(raw)
+    except ValidationError as e:
+        errs = "; ".join(f"{'.'.join(str(p) for p in x['loc'])}: {x['msg']}" for x in e.errors()[:5])
+        raise PlanningError(f"plan file {path} is not a valid plan: {errs}") from None
+
+
+def _payload_text(plan: Plan) -> list[str]:
+    return json.dumps(plan.hash_payload(), indent=2, sort_keys=True, ensure_ascii=False).splitlines(True)
+
+
+def load_plan(
+    path: Path, registry: ToolRegistry, config: Config, *, data_dir: Path | None = None,
+    client: LLMClient | None = None,
+) -> tuple[Plan, bool, str]:
+    """Load a plan file for execution: ``(plan, changed, diff)``.
+
+    The plan is always re-validated against the current tools and config (a tool that is
+    gone or whose args no longer validate is a :class:`PlanningError`); tool schema
+    versions, risks and approval flags are refreshed (approval never lowered), and the
+    plan is re-hashed. ``changed`` is True when the file was edited (its hash does not
+    match) or the refresh changed anything. ``diff`` is a unified diff of the canonical
+    JSON against the plan as originally saved in ``<data_dir>/plans/`` (``data_dir``
+    defaults to the registry's), or against the file itself when only the refresh changed
+    it. With ``client``, the estimates are recomputed too.
+    """
+    plan = _read_plan(path)
+    intact = plan.verify_hash()
+    before = plan.model_copy(deep=True)
+    if not intact:
+        saved = plan_path(data_dir or registry.ctx.data_dir, plan.id)
+        original = None
+        if saved.is_file() and saved.resolve() != path.resolve():
+            try:
+                original = _read_plan(saved)
+            except PlanningError:
+                original = None
+        if original is None or not original.verify_hash():
+            return _refresh(plan, path, registry, config, client), True, (
+                f"(the plan file was edited; the original is not in {saved.parent}, so no diff)\n")
+        before = original
+    after = _refresh(plan, path, registry, config, client)
+    changed = not intact or after.hash != before.hash
+    diff = "".join(difflib.unified_diff(_payload_text(before), _payload_text(after),
+                                        f"{plan.id} (as planned)", str(path))) if changed else ""
+    return after, changed, diff
+
+
+def _refresh(plan: Plan, path: Path, registry: ToolRegistry, config: Config,
+             client: LLMClient | None) -> Plan:
+    issues = validate_steps(plan.steps, registry, max_steps=config.budget.max_steps)
+    if issues:
+        listed = "; ".join(str(i) for i in issues[:6])
+        raise PlanningError(f"plan file {path} is not valid: {listed}")
+    plan = copy.deepcopy(plan)
+    for step in plan.steps:
+        tool = registry.get(step.tool) if step.tool else None
+        if tool is not None:
+            step.risk = tool.risk
+            step.tool_schema_version = tool.schema_version
+        step.requires_approval = derive_approval(step.risk, config.approval, step.requires_approval)
+    if client is not None:
+        plan.estimated_tokens, plan.estimated_cost_usd = estimate_steps(
+            plan.steps, task=plan.task, model=plan.model, price=_price_of(client, plan.model), config=config)
+    return plan.rehash()

@@ -1,0 +1,306 @@
+"""What the planner model is given: the draft JSON Schema, the tool catalogue, a bounded
+workspace summary, recalled memory and the rules. See :mod:`agentcli.planning.planner` for the design
+of the draft (steps keyed ``s1, s2, ...``, dependencies only on earlier steps), and
+:mod:`agentcli.planning.local` for what a small local model is given instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agentcli.config import Config
+from agentcli.errors import WorkspaceError
+from agentcli.planning.plan import STEP_ID_RE
+from agentcli.tools import Tool
+from agentcli.tools.paths import WorkspaceWalker
+
+# Bounds keep the grammar small (a local model's decoding slows down with every long string)
+# and stop a small model from looping inside a string until max_tokens.
+TITLE_MAX = 60
+PROMPT_MAX = 400
+ARG_STRING_MAX = 200
+ARRAY_MAX = 8
+#: An llm step's prompt for a hosted planner: room for real instructions (the local grammar keeps PROMPT_MAX).
+HOSTED_PROMPT_MAX = 4000
+MEMORY_MAX_ITEMS = 5
+MEMORY_ITEM_CHARS = 400
+CONTEXT_MAX_CHARS = 6000
+
+#: ``recall(task)`` returns remembered snippets relevant to the task (the memory hook).
+Recall = Callable[[str], list[str]]
+#: ``past_plans(task, accept)`` returns plans of past runs of similar tasks that completed and
+#: that ``accept`` takes (:meth:`agentcli.memory.Memory.recall_plans`): the local planner's
+#: few-shot examples from memory.
+PastPlans = Callable[[str, Callable[[Any], bool]], list[Any]]
+
+
+# --------------------------------------------------------------------------- the draft schema
+
+
+def _deref(node: Any, defs: dict[str, Any], depth: int = 0) -> Any:
+    # Tool schemas may use $defs; inlined, a tool's args can sit inside the bigger draft schema.
+    if isinstance(node, list):
+        return [_deref(x, defs, depth) for x in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        target = defs.get(ref.rsplit("/", 1)[-1])
+        if target is None or depth > 8:  # unknown or recursive: accept anything there
+            return {}
+        return _deref({**target, **{k: v for k, v in node.items() if k != "$ref"}}, defs, depth + 1)
+    return {k: _deref(v, defs, depth) for k, v in node.items() if k not in ("$defs", "description", "title")}
+
+
+def _bound(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_bound(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _bound(v) for k, v in node.items()}
+    types = out.get("type")
+    types = {types} if isinstance(types, str) else set(types or [])
+    if "string" in types and "enum" not in out and "const" not in out:
+        out["maxLength"] = min(int(out.get("maxLength", ARG_STRING_MAX)), ARG_STRING_MAX)
+    if "array" in types:
+        out["maxItems"] = min(int(out.get("maxItems", ARRAY_MAX)), ARRAY_MAX)
+    return out
+
+
+def tool_args_schema(tool: Tool, *, bounded: bool = True) -> dict[str, Any]:
+    """A tool's args schema as it appears in the draft: refs inlined, descriptions dropped
+    (the prompt's catalogue has them), strings and arrays bounded unless ``bounded`` is False
+    (the bounds keep a small local model's grammar finite; a hosted model gets the tool's own)."""
+    schema = tool.parameters_schema()
+    inlined: dict[str, Any] = _deref(schema, schema.get("$defs", {}))
+    return _bound(inlined) if bounded else inlined
+
+
+def _deps_schema(k: int) -> dict[str, Any]:
+    # Step k may only name s1..s(k-1): a self- or forward dependency cannot even be written.
+    if k == 1:
+        return {"const": []}
+    return {"type": "array", "items": {"enum": [f"s{i}" for i in range(1, k)]},
+            "maxItems": min(k - 1, ARRAY_MAX)}
+
+
+def draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
+    """The JSON Schema of the planner's reply (see the module docstring)::
+
+        {"steps": {"s1": {"call": {"tool": "list_files", "args": {...}}, "depends_on": [], "title": "..."},
+                   "s2": {"prompt": "...", "depends_on": ["s1"], "title": "..."}}}
+
+    Everything but ``depends_on`` is shared through ``$defs``, so the schema grows with
+    tools + steps, not tools x steps.
+    """
+    defs: dict[str, Any] = {
+        "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
+        "prompt": {"type": "string", "minLength": 1, "maxLength": PROMPT_MAX},
+        "approval": {"type": "boolean"},
+    }
+    calls: list[dict[str, Any]] = []
+    for i, t in enumerate(tools):
+        defs[f"args{i}"] = tool_args_schema(t)
+        calls.append({
+            "type": "object",
+            "properties": {"tool": {"const": t.name}, "args": {"$ref": f"#/$defs/args{i}"}},
+            "required": ["tool", "args"],
+            "additionalProperties": False,
+        })
+    defs["call"] = {"anyOf": calls}
+    heads = ("call", "prompt") if calls else ("prompt",)  # an empty anyOf is no valid grammar
+    slots: dict[str, Any] = {}
+    for k in range(1, max_steps + 1):
+        defs[f"deps{k}"] = _deps_schema(k)
+        # The call (or prompt) comes first: the model commits to what the step does before
+        # anything else, and the grammar's branches part at the first key (fast decoding).
+        slots[f"s{k}"] = {"anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    head: {"$ref": f"#/$defs/{head}"},
+                    "depends_on": {"$ref": f"#/$defs/deps{k}"},
+                    "title": {"$ref": "#/$defs/title"},
+                    "requires_approval": {"$ref": "#/$defs/approval"},
+                },
+                "required": [head, "depends_on", "title"],
+                "additionalProperties": False,
+            }
+            for head in heads
+        ]}
+    return {
+        "$defs": defs,
+        "type": "object",
+        "properties": {
+            "steps": {"type": "object", "properties": slots, "required": ["s1"], "additionalProperties": False}
+        },
+        "required": ["steps"],
+        "additionalProperties": False,
+    }
+
+
+def hosted_draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
+    """The draft schema for a hosted model: the same draft shape as :func:`draft_schema` (slots
+    ``s1..s<max_steps>``, ``s1`` required, a call or a prompt per step, one branch per tool with
+    typed args), but every slot refers to one shared ``$defs/step`` and ``depends_on`` is a
+    bounded list of step ids, so the schema grows with the tools, not with tools + steps x
+    structure (about 4x fewer tokens at 20 steps with the built-in tools). The per-slot
+    dependency enums are a grammar aid for the local model; a hosted model's self- and dangling
+    dependencies and cycles are caught by :func:`agentcli.planning.planner.interpret_draft` and re-asked.
+    As strict as :func:`draft_schema`: every object closed (``additionalProperties: false``),
+    the same ``required`` lists; but the args are the tools' own (not cut to the grammar's
+    bounds: a hosted model writes a whole file), and a prompt may be longer.
+    """
+    common: dict[str, Any] = {
+        "depends_on": {"type": "array", "items": {"type": "string", "pattern": STEP_ID_RE.pattern},
+                       "maxItems": min(max(max_steps - 1, 0), ARRAY_MAX)},
+        "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
+        "requires_approval": {"type": "boolean"},
+    }
+    heads: dict[str, Any] = {}
+    if tools:  # an empty anyOf is no valid schema
+        heads["call"] = {"anyOf": [{
+            "type": "object",
+            "properties": {"tool": {"const": t.name}, "args": tool_args_schema(t, bounded=False)},
+            "required": ["tool", "args"],
+            "additionalProperties": False,
+        } for t in tools]}
+    heads["prompt"] = {"type": "string", "minLength": 1, "maxLength": HOSTED_PROMPT_MAX}
+    step = {"anyOf": [{
+        "type": "object",
+        "properties": {head: sub, **common},
+        "required": [head, "depends_on", "title"],
+        "additionalProperties": False,
+    } for head, sub in heads.items()]}
+    slots = {f"s{k}": {"$ref": "#/$defs/step"} for k in range(1, max_steps + 1)}
+    return {
+        "$defs": {"step": step},
+        "type": "object",
+        "properties": {
+            "steps": {"type": "object", "properties": slots, "required": ["s1"], "additionalProperties": False}
+        },
+        "required": ["steps"],
+        "additionalProperties": False,
+    }
+
+
+# --------------------------------------------------------------------------- the workspace
+
+_LANGUAGES = {
+    ".py": "Python", ".js": "JavaScript", ".jsx": "JavaScript", ".ts": "TypeScript", ".tsx": "TypeScript",
+    ".rs": "Rust", ".go": "Go", ".java": "Java", ".kt": "Kotlin", ".rb": "Ruby", ".php": "PHP",
+    ".c": "C", ".h": "C", ".cc": "C++", ".cpp": "C++", ".hpp": "C++", ".cs": "C#", ".swift": "Swift",
+    ".sh": "Shell", ".md": "Markdown", ".html": "HTML", ".css": "CSS", ".toml": "TOML",
+    ".yaml": "YAML", ".yml": "YAML", ".json": "JSON", ".sql": "SQL",
+}
+_KEY_FILES = ("README.md", "README.rst", "README", "pyproject.toml", "package.json", "Cargo.toml",
+              "go.mod", "setup.py", "requirements.txt", "Makefile")
+
+
+def _head(path: Path, max_chars: int, max_lines: int) -> str:
+    # Only the first few KB are read: a key file may be huge (a generated README).
+    with path.open("rb") as f:
+        raw = f.read(max_chars * 4)
+    lines = raw.decode("utf-8", errors="replace").splitlines()[:max_lines]
+    text = "\n".join(line.rstrip() for line in lines)
+    return text[:max_chars]
+
+
+def workspace_summary(
+    workspace: Path, data_dir: Path | None = None, *, max_chars: int = 1800, max_files: int = 2000
+) -> str:
+    """A compact, bounded description of the workspace for the planner: top-level entries,
+    file count and languages (from extensions; .gitignored, .git and .venv skipped, at most
+    ``max_files`` visited), and the head of up to three key files."""
+    walker = WorkspaceWalker(workspace, data_dir)
+    root = walker.root
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as e:
+        raise WorkspaceError(f"cannot list workspace {root}: {e.strerror}") from None
+    top = [f"{e.name}/" if e.is_dir() else e.name for e in entries
+           if not walker.is_ignored(e.name, is_dir=e.is_dir())]
+    shown = ", ".join(top[:40]) + (f", ... ({len(top)} in all)" if len(top) > 40 else "")
+    langs: Counter[str] = Counter()
+    count = 0
+    for _path, rel in walker.iter_files():
+        count += 1
+        lang = _LANGUAGES.get(os.path.splitext(rel)[1].lower())
+        if lang:
+            langs[lang] += 1
+        if count >= max_files:
+            break
+    more = "+" if count >= max_files else ""
+    lines = [
+        f"top level: {shown or '(empty)'}",
+        f"files: {count}{more}",
+        "languages: " + (", ".join(f"{k} ({v})" for k, v in langs.most_common(6)) or "none detected"),
+    ]
+    keys = [n for n in _KEY_FILES if (root / n).is_file() and not walker.is_ignored(n, is_dir=False)][:3]
+    for name in keys:
+        try:
+            head = _head(root / name, 300, 12)
+        except OSError:
+            continue
+        lines.append(f"--- {name} (head)\n{head}")
+    text = "\n".join(lines)
+    return text if len(text) <= max_chars else text[: max_chars - 15] + "\n[... cut ...]"
+
+
+# --------------------------------------------------------------------------- the prompt
+
+_SYSTEM = """You are the planner of a developer agent. Turn the task into a short plan.
+Reply with only a JSON object: {"steps": {"s1": {...}, "s2": {...}, ...}}.
+Steps are named s1, s2, s3, ... in order. Each step is either
+- a tool step: {"call": {"tool": "<tool name>", "args": {...}}, "depends_on": [], "title": "..."}
+- or an llm step: {"prompt": "...", "depends_on": [], "title": "..."}, for work whose content
+  depends on earlier results (writing code, summarising findings); another model answers it.
+To use the output of an earlier step, write {{s1.output}} in args or a prompt, or a path into
+JSON output: {{s2.output[0]}}, {{s3.output.matches[1].path}}.
+depends_on lists the earlier steps whose output a step uses; it is [] for s1.
+Add "requires_approval": true to a step the user should confirm first.
+Use only the tools listed, with their exact argument names. Use as few steps as the task needs."""
+
+
+def tool_catalogue(tools: list[Tool], config: Config) -> str:
+    """One entry per tool: name, risk and approval policy, description, args JSON Schema."""
+    out = []
+    for t in tools:
+        policy = getattr(config.approval, t.risk, "ask")
+        note = {"auto": "runs without asking", "ask": "needs approval", "deny": "denied: do not use"}[policy]
+        schema = json.dumps(t.parameters_schema(), separators=(",", ":"))
+        out.append(f"- {t.name} [{t.risk}, {note}]: {' '.join(t.description.split())}\n  args: {schema}")
+    return "\n".join(out)
+
+
+def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
+                   memories: list[str], context: str | None = None) -> list[dict[str, Any]]:
+    """The planner's request: rules, then task, tools, budgets, workspace, recalled memory
+    and (when re-planning) what happened so far."""
+    b = config.budget
+    budgets = (f"at most {b.max_steps} steps; model spend <= ${b.max_cost_usd:g}; "
+               f"<= {b.max_tokens} tokens; <= {b.max_seconds:g} s")
+    parts = [f"# Task\n{task}", f"# Tools\n{tool_catalogue(tools, config)}", f"# Budgets\n{budgets}",
+             f"# Workspace\n{summary}"]
+    if memories:
+        parts.append("# Recalled from earlier runs\n" + "\n".join(f"- {m}" for m in memories))
+    if context:
+        cut = context if len(context) <= CONTEXT_MAX_CHARS else context[:CONTEXT_MAX_CHARS] + "\n[... cut ...]"
+        parts.append(f"# Context\n{cut}")
+    return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def recall_snippets(recall: Recall | None, task: str) -> list[str]:
+    """What the memory hook recalls for ``task``, bounded: at most 5 snippets of 400 chars."""
+    if recall is None:
+        return []
+    out = []
+    for item in recall(task)[:MEMORY_MAX_ITEMS]:
+        text = " ".join(str(item).split())
+        out.append(text if len(text) <= MEMORY_ITEM_CHARS else text[:MEMORY_ITEM_CHARS] + "...")
+    return out

@@ -1,0 +1,394 @@
+"""Cost and usage reports from the run records: `agent runs stats` and the per-step costs of
+`agent runs show`.
+
+Everything is computed from each run's ``events.jsonl``:
+
+* **calls, tokens, cost** are summed over the ``llm_call`` events: one per request sent, retries
+  and failed attempts included, exactly the records of ``llm_calls.jsonl``. Cost is split into
+  the known cost (USD) and the calls whose price was unknown (answered, but ``cost_usd`` is null:
+  their tokens are counted, their cost is not guessed). Calls a replay or a fork served from a
+  parent's recording (``replay_of`` runs; a fork's planner calls and the steps before its fork
+  point) were not paid for again: they are left out and counted as ``replayed_calls``.
+* **runs by outcome**: the ``run_finished`` status (COMPLETE / FAILED; INTERRUPTED when the run
+  has none) and, for failures, the reason.
+* **estimate error**: for each run whose plan was carried out as planned, the planner's estimate
+  ``plan_created.plan.estimated_cost_usd`` (the sum of its ``llm`` steps' estimates; tool steps
+  call no model and are estimated at 0) is compared with the actual cost of those ``llm`` steps:
+  the ``cost_usd`` of every executor ``llm_call`` made for them, retries included. Argument
+  corrections of tool steps, planner and reviewer calls are in neither number. A run is compared
+  only when it has one plan (no re-plan), at least one ``llm`` step, every ``llm`` step finished
+  ``ok``, and both numbers are known (priced). Reported: the mean signed error (actual -
+  estimate; positive means the plan underestimated), the mean absolute error, and the mean
+  absolute error relative to the estimate.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from agentcli.errors import UsageError
+from agentcli.record.events import EVENTS_NAME, Event, Recording, read_events
+from agentcli.record.runs import runs_root
+
+GroupBy = Literal["model", "day", "status"]
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(value: str, now: float | None = None) -> float:
+    """``7d``, ``12h``, ``30m``, ``2w``, ``90s`` ago, or an ISO date/time (UTC unless it says), as a
+    Unix time."""
+    now = time.time() if now is None else now
+    m = _DURATION.match(value)
+    if m:
+        return now - float(m.group(1)) * _UNIT[m.group(2).lower()]
+    try:
+        dt = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise UsageError(f"--since '{value}': give a duration (7d, 12h, 30m, 2w) or a date (2026-01-31)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def day_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+@dataclass
+class Usage:
+    """Calls, tokens and cost of a set of LLM calls (one group of the report, or all of them)."""
+
+    key: str = "total"
+    runs: int = 0
+    calls: int = 0
+    failed_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced_calls: int = 0
+    unpriced_input_tokens: int = 0
+    unpriced_output_tokens: int = 0
+    _costs: list[float] = field(default_factory=list, repr=False)
+    _runs: set[str] = field(default_factory=set, repr=False)
+
+    def add(self, call: Call) -> None:
+        self._runs.add(call.run_id)
+        self.calls += 1
+        self.input_tokens += call.input_tokens
+        self.output_tokens += call.output_tokens
+        if not call.answered:
+            self.failed_calls += 1
+        elif call.cost_usd is None:
+            self.unpriced_calls += 1
+            self.unpriced_input_tokens += call.input_tokens
+            self.unpriced_output_tokens += call.output_tokens
+        if call.cost_usd is not None:
+            self._costs.append(call.cost_usd)
+
+    def add_run(self, run_id: str) -> None:
+        self._runs.add(run_id)
+
+    def finish(self) -> Usage:
+        """Set the derived totals; the cost is an exactly rounded sum (math.fsum), whatever the order."""
+        self.cost_usd = math.fsum(self._costs)
+        self.runs = len(self._runs)
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One ``llm_call`` event, as the report counts it."""
+
+    run_id: str
+    time: float
+    model: str
+    role: str
+    step_id: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    answered: bool
+
+    @classmethod
+    def from_event(cls, e: Event) -> Call:
+        d = e.data
+        u = d.get("usage") or {}
+        cost = d.get("cost_usd")
+        return cls(e.run_id, e.time, str(d.get("model") or "?"), str(d.get("role") or "?"), e.step_id,
+                   int(u.get("input_tokens") or 0), int(u.get("output_tokens") or 0),
+                   None if cost is None else float(cost), d.get("response") is not None)
+
+
+@dataclass
+class EstimateError:
+    """How far plans' cost estimates were from what their llm steps cost (see the module docstring)."""
+
+    plans_compared: int = 0
+    plans_skipped: int = 0
+    estimated_usd: float = 0.0
+    actual_usd: float = 0.0
+    mean_error_usd: float | None = None
+    mean_abs_error_usd: float | None = None
+    mean_abs_relative_error: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RunStats:
+    """The whole report."""
+
+    by: GroupBy
+    since: float | None
+    runs: int
+    runs_by_status: dict[str, int]
+    failure_reasons: dict[str, int]
+    totals: Usage
+    groups: list[Usage]
+    estimate: EstimateError
+    replayed_calls: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "by": self.by, "since": self.since,
+            "since_iso": None if self.since is None else datetime.fromtimestamp(self.since, UTC).isoformat(
+                timespec="seconds"),
+            "runs": self.runs, "runs_by_status": self.runs_by_status, "failure_reasons": self.failure_reasons,
+            "totals": self.totals.as_dict(), "groups": [g.as_dict() for g in self.groups],
+            "estimate": self.estimate.as_dict(), "replayed_calls": self.replayed_calls,
+            "warnings": self.warnings,
+        }
+
+
+# ----------------------------------------------------------------------- one run
+
+
+def _plans(rec: Recording) -> list[dict[str, Any]]:
+    return [e.data.get("plan") or {} for e in rec.of_type("plan_created")]
+
+
+def served_call(rec: Recording) -> Any:
+    """A predicate: was this llm_call event served from a parent's recording (not paid again)?"""
+    start = rec.first("run_started")
+    d = start.data if start is not None else {}
+    if d.get("replay_of"):
+        return lambda e: True
+    fork_from = d.get("fork_from")
+    if not (d.get("parent") and fork_from):
+        return lambda e: False
+    # The fork rule of agentcli.engine.replay: the planner's calls are the recorded ones; a step's calls
+    # are recorded before the fork step (in plan order) and live from it on; run-level calls live.
+    plans = _plans(rec)
+    order: dict[str, int] = {}
+    if plans:
+        order = {str(s.get("id")): i for i, s in enumerate(plans[-1].get("steps") or [])}
+        for p in plans:
+            for i, s in enumerate(p.get("steps") or []):
+                order.setdefault(str(s.get("id")), i)
+    cut = order.get(str(fork_from), 0)
+
+    def served(e: Event) -> bool:
+        if e.data.get("role") == "planner":
+            return True
+        return e.step_id is not None and order.get(e.step_id, 0) < cut
+    return served
+
+
+def run_status(rec: Recording) -> tuple[str, str]:
+    finished = None
+    for e in rec.of_type("run_finished"):
+        finished = e
+    if finished is None:
+        return "INTERRUPTED", "no run_finished event"
+    return str(finished.data.get("status")), str(finished.data.get("reason", ""))
+
+
+def run_start(rec: Recording) -> float | None:
+    start = rec.first("run_started")
+    if start is not None:
+        return start.time
+    return rec.events[0].time if rec.events else None
+
+
+def plan_estimate_error(rec: Recording) -> tuple[float, float] | None:
+    """(estimated, actual) USD of the run's llm steps, or None when the run is not comparable."""
+    plans = _plans(rec)
+    if len(plans) != 1 or rec.first("run_finished") is None:
+        return None
+    plan = plans[0]
+    estimate = plan.get("estimated_cost_usd")
+    llm_steps = {str(s.get("id")) for s in plan.get("steps") or [] if s.get("kind") == "llm"}
+    if estimate is None or not llm_steps:
+        return None
+    status = {e.step_id: e.data.get("status") for e in rec.of_type("step_finished")}
+    if any(status.get(sid) != "ok" for sid in llm_steps):
+        return None
+    costs: list[float] = []
+    for e in rec.of_type("llm_call"):
+        if e.step_id in llm_steps and e.data.get("role") == "executor" and e.data.get("response") is not None:
+            if e.data.get("cost_usd") is None:
+                return None
+            costs.append(float(e.data["cost_usd"]))
+    return float(estimate), math.fsum(costs)
+
+
+# ----------------------------------------------------------------------- many runs
+
+
+def _recordings(data_dir: Path, warnings: list[str]) -> Iterable[Recording]:
+    root = runs_root(data_dir)
+    if not root.is_dir():
+        return
+    for path in sorted(root.glob(f"*/{EVENTS_NAME}")):
+        try:
+            rec = read_events(path)
+        except Exception as e:  # one unreadable run must not hide the others
+            warnings.append(f"{path.parent.name}: not counted: {str(e)[:200]}")
+            continue
+        warnings.extend(rec.warnings)
+        yield rec
+
+
+def compute_stats(data_dir: Path, *, since: float | None = None, by: GroupBy = "model") -> RunStats:
+    """The report over every run in ``<data_dir>/runs`` that started at or after ``since``."""
+    if by not in ("model", "day", "status"):
+        raise UsageError(f"--by '{by}': one of model, day, status")
+    warnings: list[str] = []
+    totals = Usage()
+    groups: dict[str, Usage] = {}
+    by_status: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    errors: list[tuple[float, float]] = []
+    skipped = 0
+    replayed = 0
+    n_runs = 0
+    for rec in _recordings(data_dir, warnings):
+        started = run_start(rec)
+        if started is None or (since is not None and started < since):
+            continue
+        n_runs += 1
+        status, reason = run_status(rec)
+        by_status[status] = by_status.get(status, 0) + 1
+        if status != "COMPLETE":
+            reasons[reason] = reasons.get(reason, 0) + 1
+        totals.add_run(rec.run_id)
+        if by != "model":
+            key = status if by == "status" else day_of(started)
+            groups.setdefault(key, Usage(key)).add_run(rec.run_id)
+        served = served_call(rec)
+        for e in rec.of_type("llm_call"):
+            if served(e):
+                replayed += 1
+                continue
+            call = Call.from_event(e)
+            totals.add(call)
+            key = call.model if by == "model" else status if by == "status" else day_of(call.time)
+            groups.setdefault(key, Usage(key)).add(call)
+        if _plans(rec):
+            pair = plan_estimate_error(rec)
+            if pair is None:
+                skipped += 1
+            else:
+                errors.append(pair)
+    est = EstimateError(plans_compared=len(errors), plans_skipped=skipped)
+    if errors:
+        est.estimated_usd = math.fsum(e for e, _ in errors)
+        est.actual_usd = math.fsum(a for _, a in errors)
+        est.mean_error_usd = math.fsum(a - e for e, a in errors) / len(errors)
+        est.mean_abs_error_usd = math.fsum(abs(a - e) for e, a in errors) / len(errors)
+        rel = [abs(a - e) / e for e, a in errors if e > 0]
+        est.mean_abs_relative_error = math.fsum(rel) / len(rel) if rel else None
+    totals.finish()
+    for g in groups.values():
+        g.finish()
+    ordered = sorted(groups.values(), key=lambda g: g.key if by == "day" else (-g.cost_usd, -g.calls, g.key))
+    return RunStats(by=by, since=since, runs=n_runs, runs_by_status=dict(sorted(by_status.items())),
+                    failure_reasons=dict(sorted(reasons.items(), key=lambda kv: -kv[1])), totals=totals,
+                    groups=ordered, estimate=est, replayed_calls=replayed, warnings=warnings)
+
+
+# ----------------------------------------------------------------------- per step
+
+
+@dataclass
+class StepCost:
+    """One row of the per-step cost breakdown of `agent runs show`."""
+
+    step_id: str
+    title: str
+    kind: str  # tool | llm | planner | reviewer
+    tool: str | None
+    status: str
+    calls: int
+    estimated_cost_usd: float | None
+    cost_usd: float | None  # None: some answered call had no known price
+
+    @property
+    def error_usd(self) -> float | None:
+        if self.estimated_cost_usd is None or self.cost_usd is None:
+            return None
+        return self.cost_usd - self.estimated_cost_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "error_usd": self.error_usd}
+
+
+def _cost_of(calls: list[Event]) -> float | None:
+    if any(c.data.get("response") is not None and c.data.get("cost_usd") is None for c in calls):
+        return None
+    return math.fsum(float(c.data["cost_usd"]) for c in calls if c.data.get("cost_usd") is not None)
+
+
+def step_costs(rec: Recording) -> list[StepCost]:
+    """Estimated vs actual cost of every step (any plan of the run), then the planner's and the
+    reviewer's calls. Actual = the ``cost_usd`` of the step's ``llm_call`` events (retries and
+    argument corrections included); estimated = the plan's ``estimated_cost_usd`` for the step."""
+    steps: dict[str, dict[str, Any]] = {}
+    for plan in _plans(rec):
+        for s in plan.get("steps") or []:
+            steps[str(s.get("id"))] = s
+    order: list[str] = []
+    status: dict[str, str] = {}
+    for e in rec.events:
+        if e.type in ("step_started", "step_finished") and e.step_id:
+            if e.step_id not in order:
+                order.append(e.step_id)
+            status[e.step_id] = str(e.data.get("status", "running")) if e.type == "step_finished" else "running"
+    final = _plans(rec)[-1].get("steps") if _plans(rec) else []
+    for s in final or []:
+        if str(s.get("id")) not in order:
+            order.append(str(s.get("id")))
+    calls: dict[str | None, list[Event]] = {}
+    by_role: dict[str, list[Event]] = {}
+    for e in rec.of_type("llm_call"):
+        if e.step_id:
+            calls.setdefault(e.step_id, []).append(e)
+        else:
+            by_role.setdefault(str(e.data.get("role")), []).append(e)
+    rows = []
+    for sid in order:
+        s = steps.get(sid, {})
+        mine = calls.get(sid, [])
+        rows.append(StepCost(sid, str(s.get("title", "")), str(s.get("kind", "?")), s.get("tool"),
+                             status.get(sid, "not run"), len(mine), s.get("estimated_cost_usd", None),
+                             _cost_of(mine)))
+    for role in ("planner", "reviewer"):
+        mine = by_role.pop(role, [])
+        if mine:
+            rows.append(StepCost(f"({role})", f"{role} calls", role, None, "-", len(mine), None, _cost_of(mine)))
+    for role, mine in by_role.items():
+        rows.append(StepCost(f"({role})", f"{role} calls", role, None, "-", len(mine), None, _cost_of(mine)))
+    return rows

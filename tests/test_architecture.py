@@ -1,0 +1,76 @@
+"""Fitness tests for the package layout: layering, and model names decided only in models/."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import agentcli
+
+ROOT = Path(agentcli.__file__).parent
+
+# Lowest first: a module may import its own layer and the ones below it, never one above.
+LAYERS = ["base", "models", "tools", "memory", "planning", "record", "engine", "cli"]
+BASE = {"config", "errors", "redact", "ids"}
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "agentcli" or len(parts) < 2:
+        return None
+    head = parts[1]
+    if head in BASE:
+        return "base"
+    return head if head in LAYERS else None
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text())
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            # `from agentcli import x` names a module of the package.
+            if node.module == "agentcli":
+                found += [(node.lineno, f"agentcli.{a.name}") for a in node.names]
+    return found
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for p in sorted(ROOT.rglob("*.py")):
+        rel = p.relative_to(ROOT).with_suffix("")
+        name = ".".join(("agentcli", *rel.parts))
+        if name in ("agentcli.__init__", "agentcli.__main__"):
+            continue  # the public API and the entry point sit above every layer
+        out.append((name, p))
+    return out
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    assert [name for name, _ in _modules() if _layer(name) is None] == []
+
+
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    bad = []
+    for name, path in _modules():
+        mine = LAYERS.index(_layer(name) or "base")
+        for line, target in _imports(path):
+            theirs = _layer(target)
+            if theirs is not None and LAYERS.index(theirs) > mine:
+                bad.append(f"{path.relative_to(ROOT)}:{line} ({_layer(name)}) imports {target} ({theirs})")
+    assert bad == []
+
+
+def test_every_package_says_what_it_owns() -> None:
+    inits = sorted(ROOT.rglob("__init__.py"))
+    missing = [str(p.relative_to(ROOT)) for p in inits if not ast.get_docstring(ast.parse(p.read_text()))]
+    assert missing == []
+
+
+def test_the_public_api_resolves() -> None:
+    assert set(agentcli.__all__) == {"__version__", *agentcli._EXPORTS}
+    for name in agentcli.__all__:
+        assert getattr(agentcli, name) is not None, name
