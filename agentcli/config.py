@@ -29,6 +29,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentcli.errors import ConfigError
+from agentcli.untrusted import InputError, check_depth, check_text, read_text_file
+
+#: Config is a few tables deep; anything much deeper is not a config file.
+CONFIG_MAX_DEPTH = 32
 
 ENV_PREFIX = "AGENT_"
 PROJECT_CONFIG_NAME = "agent.toml"
@@ -257,17 +261,26 @@ def _validate_layer(layer: Mapping[str, Any], origin: str) -> None:
         raise ConfigError(f"{origin}: {_describe_error(first)}{more}") from None
 
 
+#: A config file larger than this is refused unread (the example config is ~8 KB).
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    # A config file is input like any other: bounded, strict UTF-8, no unbounded recursion.
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        text = read_text_file(path, str(path), max_bytes=MAX_CONFIG_BYTES)
+        data = tomllib.loads(text)
+        check_depth(data, str(path), max_depth=CONFIG_MAX_DEPTH)
+    except InputError as e:
+        raise ConfigError(e.message) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply (more than {CONFIG_MAX_DEPTH} levels)") from None
+    return data
 
 
-def _env_value(raw: str) -> Any:
+def _env_value(raw: str, name: str = "") -> Any:
     # Lists and tables can be given as JSON; scalars stay strings and pydantic coerces them.
     s = raw.strip()
     if s[:1] in "[{":
@@ -275,6 +288,8 @@ def _env_value(raw: str) -> Any:
             return json.loads(s)
         except json.JSONDecodeError:
             return raw
+        except RecursionError:
+            raise ConfigError(f"environment variable {name}: nested too deeply") from None
     return raw
 
 
@@ -287,7 +302,13 @@ def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         dotted = name[len(ENV_PREFIX):].lower().replace("__", ".")
         if dotted:
-            _set_dotted(layer, dotted, _env_value(raw))
+            try:
+                check_text(raw, f"environment variable {name}")
+                value = _env_value(raw, name)
+                check_depth(value, f"environment variable {name}", max_depth=CONFIG_MAX_DEPTH)
+            except InputError as e:
+                raise ConfigError(e.message) from None
+            _set_dotted(layer, dotted, value)
     return layer
 
 

@@ -11,7 +11,7 @@ ROOT = Path(agentcli.__file__).parent
 
 # Lowest first: a module may import its own layer and the ones below it, never one above.
 LAYERS = ["base", "models", "tools", "memory", "planning", "record", "engine", "cli"]
-BASE = {"config", "errors", "redact", "ids"}
+BASE = {"config", "errors", "redact", "ids", "untrusted"}
 
 
 def _layer(module: str) -> str | None:

@@ -19,6 +19,7 @@ from agentcli.planning.plan import Plan
 from agentcli.planning.planner import load_plan, make_plan, plan_path, save_plan
 from agentcli.planning.prompt import draft_schema, workspace_summary
 from agentcli.tools import ToolRegistry
+from agentcli.untrusted import InputError
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -311,7 +312,8 @@ def test_changed_tool_schema_is_a_change(ws: Path) -> None:
 def test_unreadable_plan_files(ws: Path, content: str, message: str) -> None:
     path = ws / "bad.json"
     path.write_text(content)
-    with pytest.raises(PlanningError, match=message):
+    # An undecodable file is bad input (exit 2); a readable one that is not a plan, a planning error.
+    with pytest.raises((PlanningError, InputError), match=message):
         load_plan(path, make_registry(ws), settings_for(ws).config)
 
 

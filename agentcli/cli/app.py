@@ -33,6 +33,15 @@ from agentcli.errors import AgentError, ExitCode
 class _RootGroup(typer.core.TyperGroup):
     """Turns AgentError and Ctrl-C into one line and an exit code, for every subcommand."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # Bytes that are not UTF-8 reach us as lone surrogates (Python's argv decoding); no file,
+        # hash or terminal can hold them, so they stop here, named, before any command runs.
+        for i, arg in enumerate(args, start=1):
+            if isinstance(arg, str) and _has_surrogate(arg):
+                print_error(f"argument {i} is not valid UTF-8 text: {arg.encode('utf-8', 'replace').decode()!r}")
+                raise typer.Exit(ExitCode.USAGE)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -48,10 +57,16 @@ class _RootGroup(typer.core.TyperGroup):
             if _is_click_error(e):
                 raise
             # A bug: one line for the user, the traceback in a file for the report.
-            where = _write_crash_report(e)
-            print_error(f"internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
-                        f" (traceback in {where})")
+            where = _write_crash_report(e, _data_dir(ctx))
+            from agentcli.redact import Redactor
+
+            detail = Redactor().text(" ".join(str(e).split()))[:300]
+            print_error(f"internal error: {type(e).__name__}: {detail} (traceback in {where})")
             raise typer.Exit(ExitCode.FAILED) from None
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and any("\ud800" <= c <= "\udfff" for c in text)
 
 
 def _is_click_error(e: Exception) -> bool:
@@ -59,13 +74,32 @@ def _is_click_error(e: Exception) -> bool:
     return any(c.__name__ in ("ClickException", "UsageError", "BadParameter") for c in type(e).__mro__)
 
 
-def _write_crash_report(e: Exception) -> str:
+def _data_dir(ctx: Any) -> Path | None:
+    """The data dir, if the settings were loaded and it exists (a crash must not create it)."""
+    state = ctx.obj
+    settings = getattr(state, "_settings", None) if isinstance(state, State) else None
+    if settings is None:
+        return None
+    d: Path = settings.data_dir
+    return d if d.is_dir() else None
+
+
+def _write_crash_report(e: Exception, data_dir: Path | None = None) -> str:
+    """The traceback, redacted, in ``<data_dir>/crash/`` (else the system temp dir)."""
     import tempfile
     import traceback
 
+    from agentcli.redact import Redactor
+
+    text = Redactor().text("".join(traceback.format_exception(e)))
     try:
-        with tempfile.NamedTemporaryFile("w", prefix="agentcli-crash-", suffix=".txt", delete=False) as f:
-            f.write("".join(traceback.format_exception(e)))
+        folder = None
+        if data_dir is not None:
+            folder = data_dir / "crash"
+            folder.mkdir(exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", prefix="agentcli-crash-", suffix=".txt", delete=False,
+                                         dir=folder, encoding="utf-8", errors="replace") as f:
+            f.write(text)
             return f.name
     except OSError:
         return "(could not be written)"

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentcli.config import MemoryConfig, Settings
 from agentcli.errors import UsageError
+from agentcli.untrusted import check_text
 from agentcli.memory import chunking, ingest, recall
 from agentcli.memory.embeddings import Embedder, get_embedder
 from agentcli.memory.store import (
@@ -304,6 +305,7 @@ class Memory:
         ``k`` overrides every tier's k and caps the merged list; ``min_score`` overrides
         every threshold.
         """
+        check_text(query, "the memory query")
         t0 = _perf()
         wanted = tuple(t for t in TIERS if t in set(tiers))
         unknown = set(tiers) - set(TIERS)
@@ -444,6 +446,7 @@ class Memory:
 
     def forget(self, item_id: str) -> int:
         """Delete the episode or chunk with this id; returns rows deleted (0 if none)."""
+        check_text(item_id, "the memory id")
         deleted = 0
         pairs: tuple[tuple[str, Tier], ...] = ((EPISODES, "episodic"), (CHUNKS, "semantic"))
         for name, tier in pairs:
@@ -459,6 +462,7 @@ class Memory:
 
     def forget_source(self, path: str) -> int:
         """Delete every chunk of a file, or of every file under a directory (``text`` for notes)."""
+        check_text(path, "the source path")
         table = self.store.open(CHUNKS)
         if table is None:
             return 0

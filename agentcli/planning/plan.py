@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -322,31 +323,31 @@ def _holds_reference(args: Any, loc: list[Any]) -> bool:
 
 
 def find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
-    """A dependency cycle as a path (``[s1, s2, s1]``), or None. Unknown ids are ignored."""
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    stack: list[str] = []
+    """A dependency cycle as a path (``[s1, s2, s1]``), or None. Unknown ids are ignored.
 
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in deps.get(node, []):
+    Iterative depth-first search: a plan file may chain thousands of steps, and a recursive
+    walk would end in a RecursionError long before any budget said no."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for root in deps:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        state[root] = 1
+        todo: list[Iterator[str]] = [iter(deps.get(root, []))]
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                todo.pop()
+                state[path.pop()] = 2
+                continue
             if nxt not in deps:
                 continue
             if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
-            if state.get(nxt) is None:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in deps:
-        if state.get(node) is None:
-            found = visit(node)
-            if found:
-                return found
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                todo.append(iter(deps.get(nxt, [])))
     return None
 
 
@@ -388,11 +389,13 @@ def validate_steps(steps: list[Step], tools: ToolRegistry, *, max_steps: int) ->
     if not steps:
         return [PlanIssue("plan", "the plan has no steps; add at least one")]
     if len(steps) > max_steps:
-        issues.append(PlanIssue("plan", f"{len(steps)} steps, but at most {max_steps} are allowed "
-                                        "(budget.max_steps); merge or drop steps"))
+        # Bounded before anything else: every other check is at least linear in the steps.
+        return [PlanIssue("plan", f"{len(steps)} steps, but at most {max_steps} are allowed "
+                                  "(budget.max_steps); merge or drop steps")]
     ids = [s.id for s in steps]
     known = set(ids)
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+    counts = Counter(ids)
+    for dup in sorted(i for i, n in counts.items() if n > 1):
         issues.append(PlanIssue(dup, "duplicate step id"))
     for step in steps:
         if step.kind == "tool":

@@ -69,6 +69,7 @@ from agentcli.planning.prompt import (
     workspace_summary,
 )
 from agentcli.tools import ToolRegistry
+from agentcli.untrusted import read_json_file
 
 #: Output tokens assumed per ``llm`` step (capped by ``llm.max_output_tokens``): a short answer,
 #: a function or a summary. Real runs vary; this keeps the estimate an honest order of magnitude.
@@ -368,14 +369,20 @@ def save_plan(plan: Plan, path: Path) -> Path:
     return path
 
 
-def _read_plan(path: Path) -> Plan:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise PlanningError(f"cannot read plan file {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise PlanningError(f"plan file {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
+#: A plan file with more steps is refused unread (no budget runs that many).
+MAX_PLAN_FILE_STEPS = 10_000
+
+
+def read_plan_file(path: Path) -> Plan:
+    """A plan file read and checked as data (UTF-8, bounded JSON, schema version, the plan model),
+    not yet against the tools: commands call this before anything is written for the run."""
+    raw = read_json_file(path, f"plan file {path}")
     version = raw.get("schema_version") if isinstance(raw, dict) else None
+    steps = raw.get("steps") if isinstance(raw, dict) else None
+    if isinstance(steps, list) and len(steps) > MAX_PLAN_FILE_STEPS:
+        # Before anything looks at the steps: validating them is linear, some checks more.
+        raise PlanningError(f"plan file {path} has {len(steps)} steps; at most {MAX_PLAN_FILE_STEPS} "
+                            "are read (and budget.max_steps are run)")
     if version != PLAN_SCHEMA_VERSION:
         raise PlanningError(f"plan file {path}: schema_version {version!r} is not supported "
                             f"(this version reads {PLAN_SCHEMA_VERSION!r})")
@@ -405,7 +412,7 @@ def load_plan(
     defaults to the registry's), or against the file itself when only the refresh changed
     it. With ``client``, the estimates are recomputed too.
     """
-    plan = _read_plan(path)
+    plan = read_plan_file(path)
     intact = plan.verify_hash()
     before = plan.model_copy(deep=True)
     if not intact:
@@ -413,7 +420,7 @@ def load_plan(
         original = None
         if saved.is_file() and saved.resolve() != path.resolve():
             try:
-                original = _read_plan(saved)
+                original = read_plan_file(saved)
             except PlanningError:
                 original = None
         if original is None or not original.verify_hash():

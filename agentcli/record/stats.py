@@ -48,14 +48,15 @@ def parse_since(value: str, now: float | None = None) -> float:
     now = time.time() if now is None else now
     m = _DURATION.match(value)
     if m:
-        return now - float(m.group(1)) * _UNIT[m.group(2).lower()]
+        # A window longer than the epoch is every run (and a date before 1970 cannot be shown).
+        return max(0.0, now - float(m.group(1)) * _UNIT[m.group(2).lower()])
     try:
         dt = datetime.fromisoformat(value.strip())
     except ValueError:
         raise UsageError(f"--since '{value}': give a duration (7d, 12h, 30m, 2w) or a date (2026-01-31)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    return max(0.0, dt.timestamp())
 
 
 def day_of(ts: float) -> str:

@@ -142,6 +142,8 @@ def run(
         "budget.max_steps": max_steps, "budget.max_cost_usd": max_cost,
         "budget.max_tokens": max_tokens, "budget.max_seconds": max_seconds}.items() if v is not None})
     settings = state.settings
+    if plan_file is not None:
+        planner.read_plan_file(plan_file)  # a broken file fails here, before the run has a folder
     resume_from = None
     if resume is not None:
         from agentcli.engine.runner import resume_state

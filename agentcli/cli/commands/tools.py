@@ -134,11 +134,12 @@ def show(
 
 
 def _parse_args(raw: str, *, json_out: bool, name: str) -> dict[str, Any]:
+    from agentcli.untrusted import InputError, load_json
+
     try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        msg = f"--args is not valid JSON: {exc}"
-        _fail(UsageError(msg), json_out=json_out, tool=name, kind="invalid_json")
+        parsed = load_json(raw, "--args", max_bytes=1024 * 1024)
+    except InputError as exc:
+        _fail(exc, json_out=json_out, tool=name, kind="invalid_json")
     if not isinstance(parsed, dict):
         msg = f"--args must be a JSON object, not {type(parsed).__name__}"
         _fail(UsageError(msg), json_out=json_out, tool=name, kind="invalid_json")
