@@ -187,6 +187,8 @@ def _comparable(events: Iterable[Event]) -> dict[str, list[Event]]:
             continue
         if e.type in ("memory_recall", "memory_write"):
             continue  # memory is an outside store: a replay neither recalls nor records
+        if e.type == "resume_decision":
+            continue  # asked of a person on resume; a replay asks nobody
         if e.type == "budget_check" and e.data.get("ok"):
             continue  # a passing check's numbers include wall time
         groups[e.step_id or "-"].append(e)

@@ -26,7 +26,7 @@ import platform
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -54,6 +54,33 @@ class ReplanContext:
     reason: str
 
 
+@dataclass(frozen=True)
+class UncertainStep:
+    """A side-effecting step whose tool was started (its ``tool_intent`` is recorded) but whose
+    result never was: the run stopped (kill -9, a crash, Ctrl-C) while it ran, so its side
+    effect may or may not have happened."""
+
+    step_id: str
+    tool: str
+    args: dict[str, Any]
+    attempt: int
+
+    def describe(self) -> str:
+        args = json.dumps(self.args, ensure_ascii=False, default=str)
+        return f"{self.step_id} {self.tool} {args[:300]}"
+
+
+#: What to do with an uncertain step: run it again, take it as done (the user saw it happen),
+#: or stop the resume. ``decided_by`` says who chose: "user", "flag" or "policy".
+UncertainDecision = Literal["rerun", "done", "stop"]
+DecideUncertain = Callable[[UncertainStep], tuple[UncertainDecision, str]]
+
+
+def stop_on_uncertain(step: UncertainStep) -> tuple[UncertainDecision, str]:
+    """The default: nobody said a possibly repeated side effect is fine, so the resume stops."""
+    return "stop", "policy"
+
+
 @dataclass
 class ResumeState:
     """Where an interrupted, failed or budget-stopped run left off (see :func:`resume_state`)."""
@@ -64,10 +91,17 @@ class ResumeState:
     tokens: int
     replans: int
     last_seq: int
+    #: Steps that may have had their side effect already (see :class:`UncertainStep`).
+    uncertain: dict[str, UncertainStep] = field(default_factory=dict)
 
 
 def resume_state(rec: Any) -> ResumeState:
-    """Completed steps (with their outputs) and what the run had spent, from its recording."""
+    """Completed steps (with their outputs) and what the run had spent, from its recording.
+
+    A step counts as done when it finished ok, or when its tool returned ok but the run stopped
+    before the step's end was recorded (its side effect is known to have happened once). A
+    side-effecting step whose intent is recorded without a result is *uncertain*: the caller
+    decides (:data:`DecideUncertain`) whether it runs again."""
     from agentcli.record.runs import last_plan, step_states
 
     plan = last_plan(rec)
@@ -78,6 +112,29 @@ def resume_state(rec: Any) -> ResumeState:
         step = plan.step(sid)
         if step is not None and st.status == "ok":
             done[sid] = StepRun(step, status="ok", attempts=st.attempts, output=st.output)
+    # The last word on each step's tool: an intent (started, no result yet) or a result. A step
+    # stopped by Ctrl-C has its end recorded but no result either: its command was killed midway.
+    last_tool: dict[str, Any] = {}
+    for e in rec.of_type("tool_intent", "tool_call", "resume_decision"):
+        if e.step_id and not (e.type == "resume_decision" and e.data.get("decision") != "done"):
+            last_tool[e.step_id] = e
+    uncertain: dict[str, UncertainStep] = {}
+    for sid, e in last_tool.items():
+        step = plan.step(sid)
+        if step is None or sid in done:
+            continue
+        if e.type == "tool_intent":
+            args = e.data.get("args")
+            uncertain[sid] = UncertainStep(sid, str(e.data.get("tool", step.tool)),
+                                           args if isinstance(args, dict) else {},
+                                           int(e.data.get("attempt") or 1))
+        elif e.type == "resume_decision":  # taken as done by the user on an earlier resume
+            done[sid] = StepRun(step, status="ok", attempts=int(e.data.get("attempt") or 1), output=None)
+        elif e.type == "tool_call":
+            result = e.data.get("result")
+            if isinstance(result, dict) and result.get("ok") is True:
+                done[sid] = StepRun(step, status="ok", attempts=int(e.data.get("attempt") or 1),
+                                    output=result.get("output"))
     calls = list(rec.of_type("llm_call"))
     return ResumeState(
         plan=plan, done=done,
@@ -86,6 +143,7 @@ def resume_state(rec: Any) -> ResumeState:
                    + int((e.data.get("usage") or {}).get("output_tokens", 0)) for e in calls),
         replans=sum(1 for e in rec.of_type("plan_created") if e.data.get("replan")),
         last_seq=rec.events[-1].seq if rec.events else 0,
+        uncertain=uncertain,
     )
 
 
@@ -133,6 +191,8 @@ class RunDeps:
     resume: ResumeState | None = None
     #: Episodic memory: ``record_episode(**fields)`` is called once at the end of every run.
     memory: Any = None
+    #: On resume, what to do with each step that may already have had its side effect.
+    decide_uncertain: DecideUncertain = stop_on_uncertain
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -285,6 +345,7 @@ class _Run:
         if resume is not None:
             plan = resume.plan
             self.plan = plan  # already recorded; completed steps are adopted, not re-run
+            self._settle_uncertain(resume)
         else:
             plan = given if given is not None else await self.deps.planner(self.task, None)
             self._set_plan(plan, replan=False)
@@ -293,6 +354,24 @@ class _Run:
         self.executor.adopt(plan, resume.done if resume else None)
         self.fsm.to(State.EXECUTING, f"plan {plan.id} confirmed")
         return True
+
+    def _settle_uncertain(self, resume: ResumeState) -> None:
+        """Ask about every step that may already have had its side effect; each decision is
+        recorded (durably: it is why the step runs again, or does not). Stopping is a denial."""
+        for u in resume.uncertain.values():
+            decision, by = self.deps.decide_uncertain(u)
+            self.events.append("resume_decision", {
+                "decision": decision, "decided_by": by, "tool": u.tool, "args": u.args, "attempt": u.attempt,
+                "reason": "the tool was started but its result was never recorded"}, step_id=u.step_id, durable=True)
+            if decision == "stop":
+                raise ApprovalDenied(
+                    f"step {u.describe()} may already have run: it was started before the run stopped and "
+                    "its result was never recorded; resume with --rerun-uncertain to run it again, or at a "
+                    "terminal to decide")
+            if decision == "done":
+                step = resume.plan.step(u.step_id)
+                assert step is not None
+                resume.done[u.step_id] = StepRun(step, status="ok", attempts=u.attempt, output=None)
 
     def _policy_denials(self) -> list[StepRun]:
         return [r for r in self.executor.runs.values()

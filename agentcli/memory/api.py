@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from agentcli.config import MemoryConfig, Settings
 from agentcli.errors import UsageError
-from agentcli.untrusted import check_text
 from agentcli.memory import chunking, ingest, recall
 from agentcli.memory.embeddings import Embedder, get_embedder
 from agentcli.memory.store import (
@@ -54,6 +53,7 @@ from agentcli.memory.types import (
     WriteResult,
 )
 from agentcli.memory.working import WorkingMemory
+from agentcli.untrusted import check_text
 
 if TYPE_CHECKING:
     from agentcli.memory.embeddings import Matrix

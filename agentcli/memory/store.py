@@ -103,7 +103,10 @@ def upsert(table: Any, data: Any, *, key: str = "id", update: bool = True,
 
 
 def delete_where(table: Any, where: str) -> int:
-    """Delete rows matching ``where`` (retried on commit conflicts); returns how many."""
+    """Delete rows matching ``where`` (retried on commit conflicts); returns how many. Nothing
+    matching writes nothing (a delete of no rows would still commit a new table version)."""
+    if not table.count_rows(where):
+        return 0
     return int(retry_conflicts(lambda: table.delete(where)).num_deleted_rows)
 
 

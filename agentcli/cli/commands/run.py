@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from agentcli.engine.approval import Answer, ApprovalRequest
     from agentcli.engine.executor import StepRun
     from agentcli.engine.fsm import Transition
-    from agentcli.engine.runner import RunOutcome
+    from agentcli.engine.runner import RunOutcome, UncertainStep
     from agentcli.planning.plan import Plan
 
 
@@ -57,6 +57,27 @@ def _confirm_factory(yes: bool, quiet: bool) -> Any:
             return False
         return Prompt.ask("run this plan?", choices=["y", "n"], default="y", console=err_console) == "y"
     return confirm
+
+
+def _uncertain_factory(rerun: bool, yes: bool) -> Any:
+    """How a resume settles a step that may already have run: the flag, the user at a terminal,
+    and otherwise (``--yes`` alone, no terminal) stop: a side effect is never repeated unasked."""
+    def decide(u: UncertainStep) -> tuple[str, str]:
+        if rerun:
+            return "rerun", "flag"
+        if yes or not _interactive():
+            return "stop", "policy"
+        err_console.rule(f"[bold yellow]step {escape(u.step_id)} may already have run[/bold yellow]")
+        err_console.print(f"It was started (attempt {u.attempt}) before the run stopped, and its result was "
+                          "never recorded:", highlight=False)
+        import json
+
+        err_console.print(escape(f"  {u.tool} {json.dumps(u.args, ensure_ascii=False, default=str)}"),
+                          highlight=False)
+        answer = Prompt.ask("[bold]run it again?[/bold] [y]es / [d]one already, go on / [n]o, stop",
+                            choices=["y", "d", "n"], default="n", console=err_console)
+        return {"y": "rerun", "d": "done", "n": "stop"}[answer], "user"
+    return decide
 
 
 def _progress(quiet: bool, memory: Any = None) -> tuple[Any, Any]:
@@ -116,6 +137,10 @@ def run(
     resume: Annotated[str | None, typer.Option(
         "--resume", help="Continue an interrupted, failed or budget-stopped run from its last completed step.")
     ] = None,
+    rerun_uncertain: Annotated[bool, typer.Option(
+        "--rerun-uncertain", help="On --resume, run again the steps whose side effect may already have "
+        "happened (started before the run stopped, result never recorded). Without it they are asked "
+        "about at a terminal, and stop the resume otherwise (exit 4).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the final result as JSON.")] = False,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Step budget.")] = None,
     max_cost: Annotated[float | None, typer.Option("--max-cost", help="Cost budget in USD.")] = None,
@@ -137,6 +162,8 @@ def run(
 
     if sum(x is not None for x in (task, plan_file, resume)) != 1:
         raise UsageError("give one of: a TASK, --plan FILE, --resume RUN_ID")
+    if rerun_uncertain and resume is None:
+        raise UsageError("--rerun-uncertain only applies to --resume RUN_ID")
     state = state_of(ctx)
     state.overrides.update({k: v for k, v in {
         "budget.max_steps": max_steps, "budget.max_cost_usd": max_cost,
@@ -205,16 +232,18 @@ def run(
                                                context=replan_context(rc), recall=recall,
                                                past_plans=past_plans)
 
+            if not quiet:
+                err_console.print(f"[dim]run {run_id} · model {escape(settings.config.model)}[/dim]",
+                                  highlight=False)
             deps = RunDeps(config=settings.config, registry=registry, client=client, approver=approver,
                            events=events, planner=plan_fn, confirm=_confirm_factory(yes, quiet),
                            run_id=run_id, on_step=on_step, on_transition=on_transition, resume=resume_from,
-                           extra_start={"resumed": True} if resume_from else {}, memory=memory)
+                           extra_start={"resumed": True} if resume_from else {}, memory=memory,
+                           decide_uncertain=_uncertain_factory(rerun_uncertain, yes))
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
             await registry.aclose()
 
-    if not quiet:
-        err_console.print(f"[dim]run {run_id} · model {escape(settings.config.model)}[/dim]", highlight=False)
     try:
         outcome = asyncio.run(go())
     except KeyboardInterrupt:
@@ -222,6 +251,8 @@ def run(
         raise typer.Exit(ExitCode.INTERRUPTED) from None
     finally:
         events.close()
+        if events.seq == 0:
+            _drop_unstarted(events.path)
         if client.call_log is not None:
             client.call_log.close()
         if telemetry is not None:
@@ -235,6 +266,19 @@ def run(
             f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)
         print_error(detail)
     raise typer.Exit(outcome.exit_code)
+
+
+def _drop_unstarted(events_path: Path) -> None:
+    """A run that failed before its first event (a bad plan file, a tool server that would not
+    start) leaves no trace: its folder holds only the empty log (and maybe an empty call log)."""
+    import contextlib
+
+    folder = events_path.parent
+    with contextlib.suppress(OSError):
+        if all(p.is_file() and p.stat().st_size == 0 for p in folder.iterdir()):
+            for p in folder.iterdir():
+                p.unlink()
+            folder.rmdir()
 
 
 def replan_context(rc: Any) -> str:

@@ -1,0 +1,91 @@
+"""A step killed between its intent and its result is uncertain on resume: shown, never re-run
+unasked (exit 4 with --yes alone), re-run with --rerun-uncertain, and the decision recorded.
+Real subprocesses and a real kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ONCE = {"steps": [{"title": "count once", "tool": "run_shell",
+                   "args": {"command": "echo once >> counter.txt; sleep 3"}}]}
+REVIEW = {"outcome": "complete", "answer": "counted", "reason": ""}
+
+
+def agent(ws: Path, script: list[object], *args: str) -> subprocess.Popen[str]:
+    script_file = ws.parent / f"script-{time.monotonic_ns()}.json"
+    script_file.write_text(json.dumps(script))
+    env = {**os.environ, "AGENT_MODEL": "test/script", "AGENT_TEST_SCRIPT": str(script_file),
+           "AGENT_MEMORY__ENABLED": "false"}
+    return subprocess.Popen([sys.executable, "-m", "agentcli", *args], cwd=ws, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+
+def events_of(ws: Path) -> tuple[Path, list[dict[str, object]]]:
+    [path] = list((ws / ".agent" / "runs").glob("*/events.jsonl"))
+    return path, [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def kill_after_intent(ws: Path) -> str:
+    """Start the one-step run and kill -9 it once the intent is durable and the command has run."""
+    proc = agent(ws, [ONCE], "run", "count once", "--yes", "--json")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = ws / ".agent" / "runs"
+        found = list(runs.glob("*/events.jsonl")) if runs.is_dir() else []
+        if found and '"type":"tool_intent"' in found[0].read_text() and (ws / "counter.txt").exists():
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    else:
+        pytest.fail("the run never started its shell step")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    path, events = events_of(ws)
+    assert not [e for e in events if e["type"] == "tool_call"], "the kill came too late"
+    return path.parent.name
+
+
+def test_yes_alone_stops_and_says_why(workspace: Path) -> None:
+    run_id = kill_after_intent(workspace)
+    resumed = agent(workspace, [REVIEW], "run", "--resume", run_id, "--yes")
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 4, err
+    assert "s1 run_shell" in err and "echo once >> counter.txt" in err and "--rerun-uncertain" in err
+    assert "Traceback" not in err
+    time.sleep(3.5)  # the killed agent's command, had it been re-run, would be done by now
+    assert (workspace / "counter.txt").read_text() == "once\n"
+    _, events = events_of(workspace)
+    [decision] = [e for e in events if e["type"] == "resume_decision"]
+    assert decision["step_id"] == "s1" and decision["data"]["decision"] == "stop"  # type: ignore[index]
+    assert decision["data"]["decided_by"] == "policy"  # type: ignore[index]
+
+
+def test_rerun_uncertain_runs_it_again_once(workspace: Path) -> None:
+    run_id = kill_after_intent(workspace)
+    resumed = agent(workspace, [REVIEW], "run", "--resume", run_id, "--yes", "--rerun-uncertain", "--json")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert json.loads(out)["status"] == "COMPLETE"
+    assert (workspace / "counter.txt").read_text() == "once\nonce\n"  # asked for, and only once more
+    _, events = events_of(workspace)
+    [decision] = [e for e in events if e["type"] == "resume_decision"]
+    assert decision["data"]["decision"] == "rerun" and decision["data"]["decided_by"] == "flag"  # type: ignore[index]
+    # Settled: resuming the finished run again asks nothing and runs nothing.
+    again = agent(workspace, [REVIEW], "run", "--resume", run_id, "--yes", "--json")
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert (workspace / "counter.txt").read_text() == "once\nonce\n"
+
+
+def test_rerun_uncertain_needs_resume(workspace: Path) -> None:
+    p = agent(workspace, [], "run", "x", "--rerun-uncertain")
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 2 and "--rerun-uncertain only applies to --resume" in err
