@@ -372,6 +372,7 @@ async def replay_run(
                                                fork=fork),
         client=client, approver=RecordedApprover(config, rec, fork=fork, live=live_approver), events=events,
         planner=planner, confirm=confirm, run_id=run_id,
+        output_schema=start.data.get("output_schema") if isinstance(start.data.get("output_schema"), dict) else None,
         extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
                                                                       "fork_from": from_step},
     )
