@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentcli.errors import ConfigError
+from agentcli.redact import is_secret_name, register_environ, register_secret
 from agentcli.untrusted import InputError, check_depth, check_text, read_text_file
 
 #: Config is a few tables deep; anything much deeper is not a config file.
@@ -103,6 +104,11 @@ class ToolsConfig(_Section):
         description="File extensions search_code may be asked to look in.",
     )
     plugins: bool = Field(True, description="Load third-party tools from the `agentcli.tools` entry points.")
+    shell_env_allow: list[str] = Field(
+        default_factory=list, description="Environment variables run_shell and git commands may see, besides "
+        "PATH, HOME, LANG, LC_*, TERM, TZ, USER, LOGNAME, SHELL and TMPDIR (names, or patterns like `PYTHON*`). "
+        "Everything else, credentials above all, is withheld."
+    )
 
 
 class McpServerConfig(_Section):
@@ -353,9 +359,12 @@ def load_settings(
     """
     environ = os.environ if environ is None else environ
     ws_raw = workspace or environ.get("AGENT_WORKSPACE") or Path.cwd()
-    ws = Path(ws_raw).expanduser().resolve()
-    if not ws.is_dir():
-        raise ConfigError(f"workspace '{ws}' is not a directory")
+    try:
+        ws = Path(ws_raw).expanduser().resolve()
+        if not ws.is_dir():
+            raise ConfigError(f"workspace '{ws}' is not a directory")
+    except (OSError, ValueError, RuntimeError) as e:  # a name too long, a NUL byte, a symlink loop
+        raise ConfigError(f"workspace '{str(ws_raw)[:200]}' cannot be used: {e}") from None
 
     layers: list[tuple[str, dict[str, Any]]] = []
     files: list[Path] = []
@@ -367,8 +376,12 @@ def load_settings(
         config_file = Path(environ["AGENT_CONFIG"])
     if config_file is not None:
         cf = config_file.expanduser()
-        if not cf.is_file():
-            raise ConfigError(f"config file '{cf}' not found")
+        try:
+            found = cf.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
+            raise ConfigError(f"config file '{str(cf)[:200]}' not found")
         layers.append((str(cf), _read_toml(cf)))
         files.append(cf)
     elif (ws / PROJECT_CONFIG_NAME).is_file():
@@ -397,7 +410,38 @@ def load_settings(
         for key in _flatten(layer):
             sources[key] = _source_label(origin, key)
     config = Config.model_validate(merged)
-    return Settings(config=config, workspace=ws, sources=sources, files=files)
+    settings = Settings(config=config, workspace=ws, sources=sources, files=files)
+    _check_data_dir(settings)
+    register_config_secrets(config, environ)
+    return settings
+
+
+def register_config_secrets(config: Config, environ: Mapping[str, str] | None = None) -> None:
+    """Every value that came from a secret source is masked from now on, wherever agentcli writes
+    or shows it: each telemetry header (whatever its name), each secret-looking MCP server
+    variable, and the secret-looking variables of ``environ``."""
+    for value in config.telemetry.headers.values():
+        register_secret(value)
+    for server in config.mcp.servers:
+        for name, value in server.env.items():
+            if is_secret_name(name):
+                register_secret(value)
+    if environ is not None and environ is not os.environ:
+        register_environ(environ)
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """A data dir the OS cannot even look up (a name too long, a NUL byte) is a config error
+    here, not an OSError in whichever command first touches it."""
+    try:
+        os.stat(settings.data_dir)
+    except FileNotFoundError:
+        pass
+    except NotADirectoryError:
+        raise ConfigError(f"data_dir '{settings.config.data_dir}': a parent of it is a file") from None
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) else str(e)
+        raise ConfigError(f"data_dir '{settings.config.data_dir[:200]}': {reason}") from None
 
 
 def _env_name(dotted: str) -> str:

@@ -377,7 +377,8 @@ def _corpus(lab: Lab) -> Iterator[tuple[str, Callable[[], list[str]], int]]:
         "run", "--plan", write("p3.json", json.dumps({**base, "task": "\ud800"}))], 2
     steps = [{**base["steps"][0], "id": f"s{i}", "depends_on": [f"s{i + 1}"] if i < 1500 else []}
              for i in range(1, 1501)]
-    yield "plan: 1,500 chained steps", lambda: ["run", "--plan", write("p4.json", json.dumps({**base, "steps": steps}))], 1
+    yield "plan: 1,500 chained steps", lambda: [
+        "run", "--plan", write("p4.json", json.dumps({**base, "steps": steps}))], 1
     yield "config: not UTF-8", lambda: ["--config", write("c1.toml", b'model = "\xff"\n'), "config", "show"], 2
     yield "config: nested tables", lambda: [
         "--config", write("c2.toml", "x = " + "[" * 2000 + "]" * 2000), "config", "show"], 2

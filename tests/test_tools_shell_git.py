@@ -13,7 +13,7 @@ import pytest
 from toolkit import call, make_registry
 
 from agentcli.tools import ToolRegistry
-from agentcli.tools.shell import child_env, is_scrubbed
+from agentcli.tools.shell import child_env, is_passed
 
 
 def _alive(pid: int) -> bool:
@@ -65,14 +65,20 @@ def test_run_shell_scrubs_secrets(reg: ToolRegistry, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("HARMLESS_SETTING", "visible")
     out = call(reg, "run_shell", {"command": "env"}).output["output"]
     assert "hunter2-value" not in out
-    assert "HARMLESS_SETTING=visible" in out and "PATH=" in out
+    # Built from an allow-list: a variable nobody listed is withheld too, whatever its name.
+    assert "HARMLESS_SETTING" not in out and "PATH=" in out
 
 
-def test_scrub_rules() -> None:
-    env = child_env({"PATH": "/bin", "Api_Key": "x", "XAI_ORG": "y", "HOME": "/h", "SESSION_TOKEN": "z"})
-    assert env["PATH"] == "/bin" and env["HOME"] == "/h" and env["PAGER"] == "cat"
-    assert not {"Api_Key", "XAI_ORG", "SESSION_TOKEN"} & env.keys()
-    assert is_scrubbed("openai_organization") and not is_scrubbed("EDITOR")
+def test_child_env_is_an_allow_list() -> None:
+    env = child_env({"PATH": "/bin", "Api_Key": "x", "XAI_ORG": "y", "HOME": "/h", "SESSION_TOKEN": "z",
+                     "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer abc", "LC_CTYPE": "C.UTF-8",
+                     "WHATEVER_NOBODY_LISTED": "w", "PYTHONPATH": "/p"})
+    assert env["PATH"] == "/bin" and env["HOME"] == "/h" and env["PAGER"] == "cat" and env["LC_CTYPE"] == "C.UTF-8"
+    assert not {"Api_Key", "XAI_ORG", "SESSION_TOKEN", "OTEL_EXPORTER_OTLP_HEADERS", "WHATEVER_NOBODY_LISTED",
+                "PYTHONPATH"} & env.keys()
+    allowed = child_env({"PYTHONPATH": "/p", "PYTHONHASHSEED": "0", "EDITOR": "vi"}, allow=["PYTHON*"])
+    assert allowed.keys() >= {"PYTHONPATH", "PYTHONHASHSEED"} and "EDITOR" not in allowed
+    assert is_passed("LC_ALL") and not is_passed("EDITOR") and is_passed("EDITOR", ["EDITOR"])
 
 
 def test_run_shell_timeout_kills_the_process_group(reg: ToolRegistry, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from agentcli.cli.commands import plan as plan_cmd
 from agentcli.cli.commands import run as run_cmd
 from agentcli.cli.commands import runs as runs_cmd
 from agentcli.cli.commands import tools as tools_cmd
-from agentcli.cli.commands.common import State, configure_consoles, err_console, print_error
+from agentcli.cli.commands.common import RedactingStream, State, configure_consoles, err_console, print_error
 from agentcli.errors import AgentError, ExitCode
 
 
@@ -43,6 +43,15 @@ class _RootGroup(typer.core.TyperGroup):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
+        # Whatever a command prints (tool output, answers, errors, tables) passes the redactor.
+        streams = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+        try:
+            return self._invoke(ctx)
+        finally:
+            sys.stdout, sys.stderr = streams
+
+    def _invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except AgentError as e:
@@ -80,8 +89,11 @@ def _data_dir(ctx: Any) -> Path | None:
     settings = getattr(state, "_settings", None) if isinstance(state, State) else None
     if settings is None:
         return None
-    d: Path = settings.data_dir
-    return d if d.is_dir() else None
+    try:
+        d: Path = settings.data_dir
+        return d if d.is_dir() else None
+    except OSError:  # a data dir whose name the OS refuses: the report goes to the temp dir
+        return None
 
 
 def _write_crash_report(e: Exception, data_dir: Path | None = None) -> str:

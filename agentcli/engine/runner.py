@@ -42,6 +42,7 @@ from agentcli.models.client import LLMClient
 from agentcli.models.types import CallRecord
 from agentcli.planning.plan import Plan
 from agentcli.record.events import EventLog
+from agentcli.redact import redact_text
 from agentcli.tools import ToolRegistry
 
 
@@ -302,7 +303,7 @@ def merge_replan(old: Plan, runs: dict[str, StepRun], new: Plan) -> Plan:
 
 class _Run:
     def __init__(self, task: str, deps: RunDeps) -> None:
-        self.task = task
+        self.task = redact_text(task)  # stored in events, memory and prompts: never a secret
         self.deps = deps
         self.events = deps.events
         self.budget = deps.budget or Budget(deps.config.budget)

@@ -53,6 +53,7 @@ from agentcli.memory.types import (
     WriteResult,
 )
 from agentcli.memory.working import WorkingMemory
+from agentcli.redact import Redactor
 from agentcli.untrusted import check_text
 
 if TYPE_CHECKING:
@@ -200,6 +201,10 @@ class Memory:
         t0 = _perf()
         if not run_id:
             raise UsageError("an episode needs a run id")
+        # Memory is a file agentcli writes like any other: no secret value goes in.
+        redact = Redactor()
+        task, plan_summary, reason, answer = (redact.text(x) for x in (task, plan_summary, reason, answer))
+        plan = redact.text(plan) if plan else plan
         outcome = answer or reason
         text = "\n".join(p for p in (task, plan_summary, f"{status}: {outcome}" if outcome else status) if p)
         vec = self._embed([task or text])
@@ -265,6 +270,7 @@ class Memory:
         t0 = _perf()
         if not text.strip():
             raise UsageError("the text is empty")
+        text = Redactor().text(text)
         self.check_embedder()
         rows = ingest.note_rows(text, _now_iso())
         result = WriteResult("semantic", sources=["text"])

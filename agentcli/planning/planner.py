@@ -68,6 +68,7 @@ from agentcli.planning.prompt import (
     recall_snippets,
     workspace_summary,
 )
+from agentcli.redact import Redactor, redact_text
 from agentcli.tools import ToolRegistry
 from agentcli.untrusted import read_json_file
 
@@ -289,7 +290,8 @@ async def make_plan(
     """
 
     config = settings.config
-    task = task.strip()
+    # A secret pasted into the task never reaches the model, the plan file or memory.
+    task = redact_text(task.strip())
     if not task:
         raise UsageError("the task is empty")
     tools = registry.tools()
@@ -332,6 +334,7 @@ async def make_plan(
         hint = (f"; {config.model_for('planner')} is a small offline model: try a stronger one, e.g. "
                 "--model openai/gpt-4o-mini") if local else ""
         raise PlanningError(f"no valid plan after {tries} tries: {listed}{more}{hint}")
+    steps = _redacted_steps(steps)
     plan = Plan(
         schema_version=PLAN_SCHEMA_VERSION,
         id=plan_id or new_run_id(),
@@ -347,6 +350,14 @@ async def make_plan(
     if save:
         save_plan(plan, plan_path(settings.data_dir, plan.id))
     return plan
+
+
+def _redacted_steps(steps: list[Step]) -> list[Step]:
+    """The steps with any known secret value masked (before the plan is hashed and saved)."""
+    redact = Redactor()
+    dumped = [s.model_dump(mode="json") for s in steps]
+    masked = redact(dumped)
+    return steps if masked == dumped else [Step.model_validate(d) for d in masked]
 
 
 # --------------------------------------------------------------------------- files

@@ -21,7 +21,7 @@ async def _git(ctx: ToolContext, *args: str) -> Capped:
         timeout=ctx.config.default_timeout_seconds,
         limit=ctx.config.output_limit_chars,
         # Never let a repository's config or hooks prompt for anything.
-        env=child_env(extra={"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}),
+        env=child_env(extra={"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}, allow=ctx.config.shell_env_allow),
     )
     if res.timed_out:
         raise ToolFailure(f"git {args[0]} timed out", error_type="timeout")

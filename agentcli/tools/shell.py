@@ -1,6 +1,6 @@
 """run_shell, and the subprocess runner the git tools share.
 
-A child process gets a scrubbed environment (no credentials), runs in its own
+A child process gets an environment built from an allow-list (no credentials), runs in its own
 process group inside the workspace, has its output captured with a bounded head
 and tail, and on timeout or cancellation its whole process group is killed.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import os
-import re
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,33 +19,32 @@ from typing import Any
 
 from pydantic import Field
 
-from agentcli.redact import is_secret_name
 from agentcli.tools.base import ArgsModel, Capped, Tool, ToolContext, ToolFailure
 from agentcli.tools.paths import rel_posix, resolve_in_workspace
 
 __all__ = ["ProcessResult", "child_env", "run_process", "shell_tool"]
 
-# Whole families of provider settings: even their non-secret-looking vars (base URLs,
-# org and project ids, regions) have no business in a command the model wrote.
-_PROVIDER_PREFIXES = re.compile(
-    r"^(OPENAI|ANTHROPIC|AZURE|AWS|GOOGLE|GEMINI|VERTEX|COHERE|MISTRAL|GROQ|HF|HUGGINGFACE|"
-    r"OPENROUTER|TOGETHER|DEEPSEEK|XAI|REPLICATE|PERPLEXITY|FIREWORKS|LITELLM|LANGFUSE|"
-    r"LANGCHAIN|LANGSMITH|VOYAGE|ANYSCALE|DATABRICKS|WATSONX|CLOUDFLARE|NVIDIA_NIM|OLLAMA)_",
-    re.IGNORECASE,
-)
+#: What any command needs from our environment. Everything else is withheld unless the user allows
+#: it (``tools.shell_env_allow``): an allow-list, so a credential under a name nobody thought of
+#: (a telemetry header list, a CI token) never reaches a command the model wrote.
+BASE_ENV_ALLOW: tuple[str, ...] = ("PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "USER", "LOGNAME",
+                                   "SHELL", "TMPDIR")
 _GRACE_SECONDS = 5.0
 
 
-def is_scrubbed(name: str) -> bool:
-    """Whether an environment variable is withheld from child processes."""
-    return is_secret_name(name) or bool(_PROVIDER_PREFIXES.match(name))
+def is_passed(name: str, allow: Sequence[str] = ()) -> bool:
+    """Whether an environment variable reaches child processes: on the base allow-list or the
+    user's (exact names, or ``fnmatch`` patterns)."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in (*BASE_ENV_ALLOW, *allow))
 
 
 def child_env(
-    environ: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None
+    environ: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None,
+    allow: Sequence[str] = (),
 ) -> dict[str, str]:
-    """The environment for a child process: ours minus credentials, with pagers and prompts off."""
-    env = {k: v for k, v in (os.environ if environ is None else environ).items() if not is_scrubbed(k)}
+    """The environment for a child process, built from the allow-list (never by removing known
+    names), with pagers and prompts off, then ``extra``."""
+    env = {k: v for k, v in (os.environ if environ is None else environ).items() if is_passed(k, allow)}
     # A pager or a credential prompt would wait forever on a terminal nobody watches.
     env.update({"PAGER": "cat", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"})
     env.update(extra or {})
@@ -178,7 +177,8 @@ async def run_shell(args: RunShellArgs, ctx: ToolContext) -> dict[str, Any] | Ca
     seconds = _timeout(args, ctx)
     total = ctx.config.output_limit_chars
     limit = total - min(200, total // 4)  # room for the truncation note
-    res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit)
+    res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit,
+                            env=child_env(allow=ctx.config.shell_env_allow))
     if res.timed_out:
         tail = res.output[-2000:].strip()
         raise ToolFailure(
@@ -198,7 +198,7 @@ def shell_tool() -> Tool:
     return Tool(
         name="run_shell",
         description="Run a shell command in the workspace; returns exit_code and combined stdout+stderr. "
-        "Credentials are removed from its environment; stdin is empty.",
+        "Its environment holds only PATH, HOME, locale, terminal and what the user allowed; stdin is empty.",
         args_model=RunShellArgs,
         func=run_shell,
         risk="exec",

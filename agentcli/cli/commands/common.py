@@ -14,6 +14,29 @@ if TYPE_CHECKING:  # pydantic models cost ~0.1 s to import; `agent --help` must 
     from agentcli.config import Settings
     from agentcli.models.types import ModelBackend
 
+class RedactingStream:
+    """A text stream that masks every known secret value (:mod:`agentcli.redact`) in what is
+    written to it; anything else is the wrapped stream's. Secrets registered while a command
+    runs (its config loading) are picked up at the next write."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._generation = -1
+        self._redact: Any = None
+
+    def write(self, s: Any) -> Any:
+        if isinstance(s, str) and s:
+            from agentcli.redact import Redactor, generation
+
+            if self._generation != generation():
+                self._generation, self._redact = generation(), Redactor()
+            s = self._redact.text(s)
+        return self._inner.write(s)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 class _CommandConsole(Console):
     """A console set up afresh for each invocation (:func:`configure_consoles`), so that the
     width, ``NO_COLOR`` and ``--no-color`` in force are the invocation's, not the import's.

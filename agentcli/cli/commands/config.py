@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,7 +21,7 @@ def show(
     from agentcli.config import effective_items
 
     settings = state_of(ctx).settings
-    items = effective_items(settings)
+    items = [(k, _masked(k, v), src) for k, v, src in effective_items(settings)]
     if json_out:
         payload = {
             "workspace": str(settings.workspace),
@@ -36,6 +36,16 @@ def show(
     cols = [Col("key", style="cyan"), Col("value", flex=True), Col("source", style="dim", flex=True)]
     rows = [[key, json.dumps(value), source] for key, value, source in items]
     console.print(fitted_table(cols, rows, console.width, title=f"workspace {settings.workspace}"))
+
+
+def _masked(key: str, value: Any) -> Any:
+    """Telemetry headers are credentials whatever their name: shown as set, never shown. Any
+    other value has every known secret masked."""
+    from agentcli.redact import REDACTED, Redactor
+
+    if key.startswith("telemetry.headers.") and value:
+        return REDACTED
+    return Redactor()(value)
 
 
 @app.command("path")
