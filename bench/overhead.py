@@ -59,7 +59,7 @@ def _once(ctx: Context, ws: Path, first: Path | None) -> tuple[float, str]:
 def run(ctx: Context) -> SectionResult:
     res = SectionResult(SECTION)
     ws = _workspace(ctx.tmp)
-    reps = 2 if ctx.smoke else 7
+    reps = 1 if ctx.smoke else 7
     kinds: list[tuple[str, Path | None]] = [("agentcli", None)]
     if ctx.baseline is not None:
         kinds.append(("agentcli (baseline)", ctx.baseline))
