@@ -196,10 +196,12 @@ def _llm_event(events: EventLog, client: LLMClient) -> Callable[[CallRecord], No
             "response": None if resp is None else {
                 "text": resp.text, "tool_calls": [c.model_dump() for c in resp.tool_calls],
                 "input_tokens": resp.input_tokens, "output_tokens": resp.output_tokens, "model": resp.model,
+                "finish_reason": resp.finish_reason,
             },
             "usage": rec.usage.model_dump(), "cost_usd": rec.cost_usd, "latency_ms": round(rec.latency_ms, 3),
             "error_type": rec.error_type, "error": rec.error,
             "price": None if price is None else {"input": price.input, "output": price.output},
+            "profile": rec.profile,
         }, step_id=rec.step_id)
     return record
 
@@ -384,9 +386,9 @@ class _Run:
         return outcome.status == "COMPLETE" and bool(runs) and all(r.status == "ok" for r in runs)
 
     def _grounded(self) -> bool:
-        from agentcli.planning.local import is_local, local_levers
+        from agentcli.planning.local import local_levers
 
-        return is_local(self.deps.config.model_for("reviewer")) and "answer" in local_levers()
+        return self.deps.client.profile_for("reviewer").grounded_answers and "answer" in local_levers()
 
     def _can_continue(self) -> bool:
         failed = {sid for sid, r in self.executor.runs.items() if r.status in ("failed", "denied")}

@@ -270,7 +270,7 @@ def replay(
         try:
             if from_step is None:
                 return await replay_run(path, registry, live_tools=live_tools, live_writes=yes)
-            from agentcli.models.litellm import RoutingBackend
+            from agentcli.models.routing import RoutingBackend
 
             fork_id = new_run_id()
             return await replay_run(path, registry, from_step=from_step, out_dir=settings.data_dir / "runs",
