@@ -63,11 +63,8 @@ from agentcli.planning.prompt import (
     PastPlans,
     Recall,
 )
-<<<<<<< HEAD
-from agentcli.redact import Redactor, redact_text
-=======
 from agentcli.planning.strategy import PlannerStrategy, PlanRequest, planner_for
->>>>>>> main
+from agentcli.redact import Redactor, redact_text
 from agentcli.tools import ToolRegistry
 from agentcli.untrusted import read_json_file
 
@@ -319,15 +316,9 @@ async def make_plan(
     else:
         listed = "; ".join(str(i) for i in issues[:6])
         more = f" (+{len(issues) - 6} more)" if len(issues) > 6 else ""
-<<<<<<< HEAD
-        hint = (f"; {config.model_for('planner')} is a small offline model: try a stronger one, e.g. "
-                "--model openai/gpt-4o-mini") if local else ""
-        raise PlanningError(f"no valid plan after {tries} tries: {listed}{more}{hint}")
-    steps = _redacted_steps(steps)
-=======
         hint = strategy.failure_hint(planner_model)
         raise PlanningError(f"no valid plan after {tries} tries: {listed}{more}" + (f"; {hint}" if hint else ""))
->>>>>>> main
+    steps = _redacted_steps(steps)
     plan = Plan(
         schema_version=PLAN_SCHEMA_VERSION,
         id=plan_id or new_run_id(),

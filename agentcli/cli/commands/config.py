@@ -23,12 +23,8 @@ def show(
     from agentcli.planning.instructions import load_project_instructions
 
     settings = state_of(ctx).settings
-<<<<<<< HEAD
     items = [(k, _masked(k, v), src) for k, v, src in effective_items(settings)]
-=======
-    items = effective_items(settings)
     instructions = load_project_instructions(settings.workspace, settings.config.instructions)
->>>>>>> main
     if json_out:
         payload = {
             "workspace": str(settings.workspace),

@@ -283,16 +283,10 @@ def run(
             deps = RunDeps(config=settings.config, registry=registry, client=client, approver=approver,
                            events=events, planner=plan_fn, confirm=_confirm_factory(yes, quiet),
                            run_id=run_id, on_step=on_step, on_transition=on_transition, resume=resume_from,
-<<<<<<< HEAD
-                           extra_start={"resumed": True} if resume_from else {}, memory=memory,
-                           decide_uncertain=_uncertain_factory(rerun_uncertain, yes),
-                           output_schema=schema)
-=======
                            extra_start={**({"resumed": True} if resume_from else {}),
                                         **({"no_project_instructions": True} if no_instructions else {})},
-                           memory=memory,
+                           memory=memory, decide_uncertain=_uncertain_factory(rerun_uncertain, yes),
                            output_schema=schema, instructions=instructions)
->>>>>>> main
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
             await registry.aclose()
