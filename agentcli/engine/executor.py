@@ -366,7 +366,7 @@ class Executor:
         if isinstance(checked, ToolError):
             run.status, run.error = "failed", checked.model_dump(mode="json")
             return
-        if not await self._approve(plan, run, args):
+        if not await self._approve(plan, run, args, checked):
             return
         tool = self.registry.get(step.tool)
         side_effects = tool is not None and tool.risk != "read"
@@ -431,15 +431,17 @@ class Executor:
                            step_id=step.id)
         return fixed
 
-    async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any]) -> bool:
+    async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any], checked: Any) -> bool:
         step = run.step
         assert step.tool is not None
         tool = self.registry.get(step.tool)
-        risk = tool.risk if tool is not None else (step.risk or "exec")
+        risks: tuple[str, ...] = tool.risks_for(checked) if tool is not None else (step.risk or "exec",)
+        risk = risks[0] if len(risks) == 1 else "+".join(risks)
         req = ApprovalRequest(step_id=step.id, tool=step.tool, risk=risk, args=args, plan_hash=plan.hash,
                               requires_approval=step.requires_approval,
-                              preview=self.registry.preview(step.tool, args))
-        needs_prompt = step.requires_approval or getattr(self.config.approval, risk, "ask") != "auto"
+                              preview=self.registry.preview(step.tool, args), risks=risks)
+        needs_prompt = step.requires_approval or any(
+            getattr(self.config.approval, r, "ask") != "auto" for r in risks)
         if not needs_prompt:
             decision = self.approver.decide(req)  # policy "auto": no prompt, no thread
         else:

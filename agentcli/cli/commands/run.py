@@ -121,6 +121,8 @@ def run(
     max_cost: Annotated[float | None, typer.Option("--max-cost", help="Cost budget in USD.")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Token budget.")] = None,
     max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="Wall-time budget.")] = None,
+    sandbox: Annotated[str | None, typer.Option(
+        "--sandbox", help="OS sandbox of commands this run: workspace-write, read-only or off.")] = None,
 ) -> None:
     """Plan a task, confirm the plan, execute it step by step, and report."""
     import asyncio
@@ -140,7 +142,8 @@ def run(
     state = state_of(ctx)
     state.overrides.update({k: v for k, v in {
         "budget.max_steps": max_steps, "budget.max_cost_usd": max_cost,
-        "budget.max_tokens": max_tokens, "budget.max_seconds": max_seconds}.items() if v is not None})
+        "budget.max_tokens": max_tokens, "budget.max_seconds": max_seconds,
+        "sandbox.mode": sandbox}.items() if v is not None})
     settings = state.settings
     resume_from = None
     if resume is not None:
