@@ -118,6 +118,15 @@ class SandboxConfig(_Section):
     )
 
 
+class CheckpointsConfig(_Section):
+    """Snapshots of the workspace around every step that may change it, for `agent undo`."""
+
+    enabled: bool = Field(
+        True, description="Checkpoint the workspace (in a shadow git repository in the data dir) before the "
+        "first write/exec step of a run and after each; files over tools.max_file_bytes are skipped."
+    )
+
+
 class McpServerConfig(_Section):
     """One MCP server started over stdio; its tools appear as `name.tool`."""
 
@@ -200,6 +209,7 @@ class Config(_Section):
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     mcp: McpConfig = Field(default_factory=McpConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

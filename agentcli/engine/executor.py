@@ -46,6 +46,7 @@ from agentcli.planning.plan import (
     llm_step_messages,
     resolve_references,
 )
+from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import EventLog
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 
@@ -141,6 +142,8 @@ class Executor:
     on_step: Callable[[StepRun], None] | None = None
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     runs: dict[str, StepRun] = field(default_factory=dict)
+    #: Checkpoints of the workspace around every step that may change it (write and exec tools).
+    checkpoints: Checkpointer | None = None
 
     def __post_init__(self) -> None:
         self._wait = _ToolWait(self.fsm)
@@ -372,6 +375,17 @@ class Executor:
         side_effects = tool is not None and tool.risk != "read"
         default = self.config.tools.default_timeout_seconds
         own_timeout = tool.effective_timeout(checked, default) if tool is not None else default
+        if side_effects and self.checkpoints is not None:
+            await self.checkpoints.before(step.id)
+        try:
+            await self._attempts(run, args, own_timeout, side_effects)
+        finally:
+            if side_effects and self.checkpoints is not None:
+                await self.checkpoints.after(step.id)
+
+    async def _attempts(self, run: StepRun, args: dict[str, Any], own_timeout: float, side_effects: bool
+                        ) -> None:
+        step = run.step
         policy = step.retry
         for attempt in range(1, policy.max_attempts + 1):
             run.attempts = attempt

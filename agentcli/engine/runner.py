@@ -41,6 +41,7 @@ from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
 from agentcli.models.types import CallRecord
 from agentcli.planning.plan import Plan
+from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import EventLog
 from agentcli.tools import ToolRegistry
 
@@ -133,6 +134,8 @@ class RunDeps:
     resume: ResumeState | None = None
     #: Episodic memory: ``record_episode(**fields)`` is called once at the end of every run.
     memory: Any = None
+    #: Workspace checkpoints around the steps that may change it (None: none taken).
+    checkpoints: Checkpointer | None = None
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -253,6 +256,7 @@ class _Run:
         self.executor = Executor(
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
+            checkpoints=deps.checkpoints,
         )
         self.plan: Plan | None = None
         self.answer = ""

@@ -177,6 +177,12 @@ def run(
 
         memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload))  # type: ignore[arg-type]
     on_step, on_transition = _progress(quiet, memory)
+    checkpoints = None
+    if settings.config.checkpoints.enabled:
+        from agentcli.record.checkpoints import Checkpointer, ShadowRepo
+
+        repo = ShadowRepo(settings.workspace, settings.data_dir, settings.config.tools.max_file_bytes)
+        checkpoints = Checkpointer(repo, events, run_id)
     approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
                         yes=yes, approve_all=approve_all)
 
@@ -209,7 +215,8 @@ def run(
             deps = RunDeps(config=settings.config, registry=registry, client=client, approver=approver,
                            events=events, planner=plan_fn, confirm=_confirm_factory(yes, quiet),
                            run_id=run_id, on_step=on_step, on_transition=on_transition, resume=resume_from,
-                           extra_start={"resumed": True} if resume_from else {}, memory=memory)
+                           extra_start={"resumed": True} if resume_from else {}, memory=memory,
+                           checkpoints=checkpoints)
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
             await registry.aclose()
@@ -227,10 +234,18 @@ def run(
             client.call_log.close()
         if telemetry is not None:
             telemetry.shutdown()
+    undo = checkpoints.undo_hint() if checkpoints is not None else None
     if json_out:
-        typer.echo(outcome.model_dump_json(indent=2))
+        import json
+
+        typer.echo(json.dumps({**outcome.model_dump(mode="json"), "undo": undo}, indent=2))
     else:
         render_outcome(outcome)
+        if undo:
+            err_console.print(f"[dim]changed the workspace; undo with: {escape(undo)}  "
+                              f"(see what changed: agent runs diff {run_id})[/dim]", highlight=False)
+        elif checkpoints is not None and checkpoints.error:
+            print_warning(f"no checkpoint of this run, so no undo: {checkpoints.error}")
     if outcome.exit_code != ExitCode.OK and not json_out:
         detail = outcome.answer if outcome.reason == "error" else (
             f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)
