@@ -388,9 +388,9 @@ class _Run:
         return outcome.status == "COMPLETE" and bool(runs) and all(r.status == "ok" for r in runs)
 
     def _grounded(self) -> bool:
-        from agentcli.planning.local import local_levers
+        from agentcli.planning.strategy import grounded_answers
 
-        return self.deps.client.profile_for("reviewer").grounded_answers and "answer" in local_levers()
+        return grounded_answers(self.deps.client.profile_for("reviewer"))
 
     def _can_continue(self) -> bool:
         failed = {sid for sid, r in self.executor.runs.items() if r.status in ("failed", "denied")}
