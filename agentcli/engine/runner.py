@@ -40,6 +40,7 @@ from agentcli.engine.reviewer import Review, fallback_answer, grounded_answer, r
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
 from agentcli.models.types import CallRecord
+from agentcli.planning.instructions import ProjectInstructions
 from agentcli.planning.plan import Plan
 from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import EventLog
@@ -142,6 +143,8 @@ class RunDeps:
     checkpoints: Checkpointer | None = None
     #: A JSON Schema the final answer must validate against (``agent run --output-schema``).
     output_schema: dict[str, Any] | None = None
+    #: The project's instructions (AGENTS.md): in the executor's prompts, recorded in ``run_started``.
+    instructions: ProjectInstructions | None = None
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -265,6 +268,7 @@ class _Run:
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
             checkpoints=deps.checkpoints,
+            instructions=deps.instructions.text if deps.instructions is not None else "",
         )
         self.plan: Plan | None = None
         self.answer = ""
@@ -402,6 +406,7 @@ class _Run:
             "versions": {"agentcli": __version__, "python": platform.python_version()},
             "model": self.deps.config.model, "config": self.deps.config.model_dump(mode="json"),
             **({"output_schema": self.deps.output_schema} if self.deps.output_schema is not None else {}),
+            **({"instructions": self.deps.instructions.record()} if self.deps.instructions is not None else {}),
             **self.deps.extra_start,
         })
         status, reason, code = "FAILED", "", int(ExitCode.FAILED)
