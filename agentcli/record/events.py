@@ -62,6 +62,8 @@ EventType = Literal[
     "review",
     "hook",
     "run_finished",
+    "checkpoint",
+    "undo",
 ]
 
 
