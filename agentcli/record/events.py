@@ -61,7 +61,10 @@ EventType = Literal[
     "memory_write",
     "review",
     "resume_decision",
+    "hook",
     "run_finished",
+    "checkpoint",
+    "undo",
 ]
 
 
