@@ -71,10 +71,15 @@ class ReplayBackend:
     def __init__(self, rec: Recording, *, fork: _Fork | None = None, live: ModelBackend | None = None) -> None:
         self._by_hash: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
         self._prices: dict[str, Price | None] = {}
+        self._max_output: dict[str, int] = {}
         for e in rec.of_type("llm_call"):
             self._by_hash[str(e.data["request_hash"])].append(e.data)
+            model = str(e.data.get("model"))
             p = e.data.get("price")
-            self._prices[str(e.data.get("model"))] = None if p is None else Price(p["input"], p["output"])
+            self._prices[model] = None if p is None else Price(p["input"], p["output"])
+            most = e.data.get("model_max_output_tokens") or (e.data.get("request") or {}).get("max_tokens")
+            if most:
+                self._max_output[model] = max(int(most), self._max_output.get(model, 0))
         self._fork = fork
         self._live = live
 
@@ -95,7 +100,7 @@ class ReplayBackend:
             text=resp.get("text", ""),
             tool_calls=[ToolCall.model_validate(c) for c in resp.get("tool_calls", [])],
             input_tokens=resp.get("input_tokens"), output_tokens=resp.get("output_tokens"),
-            model=resp.get("model"),
+            model=resp.get("model"), finish_reason=resp.get("finish_reason"),
         )
 
     def price(self, model: str) -> Price | None:
@@ -105,6 +110,13 @@ class ReplayBackend:
 
     def supports_json_schema(self, model: str) -> bool:
         return True
+
+    def max_output_tokens(self, model: str) -> int | None:
+        """The model's maximum as recorded, so that output limits are sized as in the run."""
+        if model in self._max_output:
+            return self._max_output[model]
+        fn = getattr(self._live, "max_output_tokens", None)
+        return fn(model) if fn is not None else None
 
 
 def _tool_key(step_id: str | None, tool: str, args: Any) -> str:
@@ -279,7 +291,7 @@ def call_record(e: Event) -> CallRecord:
     resp = None if resp_d is None else ModelResponse(
         text=resp_d.get("text", ""), tool_calls=[ToolCall.model_validate(c) for c in resp_d.get("tool_calls", [])],
         input_tokens=resp_d.get("input_tokens"), output_tokens=resp_d.get("output_tokens"),
-        model=resp_d.get("model"))
+        model=resp_d.get("model"), finish_reason=resp_d.get("finish_reason"))
     return CallRecord(str(d.get("call_id", "")), int(d.get("attempt", 1)), str(d.get("role")), e.step_id, req,
                       str(d.get("request_hash")), resp, Usage.model_validate(d.get("usage") or {}),
                       d.get("cost_usd"), float(d.get("latency_ms") or 0), str(d.get("outcome")),

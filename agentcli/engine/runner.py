@@ -189,10 +189,13 @@ def _llm_event(events: EventLog, client: LLMClient) -> Callable[[CallRecord], No
             "response": None if resp is None else {
                 "text": resp.text, "tool_calls": [c.model_dump() for c in resp.tool_calls],
                 "input_tokens": resp.input_tokens, "output_tokens": resp.output_tokens, "model": resp.model,
+                "finish_reason": resp.finish_reason,
             },
             "usage": rec.usage.model_dump(), "cost_usd": rec.cost_usd, "latency_ms": round(rec.latency_ms, 3),
             "error_type": rec.error_type, "error": rec.error,
             "price": None if price is None else {"input": price.input, "output": price.output},
+            # What the output limits were sized from: a replay sizes them the same way.
+            "model_max_output_tokens": client.model_max_output(req.model),
         }, step_id=rec.step_id)
     return record
 
@@ -249,6 +252,7 @@ class _Run:
         self.budget.listeners.append(_budget_event(self.events))
         client = deps.client
         client.guard = self.budget.check_llm_call
+        client.headroom = self.budget.output_headroom
         client.observers.extend([self.budget.observe, _llm_event(self.events, client)])
         self.executor = Executor(
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,

@@ -168,6 +168,7 @@ class LiteLLMBackend:
                 input_tokens=getattr(usage, "prompt_tokens", None),
                 output_tokens=getattr(usage, "completion_tokens", None),
                 model=getattr(resp, "model", None),
+                finish_reason=getattr(choice, "finish_reason", None),
             )
         except (AttributeError, IndexError, TypeError) as exc:
             raise LLMTransientError(f"{req.model}: malformed response: {exc}") from exc
@@ -185,6 +186,15 @@ class LiteLLMBackend:
             # An unpriced model often reports 0.0: that is unknown, not free.
             return None
         return Price(float(pin), float(pout))
+
+    def max_output_tokens(self, model: str) -> int | None:
+        """The most tokens ``model`` generates per answer (litellm's model info), if known."""
+        try:
+            info = litellm_module().get_model_info(model)
+        except Exception:
+            return None
+        value = info.get("max_output_tokens") or info.get("max_tokens")
+        return int(value) if value else None
 
     def supports_json_schema(self, model: str) -> bool:
         if model.startswith("local/"):
@@ -219,6 +229,11 @@ class RoutingBackend:
 
     def supports_json_schema(self, model: str) -> bool:
         return model.startswith("test/") or self._litellm.supports_json_schema(model)
+
+    def max_output_tokens(self, model: str) -> int | None:
+        fake = self._pick(model)
+        fn = getattr(fake, "max_output_tokens", None)
+        return fn(model) if fn is not None else None
 
 
 def _decode_args(raw: Any) -> dict[str, Any] | str:

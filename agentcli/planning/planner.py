@@ -70,9 +70,6 @@ from agentcli.planning.prompt import (
 )
 from agentcli.tools import ToolRegistry
 
-#: Output tokens assumed per ``llm`` step (capped by ``llm.max_output_tokens``): a short answer,
-#: a function or a summary. Real runs vary; this keeps the estimate an honest order of magnitude.
-EXPECTED_OUTPUT_TOKENS = 512
 #: Input tokens assumed per ``{{sN.output}}`` reference in a prompt: outputs are unknown at plan time.
 REFERENCE_TOKENS = 256
 
@@ -212,16 +209,18 @@ def reask_message(issues: list[PlanIssue], *, short: bool = False) -> str:
 
 
 def estimate_steps(steps: list[Step], *, task: str, model: str, price: Price | None,
-                   config: Config) -> tuple[int, float | None]:
+                   output_tokens: int) -> tuple[int, float | None]:
     """Fill each step's estimate and return the totals (tokens, USD or None when unknown).
 
     An ``llm`` step sends :func:`~agentcli.planning.plan.llm_step_messages` (counted with tiktoken),
-    plus ``REFERENCE_TOKENS`` per referenced output, and is assumed to generate
-    ``EXPECTED_OUTPUT_TOKENS``. Tool steps call no model: zero tokens, zero cost.
+    plus ``REFERENCE_TOKENS`` per referenced output, and may generate ``output_tokens``: the output
+    limit the step is sent with (:meth:`~agentcli.models.client.LLMClient.output_limit`), the
+    most the budget has to pay for, so a step that writes a module is not under-priced. Tool steps
+    call no model: zero tokens, zero cost.
     """
     total_tokens = 0
     total_cost: float | None = 0.0
-    out_tokens = min(EXPECTED_OUTPUT_TOKENS, config.llm.max_output_tokens)
+    out_tokens = output_tokens
     for step in steps:
         if step.kind != "llm":
             step.estimated_input_tokens = step.estimated_output_tokens = 0
@@ -319,7 +318,7 @@ async def make_plan(
         total_tokens, total_cost = 0, None
         if not issues:
             total_tokens, total_cost = estimate_steps(steps, task=task, model=executor, price=price,
-                                                      config=config)
+                                                      output_tokens=client.output_limit("executor", executor))
             issues = _budget_issues(total_tokens, total_cost, config)
         if not issues:
             break
@@ -442,5 +441,6 @@ def _refresh(plan: Plan, path: Path, registry: ToolRegistry, config: Config,
         step.requires_approval = derive_approval(step.risk, config.approval, step.requires_approval)
     if client is not None:
         plan.estimated_tokens, plan.estimated_cost_usd = estimate_steps(
-            plan.steps, task=plan.task, model=plan.model, price=_price_of(client, plan.model), config=config)
+            plan.steps, task=plan.task, model=plan.model, price=_price_of(client, plan.model),
+            output_tokens=client.output_limit("executor", plan.model))
     return plan.rehash()
