@@ -42,7 +42,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentcli.config import Config, Settings
-from agentcli.errors import PlanningError, StructuredOutputError, UsageError, WorkspaceError
+from agentcli.errors import OutputTruncated, PlanningError, StructuredOutputError, UsageError, WorkspaceError
 from agentcli.ids import new_run_id
 from agentcli.models import tokens
 from agentcli.models.client import LLMClient
@@ -96,6 +96,8 @@ class DraftStep(BaseModel):
     tool: str | None = None
     args: dict[str, Any] | None = None
     prompt: str | None = None
+    answer: str | None = None
+    answer_schema: dict[str, Any] | None = None
     depends_on: list[str | int] = Field(default_factory=list)
     title: str = ""
     requires_approval: bool = False
@@ -165,6 +167,8 @@ def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) 
             tool=tool.name if tool is not None else tool_name,
             args=args if kind == "tool" else {},
             prompt=d.prompt,
+            answer=d.answer or "text",
+            answer_schema=d.answer_schema,
             depends_on=list(dict.fromkeys(_dep_id(x) for x in d.depends_on)),
             retry=default_retry(kind, risk),
             risk=risk,
@@ -175,8 +179,10 @@ def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) 
         return [PlanIssue(sid, x["msg"]) for x in e.errors()[:3]]
 
 
-def interpret_draft(raw: Any, registry: ToolRegistry, config: Config) -> tuple[list[Step], list[PlanIssue]]:
-    """Steps from the model's reply, with ids, approval and retry policies, and every problem."""
+def interpret_draft(raw: Any, registry: ToolRegistry, config: Config, *,
+                    check_outputs: bool = False) -> tuple[list[Step], list[PlanIssue]]:
+    """Steps from the model's reply, with ids, approval and retry policies, and every problem
+    (``check_outputs``: reference paths into declared outputs too, see :func:`validate_steps`)."""
     try:
         draft = DraftPlan.model_validate(raw)
     except ValidationError as e:
@@ -190,7 +196,7 @@ def interpret_draft(raw: Any, registry: ToolRegistry, config: Config) -> tuple[l
         else:
             issues.extend(made)
     if not issues:
-        issues = validate_steps(steps, registry, max_steps=config.budget.max_steps)
+        issues = validate_steps(steps, registry, max_steps=config.budget.max_steps, check_outputs=check_outputs)
     return steps, issues
 
 
@@ -226,7 +232,7 @@ def estimate_steps(steps: list[Step], *, task: str, model: str, price: Price | N
             step.estimated_input_tokens = step.estimated_output_tokens = 0
             step.estimated_cost_usd = 0.0
             continue
-        n_in = tokens.count_messages(llm_step_messages(task, step.prompt or ""), model)
+        n_in = tokens.count_messages(llm_step_messages(task, step.prompt or "", step.answer), model)
         n_in += REFERENCE_TOKENS * len(step.references())
         step.estimated_input_tokens, step.estimated_output_tokens = n_in, out_tokens
         step.estimated_cost_usd = None if price is None else price.cost(n_in, out_tokens)
@@ -290,8 +296,9 @@ async def make_plan(
     task = task.strip()
     if not task:
         raise UsageError("the task is empty")
-    tools = registry.tools()
     local = is_local(config.model_for("planner"))
+    # A small planner is not offered tools that consume what only a hosted planner's steps make.
+    tools = [t for t in registry.tools() if t.small_planner or not local]
     levers = local_levers() if local else frozenset()
     schema, base = local_request(task, tools, config, levers, context, settings.workspace,
                                  settings.data_dir, past_plans) if levers else (None, None)
@@ -300,7 +307,8 @@ async def make_plan(
         # a hosted model gets one shared step definition, ~4x fewer tokens at 20 steps.
         schema = (draft_schema if local else hosted_draft_schema)(tools, config.budget.max_steps)
         base = build_messages(task, tools, config, workspace_summary(settings.workspace, settings.data_dir),
-                              recall_snippets(recall, task), context)
+                              recall_snippets(recall, task), context,
+                              hosted=not local, step_output_tokens=client.output_limit("executor"))
     executor = config.model_for("executor")
     price = _price_of(client, executor)
     messages = base
@@ -309,12 +317,15 @@ async def make_plan(
     for _ in range(tries):
         try:
             result = await client.acomplete(messages, role="planner", json_schema=schema)
+        except OutputTruncated as e:
+            raise PlanningError(f"the plan was cut at the planner's output limit and not used: {e.one_line()}"
+                                ) from None
         except StructuredOutputError as e:
             hint = (f" ({config.model_for('planner')} is a small offline model: try a stronger one, e.g. "
                     "--model openai/gpt-4o-mini)") if local else ""
             raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}{hint}") from None
         planning_cost = _add_cost(planning_cost, result.cost_usd)
-        steps, issues = interpret_draft(result.parsed, registry, config)
+        steps, issues = interpret_draft(result.parsed, registry, config, check_outputs=not local)
         total_tokens, total_cost = 0, None
         if not issues:
             total_tokens, total_cost = estimate_steps(steps, task=task, model=executor, price=price,
