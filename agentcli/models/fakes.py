@@ -22,6 +22,7 @@ named by ``AGENT_TEST_SCRIPT`` (a list of strings, objects, or
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -34,13 +35,14 @@ from pydantic import BaseModel
 
 from agentcli.errors import LLMFatalError, LLMTransientError
 from agentcli.models import tokens
+from agentcli.models.profile import ModelProfile
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
 
 ScriptItem = str | dict[str, Any] | list[Any] | BaseModel | ToolCall | ModelResponse | BaseException
 
 #: Prices used by the fakes unless told otherwise: gpt-4o-mini's, so budgets have something to count.
 DEFAULT_PRICE = Price(input=0.15e-6, output=0.60e-6)
-#: The fakes' most output tokens per answer unless told otherwise: gpt-4o-mini's too.
+#: The fakes' most output tokens per answer unless their profile says otherwise: gpt-4o-mini's too.
 DEFAULT_MAX_OUTPUT = 16384
 
 
@@ -77,12 +79,12 @@ class ScriptedModel:
     """Answers requests from a queue, in order; records every request it saw."""
 
     def __init__(self, responses: Iterable[ScriptItem] = (), *, price: Price | None = DEFAULT_PRICE,
-                 model_name: str = "test/scripted", cut_at_limit: bool = True,
-                 max_output: int = DEFAULT_MAX_OUTPUT) -> None:
+                 model_name: str = "test/scripted", profile: ModelProfile | None = None,
+                 cut_at_limit: bool = True) -> None:
         self.queue: deque[ScriptItem] = deque(responses)
-        self.max_output = max_output
         self.requests: list[ModelRequest] = []
         self._price = price
+        self._profile = profile
         self.model_name = model_name
         self.cut_at_limit = cut_at_limit
 
@@ -99,8 +101,8 @@ class ScriptedModel:
     def price(self, model: str) -> Price | None:
         return self._price
 
-    def max_output_tokens(self, model: str) -> int:
-        return self.max_output
+    def profile(self, model: str) -> ModelProfile:
+        return self._profile or fake_profile(model)
 
 
 class FunctionModel:
@@ -111,13 +113,13 @@ class FunctionModel:
         fn: Callable[[ModelRequest], ScriptItem | Awaitable[ScriptItem]],
         *,
         price: Price | None = DEFAULT_PRICE,
+        profile: ModelProfile | None = None,
         cut_at_limit: bool = True,
-        max_output: int = DEFAULT_MAX_OUTPUT,
     ) -> None:
         self.fn = fn
-        self.max_output = max_output
         self.requests: list[ModelRequest] = []
         self._price = price
+        self._profile = profile
         self.cut_at_limit = cut_at_limit
 
     async def request(self, req: ModelRequest) -> ModelResponse:
@@ -130,8 +132,18 @@ class FunctionModel:
     def price(self, model: str) -> Price | None:
         return self._price
 
-    def max_output_tokens(self, model: str) -> int:
-        return self.max_output
+    def profile(self, model: str) -> ModelProfile:
+        return self._profile or fake_profile(model)
+
+
+def fake_profile(model: str) -> ModelProfile:
+    """The profile a fake answers with unless given one: that of the model it stands in for (a fake
+    answering as ``local/smollm2`` plans like the small local model), minus the price, which
+    is the fake's own."""
+    from agentcli.models.routing import static_profile
+
+    base = static_profile(model)
+    return dataclasses.replace(base, source="fake", max_output_tokens=base.max_output_tokens or DEFAULT_MAX_OUTPUT)
 
 
 def last_user_text(req: ModelRequest) -> str:

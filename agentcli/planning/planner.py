@@ -47,7 +47,7 @@ from agentcli.ids import new_run_id
 from agentcli.models import tokens
 from agentcli.models.client import LLMClient
 from agentcli.models.types import Price
-from agentcli.planning.local import is_local, local_levers, local_request
+from agentcli.planning.local import local_levers, local_request
 from agentcli.planning.plan import (
     PLAN_SCHEMA_VERSION,
     STEP_ID_RE,
@@ -296,7 +296,7 @@ async def make_plan(
     task = task.strip()
     if not task:
         raise UsageError("the task is empty")
-    local = is_local(config.model_for("planner"))
+    local = client.profile_for("planner").planner_style == "small"
     # A small planner is not offered tools that consume what only a hosted planner's steps make.
     tools = [t for t in registry.tools() if t.small_planner or not local]
     levers = local_levers() if local else frozenset()
