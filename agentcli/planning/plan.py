@@ -554,11 +554,15 @@ _ANSWER_NOTES = {
 }
 
 
-def llm_step_messages(task: str, prompt: str, answer: str = "text") -> list[dict[str, Any]]:
+def llm_step_messages(task: str, prompt: str, instructions: str = "", answer: str = "text") -> list[dict[str, Any]]:
     """The messages an ``llm`` step sends to the executor model (``prompt`` with references
-    already resolved; ``answer`` the step's answer shape). The planner counts these tokens
+    already resolved; the project's instructions, if any, in the system message; ``answer`` the
+    step's answer shape, whose format is described there). The planner counts these tokens
     for its estimate."""
+    system = _EXECUTOR_SYSTEM.format(task=task) + _ANSWER_NOTES.get(answer, "")
+    if instructions:
+        system += "\n\nProject instructions (follow them):\n" + instructions
     return [
-        {"role": "system", "content": _EXECUTOR_SYSTEM.format(task=task) + _ANSWER_NOTES.get(answer, "")},
+        {"role": "system", "content": system},
         {"role": "user", "content": prompt},
     ]
