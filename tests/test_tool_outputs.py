@@ -36,7 +36,7 @@ def test_every_builtin_tool_declares_its_output(ws: Path) -> None:
     assert all(t.output_schema() is not None for t in reg.tools())
     shapes = {t.name: t.output_shape() for t in reg.tools()}
     assert shapes["search_code"] == "list of {file: text, line: int, snippet: text}"
-    assert shapes["run_shell"] == "{exit_code: int, output: text}"
+    assert shapes["run_shell"] == "{exit_code: int, output: text, sandbox: text}"
     assert shapes["list_files"] == "list of text" and shapes["read_file"] == "text"
 
 
@@ -106,6 +106,6 @@ def test_outputs_reach_an_llm_prompt_as_text(ws: Path) -> None:
     prompts = {r.messages[1]["content"] for r in model.requests[:2]}
     text = next(p for p in prompts if p.startswith("The diff:"))
     assert DIFF_LINE in text and "\\n" not in text and "\\\\d" not in text  # the line exactly as the file has it
-    assert "exit_code: 0\noutput:\ndiff --git a/app.py b/app.py\n" in text
+    assert "exit_code: 0\noutput:\ndiff --git a/app.py b/app.py\n" in text and "\nsandbox: " in text
     assert '"file": "app.py"' in text  # structured values as readable JSON
     assert "Line 6 of app.py" in prompts

@@ -42,6 +42,7 @@ from agentcli.models.client import LLMClient
 from agentcli.models.types import CallRecord
 from agentcli.planning.instructions import ProjectInstructions
 from agentcli.planning.plan import Plan
+from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import EventLog
 from agentcli.tools import ToolRegistry
 
@@ -114,6 +115,8 @@ class RunOutcome(BaseModel):
     duration_s: float
     #: With ``--output-schema``: the answer as JSON, valid against the schema (``answer`` is its text).
     data: Any = None
+    #: How to undo what the run changed in the workspace (``agent undo RUN_ID``); None: nothing to undo.
+    undo: str | None = None
 
 
 @dataclass
@@ -136,6 +139,8 @@ class RunDeps:
     resume: ResumeState | None = None
     #: Episodic memory: ``record_episode(**fields)`` is called once at the end of every run.
     memory: Any = None
+    #: Workspace checkpoints around the steps that may change it (None: none taken).
+    checkpoints: Checkpointer | None = None
     #: A JSON Schema the final answer must validate against (``agent run --output-schema``).
     output_schema: dict[str, Any] | None = None
     #: The project's instructions (AGENTS.md): in the executor's prompts, recorded in ``run_started``.
@@ -263,6 +268,7 @@ class _Run:
         self.executor = Executor(
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
+            checkpoints=deps.checkpoints,
             instructions=deps.instructions.text if deps.instructions is not None else "",
         )
         self.plan: Plan | None = None
@@ -464,6 +470,7 @@ class _Run:
             steps=[r.report() for r in self.executor.runs.values()],
             totals=self.deps.client.totals.as_dict(), budget=self.budget.snapshot(),
             duration_s=round(time.monotonic() - self.started, 3), data=self.data,
+            undo=self.deps.checkpoints.undo_hint() if self.deps.checkpoints is not None else None,
         )
 
 

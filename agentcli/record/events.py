@@ -61,6 +61,8 @@ EventType = Literal[
     "memory_write",
     "review",
     "run_finished",
+    "checkpoint",
+    "undo",
 ]
 
 
