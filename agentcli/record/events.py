@@ -60,6 +60,7 @@ EventType = Literal[
     "memory_recall",
     "memory_write",
     "review",
+    "hook",
     "run_finished",
     "checkpoint",
     "undo",
