@@ -211,6 +211,7 @@ def make_table(mem: Memory, texts: list[str], vecs: np.ndarray) -> Any:
             "content_hash": [f"h{i}" for i in range(start, end)],
             "file_hash": ["f"] * (end - start),
             "added_at": ["2026-01-01T00:00:00+00:00"] * (end - start),
+            "origin": pa.array([None] * (end - start), pa.string()),
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs[start:end].ravel(), pa.float32()), dim),
         })
         table.add(data)

@@ -340,7 +340,7 @@ def test_an_empty_memory_follows_the_configured_embedder(workspace: Path) -> Non
     assert mem.forget_source("text") == 1
     hashed = memory_for(workspace, AGENT_MEMORY__EMBEDDING_MODEL="test/hash-64")
     hashed.add_text("another note")  # nothing stored under the old embedder: no error
-    assert hashed.stats().dim == 64
+    assert hashed.stats().chunk_dim == 64
 
 
 def test_litellm_embedding_models_go_through_llm_py(workspace: Path) -> None:
@@ -368,7 +368,7 @@ def test_litellm_embeddings_over_http(workspace: Path, allow_model_requests: Non
     res = mem.add_text("a note about staging")
     assert res.inserted == 1
     stats = mem.stats()
-    assert (stats.embedder, stats.dim) == ("openai/text-embedding-3-small", 3)
+    assert (stats.chunk_embedder, stats.chunk_dim) == ("openai/text-embedding-3-small", 3)
 
 
 # ------------------------------------------------------------------ the planner hook

@@ -76,11 +76,13 @@ def test_add_search_list_forget_stats(ws: Path) -> None:
 
     res = invoke(["memory", "stats", "--json"])
     stats = json.loads(res.stdout)
-    assert stats["embedder"] == "builtin:all-MiniLM-L6-v2-onnx-int8" and stats["dim"] == 384
+    # Files and notes: the static embedder distilled from the built-in MiniLM (episodes: MiniLM).
+    assert stats["chunk_embedder"].startswith("builtin:static-") and stats["chunk_dim"] == 384
+    assert stats["embedder"] == "builtin:all-MiniLM-L6-v2-onnx-int8"
     assert stats["tables"]["chunks"]["rows"] == len(items) - 2
     assert stats["size_on_disk"] > 0 and stats["tables"]["chunks"]["versions"] >= 1
     res = invoke(["memory", "stats"])
-    assert res.exit_code == 0 and "all-MiniLM" in res.stdout and "chunks" in res.stdout
+    assert res.exit_code == 0 and "static" in res.stdout and "chunks" in res.stdout
 
 
 def test_episodes_show_up_in_search_and_list(ws: Path) -> None:

@@ -202,8 +202,10 @@ def stats(
         _dump(st.as_dict())
         return
     console.print(f"uri        {escape(st.uri)}", highlight=False)
-    console.print(f"embedder   {st.embedder or '(none yet)'}  dim {st.dim or '-'}  "
+    console.print(f"episodes   {st.embedder or '(none yet)'}  dim {st.dim or '-'}  "
                   f"(configured: {st.configured_embedder})", highlight=False)
+    console.print(f"chunks     {st.chunk_embedder or '(none yet)'}  dim {st.chunk_dim or '-'}  "
+                  f"(configured: {st.configured_chunk_embedder or st.configured_embedder})", highlight=False)
     console.print(f"on disk    {_size(st.size_on_disk)}", highlight=False)
     table = Table()
     for col in ("tier", "table", "rows", "version", "versions kept", "fragments", "indices"):
