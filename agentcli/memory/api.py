@@ -250,6 +250,14 @@ class Memory:
             raise EmbedderMismatch(f"embedder {emb.name} returned {vecs.shape[1]}-d vectors, expected {emb.dim}")
         return vecs
 
+    def _show_build(self, progress: Progress | None) -> None:
+        """The static embedder's one-time distillation (~10-30 s) is shown as a phase of its own."""
+        from agentcli.memory.static import StaticEmbedder
+
+        emb = self.chunk_embedder
+        if progress is not None and isinstance(emb, StaticEmbedder):
+            emb.on_build = lambda done, total: progress("preparing the static embedder (once)", done, total)
+
     def _embed_chunks(self, texts: Sequence[str]) -> Matrix:
         return self._embed(texts, self.chunk_embedder)
 
@@ -391,10 +399,11 @@ class Memory:
         files, skipped = chunking.resolve_sources(self.workspace, paths, self.data_dir,
                                                   max_file_bytes=self.max_file_bytes)
         result = WriteResult("semantic", skipped=skipped)
+        self._show_build(progress)
         self.check_embedder()
         dirs = [chunking.source_key(self.workspace, str(p)) for p in paths
                 if (self.workspace / p).resolve().is_dir()]
-        planned = ingest.plan_files(files, _now_iso(), self.origin)
+        planned = ingest.plan_files(files, _now_iso(), self.origin, progress=progress)
         existing = ingest.existing_chunks(self.store, list(planned), self.origin)
         todo: dict[str, list[dict[str, Any]]] = {}
         for rel, (fhash, rows) in planned.items():
@@ -726,6 +735,7 @@ class Memory:
         Tables are rewritten whole (their vector size may change). Writes made by another
         process while a reindex runs may be lost: run it alone.
         """
+        self._show_build(progress)
         counts = {name: self._reembed(name, progress=progress) for name in (EPISODES, CHUNKS)
                   if self.store.open(name) is not None}
         self._checked = False

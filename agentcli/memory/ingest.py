@@ -83,11 +83,13 @@ def note_rows(text: str, now: str) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def plan_files(files: list[tuple[Path, str]], now: str,
-               origin: str = "") -> dict[str, tuple[str, list[dict[str, Any]]]]:
+def plan_files(files: list[tuple[Path, str]], now: str, origin: str = "", *,
+               progress: Progress | None = None) -> dict[str, tuple[str, list[dict[str, Any]]]]:
     """``{source: (file hash, chunk rows without vectors)}``; identical chunks of a file kept once."""
     planned: dict[str, tuple[str, list[dict[str, Any]]]] = {}
-    for path, rel in files:
+    for n, (path, rel) in enumerate(files, 1):
+        if progress is not None and (n % 50 == 0 or n == len(files)):
+            progress("reading files", n, len(files))
         try:
             text = chunking.read_text(path)
         except OSError:

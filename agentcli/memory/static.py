@@ -47,6 +47,8 @@ SIF_A = 3e-3
 FIRST_WORD_ID = 1996
 #: Tokens of a text that are averaged at most (a chunk is ~160 cl100k tokens, ~250 WordPieces).
 MAX_TOKENS = 1024
+#: Texts whose token rows are gathered at once (~8k rows, a few MB: stays in cache).
+GATHER_TEXTS = 32
 #: Tokens per forward pass while distilling.
 DISTILL_BATCH = 512
 RECIPE = "m2v-minilm-l6-sif3e3-v3"
@@ -153,15 +155,19 @@ class StaticEmbedder:
         if not texts:
             return out
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        lengths = np.fromiter((min(len(e.ids), MAX_TOKENS) for e in encodings), dtype=np.int64,
-                              count=len(encodings))
-        if not lengths.any():
-            return out
-        ids = np.concatenate([np.asarray(e.ids[:MAX_TOKENS], dtype=np.int64) for e in encodings])
-        rows = self._table[ids]
-        nonempty = lengths > 0
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[nonempty]
-        out[nonempty] = np.add.reduceat(rows, starts, axis=0)
+        table = self._table
+        # A few texts at a time: gathering every token's row of a big batch at once would
+        # materialise hundreds of MB (tokens x 384 floats) and run at memory speed.
+        for start in range(0, len(encodings), GATHER_TEXTS):
+            part = encodings[start:start + GATHER_TEXTS]
+            lengths = np.fromiter((min(len(e.ids), MAX_TOKENS) for e in part), dtype=np.int64, count=len(part))
+            if not lengths.any():
+                continue
+            ids = np.concatenate([np.asarray(e.ids[:MAX_TOKENS], dtype=np.int64) for e in part])
+            nonempty = lengths > 0
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[nonempty]
+            block = out[start:start + len(part)]
+            block[nonempty] = np.add.reduceat(table[ids], starts, axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 1e-12)
         return out
