@@ -101,6 +101,32 @@ class ToolsConfig(_Section):
     plugins: bool = Field(True, description="Load third-party tools from the `agentcli.tools` entry points.")
 
 
+SandboxMode = Literal["workspace-write", "read-only", "off"]
+
+
+class SandboxConfig(_Section):
+    """The OS sandbox around the processes agentcli starts (run_shell, MCP servers); Linux, bubblewrap."""
+
+    mode: SandboxMode = Field(
+        "workspace-write", description="workspace-write: write only the workspace and a private /tmp; "
+        "read-only: write only the private /tmp; off: no sandbox (the only way to run commands where "
+        "no sandbox is available, e.g. macOS)."
+    )
+    network: bool = Field(
+        False, description="Give every sandboxed command the network. Off: only a run_shell call asking "
+        "for `network` (which needs the `network` approval too) gets it."
+    )
+
+
+class CheckpointsConfig(_Section):
+    """Snapshots of the workspace around every step that may change it, for `agent undo`."""
+
+    enabled: bool = Field(
+        True, description="Checkpoint the workspace (in a shadow git repository in the data dir) before the "
+        "first write/exec step of a run and after each; files over tools.max_file_bytes are skipped."
+    )
+
+
 class McpServerConfig(_Section):
     """One MCP server started over stdio; its tools appear as `name.tool`."""
 
@@ -110,6 +136,10 @@ class McpServerConfig(_Section):
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     risk: RiskClass = Field("exec", description="Risk class of every tool of this server.")
     timeout_seconds: float = Field(30.0, gt=0, description="Start-up and per-call timeout.")
+    sandbox: bool = Field(
+        True, description="Run the server inside the OS sandbox ([sandbox] mode; network only for risk "
+        "\"network\"). false: unconfined, for a server that must write elsewhere (e.g. npx's cache)."
+    )
 
 
 class McpConfig(_Section):
@@ -153,6 +183,29 @@ class MemoryConfig(_Section):
     )
 
 
+class ModelOverride(_Section):
+    """Overrides of what a model can do (its profile, see agentcli.models.profile); unset keys keep
+    what the model's backend reports."""
+
+    structured_output: Literal["json_schema", "json_object", "prompted"] | None = Field(
+        None, description="How JSON is asked for: json_schema (response_format), json_object (JSON mode "
+        "plus the schema in the prompt) or prompted (the schema in the prompt only)."
+    )
+    uses_api_base: bool | None = Field(None, description="Whether `api_base` applies to this model.")
+    pricing: Literal["metered", "free", "unknown"] | None = Field(
+        None, description="Whether the model's price is known (metered), zero (free) or unknown."
+    )
+    planner_style: Literal["hosted", "small"] | None = Field(
+        None, description="hosted: the full planner prompt and a reviewer; small: the compact planner "
+        "tuned for small local models, answers grounded in step outputs."
+    )
+    grounded_answers: bool | None = Field(
+        None, description="Build the final answer from the step outputs instead of the reviewer's."
+    )
+    context_tokens: int | None = Field(None, gt=0, description="Input context window in tokens.")
+    max_output_tokens: int | None = Field(None, gt=0, description="Most tokens the model generates per reply.")
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = Field("warning", description="stderr log level.")
     json_stderr: bool = Field(False, description="Also write LLM-call records to stderr as JSON.")
@@ -178,6 +231,30 @@ class TelemetryConfig(_Section):
     service_name: str = Field("agentcli", description="service.name of the traces (OTEL_SERVICE_NAME wins).")
 
 
+class InstructionsConfig(_Section):
+    """Project instructions (AGENTS.md) read into the planner's and the executor's prompts."""
+
+    enabled: bool = Field(True, description="Read project instructions (`agent run --no-project-instructions` "
+                          "turns them off for one run).")
+    file_names: list[str] = Field(
+        default_factory=lambda: ["AGENTS.md"], description="File names looked for in the workspace and each "
+        "directory above it up to the repository root (the first that exists in a directory is read).")
+    max_tokens: int = Field(2000, ge=0, description="Bound on the instructions' tokens; past it the farthest "
+                            "files are cut first.")
+
+
+class HookConfig(_Section):
+    """One hook: a shell command run at a point of every run, given the event as JSON on stdin."""
+
+    event: Literal["pre_tool", "post_tool", "run_finished"] = Field(
+        ..., description="When it runs: before a tool call (exit 2 blocks it, stderr the reason), after one, "
+        "or when the run has finished.")
+    command: str = Field(..., min_length=1, description="Command for /bin/sh -c, run in the workspace.")
+    tools: list[str] = Field(default_factory=list, description="Only for these tools (names or globs such as "
+                             "`fs.*`); empty: every tool. Ignored for run_finished.")
+    timeout_seconds: float = Field(30.0, gt=0, le=600, description="The hook is killed past this (a warning).")
+
+
 class Config(_Section):
     """The whole effective configuration. Every field has a default."""
 
@@ -191,10 +268,18 @@ class Config(_Section):
     approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     mcp: McpConfig = Field(default_factory=McpConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    instructions: InstructionsConfig = Field(default_factory=InstructionsConfig)
+    hooks: list[HookConfig] = Field(default_factory=list, description="Commands run at pre_tool, post_tool "
+                                    "and run_finished ([[hooks]]).")
+    models: dict[str, ModelOverride] = Field(
+        default_factory=dict, description='Per-model overrides of what a model can do: [models."NAME"].'
+    )
 
     def model_for(self, role: Literal["planner", "executor", "reviewer"]) -> str:
         """The model a role uses: its override, else the default model."""

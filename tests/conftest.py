@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-# Subprocesses inherit this; in-process code reads it through llm.requests_allowed().
+# Subprocesses inherit this; in-process code reads it through routing.requests_allowed().
 os.environ["AGENT_ALLOW_MODEL_REQUESTS"] = "0"
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-from agentcli.models import litellm as llm
+from agentcli.models import routing
 
-llm.ALLOW_MODEL_REQUESTS = False
+routing.ALLOW_MODEL_REQUESTS = False
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +25,10 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     xdg = tmp_path_factory.mktemp("xdg")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
     yield
+    from agentcli.planning.local import DEFAULT_LEVERS
+    from agentcli.planning.strategy import use_levers
+
+    use_levers(DEFAULT_LEVERS)  # a test that measured another lever set leaves the default behind
 
 
 @pytest.fixture

@@ -34,10 +34,14 @@ from typing import Any
 from agentcli.config import Config
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.executor import CURRENT_STEP
+from agentcli.engine.hooks import RecordedHooks
 from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, run
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.models.client import LLMClient
+from agentcli.models.profile import ModelProfile
+from agentcli.models.routing import static_profile
 from agentcli.models.types import CallRecord, ModelBackend, ModelRequest, ModelResponse, Price, ToolCall, Usage
+from agentcli.planning.instructions import ProjectInstructions, load_project_instructions
 from agentcli.planning.plan import Plan, canonical_json
 from agentcli.record.events import EVENTS_NAME, Event, EventLog, Recording, read_events
 from agentcli.tools import ToolRegistry, ToolResult
@@ -71,10 +75,15 @@ class ReplayBackend:
     def __init__(self, rec: Recording, *, fork: _Fork | None = None, live: ModelBackend | None = None) -> None:
         self._by_hash: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
         self._prices: dict[str, Price | None] = {}
+        self._profiles: dict[str, ModelProfile] = {}
         for e in rec.of_type("llm_call"):
             self._by_hash[str(e.data["request_hash"])].append(e.data)
+            model = str(e.data.get("model"))
             p = e.data.get("price")
-            self._prices[str(e.data.get("model"))] = None if p is None else Price(p["input"], p["output"])
+            self._prices[model] = None if p is None else Price(p["input"], p["output"])
+            recorded = e.data.get("profile")
+            if isinstance(recorded, dict) and model not in self._profiles:
+                self._profiles[model] = ModelProfile.from_dict(recorded)
         self._fork = fork
         self._live = live
 
@@ -95,7 +104,7 @@ class ReplayBackend:
             text=resp.get("text", ""),
             tool_calls=[ToolCall.model_validate(c) for c in resp.get("tool_calls", [])],
             input_tokens=resp.get("input_tokens"), output_tokens=resp.get("output_tokens"),
-            model=resp.get("model"),
+            model=resp.get("model"), finish_reason=resp.get("finish_reason"),
         )
 
     def price(self, model: str) -> Price | None:
@@ -103,8 +112,14 @@ class ReplayBackend:
             return self._prices[model]
         return self._live.price(model) if self._live is not None else None
 
-    def supports_json_schema(self, model: str) -> bool:
-        return True
+    def profile(self, model: str) -> ModelProfile:
+        """The profile recorded with the model's calls (a replay decides as the run did); for a
+        recording that predates profiles, the one known without asking a provider."""
+        if model in self._profiles:
+            return self._profiles[model]
+        if self._live is not None:
+            return self._live.profile(model)
+        return static_profile(model)
 
 
 def _tool_key(step_id: str | None, tool: str, args: Any) -> str:
@@ -167,7 +182,8 @@ class RecordedApprover(Approver):
 # ------------------------------------------------------------------ comparison
 
 _IGNORED = {"time", "seq", "latency_ms", "duration_ms", "duration_s", "call_id", "run_id", "seconds",
-            "started", "finished", "config", "config_digest", "versions", "parent", "replay_of", "fork_from"}
+            "started", "finished", "config", "config_digest", "versions", "parent", "replay_of", "fork_from",
+            "no_project_instructions"}
 
 
 def _scrub(value: Any) -> Any:
@@ -279,11 +295,12 @@ def call_record(e: Event) -> CallRecord:
     resp = None if resp_d is None else ModelResponse(
         text=resp_d.get("text", ""), tool_calls=[ToolCall.model_validate(c) for c in resp_d.get("tool_calls", [])],
         input_tokens=resp_d.get("input_tokens"), output_tokens=resp_d.get("output_tokens"),
-        model=resp_d.get("model"))
+        model=resp_d.get("model"), finish_reason=resp_d.get("finish_reason"))
+    profile = d.get("profile")
     return CallRecord(str(d.get("call_id", "")), int(d.get("attempt", 1)), str(d.get("role")), e.step_id, req,
                       str(d.get("request_hash")), resp, Usage.model_validate(d.get("usage") or {}),
                       d.get("cost_usd"), float(d.get("latency_ms") or 0), str(d.get("outcome")),
-                      d.get("error_type"), d.get("error"))
+                      d.get("error_type"), d.get("error"), profile=profile if isinstance(profile, dict) else None)
 
 
 def _confirmations(rec: Recording) -> list[bool]:
@@ -358,6 +375,10 @@ async def replay_run(
                                                fork=fork),
         client=client, approver=RecordedApprover(config, rec, fork=fork, live=live_approver), events=events,
         planner=planner, confirm=confirm, run_id=run_id,
+        output_schema=start.data.get("output_schema") if isinstance(start.data.get("output_schema"), dict) else None,
+        instructions=ProjectInstructions.from_record(start.data.get("instructions")),
+        hooks=RecordedHooks(config.hooks, registry.ctx.workspace, events, run_id, rec,
+                            live=fork.live if fork is not None else None) if config.hooks else None,
         extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
                                                                       "fork_from": from_step},
     )
@@ -369,4 +390,19 @@ async def replay_run(
     divergence = None if fork is not None else first_divergence(rec, got)
     if tmp is not None:
         tmp.cleanup()
-    return ReplayResult(outcome, divergence, path, rec.warnings)
+    return ReplayResult(outcome, divergence, path, [*rec.warnings, *_instructions_changed(start, registry, config)])
+
+
+def _instructions_changed(start: Event, registry: ToolRegistry, config: Config) -> list[str]:
+    """A warning when the workspace's project instructions differ from the ones the run recorded
+    (the replay uses the recorded ones, so it stays identical; a new run would not)."""
+    if start.data.get("no_project_instructions"):
+        return []
+    recorded = ProjectInstructions.from_record(start.data.get("instructions"))
+    now = load_project_instructions(registry.ctx.workspace, config.instructions)
+    if (recorded.hash if recorded else None) == (now.hash if now else None):
+        return []
+    was = f"hash {recorded.hash}" if recorded else "none"
+    is_now = f"hash {now.hash}" if now else "none"
+    return [f"the project instructions (AGENTS.md) changed since the run ({was}, now {is_now}): "
+            "the replay uses the recorded ones"]

@@ -36,11 +36,14 @@ from agentcli.engine.approval import Approver
 from agentcli.engine.budget import Budget, BudgetCheck
 from agentcli.engine.executor import Aborted, Executor, StepRun
 from agentcli.engine.fsm import State, StateMachine, Transition
+from agentcli.engine.hooks import Hooks
 from agentcli.engine.reviewer import Review, fallback_answer, grounded_answer, review
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
 from agentcli.models.types import CallRecord
+from agentcli.planning.instructions import ProjectInstructions
 from agentcli.planning.plan import Plan
+from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import EventLog
 from agentcli.tools import ToolRegistry
 
@@ -111,6 +114,10 @@ class RunOutcome(BaseModel):
     totals: dict[str, Any]
     budget: dict[str, Any]
     duration_s: float
+    #: With ``--output-schema``: the answer as JSON, valid against the schema (``answer`` is its text).
+    data: Any = None
+    #: How to undo what the run changed in the workspace (``agent undo RUN_ID``); None: nothing to undo.
+    undo: str | None = None
 
 
 @dataclass
@@ -133,6 +140,14 @@ class RunDeps:
     resume: ResumeState | None = None
     #: Episodic memory: ``record_episode(**fields)`` is called once at the end of every run.
     memory: Any = None
+    #: Workspace checkpoints around the steps that may change it (None: none taken).
+    checkpoints: Checkpointer | None = None
+    #: A JSON Schema the final answer must validate against (``agent run --output-schema``).
+    output_schema: dict[str, Any] | None = None
+    #: The project's instructions (AGENTS.md): in the executor's prompts, recorded in ``run_started``.
+    instructions: ProjectInstructions | None = None
+    #: The run's ``[[hooks]]``, recorded as ``hook`` events (a replay passes RecordedHooks).
+    hooks: Hooks | None = None
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -189,10 +204,12 @@ def _llm_event(events: EventLog, client: LLMClient) -> Callable[[CallRecord], No
             "response": None if resp is None else {
                 "text": resp.text, "tool_calls": [c.model_dump() for c in resp.tool_calls],
                 "input_tokens": resp.input_tokens, "output_tokens": resp.output_tokens, "model": resp.model,
+                "finish_reason": resp.finish_reason,
             },
             "usage": rec.usage.model_dump(), "cost_usd": rec.cost_usd, "latency_ms": round(rec.latency_ms, 3),
             "error_type": rec.error_type, "error": rec.error,
             "price": None if price is None else {"input": price.input, "output": price.output},
+            "profile": rec.profile,
         }, step_id=rec.step_id)
     return record
 
@@ -253,9 +270,13 @@ class _Run:
         self.executor = Executor(
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
+            checkpoints=deps.checkpoints,
+            instructions=deps.instructions.text if deps.instructions is not None else "",
+            hooks=deps.hooks,
         )
         self.plan: Plan | None = None
         self.answer = ""
+        self.data: Any = None
         self.started = time.monotonic()
 
     def _on_transition(self, t: Transition) -> None:
@@ -332,6 +353,7 @@ class _Run:
                 # every step succeeded, the answer is the tool outputs themselves.
                 self.answer = grounded_answer(self.executor.runs)
                 self.events.append("review", {"kind": "grounded", "outcome": "complete"})
+                await self._shape()
                 self.fsm.to(State.COMPLETE, "every step succeeded")
                 return
             verdict: Review = await review(self.deps.client, self.task, self.plan, self.executor.runs)
@@ -354,8 +376,19 @@ class _Run:
                 await self._replan("no step succeeded; the task is not done")
                 continue
             self.answer = verdict.answer or fallback_answer(self.executor.runs)
+            await self._shape()
             self.fsm.to(State.COMPLETE, "the reviewer judged the task complete")
             return
+
+    async def _shape(self) -> None:
+        """With an output schema, the answer becomes JSON valid against it (or the run fails)."""
+        schema = self.deps.output_schema
+        if schema is None:
+            return
+        from agentcli.engine.answer import shape_answer
+
+        self.data = await shape_answer(self.deps.client, self.task, self.answer, schema)
+        self.answer = json.dumps(self.data, ensure_ascii=False)
 
     def _worked(self, outcome: RunOutcome) -> bool:
         """Complete, and every step of the final plan succeeded: a plan worth repeating."""
@@ -363,9 +396,9 @@ class _Run:
         return outcome.status == "COMPLETE" and bool(runs) and all(r.status == "ok" for r in runs)
 
     def _grounded(self) -> bool:
-        from agentcli.planning.local import is_local, local_levers
+        from agentcli.planning.strategy import grounded_answers
 
-        return is_local(self.deps.config.model_for("reviewer")) and "answer" in local_levers()
+        return grounded_answers(self.deps.client.profile_for("reviewer"))
 
     def _can_continue(self) -> bool:
         failed = {sid for sid, r in self.executor.runs.items() if r.status in ("failed", "denied")}
@@ -376,6 +409,8 @@ class _Run:
             "task": self.task, "config_digest": config_digest(self.deps.config),
             "versions": {"agentcli": __version__, "python": platform.python_version()},
             "model": self.deps.config.model, "config": self.deps.config.model_dump(mode="json"),
+            **({"output_schema": self.deps.output_schema} if self.deps.output_schema is not None else {}),
+            **({"instructions": self.deps.instructions.record()} if self.deps.instructions is not None else {}),
             **self.deps.extra_start,
         })
         status, reason, code = "FAILED", "", int(ExitCode.FAILED)
@@ -410,10 +445,15 @@ class _Run:
         self.fsm.to(State.IDLE, "run finished")
         outcome = self._outcome(status, reason, code)
         self._remember(outcome)
-        self.events.append("run_finished", {"status": status, "reason": reason, "answer": self.answer,
-                                            "totals": outcome.totals, "budget": outcome.budget,
-                                            "exit_code": code})
+        finished = {"status": status, "reason": reason, "answer": self.answer, "totals": outcome.totals,
+                    "budget": outcome.budget, "exit_code": code}
+        self.events.append("run_finished", finished)
         self.events.sync(blocking=True)
+        if self.deps.hooks is not None:
+            try:
+                await self.deps.hooks.run_finished(finished)
+            except AgentError as e:  # the run is over and recorded: a hook cannot change its outcome
+                self.events.append("hook", {"event": "run_finished", "outcome": "warning", "message": e.one_line()})
         return outcome
 
     def _remember(self, outcome: RunOutcome) -> None:
@@ -438,7 +478,8 @@ class _Run:
             exit_code=code, plan_id=plan.id if plan else None, plan_hash=plan.hash if plan else None,
             steps=[r.report() for r in self.executor.runs.values()],
             totals=self.deps.client.totals.as_dict(), budget=self.budget.snapshot(),
-            duration_s=round(time.monotonic() - self.started, 3),
+            duration_s=round(time.monotonic() - self.started, 3), data=self.data,
+            undo=self.deps.checkpoints.undo_hint() if self.deps.checkpoints is not None else None,
         )
 
 

@@ -60,7 +60,10 @@ EventType = Literal[
     "memory_recall",
     "memory_write",
     "review",
+    "hook",
     "run_finished",
+    "checkpoint",
+    "undo",
 ]
 
 
