@@ -258,6 +258,8 @@ class HookConfig(_Section):
     tools: list[str] = Field(default_factory=list, description="Only for these tools (names or globs such as "
                              "`fs.*`); empty: every tool. Ignored for run_finished.")
     timeout_seconds: float = Field(30.0, gt=0, le=600, description="The hook is killed past this (a warning).")
+    sandbox: bool = Field(True, description="Run the hook inside the OS sandbox ([sandbox] mode and network). "
+                          "false: unconfined, for a hook that must reach the network or write elsewhere.")
 
 
 class Config(_Section):
