@@ -34,7 +34,8 @@ from typing import Any
 from agentcli.config import Config
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.executor import CURRENT_STEP
-from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, run
+from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, WorkspaceProbe, run
+from agentcli.engine.workspace import GitSnapshots, WorkspaceChanges
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.models.client import LLMClient
 from agentcli.models.types import CallRecord, ModelBackend, ModelRequest, ModelResponse, Price, ToolCall, Usage
@@ -162,6 +163,26 @@ class RecordedApprover(Approver):
         d = queue.popleft()
         return ApprovalDecision(req.step_id, req.tool, req.args_hash, req.plan_hash, d["decided_by"],
                                 d["decision"], 0.0, d.get("message", ""))
+
+
+class RecordedChanges:
+    """The workspace's changes as recorded (``workspace_changes`` events, in order): a replay
+    does not change the workspace, so its changes are the original run's. A fork's live part
+    looks at the real workspace."""
+
+    def __init__(self, rec: Recording, live: WorkspaceProbe | None = None) -> None:
+        self._queue: deque[dict[str, Any]] = deque(e.data for e in rec.of_type("workspace_changes"))
+        self._live = live
+
+    async def start(self) -> None:
+        if self._live is not None:
+            await self._live.start()
+
+    async def changes(self) -> WorkspaceChanges | None:
+        if not self._queue:
+            return await self._live.changes() if self._live is not None else None
+        data = self._queue.popleft()
+        return WorkspaceChanges.from_dict(data) if data.get("known") else None
 
 
 # ------------------------------------------------------------------ comparison
@@ -360,6 +381,11 @@ async def replay_run(
         planner=planner, confirm=confirm, run_id=run_id,
         extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
                                                                       "fork_from": from_step},
+        # A run recorded without a view of the workspace is replayed without one too.
+        workspace=RecordedChanges(rec, GitSnapshots(registry.ctx.workspace, registry.ctx.data_dir)
+                                  if fork is not None else None)
+        if fork is not None or rec.first("workspace_changes") is not None else None,
+        verify_command=str(start.data.get("verify_command") or ""),
     )
     try:
         outcome = await run(task, deps)

@@ -181,6 +181,9 @@ class Step(BaseModel):
         default_factory=list, description="Ids of the steps that must finish first; every referenced step."
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retries of a failing step.")
+    expect_exit_codes: list[int] | None = Field(
+        None, max_length=16, description="Exit codes that count as success for a tool that runs a command "
+        "(run_shell); None means only 0. Any other exit code fails the step, with the output's tail.")
     risk: RiskClass | None = Field(None, description="The tool's risk class (None for `llm` steps).")
     requires_approval: bool = Field(
         False, description="Ask before running: the planner's flag OR the approval policy of the risk class."
@@ -237,11 +240,17 @@ class Plan(BaseModel):
         not change what runs."""
         keep = {"id", "title", "kind", "tool", "args", "prompt", "depends_on", "retry", "risk",
                 "requires_approval", "tool_schema_version"}
+        steps = []
+        for s in self.steps:
+            row = s.model_dump(mode="json", include=keep)
+            if s.expect_exit_codes is not None:  # only when set: plans made before it keep their hash
+                row["expect_exit_codes"] = list(s.expect_exit_codes)
+            steps.append(row)
         return {
             "schema_version": self.schema_version,
             "task": self.task,
             "model": self.model,
-            "steps": [s.model_dump(mode="json", include=keep) for s in self.steps],
+            "steps": steps,
         }
 
     def compute_hash(self) -> str:
@@ -381,9 +390,12 @@ def _check_args(step: Step, tools: ToolRegistry) -> list[PlanIssue]:
     return issues
 
 
-def validate_steps(steps: list[Step], tools: ToolRegistry, *, max_steps: int) -> list[PlanIssue]:
+def validate_steps(steps: list[Step], tools: ToolRegistry, *, max_steps: int,
+                   kept: frozenset[str] = frozenset()) -> list[PlanIssue]:
     """Every problem with these steps: step count, tools, args against the tool schemas
-    (fields holding references are not type-checked), references and dependencies, cycles."""
+    (fields holding references are not type-checked), references and dependencies, cycles.
+    ``kept``: ids of an earlier plan's completed steps (a re-plan), which the steps may
+    depend on and reference as if they were theirs."""
     issues: list[PlanIssue] = []
     if not steps:
         return [PlanIssue("plan", "the plan has no steps; add at least one")]
@@ -391,7 +403,11 @@ def validate_steps(steps: list[Step], tools: ToolRegistry, *, max_steps: int) ->
         issues.append(PlanIssue("plan", f"{len(steps)} steps, but at most {max_steps} are allowed "
                                         "(budget.max_steps); merge or drop steps"))
     ids = [s.id for s in steps]
-    known = set(ids)
+    for clash in sorted(kept & set(ids)):
+        issues.append(PlanIssue(clash, f"{clash} is a kept step of the previous plan; number the new "
+                                       "steps after the kept ones"))
+    known = set(ids) | kept
+    ids = [*sorted(kept, key=lambda x: int(x[1:])), *ids]
     for dup in sorted({i for i in ids if ids.count(i) > 1}):
         issues.append(PlanIssue(dup, "duplicate step id"))
     for step in steps:

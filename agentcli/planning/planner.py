@@ -35,6 +35,8 @@ import copy
 import difflib
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,7 @@ from agentcli.planning.prompt import (
     recall_snippets,
     workspace_summary,
 )
+from agentcli.planning.repomap import repo_map
 from agentcli.tools import ToolRegistry
 
 #: Output tokens assumed per ``llm`` step (capped by ``llm.max_output_tokens``): a short answer,
@@ -102,6 +105,7 @@ class DraftStep(BaseModel):
     depends_on: list[str | int] = Field(default_factory=list)
     title: str = ""
     requires_approval: bool = False
+    expect_exit_codes: list[int] | None = None
 
 
 class DraftPlan(BaseModel):
@@ -134,9 +138,9 @@ def _shape_issues(err: ValidationError) -> list[PlanIssue]:
     return out
 
 
-def _draft_items(draft: DraftPlan) -> tuple[list[tuple[str, DraftStep]], list[PlanIssue]]:
+def _draft_items(draft: DraftPlan, first: int = 1) -> tuple[list[tuple[str, DraftStep]], list[PlanIssue]]:
     if isinstance(draft.steps, list):
-        return [(f"s{i}", d) for i, d in enumerate(draft.steps, 1)], []
+        return [(f"s{i}", d) for i, d in enumerate(draft.steps, first)], []
     items: list[tuple[str, DraftStep]] = []
     issues: list[PlanIssue] = []
     for key, d in draft.steps.items():
@@ -173,18 +177,22 @@ def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) 
             risk=risk,
             requires_approval=derive_approval(risk, config.approval, d.requires_approval),
             tool_schema_version=tool.schema_version if tool is not None else None,
+            expect_exit_codes=(list(dict.fromkeys(d.expect_exit_codes))
+                               if d.expect_exit_codes and kind == "tool" else None),
         )
     except ValidationError as e:
         return [PlanIssue(sid, x["msg"]) for x in e.errors()[:3]]
 
 
-def interpret_draft(raw: Any, registry: ToolRegistry, config: Config) -> tuple[list[Step], list[PlanIssue]]:
-    """Steps from the model's reply, with ids, approval and retry policies, and every problem."""
+def interpret_draft(raw: Any, registry: ToolRegistry, config: Config,
+                    kept: frozenset[str] = frozenset()) -> tuple[list[Step], list[PlanIssue]]:
+    """Steps from the model's reply, with ids, approval and retry policies, and every problem
+    (``kept``: a re-plan's kept step ids, see :func:`~agentcli.planning.plan.validate_steps`)."""
     try:
         draft = DraftPlan.model_validate(raw)
     except ValidationError as e:
         return [], _shape_issues(e)
-    items, issues = _draft_items(draft)
+    items, issues = _draft_items(draft, 1 + max((int(k[1:]) for k in kept), default=0))
     steps: list[Step] = []
     for sid, d in items:
         made = _draft_step(sid, d, registry, config)
@@ -193,7 +201,7 @@ def interpret_draft(raw: Any, registry: ToolRegistry, config: Config) -> tuple[l
         else:
             issues.extend(made)
     if not issues:
-        issues = validate_steps(steps, registry, max_steps=config.budget.max_steps)
+        issues = validate_steps(steps, registry, max_steps=config.budget.max_steps, kept=kept)
     return steps, issues
 
 
@@ -259,6 +267,17 @@ def _budget_issues(tokens_total: int, cost: float | None, config: Config) -> lis
 # --------------------------------------------------------------------------- make_plan
 
 
+@dataclass(frozen=True)
+class Replan:
+    """What a re-plan adds to a planner request: the context (why, what happened, what is
+    left), given the number of the first step the planner is to write; the first id after
+    the kept steps; and the kept steps' ids."""
+
+    context: Callable[[int], str]
+    first_step: int
+    kept: frozenset[str]
+
+
 def _add_cost(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + b
 
@@ -275,6 +294,7 @@ async def make_plan(
     now: datetime | None = None,
     save: bool = True,
     context: str | None = None,
+    replan: Replan | None = None,
 ) -> Plan:
     """Plan ``task``: ask the planner model (re-asking with the problems up to
     ``llm.max_reasks`` times), validate, estimate, hash, and save it to
@@ -283,7 +303,9 @@ async def make_plan(
     ``recall(task)`` returns remembered snippets to include in the prompt; ``past_plans(task)``
     past runs' plans for similar tasks (a local planner's examples). ``plan_id`` and
     ``now`` default to a fresh run id and the current UTC time (tests fix them). ``context``
-    (e.g. why a previous plan failed and what it achieved, when re-planning) is added to the prompt.
+    (e.g. why a previous plan failed and what it achieved, when re-planning) is added to the prompt;
+    ``replan`` does that for a re-plan and, for a hosted planner, numbers the new steps after the
+    kept ones so that they can reference their outputs.
     Raises :class:`PlanningError` when no valid plan comes out.
     """
 
@@ -294,14 +316,24 @@ async def make_plan(
     tools = registry.tools()
     local = is_local(config.model_for("planner"))
     levers = local_levers() if local else frozenset()
+    # A small local model always writes s1, s2, ... (its grammar); its steps are renumbered after
+    # the kept ones when merged. A hosted model numbers them after the kept ones itself.
+    first_step, kept = (replan.first_step, replan.kept) if replan is not None and not local else (1, frozenset())
+    if replan is not None:
+        context = replan.context(first_step)
     schema, base = local_request(task, tools, config, levers, context, settings.workspace,
                                  settings.data_dir, past_plans) if levers else (None, None)
     if schema is None or base is None:
         # The grammar-oriented schema (per-slot dependency enums) is for the local model only;
         # a hosted model gets one shared step definition, ~4x fewer tokens at 20 steps.
-        schema = (draft_schema if local else hosted_draft_schema)(tools, config.budget.max_steps)
+        schema = (draft_schema(tools, config.budget.max_steps) if local
+                  else hosted_draft_schema(tools, config.budget.max_steps, first_step))
+        memories = recall_snippets(recall, task)
+        rmap = "" if local else repo_map(settings.workspace, settings.data_dir, task,
+                                         max_tokens=config.planner.context_tokens, memories=memories,
+                                         model=config.model_for("planner"))
         base = build_messages(task, tools, config, workspace_summary(settings.workspace, settings.data_dir),
-                              recall_snippets(recall, task), context)
+                              memories, context, hosted=not local, repo_map=rmap)
     executor = config.model_for("executor")
     price = _price_of(client, executor)
     messages = base
@@ -315,7 +347,7 @@ async def make_plan(
                     "--model openai/gpt-4o-mini)") if local else ""
             raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}{hint}") from None
         planning_cost = _add_cost(planning_cost, result.cost_usd)
-        steps, issues = interpret_draft(result.parsed, registry, config)
+        steps, issues = interpret_draft(result.parsed, registry, config, kept)
         total_tokens, total_cost = 0, None
         if not issues:
             total_tokens, total_cost = estimate_steps(steps, task=task, model=executor, price=price,

@@ -92,12 +92,25 @@ def render_outcome(out: RunOutcome) -> None:
     for col in ("step", "status", "attempts", "tokens", "est. cost", "cost", "time"):
         table.add_column(col, justify="right" if col not in ("step", "status") else "left")
     for s in out.steps:
+        wait = s.get("approval_wait_s") or 0
+        took = f"{s['duration_s']:.2f}s" + (f" (+{wait:.1f}s approval)" if wait >= 0.05 else "")
         table.add_row(f"{s['id']} {escape(s['tool'] or 'llm')}", s["status"], str(s["attempts"]),
                       str(s["input_tokens"] + s["output_tokens"]), format_cost(s["estimated_cost_usd"]),
-                      format_cost(s["cost_usd"]), f"{s['duration_s']:.2f}s")
+                      format_cost(s["cost_usd"]), took)
+    v = out.verify
+    if v is not None:
+        code = "" if v.get("exit_code") is None else f" exit {v['exit_code']}"
+        table.add_row(f"verify: {escape(v['command'])}", f"{v['status']}{code}", "1", "0", "-", "-",
+                      f"{v.get('duration_s', 0):.2f}s")
     console.print(table)
     if out.answer:
         console.print(escape(out.answer), soft_wrap=True, highlight=False)
+    if out.changed_files:
+        shown = out.changed_files[:20]
+        more = f" (+{len(out.changed_files) - 20} more)" if len(out.changed_files) > 20 else ""
+        console.print(f"[bold]changed:[/bold] {escape(', '.join(shown))}{more}", soft_wrap=True, highlight=False)
+    else:
+        console.print("[bold]changed:[/bold] no files", highlight=False)
     t = out.totals
     cost = f"${t['cost_usd']:.6f}" + (f" (+{t['unpriced_calls']} unpriced calls)" if t["unpriced_calls"] else "")
     err_console.print(
@@ -129,6 +142,8 @@ def run(
     from agentcli.engine.runner import ReplanContext, RunDeps
     from agentcli.engine.runner import run as run_core
     from agentcli.engine.session import build_llm_client
+    from agentcli.engine.verify import verify_command
+    from agentcli.engine.workspace import GitSnapshots
     from agentcli.ids import new_run_id
     from agentcli.models.calllog import run_dir
     from agentcli.planning import planner
@@ -200,13 +215,14 @@ def run(
                                                    plan_id=run_id, recall=recall, past_plans=past_plans)
                 return await planner.make_plan(t, settings=settings, registry=registry, client=client,
                                                plan_id=f"{run_id}-r{len(rc.plan.steps)}",
-                                               context=replan_context(rc), recall=recall,
-                                               past_plans=past_plans)
+                                               replan=rc.replan(), recall=recall, past_plans=past_plans)
 
             deps = RunDeps(config=settings.config, registry=registry, client=client, approver=approver,
                            events=events, planner=plan_fn, confirm=_confirm_factory(yes, quiet),
                            run_id=run_id, on_step=on_step, on_transition=on_transition, resume=resume_from,
-                           extra_start={"resumed": True} if resume_from else {}, memory=memory)
+                           extra_start={"resumed": True} if resume_from else {}, memory=memory,
+                           workspace=GitSnapshots(settings.workspace, settings.data_dir),
+                           verify_command=verify_command(settings.config))
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
             await registry.aclose()
@@ -233,15 +249,3 @@ def run(
             f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)
         print_error(detail)
     raise typer.Exit(outcome.exit_code)
-
-
-def replan_context(rc: Any) -> str:
-    """What the planner is told when re-planning: the failure and the results so far."""
-    import json
-
-    from agentcli.engine.reviewer import step_digest
-
-    done = step_digest(rc.runs, limit=600)
-    return ("A previous plan for this task did not succeed. Reason: " + rc.reason + "\n"
-            "Steps so far (completed ones are kept and not run again; do not repeat them):\n"
-            + json.dumps(done, indent=1, ensure_ascii=False))
