@@ -188,7 +188,8 @@ class RecordedChanges:
 # ------------------------------------------------------------------ comparison
 
 _IGNORED = {"time", "seq", "latency_ms", "duration_ms", "duration_s", "call_id", "run_id", "seconds",
-            "started", "finished", "config", "config_digest", "versions", "parent", "replay_of", "fork_from"}
+            "started", "finished", "approval_wait_s", "config", "config_digest", "versions", "parent",
+            "replay_of", "fork_from"}
 
 
 def _scrub(value: Any) -> Any:

@@ -282,8 +282,12 @@ def _budget_event(events: EventLog) -> Callable[[BudgetCheck], None]:
 
 def merge_replan(old: Plan, runs: dict[str, StepRun], new: Plan) -> Plan:
     """Completed steps of ``old`` kept as they are, followed by ``new``'s steps renumbered after
-    them (dependencies and references rewritten to the new ids)."""
+    them (dependencies and references rewritten to the new ids; a hosted planner numbers them
+    so already, and may reference the kept steps). A plan that already holds the kept steps
+    (a recorded merged plan) is returned as it is."""
     kept = [r.step for r in runs.values() if r.status == "ok"]
+    if kept and all(new.step(s.id) == s for s in kept):
+        return new  # already merged: a replay serves the plan as it was recorded, after the merge
     start = max((int(s.id[1:]) for s in old.steps), default=0)
     mapping = {s.id: f"s{start + i}" for i, s in enumerate(new.steps, start=1)}
 
