@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runkit import Harness, config, plan, step
 from pytest_httpserver import HTTPServer
+from runkit import Harness, config, plan, step
 from test_llm_http import FakeOpenAI, completion
 
 from agentcli.engine.replay import replay_run
