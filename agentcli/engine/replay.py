@@ -38,6 +38,8 @@ from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, Workspace
 from agentcli.engine.workspace import GitSnapshots, WorkspaceChanges
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.models.client import LLMClient
+from agentcli.models.profile import ModelProfile
+from agentcli.models.routing import static_profile
 from agentcli.models.types import CallRecord, ModelBackend, ModelRequest, ModelResponse, Price, ToolCall, Usage
 from agentcli.planning.plan import Plan, canonical_json
 from agentcli.record.events import EVENTS_NAME, Event, EventLog, Recording, read_events
@@ -72,10 +74,15 @@ class ReplayBackend:
     def __init__(self, rec: Recording, *, fork: _Fork | None = None, live: ModelBackend | None = None) -> None:
         self._by_hash: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
         self._prices: dict[str, Price | None] = {}
+        self._profiles: dict[str, ModelProfile] = {}
         for e in rec.of_type("llm_call"):
             self._by_hash[str(e.data["request_hash"])].append(e.data)
+            model = str(e.data.get("model"))
             p = e.data.get("price")
-            self._prices[str(e.data.get("model"))] = None if p is None else Price(p["input"], p["output"])
+            self._prices[model] = None if p is None else Price(p["input"], p["output"])
+            recorded = e.data.get("profile")
+            if isinstance(recorded, dict) and model not in self._profiles:
+                self._profiles[model] = ModelProfile.from_dict(recorded)
         self._fork = fork
         self._live = live
 
@@ -96,7 +103,7 @@ class ReplayBackend:
             text=resp.get("text", ""),
             tool_calls=[ToolCall.model_validate(c) for c in resp.get("tool_calls", [])],
             input_tokens=resp.get("input_tokens"), output_tokens=resp.get("output_tokens"),
-            model=resp.get("model"),
+            model=resp.get("model"), finish_reason=resp.get("finish_reason"),
         )
 
     def price(self, model: str) -> Price | None:
@@ -104,8 +111,14 @@ class ReplayBackend:
             return self._prices[model]
         return self._live.price(model) if self._live is not None else None
 
-    def supports_json_schema(self, model: str) -> bool:
-        return True
+    def profile(self, model: str) -> ModelProfile:
+        """The profile recorded with the model's calls (a replay decides as the run did); for a
+        recording that predates profiles, the one known without asking a provider."""
+        if model in self._profiles:
+            return self._profiles[model]
+        if self._live is not None:
+            return self._live.profile(model)
+        return static_profile(model)
 
 
 def _tool_key(step_id: str | None, tool: str, args: Any) -> str:
@@ -301,11 +314,12 @@ def call_record(e: Event) -> CallRecord:
     resp = None if resp_d is None else ModelResponse(
         text=resp_d.get("text", ""), tool_calls=[ToolCall.model_validate(c) for c in resp_d.get("tool_calls", [])],
         input_tokens=resp_d.get("input_tokens"), output_tokens=resp_d.get("output_tokens"),
-        model=resp_d.get("model"))
+        model=resp_d.get("model"), finish_reason=resp_d.get("finish_reason"))
+    profile = d.get("profile")
     return CallRecord(str(d.get("call_id", "")), int(d.get("attempt", 1)), str(d.get("role")), e.step_id, req,
                       str(d.get("request_hash")), resp, Usage.model_validate(d.get("usage") or {}),
                       d.get("cost_usd"), float(d.get("latency_ms") or 0), str(d.get("outcome")),
-                      d.get("error_type"), d.get("error"))
+                      d.get("error_type"), d.get("error"), profile=profile if isinstance(profile, dict) else None)
 
 
 def _confirmations(rec: Recording) -> list[bool]:
@@ -370,6 +384,11 @@ async def replay_run(
         plan, calls = queue.pop(0)
         for call in calls:  # the planner's recorded calls count as they did in the original run
             client.account_recorded(call)
+        if ctx is not None:
+            # A re-plan was recorded after the merge: hand back only its new steps, which the
+            # runner merges after the kept ones again (their ids already follow them).
+            kept = ctx.kept
+            plan = plan.model_copy(update={"steps": [s for s in plan.steps if s.id not in kept]})
         return plan
 
     def confirm(plan: Plan, replan: bool) -> bool:
@@ -380,6 +399,7 @@ async def replay_run(
                                                fork=fork),
         client=client, approver=RecordedApprover(config, rec, fork=fork, live=live_approver), events=events,
         planner=planner, confirm=confirm, run_id=run_id,
+        output_schema=start.data.get("output_schema") if isinstance(start.data.get("output_schema"), dict) else None,
         extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
                                                                       "fork_from": from_step},
         # A run recorded without a view of the workspace is replayed without one too.

@@ -182,6 +182,8 @@ class RunOutcome(BaseModel):
     changed_files: list[str] = []
     #: The verify command's outcome (command, status, exit_code, output tail), if it ran.
     verify: dict[str, Any] | None = None
+    #: With ``--output-schema``: the answer as JSON, valid against the schema (``answer`` is its text).
+    data: Any = None
 
 
 @dataclass
@@ -209,6 +211,8 @@ class RunDeps:
     workspace: WorkspaceProbe | None = None
     #: Run before a run that changed files ends COMPLETE (``[verify] command``); empty: no check.
     verify_command: str = ""
+    #: A JSON Schema the final answer must validate against (``agent run --output-schema``).
+    output_schema: dict[str, Any] | None = None
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -265,10 +269,12 @@ def _llm_event(events: EventLog, client: LLMClient) -> Callable[[CallRecord], No
             "response": None if resp is None else {
                 "text": resp.text, "tool_calls": [c.model_dump() for c in resp.tool_calls],
                 "input_tokens": resp.input_tokens, "output_tokens": resp.output_tokens, "model": resp.model,
+                "finish_reason": resp.finish_reason,
             },
             "usage": rec.usage.model_dump(), "cost_usd": rec.cost_usd, "latency_ms": round(rec.latency_ms, 3),
             "error_type": rec.error_type, "error": rec.error,
             "price": None if price is None else {"input": price.input, "output": price.output},
+            "profile": rec.profile,
         }, step_id=rec.step_id)
     return record
 
@@ -283,11 +289,8 @@ def _budget_event(events: EventLog) -> Callable[[BudgetCheck], None]:
 def merge_replan(old: Plan, runs: dict[str, StepRun], new: Plan) -> Plan:
     """Completed steps of ``old`` kept as they are, followed by ``new``'s steps renumbered after
     them (dependencies and references rewritten to the new ids; a hosted planner numbers them
-    so already, and may reference the kept steps). A plan that already holds the kept steps
-    (a recorded merged plan) is returned as it is."""
+    so already, and may reference the kept steps)."""
     kept = [r.step for r in runs.values() if r.status == "ok"]
-    if kept and all(new.step(s.id) == s for s in kept):
-        return new  # already merged: a replay serves the plan as it was recorded, after the merge
     start = max((int(s.id[1:]) for s in old.steps), default=0)
     mapping = {s.id: f"s{start + i}" for i, s in enumerate(new.steps, start=1)}
 
@@ -336,6 +339,7 @@ class _Run:
         )
         self.plan: Plan | None = None
         self.answer = ""
+        self.data: Any = None
         self.started = time.monotonic()
         self.changes: WorkspaceChanges | None = None
         self.verified: VerifyResult | None = None
@@ -477,6 +481,7 @@ class _Run:
         command = self.deps.verify_command.strip()
         changed = self.changes.files if self.changes is not None else self._written_paths()
         if not command or not changed:
+            await self._shape()
             self.fsm.to(State.COMPLETE, why)
             return True
         self.fsm.to(State.VERIFYING, f"{why}; verifying: {command}")
@@ -485,6 +490,7 @@ class _Run:
         self.events.append("verify", result.to_dict())
         if result.status in ("passed", "denied", "unavailable"):
             # Declined or impossible: the user sees that in the result; it is not a failure of the task.
+            await self._shape()
             self.fsm.to(State.COMPLETE, f"verify {result.status}: {command}")
             return True
         code = f"exit code {result.exit_code}" if result.exit_code is not None else "it failed"
@@ -494,15 +500,25 @@ class _Run:
         await self._replan(reason)
         return False
 
+    async def _shape(self) -> None:
+        """With an output schema, the answer becomes JSON valid against it (or the run fails)."""
+        schema = self.deps.output_schema
+        if schema is None:
+            return
+        from agentcli.engine.answer import shape_answer
+
+        self.data = await shape_answer(self.deps.client, self.task, self.answer, schema)
+        self.answer = json.dumps(self.data, ensure_ascii=False)
+
     def _worked(self, outcome: RunOutcome) -> bool:
         """Complete, and every step of the final plan succeeded: a plan worth repeating."""
         runs = self.executor.runs.values()
         return outcome.status == "COMPLETE" and bool(runs) and all(r.status == "ok" for r in runs)
 
     def _grounded(self) -> bool:
-        from agentcli.planning.local import is_local, local_levers
+        from agentcli.planning.local import local_levers
 
-        return is_local(self.deps.config.model_for("reviewer")) and "answer" in local_levers()
+        return self.deps.client.profile_for("reviewer").grounded_answers and "answer" in local_levers()
 
     def _written_paths(self) -> list[str]:
         """The paths the run's successful write steps named (when the workspace's own record of
@@ -524,6 +540,7 @@ class _Run:
             "versions": {"agentcli": __version__, "python": platform.python_version()},
             "model": self.deps.config.model, "config": self.deps.config.model_dump(mode="json"),
             "verify_command": self.deps.verify_command,
+            **({"output_schema": self.deps.output_schema} if self.deps.output_schema is not None else {}),
             **self.deps.extra_start,
         })
         status, reason, code = "FAILED", "", int(ExitCode.FAILED)
@@ -603,7 +620,7 @@ class _Run:
             exit_code=code, plan_id=plan.id if plan else None, plan_hash=plan.hash if plan else None,
             steps=[r.report() for r in self.executor.runs.values()],
             totals=self.deps.client.totals.as_dict(), budget=self.budget.snapshot(),
-            duration_s=round(time.monotonic() - self.started, 3),
+            duration_s=round(time.monotonic() - self.started, 3), data=self.data,
             changed_files=self.changes.files if self.changes is not None else self._written_paths(),
             verify=self.verified.to_dict() if self.verified is not None else None,
         )
