@@ -516,9 +516,9 @@ class _Run:
         return outcome.status == "COMPLETE" and bool(runs) and all(r.status == "ok" for r in runs)
 
     def _grounded(self) -> bool:
-        from agentcli.planning.local import local_levers
+        from agentcli.planning.strategy import grounded_answers
 
-        return self.deps.client.profile_for("reviewer").grounded_answers and "answer" in local_levers()
+        return grounded_answers(self.deps.client.profile_for("reviewer"))
 
     def _written_paths(self) -> list[str]:
         """The paths the run's successful write steps named (when the workspace's own record of

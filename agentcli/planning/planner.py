@@ -49,7 +49,6 @@ from agentcli.ids import new_run_id
 from agentcli.models import tokens
 from agentcli.models.client import LLMClient
 from agentcli.models.types import Price
-from agentcli.planning.local import local_levers, local_request
 from agentcli.planning.plan import (
     PLAN_SCHEMA_VERSION,
     STEP_ID_RE,
@@ -64,13 +63,8 @@ from agentcli.planning.plan import (
 from agentcli.planning.prompt import (
     PastPlans,
     Recall,
-    build_messages,
-    draft_schema,
-    hosted_draft_schema,
-    recall_snippets,
-    workspace_summary,
 )
-from agentcli.planning.repomap import repo_map
+from agentcli.planning.strategy import PlannerStrategy, PlanRequest, planner_for
 from agentcli.tools import ToolRegistry
 
 #: Output tokens assumed per ``llm`` step (capped by ``llm.max_output_tokens``): a short answer,
@@ -205,17 +199,6 @@ def interpret_draft(raw: Any, registry: ToolRegistry, config: Config,
     return steps, issues
 
 
-def reask_message(issues: list[PlanIssue], *, short: bool = False) -> str:
-    """What the model is told after an invalid draft (``short``: for a small local model, the
-    first three problems only, each on its own line, and what to do)."""
-    if short:
-        listed = "\n".join(f"- {i}" for i in issues[:3])
-        return f"That plan has errors:\n{listed}\nWrite the plan again with these fixed. JSON only."
-    listed = "\n".join(f"- {i}" for i in issues[:15])
-    return (f"Your plan is not valid:\n{listed}\n"
-            'Fix these problems and reply with the whole corrected plan: {"steps": {"s1": ...}}.')
-
-
 # --------------------------------------------------------------------------- estimates
 
 
@@ -295,6 +278,7 @@ async def make_plan(
     save: bool = True,
     context: str | None = None,
     replan: Replan | None = None,
+    strategy: PlannerStrategy | None = None,
 ) -> Plan:
     """Plan ``task``: ask the planner model (re-asking with the problems up to
     ``llm.max_reasks`` times), validate, estimate, hash, and save it to
@@ -306,6 +290,7 @@ async def make_plan(
     (e.g. why a previous plan failed and what it achieved, when re-planning) is added to the prompt;
     ``replan`` does that for a re-plan and, for a hosted planner, numbers the new steps after the
     kept ones so that they can reference their outputs.
+    ``strategy`` defaults to the one the planner model's profile calls for (:func:`planner_for`).
     Raises :class:`PlanningError` when no valid plan comes out.
     """
 
@@ -314,26 +299,16 @@ async def make_plan(
     if not task:
         raise UsageError("the task is empty")
     tools = registry.tools()
-    local = client.profile_for("planner").planner_style == "small"
-    levers = local_levers() if local else frozenset()
+    planner_model = config.model_for("planner")
+    strategy = strategy or planner_for(client.profile(planner_model))
     # A small local model always writes s1, s2, ... (its grammar); its steps are renumbered after
     # the kept ones when merged. A hosted model numbers them after the kept ones itself.
-    first_step, kept = (replan.first_step, replan.kept) if replan is not None and not local else (1, frozenset())
+    continues = replan is not None and strategy.continues_numbering
+    first_step, kept = (replan.first_step, replan.kept) if replan is not None and continues else (1, frozenset())
     if replan is not None:
         context = replan.context(first_step)
-    schema, base = local_request(task, tools, config, levers, context, settings.workspace,
-                                 settings.data_dir, past_plans) if levers else (None, None)
-    if schema is None or base is None:
-        # The grammar-oriented schema (per-slot dependency enums) is for the local model only;
-        # a hosted model gets one shared step definition, ~4x fewer tokens at 20 steps.
-        schema = (draft_schema(tools, config.budget.max_steps) if local
-                  else hosted_draft_schema(tools, config.budget.max_steps, first_step))
-        memories = recall_snippets(recall, task)
-        rmap = "" if local else repo_map(settings.workspace, settings.data_dir, task,
-                                         max_tokens=config.planner.context_tokens, memories=memories,
-                                         model=config.model_for("planner"))
-        base = build_messages(task, tools, config, workspace_summary(settings.workspace, settings.data_dir),
-                              memories, context, hosted=not local, repo_map=rmap)
+    schema, base = strategy.request(PlanRequest(task, tools, config, settings.workspace, settings.data_dir,
+                                                recall, context, past_plans, first_step))
     executor = config.model_for("executor")
     price = _price_of(client, executor)
     messages = base
@@ -343,9 +318,9 @@ async def make_plan(
         try:
             result = await client.acomplete(messages, role="planner", json_schema=schema)
         except StructuredOutputError as e:
-            hint = (f" ({config.model_for('planner')} is a small offline model: try a stronger one, e.g. "
-                    "--model openai/gpt-4o-mini)") if local else ""
-            raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}{hint}") from None
+            hint = strategy.failure_hint(planner_model)
+            raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}"
+                                + (f" ({hint})" if hint else "")) from None
         planning_cost = _add_cost(planning_cost, result.cost_usd)
         steps, issues = interpret_draft(result.parsed, registry, config, kept)
         total_tokens, total_cost = 0, None
@@ -356,20 +331,19 @@ async def make_plan(
         if not issues:
             break
         messages = [*base, {"role": "assistant", "content": result.text},
-                    {"role": "user", "content": reask_message(issues, short=bool(levers))}]
+                    {"role": "user", "content": strategy.reask(issues)}]
     else:
         listed = "; ".join(str(i) for i in issues[:6])
         more = f" (+{len(issues) - 6} more)" if len(issues) > 6 else ""
-        hint = (f"; {config.model_for('planner')} is a small offline model: try a stronger one, e.g. "
-                "--model openai/gpt-4o-mini") if local else ""
-        raise PlanningError(f"no valid plan after {tries} tries: {listed}{more}{hint}")
+        hint = strategy.failure_hint(planner_model)
+        raise PlanningError(f"no valid plan after {tries} tries: {listed}{more}" + (f"; {hint}" if hint else ""))
     plan = Plan(
         schema_version=PLAN_SCHEMA_VERSION,
         id=plan_id or new_run_id(),
         task=task,
         created_at=now or datetime.now(UTC).replace(microsecond=0),
         model=executor,
-        planner_model=config.model_for("planner"),
+        planner_model=planner_model,
         steps=steps,
         estimated_tokens=total_tokens,
         estimated_cost_usd=total_cost,
