@@ -41,6 +41,7 @@ from agentcli.models.client import LLMClient
 from agentcli.models.profile import ModelProfile
 from agentcli.models.routing import static_profile
 from agentcli.models.types import CallRecord, ModelBackend, ModelRequest, ModelResponse, Price, ToolCall, Usage
+from agentcli.planning.instructions import ProjectInstructions, load_project_instructions
 from agentcli.planning.plan import Plan, canonical_json
 from agentcli.record.events import EVENTS_NAME, Event, EventLog, Recording, read_events
 from agentcli.tools import ToolRegistry, ToolResult
@@ -202,7 +203,7 @@ class RecordedChanges:
 
 _IGNORED = {"time", "seq", "latency_ms", "duration_ms", "duration_s", "call_id", "run_id", "seconds",
             "started", "finished", "approval_wait_s", "config", "config_digest", "versions", "parent",
-            "replay_of", "fork_from"}
+            "replay_of", "fork_from", "no_project_instructions"}
 
 
 def _scrub(value: Any) -> Any:
@@ -400,6 +401,7 @@ async def replay_run(
         client=client, approver=RecordedApprover(config, rec, fork=fork, live=live_approver), events=events,
         planner=planner, confirm=confirm, run_id=run_id,
         output_schema=start.data.get("output_schema") if isinstance(start.data.get("output_schema"), dict) else None,
+        instructions=ProjectInstructions.from_record(start.data.get("instructions")),
         extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
                                                                       "fork_from": from_step},
         # A run recorded without a view of the workspace is replayed without one too.
@@ -416,4 +418,19 @@ async def replay_run(
     divergence = None if fork is not None else first_divergence(rec, got)
     if tmp is not None:
         tmp.cleanup()
-    return ReplayResult(outcome, divergence, path, rec.warnings)
+    return ReplayResult(outcome, divergence, path, [*rec.warnings, *_instructions_changed(start, registry, config)])
+
+
+def _instructions_changed(start: Event, registry: ToolRegistry, config: Config) -> list[str]:
+    """A warning when the workspace's project instructions differ from the ones the run recorded
+    (the replay uses the recorded ones, so it stays identical; a new run would not)."""
+    if start.data.get("no_project_instructions"):
+        return []
+    recorded = ProjectInstructions.from_record(start.data.get("instructions"))
+    now = load_project_instructions(registry.ctx.workspace, config.instructions)
+    if (recorded.hash if recorded else None) == (now.hash if now else None):
+        return []
+    was = f"hash {recorded.hash}" if recorded else "none"
+    is_now = f"hash {now.hash}" if now else "none"
+    return [f"the project instructions (AGENTS.md) changed since the run ({was}, now {is_now}): "
+            "the replay uses the recorded ones"]

@@ -41,6 +41,7 @@ from agentcli.engine.workspace import WorkspaceChanges
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
 from agentcli.models.types import CallRecord
+from agentcli.planning.instructions import ProjectInstructions
 from agentcli.planning.plan import Plan
 from agentcli.planning.planner import Replan
 from agentcli.record.events import EventLog
@@ -213,6 +214,8 @@ class RunDeps:
     verify_command: str = ""
     #: A JSON Schema the final answer must validate against (``agent run --output-schema``).
     output_schema: dict[str, Any] | None = None
+    #: The project's instructions (AGENTS.md): in the executor's prompts, recorded in ``run_started``.
+    instructions: ProjectInstructions | None = None
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -336,6 +339,7 @@ class _Run:
         self.executor = Executor(
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
+            instructions=deps.instructions.text if deps.instructions is not None else "",
         )
         self.plan: Plan | None = None
         self.answer = ""
@@ -541,6 +545,7 @@ class _Run:
             "model": self.deps.config.model, "config": self.deps.config.model_dump(mode="json"),
             "verify_command": self.deps.verify_command,
             **({"output_schema": self.deps.output_schema} if self.deps.output_schema is not None else {}),
+            **({"instructions": self.deps.instructions.record()} if self.deps.instructions is not None else {}),
             **self.deps.extra_start,
         })
         status, reason, code = "FAILED", "", int(ExitCode.FAILED)

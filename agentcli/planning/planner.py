@@ -49,6 +49,7 @@ from agentcli.ids import new_run_id
 from agentcli.models import tokens
 from agentcli.models.client import LLMClient
 from agentcli.models.types import Price
+from agentcli.planning.instructions import ProjectInstructions, with_instructions
 from agentcli.planning.plan import (
     PLAN_SCHEMA_VERSION,
     STEP_ID_RE,
@@ -203,7 +204,7 @@ def interpret_draft(raw: Any, registry: ToolRegistry, config: Config,
 
 
 def estimate_steps(steps: list[Step], *, task: str, model: str, price: Price | None,
-                   config: Config) -> tuple[int, float | None]:
+                   config: Config, instructions: str = "") -> tuple[int, float | None]:
     """Fill each step's estimate and return the totals (tokens, USD or None when unknown).
 
     An ``llm`` step sends :func:`~agentcli.planning.plan.llm_step_messages` (counted with tiktoken),
@@ -218,7 +219,7 @@ def estimate_steps(steps: list[Step], *, task: str, model: str, price: Price | N
             step.estimated_input_tokens = step.estimated_output_tokens = 0
             step.estimated_cost_usd = 0.0
             continue
-        n_in = tokens.count_messages(llm_step_messages(task, step.prompt or ""), model)
+        n_in = tokens.count_messages(llm_step_messages(task, step.prompt or "", instructions), model)
         n_in += REFERENCE_TOKENS * len(step.references())
         step.estimated_input_tokens, step.estimated_output_tokens = n_in, out_tokens
         step.estimated_cost_usd = None if price is None else price.cost(n_in, out_tokens)
@@ -278,6 +279,7 @@ async def make_plan(
     save: bool = True,
     context: str | None = None,
     replan: Replan | None = None,
+    instructions: ProjectInstructions | None = None,
     strategy: PlannerStrategy | None = None,
 ) -> Plan:
     """Plan ``task``: ask the planner model (re-asking with the problems up to
@@ -287,7 +289,8 @@ async def make_plan(
     ``recall(task)`` returns remembered snippets to include in the prompt; ``past_plans(task)``
     past runs' plans for similar tasks (a local planner's examples). ``plan_id`` and
     ``now`` default to a fresh run id and the current UTC time (tests fix them). ``context``
-    (e.g. why a previous plan failed and what it achieved, when re-planning) is added to the prompt;
+    (e.g. why a previous plan failed and what it achieved, when re-planning) is added to the prompt,
+    and so are the project's ``instructions`` (AGENTS.md); without them the request is unchanged;
     ``replan`` does that for a re-plan and, for a hosted planner, numbers the new steps after the
     kept ones so that they can reference their outputs.
     ``strategy`` defaults to the one the planner model's profile calls for (:func:`planner_for`).
@@ -309,6 +312,7 @@ async def make_plan(
         context = replan.context(first_step)
     schema, base = strategy.request(PlanRequest(task, tools, config, settings.workspace, settings.data_dir,
                                                 recall, context, past_plans, first_step))
+    base = with_instructions(base, instructions)
     executor = config.model_for("executor")
     price = _price_of(client, executor)
     messages = base
@@ -325,8 +329,9 @@ async def make_plan(
         steps, issues = interpret_draft(result.parsed, registry, config, kept)
         total_tokens, total_cost = 0, None
         if not issues:
-            total_tokens, total_cost = estimate_steps(steps, task=task, model=executor, price=price,
-                                                      config=config)
+            total_tokens, total_cost = estimate_steps(
+                steps, task=task, model=executor, price=price, config=config,
+                instructions=instructions.text if instructions is not None else "")
             issues = _budget_issues(total_tokens, total_cost, config)
         if not issues:
             break

@@ -157,6 +157,8 @@ def run(
     output_schema: Annotated[Path | None, typer.Option(
         "--output-schema", help="A JSON Schema file: the final answer must be JSON valid against it.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
+    no_instructions: Annotated[bool, typer.Option(
+        "--no-project-instructions", help="Do not read AGENTS.md into the prompts for this run.")] = False,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Step budget.")] = None,
     max_cost: Annotated[float | None, typer.Option("--max-cost", help="Cost budget in USD.")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Token budget.")] = None,
@@ -174,6 +176,7 @@ def run(
     from agentcli.ids import new_run_id
     from agentcli.models.calllog import run_dir
     from agentcli.planning import planner
+    from agentcli.planning.instructions import load_project_instructions
     from agentcli.record.events import EVENTS_NAME, EventLog
     from agentcli.tools import build_registry
 
@@ -208,6 +211,8 @@ def run(
         run_id = rec.run_id
     else:
         run_id = new_run_id()
+    instructions = None if no_instructions else load_project_instructions(settings.workspace,
+                                                                           settings.config.instructions)
     client = build_llm_client(settings, run_id, log_json=state.log_json, backend=state.backend)
     telemetry = None
     if settings.config.telemetry.exporter != "none":  # off: OpenTelemetry is not even imported
@@ -250,17 +255,23 @@ def run(
             async def plan_fn(t: str, rc: ReplanContext | None) -> Plan:
                 if rc is None:
                     return await planner.make_plan(t, settings=settings, registry=registry, client=client,
-                                                   plan_id=run_id, recall=recall, past_plans=past_plans)
+                                                   plan_id=run_id, recall=recall, past_plans=past_plans,
+                                                   instructions=instructions)
                 return await planner.make_plan(t, settings=settings, registry=registry, client=client,
                                                plan_id=f"{run_id}-r{len(rc.plan.steps)}",
-                                               replan=rc.replan(), recall=recall, past_plans=past_plans)
+                                               replan=rc.replan(), recall=recall, past_plans=past_plans,
+                                               instructions=instructions)
 
             deps = RunDeps(config=settings.config, registry=registry, client=client, approver=approver,
                            events=events, planner=plan_fn, confirm=_confirm_factory(yes, quiet),
                            run_id=run_id, on_step=on_step, on_transition=on_transition, resume=resume_from,
-                           extra_start={"resumed": True} if resume_from else {}, memory=memory,
+                           extra_start={**({"resumed": True} if resume_from else {}),
+                                        **({"no_project_instructions": True} if no_instructions else {})},
+                           memory=memory,
+                           output_schema=schema, instructions=instructions,
                            workspace=GitSnapshots(settings.workspace, settings.data_dir),
-                           verify_command=verify_command(settings.config), output_schema=schema)
+                           verify_command=verify_command(
+                               settings.config, instructions.verify_command if instructions else None))
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
             await registry.aclose()
