@@ -101,6 +101,32 @@ class ToolsConfig(_Section):
     plugins: bool = Field(True, description="Load third-party tools from the `agentcli.tools` entry points.")
 
 
+SandboxMode = Literal["workspace-write", "read-only", "off"]
+
+
+class SandboxConfig(_Section):
+    """The OS sandbox around the processes agentcli starts (run_shell, MCP servers); Linux, bubblewrap."""
+
+    mode: SandboxMode = Field(
+        "workspace-write", description="workspace-write: write only the workspace and a private /tmp; "
+        "read-only: write only the private /tmp; off: no sandbox (the only way to run commands where "
+        "no sandbox is available, e.g. macOS)."
+    )
+    network: bool = Field(
+        False, description="Give every sandboxed command the network. Off: only a run_shell call asking "
+        "for `network` (which needs the `network` approval too) gets it."
+    )
+
+
+class CheckpointsConfig(_Section):
+    """Snapshots of the workspace around every step that may change it, for `agent undo`."""
+
+    enabled: bool = Field(
+        True, description="Checkpoint the workspace (in a shadow git repository in the data dir) before the "
+        "first write/exec step of a run and after each; files over tools.max_file_bytes are skipped."
+    )
+
+
 class McpServerConfig(_Section):
     """One MCP server started over stdio; its tools appear as `name.tool`."""
 
@@ -110,6 +136,10 @@ class McpServerConfig(_Section):
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     risk: RiskClass = Field("exec", description="Risk class of every tool of this server.")
     timeout_seconds: float = Field(30.0, gt=0, description="Start-up and per-call timeout.")
+    sandbox: bool = Field(
+        True, description="Run the server inside the OS sandbox ([sandbox] mode; network only for risk "
+        "\"network\"). false: unconfined, for a server that must write elsewhere (e.g. npx's cache)."
+    )
 
 
 class McpConfig(_Section):
@@ -231,6 +261,8 @@ class Config(_Section):
     approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     mcp: McpConfig = Field(default_factory=McpConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)

@@ -46,6 +46,7 @@ from agentcli.planning.plan import (
     llm_step_messages,
     resolve_references,
 )
+from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import EventLog
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 from agentcli.tools.text import strip_ansi, tail
@@ -148,6 +149,8 @@ class Executor:
     on_step: Callable[[StepRun], None] | None = None
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     runs: dict[str, StepRun] = field(default_factory=dict)
+    #: Checkpoints of the workspace around every step that may change it (write and exec tools).
+    checkpoints: Checkpointer | None = None
 
     def __post_init__(self) -> None:
         self._wait = _ToolWait(self.fsm)
@@ -373,12 +376,23 @@ class Executor:
         if isinstance(checked, ToolError):
             run.status, run.error = "failed", checked.model_dump(mode="json")
             return
-        if not await self._approve(plan, run, args):
+        if not await self._approve(plan, run, args, checked):
             return
         tool = self.registry.get(step.tool)
         side_effects = tool is not None and tool.risk != "read"
         default = self.config.tools.default_timeout_seconds
         own_timeout = tool.effective_timeout(checked, default) if tool is not None else default
+        if side_effects and self.checkpoints is not None:
+            await self.checkpoints.before(step.id)
+        try:
+            await self._attempts(run, args, own_timeout, side_effects)
+        finally:
+            if side_effects and self.checkpoints is not None:
+                await self.checkpoints.after(step.id)
+
+    async def _attempts(self, run: StepRun, args: dict[str, Any], own_timeout: float, side_effects: bool
+                        ) -> None:
+        step = run.step
         policy = step.retry
         for attempt in range(1, policy.max_attempts + 1):
             run.attempts = attempt
@@ -494,15 +508,17 @@ class Executor:
         finally:
             CURRENT_STEP.reset(token)
 
-    async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any]) -> bool:
+    async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any], checked: Any) -> bool:
         step = run.step
         assert step.tool is not None
         tool = self.registry.get(step.tool)
-        risk = tool.risk if tool is not None else (step.risk or "exec")
+        risks: tuple[str, ...] = tool.risks_for(checked) if tool is not None else (step.risk or "exec",)
+        risk = risks[0] if len(risks) == 1 else "+".join(risks)
         req = ApprovalRequest(step_id=step.id, tool=step.tool, risk=risk, args=args, plan_hash=plan.hash,
                               requires_approval=step.requires_approval,
-                              preview=self.registry.preview(step.tool, args))
-        needs_prompt = step.requires_approval or getattr(self.config.approval, risk, "ask") != "auto"
+                              preview=self.registry.preview(step.tool, args), risks=risks)
+        needs_prompt = step.requires_approval or any(
+            getattr(self.config.approval, r, "ask") != "auto" for r in risks)
         if not needs_prompt:
             decision = self.approver.decide(req)  # policy "auto": no prompt, no thread
         else:

@@ -44,6 +44,7 @@ from agentcli.models.types import CallRecord
 from agentcli.planning.instructions import ProjectInstructions
 from agentcli.planning.plan import Plan
 from agentcli.planning.planner import Replan
+from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import EventLog
 from agentcli.tools import ToolRegistry
 
@@ -185,6 +186,8 @@ class RunOutcome(BaseModel):
     verify: dict[str, Any] | None = None
     #: With ``--output-schema``: the answer as JSON, valid against the schema (``answer`` is its text).
     data: Any = None
+    #: How to undo what the run changed in the workspace (``agent undo RUN_ID``); None: nothing to undo.
+    undo: str | None = None
 
 
 @dataclass
@@ -212,6 +215,8 @@ class RunDeps:
     workspace: WorkspaceProbe | None = None
     #: Run before a run that changed files ends COMPLETE (``[verify] command``); empty: no check.
     verify_command: str = ""
+    #: Workspace checkpoints around the steps that may change it (None: none taken).
+    checkpoints: Checkpointer | None = None
     #: A JSON Schema the final answer must validate against (``agent run --output-schema``).
     output_schema: dict[str, Any] | None = None
     #: The project's instructions (AGENTS.md): in the executor's prompts, recorded in ``run_started``.
@@ -339,6 +344,7 @@ class _Run:
         self.executor = Executor(
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
+            checkpoints=deps.checkpoints,
             instructions=deps.instructions.text if deps.instructions is not None else "",
         )
         self.plan: Plan | None = None
@@ -628,6 +634,7 @@ class _Run:
             duration_s=round(time.monotonic() - self.started, 3), data=self.data,
             changed_files=self.changes.files if self.changes is not None else self._written_paths(),
             verify=self.verified.to_dict() if self.verified is not None else None,
+            undo=self.deps.checkpoints.undo_hint() if self.deps.checkpoints is not None else None,
         )
 
 

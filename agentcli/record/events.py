@@ -63,6 +63,8 @@ EventType = Literal[
     "workspace_changes",
     "verify",
     "run_finished",
+    "checkpoint",
+    "undo",
 ]
 
 

@@ -163,6 +163,8 @@ def run(
     max_cost: Annotated[float | None, typer.Option("--max-cost", help="Cost budget in USD.")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Token budget.")] = None,
     max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="Wall-time budget.")] = None,
+    sandbox: Annotated[str | None, typer.Option(
+        "--sandbox", help="OS sandbox of commands this run: workspace-write, read-only or off.")] = None,
 ) -> None:
     """Plan a task, confirm the plan, execute it step by step, and report."""
     import asyncio
@@ -194,7 +196,8 @@ def run(
     state = state_of(ctx)
     state.overrides.update({k: v for k, v in {
         "budget.max_steps": max_steps, "budget.max_cost_usd": max_cost,
-        "budget.max_tokens": max_tokens, "budget.max_seconds": max_seconds}.items() if v is not None})
+        "budget.max_tokens": max_tokens, "budget.max_seconds": max_seconds,
+        "sandbox.mode": sandbox}.items() if v is not None})
     settings = state.settings
     resume_from = None
     if resume is not None:
@@ -232,6 +235,12 @@ def run(
 
         memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload))  # type: ignore[arg-type]
     on_step, on_transition = _progress(quiet, memory)
+    checkpoints = None
+    if settings.config.checkpoints.enabled:
+        from agentcli.record.checkpoints import Checkpointer, ShadowRepo
+
+        repo = ShadowRepo(settings.workspace, settings.data_dir, settings.config.tools.max_file_bytes)
+        checkpoints = Checkpointer(repo, events, run_id)
     approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
                         yes=yes, approve_all=approve_all)
 
@@ -267,7 +276,7 @@ def run(
                            run_id=run_id, on_step=on_step, on_transition=on_transition, resume=resume_from,
                            extra_start={**({"resumed": True} if resume_from else {}),
                                         **({"no_project_instructions": True} if no_instructions else {})},
-                           memory=memory,
+                           memory=memory, checkpoints=checkpoints,
                            output_schema=schema, instructions=instructions,
                            workspace=GitSnapshots(settings.workspace, settings.data_dir),
                            verify_command=verify_command(
@@ -297,6 +306,11 @@ def run(
         typer.echo(json.dumps({"type": "run_outcome", **outcome.model_dump(mode="json")}, ensure_ascii=False))
     else:
         render_outcome(outcome, quiet=quiet)
+        if outcome.undo and not quiet:
+            err_console.print(f"[dim]changed the workspace; undo with: {escape(outcome.undo)}  "
+                              f"(see what changed: agent runs diff {run_id})[/dim]", highlight=False)
+        elif checkpoints is not None and checkpoints.error:
+            print_warning(f"no checkpoint of this run, so no undo: {checkpoints.error}")
     if outcome.exit_code != ExitCode.OK and output == "text":
         detail = outcome.answer if outcome.reason == "error" else (
             f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)

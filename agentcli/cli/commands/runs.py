@@ -77,6 +77,9 @@ def render_timeline(rec: Recording) -> None:
             r = d.get("result") or {}
             status = "ok" if r.get("ok") else f"error {(r.get('error') or {}).get('type')}"
             detail = f"{d.get('tool')} {json.dumps(d.get('args'))[:80]} -> {status}"
+            out = r.get("output")
+            if isinstance(out, dict) and out.get("sandbox"):
+                detail += f" [sandbox: {out['sandbox']}]"
         elif e.type == "approval":
             detail = f"{d.get('tool')} {d.get('decision')} by {d.get('decided_by')} {d.get('message', '')}"
         elif e.type == "step_finished":
