@@ -248,6 +248,18 @@ class InstructionsConfig(_Section):
                             "files are cut first.")
 
 
+class HookConfig(_Section):
+    """One hook: a shell command run at a point of every run, given the event as JSON on stdin."""
+
+    event: Literal["pre_tool", "post_tool", "run_finished"] = Field(
+        ..., description="When it runs: before a tool call (exit 2 blocks it, stderr the reason), after one, "
+        "or when the run has finished.")
+    command: str = Field(..., min_length=1, description="Command for /bin/sh -c, run in the workspace.")
+    tools: list[str] = Field(default_factory=list, description="Only for these tools (names or globs such as "
+                             "`fs.*`); empty: every tool. Ignored for run_finished.")
+    timeout_seconds: float = Field(30.0, gt=0, le=600, description="The hook is killed past this (a warning).")
+
+
 class Config(_Section):
     """The whole effective configuration. Every field has a default."""
 
@@ -270,6 +282,8 @@ class Config(_Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     instructions: InstructionsConfig = Field(default_factory=InstructionsConfig)
+    hooks: list[HookConfig] = Field(default_factory=list, description="Commands run at pre_tool, post_tool "
+                                    "and run_finished ([[hooks]]).")
     models: dict[str, ModelOverride] = Field(
         default_factory=dict, description='Per-model overrides of what a model can do: [models."NAME"].'
     )

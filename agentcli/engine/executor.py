@@ -36,6 +36,7 @@ from agentcli.config import Config
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.budget import Budget
 from agentcli.engine.fsm import State, StateMachine
+from agentcli.engine.hooks import Hooks
 from agentcli.errors import ApprovalDenied, BudgetExceeded, LLMError
 from agentcli.models.client import LLMClient
 from agentcli.planning.plan import (
@@ -146,6 +147,8 @@ class Executor:
     task: str = ""
     #: The project's instructions (AGENTS.md) for ``llm`` steps; empty: none.
     instructions: str = ""
+    #: The run's ``[[hooks]]`` (pre_tool may block a call; post_tool sees its result).
+    hooks: Hooks | None = None
     on_step: Callable[[StepRun], None] | None = None
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     runs: dict[str, StepRun] = field(default_factory=dict)
@@ -378,6 +381,8 @@ class Executor:
             return
         if not await self._approve(plan, run, args, checked):
             return
+        if self.hooks is not None and await self._blocked(run, args):
+            return
         tool = self.registry.get(step.tool)
         side_effects = tool is not None and tool.risk != "read"
         default = self.config.tools.default_timeout_seconds
@@ -426,11 +431,25 @@ class Executor:
             result = await self.registry.call(step.tool, args, timeout=timeout)
         finally:
             self._wait.leave(f"{step.id}: {step.tool} returned")
-        self.events.append("tool_call", {"tool": step.tool, "args": args, "attempt": run.attempts,
-                                         "result": result.model_dump(mode="json")}, step_id=step.id)
+        call = {"tool": step.tool, "args": args, "attempt": run.attempts, "result": result.model_dump(mode="json")}
+        self.events.append("tool_call", call, step_id=step.id)
+        if self.hooks is not None:
+            await self.hooks.post_tool(step.id, step.tool, call)
         if result.error is not None and result.error.type == "timeout" and timeout is not None:
             self.budget.check_time("tool")
         return result
+
+    async def _blocked(self, run: StepRun, args: dict[str, Any]) -> bool:
+        """Whether a pre_tool hook blocks the call; if so the step fails with a ``blocked`` tool
+        error carrying the hook's reason, as the reviewer sees any tool error."""
+        step = run.step
+        assert step.tool is not None and self.hooks is not None
+        blocked = await self.hooks.pre_tool(step.id, step.tool, args)
+        if blocked is None:
+            return False
+        error = ToolError(type="blocked", message=f"a pre_tool hook blocked this call: {blocked.message}")
+        run.status, run.error = "failed", error.model_dump(mode="json")
+        return True
 
     async def _correct_args(self, run: StepRun, args: dict[str, Any], error: ToolError) -> dict[str, Any]:
         step = run.step

@@ -34,6 +34,7 @@ from typing import Any
 from agentcli.config import Config
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.executor import CURRENT_STEP
+from agentcli.engine.hooks import RecordedHooks
 from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, WorkspaceProbe, run
 from agentcli.engine.workspace import GitSnapshots, WorkspaceChanges
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
@@ -402,6 +403,8 @@ async def replay_run(
         planner=planner, confirm=confirm, run_id=run_id,
         output_schema=start.data.get("output_schema") if isinstance(start.data.get("output_schema"), dict) else None,
         instructions=ProjectInstructions.from_record(start.data.get("instructions")),
+        hooks=RecordedHooks(config.hooks, registry.ctx.workspace, events, run_id, rec,
+                            live=fork.live if fork is not None else None) if config.hooks else None,
         extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
                                                                       "fork_from": from_step},
         # A run recorded without a view of the workspace is replayed without one too.

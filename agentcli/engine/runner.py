@@ -36,6 +36,7 @@ from agentcli.engine.approval import Approver
 from agentcli.engine.budget import Budget, BudgetCheck
 from agentcli.engine.executor import Aborted, Executor, StepRun, VerifyResult
 from agentcli.engine.fsm import State, StateMachine, Transition
+from agentcli.engine.hooks import Hooks
 from agentcli.engine.reviewer import DIGEST_CHARS, Review, fallback_answer, grounded_answer, review, step_digest
 from agentcli.engine.workspace import WorkspaceChanges
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
@@ -221,6 +222,8 @@ class RunDeps:
     output_schema: dict[str, Any] | None = None
     #: The project's instructions (AGENTS.md): in the executor's prompts, recorded in ``run_started``.
     instructions: ProjectInstructions | None = None
+    #: The run's ``[[hooks]]``, recorded as ``hook`` events (a replay passes RecordedHooks).
+    hooks: Hooks | None = None
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -346,6 +349,7 @@ class _Run:
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
             checkpoints=deps.checkpoints,
             instructions=deps.instructions.text if deps.instructions is not None else "",
+            hooks=deps.hooks,
         )
         self.plan: Plan | None = None
         self.answer = ""
@@ -596,10 +600,15 @@ class _Run:
         await self._final_changes()
         outcome = self._outcome(status, reason, code)
         self._remember(outcome)
-        self.events.append("run_finished", {"status": status, "reason": reason, "answer": self.answer,
-                                            "totals": outcome.totals, "budget": outcome.budget,
-                                            "exit_code": code})
+        finished = {"status": status, "reason": reason, "answer": self.answer, "totals": outcome.totals,
+                    "budget": outcome.budget, "exit_code": code}
+        self.events.append("run_finished", finished)
         self.events.sync(blocking=True)
+        if self.deps.hooks is not None:
+            try:
+                await self.deps.hooks.run_finished(finished)
+            except AgentError as e:  # the run is over and recorded: a hook cannot change its outcome
+                self.events.append("hook", {"event": "run_finished", "outcome": "warning", "message": e.one_line()})
         return outcome
 
     def _remember(self, outcome: RunOutcome) -> None:

@@ -62,6 +62,7 @@ EventType = Literal[
     "review",
     "workspace_changes",
     "verify",
+    "hook",
     "run_finished",
     "checkpoint",
     "undo",

@@ -41,7 +41,8 @@ __all__ = [
     "tool",
 ]
 
-ErrorType = Literal["tool_not_found", "invalid_args", "timeout", "tool_error", "path_outside_workspace"]
+#: ``blocked``: a ``pre_tool`` hook refused the call (its reason is the message).
+ErrorType = Literal["tool_not_found", "invalid_args", "timeout", "tool_error", "path_outside_workspace", "blocked"]
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$")
 
 

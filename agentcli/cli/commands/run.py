@@ -235,6 +235,13 @@ def run(
 
         memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload))  # type: ignore[arg-type]
     on_step, on_transition = _progress(quiet, memory)
+    hooks = None
+    if settings.config.hooks:
+        from agentcli.engine.hooks import Hooks
+
+        hooks = Hooks(settings.config.hooks, settings.workspace, events, run_id)
+        if not quiet:
+            hooks.on_warning = lambda r: print_warning(f"hook `{r.command}` ({r.event}): {r.message}")
     checkpoints = None
     if settings.config.checkpoints.enabled:
         from agentcli.record.checkpoints import Checkpointer, ShadowRepo
@@ -277,7 +284,7 @@ def run(
                            extra_start={**({"resumed": True} if resume_from else {}),
                                         **({"no_project_instructions": True} if no_instructions else {})},
                            memory=memory, checkpoints=checkpoints,
-                           output_schema=schema, instructions=instructions,
+                           output_schema=schema, instructions=instructions, hooks=hooks,
                            workspace=GitSnapshots(settings.workspace, settings.data_dir),
                            verify_command=verify_command(
                                settings.config, instructions.verify_command if instructions else None))
