@@ -13,10 +13,10 @@ from typing import Any
 from agentcli.config import Config
 from agentcli.engine.approval import Answer, ApprovalRequest, Approver
 from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, run
-from agentcli.engine.workspace import GitSnapshots
 from agentcli.models.client import LLMClient
 from agentcli.models.fakes import ScriptedModel
 from agentcli.planning.plan import Plan, RetryPolicy, Step
+from agentcli.record.checkpoints import Checkpointer, ShadowRepo
 from agentcli.record.events import Event, EventLog, Recording, read_events
 from agentcli.tools import ArgsModel, ToolContext, ToolRegistry, builtin_tools, tool
 
@@ -109,8 +109,8 @@ class Harness:
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
     #: ``RunDeps.memory`` (e.g. an :class:`EpisodeSink`).
     memory: Any = None
-    #: Watch the workspace's changes through git (``RunDeps.workspace``).
-    git: bool = False
+    #: Take workspace checkpoints (``RunDeps.checkpoints``), which the run's changes are read from.
+    checkpoints: bool = False
     #: ``RunDeps.verify_command``.
     verify: str = ""
 
@@ -136,10 +136,13 @@ class Harness:
                 return answers.pop(0)
 
         approver = Approver(self.config.approval, prompt=prompt, yes=self.yes)
-        probe = GitSnapshots(self.workspace, self.workspace / ".agent") if self.git else None
+        checkpoints = None
+        if self.checkpoints:
+            repo = ShadowRepo(self.workspace, self.workspace / ".agent", self.config.tools.max_file_bytes)
+            checkpoints = Checkpointer(repo, events, self.run_id)
         return RunDeps(config=self.config, registry=make_registry(self.workspace, self.config, self.counters),
                        client=client, approver=approver, events=events, planner=planner, confirm=confirm,
-                       run_id=self.run_id, memory=self.memory, workspace=probe, verify_command=self.verify)
+                       run_id=self.run_id, memory=self.memory, checkpoints=checkpoints, verify_command=self.verify)
 
     def run(self, task: str = "the task") -> RunOutcome:
         deps = self.deps()

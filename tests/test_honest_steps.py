@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,12 +39,6 @@ def verdict(outcome: str, answer: str = "", reason: str = "") -> dict[str, Any]:
 def reviewer_prompts(fake: FakeOpenAI) -> list[str]:
     return [b["messages"][-1]["content"] for b in fake.bodies
             if "You review the results" in b["messages"][0]["content"]]
-
-
-def git_init(ws: Path) -> None:
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init", "--allow-empty"]):
-        subprocess.run(cmd, cwd=ws, check=True)
 
 
 def test_a_non_zero_exit_fails_the_step_with_its_code_and_tail(fake: FakeOpenAI, workspace: Path) -> None:
@@ -103,12 +96,11 @@ def test_a_denial_can_stop_the_run(fake: FakeOpenAI, workspace: Path) -> None:
 
 
 def test_verify_failure_goes_to_the_replanner_then_passes(fake: FakeOpenAI, workspace: Path) -> None:
-    git_init(workspace)
     fake.ok(verdict("complete", "written")).ok(verdict("complete", "fixed"))
     check = f"{sys.executable} -c \"import sys; t = open('out.txt').read(); print('got', t); sys.exit(t != 'good')\""
     first = plan(step("s1", "write_file", risk="write", path="out.txt", content="bad"))
     second = plan(step("s2", "write_file", risk="write", path="out.txt", content="good"), plan_id="plan-2")
-    h = Harness(workspace, http_config(fake), None, [first, second], yes=True, git=True, verify=check)
+    h = Harness(workspace, http_config(fake), None, [first, second], yes=True, checkpoints=True, verify=check)
     out = h.run()
     assert out.status == "COMPLETE", out.answer
     assert out.verify is not None and out.verify["status"] == "passed" and out.verify["command"] == check
@@ -130,9 +122,8 @@ def test_verify_failure_goes_to_the_replanner_then_passes(fake: FakeOpenAI, work
 
 
 def test_no_verify_without_changes_and_changed_files_say_none(workspace: Path) -> None:
-    git_init(workspace)
     h = Harness(workspace, config(), ScriptedModel([{"outcome": "complete", "answer": "read", "reason": ""}]),
-                [plan(step("s1", "list_files", pattern="*"))], git=True, verify="exit 1")
+                [plan(step("s1", "list_files", pattern="*"))], checkpoints=True, verify="exit 1")
     out = h.run()
     assert out.status == "COMPLETE" and out.verify is None and out.changed_files == []
 

@@ -36,7 +36,7 @@ from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.executor import CURRENT_STEP
 from agentcli.engine.hooks import RecordedHooks
 from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, WorkspaceProbe, run
-from agentcli.engine.workspace import GitSnapshots, WorkspaceChanges
+from agentcli.engine.workspace import WorkspaceChanges
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.models.client import LLMClient
 from agentcli.models.profile import ModelProfile
@@ -182,8 +182,8 @@ class RecordedApprover(Approver):
 
 class RecordedChanges:
     """The workspace's changes as recorded (``workspace_changes`` events, in order): a replay
-    does not change the workspace, so its changes are the original run's. A fork's live part
-    looks at the real workspace."""
+    does not change the workspace, so its changes are the original run's. Past the record (a
+    fork's live part) they are ``live``'s, or unknown."""
 
     def __init__(self, rec: Recording, live: WorkspaceProbe | None = None) -> None:
         self._queue: deque[dict[str, Any]] = deque(e.data for e in rec.of_type("workspace_changes"))
@@ -222,8 +222,8 @@ def _comparable(events: Iterable[Event]) -> dict[str, list[Event]]:
     for e in events:
         if e.type == "transition" and "WAITING_TOOL" in (e.data.get("from"), e.data.get("to")):
             continue
-        if e.type in ("memory_recall", "memory_write"):
-            continue  # memory is an outside store: a replay neither recalls nor records
+        if e.type in ("memory_recall", "memory_write", "checkpoint"):
+            continue  # memory and checkpoints are outside stores: a replay neither reads nor writes them
         if e.type == "budget_check" and e.data.get("ok"):
             continue  # a passing check's numbers include wall time
         groups[e.step_id or "-"].append(e)
@@ -408,9 +408,7 @@ async def replay_run(
         extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
                                                                       "fork_from": from_step},
         # A run recorded without a view of the workspace is replayed without one too.
-        workspace=RecordedChanges(rec, GitSnapshots(registry.ctx.workspace, registry.ctx.data_dir)
-                                  if fork is not None else None)
-        if fork is not None or rec.first("workspace_changes") is not None else None,
+        workspace=RecordedChanges(rec) if rec.first("workspace_changes") is not None else None,
         verify_command=str(start.data.get("verify_command") or ""),
     )
     try:

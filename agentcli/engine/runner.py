@@ -38,7 +38,7 @@ from agentcli.engine.executor import Aborted, Executor, StepRun, VerifyResult
 from agentcli.engine.fsm import State, StateMachine, Transition
 from agentcli.engine.hooks import Hooks
 from agentcli.engine.reviewer import DIGEST_CHARS, Review, fallback_answer, grounded_answer, review, step_digest
-from agentcli.engine.workspace import WorkspaceChanges
+from agentcli.engine.workspace import CheckpointChanges, WorkspaceChanges
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
 from agentcli.models.types import CallRecord
@@ -211,8 +211,8 @@ class RunDeps:
     resume: ResumeState | None = None
     #: Episodic memory: ``record_episode(**fields)`` is called once at the end of every run.
     memory: Any = None
-    #: The workspace's changes (a :class:`~agentcli.engine.workspace.GitSnapshots`, or a replay's
-    #: recorded ones); None: unknown, only the write steps' paths are reported.
+    #: The workspace's changes; None: from ``checkpoints`` when there are some (a replay gives the
+    #: recorded ones), else unknown and only the write steps' paths are reported.
     workspace: WorkspaceProbe | None = None
     #: Run before a run that changed files ends COMPLETE (``[verify] command``); empty: no check.
     verify_command: str = ""
@@ -357,6 +357,8 @@ class _Run:
         self.started = time.monotonic()
         self.changes: WorkspaceChanges | None = None
         self.verified: VerifyResult | None = None
+        self.probe: WorkspaceProbe | None = deps.workspace or (
+            CheckpointChanges(deps.checkpoints) if deps.checkpoints is not None else None)
 
     def _on_transition(self, t: Transition) -> None:
         self.events.append("transition", {"from": t.src.value, "to": t.dst.value, "reason": t.reason})
@@ -397,7 +399,7 @@ class _Run:
 
     async def _workspace_changes(self) -> WorkspaceChanges | None:
         """The run's changes so far, recorded (a replay serves them from the record)."""
-        probe = self.deps.workspace
+        probe = self.probe
         if probe is None:
             return None
         changes = await probe.changes()
@@ -564,8 +566,8 @@ class _Run:
         try:
             try:
                 async with asyncio.timeout(self.budget.remaining_seconds()):
-                    if self.deps.workspace is not None:
-                        await self.deps.workspace.start()
+                    if self.probe is not None:
+                        await self.probe.start()
                     await self._plan(given)
                     await self._loop()
             except TimeoutError:

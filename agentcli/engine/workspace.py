@@ -1,10 +1,9 @@
-"""What a run changed in the workspace: a snapshot at the start, a diff against it later.
+"""What a run changed in the workspace, from its checkpoints.
 
-The snapshot is a git tree of the whole working tree (tracked and untracked files, .gitignored
-ones and the data dir left out), written through a temporary index so the user's index and
-working tree are never touched. A later snapshot diffed against the first gives exactly the
-run's changes, even in a repository that was already dirty, new files included. Outside a git
-repository nothing is known (``None``): the run falls back to the paths its write steps named.
+The run's checkpoints (a shadow git repository in the data dir, taken around every step that may
+change the workspace) diffed first against latest give exactly the run's changes, in a dirty
+repository or in none, new and deleted files included. Without checkpoints (turned off, or one
+failed) nothing is known (``None``): the run falls back to the paths its write steps named.
 
 The reviewer, the re-planner and the final report read these changes; the runner records each
 one as a ``workspace_changes`` event, and a replay serves them from there (the replayed run does
@@ -13,21 +12,17 @@ not change the workspace).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import asyncio
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from agentcli.tools.shell import child_env, run_process
+from agentcli.record.checkpoints import Checkpointer, CheckpointError
 from agentcli.tools.text import head_tail
 
-__all__ = ["GitSnapshots", "WorkspaceChanges"]
+__all__ = ["CheckpointChanges", "WorkspaceChanges"]
 
 #: What the reviewer and the re-planner see of the diff at most (the --stat always whole).
 DIFF_CHARS = 6000
-_GIT = ["git", "-c", "core.quotepath=off", "-c", "color.ui=never", "--no-pager"]
-_TIMEOUT = 30.0
 
 
 @dataclass
@@ -53,73 +48,30 @@ class WorkspaceChanges:
         return f"{self.stat.rstrip()}\n\n{head_tail(self.diff.rstrip(), limit, head_share=0.5)}"
 
 
-class GitSnapshots:
-    """Snapshots of a workspace's files as git trees (see the module docstring)."""
+class CheckpointChanges:
+    """The run's changes from its workspace checkpoints (:mod:`agentcli.record.checkpoints`):
+    the first checkpoint (before the first step that may change anything) against the latest
+    (after the newest such step). No checkpoint yet means nothing could have changed; a
+    checkpoint that failed means the changes are unknown."""
 
-    def __init__(self, workspace: Path, data_dir: Path | None = None) -> None:
-        self.workspace = workspace
-        self.data_dir = data_dir
-        self.base: str | None = None
-        self._started = False
-
-    async def _git(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-        res = await run_process([*_GIT, *args], cwd=self.workspace, timeout=_TIMEOUT, limit=400_000,
-                                env=env or child_env(extra={"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}))
-        return (-1 if res.timed_out else res.exit_code), res.output
-
-    def _excludes(self) -> list[str]:
-        if self.data_dir is None:
-            return []
-        try:
-            rel = self.data_dir.resolve().relative_to(self.workspace.resolve())
-        except ValueError:
-            return []  # the data dir is outside the workspace: nothing to leave out
-        return [f":(exclude){rel.as_posix()}"] if str(rel) != "." else []
-
-    async def snapshot(self) -> str | None:
-        """A tree id for the working tree as it is now, or None outside a git repository."""
-        code, out = await self._git("rev-parse", "--absolute-git-dir")
-        if code != 0:
-            return None
-        git_dir = Path(out.strip())
-        tmp = tempfile.mkdtemp(prefix="agentcli-index-")
-        try:
-            index = Path(tmp) / "index"
-            real = git_dir / "index"
-            if real.is_file():
-                # Starting from the real index lets git reuse its stat cache: unchanged files
-                # are not read and hashed again.
-                shutil.copyfile(real, index)
-            env = child_env(extra={"GIT_INDEX_FILE": str(index), "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
-            code, _ = await self._git("add", "-A", "--", ".", *self._excludes(), env=env)
-            if code != 0:
-                return None
-            code, out = await self._git("write-tree", env=env)
-            return out.strip() if code == 0 and out.strip() else None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    def __init__(self, checkpoints: Checkpointer) -> None:
+        self.checkpoints = checkpoints
 
     async def start(self) -> None:
-        """Take the run's base snapshot (once)."""
-        if not self._started:
-            self._started = True
-            self.base = await self.snapshot()
+        return None
+
+    def _read(self, first: str, last: str) -> WorkspaceChanges:
+        repo = self.checkpoints.repo
+        files = [c.path for c in repo.changes(first, last)]
+        return WorkspaceChanges(files=files, stat=repo.diff(first, last, stat=True), diff=repo.diff(first, last))
 
     async def changes(self) -> WorkspaceChanges | None:
-        """The changes since :meth:`start`, or None when they cannot be known."""
-        await self.start()
-        if self.base is None:
+        cp = self.checkpoints
+        if cp.error:
             return None
-        now = await self.snapshot()
-        if now is None:
-            return None
-        if now == self.base:
+        if cp.first is None or cp.last is None or cp.first == cp.last:
             return WorkspaceChanges()
-        code, names = await self._git("diff", "--name-only", "--no-renames", self.base, now)
-        if code != 0:
+        try:
+            return await asyncio.to_thread(self._read, cp.first, cp.last)
+        except CheckpointError:
             return None
-        _, stat = await self._git("diff", "--stat=100", "--no-renames", self.base, now)
-        _, diff = await self._git("diff", "--no-renames", self.base, now)
-        files = [line for line in names.splitlines() if line.strip()]
-        return WorkspaceChanges(files=files, stat=stat, diff=diff)
-

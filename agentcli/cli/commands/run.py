@@ -174,7 +174,6 @@ def run(
     from agentcli.engine.runner import run as run_core
     from agentcli.engine.session import build_llm_client
     from agentcli.engine.verify import verify_command
-    from agentcli.engine.workspace import GitSnapshots
     from agentcli.ids import new_run_id
     from agentcli.models.calllog import run_dir
     from agentcli.planning import planner
@@ -285,7 +284,6 @@ def run(
                                         **({"no_project_instructions": True} if no_instructions else {})},
                            memory=memory, checkpoints=checkpoints,
                            output_schema=schema, instructions=instructions, hooks=hooks,
-                           workspace=GitSnapshots(settings.workspace, settings.data_dir),
                            verify_command=verify_command(
                                settings.config, instructions.verify_command if instructions else None))
             return await run_core(given.task if given else (task or ""), deps, plan=given)
