@@ -59,12 +59,17 @@ class PlanRequest:
     context: str | None = None
     #: ``past_plans(task)``: past runs' plans for similar tasks (a small model's examples).
     past_plans: Any = None
+    #: The output limit of an ``llm`` step (the executor's), which a hosted planner is told.
+    step_output_tokens: int = 1024
     #: The id number of the first step to write (a re-plan's steps follow the kept ones).
     first_step: int = 1
 
 
 class PlannerStrategy(Protocol):
     """The request for a task, the re-ask after an invalid draft, the hint when planning fails."""
+
+    #: Whether reference paths into declared tool outputs are checked (and re-asked) at planning.
+    check_outputs: bool
 
     #: Whether a re-plan's steps are numbered after the kept ones (and may reference them); if
     #: not, the model writes s1, s2, ... and the merge renumbers them.
@@ -83,26 +88,30 @@ class PlannerStrategy(Protocol):
         ...
 
 
-def _full_request(req: PlanRequest, schema: dict[str, Any], *, hosted: bool = False
-                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _full_request(req: PlanRequest, schema: dict[str, Any], tools: list[Tool], *,
+                  hosted: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     summary = workspace_summary(req.workspace, req.data_dir)
     recalled = recall_snippets(req.recall, req.task)
     rmap = repo_map(req.workspace, req.data_dir, req.task, max_tokens=req.config.planner.context_tokens,
                     memories=recalled, model=req.config.model_for("planner")) if hosted else ""
-    return schema, build_messages(req.task, req.tools, req.config, summary, recalled, req.context,
-                                  hosted=hosted, repo_map=rmap)
+    return schema, build_messages(req.task, tools, req.config, summary, recalled, req.context, hosted=hosted,
+                                  step_output_tokens=req.step_output_tokens, repo_map=rmap)
 
 
 class HostedPlanner:
-    """A capable model: the full prompt with the repository map (:mod:`agentcli.planning.repomap`)
-    and the rules of execution, the compact hosted draft schema (~4x fewer schema tokens at 20 steps
-    than the grammar-oriented one), every problem of an invalid draft listed."""
+    """A capable model: the full prompt (with answer shapes, edits, the tools' output shapes and the
+    output limit of an llm step), the compact hosted draft schema (~4x fewer schema tokens at
+    20 steps than the grammar-oriented one), every problem of an invalid draft listed, reference
+    paths checked against the tools' declared outputs; the repository map
+    (:mod:`agentcli.planning.repomap`) and the rules of execution; a re-plan's steps numbered after
+    the kept ones."""
 
+    check_outputs = True
     continues_numbering = True
 
     def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         schema = hosted_draft_schema(req.tools, req.config.budget.max_steps, req.first_step)
-        return _full_request(req, schema, hosted=True)
+        return _full_request(req, schema, req.tools, hosted=True)
 
     def reask(self, issues: list[PlanIssue]) -> str:
         listed = "\n".join(f"- {i}" for i in issues[:15])
@@ -117,19 +126,23 @@ class SmallModelPlanner:
     """A small local model (SmolLM2-135M class): the compact, example-led, grammar-narrowed request
     its levers make, the first three problems of an invalid draft, and a hint to use a stronger model."""
 
+    #: Its requests stay as measured: a new check would change its re-asks.
+    check_outputs = False
     continues_numbering = False
 
     def __init__(self, levers: frozenset[str] = DEFAULT_LEVERS) -> None:
         self.levers = frozenset(levers)
 
     def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        # Not offered tools that consume what only a hosted planner's steps make (apply_edits).
+        tools = [t for t in req.tools if t.small_planner]
         if self.levers:
-            schema, messages = local_request(req.task, req.tools, req.config, self.levers, req.context,
+            schema, messages = local_request(req.task, tools, req.config, self.levers, req.context,
                                              req.workspace, req.data_dir, req.past_plans)
             if schema is not None and messages is not None:
                 return schema, messages
         # The grammar-oriented schema (per-slot dependency enums) suits grammar-constrained decoding.
-        return _full_request(req, draft_schema(req.tools, req.config.budget.max_steps))
+        return _full_request(req, draft_schema(tools, req.config.budget.max_steps), tools)
 
     def reask(self, issues: list[PlanIssue]) -> str:
         if not self.levers:
