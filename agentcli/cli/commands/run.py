@@ -225,7 +225,8 @@ def run(
     if settings.config.hooks:
         from agentcli.engine.hooks import Hooks
 
-        hooks = Hooks(settings.config.hooks, settings.workspace, events, run_id)
+        hooks = Hooks(settings.config.hooks, settings.workspace, events, run_id,
+                      sandbox=settings.config.sandbox, data_dir=settings.data_dir)
         if not quiet:
             hooks.on_warning = lambda r: print_warning(f"hook `{r.command}` ({r.event}): {r.message}")
     checkpoints = None
