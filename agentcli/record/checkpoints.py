@@ -136,6 +136,10 @@ class ShadowRepo:
         self.root.mkdir(parents=True, exist_ok=True)
         with (self.root / "lock").open("a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
+            # Holding the lock, no live process uses the index: a lock file of git's left next to
+            # it is from a process killed mid-checkpoint, and would block every later one.
+            for stale in self.root.glob("index*.lock"):
+                stale.unlink(missing_ok=True)
             try:
                 yield
             finally:
@@ -350,6 +354,13 @@ class Checkpointer:
         import asyncio
 
         await asyncio.to_thread(self.take, step_id, "after")
+
+    @classmethod
+    def resuming(cls, repo: ShadowRepo, events: EventLog, rec: Recording) -> Checkpointer:
+        """A checkpointer that continues the checkpoints a resumed run already has."""
+        cps = run_checkpoints(rec)
+        first, last = cps.first, cps.last
+        return cls(repo, events, rec.run_id, last=last, first=first, changed=first is not None and first != last)
 
     def undo_hint(self) -> str | None:
         """How to undo this run, when it changed the workspace."""
