@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -195,7 +196,7 @@ class ShadowRepo:
                     continue
                 except OSError:
                     continue
-                if st.st_size > self.max_file_bytes and not _is_link(st.st_mode):
+                if st.st_size > self.max_file_bytes and not stat.S_ISLNK(st.st_mode):
                     drop.append(rel)
                     skipped.add(rel)
                 else:
@@ -288,12 +289,6 @@ def _message(repo: ShadowRepo, commit: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _is_link(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISLNK(mode)
 
 
 def _nul(paths: Sequence[str]) -> bytes:
@@ -478,6 +473,7 @@ def undo_run(repo: ShadowRepo, rec: Recording, *, to_step: str | None = None, re
     now = repo.snapshot({"run_id": rec.run_id, "phase": f"before_{'redo' if redo else 'undo'}"}, parent=latest)
     if unfinished:
         expected = now.commit
+    # A redo is limited to the files its undo restored (none: nothing to do).
     files = repo.changes(expected, target, scope) if scope != [] else []
     paths = [f.path for f in files]
     # A path that differs now from the run's end was changed after it: a conflict.
