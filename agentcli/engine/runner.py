@@ -266,6 +266,7 @@ class _Run:
         self.budget.listeners.append(_budget_event(self.events))
         client = deps.client
         client.guard = self.budget.check_llm_call
+        client.headroom = self.budget.output_headroom
         client.observers.extend([self.budget.observe, _llm_event(self.events, client)])
         self.executor = Executor(
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
