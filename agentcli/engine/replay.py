@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from agentcli.config import Config
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.executor import CURRENT_STEP
@@ -44,7 +46,7 @@ from agentcli.models.types import CallRecord, ModelBackend, ModelRequest, ModelR
 from agentcli.planning.instructions import ProjectInstructions, load_project_instructions
 from agentcli.planning.plan import Plan, canonical_json
 from agentcli.record.events import EVENTS_NAME, Event, EventLog, Recording, read_events
-from agentcli.tools import ToolRegistry, ToolResult
+from agentcli.tools import ToolError, ToolRegistry, ToolResult
 
 
 class ReplayDivergence(AgentError):
@@ -138,9 +140,37 @@ class ReplayRegistry(ToolRegistry):
         self._results: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
         for e in rec.of_type("tool_call"):
             self._results[_tool_key(e.step_id, e.data["tool"], e.data["args"])].append(e.data["result"])
+        # Tools whose validation reads the workspace (apply_edits' exactly-once check) decide as the
+        # run did: the workspace has changed since (by that very run, often).
+        self._invalid: dict[str, dict[str, Any]] = {}
+        for e in rec.of_type("review"):
+            if e.data.get("kind") == "args_corrected" and isinstance(e.data.get("error"), dict):
+                self._invalid[_tool_key(e.step_id, e.data["tool"], e.data["before"])] = e.data["error"]
+        self._final_invalid: dict[str | None, dict[str, Any]] = {}
+        for e in rec.of_type("step_finished"):
+            err = e.data.get("error")
+            if isinstance(err, dict) and err.get("type") == "invalid_args":
+                self._final_invalid[e.step_id] = err
         self._live_tools = live_tools
         self._live_writes = live_writes
         self._fork = fork
+
+    def validate(self, name: str, args: Any) -> BaseModel | ToolError:
+        """As the real registry validates, except that a tool's workspace check (``check_func``) is
+        answered from the recording: invalid where the run found it invalid, else valid."""
+        tool = self.get(name)
+        step_id = CURRENT_STEP.get()
+        if tool is None or tool.check_func is None or (self._fork is not None and self._fork.live(step_id)):
+            return super().validate(name, args)
+        key = _tool_key(step_id, name, args)
+        if key in self._invalid:
+            return ToolError.model_validate(self._invalid[key])
+        if step_id in self._final_invalid and not self._results.get(key):
+            return ToolError.model_validate(self._final_invalid[step_id])
+        try:
+            return tool.args_model.model_validate(args, context={"tools_config": self.ctx.config})
+        except ValidationError:
+            return super().validate(name, args)
 
     async def call(self, name: str, args: Any, *, timeout: float | None = None) -> ToolResult:
         step_id = CURRENT_STEP.get()

@@ -385,6 +385,7 @@ class SpanConverter:
             gen_ai__request__model=model, gen_ai__response__model=resp.get("model"),
             gen_ai__usage__input_tokens=inp, gen_ai__usage__output_tokens=out, gen_ai__usage__cost=cost,
             gen_ai__request__max_tokens=(d.get("request") or {}).get("max_tokens"),
+            gen_ai__response__finish_reasons=[resp["finish_reason"]] if resp.get("finish_reason") else None,
             gen_ai__request__temperature=(d.get("request") or {}).get("temperature"),
             agentcli__cost_unknown=True if d.get("response") is not None and cost is None else None,
             agentcli__role=d.get("role"), agentcli__call_id=d.get("call_id"), agentcli__attempt=d.get("attempt"),
