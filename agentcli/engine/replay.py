@@ -408,7 +408,8 @@ async def replay_run(
         output_schema=start.data.get("output_schema") if isinstance(start.data.get("output_schema"), dict) else None,
         instructions=ProjectInstructions.from_record(start.data.get("instructions")),
         hooks=RecordedHooks(config.hooks, registry.ctx.workspace, events, run_id, rec,
-                            live=fork.live if fork is not None else None) if config.hooks else None,
+                            live=fork.live if fork is not None else None, sandbox=config.sandbox,
+                            data_dir=registry.ctx.data_dir) if config.hooks else None,
         extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
                                                                       "fork_from": from_step},
     )

@@ -219,13 +219,15 @@ def run(
     if settings.config.memory.enabled:
         from agentcli.memory import open_memory
 
-        memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload))  # type: ignore[arg-type]
+        memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload),  # type: ignore[arg-type]
+                             on_warning=print_warning)
     on_step, on_transition = _progress(quiet, memory)
     hooks = None
     if settings.config.hooks:
         from agentcli.engine.hooks import Hooks
 
-        hooks = Hooks(settings.config.hooks, settings.workspace, events, run_id)
+        hooks = Hooks(settings.config.hooks, settings.workspace, events, run_id,
+                      sandbox=settings.config.sandbox, data_dir=settings.data_dir)
         if not quiet:
             hooks.on_warning = lambda r: print_warning(f"hook `{r.command}` ({r.event}): {r.message}")
     checkpoints = None
