@@ -219,7 +219,8 @@ def run(
     if settings.config.memory.enabled:
         from agentcli.memory import open_memory
 
-        memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload))  # type: ignore[arg-type]
+        memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload),  # type: ignore[arg-type]
+                             on_warning=print_warning)
     on_step, on_transition = _progress(quiet, memory)
     hooks = None
     if settings.config.hooks:
@@ -234,7 +235,8 @@ def run(
         from agentcli.record.checkpoints import Checkpointer, ShadowRepo
 
         repo = ShadowRepo(settings.workspace, settings.data_dir, settings.config.tools.max_file_bytes)
-        checkpoints = Checkpointer(repo, events, run_id)
+        checkpoints = Checkpointer.resuming(repo, events, rec) if resume is not None else \
+            Checkpointer(repo, events, run_id)
     approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
                         yes=yes, approve_all=approve_all)
 
