@@ -61,6 +61,8 @@ EventType = Literal[
     "memory_write",
     "review",
     "resume_decision",
+    "workspace_changes",
+    "verify",
     "hook",
     "run_finished",
     "checkpoint",
