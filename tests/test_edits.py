@@ -205,3 +205,14 @@ def test_a_small_planner_never_sees_apply_edits(ws: Path) -> None:
     assert req.max_tokens == 1024  # as measured
     sent = json.dumps(req.messages) + json.dumps(req.response_format)
     assert "apply_edits" not in sent and "returns:" not in sent and '"answer"' not in sent
+
+
+def test_the_plan_table_shows_an_llm_steps_answer_shape() -> None:
+    from rich.console import Console
+
+    from agentcli.cli.render import plan_table
+
+    console = Console(width=120, record=True)
+    console.print(plan_table(edits_plan(), 120))
+    text = console.export_text()
+    assert "llm:edits" in text and "apply_edits" in text
