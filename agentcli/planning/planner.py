@@ -291,7 +291,7 @@ async def make_plan(
     schema, base = strategy.request(PlanRequest(task, tools, config, settings.workspace, settings.data_dir,
                                                 recall, context, past_plans,
                                                 step_output_tokens=client.output_limit("executor")))
-    base = with_instructions(base, instructions)
+    base = with_instructions(base, instructions, client.profile(planner_model).context_tokens)
     executor = config.model_for("executor")
     price = _price_of(client, executor)
     messages = base
