@@ -176,8 +176,21 @@ class MemoryConfig(_Section):
     """Episodic and semantic memory (LanceDB)."""
 
     enabled: bool = Field(True, description="Recall into planning and record episodes.")
-    uri: str = Field("", description="LanceDB URI; empty means <data_dir>/memory. s3://... shares it.")
-    embedding_model: str = Field("builtin", description="`builtin` (offline) or any litellm embedding model.")
+    uri: str = Field("", description="LanceDB URI; empty means <data_dir>/memory. s3://bucket/path shares it "
+                     "(credentials and endpoint from the AWS_* environment variables).")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="Object-store options for a remote uri (region, endpoint, allow_http, "
+        "timeout...); credentials are refused here: they come from the environment."
+    )
+    embedding_model: str = Field(
+        "builtin", description="Embedder of episodes (past runs' tasks) and working memory: `builtin` (offline "
+        "MiniLM) or any litellm embedding model."
+    )
+    chunk_embedding_model: str = Field(
+        "auto", description="Embedder of ingested files and notes: `builtin-static` (offline, distilled from the "
+        "builtin MiniLM, ~40x faster to ingest), `builtin` (MiniLM), a litellm embedding model, or `auto`: "
+        "builtin-static when embedding_model is builtin, else embedding_model's."
+    )
     episodic_k: int = Field(3, ge=0, description="Episodes recalled per query.")
     episodic_threshold: float = Field(0.75, ge=0, le=1, description="Minimum score of a recalled episode.")
     semantic_k: int = Field(5, ge=0, description="Knowledge chunks recalled per query.")

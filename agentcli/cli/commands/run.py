@@ -219,7 +219,8 @@ def run(
     if settings.config.memory.enabled:
         from agentcli.memory import open_memory
 
-        memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload))  # type: ignore[arg-type]
+        memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload),  # type: ignore[arg-type]
+                             on_warning=print_warning)
     on_step, on_transition = _progress(quiet, memory)
     hooks = None
     if settings.config.hooks:
