@@ -235,7 +235,8 @@ def run(
         from agentcli.record.checkpoints import Checkpointer, ShadowRepo
 
         repo = ShadowRepo(settings.workspace, settings.data_dir, settings.config.tools.max_file_bytes)
-        checkpoints = Checkpointer(repo, events, run_id)
+        checkpoints = Checkpointer.resuming(repo, events, rec) if resume is not None else \
+            Checkpointer(repo, events, run_id)
     approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
                         yes=yes, approve_all=approve_all)
 
