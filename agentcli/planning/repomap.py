@@ -12,7 +12,8 @@ Python files are outlined with :mod:`ast` (exact: the signatures are the source'
 languages with a small set of definition patterns (``function``/``class``/``def``/``fn``/
 ``func``/``struct``...), which finds most top-level definitions but not all. The walk is the
 workspace walker's: ``.git``, ``.venv``, the data dir and whatever ``.gitignore`` and
-``.git/info/exclude`` ignore are never shown. Files over 512 KB are listed, not outlined.
+``.git/info/exclude`` ignore are never shown. Files over 512 KB are listed, not outlined, and at
+most 1,500 source files are outlined (those the task's words meet by path first).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ __all__ = ["Outline", "outline_file", "repo_map"]
 
 #: Files visited at most (a huge monorepo is mapped from its first files in walk order).
 MAX_FILES = 5000
+#: Source files outlined at most (parsing is most of the map's cost): past it, those the task's
+#: words meet by path, then the shallowest.
+MAX_OUTLINED = 1500
 #: Files larger than this are listed but not parsed.
 MAX_PARSE_BYTES = 512_000
 #: Share of the budget the file tree may take; the outlines get the rest (and what the tree leaves).
@@ -227,6 +231,14 @@ def _terms(texts: Iterable[str]) -> tuple[set[str], set[str]]:
     return words, paths
 
 
+def _path_score(rel: str, words: set[str], paths: set[str]) -> float:
+    low = rel.lower()
+    if any(low == p or low.endswith("/" + p) for p in paths):
+        return 100.0
+    parts = set(re.split(r"[/._-]+", os.path.splitext(low)[0]))
+    return 8.0 * len(parts & words)
+
+
 def _module_names(rel: str) -> set[str]:
     stem, _ = os.path.splitext(rel)
     parts = stem.split("/")
@@ -345,8 +357,13 @@ def repo_map(workspace: Path, data_dir: Path | None, task: str, *, max_tokens: i
             break
     if not files:
         return ""
-    outlines = {rel: outline_file(abs_paths[rel], rel) for rel in files
-                if os.path.splitext(rel)[1].lower() in _SOURCE}
+    sources = [rel for rel in files if os.path.splitext(rel)[1].lower() in _SOURCE]
+    if len(sources) > MAX_OUTLINED:
+        # Parsing is most of the cost: in a big repository only the files whose paths the task's
+        # words meet, then the shallowest, are outlined (and so can rank by their definitions).
+        words, paths = _terms([task])
+        sources = sorted(sources, key=lambda r: (-_path_score(r, words, paths), r.count("/"), r))[:MAX_OUTLINED]
+    outlines = {rel: outline_file(abs_paths[rel], rel) for rel in sources}
     ranked = _rank(files, outlines, task, memories or [])
     order = {rel: i for i, rel in enumerate(ranked)}
     more = "+" if len(files) >= MAX_FILES else ""
