@@ -141,6 +141,10 @@ class Harness:
         finally:
             deps.events.close()
 
+    @property
+    def events_path(self) -> Path:
+        return self.workspace / ".agent" / "runs" / self.run_id / "events.jsonl"
+
     def recording(self) -> Recording:
         return read_events(self.workspace / ".agent" / "runs" / self.run_id / "events.jsonl")
 

@@ -24,7 +24,6 @@ in EXECUTING; every transition, call and decision is appended to the event log.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import heapq
 import json
 import time
@@ -46,11 +45,16 @@ from agentcli.planning.plan import (
     llm_step_messages,
     resolve_references,
 )
-from agentcli.record.events import EventLog
+from agentcli.record.events import (
+    ApprovalMade,
+    EventLog,
+    Reviewed,
+    StepFinished,
+    StepStarted,
+    ToolCalled,
+    ToolIntent,
+)
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
-
-#: The step whose code is running (asyncio tasks copy it), for backends that serve by step (replay).
-CURRENT_STEP: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentcli_step", default=None)
 
 StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
 DONE: frozenset[str] = frozenset({"ok", "failed", "denied", "skipped"})
@@ -286,10 +290,10 @@ class Executor:
 
     def _finish(self, run: StepRun) -> None:
         run.finished = time.time()
-        self.events.append("step_finished", {
-            "status": run.status, "attempts": run.attempts, "output": run.output, "error": run.error,
-            "input_tokens": run.input_tokens, "output_tokens": run.output_tokens, "cost_usd": run.cost_usd,
-        }, step_id=run.step.id)
+        self.events.emit(StepFinished(
+            status=run.status, attempts=run.attempts, output=run.output, error=run.error,
+            input_tokens=run.input_tokens, output_tokens=run.output_tokens, cost_usd=run.cost_usd,
+        ), step_id=run.step.id)
         self.events.sync()  # a step boundary: durable in the background
         if self.on_step is not None:
             self.on_step(run)
@@ -301,10 +305,8 @@ class Executor:
         except BudgetExceeded:
             run.status = "pending"  # never started: a resumed run with a larger budget runs it
             raise
-        CURRENT_STEP.set(step.id)
         run.started = time.time()
-        self.events.append("step_started", {"title": step.title, "kind": step.kind, "tool": step.tool},
-                           step_id=step.id)
+        self.events.emit(StepStarted(title=step.title, kind=step.kind, tool=step.tool), step_id=step.id)
         if self.on_step is not None:
             self.on_step(run)
         try:
@@ -376,8 +378,8 @@ class Executor:
         for attempt in range(1, policy.max_attempts + 1):
             run.attempts = attempt
             if side_effects:
-                self.events.append("tool_intent", {"tool": step.tool, "args": args, "attempt": attempt},
-                                   step_id=step.id, durable=True)
+                self.events.emit(ToolIntent(tool=step.tool, args=args, attempt=attempt), step_id=step.id,
+                                 durable=True)
             result = await self._call(run, args, own_timeout)
             if result.ok:
                 run.status, run.output, run.error = "ok", result.output, None
@@ -396,11 +398,11 @@ class Executor:
         timeout = remaining if remaining < own else None
         self._wait.enter(f"{step.id}: {step.tool}")
         try:
-            result = await self.registry.call(step.tool, args, timeout=timeout)
+            result = await self.registry.call(step.tool, args, timeout=timeout, step_id=step.id)
         finally:
             self._wait.leave(f"{step.id}: {step.tool} returned")
-        self.events.append("tool_call", {"tool": step.tool, "args": args, "attempt": run.attempts,
-                                         "result": result.model_dump(mode="json")}, step_id=step.id)
+        self.events.emit(ToolCalled(tool=step.tool, args=args, attempt=run.attempts,
+                                    result=result.model_dump(mode="json")), step_id=step.id)
         if result.error is not None and result.error.type == "timeout" and timeout is not None:
             self.budget.check_time("tool")
         return result
@@ -426,9 +428,8 @@ class Executor:
         run.input_tokens += result.usage.input_tokens
         run.output_tokens += result.usage.output_tokens
         fixed = result.parsed if isinstance(result.parsed, dict) else args
-        self.events.append("review", {"kind": "args_corrected", "tool": step.tool, "before": args,
-                                      "after": fixed, "error": error.model_dump(mode="json")},
-                           step_id=step.id)
+        self.events.emit(Reviewed(kind="args_corrected", tool=step.tool, before=args, after=fixed,
+                                  error=error.model_dump(mode="json")), step_id=step.id)
         return fixed
 
     async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any]) -> bool:
@@ -451,11 +452,10 @@ class Executor:
             finally:
                 self._wait.leave(f"{step.id}: approval decided")
         run.approval = decision
-        self.events.append("approval", {
-            "tool": decision.tool, "args_hash": decision.args_hash, "plan_hash": decision.plan_hash,
-            "decided_by": decision.decided_by, "decision": decision.decision, "message": decision.message,
-            "risk": risk,
-        }, step_id=step.id)
+        self.events.emit(ApprovalMade(
+            tool=decision.tool, args_hash=decision.args_hash, plan_hash=decision.plan_hash,
+            decided_by=decision.decided_by, decision=decision.decision, message=decision.message, risk=risk,
+        ), step_id=step.id)
         if decision.decision == "aborted":
             run.status, run.error = "denied", {"type": "aborted", "message": decision.message}
             raise Aborted(f"aborted at step {step.id} ({step.tool})")
@@ -473,4 +473,4 @@ def summarize_output(output: Any, limit: int = 1500) -> str:
     return text
 
 
-__all__ = ["CURRENT_STEP", "Executor", "StepRun", "summarize_output"]
+__all__ = ["Executor", "StepRun", "summarize_output"]

@@ -33,13 +33,21 @@ from typing import Any
 
 from agentcli.config import Config
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
-from agentcli.engine.executor import CURRENT_STEP
 from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, run
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.models.client import LLMClient
-from agentcli.models.types import CallRecord, ModelBackend, ModelRequest, ModelResponse, Price, ToolCall, Usage
+from agentcli.models.types import ModelBackend, ModelRequest, ModelResponse, Price
 from agentcli.planning.plan import Plan, canonical_json
-from agentcli.record.events import EVENTS_NAME, Event, EventLog, Recording, read_events
+from agentcli.record.events import (
+    EVENTS_NAME,
+    BudgetChecked,
+    EventLog,
+    LlmCall,
+    MemoryRecalled,
+    MemoryWritten,
+    TransitionMade,
+)
+from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, response_of, step_order
 from agentcli.tools import ToolRegistry, ToolResult
 
 
@@ -47,56 +55,40 @@ class ReplayDivergence(AgentError):
     """The replay asked for something the recording does not have."""
 
 
-def _live(from_index: dict[str, int] | None, step_id: str | None, cut: int | None) -> bool:
-    """Whether a call in ``step_id`` is live in a fork (at or after the fork step, or run-level)."""
-    if from_index is None or cut is None:
-        return False
-    if step_id is None:
-        return True
-    return from_index.get(step_id, 0) >= cut
-
-
-@dataclass
-class _Fork:
-    order: dict[str, int]
-    cut: int | None
-
-    def live(self, step_id: str | None) -> bool:
-        return _live(self.order, step_id, self.cut) if self.cut is not None else False
+def _live(fork: ForkCut | None, step_id: str | None) -> bool:
+    """Whether a call in ``step_id`` runs live: in a fork, at or after the fork step, or run-level."""
+    return fork is not None and fork.live(step_id)
 
 
 class ReplayBackend:
     """Serves recorded LLM responses by request hash (in recorded order for repeats)."""
 
-    def __init__(self, rec: Recording, *, fork: _Fork | None = None, live: ModelBackend | None = None) -> None:
-        self._by_hash: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+    def __init__(self, rec: RunRecord, *, fork: ForkCut | None = None, live: ModelBackend | None = None) -> None:
+        self._by_hash: dict[str, deque[LlmCall]] = defaultdict(deque)
         self._prices: dict[str, Price | None] = {}
-        for e in rec.of_type("llm_call"):
-            self._by_hash[str(e.data["request_hash"])].append(e.data)
-            p = e.data.get("price")
-            self._prices[str(e.data.get("model"))] = None if p is None else Price(p["input"], p["output"])
+        self._json_mode: set[str] = set()
+        for c in rec.calls:
+            d = c.data
+            self._by_hash[d.request_hash].append(d)
+            self._prices[d.model] = None if d.price is None else Price(d.price.input, d.price.output)
+            if (d.request.response_format or {}).get("type") == "json_object":
+                self._json_mode.add(d.model)
         self._fork = fork
         self._live = live
 
     async def request(self, req: ModelRequest) -> ModelResponse:
-        if self._fork is not None and self._live is not None and self._fork.live(CURRENT_STEP.get()):
+        if self._live is not None and _live(self._fork, req.step_id):
             return await self._live.request(req)
         h = req.hash()
         queue = self._by_hash.get(h)
         if not queue:
-            raise ReplayDivergence(f"LLM request {h[:12]} ({req.model}, step {CURRENT_STEP.get() or '-'}) "
+            raise ReplayDivergence(f"LLM request {h[:12]} ({req.model}, step {req.step_id or '-'}) "
                                    "is not in the recording")
-        data = queue.popleft()
-        resp = data.get("response")
-        if resp is None:
-            cls = LLMTransientError if data.get("outcome") == "retry" else LLMFatalError
-            raise cls(str(data.get("error") or "recorded error"))
-        return ModelResponse(
-            text=resp.get("text", ""),
-            tool_calls=[ToolCall.model_validate(c) for c in resp.get("tool_calls", [])],
-            input_tokens=resp.get("input_tokens"), output_tokens=resp.get("output_tokens"),
-            model=resp.get("model"),
-        )
+        d = queue.popleft()
+        if d.response is None:
+            cls = LLMTransientError if d.outcome == "retry" else LLMFatalError
+            raise cls(d.error or "recorded error")
+        return response_of(d)
 
     def price(self, model: str) -> Price | None:
         if model in self._prices:
@@ -104,7 +96,12 @@ class ReplayBackend:
         return self._live.price(model) if self._live is not None else None
 
     def supports_json_schema(self, model: str) -> bool:
-        return True
+        """As the recorded run's provider did: a model the run asked in JSON mode did not take a
+        schema, and the replayed request must be the same one."""
+        if model not in self._prices and self._live is not None:
+            fn = getattr(self._live, "supports_json_schema", None)
+            return True if fn is None else bool(fn(model))
+        return model not in self._json_mode
 
 
 def _tool_key(step_id: str | None, tool: str, args: Any) -> str:
@@ -114,26 +111,26 @@ def _tool_key(step_id: str | None, tool: str, args: Any) -> str:
 class ReplayRegistry(ToolRegistry):
     """The real registry's tools and schemas, with calls served from the recording."""
 
-    def __init__(self, real: ToolRegistry, rec: Recording, *, live_tools: bool = False,
-                 live_writes: bool = False, fork: _Fork | None = None) -> None:
+    def __init__(self, real: ToolRegistry, rec: RunRecord, *, live_tools: bool = False,
+                 live_writes: bool = False, fork: ForkCut | None = None) -> None:
         super().__init__(real.ctx)
         for t in real.tools():
             self.register(t)
         self._real = real
         self._results: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
-        for e in rec.of_type("tool_call"):
-            self._results[_tool_key(e.step_id, e.data["tool"], e.data["args"])].append(e.data["result"])
+        for c in rec.tool_calls:
+            self._results[_tool_key(c.step_id, c.data.tool, c.data.args)].append(c.data.result)
         self._live_tools = live_tools
         self._live_writes = live_writes
         self._fork = fork
 
-    async def call(self, name: str, args: Any, *, timeout: float | None = None) -> ToolResult:
-        step_id = CURRENT_STEP.get()
+    async def call(self, name: str, args: Any, *, timeout: float | None = None,
+                   step_id: str | None = None) -> ToolResult:
         tool = self.get(name)
-        if self._fork is not None and self._fork.live(step_id):
-            return await self._real.call(name, args, timeout=timeout)
+        if _live(self._fork, step_id):
+            return await self._real.call(name, args, timeout=timeout, step_id=step_id)
         if self._live_tools and tool is not None and (tool.risk == "read" or self._live_writes):
-            return await self._real.call(name, args, timeout=timeout)
+            return await self._real.call(name, args, timeout=timeout, step_id=step_id)
         queue = self._results.get(_tool_key(step_id, name, args))
         if not queue:
             raise ReplayDivergence(f"tool call {name}({canonical_json(args)[:120]}) in step {step_id} "
@@ -144,24 +141,24 @@ class ReplayRegistry(ToolRegistry):
 class RecordedApprover(Approver):
     """Approval decisions as recorded (live ones, through the wrapped approver, in a fork)."""
 
-    def __init__(self, config: Config, rec: Recording, *, fork: _Fork | None = None,
+    def __init__(self, config: Config, rec: RunRecord, *, fork: ForkCut | None = None,
                  live: Approver | None = None) -> None:
         super().__init__(config.approval)
-        self._by_step: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
-        for e in rec.of_type("approval"):
-            self._by_step[str(e.step_id)].append(e.data)
+        self._by_step: dict[str, deque[Any]] = defaultdict(deque)
+        for a in rec.approvals:
+            self._by_step[str(a.step_id)].append(a.data)
         self._fork = fork
         self._live = live
 
     def decide(self, req: ApprovalRequest) -> ApprovalDecision:
-        if self._fork is not None and self._live is not None and self._fork.live(req.step_id):
+        if self._live is not None and _live(self._fork, req.step_id):
             return self._live.decide(req)
         queue = self._by_step.get(req.step_id)
         if not queue:
             raise ReplayDivergence(f"approval for step {req.step_id} ({req.tool}) is not in the recording")
         d = queue.popleft()
-        return ApprovalDecision(req.step_id, req.tool, req.args_hash, req.plan_hash, d["decided_by"],
-                                d["decision"], 0.0, d.get("message", ""))
+        return ApprovalDecision(req.step_id, req.tool, req.args_hash, req.plan_hash, d.decided_by,
+                                d.decision, 0.0, d.message)
 
 
 # ------------------------------------------------------------------ comparison
@@ -178,54 +175,99 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def _comparable(events: Iterable[Event]) -> dict[str, list[Event]]:
+def _comparable(items: Iterable[Typed[Any]]) -> dict[str, list[Typed[Any]]]:
     """Events grouped by step (run-level ones under '-'), without WAITING_TOOL transitions, whose
     interleaving depends on how long tools took."""
-    groups: dict[str, list[Event]] = defaultdict(list)
-    for e in events:
-        if e.type == "transition" and "WAITING_TOOL" in (e.data.get("from"), e.data.get("to")):
+    groups: dict[str, list[Typed[Any]]] = defaultdict(list)
+    for t in items:
+        d = t.data
+        if isinstance(d, TransitionMade) and "WAITING_TOOL" in (d.src, d.to):
             continue
-        if e.type in ("memory_recall", "memory_write"):
+        if isinstance(d, MemoryRecalled | MemoryWritten):
             continue  # memory is an outside store: a replay neither recalls nor records
-        if e.type == "budget_check" and e.data.get("ok"):
+        if isinstance(d, BudgetChecked) and d.ok:
             continue  # a passing check's numbers include wall time
-        groups[e.step_id or "-"].append(e)
+        groups[t.step_id or "-"].append(t)
     return groups
+
+
+def _value(t: Typed[Any]) -> dict[str, Any]:
+    # Typed on both sides: a key an older writer left out compares as its default.
+    return {"type": t.type, **_scrub(t.data.model_dump(by_alias=True))}
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any]:
+    """The first (path, recorded, replayed) where two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if a.get(k, _MISSING) != b.get(k, _MISSING):
+                return _first_difference(a.get(k, _MISSING), b.get(k, _MISSING), f"{path}.{k}" if path else k)
+    if isinstance(a, list) and isinstance(b, list):
+        for i in range(max(len(a), len(b))):
+            x = a[i] if i < len(a) else _MISSING
+            y = b[i] if i < len(b) else _MISSING
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+    return path or "(event)", a, b
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_MISSING: Any = _Missing()
+
+
+def _shown(value: Any, limit: int = 400) -> str:
+    text = "(absent)" if value is _MISSING else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
 
 
 @dataclass(frozen=True)
 class Divergence:
-    """The first place where a replay differs from its recording."""
+    """The first place where a replay differs from its recording: the event (type and sequence
+    number in the recording), the step, the field, and the recorded and replayed values."""
 
     event: str
     step: str | None
     seq: int | None
-    expected: Any
-    got: Any
+    field: str
+    recorded: Any
+    replayed: Any
 
     def describe(self) -> str:
-        where = f"step {self.step}" if self.step else "run"
-        return (f"first divergence at event #{self.seq} ({self.event}, {where}): "
-                f"expected {json.dumps(self.expected, default=str)[:300]}, "
-                f"got {json.dumps(self.got, default=str)[:300]}")
+        """One screen: where, which field, recorded vs replayed."""
+        where = f"step {self.step}" if self.step else "run level"
+        return (f"replay diverged at event #{self.seq if self.seq is not None else '-'} ({self.event}, {where}), "
+                f"field {self.field}\n  recorded: {_shown(self.recorded)}\n  replayed: {_shown(self.replayed)}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event": self.event, "step": self.step, "seq": self.seq, "field": self.field,
+                "recorded": None if self.recorded is _MISSING else self.recorded,
+                "replayed": None if self.replayed is _MISSING else self.replayed}
 
 
-def first_divergence(expected: Recording, got: Recording) -> Divergence | None:
-    """Compare two recordings step by step; None when they match."""
-    exp, act = _comparable(expected.events), _comparable(got.events)
+def first_divergence(expected: RunRecord, got: RunRecord) -> Divergence | None:
+    """Compare two records step by step; None when they match."""
+    exp, act = _comparable(expected.items), _comparable(got.items)
     candidates: list[Divergence] = []
     for key in sorted(set(exp) | set(act)):
         a, b = exp.get(key, []), act.get(key, [])
         for i in range(max(len(a), len(b))):
             ea = a[i] if i < len(a) else None
             eb = b[i] if i < len(b) else None
-            va = None if ea is None else {"type": ea.type, **_scrub(ea.data)}
-            vb = None if eb is None else {"type": eb.type, **_scrub(eb.data)}
+            va = _MISSING if ea is None else _value(ea)
+            vb = _MISSING if eb is None else _value(eb)
             if va != vb:
                 ref = ea or eb
                 assert ref is not None
-                candidates.append(Divergence(ref.type, None if key == "-" else key,
-                                             ea.seq if ea else None, va, vb))
+                if ea is None or eb is None:
+                    field, rv, pv = "(event)", va, vb
+                else:
+                    field, rv, pv = _first_difference(va, vb)
+                candidates.append(Divergence(ref.type, None if key == "-" else key, ea.seq if ea else None,
+                                             field, rv, pv))
                 break
     if not candidates:
         return None
@@ -247,55 +289,6 @@ class ReplayResult:
         return self.divergence is None
 
 
-def recorded_config(rec: Recording) -> Config:
-    start = rec.first("run_started")
-    if start is None:
-        raise AgentError(f"run {rec.run_id} has no run_started event")
-    raw = start.data.get("config")
-    return Config.model_validate(raw) if isinstance(raw, dict) else Config()
-
-
-def _recorded_plans(rec: Recording) -> list[tuple[Plan, list[CallRecord]]]:
-    """Each recorded plan with the planner calls that produced it."""
-    out: list[tuple[Plan, list[CallRecord]]] = []
-    calls: list[CallRecord] = []
-    for e in rec.events:
-        if e.type == "llm_call" and e.data.get("role") == "planner":
-            calls.append(call_record(e))
-        elif e.type == "plan_created":
-            out.append((Plan.model_validate(e.data["plan"]), calls))
-            calls = []
-    return out
-
-
-def call_record(e: Event) -> CallRecord:
-    """An llm_call event back as the CallRecord that produced it."""
-    d = e.data
-    r = d.get("request") or {}
-    req = ModelRequest(model=str(d.get("model")), messages=r.get("messages", []),
-                       max_tokens=int(r.get("max_tokens") or 0), temperature=float(r.get("temperature") or 0),
-                       seed=r.get("seed"), response_format=r.get("response_format"), tools=r.get("tools"))
-    resp_d = d.get("response")
-    resp = None if resp_d is None else ModelResponse(
-        text=resp_d.get("text", ""), tool_calls=[ToolCall.model_validate(c) for c in resp_d.get("tool_calls", [])],
-        input_tokens=resp_d.get("input_tokens"), output_tokens=resp_d.get("output_tokens"),
-        model=resp_d.get("model"))
-    return CallRecord(str(d.get("call_id", "")), int(d.get("attempt", 1)), str(d.get("role")), e.step_id, req,
-                      str(d.get("request_hash")), resp, Usage.model_validate(d.get("usage") or {}),
-                      d.get("cost_usd"), float(d.get("latency_ms") or 0), str(d.get("outcome")),
-                      d.get("error_type"), d.get("error"))
-
-
-def _confirmations(rec: Recording) -> list[bool]:
-    """Whether each recorded plan was confirmed (planning went on to execution)."""
-    out: list[bool] = []
-    for e in rec.of_type("transition"):
-        src, dst = e.data.get("from"), e.data.get("to")
-        if src in ("PLANNING", "REPLANNING"):
-            out.append(dst == "EXECUTING")
-    return out
-
-
 async def replay_run(
     events_path: Path,
     registry: ToolRegistry,
@@ -311,23 +304,18 @@ async def replay_run(
     """Re-execute a recorded run. Without ``from_step`` the replay's events go to a temporary
     folder (or ``out_dir``) and are compared with the recording; with it, a fork is run live from
     that step and recorded as a new run in ``out_dir``."""
-    rec = read_events(events_path)
-    config = recorded_config(rec)
-    start = rec.first("run_started")
-    assert start is not None
-    task = str(start.data.get("task", ""))
-    plans = _recorded_plans(rec)
+    rec = RunRecord.read(events_path)
+    config: Config = rec.recorded_config()
+    task = rec.task
+    plans: list[RecordedPlan] = list(rec.plans)
     if not plans:
         raise AgentError(f"run {rec.run_id} recorded no plan: nothing to replay")
     fork = None
     if from_step is not None:
-        order = {s.id: i for i, s in enumerate(plans[-1][0].steps)}
-        for p, _ in plans:
-            for i, s in enumerate(p.steps):
-                order.setdefault(s.id, i)
+        order = step_order([p.plan for p in plans])
         if from_step not in order:
             raise AgentError(f"run {rec.run_id} has no step '{from_step}' (steps: {', '.join(order)})")
-        fork = _Fork(order, order[from_step])
+        fork = ForkCut(rec.run_id, from_step, order)
     run_id = new_run_id or f"{rec.run_id}-replay"
     tmp = None
     if out_dir is None:
@@ -338,17 +326,17 @@ async def replay_run(
     backend = ReplayBackend(rec, fork=fork, live=live_backend)
     client = LLMClient(config, backend=backend, run_id=run_id)
     queue = list(plans)
-    confirms = _confirmations(rec)
+    confirms = rec.confirmations()
 
     async def planner(t: str, ctx: ReplanContext | None) -> Plan:
         if fork is not None and ctx is not None:
             raise ReplayDivergence("a fork that needs a new plan must be run live: use agent run")
         if not queue:
             raise ReplayDivergence("the replay needed a plan the recording does not have")
-        plan, calls = queue.pop(0)
-        for call in calls:  # the planner's recorded calls count as they did in the original run
+        recorded = queue.pop(0)
+        for call in recorded.planner_calls:  # the planner's recorded calls count as they did in the original run
             client.account_recorded(call)
-        return plan
+        return recorded.plan
 
     def confirm(plan: Plan, replan: bool) -> bool:
         return confirms.pop(0) if confirms else True
@@ -357,7 +345,7 @@ async def replay_run(
         config=config, registry=ReplayRegistry(registry, rec, live_tools=live_tools, live_writes=live_writes,
                                                fork=fork),
         client=client, approver=RecordedApprover(config, rec, fork=fork, live=live_approver), events=events,
-        planner=planner, confirm=confirm, run_id=run_id,
+        planner=planner, confirm=confirm, run_id=run_id, replans_merged=True,
         extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
                                                                       "fork_from": from_step},
     )
@@ -365,7 +353,7 @@ async def replay_run(
         outcome = await run(task, deps)
     finally:
         events.close()
-    got = read_events(path)
+    got = RunRecord.read(path)
     divergence = None if fork is not None else first_divergence(rec, got)
     if tmp is not None:
         tmp.cleanup()

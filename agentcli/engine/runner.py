@@ -41,7 +41,22 @@ from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
 from agentcli.models.types import CallRecord
 from agentcli.planning.plan import Plan
-from agentcli.record.events import EventLog
+from agentcli.record.events import (
+    BudgetChecked,
+    EventLog,
+    LlmCall,
+    MemoryWritten,
+    PlanCreated,
+    RecordedPrice,
+    RecordedRequest,
+    RecordedResponse,
+    RecordedUsage,
+    Reviewed,
+    RunFinished,
+    RunStarted,
+    TransitionMade,
+)
+from agentcli.record.reader import RunRecord
 from agentcli.tools import ToolRegistry
 
 
@@ -66,27 +81,18 @@ class ResumeState:
     last_seq: int
 
 
-def resume_state(rec: Any) -> ResumeState:
-    """Completed steps (with their outputs) and what the run had spent, from its recording."""
-    from agentcli.record.runs import last_plan, step_states
-
-    plan = last_plan(rec)
+def resume_state(rec: RunRecord) -> ResumeState:
+    """Completed steps (with their outputs) and what the run had spent, from its record."""
+    plan = rec.last_plan
     if plan is None:
         raise AgentError(f"run {rec.run_id} has no plan yet: start it again with agent run")
     done: dict[str, StepRun] = {}
-    for sid, st in step_states(rec).items():
+    for sid, st in rec.steps.items():
         step = plan.step(sid)
         if step is not None and st.status == "ok":
             done[sid] = StepRun(step, status="ok", attempts=st.attempts, output=st.output)
-    calls = list(rec.of_type("llm_call"))
-    return ResumeState(
-        plan=plan, done=done,
-        cost_usd=sum(float(e.data["cost_usd"]) for e in calls if e.data.get("cost_usd") is not None),
-        tokens=sum(int((e.data.get("usage") or {}).get("input_tokens", 0))
-                   + int((e.data.get("usage") or {}).get("output_tokens", 0)) for e in calls),
-        replans=sum(1 for e in rec.of_type("plan_created") if e.data.get("replan")),
-        last_seq=rec.events[-1].seq if rec.events else 0,
-    )
+    return ResumeState(plan=plan, done=done, cost_usd=rec.cost_usd, tokens=rec.input_tokens + rec.output_tokens,
+                       replans=rec.replans, last_seq=rec.last_seq)
 
 
 #: Makes a plan for a task (``None``) or a new plan after a failure (a ReplanContext).
@@ -133,6 +139,9 @@ class RunDeps:
     resume: ResumeState | None = None
     #: Episodic memory: ``record_episode(**fields)`` is called once at the end of every run.
     memory: Any = None
+    #: The planner's re-plans are already merged with the steps kept (a replay serves the plans
+    #: as recorded, which are): they are executed as they come, not merged a second time.
+    replans_merged: bool = False
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -180,27 +189,26 @@ def _llm_event(events: EventLog, client: LLMClient) -> Callable[[CallRecord], No
         req = rec.request
         resp = rec.response
         price = client.price(req.model)
-        events.append("llm_call", {
-            "call_id": rec.call_id, "attempt": rec.attempt, "role": rec.role, "outcome": rec.outcome,
-            "request_hash": rec.request_hash, "model": req.model,
-            "request": {"messages": req.messages, "response_format": req.response_format,
-                        "tools": req.tools, "max_tokens": req.max_tokens, "temperature": req.temperature,
-                        "seed": req.seed},
-            "response": None if resp is None else {
-                "text": resp.text, "tool_calls": [c.model_dump() for c in resp.tool_calls],
-                "input_tokens": resp.input_tokens, "output_tokens": resp.output_tokens, "model": resp.model,
-            },
-            "usage": rec.usage.model_dump(), "cost_usd": rec.cost_usd, "latency_ms": round(rec.latency_ms, 3),
-            "error_type": rec.error_type, "error": rec.error,
-            "price": None if price is None else {"input": price.input, "output": price.output},
-        }, step_id=rec.step_id)
+        events.emit(LlmCall(
+            call_id=rec.call_id, attempt=rec.attempt, role=rec.role, outcome=rec.outcome,
+            request_hash=rec.request_hash, model=req.model,
+            request=RecordedRequest(messages=req.messages, response_format=req.response_format, tools=req.tools,
+                                    max_tokens=req.max_tokens, temperature=req.temperature, seed=req.seed),
+            response=None if resp is None else RecordedResponse(
+                text=resp.text, tool_calls=[c.model_dump() for c in resp.tool_calls],
+                input_tokens=resp.input_tokens, output_tokens=resp.output_tokens, model=resp.model,
+            ),
+            usage=RecordedUsage(**rec.usage.model_dump()), cost_usd=rec.cost_usd,
+            latency_ms=round(rec.latency_ms, 3), error_type=rec.error_type, error=rec.error,
+            price=None if price is None else RecordedPrice(input=price.input, output=price.output),
+        ), step_id=rec.step_id)
     return record
 
 
 def _budget_event(events: EventLog) -> Callable[[BudgetCheck], None]:
     def record(check: BudgetCheck) -> None:
-        events.append("budget_check", {"kind": check.kind, "ok": check.ok, "which": check.which,
-                                       **check.detail}, step_id=check.detail.get("step_id"))
+        events.emit(BudgetChecked(kind=check.kind, ok=check.ok, which=check.which, **check.detail),
+                    step_id=check.detail.get("step_id"))
     return record
 
 
@@ -259,7 +267,7 @@ class _Run:
         self.started = time.monotonic()
 
     def _on_transition(self, t: Transition) -> None:
-        self.events.append("transition", {"from": t.src.value, "to": t.dst.value, "reason": t.reason})
+        self.events.emit(TransitionMade(src=t.src.value, to=t.dst.value, reason=t.reason))
         if self.deps.on_transition is not None:
             self.deps.on_transition(t)
 
@@ -274,7 +282,7 @@ class _Run:
 
     def _set_plan(self, plan: Plan, *, replan: bool) -> None:
         self.plan = plan
-        self.events.append("plan_created", {"replan": replan, "plan": plan.model_dump(mode="json")})
+        self.events.emit(PlanCreated(replan=replan, plan=plan.model_dump(mode="json")))
         self.events.sync(blocking=True)
         if self.deps.on_plan is not None:
             self.deps.on_plan(plan)
@@ -304,7 +312,7 @@ class _Run:
         self.budget.check_replan()
         ctx = ReplanContext(self.plan, dict(self.executor.runs), reason)
         new = await self.deps.planner(self.task, ctx)
-        merged = merge_replan(self.plan, self.executor.runs, new)
+        merged = new if self.deps.replans_merged else merge_replan(self.plan, self.executor.runs, new)
         before = {s.id for s in self.plan.steps if s.requires_approval}
         adds_approval = any(s.requires_approval and s.id not in before for s in merged.steps)
         self._set_plan(merged, replan=True)
@@ -331,11 +339,11 @@ class _Run:
                 # A small local model's review adds a slow call and an unreliable answer: when
                 # every step succeeded, the answer is the tool outputs themselves.
                 self.answer = grounded_answer(self.executor.runs)
-                self.events.append("review", {"kind": "grounded", "outcome": "complete"})
+                self.events.emit(Reviewed(kind="grounded", outcome="complete"))
                 self.fsm.to(State.COMPLETE, "every step succeeded")
                 return
             verdict: Review = await review(self.deps.client, self.task, self.plan, self.executor.runs)
-            self.events.append("review", {"kind": "verdict", **verdict.model_dump()})
+            self.events.emit(Reviewed(kind="verdict", **verdict.model_dump()))
             if verdict.outcome == "replan" or (verdict.outcome == "continue" and not self._can_continue()):
                 if verdict.outcome == "continue" and not failed:
                     verdict = Review(outcome="complete", answer=verdict.answer)
@@ -372,12 +380,12 @@ class _Run:
         return any(not (set(r.step.depends_on) & failed) for r in self.executor.pending())
 
     async def go(self, given: Plan | None) -> RunOutcome:
-        self.events.append("run_started", {
-            "task": self.task, "config_digest": config_digest(self.deps.config),
-            "versions": {"agentcli": __version__, "python": platform.python_version()},
-            "model": self.deps.config.model, "config": self.deps.config.model_dump(mode="json"),
+        self.events.emit(RunStarted(
+            task=self.task, config_digest=config_digest(self.deps.config),
+            versions={"agentcli": __version__, "python": platform.python_version()},
+            model=self.deps.config.model, config=self.deps.config.model_dump(mode="json"),
             **self.deps.extra_start,
-        })
+        ))
         status, reason, code = "FAILED", "", int(ExitCode.FAILED)
         if self.deps.memory is not None and getattr(self.deps.memory, "working", None) is not None:
             self.deps.memory.working.add_task(self.task)
@@ -410,9 +418,8 @@ class _Run:
         self.fsm.to(State.IDLE, "run finished")
         outcome = self._outcome(status, reason, code)
         self._remember(outcome)
-        self.events.append("run_finished", {"status": status, "reason": reason, "answer": self.answer,
-                                            "totals": outcome.totals, "budget": outcome.budget,
-                                            "exit_code": code})
+        self.events.emit(RunFinished(status=status, reason=reason, answer=self.answer, totals=outcome.totals,
+                                     budget=outcome.budget, exit_code=code))
         self.events.sync(blocking=True)
         return outcome
 
@@ -428,7 +435,7 @@ class _Run:
                 cost_usd=outcome.totals.get("cost_usd"),
                 plan=episode_plan(self.plan) if self._worked(outcome) else None)
         except Exception as e:
-            self.events.append("memory_write", {"tier": "episodic", "error": f"{type(e).__name__}: {e}"[:300]})
+            self.events.emit(MemoryWritten(tier="episodic", error=f"{type(e).__name__}: {e}"[:300]))
 
     def _outcome(self, status: str, reason: str, code: int) -> RunOutcome:
         plan = self.plan

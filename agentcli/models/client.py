@@ -217,6 +217,7 @@ class LLMClient:
         tools: list[dict[str, Any]] | None,
         max_tokens: int | None,
         is_fallback: bool,
+        step_id: str | None = None,
     ) -> ModelRequest:
         cfg = self.config.llm
         rf = response_format
@@ -238,6 +239,7 @@ class LLMClient:
             response_format=rf,
             tools=tools,
             api_base=api_base,
+            step_id=step_id,
         )
 
     def _estimate(self, req: ModelRequest) -> int:
@@ -264,7 +266,7 @@ class LLMClient:
         latency = 0.0
         errors: list[LLMError] = []
         for idx, model in enumerate(chain):
-            req = self._request(model, msgs, response_format, tools, max_tokens, idx > 0)
+            req = self._request(model, msgs, response_format, tools, max_tokens, idx > 0, step_id)
             estimate = self._estimate(req)
             price = self._price(model)  # also warms the provider import before latency is timed
             for retry in range(cfg.max_retries + 1):

@@ -64,11 +64,13 @@ class ScriptedModel:
     """Answers requests from a queue, in order; records every request it saw."""
 
     def __init__(self, responses: Iterable[ScriptItem] = (), *, price: Price | None = DEFAULT_PRICE,
-                 model_name: str = "test/scripted") -> None:
+                 model_name: str = "test/scripted", json_schema: bool = True) -> None:
         self.queue: deque[ScriptItem] = deque(responses)
         self.requests: list[ModelRequest] = []
         self._price = price
         self.model_name = model_name
+        #: False: behave as a provider without JSON-schema output (the client falls back to JSON mode).
+        self.json_schema = json_schema
 
     def add(self, *items: ScriptItem) -> ScriptedModel:
         self.queue.extend(items)
@@ -82,6 +84,9 @@ class ScriptedModel:
 
     def price(self, model: str) -> Price | None:
         return self._price
+
+    def supports_json_schema(self, model: str) -> bool:
+        return self.json_schema
 
 
 class FunctionModel:

@@ -77,6 +77,10 @@ class ModelRequest:
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     api_base: str | None = None
+    #: The plan step the request is made for (None: planner, reviewer). Not sent and not hashed:
+    #: it travels with the request so a backend serving recorded answers (a replay, a fork) knows
+    #: where the run is.
+    step_id: str | None = None
 
     def hash(self) -> str:
         """Stable hash of what determines the answer (replay looks responses up by it)."""

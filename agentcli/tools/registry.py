@@ -190,11 +190,13 @@ class ToolRegistry:
 
     # -- calls --------------------------------------------------------------------------------
 
-    async def call(self, name: str, args: Any, *, timeout: float | None = None) -> ToolResult:
+    async def call(self, name: str, args: Any, *, timeout: float | None = None,
+                   step_id: str | None = None) -> ToolResult:
         """Validate and run one tool. Never raises for bad input or a failing tool.
 
         ``timeout`` overrides the tool's own timeout (itself defaulting to
-        ``tools.default_timeout_seconds``).
+        ``tools.default_timeout_seconds``). ``step_id`` names the plan step calling (a registry
+        that serves recorded results looks them up by it).
         """
         start = time.perf_counter()
 

@@ -145,15 +145,13 @@ def run(
     resume_from = None
     if resume is not None:
         from agentcli.engine.runner import resume_state
-        from agentcli.record.events import read_events
-        from agentcli.record.runs import find_run
+        from agentcli.record.reader import RunRecord
 
-        rec = read_events(find_run(settings.data_dir, resume))
+        rec = RunRecord.open(settings.data_dir, resume)
         for w in rec.warnings:
             print_warning(w)
         resume_from = resume_state(rec)
-        start = rec.first("run_started")
-        task = str(start.data.get("task", "")) if start else resume_from.plan.task
+        task = rec.task or resume_from.plan.task
         run_id = rec.run_id
     else:
         run_id = new_run_id()
