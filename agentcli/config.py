@@ -140,6 +140,29 @@ class MemoryConfig(_Section):
     )
 
 
+class ModelOverride(_Section):
+    """Overrides of what a model can do (its profile, see agentcli.models.profile); unset keys keep
+    what the model's backend reports."""
+
+    structured_output: Literal["json_schema", "json_object", "prompted"] | None = Field(
+        None, description="How JSON is asked for: json_schema (response_format), json_object (JSON mode "
+        "plus the schema in the prompt) or prompted (the schema in the prompt only)."
+    )
+    uses_api_base: bool | None = Field(None, description="Whether `api_base` applies to this model.")
+    pricing: Literal["metered", "free", "unknown"] | None = Field(
+        None, description="Whether the model's price is known (metered), zero (free) or unknown."
+    )
+    planner_style: Literal["hosted", "small"] | None = Field(
+        None, description="hosted: the full planner prompt and a reviewer; small: the compact planner "
+        "tuned for small local models, answers grounded in step outputs."
+    )
+    grounded_answers: bool | None = Field(
+        None, description="Build the final answer from the step outputs instead of the reviewer's."
+    )
+    context_tokens: int | None = Field(None, gt=0, description="Input context window in tokens.")
+    max_output_tokens: int | None = Field(None, gt=0, description="Most tokens the model generates per reply.")
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = Field("warning", description="stderr log level.")
     json_stderr: bool = Field(False, description="Also write LLM-call records to stderr as JSON.")
@@ -182,6 +205,9 @@ class Config(_Section):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    models: dict[str, ModelOverride] = Field(
+        default_factory=dict, description='Per-model overrides of what a model can do: [models."NAME"].'
+    )
 
     def model_for(self, role: Literal["planner", "executor", "reviewer"]) -> str:
         """The model a role uses: its override, else the default model."""

@@ -27,8 +27,8 @@ from agentcli.engine.runner import ReplanContext
 from agentcli.models import tokens
 from agentcli.models.client import LLMClient
 from agentcli.models.fakes import FunctionModel, last_user_text
+from agentcli.models.routing import static_profile
 from agentcli.models.types import CallRecord, ModelRequest, ModelResponse, ToolCall
-from agentcli.planning.local import is_local
 from agentcli.planning.plan import Plan
 from agentcli.planning.planner import make_plan
 from agentcli.planning.prompt import draft_schema, hosted_draft_schema
@@ -157,7 +157,8 @@ def _schema_tokens(settings: Settings, registry: ToolRegistry) -> tuple[int, int
     """Tokens of the draft schema the planner sends for the bench's (hosted) model, and of the
     grammar-oriented one a local model gets."""
     config = settings.config
-    sent = draft_schema if is_local(config.model_for("planner")) else hosted_draft_schema
+    small = static_profile(config.model_for("planner")).planner_style == "small"
+    sent = draft_schema if small else hosted_draft_schema
 
     def count(schema: dict[str, Any]) -> int:
         rf = {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}

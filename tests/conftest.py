@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-# Subprocesses inherit this; in-process code reads it through llm.requests_allowed().
+# Subprocesses inherit this; in-process code reads it through routing.requests_allowed().
 os.environ["AGENT_ALLOW_MODEL_REQUESTS"] = "0"
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-from agentcli.models import litellm as llm
+from agentcli.models import routing
 
-llm.ALLOW_MODEL_REQUESTS = False
+routing.ALLOW_MODEL_REQUESTS = False
 
 
 @pytest.fixture(autouse=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import agentcli
+from agentcli.planning.plan import Plan
 
 ROOT = Path(agentcli.__file__).parent
 
@@ -74,3 +76,47 @@ def test_the_public_api_resolves() -> None:
     assert set(agentcli.__all__) == {"__version__", *agentcli._EXPORTS}
     for name in agentcli.__all__:
         assert getattr(agentcli, name) is not None, name
+
+
+# A model's name is read only where models are routed and built: the models package (and the
+# memory embedder's own spec parser, which names embedders, not LLMs).
+_NAME_TESTS = re.compile(
+    r"""(startswith|removeprefix)\(\s*["'](local|test|openai|anthropic|ollama)/|["'](local|test)/["']\s+in\b"""
+)
+_NAME_OK = {"memory/embeddings.py"}
+
+
+def test_no_model_name_decides_anything_outside_models() -> None:
+    bad = []
+    for _name, path in _modules():
+        rel = str(path.relative_to(ROOT))
+        if rel.startswith("models/") or rel in _NAME_OK:
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if _NAME_TESTS.search(line):
+                bad.append(f"{rel}:{n}: {line.strip()}")
+    assert bad == []
+
+
+def test_an_offline_run_never_imports_litellm(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "a.txt").write_text("hello\n")
+    step = {"id": "s1", "title": "read a.txt", "kind": "tool", "tool": "read_file", "args": {"path": "a.txt"}}
+    plan = Plan.model_validate({"id": "p1", "task": "read a.txt", "created_at": "2026-12-01T00:00:00Z",
+                                "model": "local/smollm2", "steps": [step]}).rehash()
+    (tmp_path / "plan.json").write_text(plan.to_json())
+    code = (
+        "import sys\n"
+        "from agentcli.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('LITELLM' if any(m == 'litellm' or m.startswith('litellm.') for m in sys.modules) else 'CLEAN')\n"
+    )
+    # The embedded model really answers (the reviewer's call): the run is a real offline run.
+    env = {**os.environ, "AGENT_WORKSPACE": str(tmp_path), "AGENT_ALLOW_MODEL_REQUESTS": "1"}
+    out = subprocess.run([sys.executable, "-c", code, "run", "--plan", "plan.json", "--yes"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "CLEAN", out.stdout + out.stderr
+    assert "hello" in out.stdout, out.stdout + out.stderr

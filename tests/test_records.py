@@ -17,6 +17,7 @@ from agentcli.cli.app import app
 from agentcli.cli.commands.common import State
 from agentcli.engine.replay import replay_run
 from agentcli.models.fakes import ScriptedModel
+from agentcli.models.profile import ModelProfile
 from agentcli.record import events as ev
 from agentcli.record.events import PAYLOADS, Event, EventLog, read_events
 from agentcli.record.reader import RunRecord
@@ -123,7 +124,7 @@ def test_a_provider_without_json_schema_replays_identical(workspace: Path) -> No
     # Live, such a provider gets JSON mode and the schema as an extra system message; the replay
     # must send the same request, or its hash is not in the recording.
     (workspace / "a.txt").write_text("A")
-    model = ScriptedModel([review(answer="A")], json_schema=False)
+    model = ScriptedModel([review(answer="A")], profile=ModelProfile(structured_output="json_object", source="fake"))
     h = Harness(workspace, config(), model, [plan(step("s1", "read_file", path="a.txt"))])
     assert h.run().status == "COMPLETE"
     assert model.requests[0].response_format == {"type": "json_object"}

@@ -26,7 +26,7 @@ from agentcli.cli.commands import plan as plan_cmd
 from agentcli.cli.commands import run as run_cmd
 from agentcli.cli.commands import runs as runs_cmd
 from agentcli.cli.commands import tools as tools_cmd
-from agentcli.cli.commands.common import State, err_console, print_error
+from agentcli.cli.commands.common import State, configure_consoles, err_console, print_error
 from agentcli.errors import AgentError, ExitCode
 
 
@@ -111,11 +111,15 @@ def root(
     log_json: Annotated[
         bool, typer.Option("--log-json", help="Also write every LLM-call record to stderr as JSON.")
     ] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No colour in any output (as the NO_COLOR variable).")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
     """Global options apply to every command."""
+    configure_consoles(no_color=no_color)
     overrides = {"model": model, "api_base": api_base, "data_dir": data_dir}
     state = ctx.obj if isinstance(ctx.obj, State) else State()
     state.configure(config_file=config, workspace=workspace, overrides=overrides, log_json=log_json)
@@ -127,6 +131,7 @@ def ask(
     ctx: typer.Context,
     prompt: Annotated[str, typer.Argument(help="What to ask the model.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
 ) -> None:
     """Ask the configured model one question (no tools, no plan): checks the model end to end."""
     from agentcli.engine.session import build_llm_client
@@ -140,6 +145,8 @@ def ask(
         typer.echo(result.model_dump_json(indent=2))
     else:
         typer.echo(result.text)
+        if quiet:
+            return
         cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.6f}"
         err_console.print(
             f"[dim]{result.response_model} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens"

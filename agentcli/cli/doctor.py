@@ -54,14 +54,18 @@ def _check_reachable(api_base: str) -> str:
 
 
 def check_model(config: Config, model: str) -> str:
-    if model.startswith("test/"):
+    from agentcli.models.routing import backend_kind, static_profile
+
+    kind = backend_kind(model)
+    if kind == "fake":
         return f"{model} is an in-package fake"
-    if model.startswith("local/"):
+    if kind == "local":
         from agentcli.models.local import loader as local_loader
 
         path = local_loader.resolve_model_path(model)
         local_loader.load(model)
-        return f"{model} loads from {path.name}"
+        style = static_profile(model).planner_style
+        return f"{model} loads from {path.name} ({style} planner)"
     from agentcli.models.litellm import litellm_module
 
     litellm = litellm_module()

@@ -36,6 +36,8 @@ from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, run
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.models.client import LLMClient
+from agentcli.models.profile import ModelProfile
+from agentcli.models.routing import static_profile
 from agentcli.models.types import ModelBackend, ModelRequest, ModelResponse, Price
 from agentcli.planning.plan import Plan, canonical_json
 from agentcli.record.events import (
@@ -66,13 +68,13 @@ class ReplayBackend:
     def __init__(self, rec: RunRecord, *, fork: ForkCut | None = None, live: ModelBackend | None = None) -> None:
         self._by_hash: dict[str, deque[LlmCall]] = defaultdict(deque)
         self._prices: dict[str, Price | None] = {}
-        self._json_mode: set[str] = set()
+        self._profiles: dict[str, ModelProfile] = {}
         for c in rec.calls:
             d = c.data
             self._by_hash[d.request_hash].append(d)
             self._prices[d.model] = None if d.price is None else Price(d.price.input, d.price.output)
-            if (d.request.response_format or {}).get("type") == "json_object":
-                self._json_mode.add(d.model)
+            if d.profile is not None and d.model not in self._profiles:
+                self._profiles[d.model] = ModelProfile.from_dict(d.profile)
         self._fork = fork
         self._live = live
 
@@ -95,13 +97,14 @@ class ReplayBackend:
             return self._prices[model]
         return self._live.price(model) if self._live is not None else None
 
-    def supports_json_schema(self, model: str) -> bool:
-        """As the recorded run's provider did: a model the run asked in JSON mode did not take a
-        schema, and the replayed request must be the same one."""
-        if model not in self._prices and self._live is not None:
-            fn = getattr(self._live, "supports_json_schema", None)
-            return True if fn is None else bool(fn(model))
-        return model not in self._json_mode
+    def profile(self, model: str) -> ModelProfile:
+        """The profile recorded with the model's calls (a replay decides as the run did); for a
+        recording that predates profiles, the one known without asking a provider."""
+        if model in self._profiles:
+            return self._profiles[model]
+        if self._live is not None:
+            return self._live.profile(model)
+        return static_profile(model)
 
 
 def _tool_key(step_id: str | None, tool: str, args: Any) -> str:
@@ -163,8 +166,10 @@ class RecordedApprover(Approver):
 
 # ------------------------------------------------------------------ comparison
 
+# "profile" is an input of a call (recorded for the replay to use), not an outcome: its effects are
+# in the request, which is compared; a record from before profiles has none.
 _IGNORED = {"time", "seq", "latency_ms", "duration_ms", "duration_s", "call_id", "run_id", "seconds",
-            "started", "finished", "config", "config_digest", "versions", "parent", "replay_of", "fork_from"}
+            "started", "finished", "config", "config_digest", "versions", "parent", "replay_of", "fork_from", "profile"}
 
 
 def _scrub(value: Any) -> Any:
@@ -306,7 +311,10 @@ async def replay_run(
     that step and recorded as a new run in ``out_dir``."""
     rec = RunRecord.read(events_path)
     config: Config = rec.recorded_config()
-    task = rec.task
+    start = rec.start
+    if start is None:
+        raise AgentError(f"run {rec.run_id} has no run_started event")
+    task = start.task
     plans: list[RecordedPlan] = list(rec.plans)
     if not plans:
         raise AgentError(f"run {rec.run_id} recorded no plan: nothing to replay")
@@ -346,6 +354,7 @@ async def replay_run(
                                                fork=fork),
         client=client, approver=RecordedApprover(config, rec, fork=fork, live=live_approver), events=events,
         planner=planner, confirm=confirm, run_id=run_id, replans_merged=True,
+        output_schema=start.output_schema,
         extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
                                                                       "fork_from": from_step},
     )

@@ -117,6 +117,8 @@ class RunOutcome(BaseModel):
     totals: dict[str, Any]
     budget: dict[str, Any]
     duration_s: float
+    #: With ``--output-schema``: the answer as JSON, valid against the schema (``answer`` is its text).
+    data: Any = None
 
 
 @dataclass
@@ -142,6 +144,8 @@ class RunDeps:
     #: The planner's re-plans are already merged with the steps kept (a replay serves the plans
     #: as recorded, which are): they are executed as they come, not merged a second time.
     replans_merged: bool = False
+    #: A JSON Schema the final answer must validate against (``agent run --output-schema``).
+    output_schema: dict[str, Any] | None = None
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -197,10 +201,12 @@ def _llm_event(events: EventLog, client: LLMClient) -> Callable[[CallRecord], No
             response=None if resp is None else RecordedResponse(
                 text=resp.text, tool_calls=[c.model_dump() for c in resp.tool_calls],
                 input_tokens=resp.input_tokens, output_tokens=resp.output_tokens, model=resp.model,
+                finish_reason=resp.finish_reason,
             ),
             usage=RecordedUsage(**rec.usage.model_dump()), cost_usd=rec.cost_usd,
             latency_ms=round(rec.latency_ms, 3), error_type=rec.error_type, error=rec.error,
             price=None if price is None else RecordedPrice(input=price.input, output=price.output),
+            profile=rec.profile,
         ), step_id=rec.step_id)
     return record
 
@@ -264,6 +270,7 @@ class _Run:
         )
         self.plan: Plan | None = None
         self.answer = ""
+        self.data: Any = None
         self.started = time.monotonic()
 
     def _on_transition(self, t: Transition) -> None:
@@ -340,6 +347,7 @@ class _Run:
                 # every step succeeded, the answer is the tool outputs themselves.
                 self.answer = grounded_answer(self.executor.runs)
                 self.events.emit(Reviewed(kind="grounded", outcome="complete"))
+                await self._shape()
                 self.fsm.to(State.COMPLETE, "every step succeeded")
                 return
             verdict: Review = await review(self.deps.client, self.task, self.plan, self.executor.runs)
@@ -362,8 +370,19 @@ class _Run:
                 await self._replan("no step succeeded; the task is not done")
                 continue
             self.answer = verdict.answer or fallback_answer(self.executor.runs)
+            await self._shape()
             self.fsm.to(State.COMPLETE, "the reviewer judged the task complete")
             return
+
+    async def _shape(self) -> None:
+        """With an output schema, the answer becomes JSON valid against it (or the run fails)."""
+        schema = self.deps.output_schema
+        if schema is None:
+            return
+        from agentcli.engine.answer import shape_answer
+
+        self.data = await shape_answer(self.deps.client, self.task, self.answer, schema)
+        self.answer = json.dumps(self.data, ensure_ascii=False)
 
     def _worked(self, outcome: RunOutcome) -> bool:
         """Complete, and every step of the final plan succeeded: a plan worth repeating."""
@@ -371,9 +390,9 @@ class _Run:
         return outcome.status == "COMPLETE" and bool(runs) and all(r.status == "ok" for r in runs)
 
     def _grounded(self) -> bool:
-        from agentcli.planning.local import is_local, local_levers
+        from agentcli.planning.local import local_levers
 
-        return is_local(self.deps.config.model_for("reviewer")) and "answer" in local_levers()
+        return self.deps.client.profile_for("reviewer").grounded_answers and "answer" in local_levers()
 
     def _can_continue(self) -> bool:
         failed = {sid for sid, r in self.executor.runs.items() if r.status in ("failed", "denied")}
@@ -384,6 +403,7 @@ class _Run:
             task=self.task, config_digest=config_digest(self.deps.config),
             versions={"agentcli": __version__, "python": platform.python_version()},
             model=self.deps.config.model, config=self.deps.config.model_dump(mode="json"),
+            **({"output_schema": self.deps.output_schema} if self.deps.output_schema is not None else {}),
             **self.deps.extra_start,
         ))
         status, reason, code = "FAILED", "", int(ExitCode.FAILED)
@@ -444,7 +464,7 @@ class _Run:
             exit_code=code, plan_id=plan.id if plan else None, plan_hash=plan.hash if plan else None,
             steps=[r.report() for r in self.executor.runs.values()],
             totals=self.deps.client.totals.as_dict(), budget=self.budget.snapshot(),
-            duration_s=round(time.monotonic() - self.started, 3),
+            duration_s=round(time.monotonic() - self.started, 3), data=self.data,
         )
 
 

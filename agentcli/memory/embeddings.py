@@ -267,6 +267,12 @@ _builtin: BuiltinEmbedder | None = None
 _builtin_lock = threading.Lock()
 
 
+def is_offline_embedder(embedding_model: str) -> bool:
+    """Whether ``embedding_model`` runs in-process (the builtin one or a test hash), costing no request."""
+    spec = embedding_model.strip() or BUILTIN
+    return spec in (BUILTIN, BUILTIN_NAME) or spec.startswith("test/hash")
+
+
 def get_embedder(embedding_model: str, api_base: str | None = None) -> Embedder:
     """The embedder ``memory.embedding_model`` names: ``builtin``, ``test/hash[-DIM]`` or a litellm model.
 

@@ -1,7 +1,7 @@
 """The one LLM client: :class:`LLMClient`, provider-independent.
 
 It wraps any :class:`~agentcli.models.types.ModelBackend` (by default
-:class:`agentcli.models.litellm.RoutingBackend`) and owns everything that must be the same for all of
+:class:`agentcli.models.routing.RoutingBackend`) and owns everything that must be the same for all of
 them, at one choke point:
 
 * structured output: a JSON schema from a pydantic model, validation, and
@@ -40,7 +40,9 @@ from agentcli.errors import (
 )
 from agentcli.models import tokens
 from agentcli.models.calllog import CallLog
-from agentcli.models.litellm import RoutingBackend, classify_exception
+from agentcli.models.litellm import classify_exception
+from agentcli.models.profile import ModelProfile, apply_overrides
+from agentcli.models.routing import RoutingBackend
 from agentcli.models.types import (
     CallRecord,
     LLMResult,
@@ -116,6 +118,7 @@ class LLMClient:
         self.observers: list[Callable[[CallRecord], None]] = []
         self.totals = RunTotals()
         self._sleep = sleep or asyncio.sleep
+        self._profiles: dict[str, ModelProfile] = {}
 
     # -- public API
 
@@ -207,6 +210,25 @@ class LLMClient:
         """The model's price per token, or None when unknown."""
         return self._price(model)
 
+    def profile(self, model: str | None = None) -> ModelProfile:
+        """What ``model`` (default: the default model) can do: its backend's profile with the
+        ``[models."NAME"]`` overrides of the config applied. Asked once per model per client."""
+        name = model or self.config.model
+        cached = self._profiles.get(name)
+        if cached is None:
+            try:
+                base = self.backend.profile(name)
+            except Exception:
+                base = ModelProfile()
+            override = self.config.models.get(name)
+            cached = apply_overrides(base, override.model_dump() if override is not None else None)
+            self._profiles[name] = cached
+        return cached
+
+    def profile_for(self, role: Role) -> ModelProfile:
+        """The profile of the model a role uses."""
+        return self.profile(self.config.model_for(role))  # type: ignore[arg-type]
+
     # -- internals
 
     def _request(
@@ -220,14 +242,15 @@ class LLMClient:
         step_id: str | None = None,
     ) -> ModelRequest:
         cfg = self.config.llm
+        profile = self.profile(model)
         rf = response_format
-        if rf is not None and not _supports_schema(self.backend, model):
-            # Providers without JSON-schema support get JSON mode plus the schema in the prompt.
+        if rf is not None and profile.structured_output != "json_schema":
+            # Without JSON-schema support: JSON mode (or nothing) plus the schema in the prompt.
             schema = json.dumps(rf["json_schema"]["schema"])
             msgs = [*msgs, {"role": "system", "content": f"Reply with one JSON object matching: {schema}"}]
-            rf = {"type": "json_object"}
+            rf = {"type": "json_object"} if profile.structured_output == "json_object" else None
         api_base = None
-        if self.config.api_base and not is_fallback and not model.startswith("local/"):
+        if self.config.api_base and not is_fallback and profile.uses_api_base:
             api_base = self.config.api_base
         return ModelRequest(
             model=model,
@@ -311,6 +334,8 @@ class LLMClient:
         return min(delay, cfg.backoff_max_seconds)
 
     def _price(self, model: str) -> Price | None:
+        if self.profile(model).pricing == "free":
+            return Price(0.0, 0.0)
         try:
             return self.backend.price(model)
         except Exception:
@@ -380,6 +405,8 @@ class LLMClient:
             "error_type": exc.error_type if exc is not None else None,
             "error": exc.one_line() if exc is not None else None,
             "request_hash": req.hash(),
+            "finish_reason": resp.finish_reason if resp is not None else None,
+            "profile": self.profile(req.model).as_dict(),
         }
         if resp is not None and cost is None:
             record["warning"] = f"price unknown for {req.model}; cost not counted"
@@ -387,7 +414,8 @@ class LLMClient:
             self.call_log.write(record)
         if self.observers:
             rec = CallRecord(call_id, attempt, role, step_id, req, record["request_hash"], resp, usage, cost,
-                             latency_ms, outcome, record["error_type"], record["error"])
+                             latency_ms, outcome, record["error_type"], record["error"],
+                             profile=record["profile"])
             for obs in self.observers:
                 obs(rec)
         return usage, record["request_hash"]
@@ -409,8 +437,3 @@ class LLMClient:
         self._account(rec.request.model, rec.usage, rec.cost_usd, answered=rec.response is not None)
         for obs in self.observers:
             obs(rec)
-
-
-def _supports_schema(backend: ModelBackend, model: str) -> bool:
-    fn = getattr(backend, "supports_json_schema", None)
-    return True if fn is None else bool(fn(model))

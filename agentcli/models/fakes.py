@@ -17,6 +17,7 @@ named by ``AGENT_TEST_SCRIPT`` (a list of strings, objects, or
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -29,6 +30,7 @@ from pydantic import BaseModel
 
 from agentcli.errors import LLMFatalError, LLMTransientError
 from agentcli.models import tokens
+from agentcli.models.profile import ModelProfile
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
 
 ScriptItem = str | dict[str, Any] | list[Any] | BaseModel | ToolCall | ModelResponse | BaseException
@@ -64,13 +66,12 @@ class ScriptedModel:
     """Answers requests from a queue, in order; records every request it saw."""
 
     def __init__(self, responses: Iterable[ScriptItem] = (), *, price: Price | None = DEFAULT_PRICE,
-                 model_name: str = "test/scripted", json_schema: bool = True) -> None:
+                 model_name: str = "test/scripted", profile: ModelProfile | None = None) -> None:
         self.queue: deque[ScriptItem] = deque(responses)
         self.requests: list[ModelRequest] = []
         self._price = price
+        self._profile = profile
         self.model_name = model_name
-        #: False: behave as a provider without JSON-schema output (the client falls back to JSON mode).
-        self.json_schema = json_schema
 
     def add(self, *items: ScriptItem) -> ScriptedModel:
         self.queue.extend(items)
@@ -85,8 +86,8 @@ class ScriptedModel:
     def price(self, model: str) -> Price | None:
         return self._price
 
-    def supports_json_schema(self, model: str) -> bool:
-        return self.json_schema
+    def profile(self, model: str) -> ModelProfile:
+        return self._profile or fake_profile(model)
 
 
 class FunctionModel:
@@ -97,10 +98,12 @@ class FunctionModel:
         fn: Callable[[ModelRequest], ScriptItem | Awaitable[ScriptItem]],
         *,
         price: Price | None = DEFAULT_PRICE,
+        profile: ModelProfile | None = None,
     ) -> None:
         self.fn = fn
         self.requests: list[ModelRequest] = []
         self._price = price
+        self._profile = profile
 
     async def request(self, req: ModelRequest) -> ModelResponse:
         self.requests.append(req)
@@ -111,6 +114,18 @@ class FunctionModel:
 
     def price(self, model: str) -> Price | None:
         return self._price
+
+    def profile(self, model: str) -> ModelProfile:
+        return self._profile or fake_profile(model)
+
+
+def fake_profile(model: str) -> ModelProfile:
+    """The profile a fake answers with unless given one: that of the model it stands in for (a fake
+    answering as ``local/smollm2`` plans like the small local model), minus the price, which
+    is the fake's own."""
+    from agentcli.models.routing import static_profile
+
+    return dataclasses.replace(static_profile(model), source="fake")
 
 
 def last_user_text(req: ModelRequest) -> str:

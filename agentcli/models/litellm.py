@@ -1,12 +1,9 @@
-"""The model backends that talk to litellm, and the only module that imports litellm.
+"""The hosted providers' backend, and the only module that imports litellm.
 
-Design: a narrow :class:`~agentcli.models.types.ModelBackend` interface (send one request, get one
-response, tell a price) with three implementations: :class:`LiteLLMBackend` for every real
-provider and for the embedded ``local/...`` model, and the fakes in :mod:`agentcli.models.fakes`;
-:class:`RoutingBackend` picks between them by model name. :class:`agentcli.models.client.LLMClient`
-wraps any backend and owns everything that must be the same for all of them (retries, fallbacks,
-structured output, guard, logging, totals). Also here: :func:`classify_exception` (any provider
-exception onto our transient/fatal errors), the price lookup and :func:`embed_texts`.
+:class:`LiteLLMBackend` serves every provider litellm knows (its price and profile from litellm's
+model info); :class:`agentcli.models.routing.RoutingBackend` sends ``local/...`` and ``test/...``
+names elsewhere, so an offline run never imports litellm. Also here: :func:`classify_exception`
+(any provider exception onto our transient/fatal errors) and :func:`embed_texts`.
 
 litellm takes ~3 s to import, so it is imported lazily, on the first real call,
 with ``LITELLM_LOCAL_MODEL_COST_MAP=True`` set first (otherwise it fetches its
@@ -27,21 +24,9 @@ from agentcli.errors import (
     LLMTransientError,
     ModelRequestsBlocked,
 )
-from agentcli.models.types import ModelBackend, ModelRequest, ModelResponse, Price, ToolCall
-
-#: Tests set this to False (and AGENT_ALLOW_MODEL_REQUESTS=0 for subprocesses):
-#: then any real provider request fails unless the test opts in.
-ALLOW_MODEL_REQUESTS = True
-
-
-def requests_allowed() -> bool:
-    env = os.environ.get("AGENT_ALLOW_MODEL_REQUESTS", "").strip().lower()
-    if env in ("0", "false", "no"):
-        return False
-    if env in ("1", "true", "yes"):
-        return True
-    return ALLOW_MODEL_REQUESTS
-
+from agentcli.models.profile import ModelProfile
+from agentcli.models.routing import requests_allowed
+from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
 
 # ------------------------------------------------------------------ litellm backend
 
@@ -49,7 +34,7 @@ _litellm_mod: Any = None
 
 
 def litellm_module() -> Any:
-    """Import litellm once, configured for offline, quiet use, with the local provider registered."""
+    """Import litellm once, configured for offline, quiet use."""
     global _litellm_mod
     if _litellm_mod is None:
         os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -61,9 +46,6 @@ def litellm_module() -> Any:
         litellm.suppress_debug_info = True
         litellm.drop_params = True
         litellm.telemetry = False
-        from agentcli.models.local import model as local_model
-
-        local_model.register(litellm)
         _litellm_mod = litellm
     return _litellm_mod
 
@@ -123,7 +105,7 @@ def classify_exception(exc: Exception, model: str) -> LLMError:
 
 
 class LiteLLMBackend:
-    """Every real model, through litellm (the embedded local model included)."""
+    """Every hosted provider's model, through litellm."""
 
     async def request(self, req: ModelRequest) -> ModelResponse:
         if not requests_allowed():
@@ -168,57 +150,45 @@ class LiteLLMBackend:
                 input_tokens=getattr(usage, "prompt_tokens", None),
                 output_tokens=getattr(usage, "completion_tokens", None),
                 model=getattr(resp, "model", None),
+                finish_reason=getattr(choice, "finish_reason", None),
             )
         except (AttributeError, IndexError, TypeError) as exc:
             raise LLMTransientError(f"{req.model}: malformed response: {exc}") from exc
 
-    def price(self, model: str) -> Price | None:
-        litellm = litellm_module()
+    def _info(self, model: str) -> dict[str, Any]:
         try:
-            info = litellm.get_model_info(model)
+            return dict(litellm_module().get_model_info(model))
         except Exception:
-            return None
+            return {}
+
+    def price(self, model: str) -> Price | None:
+        info = self._info(model)
         pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
-        if pin is None or pout is None:
-            return None
-        if not pin and not pout and not model.startswith("local/"):
+        if pin is None or pout is None or (not pin and not pout):
             # An unpriced model often reports 0.0: that is unknown, not free.
             return None
         return Price(float(pin), float(pout))
 
-    def supports_json_schema(self, model: str) -> bool:
-        if model.startswith("local/"):
-            return True
+    def profile(self, model: str) -> ModelProfile:
+        """From litellm's model info: JSON-schema support, token limits, whether a price is known."""
+        info = self._info(model)
         try:
-            return bool(litellm_module().supports_response_schema(model=model))
+            schema = bool(litellm_module().supports_response_schema(model=model))
         except Exception:
-            return False
+            schema = False
+        return ModelProfile(
+            structured_output="json_schema" if schema else "json_object",
+            uses_api_base=True,
+            pricing="metered" if self.price(model) is not None else "unknown",
+            planner_style="hosted",
+            context_tokens=_positive(info.get("max_input_tokens")),
+            max_output_tokens=_positive(info.get("max_output_tokens")),
+            source="litellm" if info else "default",
+        )
 
 
-class RoutingBackend:
-    """The default backend: ``test/...`` names go to the in-package fakes, the rest to litellm."""
-
-    def __init__(self) -> None:
-        self._litellm = LiteLLMBackend()
-        self._fakes: dict[str, ModelBackend] = {}
-
-    def _pick(self, model: str) -> ModelBackend:
-        if not model.startswith("test/"):
-            return self._litellm
-        if model not in self._fakes:
-            from agentcli.models.fakes import named_fake
-
-            self._fakes[model] = named_fake(model)
-        return self._fakes[model]
-
-    async def request(self, req: ModelRequest) -> ModelResponse:
-        return await self._pick(req.model).request(req)
-
-    def price(self, model: str) -> Price | None:
-        return self._pick(model).price(model)
-
-    def supports_json_schema(self, model: str) -> bool:
-        return model.startswith("test/") or self._litellm.supports_json_schema(model)
+def _positive(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and value > 0 else None
 
 
 def _decode_args(raw: Any) -> dict[str, Any] | str:

@@ -1,8 +1,8 @@
 """The values that pass between the LLM client, its backends and their users, and the backend interface.
 
 :class:`ModelBackend` is the narrow interface every model implementation provides (send one
-request, get one response, tell a price): :class:`agentcli.models.litellm.LiteLLMBackend` and
-:class:`agentcli.models.litellm.RoutingBackend` for real models, the fakes in :mod:`agentcli.models.fakes`.
+request, get one response, tell a price and a profile): :class:`agentcli.models.litellm.LiteLLMBackend` and
+:class:`agentcli.models.routing.RoutingBackend` for real models, the fakes in :mod:`agentcli.models.fakes`.
 :class:`agentcli.models.client.LLMClient` wraps any of them. The budget, replay and the
 benchmarks use these types too; nothing here imports litellm.
 """
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import BaseModel
+
+from agentcli.models.profile import ModelProfile
 
 Role = str  # "planner" | "executor" | "reviewer"
 
@@ -104,6 +106,9 @@ class ModelResponse:
     input_tokens: int | None = None
     output_tokens: int | None = None
     model: str | None = None
+    #: Why generation stopped, as the provider said it: ``stop``, ``length`` (cut by the output
+    #: limit), ``tool_calls``, ``content_filter``...; None when the provider did not say.
+    finish_reason: str | None = None
 
 
 class ModelBackend(Protocol):
@@ -115,6 +120,10 @@ class ModelBackend(Protocol):
 
     def price(self, model: str) -> Price | None:
         """Price per token, or None when unknown."""
+        ...
+
+    def profile(self, model: str) -> ModelProfile:
+        """What the model can do (see :mod:`agentcli.models.profile`)."""
         ...
 
 
@@ -153,6 +162,8 @@ class CallRecord:
     outcome: str  # ok | retry | error | invalid_output
     error_type: str | None = None
     error: str | None = None
+    #: The model's profile when the call was made (``ModelProfile.as_dict()``): replay decides with it.
+    profile: dict[str, Any] | None = None
 
 
 @dataclass

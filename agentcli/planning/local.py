@@ -112,10 +112,6 @@ def without_writes(tools: list[Tool], task: str) -> list[Tool]:
     return kept or tools
 
 
-def is_local(model: str) -> bool:
-    return model.startswith("local/")
-
-
 def _with_patterns(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
@@ -333,8 +329,10 @@ def apply_choices(schema: dict[str, Any], tools: list[Tool], choices: dict[str, 
 
 def _example_embedder(config: Config) -> str:
     # The remote embedders cost a network call per plan; the examples need only the builtin one.
+    from agentcli.memory.embeddings import is_offline_embedder
+
     name = config.memory.embedding_model
-    return name if name == "builtin" or name.startswith("test/") else "builtin"
+    return name if is_offline_embedder(name) else "builtin"
 
 
 def _workspace_files(workspace: Path, data_dir: Path | None, limit: int = 2000) -> list[str]:

@@ -47,7 +47,7 @@ from agentcli.ids import new_run_id
 from agentcli.models import tokens
 from agentcli.models.client import LLMClient
 from agentcli.models.types import Price
-from agentcli.planning.local import is_local, local_levers, local_request
+from agentcli.planning.local import local_levers, local_request
 from agentcli.planning.plan import (
     PLAN_SCHEMA_VERSION,
     STEP_ID_RE,
@@ -292,7 +292,7 @@ async def make_plan(
     if not task:
         raise UsageError("the task is empty")
     tools = registry.tools()
-    local = is_local(config.model_for("planner"))
+    local = client.profile_for("planner").planner_style == "small"
     levers = local_levers() if local else frozenset()
     schema, base = local_request(task, tools, config, levers, context, settings.workspace,
                                  settings.data_dir, past_plans) if levers else (None, None)

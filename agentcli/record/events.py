@@ -132,6 +132,8 @@ class RunStarted(Payload):
     fork_from: str | None = None
     #: A second ``run_started`` in the same log: the run was resumed.
     resumed: bool = False
+    #: The JSON Schema the final answer had to validate against (``--output-schema``).
+    output_schema: dict[str, Any] | None = None
 
 
 class PlanCreated(Payload):
@@ -181,6 +183,8 @@ class RecordedResponse(BaseModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
     model: str | None = None
+    #: Why generation stopped (``length``: cut at max_tokens), as the provider said.
+    finish_reason: str | None = None
 
 
 class RecordedUsage(BaseModel):
@@ -215,6 +219,8 @@ class LlmCall(Payload):
     error_type: str | None = None
     error: str | None = None
     price: RecordedPrice | None = None
+    #: The :class:`~agentcli.models.profile.ModelProfile` the call was made with (a replay uses it).
+    profile: dict[str, Any] | None = None
 
 
 class ToolIntent(Payload):

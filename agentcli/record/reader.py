@@ -137,7 +137,7 @@ def call_record(call: Typed[LlmCall]) -> CallRecord:
     resp = None if d.response is None else response_of(d)
     return CallRecord(d.call_id, d.attempt, d.role, call.step_id, req, d.request_hash, resp,
                       Usage(input_tokens=d.usage.input_tokens, output_tokens=d.usage.output_tokens),
-                      d.cost_usd, d.latency_ms, d.outcome, d.error_type, d.error)
+                      d.cost_usd, d.latency_ms, d.outcome, d.error_type, d.error, profile=d.profile)
 
 
 def response_of(d: LlmCall) -> ModelResponse:
@@ -145,7 +145,8 @@ def response_of(d: LlmCall) -> ModelResponse:
     r = d.response
     assert r is not None
     return ModelResponse(text=r.text, tool_calls=[ToolCall.model_validate(c) for c in r.tool_calls],
-                         input_tokens=r.input_tokens, output_tokens=r.output_tokens, model=r.model)
+                         input_tokens=r.input_tokens, output_tokens=r.output_tokens, model=r.model,
+                         finish_reason=r.finish_reason)
 
 
 class RunRecord:

@@ -14,8 +14,30 @@ if TYPE_CHECKING:  # pydantic models cost ~0.1 s to import; `agent --help` must 
     from agentcli.config import Settings
     from agentcli.models.types import ModelBackend
 
-console = Console()
-err_console = Console(stderr=True)
+class _CommandConsole(Console):
+    """A console set up afresh for each invocation (:func:`configure_consoles`), so that the
+    width, ``NO_COLOR`` and ``--no-color`` in force are the invocation's, not the import's.
+    Re-initialised in place: every module holds the same object."""
+
+    def __init__(self, *, stderr: bool, no_color: bool = False) -> None:
+        self._for_stderr = stderr
+        # None lets rich read NO_COLOR itself; True forces plain output.
+        super().__init__(stderr=stderr, no_color=True if no_color else None)
+
+    def reset(self, *, no_color: bool = False) -> None:
+        self.__init__(stderr=self._for_stderr, no_color=no_color)  # type: ignore[misc]
+
+
+#: stdout and stderr consoles of the running command (results on stdout, everything else on stderr).
+console = _CommandConsole(stderr=False)
+err_console = _CommandConsole(stderr=True)
+
+
+def configure_consoles(*, no_color: bool = False) -> None:
+    """Fresh consoles for this invocation: its terminal width (``COLUMNS`` without a terminal,
+    else 80), and no colour with ``--no-color`` or ``NO_COLOR``."""
+    console.reset(no_color=no_color)
+    err_console.reset(no_color=no_color)
 
 
 def print_error(message: str) -> None:

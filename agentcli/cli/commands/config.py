@@ -6,7 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from agentcli.cli.commands.common import console, state_of
 
@@ -32,13 +31,11 @@ def show(
         }
         typer.echo(json.dumps(payload, indent=2))
         return
-    table = Table(title=f"workspace {settings.workspace}", title_justify="left")
-    table.add_column("key", style="cyan")
-    table.add_column("value")
-    table.add_column("source", style="dim")
-    for key, value, source in items:
-        table.add_row(key, json.dumps(value), source)
-    console.print(table)
+    from agentcli.cli.tables import Col, fitted_table
+
+    cols = [Col("key", style="cyan"), Col("value", flex=True), Col("source", style="dim", flex=True)]
+    rows = [[key, json.dumps(value), source] for key, value, source in items]
+    console.print(fitted_table(cols, rows, console.width, title=f"workspace {settings.workspace}"))
 
 
 @app.command("path")

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from agentcli.cli.commands.common import console, err_console, state_of
+from agentcli.cli.tables import Col, fitted_table, short_time
 from agentcli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -100,12 +100,9 @@ def search(
     if not result.hits:
         err_console.print("[dim]no memories above the threshold[/dim]")
         return
-    table = Table(show_lines=False)
-    for col in ("tier", "score", "source / run", "snippet"):
-        table.add_column(col, overflow="fold")
-    for h in result.hits:
-        table.add_row(h.tier, f"{h.score:.3f}", escape(h.source), escape(h.snippet(120)))
-    console.print(table)
+    cols = [Col("tier"), Col("score"), Col("source / run", flex=True), Col("snippet", flex=True)]
+    rows = [[h.tier, f"{h.score:.3f}", h.source, h.snippet(120)] for h in result.hits]
+    console.print(fitted_table(cols, rows, console.width))
     err_console.print(f"[dim]{len(result.hits)} hit(s) in {result.took_ms:.0f} ms[/dim]")
 
 
@@ -153,14 +150,11 @@ def list_(
     if not items:
         err_console.print("[dim]memory is empty[/dim]")
         return
-    table = Table()
-    for col in ("tier", "id", "source / run", "time", "text"):
-        table.add_column(col, overflow="fold")
-    for it in items:
-        snippet = " ".join(str(it["text"]).split())
-        table.add_row(it["tier"], it["id"], escape(it["source"]), str(it.get("time") or ""),
-                      escape(snippet[:100] + ("..." if len(snippet) > 100 else "")))
-    console.print(table)
+    cols = [Col("tier"), Col("id", flex=True, min_width=12), Col("source / run", flex=True),
+            Col("time"), Col("text", flex=True)]
+    rows = [[it["tier"], it["id"], it["source"], short_time(it.get("time") or None), str(it["text"])]
+            for it in items]
+    console.print(fitted_table(cols, rows, console.width))
 
 
 @app.command()
@@ -205,14 +199,12 @@ def stats(
     console.print(f"embedder   {st.embedder or '(none yet)'}  dim {st.dim or '-'}  "
                   f"(configured: {st.configured_embedder})", highlight=False)
     console.print(f"on disk    {_size(st.size_on_disk)}", highlight=False)
-    table = Table()
-    for col in ("tier", "table", "rows", "version", "versions kept", "fragments", "indices"):
-        table.add_column(col)
+    cols = [Col("tier"), Col("table"), *(Col(n, justify="right") for n in ("rows", "version", "versions kept",
+                                                                        "fragments")), Col("indices", flex=True)]
     names = {"episodes": "episodic", "chunks": "semantic"}
-    for name, ts in st.tables.items():
-        table.add_row(names.get(name, name), name, str(ts.rows), str(ts.version), str(ts.versions),
-                      str(ts.fragments), ", ".join(ts.indices))
-    console.print(table)
+    rows = [[names.get(name, name), name, str(ts.rows), str(ts.version), str(ts.versions), str(ts.fragments),
+             ", ".join(ts.indices)] for name, ts in st.tables.items()]
+    console.print(fitted_table(cols, rows, console.width))
 
 
 @app.command()

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 from rich.prompt import Prompt
-from rich.table import Table
 
 from agentcli.cli.commands.common import console, err_console, print_error, print_warning, state_of
 from agentcli.errors import ExitCode, UsageError
@@ -20,6 +19,13 @@ if TYPE_CHECKING:
     from agentcli.engine.fsm import Transition
     from agentcli.engine.runner import RunOutcome
     from agentcli.planning.plan import Plan
+
+
+#: The approval prompt's choices, as shown.
+APPROVAL_CHOICES = "[y]es / [n]o / [a]lways (this tool, this run) / a[b]ort"
+
+#: ``--output`` formats: text for people, one JSON document, or a JSON line per event.
+OUTPUT_FORMATS = ("text", "json", "jsonl")
 
 
 def _interactive() -> bool:
@@ -37,8 +43,9 @@ def _ask_approval(req: ApprovalRequest) -> Answer:
         import json
 
         err_console.print(escape(json.dumps(req.args, indent=2, default=str)))
-    answer = Prompt.ask("[bold]run it?[/bold] [y]es / [n]o / [a]lways (this tool, this run) / a[b]ort",
-                        choices=["y", "n", "a", "b"], default="n", console=err_console)
+    # The letters in brackets are text, not rich markup (unescaped, rich drops them).
+    answer = Prompt.ask("[bold]run it?[/bold] " + escape(APPROVAL_CHOICES), choices=["y", "n", "a", "b"],
+                        show_choices=False, default="n", console=err_console)
     return {"y": "yes", "n": "no", "a": "always", "b": "abort"}[answer]  # type: ignore[return-value]
 
 
@@ -85,25 +92,39 @@ def _progress(quiet: bool, memory: Any = None) -> tuple[Any, Any]:
     return on_step, on_transition
 
 
-def render_outcome(out: RunOutcome) -> None:
-    from agentcli.cli.render import format_cost
+def render_outcome(out: RunOutcome, *, quiet: bool = False) -> None:
+    """The steps table (stdout), the answer (stdout) and the totals line (stderr); only the
+    answer when ``quiet``."""
+    from agentcli.cli.tables import Col, fitted_table, short_cost
 
-    table = Table(title=f"run {out.run_id}", title_justify="left")
-    for col in ("step", "status", "attempts", "tokens", "est. cost", "cost", "time"):
-        table.add_column(col, justify="right" if col not in ("step", "status") else "left")
-    for s in out.steps:
-        table.add_row(f"{s['id']} {escape(s['tool'] or 'llm')}", s["status"], str(s["attempts"]),
-                      str(s["input_tokens"] + s["output_tokens"]), format_cost(s["estimated_cost_usd"]),
-                      format_cost(s["cost_usd"]), f"{s['duration_s']:.2f}s")
-    console.print(table)
+    if not quiet:
+        cols = [Col("step", flex=True), Col("status"), *(Col(n, justify="right") for n in
+                                                         ("attempts", "tokens", "est. cost", "cost", "time"))]
+        rows = [[f"{s['id']} {s['tool'] or 'llm'}", s["status"], str(s["attempts"]),
+                 str(s["input_tokens"] + s["output_tokens"]), short_cost(s["estimated_cost_usd"]),
+                 short_cost(s["cost_usd"]), f"{s['duration_s']:.2f}s"] for s in out.steps]
+        console.print(fitted_table(cols, rows, console.width, title=f"run {out.run_id}"))
     if out.answer:
         console.print(escape(out.answer), soft_wrap=True, highlight=False)
+    if quiet:
+        return
     t = out.totals
     cost = f"${t['cost_usd']:.6f}" + (f" (+{t['unpriced_calls']} unpriced calls)" if t["unpriced_calls"] else "")
     err_console.print(
         f"[bold]{out.status}[/bold] ({escape(out.reason)}) · {t['calls']} LLM calls · "
         f"{t['input_tokens']}+{t['output_tokens']} tokens · {cost} · {out.duration_s:.1f}s",
         highlight=False, soft_wrap=True)
+
+
+def _jsonl_listener() -> Any:
+    """Writes each event to stdout as one JSON line as it is appended (``--output jsonl``)."""
+    import json
+
+    def emit(event: Any) -> None:
+        sys.stdout.write(json.dumps(event.model_dump(mode="json"), separators=(",", ":"), default=str,
+                                    ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    return emit
 
 
 def run(
@@ -116,7 +137,14 @@ def run(
     resume: Annotated[str | None, typer.Option(
         "--resume", help="Continue an interrupted, failed or budget-stopped run from its last completed step.")
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the final result as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the final result as JSON (--output json).")
+                        ] = False,
+    output: Annotated[str, typer.Option(
+        "--output", help="text (for people), json (the result), or jsonl (every event as a JSON line "
+        "on stdout as it happens, then the result line).")] = "text",
+    output_schema: Annotated[Path | None, typer.Option(
+        "--output-schema", help="A JSON Schema file: the final answer must be JSON valid against it.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Step budget.")] = None,
     max_cost: Annotated[float | None, typer.Option("--max-cost", help="Cost budget in USD.")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Token budget.")] = None,
@@ -137,6 +165,15 @@ def run(
 
     if sum(x is not None for x in (task, plan_file, resume)) != 1:
         raise UsageError("give one of: a TASK, --plan FILE, --resume RUN_ID")
+    if output not in OUTPUT_FORMATS:
+        raise UsageError(f"--output must be one of {', '.join(OUTPUT_FORMATS)} (got {output!r})")
+    if json_out:
+        output = "json"
+    schema = None
+    if output_schema is not None:
+        from agentcli.engine.answer import load_output_schema
+
+        schema = load_output_schema(output_schema)
     state = state_of(ctx)
     state.overrides.update({k: v for k, v in {
         "budget.max_steps": max_steps, "budget.max_cost_usd": max_cost,
@@ -165,7 +202,9 @@ def run(
                       start_seq=resume_from.last_seq if resume_from else 0)
     if telemetry is not None:
         events.listeners.append(telemetry.listener)
-    quiet = json_out
+    if output == "jsonl":
+        events.listeners.append(_jsonl_listener())
+    quiet = quiet or output != "text"  # machine output: no progress, no plan table
     memory = None
     if settings.config.memory.enabled:
         from agentcli.memory import open_memory
@@ -204,7 +243,8 @@ def run(
             deps = RunDeps(config=settings.config, registry=registry, client=client, approver=approver,
                            events=events, planner=plan_fn, confirm=_confirm_factory(yes, quiet),
                            run_id=run_id, on_step=on_step, on_transition=on_transition, resume=resume_from,
-                           extra_start={"resumed": True} if resume_from else {}, memory=memory)
+                           extra_start={"resumed": True} if resume_from else {}, memory=memory,
+                           output_schema=schema)
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
             await registry.aclose()
@@ -222,11 +262,15 @@ def run(
             client.call_log.close()
         if telemetry is not None:
             telemetry.shutdown()
-    if json_out:
+    if output == "json":
         typer.echo(outcome.model_dump_json(indent=2))
+    elif output == "jsonl":
+        import json
+
+        typer.echo(json.dumps({"type": "run_outcome", **outcome.model_dump(mode="json")}, ensure_ascii=False))
     else:
-        render_outcome(outcome)
-    if outcome.exit_code != ExitCode.OK and not json_out:
+        render_outcome(outcome, quiet=quiet)
+    if outcome.exit_code != ExitCode.OK and output == "text":
         detail = outcome.answer if outcome.reason == "error" else (
             f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)
         print_error(detail)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from agentcli.cli.commands.common import console, err_console, print_warning, state_of
 from agentcli.errors import ExitCode, UsageError
@@ -43,15 +42,17 @@ def list_cmd(
     if json_out:
         typer.echo(json.dumps([r.as_dict() for r in runs], indent=2))
         return
-    table = Table()
-    for col in ("id", "started", "task", "status", "steps", "cost", "duration"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("id", "steps", "duration"),
-                         justify="right" if col in ("steps", "cost", "duration") else "left")
+    from agentcli.cli.tables import Col, fitted_table, short_cost, short_time
+
+    rows = []
     for r in runs:
-        cost = _cost(r.cost_usd) + (f" +{r.unpriced_calls}?" if r.unpriced_calls else "")
-        table.add_row(r.run_id, (r.as_dict()["started_iso"] or "-").replace("+00:00", "Z"), escape(r.task[:80]),
-                      r.status + (f" ({escape(r.reason)})" if r.status != "COMPLETE" else ""),
-                      f"{r.steps_ok}/{r.steps}", cost, "-" if r.duration_s is None else f"{r.duration_s:.1f}s")
+        cost = short_cost(r.cost_usd) + (f" +{r.unpriced_calls}?" if r.unpriced_calls else "")
+        rows.append([r.run_id, short_time(r.started), r.task,
+                     r.status if r.status == "COMPLETE" else f"{r.status} ({r.reason})",
+                     f"{r.steps_ok}/{r.steps}", cost, "-" if r.duration_s is None else f"{r.duration_s:.1f}s"])
+    cols = [Col("id"), Col("started"), Col("task", flex=True, min_width=12), Col("status", flex=True),
+            Col("steps", justify="right"), Col("cost", justify="right"), Col("time", justify="right")]
+    table = fitted_table(cols, rows, console.width)
     console.print(table)
     for r in runs:
         for w in r.warnings:
@@ -60,11 +61,10 @@ def list_cmd(
 
 def render_timeline(rec: RunRecord) -> None:
     """States, steps, tool calls, approvals and LLM calls in recorded order."""
+    from agentcli.cli.tables import Col, fitted_table
     from agentcli.record import events as ev
 
-    table = Table(title=f"timeline of {rec.run_id}", title_justify="left")
-    for col in ("time", "step", "event", "detail"):
-        table.add_column(col, overflow="fold")
+    rows: list[list[str]] = []
     for t in rec:
         d = t.data
         if isinstance(d, ev.TransitionMade):
@@ -94,8 +94,9 @@ def render_timeline(rec: RunRecord) -> None:
                                                        ("reason", d.reason)) if v is not None)
         else:
             detail = json.dumps(d.event_data(), default=str)[:120]
-        table.add_row(_clock(t.time), t.step_id or "", t.type, escape(detail))
-    console.print(table)
+        rows.append([_clock(t.time), t.step_id or "", t.type, detail])
+    cols = [Col("time"), Col("step"), Col("event"), Col("detail", flex=True)]
+    console.print(fitted_table(cols, rows, console.width, title=f"timeline of {rec.run_id}"))
 
 
 def _signed(value: float | None) -> str:
@@ -106,16 +107,17 @@ def render_step_costs(costs: list[StepCost]) -> None:
     """Per step: estimated vs actual cost (the actual is what its LLM calls cost, retries included)."""
     if not costs:
         return
-    table = Table(title="cost per step", title_justify="left")
-    for col in ("step", "status", "calls", "estimated", "actual", "actual - est."):
-        table.add_column(col, justify="left" if col in ("step", "status") else "right")
+    from agentcli.cli.tables import Col, fitted_table
+
+    rows = []
     for c in costs:
         overhead = c.kind in ("planner", "reviewer")
         label = c.step_id if overhead else f"{c.step_id} {c.tool or 'llm'}"
         est = "-" if overhead else _cost(c.estimated_cost_usd)
-        table.add_row(escape(label), c.status, str(c.calls), est, _cost(c.cost_usd),
-                      _signed(c.error_usd))
-    console.print(table)
+        rows.append([label, c.status, str(c.calls), est, _cost(c.cost_usd), _signed(c.error_usd)])
+    cols = [Col("step", flex=True), Col("status"), *(Col(n, justify="right") for n in
+                                                     ("calls", "estimated", "actual", "actual - est."))]
+    console.print(fitted_table(cols, rows, console.width, title="cost per step"))
 
 
 @app.command("show")
@@ -176,16 +178,20 @@ def render_stats(r: RunStats) -> None:
     from agentcli.record.stats import day_of
 
     window = "all runs" if r.since is None else f"runs since {day_of(r.since)} {_clock(r.since)[:8]} UTC"
-    table = Table(title=f"usage by {r.by} ({window})", title_justify="left")
-    for col in (r.by, "runs", "calls", "failed", "input tok", "output tok", "cost", "unpriced calls"):
-        table.add_column(col, justify="left" if col == r.by else "right", overflow="fold")
-    rows = [*r.groups, r.totals]
-    for g in rows:
+    from agentcli.cli.tables import Col, fitted_table
+
+    rows = []
+    for g in [*r.groups, r.totals]:
         unpriced = "-" if not g.unpriced_calls else (
             f"{g.unpriced_calls} ({g.unpriced_input_tokens}+{g.unpriced_output_tokens} tok)")
-        table.add_row("[bold]total[/bold]" if g is r.totals else escape(g.key), str(g.runs), str(g.calls),
-                      str(g.failed_calls), str(g.input_tokens), str(g.output_tokens), _cost(g.cost_usd), unpriced,
-                      end_section=g is rows[-2] if len(rows) > 1 else False)
+        rows.append(["total" if g is r.totals else g.key, str(g.runs), str(g.calls), str(g.failed_calls),
+                     str(g.input_tokens), str(g.output_tokens), _cost(g.cost_usd), unpriced])
+    cols = [Col(r.by, flex=True), *(Col(n, justify="right") for n in ("runs", "calls", "failed", "input tok",
+                                                                      "output tok", "cost")),
+            Col("unpriced", justify="right", flex=True)]
+    table = fitted_table(cols, rows, console.width, title=f"usage by {r.by} ({window})")
+    if len(rows) > 1:
+        table.rows[-2].end_section = True
     console.print(table)
     outcomes = ", ".join(f"{k} {v}" for k, v in r.runs_by_status.items()) or "none"
     console.print(f"runs: {r.runs} ({outcomes})", highlight=False)
@@ -263,7 +269,7 @@ def replay(
         try:
             if from_step is None:
                 return await replay_run(path, registry, live_tools=live_tools, live_writes=yes)
-            from agentcli.models.litellm import RoutingBackend
+            from agentcli.models.routing import RoutingBackend
 
             fork_id = new_run_id()
             return await replay_run(path, registry, from_step=from_step, out_dir=settings.data_dir / "runs",

@@ -99,17 +99,13 @@ def list_tools(
     if json_out:
         typer.echo(json.dumps([_summary(t) for t in tools], indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from agentcli.cli.commands.common import console
+    from agentcli.cli.tables import Col, fitted_table
 
-    table = Table(title_justify="left")
-    table.add_column("name", style="cyan", no_wrap=True)
-    table.add_column("risk")
-    table.add_column("source", style="dim")
-    table.add_column("description")
-    for t in tools:
-        table.add_row(t.name, t.risk, t.source, t.description.splitlines()[0] if t.description else "")
-    Console().print(table)
+    cols = [Col("name", style="cyan"), Col("risk"), Col("source", style="dim", flex=True),
+            Col("description", flex=True)]
+    rows = [[t.name, t.risk, t.source, t.description.splitlines()[0] if t.description else ""] for t in tools]
+    console.print(fitted_table(cols, rows, console.width))
 
 
 @app.command("show")

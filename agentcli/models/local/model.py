@@ -1,16 +1,15 @@
-"""The embedded, offline default model: llama.cpp in process, as litellm's ``local/...`` provider.
+"""The embedded, offline default model: llama.cpp in process, as the ``local/...`` backend.
 
-:func:`register` installs a ``litellm.CustomLLM`` handler for the ``local`` provider, so
-``litellm.completion(model="local/smollm2", ...)`` returns a normal ModelResponse with llama.cpp's
-real token counts and a price of zero, and everything downstream (logging, budgets, replay)
-treats it like any other model. Model names, files and loading (``local/smollm2``,
+:class:`LocalBackend` is a :class:`~agentcli.models.types.ModelBackend` that runs each request on
+llama.cpp in a worker thread and returns llama.cpp's real token counts and a price of zero, so
+everything downstream (logging, budgets, replay) treats it like any other model; no litellm is
+imported on this path (an offline run never pays litellm's ~2 s import). Model names, files and
+loading (``local/smollm2``,
 ``local/PATH.gguf``, :func:`~agentcli.models.local.loader.configure`) live in :mod:`agentcli.models.local.loader`;
 the JSON schema -> grammar conversion in :mod:`agentcli.models.local.grammar`; the translation of
 messages, ``response_format`` and tools in :mod:`agentcli.models.local.chat`.
 
-Neither litellm nor llama_cpp is imported at module import: ``agent --help`` must stay fast. The
-litellm module is handed to :func:`register` by :mod:`agentcli.models.litellm`, and its response types
-are taken from it: this module never imports litellm itself.
+llama_cpp is imported on the first load, not at module import: ``agent --help`` must stay fast.
 
 Structured output: ``response_format`` (``json_schema`` or ``json_object`` with an optional
 ``schema``) constrains decoding with a GBNF grammar converted from the JSON schema. A 135M model
@@ -23,12 +22,11 @@ calls are emulated the same way: the output is constrained to
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
+import json
+from pathlib import Path
 from typing import Any
 
-from agentcli.errors import AgentError, LLMFatalError
+from agentcli.errors import LLMFatalError, ModelRequestsBlocked
 from agentcli.models.local.chat import (
     ChatResult,
     chat_messages,
@@ -36,8 +34,11 @@ from agentcli.models.local.chat import (
     schema_of_response_format,
     tool_call_plan,
 )
+from agentcli.models.local.gguf import GGUFError, parameter_count, read_metadata
 from agentcli.models.local.grammar import SchemaNotSupported, gbnf_for
-from agentcli.models.local.loader import BUNDLED, PROVIDER, LoadedModel, get_loaded, settings
+from agentcli.models.local.loader import LoadedModel, get_loaded, resolve_model_path, settings
+from agentcli.models.profile import ModelProfile
+from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
 
 DEFAULT_MAX_TOKENS = 1024
 # Measured on SmolLM2-135M: 1.15 plus bounded strings took schema-valid output from 1/4 to 5/5.
@@ -118,8 +119,7 @@ def _run(model: str, messages: list[Any], optional_params: dict[str, Any] | None
             raise LLMFatalError(f"local model {entry.path.name}: {' '.join(str(e).split())}") from None
         except Exception as e:
             # A chat template that rejects the messages (jinja2 raise_exception), a llama.cpp
-            # failure: none of it gets better by retrying, and litellm would report anything
-            # not its own as a (transient) APIConnectionError.
+            # failure: none of it gets better by retrying.
             detail = " ".join(str(e).split())[:300]
             raise LLMFatalError(f"local model {entry.path.name}: {type(e).__name__}: {detail}") from None
 
@@ -172,206 +172,104 @@ class _ContextTooLong(Exception):
     pass
 
 
-# ------------------------------------------------------------------ litellm provider
+# ------------------------------------------------------------------ the backend
 
-_registered: dict[str, Any] = {}
-_priced: set[str] = set()
-_register_lock = threading.Lock()
-_price_lock = threading.Lock()
+#: Below this many parameters a local model gets the small-model planner (compact prompt, grammar
+#: narrowed by examples, answers grounded in step outputs); at or above it, the hosted planner
+#: and a reviewer. SmolLM2-135M is the model the small planner was measured on; 7B instruct
+#: models follow the full prompt.
+SMALL_MODEL_PARAMETERS = 2_000_000_000
+#: When a GGUF's header names no parameter count: a file this size or smaller counts as small
+#: (a 2B model at 4-5 bits is ~1.2-1.5 GB).
+SMALL_MODEL_FILE_BYTES = 1_300_000_000
 
-
-def _register_price(litellm: Any, key: str) -> None:
-    with _price_lock:
-        if key not in _priced:
-            _register_price_locked(litellm, key)
-
-
-def _register_price_locked(litellm: Any, key: str) -> None:
-    n_ctx = settings.n_ctx
-    litellm.register_model(
-        {
-            key: {
-                "litellm_provider": PROVIDER,
-                "mode": "chat",
-                "input_cost_per_token": 0.0,
-                "output_cost_per_token": 0.0,
-                # Explicit zeros: without them litellm logs a warning on every registration.
-                "cache_creation_input_token_cost": 0.0,
-                "cache_read_input_token_cost": 0.0,
-                "max_tokens": n_ctx,
-                "max_input_tokens": n_ctx,
-                "max_output_tokens": n_ctx,
-                "supports_response_schema": True,
-                "supports_function_calling": True,
-            }
-        }
-    )
-    _priced.add(key)
+_profiles: dict[Path, ModelProfile] = {}
 
 
-def _error_classes(litellm: Any) -> tuple[type[Exception], type[Exception]]:
-    """Errors that are both our LLMFatalError and litellm's BadRequestError.
+def local_profile(model: str) -> ModelProfile:
+    """The profile of a ``local/...`` model, from its GGUF header (cached per file).
 
-    litellm wraps any exception a custom handler raises that is not one of its own types into
-    ``APIConnectionError`` (which reads as transient, and whose message carries a traceback and
-    a bug-report URL); its own types pass through unchanged. Being both keeps the one-line
-    message, the fatal classification, and litellm's "do not retry a 400" semantics.
+    A file that cannot be found or read gets the small-model profile: the request itself then
+    fails with the precise reason.
     """
+    try:
+        path = resolve_model_path(model)
+    except LLMFatalError:
+        return ModelProfile(uses_api_base=False, pricing="free", planner_style="small", grounded_answers=True,
+                            source="gguf")
+    cached = _profiles.get(path)
+    if cached is not None:
+        return cached
+    try:
+        meta = read_metadata(path)
+    except (OSError, GGUFError):
+        meta = {}
+    params = parameter_count(meta)
+    small = params < SMALL_MODEL_PARAMETERS if params is not None else path.stat().st_size <= SMALL_MODEL_FILE_BYTES
+    arch = meta.get("general.architecture")
+    trained = meta.get(f"{arch}.context_length") if arch else None
+    context = min(int(trained), settings.n_ctx) if isinstance(trained, int) and trained > 0 else settings.n_ctx
+    profile = ModelProfile(
+        structured_output="json_schema",  # decoding is grammar-constrained to the schema
+        uses_api_base=False,
+        pricing="free",
+        planner_style="small" if small else "hosted",
+        grounded_answers=small,
+        context_tokens=context,
+        # Prompt and reply share the context window.
+        max_output_tokens=context,
+        source="gguf",
+    )
+    _profiles[path] = profile
+    return profile
 
-    def fatal_as(base: Any) -> Any:
-        class Error(LLMFatalError, base):
-            def __init__(self, message: str, model: str) -> None:
-                base.__init__(self, message=message, model=model, llm_provider=PROVIDER)
-                self.message = message
-                self.retry_after = None
-                self.status = 400
 
-            def __str__(self) -> str:
-                return self.message
+class LocalBackend:
+    """``local/...`` models, served in-process by llama.cpp (in a worker thread), without litellm."""
 
-        return Error
-
-    LocalModelError = fatal_as(litellm.BadRequestError)
-    LocalContextWindowError = fatal_as(litellm.ContextWindowExceededError)
-    return LocalModelError, LocalContextWindowError
-
-
-class _Handler:
-    """The methods of the ``CustomLLM`` subclass built in :func:`register`."""
-
-    _litellm: Any
-    _fatal: Any
-    _context: Any
-
-    def _call(self, model: str, messages: list[Any], optional_params: dict[str, Any] | None) -> ChatResult:
-        full = f"{PROVIDER}/{model}"
-        try:
-            _register_price(self._litellm, full)
-            return _run(model, messages, optional_params)
-        except _ContextTooLong as e:
-            raise self._context(f"{full}: {e}", full) from None
-        except AgentError as e:
-            raise self._fatal(e.one_line(), full) from None
-
-    def _fill(self, model: str, result: ChatResult, model_response: Any) -> Any:
-        # The response types come from the litellm module agentcli.models.litellm handed over: this module
-        # imports nothing of litellm (llm.py is its only importer).
-        types = self._litellm.types.utils
-        ChatCompletionMessageToolCall, Choices, Function, Message, Usage = (
-            types.ChatCompletionMessageToolCall, types.Choices, types.Function, types.Message, types.Usage)
-        tool_calls = None
-        if result.tool_name is not None:
-            tool_calls = [
-                ChatCompletionMessageToolCall(
-                    id=result.tool_call_id,
-                    type="function",
-                    function=Function(name=result.tool_name, arguments=result.tool_arguments or "{}"),
-                )
-            ]
-        message = Message(content=result.text if tool_calls is None else None, role="assistant", tool_calls=tool_calls)
-        model_response.choices = [Choices(index=0, finish_reason=result.finish_reason, message=message)]
-        model_response.model = f"{PROVIDER}/{model}"
-        model_response.created = int(time.time())
-        model_response.usage = Usage(
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            total_tokens=result.prompt_tokens + result.completion_tokens,
-        )
-        return model_response
-
-    def _chunk(self, result: ChatResult) -> dict[str, Any]:
-        tool_use = None
-        if result.tool_name is not None:
-            tool_use = {
-                "id": result.tool_call_id,
-                "type": "function",
-                "function": {"name": result.tool_name, "arguments": result.tool_arguments or "{}"},
-                "index": 0,
-            }
-        return {
-            "text": result.text,
-            "tool_use": tool_use,
-            "is_finished": True,
-            "finish_reason": result.finish_reason,
-            "index": 0,
-            "usage": {
-                "prompt_tokens": result.prompt_tokens,
-                "completion_tokens": result.completion_tokens,
-                "total_tokens": result.prompt_tokens + result.completion_tokens,
-            },
-        }
-
-    def completion(
-        self,
-        model: str,
-        messages: list[Any],
-        model_response: Any = None,
-        optional_params: dict[str, Any] | None = None,
-        **_: Any,
-    ) -> Any:
-        if model_response is None:
-            model_response = self._litellm.ModelResponse()
-        return self._fill(model, self._call(model, messages, optional_params), model_response)
-
-    async def acompletion(
-        self,
-        model: str,
-        messages: list[Any],
-        model_response: Any = None,
-        optional_params: dict[str, Any] | None = None,
-        **_: Any,
-    ) -> Any:
+    async def request(self, req: ModelRequest) -> ModelResponse:
         import asyncio  # lazily: ~40 ms of import the synchronous paths never need
 
-        if model_response is None:
-            model_response = self._litellm.ModelResponse()
-        result = await asyncio.to_thread(self._call, model, messages, optional_params)
-        return self._fill(model, result, model_response)
+        from agentcli.models.routing import requests_allowed
 
-    # Streaming yields the whole answer as one chunk: generation holds the model lock, and a
-    # consumer that stops iterating early must not leave the model locked.
-    def streaming(
-        self, model: str, messages: list[Any], optional_params: dict[str, Any] | None = None, **_: Any
-    ) -> Iterator[dict[str, Any]]:
-        yield self._chunk(self._call(model, messages, optional_params))
-
-    async def astreaming(
-        self, model: str, messages: list[Any], optional_params: dict[str, Any] | None = None, **_: Any
-    ) -> AsyncIterator[dict[str, Any]]:
-        import asyncio
-
-        yield self._chunk(await asyncio.to_thread(self._call, model, messages, optional_params))
-
-
-def register(litellm_module: Any) -> None:
-    """Install the ``local`` provider into litellm and price the bundled models at zero.
-
-    Idempotent: a second call (for the same litellm module) changes nothing. Other custom
-    providers already in ``litellm.custom_provider_map`` are kept. ``local/PATH.gguf`` models
-    are priced at zero on first use.
-    """
-    with _register_lock:
-        handler = _registered.get("handler")
-        if handler is None or _registered.get("module") is not litellm_module:
-            fatal, context = _error_classes(litellm_module)
-            cls = type(
-                "LocalLLMHandler",
-                (_Handler, litellm_module.CustomLLM),
-                {"_litellm": litellm_module, "_fatal": fatal, "_context": context},
+        if not requests_allowed():
+            raise ModelRequestsBlocked(
+                f"real model requests are disabled here (model {req.model}); "
+                "tests opt in with the allow_model_requests fixture"
             )
-            handler = cls()
-            _registered.update(module=litellm_module, handler=handler)
-            _priced.clear()
-        providers = [p for p in litellm_module.custom_provider_map if p.get("provider") != PROVIDER]
-        litellm_module.custom_provider_map = [*providers, {"provider": PROVIDER, "custom_handler": handler}]
-        # completion() does this on each call; cost_per_token before any call needs it too.
-        setup = getattr(getattr(litellm_module, "utils", None), "custom_llm_setup", None)
-        if callable(setup):
-            setup()
-        for name in BUNDLED:
-            _register_price(litellm_module, f"{PROVIDER}/{name}")
+        params: dict[str, Any] = {"max_tokens": req.max_tokens, "temperature": req.temperature}
+        if req.seed is not None:
+            params["seed"] = req.seed
+        if req.response_format is not None:
+            params["response_format"] = req.response_format
+        if req.tools:
+            params["tools"] = req.tools
+        try:
+            result = await asyncio.to_thread(_run, req.model, req.messages, params)
+        except _ContextTooLong as e:
+            raise LLMFatalError(f"{req.model}: {e}") from None
+        calls = []
+        if result.tool_name is not None:
+            try:
+                args = json.loads(result.tool_arguments or "{}")
+            except ValueError:
+                args = result.tool_arguments or ""
+            calls.append(ToolCall(id=result.tool_call_id, name=result.tool_name,
+                                  arguments=args if isinstance(args, dict) else str(args)))
+        return ModelResponse(
+            text=result.text if not calls else "",
+            tool_calls=calls,
+            input_tokens=result.prompt_tokens,
+            output_tokens=result.completion_tokens,
+            model=req.model,
+            finish_reason=result.finish_reason,
+        )
+
+    def price(self, model: str) -> Price | None:
+        return Price(0.0, 0.0)
+
+    def profile(self, model: str) -> ModelProfile:
+        return local_profile(model)
 
 
-
-
-__all__ = ["register"]
+__all__ = ["LocalBackend", "local_profile"]
