@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentcli.config import Config
+from agentcli.config import Config, Settings
 from agentcli.engine.approval import Answer, ApprovalRequest, Approver
 from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, run
-from agentcli.models.client import LLMClient
+from agentcli.engine.session import RunSession
 from agentcli.models.fakes import ScriptedModel
 from agentcli.planning.plan import Plan, RetryPolicy, Step
-from agentcli.record.events import Event, EventLog, Recording, read_events
+from agentcli.record.events import Event, Recording, read_events
 from agentcli.tools import ArgsModel, ToolContext, ToolRegistry, builtin_tools, tool
 
 
@@ -107,11 +107,26 @@ class Harness:
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
     #: ``RunDeps.memory`` (e.g. an :class:`EpisodeSink`).
     memory: Any = None
+    _session: Any = None
+
+    def session(self) -> RunSession:
+        """The run's dependencies as every run builds them (the composition root)."""
+        prompt = None
+        if self.prompt_answers is not None:
+            answers = self.prompt_answers
+
+            def prompt(req: ApprovalRequest) -> Answer:
+                return answers.pop(0)
+
+        approver = Approver(self.config.approval, prompt=prompt, yes=self.yes)
+        session = RunSession(Settings(config=self.config, workspace=self.workspace), self.run_id,
+                             backend=self.model, registry=make_registry(self.workspace, self.config, self.counters),
+                             approver=approver, memory=self.memory if self.memory is not None else False,
+                             telemetry=False)
+        session.events.listeners.extend(self.listeners)
+        return session
 
     def deps(self) -> RunDeps:
-        events = EventLog(self.workspace / ".agent" / "runs" / self.run_id / "events.jsonl", self.run_id)
-        events.listeners.extend(self.listeners)
-        client = LLMClient(self.config, backend=self.model, run_id=self.run_id)
         queue = list(self.plans)
 
         async def planner(task: str, ctx: ReplanContext | None) -> Plan:
@@ -122,24 +137,15 @@ class Harness:
         def confirm(p: Plan, replan: bool) -> bool:
             return self.confirm_answers.pop(0) if self.confirm_answers else True
 
-        prompt = None
-        if self.prompt_answers is not None:
-            answers = self.prompt_answers
-
-            def prompt(req: ApprovalRequest) -> Answer:
-                return answers.pop(0)
-
-        approver = Approver(self.config.approval, prompt=prompt, yes=self.yes)
-        return RunDeps(config=self.config, registry=make_registry(self.workspace, self.config, self.counters),
-                       client=client, approver=approver, events=events, planner=planner, confirm=confirm,
-                       run_id=self.run_id, memory=self.memory)
+        self._session = self.session()
+        return self._session.deps(planner, confirm)
 
     def run(self, task: str = "the task") -> RunOutcome:
         deps = self.deps()
         try:
             return asyncio.run(run(task, deps))
         finally:
-            deps.events.close()
+            self._session.close()
 
     @property
     def events_path(self) -> Path:

@@ -199,3 +199,34 @@ def _data(p: ev.Payload) -> dict[str, Any]:
 @pytest.mark.parametrize("payload", _EXAMPLES, ids=lambda p: p.TYPE)
 def test_every_payload_validates_its_own_line(payload: ev.Payload) -> None:
     assert type(payload).model_validate(_data(payload)) == payload
+
+
+def test_a_fork_is_a_whole_run(workspace: Path) -> None:
+    # A fork gets what `agent run` gets from the composition root: the per-call log, memory (its
+    # episode), telemetry, and budgets from today's config and flags.
+    (workspace / "notes.txt").write_text("alpha\n")
+    draft = {"steps": {"s1": {"call": {"tool": "read_file", "args": {"path": "notes.txt"}}, "depends_on": [],
+                              "title": "read"},
+                       "s2": {"prompt": "Summarise {{s1.output}}", "depends_on": ["s1"], "title": "sum"}}}
+    env = {"AGENT_MODEL": "test/scripted", "AGENT_LLM__BACKOFF_BASE_SECONDS": "0"}
+    runner = CliRunner()
+    done = runner.invoke(app, ["run", "--yes", "--json", "summarise the notes"],
+                         obj=State(backend=ScriptedModel([draft, "alpha it is", review(answer="alpha")]), environ=env))
+    assert done.exit_code == 0, done.output
+    parent = json.loads(done.stdout)["run_id"]
+    fork_env = {**env, "AGENT_TELEMETRY__EXPORTER": "console", "AGENT_BUDGET__MAX_STEPS": "7"}
+    forked = runner.invoke(app, ["replay", parent, "--from", "s2", "--yes", "--json"],
+                           obj=State(backend=ScriptedModel(["a fresh summary", review(answer="fresh")]),
+                                     environ=fork_env))
+    assert forked.exit_code == 0, forked.output
+    fork_id = json.loads(forked.stdout)["fork"]
+    folder = workspace / ".agent" / "runs" / fork_id
+    calls = [json.loads(line) for line in (folder / "llm_calls.jsonl").read_text().splitlines()]
+    assert [c["role"] for c in calls if c.get("event") == "llm_call"] == ["executor", "reviewer"]  # the live ones
+    rec = RunRecord.read(folder / "events.jsonl")
+    assert rec.fork is not None and (rec.fork.parent, rec.fork.from_step) == (parent, "s2")
+    assert rec.finish is not None and rec.finish.answer == "fresh"
+    assert rec.recorded_config().budget.max_steps == 7
+    episodes = [t.data for t in rec.of(ev.MemoryWritten) if t.data.tier == "episodic"]
+    assert episodes and episodes[0].error is None  # its episode is in memory
+    assert "invoke_agent" in forked.stderr and fork_id in forked.stderr  # its trace was exported

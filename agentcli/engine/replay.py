@@ -31,19 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentcli.config import Config
+from agentcli.config import Config, Settings
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
-from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, run
+from agentcli.engine.runner import ReplanContext, RunOutcome, run
+from agentcli.engine.session import RunSession
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
-from agentcli.models.client import LLMClient
 from agentcli.models.profile import ModelProfile
 from agentcli.models.routing import static_profile
 from agentcli.models.types import ModelBackend, ModelRequest, ModelResponse, Price
 from agentcli.planning.plan import Plan, canonical_json
 from agentcli.record.events import (
-    EVENTS_NAME,
     BudgetChecked,
-    EventLog,
     LlmCall,
     MemoryRecalled,
     MemoryWritten,
@@ -305,10 +303,13 @@ async def replay_run(
     from_step: str | None = None,
     live_backend: ModelBackend | None = None,
     live_approver: Approver | None = None,
+    settings: Settings | None = None,
 ) -> ReplayResult:
     """Re-execute a recorded run. Without ``from_step`` the replay's events go to a temporary
     folder (or ``out_dir``) and are compared with the recording; with it, a fork is run live from
-    that step and recorded as a new run in ``out_dir``."""
+    that step and recorded as a new run in ``out_dir``. Either is built by the composition root
+    (:class:`~agentcli.engine.session.RunSession`); a fork given ``settings`` (the CLI's) is a
+    whole run: call log, memory, telemetry, and budgets from ``settings``."""
     rec = RunRecord.read(events_path)
     config: Config = rec.recorded_config()
     start = rec.start
@@ -329,10 +330,19 @@ async def replay_run(
     if out_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="agentcli-replay-")
         out_dir = Path(tmp.name)
-    path = out_dir / run_id / EVENTS_NAME
-    events = EventLog(path, run_id)
-    backend = ReplayBackend(rec, fork=fork, live=live_backend)
-    client = LLMClient(config, backend=backend, run_id=run_id)
+    if fork is not None and settings is not None:
+        # A fork is a new run: its budgets and its telemetry come from today's config and flags.
+        config = config.model_copy(update={"budget": settings.config.budget, "telemetry": settings.config.telemetry})
+    base = settings if settings is not None else Settings(config=config, workspace=registry.ctx.workspace)
+    live_run = fork is not None and settings is not None  # memory and telemetry, as any run from the CLI
+    session = RunSession(
+        base, run_id, config=config, backend=ReplayBackend(rec, fork=fork, live=live_backend),
+        registry=ReplayRegistry(registry, rec, live_tools=live_tools, live_writes=live_writes, fork=fork),
+        approver=RecordedApprover(config, rec, fork=fork, live=live_approver), runs_dir=out_dir,
+        memory=live_run, telemetry=live_run,
+        extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id, "fork_from": from_step},
+    )
+    client = session.client
     queue = list(plans)
     confirms = rec.confirmations()
 
@@ -349,19 +359,12 @@ async def replay_run(
     def confirm(plan: Plan, replan: bool) -> bool:
         return confirms.pop(0) if confirms else True
 
-    deps = RunDeps(
-        config=config, registry=ReplayRegistry(registry, rec, live_tools=live_tools, live_writes=live_writes,
-                                               fork=fork),
-        client=client, approver=RecordedApprover(config, rec, fork=fork, live=live_approver), events=events,
-        planner=planner, confirm=confirm, run_id=run_id, replans_merged=True,
-        output_schema=start.output_schema,
-        extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
-                                                                      "fork_from": from_step},
-    )
+    deps = session.deps(planner, confirm, replans_merged=True, output_schema=start.output_schema)
     try:
         outcome = await run(task, deps)
     finally:
-        events.close()
+        session.close()
+    path = session.events_path
     got = RunRecord.read(path)
     divergence = None if fork is not None else first_divergence(rec, got)
     if tmp is not None:

@@ -33,24 +33,17 @@ from pydantic import BaseModel
 from agentcli import __version__
 from agentcli.config import Config
 from agentcli.engine.approval import Approver
-from agentcli.engine.budget import Budget, BudgetCheck
+from agentcli.engine.budget import Budget
 from agentcli.engine.executor import Aborted, Executor, StepRun
 from agentcli.engine.fsm import State, StateMachine, Transition
 from agentcli.engine.reviewer import Review, fallback_answer, grounded_answer, review
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
-from agentcli.models.types import CallRecord
 from agentcli.planning.plan import Plan
 from agentcli.record.events import (
-    BudgetChecked,
     EventLog,
-    LlmCall,
     MemoryWritten,
     PlanCreated,
-    RecordedPrice,
-    RecordedRequest,
-    RecordedResponse,
-    RecordedUsage,
     Reviewed,
     RunFinished,
     RunStarted,
@@ -136,6 +129,7 @@ class RunDeps:
     on_step: Callable[[StepRun], None] | None = None
     on_transition: Callable[[Transition], None] | None = None
     on_plan: Callable[[Plan], None] | None = None
+    #: The run's budget, the guard of ``client`` (both built by :class:`~agentcli.engine.session.RunSession`).
     budget: Budget | None = None
     extra_start: dict[str, Any] = field(default_factory=dict)
     resume: ResumeState | None = None
@@ -188,36 +182,6 @@ def config_digest(config: Config) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _llm_event(events: EventLog, client: LLMClient) -> Callable[[CallRecord], None]:
-    def record(rec: CallRecord) -> None:
-        req = rec.request
-        resp = rec.response
-        price = client.price(req.model)
-        events.emit(LlmCall(
-            call_id=rec.call_id, attempt=rec.attempt, role=rec.role, outcome=rec.outcome,
-            request_hash=rec.request_hash, model=req.model,
-            request=RecordedRequest(messages=req.messages, response_format=req.response_format, tools=req.tools,
-                                    max_tokens=req.max_tokens, temperature=req.temperature, seed=req.seed),
-            response=None if resp is None else RecordedResponse(
-                text=resp.text, tool_calls=[c.model_dump() for c in resp.tool_calls],
-                input_tokens=resp.input_tokens, output_tokens=resp.output_tokens, model=resp.model,
-                finish_reason=resp.finish_reason,
-            ),
-            usage=RecordedUsage(**rec.usage.model_dump()), cost_usd=rec.cost_usd,
-            latency_ms=round(rec.latency_ms, 3), error_type=rec.error_type, error=rec.error,
-            price=None if price is None else RecordedPrice(input=price.input, output=price.output),
-            profile=rec.profile,
-        ), step_id=rec.step_id)
-    return record
-
-
-def _budget_event(events: EventLog) -> Callable[[BudgetCheck], None]:
-    def record(check: BudgetCheck) -> None:
-        events.emit(BudgetChecked(kind=check.kind, ok=check.ok, which=check.which, **check.detail),
-                    step_id=check.detail.get("step_id"))
-    return record
-
-
 def merge_replan(old: Plan, runs: dict[str, StepRun], new: Plan) -> Plan:
     """Completed steps of ``old`` kept as they are, followed by ``new``'s steps renumbered after
     them (dependencies and references rewritten to the new ids)."""
@@ -253,17 +217,16 @@ class _Run:
         self.task = task
         self.deps = deps
         self.events = deps.events
-        self.budget = deps.budget or Budget(deps.config.budget)
+        if deps.budget is None:
+            raise TypeError("RunDeps.budget is missing: build runs with agentcli.engine.session.RunSession")
+        self.budget = deps.budget
         if deps.resume is not None:
             r = deps.resume
             self.budget.cost_usd, self.budget.tokens = r.cost_usd, r.tokens
             self.budget.steps, self.budget.replans = len(r.done), r.replans
         self.fsm = StateMachine()
         self.fsm.listeners.append(self._on_transition)
-        self.budget.listeners.append(_budget_event(self.events))
         client = deps.client
-        client.guard = self.budget.check_llm_call
-        client.observers.extend([self.budget.observe, _llm_event(self.events, client)])
         self.executor = Executor(
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,

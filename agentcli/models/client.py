@@ -108,6 +108,7 @@ class LLMClient:
         call_log: CallLog | None = None,
         run_id: str | None = None,
         guard: Callable[[PreCall], None] | None = None,
+        observers: Sequence[Callable[[CallRecord], None]] = (),
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.config = config
@@ -115,7 +116,7 @@ class LLMClient:
         self.call_log = call_log
         self.run_id = run_id
         self.guard = guard
-        self.observers: list[Callable[[CallRecord], None]] = []
+        self.observers: list[Callable[[CallRecord], None]] = list(observers)
         self.totals = RunTotals()
         self._sleep = sleep or asyncio.sleep
         self._profiles: dict[str, ModelProfile] = {}
@@ -415,7 +416,7 @@ class LLMClient:
         if self.observers:
             rec = CallRecord(call_id, attempt, role, step_id, req, record["request_hash"], resp, usage, cost,
                              latency_ms, outcome, record["error_type"], record["error"],
-                             profile=record["profile"])
+                             profile=record["profile"], price=self._price(req.model))
             for obs in self.observers:
                 obs(rec)
         return usage, record["request_hash"]

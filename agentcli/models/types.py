@@ -163,6 +163,8 @@ class CallRecord:
     error_type: str | None = None
     error: str | None = None
     #: The model's profile when the call was made (``ModelProfile.as_dict()``): replay decides with it.
+    #: The model's price per token when the call was made (None: unknown).
+    price: Price | None = None
     profile: dict[str, Any] | None = None
 
 

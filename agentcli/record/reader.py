@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from agentcli.errors import AgentError, UsageError
-from agentcli.models.types import CallRecord, ModelRequest, ModelResponse, ToolCall, Usage
+from agentcli.models.types import CallRecord, ModelRequest, ModelResponse, Price, ToolCall, Usage
 from agentcli.planning.plan import Plan
 from agentcli.record.events import (
     EVENTS_NAME,
@@ -137,7 +137,8 @@ def call_record(call: Typed[LlmCall]) -> CallRecord:
     resp = None if d.response is None else response_of(d)
     return CallRecord(d.call_id, d.attempt, d.role, call.step_id, req, d.request_hash, resp,
                       Usage(input_tokens=d.usage.input_tokens, output_tokens=d.usage.output_tokens),
-                      d.cost_usd, d.latency_ms, d.outcome, d.error_type, d.error, profile=d.profile)
+                      d.cost_usd, d.latency_ms, d.outcome, d.error_type, d.error, profile=d.profile,
+                      price=None if d.price is None else Price(d.price.input, d.price.output))
 
 
 def response_of(d: LlmCall) -> ModelResponse:

@@ -66,13 +66,11 @@ def _confirm_factory(yes: bool, quiet: bool) -> Any:
     return confirm
 
 
-def _progress(quiet: bool, memory: Any = None) -> tuple[Any, Any]:
+def _progress(quiet: bool) -> tuple[Any, Any]:
     icons = {"running": "[cyan]>[/cyan]", "ok": "[green]ok[/green]", "failed": "[red]FAILED[/red]",
              "denied": "[yellow]denied[/yellow]", "skipped": "[dim]skipped[/dim]", "pending": "[dim]..[/dim]"}
 
     def on_step(run: StepRun) -> None:
-        if memory is not None and run.status == "ok":
-            memory.working.add_step(run.step.id, run.step.title, run.output)
         if quiet:
             return
         s = run.step
@@ -154,14 +152,11 @@ def run(
     import asyncio
 
     from agentcli.engine.approval import Approver
-    from agentcli.engine.runner import ReplanContext, RunDeps
+    from agentcli.engine.runner import ReplanContext
     from agentcli.engine.runner import run as run_core
-    from agentcli.engine.session import build_llm_client
+    from agentcli.engine.session import RunSession
     from agentcli.ids import new_run_id
-    from agentcli.models.calllog import run_dir
     from agentcli.planning import planner
-    from agentcli.record.events import EVENTS_NAME, EventLog
-    from agentcli.tools import build_registry
 
     if sum(x is not None for x in (task, plan_file, resume)) != 1:
         raise UsageError("give one of: a TASK, --plan FILE, --resume RUN_ID")
@@ -192,31 +187,20 @@ def run(
         run_id = rec.run_id
     else:
         run_id = new_run_id()
-    client = build_llm_client(settings, run_id, log_json=state.log_json, backend=state.backend)
-    telemetry = None
-    if settings.config.telemetry.exporter != "none":  # off: OpenTelemetry is not even imported
-        from agentcli.record.telemetry import start_run_telemetry
-
-        telemetry = start_run_telemetry(settings.config.telemetry)
-    events = EventLog(run_dir(settings.data_dir, run_id) / EVENTS_NAME, run_id,
-                      start_seq=resume_from.last_seq if resume_from else 0)
-    if telemetry is not None:
-        events.listeners.append(telemetry.listener)
-    if output == "jsonl":
-        events.listeners.append(_jsonl_listener())
     quiet = quiet or output != "text"  # machine output: no progress, no plan table
-    memory = None
-    if settings.config.memory.enabled:
-        from agentcli.memory import open_memory
-
-        memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload))  # type: ignore[arg-type]
-    on_step, on_transition = _progress(quiet, memory)
+    on_step, on_transition = _progress(quiet)
     approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
                         yes=yes, approve_all=approve_all)
 
     async def go() -> RunOutcome:
-        registry = await build_registry(settings)
+        session = await RunSession.open(settings, run_id, backend=state.backend, approver=approver,
+                                        log_json=state.log_json, resume=resume_from,
+                                        extra_start={"resumed": True} if resume_from else {})
         try:
+            if output == "jsonl":
+                session.events.listeners.append(_jsonl_listener())
+            registry, client, memory = session.registry, session.client, session.memory
+            assert registry is not None
             for warning in registry.warnings:
                 print_warning(warning)
             given = None
@@ -240,14 +224,11 @@ def run(
                                                context=replan_context(rc), recall=recall,
                                                past_plans=past_plans)
 
-            deps = RunDeps(config=settings.config, registry=registry, client=client, approver=approver,
-                           events=events, planner=plan_fn, confirm=_confirm_factory(yes, quiet),
-                           run_id=run_id, on_step=on_step, on_transition=on_transition, resume=resume_from,
-                           extra_start={"resumed": True} if resume_from else {}, memory=memory,
-                           output_schema=schema)
+            deps = session.deps(plan_fn, _confirm_factory(yes, quiet), on_step=on_step,
+                                on_transition=on_transition, output_schema=schema)
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
-            await registry.aclose()
+            await session.aclose()
 
     if not quiet:
         err_console.print(f"[dim]run {run_id} · model {escape(settings.config.model)}[/dim]", highlight=False)
@@ -256,12 +237,6 @@ def run(
     except KeyboardInterrupt:
         print_error(f"interrupted; the run is recorded, resume with: agent run --resume {run_id}")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
-    finally:
-        events.close()
-        if client.call_log is not None:
-            client.call_log.close()
-        if telemetry is not None:
-            telemetry.shutdown()
     if output == "json":
         typer.echo(outcome.model_dump_json(indent=2))
     elif output == "jsonl":

@@ -274,7 +274,7 @@ def replay(
             fork_id = new_run_id()
             return await replay_run(path, registry, from_step=from_step, out_dir=settings.data_dir / "runs",
                                     new_run_id=fork_id, live_backend=state.backend or RoutingBackend(),
-                                    live_approver=Approver(settings.config.approval, yes=yes))
+                                    live_approver=Approver(settings.config.approval, yes=yes), settings=settings)
         finally:
             await registry.aclose()
 
