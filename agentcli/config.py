@@ -188,6 +188,18 @@ class TelemetryConfig(_Section):
     service_name: str = Field("agentcli", description="service.name of the traces (OTEL_SERVICE_NAME wins).")
 
 
+class InstructionsConfig(_Section):
+    """Project instructions (AGENTS.md) read into the planner's and the executor's prompts."""
+
+    enabled: bool = Field(True, description="Read project instructions (`agent run --no-project-instructions` "
+                          "turns them off for one run).")
+    file_names: list[str] = Field(
+        default_factory=lambda: ["AGENTS.md"], description="File names looked for in the workspace and each "
+        "directory above it up to the repository root (the first that exists in a directory is read).")
+    max_tokens: int = Field(2000, ge=0, description="Bound on the instructions' tokens; past it the farthest "
+                            "files are cut first.")
+
+
 class Config(_Section):
     """The whole effective configuration. Every field has a default."""
 
@@ -205,6 +217,7 @@ class Config(_Section):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    instructions: InstructionsConfig = Field(default_factory=InstructionsConfig)
     models: dict[str, ModelOverride] = Field(
         default_factory=dict, description='Per-model overrides of what a model can do: [models."NAME"].'
     )

@@ -27,6 +27,10 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     xdg = tmp_path_factory.mktemp("xdg")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
     yield
+    from agentcli.planning.local import DEFAULT_LEVERS
+    from agentcli.planning.strategy import use_levers
+
+    use_levers(DEFAULT_LEVERS)  # a test that measured another lever set leaves the default behind
 
 
 @pytest.fixture

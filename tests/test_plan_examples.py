@@ -16,8 +16,9 @@ from agentcli.memory.embeddings import get_embedder
 from agentcli.models.client import LLMClient
 from agentcli.models.fakes import ScriptedModel
 from agentcli.planning.examples import EXAMPLES, PlanExample, select_examples
-from agentcli.planning.local import LEVERS_ENV, local_levers, task_choices
+from agentcli.planning.local import parse_levers, task_choices
 from agentcli.planning.planner import make_plan
+from agentcli.planning.strategy import use_levers
 
 HASH = get_embedder("test/hash")
 
@@ -58,12 +59,12 @@ def test_select_examples_is_deterministic() -> None:
     assert a == b and len(a) == 3
 
 
-def test_levers_from_the_environment() -> None:
-    assert local_levers({}) >= {"compact", "examples", "choices", "answer"}
-    assert "narrow" not in local_levers({}) and "narrow" in local_levers({LEVERS_ENV: "all"})
-    assert "intent" not in local_levers({}) and "memory" in local_levers({})
-    assert local_levers({LEVERS_ENV: "none"}) == frozenset()
-    assert local_levers({LEVERS_ENV: "examples,bogus"}) == {"examples"}
+def test_lever_sets_by_name() -> None:
+    assert parse_levers("") >= {"compact", "examples", "choices", "answer"}
+    assert "narrow" not in parse_levers("default") and "narrow" in parse_levers("all")
+    assert "intent" not in parse_levers("") and "memory" in parse_levers("")
+    assert parse_levers("none") == frozenset()
+    assert parse_levers("examples,bogus") == {"examples"}
 
 
 def test_task_choices_ground_args_in_the_task_and_workspace() -> None:
@@ -108,7 +109,7 @@ LIST_MD = {"steps": {"s1": {"call": {"tool": "list_files", "args": {"pattern": "
 
 
 def test_local_prompt_has_the_selected_examples(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(LEVERS_ENV, "all")
+    use_levers(parse_levers("all"))
     scripted = _plan(ws, "local/smollm2", [LIST_MD])
     req = scripted.requests[0]
     msgs = req.messages
@@ -131,7 +132,7 @@ def test_hosted_prompt_is_unchanged(ws: Path) -> None:
 
 
 def test_local_planning_error_suggests_a_stronger_model(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(LEVERS_ENV, "compact,examples")
+    use_levers(parse_levers("compact,examples"))
     bad = {"steps": {"s1": {"call": {"tool": "nope", "args": {}}, "depends_on": [], "title": "x"}}}
     with pytest.raises(PlanningError) as e:
         _plan(ws, "local/smollm2", [bad] * 5)
@@ -180,12 +181,12 @@ def test_write_intent_of_a_task(task: str, writes: bool) -> None:
 
 
 def test_a_question_gets_no_write_tools_in_the_local_grammar(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(LEVERS_ENV, "compact,examples,patterns,choices,answer,intent")
+    use_levers(parse_levers("compact,examples,patterns,choices,answer,intent"))
     read = json.dumps(_plan(ws, "local/smollm2", [LIST_MD]).requests[0].response_format)
     assert '"write_file"' not in read and '"edit_file"' not in read and '"list_files"' in read
     edit = {"steps": {"s1": {"call": {"tool": "write_file", "args": {"path": "a.txt", "content": "x"}},
                              "depends_on": [], "title": "write"}}}
     change = _plan(ws, "local/smollm2", [edit], task="create a file a.txt containing x").requests[0]
     assert '"write_file"' in json.dumps(change.response_format)
-    monkeypatch.setenv(LEVERS_ENV, "compact,examples,patterns,choices,answer")  # without the lever
+    use_levers(parse_levers("compact,examples,patterns,choices,answer"))  # without the lever
     assert '"write_file"' in json.dumps(_plan(ws, "local/smollm2", [LIST_MD]).requests[0].response_format)

@@ -18,8 +18,9 @@ from test_plan import make_registry
 from test_planner import GOOD, plan_with, settings_for
 
 from agentcli.models import tokens
-from agentcli.planning.local import LEVERS_ENV, local_draft_schema
+from agentcli.planning.local import local_draft_schema, parse_levers
 from agentcli.planning.prompt import draft_schema, hosted_draft_schema, tool_args_schema
+from agentcli.planning.strategy import use_levers
 from agentcli.tools import Tool
 
 
@@ -90,7 +91,7 @@ def test_local_schemas_are_unchanged_byte_for_byte() -> None:
 
 
 def test_local_model_is_sent_the_grammar_schema(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(LEVERS_ENV, "none")  # the default request, with the local model's schema
+    use_levers(parse_levers("none"))  # the default request, with the local model's schema
     settings = settings_for(ws, model="local/smollm2")
     _, model = plan_with(ws, [GOOD], settings=settings)
     rf = model.requests[0].response_format

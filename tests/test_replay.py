@@ -94,6 +94,7 @@ def test_replay_does_not_run_tools(workspace: Path) -> None:
     assert result.identical and not (workspace / "o.txt").exists()
 
 
+@pytest.mark.tampered_record
 def test_tampered_recording_reports_divergence(workspace: Path) -> None:
     h = _happy(workspace)
     h.run()

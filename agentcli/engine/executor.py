@@ -142,6 +142,8 @@ class Executor:
     events: EventLog
     fsm: StateMachine
     task: str = ""
+    #: The project's instructions (AGENTS.md) for ``llm`` steps; empty: none.
+    instructions: str = ""
     on_step: Callable[[StepRun], None] | None = None
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     runs: dict[str, StepRun] = field(default_factory=dict)
@@ -328,7 +330,7 @@ class Executor:
         except ReferenceResolutionError as e:
             run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
             return
-        messages = llm_step_messages(self.task, prompt)
+        messages = llm_step_messages(self.task, prompt, self.instructions)
         policy = step.retry
         for attempt in range(1, policy.max_attempts + 1):
             run.attempts = attempt

@@ -23,6 +23,7 @@ new run is recorded as a child of the original.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 from collections import defaultdict, deque
@@ -39,12 +40,14 @@ from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.models.profile import ModelProfile
 from agentcli.models.routing import static_profile
 from agentcli.models.types import ModelBackend, ModelRequest, ModelResponse, Price
+from agentcli.planning.instructions import ProjectInstructions, load_project_instructions
 from agentcli.planning.plan import Plan, canonical_json
 from agentcli.record.events import (
     BudgetChecked,
     LlmCall,
     MemoryRecalled,
     MemoryWritten,
+    RunStarted,
     TransitionMade,
 )
 from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, response_of, step_order
@@ -60,6 +63,17 @@ def _live(fork: ForkCut | None, step_id: str | None) -> bool:
     return fork is not None and fork.live(step_id)
 
 
+def _stopped_by_the_clock(rec: RunRecord) -> bool:
+    """Whether the run ended on its wall-time budget: then a call that never returned in the
+    recording is one the clock cut short, and the replay waits for its own clock to do the same."""
+    finish = rec.finish
+    return finish is not None and finish.reason == "budget_exceeded:seconds"
+
+
+async def _wait_for_the_clock() -> None:
+    await asyncio.Event().wait()  # cancelled by the run's wall-time budget, as in the recording
+
+
 class ReplayBackend:
     """Serves recorded LLM responses by request hash (in recorded order for repeats)."""
 
@@ -73,6 +87,13 @@ class ReplayBackend:
             self._prices[d.model] = None if d.price is None else Price(d.price.input, d.price.output)
             if d.profile is not None and d.model not in self._profiles:
                 self._profiles[d.model] = ModelProfile.from_dict(d.profile)
+        for b in rec.of(BudgetChecked):  # a call the budget refused left only its check
+            extra = b.data.model_extra or {}
+            model = extra.get("model")
+            if b.data.kind == "llm_call" and "price" in extra and isinstance(model, str) and model not in self._prices:
+                p = extra["price"]
+                self._prices[model] = None if not isinstance(p, dict) else Price(p["input"], p["output"])
+        self._waits_out = _stopped_by_the_clock(rec)
         self._fork = fork
         self._live = live
 
@@ -81,6 +102,8 @@ class ReplayBackend:
             return await self._live.request(req)
         h = req.hash()
         queue = self._by_hash.get(h)
+        if not queue and self._waits_out:
+            await _wait_for_the_clock()
         if not queue:
             raise ReplayDivergence(f"LLM request {h[:12]} ({req.model}, step {req.step_id or '-'}) "
                                    "is not in the recording")
@@ -124,6 +147,7 @@ class ReplayRegistry(ToolRegistry):
         self._live_tools = live_tools
         self._live_writes = live_writes
         self._fork = fork
+        self._waits_out = _stopped_by_the_clock(rec)
 
     async def call(self, name: str, args: Any, *, timeout: float | None = None,
                    step_id: str | None = None) -> ToolResult:
@@ -133,6 +157,8 @@ class ReplayRegistry(ToolRegistry):
         if self._live_tools and tool is not None and (tool.risk == "read" or self._live_writes):
             return await self._real.call(name, args, timeout=timeout, step_id=step_id)
         queue = self._results.get(_tool_key(step_id, name, args))
+        if not queue and self._waits_out:
+            await _wait_for_the_clock()
         if not queue:
             raise ReplayDivergence(f"tool call {name}({canonical_json(args)[:120]}) in step {step_id} "
                                    "is not in the recording")
@@ -167,7 +193,8 @@ class RecordedApprover(Approver):
 # "profile" is an input of a call (recorded for the replay to use), not an outcome: its effects are
 # in the request, which is compared; a record from before profiles has none.
 _IGNORED = {"time", "seq", "latency_ms", "duration_ms", "duration_s", "call_id", "run_id", "seconds",
-            "started", "finished", "config", "config_digest", "versions", "parent", "replay_of", "fork_from", "profile"}
+            "started", "finished", "config", "config_digest", "versions", "parent", "replay_of", "fork_from",
+            "profile", "no_project_instructions"}
 
 
 def _scrub(value: Any) -> Any:
@@ -359,7 +386,8 @@ async def replay_run(
     def confirm(plan: Plan, replan: bool) -> bool:
         return confirms.pop(0) if confirms else True
 
-    deps = session.deps(planner, confirm, replans_merged=True, output_schema=start.output_schema)
+    deps = session.deps(planner, confirm, replans_merged=True, output_schema=start.output_schema,
+                        instructions=ProjectInstructions.from_record(start.instructions))
     try:
         outcome = await run(task, deps)
     finally:
@@ -369,4 +397,19 @@ async def replay_run(
     divergence = None if fork is not None else first_divergence(rec, got)
     if tmp is not None:
         tmp.cleanup()
-    return ReplayResult(outcome, divergence, path, rec.warnings)
+    return ReplayResult(outcome, divergence, path, [*rec.warnings, *_instructions_changed(start, registry, config)])
+
+
+def _instructions_changed(start: RunStarted, registry: ToolRegistry, config: Config) -> list[str]:
+    """A warning when the workspace's project instructions differ from the ones the run recorded
+    (the replay uses the recorded ones, so it stays identical; a new run would not)."""
+    if start.no_project_instructions:
+        return []
+    recorded = ProjectInstructions.from_record(start.instructions)
+    now = load_project_instructions(registry.ctx.workspace, config.instructions)
+    if (recorded.hash if recorded else None) == (now.hash if now else None):
+        return []
+    was = f"hash {recorded.hash}" if recorded else "none"
+    is_now = f"hash {now.hash}" if now else "none"
+    return [f"the project instructions (AGENTS.md) changed since the run ({was}, now {is_now}): "
+            "the replay uses the recorded ones"]

@@ -39,6 +39,7 @@ from agentcli.engine.fsm import State, StateMachine, Transition
 from agentcli.engine.reviewer import Review, fallback_answer, grounded_answer, review
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
+from agentcli.planning.instructions import ProjectInstructions
 from agentcli.planning.plan import Plan
 from agentcli.record.events import (
     EventLog,
@@ -140,6 +141,8 @@ class RunDeps:
     replans_merged: bool = False
     #: A JSON Schema the final answer must validate against (``agent run --output-schema``).
     output_schema: dict[str, Any] | None = None
+    #: The project's instructions (AGENTS.md): in the executor's prompts, recorded in ``run_started``.
+    instructions: ProjectInstructions | None = None
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -230,6 +233,7 @@ class _Run:
         self.executor = Executor(
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
+            instructions=deps.instructions.text if deps.instructions is not None else "",
         )
         self.plan: Plan | None = None
         self.answer = ""
@@ -353,9 +357,9 @@ class _Run:
         return outcome.status == "COMPLETE" and bool(runs) and all(r.status == "ok" for r in runs)
 
     def _grounded(self) -> bool:
-        from agentcli.planning.local import local_levers
+        from agentcli.planning.strategy import grounded_answers
 
-        return self.deps.client.profile_for("reviewer").grounded_answers and "answer" in local_levers()
+        return grounded_answers(self.deps.client.profile_for("reviewer"))
 
     def _can_continue(self) -> bool:
         failed = {sid for sid, r in self.executor.runs.items() if r.status in ("failed", "denied")}
@@ -367,6 +371,7 @@ class _Run:
             versions={"agentcli": __version__, "python": platform.python_version()},
             model=self.deps.config.model, config=self.deps.config.model_dump(mode="json"),
             **({"output_schema": self.deps.output_schema} if self.deps.output_schema is not None else {}),
+            **({"instructions": self.deps.instructions.record()} if self.deps.instructions is not None else {}),
             **self.deps.extra_start,
         ))
         status, reason, code = "FAILED", "", int(ExitCode.FAILED)

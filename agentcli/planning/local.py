@@ -3,7 +3,7 @@
 A hosted model plans from the general prompt and schema (:mod:`agentcli.planning.prompt`). A
 model this small, given the same, writes valid JSON under the grammar but rarely the right plan:
 it picks a wrong tool, writes prose into a glob, invents a path. What helps it is a set of
-*levers*, each one switchable (:data:`LOCAL_LEVERS`, ``AGENTCLI_LOCAL_PLANNER``), so that each is
+*levers*, each one switchable (:data:`LOCAL_LEVERS`), so that each is
 measured on its own and in combination by the task suite (bench/tasks: ``agent run`` on a copy of
 bench/tasks/fixture, checked by effect or answer, with held-out tasks; results in bench/RESULTS.md):
 
@@ -41,11 +41,10 @@ from agentcli.tools import Tool
 
 # --------------------------------------------------------------------------- small local models
 
-#: Levers of the local-model planner (see DEFAULT_LEVERS). ``AGENTCLI_LOCAL_PLANNER`` names the
-#: ones to use (comma-separated; ``none`` = the hosted-model prompt and grammar, as before), for
-#: the task-suite benchmark (``python -m bench.tasks --lever ...``). It is not a config key.
+#: Levers of the local-model planner (see DEFAULT_LEVERS), given to
+#: :class:`~agentcli.planning.strategy.SmallModelPlanner`. The task-suite benchmark
+#: (``python -m bench.tasks --lever ...``) measures sets of them against each other; they are not config.
 LOCAL_LEVERS = ("compact", "examples", "memory", "narrow", "patterns", "choices", "answer", "intent")
-LEVERS_ENV = "AGENTCLI_LOCAL_PLANNER"
 #: Examples put in a local model's prompt; their tools make the narrowed grammar.
 LOCAL_EXAMPLES = 3
 LOCAL_TITLE_MAX = 40
@@ -67,10 +66,10 @@ _ARG_PATTERNS = {
 DEFAULT_LEVERS = frozenset(LOCAL_LEVERS) - {"narrow", "intent"}
 
 
-def local_levers(environ: dict[str, str] | None = None) -> frozenset[str]:
-    """The local-planner levers in force (see :data:`LOCAL_LEVERS`): unset or ``default`` =
-    :data:`DEFAULT_LEVERS`, ``all``, ``none``, or a comma list."""
-    raw = (os.environ if environ is None else environ).get(LEVERS_ENV, "").strip()
+def parse_levers(text: str) -> frozenset[str]:
+    """A lever set by name (see :data:`LOCAL_LEVERS`): empty or ``default`` = :data:`DEFAULT_LEVERS`,
+    ``all``, ``none``, or a comma list (unknown names are ignored)."""
+    raw = text.strip()
     if not raw or raw == "default":
         return DEFAULT_LEVERS
     if raw == "all":

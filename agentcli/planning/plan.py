@@ -430,10 +430,14 @@ _EXECUTOR_SYSTEM = (
 )
 
 
-def llm_step_messages(task: str, prompt: str) -> list[dict[str, Any]]:
+def llm_step_messages(task: str, prompt: str, instructions: str = "") -> list[dict[str, Any]]:
     """The messages an ``llm`` step sends to the executor model (``prompt`` with references
-    already resolved). The planner counts these tokens for its estimate."""
+    already resolved; the project's instructions, if any, in the system message). The planner
+    counts these tokens for its estimate."""
+    system = _EXECUTOR_SYSTEM.format(task=task)
+    if instructions:
+        system += "\n\nProject instructions (follow them):\n" + instructions
     return [
-        {"role": "system", "content": _EXECUTOR_SYSTEM.format(task=task)},
+        {"role": "system", "content": system},
         {"role": "user", "content": prompt},
     ]

@@ -47,7 +47,7 @@ from agentcli.ids import new_run_id
 from agentcli.models import tokens
 from agentcli.models.client import LLMClient
 from agentcli.models.types import Price
-from agentcli.planning.local import local_levers, local_request
+from agentcli.planning.instructions import ProjectInstructions, with_instructions
 from agentcli.planning.plan import (
     PLAN_SCHEMA_VERSION,
     STEP_ID_RE,
@@ -62,12 +62,8 @@ from agentcli.planning.plan import (
 from agentcli.planning.prompt import (
     PastPlans,
     Recall,
-    build_messages,
-    draft_schema,
-    hosted_draft_schema,
-    recall_snippets,
-    workspace_summary,
 )
+from agentcli.planning.strategy import PlannerStrategy, PlanRequest, planner_for
 from agentcli.tools import ToolRegistry
 
 #: Output tokens assumed per ``llm`` step (capped by ``llm.max_output_tokens``): a short answer,
@@ -197,22 +193,11 @@ def interpret_draft(raw: Any, registry: ToolRegistry, config: Config) -> tuple[l
     return steps, issues
 
 
-def reask_message(issues: list[PlanIssue], *, short: bool = False) -> str:
-    """What the model is told after an invalid draft (``short``: for a small local model, the
-    first three problems only, each on its own line, and what to do)."""
-    if short:
-        listed = "\n".join(f"- {i}" for i in issues[:3])
-        return f"That plan has errors:\n{listed}\nWrite the plan again with these fixed. JSON only."
-    listed = "\n".join(f"- {i}" for i in issues[:15])
-    return (f"Your plan is not valid:\n{listed}\n"
-            'Fix these problems and reply with the whole corrected plan: {"steps": {"s1": ...}}.')
-
-
 # --------------------------------------------------------------------------- estimates
 
 
 def estimate_steps(steps: list[Step], *, task: str, model: str, price: Price | None,
-                   config: Config) -> tuple[int, float | None]:
+                   config: Config, instructions: str = "") -> tuple[int, float | None]:
     """Fill each step's estimate and return the totals (tokens, USD or None when unknown).
 
     An ``llm`` step sends :func:`~agentcli.planning.plan.llm_step_messages` (counted with tiktoken),
@@ -227,7 +212,7 @@ def estimate_steps(steps: list[Step], *, task: str, model: str, price: Price | N
             step.estimated_input_tokens = step.estimated_output_tokens = 0
             step.estimated_cost_usd = 0.0
             continue
-        n_in = tokens.count_messages(llm_step_messages(task, step.prompt or ""), model)
+        n_in = tokens.count_messages(llm_step_messages(task, step.prompt or "", instructions), model)
         n_in += REFERENCE_TOKENS * len(step.references())
         step.estimated_input_tokens, step.estimated_output_tokens = n_in, out_tokens
         step.estimated_cost_usd = None if price is None else price.cost(n_in, out_tokens)
@@ -275,6 +260,8 @@ async def make_plan(
     now: datetime | None = None,
     save: bool = True,
     context: str | None = None,
+    instructions: ProjectInstructions | None = None,
+    strategy: PlannerStrategy | None = None,
 ) -> Plan:
     """Plan ``task``: ask the planner model (re-asking with the problems up to
     ``llm.max_reasks`` times), validate, estimate, hash, and save it to
@@ -283,7 +270,9 @@ async def make_plan(
     ``recall(task)`` returns remembered snippets to include in the prompt; ``past_plans(task)``
     past runs' plans for similar tasks (a local planner's examples). ``plan_id`` and
     ``now`` default to a fresh run id and the current UTC time (tests fix them). ``context``
-    (e.g. why a previous plan failed and what it achieved, when re-planning) is added to the prompt.
+    (e.g. why a previous plan failed and what it achieved, when re-planning) is added to the prompt,
+    and so are the project's ``instructions`` (AGENTS.md); without them the request is unchanged.
+    ``strategy`` defaults to the one the planner model's profile calls for (:func:`planner_for`).
     Raises :class:`PlanningError` when no valid plan comes out.
     """
 
@@ -292,16 +281,11 @@ async def make_plan(
     if not task:
         raise UsageError("the task is empty")
     tools = registry.tools()
-    local = client.profile_for("planner").planner_style == "small"
-    levers = local_levers() if local else frozenset()
-    schema, base = local_request(task, tools, config, levers, context, settings.workspace,
-                                 settings.data_dir, past_plans) if levers else (None, None)
-    if schema is None or base is None:
-        # The grammar-oriented schema (per-slot dependency enums) is for the local model only;
-        # a hosted model gets one shared step definition, ~4x fewer tokens at 20 steps.
-        schema = (draft_schema if local else hosted_draft_schema)(tools, config.budget.max_steps)
-        base = build_messages(task, tools, config, workspace_summary(settings.workspace, settings.data_dir),
-                              recall_snippets(recall, task), context)
+    planner_model = config.model_for("planner")
+    strategy = strategy or planner_for(client.profile(planner_model))
+    schema, base = strategy.request(PlanRequest(task, tools, config, settings.workspace, settings.data_dir,
+                                                recall, context, past_plans))
+    base = with_instructions(base, instructions)
     executor = config.model_for("executor")
     price = _price_of(client, executor)
     messages = base
@@ -311,33 +295,33 @@ async def make_plan(
         try:
             result = await client.acomplete(messages, role="planner", json_schema=schema)
         except StructuredOutputError as e:
-            hint = (f" ({config.model_for('planner')} is a small offline model: try a stronger one, e.g. "
-                    "--model openai/gpt-4o-mini)") if local else ""
-            raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}{hint}") from None
+            hint = strategy.failure_hint(planner_model)
+            raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}"
+                                + (f" ({hint})" if hint else "")) from None
         planning_cost = _add_cost(planning_cost, result.cost_usd)
         steps, issues = interpret_draft(result.parsed, registry, config)
         total_tokens, total_cost = 0, None
         if not issues:
-            total_tokens, total_cost = estimate_steps(steps, task=task, model=executor, price=price,
-                                                      config=config)
+            total_tokens, total_cost = estimate_steps(
+                steps, task=task, model=executor, price=price, config=config,
+                instructions=instructions.text if instructions is not None else "")
             issues = _budget_issues(total_tokens, total_cost, config)
         if not issues:
             break
         messages = [*base, {"role": "assistant", "content": result.text},
-                    {"role": "user", "content": reask_message(issues, short=bool(levers))}]
+                    {"role": "user", "content": strategy.reask(issues)}]
     else:
         listed = "; ".join(str(i) for i in issues[:6])
         more = f" (+{len(issues) - 6} more)" if len(issues) > 6 else ""
-        hint = (f"; {config.model_for('planner')} is a small offline model: try a stronger one, e.g. "
-                "--model openai/gpt-4o-mini") if local else ""
-        raise PlanningError(f"no valid plan after {tries} tries: {listed}{more}{hint}")
+        hint = strategy.failure_hint(planner_model)
+        raise PlanningError(f"no valid plan after {tries} tries: {listed}{more}" + (f"; {hint}" if hint else ""))
     plan = Plan(
         schema_version=PLAN_SCHEMA_VERSION,
         id=plan_id or new_run_id(),
         task=task,
         created_at=now or datetime.now(UTC).replace(microsecond=0),
         model=executor,
-        planner_model=config.model_for("planner"),
+        planner_model=planner_model,
         steps=steps,
         estimated_tokens=total_tokens,
         estimated_cost_usd=total_cost,

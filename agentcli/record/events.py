@@ -134,6 +134,10 @@ class RunStarted(Payload):
     resumed: bool = False
     #: The JSON Schema the final answer had to validate against (``--output-schema``).
     output_schema: dict[str, Any] | None = None
+    #: The project instructions (AGENTS.md) the run was given (a replay uses these).
+    instructions: dict[str, Any] | None = None
+    #: The run was started with ``--no-project-instructions``.
+    no_project_instructions: bool = False
 
 
 class PlanCreated(Payload):

@@ -41,6 +41,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agentcli.planning.local import DEFAULT_LEVERS, parse_levers
+from agentcli.planning.strategy import use_levers
+from bench.tasks.agent import LEVERS_ENV
+
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE / "fixture"
 TASKS = HERE / "tasks.toml"
@@ -53,7 +57,6 @@ MEMORY_SECTION = "## Offline default: task suite, episodic memory as examples"
 
 def section_of(memory: list[str] | None) -> str:
     return MEMORY_SECTION if any(m != "fresh" for m in memory or []) else SECTION
-LEVERS_ENV = "AGENTCLI_LOCAL_PLANNER"
 
 
 @dataclass
@@ -189,8 +192,11 @@ def run_inprocess(task: str, ws: Path, env: dict[str, str], timeout: float) -> d
 
 def run_subprocess(task: str, ws: Path, env: dict[str, str], timeout: float) -> dict[str, Any]:
     try:
-        p = subprocess.run([sys.executable, "-m", "agentcli", *_args(task, timeout)], cwd=ws,
-                           env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout + 30)
+        root = str(Path(__file__).resolve().parents[2])  # bench.tasks.agent runs from the workspace
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        p = subprocess.run([sys.executable, "-m", "bench.tasks.agent", *_args(task, timeout)], cwd=ws,
+                           env={**os.environ, **env, "PYTHONPATH": path}, capture_output=True, text=True,
+                           timeout=timeout + 30)
     except subprocess.TimeoutExpired:
         return {"status": "TIMEOUT", "answer": f"no result within {timeout + 30:g} s"}
     return _parse(p.stdout, p.stderr)
@@ -253,15 +259,11 @@ def run_suite(tasks: list[dict[str, Any]], lever: str, *, timeout: float, subpro
                 env["AGENT_MEMORY__URI"] = str(mine)
             t0 = time.monotonic()
             runner = run_subprocess if subproc else run_inprocess
-            old = os.environ.get(LEVERS_ENV)
-            os.environ[LEVERS_ENV] = lever
+            use_levers(parse_levers(lever))  # in-process runs; a subprocess reads LEVERS_ENV (bench.tasks.agent)
             try:
                 outcome = runner(task["task"], ws, env, timeout)
             finally:
-                if old is None:
-                    os.environ.pop(LEVERS_ENV, None)
-                else:
-                    os.environ[LEVERS_ENV] = old
+                use_levers(DEFAULT_LEVERS)
             seconds = time.monotonic() - t0
             ok, why = check(task, ws, outcome)
             run_id = str(outcome.get("run_id", ""))
@@ -318,13 +320,12 @@ def render(by_lever: dict[str, list[TaskResult]], *, mode: str, limit: int | Non
              "| levers (AGENTCLI_LOCAL_PLANNER) | tasks correct | first plan valid | re-asks / plan "
              "| mean planning s | median planning s | mean task s | shown a past plan |",
              "|---|---|---|---|---|---|---|---|"]
-    from agentcli.planning.local import DEFAULT_LEVERS, local_levers
 
     for lever, results in by_lever.items():
         s = summary(results)
         held = [r for r in results if r.heldout]
         lever_part, _, mode = lever.partition(MEMORY_SEP)
-        is_default = local_levers({LEVERS_ENV: lever_part}) == DEFAULT_LEVERS and mode in ("", "fresh")
+        is_default = parse_levers(lever_part) == DEFAULT_LEVERS and mode in ("", "fresh")
         label = lever + (" **= default**" if is_default else "")
         if held:
             hs = summary(held)

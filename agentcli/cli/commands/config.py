@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from agentcli.cli.commands.common import console, state_of
 
@@ -19,14 +20,18 @@ def show(
 ) -> None:
     """The effective config: every key, its value and its source (default, file, env or flag)."""
     from agentcli.config import effective_items
+    from agentcli.planning.instructions import load_project_instructions
 
     settings = state_of(ctx).settings
     items = effective_items(settings)
+    instructions = load_project_instructions(settings.workspace, settings.config.instructions)
     if json_out:
         payload = {
             "workspace": str(settings.workspace),
             "data_dir": str(settings.data_dir),
             "files": [str(f) for f in settings.files],
+            "instructions": None if instructions is None else {
+                k: v for k, v in instructions.record().items() if k != "text"},
             "values": {k: {"value": v, "source": s} for k, v, s in items},
         }
         typer.echo(json.dumps(payload, indent=2))
@@ -36,6 +41,15 @@ def show(
     cols = [Col("key", style="cyan"), Col("value", flex=True), Col("source", style="dim", flex=True)]
     rows = [[key, json.dumps(value), source] for key, value, source in items]
     console.print(fitted_table(cols, rows, console.width, title=f"workspace {settings.workspace}"))
+    if instructions is None:
+        console.print("project instructions: none", highlight=False)
+    else:
+        cut = " (cut to instructions.max_tokens)" if instructions.truncated else ""
+        console.print(f"project instructions: {instructions.tokens} tokens{cut}", highlight=False)
+        for f in instructions.files:
+            console.print(f"  {escape(str(f))}", highlight=False, soft_wrap=True)
+        if instructions.verify_command:
+            console.print(f"  test command: {escape(instructions.verify_command)}", highlight=False)
 
 
 @app.command("path")

@@ -21,6 +21,8 @@ def plan(
     = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also save the plan to this file.")]
     = None,
+    no_instructions: Annotated[bool, typer.Option(
+        "--no-project-instructions", help="Do not read AGENTS.md into the planner's prompt.")] = False,
 ) -> None:
     """Plan a task as typed steps (tools, args, dependencies, approvals, cost estimate)."""
     import asyncio
@@ -29,11 +31,14 @@ def plan(
     from agentcli.engine.session import build_llm_client
     from agentcli.ids import new_run_id
     from agentcli.planning import planner
+    from agentcli.planning.instructions import load_project_instructions
     from agentcli.tools import build_registry
 
     state = state_of(ctx)
     settings = state.settings
     plan_id = new_run_id()
+    instructions = None if no_instructions else load_project_instructions(settings.workspace,
+                                                                           settings.config.instructions)
     client = build_llm_client(settings, plan_id, log_json=state.log_json, backend=state.backend)
 
     memory = None
@@ -50,7 +55,7 @@ def plan(
             return await planner.make_plan(
                 task, settings=settings, registry=registry, client=client, plan_id=plan_id,
                 recall=memory.recall_for_planner if memory is not None else None,
-                past_plans=memory.recall_plans if memory is not None else None)
+                past_plans=memory.recall_plans if memory is not None else None, instructions=instructions)
         finally:
             await registry.aclose()
 

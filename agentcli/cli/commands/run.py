@@ -143,6 +143,8 @@ def run(
     output_schema: Annotated[Path | None, typer.Option(
         "--output-schema", help="A JSON Schema file: the final answer must be JSON valid against it.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
+    no_instructions: Annotated[bool, typer.Option(
+        "--no-project-instructions", help="Do not read AGENTS.md into the prompts for this run.")] = False,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Step budget.")] = None,
     max_cost: Annotated[float | None, typer.Option("--max-cost", help="Cost budget in USD.")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Token budget.")] = None,
@@ -157,6 +159,7 @@ def run(
     from agentcli.engine.session import RunSession
     from agentcli.ids import new_run_id
     from agentcli.planning import planner
+    from agentcli.planning.instructions import load_project_instructions
 
     if sum(x is not None for x in (task, plan_file, resume)) != 1:
         raise UsageError("give one of: a TASK, --plan FILE, --resume RUN_ID")
@@ -187,6 +190,8 @@ def run(
         run_id = rec.run_id
     else:
         run_id = new_run_id()
+    instructions = None if no_instructions else load_project_instructions(settings.workspace,
+                                                                           settings.config.instructions)
     quiet = quiet or output != "text"  # machine output: no progress, no plan table
     on_step, on_transition = _progress(quiet)
     approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
@@ -195,7 +200,9 @@ def run(
     async def go() -> RunOutcome:
         session = await RunSession.open(settings, run_id, backend=state.backend, approver=approver,
                                         log_json=state.log_json, resume=resume_from,
-                                        extra_start={"resumed": True} if resume_from else {})
+                                        extra_start={**({"resumed": True} if resume_from else {}),
+                                                     **({"no_project_instructions": True} if no_instructions
+                                                        else {})})
         try:
             if output == "jsonl":
                 session.events.listeners.append(_jsonl_listener())
@@ -218,14 +225,15 @@ def run(
             async def plan_fn(t: str, rc: ReplanContext | None) -> Plan:
                 if rc is None:
                     return await planner.make_plan(t, settings=settings, registry=registry, client=client,
-                                                   plan_id=run_id, recall=recall, past_plans=past_plans)
+                                                   plan_id=run_id, recall=recall, past_plans=past_plans,
+                                                   instructions=instructions)
                 return await planner.make_plan(t, settings=settings, registry=registry, client=client,
                                                plan_id=f"{run_id}-r{len(rc.plan.steps)}",
                                                context=replan_context(rc), recall=recall,
-                                               past_plans=past_plans)
+                                               past_plans=past_plans, instructions=instructions)
 
             deps = session.deps(plan_fn, _confirm_factory(yes, quiet), on_step=on_step,
-                                on_transition=on_transition, output_schema=schema)
+                                on_transition=on_transition, output_schema=schema, instructions=instructions)
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
             await session.aclose()

@@ -1,0 +1,157 @@
+"""Planner strategies: what a planner model is asked, re-asked and told on failure.
+
+Two implementations of one small interface, chosen by the planner model's profile
+(:attr:`~agentcli.models.profile.ModelProfile.planner_style`), never by its name:
+
+- :class:`HostedPlanner`: the full prompt (tool catalogue, workspace summary, recalled memory)
+  and the compact hosted draft schema (one shared step definition).
+- :class:`SmallModelPlanner`: the planner tuned for a small local model, with its *levers*
+  (measured on the task suite, see :mod:`agentcli.planning.local`) given to the constructor and
+  resolved once. With no levers it sends the grammar-oriented draft schema and the full prompt.
+
+:func:`planner_for` picks one. The levers default to
+:data:`~agentcli.planning.local.DEFAULT_LEVERS`; the task-suite benchmark measures other sets by
+passing them explicitly (:func:`use_levers` for a whole process, from ``bench/``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from agentcli.config import Config
+from agentcli.models.profile import ModelProfile
+from agentcli.planning.local import DEFAULT_LEVERS, local_request
+from agentcli.planning.plan import PlanIssue
+from agentcli.planning.prompt import (
+    build_messages,
+    draft_schema,
+    hosted_draft_schema,
+    recall_snippets,
+    workspace_summary,
+)
+from agentcli.tools import Tool
+
+__all__ = [
+    "HostedPlanner",
+    "PlanRequest",
+    "PlannerStrategy",
+    "SmallModelPlanner",
+    "grounded_answers",
+    "planner_for",
+    "use_levers",
+]
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a planner strategy plans from."""
+
+    task: str
+    tools: list[Tool]
+    config: Config
+    workspace: Path
+    data_dir: Path
+    #: ``recall(task)``: remembered snippets for the prompt (asked only by strategies that show them).
+    recall: Any = None
+    context: str | None = None
+    #: ``past_plans(task)``: past runs' plans for similar tasks (a small model's examples).
+    past_plans: Any = None
+
+
+class PlannerStrategy(Protocol):
+    """The request for a task, the re-ask after an invalid draft, the hint when planning fails."""
+
+    def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The draft schema and the messages of the first planning call."""
+        ...
+
+    def reask(self, issues: list[PlanIssue]) -> str:
+        """What the model is told after an invalid draft."""
+        ...
+
+    def failure_hint(self, model: str) -> str:
+        """Appended to the error when no valid plan comes out ("" for none)."""
+        ...
+
+
+def _full_request(req: PlanRequest, schema: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    summary = workspace_summary(req.workspace, req.data_dir)
+    recalled = recall_snippets(req.recall, req.task)
+    return schema, build_messages(req.task, req.tools, req.config, summary, recalled, req.context)
+
+
+class HostedPlanner:
+    """A capable model: the full prompt, the compact hosted draft schema (~4x fewer schema tokens at
+    20 steps than the grammar-oriented one), every problem of an invalid draft listed."""
+
+    def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        return _full_request(req, hosted_draft_schema(req.tools, req.config.budget.max_steps))
+
+    def reask(self, issues: list[PlanIssue]) -> str:
+        listed = "\n".join(f"- {i}" for i in issues[:15])
+        return (f"Your plan is not valid:\n{listed}\n"
+                'Fix these problems and reply with the whole corrected plan: {"steps": {"s1": ...}}.')
+
+    def failure_hint(self, model: str) -> str:
+        return ""
+
+
+class SmallModelPlanner:
+    """A small local model (SmolLM2-135M class): the compact, example-led, grammar-narrowed request
+    its levers make, the first three problems of an invalid draft, and a hint to use a stronger model."""
+
+    def __init__(self, levers: frozenset[str] = DEFAULT_LEVERS) -> None:
+        self.levers = frozenset(levers)
+
+    def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        if self.levers:
+            schema, messages = local_request(req.task, req.tools, req.config, self.levers, req.context,
+                                             req.workspace, req.data_dir, req.past_plans)
+            if schema is not None and messages is not None:
+                return schema, messages
+        # The grammar-oriented schema (per-slot dependency enums) suits grammar-constrained decoding.
+        return _full_request(req, draft_schema(req.tools, req.config.budget.max_steps))
+
+    def reask(self, issues: list[PlanIssue]) -> str:
+        if not self.levers:
+            return HostedPlanner().reask(issues)
+        listed = "\n".join(f"- {i}" for i in issues[:3])
+        return f"That plan has errors:\n{listed}\nWrite the plan again with these fixed. JSON only."
+
+    def failure_hint(self, model: str) -> str:
+        return f"{model} is a small offline model: try a stronger one, e.g. --model openai/gpt-4o-mini"
+
+    @property
+    def grounded_answers(self) -> bool:
+        """Whether the final answer is built from the steps' outputs (the ``answer`` lever)."""
+        return "answer" in self.levers
+
+
+_levers: frozenset[str] = DEFAULT_LEVERS
+
+
+def use_levers(levers: frozenset[str]) -> None:
+    """Set the levers every :class:`SmallModelPlanner` made by :func:`planner_for` gets, for this process.
+
+    For the task-suite benchmark, which measures lever sets against each other; a normal run uses
+    :data:`~agentcli.planning.local.DEFAULT_LEVERS`.
+    """
+    global _levers
+    _levers = frozenset(levers)
+
+
+def planner_for(profile: ModelProfile, *, levers: frozenset[str] | None = None) -> HostedPlanner | SmallModelPlanner:
+    """The strategy for a planner model with this profile."""
+    if profile.planner_style == "small":
+        return SmallModelPlanner(_levers if levers is None else levers)
+    return HostedPlanner()
+
+
+def grounded_answers(profile: ModelProfile) -> bool:
+    """Whether a run whose reviewer model has this profile builds its answer from the step outputs."""
+    if not profile.grounded_answers:
+        return False
+    strategy = planner_for(profile)
+    return isinstance(strategy, SmallModelPlanner) and strategy.grounded_answers
