@@ -230,3 +230,26 @@ def test_a_fork_is_a_whole_run(workspace: Path) -> None:
     episodes = [t.data for t in rec.of(ev.MemoryWritten) if t.data.tier == "episodic"]
     assert episodes and episodes[0].error is None  # its episode is in memory
     assert "invoke_agent" in forked.stderr and fork_id in forked.stderr  # its trace was exported
+
+
+def test_a_resumed_run_replays_identical(workspace: Path) -> None:
+    # Stopped by its token budget, resumed with the default one: the replay runs both parts, the
+    # second from the state the record had reached, as `agent run --resume` does.
+    (workspace / "a.txt").write_text("A")
+    p = plan(step("s1", "read_file", path="a.txt"), step("s2", prompt="say {{s1.output}}", deps=["s1"]))
+    (workspace / "p.json").write_text(p.model_dump_json())
+    env = {"AGENT_MODEL": "test/scripted", "AGENT_MEMORY__ENABLED": "false"}
+    runner = CliRunner()
+    first = runner.invoke(app, ["run", "--yes", "--json", "--max-tokens", "500", "--plan", "p.json"],
+                          obj=State(backend=ScriptedModel([]), environ=env))
+    out = json.loads(first.stdout)
+    assert out["reason"] == "budget_exceeded:tokens", first.output
+    resumed = runner.invoke(app, ["run", "--resume", out["run_id"], "--yes", "--json"],
+                            obj=State(backend=ScriptedModel(["A said", review(answer="A")]), environ=env))
+    assert json.loads(resumed.stdout)["status"] == "COMPLETE", resumed.output
+    rec = RunRecord.open(workspace / ".agent", out["run_id"])
+    assert rec.resumed == 1 and rec.status == "COMPLETE"
+    replayed = runner.invoke(app, ["replay", out["run_id"], "--json"], obj=State(environ=env))
+    verdict = json.loads(replayed.stdout)
+    assert verdict["identical"], verdict["divergence"]
+    assert verdict["status"] == "COMPLETE"

@@ -34,9 +34,10 @@ from typing import Any
 
 from agentcli.config import Config, Settings
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
-from agentcli.engine.runner import ReplanContext, RunOutcome, run
+from agentcli.engine.runner import ReplanContext, RunOutcome, resume_state, run
 from agentcli.engine.session import RunSession
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
+from agentcli.models.client import LLMClient
 from agentcli.models.profile import ModelProfile
 from agentcli.models.routing import static_profile
 from agentcli.models.types import ModelBackend, ModelRequest, ModelResponse, Price
@@ -47,6 +48,7 @@ from agentcli.record.events import (
     LlmCall,
     MemoryRecalled,
     MemoryWritten,
+    RunFinished,
     RunStarted,
     TransitionMade,
 )
@@ -292,7 +294,7 @@ def first_divergence(expected: RunRecord, got: RunRecord) -> Divergence | None:
             if va != vb:
                 ref = ea or eb
                 assert ref is not None
-                if ea is None or eb is None:
+                if ea is None or eb is None or ea.type != eb.type:
                     field, rv, pv = "(event)", va, vb
                 else:
                     field, rv, pv = _first_difference(va, vb)
@@ -362,16 +364,12 @@ async def replay_run(
         config = config.model_copy(update={"budget": settings.config.budget, "telemetry": settings.config.telemetry})
     base = settings if settings is not None else Settings(config=config, workspace=registry.ctx.workspace)
     live_run = fork is not None and settings is not None  # memory and telemetry, as any run from the CLI
-    session = RunSession(
-        base, run_id, config=config, backend=ReplayBackend(rec, fork=fork, live=live_backend),
-        registry=ReplayRegistry(registry, rec, live_tools=live_tools, live_writes=live_writes, fork=fork),
-        approver=RecordedApprover(config, rec, fork=fork, live=live_approver), runs_dir=out_dir,
-        memory=live_run, telemetry=live_run,
-        extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id, "fork_from": from_step},
-    )
-    client = session.client
+    backend = ReplayBackend(rec, fork=fork, live=live_backend)
+    tools = ReplayRegistry(registry, rec, live_tools=live_tools, live_writes=live_writes, fork=fork)
+    approver = RecordedApprover(config, rec, fork=fork, live=live_approver)
     queue = list(plans)
     confirms = rec.confirmations()
+    clients: list[LLMClient] = []
 
     async def planner(t: str, ctx: ReplanContext | None) -> Plan:
         if fork is not None and ctx is not None:
@@ -380,19 +378,45 @@ async def replay_run(
             raise ReplayDivergence("the replay needed a plan the recording does not have")
         recorded = queue.pop(0)
         for call in recorded.planner_calls:  # the planner's recorded calls count as they did in the original run
-            client.account_recorded(call)
+            clients[-1].account_recorded(call)
         return recorded.plan
 
     def confirm(plan: Plan, replan: bool) -> bool:
         return confirms.pop(0) if confirms else True
 
-    deps = session.deps(planner, confirm, replans_merged=True, output_schema=start.output_schema,
-                        instructions=ProjectInstructions.from_record(start.instructions))
-    try:
-        outcome = await run(task, deps)
-    finally:
-        session.close()
-    path = session.events_path
+    # A resumed run is replayed as it ran: its first part, then each resumption from the state the
+    # record had reached (the same resume_state `agent run --resume` computes).
+    segments = rec.of(RunStarted) if fork is None else rec.of(RunStarted)[:1]
+    path = out_dir / run_id / "events.jsonl"
+    outcome: RunOutcome | None = None
+    for n, seg in enumerate(segments):
+        resume = None
+        seg_config = config
+        if n > 0:
+            before = rec.before(seg.seq)
+            ended, began = before.last(RunFinished), before.last(RunStarted)
+            if ended is None or began is None or ended.seq < began.seq:
+                raise AgentError(f"run {rec.run_id} was stopped without a record of its end (killed?) before it "
+                                 "was resumed: its resumption cannot be replayed")
+            resume = resume_state(before)
+            if seg.data.config is not None:
+                seg_config = Config.model_validate(seg.data.config)
+        extra: dict[str, Any] = ({"replay_of": rec.run_id} if fork is None
+                                 else {"parent": rec.run_id, "fork_from": from_step})
+        if n > 0:
+            extra["resumed"] = True
+        session = RunSession(base, run_id, config=seg_config, backend=backend, registry=tools, approver=approver,
+                             runs_dir=out_dir, memory=live_run, telemetry=live_run, extra_start=extra,
+                             resume=resume)
+        clients.append(session.client)
+        deps = session.deps(planner, confirm, replans_merged=True, output_schema=seg.data.output_schema,
+                            instructions=ProjectInstructions.from_record(seg.data.instructions))
+        try:
+            outcome = await run(task, deps)
+        finally:
+            session.close()
+        path = session.events_path
+    assert outcome is not None
     got = RunRecord.read(path)
     divergence = None if fork is not None else first_divergence(rec, got)
     if tmp is not None:

@@ -173,6 +173,10 @@ class RunRecord:
         """Read ``events.jsonl`` at ``path`` (damaged lines and events skipped with a warning)."""
         return cls(read_events(path), path)
 
+    def before(self, seq: int) -> RunRecord:
+        """The record as it was before event ``seq`` (the state a resumption started from)."""
+        return RunRecord(Recording(self.run_id, [e for e in self.events if e.seq < seq]), self.path)
+
     @classmethod
     def open(cls, data_dir: Path, run_id: str) -> RunRecord:
         """The run ``run_id`` (or a unique prefix of it) under ``data_dir``."""
