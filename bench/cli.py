@@ -17,11 +17,12 @@ from bench.context import ROOT, Context
 from bench.report import Row, SectionResult, machine_info, markdown_table, merge_foreign_sections, render, versions
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
-SECTIONS = ("cold", "executor", "parallel", "calls", "logging", "replay", "memory", "local")  # the order they run in
+SECTIONS = ("cold", "overhead", "executor", "parallel", "calls", "logging", "replay", "memory",
+            "local")  # the order they run in
 
 
 #: Section -> the bench module whose ``run(ctx)`` measures it.
-_MODULES = {"cold": "cold", "executor": "executor", "parallel": "parallel", "calls": "calls",
+_MODULES = {"cold": "cold", "overhead": "overhead", "executor": "executor", "parallel": "parallel", "calls": "calls",
             "logging": "logcost", "replay": "replay", "memory": "memory", "local": "local"}
 
 
@@ -52,7 +53,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=RESULTS, help="where to write the results (Markdown)")
     p.add_argument("--baseline", type=Path, default=None,
                    help="a folder holding another agentcli package (a copy from before a change): the executor "
-                        "bench runs it too, side by side, as 'agentcli (baseline)'")
+                        "and run-overhead benches run it too, side by side, as 'agentcli (baseline)'")
     args = p.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
     unknown = [s for s in chosen if s not in SECTIONS]

@@ -22,10 +22,9 @@ from agentcli.errors import (
     LLMError,
     LLMFatalError,
     LLMTransientError,
-    ModelRequestsBlocked,
 )
 from agentcli.models.profile import ModelProfile
-from agentcli.models.routing import requests_allowed
+from agentcli.models.routing import check_allowed
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
 
 # ------------------------------------------------------------------ litellm backend
@@ -108,11 +107,7 @@ class LiteLLMBackend:
     """Every hosted provider's model, through litellm."""
 
     async def request(self, req: ModelRequest) -> ModelResponse:
-        if not requests_allowed():
-            raise ModelRequestsBlocked(
-                f"real model requests are disabled here (model {req.model}); "
-                "tests opt in with the allow_model_requests fixture"
-            )
+        check_allowed(req.model)
         litellm = litellm_module()
         kwargs: dict[str, Any] = {
             "model": req.model,
@@ -212,11 +207,7 @@ def embed_texts(model: str, texts: list[str], api_base: str | None = None, *,
     Raises :class:`ModelRequestsBlocked` under tests without opt-in, and
     LLMTransientError / LLMFatalError (classified like completions) on failure.
     """
-    if not requests_allowed():
-        raise ModelRequestsBlocked(
-            f"real model requests are disabled here (embedding model {model}); "
-            "tests opt in with the allow_model_requests fixture"
-        )
+    check_allowed(model, "embedding model")
     if not texts:
         return []
     litellm = litellm_module()

@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import os
 
+from agentcli.errors import ModelRequestsBlocked
 from agentcli.models.profile import ModelProfile
 from agentcli.models.types import ModelBackend, ModelRequest, ModelResponse, Price
 
-__all__ = ["ALLOW_MODEL_REQUESTS", "RoutingBackend", "backend_kind", "requests_allowed", "static_profile"]
+__all__ = [
+    "ALLOW_MODEL_REQUESTS",
+    "RoutingBackend",
+    "backend_kind",
+    "check_allowed",
+    "requests_allowed",
+    "static_profile",
+]
 
 #: Tests set this to False (and AGENT_ALLOW_MODEL_REQUESTS=0 for subprocesses):
 #: then any real model request (a provider, or the embedded model) fails unless the test opts in.
@@ -30,6 +38,15 @@ def requests_allowed() -> bool:
     if env in ("1", "true", "yes"):
         return True
     return ALLOW_MODEL_REQUESTS
+
+
+def check_allowed(model: str, what: str = "model") -> None:
+    """Raise :class:`~agentcli.errors.ModelRequestsBlocked` unless real model requests are allowed."""
+    if not requests_allowed():
+        raise ModelRequestsBlocked(
+            f"real model requests are disabled here ({what} {model}); "
+            "tests opt in with the allow_model_requests fixture"
+        )
 
 
 def backend_kind(model: str) -> str:

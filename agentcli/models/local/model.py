@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agentcli.errors import LLMFatalError, ModelRequestsBlocked
+from agentcli.errors import LLMFatalError
 from agentcli.models.local.chat import (
     ChatResult,
     chat_messages,
@@ -230,13 +230,9 @@ class LocalBackend:
     async def request(self, req: ModelRequest) -> ModelResponse:
         import asyncio  # lazily: ~40 ms of import the synchronous paths never need
 
-        from agentcli.models.routing import requests_allowed
+        from agentcli.models.routing import check_allowed
 
-        if not requests_allowed():
-            raise ModelRequestsBlocked(
-                f"real model requests are disabled here (model {req.model}); "
-                "tests opt in with the allow_model_requests fixture"
-            )
+        check_allowed(req.model)
         params: dict[str, Any] = {"max_tokens": req.max_tokens, "temperature": req.temperature}
         if req.seed is not None:
             params["seed"] = req.seed
