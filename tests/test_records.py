@@ -253,3 +253,28 @@ def test_a_resumed_run_replays_identical(workspace: Path) -> None:
     verdict = json.loads(replayed.stdout)
     assert verdict["identical"], verdict["divergence"]
     assert verdict["status"] == "COMPLETE"
+
+
+def test_forks_of_forks_replay_identical(workspace: Path) -> None:
+    (workspace / "notes.txt").write_text("alpha\n")
+    draft = {"steps": {"s1": {"call": {"tool": "read_file", "args": {"path": "notes.txt"}}, "depends_on": [],
+                              "title": "read"},
+                       "s2": {"prompt": "Summarise {{s1.output}}", "depends_on": ["s1"], "title": "sum"}}}
+    env = {"AGENT_MODEL": "test/scripted", "AGENT_MEMORY__ENABLED": "false"}
+    runner = CliRunner()
+    done = runner.invoke(app, ["run", "--yes", "--json", "summarise the notes"],
+                         obj=State(backend=ScriptedModel([draft, "alpha it is", review(answer="alpha")]), environ=env))
+    run_id = json.loads(done.stdout)["run_id"]
+    chain = [run_id]
+    for n in range(2):
+        forked = runner.invoke(app, ["replay", chain[-1], "--from", "s2", "--yes", "--json"],
+                               obj=State(backend=ScriptedModel([f"summary {n}", review(answer=f"a{n}")]),
+                                         environ=env))
+        assert forked.exit_code == 0, forked.output
+        chain.append(json.loads(forked.stdout)["fork"])
+    grandchild = RunRecord.open(workspace / ".agent", chain[2])
+    assert grandchild.fork is not None and grandchild.fork.parent == chain[1]
+    assert grandchild.finish is not None and grandchild.finish.answer == "a1"
+    for rid in chain:
+        verdict = json.loads(runner.invoke(app, ["replay", rid, "--json"], obj=State(environ=env)).stdout)
+        assert verdict["identical"], (rid, verdict["divergence"])
