@@ -3,12 +3,22 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint pytest bench bench-tasks clean
+.PHONY: setup sandbox-deps test lint pytest bench bench-tasks clean
 
-setup:
+setup: sandbox-deps
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@$(BIN)/agent --version
+
+# The OS sandbox of run_shell on Linux is bubblewrap (a Debian/Ubuntu package; `apt-get` as root,
+# else through sudo). Elsewhere nothing is installed and commands need [sandbox] mode = "off".
+sandbox-deps:
+	@if [ "$$(uname -s)" = Linux ] && ! command -v bwrap >/dev/null 2>&1; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q bubblewrap >/dev/null; } || \
+	  { echo "could not install bubblewrap: run_shell will be refused unless [sandbox] mode = \"off\"" >&2; }; \
+	fi
 
 lint:
 	$(BIN)/ruff check agentcli tests bench

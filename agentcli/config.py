@@ -101,6 +101,32 @@ class ToolsConfig(_Section):
     plugins: bool = Field(True, description="Load third-party tools from the `agentcli.tools` entry points.")
 
 
+SandboxMode = Literal["workspace-write", "read-only", "off"]
+
+
+class SandboxConfig(_Section):
+    """The OS sandbox around the processes agentcli starts (run_shell, MCP servers); Linux, bubblewrap."""
+
+    mode: SandboxMode = Field(
+        "workspace-write", description="workspace-write: write only the workspace and a private /tmp; "
+        "read-only: write only the private /tmp; off: no sandbox (the only way to run commands where "
+        "no sandbox is available, e.g. macOS)."
+    )
+    network: bool = Field(
+        False, description="Give every sandboxed command the network. Off: only a run_shell call asking "
+        "for `network` (which needs the `network` approval too) gets it."
+    )
+
+
+class CheckpointsConfig(_Section):
+    """Snapshots of the workspace around every step that may change it, for `agent undo`."""
+
+    enabled: bool = Field(
+        True, description="Checkpoint the workspace (in a shadow git repository in the data dir) before the "
+        "first write/exec step of a run and after each; files over tools.max_file_bytes are skipped."
+    )
+
+
 class McpServerConfig(_Section):
     """One MCP server started over stdio; its tools appear as `name.tool`."""
 
@@ -110,6 +136,10 @@ class McpServerConfig(_Section):
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     risk: RiskClass = Field("exec", description="Risk class of every tool of this server.")
     timeout_seconds: float = Field(30.0, gt=0, description="Start-up and per-call timeout.")
+    sandbox: bool = Field(
+        True, description="Run the server inside the OS sandbox ([sandbox] mode; network only for risk "
+        "\"network\"). false: unconfined, for a server that must write elsewhere (e.g. npx's cache)."
+    )
 
 
 class McpConfig(_Section):
@@ -200,6 +230,18 @@ class InstructionsConfig(_Section):
                             "files are cut first.")
 
 
+class HookConfig(_Section):
+    """One hook: a shell command run at a point of every run, given the event as JSON on stdin."""
+
+    event: Literal["pre_tool", "post_tool", "run_finished"] = Field(
+        ..., description="When it runs: before a tool call (exit 2 blocks it, stderr the reason), after one, "
+        "or when the run has finished.")
+    command: str = Field(..., min_length=1, description="Command for /bin/sh -c, run in the workspace.")
+    tools: list[str] = Field(default_factory=list, description="Only for these tools (names or globs such as "
+                             "`fs.*`); empty: every tool. Ignored for run_finished.")
+    timeout_seconds: float = Field(30.0, gt=0, le=600, description="The hook is killed past this (a warning).")
+
+
 class Config(_Section):
     """The whole effective configuration. Every field has a default."""
 
@@ -213,11 +255,15 @@ class Config(_Section):
     approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     mcp: McpConfig = Field(default_factory=McpConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     instructions: InstructionsConfig = Field(default_factory=InstructionsConfig)
+    hooks: list[HookConfig] = Field(default_factory=list, description="Commands run at pre_tool, post_tool "
+                                    "and run_finished ([[hooks]]).")
     models: dict[str, ModelOverride] = Field(
         default_factory=dict, description='Per-model overrides of what a model can do: [models."NAME"].'
     )

@@ -100,11 +100,11 @@ async def _no_planner(task: str, ctx: ReplanContext | None) -> Plan:
 def make_deps(root: Path, config: Config, registry: ToolRegistry, backend: ModelBackend, *,
               planner: PlanFn | None = None, run_id: str | None = None) -> RunDeps:
     """RunDeps as ``agent run --yes`` builds them (the composition root, RunSession): a real
-    EventLog and CallLog under ``root``; memory and telemetry off."""
+    EventLog and CallLog under ``root``; memory, telemetry and checkpoints off."""
     rid = run_id or f"bench-{next(_run_ids):05d}"
     session = RunSession(Settings(config=config, workspace=root), rid, backend=backend, registry=registry,
                          approver=Approver(config.approval, yes=True), runs_dir=root / "runs", memory=False,
-                         telemetry=False)
+                         telemetry=False, checkpoints=False)
     return session.deps(planner or _no_planner, lambda plan, replan: True)
 
 

@@ -122,7 +122,7 @@ class Harness:
         session = RunSession(Settings(config=self.config, workspace=self.workspace), self.run_id,
                              backend=self.model, registry=make_registry(self.workspace, self.config, self.counters),
                              approver=approver, memory=self.memory if self.memory is not None else False,
-                             telemetry=False)
+                             telemetry=False, checkpoints=False)
         session.events.listeners.extend(self.listeners)
         return session
 

@@ -49,7 +49,12 @@ _EXAMPLES: list[ev.Payload] = [
     ev.MemoryRecalled(query="q", tiers=["episodic"], hits=[], took_ms=1.0),
     ev.MemoryWritten(tier="episodic", error="boom"),
     ev.Reviewed(kind="verdict", outcome="complete", answer="a", reason=""),
+    ev.Hooked(hook=0, event="pre_tool", command="true", tool="read_file", exit_code=0, outcome="ok", message="",
+              stdout="", stderr="", duration_ms=1.0),
     ev.RunFinished(status="COMPLETE", reason="complete", answer="a", totals={}, budget={}, exit_code=0),
+    ev.CheckpointMade(schema_version=1, phase="before", commit="c0ffee", tree="t", changed=0, skipped=[], ms=1.0,
+                      step="s1"),
+    ev.Undone(kind="undo", before_undo="a", after_undo="b", files=[]),
 ]
 
 

@@ -75,17 +75,33 @@ def test_scrub_rules() -> None:
     assert is_scrubbed("openai_organization") and not is_scrubbed("EDITOR")
 
 
-def test_run_shell_timeout_kills_the_process_group(reg: ToolRegistry, tmp_path: Path) -> None:
-    cmd = "sleep 300 & echo $! > bg.pid; echo started; wait"
+def _pids_running(marker: str) -> list[int]:
+    """Host pids whose command line holds ``marker`` (a sandboxed child's own pid is namespaced)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if marker in cmdline and "/bin/sh" not in cmdline and _alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("mode", ["workspace-write", "off"])
+def test_run_shell_timeout_kills_the_process_group(tmp_path: Path, mode: str) -> None:
+    reg = make_registry(tmp_path, sandbox=mode)
+    marker = f"300.{os.getpid()}{len(mode)}"
+    cmd = f"sleep {marker} & echo started; wait"
     res = call(reg, "run_shell", {"command": cmd, "timeout": 0.5})
     assert res.error is not None and res.error.type == "timeout"
     assert "killed" in res.error.message and "started" in res.error.message
-    pid = int((tmp_path / "bg.pid").read_text())
     for _ in range(50):
-        if not _alive(pid):
+        if not _pids_running(marker):
             break
         time.sleep(0.05)
-    assert not _alive(pid)
+    assert not _pids_running(marker)
 
 
 def test_run_shell_default_timeout(tmp_path: Path) -> None:
@@ -122,7 +138,7 @@ def test_run_shell_invalid_args(reg: ToolRegistry, args: dict[str, Any], err_typ
 
 def test_run_shell_preview(reg: ToolRegistry) -> None:
     preview = reg.preview("run_shell", {"command": "make test", "cwd": "sub", "timeout": 12})
-    assert preview == "$ make test\n(cwd: sub, timeout: 12 s)"
+    assert preview == "$ make test\n(cwd: sub, timeout: 12 s, sandbox: bubblewrap workspace-write, network off)"
     assert reg.preview("run_shell", {"command": "ls", "cwd": "../.."}) is None
 
 

@@ -10,8 +10,11 @@ from agentcli.config import load_settings
 from agentcli.tools import ToolRegistry, ToolResult, build_registry
 
 
-def make_registry(ws: Path, **tools_cfg: Any) -> ToolRegistry:
-    overrides = {f"tools.{k}": v for k, v in tools_cfg.items()}
+def make_registry(ws: Path, *, sandbox: str | None = None, **tools_cfg: Any) -> ToolRegistry:
+    """Built-in tools for ``ws`` with ``tools.*`` overrides; ``sandbox`` sets ``sandbox.mode``."""
+    overrides: dict[str, Any] = {f"tools.{k}": v for k, v in tools_cfg.items()}
+    if sandbox is not None:
+        overrides["sandbox.mode"] = sandbox
     settings = load_settings(workspace=ws, use_user_config=False, environ={}, overrides=overrides)
     return asyncio.run(build_registry(settings, plugins=False, mcp=False))
 

@@ -26,6 +26,7 @@ from agentcli.cli.commands import plan as plan_cmd
 from agentcli.cli.commands import run as run_cmd
 from agentcli.cli.commands import runs as runs_cmd
 from agentcli.cli.commands import tools as tools_cmd
+from agentcli.cli.commands import undo as undo_cmd
 from agentcli.cli.commands.common import State, configure_consoles, err_console, print_error
 from agentcli.errors import AgentError, ExitCode
 
@@ -88,6 +89,8 @@ app.command("plan")(plan_cmd.plan)
 app.command("run")(run_cmd.run)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("replay")(runs_cmd.replay)
+runs_cmd.app.command("diff")(undo_cmd.diff)
+app.command("undo")(undo_cmd.undo)
 
 
 def _version(value: bool) -> None:

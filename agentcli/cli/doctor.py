@@ -100,6 +100,20 @@ def check_lancedb(settings: Settings) -> str:
     return f"{uri} opens ({len(names)} tables)"
 
 
+def check_sandbox(settings: Settings) -> str:
+    """Which OS sandbox commands run in; a failure when the mode needs one and none works."""
+    from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, sandbox_status
+
+    cfg = settings.config.sandbox
+    if cfg.mode == "off":
+        return "off (sandbox.mode = off): commands run unconfined"
+    try:
+        sb = Sandbox.from_config(cfg, settings.workspace, settings.data_dir)
+    except SandboxUnavailable as exc:
+        raise RuntimeError(f"{exc}; run_shell and MCP servers are refused") from None
+    return f"{sb.describe()} ({sandbox_status().backend})"
+
+
 def run_checks(load: Callable[[], Settings], default_workspace: Path) -> list[Check]:
     """All checks, in order. A broken config is reported and the rest run on defaults."""
     checks: list[Check] = []
@@ -111,6 +125,7 @@ def run_checks(load: Callable[[], Settings], default_workspace: Path) -> list[Ch
         checks.append(Check("config", False, e.one_line()))
         settings = Settings(config=Config(), workspace=default_workspace.resolve())
     checks.append(_timed("data dir", lambda: check_data_dir(settings)))
+    checks.append(_timed("sandbox", lambda: check_sandbox(settings)))
     cfg = settings.config
     models = dict.fromkeys([cfg.model, cfg.model_for("planner"), cfg.model_for("executor"),
                             cfg.model_for("reviewer")])

@@ -42,7 +42,10 @@ class ApprovalRequest:
     args: dict[str, Any]
     plan_hash: str
     requires_approval: bool
-    preview: str | None = None  # a diff for writes, the command and cwd for shell
+    preview: str | None = None  # a diff for writes, the command, cwd and sandbox for shell
+    #: Every risk class of this call when it has more than the tool's own (run_shell asking for
+    #: the network: exec and network); the strictest policy among them applies.
+    risks: tuple[str, ...] = ()
 
     @property
     def args_hash(self) -> str:
@@ -83,13 +86,20 @@ class Approver:
         return ApprovalDecision(req.step_id, req.tool, req.args_hash, req.plan_hash, by,
                                 decision, time.time(), message)  # type: ignore[arg-type]
 
+    def strictest(self, risks: tuple[str, ...]) -> tuple[str, str]:
+        """(risk, policy) of the strictest policy among ``risks``: deny > ask > auto."""
+        order = {"auto": 0, "ask": 1, "deny": 2}
+        ranked = [(order.get(getattr(self.policy, r, "ask"), 1), r) for r in risks]
+        _, risk = max(ranked)
+        return risk, getattr(self.policy, risk, "ask")
+
     def decide(self, req: ApprovalRequest) -> ApprovalDecision:
-        policy = getattr(self.policy, req.risk, "ask")
+        risk, policy = self.strictest(req.risks or (req.risk,))
         if self.approve_all:
             return self._decision(req, "flag", "approved", "--approve-all")
         if policy == "deny":
             return self._decision(req, "policy", "denied",
-                                  f"{req.risk} tools are denied by policy (approval.{req.risk} = \"deny\")")
+                                  f"{risk} tools are denied by policy (approval.{risk} = \"deny\")")
         if policy == "auto" and not req.requires_approval:
             return self._decision(req, "policy", "approved")
         if req.tool in self.always:

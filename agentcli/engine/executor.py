@@ -35,6 +35,7 @@ from agentcli.config import Config
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.budget import Budget
 from agentcli.engine.fsm import State, StateMachine
+from agentcli.engine.hooks import Hooks
 from agentcli.errors import ApprovalDenied, BudgetExceeded, LLMError
 from agentcli.models.client import LLMClient
 from agentcli.planning.plan import (
@@ -45,6 +46,7 @@ from agentcli.planning.plan import (
     llm_step_messages,
     resolve_references,
 )
+from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import (
     ApprovalMade,
     EventLog,
@@ -144,9 +146,13 @@ class Executor:
     task: str = ""
     #: The project's instructions (AGENTS.md) for ``llm`` steps; empty: none.
     instructions: str = ""
+    #: The run's ``[[hooks]]`` (pre_tool may block a call; post_tool sees its result).
+    hooks: Hooks | None = None
     on_step: Callable[[StepRun], None] | None = None
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     runs: dict[str, StepRun] = field(default_factory=dict)
+    #: Checkpoints of the workspace around every step that may change it (write and exec tools).
+    checkpoints: Checkpointer | None = None
 
     def __post_init__(self) -> None:
         self._wait = _ToolWait(self.fsm)
@@ -370,12 +376,25 @@ class Executor:
         if isinstance(checked, ToolError):
             run.status, run.error = "failed", checked.model_dump(mode="json")
             return
-        if not await self._approve(plan, run, args):
+        if not await self._approve(plan, run, args, checked):
+            return
+        if self.hooks is not None and await self._blocked(run, args):
             return
         tool = self.registry.get(step.tool)
         side_effects = tool is not None and tool.risk != "read"
         default = self.config.tools.default_timeout_seconds
         own_timeout = tool.effective_timeout(checked, default) if tool is not None else default
+        if side_effects and self.checkpoints is not None:
+            await self.checkpoints.before(step.id)
+        try:
+            await self._attempts(run, args, own_timeout, side_effects)
+        finally:
+            if side_effects and self.checkpoints is not None:
+                await self.checkpoints.after(step.id)
+
+    async def _attempts(self, run: StepRun, args: dict[str, Any], own_timeout: float, side_effects: bool
+                        ) -> None:
+        step = run.step
         policy = step.retry
         for attempt in range(1, policy.max_attempts + 1):
             run.attempts = attempt
@@ -403,11 +422,25 @@ class Executor:
             result = await self.registry.call(step.tool, args, timeout=timeout, step_id=step.id)
         finally:
             self._wait.leave(f"{step.id}: {step.tool} returned")
-        self.events.emit(ToolCalled(tool=step.tool, args=args, attempt=run.attempts,
-                                    result=result.model_dump(mode="json")), step_id=step.id)
+        called = ToolCalled(tool=step.tool, args=args, attempt=run.attempts, result=result.model_dump(mode="json"))
+        self.events.emit(called, step_id=step.id)
+        if self.hooks is not None:
+            await self.hooks.post_tool(step.id, step.tool, called.event_data())
         if result.error is not None and result.error.type == "timeout" and timeout is not None:
             self.budget.check_time("tool")
         return result
+
+    async def _blocked(self, run: StepRun, args: dict[str, Any]) -> bool:
+        """Whether a pre_tool hook blocks the call; if so the step fails with a ``blocked`` tool
+        error carrying the hook's reason, as the reviewer sees any tool error."""
+        step = run.step
+        assert step.tool is not None and self.hooks is not None
+        blocked = await self.hooks.pre_tool(step.id, step.tool, args)
+        if blocked is None:
+            return False
+        error = ToolError(type="blocked", message=f"a pre_tool hook blocked this call: {blocked.message}")
+        run.status, run.error = "failed", error.model_dump(mode="json")
+        return True
 
     async def _correct_args(self, run: StepRun, args: dict[str, Any], error: ToolError) -> dict[str, Any]:
         step = run.step
@@ -434,15 +467,17 @@ class Executor:
                                   error=error.model_dump(mode="json")), step_id=step.id)
         return fixed
 
-    async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any]) -> bool:
+    async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any], checked: Any) -> bool:
         step = run.step
         assert step.tool is not None
         tool = self.registry.get(step.tool)
-        risk = tool.risk if tool is not None else (step.risk or "exec")
+        risks: tuple[str, ...] = tool.risks_for(checked) if tool is not None else (step.risk or "exec",)
+        risk = risks[0] if len(risks) == 1 else "+".join(risks)
         req = ApprovalRequest(step_id=step.id, tool=step.tool, risk=risk, args=args, plan_hash=plan.hash,
                               requires_approval=step.requires_approval,
-                              preview=self.registry.preview(step.tool, args))
-        needs_prompt = step.requires_approval or getattr(self.config.approval, risk, "ask") != "auto"
+                              preview=self.registry.preview(step.tool, args), risks=risks)
+        needs_prompt = step.requires_approval or any(
+            getattr(self.config.approval, r, "ask") != "auto" for r in risks)
         if not needs_prompt:
             decision = self.approver.decide(req)  # policy "auto": no prompt, no thread
         else:

@@ -34,6 +34,7 @@ from typing import Any
 
 from agentcli.config import Config, Settings
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
+from agentcli.engine.hooks import RecordedHooks
 from agentcli.engine.runner import ReplanContext, RunOutcome, resume_state, run
 from agentcli.engine.session import RunSession
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
@@ -45,12 +46,15 @@ from agentcli.planning.instructions import ProjectInstructions, load_project_ins
 from agentcli.planning.plan import Plan, canonical_json
 from agentcli.record.events import (
     BudgetChecked,
+    CheckpointMade,
+    EventLog,
     LlmCall,
     MemoryRecalled,
     MemoryWritten,
     RunFinished,
     RunStarted,
     TransitionMade,
+    Undone,
 )
 from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, response_of, step_order
 from agentcli.tools import ToolRegistry, ToolResult
@@ -215,8 +219,8 @@ def _comparable(items: Iterable[Typed[Any]]) -> dict[str, list[Typed[Any]]]:
         d = t.data
         if isinstance(d, TransitionMade) and "WAITING_TOOL" in (d.src, d.to):
             continue
-        if isinstance(d, MemoryRecalled | MemoryWritten):
-            continue  # memory is an outside store: a replay neither recalls nor records
+        if isinstance(d, MemoryRecalled | MemoryWritten | CheckpointMade | Undone):
+            continue  # outside stores (memory, the workspace's checkpoints): a replay changes neither
         if isinstance(d, BudgetChecked) and d.ok:
             continue  # a passing check's numbers include wall time
         groups[t.step_id or "-"].append(t)
@@ -384,6 +388,16 @@ async def replay_run(
     def confirm(plan: Plan, replan: bool) -> bool:
         return confirms.pop(0) if confirms else True
 
+    served_hooks: list[RecordedHooks] = []
+
+    def recorded_hooks(events: EventLog, rid: str) -> RecordedHooks:
+        # One set of recorded results for the whole replay (a resumed run's parts share it).
+        if not served_hooks:
+            served_hooks.append(RecordedHooks(config.hooks, registry.ctx.workspace, events, rid, rec,
+                                              live=fork.live if fork is not None else None))
+        served_hooks[0].events = events
+        return served_hooks[0]
+
     # A resumed run is replayed as it ran: its first part, then each resumption from the state the
     # record had reached (the same resume_state `agent run --resume` computes).
     segments = rec.of(RunStarted) if fork is None else rec.of(RunStarted)[:1]
@@ -407,7 +421,8 @@ async def replay_run(
             extra["resumed"] = True
         session = RunSession(base, run_id, config=seg_config, backend=backend, registry=tools, approver=approver,
                              runs_dir=out_dir, memory=live_run, telemetry=live_run, extra_start=extra,
-                             resume=resume)
+                             resume=resume, hooks=recorded_hooks if seg_config.hooks else False,
+                             checkpoints=live_run)
         clients.append(session.client)
         deps = session.deps(planner, confirm, replans_merged=True, output_schema=seg.data.output_schema,
                             instructions=ProjectInstructions.from_record(seg.data.instructions))

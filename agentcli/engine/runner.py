@@ -36,13 +36,16 @@ from agentcli.engine.approval import Approver
 from agentcli.engine.budget import Budget
 from agentcli.engine.executor import Aborted, Executor, StepRun
 from agentcli.engine.fsm import State, StateMachine, Transition
+from agentcli.engine.hooks import Hooks
 from agentcli.engine.reviewer import Review, fallback_answer, grounded_answer, review
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
 from agentcli.planning.instructions import ProjectInstructions
 from agentcli.planning.plan import Plan
+from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import (
     EventLog,
+    Hooked,
     MemoryWritten,
     PlanCreated,
     Reviewed,
@@ -113,6 +116,8 @@ class RunOutcome(BaseModel):
     duration_s: float
     #: With ``--output-schema``: the answer as JSON, valid against the schema (``answer`` is its text).
     data: Any = None
+    #: How to undo what the run changed in the workspace (``agent undo RUN_ID``); None: nothing to undo.
+    undo: str | None = None
 
 
 @dataclass
@@ -139,10 +144,14 @@ class RunDeps:
     #: The planner's re-plans are already merged with the steps kept (a replay serves the plans
     #: as recorded, which are): they are executed as they come, not merged a second time.
     replans_merged: bool = False
+    #: Workspace checkpoints around the steps that may change it (None: none taken).
+    checkpoints: Checkpointer | None = None
     #: A JSON Schema the final answer must validate against (``agent run --output-schema``).
     output_schema: dict[str, Any] | None = None
     #: The project's instructions (AGENTS.md): in the executor's prompts, recorded in ``run_started``.
     instructions: ProjectInstructions | None = None
+    #: The run's ``[[hooks]]``, recorded as ``hook`` events (a replay passes RecordedHooks).
+    hooks: Hooks | None = None
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -233,7 +242,9 @@ class _Run:
         self.executor = Executor(
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
+            checkpoints=deps.checkpoints,
             instructions=deps.instructions.text if deps.instructions is not None else "",
+            hooks=deps.hooks,
         )
         self.plan: Plan | None = None
         self.answer = ""
@@ -406,9 +417,15 @@ class _Run:
         self.fsm.to(State.IDLE, "run finished")
         outcome = self._outcome(status, reason, code)
         self._remember(outcome)
-        self.events.emit(RunFinished(status=status, reason=reason, answer=self.answer, totals=outcome.totals,
-                                     budget=outcome.budget, exit_code=code))
+        finished = RunFinished(status=status, reason=reason, answer=self.answer, totals=outcome.totals,
+                               budget=outcome.budget, exit_code=code)
+        self.events.emit(finished)
         self.events.sync(blocking=True)
+        if self.deps.hooks is not None:
+            try:
+                await self.deps.hooks.run_finished(finished.event_data())
+            except AgentError as e:  # the run is over and recorded: a hook cannot change its outcome
+                self.events.emit(Hooked(event="run_finished", outcome="warning", message=e.one_line()))
         return outcome
 
     def _remember(self, outcome: RunOutcome) -> None:
@@ -433,6 +450,7 @@ class _Run:
             steps=[r.report() for r in self.executor.runs.values()],
             totals=self.deps.client.totals.as_dict(), budget=self.budget.snapshot(),
             duration_s=round(time.monotonic() - self.started, 3), data=self.data,
+            undo=self.deps.checkpoints.undo_hint() if self.deps.checkpoints is not None else None,
         )
 
 

@@ -4,7 +4,8 @@
 :class:`~agentcli.record.events.EventLog`, the budget (its checks recorded), the LLM client
 complete at construction (the per-call log ``llm_calls.jsonl``, the budget as its guard, the
 budget and the ``llm_call`` recorder as its observers), the tool registry, the approver, memory
-(its events recorded in the run's log) and OpenTelemetry (a listener of the log). ``agent run``,
+(its events recorded in the run's log), OpenTelemetry (a listener of the log), the
+``[[hooks]]`` and the workspace checkpoints. ``agent run``,
 ``--resume``, ``agent replay`` and its forks, the benchmarks and the tests all build their runs
 through it, so a fork or a resumed run gets what a fresh run gets.
 
@@ -113,7 +114,7 @@ class RunSession:
                  backend: ModelBackend | None = None, registry: ToolRegistry | None = None,
                  approver: Approver | None = None, runs_dir: Path | None = None, memory: Any = True,
                  telemetry: bool = True, log_json: bool = False, resume: ResumeState | None = None,
-                 extra_start: dict[str, Any] | None = None) -> None:
+                 extra_start: dict[str, Any] | None = None, hooks: Any = True, checkpoints: bool = True) -> None:
         self.settings = settings
         self.config = config if config is not None else settings.config
         self.run_id = run_id
@@ -145,6 +146,22 @@ class RunSession:
             self.memory = open_memory(settings, on_event=memory_recorder(self.events))
         elif memory not in (True, False, None):
             self.memory = memory  # given (tests: an episode sink)
+        #: ``[[hooks]]`` commands around tool calls and the run's end (True: built from config; a
+        #: callable ``(events, run_id) -> Hooks``: a replay's recorded ones; False: none).
+        self.hooks: Any = None
+        if callable(hooks):
+            self.hooks = hooks(self.events, run_id)
+        elif hooks is True and self.config.hooks:
+            from agentcli.engine.hooks import Hooks
+
+            self.hooks = Hooks(self.config.hooks, settings.workspace, self.events, run_id)
+        #: Workspace checkpoints around the steps that may change it (``[checkpoints] enabled``).
+        self.checkpoints: Any = None
+        if checkpoints and self.config.checkpoints.enabled:
+            from agentcli.record.checkpoints import Checkpointer, ShadowRepo
+
+            repo = ShadowRepo(settings.workspace, settings.data_dir, self.config.tools.max_file_bytes)
+            self.checkpoints = Checkpointer(repo, self.events, run_id)
         self._closed = False
         for hook in BUILT:
             hook(self)
@@ -162,7 +179,7 @@ class RunSession:
         return self.run_dir / EVENTS_NAME
 
     def deps(self, planner: PlanFn, confirm: ConfirmFn, *, on_step: Callable[[StepRun], None] | None = None,
-             replans_merged: bool = False, **hooks: Any) -> RunDeps:
+             replans_merged: bool = False, **extra: Any) -> RunDeps:
         """The runner's dependencies, with the run's planner and confirmation."""
         assert self.registry is not None, "a run needs a tool registry"
         working = getattr(self.memory, "working", None)
@@ -176,7 +193,8 @@ class RunSession:
         return RunDeps(config=self.config, registry=self.registry, client=self.client, approver=self.approver,
                        events=self.events, planner=planner, confirm=confirm, run_id=self.run_id,
                        on_step=step_hook, budget=self.budget, resume=self.resume, memory=self.memory,
-                       extra_start=self.extra_start, replans_merged=replans_merged, **hooks)
+                       extra_start=self.extra_start, replans_merged=replans_merged, hooks=self.hooks,
+                       checkpoints=self.checkpoints, **extra)
 
     def close(self) -> None:
         """Close the log, the call log and telemetry (the registry is closed by :meth:`aclose`)."""

@@ -60,7 +60,10 @@ EventType = Literal[
     "memory_recall",
     "memory_write",
     "review",
+    "hook",
     "run_finished",
+    "checkpoint",
+    "undo",
 ]
 
 
@@ -321,11 +324,39 @@ class RunFinished(Payload):
     exit_code: int = 1
 
 
+class Hooked(Payload):
+    """A configured hook ran (``pre_tool``, ``post_tool``, ``run_finished``): its result."""
+
+    TYPE: ClassVar[EventType] = "hook"
+    hook: int = 0
+    event: str = ""
+    command: str = ""
+    tool: str | None = None
+    exit_code: int | None = None
+    outcome: str = "ok"
+    message: str = ""
+
+
+class CheckpointMade(Payload):
+    """A checkpoint of the workspace before or after a step (the shadow repository's commit)."""
+
+    TYPE: ClassVar[EventType] = "checkpoint"
+    phase: str = ""
+    commit: str | None = None
+
+
+class Undone(Payload):
+    """``agent undo`` (or ``--redo``) of the run (the files restored, the commits around it)."""
+
+    TYPE: ClassVar[EventType] = "undo"
+    kind: str = "undo"
+
+
 #: The payload model of every event type.
 PAYLOADS: dict[str, type[Payload]] = {
     m.TYPE: m for m in (RunStarted, PlanCreated, TransitionMade, StepStarted, LlmCall, ToolIntent, ToolCalled,
                         StepFinished, ApprovalMade, BudgetChecked, MemoryRecalled, MemoryWritten, Reviewed,
-                        RunFinished)
+                        Hooked, RunFinished, CheckpointMade, Undone)
 }
 
 # The general path's encoder, built once: the same output as json.dumps(..., separators=(",", ":"),

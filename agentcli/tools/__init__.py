@@ -60,7 +60,8 @@ def builtin_tools(config: ToolsConfig) -> list[Tool]:
 
 
 def tool_context(settings: Settings) -> ToolContext:
-    return ToolContext(workspace=settings.workspace, config=settings.config.tools, data_dir=settings.data_dir)
+    return ToolContext(workspace=settings.workspace, config=settings.config.tools, data_dir=settings.data_dir,
+                       sandbox=settings.config.sandbox)
 
 
 async def build_registry(settings: Settings, *, plugins: bool = True, mcp: bool = True) -> ToolRegistry:

@@ -19,13 +19,13 @@ import inspect
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentcli.config import RiskClass, ToolsConfig
+from agentcli.config import RiskClass, SandboxConfig, ToolsConfig
 
 __all__ = [
     "ArgsModel",
@@ -41,7 +41,8 @@ __all__ = [
     "tool",
 ]
 
-ErrorType = Literal["tool_not_found", "invalid_args", "timeout", "tool_error", "path_outside_workspace"]
+#: ``blocked``: a ``pre_tool`` hook refused the call (its reason is the message).
+ErrorType = Literal["tool_not_found", "invalid_args", "timeout", "tool_error", "path_outside_workspace", "blocked"]
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$")
 
 
@@ -72,11 +73,13 @@ class ToolResult(BaseModel):
 
 @dataclass
 class ToolContext:
-    """What every tool may rely on: the workspace root, the tool limits and the data dir."""
+    """What every tool may rely on: the workspace root, the tool limits, the data dir and the
+    sandbox the processes it starts run in."""
 
     workspace: Path
     config: ToolsConfig
     data_dir: Path
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
 
 
 class ArgsModel(BaseModel):
@@ -180,6 +183,8 @@ class Tool:
     arguments, for tools that take a timeout argument of their own and enforce it themselves
     (the registry then waits that long plus a grace period, so the tool's own, more
     informative, timeout handling wins).
+    ``call_risks(args)`` (optional) names risk classes a call adds to the tool's own from its
+    arguments (run_shell with ``network`` adds ``network``): approval then needs all of them.
     """
 
     name: str
@@ -191,6 +196,7 @@ class Tool:
     source: str = "builtin"
     preview_func: PreviewFunc | None = None
     timeout_for: Callable[[Any, float], float | None] | None = None
+    call_risks: Callable[[Any], tuple[RiskClass, ...]] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -231,6 +237,11 @@ class Tool:
     def preview(self, args: BaseModel, ctx: ToolContext) -> str | None:
         """What a call with these (validated) args would do, for an approval prompt."""
         return self.preview_func(args, ctx) if self.preview_func else None
+
+    def risks_for(self, args: BaseModel) -> tuple[RiskClass, ...]:
+        """Every risk class a call with these (validated) args has: the tool's own first."""
+        extra = self.call_risks(args) if self.call_risks is not None else ()
+        return (self.risk, *(r for r in extra if r != self.risk))
 
     def effective_timeout(self, args: BaseModel, default: float) -> float:
         base = self.timeout_seconds if self.timeout_seconds is not None else default

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from agentcli.config import McpServerConfig
 from agentcli.tools.base import InvalidArgs, Tool, ToolContext, ToolFailure
 from agentcli.tools.registry import ToolRegistry
+from agentcli.tools.sandbox import Sandbox, SandboxUnavailable
 
 __all__ = ["McpServer", "McpStartError", "McpTool", "start_mcp_servers"]
 
@@ -71,9 +72,10 @@ class McpServer:
     """One running server: a background task holds the SDK's context managers open
     (anyio requires them to be entered and left in the same task) until :meth:`stop`."""
 
-    def __init__(self, cfg: McpServerConfig, workspace: Path) -> None:
+    def __init__(self, cfg: McpServerConfig, workspace: Path, sandbox: Sandbox | None = None) -> None:
         self.cfg = cfg
         self.workspace = workspace
+        self.sandbox = sandbox
         self.tools: list[Any] = []
         self._session: Any = None
         self._dead: str | None = None
@@ -100,12 +102,14 @@ class McpServer:
     async def _run(self) -> None:
         from mcp import ClientSession, StdioServerParameters, stdio_client
 
-        params = StdioServerParameters(
-            command=self.cfg.command,
-            args=list(self.cfg.args),
-            env=dict(self.cfg.env) or None,
-            cwd=str(self.workspace),
-        )
+        argv = [self.cfg.command, *self.cfg.args]
+        env = dict(self.cfg.env) or None
+        if self.sandbox is not None and self.sandbox.active:
+            argv = self.sandbox.wrap(argv, self.workspace)
+            from mcp.client.stdio import get_default_environment
+
+            env = {**get_default_environment(), **(env or {}), **self.sandbox.env()}
+        params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=str(self.workspace))
         async with (
             stdio_client(params, errlog=self._errlog) as (read, write),
             ClientSession(read, write, read_timeout_seconds=self.cfg.timeout_seconds) as session,
@@ -312,7 +316,17 @@ def _make_tool(server: McpServer, remote: Any) -> McpTool:
 
 async def start_mcp_servers(registry: ToolRegistry, servers: Sequence[McpServerConfig]) -> None:
     """Start every configured server at once; register their tools. Failures become warnings."""
-    started = [McpServer(cfg, registry.ctx.workspace) for cfg in servers]
+    ctx = registry.ctx
+    started: list[McpServer] = []
+    for cfg in servers:
+        try:
+            # A server of risk "network" (or any, with sandbox.network) keeps the network.
+            sandbox = Sandbox.from_config(ctx.sandbox, ctx.workspace, ctx.data_dir,
+                                          network=cfg.risk == "network") if cfg.sandbox else None
+        except SandboxUnavailable as exc:
+            registry.add_warning(f"MCP server {cfg.name!r} not started: {exc}")
+            continue
+        started.append(McpServer(cfg, ctx.workspace, sandbox))
     outcomes = await asyncio.gather(*(s.start() for s in started), return_exceptions=True)
     for server, outcome in zip(started, outcomes, strict=True):
         if isinstance(outcome, BaseException):

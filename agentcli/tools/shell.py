@@ -3,6 +3,8 @@
 A child process gets a scrubbed environment (no credentials), runs in its own
 process group inside the workspace, has its output captured with a bounded head
 and tail, and on timeout or cancellation its whole process group is killed.
+run_shell's commands run inside the OS sandbox (:mod:`agentcli.tools.sandbox`);
+no child outlives the agent, even under ``kill -9``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import Field
 from agentcli.redact import is_secret_name
 from agentcli.tools.base import ArgsModel, Capped, Tool, ToolContext, ToolFailure
 from agentcli.tools.paths import rel_posix, resolve_in_workspace
+from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, pdeathsig_preexec
 
 __all__ = ["ProcessResult", "child_env", "run_process", "shell_tool"]
 
@@ -105,13 +108,23 @@ async def run_process(
     timeout: float,
     limit: int,
     env: Mapping[str, str] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> ProcessResult:
     """Run a command (a string goes to ``/bin/sh -c``) with stdout and stderr merged.
 
     Never waits past ``timeout``: the process group is killed and ``timed_out`` set.
-    If the awaiting task is cancelled, the process group is killed too.
+    If the awaiting task is cancelled, the process group is killed too. With a ``sandbox``
+    the command runs inside it; without one (agentcli's own fixed commands, e.g. git) it
+    still dies with the agent.
     """
     env = dict(env) if env is not None else child_env()
+    cmd = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
+    if sandbox is not None:
+        env.update(sandbox.env())
+        preexec = sandbox.preexec()
+        cmd = sandbox.wrap(cmd, cwd)
+    else:
+        preexec = pdeathsig_preexec()
     kwargs: dict[str, Any] = {
         "cwd": str(cwd),
         "env": env,
@@ -119,12 +132,10 @@ async def run_process(
         "stdout": asyncio.subprocess.PIPE,
         "stderr": asyncio.subprocess.STDOUT,
         "start_new_session": True,  # its own process group, so a kill reaches grandchildren
+        "preexec_fn": preexec,
     }
     try:
-        if isinstance(argv, str):
-            proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", argv, **kwargs)
-        else:
-            proc = await asyncio.create_subprocess_exec(*argv, **kwargs)
+        proc = await asyncio.create_subprocess_exec(*cmd, **kwargs)
     except OSError as exc:
         name = argv.split()[0] if isinstance(argv, str) and argv.split() else str(argv[0])
         raise ToolFailure(f"cannot start {name!r}: {exc.strerror or exc}") from None
@@ -160,6 +171,10 @@ class RunShellArgs(ArgsModel):
         None, gt=0, le=3600, description="Seconds before the command is killed. Default: the tool timeout."
     )
     cwd: str = Field(".", min_length=1, description="Working directory relative to the workspace root.")
+    network: bool = Field(
+        False, description="Run with network access (the call then also needs the `network` approval). "
+        "Without it the command has no network at all."
+    )
 
 
 def _shell_cwd(args: RunShellArgs, ctx: ToolContext) -> Path:
@@ -173,12 +188,21 @@ def _timeout(args: RunShellArgs, ctx: ToolContext) -> float:
     return args.timeout if args.timeout is not None else ctx.config.default_timeout_seconds
 
 
+def shell_sandbox(args: RunShellArgs, ctx: ToolContext) -> Sandbox:
+    """The sandbox this call runs in; :class:`ToolFailure` (one line) when none is available."""
+    try:
+        return Sandbox.from_config(ctx.sandbox, ctx.workspace, ctx.data_dir, network=args.network)
+    except SandboxUnavailable as exc:
+        raise ToolFailure(f"run_shell {exc}") from None
+
+
 async def run_shell(args: RunShellArgs, ctx: ToolContext) -> dict[str, Any] | Capped:
     cwd = _shell_cwd(args, ctx)
     seconds = _timeout(args, ctx)
+    sandbox = shell_sandbox(args, ctx)
     total = ctx.config.output_limit_chars
     limit = total - min(200, total // 4)  # room for the truncation note
-    res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit)
+    res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit, sandbox=sandbox)
     if res.timed_out:
         tail = res.output[-2000:].strip()
         raise ToolFailure(
@@ -186,23 +210,30 @@ async def run_shell(args: RunShellArgs, ctx: ToolContext) -> dict[str, Any] | Ca
             + (f"; last output:\n{tail}" if tail else ""),
             error_type="timeout",
         )
-    return Capped({"exit_code": res.exit_code, "output": res.output}, truncated=res.truncated)
+    return Capped({"exit_code": res.exit_code, "output": res.output, "sandbox": sandbox.describe()},
+                  truncated=res.truncated)
 
 
 def preview_shell(args: RunShellArgs, ctx: ToolContext) -> str:
     cwd = rel_posix(ctx.workspace, _shell_cwd(args, ctx))
-    return f"$ {args.command}\n(cwd: {cwd}, timeout: {_timeout(args, ctx):g} s)"
+    try:
+        where = shell_sandbox(args, ctx).describe()
+    except ToolFailure as exc:
+        where = exc.message
+    return f"$ {args.command}\n(cwd: {cwd}, timeout: {_timeout(args, ctx):g} s, sandbox: {where})"
 
 
 def shell_tool() -> Tool:
     return Tool(
         name="run_shell",
         description="Run a shell command in the workspace; returns exit_code and combined stdout+stderr. "
-        "Credentials are removed from its environment; stdin is empty.",
+        "It runs in a sandbox: it may write only inside the workspace and $TMPDIR, and has no network "
+        "unless `network` is true. Credentials are removed from its environment; stdin is empty.",
         args_model=RunShellArgs,
         func=run_shell,
         risk="exec",
         preview_func=preview_shell,
+        call_risks=lambda a: ("network",) if a.network else (),
         # The registry waits for the command's own timeout plus time to kill and collect it.
         timeout_for=lambda a, default: (a.timeout if a.timeout is not None else default) + _GRACE_SECONDS,
     )

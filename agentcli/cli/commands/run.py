@@ -149,6 +149,8 @@ def run(
     max_cost: Annotated[float | None, typer.Option("--max-cost", help="Cost budget in USD.")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Token budget.")] = None,
     max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="Wall-time budget.")] = None,
+    sandbox: Annotated[str | None, typer.Option(
+        "--sandbox", help="OS sandbox of commands this run: workspace-write, read-only or off.")] = None,
 ) -> None:
     """Plan a task, confirm the plan, execute it step by step, and report."""
     import asyncio
@@ -175,7 +177,8 @@ def run(
     state = state_of(ctx)
     state.overrides.update({k: v for k, v in {
         "budget.max_steps": max_steps, "budget.max_cost_usd": max_cost,
-        "budget.max_tokens": max_tokens, "budget.max_seconds": max_seconds}.items() if v is not None})
+        "budget.max_tokens": max_tokens, "budget.max_seconds": max_seconds,
+        "sandbox.mode": sandbox}.items() if v is not None})
     settings = state.settings
     resume_from = None
     if resume is not None:
@@ -197,6 +200,8 @@ def run(
     approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
                         yes=yes, approve_all=approve_all)
 
+    checkpoint_error: list[str] = []
+
     async def go() -> RunOutcome:
         session = await RunSession.open(settings, run_id, backend=state.backend, approver=approver,
                                         log_json=state.log_json, resume=resume_from,
@@ -206,6 +211,8 @@ def run(
         try:
             if output == "jsonl":
                 session.events.listeners.append(_jsonl_listener())
+            if session.hooks is not None and not quiet:
+                session.hooks.on_warning = lambda r: print_warning(f"hook `{r.command}` ({r.event}): {r.message}")
             registry, client, memory = session.registry, session.client, session.memory
             assert registry is not None
             for warning in registry.warnings:
@@ -236,6 +243,8 @@ def run(
                                 on_transition=on_transition, output_schema=schema, instructions=instructions)
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
+            if session.checkpoints is not None and session.checkpoints.error:
+                checkpoint_error.append(session.checkpoints.error)
             await session.aclose()
 
     if not quiet:
@@ -253,6 +262,11 @@ def run(
         typer.echo(json.dumps({"type": "run_outcome", **outcome.model_dump(mode="json")}, ensure_ascii=False))
     else:
         render_outcome(outcome, quiet=quiet)
+        if outcome.undo and not quiet:
+            err_console.print(f"[dim]changed the workspace; undo with: {escape(outcome.undo)}  "
+                              f"(see what changed: agent runs diff {run_id})[/dim]", highlight=False)
+        elif checkpoint_error:
+            print_warning(f"no checkpoint of this run, so no undo: {checkpoint_error[0]}")
     if outcome.exit_code != ExitCode.OK and output == "text":
         detail = outcome.answer if outcome.reason == "error" else (
             f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)

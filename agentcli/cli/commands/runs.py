@@ -76,6 +76,9 @@ def render_timeline(rec: RunRecord) -> None:
             r = d.result
             status = "ok" if r.get("ok") else f"error {(r.get('error') or {}).get('type')}"
             detail = f"{d.tool} {json.dumps(d.args)[:80]} -> {status}"
+            out = r.get("output")
+            if isinstance(out, dict) and out.get("sandbox"):
+                detail += f" [sandbox: {out['sandbox']}]"
         elif isinstance(d, ev.ApprovalMade):
             detail = f"{d.tool} {d.decision} by {d.decided_by} {d.message}"
         elif isinstance(d, ev.StepFinished):

@@ -145,13 +145,17 @@ def _stdin_is_tty() -> bool:
     return sys.stdin.isatty()
 
 
-def _approve(settings: Settings, tool: Tool, preview: str | None, *, yes: bool) -> None:
-    """Raise ApprovalDenied unless the policy, --yes or the user at the terminal allows the call."""
-    policy = getattr(settings.config.approval, tool.risk)
+def _approve(settings: Settings, tool: Tool, preview: str | None, risks: tuple[str, ...], *, yes: bool
+             ) -> None:
+    """Raise ApprovalDenied unless the policy, --yes or the user at the terminal allows the call.
+    The strictest policy among the call's risk classes applies (run_shell asking for the network)."""
+    from agentcli.engine.approval import Approver
+
+    risk, policy = Approver(settings.config.approval).strictest(risks)
     if policy == "auto":
         return
     if policy == "deny":
-        raise ApprovalDenied(f"{tool.name} is a {tool.risk} tool and approval.{tool.risk} is 'deny'")
+        raise ApprovalDenied(f"{tool.name} is a {risk} tool and approval.{risk} is 'deny'")
     if yes:
         return
     if not _stdin_is_tty():
@@ -213,7 +217,7 @@ def call(
         if isinstance(validated, ToolError) or tool is None:
             return await registry.call(name, parsed)  # the result carries the validation error
         try:
-            _approve(settings, tool, registry.preview(name, parsed), yes=yes)
+            _approve(settings, tool, registry.preview(name, parsed), tool.risks_for(validated), yes=yes)
         except ApprovalDenied as exc:
             return exc
         return await registry.call(name, parsed, timeout=timeout)

@@ -1,0 +1,138 @@
+"""`agent undo RUN_ID` and `agent runs diff RUN_ID`: what a run changed in the workspace, and
+putting it back, from the run's checkpoints (:mod:`agentcli.record.checkpoints`).
+
+Exit codes: 0 done (or nothing to do); 1 stopped at conflicts (files changed after the run;
+``--force`` overrides); 2 bad input (no such run, step or checkpoint); 4 not confirmed (no
+terminal and no ``--yes``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from agentcli.cli.commands.common import console, err_console, print_error, state_of
+from agentcli.errors import ApprovalDenied, ExitCode
+
+if TYPE_CHECKING:
+    from agentcli.config import Settings
+    from agentcli.record.checkpoints import ShadowRepo, UndoResult
+    from agentcli.record.reader import RunRecord
+
+
+def _open(settings: Settings, run_id: str) -> tuple[ShadowRepo, RunRecord]:
+    from agentcli.record.checkpoints import ShadowRepo
+    from agentcli.record.reader import RunRecord
+
+    rec = RunRecord.open(settings.data_dir, run_id)
+    return ShadowRepo(settings.workspace, settings.data_dir, settings.config.tools.max_file_bytes), rec
+
+
+def diff(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    step: Annotated[str | None, typer.Option("--step", help="Only what this step changed (e.g. s2).")] = None,
+    stat: Annotated[bool, typer.Option("--stat", help="Files and line counts only.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Changed files as JSON.")] = False,
+) -> None:
+    """What a run (or one step) changed in the workspace, shell commands' changes included."""
+    from agentcli.errors import UsageError
+    from agentcli.record.checkpoints import run_checkpoints
+
+    repo, rec = _open(state_of(ctx).settings, run_id)
+    cps = run_checkpoints(rec)
+    if cps.first is None:
+        raise UsageError(f"run {rec.run_id} has no checkpoints (no step of it could change the workspace)")
+    old, new = (cps.before_step(step), cps.after_step(step)) if step else (str(cps.first), str(cps.last))
+    if json_out:
+        files = [{"status": f.status, "path": f.path} for f in repo.changes(old, new)]
+        typer.echo(json.dumps({"run_id": rec.run_id, "step": step, "from": old, "to": new, "files": files},
+                              indent=2))
+        return
+    text = repo.diff(old, new, stat=stat)
+    if not text.strip():
+        err_console.print(f"run {rec.run_id}{' step ' + step if step else ''} changed nothing", highlight=False)
+        return
+    typer.echo(text, nl=not text.endswith("\n"))
+
+
+def _render(res: UndoResult, *, verb: str) -> None:
+    if res.unfinished:
+        err_console.print("[yellow]the run did not finish (killed?): everything changed since its first "
+                          "checkpoint counts as the run's[/yellow]")
+    labels = {"A": "created", "M": "modified", "D": "deleted", "T": "type changed"}
+    for f in res.files:
+        mark = " [red](changed since the run)[/red]" if f.path in res.conflicts else ""
+        err_console.print(f"  {labels.get(f.status, f.status):>12}  {escape(f.path)}{mark}", highlight=False)
+    for p in res.not_restorable:
+        err_console.print(f"  [yellow]not restorable[/yellow] (over tools.max_file_bytes): {escape(p)}",
+                          highlight=False)
+    if res.applied:
+        what = f"{len(res.files)} file(s)"
+        console.print(f"{verb} {res.run_id}: restored {what}"
+                      + (f" to before step {res.to_step}" if res.to_step else "")
+                      + (" (forced over conflicts)" if res.forced and res.conflicts else ""), highlight=False)
+        again = f"agent undo {res.run_id} --redo" if res.kind == "undo" else f"agent undo {res.run_id}"
+        err_console.print(f"[dim]to reverse this: {again}[/dim]", highlight=False)
+
+
+def undo(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    to_step: Annotated[str | None, typer.Option(
+        "--to-step", help="Undo only from this step on: restore the workspace as it was before it.")] = None,
+    redo: Annotated[bool, typer.Option("--redo", help="Undo the run's last undo: restore its result.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Restore even files changed after the run (their later changes are lost).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Restore the files a run changed to their state before it: created files are deleted,
+    deleted ones come back. Stops, touching nothing, if a file changed after the run."""
+    from agentcli.models.calllog import run_dir
+    from agentcli.record.checkpoints import undo_run
+    from agentcli.record.events import EVENTS_NAME, EventLog
+
+    settings = state_of(ctx).settings
+    repo, rec = _open(settings, run_id)
+    verb = "redo" if redo else "undo"
+    plan = undo_run(repo, rec, to_step=to_step, redo=redo, force=force, apply=False)
+
+    def emit(res: UndoResult) -> None:
+        if json_out:
+            typer.echo(json.dumps(res.as_dict(), indent=2))
+        else:
+            _render(res, verb=verb)
+
+    if not plan.files:
+        emit(plan)
+        if not json_out:
+            err_console.print(f"{verb} {rec.run_id}: nothing to restore", highlight=False)
+        raise typer.Exit(ExitCode.OK)
+    if plan.conflicts and not force:
+        emit(plan)
+        print_error(f"{len(plan.conflicts)} file(s) changed after run {rec.run_id}: "
+                    f"{', '.join(plan.conflicts[:5])}{' ...' if len(plan.conflicts) > 5 else ''}; nothing was "
+                    "restored (--force restores them anyway)")
+        raise typer.Exit(ExitCode.FAILED)
+    if not yes:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise ApprovalDenied(f"{verb} of {rec.run_id} would restore {len(plan.files)} file(s) and there is "
+                                 "no terminal to confirm: re-run with --yes")
+        from rich.prompt import Confirm
+
+        _render(plan, verb=verb)
+        if not Confirm.ask(f"{verb} these changes?", console=err_console, default=False):
+            raise ApprovalDenied(f"{verb} of {rec.run_id} was not confirmed")
+    res = undo_run(repo, rec, to_step=to_step, redo=redo, force=force, apply=True)
+    log = EventLog(run_dir(settings.data_dir, rec.run_id) / EVENTS_NAME, rec.run_id,
+                   start_seq=max((e.seq for e in rec.events), default=0))
+    try:
+        log.append("undo", res.as_dict(), durable=True)
+    finally:
+        log.close()
+    emit(res)

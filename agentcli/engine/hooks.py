@@ -1,0 +1,209 @@
+"""Hooks: the user's shell commands at fixed points of a run (``[[hooks]]``).
+
+As in Claude Code and Gemini CLI, a hook is a command that gets the event as JSON on its
+stdin: ``pre_tool`` before a tool call, ``post_tool`` after it, ``run_finished`` when the
+run has ended. The JSON has the shape of an event line, ``{"type", "run_id", "step_id",
+"data"}``: for ``pre_tool`` the data is the tool and its resolved, validated and approved
+args; ``post_tool`` gets the ``tool_call`` event (the result included); ``run_finished``
+the ``run_finished`` event.
+
+* A ``pre_tool`` hook that exits 2 blocks the call: the step fails with a ``blocked``
+  :class:`~agentcli.tools.ToolError` whose message is the hook's stderr, which the reviewer
+  (and a re-plan) sees like any tool error.
+* Any other non-zero exit, a timeout, or a command that cannot start is a warning: the
+  run goes on.
+* A hook runs as run_shell's commands do (:func:`agentcli.tools.shell.child_env`): in the
+  workspace, with credentials removed from its environment, in its own process group,
+  killed whole at its timeout.
+* Every hook that runs is one ``hook`` event. A replay never runs a hook:
+  :class:`RecordedHooks` serves the recorded results, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import json
+import os
+import signal
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from agentcli.config import HookConfig
+from agentcli.record.events import EventLog, Hooked
+from agentcli.record.reader import RunRecord
+from agentcli.tools.shell import child_env
+
+__all__ = ["BLOCK_EXIT_CODE", "HookResult", "Hooks", "RecordedHooks"]
+
+#: The exit code with which a pre_tool hook blocks the call.
+BLOCK_EXIT_CODE = 2
+#: How much of a hook's stdout and stderr is kept in its event.
+OUTPUT_CHARS = 2000
+
+HookEvent = Literal["pre_tool", "post_tool", "run_finished"]
+Outcome = Literal["ok", "blocked", "warning"]
+
+
+@dataclass(frozen=True)
+class HookResult:
+    """What one hook did, as its ``hook`` event records it."""
+
+    index: int
+    event: str
+    command: str
+    tool: str | None
+    exit_code: int | None
+    outcome: Outcome
+    stdout: str
+    stderr: str
+    message: str
+    duration_ms: float
+
+    def data(self) -> dict[str, Any]:
+        return {"hook": self.index, "event": self.event, "command": self.command, "tool": self.tool,
+                "exit_code": self.exit_code, "outcome": self.outcome, "message": self.message,
+                "stdout": self.stdout, "stderr": self.stderr, "duration_ms": round(self.duration_ms, 3)}
+
+    @classmethod
+    def from_data(cls, d: dict[str, Any]) -> HookResult:
+        return cls(index=int(d.get("hook", 0)), event=str(d.get("event")), command=str(d.get("command", "")),
+                   tool=d.get("tool"), exit_code=d.get("exit_code"), outcome=d.get("outcome", "ok"),
+                   stdout=str(d.get("stdout", "")), stderr=str(d.get("stderr", "")),
+                   message=str(d.get("message", "")), duration_ms=float(d.get("duration_ms") or 0))
+
+
+def _tail(data: bytes) -> str:
+    text = data.decode("utf-8", errors="replace")
+    return text if len(text) <= OUTPUT_CHARS else "[...]" + text[-OUTPUT_CHARS:]
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def run_hook_process(command: str, stdin: bytes, *, cwd: Path, timeout: float
+                           ) -> tuple[int | None, bytes, bytes, bool]:
+    """``/bin/sh -c command`` with ``stdin``: (exit code, stdout, stderr, timed out). Confined as
+    run_shell's commands are: the workspace as cwd, credentials removed from the environment, its
+    own process group, the whole group killed at the timeout or on cancellation."""
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/sh", "-c", command, cwd=str(cwd), env=child_env(), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    except TimeoutError:
+        _kill_group(proc)
+        with contextlib.suppress(TimeoutError, ProcessLookupError):
+            await asyncio.wait_for(proc.wait(), 5.0)
+        return None, b"", b"", True
+    except BaseException:
+        _kill_group(proc)
+        raise
+    return proc.returncode, out, err, False
+
+
+class Hooks:
+    """Runs the configured hooks of one run and records each as a ``hook`` event."""
+
+    def __init__(self, hooks: Sequence[HookConfig], workspace: Path, events: EventLog, run_id: str) -> None:
+        self.hooks = list(hooks)
+        self.workspace = workspace
+        self.events = events
+        self.run_id = run_id
+        #: Called with each result that is a warning (the command line prints them).
+        self.on_warning: Callable[[HookResult], None] | None = None
+
+    def _matching(self, event: HookEvent, tool: str | None) -> list[tuple[int, HookConfig]]:
+        out = []
+        for i, h in enumerate(self.hooks):
+            if h.event != event:
+                continue
+            if event != "run_finished" and h.tools and not any(fnmatch.fnmatchcase(tool or "", p) for p in h.tools):
+                continue
+            out.append((i, h))
+        return out
+
+    async def _execute(self, index: int, hook: HookConfig, event: HookEvent, tool: str | None,
+                       payload: dict[str, Any]) -> HookResult:
+        stdin = (json.dumps(payload, ensure_ascii=False, default=str) + "\n").encode()
+        t0 = time.monotonic()
+        try:
+            code, out, err, timed_out = await run_hook_process(hook.command, stdin, cwd=self.workspace,
+                                                               timeout=hook.timeout_seconds)
+        except OSError as e:
+            code, out, err, timed_out = None, b"", str(e.strerror or e).encode(), False
+        ms = (time.monotonic() - t0) * 1000
+        stderr = _tail(err)
+        if timed_out:
+            outcome: Outcome = "warning"
+            message = f"hook timed out after {hook.timeout_seconds:g} s and was killed"
+        elif code == 0:
+            outcome, message = "ok", ""
+        elif code == BLOCK_EXIT_CODE and event == "pre_tool":
+            outcome = "blocked"
+            message = " ".join(stderr.split()) or f"blocked by the hook `{hook.command}`"
+        else:
+            outcome = "warning"
+            message = f"hook exited with {code}" + (f": {' '.join(stderr.split())[:300]}" if stderr.strip() else "")
+        return HookResult(index, event, hook.command, tool, code, outcome, _tail(out), stderr, message, ms)
+
+    async def _result(self, index: int, hook: HookConfig, event: HookEvent, step_id: str | None,
+                      tool: str | None, payload: dict[str, Any]) -> HookResult:
+        """The hook's result (run here; served from a recording by :class:`RecordedHooks`)."""
+        return await self._execute(index, hook, event, tool, payload)
+
+    async def _fire(self, event: HookEvent, step_id: str | None, tool: str | None,
+                    data: dict[str, Any]) -> HookResult | None:
+        """Run the matching hooks in order; the first that blocks stops the rest and is returned."""
+        payload = {"type": event, "run_id": self.run_id, "step_id": step_id, "data": data}
+        for index, hook in self._matching(event, tool):
+            result = await self._result(index, hook, event, step_id, tool, payload)
+            self.events.append("hook", result.data(), step_id=step_id)
+            if result.outcome == "warning" and self.on_warning is not None:
+                self.on_warning(result)
+            if result.outcome == "blocked":
+                return result
+        return None
+
+    async def pre_tool(self, step_id: str, tool: str, args: dict[str, Any]) -> HookResult | None:
+        """Before a tool call: the blocking result, or None to go ahead."""
+        return await self._fire("pre_tool", step_id, tool, {"tool": tool, "args": args})
+
+    async def post_tool(self, step_id: str, tool: str, call_data: dict[str, Any]) -> None:
+        """After a tool call, given the ``tool_call`` event's data."""
+        await self._fire("post_tool", step_id, tool, call_data)
+
+    async def run_finished(self, finished_data: dict[str, Any]) -> None:
+        """After the ``run_finished`` event, given its data."""
+        await self._fire("run_finished", None, None, finished_data)
+
+
+class RecordedHooks(Hooks):
+    """A replay's hooks: the recorded results, in order per (step, event, hook); nothing runs.
+    ``live(step_id)`` (a fork's steps from the fork on) runs them for real."""
+
+    def __init__(self, hooks: Sequence[HookConfig], workspace: Path, events: EventLog, run_id: str,
+                 rec: RunRecord, live: Callable[[str | None], bool] | None = None) -> None:
+        super().__init__(hooks, workspace, events, run_id)
+        self._recorded: dict[tuple[str | None, str, int], deque[dict[str, Any]]] = defaultdict(deque)
+        for t in rec.of(Hooked):
+            self._recorded[(t.step_id, t.data.event, t.data.hook)].append(t.data.event_data())
+        self._live = live
+
+    async def _result(self, index: int, hook: HookConfig, event: HookEvent, step_id: str | None,
+                      tool: str | None, payload: dict[str, Any]) -> HookResult:
+        if self._live is not None and self._live(step_id):
+            return await self._execute(index, hook, event, tool, payload)
+        queue = self._recorded.get((step_id, event, index))
+        if not queue:
+            from agentcli.engine.replay import ReplayDivergence
+
+            raise ReplayDivergence(f"hook {index} ({event}, step {step_id or '-'}) is not in the recording")
+        return HookResult.from_data(queue.popleft())
