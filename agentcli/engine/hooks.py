@@ -37,6 +37,7 @@ from typing import Any, Literal
 from agentcli.config import HookConfig
 from agentcli.record.events import EventLog, Hooked
 from agentcli.record.reader import RunRecord
+from agentcli.tools.sandbox import parent_death
 from agentcli.tools.shell import child_env
 
 __all__ = ["BLOCK_EXIT_CODE", "HookResult", "Hooks", "RecordedHooks"]
@@ -92,10 +93,13 @@ async def run_hook_process(command: str, stdin: bytes, *, cwd: Path, timeout: fl
                            ) -> tuple[int | None, bytes, bytes, bool]:
     """``/bin/sh -c command`` with ``stdin``: (exit code, stdout, stderr, timed out). Confined as
     run_shell's commands are: the workspace as cwd, credentials removed from the environment, its
-    own process group, the whole group killed at the timeout or on cancellation."""
+    own process group, the whole group killed at the timeout or on cancellation, and it dies with
+    the agent (a hook is the user's own command: it runs outside the OS sandbox)."""
+    argv, preexec = parent_death(["/bin/sh", "-c", command])
     proc = await asyncio.create_subprocess_exec(
-        "/bin/sh", "-c", command, cwd=str(cwd), env=child_env(), stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        *argv, cwd=str(cwd), env=child_env(), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        preexec_fn=preexec)
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:

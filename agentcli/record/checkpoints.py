@@ -97,6 +97,9 @@ class ShadowRepo:
         self.git_dir = self.root / "repo.git"
         self.index = self.root / "index"
         self.max_file_bytes = max_file_bytes
+        # commit -> (tree, skipped) of the checkpoints this process made: saves two git calls
+        # per checkpoint (each a process start) when comparing with the parent.
+        self._known: dict[str, tuple[str, list[str]]] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -201,16 +204,20 @@ class ShadowRepo:
                 self.git("update-index", "-z", "--add", "--remove", "--stdin", stdin=_nul(add))
             if drop:
                 self.git("update-index", "-z", "--force-remove", "--stdin", stdin=_nul(drop))
-            (self.root / "skipped.json").write_text(json.dumps(sorted(skipped)))
-            tree = self.git("write-tree").decode().strip()
             skipped_list = sorted(skipped)
+            if skipped_list != sorted(self._skipped_in_index()):
+                (self.root / "skipped.json").write_text(json.dumps(skipped_list))
+            tree = self.git("write-tree").decode().strip()
             if parent is not None:
-                parent_tree = self.git("rev-parse", f"{parent}^{{tree}}").decode().strip()
-                if parent_tree == tree and _message(self, parent).get("skipped", []) == skipped_list:
+                parent_tree, parent_skipped = self._known.get(parent) or (
+                    self.git("rev-parse", f"{parent}^{{tree}}").decode().strip(),
+                    _message(self, parent).get("skipped", []))
+                if parent_tree == tree and parent_skipped == skipped_list:
                     return Checkpoint(parent, tree, False, skipped_list, (time.perf_counter() - t0) * 1000)
             body = json.dumps({**message, "skipped": skipped_list}, sort_keys=True)
             args = ["commit-tree", tree, "-m", body] + (["-p", parent] if parent else [])
             commit = self.git(*args).decode().strip()
+            self._known[commit] = (tree, skipped_list)
             ref = message.get("run_id")
             if ref:
                 self.git("update-ref", f"refs/agentcli/runs/{ref}", commit)

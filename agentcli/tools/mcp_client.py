@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from agentcli.config import McpServerConfig
 from agentcli.tools.base import InvalidArgs, Tool, ToolContext, ToolFailure
 from agentcli.tools.registry import ToolRegistry
-from agentcli.tools.sandbox import Sandbox, SandboxUnavailable
+from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, parent_death
 
 __all__ = ["McpServer", "McpStartError", "McpTool", "start_mcp_servers"]
 
@@ -109,6 +109,8 @@ class McpServer:
             from mcp.client.stdio import get_default_environment
 
             env = {**get_default_environment(), **(env or {}), **self.sandbox.env()}
+        else:  # unconfined, it still dies with the agent (the SDK takes no preexec_fn)
+            argv = parent_death(argv)[0]
         params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=str(self.workspace))
         async with (
             stdio_client(params, errlog=self._errlog) as (read, write),

@@ -23,7 +23,9 @@ DNS and unix sockets open; and it cannot reap a double-forked child when the age
 When no sandbox works (no ``bwrap``, a kernel without user namespaces, macOS), commands are
 refused with a one-line reason unless ``sandbox.mode = "off"``: never a silent downgrade. With
 ``off``, a child still gets a parent-death signal (its direct child only; grandchildren that
-leave the process group are not reaped).
+leave the process group are not reaped), set by ``setpriv --pdeathsig`` (util-linux) in front of
+the command: a ``preexec_fn`` would do the same but forces a real ``fork()`` of the agent, which
+costs ~60 ms for a process of its size against ~5 ms for one more exec (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from pathlib import Path
 
 from agentcli.config import SandboxConfig, SandboxMode
 
-__all__ = ["Sandbox", "SandboxStatus", "SandboxUnavailable", "pdeathsig_preexec", "sandbox_status"]
+__all__ = ["Sandbox", "SandboxStatus", "SandboxUnavailable", "parent_death", "pdeathsig_preexec",
+           "sandbox_status"]
 
 _PR_SET_PDEATHSIG = 1
 _PROBE_TIMEOUT = 10.0
@@ -112,6 +115,15 @@ def pdeathsig_preexec() -> Callable[[], None]:
     return preexec
 
 
+def parent_death(argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """``argv`` made to die with this process: behind ``setpriv --pdeathsig KILL`` when there is
+    one (spawned without a fork of the agent), else with a ``preexec_fn`` doing the same."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None:
+        return [setpriv, "--pdeathsig", "KILL", "--", *argv], None
+    return list(argv), pdeathsig_preexec()
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """The confinement of one process: mode, network, and the paths the rules are about."""
@@ -148,9 +160,10 @@ class Sandbox:
         return {"TMPDIR": "/tmp"} if self.active else {}
 
     def wrap(self, argv: Sequence[str], cwd: Path) -> list[str]:
-        """``argv`` as run inside the sandbox (unchanged when the mode is ``off``)."""
+        """``argv`` as run inside the sandbox (when the mode is ``off``: only made to die with the
+        agent, see :func:`parent_death`; run it with :meth:`preexec`)."""
         if not self.active:
-            return list(argv)
+            return parent_death(argv)[0]
         bwrap = shutil.which("bwrap") or "bwrap"
         args = [bwrap, *_bwrap_base(self.network),
                 "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
@@ -167,5 +180,6 @@ class Sandbox:
         return args
 
     def preexec(self) -> Callable[[], None] | None:
-        """What the child runs before exec: with a sandbox, bwrap's own ``--die-with-parent`` does it."""
-        return None if self.active else pdeathsig_preexec()
+        """What the child runs before exec, if anything: bwrap's ``--die-with-parent`` or setpriv
+        usually make it nothing."""
+        return None if self.active else parent_death([])[1]

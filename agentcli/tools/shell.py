@@ -24,7 +24,7 @@ from pydantic import Field
 from agentcli.redact import is_secret_name
 from agentcli.tools.base import ArgsModel, Capped, Tool, ToolContext, ToolFailure
 from agentcli.tools.paths import rel_posix, resolve_in_workspace
-from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, pdeathsig_preexec
+from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, parent_death
 
 __all__ = ["ProcessResult", "child_env", "run_process", "shell_tool"]
 
@@ -124,7 +124,7 @@ async def run_process(
         preexec = sandbox.preexec()
         cmd = sandbox.wrap(cmd, cwd)
     else:
-        preexec = pdeathsig_preexec()
+        cmd, preexec = parent_death(cmd)
     kwargs: dict[str, Any] = {
         "cwd": str(cwd),
         "env": env,
