@@ -60,7 +60,10 @@ class LLMConfig(_Section):
     max_reasks: int = Field(2, ge=0, le=10, description="Re-asks when structured output fails validation.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 for reproducible runs.")
     seed: int = Field(0, description="Sampling seed, where the provider supports one.")
-    max_output_tokens: int = Field(1024, gt=0, description="Cap on tokens generated per call.")
+    max_output_tokens: int = Field(
+        0, ge=0, description="Cap on tokens generated per call, for every role. 0: sized per role (planner, "
+        "step, reviewer) from the model's own maximum, within the budget; a cut answer is asked for again "
+        "once with the model's maximum.")
 
 
 class BudgetConfig(_Section):

@@ -14,6 +14,7 @@ exits with the error's ``exit_code``. Anything else escaping is a bug.
     │   ├── LLMTransientError                429, 5xx, timeout, connection error (retried first)
     │   ├── LLMFatalError                    auth, bad request, context too long (not retried)
     │   ├── StructuredOutputError            still invalid after the bounded re-asks
+    │   ├── OutputTruncated                  the answer was cut by the output limit, even at the largest
     │   └── ModelRequestsBlocked             a real provider call under tests without opt-in
     ├── BudgetExceeded              exit 3   a budget would be crossed
     ├── ApprovalDenied              exit 4   denied or aborted by the user or the policy
@@ -83,6 +84,13 @@ class LLMFatalError(LLMError):
 
 class StructuredOutputError(LLMError):
     error_type = "invalid_output"
+
+
+class OutputTruncated(LLMError):
+    """The model's answer was cut by the output limit (``finish_reason: length``), also when asked
+    again with the largest limit the model and the budget allow. A cut answer is never used."""
+
+    error_type = "output_truncated"
 
 
 class ModelRequestsBlocked(LLMError):

@@ -18,6 +18,9 @@ from agentcli.models import routing
 
 routing.ALLOW_MODEL_REQUESTS = False
 
+#: Copies of other projects (their own tests included) that tests run the agent on.
+collect_ignore = ["fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -82,14 +82,15 @@ def test_plan_from_a_valid_draft(ws: Path) -> None:
 def test_estimates_count_llm_steps_only(ws: Path) -> None:
     plan, _ = plan_with(ws, [GOOD])
     llm = plan.steps[2]
-    assert llm.estimated_output_tokens == 512
+    # The output limit the step is sent with: a step's role limit within the model's maximum.
+    assert llm.estimated_output_tokens == 8192
     # The prompt's own tokens, plus the fixed allowance for the one referenced output.
     assert 256 < llm.estimated_input_tokens < 256 + 100
     assert llm.estimated_cost_usd == pytest.approx(
         DEFAULT_PRICE.cost(llm.estimated_input_tokens, llm.estimated_output_tokens))
     assert all(s.estimated_cost_usd == 0.0 for s in plan.steps if s.kind == "tool")
     assert plan.estimated_cost_usd == pytest.approx(llm.estimated_cost_usd)
-    assert plan.estimated_tokens == llm.estimated_input_tokens + 512
+    assert plan.estimated_tokens == llm.estimated_input_tokens + 8192
 
 
 def test_unknown_price_is_unknown_not_zero(ws: Path) -> None:

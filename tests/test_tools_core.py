@@ -253,6 +253,7 @@ def test_builtin_registry_contents_and_risks(tmp_path: Path) -> None:
         "git_diff": "read",
         "write_file": "write",
         "edit_file": "write",
+        "apply_edits": "write",
         "run_shell": "exec",
     }
     assert all(t.source == "builtin" for t in reg.tools())

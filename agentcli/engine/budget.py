@@ -19,7 +19,7 @@ from typing import Any
 
 from agentcli.config import BudgetConfig
 from agentcli.errors import BudgetExceeded
-from agentcli.models.types import CallRecord, PreCall
+from agentcli.models.types import CallRecord, PreCall, Price
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,16 @@ class Budget:
         self.tokens += rec.usage.input_tokens + rec.usage.output_tokens
         if rec.cost_usd is not None:
             self.cost_usd += rec.cost_usd
+
+    def output_headroom(self, model: str, input_tokens: int, price: Price | None) -> int | None:
+        """The most output tokens a call with ``input_tokens`` of input can generate without crossing
+        the token or cost budget (the client sizes its output limit within it; None: no limit)."""
+        lim = self.limits
+        room = lim.max_tokens - self.tokens - input_tokens
+        if price is not None and price.output > 0:
+            money = lim.max_cost_usd - self.cost_usd - input_tokens * price.input
+            room = min(room, int(money / price.output))
+        return max(room, 1)
 
     def snapshot(self) -> dict[str, Any]:
         lim = self.limits

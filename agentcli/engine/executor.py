@@ -15,7 +15,13 @@ A tool step, in order:
 5. the call, with the tool's timeout capped by the remaining wall-time budget;
    failures are retried by the step's retry policy, with backoff, never re-planned.
 
-An ``llm`` step sends its resolved prompt to the executor's model.
+An ``llm`` step sends its resolved prompt to the executor's model; outputs referenced in the
+prompt are inserted as text (:func:`~agentcli.planning.plan.prompt_text`). Its answer has the
+step's shape: ``text``; ``json`` or ``edits``, sent as ``response_format`` and validated (the
+output is the parsed value; for ``edits`` the list of edits). A text answer that feeds a tool's
+arguments or a path reference loses a Markdown fence around it. An answer the output limit cut
+is never used: the step fails with ``output_truncated`` (the client has already asked once
+more with the largest limit) and is not retried.
 
 While any tool runs or waits for approval the run is in WAITING_TOOL, otherwise
 in EXECUTING; every transition, call and decision is appended to the event log.
@@ -36,14 +42,16 @@ from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.budget import Budget
 from agentcli.engine.fsm import State, StateMachine
 from agentcli.engine.hooks import Hooks
-from agentcli.errors import ApprovalDenied, BudgetExceeded, LLMError
-from agentcli.models.client import LLMClient
+from agentcli.errors import ApprovalDenied, BudgetExceeded, LLMError, OutputTruncated
+from agentcli.models.client import LLMClient, strip_fences
+from agentcli.models.types import LLMResult
 from agentcli.planning.plan import (
     Plan,
     ReferenceResolutionError,
     Step,
     find_references,
     llm_step_messages,
+    prompt_text,
     resolve_references,
 )
 from agentcli.record.checkpoints import Checkpointer
@@ -57,6 +65,7 @@ from agentcli.record.events import (
     ToolIntent,
 )
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
+from agentcli.tools.edits import EditList
 
 StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
 DONE: frozenset[str] = frozenset({"ok", "failed", "denied", "skipped"})
@@ -163,10 +172,14 @@ class Executor:
     def outputs(self) -> dict[str, Any]:
         return {sid: r.output for sid, r in self.runs.items() if r.status == "ok"}
 
-    def _resolve(self, value: Any) -> Any:
-        """``value`` with its references resolved (a copy, as resolve_references returns). The
-        outputs are only collected when there is a reference to resolve: that walk is O(steps)."""
-        return resolve_references(value, self.outputs() if find_references(value) else {})
+    def _resolve(self, value: Any, *, prompt: bool = False) -> Any:
+        """``value`` with its references resolved (a copy, as resolve_references returns; in a
+        ``prompt``, outputs as text to read). The outputs are only collected when there is a
+        reference to resolve: that walk is O(steps)."""
+        results = self.outputs() if find_references(value) else {}
+        if prompt:
+            return resolve_references(value, results, as_text=prompt_text)
+        return resolve_references(value, results)
 
     def adopt(self, plan: Plan, done: dict[str, StepRun] | None = None) -> None:
         """Track the steps of ``plan``; steps already done (resume, replan) are kept as they are."""
@@ -319,7 +332,7 @@ class Executor:
             self.on_step(run)
         try:
             if step.kind == "llm":
-                await self._llm_step(run)
+                await self._llm_step(plan, run)
             else:
                 await self._tool_step(plan, run)
         except (BudgetExceeded, Aborted, asyncio.CancelledError):
@@ -329,24 +342,26 @@ class Executor:
             raise
         self._finish(run)
 
-    async def _llm_step(self, run: StepRun) -> None:
+    async def _llm_step(self, plan: Plan, run: StepRun) -> None:
         step = run.step
         try:
-            prompt = self._resolve(step.prompt)
+            prompt = self._resolve(step.prompt, prompt=True)
         except ReferenceResolutionError as e:
             run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
             return
-        messages = llm_step_messages(self.task, prompt, self.instructions)
+        messages = llm_step_messages(self.task, prompt, self.instructions, step.answer)
         policy = step.retry
         for attempt in range(1, policy.max_attempts + 1):
             run.attempts = attempt
             try:
-                result = await self.client.acomplete(messages, role="executor", step_id=step.id)
+                result = await self._answer(step, messages)
             except (BudgetExceeded, asyncio.CancelledError):
                 raise
             except LLMError as e:
                 run.error = {"type": e.error_type, "message": e.one_line()}
-                if attempt < policy.max_attempts:
+                # A cut answer was already asked for again with the largest limit: a third time
+                # would be cut the same way.
+                if attempt < policy.max_attempts and not isinstance(e, OutputTruncated):
                     await self.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
                     continue
                 run.status = "failed"
@@ -355,8 +370,26 @@ class Executor:
             run.output_tokens += result.usage.output_tokens
             run.cost_usd = None if result.cost_usd is None or run.cost_usd is None else run.cost_usd + \
                 result.cost_usd
-            run.status, run.output, run.error = "ok", result.text, None
+            run.status, run.output, run.error = "ok", self._output(plan, step, result), None
             return
+
+    async def _answer(self, step: Step, messages: list[dict[str, Any]]) -> LLMResult:
+        if step.answer == "edits":
+            return await self.client.acomplete(messages, role="executor", step_id=step.id,
+                                               response_model=EditList)
+        if step.answer == "json":
+            return await self.client.acomplete(messages, role="executor", step_id=step.id,
+                                               json_schema=step.answer_schema or {"type": "object"})
+        return await self.client.acomplete(messages, role="executor", step_id=step.id)
+
+    def _output(self, plan: Plan, step: Step, result: LLMResult) -> Any:
+        """A step's output from its answer: the parsed value of a json answer, the list of edits of
+        an edits answer, the text of a text answer (unfenced when it feeds data, see _feeds_data)."""
+        if step.answer == "edits":
+            return [e.model_dump() for e in result.parsed.edits]
+        if step.answer == "json":
+            return result.parsed
+        return strip_fences(result.text) if _feeds_data(plan, step.id) else result.text
 
     async def _tool_step(self, plan: Plan, run: StepRun) -> None:
         step = run.step
@@ -500,6 +533,18 @@ class Executor:
             run.status, run.error = "denied", {"type": "denied", "message": decision.message}
             return False
         return True
+
+
+def _feeds_data(plan: Plan, step_id: str) -> bool:
+    """Whether a step's output goes into a tool's arguments (a file's content, a command) or is
+    read as JSON through a path (``{{s3.output.search}}``), rather than only read by a model."""
+    for other in plan.steps:
+        if step_id not in other.depends_on:
+            continue
+        for ref in other.references():
+            if ref.step_id == step_id and (other.kind == "tool" or ref.path):
+                return True
+    return False
 
 
 def summarize_output(output: Any, limit: int = 1500) -> str:

@@ -24,6 +24,7 @@ new run is recorded as a child of the original.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import tempfile
 from collections import defaultdict, deque
@@ -51,6 +52,7 @@ from agentcli.record.events import (
     LlmCall,
     MemoryRecalled,
     MemoryWritten,
+    PlanCreated,
     RunFinished,
     RunStarted,
     TransitionMade,
@@ -228,8 +230,12 @@ def _comparable(items: Iterable[Typed[Any]]) -> dict[str, list[Typed[Any]]]:
 
 
 def _value(t: Typed[Any]) -> dict[str, Any]:
-    # Typed on both sides: a key an older writer left out compares as its default.
-    return {"type": t.type, **_scrub(t.data.model_dump(by_alias=True))}
+    # Typed on both sides: a key an older writer left out compares as its default (a plan's too).
+    data = t.data.model_dump(by_alias=True)
+    if isinstance(t.data, PlanCreated):
+        with contextlib.suppress(ValueError):
+            data["plan"] = Plan.model_validate(data["plan"]).model_dump(mode="json")
+    return {"type": t.type, **_scrub(data)}
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any]:

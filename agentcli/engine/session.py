@@ -135,7 +135,7 @@ class RunSession:
         self.call_log = CallLog(self.run_dir / LLM_LOG_NAME,
                                 stderr=log_json or self.config.logging.json_stderr)
         self.client = LLMClient(self.config, backend=backend, call_log=self.call_log, run_id=run_id,
-                                guard=self.budget.check_llm_call,
+                                guard=self.budget.check_llm_call, headroom=self.budget.output_headroom,
                                 observers=[self.budget.observe, llm_call_recorder(self.events)])
         self.approver = approver if approver is not None else Approver(self.config.approval)
         self.registry = registry

@@ -9,6 +9,10 @@ them, at one choke point:
 * retries of transient errors with exponential backoff, jitter and Retry-After,
   then the configured fallback models in order;
 * a pre-call ``guard`` (the budget checks it before anything is sent);
+* the output limit of each call, sized per role and per model (:meth:`LLMClient.output_limit`), and
+  never acting on a cut answer: a reply the limit cut (``finish_reason: length``) is asked for
+  once more with the largest limit the model and the budget allow, and fails as
+  :class:`~agentcli.errors.OutputTruncated` when that is cut too;
 * one JSON log record per request (:mod:`agentcli.models.calllog`), running totals per
   run, and ``observers`` that receive the full request and response (the run's
   event log and replay use them).
@@ -36,6 +40,7 @@ from agentcli.errors import (
     LLMFatalError,
     LLMTransientError,
     ModelRequestsBlocked,
+    OutputTruncated,
     StructuredOutputError,
 )
 from agentcli.models import tokens
@@ -57,6 +62,28 @@ from agentcli.models.types import (
 )
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+# A whole answer in one fenced block, any language tag: ```python\n...\n```
+_ANY_FENCE = re.compile(r"^```[\w+.-]*[ \t]*\n(.*?)\n?```$", re.DOTALL)
+
+#: The first output limit of a call per role when ``llm.max_output_tokens`` is 0 (the default),
+#: capped by the model's own maximum: a plan, a step's answer (a whole module fits), a verdict.
+#: A cut answer is asked for again once with the model's maximum.
+ROLE_OUTPUT_TOKENS: dict[str, int] = {"planner": 4096, "executor": 8192, "reviewer": 2048}
+#: The limit of every call to a model whose planner style is "small" (the embedded model): its
+#: answers are grammar-bounded plans and short texts, and its context is shared with the prompt.
+SMALL_MODEL_OUTPUT_TOKENS = 1024
+#: A model's maximum when nothing says it (an unknown model behind an OpenAI-compatible server).
+UNKNOWN_MODEL_OUTPUT_TOKENS = 4096
+#: A limit is shrunk to what the budget can pay for down to this many tokens, no further: a call
+#: the budget cannot pay this much for is refused by the guard instead of being made to be cut.
+MIN_AFFORDABLE_OUTPUT_TOKENS = 1024
+
+
+def strip_fences(text: str) -> str:
+    """``text`` without one Markdown fence around all of it (real models add them even when told
+    not to); anything else is returned as it is, fences inside the text included."""
+    m = _ANY_FENCE.match(text.strip())
+    return m.group(1) + "\n" if m else text
 
 
 def extract_json(text: str) -> str:
@@ -109,6 +136,7 @@ class LLMClient:
         run_id: str | None = None,
         guard: Callable[[PreCall], None] | None = None,
         observers: Sequence[Callable[[CallRecord], None]] = (),
+        headroom: Callable[[str, int, Price | None], int | None] | None = None,
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.config = config
@@ -116,6 +144,9 @@ class LLMClient:
         self.call_log = call_log
         self.run_id = run_id
         self.guard = guard
+        #: ``headroom(model, input_tokens, price)``: the most output tokens the budget can still pay
+        #: for (None: no limit); a call's output limit is never sized past it.
+        self.headroom: Callable[[str, int, Price | None], int | None] | None = headroom
         self.observers: list[Callable[[CallRecord], None]] = list(observers)
         self.totals = RunTotals()
         self._sleep = sleep or asyncio.sleep
@@ -152,16 +183,30 @@ class LLMClient:
             schema = json_schema or response_model.model_json_schema()  # type: ignore[union-attr]
             name = response_model.__name__ if response_model is not None else "response"
             response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+        limit = max_tokens or self.output_limit(role, chain[0])
+        ceiling = max(limit, self.output_ceiling(role, chain[0]))
         attempts = 0
         latency = 0.0
         last_error: Exception | None = None
+        cut: _Sent | None = None
         for _reask in range(cfg.max_reasks + 1 if response_format else 1):
             sent = await self._send_with_fallbacks(
-                chain, msgs, response_format, tools, role, step_id, max_tokens, call_id, attempts
+                chain, msgs, response_format, tools, role, step_id, limit, call_id, attempts
             )
-            resp = sent.resp
             attempts += sent.attempts
             latency += sent.latency_ms
+            if sent.resp.truncated:
+                larger = self._affordable(sent.model, sent.estimate, ceiling)
+                if larger > sent.req.max_tokens:
+                    # Asked once more with the largest limit: never act on a cut answer.
+                    limit = larger
+                    sent = await self._send_with_fallbacks(
+                        chain, msgs, response_format, tools, role, step_id, limit, call_id, attempts
+                    )
+                    attempts += sent.attempts
+                    latency += sent.latency_ms
+            resp = sent.resp
+            cut = sent if resp.truncated else None
             parsed: Any = None
             if response_format is not None:
                 try:
@@ -181,6 +226,13 @@ class LLMClient:
                         },
                     ]
                     continue
+            if cut is not None:
+                if response_format is None:
+                    break
+                # Whole-looking JSON that the limit still cut: not used either; asked again, shorter.
+                msgs = [*msgs, {"role": "assistant", "content": resp.text},
+                        {"role": "user", "content": _cut_message(cut.req.max_tokens)}]
+                continue
             # The request's count, hash and usage as worked out when it was sent and recorded
             # (a fresh Usage: the recorded one went to the observers).
             usage = sent.usage.model_copy()
@@ -197,12 +249,55 @@ class LLMClient:
                 call_id=call_id,
                 request_hash=sent.request_hash,
                 input_tokens_estimate=sent.estimate,
+                finish_reason=resp.finish_reason,
+                max_tokens=sent.req.max_tokens,
+            )
+        if cut is not None:
+            raise OutputTruncated(
+                f"{cut.model}: the answer was cut at the output limit of {cut.req.max_tokens} tokens "
+                f"(finish_reason: length; the largest limit the model and the budget allow is "
+                f"{self._affordable(cut.model, cut.estimate, ceiling)}); nothing of it was used"
             )
         assert last_error is not None
         summary = format_validation_errors(last_error).replace("\n", "; ")  # type: ignore[arg-type]
         raise StructuredOutputError(
             f"{chain[0]}: no valid structured output after {cfg.max_reasks + 1} tries: {summary}"
         )
+
+    def output_limit(self, role: Role, model: str | None = None) -> int:
+        """The output limit a call of ``role`` starts with: ``llm.max_output_tokens`` when set,
+        else :data:`ROLE_OUTPUT_TOKENS` for the role (:data:`SMALL_MODEL_OUTPUT_TOKENS` for a small
+        model), never over the model's own maximum. The planner's estimates use it too."""
+        model = model or self.config.model_for(role)  # type: ignore[arg-type]
+        cap = self.config.llm.max_output_tokens
+        most = self.model_max_output(model)
+        if cap <= 0:
+            cap = SMALL_MODEL_OUTPUT_TOKENS if self._small(model) else ROLE_OUTPUT_TOKENS.get(role, 4096)
+        return max(1, min(cap, most))
+
+    def output_ceiling(self, role: Role, model: str | None = None) -> int:
+        """The largest output limit a call of ``role`` may be asked again with after a cut answer:
+        the model's maximum, or ``llm.max_output_tokens`` when that is set (a cap is a cap)."""
+        model = model or self.config.model_for(role)  # type: ignore[arg-type]
+        if self.config.llm.max_output_tokens > 0 or self._small(model):
+            return self.output_limit(role, model)
+        return self.model_max_output(model)
+
+    def model_max_output(self, model: str) -> int:
+        """The most tokens ``model`` generates in one answer."""
+        return self.profile(model).max_output_tokens or UNKNOWN_MODEL_OUTPUT_TOKENS
+
+    def _small(self, model: str) -> bool:
+        return self.profile(model).planner_style == "small"
+
+    def _affordable(self, model: str, estimate: int, ceiling: int) -> int:
+        """``ceiling``, or less when the budget's ``headroom`` cannot pay for that many tokens."""
+        if self.headroom is None:
+            return ceiling
+        room = self.headroom(model, estimate, self._price(model))
+        if room is None:
+            return ceiling
+        return max(min(ceiling, room), min(ceiling, MIN_AFFORDABLE_OUTPUT_TOKENS))
 
     def estimate_input_tokens(self, messages: Sequence[dict[str, Any]], model: str) -> int:
         return tokens.count_messages(messages, model)
@@ -256,7 +351,7 @@ class LLMClient:
         return ModelRequest(
             model=model,
             messages=msgs,
-            max_tokens=max_tokens or cfg.max_output_tokens,
+            max_tokens=max_tokens or self.output_limit("executor", model),
             temperature=cfg.temperature,
             seed=cfg.seed,
             timeout=cfg.timeout_seconds,
@@ -293,6 +388,9 @@ class LLMClient:
             req = self._request(model, msgs, response_format, tools, max_tokens, idx > 0, step_id)
             estimate = self._estimate(req)
             price = self._price(model)  # also warms the provider import before latency is timed
+            if self.headroom is not None:
+                # Sized within what the budget can still pay for, rather than refused by the guard.
+                req.max_tokens = self._affordable(model, estimate, req.max_tokens)
             for retry in range(cfg.max_retries + 1):
                 if self.guard is not None:
                     self.guard(PreCall(model, estimate, req.max_tokens, price, role, step_id))
@@ -317,7 +415,8 @@ class LLMClient:
                 ms = (time.perf_counter() - t0) * 1000
                 latency += ms
                 usage, request_hash = self._record(call_id, attempts_before + attempts, role, step_id, req,
-                                                   resp, estimate, ms, "ok", None)
+                                                   resp, estimate, ms, "truncated" if resp.truncated else "ok",
+                                                   None)
                 return _Sent(resp, model, req, attempts, latency, estimate, request_hash, usage)
         last = errors[-1]
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
@@ -398,6 +497,7 @@ class LLMClient:
             "gen_ai.response.model": resp.model if resp is not None else None,
             "gen_ai.usage.input_tokens": usage.input_tokens,
             "gen_ai.usage.output_tokens": usage.output_tokens,
+            "gen_ai.request.max_tokens": req.max_tokens,
             "input_tokens_estimate": estimate,
             "cost_usd": cost,
             "latency_ms": round(latency_ms, 3),
@@ -438,3 +538,8 @@ class LLMClient:
         self._account(rec.request.model, rec.usage, rec.cost_usd, answered=rec.response is not None)
         for obs in self.observers:
             obs(rec)
+
+
+def _cut_message(limit: int) -> str:
+    return (f"Your reply was cut at the output limit of {limit} tokens. Reply again with the complete "
+            "JSON object, shorter.")

@@ -9,10 +9,15 @@ re-asks, guards, logs and totals all run. Token counts are real tiktoken counts.
   ``LLMTransientError("...", status=429, retry_after=0)``).
 * :class:`FunctionModel` answers by calling a function of the request.
 
+Like a provider, both cut an answer longer than the request's ``max_tokens`` (tiktoken tokens)
+and say so with ``finish_reason: "length"``; a :class:`~agentcli.models.types.ModelResponse`
+in the script may set its own ``finish_reason``. Pass ``cut_at_limit=False`` to serve answers whole.
+
 From the command line (subprocess tests) the model names ``test/echo`` and
 ``test/script`` select them: ``test/script`` reads the queue from the JSON file
 named by ``AGENT_TEST_SCRIPT`` (a list of strings, objects, or
-``{"error": "transient"|"fatal", "status": 429, "message": "..."}``).
+``{"error": "transient"|"fatal", "status": 429, "message": "..."}``, or
+``{"text": "...", "finish_reason": "length"}`` for an answer with a finish reason of its own).
 """
 
 from __future__ import annotations
@@ -37,9 +42,11 @@ ScriptItem = str | dict[str, Any] | list[Any] | BaseModel | ToolCall | ModelResp
 
 #: Prices used by the fakes unless told otherwise: gpt-4o-mini's, so budgets have something to count.
 DEFAULT_PRICE = Price(input=0.15e-6, output=0.60e-6)
+#: The fakes' most output tokens per answer unless their profile says otherwise: gpt-4o-mini's too.
+DEFAULT_MAX_OUTPUT = 16384
 
 
-def _to_response(item: Any, req: ModelRequest, model: str) -> ModelResponse:
+def _to_response(item: Any, req: ModelRequest, model: str, cut_at_limit: bool = True) -> ModelResponse:
     if isinstance(item, BaseException):
         raise item
     if isinstance(item, ModelResponse):
@@ -54,6 +61,12 @@ def _to_response(item: Any, req: ModelRequest, model: str) -> ModelResponse:
         resp = ModelResponse(text=json.dumps(item))
     else:
         resp = ModelResponse(text=str(item))
+    if resp.finish_reason is None:
+        resp.finish_reason = "tool_calls" if resp.tool_calls else "stop"
+        if cut_at_limit and resp.text:
+            resp.text, cut = tokens.cut_text(resp.text, req.max_tokens, req.model)
+            if cut:
+                resp.finish_reason = "length"
     if resp.input_tokens is None:
         resp.input_tokens = tokens.count_messages(req.messages, req.model, tools=req.tools)
     if resp.output_tokens is None:
@@ -66,12 +79,14 @@ class ScriptedModel:
     """Answers requests from a queue, in order; records every request it saw."""
 
     def __init__(self, responses: Iterable[ScriptItem] = (), *, price: Price | None = DEFAULT_PRICE,
-                 model_name: str = "test/scripted", profile: ModelProfile | None = None) -> None:
+                 model_name: str = "test/scripted", profile: ModelProfile | None = None,
+                 cut_at_limit: bool = True) -> None:
         self.queue: deque[ScriptItem] = deque(responses)
         self.requests: list[ModelRequest] = []
         self._price = price
         self._profile = profile
         self.model_name = model_name
+        self.cut_at_limit = cut_at_limit
 
     def add(self, *items: ScriptItem) -> ScriptedModel:
         self.queue.extend(items)
@@ -81,7 +96,7 @@ class ScriptedModel:
         self.requests.append(req)
         if not self.queue:
             raise LLMFatalError(f"{req.model}: the scripted model has no response left")
-        return _to_response(self.queue.popleft(), req, req.model)
+        return _to_response(self.queue.popleft(), req, req.model, self.cut_at_limit)
 
     def price(self, model: str) -> Price | None:
         return self._price
@@ -99,18 +114,20 @@ class FunctionModel:
         *,
         price: Price | None = DEFAULT_PRICE,
         profile: ModelProfile | None = None,
+        cut_at_limit: bool = True,
     ) -> None:
         self.fn = fn
         self.requests: list[ModelRequest] = []
         self._price = price
         self._profile = profile
+        self.cut_at_limit = cut_at_limit
 
     async def request(self, req: ModelRequest) -> ModelResponse:
         self.requests.append(req)
         out = self.fn(req)
         if inspect.isawaitable(out):
             out = await out
-        return _to_response(out, req, req.model)
+        return _to_response(out, req, req.model, self.cut_at_limit)
 
     def price(self, model: str) -> Price | None:
         return self._price
@@ -125,7 +142,8 @@ def fake_profile(model: str) -> ModelProfile:
     is the fake's own."""
     from agentcli.models.routing import static_profile
 
-    return dataclasses.replace(static_profile(model), source="fake")
+    base = static_profile(model)
+    return dataclasses.replace(base, source="fake", max_output_tokens=base.max_output_tokens or DEFAULT_MAX_OUTPUT)
 
 
 def last_user_text(req: ModelRequest) -> str:
@@ -142,6 +160,8 @@ def _script_item(raw: Any) -> ScriptItem:
         return cls(message, status=raw.get("status"), retry_after=raw.get("retry_after"))
     if isinstance(raw, dict) and "tool_call" in raw:
         return ToolCall(**raw["tool_call"])
+    if isinstance(raw, dict) and set(raw) == {"text", "finish_reason"}:
+        return ModelResponse(text=str(raw["text"]), finish_reason=str(raw["finish_reason"]))
     return raw
 
 

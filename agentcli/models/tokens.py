@@ -62,6 +62,16 @@ def count_text(text: str, model: str = "") -> int:
     return len(_encoding(encoding_name_for(model)).encode(text, disallowed_special=()))
 
 
+def cut_text(text: str, max_tokens: int, model: str = "") -> tuple[str, bool]:
+    """The first ``max_tokens`` tokens of ``text``, and whether anything was cut: what a provider
+    sends back when the output limit stops an answer (``finish_reason: length``)."""
+    enc = _encoding(encoding_name_for(model))
+    ids = enc.encode(text, disallowed_special=())
+    if len(ids) <= max_tokens:
+        return text, False
+    return enc.decode(ids[:max_tokens]), True
+
+
 def _content_text(content: Any) -> str:
     if content is None:
         return ""

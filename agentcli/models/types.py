@@ -53,6 +53,11 @@ class LLMResult(BaseModel):
     call_id: str
     request_hash: str
     input_tokens_estimate: int = 0
+    finish_reason: str | None = None
+    """Why the provider stopped generating the answer returned: ``stop``, ``tool_calls``, ... (never
+    ``length``: a cut answer is not returned as a result), or None when the provider does not say."""
+    max_tokens: int = 0
+    """The output limit the answer was generated under."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,9 @@ class ModelRequest:
 
 @dataclass
 class ModelResponse:
+    """One answer of a backend. ``finish_reason`` is the provider's own (``stop``, ``length`` when
+    the output limit cut the answer, ``tool_calls``, ``content_filter``), None when it gives none."""
+
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     input_tokens: int | None = None
@@ -109,6 +117,11 @@ class ModelResponse:
     #: Why generation stopped, as the provider said it: ``stop``, ``length`` (cut by the output
     #: limit), ``tool_calls``, ``content_filter``...; None when the provider did not say.
     finish_reason: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the output limit cut this answer."""
+        return self.finish_reason == "length"
 
 
 class ModelBackend(Protocol):
@@ -159,7 +172,7 @@ class CallRecord:
     usage: Usage
     cost_usd: float | None
     latency_ms: float
-    outcome: str  # ok | retry | error | invalid_output
+    outcome: str  # ok | retry | error | invalid_output | truncated
     error_type: str | None = None
     error: str | None = None
     #: The model's profile when the call was made (``ModelProfile.as_dict()``): replay decides with it.

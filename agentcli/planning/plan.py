@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -30,6 +30,8 @@ from agentcli.tools import ToolError, ToolRegistry
 PLAN_SCHEMA_VERSION = "1"
 
 STEP_ID_RE = re.compile(r"^s[1-9][0-9]*$")
+#: The shapes an ``llm`` step's answer may take (see :attr:`Step.answer`).
+AnswerShape = Literal["text", "json", "edits"]
 # One reference: {{sN.output}} followed by any number of .key or [index] accessors.
 _REF_BODY = r"(s[1-9][0-9]*)\.output((?:\.[A-Za-z_][A-Za-z0-9_-]*|\[[0-9]+\])*)"
 REFERENCE_RE = re.compile(r"\{\{\s*" + _REF_BODY + r"\s*\}\}")
@@ -117,12 +119,31 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
-def resolve_references(value: Any, results: dict[str, Any]) -> Any:
+def prompt_text(value: Any) -> str:
+    """A step output as text for a model to read: a string as it is; an object with a text field
+    (a command's ``output``, a file's content) as ``key: value`` lines with that text unescaped
+    below its key, so an exact line can be copied from it; anything else as indented JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and any(isinstance(v, str) and "\n" in v for v in value.values()) \
+            and all(isinstance(v, str | int | float | bool) or v is None for v in value.values()):
+        lines = []
+        for key, v in value.items():
+            if isinstance(v, str) and "\n" in v:
+                lines.append(f"{key}:\n{v}" if v.endswith("\n") else f"{key}:\n{v}\n")
+            else:
+                lines.append(f"{key}: {v if isinstance(v, str) else json.dumps(v)}\n")
+        return "".join(lines)
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+def resolve_references(value: Any, results: dict[str, Any], *, as_text: Callable[[Any], str] = _as_text) -> Any:
     """Replace references in ``value`` (recursively through dicts and lists) by step outputs.
 
     ``results`` maps a step id to that step's output. A string that is exactly one
     reference becomes the referenced value itself, of any type; references embedded in
-    a longer string are substituted as text (strings as is, anything else as JSON).
+    a longer string are substituted as text by ``as_text`` (by default strings as is, anything
+    else as compact JSON, for tool arguments; an ``llm`` step's prompt uses :func:`prompt_text`).
     Raises :class:`ReferenceResolutionError` for a missing step or a path that does not exist.
     """
     if isinstance(value, str):
@@ -130,14 +151,45 @@ def resolve_references(value: Any, results: dict[str, Any]) -> Any:
         if exact:
             return _follow(Reference(value.strip(), exact.group(1), _parse_path(exact.group(2))), results)
         return REFERENCE_RE.sub(
-            lambda m: _as_text(_follow(Reference(m.group(0), m.group(1), _parse_path(m.group(2))), results)),
+            lambda m: as_text(_follow(Reference(m.group(0), m.group(1), _parse_path(m.group(2))), results)),
             value,
         )
     if isinstance(value, dict):
-        return {k: resolve_references(v, results) for k, v in value.items()}
+        return {k: resolve_references(v, results, as_text=as_text) for k, v in value.items()}
     if isinstance(value, list):
-        return [resolve_references(v, results) for v in value]
+        return [resolve_references(v, results, as_text=as_text) for v in value]
     return value
+
+
+def schema_path_problem(schema: dict[str, Any] | None, path: tuple[str | int, ...]) -> str | None:
+    """Why ``path`` (a reference's accessors) does not exist in values of JSON Schema ``schema``,
+    or None when it may; an undeclared (None) or open schema accepts any path."""
+    if schema is None:
+        return None
+    defs = schema.get("$defs", {})
+    node: Any = schema
+    where = "output"
+    for part in path:
+        while isinstance(node, dict) and isinstance(node.get("$ref"), str):
+            node = defs.get(node["$ref"].rsplit("/", 1)[-1], {})
+        if not isinstance(node, dict) or not node.get("type"):
+            return None  # any value: nothing to check against
+        if isinstance(part, int):
+            if node["type"] != "array":
+                return f"{where} is {node['type']}, not a list"
+            node = node.get("items", {})
+            where += f"[{part}]"
+        else:
+            if node["type"] != "object":
+                return f"{where} is {node['type'] if node['type'] != 'array' else 'a list'}, not an object"
+            props = node.get("properties") or {}
+            if part not in props:
+                if props:
+                    return f"{where} has no key '{part}' (keys: {', '.join(props)})"
+                return None
+            node = props[part]
+            where += f".{part}"
+    return None
 
 
 # --------------------------------------------------------------------------- models
@@ -177,6 +229,14 @@ class Step(BaseModel):
         default_factory=dict, description="Tool arguments; strings may hold {{sN.output...}} references."
     )
     prompt: str | None = Field(None, description="The prompt (kind `llm` only); may hold references.")
+    answer: AnswerShape = Field(
+        "text", description="The shape of an `llm` step's answer: `text` (its output is the text), `json` "
+        "(a JSON value, matching `answer_schema` when given) or `edits` (a list of {path, search, replace} "
+        "for apply_edits). `json` and `edits` are sent as the request's response_format and validated."
+    )
+    answer_schema: dict[str, Any] | None = Field(
+        None, description="JSON Schema of a `json` answer (an object schema); None: any JSON object."
+    )
     depends_on: list[str] = Field(
         default_factory=list, description="Ids of the steps that must finish first; every referenced step."
     )
@@ -202,6 +262,10 @@ class Step(BaseModel):
             raise ValueError("a tool step needs `tool` (and no `prompt`)")
         if self.kind == "llm" and (not self.prompt or self.tool is not None or self.args):
             raise ValueError("an llm step needs `prompt` (and no `tool` or `args`)")
+        if self.kind == "tool" and self.answer != "text":
+            raise ValueError("`answer` is for llm steps only")
+        if self.answer_schema is not None and self.answer != "json":
+            raise ValueError('`answer_schema` needs "answer": "json"')
         return self
 
     def references(self) -> list[Reference]:
@@ -237,11 +301,20 @@ class Plan(BaseModel):
         not change what runs."""
         keep = {"id", "title", "kind", "tool", "args", "prompt", "depends_on", "retry", "risk",
                 "requires_approval", "tool_schema_version"}
+        steps = []
+        for s in self.steps:
+            item = s.model_dump(mode="json", include=keep)
+            # Added later, so only when set: a plan without them keeps the hash it always had.
+            if s.answer != "text":
+                item["answer"] = s.answer
+            if s.answer_schema is not None:
+                item["answer_schema"] = s.answer_schema
+            steps.append(item)
         return {
             "schema_version": self.schema_version,
             "task": self.task,
             "model": self.model,
-            "steps": [s.model_dump(mode="json", include=keep) for s in self.steps],
+            "steps": steps,
         }
 
     def compute_hash(self) -> str:
@@ -381,9 +454,46 @@ def _check_args(step: Step, tools: ToolRegistry) -> list[PlanIssue]:
     return issues
 
 
-def validate_steps(steps: list[Step], tools: ToolRegistry, *, max_steps: int) -> list[PlanIssue]:
+def output_schema_of(step: Step, tools: ToolRegistry) -> dict[str, Any] | None:
+    """The JSON Schema of a step's output, where it is declared: a tool's ``returns``, an
+    ``edits`` answer (a list of edits), a ``json`` answer's schema; None when anything goes."""
+    if step.kind == "tool":
+        tool = tools.get(step.tool or "")
+        return tool.output_schema() if tool is not None else None
+    if step.answer == "edits":
+        from pydantic import TypeAdapter
+
+        from agentcli.tools.edits import Edit
+
+        schema: dict[str, Any] = TypeAdapter(list[Edit]).json_schema()
+        return schema
+    if step.answer == "json":
+        return step.answer_schema
+    return {"type": "string"}
+
+
+def _output_issues(step: Step, by_id: dict[str, Step], tools: ToolRegistry) -> list[PlanIssue]:
+    issues = []
+    for ref in step.references():
+        target = by_id.get(ref.step_id)
+        if target is None or not ref.path or (target.kind == "llm" and target.answer == "text"):
+            continue  # a text answer may hold JSON: its paths are only known when it runs
+        problem = schema_path_problem(output_schema_of(target, tools), ref.path)
+        if problem:
+            what = target.tool if target.kind == "tool" else f"the {target.answer} answer of {target.id}"
+            shape = ""
+            if target.kind == "tool" and (tool := tools.get(target.tool or "")) is not None:
+                shape = f"; {target.tool} returns {tool.output_shape()}"
+            issues.append(PlanIssue(step.id, f"{ref.text}: {ref.step_id}.{problem} ({what}){shape}"))
+    return issues
+
+
+def validate_steps(steps: list[Step], tools: ToolRegistry, *, max_steps: int,
+                   check_outputs: bool = False) -> list[PlanIssue]:
     """Every problem with these steps: step count, tools, args against the tool schemas
-    (fields holding references are not type-checked), references and dependencies, cycles."""
+    (fields holding references are not type-checked), references and dependencies, cycles;
+    with ``check_outputs``, also reference paths into outputs whose shape is declared
+    (``{{s1.output[0].file}}`` of a search_code step)."""
     issues: list[PlanIssue] = []
     if not steps:
         return [PlanIssue("plan", "the plan has no steps; add at least one")]
@@ -415,6 +525,10 @@ def validate_steps(steps: list[Step], tools: ToolRegistry, *, max_steps: int) ->
             elif ref.step_id not in step.depends_on:
                 issues.append(PlanIssue(step.id, f"{ref.text} refers to {ref.step_id}, which is not in "
                                                  f"depends_on; add \"{ref.step_id}\" to depends_on"))
+    if check_outputs and not issues:
+        by_id = {s.id: s for s in steps}
+        for step in steps:
+            issues.extend(_output_issues(step, by_id, tools))
     cycle = find_cycle({s.id: [d for d in s.depends_on if d != s.id] for s in steps})
     if cycle:
         issues.append(PlanIssue("plan", f"dependency cycle {' -> '.join(cycle)}; a step may only "
@@ -428,13 +542,24 @@ _EXECUTOR_SYSTEM = (
     "You carry out one step of a plan for this task: {task}\n"
     "Do exactly what the step asks, using the material it gives. Reply with the result only."
 )
+_ANSWER_NOTES = {
+    "text": "",
+    "json": "\nReply with one JSON value as the required schema says, nothing else.",
+    "edits": (
+        '\nReply with JSON: {"edits": [{"path": ..., "search": ..., "replace": ...}]}. Each edit replaces '
+        "the search text of an existing file by the replace text. Copy every search text exactly from the "
+        "file as given (indentation included), with enough lines around it to occur exactly once; edits "
+        "to one file apply in order. Only what changes needs an edit."
+    ),
+}
 
 
-def llm_step_messages(task: str, prompt: str, instructions: str = "") -> list[dict[str, Any]]:
+def llm_step_messages(task: str, prompt: str, instructions: str = "", answer: str = "text") -> list[dict[str, Any]]:
     """The messages an ``llm`` step sends to the executor model (``prompt`` with references
-    already resolved; the project's instructions, if any, in the system message). The planner
-    counts these tokens for its estimate."""
-    system = _EXECUTOR_SYSTEM.format(task=task)
+    already resolved; the project's instructions, if any, in the system message; ``answer`` the
+    step's answer shape, whose format is described there). The planner counts these tokens
+    for its estimate."""
+    system = _EXECUTOR_SYSTEM.format(task=task) + _ANSWER_NOTES.get(answer, "")
     if instructions:
         system += "\n\nProject instructions (follow them):\n" + instructions
     return [

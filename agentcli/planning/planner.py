@@ -42,7 +42,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentcli.config import Config, Settings
-from agentcli.errors import PlanningError, StructuredOutputError, UsageError, WorkspaceError
+from agentcli.errors import OutputTruncated, PlanningError, StructuredOutputError, UsageError, WorkspaceError
 from agentcli.ids import new_run_id
 from agentcli.models import tokens
 from agentcli.models.client import LLMClient
@@ -66,9 +66,6 @@ from agentcli.planning.prompt import (
 from agentcli.planning.strategy import PlannerStrategy, PlanRequest, planner_for
 from agentcli.tools import ToolRegistry
 
-#: Output tokens assumed per ``llm`` step (capped by ``llm.max_output_tokens``): a short answer,
-#: a function or a summary. Real runs vary; this keeps the estimate an honest order of magnitude.
-EXPECTED_OUTPUT_TOKENS = 512
 #: Input tokens assumed per ``{{sN.output}}`` reference in a prompt: outputs are unknown at plan time.
 REFERENCE_TOKENS = 256
 
@@ -95,6 +92,8 @@ class DraftStep(BaseModel):
     tool: str | None = None
     args: dict[str, Any] | None = None
     prompt: str | None = None
+    answer: str | None = None
+    answer_schema: dict[str, Any] | None = None
     depends_on: list[str | int] = Field(default_factory=list)
     title: str = ""
     requires_approval: bool = False
@@ -164,6 +163,8 @@ def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) 
             tool=tool.name if tool is not None else tool_name,
             args=args if kind == "tool" else {},
             prompt=d.prompt,
+            answer=d.answer or "text",
+            answer_schema=d.answer_schema,
             depends_on=list(dict.fromkeys(_dep_id(x) for x in d.depends_on)),
             retry=default_retry(kind, risk),
             risk=risk,
@@ -174,8 +175,10 @@ def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) 
         return [PlanIssue(sid, x["msg"]) for x in e.errors()[:3]]
 
 
-def interpret_draft(raw: Any, registry: ToolRegistry, config: Config) -> tuple[list[Step], list[PlanIssue]]:
-    """Steps from the model's reply, with ids, approval and retry policies, and every problem."""
+def interpret_draft(raw: Any, registry: ToolRegistry, config: Config, *,
+                    check_outputs: bool = False) -> tuple[list[Step], list[PlanIssue]]:
+    """Steps from the model's reply, with ids, approval and retry policies, and every problem
+    (``check_outputs``: reference paths into declared outputs too, see :func:`validate_steps`)."""
     try:
         draft = DraftPlan.model_validate(raw)
     except ValidationError as e:
@@ -189,7 +192,7 @@ def interpret_draft(raw: Any, registry: ToolRegistry, config: Config) -> tuple[l
         else:
             issues.extend(made)
     if not issues:
-        issues = validate_steps(steps, registry, max_steps=config.budget.max_steps)
+        issues = validate_steps(steps, registry, max_steps=config.budget.max_steps, check_outputs=check_outputs)
     return steps, issues
 
 
@@ -197,22 +200,24 @@ def interpret_draft(raw: Any, registry: ToolRegistry, config: Config) -> tuple[l
 
 
 def estimate_steps(steps: list[Step], *, task: str, model: str, price: Price | None,
-                   config: Config, instructions: str = "") -> tuple[int, float | None]:
+                   output_tokens: int, instructions: str = "") -> tuple[int, float | None]:
     """Fill each step's estimate and return the totals (tokens, USD or None when unknown).
 
     An ``llm`` step sends :func:`~agentcli.planning.plan.llm_step_messages` (counted with tiktoken),
-    plus ``REFERENCE_TOKENS`` per referenced output, and is assumed to generate
-    ``EXPECTED_OUTPUT_TOKENS``. Tool steps call no model: zero tokens, zero cost.
+    plus ``REFERENCE_TOKENS`` per referenced output, and may generate ``output_tokens``: the output
+    limit the step is sent with (:meth:`~agentcli.models.client.LLMClient.output_limit`), the
+    most the budget has to pay for, so a step that writes a module is not under-priced. Tool steps
+    call no model: zero tokens, zero cost.
     """
     total_tokens = 0
     total_cost: float | None = 0.0
-    out_tokens = min(EXPECTED_OUTPUT_TOKENS, config.llm.max_output_tokens)
+    out_tokens = output_tokens
     for step in steps:
         if step.kind != "llm":
             step.estimated_input_tokens = step.estimated_output_tokens = 0
             step.estimated_cost_usd = 0.0
             continue
-        n_in = tokens.count_messages(llm_step_messages(task, step.prompt or "", instructions), model)
+        n_in = tokens.count_messages(llm_step_messages(task, step.prompt or "", instructions, step.answer), model)
         n_in += REFERENCE_TOKENS * len(step.references())
         step.estimated_input_tokens, step.estimated_output_tokens = n_in, out_tokens
         step.estimated_cost_usd = None if price is None else price.cost(n_in, out_tokens)
@@ -284,7 +289,8 @@ async def make_plan(
     planner_model = config.model_for("planner")
     strategy = strategy or planner_for(client.profile(planner_model))
     schema, base = strategy.request(PlanRequest(task, tools, config, settings.workspace, settings.data_dir,
-                                                recall, context, past_plans))
+                                                recall, context, past_plans,
+                                                step_output_tokens=client.output_limit("executor")))
     base = with_instructions(base, instructions)
     executor = config.model_for("executor")
     price = _price_of(client, executor)
@@ -294,16 +300,19 @@ async def make_plan(
     for _ in range(tries):
         try:
             result = await client.acomplete(messages, role="planner", json_schema=schema)
+        except OutputTruncated as e:
+            raise PlanningError(f"the plan was cut at the planner's output limit and not used: {e.one_line()}"
+                                ) from None
         except StructuredOutputError as e:
             hint = strategy.failure_hint(planner_model)
             raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}"
                                 + (f" ({hint})" if hint else "")) from None
         planning_cost = _add_cost(planning_cost, result.cost_usd)
-        steps, issues = interpret_draft(result.parsed, registry, config)
+        steps, issues = interpret_draft(result.parsed, registry, config, check_outputs=strategy.check_outputs)
         total_tokens, total_cost = 0, None
         if not issues:
             total_tokens, total_cost = estimate_steps(
-                steps, task=task, model=executor, price=price, config=config,
+                steps, task=task, model=executor, price=price, output_tokens=client.output_limit("executor", executor),
                 instructions=instructions.text if instructions is not None else "")
             issues = _budget_issues(total_tokens, total_cost, config)
         if not issues:
@@ -426,5 +435,6 @@ def _refresh(plan: Plan, path: Path, registry: ToolRegistry, config: Config,
         step.requires_approval = derive_approval(step.risk, config.approval, step.requires_approval)
     if client is not None:
         plan.estimated_tokens, plan.estimated_cost_usd = estimate_steps(
-            plan.steps, task=plan.task, model=plan.model, price=_price_of(client, plan.model), config=config)
+            plan.steps, task=plan.task, model=plan.model, price=_price_of(client, plan.model),
+            output_tokens=client.output_limit("executor", plan.model))
     return plan.rehash()

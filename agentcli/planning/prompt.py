@@ -171,9 +171,11 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
             "additionalProperties": False,
         } for t in tools]}
     heads["prompt"] = {"type": "string", "minLength": 1, "maxLength": HOSTED_PROMPT_MAX}
+    # An llm step may declare its answer's shape (Step.answer); optional, so old drafts still fit.
+    answer = {"answer": {"enum": ["text", "json", "edits"]}, "answer_schema": {"type": "object"}}
     step = {"anyOf": [{
         "type": "object",
-        "properties": {head: sub, **common},
+        "properties": {head: sub, **common, **(answer if head == "prompt" else {})},
         "required": [head, "depends_on", "title"],
         "additionalProperties": False,
     } for head, sub in heads.items()]}
@@ -267,32 +269,74 @@ Add "requires_approval": true to a step the user should confirm first.
 Use only the tools listed, with their exact argument names. Use as few steps as the task needs."""
 
 
-def tool_catalogue(tools: list[Tool], config: Config) -> str:
-    """One entry per tool: name, risk and approval policy, description, args JSON Schema."""
+#: The reference examples of the hosted planner's prompt, each with the tool whose declared output
+#: it reaches into (tests check that every one resolves).
+HOSTED_REFERENCE_EXAMPLES = {"{{s2.output[0].file}}": "search_code", "{{s3.output.exit_code}}": "run_shell"}
+
+_HOSTED_SYSTEM = """You are the planner of a developer agent. Turn the task into a short plan.
+Reply with only a JSON object: {"steps": {"s1": {...}, "s2": {...}, ...}}.
+Steps are named s1, s2, s3, ... in order. Each step is either
+- a tool step: {"call": {"tool": "<tool name>", "args": {...}}, "depends_on": [], "title": "..."}
+- or an llm step: {"prompt": "...", "depends_on": [], "title": "..."}, for work whose content
+  depends on earlier results (writing code, summarising findings); another model answers it, seeing
+  only its prompt. It may add "answer": "text" (the default), "json" (optionally with an
+  "answer_schema") or "edits" (a list of {path, search, replace}).
+To use the output of an earlier step, write {{s1.output}} in args or a prompt, or a path into
+its output, whose shape each tool gives under "returns": {{s2.output[0].file}} is the file of
+search_code's first match, {{s3.output.exit_code}} the exit code of run_shell. In a prompt, an
+output is inserted as text (a file's content as it is).
+To change an existing file: read_file it, then an llm step with "answer": "edits" whose prompt holds
+the file's content ({{sN.output}}) and says what to change, then apply_edits with
+{"edits": "{{sM.output}}"}, where sM is that llm step: only the changed lines are written, and
+every search text is checked against the file first. Use write_file for new files.
+An llm step's answer can be at most {limit} tokens (about {lines} lines of code): keep each answer
+within that, e.g. edits instead of rewriting a long file.
+depends_on lists the earlier steps whose output a step uses; it is [] for s1.
+Add "requires_approval": true to a step the user should confirm first.
+Use only the tools listed, with their exact argument names. Use as few steps as the task needs."""
+
+
+def hosted_system(step_output_tokens: int) -> str:
+    """The hosted planner's rules, with the output limit of an llm step."""
+    # About 10 tokens a line of code (measured on python-slugify: 1,057 tokens for 112 lines).
+    return (_HOSTED_SYSTEM.replace("{limit}", str(step_output_tokens))
+            .replace("{lines}", str(max(step_output_tokens // 10, 1))))
+
+
+def tool_catalogue(tools: list[Tool], config: Config, *, hosted: bool = False) -> str:
+    """One entry per tool: name, risk and approval policy, description, args JSON Schema; for a
+    ``hosted`` planner also the shape of its output, where the tool declares one."""
     out = []
     for t in tools:
         policy = getattr(config.approval, t.risk, "ask")
         note = {"auto": "runs without asking", "ask": "needs approval", "deny": "denied: do not use"}[policy]
         schema = json.dumps(t.parameters_schema(), separators=(",", ":"))
-        out.append(f"- {t.name} [{t.risk}, {note}]: {' '.join(t.description.split())}\n  args: {schema}")
+        entry = f"- {t.name} [{t.risk}, {note}]: {' '.join(t.description.split())}\n  args: {schema}"
+        if hosted and t.returns is not None:
+            entry += f"\n  returns: {t.output_shape()}"
+        out.append(entry)
     return "\n".join(out)
 
 
 def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
-                   memories: list[str], context: str | None = None) -> list[dict[str, Any]]:
+                   memories: list[str], context: str | None = None, *, hosted: bool = False,
+                   step_output_tokens: int = 1024) -> list[dict[str, Any]]:
     """The planner's request: rules, then task, tools, budgets, workspace, recalled memory
-    and (when re-planning) what happened so far."""
+    and (when re-planning) what happened so far. A ``hosted`` planner's rules also cover answer
+    shapes, edits, the tools' output shapes and the output limit of an llm step
+    (``step_output_tokens``); a small model's request is left exactly as it was measured."""
     b = config.budget
     budgets = (f"at most {b.max_steps} steps; model spend <= ${b.max_cost_usd:g}; "
                f"<= {b.max_tokens} tokens; <= {b.max_seconds:g} s")
-    parts = [f"# Task\n{task}", f"# Tools\n{tool_catalogue(tools, config)}", f"# Budgets\n{budgets}",
-             f"# Workspace\n{summary}"]
+    parts = [f"# Task\n{task}", f"# Tools\n{tool_catalogue(tools, config, hosted=hosted)}",
+             f"# Budgets\n{budgets}", f"# Workspace\n{summary}"]
     if memories:
         parts.append("# Recalled from earlier runs\n" + "\n".join(f"- {m}" for m in memories))
     if context:
         cut = context if len(context) <= CONTEXT_MAX_CHARS else context[:CONTEXT_MAX_CHARS] + "\n[... cut ...]"
         parts.append(f"# Context\n{cut}")
-    return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+    system = hosted_system(step_output_tokens) if hosted else _SYSTEM
+    return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
 def recall_snippets(recall: Recall | None, task: str) -> list[str]:

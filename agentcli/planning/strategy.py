@@ -58,10 +58,15 @@ class PlanRequest:
     context: str | None = None
     #: ``past_plans(task)``: past runs' plans for similar tasks (a small model's examples).
     past_plans: Any = None
+    #: The output limit of an ``llm`` step (the executor's), which a hosted planner is told.
+    step_output_tokens: int = 1024
 
 
 class PlannerStrategy(Protocol):
     """The request for a task, the re-ask after an invalid draft, the hint when planning fails."""
+
+    #: Whether reference paths into declared tool outputs are checked (and re-asked) at planning.
+    check_outputs: bool
 
     def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The draft schema and the messages of the first planning call."""
@@ -76,18 +81,25 @@ class PlannerStrategy(Protocol):
         ...
 
 
-def _full_request(req: PlanRequest, schema: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _full_request(req: PlanRequest, schema: dict[str, Any], tools: list[Tool], *,
+                  hosted: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     summary = workspace_summary(req.workspace, req.data_dir)
     recalled = recall_snippets(req.recall, req.task)
-    return schema, build_messages(req.task, req.tools, req.config, summary, recalled, req.context)
+    return schema, build_messages(req.task, tools, req.config, summary, recalled, req.context, hosted=hosted,
+                                  step_output_tokens=req.step_output_tokens)
 
 
 class HostedPlanner:
-    """A capable model: the full prompt, the compact hosted draft schema (~4x fewer schema tokens at
-    20 steps than the grammar-oriented one), every problem of an invalid draft listed."""
+    """A capable model: the full prompt (with answer shapes, edits, the tools' output shapes and the
+    output limit of an llm step), the compact hosted draft schema (~4x fewer schema tokens at
+    20 steps than the grammar-oriented one), every problem of an invalid draft listed, reference
+    paths checked against the tools' declared outputs."""
+
+    check_outputs = True
 
     def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        return _full_request(req, hosted_draft_schema(req.tools, req.config.budget.max_steps))
+        return _full_request(req, hosted_draft_schema(req.tools, req.config.budget.max_steps), req.tools,
+                             hosted=True)
 
     def reask(self, issues: list[PlanIssue]) -> str:
         listed = "\n".join(f"- {i}" for i in issues[:15])
@@ -102,17 +114,22 @@ class SmallModelPlanner:
     """A small local model (SmolLM2-135M class): the compact, example-led, grammar-narrowed request
     its levers make, the first three problems of an invalid draft, and a hint to use a stronger model."""
 
+    #: Its requests stay as measured: a new check would change its re-asks.
+    check_outputs = False
+
     def __init__(self, levers: frozenset[str] = DEFAULT_LEVERS) -> None:
         self.levers = frozenset(levers)
 
     def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        # Not offered tools that consume what only a hosted planner's steps make (apply_edits).
+        tools = [t for t in req.tools if t.small_planner]
         if self.levers:
-            schema, messages = local_request(req.task, req.tools, req.config, self.levers, req.context,
+            schema, messages = local_request(req.task, tools, req.config, self.levers, req.context,
                                              req.workspace, req.data_dir, req.past_plans)
             if schema is not None and messages is not None:
                 return schema, messages
         # The grammar-oriented schema (per-slot dependency enums) suits grammar-constrained decoding.
-        return _full_request(req, draft_schema(req.tools, req.config.budget.max_steps))
+        return _full_request(req, draft_schema(tools, req.config.budget.max_steps), tools)
 
     def reask(self, issues: list[PlanIssue]) -> str:
         if not self.levers:

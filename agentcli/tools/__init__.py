@@ -51,12 +51,13 @@ __all__ = [
 
 def builtin_tools(config: ToolsConfig) -> list[Tool]:
     """Fresh instances of every built-in tool for this configuration."""
+    from agentcli.tools.edits import apply_edits_tool
     from agentcli.tools.files import file_tools
     from agentcli.tools.git import git_tools
     from agentcli.tools.search import search_tool
     from agentcli.tools.shell import shell_tool
 
-    return [*file_tools(), search_tool(config.search_extensions), shell_tool(), *git_tools()]
+    return [*file_tools(), apply_edits_tool(), search_tool(config.search_extensions), shell_tool(), *git_tools()]
 
 
 def tool_context(settings: Settings) -> ToolContext:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from agentcli.config import RiskClass, SandboxConfig, ToolsConfig
 
@@ -38,6 +38,7 @@ __all__ = [
     "ToolError",
     "ToolFailure",
     "ToolResult",
+    "compact_type",
     "tool",
 ]
 
@@ -168,8 +169,41 @@ def function_name(name: str) -> str:
     return name.replace(".", "__")
 
 
+def compact_type(schema: Any, depth: int = 0) -> str:
+    """A JSON Schema as a short type for a prompt: ``text``, ``int``, ``list of {file: text, line:
+    int}``, ``{exit_code: int, output: text}``; ``any`` for what it cannot say briefly."""
+    if not isinstance(schema, dict) or depth > 4:
+        return "any"
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any, d: int) -> str:
+        if not isinstance(node, dict) or d > 4:
+            return "any"
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return walk(defs.get(ref.rsplit("/", 1)[-1], {}), d + 1)
+        alts = node.get("anyOf") or node.get("oneOf")
+        if isinstance(alts, list):
+            return " or ".join(dict.fromkeys(walk(a, d + 1) for a in alts))
+        kind = node.get("type")
+        if kind == "array":
+            return f"list of {walk(node.get('items', {}), d + 1)}"
+        if kind == "object" or "properties" in node:
+            props = node.get("properties") or {}
+            if not props:
+                return "object"
+            return "{" + ", ".join(f"{k}: {walk(v, d + 1)}" for k, v in props.items()) + "}"
+        names = {"string": "text", "integer": "int", "number": "number", "boolean": "bool", "null": "null"}
+        return names.get(str(kind), "any")
+
+    return walk(schema, depth)
+
+
 ToolFunc = Callable[[Any, ToolContext], Any] | Callable[[Any, ToolContext], Awaitable[Any]]
 PreviewFunc = Callable[[Any, ToolContext], "str | None"]
+#: ``check(args, ctx)``: problems with validated args that only the workspace can tell (a search
+#: text that is not in its file), as ``{"loc", "msg", "type"}`` entries; [] when there are none.
+CheckFunc = Callable[[Any, ToolContext], list[dict[str, Any]]]
 
 
 @dataclass(eq=False, kw_only=True)
@@ -179,6 +213,12 @@ class Tool:
     ``func`` is called as ``func(args, ctx)`` with a validated instance of ``args_model``;
     it may be sync (run in a worker thread, so a timeout still holds) or async.
     ``preview_func`` (optional) returns what the approval prompt shows, e.g. a diff.
+    ``returns`` (optional) is the Python type of the output (a pydantic model, ``list[Model]``,
+    ``str`` ...): the planner is shown its shape, and ``{{sN.output...}}`` paths are checked
+    against it. ``check_func`` (optional) finds problems with validated args that need the
+    workspace (see :data:`CheckFunc`); they are ``invalid_args`` like any other, so the executor's
+    model is asked to correct them. ``small_planner`` False keeps the tool out of a small local
+    planner's choices (a tool that consumes what only a hosted planner's steps produce).
     ``timeout_for(args, default_timeout)`` (optional) derives the call timeout from the
     arguments, for tools that take a timeout argument of their own and enforce it themselves
     (the registry then waits that long plus a grace period, so the tool's own, more
@@ -196,6 +236,9 @@ class Tool:
     source: str = "builtin"
     preview_func: PreviewFunc | None = None
     timeout_for: Callable[[Any, float], float | None] | None = None
+    returns: Any = None
+    check_func: CheckFunc | None = None
+    small_planner: bool = True
     call_risks: Callable[[Any], tuple[RiskClass, ...]] | None = None
 
     def __post_init__(self) -> None:
@@ -212,6 +255,18 @@ class Tool:
         schema: dict[str, Any] = _strip_titles(self.args_model.model_json_schema())
         schema.setdefault("properties", {})
         return schema
+
+    def output_schema(self) -> dict[str, Any] | None:
+        """JSON Schema of the output, or None when the tool does not declare one."""
+        if self.returns is None:
+            return None
+        schema: dict[str, Any] = _strip_titles(TypeAdapter(self.returns).json_schema())
+        return schema
+
+    def output_shape(self) -> str:
+        """The output's shape in a few words (:func:`compact_type`), ``any`` when undeclared."""
+        schema = self.output_schema()
+        return "any" if schema is None else compact_type(schema)
 
     def openai_schema(self) -> dict[str, Any]:
         """The tool in OpenAI function-calling format. Dots in names become ``__`` there."""
@@ -231,8 +286,14 @@ class Tool:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def validate_args(self, args: dict[str, Any], ctx: ToolContext) -> BaseModel:
-        """Validate without running. Raises ``ValidationError`` or :class:`InvalidArgs`."""
-        return self.args_model.model_validate(args, context={"tools_config": ctx.config})
+        """Validate without running (``check_func`` included). Raises ``ValidationError`` or
+        :class:`InvalidArgs`."""
+        validated = self.args_model.model_validate(args, context={"tools_config": ctx.config})
+        if self.check_func is not None:
+            problems = self.check_func(validated, ctx)
+            if problems:
+                raise InvalidArgs(problems)
+        return validated
 
     def preview(self, args: BaseModel, ctx: ToolContext) -> str | None:
         """What a call with these (validated) args would do, for an approval prompt."""
@@ -259,6 +320,7 @@ def tool(
     timeout: float | None = None,
     description: str | None = None,
     preview: PreviewFunc | None = None,
+    returns: Any = None,
 ) -> Callable[[Callable[..., Any]], Tool]:
     """Build a :class:`Tool` from a function whose first parameter is annotated with its args model.
 
@@ -272,7 +334,8 @@ def tool(
             '''Repeat the text.'''
             return args.text
 
-    The name defaults to the function's, the description to its docstring.
+    The name defaults to the function's, the description to its docstring; ``returns`` declares
+    the output's type (see :class:`Tool`).
     """
 
     def wrap(func: Callable[..., Any]) -> Tool:
@@ -291,6 +354,7 @@ def tool(
             risk=risk,
             timeout_seconds=timeout,
             preview_func=preview,
+            returns=returns,
         )
 
     return wrap

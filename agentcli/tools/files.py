@@ -244,12 +244,14 @@ def file_tools() -> list[Tool]:
             description="Read a text file of the workspace, optionally only lines start_line..end_line.",
             args_model=ReadFileArgs,
             func=read_file,
+            returns=str,
         ),
         Tool(
             name="list_files",
             description="List workspace files matching a glob. Skips .gitignored files, .git/ and .venv/.",
             args_model=ListFilesArgs,
             func=list_files,
+            returns=list[str],
         ),
         Tool(
             name="write_file",
@@ -258,6 +260,7 @@ def file_tools() -> list[Tool]:
             func=write_file,
             risk="write",
             preview_func=preview_write,
+            returns=str,
         ),
         Tool(
             name="edit_file",
@@ -266,5 +269,6 @@ def file_tools() -> list[Tool]:
             func=edit_file,
             risk="write",
             preview_func=preview_edit,
+            returns=str,
         ),
     ]

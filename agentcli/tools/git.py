@@ -69,11 +69,13 @@ def git_tools() -> list[Tool]:
             "(git status --porcelain).",
             args_model=GitStatusArgs,
             func=git_status,
+            returns=str,
         ),
         Tool(
             name="git_diff",
             description="Show the diff of uncommitted changes (or staged ones), optionally for one path.",
             args_model=GitDiffArgs,
             func=git_diff,
+            returns=str,
         ),
     ]

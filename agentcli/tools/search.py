@@ -12,17 +12,25 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal, Self
 
-from pydantic import Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
 from agentcli.tools.base import ArgsModel, Tool, ToolContext
 from agentcli.tools.paths import WorkspaceWalker, is_binary
 
-__all__ = ["SearchCodeArgsBase", "search_args_model", "search_tool"]
+__all__ = ["SearchCodeArgsBase", "SearchMatch", "search_args_model", "search_tool"]
 
 _SNIPPET_CHARS = 200
 # Lines longer than this are only searched in their head: Python's regex engine holds the
 # GIL, so a pathological pattern over a megabyte-long line could stall the whole agent.
 _MAX_LINE_CHARS = 4000
+
+
+class SearchMatch(BaseModel):
+    """One match of search_code (its output is a list of these)."""
+
+    file: str = Field(..., description="Path of the file, relative to the workspace root.")
+    line: int = Field(..., description="Line number, 1-based.")
+    snippet: str = Field(..., description="The matching line, stripped, at most 200 characters.")
 
 
 class SearchCodeArgsBase(ArgsModel):
@@ -110,4 +118,5 @@ def search_tool(extensions: Sequence[str]) -> Tool:
         "Returns file, line and snippet for each match. Skips binary, huge and .gitignored files.",
         args_model=search_args_model(extensions),
         func=_search,
+        returns=list[SearchMatch],
     )

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from agentcli.redact import is_secret_name
 from agentcli.tools.base import ArgsModel, Capped, Tool, ToolContext, ToolFailure
 from agentcli.tools.paths import rel_posix, resolve_in_workspace
 from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, parent_death
 
-__all__ = ["ProcessResult", "child_env", "run_process", "shell_tool"]
+__all__ = ["ProcessResult", "ShellOutput", "child_env", "run_process", "shell_tool"]
 
 # Whole families of provider settings: even their non-secret-looking vars (base URLs,
 # org and project ids, regions) have no business in a command the model wrote.
@@ -165,6 +165,15 @@ async def run_process(
     return ProcessResult(exit_code=code, output=buf.text(), truncated=buf.truncated, timed_out=timed_out)
 
 
+class ShellOutput(BaseModel):
+    """What run_shell returns."""
+
+    exit_code: int = Field(..., description="The command's exit code.")
+    output: str = Field(..., description="stdout and stderr, merged; head and tail when long.")
+    sandbox: str = Field(..., description="How the command was confined, e.g. 'bubblewrap workspace-write, "
+                         "network off'.")
+
+
 class RunShellArgs(ArgsModel):
     command: str = Field(..., min_length=1, max_length=10_000, description="Command for /bin/sh -c.")
     timeout: float | None = Field(
@@ -233,6 +242,7 @@ def shell_tool() -> Tool:
         func=run_shell,
         risk="exec",
         preview_func=preview_shell,
+        returns=ShellOutput,
         call_risks=lambda a: ("network",) if a.network else (),
         # The registry waits for the command's own timeout plus time to kill and collect it.
         timeout_for=lambda a, default: (a.timeout if a.timeout is not None else default) + _GRACE_SECONDS,

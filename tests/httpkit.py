@@ -1,0 +1,65 @@
+"""An OpenAI-compatible model on loopback for tests over litellm's real HTTP path.
+
+:class:`ModelServer` answers /v1/chat/completions from a queue of answers, in order, and behaves
+as a provider does with an output limit: an answer longer than the request's ``max_tokens``
+(tiktoken tokens) is cut there and sent with ``finish_reason: "length"``. Every request body is
+kept, so a test can assert what agentcli sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from agentcli.models import tokens
+
+#: The model the tests configure (priced by litellm, 16,384 output tokens at most).
+MODEL = "openai/gpt-4o-mini"
+
+
+class ModelServer:
+    """Serves queued answers (text, or JSON-able objects sent as their JSON), cut at max_tokens."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.queue: deque[str] = deque()
+        self.bodies: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []
+        server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(self._handle)
+
+    def add(self, *answers: Any) -> ModelServer:
+        self.queue.extend(a if isinstance(a, str) else json.dumps(a) for a in answers)
+        return self
+
+    def _handle(self, request: Request) -> Response:
+        body = json.loads(request.data)
+        self.bodies.append(body)
+        if not self.queue:
+            return Response("no answer queued", status=599)
+        full = self.queue.popleft()
+        limit = int(body.get("max_tokens") or body.get("max_completion_tokens") or 1 << 30)
+        text, cut = tokens.cut_text(full, limit, MODEL)
+        finish = "length" if cut else "stop"
+        prompt = tokens.count_messages(body.get("messages", []), MODEL)
+        out = tokens.count_text(text, MODEL)
+        self.sent.append({"text": text, "finish_reason": finish, "max_tokens": limit})
+        return Response(json.dumps({
+            "id": f"chatcmpl-{len(self.bodies)}", "object": "chat.completion", "created": 1,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out},
+        }), status=200, content_type="application/json")
+
+    @property
+    def api_base(self) -> str:
+        return self.server.url_for("/v1")
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of an ``agent`` command that uses this server."""
+        return {"AGENT_MODEL": MODEL, "AGENT_API_BASE": self.api_base,
+                "AGENT_LLM__BACKOFF_BASE_SECONDS": "0", "AGENT_LLM__MAX_RETRIES": "0",
+                "AGENT_MEMORY__ENABLED": "false", **extra}
