@@ -399,13 +399,13 @@ class Executor:
         except ReferenceResolutionError as e:
             run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
             return
-        checked = self.registry.validate(step.tool, args)
+        checked = self.registry.validate(step.tool, args, step_id=step.id)
         while isinstance(checked, ToolError) and checked.type == "invalid_args":
             if run.corrections >= self.config.executor.max_arg_corrections:
                 break
             run.corrections += 1
             args = await self._correct_args(run, args, checked)
-            checked = self.registry.validate(step.tool, args)
+            checked = self.registry.validate(step.tool, args, step_id=step.id)
         if isinstance(checked, ToolError):
             run.status, run.error = "failed", checked.model_dump(mode="json")
             return

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from agentcli.config import Config, Settings
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.hooks import RecordedHooks
@@ -53,13 +55,14 @@ from agentcli.record.events import (
     MemoryRecalled,
     MemoryWritten,
     PlanCreated,
+    Reviewed,
     RunFinished,
     RunStarted,
     TransitionMade,
     Undone,
 )
 from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, response_of, step_order
-from agentcli.tools import ToolRegistry, ToolResult
+from agentcli.tools import ToolError, ToolRegistry, ToolResult
 
 
 class ReplayDivergence(AgentError):
@@ -156,6 +159,36 @@ class ReplayRegistry(ToolRegistry):
         self._live_writes = live_writes
         self._fork = fork
         self._waits_out = _stopped_by_the_clock(rec)
+        # Validation may read the workspace (an edit's search text must be there), which the run
+        # itself has changed since: its outcomes are served from the record too. A correction's
+        # recorded error, a step that failed on its arguments, else what the schema alone says.
+        self._refused: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+        for r in rec.of(Reviewed):
+            if r.data.kind == "args_corrected" and r.data.tool and r.data.error is not None:
+                self._refused[_tool_key(r.step_id, r.data.tool, r.data.before)].append(r.data.error)
+        called = {_tool_key(c.step_id, c.data.tool, c.data.args) for c in rec.tool_calls}
+        called |= {_tool_key(a.step_id, a.data.tool, None) for a in rec.approvals}
+        self._failed: dict[str, dict[str, Any]] = {
+            sid: f.error for sid, f in rec.steps.items()
+            if f.error is not None and f.error.get("type") == "invalid_args"}
+        self._called = called
+
+    def validate(self, name: str, args: Any, *, step_id: str | None = None) -> BaseModel | ToolError:
+        if step_id is None or _live(self._fork, step_id) or (self._live_tools and self._live_writes):
+            return self._real.validate(name, args, step_id=step_id)
+        refused = self._refused.get(_tool_key(step_id, name, args))
+        if refused:
+            return ToolError.model_validate(refused.popleft())
+        failed = self._failed.get(step_id)
+        if failed is not None and _tool_key(step_id, name, None) not in self._called:
+            return ToolError.model_validate(failed)
+        tool = self.get(name)
+        if tool is None or tool.check_func is None:  # nothing read from the workspace
+            return self._real.validate(name, args, step_id=step_id)
+        try:  # the schema, without the workspace checks: the record says they passed
+            return tool.args_model.model_validate(args, context={"tools_config": self.ctx.config})
+        except ValidationError:
+            return self._real.validate(name, args, step_id=step_id)
 
     async def call(self, name: str, args: Any, *, timeout: float | None = None,
                    step_id: str | None = None) -> ToolResult:
