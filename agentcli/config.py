@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentcli.errors import ConfigError
+from agentcli.redact import is_secret_field, is_secret_name
 
 ENV_PREFIX = "AGENT_"
 PROJECT_CONFIG_NAME = "agent.toml"
@@ -131,10 +132,15 @@ class CheckpointsConfig(_Section):
 
 
 class McpServerConfig(_Section):
-    """One MCP server started over stdio; its tools appear as `name.tool`."""
+    """One MCP server, started over stdio (`command`) or reached over Streamable HTTP (`url`);
+    its tools appear as `name.tool`."""
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9_-]+$", description="Prefix of the server's tools.")
-    command: str = Field(..., description="Executable to start.")
+    command: str = Field("", description="Executable to start (stdio); empty for a `url` server.")
+    url: str = Field("", description="Streamable HTTP endpoint (http://... or https://...) instead of a command.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="HTTP headers of a `url` server. `${VAR}` is replaced by the "
+        "environment variable VAR; a credential header (Authorization, *token*, *key*...) must come from one.")
     args: list[str] = Field(default_factory=list, description="Arguments.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     risk: RiskClass = Field("exec", description="Risk class of every tool of this server.")
@@ -143,6 +149,18 @@ class McpServerConfig(_Section):
         True, description="Run the server inside the OS sandbox ([sandbox] mode; network only for risk "
         "\"network\"). false: unconfined, for a server that must write elsewhere (e.g. npx's cache)."
     )
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if bool(self.command) == bool(self.url):
+            raise ValueError(f"MCP server {self.name!r}: give either command (stdio) or url (Streamable HTTP)")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"MCP server {self.name!r}: url must start with http:// or https://")
+        for header, value in self.headers.items():
+            if (is_secret_name(header) or is_secret_field(header)) and "${" not in value:
+                raise ValueError(f"MCP server {self.name!r}: header {header!r} is a credential: write it as "
+                                 "${VAR} and set the environment variable VAR (never the secret in a file)")
+        return self
 
 
 class McpConfig(_Section):
@@ -158,8 +176,21 @@ class MemoryConfig(_Section):
     """Episodic and semantic memory (LanceDB)."""
 
     enabled: bool = Field(True, description="Recall into planning and record episodes.")
-    uri: str = Field("", description="LanceDB URI; empty means <data_dir>/memory. s3://... shares it.")
-    embedding_model: str = Field("builtin", description="`builtin` (offline) or any litellm embedding model.")
+    uri: str = Field("", description="LanceDB URI; empty means <data_dir>/memory. s3://bucket/path shares it "
+                     "(credentials and endpoint from the AWS_* environment variables).")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="Object-store options for a remote uri (region, endpoint, allow_http, "
+        "timeout...); credentials are refused here: they come from the environment."
+    )
+    embedding_model: str = Field(
+        "builtin", description="Embedder of episodes (past runs' tasks) and working memory: `builtin` (offline "
+        "MiniLM) or any litellm embedding model."
+    )
+    chunk_embedding_model: str = Field(
+        "auto", description="Embedder of ingested files and notes: `builtin-static` (offline, distilled from the "
+        "builtin MiniLM, ~40x faster to ingest), `builtin` (MiniLM), a litellm embedding model, or `auto`: "
+        "builtin-static when embedding_model is builtin, else embedding_model's."
+    )
     episodic_k: int = Field(3, ge=0, description="Episodes recalled per query.")
     episodic_threshold: float = Field(0.75, ge=0, le=1, description="Minimum score of a recalled episode.")
     semantic_k: int = Field(5, ge=0, description="Knowledge chunks recalled per query.")
@@ -243,6 +274,8 @@ class HookConfig(_Section):
     tools: list[str] = Field(default_factory=list, description="Only for these tools (names or globs such as "
                              "`fs.*`); empty: every tool. Ignored for run_finished.")
     timeout_seconds: float = Field(30.0, gt=0, le=600, description="The hook is killed past this (a warning).")
+    sandbox: bool = Field(True, description="Run the hook inside the OS sandbox ([sandbox] mode and network). "
+                          "false: unconfined, for a hook that must reach the network or write elsewhere.")
 
 
 class Config(_Section):
@@ -333,7 +366,7 @@ def _describe_error(err: Mapping[str, Any]) -> str:
         return f"unknown key '{loc}'"
     got = err.get("input")
     got_s = "" if isinstance(got, Mapping) else f" (got {json.dumps(got, default=str)})"
-    return f"key '{loc}': {err['msg'].lower()}{got_s}"
+    return f"key '{loc}': {err['msg'][:1].lower() + err['msg'][1:]}{got_s}"
 
 
 def _validate_layer(layer: Mapping[str, Any], origin: str) -> None:

@@ -32,6 +32,7 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +47,7 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 import numpy as np
 
 from agentcli.config import MemoryConfig
-from agentcli.memory import Memory
+from agentcli.memory import Memory, flush
 from agentcli.memory import store as store_mod
 from agentcli.memory.chunking import chunk_text
 from agentcli.memory.embeddings import get_embedder
@@ -179,11 +180,35 @@ def bench_ingest(model: str, sizes: Sizes, rows: list[tuple[str, str]], tmp: Pat
     files = source_files(sizes.ingest_files)
     for i, f in enumerate(files):
         shutil.copy(f, ws / "src" / f"{i:03d}_{f.name}")
-    mem = Memory(uri=str(tmp / "ingest-db"), config=MemoryConfig(embedding_model=model), workspace=ws)
-    mem.embedder.embed(["warm up"])
+    mem = Memory(uri=str(tmp / "ingest-db"), config=MemoryConfig(embedding_model=model, chunk_embedding_model=model),
+                 workspace=ws)
+    mem.chunk_embedder.embed(["warm up"])
     res, secs = timed(lambda: mem.add_paths(["src"]))
     again, secs2 = timed(lambda: mem.add_paths(["src"]))
     size = sum(f.stat().st_size for f in (ws / "src").iterdir())
+    # A run's episode: what the user waits for at the end of a run, blocking vs in the background.
+    ep = {"task": "tidy the changelog", "plan_summary": "s1 edit", "status": "COMPLETE", "reason": "complete",
+          "answer": "done", "cost_usd": None}
+    waits_sync, waits_bg = [], []
+    for i in range(5):
+        _, s_sync = timed(partial(mem.record_episode, run_id=f"sync-{i}", **ep))
+        _, s_bg = timed(partial(mem.record_episode, run_id=f"bg-{i}", wait=False, **ep))
+        flush()
+        waits_sync.append(s_sync * 1000)
+        waits_bg.append(s_bg * 1000)
+    # A cold `agent memory search`: a new process, nothing loaded (the median of 3).
+    env = {**os.environ, "AGENT_MEMORY__URI": str(tmp / "ingest-db"), "AGENT_MEMORY__EMBEDDING_MODEL": model,
+           "AGENT_MEMORY__CHUNK_EMBEDDING_MODEL": model}
+    agent = [sys.executable, "-m", "agentcli", "memory", "search", "render a table", "--tier", "semantic"]
+    colds = []
+    for _ in range(3):
+        _, s_cold = timed(partial(subprocess.run, agent, cwd=ws, env=env, capture_output=True, check=True))
+        colds.append(s_cold)
+    rows += [
+        ("episode write at the end of a run: blocking / background (p50 of 5)",
+         f"{statistics.median(waits_sync):.1f} / {statistics.median(waits_bg):.2f} ms"),
+        ("cold `agent memory search` (new process, p50 of 3)", f"{statistics.median(colds):.2f} s"),
+    ]
     rows += [
         ("ingest (add_paths)", f"{len(files)} files, {size / 1024:.0f} KB -> {res.inserted} chunks in {secs:.1f} s"),
         ("ingest rate", f"{res.inserted / secs:.1f} chunks/s"),
@@ -211,6 +236,7 @@ def make_table(mem: Memory, texts: list[str], vecs: np.ndarray) -> Any:
             "content_hash": [f"h{i}" for i in range(start, end)],
             "file_hash": ["f"] * (end - start),
             "added_at": ["2026-01-01T00:00:00+00:00"] * (end - start),
+            "origin": pa.array([None] * (end - start), pa.string()),
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs[start:end].ravel(), pa.float32()), dim),
         })
         table.add(data)
@@ -306,7 +332,9 @@ def bench_scale(model: str, sizes: Sizes, rows: list[tuple[str, str]], tmp: Path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: a quick functional run")
-    ap.add_argument("--embedder", default="builtin", help="memory.embedding_model to measure (default builtin)")
+    ap.add_argument("--embedder", default="builtin-static",
+                    help="the chunks' embedder to measure (default builtin-static, memory's default for chunks)")
+    ap.add_argument("--no-quality", action="store_true", help="skip bench/memory_quality.py's table")
     args = ap.parse_args()
     sizes = SMOKE if args.smoke else FULL
     rows: list[tuple[str, str]] = []
@@ -325,6 +353,12 @@ def main() -> None:
     print(f"|{'-' * (width + 2)}|--------|")
     for k, v in rows:
         print(f"| {k.ljust(width)} | {v} |")
+    if not args.smoke and not args.no_quality:
+        from bench import memory_quality
+
+        print("\n### Retrieval quality vs ingest speed per embedder option (bench/memory_quality.py)\n")
+        sys.stdout.flush()
+        memory_quality.main([])
 
 
 if __name__ == "__main__":

@@ -119,3 +119,24 @@ def test_a_bad_hook_config_is_one_line(workspace: Path) -> None:
     hooks_toml(workspace, {"event": "before_everything", "command": "true"})
     r = invoke(["run", "x", "--yes"])
     assert r.exit_code == 2 and "hooks" in r.stderr and "Traceback" not in r.output
+
+
+def test_hooks_run_in_the_sandbox_unless_told_otherwise(workspace: Path, tmp_path: Path) -> None:
+    from agentcli.tools.sandbox import sandbox_status
+
+    if not sandbox_status().available:
+        import pytest
+
+        pytest.skip(f"no OS sandbox here: {sandbox_status().reason}")
+    (workspace / "README.md").write_text("# r\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    hooks_toml(workspace,
+               {"event": "pre_tool", "command": f"echo x > {outside}/confined.txt || exit 1"},  # sh alone exits 2
+               {"event": "pre_tool", "command": f"echo x > {outside}/free.txt", "sandbox": False})
+    r = invoke(["run", "list", "--yes", "--json"], LIST, complete("ok"))
+    assert r.exit_code == 0, r.output
+    hooks = [e["data"] for e in events_of(workspace, json.loads(r.stdout)["run_id"]) if e["type"] == "hook"]
+    assert not (outside / "confined.txt").exists() and (outside / "free.txt").exists(), hooks
+    assert hooks[0]["outcome"] == "warning" and hooks[0]["sandbox"].startswith("bubblewrap workspace-write")
+    assert hooks[1]["outcome"] == "ok" and hooks[1]["sandbox"].startswith("none")

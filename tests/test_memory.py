@@ -21,7 +21,7 @@ import pytest
 
 from agentcli.config import Settings, load_settings
 from agentcli.errors import ExitCode, ModelRequestsBlocked, UsageError, WorkspaceError
-from agentcli.memory import EmbedderMismatch, Memory, WorkingMemory, record_episode
+from agentcli.memory import EmbedderMismatch, Memory, WorkingMemory, flush, record_episode
 from agentcli.memory import store as store_mod
 from agentcli.memory.chunking import boundary_for, chunk_text, content_hash, count_tokens
 
@@ -127,6 +127,30 @@ def test_episode_write_recall_and_idempotent_upsert(workspace: Path) -> None:
     assert kinds == ["memory_write", "memory_write", "memory_recall"]
     assert events[-1][1]["hits"][0] == {"tier": "episodic", "id": "20261124-010000-aaaaaa",
                                         "score": round(hit.score, 4), "source": "run 20261124-010000-aaaaaa"}
+
+
+def test_an_episode_written_in_the_background_is_complete_and_never_lost(workspace: Path) -> None:
+    events: list[tuple[str, dict[str, Any]]] = []
+    mem = memory_for(workspace, events)
+    args: dict[str, Any] = {"task": "tidy the changelog", "plan_summary": "s1 edit", "status": "COMPLETE",
+                            "reason": "complete", "answer": "tidied", "cost_usd": None}
+    queued = mem.record_episode(run_id="r-bg", wait=False, **args)
+    assert queued.queued and queued.ids == ["r-bg"]
+    # The event is in the log at once (the run's log closes right after); the counts come later.
+    assert events == [("memory_write", {**queued.event(), "queued": True})]
+    assert flush(timeout=60)
+    assert not list((workspace / ".agent" / "memory-pending").glob("*.json"))  # written: nothing pending
+    again = memory_for(workspace)
+    assert [h.id for h in again.recall("tidy the changelog", tiers=("episodic",)).hits] == ["r-bg"]
+
+    # A process that died before its write finished leaves the episode pending: the next one writes it.
+    pending = workspace / ".agent" / "memory-pending"
+    (pending / "r-killed.json").write_text(json.dumps({
+        "schema_version": 1, "uri": again.uri, "run_id": "r-killed", "time": "2026-11-24T01:00:00+00:00",
+        "plan": None, **{**args, "task": "rotate the staging keys"}}))
+    later = memory_for(workspace)
+    assert "r-killed" in [i["id"] for i in later.list_items("episodic")]
+    assert not (pending / "r-killed.json").exists()
 
 
 def test_record_episode_one_call_form_and_failed_runs(workspace: Path) -> None:
@@ -340,7 +364,7 @@ def test_an_empty_memory_follows_the_configured_embedder(workspace: Path) -> Non
     assert mem.forget_source("text") == 1
     hashed = memory_for(workspace, AGENT_MEMORY__EMBEDDING_MODEL="test/hash-64")
     hashed.add_text("another note")  # nothing stored under the old embedder: no error
-    assert hashed.stats().dim == 64
+    assert hashed.stats().chunk_dim == 64
 
 
 def test_litellm_embedding_models_go_through_llm_py(workspace: Path) -> None:
@@ -368,7 +392,7 @@ def test_litellm_embeddings_over_http(workspace: Path, allow_model_requests: Non
     res = mem.add_text("a note about staging")
     assert res.inserted == 1
     stats = mem.stats()
-    assert (stats.embedder, stats.dim) == ("openai/text-embedding-3-small", 3)
+    assert (stats.chunk_embedder, stats.chunk_dim) == ("openai/text-embedding-3-small", 3)
 
 
 # ------------------------------------------------------------------ the planner hook

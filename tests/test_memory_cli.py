@@ -76,11 +76,13 @@ def test_add_search_list_forget_stats(ws: Path) -> None:
 
     res = invoke(["memory", "stats", "--json"])
     stats = json.loads(res.stdout)
-    assert stats["embedder"] == "builtin:all-MiniLM-L6-v2-onnx-int8" and stats["dim"] == 384
+    # Files and notes: the static embedder distilled from the built-in MiniLM (episodes: MiniLM).
+    assert stats["chunk_embedder"].startswith("builtin:static-") and stats["chunk_dim"] == 384
+    assert stats["embedder"] == "builtin:all-MiniLM-L6-v2-onnx-int8"
     assert stats["tables"]["chunks"]["rows"] == len(items) - 2
     assert stats["size_on_disk"] > 0 and stats["tables"]["chunks"]["versions"] >= 1
     res = invoke(["memory", "stats"])
-    assert res.exit_code == 0 and "all-MiniLM" in res.stdout and "chunks" in res.stdout
+    assert res.exit_code == 0 and "static" in res.stdout and "chunks" in res.stdout
 
 
 def test_episodes_show_up_in_search_and_list(ws: Path) -> None:
@@ -125,25 +127,26 @@ def test_embedder_mismatch_exits_2_and_reindex_fixes_it(ws: Path) -> None:
     assert invoke(["memory", "search", "rollback"]).exit_code == 2  # the built-in one is now the stranger
 
 
-def test_large_ingests_draw_a_progress_bar(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[str, int, int]] = []
-    real = memory_cmd._progress_bar
+def test_large_ingests_draw_a_progress_bar_on_a_terminal_only(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
 
-    from contextlib import contextmanager
+    from rich.console import Console
 
-    @contextmanager
-    def spy() -> Any:
-        with real() as update:
-            def both(phase: str, done: int, total: int) -> None:
-                seen.append((phase, done, total))
-                update(phase, done, total)
-            yield both
-
-    monkeypatch.setattr(memory_cmd, "_progress_bar", spy)
     big = ws / "big"
     big.mkdir()
     for i in range(40):
         (big / f"n{i:02d}.md").write_text(f"# Note {i}\n\nFact number {i}: the value of key{i} is {i * 17}.\n")
+    (big / "blob.md").write_bytes(b"\x00\x01binary")  # skipped, and said so
+    res = invoke(["memory", "add", "big"])  # stderr is not a terminal here: no bar, the summary only
+    assert res.exit_code == 0, res.output
+    assert "embedding" not in res.stderr and "skipped big/blob.md: not a UTF-8 text file" in res.stderr
+    assert "40 source(s) written" in res.stdout
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(memory_cmd, "err_console", Console(file=terminal, force_terminal=True, width=100))
+    for i in range(40):
+        (big / f"n{i:02d}.md").write_text(f"# Note {i}\n\nFact {i} changed: key{i} is now {i * 19}.\n")
     res = invoke(["memory", "add", "big"])
     assert res.exit_code == 0, res.output
-    assert seen[0] == ("embedding", 0, 40) and seen[-1] == ("embedding", 40, 40)
+    drawn = terminal.getvalue()
+    assert "embedding" in drawn and "40/40" in drawn

@@ -92,7 +92,7 @@ def test_memory_written_before_plans_were_kept_is_migrated(workspace: Path) -> N
     assert [i["id"] for i in again.list_items("episodic")] == ["r1"]  # nothing lost
     episode(again, "r2", "summarise notes/todo.md")
     assert [p.run_id for p in again.recall_plans("summarise notes/todo.md")] == ["r2"]
-    assert [m[1] for m in MIGRATIONS] == ["episodes_add_plan"]
+    assert MIGRATIONS[0][1] == "episodes_add_plan"  # append-only: never renamed or reordered
 
 
 # ------------------------------------------------------------------ examples

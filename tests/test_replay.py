@@ -64,10 +64,26 @@ def _continue(ws: Path) -> Harness:
                    ScriptedModel([review("continue", reason="optional"), review(answer="fine")]), [p])
 
 
+def _truncated(ws: Path) -> Harness:
+    # 9,000 tokens: cut at the step's 8,192, asked for again at the model's 16,384.
+    long = " ".join(f"w{i}" for i in range(9000))
+    return Harness(ws, config(), ScriptedModel([long, review()]), [plan(step("s1", prompt="write it all"))])
+
+
+def _edits(ws: Path) -> Harness:
+    (ws / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    wrong = {"edits": [{"path": "calc.py", "search": "return a+b", "replace": "return b + a"}]}
+    fixed = {"edits": [{"path": "calc.py", "search": "return a + b", "replace": "return b + a"}]}
+    p = plan(step("s1", "read_file", path="calc.py"),
+             step("s2", prompt="swap: {{s1.output}}", deps=["s1"]).model_copy(update={"answer": "edits"}),
+             step("s3", "apply_edits", deps=["s2"], edits="{{s2.output}}"))
+    return Harness(ws, config(), ScriptedModel([wrong, fixed, review()]), [p], yes=True)
+
+
 SCENARIOS: dict[str, Callable[[Path], Harness]] = {
     "happy": _happy, "corrected": _corrected, "timeout_retry": _timeout_retry, "replan": _replan,
     "denied": _denied, "approved_write": _approved_write, "budget": _budget, "parallel": _parallel,
-    "continue": _continue,
+    "continue": _continue, "truncated": _truncated, "edits": _edits,
 }
 
 

@@ -145,6 +145,7 @@ def test_span_tree_and_genai_attributes(workspace: Path) -> None:
         assert a["gen_ai.usage.input_tokens"] == ev.data["usage"]["input_tokens"] > 0
         assert a["gen_ai.usage.output_tokens"] == ev.data["usage"]["output_tokens"] > 0
         assert a["gen_ai.usage.cost"] == ev.data["cost_usd"] > 0
+        assert tuple(a["gen_ai.response.finish_reasons"]) == ("stop",)  # type: ignore[arg-type]
         assert a["openinference.span.kind"] == "LLM"
         assert a["llm.model_name"] == "test/scripted"
         assert a["llm.token_count.prompt"] == a["gen_ai.usage.input_tokens"]

@@ -86,18 +86,11 @@ def check_tokenizer() -> str:
     return f"o200k_base and cl100k_base load offline ({n}/{m} tokens)"
 
 
-def check_lancedb(settings: Settings) -> str:
-    os.environ.setdefault("LANCEDB_LOG", "error")
-    import lancedb
+def check_memory(settings: Settings) -> str:
+    """The memory store opens (and, on object storage, answers) with the configured credentials."""
+    from agentcli.memory import open_memory
 
-    from agentcli.memory.api import memory_uri
-
-    uri = memory_uri(settings)
-    if "://" not in uri:
-        Path(uri).mkdir(parents=True, exist_ok=True)
-    db = lancedb.connect(uri)
-    names = list(db.table_names())
-    return f"{uri} opens ({len(names)} tables)"
+    return open_memory(settings).check_connection()
 
 
 def check_sandbox(settings: Settings) -> str:
@@ -132,5 +125,5 @@ def run_checks(load: Callable[[], Settings], default_workspace: Path) -> list[Ch
     for model in models:
         checks.append(_timed(f"model {model}", lambda m=model: check_model(cfg, m)))  # type: ignore[misc]
     checks.append(_timed("tokenizer", check_tokenizer))
-    checks.append(_timed("lancedb", lambda: check_lancedb(settings)))
+    checks.append(_timed("memory", lambda: check_memory(settings)))
     return checks

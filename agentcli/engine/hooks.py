@@ -12,9 +12,10 @@ the ``run_finished`` event.
   (and a re-plan) sees like any tool error.
 * Any other non-zero exit, a timeout, or a command that cannot start is a warning: the
   run goes on.
-* A hook runs as run_shell's commands do (:func:`agentcli.tools.shell.child_env`): in the
-  workspace, with credentials removed from its environment, in its own process group,
-  killed whole at its timeout.
+* A hook runs as run_shell's commands do: inside the OS sandbox (``[sandbox]``; a hook with
+  ``sandbox = false`` runs unconfined), in the workspace, with credentials removed from its
+  environment (:func:`agentcli.tools.shell.child_env`), in its own process group, killed whole
+  at its timeout, dying with the agent. Where no sandbox works, the hook is not run (a warning).
 * Every hook that runs is one ``hook`` event. A replay never runs a hook:
   :class:`RecordedHooks` serves the recorded results, in order.
 """
@@ -34,10 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from agentcli.config import HookConfig
+from agentcli.config import HookConfig, SandboxConfig
 from agentcli.record.events import EventLog, Hooked
 from agentcli.record.reader import RunRecord
-from agentcli.tools.sandbox import parent_death
+from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, parent_death
 from agentcli.tools.shell import child_env
 
 __all__ = ["BLOCK_EXIT_CODE", "HookResult", "Hooks", "RecordedHooks"]
@@ -65,18 +66,22 @@ class HookResult:
     stderr: str
     message: str
     duration_ms: float
+    #: Where it ran: the sandbox's description (as run_shell results say).
+    sandbox: str = ""
 
     def data(self) -> dict[str, Any]:
         return {"hook": self.index, "event": self.event, "command": self.command, "tool": self.tool,
                 "exit_code": self.exit_code, "outcome": self.outcome, "message": self.message,
-                "stdout": self.stdout, "stderr": self.stderr, "duration_ms": round(self.duration_ms, 3)}
+                "stdout": self.stdout, "stderr": self.stderr, "duration_ms": round(self.duration_ms, 3),
+                "sandbox": self.sandbox}
 
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> HookResult:
         return cls(index=int(d.get("hook", 0)), event=str(d.get("event")), command=str(d.get("command", "")),
                    tool=d.get("tool"), exit_code=d.get("exit_code"), outcome=d.get("outcome", "ok"),
                    stdout=str(d.get("stdout", "")), stderr=str(d.get("stderr", "")),
-                   message=str(d.get("message", "")), duration_ms=float(d.get("duration_ms") or 0))
+                   message=str(d.get("message", "")), duration_ms=float(d.get("duration_ms") or 0),
+                   sandbox=str(d.get("sandbox", "")))
 
 
 def _tail(data: bytes) -> str:
@@ -89,15 +94,20 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-async def run_hook_process(command: str, stdin: bytes, *, cwd: Path, timeout: float
-                           ) -> tuple[int | None, bytes, bytes, bool]:
+async def run_hook_process(command: str, stdin: bytes, *, cwd: Path, timeout: float,
+                           sandbox: Sandbox | None = None) -> tuple[int | None, bytes, bytes, bool]:
     """``/bin/sh -c command`` with ``stdin``: (exit code, stdout, stderr, timed out). Confined as
-    run_shell's commands are: the workspace as cwd, credentials removed from the environment, its
-    own process group, the whole group killed at the timeout or on cancellation, and it dies with
-    the agent (a hook is the user's own command: it runs outside the OS sandbox)."""
-    argv, preexec = parent_death(["/bin/sh", "-c", command])
+    run_shell's commands are: inside ``sandbox`` (the OS sandbox, as run_shell's), the workspace as
+    cwd, credentials removed from the environment, its own process group, the whole group killed at
+    the timeout or on cancellation, and it dies with the agent."""
+    env = child_env()
+    if sandbox is not None:
+        env.update(sandbox.env())
+        argv, preexec = sandbox.wrap(["/bin/sh", "-c", command], cwd), sandbox.preexec()
+    else:
+        argv, preexec = parent_death(["/bin/sh", "-c", command])
     proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=str(cwd), env=child_env(), stdin=asyncio.subprocess.PIPE,
+        *argv, cwd=str(cwd), env=env, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
         preexec_fn=preexec)
     try:
@@ -116,9 +126,12 @@ async def run_hook_process(command: str, stdin: bytes, *, cwd: Path, timeout: fl
 class Hooks:
     """Runs the configured hooks of one run and records each as a ``hook`` event."""
 
-    def __init__(self, hooks: Sequence[HookConfig], workspace: Path, events: EventLog, run_id: str) -> None:
+    def __init__(self, hooks: Sequence[HookConfig], workspace: Path, events: EventLog, run_id: str, *,
+                 sandbox: SandboxConfig | None = None, data_dir: Path | None = None) -> None:
         self.hooks = list(hooks)
         self.workspace = workspace
+        self.sandbox_config = sandbox or SandboxConfig()
+        self.data_dir = data_dir or workspace / ".agent"
         self.events = events
         self.run_id = run_id
         #: Called with each result that is a warning (the command line prints them).
@@ -138,15 +151,28 @@ class Hooks:
                        payload: dict[str, Any]) -> HookResult:
         stdin = (json.dumps(payload, ensure_ascii=False, default=str) + "\n").encode()
         t0 = time.monotonic()
+        sandbox: Sandbox | None = None
+        refused = ""
         try:
-            code, out, err, timed_out = await run_hook_process(hook.command, stdin, cwd=self.workspace,
-                                                               timeout=hook.timeout_seconds)
-        except OSError as e:
-            code, out, err, timed_out = None, b"", str(e.strerror or e).encode(), False
+            if hook.sandbox:
+                sandbox = Sandbox.from_config(self.sandbox_config, self.workspace, self.data_dir)
+        except SandboxUnavailable as e:
+            refused = str(e)
+        code, out, err, timed_out = None, b"", b"", False
+        if not refused:
+            try:
+                code, out, err, timed_out = await run_hook_process(hook.command, stdin, cwd=self.workspace,
+                                                                   timeout=hook.timeout_seconds, sandbox=sandbox)
+            except OSError as e:
+                err = str(e.strerror or e).encode()
         ms = (time.monotonic() - t0) * 1000
         stderr = _tail(err)
-        if timed_out:
+        where = sandbox.describe() if sandbox is not None else "none (hook sandbox = false)"
+        if refused:
             outcome: Outcome = "warning"
+            message = f"hook not run: {refused}"
+        elif timed_out:
+            outcome = "warning"
             message = f"hook timed out after {hook.timeout_seconds:g} s and was killed"
         elif code == 0:
             outcome, message = "ok", ""
@@ -156,7 +182,7 @@ class Hooks:
         else:
             outcome = "warning"
             message = f"hook exited with {code}" + (f": {' '.join(stderr.split())[:300]}" if stderr.strip() else "")
-        return HookResult(index, event, hook.command, tool, code, outcome, _tail(out), stderr, message, ms)
+        return HookResult(index, event, hook.command, tool, code, outcome, _tail(out), stderr, message, ms, where)
 
     async def _result(self, index: int, hook: HookConfig, event: HookEvent, step_id: str | None,
                       tool: str | None, payload: dict[str, Any]) -> HookResult:
@@ -194,8 +220,9 @@ class RecordedHooks(Hooks):
     ``live(step_id)`` (a fork's steps from the fork on) runs them for real."""
 
     def __init__(self, hooks: Sequence[HookConfig], workspace: Path, events: EventLog, run_id: str,
-                 rec: RunRecord, live: Callable[[str | None], bool] | None = None) -> None:
-        super().__init__(hooks, workspace, events, run_id)
+                 rec: RunRecord, live: Callable[[str | None], bool] | None = None, *,
+                 sandbox: SandboxConfig | None = None, data_dir: Path | None = None) -> None:
+        super().__init__(hooks, workspace, events, run_id, sandbox=sandbox, data_dir=data_dir)
         self._recorded: dict[tuple[str | None, str, int], deque[dict[str, Any]]] = defaultdict(deque)
         for t in rec.of(Hooked):
             self._recorded[(t.step_id, t.data.event, t.data.hook)].append(t.data.event_data())

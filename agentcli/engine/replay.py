@@ -433,7 +433,8 @@ async def replay_run(
         # One set of recorded results for the whole replay (a resumed run's parts share it).
         if not served_hooks:
             served_hooks.append(RecordedHooks(config.hooks, registry.ctx.workspace, events, rid, rec,
-                                              live=fork.live if fork is not None else None))
+                                              live=fork.live if fork is not None else None, sandbox=config.sandbox,
+                                              data_dir=registry.ctx.data_dir))
         served_hooks[0].events = events
         return served_hooks[0]
 

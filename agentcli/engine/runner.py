@@ -438,7 +438,8 @@ class _Run:
                 run_id=outcome.run_id, task=self.task, plan_summary=plan_summary(self.plan),
                 status=outcome.status, reason=outcome.reason, answer=outcome.answer,
                 cost_usd=outcome.totals.get("cost_usd"),
-                plan=episode_plan(self.plan) if self._worked(outcome) else None)
+                plan=episode_plan(self.plan) if self._worked(outcome) else None,
+                wait=False)  # written in the background: the result is shown without waiting for it
         except Exception as e:
             self.events.emit(MemoryWritten(tier="episodic", error=f"{type(e).__name__}: {e}"[:300]))
 

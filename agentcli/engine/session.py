@@ -114,7 +114,8 @@ class RunSession:
                  backend: ModelBackend | None = None, registry: ToolRegistry | None = None,
                  approver: Approver | None = None, runs_dir: Path | None = None, memory: Any = True,
                  telemetry: bool = True, log_json: bool = False, resume: ResumeState | None = None,
-                 extra_start: dict[str, Any] | None = None, hooks: Any = True, checkpoints: bool = True) -> None:
+                 extra_start: dict[str, Any] | None = None, hooks: Any = True, checkpoints: bool = True,
+                 on_warning: Callable[[str], None] | None = None, resumed_from: Any = None) -> None:
         self.settings = settings
         self.config = config if config is not None else settings.config
         self.run_id = run_id
@@ -143,7 +144,8 @@ class RunSession:
         if memory is True and self.config.memory.enabled:
             from agentcli.memory import open_memory
 
-            self.memory = open_memory(settings, on_event=memory_recorder(self.events))
+            self.memory = open_memory(settings, on_event=memory_recorder(self.events),
+                                      on_warning=on_warning)
         elif memory not in (True, False, None):
             self.memory = memory  # given (tests: an episode sink)
         #: ``[[hooks]]`` commands around tool calls and the run's end (True: built from config; a
@@ -154,14 +156,17 @@ class RunSession:
         elif hooks is True and self.config.hooks:
             from agentcli.engine.hooks import Hooks
 
-            self.hooks = Hooks(self.config.hooks, settings.workspace, self.events, run_id)
+            self.hooks = Hooks(self.config.hooks, settings.workspace, self.events, run_id,
+                               sandbox=self.config.sandbox, data_dir=settings.data_dir)
         #: Workspace checkpoints around the steps that may change it (``[checkpoints] enabled``).
         self.checkpoints: Any = None
         if checkpoints and self.config.checkpoints.enabled:
             from agentcli.record.checkpoints import Checkpointer, ShadowRepo
 
             repo = ShadowRepo(settings.workspace, settings.data_dir, self.config.tools.max_file_bytes)
-            self.checkpoints = Checkpointer(repo, self.events, run_id)
+            # A resumed run continues the checkpoints it already has (``resumed_from``: its record).
+            self.checkpoints = (Checkpointer.resuming(repo, self.events, resumed_from) if resumed_from is not None
+                                else Checkpointer(repo, self.events, run_id))
         self._closed = False
         for hook in BUILT:
             hook(self)

@@ -5,10 +5,10 @@ Start at :class:`Memory` (or :func:`open_memory`); :func:`record_episode` is the
 form the run command uses after every run.
 """
 
-from agentcli.memory.api import Memory, open_memory, record_episode
+from agentcli.memory.api import Memory, flush, open_memory, record_episode
 from agentcli.memory.embeddings import Embedder, get_embedder
 from agentcli.memory.ingest import chunk_id
-from agentcli.memory.store import EmbedderMismatch
+from agentcli.memory.store import EmbedderMismatch, MemoryUnavailable
 from agentcli.memory.types import (
     TIERS,
     EventSink,
@@ -31,6 +31,7 @@ __all__ = [
     "Memory",
     "MemoryHit",
     "MemoryStats",
+    "MemoryUnavailable",
     "PastPlan",
     "Progress",
     "RecallResult",
@@ -39,6 +40,7 @@ __all__ = [
     "WorkingMemory",
     "WriteResult",
     "chunk_id",
+    "flush",
     "get_embedder",
     "open_memory",
     "record_episode",

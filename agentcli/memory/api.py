@@ -17,6 +17,10 @@ comparable, and mixing them would silently return nonsense.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from agentcli.config import MemoryConfig, Settings
 from agentcli.errors import UsageError
 from agentcli.memory import chunking, ingest, recall
-from agentcli.memory.embeddings import Embedder, get_embedder
+from agentcli.memory.embeddings import BUILTIN, BUILTIN_NAME, MINILM, STATIC, Embedder, get_embedder
+from agentcli.memory.static import NAME as STATIC_NAME
 from agentcli.memory.store import (
     CHUNKS,
     EPISODES,
@@ -35,6 +40,7 @@ from agentcli.memory.store import (
     SCHEMA_VERSION,
     SCHEMAS,
     EmbedderMismatch,
+    MemoryUnavailable,
     Store,
     delete_where,
     sql_in,
@@ -59,6 +65,27 @@ if TYPE_CHECKING:
 
 #: How many recalled items the planner hook returns (the planner shows at most 5).
 PLANNER_ITEMS = 5
+#: Episodes queued by ``record_episode(wait=False)`` wait here (one JSON file each, under the
+#: data dir) until they are in the store: a process killed before its write finished leaves
+#: the file, and the next process that opens the memory writes it.
+PENDING_DIR = "memory-pending"
+PENDING_SCHEMA_VERSION = 1
+
+#: Background episode writes in flight in this process, per memory URI.
+_inflight: dict[str, list[threading.Thread]] = {}
+_inflight_lock = threading.Lock()
+
+
+def flush(timeout: float | None = None, *, uri: str | None = None) -> bool:
+    """Wait for this process's background episode writes (those to ``uri``, or all); True if
+    none is left. The interpreter also waits for them at exit (they are non-daemon threads),
+    so a run's episode is in the store when ``agent run`` returns to the shell."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with _inflight_lock:
+        threads = [t for u, ts in _inflight.items() if uri is None or u == uri for t in ts]
+    for t in threads:
+        t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in threads)
 
 
 def memory_uri(settings: Settings) -> str:
@@ -91,66 +118,111 @@ class Memory:
     def __init__(self, *, uri: str, config: MemoryConfig, workspace: Path, data_dir: Path | None = None,
                  embedder: Embedder | None = None, api_base: str | None = None,
                  working: WorkingMemory | None = None, on_event: EventSink | None = None,
-                 max_file_bytes: int = 2_000_000) -> None:
+                 on_warning: Callable[[str], None] | None = None, max_file_bytes: int = 2_000_000,
+                 chunk_embedder: Embedder | None = None) -> None:
         self.uri = uri
         self.config = config
         self.workspace = workspace.resolve()
         self.data_dir = data_dir
         self.working = working if working is not None else WorkingMemory()
         self.on_event = on_event
+        #: Told (once per process and memory) when the store is unreachable and a run goes on without it.
+        self.on_warning = on_warning
         self.max_file_bytes = max_file_bytes
-        self.store = Store(uri)
+        self.store = Store(uri, config.storage_options)
+        self._warned = False
+        self._drained = False
+        self._origin: str | None = None
         self.last_recall: RecallResult | None = None
         self._embedder = embedder
+        # One embedder given (tests, benchmarks) embeds everything; else each tier's from config.
+        self._chunk_embedder = chunk_embedder or embedder
         self._api_base = api_base
         self._checked = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, working: WorkingMemory | None = None,
-                      on_event: EventSink | None = None, embedder: Embedder | None = None) -> Memory:
+                      on_event: EventSink | None = None, embedder: Embedder | None = None,
+                      on_warning: Callable[[str], None] | None = None) -> Memory:
         """Memory as configured: ``memory.uri`` (default ``<data_dir>/memory``) and ``memory.embedding_model``."""
 
         cfg = settings.config
         return cls(uri=memory_uri(settings), config=cfg.memory, workspace=settings.workspace,
                    data_dir=settings.data_dir, embedder=embedder, api_base=cfg.api_base or None,
-                   working=working, on_event=on_event, max_file_bytes=cfg.tools.max_file_bytes)
+                   working=working, on_event=on_event, on_warning=on_warning,
+                   max_file_bytes=cfg.tools.max_file_bytes)
+
+    @property
+    def origin(self) -> str:
+        """This workspace's identity in the ``origin`` column of file chunks (:func:`ingest.workspace_origin`)."""
+        if self._origin is None:
+            self._origin = ingest.workspace_origin(self.workspace)
+        return self._origin
 
     # ------------------------------------------------------------------ embedder identity
 
     @property
     def embedder(self) -> Embedder:
+        """The episodes' (and working memory's) embedder: ``memory.embedding_model``."""
         if self._embedder is None:
             self._embedder = get_embedder(self.config.embedding_model, self._api_base)
         return self._embedder
 
-    def _stored_rows(self) -> int:
-        total = 0
-        for name in (EPISODES, CHUNKS):
-            table = self.store.open(name)
-            if table is not None:
-                total += table.count_rows()
-        return total
+    @property
+    def chunk_embedder(self) -> Embedder:
+        """The chunks' embedder: ``memory.chunk_embedding_model`` (``auto``: builtin-static when the
+        episodes' embedder is the builtin one, else the episodes' embedder)."""
+        if self._chunk_embedder is None:
+            spec = self.config.chunk_embedding_model.strip() or "auto"
+            if spec == "auto":
+                base = self.config.embedding_model.strip() or BUILTIN
+                spec = STATIC if base in (BUILTIN, BUILTIN_NAME, MINILM) else ""
+            self._chunk_embedder = self.embedder if not spec else get_embedder(spec, self._api_base)
+        return self._chunk_embedder
+
+    def embedder_for(self, name: str) -> Embedder:
+        return self.chunk_embedder if name == CHUNKS else self.embedder
+
+    def _rows(self, name: str) -> int:
+        table = self.store.open(name)
+        return 0 if table is None else int(table.count_rows())
 
     def _table_dim(self, name: str) -> int | None:
         table = self.store.open(name)
         return None if table is None else int(table.schema.field("vector").type.list_size)
 
+    @staticmethod
+    def _stored_embedder(meta: dict[str, str], name: str) -> tuple[str | None, str | None]:
+        """(embedder, dim) recorded for a table; memory written before the chunks had an
+        embedder of their own recorded one for both tables."""
+        if name == CHUNKS and "chunks_embedder" in meta:
+            return meta.get("chunks_embedder"), meta.get("chunks_dim")
+        return meta.get("embedder"), meta.get("dim")
+
     def check_embedder(self) -> None:
-        """Raise :class:`EmbedderMismatch` if stored rows were embedded by another embedder."""
+        """Raise :class:`EmbedderMismatch` if a table's rows were embedded by another embedder
+        than the one configured for it. Chunks embedded by the built-in MiniLM, when the built-in
+        static embedder is configured for them, are re-embedded here instead (the named migration
+        ``chunks_to_static_embedder``: static embedding is fast, ~1,000 chunks/s)."""
         if self._checked:
             return
         meta = self.store.meta()
-        stored, want = meta.get("embedder"), self.embedder.name
-        dims = {d for d in (self._table_dim(EPISODES), self._table_dim(CHUNKS)) if d is not None}
-        have_dim = self.embedder.dim
-        wrong_name = stored is not None and stored != want
-        wrong_dim = have_dim is not None and bool(dims - {have_dim})
-        if (wrong_name or wrong_dim) and self._stored_rows() > 0:
-            what = f"embedder {stored} ({meta.get('dim', '?')}-d)" if stored else f"{sorted(dims)}-d vectors"
+        for name in (EPISODES, CHUNKS):
+            emb = self.embedder_for(name)
+            stored, stored_dim = self._stored_embedder(meta, name)
+            dim = self._table_dim(name)
+            wrong_name = stored is not None and stored != emb.name
+            wrong_dim = emb.dim is not None and dim is not None and dim != emb.dim
+            if not (wrong_name or wrong_dim) or self._rows(name) == 0:
+                continue
+            if name == CHUNKS and stored == BUILTIN_NAME and emb.name == STATIC_NAME:
+                self._reembed(CHUNKS, migration="chunks_to_static_embedder")
+                continue
+            what = f"embedder {stored} ({stored_dim or '?'}-d)" if stored else f"{dim}-d vectors"
+            key = "memory.chunk_embedding_model" if name == CHUNKS else "memory.embedding_model"
             raise EmbedderMismatch(
-                f"memory at {self.uri} was built with {what}, but memory.embedding_model is "
-                f"{self.config.embedding_model!r} ({want}); run `agent memory reindex` to re-embed it "
-                f"with the configured embedder, or set memory.embedding_model back"
+                f"memory at {self.uri} ({name}) was built with {what}, but {key} is {emb.name!r}; "
+                f"run `agent memory reindex` to re-embed it with the configured embedder, or set {key} back"
             )
         self._checked = True
 
@@ -158,21 +230,36 @@ class Memory:
         """Before the first write: record the embedder; drop empty tables of another dimension."""
         self.check_embedder()
         meta = self.store.meta()
-        if meta.get("embedder") != self.embedder.name or meta.get("dim") != str(dim):
-            for name in (EPISODES, CHUNKS):
+        for name in names:
+            emb = self.embedder_for(name)
+            keys = ("chunks_embedder", "chunks_dim") if name == CHUNKS else ("embedder", "dim")
+            if meta.get(keys[0]) != emb.name or meta.get(keys[1]) != str(dim):
                 if self._table_dim(name) not in (None, dim):
                     self.store.drop(name)  # empty (check_embedder passed): safe to recreate
-            self.store.set_meta({"embedder": self.embedder.name, "dim": str(dim),
-                                 "schema_version": SCHEMA_VERSION})
-        for name in names:
+                values = {keys[0]: emb.name, keys[1]: str(dim), "schema_version": SCHEMA_VERSION}
+                if name == CHUNKS and "embedder" not in meta and self._rows(EPISODES) == 0:
+                    values.update(embedder=self.embedder.name)  # name the episodes' embedder too
+                self.store.set_meta(values)
+                meta = {**meta, **values}
             self.store.create(name, SCHEMAS[name](dim))
 
-    def _embed(self, texts: Sequence[str]) -> Matrix:
-        vecs = self.embedder.embed(list(texts))
-        if self.embedder.dim is not None and vecs.shape[1] != self.embedder.dim:
-            raise EmbedderMismatch(f"embedder {self.embedder.name} returned {vecs.shape[1]}-d vectors, "
-                                   f"expected {self.embedder.dim}")
+    def _embed(self, texts: Sequence[str], embedder: Embedder | None = None) -> Matrix:
+        emb = embedder or self.embedder
+        vecs = emb.embed(list(texts))
+        if emb.dim is not None and vecs.shape[1] != emb.dim:
+            raise EmbedderMismatch(f"embedder {emb.name} returned {vecs.shape[1]}-d vectors, expected {emb.dim}")
         return vecs
+
+    def _show_build(self, progress: Progress | None) -> None:
+        """The static embedder's one-time distillation (~10-30 s) is shown as a phase of its own."""
+        from agentcli.memory.static import StaticEmbedder
+
+        emb = self.chunk_embedder
+        if progress is not None and isinstance(emb, StaticEmbedder):
+            emb.on_build = lambda done, total: progress("preparing the static embedder (once)", done, total)
+
+    def _embed_chunks(self, texts: Sequence[str]) -> Matrix:
+        return self._embed(texts, self.chunk_embedder)
 
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:
         if self.on_event is not None:
@@ -189,25 +276,62 @@ class Memory:
 
     def record_episode(self, *, run_id: str, task: str, plan_summary: str, status: str, reason: str,
                        answer: str, cost_usd: float | None, time: datetime | str | None = None,
-                       plan: str | None = None) -> WriteResult:
+                       plan: str | None = None, wait: bool = True) -> WriteResult:
         """Record (or replace) the episode of run ``run_id``; writing it twice is harmless.
 
         The task is what gets embedded ("what happened when I did X?" asks about tasks);
         the full-text index covers task, plan, outcome and answer. ``plan`` is the run's final
         plan as JSON (:func:`agentcli.engine.runner.episode_plan`), recalled by :meth:`recall_plans`.
+
+        ``wait=False`` (what a run does at its end) returns at once: the episode is put in a
+        pending file under the data dir and written by a background thread; the ``memory_write``
+        event (``queued: true``) is emitted now, while the run's log is open. The process waits
+        for the write at exit (or :func:`flush`), and a write that did not finish (killed, store
+        unreachable) stays pending and is written by the next process that opens this memory.
         """
-        t0 = _perf()
         if not run_id:
             raise UsageError("an episode needs a run id")
+        fields = {"run_id": run_id, "task": task, "plan_summary": plan_summary, "status": status,
+                  "reason": reason, "answer": answer, "cost_usd": cost_usd, "time": _iso(time), "plan": plan}
+        if wait:
+            self._drain_pending()
+            return self._write_episode(fields)
+        t0 = _perf()
+        pending = self._save_pending(fields)
+        result = WriteResult("episodic", [run_id], sources=[f"run {run_id}"], queued=True)
+
+        def write() -> None:
+            try:
+                self._write_episode(fields, emit=False)
+            except Exception:
+                return  # stays pending (if there is a data dir): the next process retries
+            if pending is not None:
+                with contextlib.suppress(OSError):
+                    pending.unlink()
+
+        thread = threading.Thread(target=write, name=f"memory-episode-{run_id}", daemon=False)
+        with _inflight_lock:
+            live = [t for t in _inflight.get(self.uri, []) if t.is_alive()]
+            _inflight[self.uri] = [*live, thread]
+        thread.start()
+        result.took_ms = _ms(t0)
+        self._emit("memory_write", result.event())
+        return result
+
+    def _write_episode(self, fields: dict[str, Any], *, emit: bool = True) -> WriteResult:
+        t0 = _perf()
+        run_id, task = fields["run_id"], fields["task"]
+        status, reason, answer = fields["status"], fields["reason"], fields["answer"]
         outcome = answer or reason
-        text = "\n".join(p for p in (task, plan_summary, f"{status}: {outcome}" if outcome else status) if p)
+        text = "\n".join(p for p in (task, fields["plan_summary"], f"{status}: {outcome}" if outcome else status)
+                         if p)
         vec = self._embed([task or text])
         self._prepare_write(int(vec.shape[1]), [EPISODES])
         import pyarrow as pa
 
-        row = {"id": run_id, "time": _iso(time), "task": task, "plan_summary": plan_summary, "status": status,
-               "reason": reason, "answer": answer, "cost_usd": cost_usd, "text": text,
-               "vector": vec[0].tolist(), "plan": plan or None}
+        row = {"id": run_id, "time": fields["time"], "task": task, "plan_summary": fields["plan_summary"],
+               "status": status, "reason": reason, "answer": answer, "cost_usd": fields["cost_usd"],
+               "text": text, "vector": vec[0].tolist(), "plan": fields["plan"] or None}
         table = self.store.create(EPISODES, SCHEMAS[EPISODES](int(vec.shape[1])))
         data = pa.Table.from_pylist([row], schema=table.schema)
         res = upsert(table, data)
@@ -215,8 +339,50 @@ class Memory:
         result = WriteResult("episodic", [run_id], inserted=int(res.num_inserted_rows),
                              updated=int(res.num_updated_rows), embedded=1, sources=[f"run {run_id}"],
                              took_ms=_ms(t0))
-        self._emit("memory_write", result.event())
+        if emit:
+            self._emit("memory_write", result.event())
         return result
+
+    # ------------------------------------------------------------------ pending episodes
+
+    def _pending_dir(self) -> Path | None:
+        return None if self.data_dir is None else self.data_dir / PENDING_DIR
+
+    def _save_pending(self, fields: dict[str, Any]) -> Path | None:
+        folder = self._pending_dir()
+        if folder is None:
+            return None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{fields['run_id']}.json"
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"schema_version": PENDING_SCHEMA_VERSION, "uri": self.uri, **fields}),
+                           encoding="utf-8")
+            os.replace(tmp, path)
+            return path
+        except OSError:
+            return None  # a read-only data dir: the background write alone
+
+    def _drain_pending(self) -> None:
+        """Wait for this process's writes to this memory, then write episodes other processes
+        left pending (once per Memory)."""
+        flush(uri=self.uri)
+        if self._drained:
+            return
+        self._drained = True
+        folder = self._pending_dir()
+        if folder is None or not folder.is_dir():
+            return
+        for path in sorted(folder.glob("*.json")):
+            try:
+                fields = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if fields.pop("uri", self.uri) != self.uri or fields.pop("schema_version", None) != PENDING_SCHEMA_VERSION:
+                continue
+            self._write_episode(fields)
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     # ------------------------------------------------------------------ semantic
 
@@ -233,11 +399,12 @@ class Memory:
         files, skipped = chunking.resolve_sources(self.workspace, paths, self.data_dir,
                                                   max_file_bytes=self.max_file_bytes)
         result = WriteResult("semantic", skipped=skipped)
+        self._show_build(progress)
         self.check_embedder()
         dirs = [chunking.source_key(self.workspace, str(p)) for p in paths
                 if (self.workspace / p).resolve().is_dir()]
-        planned = ingest.plan_files(files, _now_iso())
-        existing = ingest.existing_chunks(self.store, list(planned))
+        planned = ingest.plan_files(files, _now_iso(), self.origin, progress=progress)
+        existing = ingest.existing_chunks(self.store, list(planned), self.origin)
         todo: dict[str, list[dict[str, Any]]] = {}
         for rel, (fhash, rows) in planned.items():
             old = existing.get(rel, {})
@@ -247,12 +414,13 @@ class Memory:
                 result.unchanged += 1
                 continue
             todo[rel] = rows
-        stale = ingest.stale_sources(self.store, self.workspace, dirs, set(planned))
+        stale = ingest.stale_sources(self.store, self.workspace, dirs, set(planned), self.origin)
         if todo or stale:
             total = sum(1 for rel, rows in todo.items() for r in rows if r["id"] not in existing.get(rel, {}))
             ingest.embed_and_write(self.store, ingest.write_groups(todo, stale), total, result,
-                                   embed=self._embed, prepare=lambda dim: self._prepare_write(dim, [CHUNKS]),
-                                   progress=progress)
+                                   embed=self._embed_chunks,
+                                   prepare=lambda dim: self._prepare_write(dim, [CHUNKS]),
+                                   progress=progress, origin=self.origin)
             self._after_write(CHUNKS, progress)
         result.sources = sorted(todo) + sorted(stale)
         result.took_ms = _ms(t0)
@@ -274,7 +442,7 @@ class Memory:
             result.unchanged = len(have)
             rows = [r for r in rows if r["id"] not in have]
         if rows:
-            vecs = self._embed([ingest.chunk_embed_text(r["source"], r["kind"], r["text"]) for r in rows])
+            vecs = self._embed_chunks([ingest.chunk_embed_text(r["source"], r["kind"], r["text"]) for r in rows])
             for r, v in zip(rows, vecs, strict=True):
                 r["vector"] = v.tolist()
             self._prepare_write(int(vecs.shape[1]), [CHUNKS])
@@ -310,6 +478,8 @@ class Memory:
         if unknown:
             raise UsageError(f"unknown memory tier(s): {', '.join(sorted(unknown))}")
         query = query.strip()
+        if "episodic" in wanted:
+            self._drain_pending()
         # Only tiers holding something are searched; with none, nothing loads at all
         # (a fresh workspace plans without paying for lancedb and the embedder).
         tables: dict[Tier, str] = {"episodic": EPISODES, "semantic": CHUNKS}
@@ -322,7 +492,14 @@ class Memory:
             return result
         if "episodic" in live or "semantic" in live:
             self.check_embedder()
-        qvec = self._embed([query])[0]
+        # Each tier's query vector from its own embedder (the same one computed once).
+        qvecs: dict[int, Matrix] = {}
+        tier_vec: dict[Tier, Matrix] = {}
+        for tier in live:
+            emb = self.chunk_embedder if tier == "semantic" else self.embedder
+            if id(emb) not in qvecs:
+                qvecs[id(emb)] = self._embed([query], emb)[0]
+            tier_vec[tier] = qvecs[id(emb)]
         c = self.config
         plan: dict[Tier, tuple[int, float]] = {
             "working": (recall.WORKING_K, recall.WORKING_THRESHOLD),
@@ -330,15 +507,18 @@ class Memory:
             "semantic": (c.semantic_k, c.semantic_threshold),
         }
         per_tier: dict[Tier, list[MemoryHit]] = {t: [] for t in wanted}
-        with ThreadPoolExecutor(max_workers=len(live), thread_name_prefix="recall") as pool:
-            futures = {}
-            for tier in live:
-                tk, thr = plan[tier]
-                tk = tk if k is None else k
-                thr = thr if min_score is None else min_score
-                futures[tier] = pool.submit(self._search_tier, tier, query, qvec, tk, thr)
-            for tier, fut in futures.items():
-                per_tier[tier] = fut.result()
+
+        def args(tier: Tier) -> tuple[Tier, str, Matrix, int, float]:
+            tk, thr = plan[tier]
+            return (tier, query, tier_vec[tier], tk if k is None else k, thr if min_score is None else min_score)
+
+        if len(live) == 1:  # no thread pool for one tier (a pool costs more than a small search)
+            per_tier[live[0]] = self._search_tier(*args(live[0]))
+        else:
+            with ThreadPoolExecutor(max_workers=len(live), thread_name_prefix="recall") as pool:
+                futures = {tier: pool.submit(self._search_tier, *args(tier)) for tier in live}
+                for tier, fut in futures.items():
+                    per_tier[tier] = fut.result()
         hits = recall.merge(per_tier, k)
         result = RecallResult(query, wanted, hits, _ms(t0), {t: len(h) for t, h in per_tier.items()})
         self.last_recall = result
@@ -368,8 +548,25 @@ class Memory:
         planning time). Raises :class:`EmbedderMismatch` like every other recall; callers
         that would rather plan without memory catch :class:`~agentcli.errors.AgentError`.
         """
-        result = self.recall(task, tiers=("episodic", "semantic"))
+        try:
+            result = self.recall(task, tiers=("episodic", "semantic"))
+        except EmbedderMismatch:
+            raise
+        except Exception as e:
+            self._unavailable(task, e)
+            return []
         return [h.planner_line() for h in result.hits[:PLANNER_ITEMS]]
+
+    def _unavailable(self, query: str, exc: Exception) -> None:
+        """A run goes on without memory: a ``memory_recall`` event with the error, one warning."""
+        err = exc if isinstance(exc, MemoryUnavailable) else MemoryUnavailable(
+            f"memory at {self.uri} failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
+        self._emit("memory_recall", {"query": query, "tiers": ["episodic", "semantic"], "hits": [],
+                                     "per_tier": {}, "took_ms": 0.0, "error": err.one_line(),
+                                     "unavailable": True})
+        if not self._warned and self.on_warning is not None:
+            self._warned = True
+            self.on_warning(f"{err.one_line()}; going on without memory")
 
     def recall_plans(self, task: str, accept: Callable[[PastPlan], bool] | None = None, *, k: int | None = None,
                      min_score: float | None = None) -> list[PastPlan]:
@@ -383,7 +580,18 @@ class Memory:
         (the planner's say) takes. Emits a ``memory_recall`` event (tiers ``["episodic"]``,
         ``purpose: plans``) naming the plans returned.
         """
+        try:
+            return self._recall_plans(task, accept, k=k, min_score=min_score)
+        except EmbedderMismatch:
+            raise
+        except Exception as e:
+            self._unavailable(task, e)
+            return []
+
+    def _recall_plans(self, task: str, accept: Callable[[PastPlan], bool] | None, *, k: int | None,
+                      min_score: float | None) -> list[PastPlan]:
         t0 = _perf()
+        self._drain_pending()
         k = self.config.past_plans if k is None else k
         min_score = self.config.past_plan_threshold if min_score is None else min_score
         task = task.strip()
@@ -424,6 +632,8 @@ class Memory:
     def list_items(self, tier: Tier | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
         """Stored items, newest episodes first then chunks by source and line (no vectors)."""
         out: list[dict[str, Any]] = []
+        if tier in (None, "episodic"):
+            self._drain_pending()
         if tier in (None, "working"):
             out += [{"tier": "working", "id": it.id, "source": f"working:{it.kind}", "time": None,
                      "text": it.text} for it in self.working.items()]
@@ -468,6 +678,8 @@ class Memory:
             where = "kind = 'file'"
         elif key != "text":
             where += f" OR starts_with(source, {sql_str(key + '/')})"
+        if key != "text":  # this workspace's files only: a shared memory holds other checkouts' too
+            where = f"({where}) AND {ingest.origin_filter(self.origin)}"
         deleted = delete_where(table, where)
         self._after_write(CHUNKS)
         self._emit("memory_write", WriteResult("semantic", deleted=deleted, sources=[key]).event())
@@ -482,9 +694,30 @@ class Memory:
             if st is not None:
                 tables[name] = st
         dim = meta.get("dim")
+        cemb, cdim = self._stored_embedder(meta, CHUNKS) if CHUNKS in tables else (None, None)
         return MemoryStats(uri=self.uri, embedder=meta.get("embedder"), dim=int(dim) if dim else None,
                            configured_embedder=self.config.embedding_model, tables=tables,
-                           size_on_disk=self.store.size_on_disk(), working_rows=len(self.working))
+                           size_on_disk=self.store.size_on_disk(), working_rows=len(self.working),
+                           chunk_embedder=cemb, chunk_dim=int(cdim) if cdim else None,
+                           configured_chunk_embedder=self.config.chunk_embedding_model)
+
+    def check_connection(self) -> str:
+        """Open the store and read its table list and row counts (``agent doctor``); raises
+        :class:`MemoryUnavailable` (one line) when it cannot be reached."""
+        if self.store.is_local:
+            Path(self.uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        try:
+            names = set(self.store.table_names())
+            counts = {name: t.count_rows() for name in (EPISODES, CHUNKS)
+                      if name in names and (t := self.store.open(name)) is not None}
+        except MemoryUnavailable:
+            raise
+        except Exception as e:  # a check reports in one line, it does not crash
+            raise MemoryUnavailable(f"memory at {self.uri} failed ({type(e).__name__}: "
+                                    f"{' '.join(str(e).split())[:200]})") from None
+        where = "object storage" if not self.store.is_local else "local directory"
+        return (f"{self.uri} ({where}) opens: {counts.get(EPISODES, 0)} episode(s), "
+                f"{counts.get(CHUNKS, 0)} chunk(s)")
 
     def optimize(self) -> None:
         """Compact every table now and drop versions older than the cleanup age."""
@@ -496,52 +729,54 @@ class Memory:
     # ------------------------------------------------------------------ reindex
 
     def reindex(self, *, progress: Progress | None = None) -> dict[str, int]:
-        """Re-embed every episode and chunk with the configured embedder; returns rows per table.
+        """Re-embed every episode and chunk with the embedder configured for its table; returns
+        rows per table.
 
         Tables are rewritten whole (their vector size may change). Writes made by another
         process while a reindex runs may be lost: run it alone.
         """
-        import pyarrow as pa
-
-        counts: dict[str, int] = {}
-        sources: dict[str, list[dict[str, Any]]] = {}
-        for name in (EPISODES, CHUNKS):
-            table = self.store.open(name)
-            if table is not None:
-                cols = [f.name for f in table.schema if f.name != "vector"]
-                sources[name] = table.search().select(cols).limit(None).to_arrow().to_pylist()
-        total = sum(len(r) for r in sources.values())
-        done = 0
-        if progress is not None:
-            progress("re-embedding", 0, total)
-        dim: int | None = None
-        new: dict[str, list[dict[str, Any]]] = {}
-        for name, rows in sources.items():
-            for i in range(0, len(rows), ingest.EMBED_BATCH):
-                batch = rows[i:i + ingest.EMBED_BATCH]
-                texts = [(r["task"] or r["text"]) if name == EPISODES
-                         else ingest.chunk_embed_text(r["source"], r["kind"], r["text"]) for r in batch]
-                vecs = self._embed(texts)
-                dim = int(vecs.shape[1])
-                for r, v in zip(batch, vecs, strict=True):
-                    r["vector"] = v.tolist()
-                done += len(batch)
-                if progress is not None:
-                    progress("re-embedding", done, total)
-            new[name] = rows
-        if dim is None:
-            dim = self.embedder.dim or int(self._embed(["dimension probe"]).shape[1])
-        for name, rows in new.items():
-            data = pa.Table.from_pylist(rows, schema=SCHEMAS[name](dim))
-            table = self.store.overwrite(name, data)
-            self.store.maybe_index(table, progress)
-            self.store.maybe_optimize(table, name, force=True)
-            counts[name] = len(rows)
-        self.store.set_meta({"embedder": self.embedder.name, "dim": str(dim), "schema_version": SCHEMA_VERSION})
+        self._show_build(progress)
+        counts = {name: self._reembed(name, progress=progress) for name in (EPISODES, CHUNKS)
+                  if self.store.open(name) is not None}
         self._checked = False
         self._emit("memory_write", WriteResult("semantic", updated=sum(counts.values()),
                                                embedded=sum(counts.values()), sources=list(counts)).event())
         return counts
+
+    def _reembed(self, name: str, *, progress: Progress | None = None, migration: str | None = None) -> int:
+        """Rewrite one table with every row embedded by its configured embedder; returns rows."""
+        import pyarrow as pa
+
+        table = self.store.open(name)
+        if table is None:
+            return 0
+        emb = self.embedder_for(name)
+        cols = [f.name for f in table.schema if f.name != "vector"]
+        rows = table.search().select(cols).limit(None).to_arrow().to_pylist()
+        phase = f"re-embedding {name}"
+        if progress is not None:
+            progress(phase, 0, len(rows))
+        for i in range(0, len(rows), ingest.EMBED_BATCH):
+            batch = rows[i:i + ingest.EMBED_BATCH]
+            texts = [(r["task"] or r["text"]) if name == EPISODES
+                     else ingest.chunk_embed_text(r["source"], r["kind"], r["text"]) for r in batch]
+            for r, v in zip(batch, self._embed(texts, emb), strict=True):
+                r["vector"] = v.tolist()
+            if progress is not None:
+                progress(phase, min(i + len(batch), len(rows)), len(rows))
+        dim = emb.dim or (len(rows[0]["vector"]) if rows else int(self._embed(["dimension probe"], emb).shape[1]))
+        data = pa.Table.from_pylist(rows, schema=SCHEMAS[name](dim))
+        table = self.store.overwrite(name, data)
+        self.store.maybe_index(table, progress)
+        self.store.maybe_optimize(table, name, force=True)
+        keys = ("chunks_embedder", "chunks_dim") if name == CHUNKS else ("embedder", "dim")
+        values = {keys[0]: emb.name, keys[1]: str(dim), "schema_version": SCHEMA_VERSION}
+        if migration is not None:
+            values[f"migration:{migration}"] = _now_iso()
+            self._emit("memory_write", WriteResult("semantic", updated=len(rows), embedded=len(rows),
+                                                   sources=[f"migration {migration}"]).event())
+        self.store.set_meta(values)
+        return len(rows)
 
 
 def _perf() -> float:
@@ -553,15 +788,15 @@ def _ms(t0: float) -> float:
 
 
 def open_memory(settings: Settings, *, working: WorkingMemory | None = None,
-                on_event: EventSink | None = None) -> Memory:
+                on_event: EventSink | None = None, on_warning: Callable[[str], None] | None = None) -> Memory:
     """:meth:`Memory.from_settings`; cheap (nothing loads until first use)."""
-    return Memory.from_settings(settings, working=working, on_event=on_event)
+    return Memory.from_settings(settings, working=working, on_event=on_event, on_warning=on_warning)
 
 
 def record_episode(settings: Settings, *, run_id: str, task: str, plan_summary: str, status: str, reason: str,
                    answer: str, cost_usd: float | None, time: datetime | str | None = None,
-                   on_event: EventSink | None = None, plan: str | None = None) -> WriteResult:
-    """Record a run's episode in the configured memory (one call, for the run command)."""
+                   on_event: EventSink | None = None, plan: str | None = None, wait: bool = True) -> WriteResult:
+    """Record a run's episode in the configured memory (one call; ``wait`` as in :meth:`Memory.record_episode`)."""
     return open_memory(settings, on_event=on_event).record_episode(
         run_id=run_id, task=task, plan_summary=plan_summary, status=status, reason=reason, answer=answer,
-        cost_usd=cost_usd, time=time, plan=plan)
+        cost_usd=cost_usd, time=time, plan=plan, wait=wait)

@@ -117,8 +117,10 @@ def builtin_files() -> tuple[Path, Path]:
 class BuiltinEmbedder:
     """all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime; loads on first use, thread-safe."""
 
-    def __init__(self, *, threads: int | None = None) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, *, threads: int | None = None, max_wordpieces: int = MAX_WORDPIECES) -> None:
+        self._lock = threading.RLock()
+        self._files: tuple[Path, Path] | None = None
+        self._max_wordpieces = max_wordpieces
         self._session: Any = None
         self._tokenizer: Any = None
         self._inputs: tuple[str, ...] = ()
@@ -132,25 +134,39 @@ class BuiltinEmbedder:
     def dim(self) -> int:
         return BUILTIN_DIM
 
+    def verified_files(self) -> tuple[Path, Path]:
+        """(model.onnx, tokenizer.json), checked once against their pinned sha256 digests."""
+        with self._lock:
+            if self._files is None:
+                # Nothing here may reach a hub; make sure no library tries behind our back.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                model_path, tok_path = builtin_files()
+                for path, want in ((model_path, MODEL_SHA256), (tok_path, TOKENIZER_SHA256)):
+                    if not path.is_file():
+                        raise ConfigError(f"built-in embedder file {path} is missing; reinstall agentcli")
+                    if _sha256(path) != want:
+                        raise ConfigError(f"built-in embedder file {path} does not match its pinned sha256; "
+                                          "reinstall agentcli")
+                self._files = (model_path, tok_path)
+            return self._files
+
+    def session(self) -> Any:
+        """The onnxruntime session (loaded on first use)."""
+        if self._session is None:
+            self._load()
+        return self._session
+
     def _load(self) -> None:
+        model_path, tok_path = self.verified_files()
         with self._lock:
             if self._session is not None:
                 return
-            # Nothing here may reach a hub; make sure no library tries behind our back.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            model_path, tok_path = builtin_files()
-            for path, want in ((model_path, MODEL_SHA256), (tok_path, TOKENIZER_SHA256)):
-                if not path.is_file():
-                    raise ConfigError(f"built-in embedder file {path} is missing; reinstall agentcli")
-                if _sha256(path) != want:
-                    raise ConfigError(f"built-in embedder file {path} does not match its pinned sha256; "
-                                      "reinstall agentcli")
             import onnxruntime as ort  # type: ignore[import-untyped]
             from tokenizers import Tokenizer
 
             tok = Tokenizer.from_file(str(tok_path))
-            tok.enable_truncation(max_length=MAX_WORDPIECES)
+            tok.enable_truncation(max_length=self._max_wordpieces)
             tok.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest of each batch
             opts = ort.SessionOptions()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -264,7 +280,10 @@ class LiteLLMEmbedder:
 
 
 _builtin: BuiltinEmbedder | None = None
+_static: Any = None
 _builtin_lock = threading.Lock()
+STATIC = "builtin-static"
+MINILM = "builtin-minilm"
 
 
 def is_offline_embedder(embedding_model: str) -> bool:
@@ -280,11 +299,18 @@ def get_embedder(embedding_model: str, api_base: str | None = None) -> Embedder:
     """
     global _builtin
     spec = embedding_model.strip() or BUILTIN
-    if spec in (BUILTIN, BUILTIN_NAME):
+    if spec in (BUILTIN, BUILTIN_NAME, MINILM, STATIC) or spec.startswith("builtin:static-"):
         with _builtin_lock:
             if _builtin is None:
                 _builtin = BuiltinEmbedder()
-            return _builtin
+            if spec in (BUILTIN, BUILTIN_NAME, MINILM):
+                return _builtin
+            global _static
+            if _static is None:
+                from agentcli.memory.static import StaticEmbedder
+
+                _static = StaticEmbedder(minilm=_builtin)
+            return _static
     if spec.startswith("test/hash"):
         tail = spec.removeprefix("test/hash").lstrip("-")
         if tail and not tail.isdigit():

@@ -31,9 +31,39 @@ FILTER_BATCH = 400
 Group = tuple[list[str], list[dict[str, Any]]]
 
 
-def chunk_id(source: str, chash: str) -> str:
-    """A chunk's id: stable for the same content at the same source (so re-adding is a no-op)."""
-    return hashlib.sha256(f"{source}\0{chash}".encode()).hexdigest()[:16]
+def chunk_id(source: str, chash: str, origin: str = "") -> str:
+    """A chunk's id: stable for the same content at the same source of the same origin (so
+    re-adding is a no-op); notes (origin "") are shared by every workspace."""
+    key = f"{source}\0{chash}" if not origin else f"{origin}\0{source}\0{chash}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def workspace_origin(workspace: Path) -> str:
+    """Which checkout a file chunk comes from, so that workspaces sharing one memory (a team's,
+    on object storage) never replace or forget each other's files: the git remote ``origin``
+    (credentials cut out) when there is one, so clones of one repository share chunks, else
+    this machine and directory."""
+    import configparser
+    import re
+    import socket
+
+    cfg = workspace / ".git" / "config"
+    if cfg.is_file():
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        try:
+            parser.read(cfg, encoding="utf-8")
+            url = parser.get('remote "origin"', "url", fallback="").strip()
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            url = ""
+        if url:
+            url = re.sub(r"^([a-z+]+://)[^/@]*@", r"\1", url)  # https://user:token@host/... -> https://host/...
+            return "git:" + url.removesuffix(".git").rstrip("/")
+    return f"dir:{socket.gethostname()}:{workspace.resolve().as_posix()}"
+
+
+def origin_filter(origin: str) -> str:
+    """Rows of this origin, and rows stored before origins were (schema 3 migration: NULL)."""
+    return f"(origin = {sql_str(origin)} OR origin IS NULL)"
 
 
 def chunk_embed_text(source: str, kind: str, text: str) -> str:
@@ -49,14 +79,17 @@ def note_rows(text: str, now: str) -> list[dict[str, Any]]:
         cid = chunk_id("text", h)
         rows.setdefault(cid, {"id": cid, "source": "text", "kind": "text", "start_line": c.start_line,
                               "end_line": c.end_line, "text": c.text, "content_hash": h, "file_hash": h,
-                              "added_at": now})
+                              "added_at": now, "origin": None})
     return list(rows.values())
 
 
-def plan_files(files: list[tuple[Path, str]], now: str) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+def plan_files(files: list[tuple[Path, str]], now: str, origin: str = "", *,
+               progress: Progress | None = None) -> dict[str, tuple[str, list[dict[str, Any]]]]:
     """``{source: (file hash, chunk rows without vectors)}``; identical chunks of a file kept once."""
     planned: dict[str, tuple[str, list[dict[str, Any]]]] = {}
-    for path, rel in files:
+    for n, (path, rel) in enumerate(files, 1):
+        if progress is not None and (n % 50 == 0 or n == len(files)):
+            progress("reading files", n, len(files))
         try:
             text = chunking.read_text(path)
         except OSError:
@@ -65,23 +98,24 @@ def plan_files(files: list[tuple[Path, str]], now: str) -> dict[str, tuple[str, 
         rows: dict[str, dict[str, Any]] = {}
         for c in chunking.chunk_text(text, boundary=chunking.boundary_for(rel)):
             h = c.content_hash
-            cid = chunk_id(rel, h)
+            cid = chunk_id(rel, h, origin)
             rows.setdefault(cid, {"id": cid, "source": rel, "kind": "file", "start_line": c.start_line,
                                   "end_line": c.end_line, "text": c.text, "content_hash": h,
-                                  "file_hash": fhash, "added_at": now})
+                                  "file_hash": fhash, "added_at": now, "origin": origin or None})
         planned[rel] = (fhash, list(rows.values()))
     return planned
 
 
-def existing_chunks(store: Store, sources: list[str]) -> dict[str, dict[str, str]]:
-    """``{source: {chunk id: file hash}}`` of what is stored for ``sources``."""
+def existing_chunks(store: Store, sources: list[str], origin: str) -> dict[str, dict[str, str]]:
+    """``{source: {chunk id: file hash}}`` of what is stored for ``sources`` (of this origin)."""
     table = store.open(CHUNKS)
     out: dict[str, dict[str, str]] = {}
     if table is None:
         return out
     for i in range(0, len(sources), FILTER_BATCH):
         part = sources[i:i + FILTER_BATCH]
-        rows = (table.search().where(sql_in("source", part)).select(["id", "source", "file_hash"])
+        where = f"kind = 'file' AND {sql_in('source', part)} AND {origin_filter(origin)}"
+        rows = (table.search().where(where).select(["id", "source", "file_hash"])
                 .limit(None).to_arrow().to_pylist())
         for r in rows:
             out.setdefault(r["source"], {})[r["id"]] = r["file_hash"]
@@ -101,14 +135,17 @@ def stored_vectors(store: Store, ids: list[str]) -> dict[str, list[float]]:
     return out
 
 
-def stale_sources(store: Store, workspace: Path, dirs: list[str], present: set[str]) -> list[str]:
-    """Sources stored under the given directories whose files are gone or no longer ingested."""
+def stale_sources(store: Store, workspace: Path, dirs: list[str], present: set[str], origin: str) -> list[str]:
+    """Sources of this origin stored under the given directories whose files are gone or no
+    longer ingested."""
     table = store.open(CHUNKS)
     if table is None or not dirs:
         return []
     stale: set[str] = set()
     for d in dirs:
-        where = "kind = 'file'" if d == "." else f"kind = 'file' AND starts_with(source, {sql_str(d + '/')})"
+        where = f"kind = 'file' AND {origin_filter(origin)}"
+        if d != ".":
+            where += f" AND starts_with(source, {sql_str(d + '/')})"
         for s in set(table.search().where(where).select(["source"]).limit(None).to_arrow()
                      .column("source").to_pylist()):
             if s not in present and not (workspace / s).is_file():
@@ -135,7 +172,7 @@ def write_groups(todo: dict[str, list[dict[str, Any]]], stale: list[str]) -> lis
 
 def embed_and_write(store: Store, groups: list[Group], total: int, result: WriteResult, *,
                     embed: Callable[[list[str]], Matrix], prepare: Callable[[int], None],
-                    progress: Progress | None) -> None:
+                    progress: Progress | None, origin: str) -> None:
     """Embed and write group by group: memory stays bounded on a big ingest, and an
     interrupted one keeps what it finished."""
     import pyarrow as pa
@@ -167,7 +204,8 @@ def embed_and_write(store: Store, groups: list[Group], total: int, result: Write
         # One commit per group: new chunks in, changed line ranges updated, and every
         # old chunk of these sources that is not in the new set deleted.
         data = pa.Table.from_pylist(rows, schema=table.schema)
-        res = upsert(table, data, delete_missing_where=sql_in("source", sources))
+        res = upsert(table, data, delete_missing_where=(f"kind = 'file' AND {sql_in('source', sources)} "
+                                                        f"AND {origin_filter(origin)}"))
         result.inserted += int(res.num_inserted_rows)
         result.updated += int(res.num_updated_rows)
         result.deleted += int(res.num_deleted_rows)

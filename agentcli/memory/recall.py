@@ -12,6 +12,8 @@ similarity and the per-tier thresholds keep their meaning.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
 from agentcli.memory.chunking import content_hash
@@ -34,6 +36,18 @@ EPISODE_COLUMNS = ["id", "time", "task", "plan_summary", "status", "reason", "an
 CHUNK_COLUMNS = ["id", "source", "kind", "start_line", "end_line", "text", "content_hash"]
 
 
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="recall-fts")
+        return _executor
+
+
 def cos_score(cos: float) -> float:
     """Cosine similarity (-1..1) onto the 0..1 score scale."""
     return max(0.0, min(1.0, (1.0 + cos) / 2.0))
@@ -52,22 +66,27 @@ def search_table(store: Store, name: str, query: str, qvec: Matrix, *, k: int, t
     q = table.search(qvec, vector_column_name="vector").distance_type("cosine").limit(n).select(columns)
     if store.has_vector_index(table):
         q = q.refine_factor(REFINE_FACTOR)
-    pool: dict[str, dict[str, Any]] = {}
-    for row in q.to_list():
-        row["_vector_score"] = cos_score(1.0 - float(row.pop("_distance")))
-        row["_fts"] = None
-        pool[row["id"]] = row
-    fts_rows: list[dict[str, Any]] = []
-    if query.strip():
+
+    def full_text() -> list[dict[str, Any]]:
         from lancedb.query import MatchQuery
 
         try:
             # Match, not a parsed query string: user text with quotes or colons is just text.
             match = cast(Any, MatchQuery)(query, "text")
-            fts_rows = (table.search(match, query_type="fts").limit(n)
-                        .select([*columns, "vector"]).to_list())
+            rows: list[dict[str, Any]] = (table.search(match, query_type="fts").limit(n)
+                                          .select([*columns, "vector"]).to_list())
+            return rows
         except Exception:
-            fts_rows = []  # no full-text index (a failed concurrent build): vectors alone still work
+            return []  # no full-text index (a failed concurrent build): vectors alone still work
+
+    # The two searches run at once (lance releases the GIL): recall costs the slower one, not both.
+    fts_future = _pool().submit(full_text) if query.strip() else None
+    pool: dict[str, dict[str, Any]] = {}
+    for row in q.to_list():
+        row["_vector_score"] = cos_score(1.0 - float(row.pop("_distance")))
+        row["_fts"] = None
+        pool[row["id"]] = row
+    fts_rows = fts_future.result() if fts_future is not None else []
     top = max((float(r["_score"]) for r in fts_rows), default=0.0)
     for r in fts_rows:
         bm25 = float(r.pop("_score"))

@@ -38,7 +38,7 @@ from agentcli.memory.types import Progress, TableStats
 EPISODES = "episodes"
 CHUNKS = "chunks"
 META = "meta"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 T = TypeVar("T")
 
 #: Below this many rows a flat (exact) scan is fast enough (11-21 ms at 10k rows here);
@@ -61,6 +61,50 @@ class EmbedderMismatch(AgentError):
     """The memory was built with another embedder than the configured one."""
 
     exit_code = ExitCode.USAGE
+
+
+class MemoryUnavailable(AgentError):
+    """The store at ``memory.uri`` cannot be reached (object storage down, no credentials,
+    no such bucket). A run goes on without memory; ``agent memory ...`` fails with exit 1."""
+
+    exit_code = ExitCode.FAILED
+
+
+#: Object-store options set for remote URIs unless ``memory.storage_options`` says otherwise:
+#: an unreachable store fails in seconds, not after the object store's default 3 minutes
+#: of retries (a run waits for its recall).
+REMOTE_DEFAULTS = {"connect_timeout": "3s", "timeout": "30s", "client_max_retries": "2",
+                   "client_retry_timeout": "10"}
+#: Keys that hold secrets: refused in ``memory.storage_options`` (they belong in the AWS_*
+#: environment variables or the AWS credentials chain, never in a config file).
+SECRET_OPTION_KEYS = ("secret", "token", "password", "access_key", "credential", "sas", "account_key")
+
+
+def check_storage_options(options: dict[str, str]) -> dict[str, str]:
+    """``memory.storage_options`` lower-cased, refusing secrets (see :data:`SECRET_OPTION_KEYS`)."""
+    from agentcli.errors import ConfigError
+
+    out = {}
+    for key, value in options.items():
+        k = key.strip().lower()
+        if any(word in k for word in SECRET_OPTION_KEYS):
+            raise ConfigError(f"memory.storage_options.{key} looks like a credential: set it in the "
+                              "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), "
+                              "not in a config file")
+        out[k] = str(value)
+    return out
+
+
+def unavailable(uri: str, exc: BaseException) -> MemoryUnavailable:
+    """A one-line :class:`MemoryUnavailable` from a lancedb/object-store error."""
+    text = " ".join(str(exc).split())
+    # The object store's errors are long Rust debug dumps; their first clause says what failed.
+    for marker in ("RetryError", "Failed to connect", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                   "AccessDenied", "Connection refused", "dns error", "timed out"):
+        if marker in text:
+            text = marker if marker != "RetryError" else "no answer after retries"
+            break
+    return MemoryUnavailable(f"memory at {uri} is unreachable ({type(exc).__name__}: {text[:160]})")
 
 
 #: Our own retries of a write that lost a commit race (lance retries a few times itself).
@@ -159,6 +203,9 @@ def chunks_schema(dim: int) -> Any:
         pa.field("file_hash", pa.string()),
         pa.field("added_at", pa.string()),
         pa.field("vector", pa.list_(pa.float32(), dim)),
+        # Schema 3: the checkout a file chunk comes from (agentcli.memory.ingest.workspace_origin), so
+        # workspaces sharing one memory keep their files apart; null for notes and older rows.
+        pa.field("origin", pa.string()),
     ])
 
 
@@ -175,10 +222,15 @@ def _episodes_add_plan(table: Any) -> None:
     table.add_columns({"plan": "CAST(NULL AS STRING)"})
 
 
+def _chunks_add_origin(table: Any) -> None:
+    table.add_columns({"origin": "CAST(NULL AS STRING)"})
+
+
 #: Append-only: ``(table, name, column it adds, migration)``. A migration runs when its table is
 #: opened without its column; never edit or reorder one that has shipped, add a new one.
 MIGRATIONS: tuple[tuple[str, str, str, Callable[[Any], None]], ...] = (
     (EPISODES, "episodes_add_plan", "plan", _episodes_add_plan),
+    (CHUNKS, "chunks_add_origin", "origin", _chunks_add_origin),
 )
 
 
@@ -204,8 +256,9 @@ def migrate(name: str, table: Any) -> list[str]:
 class Store:
     """One LanceDB database: connection, tables, indices and upkeep. Thread-safe."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
         self.uri = uri
+        self.storage_options = check_storage_options(storage_options or {})
         self._db: Any = None
         self._tables: dict[str, Any] = {}
         self._lock = threading.RLock()
@@ -225,7 +278,12 @@ class Store:
                         path.mkdir(parents=True, exist_ok=True)
                     except OSError as e:
                         raise WorkspaceError(f"cannot create the memory directory {path}: {e.strerror}") from None
-                self._db = _lancedb().connect(self.uri, read_consistency_interval=timedelta(0))
+                options = None if self.is_local else {**REMOTE_DEFAULTS, **self.storage_options}
+                try:
+                    self._db = _lancedb().connect(self.uri, read_consistency_interval=timedelta(0),
+                                                  storage_options=options)
+                except (OSError, RuntimeError, ValueError) as e:
+                    raise unavailable(self.uri, e) from None
             return self._db
 
     # ------------------------------------------------------------------ tables
@@ -233,6 +291,15 @@ class Store:
     def exists(self) -> bool:
         """False for a local directory that was never written (remote URIs: assumed to exist)."""
         return not self.is_local or Path(self.uri.removeprefix("file://")).is_dir()
+
+    def table_names(self) -> list[str]:
+        """The tables at the URI (a round trip to object storage for a remote one)."""
+        try:
+            return list(self.db.list_tables().tables)
+        except (OSError, RuntimeError, ValueError) as e:
+            if self.is_local:
+                raise
+            raise unavailable(self.uri, e) from None
 
     def open(self, name: str) -> Any | None:
         """The table, or None if it does not exist yet."""
@@ -243,8 +310,14 @@ class Store:
                 return None  # nothing stored yet: no need to import lancedb (~1.3 s) to know
             try:
                 table = self.db.open_table(name)
-            except ValueError:  # "Table 'x' was not found"
-                return None
+            except ValueError as e:  # "Table 'x' was not found", or the store is unreachable
+                if self.is_local or "was not found" in str(e):
+                    return None
+                raise unavailable(self.uri, e) from None
+            except (OSError, RuntimeError) as e:
+                if self.is_local:
+                    raise
+                raise unavailable(self.uri, e) from None
             migrate(name, table)
             self._tables[name] = table
             return table

@@ -112,14 +112,19 @@ class WriteResult:
     sources: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     took_ms: float = 0.0
+    #: Written in the background (``record_episode(wait=False)``): the counts are not known yet.
+    queued: bool = False
 
     def event(self) -> dict[str, Any]:
         """Payload of a ``memory_write`` event."""
-        return {
+        out = {
             "tier": self.tier, "ids": list(self.ids), "inserted": self.inserted, "updated": self.updated,
             "deleted": self.deleted, "unchanged": self.unchanged, "embedded": self.embedded,
             "sources": list(self.sources), "skipped": list(self.skipped), "took_ms": round(self.took_ms, 2),
         }
+        if self.queued:
+            out["queued"] = True
+        return out
 
 
 @dataclass
@@ -143,11 +148,17 @@ class MemoryStats:
     tables: dict[str, TableStats]
     size_on_disk: int | None
     working_rows: int
+    #: The chunks' embedder (``memory.chunk_embedding_model``), stored and configured.
+    chunk_embedder: str | None = None
+    chunk_dim: int | None = None
+    configured_chunk_embedder: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "uri": self.uri, "embedder": self.embedder, "dim": self.dim,
-            "configured_embedder": self.configured_embedder, "size_on_disk": self.size_on_disk,
+            "configured_embedder": self.configured_embedder, "chunk_embedder": self.chunk_embedder,
+            "chunk_dim": self.chunk_dim, "configured_chunk_embedder": self.configured_chunk_embedder,
+            "size_on_disk": self.size_on_disk,
             "working_rows": self.working_rows,
             "tables": {k: vars(v) for k, v in self.tables.items()},
         }

@@ -382,6 +382,8 @@ class SpanConverter:
             gen_ai__request__model=model, gen_ai__response__model=resp_model,
             gen_ai__usage__input_tokens=inp, gen_ai__usage__output_tokens=out, gen_ai__usage__cost=cost,
             gen_ai__request__max_tokens=d.request.max_tokens,
+            gen_ai__response__finish_reasons=[d.response.finish_reason] if d.response is not None
+            and d.response.finish_reason else None,
             gen_ai__request__temperature=d.request.temperature,
             agentcli__cost_unknown=True if d.response is not None and cost is None else None,
             agentcli__role=d.role, agentcli__call_id=d.call_id, agentcli__attempt=d.attempt,

@@ -1,4 +1,6 @@
-"""Tools of MCP servers (``[[mcp.servers]]``), started over stdio with the official ``mcp`` SDK.
+"""Tools of MCP servers (``[[mcp.servers]]``) with the official ``mcp`` SDK: started over stdio
+(``command``), or reached over Streamable HTTP (``url``, with headers whose ``${VAR}`` come from
+the environment at connect time, so a token is never in a file, an event or a log).
 
 Each server's tools are registered as ``<server>.<tool>`` with the server's risk class
 and timeout. Arguments are validated against the tool's JSON Schema (``jsonschema``)
@@ -34,6 +36,7 @@ from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, parent_death
 __all__ = ["McpServer", "McpStartError", "McpTool", "start_mcp_servers"]
 
 _CONNECTION_CLOSED = -32000
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _STOP_SECONDS = 8.0  # the SDK closes stdin, waits 2 s, then kills the tree
 
 
@@ -99,7 +102,22 @@ class McpServer:
         tail = self.stderr_tail()
         return f"{message} (stderr: {tail})" if tail else message
 
+    def http_headers(self) -> dict[str, str]:
+        """The configured headers with ``${VAR}`` taken from the environment (read at connect time,
+        never stored); :class:`McpStartError` naming a variable that is not set."""
+        def value(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise McpStartError(f"MCP server {self.cfg.name!r}: environment variable {name} (in a header) "
+                                    "is not set")
+            return os.environ[name]
+
+        return {k: _ENV_REF.sub(value, v) for k, v in self.cfg.headers.items()}
+
     async def _run(self) -> None:
+        if self.cfg.url:
+            await self._run_http()
+            return
         from mcp import ClientSession, StdioServerParameters, stdio_client
 
         argv = [self.cfg.command, *self.cfg.args]
@@ -122,10 +140,28 @@ class McpServer:
             self._ready.set()
             await self._stop.wait()
 
+    async def _run_http(self) -> None:
+        from mcp import ClientSession
+        from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+
+        http = create_mcp_http_client(headers=self.http_headers())
+        async with (
+            http,
+            streamable_http_client(self.cfg.url, http_client=http) as (read, write),
+            ClientSession(read, write, read_timeout_seconds=self.cfg.timeout_seconds) as session,
+        ):
+            await session.initialize()
+            self.tools = await _list_tools(session)
+            self._session = session
+            self._ready.set()
+            await self._stop.wait()
+
     async def start(self) -> None:
         """Start the server and fetch its tools; :class:`McpStartError` if that fails or times out."""
         name, cmd = self.cfg.name, self.cfg.command
-        if not (shutil.which(cmd) or (os.sep in cmd and Path(cmd).is_file())):
+        if self.cfg.url:
+            self.http_headers()  # a missing variable is a clear error before any connection
+        elif not (shutil.which(cmd) or (os.sep in cmd and Path(cmd).is_file())):
             raise McpStartError(f"MCP server {name!r}: command {cmd!r} not found")
         self._task = asyncio.create_task(self._run(), name=f"mcp:{name}")
         ready = asyncio.create_task(self._ready.wait())
@@ -322,9 +358,10 @@ async def start_mcp_servers(registry: ToolRegistry, servers: Sequence[McpServerC
     started: list[McpServer] = []
     for cfg in servers:
         try:
-            # A server of risk "network" (or any, with sandbox.network) keeps the network.
+            # A server of risk "network" (or any, with sandbox.network) keeps the network. A url
+            # server is no process of ours: nothing to confine.
             sandbox = Sandbox.from_config(ctx.sandbox, ctx.workspace, ctx.data_dir,
-                                          network=cfg.risk == "network") if cfg.sandbox else None
+                                          network=cfg.risk == "network") if cfg.sandbox and not cfg.url else None
         except SandboxUnavailable as exc:
             registry.add_warning(f"MCP server {cfg.name!r} not started: {exc}")
             continue

@@ -52,17 +52,21 @@ def _dump(data: Any) -> None:
 
 
 @contextmanager
-def _progress_bar() -> Iterator[Progress]:
-    """A rich progress bar on stderr, drawn only for phases with PROGRESS_MIN+ items."""
+def _progress_bar() -> Iterator[Progress | None]:
+    """A rich progress bar on stderr, drawn only for phases with PROGRESS_MIN+ items, and only
+    when stderr is a terminal (piped or in CI, nothing: the summary line says what was done)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    if not err_console.is_terminal:
+        yield None
+        return
     bar: Progress | None = None
     tasks: dict[str, Any] = {}
 
     def update(phase: str, done: int, total: int) -> None:
         nonlocal bar
         # Embedding few texts is quick; an index build (total 1) is not, so it always shows.
-        if phase.endswith("embedding") and total < PROGRESS_MIN and phase not in tasks:
+        if phase != "indexing" and total < PROGRESS_MIN and phase not in tasks:
             return
         if bar is None:
             bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -196,8 +200,10 @@ def stats(
         _dump(st.as_dict())
         return
     console.print(f"uri        {escape(st.uri)}", highlight=False)
-    console.print(f"embedder   {st.embedder or '(none yet)'}  dim {st.dim or '-'}  "
+    console.print(f"episodes   {st.embedder or '(none yet)'}  dim {st.dim or '-'}  "
                   f"(configured: {st.configured_embedder})", highlight=False)
+    console.print(f"chunks     {st.chunk_embedder or '(none yet)'}  dim {st.chunk_dim or '-'}  "
+                  f"(configured: {st.configured_chunk_embedder or st.configured_embedder})", highlight=False)
     console.print(f"on disk    {_size(st.size_on_disk)}", highlight=False)
     cols = [Col("tier"), Col("table"), *(Col(n, justify="right") for n in ("rows", "version", "versions kept",
                                                                         "fragments")), Col("indices", flex=True)]

@@ -45,7 +45,7 @@ def plan(
     if settings.config.memory.enabled:  # plan as `agent run` would: with what memory recalls
         from agentcli.memory import open_memory
 
-        memory = open_memory(settings)
+        memory = open_memory(settings, on_warning=print_warning)
 
     async def make() -> Plan:
         registry = await build_registry(settings)

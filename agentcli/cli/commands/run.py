@@ -204,7 +204,8 @@ def run(
 
     async def go() -> RunOutcome:
         session = await RunSession.open(settings, run_id, backend=state.backend, approver=approver,
-                                        log_json=state.log_json, resume=resume_from,
+                                        log_json=state.log_json, resume=resume_from, on_warning=print_warning,
+                                        resumed_from=rec if resume is not None else None,
                                         extra_start={**({"resumed": True} if resume_from else {}),
                                                      **({"no_project_instructions": True} if no_instructions
                                                         else {})})

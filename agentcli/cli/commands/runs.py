@@ -95,6 +95,15 @@ def render_timeline(rec: RunRecord) -> None:
         elif isinstance(d, ev.Reviewed):
             detail = " ".join(f"{k}={v}" for k, v in (("kind", d.kind), ("outcome", d.outcome),
                                                        ("reason", d.reason)) if v is not None)
+        elif isinstance(d, ev.CheckpointMade):
+            x = d.event_data()
+            detail = (f"{d.phase} error: {x['error']}" if x.get("error") else
+                      f"{d.phase} {str(d.commit)[:12]}{' changed' if x.get('changed') else ''}"
+                      + (f" ({len(x.get('skipped') or [])} files over max_file_bytes skipped)"
+                         if x.get("skipped") else ""))
+        elif isinstance(d, ev.Undone):
+            x = d.event_data()
+            detail = f"{d.kind} of {len(x.get('files') or [])} file(s)" + (" (forced)" if x.get("forced") else "")
         else:
             detail = json.dumps(d.event_data(), default=str)[:120]
         rows.append([_clock(t.time), t.step_id or "", t.type, detail])
