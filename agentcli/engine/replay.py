@@ -85,16 +85,49 @@ async def _wait_for_the_clock() -> None:
     await asyncio.Event().wait()  # cancelled by the run's wall-time budget, as in the recording
 
 
+class _Order:
+    """The order in which the run received its inputs (tool results, model answers), kept in a
+    replay: which of several running steps finishes first decides which steps a failure stops, and
+    served instantly they would all finish at once. An input waits until those recorded before it
+    have been served (for at most ``WAIT`` seconds: past that the replay diverges anyway)."""
+
+    WAIT = 2.0
+
+    def __init__(self, seqs: set[int]) -> None:
+        self._pending = sorted(seqs)
+        self._served: dict[int, asyncio.Event] = {}
+
+    def _event(self, seq: int) -> asyncio.Event:
+        return self._served.setdefault(seq, asyncio.Event())
+
+    async def turn(self, seq: int) -> None:
+        earlier = [s for s in self._pending if s < seq]
+        if earlier:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.WAIT):
+                    for s in earlier:
+                        await self._event(s).wait()
+            for _ in range(3):  # let the run take in what was served before (a failure stops new steps)
+                await asyncio.sleep(0)
+        self.done(seq)
+
+    def done(self, seq: int) -> None:
+        if seq in self._pending:
+            self._pending.remove(seq)
+        self._event(seq).set()
+
+
 class ReplayBackend:
     """Serves recorded LLM responses by request hash (in recorded order for repeats)."""
 
     def __init__(self, rec: RunRecord, *, fork: ForkCut | None = None, live: ModelBackend | None = None) -> None:
-        self._by_hash: dict[str, deque[LlmCall]] = defaultdict(deque)
+        self._by_hash: dict[str, deque[tuple[int, LlmCall]]] = defaultdict(deque)
         self._prices: dict[str, Price | None] = {}
         self._profiles: dict[str, ModelProfile] = {}
+        self.order: _Order | None = None
         for c in rec.calls:
             d = c.data
-            self._by_hash[d.request_hash].append(d)
+            self._by_hash[d.request_hash].append((c.seq, d))
             self._prices[d.model] = None if d.price is None else Price(d.price.input, d.price.output)
             if d.profile is not None and d.model not in self._profiles:
                 self._profiles[d.model] = ModelProfile.from_dict(d.profile)
@@ -118,7 +151,9 @@ class ReplayBackend:
         if not queue:
             raise ReplayDivergence(f"LLM request {h[:12]} ({req.model}, step {req.step_id or '-'}) "
                                    "is not in the recording")
-        d = queue.popleft()
+        seq, d = queue.popleft()
+        if self.order is not None:
+            await self.order.turn(seq)
         if d.response is None:
             cls = LLMTransientError if d.outcome == "retry" else LLMFatalError
             raise cls(d.error or "recorded error")
@@ -152,9 +187,10 @@ class ReplayRegistry(ToolRegistry):
         for t in real.tools():
             self.register(t)
         self._real = real
-        self._results: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+        self._results: dict[str, deque[tuple[int, dict[str, Any]]]] = defaultdict(deque)
         for c in rec.tool_calls:
-            self._results[_tool_key(c.step_id, c.data.tool, c.data.args)].append(c.data.result)
+            self._results[_tool_key(c.step_id, c.data.tool, c.data.args)].append((c.seq, c.data.result))
+        self.order: _Order | None = None
         self._live_tools = live_tools
         self._live_writes = live_writes
         self._fork = fork
@@ -203,7 +239,10 @@ class ReplayRegistry(ToolRegistry):
         if not queue:
             raise ReplayDivergence(f"tool call {name}({canonical_json(args)[:120]}) in step {step_id} "
                                    "is not in the recording")
-        return ToolResult.model_validate(queue.popleft())
+        seq, result = queue.popleft()
+        if self.order is not None:
+            await self.order.turn(seq)
+        return ToolResult.model_validate(result)
 
 
 class RecordedApprover(Approver):
@@ -409,6 +448,9 @@ async def replay_run(
     live_run = fork is not None and settings is not None  # memory and telemetry, as any run from the CLI
     backend = ReplayBackend(rec, fork=fork, live=live_backend)
     tools = ReplayRegistry(registry, rec, live_tools=live_tools, live_writes=live_writes, fork=fork)
+    if fork is None and not live_tools:  # the planner's calls are not asked again: plans are served
+        backend.order = tools.order = _Order({c.seq for c in rec.calls if c.data.role != "planner"}
+                                             | {c.seq for c in rec.tool_calls})
     approver = RecordedApprover(config, rec, fork=fork, live=live_approver)
     queue = list(plans)
     confirms = rec.confirmations()
