@@ -95,7 +95,8 @@ class EpisodeSink:
 class Harness:
     workspace: Path
     config: Config
-    model: ScriptedModel
+    #: The model backend; ``None``: the real one (litellm), for a server on loopback.
+    model: ScriptedModel | None
     plans: list[Plan]
     replans: list[ReplanContext] = field(default_factory=list)
     confirm_answers: list[bool] = field(default_factory=list)
@@ -107,6 +108,10 @@ class Harness:
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
     #: ``RunDeps.memory`` (e.g. an :class:`EpisodeSink`).
     memory: Any = None
+    #: Take workspace checkpoints (``RunDeps.checkpoints``), which the run's changes are read from.
+    checkpoints: bool = False
+    #: ``RunDeps.verify_command``.
+    verify: str = ""
     _session: Any = None
 
     def session(self) -> RunSession:
@@ -122,7 +127,7 @@ class Harness:
         session = RunSession(Settings(config=self.config, workspace=self.workspace), self.run_id,
                              backend=self.model, registry=make_registry(self.workspace, self.config, self.counters),
                              approver=approver, memory=self.memory if self.memory is not None else False,
-                             telemetry=False, checkpoints=False)
+                             telemetry=False, checkpoints=self.checkpoints)
         session.events.listeners.extend(self.listeners)
         return session
 
@@ -138,7 +143,7 @@ class Harness:
             return self.confirm_answers.pop(0) if self.confirm_answers else True
 
         self._session = self.session()
-        return self._session.deps(planner, confirm)
+        return self._session.deps(planner, confirm, verify_command=self.verify)
 
     def run(self, task: str = "the task") -> RunOutcome:
         deps = self.deps()

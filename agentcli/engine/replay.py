@@ -38,8 +38,9 @@ from pydantic import BaseModel, ValidationError
 from agentcli.config import Config, Settings
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.hooks import RecordedHooks
-from agentcli.engine.runner import ReplanContext, RunOutcome, resume_state, run
+from agentcli.engine.runner import ReplanContext, RunOutcome, WorkspaceProbe, resume_state, run
 from agentcli.engine.session import RunSession
+from agentcli.engine.workspace import WorkspaceChanges
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.models.client import LLMClient
 from agentcli.models.profile import ModelProfile
@@ -60,6 +61,7 @@ from agentcli.record.events import (
     RunStarted,
     TransitionMade,
     Undone,
+    WorkspaceChanged,
 )
 from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, response_of, step_order
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
@@ -268,13 +270,33 @@ class RecordedApprover(Approver):
                                 d.decision, 0.0, d.message)
 
 
+class RecordedChanges:
+    """The workspace's changes as recorded (``workspace_changes`` events, in order): a replay
+    does not change the workspace, so its changes are the original run's. Past the record (a
+    fork's live part) they are ``live``'s, or unknown."""
+
+    def __init__(self, rec: RunRecord, live: WorkspaceProbe | None = None) -> None:
+        self._queue: deque[dict[str, Any]] = deque(t.data.event_data() for t in rec.of(WorkspaceChanged))
+        self._live = live
+
+    async def start(self) -> None:
+        if self._live is not None:
+            await self._live.start()
+
+    async def changes(self) -> WorkspaceChanges | None:
+        if not self._queue:
+            return await self._live.changes() if self._live is not None else None
+        data = self._queue.popleft()
+        return WorkspaceChanges.from_dict(data) if data.get("known") else None
+
+
 # ------------------------------------------------------------------ comparison
 
 # "profile" is an input of a call (recorded for the replay to use), not an outcome: its effects are
 # in the request, which is compared; a record from before profiles has none.
 _IGNORED = {"time", "seq", "latency_ms", "duration_ms", "duration_s", "call_id", "run_id", "seconds",
-            "started", "finished", "config", "config_digest", "versions", "parent", "replay_of", "fork_from",
-            "profile", "no_project_instructions"}
+            "started", "finished", "approval_wait_s", "config", "config_digest", "versions", "parent",
+            "replay_of", "fork_from", "profile", "no_project_instructions"}
 
 
 def _scrub(value: Any) -> Any:
@@ -469,6 +491,9 @@ async def replay_run(
     def confirm(plan: Plan, replan: bool) -> bool:
         return confirms.pop(0) if confirms else True
 
+    # The workspace's changes as the run saw them (a replay changes nothing); a fork's live part asks
+    # its checkpoints.
+    changes = RecordedChanges(rec) if rec.first(WorkspaceChanged) is not None else None
     served_hooks: list[RecordedHooks] = []
 
     def recorded_hooks(events: EventLog, rid: str) -> RecordedHooks:
@@ -507,7 +532,8 @@ async def replay_run(
                              checkpoints=live_run)
         clients.append(session.client)
         deps = session.deps(planner, confirm, replans_merged=True, output_schema=seg.data.output_schema,
-                            instructions=ProjectInstructions.from_record(seg.data.instructions))
+                            instructions=ProjectInstructions.from_record(seg.data.instructions),
+                            workspace=changes, verify_command=seg.data.verify_command or "")
         try:
             outcome = await run(task, deps)
         finally:

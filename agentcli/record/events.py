@@ -60,6 +60,8 @@ EventType = Literal[
     "memory_recall",
     "memory_write",
     "review",
+    "workspace_changes",
+    "verify",
     "hook",
     "run_finished",
     "checkpoint",
@@ -141,6 +143,8 @@ class RunStarted(Payload):
     instructions: dict[str, Any] | None = None
     #: The run was started with ``--no-project-instructions``.
     no_project_instructions: bool = False
+    #: The command run to verify the changes before the run ends COMPLETE (``[verify] command``).
+    verify_command: str = ""
 
 
 class PlanCreated(Payload):
@@ -324,6 +328,20 @@ class RunFinished(Payload):
     exit_code: int = 1
 
 
+class WorkspaceChanged(Payload):
+    """What the run has changed in the workspace so far (``known``: False when it cannot be told)."""
+
+    TYPE: ClassVar[EventType] = "workspace_changes"
+    known: bool = False
+
+
+class Verified(Payload):
+    """The verify command's outcome (``[verify] command``)."""
+
+    TYPE: ClassVar[EventType] = "verify"
+    status: str = ""
+
+
 class Hooked(Payload):
     """A configured hook ran (``pre_tool``, ``post_tool``, ``run_finished``): its result."""
 
@@ -356,7 +374,7 @@ class Undone(Payload):
 PAYLOADS: dict[str, type[Payload]] = {
     m.TYPE: m for m in (RunStarted, PlanCreated, TransitionMade, StepStarted, LlmCall, ToolIntent, ToolCalled,
                         StepFinished, ApprovalMade, BudgetChecked, MemoryRecalled, MemoryWritten, Reviewed,
-                        Hooked, RunFinished, CheckpointMade, Undone)
+                        WorkspaceChanged, Verified, Hooked, RunFinished, CheckpointMade, Undone)
 }
 
 # The general path's encoder, built once: the same output as json.dumps(..., separators=(",", ":"),
