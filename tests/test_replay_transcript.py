@@ -2,7 +2,7 @@
 replay` needs neither a model nor litellm.
 
 The answers (``fixtures/transcripts/t1``: a hosted model adding a ``--verbose`` flag to
-python-slugify's CLI, two re-plans) are served in order by an OpenAI-compatible server on loopback,
+python-slugify's CLI, re-planned twice when recorded) are served in order by an OpenAI-compatible server on loopback,
 through litellm's real HTTP path; the workspace holds the module the model was shown.
 """
 
@@ -65,8 +65,9 @@ def test_a_replanned_run_of_a_capable_model_replays_identical(workspace: Path, f
     assert len(fake.bodies) == len(answers), res.output  # every recorded answer was asked for, in order
     run_id = out["run_id"]
     shown = json.loads(runner.invoke(app, ["runs", "show", run_id, "--json"], obj=State(environ=env)).stdout)
-    replans = [e for e in shown["events"] if e["type"] == "plan_created" and e["data"]["replan"]]
-    assert len(replans) >= 1
+    # The reviewer asked for a new plan (with today's planner the run may or may not get one).
+    replanning = [e for e in shown["events"] if e["type"] == "transition" and e["data"]["to"] == "REPLANNING"]
+    assert replanning
     replayed = runner.invoke(app, ["replay", run_id, "--json"], obj=State(environ=env))
     verdict = json.loads(replayed.stdout)
     assert verdict["identical"], json.dumps(verdict["divergence"])[:3000]

@@ -481,6 +481,11 @@ async def replay_run(
     async def planner(t: str, ctx: ReplanContext | None) -> Plan:
         if fork is not None and ctx is not None:
             raise ReplayDivergence("a fork that needs a new plan must be run live: use agent run")
+        if not queue and rec.unplanned_calls and rec.finish is not None and rec.finish.reason == "error":
+            # The run's last planning failed: its calls count as they did, and it fails the same way.
+            for call in rec.unplanned_calls:
+                clients[-1].account_recorded(call)
+            raise AgentError(rec.finish.answer)
         if not queue:
             raise ReplayDivergence("the replay needed a plan the recording does not have")
         recorded = queue.pop(0)

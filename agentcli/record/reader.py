@@ -160,6 +160,7 @@ class RunRecord:
         self.events: list[Event] = []
         self.items: list[Typed[Any]] = []
         self.warnings: list[str] = list(rec.warnings)
+        self._unplanned: list[CallRecord] = []
         for e in rec.events:
             try:
                 self.items.append(Typed(e, payload_of(e)))
@@ -274,7 +275,14 @@ class RunRecord:
                     continue
                 out.append(RecordedPlan(plan, d.replan, t.seq, calls))
                 calls = []
+        self._unplanned = calls
         return out
+
+    @property
+    def unplanned_calls(self) -> list[CallRecord]:
+        """The planner calls after the last plan: a planning that failed (the run's end says why)."""
+        _ = self.plans
+        return self._unplanned
 
     @property
     def last_plan(self) -> Plan | None:
