@@ -92,6 +92,8 @@ def render_timeline(rec: RunRecord) -> None:
         elif isinstance(d, ev.PlanCreated):
             p = d.plan
             detail = f"plan {p.get('id')} {len(p.get('steps', []))} steps hash {str(p.get('hash'))[:12]}"
+        elif isinstance(d, ev.Hooked):
+            detail = f"{d.event} `{d.command}` {d.outcome}" + (f": {d.message}" if d.message else "")
         elif isinstance(d, ev.Reviewed):
             detail = " ".join(f"{k}={v}" for k, v in (("kind", d.kind), ("outcome", d.outcome),
                                                        ("reason", d.reason)) if v is not None)
