@@ -99,11 +99,13 @@ def one_run(root: Path, rnd: random.Random, *, steps: int = 3, env: dict[str, st
     show = subprocess.run([sys.executable, "-m", "agentcli", "runs", "show", run_id, "--json"], cwd=ws,
                           env=env, capture_output=True, text=True, timeout=120)
     result["unreadable"] = int(show.returncode != 0)
-    recorded = [json.loads(x) for x in events.read_text().splitlines() if x.strip().startswith("{")]
-    reruns = {}
-    for e in recorded:
-        if e.get("type") == "resume_decision" and e["data"].get("decision") == "rerun":
-            reruns[e["step_id"]] = reruns.get(e["step_id"], 0) + 1
+    from agentcli.record.events import ResumeDecided
+    from agentcli.record.reader import RunRecord
+
+    reruns: dict[str, int] = {}
+    for t in RunRecord.read(events).of(ResumeDecided):
+        if t.data.decision == "rerun" and t.step_id:
+            reruns[t.step_id] = reruns.get(t.step_id, 0) + 1
     final = _lines(ws)
     counts = {f"s{i}": final.count(f"s{i}") for i in range(1, steps + 1)}
     result["rerun"] = sum(reruns.values())

@@ -57,6 +57,8 @@ _EXAMPLES: list[ev.Payload] = [
     ev.CheckpointMade(schema_version=1, phase="before", commit="c0ffee", tree="t", changed=0, skipped=[], ms=1.0,
                       step="s1"),
     ev.Undone(kind="undo", before_undo="a", after_undo="b", files=[]),
+    ev.ResumeDecided(decision="stop", decided_by="policy", tool="run_shell", args={"command": "x"}, attempt=1,
+                     reason="the tool was started but its result was never recorded"),
 ]
 
 
