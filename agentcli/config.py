@@ -172,6 +172,24 @@ class ExecutorConfig(_Section):
     max_arg_corrections: int = Field(2, ge=0, description="Times the model may correct invalid tool args.")
 
 
+class PlannerConfig(_Section):
+    """What a hosted planner is shown of the workspace."""
+
+    context_tokens: int = Field(
+        2000, ge=0, le=100_000, description="Token budget of the repository map (file tree and an outline "
+        "of the files the task names) in a hosted planner's prompt; 0 turns the map off.")
+
+
+class VerifyConfig(_Section):
+    """The check that runs before a run that changed files can end COMPLETE."""
+
+    command: str = Field(
+        "", description="Shell command run in the workspace after the reviewer judges a run complete "
+        "if the run changed files (e.g. `pytest -q`); a non-zero exit is fed to the re-planner. Empty: "
+        "the project instructions' command if they state one, else no check.")
+    timeout_seconds: float = Field(600.0, gt=0, le=7200, description="Seconds before the command is killed.")
+
+
 class MemoryConfig(_Section):
     """Episodic and semantic memory (LanceDB)."""
 
@@ -294,6 +312,8 @@ class Config(_Section):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    planner: PlannerConfig = Field(default_factory=PlannerConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)

@@ -16,6 +16,7 @@ from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, run
 from agentcli.models.client import LLMClient
 from agentcli.models.fakes import ScriptedModel
 from agentcli.planning.plan import Plan, RetryPolicy, Step
+from agentcli.record.checkpoints import Checkpointer, ShadowRepo
 from agentcli.record.events import Event, EventLog, Recording, read_events
 from agentcli.tools import ArgsModel, ToolContext, ToolRegistry, builtin_tools, tool
 
@@ -95,7 +96,8 @@ class EpisodeSink:
 class Harness:
     workspace: Path
     config: Config
-    model: ScriptedModel
+    #: The model backend; ``None``: the real one (litellm), for a server on loopback.
+    model: ScriptedModel | None
     plans: list[Plan]
     replans: list[ReplanContext] = field(default_factory=list)
     confirm_answers: list[bool] = field(default_factory=list)
@@ -107,6 +109,10 @@ class Harness:
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
     #: ``RunDeps.memory`` (e.g. an :class:`EpisodeSink`).
     memory: Any = None
+    #: Take workspace checkpoints (``RunDeps.checkpoints``), which the run's changes are read from.
+    checkpoints: bool = False
+    #: ``RunDeps.verify_command``.
+    verify: str = ""
 
     def deps(self) -> RunDeps:
         events = EventLog(self.workspace / ".agent" / "runs" / self.run_id / "events.jsonl", self.run_id)
@@ -130,9 +136,13 @@ class Harness:
                 return answers.pop(0)
 
         approver = Approver(self.config.approval, prompt=prompt, yes=self.yes)
+        checkpoints = None
+        if self.checkpoints:
+            repo = ShadowRepo(self.workspace, self.workspace / ".agent", self.config.tools.max_file_bytes)
+            checkpoints = Checkpointer(repo, events, self.run_id)
         return RunDeps(config=self.config, registry=make_registry(self.workspace, self.config, self.counters),
                        client=client, approver=approver, events=events, planner=planner, confirm=confirm,
-                       run_id=self.run_id, memory=self.memory)
+                       run_id=self.run_id, memory=self.memory, checkpoints=checkpoints, verify_command=self.verify)
 
     def run(self, task: str = "the task") -> RunOutcome:
         deps = self.deps()

@@ -216,6 +216,8 @@ def test_kill_9_mid_run_leaves_a_checkpoint_undo_can_use(repo: Path, tmp_path: P
         if agent.poll() is None:
             agent.kill()
     run_id = next((repo / ".agent" / "runs").iterdir()).name
+    # As if the kill had come in the middle of a checkpoint: git's lock file of the shadow index.
+    (repo / ".agent" / "checkpoints" / "index.lock").write_text("")
     r = invoke(["undo", run_id, "--yes", "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)

@@ -133,7 +133,7 @@ def test_hosted_model_is_sent_one_shared_step(ws: Path) -> None:
     call, prompt = schema["$defs"]["step"]["anyOf"]
     assert call["required"] == ["call", "depends_on", "title"]
     assert prompt["required"] == ["prompt", "depends_on", "title"]
-    assert set(call["properties"]) == {"call", "depends_on", "title", "requires_approval"}
+    assert set(call["properties"]) == {"call", "depends_on", "title", "requires_approval", "expect_exit_codes"}
     branches = call["properties"]["call"]["anyOf"]
     assert [b["properties"]["tool"] for b in branches] == [{"const": t.name} for t in tools]
     # The tools' own args (a hosted model writes whole files), not the local grammar's bounds.

@@ -127,7 +127,7 @@ def test_denied_approval_without_tty(workspace: Path) -> None:
     assert not (workspace / "out.txt").exists()
     [approval] = h.recording().of_type("approval")
     assert approval.data["decision"] == "denied" and approval.data["decided_by"] == "policy"
-    assert transitions(h)[-3:] == ["REPLANNING", "FAILED", "IDLE"]
+    assert transitions(h)[-3:] == ["REVIEWING", "FAILED", "IDLE"]
 
 
 def test_yes_approves_ask_steps(workspace: Path) -> None:

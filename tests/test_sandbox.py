@@ -260,3 +260,55 @@ def test_no_child_outlives_the_agent_under_kill_9(tmp_path: Path, mode: str) -> 
             agent.kill()
         for pid in _pids_with(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+def _hostile_repo(ws: Path, marker: Path) -> None:
+    """A repository whose own config runs commands on `git status`: fsmonitor and a clean filter."""
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=ws, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (ws / "a.txt").write_text("one\n")
+    git("add", "a.txt")
+    git("commit", "-qm", "base")
+    git("config", "core.fsmonitor", f"echo fsmonitor >> {marker}; false")
+    git("config", "filter.evil.clean", f"sh -c 'echo filter >> {marker}'; cat")
+    (ws / ".gitattributes").write_text("* filter=evil\n")
+    (ws / "a.txt").write_text("two\n")  # modified: status runs the clean filter on it
+
+
+@pytest.mark.parametrize("mode", ["workspace-write", "off"])
+def test_git_tools_do_not_run_a_repositorys_commands(tmp_path: Path, mode: str) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    marker = Path.home() / f".agentcli-git-escape-{uuid.uuid4().hex[:8]}"
+    try:
+        _hostile_repo(ws, marker)
+        res = call(make_registry(ws, sandbox=mode), "git_status", {})
+        assert res.ok, res.error
+        ran = marker.read_text() if marker.exists() else ""
+        assert "fsmonitor" not in ran  # switched off by a flag, sandbox or not
+        # A clean filter has no flag: the read-only sandbox is what stops it writing anywhere.
+        assert ("filter" in ran) == (mode == "off")
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def test_runs_show_names_the_sandbox(workspace: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agentcli.cli.app import app
+    from agentcli.cli.commands.common import State
+    from agentcli.models.fakes import ScriptedModel
+
+    plan = {"steps": [{"title": "shell", "tool": "run_shell", "args": {"command": "echo hi"}}]}
+    done = {"outcome": "complete", "answer": "ok", "reason": ""}
+    env = {"AGENT_MODEL": "test/scripted", "COLUMNS": "250"}
+    r = CliRunner().invoke(app, ["run", "say hi", "--yes", "--json"],
+                           obj=State(backend=ScriptedModel([plan, done]), environ=env))
+    assert r.exit_code == 0, r.output
+    run_id = json.loads(r.stdout)["run_id"]
+    shown = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["runs", "show", run_id],
+                                                     obj=State(environ=env))
+    assert shown.exit_code == 0 and "sandbox: bubblewrap workspace-write, network off" in shown.stdout

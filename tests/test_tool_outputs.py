@@ -109,3 +109,21 @@ def test_outputs_reach_an_llm_prompt_as_text(ws: Path) -> None:
     assert "exit_code: 0\noutput:\ndiff --git a/app.py b/app.py\n" in text and "\nsandbox: " in text
     assert '"file": "app.py"' in text  # structured values as readable JSON
     assert "Line 6 of app.py" in prompts
+
+
+def test_a_json_answer_is_parsed_and_its_paths_are_checked(ws: Path) -> None:
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    answer = step("s1", prompt="name the function").model_copy(update={"answer": "json", "answer_schema": schema})
+    use = step("s2", "search_code", deps=["s1"], query="{{s1.output.name}}")
+    model = ScriptedModel(['```json\n{"name": "parse_args"}\n```', review()])
+    out = Harness(ws, config(), model, [plan(answer, use)]).run()
+    assert [s["status"] for s in out.steps] == ["ok", "ok"]
+    rf = model.requests[0].response_format
+    assert rf is not None and rf["json_schema"]["schema"] == schema
+    reg = make_registry(ws)
+    from agentcli.planning.plan import validate_steps
+
+    wrong = step("s2", "search_code", deps=["s1"], query="{{s1.output.title}}")
+    issues = validate_steps([answer, wrong], reg, max_steps=20, check_outputs=True)
+    assert [str(i) for i in issues] == [
+        "s2: {{s1.output.title}}: s1.output has no key 'title' (keys: name) (the json answer of s1)"]

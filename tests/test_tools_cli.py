@@ -47,6 +47,8 @@ def test_show(ws: Path) -> None:
     payload = json.loads(result.stdout)
     assert payload["risk"] == "read" and payload["source"] == "builtin"
     assert payload["schema"]["function"]["parameters"]["required"] == ["query"]
+    assert payload["returns"]["type"] == "array"  # of {file, line, snippet}
+    assert set(payload["returns"]["$defs"]["SearchMatch"]["properties"]) == {"file", "line", "snippet"}
 
 
 def test_show_unknown_tool(ws: Path) -> None:

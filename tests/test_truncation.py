@@ -157,3 +157,14 @@ def test_fences_are_stripped_from_answers_that_feed_a_file(workspace: Path) -> N
     assert (workspace / "main.py").read_text() == "print('hi')\n"
     assert out.steps[2]["status"] == "ok"
     assert strip_fences("text with ```code``` inside") == "text with ```code``` inside"
+
+
+def test_a_scripted_answer_can_say_it_was_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentcli.models.fakes import named_fake
+
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"text": "def f(", "finish_reason": "length"}, "whole"]))
+    monkeypatch.setenv("AGENT_TEST_SCRIPT", str(script))
+    client = LLMClient(config(model="test/script"), backend=named_fake("test/script"))
+    r = client.complete([{"role": "user", "content": "x"}])
+    assert (r.text, r.attempts, r.finish_reason) == ("whole", 2, "stop")  # the cut one was asked for again

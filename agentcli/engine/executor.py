@@ -59,6 +59,7 @@ from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import EventLog
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 from agentcli.tools.edits import EditList
+from agentcli.tools.text import strip_ansi, tail
 
 #: The step whose code is running (asyncio tasks copy it), for backends that serve by step (replay).
 CURRENT_STEP: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentcli_step", default=None)
@@ -91,12 +92,15 @@ class StepRun:
     started: float | None = None
     finished: float | None = None
     approval: ApprovalDecision | None = None
+    #: Seconds spent waiting for the user's approval: shown apart, not part of the step's time.
+    approval_wait_s: float = 0.0
 
     @property
     def duration_s(self) -> float:
+        """The step's working time: start to finish, less the wait for approval."""
         if self.started is None or self.finished is None:
             return 0.0
-        return self.finished - self.started
+        return max(self.finished - self.started - self.approval_wait_s, 0.0)
 
     def report(self) -> dict[str, Any]:
         """A summary for the run result and the final table."""
@@ -106,7 +110,8 @@ class StepRun:
             "attempts": self.attempts, "corrections": self.corrections,
             "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
             "estimated_cost_usd": s.estimated_cost_usd, "cost_usd": self.cost_usd,
-            "duration_s": round(self.duration_s, 3), "error": self.error,
+            "duration_s": round(self.duration_s, 3), "approval_wait_s": round(self.approval_wait_s, 3),
+            "error": self.error,
         }
 
 
@@ -434,6 +439,12 @@ class Executor:
                                    step_id=step.id, durable=True)
             result = await self._call(run, args, own_timeout)
             if result.ok:
+                failure = exit_code_failure(result.output, step.expect_exit_codes)
+                if failure is not None:
+                    # A command that failed is a failed step, with its output kept for the record;
+                    # running it again would fail the same way.
+                    run.status, run.output, run.error = "failed", result.output, failure
+                    return
                 run.status, run.output, run.error = "ok", result.output, None
                 return
             assert result.error is not None
@@ -499,6 +510,56 @@ class Executor:
                            step_id=step.id)
         return fixed
 
+    async def verify(self, plan: Plan, command: str, timeout: float) -> VerifyResult:
+        """Run the verify command through the shell tool, with exec approval as for any step;
+        recorded under the step id ``verify`` (approval, intent, tool call), so a replay serves it."""
+        tool = self.registry.get(SHELL_TOOL)
+        if tool is None:
+            return VerifyResult(command, "unavailable", output=f"no {SHELL_TOOL} tool to run it with")
+        args: dict[str, Any] = {"command": command, "timeout": timeout}
+        token = CURRENT_STEP.set(VERIFY_STEP)
+        try:
+            req = ApprovalRequest(step_id=VERIFY_STEP, tool=SHELL_TOOL, risk=tool.risk, args=args,
+                                  plan_hash=plan.hash, requires_approval=False,
+                                  preview=self.registry.preview(SHELL_TOOL, args))
+            waited = time.time()
+            if getattr(self.config.approval, tool.risk, "ask") == "auto":
+                decision = self.approver.decide(req)
+            else:
+                async with self._approval_lock:
+                    decision = await asyncio.to_thread(self.approver.decide, req)
+            wait_s = time.time() - waited
+            self.events.append("approval", {
+                "tool": decision.tool, "args_hash": decision.args_hash, "plan_hash": decision.plan_hash,
+                "decided_by": decision.decided_by, "decision": decision.decision, "message": decision.message,
+                "risk": tool.risk,
+            }, step_id=VERIFY_STEP)
+            if decision.decision == "aborted":
+                raise Aborted("aborted at the verify command")
+            if not decision.approved:
+                return VerifyResult(command, "denied", output=decision.message, approval_wait_s=wait_s)
+            self.events.append("tool_intent", {"tool": SHELL_TOOL, "args": args, "attempt": 1},
+                               step_id=VERIFY_STEP, durable=True)
+            started = time.time()
+            remaining = self.budget.remaining_seconds()
+            result = await self.registry.call(SHELL_TOOL, args, timeout=remaining if remaining < timeout else None)
+            self.events.append("tool_call", {"tool": SHELL_TOOL, "args": args, "attempt": 1,
+                                             "result": result.model_dump(mode="json")}, step_id=VERIFY_STEP)
+            took = time.time() - started
+            if not result.ok:
+                assert result.error is not None
+                return VerifyResult(command, "failed", output=tail(strip_ansi(result.error.message),
+                                                                   EXIT_TAIL_CHARS),
+                                    duration_s=took, approval_wait_s=wait_s)
+            out = result.output if isinstance(result.output, dict) else {}
+            code = out.get("exit_code")
+            text = tail(strip_ansi(str(out.get("output") or "")).rstrip(), EXIT_TAIL_CHARS)
+            status: Literal["passed", "failed"] = "passed" if code == 0 else "failed"
+            return VerifyResult(command, status, exit_code=code if isinstance(code, int) else None, output=text,
+                                duration_s=took, approval_wait_s=wait_s)
+        finally:
+            CURRENT_STEP.reset(token)
+
     async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any], checked: Any) -> bool:
         step = run.step
         assert step.tool is not None
@@ -514,11 +575,13 @@ class Executor:
             decision = self.approver.decide(req)  # policy "auto": no prompt, no thread
         else:
             self._wait.enter(f"{step.id}: waiting for approval")
+            waited = time.time()
             try:
                 async with self._approval_lock:
                     # The prompt blocks on the terminal; other steps keep running meanwhile.
                     decision = await asyncio.to_thread(self.approver.decide, req)
             finally:
+                run.approval_wait_s += time.time() - waited
                 self._wait.leave(f"{step.id}: approval decided")
         run.approval = decision
         self.events.append("approval", {
@@ -547,6 +610,54 @@ def _feeds_data(plan: Plan, step_id: str) -> bool:
     return False
 
 
+@dataclass
+class VerifyResult:
+    """The verify command's outcome: ``passed``, ``failed`` (exit code, or the tool failed),
+    ``denied`` (approval) or ``unavailable`` (no shell tool)."""
+
+    command: str
+    status: Literal["passed", "failed", "denied", "unavailable"]
+    exit_code: int | None = None
+    output: str = ""
+    duration_s: float = 0.0
+    approval_wait_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"command": self.command, "status": self.status, "exit_code": self.exit_code,
+                "output": self.output, "duration_s": round(self.duration_s, 3),
+                "approval_wait_s": round(self.approval_wait_s, 3)}
+
+
+#: The pseudo step id of the verify command's approval and tool call in the run record.
+VERIFY_STEP = "verify"
+#: The tool that runs the verify command.
+SHELL_TOOL = "run_shell"
+
+
+#: How much of a failed command's output its step error keeps (the end: where the verdict is).
+EXIT_TAIL_CHARS = 4000
+
+
+def exit_code_failure(output: Any, expected: list[int] | None) -> dict[str, Any] | None:
+    """The step error for a process result (an output with an integer ``exit_code``, as
+    ``run_shell`` returns) whose exit code is not ``expected`` (default: 0); None otherwise.
+    The error holds the exit code and the tail of the output, colour codes removed."""
+    if not isinstance(output, dict):
+        return None
+    code = output.get("exit_code")
+    if not isinstance(code, int) or isinstance(code, bool):
+        return None
+    allowed = expected if expected else [0]
+    if code in allowed:
+        return None
+    text = strip_ansi(str(output.get("output") or "")).rstrip()
+    want = ", ".join(map(str, allowed))
+    message = f"the command exited with code {code} (expected {want})"
+    if text:
+        message += ":\n" + tail(text, EXIT_TAIL_CHARS)
+    return {"type": "exit_code", "message": message, "exit_code": code}
+
+
 def summarize_output(output: Any, limit: int = 1500) -> str:
     """A bounded text rendering of a step output, for prompts and tables."""
     text = output if isinstance(output, str) else json.dumps(output, default=str, ensure_ascii=False)
@@ -555,4 +666,5 @@ def summarize_output(output: Any, limit: int = 1500) -> str:
     return text
 
 
-__all__ = ["CURRENT_STEP", "Executor", "StepRun", "summarize_output"]
+__all__ = ["CURRENT_STEP", "VERIFY_STEP", "Executor", "StepRun", "VerifyResult", "exit_code_failure",
+           "summarize_output"]

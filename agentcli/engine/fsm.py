@@ -6,10 +6,14 @@
                 │            │  ▲            │
                 │            ▼  │            │
                 │         REVIEWING ──> REPLANNING ──> EXECUTING
-                │            │               │
-                ▼            ▼               ▼
-              FAILED      COMPLETE         FAILED        (EXECUTING and WAITING_TOOL may fail too)
-                 └──> IDLE <──┘
+                │            │    │          ▲   │
+                │            │    └─> VERIFYING  │      (the verify command, when files changed)
+                ▼            ▼           │       ▼
+              FAILED      COMPLETE <─────┘     FAILED   (EXECUTING, WAITING_TOOL, REVIEWING and
+                 └──> IDLE <──┘                          VERIFYING may fail too)
+
+REVIEWING -> FAILED is the reviewer's ``stop`` (or a budget running out during the review);
+VERIFYING -> REPLANNING is a failed verify command with re-plans left.
 
 The table is pure data (:data:`TRANSITIONS`). :class:`StateMachine` validates each
 move against it, timestamps it, and hands it to listeners (the run's event log).
@@ -32,6 +36,7 @@ class State(StrEnum):
     WAITING_TOOL = "WAITING_TOOL"
     REVIEWING = "REVIEWING"
     REPLANNING = "REPLANNING"
+    VERIFYING = "VERIFYING"
     COMPLETE = "COMPLETE"
     FAILED = "FAILED"
 
@@ -41,8 +46,10 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.PLANNING: frozenset({State.EXECUTING, State.FAILED}),
     State.EXECUTING: frozenset({State.WAITING_TOOL, State.REVIEWING, State.FAILED}),
     State.WAITING_TOOL: frozenset({State.EXECUTING, State.FAILED}),
-    State.REVIEWING: frozenset({State.EXECUTING, State.COMPLETE, State.REPLANNING}),
+    State.REVIEWING: frozenset({State.EXECUTING, State.COMPLETE, State.REPLANNING, State.VERIFYING,
+                                State.FAILED}),
     State.REPLANNING: frozenset({State.EXECUTING, State.FAILED}),
+    State.VERIFYING: frozenset({State.COMPLETE, State.REPLANNING, State.FAILED}),
     State.COMPLETE: frozenset({State.IDLE}),
     State.FAILED: frozenset({State.IDLE}),
 }

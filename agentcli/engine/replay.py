@@ -37,7 +37,8 @@ from agentcli.config import Config
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.executor import CURRENT_STEP
 from agentcli.engine.hooks import RecordedHooks
-from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, run
+from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, WorkspaceProbe, run
+from agentcli.engine.workspace import WorkspaceChanges
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.models.client import LLMClient
 from agentcli.models.profile import ModelProfile
@@ -209,11 +210,31 @@ class RecordedApprover(Approver):
                                 d["decision"], 0.0, d.get("message", ""))
 
 
+class RecordedChanges:
+    """The workspace's changes as recorded (``workspace_changes`` events, in order): a replay
+    does not change the workspace, so its changes are the original run's. Past the record (a
+    fork's live part) they are ``live``'s, or unknown."""
+
+    def __init__(self, rec: Recording, live: WorkspaceProbe | None = None) -> None:
+        self._queue: deque[dict[str, Any]] = deque(e.data for e in rec.of_type("workspace_changes"))
+        self._live = live
+
+    async def start(self) -> None:
+        if self._live is not None:
+            await self._live.start()
+
+    async def changes(self) -> WorkspaceChanges | None:
+        if not self._queue:
+            return await self._live.changes() if self._live is not None else None
+        data = self._queue.popleft()
+        return WorkspaceChanges.from_dict(data) if data.get("known") else None
+
+
 # ------------------------------------------------------------------ comparison
 
 _IGNORED = {"time", "seq", "latency_ms", "duration_ms", "duration_s", "call_id", "run_id", "seconds",
-            "started", "finished", "config", "config_digest", "versions", "parent", "replay_of", "fork_from",
-            "no_project_instructions"}
+            "started", "finished", "approval_wait_s", "config", "config_digest", "versions", "parent",
+            "replay_of", "fork_from", "no_project_instructions"}
 
 
 def _scrub(value: Any) -> Any:
@@ -231,8 +252,8 @@ def _comparable(events: Iterable[Event]) -> dict[str, list[Event]]:
     for e in events:
         if e.type == "transition" and "WAITING_TOOL" in (e.data.get("from"), e.data.get("to")):
             continue
-        if e.type in ("memory_recall", "memory_write"):
-            continue  # memory is an outside store: a replay neither recalls nor records
+        if e.type in ("memory_recall", "memory_write", "checkpoint"):
+            continue  # memory and checkpoints are outside stores: a replay neither reads nor writes them
         if e.type == "budget_check" and e.data.get("ok"):
             continue  # a passing check's numbers include wall time
         groups[e.step_id or "-"].append(e)
@@ -395,6 +416,11 @@ async def replay_run(
         plan, calls = queue.pop(0)
         for call in calls:  # the planner's recorded calls count as they did in the original run
             client.account_recorded(call)
+        if ctx is not None:
+            # A re-plan was recorded after the merge: hand back only its new steps, which the
+            # runner merges after the kept ones again (their ids already follow them).
+            kept = ctx.kept
+            plan = plan.model_copy(update={"steps": [s for s in plan.steps if s.id not in kept]})
         return plan
 
     def confirm(plan: Plan, replan: bool) -> bool:
@@ -412,6 +438,9 @@ async def replay_run(
                             data_dir=registry.ctx.data_dir) if config.hooks else None,
         extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
                                                                       "fork_from": from_step},
+        # A run recorded without a view of the workspace is replayed without one too.
+        workspace=RecordedChanges(rec) if rec.first("workspace_changes") is not None else None,
+        verify_command=str(start.data.get("verify_command") or ""),
     )
     try:
         outcome = await run(task, deps)

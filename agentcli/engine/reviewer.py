@@ -1,11 +1,14 @@
 """The reviewer: after the steps (or when one fails for good), judge how the run goes on.
 
-One structured call to the reviewer model, which sees the task, the plan and
-every step's outcome, and answers one of three verdicts:
+One structured call to the reviewer model, which sees the task, the plan, every step's
+outcome (see :func:`step_digest`) and the workspace's changes so far, and answers one of
+four verdicts:
 
 * ``complete``, with the final answer for the user;
 * ``continue``: accept the failed steps as failed and run what can still run;
-* ``replan``, with a reason the planner gets.
+* ``replan``, with a reason the planner gets;
+* ``stop``: end the run now, with the reason (after the user declined a step the task needs,
+  re-planning would only ask again).
 """
 
 from __future__ import annotations
@@ -20,17 +23,18 @@ from pydantic import BaseModel, Field
 from agentcli.engine.executor import StepRun, summarize_output
 from agentcli.models.client import LLMClient
 from agentcli.planning.plan import Plan
+from agentcli.tools.text import head_tail, strip_ansi
 
 
 class Review(BaseModel):
     """The reviewer's verdict."""
 
-    outcome: Literal["complete", "continue", "replan"] = Field(
+    outcome: Literal["complete", "continue", "replan", "stop"] = Field(
         ..., description="complete: the task is done; continue: go on without the failed steps; "
-        "replan: a new plan is needed."
+        "replan: a new plan is needed; stop: end the run (e.g. the user declined a step the task needs)."
     )
     answer: str = Field("", max_length=4000, description="The final answer for the user (for complete).")
-    reason: str = Field("", max_length=500, description="Why (for continue and replan).")
+    reason: str = Field("", max_length=500, description="Why (for continue, replan and stop).")
 
 
 _SYSTEM = (
@@ -38,7 +42,11 @@ _SYSTEM = (
     '- "complete" when the results answer or accomplish the task; put the final answer for the user in '
     '"answer", based only on the results;\n'
     '- "continue" when some steps failed but the rest can still accomplish the task;\n'
-    '- "replan" when the task cannot be accomplished with this plan; say why in "reason".\n'
+    '- "replan" when the task cannot be accomplished with this plan; say why in "reason";\n'
+    '- "stop" when the run should end without another plan: the user declined a step the task needs '
+    '(status "denied"), or going on could not help; say why in "reason".\n'
+    "A step whose command exited with an unexpected code has failed: read its error. Outputs longer "
+    "than the room here show their head and tail. The workspace's changes so far come after the steps.\n"
     "Reply with one JSON object."
 )
 
@@ -46,20 +54,78 @@ _SYSTEM = (
 # json.dumps(args, default=str), with one encoder instead of one per call (same output).
 _ARGS_JSON = json.JSONEncoder(default=str)
 
+#: The most one step's output (or error) shows in a review or a re-plan: its head and tail.
+STEP_CHARS = 4000
+#: All the steps' outputs together; past it, older successful steps are shortened first.
+DIGEST_CHARS = 16000
+#: A step given less room than this shows a note instead of a useless sliver.
+_MIN_SHARE = 240
 
-def step_digest(runs: dict[str, StepRun], limit: int = 1500) -> list[dict[str, Any]]:
-    """What the reviewer (and a replanner) sees of each step."""
-    out = []
+
+def output_text(output: Any) -> str:
+    """A step output as text for a model, whole: a string as it is, a command result as its
+    exit code and output, search matches and file lists one per line, anything else as JSON.
+    Terminal colour codes are removed."""
+    if isinstance(output, str):
+        text = output
+    elif isinstance(output, dict) and set(output) >= {"exit_code", "output"}:
+        text = f"exit code {output['exit_code']}\n{output['output']}"
+    elif isinstance(output, list) and output and all(isinstance(x, str) for x in output):
+        text = "\n".join([f"{len(output)} file{'s' if len(output) != 1 else ''}:", *output])
+    elif isinstance(output, list) and output and all(isinstance(x, dict) and "file" in x for x in output):
+        lines = [f"{len(output)} match{'es' if len(output) != 1 else ''}:"]
+        lines += [f"{x.get('file')}:{x.get('line')}: {x.get('snippet', '')}" for x in output]
+        text = "\n".join(lines)
+    else:
+        text = json.dumps(output, default=str, ensure_ascii=False)
+    return strip_ansi(text)
+
+
+def _error_text(run: StepRun) -> str:
+    err = run.error or {}
+    message = str(err.get("message", err))
+    if run.status == "denied" and run.approval is not None and run.approval.decided_by == "user":
+        return f"the user declined this step ({message})"
+    return strip_ansi(message)
+
+
+def step_digest(runs: dict[str, StepRun], limit: int = STEP_CHARS,
+                total: int = DIGEST_CHARS) -> list[dict[str, Any]]:
+    """What the reviewer (and a re-planner) sees of each step, in plan order: id, title,
+    status, action, and the output (or the error) as head and tail of at most ``limit``
+    characters, colour codes removed. When all of them exceed ``total``, failed steps and
+    the newest ones keep their room first; older successful outputs are shortened, then
+    replaced by a note of their size."""
+    out: list[dict[str, Any]] = []
+    texts: list[tuple[str, str]] = []  # (field, text) per step
     args_json = _ARGS_JSON.encode
     for run in runs.values():
         s = run.step
         item: dict[str, Any] = {"id": s.id, "title": s.title, "status": run.status}
         item["action"] = f"{s.tool}({args_json(s.args)[:300]})" if s.kind == "tool" else "llm"
-        if run.status == "ok":
-            item["output"] = summarize_output(run.output, limit)
-        elif run.error:
-            item["error"] = str(run.error.get("message", run.error))[:500]
         out.append(item)
+        if run.status == "ok":
+            texts.append(("output", output_text(run.output)))
+        elif run.error:
+            texts.append(("error", _error_text(run)))
+        else:
+            texts.append(("", ""))
+    # Room is handed out failed steps first, then newest first.
+    order = sorted(range(len(out)), key=lambda i: (texts[i][0] != "error", -i))
+    left = total
+    for i in order:
+        key, text = texts[i]
+        if not key:
+            continue
+        room = min(limit, left)
+        if len(text) <= room:
+            out[i][key] = text
+            left -= len(text)
+        elif room >= _MIN_SHARE:
+            out[i][key] = head_tail(text, room)
+            left -= room
+        else:
+            out[i][key] = f"[{len(text)} chars, left out for room: newer and failed steps come first]"
     return out
 
 
@@ -137,9 +203,19 @@ def _digest_json(task: Any, plan_id: Any, steps: list[dict[str, Any]]) -> str:
     return json.dumps({"task": task, "plan_id": plan_id, "steps": steps}, indent=1, ensure_ascii=False)
 
 
-async def review(client: LLMClient, task: str, plan: Plan, runs: dict[str, StepRun]) -> Review:
-    """Ask the reviewer model for its verdict."""
+def review_prompt(task: str, plan: Plan, runs: dict[str, StepRun], changes: str | None = None) -> str:
+    """The reviewer's user message: the step digest as JSON, then the workspace's changes
+    (``None``: unknown, e.g. not a git repository; then nothing is said)."""
     user = _digest_json(task, plan.id, step_digest(runs))
+    if changes is not None:
+        user += f"\n\n# Workspace changes so far (git diff --stat, then the diff)\n{changes}"
+    return user
+
+
+async def review(client: LLMClient, task: str, plan: Plan, runs: dict[str, StepRun],
+                 changes: str | None = None) -> Review:
+    """Ask the reviewer model for its verdict (``changes``: the workspace's changes as text)."""
+    user = review_prompt(task, plan, runs, changes)
     result = await client.acomplete(
         [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}],
         role="reviewer", response_model=Review,

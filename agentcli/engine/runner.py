@@ -26,7 +26,7 @@ import platform
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -34,15 +34,17 @@ from agentcli import __version__
 from agentcli.config import Config
 from agentcli.engine.approval import Approver
 from agentcli.engine.budget import Budget, BudgetCheck
-from agentcli.engine.executor import Aborted, Executor, StepRun
+from agentcli.engine.executor import Aborted, Executor, StepRun, VerifyResult
 from agentcli.engine.fsm import State, StateMachine, Transition
 from agentcli.engine.hooks import Hooks
-from agentcli.engine.reviewer import Review, fallback_answer, grounded_answer, review
+from agentcli.engine.reviewer import DIGEST_CHARS, Review, fallback_answer, grounded_answer, review, step_digest
+from agentcli.engine.workspace import CheckpointChanges, WorkspaceChanges
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
 from agentcli.models.types import CallRecord
 from agentcli.planning.instructions import ProjectInstructions
 from agentcli.planning.plan import Plan
+from agentcli.planning.planner import Replan
 from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import EventLog
 from agentcli.tools import ToolRegistry
@@ -50,11 +52,59 @@ from agentcli.tools import ToolRegistry
 
 @dataclass(frozen=True)
 class ReplanContext:
-    """What the planner gets when asked for a new plan."""
+    """What the planner gets when asked for a new plan: the plan so far, its steps' results,
+    why a new plan is needed, what is left of the budget (``left``: steps, replans, cost_usd,
+    seconds) and the workspace's changes so far (``None``: unknown)."""
 
     plan: Plan
     runs: dict[str, StepRun]
     reason: str
+    left: dict[str, Any] = field(default_factory=dict)
+    changes: str | None = None
+
+    @property
+    def kept(self) -> frozenset[str]:
+        """The completed steps, kept in the new plan with their outputs."""
+        return frozenset(sid for sid, r in self.runs.items() if r.status == "ok")
+
+    @property
+    def first_step(self) -> int:
+        """The number of the first new step: after every step of the plan so far."""
+        return 1 + max((int(s.id[1:]) for s in self.plan.steps), default=0)
+
+    def replan(self) -> Replan:
+        """This context as the planner takes it (see :func:`agentcli.planning.planner.make_plan`)."""
+        return Replan(context=self.text, first_step=self.first_step, kept=self.kept)
+
+    def text(self, first_step: int | None = None) -> str:
+        """The re-planner's context: the reason, what is left, how to number the new steps,
+        the steps so far (failed and newest ones kept first when too long), the changes."""
+        first = self.first_step if first_step is None else first_step
+        left = self.left
+        parts = [f"A previous plan for this task did not succeed. Reason: {self.reason}"]
+        if left:
+            cost = left.get("cost_usd")
+            seconds = left.get("seconds")
+            parts.append(
+                f"Left of the budget: {left.get('steps')} steps, {left.get('replans')} re-plans after this one, "
+                + (f"${cost:.4f} of model spend, " if isinstance(cost, int | float) else "")
+                + (f"{int(seconds)} s." if isinstance(seconds, int | float) else ""))
+        kept = sorted(self.kept, key=lambda x: int(x[1:]))
+        if first > 1:
+            parts.append(
+                f"Number your new steps from s{first} on (s{first}, s{first + 1}, ...): s1-s{first - 1} are the "
+                "previous plan's. The completed steps below are kept with their outputs and are not run "
+                "again; a new step may use a kept step's output by its id, e.g. "
+                + (f"{{{{{kept[-1]}.output}}}} with \"{kept[-1]}\" in depends_on." if kept else
+                   "{{sN.output}} with sN in depends_on."))
+        else:
+            parts.append("Number your new steps s1, s2, ... as usual; they run after the completed steps "
+                         "below, which are kept and not run again: do not repeat them.")
+        parts.append("Steps so far:\n" + json.dumps(step_digest(self.runs, total=DIGEST_CHARS // 2),
+                                                    indent=1, ensure_ascii=False))
+        if self.changes is not None:
+            parts.append(f"Workspace changes so far:\n{self.changes}")
+        return "\n".join(parts)
 
 
 @dataclass
@@ -92,6 +142,22 @@ def resume_state(rec: Any) -> ResumeState:
     )
 
 
+class WorkspaceProbe(Protocol):
+    """The workspace's changes since the run started (see :mod:`agentcli.engine.workspace`)."""
+
+    async def start(self) -> None: ...
+
+    async def changes(self) -> WorkspaceChanges | None: ...
+
+
+class RunStopped(AgentError):
+    """The reviewer ended the run (``stop``), e.g. after the user declined a step."""
+
+
+class VerifyFailed(AgentError):
+    """The verify command failed and no re-plan is left."""
+
+
 #: Makes a plan for a task (``None``) or a new plan after a failure (a ReplanContext).
 PlanFn = Callable[[str, ReplanContext | None], Awaitable[Plan]]
 #: Shows a plan and asks to go ahead; the flag says whether it is a re-plan.
@@ -114,6 +180,11 @@ class RunOutcome(BaseModel):
     totals: dict[str, Any]
     budget: dict[str, Any]
     duration_s: float
+    #: The files the run changed (empty: none), from the workspace's git state when it has one,
+    #: else the paths its write steps named.
+    changed_files: list[str] = []
+    #: The verify command's outcome (command, status, exit_code, output tail), if it ran.
+    verify: dict[str, Any] | None = None
     #: With ``--output-schema``: the answer as JSON, valid against the schema (``answer`` is its text).
     data: Any = None
     #: How to undo what the run changed in the workspace (``agent undo RUN_ID``); None: nothing to undo.
@@ -140,6 +211,11 @@ class RunDeps:
     resume: ResumeState | None = None
     #: Episodic memory: ``record_episode(**fields)`` is called once at the end of every run.
     memory: Any = None
+    #: The workspace's changes; None: from ``checkpoints`` when there are some (a replay gives the
+    #: recorded ones), else unknown and only the write steps' paths are reported.
+    workspace: WorkspaceProbe | None = None
+    #: Run before a run that changed files ends COMPLETE (``[verify] command``); empty: no check.
+    verify_command: str = ""
     #: Workspace checkpoints around the steps that may change it (None: none taken).
     checkpoints: Checkpointer | None = None
     #: A JSON Schema the final answer must validate against (``agent run --output-schema``).
@@ -223,7 +299,8 @@ def _budget_event(events: EventLog) -> Callable[[BudgetCheck], None]:
 
 def merge_replan(old: Plan, runs: dict[str, StepRun], new: Plan) -> Plan:
     """Completed steps of ``old`` kept as they are, followed by ``new``'s steps renumbered after
-    them (dependencies and references rewritten to the new ids)."""
+    them (dependencies and references rewritten to the new ids; a hosted planner numbers them
+    so already, and may reference the kept steps)."""
     kept = [r.step for r in runs.values() if r.status == "ok"]
     start = max((int(s.id[1:]) for s in old.steps), default=0)
     mapping = {s.id: f"s{start + i}" for i, s in enumerate(new.steps, start=1)}
@@ -279,6 +356,10 @@ class _Run:
         self.answer = ""
         self.data: Any = None
         self.started = time.monotonic()
+        self.changes: WorkspaceChanges | None = None
+        self.verified: VerifyResult | None = None
+        self.probe: WorkspaceProbe | None = deps.workspace or (
+            CheckpointChanges(deps.checkpoints) if deps.checkpoints is not None else None)
 
     def _on_transition(self, t: Transition) -> None:
         self.events.append("transition", {"from": t.src.value, "to": t.dst.value, "reason": t.reason})
@@ -286,9 +367,6 @@ class _Run:
             self.deps.on_transition(t)
 
     def _fail(self, reason: str) -> None:
-        # The table has no REVIEWING -> FAILED edge: a failed review goes through REPLANNING.
-        if self.fsm.state == State.REVIEWING:
-            self.fsm.to(State.REPLANNING, reason)
         if self.fsm.state == State.IDLE:
             self.fsm.to(State.PLANNING, reason)
         if self.fsm.state not in (State.FAILED, State.COMPLETE):
@@ -320,11 +398,28 @@ class _Run:
         return [r for r in self.executor.runs.values()
                 if r.status == "denied" and r.approval is not None and r.approval.decided_by == "policy"]
 
+    async def _workspace_changes(self) -> WorkspaceChanges | None:
+        """The run's changes so far, recorded (a replay serves them from the record)."""
+        probe = self.probe
+        if probe is None:
+            return None
+        changes = await probe.changes()
+        self.changes = changes
+        self.events.append("workspace_changes", {"known": changes is not None,
+                                                 **(changes.to_dict() if changes is not None else {})})
+        return changes
+
+    def _left(self) -> dict[str, Any]:
+        b, limits = self.budget, self.budget.limits
+        return {"steps": max(limits.max_steps - b.steps, 0), "replans": max(limits.max_replans - b.replans, 0),
+                "cost_usd": max(limits.max_cost_usd - b.cost_usd, 0.0), "seconds": b.remaining_seconds()}
+
     async def _replan(self, reason: str) -> None:
         assert self.plan is not None
         self.fsm.to(State.REPLANNING, reason)
         self.budget.check_replan()
-        ctx = ReplanContext(self.plan, dict(self.executor.runs), reason)
+        changes = self.changes.text() if self.changes is not None else None
+        ctx = ReplanContext(self.plan, dict(self.executor.runs), reason, self._left(), changes)
         new = await self.deps.planner(self.task, ctx)
         merged = merge_replan(self.plan, self.executor.runs, new)
         before = {s.id for s in self.plan.steps if s.requires_approval}
@@ -349,16 +444,23 @@ class _Run:
                 # Nobody can approve here, so re-planning would meet the same refusal.
                 raise ApprovalDenied(str((denied[0].error or {}).get("message", "approval denied")))
             reviews += 1
+            changes = await self._workspace_changes()
             if not failed and self._grounded():
                 # A small local model's review adds a slow call and an unreliable answer: when
                 # every step succeeded, the answer is the tool outputs themselves.
+                if self._unchanged(changes):
+                    await self._replan("the task asks for a change, but no file changed")
+                    continue
                 self.answer = grounded_answer(self.executor.runs)
                 self.events.append("review", {"kind": "grounded", "outcome": "complete"})
-                await self._shape()
-                self.fsm.to(State.COMPLETE, "every step succeeded")
-                return
-            verdict: Review = await review(self.deps.client, self.task, self.plan, self.executor.runs)
+                if await self._verify("every step succeeded"):
+                    return
+                continue
+            verdict: Review = await review(self.deps.client, self.task, self.plan, self.executor.runs,
+                                           changes.text() if changes is not None else None)
             self.events.append("review", {"kind": "verdict", **verdict.model_dump()})
+            if verdict.outcome == "stop":
+                raise RunStopped(verdict.reason or verdict.answer or "the reviewer ended the run")
             if verdict.outcome == "replan" or (verdict.outcome == "continue" and not self._can_continue()):
                 if verdict.outcome == "continue" and not failed:
                     verdict = Review(outcome="complete", answer=verdict.answer)
@@ -377,9 +479,43 @@ class _Run:
                 await self._replan("no step succeeded; the task is not done")
                 continue
             self.answer = verdict.answer or fallback_answer(self.executor.runs)
+            if await self._verify("the reviewer judged the task complete"):
+                return
+
+    def _unchanged(self, changes: WorkspaceChanges | None) -> bool:
+        """With the embedded model: the task asks for a change, and no file changed."""
+        from agentcli.planning.local import wants_writes
+
+        if changes is None:
+            return not self._written_paths() and wants_writes(self.task)
+        return not changes.files and wants_writes(self.task)
+
+    async def _verify(self, why: str) -> bool:
+        """The last gate before COMPLETE: when the run changed files and a verify command is
+        set, run it. True: the run is complete; False: it failed and a re-plan was made (the
+        loop goes on). No re-plan left ends the run FAILED."""
+        assert self.plan is not None
+        command = self.deps.verify_command.strip()
+        changed = self.changes.files if self.changes is not None else self._written_paths()
+        if not command or not changed:
             await self._shape()
-            self.fsm.to(State.COMPLETE, "the reviewer judged the task complete")
-            return
+            self.fsm.to(State.COMPLETE, why)
+            return True
+        self.fsm.to(State.VERIFYING, f"{why}; verifying: {command}")
+        result = await self.executor.verify(self.plan, command, self.deps.config.verify.timeout_seconds)
+        self.verified = result
+        self.events.append("verify", result.to_dict())
+        if result.status in ("passed", "denied", "unavailable"):
+            # Declined or impossible: the user sees that in the result; it is not a failure of the task.
+            await self._shape()
+            self.fsm.to(State.COMPLETE, f"verify {result.status}: {command}")
+            return True
+        code = f"exit code {result.exit_code}" if result.exit_code is not None else "it failed"
+        reason = f"the verify command `{command}` failed ({code}):\n{result.output}"
+        if self.budget.replans >= self.budget.limits.max_replans:
+            raise VerifyFailed(f"the verify command `{command}` failed ({code}) and no re-plan is left")
+        await self._replan(reason)
+        return False
 
     async def _shape(self) -> None:
         """With an output schema, the answer becomes JSON valid against it (or the run fails)."""
@@ -401,6 +537,16 @@ class _Run:
 
         return grounded_answers(self.deps.client.profile_for("reviewer"))
 
+    def _written_paths(self) -> list[str]:
+        """The paths the run's successful write steps named (when the workspace's own record of
+        changes is unknown)."""
+        paths: list[str] = []
+        for r in self.executor.runs.values():
+            s = r.step
+            if r.status == "ok" and s.risk == "write" and isinstance(s.args.get("path"), str):
+                paths.append(s.args["path"])
+        return sorted(set(paths))
+
     def _can_continue(self) -> bool:
         failed = {sid for sid, r in self.executor.runs.items() if r.status in ("failed", "denied")}
         return any(not (set(r.step.depends_on) & failed) for r in self.executor.pending())
@@ -410,6 +556,7 @@ class _Run:
             "task": self.task, "config_digest": config_digest(self.deps.config),
             "versions": {"agentcli": __version__, "python": platform.python_version()},
             "model": self.deps.config.model, "config": self.deps.config.model_dump(mode="json"),
+            "verify_command": self.deps.verify_command,
             **({"output_schema": self.deps.output_schema} if self.deps.output_schema is not None else {}),
             **({"instructions": self.deps.instructions.record()} if self.deps.instructions is not None else {}),
             **self.deps.extra_start,
@@ -420,6 +567,8 @@ class _Run:
         try:
             try:
                 async with asyncio.timeout(self.budget.remaining_seconds()):
+                    if self.probe is not None:
+                        await self.probe.start()
                     await self._plan(given)
                     await self._loop()
             except TimeoutError:
@@ -435,6 +584,13 @@ class _Run:
         except ApprovalDenied as e:
             reason, code = "denied", int(ExitCode.DENIED)
             self.answer = e.one_line()
+        except RunStopped as e:
+            declined = any(r.status == "denied" for r in self.executor.runs.values())
+            reason, code = "stopped", int(ExitCode.DENIED if declined else ExitCode.FAILED)
+            self.answer = e.one_line()
+        except VerifyFailed as e:
+            reason = "verify_failed"
+            self.answer = e.one_line()
         except asyncio.CancelledError:
             reason, code = "interrupted", int(ExitCode.INTERRUPTED)
             self.answer = "resume with: agent run --resume " + self.deps.run_id
@@ -444,6 +600,7 @@ class _Run:
         if status != "COMPLETE":
             self._fail(f"{reason}: {self.answer}" if reason == "error" else reason)
         self.fsm.to(State.IDLE, "run finished")
+        await self._final_changes()
         outcome = self._outcome(status, reason, code)
         self._remember(outcome)
         finished = {"status": status, "reason": reason, "answer": self.answer, "totals": outcome.totals,
@@ -472,6 +629,14 @@ class _Run:
         except Exception as e:
             self.events.append("memory_write", {"tier": "episodic", "error": f"{type(e).__name__}: {e}"[:300]})
 
+    async def _final_changes(self) -> None:
+        """The changes at the end, for the report (the last review's when no step ran since)."""
+        try:
+            await self._workspace_changes()
+        except (AgentError, OSError) as e:  # the report says "unknown"; the run's outcome stands
+            self.events.append("workspace_changes", {"known": False, "error": str(e)[:300]})
+            self.changes = None
+
     def _outcome(self, status: str, reason: str, code: int) -> RunOutcome:
         plan = self.plan
         return RunOutcome(
@@ -480,6 +645,8 @@ class _Run:
             steps=[r.report() for r in self.executor.runs.values()],
             totals=self.deps.client.totals.as_dict(), budget=self.budget.snapshot(),
             duration_s=round(time.monotonic() - self.started, 3), data=self.data,
+            changed_files=self.changes.files if self.changes is not None else self._written_paths(),
+            verify=self.verified.to_dict() if self.verified is not None else None,
             undo=self.deps.checkpoints.undo_hint() if self.deps.checkpoints is not None else None,
         )
 

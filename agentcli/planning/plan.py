@@ -241,6 +241,9 @@ class Step(BaseModel):
         default_factory=list, description="Ids of the steps that must finish first; every referenced step."
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retries of a failing step.")
+    expect_exit_codes: list[int] | None = Field(
+        None, max_length=16, description="Exit codes that count as success for a tool that runs a command "
+        "(run_shell); None means only 0. Any other exit code fails the step, with the output's tail.")
     risk: RiskClass | None = Field(None, description="The tool's risk class (None for `llm` steps).")
     requires_approval: bool = Field(
         False, description="Ask before running: the planner's flag OR the approval policy of the risk class."
@@ -309,6 +312,8 @@ class Plan(BaseModel):
                 item["answer"] = s.answer
             if s.answer_schema is not None:
                 item["answer_schema"] = s.answer_schema
+            if s.expect_exit_codes is not None:
+                item["expect_exit_codes"] = list(s.expect_exit_codes)
             steps.append(item)
         return {
             "schema_version": self.schema_version,
@@ -489,11 +494,12 @@ def _output_issues(step: Step, by_id: dict[str, Step], tools: ToolRegistry) -> l
 
 
 def validate_steps(steps: list[Step], tools: ToolRegistry, *, max_steps: int,
-                   check_outputs: bool = False) -> list[PlanIssue]:
+                   check_outputs: bool = False, kept: frozenset[str] = frozenset()) -> list[PlanIssue]:
     """Every problem with these steps: step count, tools, args against the tool schemas
     (fields holding references are not type-checked), references and dependencies, cycles;
     with ``check_outputs``, also reference paths into outputs whose shape is declared
-    (``{{s1.output[0].file}}`` of a search_code step)."""
+    (``{{s1.output[0].file}}`` of a search_code step). ``kept``: ids of an earlier plan's
+    completed steps (a re-plan), which the steps may depend on and reference as if theirs."""
     issues: list[PlanIssue] = []
     if not steps:
         return [PlanIssue("plan", "the plan has no steps; add at least one")]
@@ -501,7 +507,11 @@ def validate_steps(steps: list[Step], tools: ToolRegistry, *, max_steps: int,
         issues.append(PlanIssue("plan", f"{len(steps)} steps, but at most {max_steps} are allowed "
                                         "(budget.max_steps); merge or drop steps"))
     ids = [s.id for s in steps]
-    known = set(ids)
+    for clash in sorted(kept & set(ids)):
+        issues.append(PlanIssue(clash, f"{clash} is a kept step of the previous plan; number the new "
+                                       "steps after the kept ones"))
+    known = set(ids) | kept
+    ids = [*sorted(kept, key=lambda x: int(x[1:])), *ids]
     for dup in sorted({i for i in ids if ids.count(i) > 1}):
         issues.append(PlanIssue(dup, "duplicate step id"))
     for step in steps:

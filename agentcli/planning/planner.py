@@ -35,6 +35,8 @@ import copy
 import difflib
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,7 @@ class DraftStep(BaseModel):
     depends_on: list[str | int] = Field(default_factory=list)
     title: str = ""
     requires_approval: bool = False
+    expect_exit_codes: list[int] | None = None
 
 
 class DraftPlan(BaseModel):
@@ -129,9 +132,9 @@ def _shape_issues(err: ValidationError) -> list[PlanIssue]:
     return out
 
 
-def _draft_items(draft: DraftPlan) -> tuple[list[tuple[str, DraftStep]], list[PlanIssue]]:
+def _draft_items(draft: DraftPlan, first: int = 1) -> tuple[list[tuple[str, DraftStep]], list[PlanIssue]]:
     if isinstance(draft.steps, list):
-        return [(f"s{i}", d) for i, d in enumerate(draft.steps, 1)], []
+        return [(f"s{i}", d) for i, d in enumerate(draft.steps, first)], []
     items: list[tuple[str, DraftStep]] = []
     issues: list[PlanIssue] = []
     for key, d in draft.steps.items():
@@ -170,20 +173,24 @@ def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) 
             risk=risk,
             requires_approval=derive_approval(risk, config.approval, d.requires_approval),
             tool_schema_version=tool.schema_version if tool is not None else None,
+            expect_exit_codes=(list(dict.fromkeys(d.expect_exit_codes))
+                               if d.expect_exit_codes and kind == "tool" else None),
         )
     except ValidationError as e:
         return [PlanIssue(sid, x["msg"]) for x in e.errors()[:3]]
 
 
 def interpret_draft(raw: Any, registry: ToolRegistry, config: Config, *,
-                    check_outputs: bool = False) -> tuple[list[Step], list[PlanIssue]]:
+                    check_outputs: bool = False,
+                    kept: frozenset[str] = frozenset()) -> tuple[list[Step], list[PlanIssue]]:
     """Steps from the model's reply, with ids, approval and retry policies, and every problem
-    (``check_outputs``: reference paths into declared outputs too, see :func:`validate_steps`)."""
+    (``check_outputs``: reference paths into declared outputs too, see :func:`validate_steps`;
+    ``kept``: a re-plan's kept step ids)."""
     try:
         draft = DraftPlan.model_validate(raw)
     except ValidationError as e:
         return [], _shape_issues(e)
-    items, issues = _draft_items(draft)
+    items, issues = _draft_items(draft, 1 + max((int(k[1:]) for k in kept), default=0))
     steps: list[Step] = []
     for sid, d in items:
         made = _draft_step(sid, d, registry, config)
@@ -192,7 +199,8 @@ def interpret_draft(raw: Any, registry: ToolRegistry, config: Config, *,
         else:
             issues.extend(made)
     if not issues:
-        issues = validate_steps(steps, registry, max_steps=config.budget.max_steps, check_outputs=check_outputs)
+        issues = validate_steps(steps, registry, max_steps=config.budget.max_steps, check_outputs=check_outputs,
+                                kept=kept)
     return steps, issues
 
 
@@ -249,6 +257,17 @@ def _budget_issues(tokens_total: int, cost: float | None, config: Config) -> lis
 # --------------------------------------------------------------------------- make_plan
 
 
+@dataclass(frozen=True)
+class Replan:
+    """What a re-plan adds to a planner request: the context (why, what happened, what is
+    left), given the number of the first step the planner is to write; the first id after
+    the kept steps; and the kept steps' ids."""
+
+    context: Callable[[int], str]
+    first_step: int
+    kept: frozenset[str]
+
+
 def _add_cost(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + b
 
@@ -265,6 +284,7 @@ async def make_plan(
     now: datetime | None = None,
     save: bool = True,
     context: str | None = None,
+    replan: Replan | None = None,
     instructions: ProjectInstructions | None = None,
     strategy: PlannerStrategy | None = None,
 ) -> Plan:
@@ -276,7 +296,9 @@ async def make_plan(
     past runs' plans for similar tasks (a local planner's examples). ``plan_id`` and
     ``now`` default to a fresh run id and the current UTC time (tests fix them). ``context``
     (e.g. why a previous plan failed and what it achieved, when re-planning) is added to the prompt,
-    and so are the project's ``instructions`` (AGENTS.md); without them the request is unchanged.
+    and so are the project's ``instructions`` (AGENTS.md); without them the request is unchanged;
+    ``replan`` does that for a re-plan and, for a hosted planner, numbers the new steps after the
+    kept ones so that they can reference their outputs.
     ``strategy`` defaults to the one the planner model's profile calls for (:func:`planner_for`).
     Raises :class:`PlanningError` when no valid plan comes out.
     """
@@ -288,9 +310,16 @@ async def make_plan(
     tools = registry.tools()
     planner_model = config.model_for("planner")
     strategy = strategy or planner_for(client.profile(planner_model))
+    # A small local model always writes s1, s2, ... (its grammar); its steps are renumbered after
+    # the kept ones when merged. A hosted model numbers them after the kept ones itself.
+    continues = replan is not None and strategy.continues_numbering
+    first_step, kept = (replan.first_step, replan.kept) if replan is not None and continues else (1, frozenset())
+    if replan is not None:
+        context = replan.context(first_step)
     schema, base = strategy.request(PlanRequest(task, tools, config, settings.workspace, settings.data_dir,
                                                 recall, context, past_plans,
-                                                step_output_tokens=client.output_limit("executor")))
+                                                step_output_tokens=client.output_limit("executor"),
+                                                first_step=first_step))
     base = with_instructions(base, instructions)
     executor = config.model_for("executor")
     price = _price_of(client, executor)
@@ -308,7 +337,8 @@ async def make_plan(
             raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}"
                                 + (f" ({hint})" if hint else "")) from None
         planning_cost = _add_cost(planning_cost, result.cost_usd)
-        steps, issues = interpret_draft(result.parsed, registry, config, check_outputs=strategy.check_outputs)
+        steps, issues = interpret_draft(result.parsed, registry, config, check_outputs=strategy.check_outputs,
+                                        kept=kept)
         total_tokens, total_cost = 0, None
         if not issues:
             total_tokens, total_cost = estimate_steps(

@@ -18,6 +18,7 @@ from agentcli.errors import WorkspaceError
 from agentcli.planning.plan import STEP_ID_RE
 from agentcli.tools import Tool
 from agentcli.tools.paths import WorkspaceWalker
+from agentcli.tools.text import head_tail
 
 # Bounds keep the grammar small (a local model's decoding slows down with every long string)
 # and stop a small model from looping inside a string until max_tokens.
@@ -30,6 +31,8 @@ HOSTED_PROMPT_MAX = 4000
 MEMORY_MAX_ITEMS = 5
 MEMORY_ITEM_CHARS = 400
 CONTEXT_MAX_CHARS = 6000
+#: A hosted planner's re-plan context (the steps so far, the changes) is bounded by its own builder.
+HOSTED_CONTEXT_MAX_CHARS = 24000
 
 #: ``recall(task)`` returns remembered snippets relevant to the task (the memory hook).
 Recall = Callable[[str], list[str]]
@@ -144,7 +147,7 @@ def draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
     }
 
 
-def hosted_draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
+def hosted_draft_schema(tools: list[Tool], max_steps: int, first_step: int = 1) -> dict[str, Any]:
     """The draft schema for a hosted model: the same draft shape as :func:`draft_schema` (slots
     ``s1..s<max_steps>``, ``s1`` required, a call or a prompt per step, one branch per tool with
     typed args), but every slot refers to one shared ``$defs/step`` and ``depends_on`` is a
@@ -152,6 +155,8 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
     structure (about 4x fewer tokens at 20 steps with the built-in tools). The per-slot
     dependency enums are a grammar aid for the local model; a hosted model's self- and dangling
     dependencies and cycles are caught by :func:`agentcli.planning.planner.interpret_draft` and re-asked.
+    A re-plan's steps are numbered after the kept ones (``first_step``: slots ``s<first_step>`` on),
+    so they can reference the kept steps' outputs by their own ids.
     As strict as :func:`draft_schema`: every object closed (``additionalProperties: false``),
     the same ``required`` lists; but the args are the tools' own (not cut to the grammar's
     bounds: a hosted model writes a whole file), and a prompt may be longer.
@@ -162,6 +167,8 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
         "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
         "requires_approval": {"type": "boolean"},
     }
+    # Only a tool step runs a command, so only a tool step says which exit codes it expects.
+    extra = {"call": {"expect_exit_codes": {"type": "array", "items": {"type": "integer"}, "maxItems": 16}}}
     heads: dict[str, Any] = {}
     if tools:  # an empty anyOf is no valid schema
         heads["call"] = {"anyOf": [{
@@ -175,16 +182,17 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
     answer = {"answer": {"enum": ["text", "json", "edits"]}, "answer_schema": {"type": "object"}}
     step = {"anyOf": [{
         "type": "object",
-        "properties": {head: sub, **common, **(answer if head == "prompt" else {})},
+        "properties": {head: sub, **common, **extra.get(head, {}), **(answer if head == "prompt" else {})},
         "required": [head, "depends_on", "title"],
         "additionalProperties": False,
     } for head, sub in heads.items()]}
-    slots = {f"s{k}": {"$ref": "#/$defs/step"} for k in range(1, max_steps + 1)}
+    slots = {f"s{k}": {"$ref": "#/$defs/step"} for k in range(first_step, first_step + max_steps)}
     return {
         "$defs": {"step": step},
         "type": "object",
         "properties": {
-            "steps": {"type": "object", "properties": slots, "required": ["s1"], "additionalProperties": False}
+            "steps": {"type": "object", "properties": slots, "required": [f"s{first_step}"],
+                      "additionalProperties": False}
         },
         "required": ["steps"],
         "additionalProperties": False,
@@ -318,24 +326,41 @@ def tool_catalogue(tools: list[Tool], config: Config, *, hosted: bool = False) -
     return "\n".join(out)
 
 
+_HOSTED_RULES = """
+Steps run in parallel as soon as the steps in their depends_on are done: a step that must come
+after another (two edits to one file, running the tests after an edit) lists it in depends_on.
+A run_shell step fails when its command exits with a code other than 0; give a step
+"expect_exit_codes": [0, 1] when another code is a normal result (grep finding nothing).
+The repository map shows the files and, for the most relevant ones, their definitions with
+line numbers: read what you will change, and change only what the task needs."""
+
+
 def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
                    memories: list[str], context: str | None = None, *, hosted: bool = False,
-                   step_output_tokens: int = 1024) -> list[dict[str, Any]]:
+                   step_output_tokens: int = 1024, repo_map: str = "") -> list[dict[str, Any]]:
     """The planner's request: rules, then task, tools, budgets, workspace, recalled memory
     and (when re-planning) what happened so far. A ``hosted`` planner's rules also cover answer
     shapes, edits, the tools' output shapes and the output limit of an llm step
-    (``step_output_tokens``); a small model's request is left exactly as it was measured."""
+    (``step_output_tokens``), how steps run (in parallel) and fail (exit codes), and it is given
+    the ``repo_map`` (:mod:`agentcli.planning.repomap`); a small model's request is left exactly
+    as it was measured."""
     b = config.budget
     budgets = (f"at most {b.max_steps} steps; model spend <= ${b.max_cost_usd:g}; "
                f"<= {b.max_tokens} tokens; <= {b.max_seconds:g} s")
     parts = [f"# Task\n{task}", f"# Tools\n{tool_catalogue(tools, config, hosted=hosted)}",
              f"# Budgets\n{budgets}", f"# Workspace\n{summary}"]
+    if repo_map:
+        parts.append(f"# Repository map\n{repo_map}")
     if memories:
         parts.append("# Recalled from earlier runs\n" + "\n".join(f"- {m}" for m in memories))
     if context:
-        cut = context if len(context) <= CONTEXT_MAX_CHARS else context[:CONTEXT_MAX_CHARS] + "\n[... cut ...]"
+        if hosted:
+            # The end of the context is the newest: what just failed. Keep it whole.
+            cut = head_tail(context, HOSTED_CONTEXT_MAX_CHARS, head_share=0.4)
+        else:
+            cut = context if len(context) <= CONTEXT_MAX_CHARS else context[:CONTEXT_MAX_CHARS] + "\n[... cut ...]"
         parts.append(f"# Context\n{cut}")
-    system = hosted_system(step_output_tokens) if hosted else _SYSTEM
+    system = hosted_system(step_output_tokens) + _HOSTED_RULES if hosted else _SYSTEM
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
 
 

@@ -3,8 +3,8 @@
 Two implementations of one small interface, chosen by the planner model's profile
 (:attr:`~agentcli.models.profile.ModelProfile.planner_style`), never by its name:
 
-- :class:`HostedPlanner`: the full prompt (tool catalogue, workspace summary, recalled memory)
-  and the compact hosted draft schema (one shared step definition).
+- :class:`HostedPlanner`: the full prompt (tool catalogue, workspace summary, repository map,
+  recalled memory, how steps run) and the compact hosted draft schema (one shared step definition).
 - :class:`SmallModelPlanner`: the planner tuned for a small local model, with its *levers*
   (measured on the task suite, see :mod:`agentcli.planning.local`) given to the constructor and
   resolved once. With no levers it sends the grammar-oriented draft schema and the full prompt.
@@ -31,6 +31,7 @@ from agentcli.planning.prompt import (
     recall_snippets,
     workspace_summary,
 )
+from agentcli.planning.repomap import repo_map
 from agentcli.tools import Tool
 
 __all__ = [
@@ -60,6 +61,8 @@ class PlanRequest:
     past_plans: Any = None
     #: The output limit of an ``llm`` step (the executor's), which a hosted planner is told.
     step_output_tokens: int = 1024
+    #: The id number of the first step to write (a re-plan's steps follow the kept ones).
+    first_step: int = 1
 
 
 class PlannerStrategy(Protocol):
@@ -67,6 +70,10 @@ class PlannerStrategy(Protocol):
 
     #: Whether reference paths into declared tool outputs are checked (and re-asked) at planning.
     check_outputs: bool
+
+    #: Whether a re-plan's steps are numbered after the kept ones (and may reference them); if
+    #: not, the model writes s1, s2, ... and the merge renumbers them.
+    continues_numbering: bool
 
     def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The draft schema and the messages of the first planning call."""
@@ -85,21 +92,26 @@ def _full_request(req: PlanRequest, schema: dict[str, Any], tools: list[Tool], *
                   hosted: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     summary = workspace_summary(req.workspace, req.data_dir)
     recalled = recall_snippets(req.recall, req.task)
+    rmap = repo_map(req.workspace, req.data_dir, req.task, max_tokens=req.config.planner.context_tokens,
+                    memories=recalled, model=req.config.model_for("planner")) if hosted else ""
     return schema, build_messages(req.task, tools, req.config, summary, recalled, req.context, hosted=hosted,
-                                  step_output_tokens=req.step_output_tokens)
+                                  step_output_tokens=req.step_output_tokens, repo_map=rmap)
 
 
 class HostedPlanner:
     """A capable model: the full prompt (with answer shapes, edits, the tools' output shapes and the
     output limit of an llm step), the compact hosted draft schema (~4x fewer schema tokens at
     20 steps than the grammar-oriented one), every problem of an invalid draft listed, reference
-    paths checked against the tools' declared outputs."""
+    paths checked against the tools' declared outputs; the repository map
+    (:mod:`agentcli.planning.repomap`) and the rules of execution; a re-plan's steps numbered after
+    the kept ones."""
 
     check_outputs = True
+    continues_numbering = True
 
     def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        return _full_request(req, hosted_draft_schema(req.tools, req.config.budget.max_steps), req.tools,
-                             hosted=True)
+        schema = hosted_draft_schema(req.tools, req.config.budget.max_steps, req.first_step)
+        return _full_request(req, schema, req.tools, hosted=True)
 
     def reask(self, issues: list[PlanIssue]) -> str:
         listed = "\n".join(f"- {i}" for i in issues[:15])
@@ -116,6 +128,7 @@ class SmallModelPlanner:
 
     #: Its requests stay as measured: a new check would change its re-asks.
     check_outputs = False
+    continues_numbering = False
 
     def __init__(self, levers: frozenset[str] = DEFAULT_LEVERS) -> None:
         self.levers = frozenset(levers)

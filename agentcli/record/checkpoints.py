@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -136,6 +137,10 @@ class ShadowRepo:
         self.root.mkdir(parents=True, exist_ok=True)
         with (self.root / "lock").open("a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
+            # Holding the lock, no live process uses the index: a lock file of git's left next to
+            # it is from a process killed mid-checkpoint, and would block every later one.
+            for stale in self.root.glob("index*.lock"):
+                stale.unlink(missing_ok=True)
             try:
                 yield
             finally:
@@ -191,7 +196,7 @@ class ShadowRepo:
                     continue
                 except OSError:
                     continue
-                if st.st_size > self.max_file_bytes and not _is_link(st.st_mode):
+                if st.st_size > self.max_file_bytes and not stat.S_ISLNK(st.st_mode):
                     drop.append(rel)
                     skipped.add(rel)
                 else:
@@ -286,12 +291,6 @@ def _message(repo: ShadowRepo, commit: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _is_link(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISLNK(mode)
-
-
 def _nul(paths: Sequence[str]) -> bytes:
     return b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths)
 
@@ -350,6 +349,13 @@ class Checkpointer:
         import asyncio
 
         await asyncio.to_thread(self.take, step_id, "after")
+
+    @classmethod
+    def resuming(cls, repo: ShadowRepo, events: EventLog, rec: Recording) -> Checkpointer:
+        """A checkpointer that continues the checkpoints a resumed run already has."""
+        cps = run_checkpoints(rec)
+        first, last = cps.first, cps.last
+        return cls(repo, events, rec.run_id, last=last, first=first, changed=first is not None and first != last)
 
     def undo_hint(self) -> str | None:
         """How to undo this run, when it changed the workspace."""
@@ -467,6 +473,7 @@ def undo_run(repo: ShadowRepo, rec: Recording, *, to_step: str | None = None, re
     now = repo.snapshot({"run_id": rec.run_id, "phase": f"before_{'redo' if redo else 'undo'}"}, parent=latest)
     if unfinished:
         expected = now.commit
+    # A redo is limited to the files its undo restored (none: nothing to do).
     files = repo.changes(expected, target, scope) if scope != [] else []
     paths = [f.path for f in files]
     # A path that differs now from the run's end was changed after it: a conflict.

@@ -60,6 +60,8 @@ EventType = Literal[
     "memory_recall",
     "memory_write",
     "review",
+    "workspace_changes",
+    "verify",
     "hook",
     "run_finished",
     "checkpoint",

@@ -92,7 +92,8 @@ _PROVIDERS = {
     "vertex_ai": "gcp.vertex_ai", "vertex_ai_beta": "gcp.vertex_ai", "mistral": "mistral_ai",
     "xai": "x_ai", "watsonx": "ibm.watsonx.ai", "ollama_chat": "ollama", "text-completion-openai": "openai",
 }
-_STATE_SPANS = {"PLANNING": "planning", "REPLANNING": "replanning", "REVIEWING": "reviewing"}
+_STATE_SPANS = {"PLANNING": "planning", "REPLANNING": "replanning", "REVIEWING": "reviewing",
+                "VERIFYING": "verifying"}
 _INSTALL_HINT = "OpenTelemetry is not installed: pip install 'agentcli[otel]'"
 
 

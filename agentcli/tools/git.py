@@ -1,17 +1,34 @@
-"""git_status and git_diff: read-only views of the workspace's repository."""
+"""git_status and git_diff: read-only views of the workspace's repository.
+
+A repository's own config can make git run commands (``core.fsmonitor``, external diff drivers,
+textconv, clean filters): these tools are auto-approved reads, so git runs with those switched
+off where a flag can, and inside the OS sandbox in ``read-only`` mode with no network (a clean
+filter has no flag), refused like run_shell where no sandbox works unless ``sandbox.mode = "off"``.
+"""
 
 from __future__ import annotations
 
 from pydantic import Field
 
+from agentcli.config import SandboxConfig
 from agentcli.tools.base import ArgsModel, Capped, Tool, ToolContext, ToolFailure
 from agentcli.tools.paths import rel_posix, resolve_in_workspace
+from agentcli.tools.sandbox import Sandbox, SandboxUnavailable
 from agentcli.tools.shell import child_env, run_process
 
 __all__ = ["git_tools"]
 
 # Quoted paths (octal escapes) and colour codes would only confuse a model.
-_GIT = ["git", "-c", "core.quotepath=off", "-c", "color.ui=never", "--no-pager"]
+# A repository's core.fsmonitor would be run by `git status`: off, whatever its config says.
+_GIT = ["git", "-c", "core.quotepath=off", "-c", "color.ui=never", "-c", "core.fsmonitor=false", "--no-pager"]
+
+
+def _sandbox(ctx: ToolContext) -> Sandbox:
+    mode = "off" if ctx.sandbox.mode == "off" else "read-only"
+    try:
+        return Sandbox.from_config(SandboxConfig(mode=mode, network=False), ctx.workspace, ctx.data_dir)
+    except SandboxUnavailable as exc:
+        raise ToolFailure(f"git {exc}") from None
 
 
 async def _git(ctx: ToolContext, *args: str) -> Capped:
@@ -22,6 +39,7 @@ async def _git(ctx: ToolContext, *args: str) -> Capped:
         limit=ctx.config.output_limit_chars,
         # Never let a repository's config or hooks prompt for anything.
         env=child_env(extra={"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}),
+        sandbox=_sandbox(ctx),
     )
     if res.timed_out:
         raise ToolFailure(f"git {args[0]} timed out", error_type="timeout")
@@ -49,7 +67,7 @@ class GitDiffArgs(ArgsModel):
 
 
 async def git_diff(args: GitDiffArgs, ctx: ToolContext) -> Capped:
-    cmd = ["diff"]
+    cmd = ["diff", "--no-ext-diff", "--no-textconv"]  # both would run commands the repo's config names
     if args.staged:
         cmd.append("--staged")
     if args.path is not None:

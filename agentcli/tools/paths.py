@@ -131,8 +131,8 @@ class WorkspaceWalker:
     """Iterates the files of the workspace that a developer would consider its contents.
 
     Skips ``.git/``, ``.venv/`` and the agent's data dir at any depth, whatever
-    ``.gitignore`` files (the root's and nested ones, via ``pathspec``) ignore, and
-    symlinks that point outside the workspace.
+    ``.gitignore`` files (the root's and nested ones, via ``pathspec``) and the repository's
+    ``.git/info/exclude`` ignore, and symlinks that point outside the workspace.
     """
 
     def __init__(self, workspace: Path, data_dir: Path | None = None) -> None:
@@ -147,14 +147,22 @@ class WorkspaceWalker:
     def _spec(self, rel_dir: str) -> Any:
         if rel_dir not in self._specs:
             spec = None
-            gi = self.root / rel_dir / ".gitignore"
-            if gi.is_file():
+            sources = [self.root / rel_dir / ".gitignore"]
+            if not rel_dir:  # the repository's own excludes apply from the root, as git applies them
+                sources.insert(0, self.root / ".git" / "info" / "exclude")
+            lines: list[str] = []
+            for gi in sources:
+                if gi.is_file():
+                    try:
+                        lines += gi.read_text(encoding="utf-8", errors="replace").splitlines()
+                    except OSError:
+                        continue
+            if any(line.strip() and not line.lstrip().startswith("#") for line in lines):
                 import pathspec  # deferred: only walks need it
 
                 try:
-                    lines = gi.read_text(encoding="utf-8", errors="replace").splitlines()
                     spec = pathspec.GitIgnoreSpec.from_lines(lines)
-                except (OSError, ValueError):
+                except ValueError:
                     spec = None
             self._specs[rel_dir] = spec
         return self._specs[rel_dir]

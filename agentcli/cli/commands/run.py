@@ -92,6 +92,12 @@ def _progress(quiet: bool, memory: Any = None) -> tuple[Any, Any]:
     return on_step, on_transition
 
 
+def _took(step: dict[str, Any]) -> str:
+    """A step's working time, and the wait for approval apart when there was one."""
+    wait = step.get("approval_wait_s") or 0
+    return f"{step['duration_s']:.2f}s" + (f" (+{wait:.1f}s approval)" if wait >= 0.05 else "")
+
+
 def render_outcome(out: RunOutcome, *, quiet: bool = False) -> None:
     """The steps table (stdout), the answer (stdout) and the totals line (stderr); only the
     answer when ``quiet``."""
@@ -108,6 +114,12 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False) -> None:
         console.print(escape(out.answer), soft_wrap=True, highlight=False)
     if quiet:
         return
+    if out.changed_files:
+        shown = out.changed_files[:20]
+        more = f" (+{len(out.changed_files) - 20} more)" if len(out.changed_files) > 20 else ""
+        console.print(f"[bold]changed:[/bold] {escape(', '.join(shown))}{more}", soft_wrap=True, highlight=False)
+    else:
+        console.print("[bold]changed:[/bold] no files", highlight=False)
     t = out.totals
     cost = f"${t['cost_usd']:.6f}" + (f" (+{t['unpriced_calls']} unpriced calls)" if t["unpriced_calls"] else "")
     err_console.print(
@@ -161,6 +173,7 @@ def run(
     from agentcli.engine.runner import ReplanContext, RunDeps
     from agentcli.engine.runner import run as run_core
     from agentcli.engine.session import build_llm_client
+    from agentcli.engine.verify import verify_command
     from agentcli.ids import new_run_id
     from agentcli.models.calllog import run_dir
     from agentcli.planning import planner
@@ -235,7 +248,8 @@ def run(
         from agentcli.record.checkpoints import Checkpointer, ShadowRepo
 
         repo = ShadowRepo(settings.workspace, settings.data_dir, settings.config.tools.max_file_bytes)
-        checkpoints = Checkpointer(repo, events, run_id)
+        checkpoints = Checkpointer.resuming(repo, events, rec) if resume is not None else \
+            Checkpointer(repo, events, run_id)
     approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
                         yes=yes, approve_all=approve_all)
 
@@ -263,8 +277,8 @@ def run(
                                                    instructions=instructions)
                 return await planner.make_plan(t, settings=settings, registry=registry, client=client,
                                                plan_id=f"{run_id}-r{len(rc.plan.steps)}",
-                                               context=replan_context(rc), recall=recall,
-                                               past_plans=past_plans, instructions=instructions)
+                                               replan=rc.replan(), recall=recall, past_plans=past_plans,
+                                               instructions=instructions)
 
             deps = RunDeps(config=settings.config, registry=registry, client=client, approver=approver,
                            events=events, planner=plan_fn, confirm=_confirm_factory(yes, quiet),
@@ -272,7 +286,9 @@ def run(
                            extra_start={**({"resumed": True} if resume_from else {}),
                                         **({"no_project_instructions": True} if no_instructions else {})},
                            memory=memory, checkpoints=checkpoints,
-                           output_schema=schema, instructions=instructions, hooks=hooks)
+                           output_schema=schema, instructions=instructions, hooks=hooks,
+                           verify_command=verify_command(
+                               settings.config, instructions.verify_command if instructions else None))
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
             await registry.aclose()
@@ -308,15 +324,3 @@ def run(
             f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)
         print_error(detail)
     raise typer.Exit(outcome.exit_code)
-
-
-def replan_context(rc: Any) -> str:
-    """What the planner is told when re-planning: the failure and the results so far."""
-    import json
-
-    from agentcli.engine.reviewer import step_digest
-
-    done = step_digest(rc.runs, limit=600)
-    return ("A previous plan for this task did not succeed. Reason: " + rc.reason + "\n"
-            "Steps so far (completed ones are kept and not run again; do not repeat them):\n"
-            + json.dumps(done, indent=1, ensure_ascii=False))

@@ -95,6 +95,14 @@ def render_timeline(rec: Recording) -> None:
             detail = f"plan {p.get('id')} {len(p.get('steps', []))} steps hash {str(p.get('hash'))[:12]}"
         elif e.type == "review":
             detail = " ".join(f"{k}={v}" for k, v in d.items() if k in ("kind", "outcome", "reason"))
+        elif e.type == "checkpoint":
+            detail = (f"{d.get('phase')} error: {d['error']}" if d.get("error") else
+                      f"{d.get('phase')} {str(d.get('commit'))[:12]}{' changed' if d.get('changed') else ''}"
+                      + (f" ({len(d.get('skipped') or [])} files over max_file_bytes skipped)"
+                         if d.get("skipped") else ""))
+        elif e.type == "undo":
+            detail = (f"{d.get('kind')} of {len(d.get('files') or [])} file(s)"
+                      + (" (forced)" if d.get("forced") else ""))
         else:
             detail = json.dumps(d, default=str)[:120]
         rows.append([_clock(e.time), e.step_id or "", e.type, detail])

@@ -113,7 +113,8 @@ def show(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Tool name, e.g. read_file or server.tool.")],
 ) -> None:
-    """A tool's risk class, source and JSON Schema (OpenAI function format), as JSON."""
+    """A tool's risk class, source, JSON Schema (OpenAI function format) and the schema of what it
+    returns (null when it declares none), as JSON."""
     from agentcli.tools import ToolError
 
     settings = _settings(ctx)
@@ -125,7 +126,8 @@ def show(
     found = _with_registry(settings, find)
     if isinstance(found, ToolError):
         _fail(UsageError(found.message), json_out=False)
-    payload = {**_summary(found), "timeout_seconds": found.timeout_seconds, "schema": found.openai_schema()}
+    payload = {**_summary(found), "timeout_seconds": found.timeout_seconds, "schema": found.openai_schema(),
+               "returns": found.output_schema()}
     typer.echo(json.dumps(payload, indent=2))
 
 
