@@ -4,6 +4,7 @@ approval, and the correction loop when a search text does not match; ``edits`` a
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,33 @@ def test_the_small_planner_is_not_offered_apply_edits(ws: Path) -> None:
     tool = reg.get("apply_edits")
     assert tool is not None and tool.small_planner is False
     assert all(t.small_planner for t in reg.tools() if t.name != "apply_edits")
+
+
+def test_a_small_planner_never_sees_apply_edits(ws: Path) -> None:
+    from agentcli.config import load_settings
+    from agentcli.models.client import LLMClient
+    from agentcli.planning.planner import make_plan
+    from agentcli.tools import build_registry
+
+    settings = load_settings(workspace=ws, use_user_config=False, environ={}, overrides={"model": "local/smollm2"})
+    registry = asyncio.run(build_registry(settings, plugins=False, mcp=False))
+    draft = {"steps": {"s1": {"call": {"tool": "read_file", "args": {"path": "calc.py"}}, "depends_on": [],
+                              "title": "Read"}}}
+    model = ScriptedModel([draft])
+    asyncio.run(make_plan("show calc.py", settings=settings, registry=registry,
+                          client=LLMClient(settings.config, backend=model), save=False))
+    [req] = model.requests
+    assert req.max_tokens == 1024  # as measured
+    sent = json.dumps(req.messages) + json.dumps(req.response_format)
+    assert "apply_edits" not in sent and "returns:" not in sent and '"answer"' not in sent
+
+
+def test_the_plan_table_shows_an_llm_steps_answer_shape() -> None:
+    from rich.console import Console
+
+    from agentcli.cli.render import plan_table
+
+    console = Console(width=120, record=True)
+    console.print(plan_table(edits_plan(), 120))
+    text = console.export_text()
+    assert "llm:edits" in text and "apply_edits" in text

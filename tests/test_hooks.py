@@ -57,6 +57,8 @@ def test_pre_tool_exit_2_blocks_the_call_with_its_reason(workspace: Path) -> Non
     hook = next(e for e in events if e["type"] == "hook")
     assert hook["step_id"] == "s1" and hook["data"]["outcome"] == "blocked" and hook["data"]["exit_code"] == 2
     assert not any(e["type"] == "tool_call" for e in events)  # the tool never ran
+    shown = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["runs", "show", out["run_id"]], obj=State(environ=ENV))
+    assert "pre_tool `cat > pre.json" in shown.stdout and "blocked: notes are read-only here" in shown.stdout
 
 
 def test_post_tool_and_run_finished_get_the_events_warnings_go_on(workspace: Path) -> None:

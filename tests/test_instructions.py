@@ -132,3 +132,22 @@ def test_config_show_lists_the_files_read(tmp_path: Path, monkeypatch: Any) -> N
     assert got["verify_command"] == "pytest -q pkg" and "text" not in got
     text = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["config", "show"], obj=State(environ=ENV))
     assert "project instructions:" in text.stdout and str(root / "pkg" / "AGENTS.md") in text.stdout
+
+
+def test_a_small_context_window_gets_a_quarter_of_it_at_most(tmp_path: Path, monkeypatch: Any) -> None:
+    from agentcli.models import tokens
+
+    root = repo(tmp_path)
+    (root / "pkg" / "AGENTS.md").write_text("Answers start with 'Cheers'. " + "Keep every line short. " * 300)
+    (root / "pkg" / "agent.toml").write_text('[models."test/scripted"]\ncontext_tokens = 800\n')
+    monkeypatch.chdir(root / "pkg")
+    model = ScriptedModel([SUMMARY, "Cheers.", complete("Cheers.")])
+    r = invoke(["run", "say hello", "--yes", "--json"], model)
+    assert r.exit_code == 0, r.output
+    planner_part = model.requests[0].messages[-1]["content"].split("# Project instructions (follow them)\n")[1]
+    executor_part = model.requests[1].messages[0]["content"].split("Project instructions (follow them):\n")[1]
+    for part in (planner_part, executor_part):
+        assert "Cheers" in part and "[... cut" in part
+        assert tokens.count_text(part, "gpt-4o-mini") <= 800 // 4 + 20  # a quarter, plus the cut note
+    replayed = invoke(["replay", json.loads(r.stdout)["run_id"]])
+    assert replayed.stdout.startswith("identical"), replayed.output

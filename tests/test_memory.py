@@ -129,7 +129,7 @@ def test_episode_write_recall_and_idempotent_upsert(workspace: Path) -> None:
                                         "score": round(hit.score, 4), "source": "run 20261124-010000-aaaaaa"}
 
 
-def test_an_episode_written_in_the_background_is_complete_and_never_lost(workspace: Path) -> None:
+def test_an_episode_left_pending_is_complete_and_never_lost(workspace: Path) -> None:
     events: list[tuple[str, dict[str, Any]]] = []
     mem = memory_for(workspace, events)
     args: dict[str, Any] = {"task": "tidy the changelog", "plan_summary": "s1 edit", "status": "COMPLETE",
@@ -138,10 +138,11 @@ def test_an_episode_written_in_the_background_is_complete_and_never_lost(workspa
     assert queued.queued and queued.ids == ["r-bg"]
     # The event is in the log at once (the run's log closes right after); the counts come later.
     assert events == [("memory_write", {**queued.event(), "queued": True})]
-    assert flush(timeout=60)
-    assert not list((workspace / ".agent" / "memory-pending").glob("*.json"))  # written: nothing pending
-    again = memory_for(workspace)
+    assert flush(timeout=60)  # nothing runs in the background: the episode waits in its file
+    assert [p.name for p in (workspace / ".agent" / "memory-pending").glob("*.json")] == ["r-bg.json"]
+    again = memory_for(workspace)  # the next process writes it before it recalls
     assert [h.id for h in again.recall("tidy the changelog", tiers=("episodic",)).hits] == ["r-bg"]
+    assert not list((workspace / ".agent" / "memory-pending").glob("*.json"))  # written: nothing pending
 
     # A process that died before its write finished leaves the episode pending: the next one writes it.
     pending = workspace / ".agent" / "memory-pending"

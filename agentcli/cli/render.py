@@ -70,7 +70,8 @@ def plan_table(plan: Plan, width: int | None = None) -> Table:
     """
     table = Table(show_header=True, header_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
                   pad_edge=False, collapse_padding=True)
-    tools = [step.tool or "llm" for step in plan.steps]
+    # An llm step's answer shape, when it is not text: "llm:edits", "llm:json".
+    tools = [step.tool or ("llm" if step.answer == "text" else f"llm:{step.answer}") for step in plan.steps]
     costs = [step_cost(step) for step in plan.steps]
     deps = [", ".join(step.depends_on) or "-" for step in plan.steps]
     deps = [d if len(d) <= 12 else d[:11] + "…" for d in deps]

@@ -42,7 +42,7 @@ from agentcli.engine.workspace import CheckpointChanges, WorkspaceChanges
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
 from agentcli.models.types import CallRecord
-from agentcli.planning.instructions import ProjectInstructions
+from agentcli.planning.instructions import ProjectInstructions, within_context
 from agentcli.planning.plan import Plan
 from agentcli.planning.planner import Replan
 from agentcli.record.checkpoints import Checkpointer
@@ -261,6 +261,15 @@ def plan_summary(plan: Plan | None, limit: int = 600) -> str:
     return "; ".join(parts)[:limit]
 
 
+def _executor_instructions(deps: RunDeps) -> str:
+    """The project instructions for llm steps, within the executor model's context window."""
+    if deps.instructions is None:
+        return ""
+    profile = deps.client.profile(deps.config.model_for("executor"))
+    bounded = within_context(deps.instructions, profile.context_tokens)
+    return bounded.text if bounded is not None else ""
+
+
 def config_digest(config: Config) -> str:
     blob = json.dumps(config.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -349,7 +358,7 @@ class _Run:
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
             checkpoints=deps.checkpoints,
-            instructions=deps.instructions.text if deps.instructions is not None else "",
+            instructions=_executor_instructions(deps),
             hooks=deps.hooks,
         )
         self.plan: Plan | None = None

@@ -284,10 +284,11 @@ class Memory:
         plan as JSON (:func:`agentcli.engine.runner.episode_plan`), recalled by :meth:`recall_plans`.
 
         ``wait=False`` (what a run does at its end) returns at once: the episode is put in a
-        pending file under the data dir and written by a background thread; the ``memory_write``
-        event (``queued: true``) is emitted now, while the run's log is open. The process waits
-        for the write at exit (or :func:`flush`), and a write that did not finish (killed, store
-        unreachable) stays pending and is written by the next process that opens this memory.
+        pending file under the data dir, and the ``memory_write`` event (``queued: true``) is
+        emitted now, while the run's log is open. The next process that opens this memory (the
+        next run's recall, any ``agent memory`` command) writes it first, so nothing of LanceDB or
+        the embedder is loaded to end a run. Without a data dir to keep the file in, a background
+        thread writes it, and the process waits for it at exit (or :func:`flush`).
         """
         if not run_id:
             raise UsageError("an episode needs a run id")
@@ -299,15 +300,16 @@ class Memory:
         t0 = _perf()
         pending = self._save_pending(fields)
         result = WriteResult("episodic", [run_id], sources=[f"run {run_id}"], queued=True)
+        if pending is not None:
+            result.took_ms = _ms(t0)
+            self._emit("memory_write", result.event())
+            return result
 
         def write() -> None:
             try:
                 self._write_episode(fields, emit=False)
             except Exception:
-                return  # stays pending (if there is a data dir): the next process retries
-            if pending is not None:
-                with contextlib.suppress(OSError):
-                    pending.unlink()
+                return  # nowhere to keep it: lost, as the store was unreachable (the run's record has it)
 
         thread = threading.Thread(target=write, name=f"memory-episode-{run_id}", daemon=False)
         with _inflight_lock:

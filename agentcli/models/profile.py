@@ -78,4 +78,6 @@ def apply_overrides(profile: ModelProfile, overrides: dict[str, Any] | None) -> 
     changes = {k: v for k, v in overrides.items() if k in PROFILE_FIELDS and v is not None and k != "source"}
     if not changes:
         return profile
-    return dataclasses.replace(profile, **changes, source=f"{profile.source}+config")
+    # Idempotent: a replay applies the overrides again to the profile recorded with them applied.
+    source = profile.source if profile.source.endswith("+config") else f"{profile.source}+config"
+    return dataclasses.replace(profile, **changes, source=source)

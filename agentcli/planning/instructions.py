@@ -174,10 +174,27 @@ def load_project_instructions(workspace: Path, config: InstructionsConfig) -> Pr
                                truncated=truncated, verify_command=verify)
 
 
-def with_instructions(messages: list[dict[str, Any]], instructions: ProjectInstructions | None
-                      ) -> list[dict[str, Any]]:
+#: The share of a model's context window project instructions may take in its prompts.
+CONTEXT_SHARE = 4
+
+
+def within_context(instructions: ProjectInstructions | None, context_tokens: int | None
+                   ) -> ProjectInstructions | None:
+    """``instructions`` cut to a quarter of a model's context window (a small local model's window
+    is a few thousand tokens: instructions must not crowd out the task); unchanged if they fit."""
+    if instructions is None or context_tokens is None or instructions.tokens <= context_tokens // CONTEXT_SHARE:
+        return instructions
+    text = _cut(instructions.text, context_tokens // CONTEXT_SHARE)
+    return ProjectInstructions(files=instructions.files, text=text, tokens=tokens.count_text(text, _COUNT_MODEL),
+                               truncated=True, verify_command=instructions.verify_command)
+
+
+def with_instructions(messages: list[dict[str, Any]], instructions: ProjectInstructions | None,
+                      context_tokens: int | None = None) -> list[dict[str, Any]]:
     """The planner's messages with a ``# Project instructions`` section at the end of the last one
-    (unchanged, the same list, without instructions)."""
+    (bounded by the planner model's context, :func:`within_context`); unchanged, the same list,
+    without instructions."""
+    instructions = within_context(instructions, context_tokens)
     if instructions is None or not instructions.text:
         return messages
     last = dict(messages[-1])

@@ -320,7 +320,7 @@ async def make_plan(
                                                 recall, context, past_plans,
                                                 step_output_tokens=client.output_limit("executor"),
                                                 first_step=first_step))
-    base = with_instructions(base, instructions)
+    base = with_instructions(base, instructions, client.profile(planner_model).context_tokens)
     executor = config.model_for("executor")
     price = _price_of(client, executor)
     messages = base

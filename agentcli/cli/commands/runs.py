@@ -93,6 +93,9 @@ def render_timeline(rec: Recording) -> None:
         elif e.type == "plan_created":
             p = d.get("plan") or {}
             detail = f"plan {p.get('id')} {len(p.get('steps', []))} steps hash {str(p.get('hash'))[:12]}"
+        elif e.type == "hook":
+            detail = (f"{d.get('event')} `{d.get('command', '')}` {d.get('outcome')}"
+                      + (f": {d.get('message')}" if d.get("message") else ""))
         elif e.type == "review":
             detail = " ".join(f"{k}={v}" for k, v in d.items() if k in ("kind", "outcome", "reason"))
         elif e.type == "checkpoint":

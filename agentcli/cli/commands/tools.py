@@ -162,11 +162,11 @@ def _approve(settings: Settings, tool: Tool, preview: str | None, risks: tuple[s
         return
     if not _stdin_is_tty():
         raise ApprovalDenied(f"{tool.name} is a {tool.risk} tool and there is no terminal to ask: pass --yes")
-    from rich.console import Console
     from rich.prompt import Confirm
     from rich.syntax import Syntax
 
-    console = Console(stderr=True)
+    from agentcli.cli.commands.common import err_console as console
+
     console.rule(f"{tool.name} ({tool.risk})")
     if preview:
         lexer = "diff" if tool.risk == "write" else "bash"

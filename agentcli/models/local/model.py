@@ -201,7 +201,7 @@ def local_profile(model: str) -> ModelProfile:
     if cached is not None:
         return cached
     try:
-        meta = read_metadata(path)
+        meta = read_metadata(path, stop_at="tokenizer.")
     except (OSError, GGUFError):
         meta = {}
     params = parameter_count(meta)
