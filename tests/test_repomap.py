@@ -21,6 +21,9 @@ def repo(tmp_path: Path) -> Path:
         "        return ''\n\n\ndef main(argv: list[str] | None = None) -> int:\n    return 0\n")
     (ws / "pkg" / "core.py").write_text("MAX = 3\n\n\nasync def slugify(text: str, *, sep: str = '-') -> str:\n"
                                         "    return text\n")
+    (ws / "tests").mkdir()
+    (ws / "tests" / "test_cli.py").write_text(
+        "from pkg.cli import main\n\n\ndef test_main():\n    assert main([]) == 0\n")
     (ws / "web.ts").write_text("export function render(x: number): string {\n  return ''\n}\n")
     for i in range(60):
         (ws / "pkg" / f"mod{i:02}.py").write_text("".join(f"def func_{i}_{j}(a, b=1):\n    pass\n\n\n"
@@ -43,6 +46,12 @@ def test_the_map_outlines_what_the_task_names_first(repo: Path) -> None:
     assert "   10 def main(argv: list[str] | None = None) -> int" in outline
     assert "    5 class Runner" in outline and "    6   def go(self, n: int = 3) -> str" in outline
     assert "pkg/: __init__.py cli.py core.py" in text  # the tree, best-ranked directories named in full
+
+
+def test_the_tests_of_a_named_file_come_next_when_the_task_asks_for_a_test(repo: Path) -> None:
+    text = repo_map(repo, repo / ".agent", "add a --verbose flag to pkg/cli.py and a test for it", max_tokens=1500)
+    files = [line for line in text.split("most relevant first:\n", 1)[1].splitlines() if not line.startswith(" ")]
+    assert files[:2] == ["pkg/cli.py", "tests/test_cli.py"]
 
 
 def test_the_map_stays_within_its_budget(repo: Path) -> None:

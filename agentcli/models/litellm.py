@@ -112,21 +112,14 @@ class LiteLLMBackend:
         kwargs: dict[str, Any] = {
             "model": req.model,
             "messages": req.messages,
-            "max_tokens": req.max_tokens,
-            "temperature": req.temperature,
+            **req.generation_options(),
             "timeout": req.timeout,
             # Retries are ours (Retry-After, logging); neither litellm nor the SDK under it may retry.
             "num_retries": 0,
             "max_retries": 0,
         }
-        if req.seed is not None:
-            kwargs["seed"] = req.seed
         if req.api_base:
             kwargs["api_base"] = req.api_base
-        if req.response_format is not None:
-            kwargs["response_format"] = req.response_format
-        if req.tools:
-            kwargs["tools"] = req.tools
         try:
             resp = await litellm.acompletion(**kwargs)
         except Exception as exc:

@@ -85,6 +85,18 @@ class ModelRequest:
     tools: list[dict[str, Any]] | None = None
     api_base: str | None = None
 
+    def generation_options(self) -> dict[str, Any]:
+        """What shapes generation, as a backend passes it on: the limits and decoding always, the
+        seed, the response format and the tools when set."""
+        opts: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature}
+        if self.seed is not None:
+            opts["seed"] = self.seed
+        if self.response_format is not None:
+            opts["response_format"] = self.response_format
+        if self.tools:
+            opts["tools"] = self.tools
+        return opts
+
     def hash(self) -> str:
         """Stable hash of what determines the answer (replay looks responses up by it)."""
         key = {

@@ -330,7 +330,8 @@ _HOSTED_RULES = """
 Steps run in parallel as soon as the steps in their depends_on are done: a step that must come
 after another (two edits to one file, running the tests after an edit) lists it in depends_on.
 A run_shell step fails when its command exits with a code other than 0; give a step
-"expect_exit_codes": [0, 1] when another code is a normal result (grep finding nothing).
+"expect_exit_codes": [0, 1] when another code is a normal result (grep finding nothing). Do not
+pipe a command into tail or head: its exit code would be lost, and its output's end is shown anyway.
 The repository map shows the files and, for the most relevant ones, their definitions with
 line numbers: read what you will change, and change only what the task needs."""
 

@@ -12,7 +12,8 @@ Python files are outlined with :mod:`ast` (exact: the signatures are the source'
 languages with a small set of definition patterns (``function``/``class``/``def``/``fn``/
 ``func``/``struct``...), which finds most top-level definitions but not all. The walk is the
 workspace walker's: ``.git``, ``.venv``, the data dir and whatever ``.gitignore`` and
-``.git/info/exclude`` ignore are never shown. Files over 512 KB are listed, not outlined.
+``.git/info/exclude`` ignore are never shown. Files over 512 KB are listed, not outlined, and at
+most 1,500 source files are outlined (those the task's words meet by path first).
 """
 
 from __future__ import annotations
@@ -32,11 +33,15 @@ __all__ = ["Outline", "outline_file", "repo_map"]
 
 #: Files visited at most (a huge monorepo is mapped from its first files in walk order).
 MAX_FILES = 5000
+#: Source files outlined at most (parsing is most of the map's cost): past it, those the task's
+#: words meet by path, then the shallowest.
+MAX_OUTLINED = 1500
 #: Files larger than this are listed but not parsed.
 MAX_PARSE_BYTES = 512_000
 #: Share of the budget the file tree may take; the outlines get the rest (and what the tree leaves).
 TREE_SHARE = 0.35
 _SIG_MAX = 140
+TOP_FILES_WITH_CONSTANTS = 2
 
 _SOURCE = {".py", ".pyi", ".js", ".jsx", ".mjs", ".ts", ".tsx", ".go", ".rs", ".java", ".kt", ".rb",
            ".php", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".swift", ".scala", ".sh"}
@@ -49,6 +54,7 @@ _DEF_RE = re.compile(
     r"([A-Za-z_$][\w$]*)", re.MULTILINE)
 _PY_IMPORT_RE = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import[ \t]+([^\n#]+)|import[ \t]+([\w., \t]+))",
                            re.MULTILINE)
+_DYNAMIC_IMPORT_RE = re.compile(r"""import_module\(\s*['"]([\w.]+)['"]""")
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PATHISH_RE = re.compile(r"[\w./-]+\.[A-Za-z0-9]+")
 _STOP_WORDS = """a an and are as at be by can do does for from how i in into is it its make me my
@@ -154,6 +160,7 @@ def _python_outline(source: str) -> Outline:
             out.imports.update(f"{m.group(1)}.{n}" for n in names if n.isidentifier())
         else:
             out.imports.update(n.strip().split(" as ")[0] for n in m.group(3).split(","))
+    out.imports.update(_DYNAMIC_IMPORT_RE.findall(source))  # importlib.import_module("pkg.mod")
     return out
 
 
@@ -224,6 +231,14 @@ def _terms(texts: Iterable[str]) -> tuple[set[str], set[str]]:
     return words, paths
 
 
+def _path_score(rel: str, words: set[str], paths: set[str]) -> float:
+    low = rel.lower()
+    if any(low == p or low.endswith("/" + p) for p in paths):
+        return 100.0
+    parts = set(re.split(r"[/._-]+", os.path.splitext(low)[0]))
+    return 8.0 * len(parts & words)
+
+
 def _module_names(rel: str) -> set[str]:
     stem, _ = os.path.splitext(rel)
     parts = stem.split("/")
@@ -247,14 +262,30 @@ def _rank(files: list[str], outlines: dict[str, Outline], task: str, memories: l
                 if target != rel:
                     referenced[target] += 1
 
+    def named(rel: str) -> float:
+        low = rel.lower()
+        if any(low == p or low.endswith("/" + p) for p in paths):
+            return 100.0
+        if any(os.path.basename(low) == os.path.basename(p) for p in paths):
+            return 40.0
+        return 0.0
+
+    # A file that imports a file the task names (its tests, its callers) is likely to matter too:
+    # the test that pins what the task changes is what a planner misses when it cannot see it.
+    named_files = {rel for rel in outlines if named(rel) > 0}
+    wants_tests = bool({"test", "tests"} & {w.lower() for w in _WORD_RE.findall(task)})
+    near: Counter[str] = Counter()
+    for rel, o in outlines.items():
+        for imp in o.imports:
+            for target in by_module.get(imp, ()):
+                if target in named_files and target != rel:
+                    near[rel] += 1
+
     def score(rel: str) -> float:
         low = rel.lower()
-        base = os.path.basename(low)
-        s = 0.0
-        if any(low == p or low.endswith("/" + p) for p in paths):
-            s += 100.0
-        elif any(base == os.path.basename(p) for p in paths):
-            s += 40.0
+        s = named(rel)
+        if near[rel]:
+            s += 12.0 if wants_tests and "test" in low else 6.0
         parts = set(re.split(r"[/._-]+", os.path.splitext(low)[0]))
         s += 8.0 * len(parts & words) + 2.0 * len(parts & mem_words)
         o = outlines.get(rel)
@@ -303,9 +334,10 @@ def _tree(files: list[str], order: dict[str, int], budget: int, model: str) -> s
     return text
 
 
-def _outline_text(rel: str, o: Outline) -> str:
+def _outline_text(rel: str, o: Outline, *, constants: bool = True) -> str:
     head = rel + (f"  ({o.error})" if o.error else "")
-    return "\n".join([head, *(f"{s.line:>5} {'  ' * s.depth}{s.text}" for s in o.symbols)])
+    symbols = [s for s in o.symbols if constants or not s.text.endswith(" = ...")]
+    return "\n".join([head, *(f"{s.line:>5} {'  ' * s.depth}{s.text}" for s in symbols)])
 
 
 def repo_map(workspace: Path, data_dir: Path | None, task: str, *, max_tokens: int,
@@ -325,8 +357,13 @@ def repo_map(workspace: Path, data_dir: Path | None, task: str, *, max_tokens: i
             break
     if not files:
         return ""
-    outlines = {rel: outline_file(abs_paths[rel], rel) for rel in files
-                if os.path.splitext(rel)[1].lower() in _SOURCE}
+    sources = [rel for rel in files if os.path.splitext(rel)[1].lower() in _SOURCE]
+    if len(sources) > MAX_OUTLINED:
+        # Parsing is most of the cost: in a big repository only the files whose paths the task's
+        # words meet, then the shallowest, are outlined (and so can rank by their definitions).
+        words, paths = _terms([task])
+        sources = sorted(sources, key=lambda r: (-_path_score(r, words, paths), r.count("/"), r))[:MAX_OUTLINED]
+    outlines = {rel: outline_file(abs_paths[rel], rel) for rel in sources}
     ranked = _rank(files, outlines, task, memories or [])
     order = {rel: i for i, rel in enumerate(ranked)}
     more = "+" if len(files) >= MAX_FILES else ""
@@ -339,7 +376,8 @@ def repo_map(workspace: Path, data_dir: Path | None, task: str, *, max_tokens: i
         o = outlines.get(rel)
         if o is None or not (o.symbols or o.error):
             continue
-        text = _outline_text(rel, o)
+        # Module constants only for the best files: elsewhere they crowd out the definitions.
+        text = _outline_text(rel, o, constants=len(parts) < TOP_FILES_WITH_CONSTANTS)
         n = tokens.count_text(text + "\n", model)
         if used + n > max_tokens:
             # The best file that does not fit whole still shows its first definitions.

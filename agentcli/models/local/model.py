@@ -233,15 +233,8 @@ class LocalBackend:
         from agentcli.models.routing import check_allowed
 
         check_allowed(req.model)
-        params: dict[str, Any] = {"max_tokens": req.max_tokens, "temperature": req.temperature}
-        if req.seed is not None:
-            params["seed"] = req.seed
-        if req.response_format is not None:
-            params["response_format"] = req.response_format
-        if req.tools:
-            params["tools"] = req.tools
         try:
-            result = await asyncio.to_thread(_run, req.model, req.messages, params)
+            result = await asyncio.to_thread(_run, req.model, req.messages, req.generation_options())
         except _ContextTooLong as e:
             raise LLMFatalError(f"{req.model}: {e}") from None
         calls = []
