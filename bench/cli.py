@@ -17,12 +17,13 @@ from bench.context import ROOT, Context
 from bench.report import Row, SectionResult, machine_info, markdown_table, merge_foreign_sections, render, versions
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
-SECTIONS = ("cold", "overhead", "executor", "parallel", "calls", "logging", "memory", "local")  # the order they run in
+SECTIONS = ("cold", "overhead", "executor", "parallel", "calls", "logging", "replay", "memory",
+            "local")  # the order they run in
 
 
 #: Section -> the bench module whose ``run(ctx)`` measures it.
 _MODULES = {"cold": "cold", "overhead": "overhead", "executor": "executor", "parallel": "parallel", "calls": "calls",
-            "logging": "logcost", "memory": "memory", "local": "local"}
+            "logging": "logcost", "replay": "replay", "memory": "memory", "local": "local"}
 
 
 def _section(name: str) -> Callable[[Context], SectionResult]:

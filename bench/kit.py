@@ -1,7 +1,7 @@
 """Building agentcli runs by hand for the benchmarks: config, tools, plans and RunDeps.
 
-The same wiring as ``agent run`` (an EventLog and a CallLog in the run's folder, the LLM
-client, the approver), minus the CLI: plans are given, the model is a fake from
+The same wiring as ``agent run`` (the composition root, RunSession: an EventLog and a CallLog in
+the run's folder, the LLM client, the approver), minus the CLI: plans are given, the model is a fake from
 :mod:`agentcli.models.fakes`, and nothing is printed.
 """
 
@@ -15,14 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentcli.config import Config
+from agentcli.config import Config, Settings
 from agentcli.engine.approval import Approver
 from agentcli.engine.runner import PlanFn, ReplanContext, RunDeps, RunOutcome, run
-from agentcli.models.calllog import LLM_LOG_NAME, CallLog, run_dir
-from agentcli.models.client import LLMClient
+from agentcli.engine.session import RunSession
 from agentcli.models.types import ModelBackend
 from agentcli.planning.plan import Plan, RetryPolicy, Step, default_retry
-from agentcli.record.events import EVENTS_NAME, EventLog
 from agentcli.tools import ArgsModel, Tool, ToolContext, ToolRegistry, tool
 
 FAKE_MODEL = "test/scripted"
@@ -101,13 +99,13 @@ async def _no_planner(task: str, ctx: ReplanContext | None) -> Plan:
 
 def make_deps(root: Path, config: Config, registry: ToolRegistry, backend: ModelBackend, *,
               planner: PlanFn | None = None, run_id: str | None = None) -> RunDeps:
-    """RunDeps as ``agent run --yes`` builds them: a real EventLog and CallLog under ``root``."""
+    """RunDeps as ``agent run --yes`` builds them (the composition root, RunSession): a real
+    EventLog and CallLog under ``root``; memory, telemetry and checkpoints off."""
     rid = run_id or f"bench-{next(_run_ids):05d}"
-    folder = run_dir(root, rid)
-    events = EventLog(folder / EVENTS_NAME, rid)
-    client = LLMClient(config, backend=backend, call_log=CallLog(folder / LLM_LOG_NAME), run_id=rid)
-    return RunDeps(config=config, registry=registry, client=client, approver=Approver(config.approval, yes=True),
-                   events=events, planner=planner or _no_planner, confirm=lambda plan, replan: True, run_id=rid)
+    session = RunSession(Settings(config=config, workspace=root), rid, backend=backend, registry=registry,
+                         approver=Approver(config.approval, yes=True), runs_dir=root / "runs", memory=False,
+                         telemetry=False, checkpoints=False)
+    return session.deps(planner or _no_planner, lambda plan, replan: True)
 
 
 def close_deps(deps: RunDeps) -> None:

@@ -45,7 +45,8 @@ if str(ROOT) not in sys.path:
 
 from agentcli.config import load_settings  # noqa: E402
 from agentcli.record.checkpoints import ShadowRepo, run_checkpoints, undo_run  # noqa: E402
-from agentcli.record.events import EventLog, read_events  # noqa: E402
+from agentcli.record.events import EventLog  # noqa: E402
+from agentcli.record.reader import RunRecord  # noqa: E402
 from agentcli.tools import build_registry  # noqa: E402
 from agentcli.tools.sandbox import parent_death, pdeathsig_preexec, sandbox_status  # noqa: E402
 
@@ -354,7 +355,7 @@ def checkpoint_section(tmp: Path, sizes: list[int]) -> list[tuple[str, str]]:
         log.append("run_finished", {"status": "COMPLETE"})
         run_total = time.perf_counter() - run_t0
         log.close()
-        rec = read_events(data / "runs" / "r1" / "events.jsonl")
+        rec = RunRecord.read(data / "runs" / "r1" / "events.jsonl")
         assert run_checkpoints(rec).first
         t0 = time.perf_counter()
         res = undo_run(repo, rec, apply=True)

@@ -10,14 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentcli.config import Config
+from agentcli.config import Config, Settings
 from agentcli.engine.approval import Answer, ApprovalRequest, Approver
 from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, run
-from agentcli.models.client import LLMClient
+from agentcli.engine.session import RunSession
 from agentcli.models.fakes import ScriptedModel
 from agentcli.planning.plan import Plan, RetryPolicy, Step
-from agentcli.record.checkpoints import Checkpointer, ShadowRepo
-from agentcli.record.events import Event, EventLog, Recording, read_events
+from agentcli.record.events import Event, Recording, read_events
 from agentcli.tools import ArgsModel, ToolContext, ToolRegistry, builtin_tools, tool
 
 
@@ -113,11 +112,26 @@ class Harness:
     checkpoints: bool = False
     #: ``RunDeps.verify_command``.
     verify: str = ""
+    _session: Any = None
+
+    def session(self) -> RunSession:
+        """The run's dependencies as every run builds them (the composition root)."""
+        prompt = None
+        if self.prompt_answers is not None:
+            answers = self.prompt_answers
+
+            def prompt(req: ApprovalRequest) -> Answer:
+                return answers.pop(0)
+
+        approver = Approver(self.config.approval, prompt=prompt, yes=self.yes)
+        session = RunSession(Settings(config=self.config, workspace=self.workspace), self.run_id,
+                             backend=self.model, registry=make_registry(self.workspace, self.config, self.counters),
+                             approver=approver, memory=self.memory if self.memory is not None else False,
+                             telemetry=False, checkpoints=self.checkpoints)
+        session.events.listeners.extend(self.listeners)
+        return session
 
     def deps(self) -> RunDeps:
-        events = EventLog(self.workspace / ".agent" / "runs" / self.run_id / "events.jsonl", self.run_id)
-        events.listeners.extend(self.listeners)
-        client = LLMClient(self.config, backend=self.model, run_id=self.run_id)
         queue = list(self.plans)
 
         async def planner(task: str, ctx: ReplanContext | None) -> Plan:
@@ -128,28 +142,19 @@ class Harness:
         def confirm(p: Plan, replan: bool) -> bool:
             return self.confirm_answers.pop(0) if self.confirm_answers else True
 
-        prompt = None
-        if self.prompt_answers is not None:
-            answers = self.prompt_answers
-
-            def prompt(req: ApprovalRequest) -> Answer:
-                return answers.pop(0)
-
-        approver = Approver(self.config.approval, prompt=prompt, yes=self.yes)
-        checkpoints = None
-        if self.checkpoints:
-            repo = ShadowRepo(self.workspace, self.workspace / ".agent", self.config.tools.max_file_bytes)
-            checkpoints = Checkpointer(repo, events, self.run_id)
-        return RunDeps(config=self.config, registry=make_registry(self.workspace, self.config, self.counters),
-                       client=client, approver=approver, events=events, planner=planner, confirm=confirm,
-                       run_id=self.run_id, memory=self.memory, checkpoints=checkpoints, verify_command=self.verify)
+        self._session = self.session()
+        return self._session.deps(planner, confirm, verify_command=self.verify)
 
     def run(self, task: str = "the task") -> RunOutcome:
         deps = self.deps()
         try:
             return asyncio.run(run(task, deps))
         finally:
-            deps.events.close()
+            self._session.close()
+
+    @property
+    def events_path(self) -> Path:
+        return self.workspace / ".agent" / "runs" / self.run_id / "events.jsonl"
 
     def recording(self) -> Recording:
         return read_events(self.workspace / ".agent" / "runs" / self.run_id / "events.jsonl")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = "cold,overhead,executor,parallel,calls,logging"
+SECTIONS = "cold,overhead,executor,parallel,calls,logging,replay"
 
 
 def test_bench_smoke_runs_and_prints_the_table() -> None:
@@ -25,7 +25,8 @@ def test_bench_smoke_runs_and_prints_the_table() -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = proc.stdout
     assert "| section | measure | median | min-max | IQR | n | target |" in out
-    for section in ("| cold start |", "| run overhead |", "| executor |", "| parallel |", "| calls |", "| logging |"):
+    for section in ("| cold start |", "| run overhead |", "| executor |", "| parallel |", "| calls |", "| logging |",
+                    "| replay |"):
         assert section in out, f"no rows for {section} in:\n{out}"
     assert "| agent --help |" in out
     assert "agentcli (plan executor, durable event log): marginal per step" in out

@@ -175,7 +175,7 @@ def test_unknown_price_refused_under_cost_budget(workspace: Path) -> None:
     assert out.reason == "budget_exceeded:cost" and "unknown" in out.answer
     assert model.requests == []
     model = ScriptedModel(["y", review()], price=None)
-    out = Harness(workspace, config(budget={"allow_unknown_price": True}), model, [p]).run()
+    out = Harness(workspace, config(budget={"allow_unknown_price": True}), model, [p], run_id="run-2").run()
     assert out.status == "COMPLETE"
 
 

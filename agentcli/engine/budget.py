@@ -101,25 +101,28 @@ class Budget:
         lim = self.limits
         self.check_time("llm_call")
         worst_tokens = pre.input_tokens_estimate + pre.max_output_tokens
+        # The price the check used, recorded so a replay checks with the same one (a refused call
+        # leaves no llm_call event to take it from).
+        price = None if pre.price is None else {"input": pre.price.input, "output": pre.price.output}
         if self.tokens + worst_tokens > lim.max_tokens:
             self._fail("llm_call", "tokens",
                        f"a {pre.model} call of up to {worst_tokens} tokens would cross the token budget "
                        f"({self.tokens} of {lim.max_tokens} used)",
-                       model=pre.model, step_id=pre.step_id, estimate_tokens=worst_tokens)
+                       model=pre.model, step_id=pre.step_id, estimate_tokens=worst_tokens, price=price)
         max_cost = pre.max_cost
         if max_cost is None:
             if not lim.allow_unknown_price:
                 self._fail("llm_call", "cost",
                            f"the price of {pre.model} is unknown, so the cost budget cannot be enforced "
                            "(set budget.allow_unknown_price = true to allow it)",
-                           model=pre.model, step_id=pre.step_id)
+                           model=pre.model, step_id=pre.step_id, price=price)
         elif self.cost_usd + max_cost > lim.max_cost_usd:
             self._fail("llm_call", "cost",
                        f"a {pre.model} call costing up to ${max_cost:.6f} would cross the cost budget "
                        f"(${self.cost_usd:.6f} of ${lim.max_cost_usd:g} used)",
-                       model=pre.model, step_id=pre.step_id, estimate_cost_usd=max_cost)
+                       model=pre.model, step_id=pre.step_id, estimate_cost_usd=max_cost, price=price)
         self._emit("llm_call", None, model=pre.model, step_id=pre.step_id, estimate_tokens=worst_tokens,
-                   estimate_cost_usd=max_cost)
+                   estimate_cost_usd=max_cost, price=price)
 
     def check_step(self, step_id: str) -> None:
         """Count one more step; refuse it past max_steps."""

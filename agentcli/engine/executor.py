@@ -30,7 +30,6 @@ in EXECUTING; every transition, call and decision is appended to the event log.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import heapq
 import json
 import time
@@ -56,13 +55,18 @@ from agentcli.planning.plan import (
     resolve_references,
 )
 from agentcli.record.checkpoints import Checkpointer
-from agentcli.record.events import EventLog
+from agentcli.record.events import (
+    ApprovalMade,
+    EventLog,
+    Reviewed,
+    StepFinished,
+    StepStarted,
+    ToolCalled,
+    ToolIntent,
+)
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 from agentcli.tools.edits import EditList
 from agentcli.tools.text import strip_ansi, tail
-
-#: The step whose code is running (asyncio tasks copy it), for backends that serve by step (replay).
-CURRENT_STEP: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentcli_step", default=None)
 
 StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
 DONE: frozenset[str] = frozenset({"ok", "failed", "denied", "skipped"})
@@ -312,10 +316,10 @@ class Executor:
 
     def _finish(self, run: StepRun) -> None:
         run.finished = time.time()
-        self.events.append("step_finished", {
-            "status": run.status, "attempts": run.attempts, "output": run.output, "error": run.error,
-            "input_tokens": run.input_tokens, "output_tokens": run.output_tokens, "cost_usd": run.cost_usd,
-        }, step_id=run.step.id)
+        self.events.emit(StepFinished(
+            status=run.status, attempts=run.attempts, output=run.output, error=run.error,
+            input_tokens=run.input_tokens, output_tokens=run.output_tokens, cost_usd=run.cost_usd,
+        ), step_id=run.step.id)
         self.events.sync()  # a step boundary: durable in the background
         if self.on_step is not None:
             self.on_step(run)
@@ -327,10 +331,8 @@ class Executor:
         except BudgetExceeded:
             run.status = "pending"  # never started: a resumed run with a larger budget runs it
             raise
-        CURRENT_STEP.set(step.id)
         run.started = time.time()
-        self.events.append("step_started", {"title": step.title, "kind": step.kind, "tool": step.tool},
-                           step_id=step.id)
+        self.events.emit(StepStarted(title=step.title, kind=step.kind, tool=step.tool), step_id=step.id)
         if self.on_step is not None:
             self.on_step(run)
         try:
@@ -402,13 +404,13 @@ class Executor:
         except ReferenceResolutionError as e:
             run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
             return
-        checked = self.registry.validate(step.tool, args)
+        checked = self.registry.validate(step.tool, args, step_id=step.id)
         while isinstance(checked, ToolError) and checked.type == "invalid_args":
             if run.corrections >= self.config.executor.max_arg_corrections:
                 break
             run.corrections += 1
             args = await self._correct_args(run, args, checked)
-            checked = self.registry.validate(step.tool, args)
+            checked = self.registry.validate(step.tool, args, step_id=step.id)
         if isinstance(checked, ToolError):
             run.status, run.error = "failed", checked.model_dump(mode="json")
             return
@@ -435,8 +437,8 @@ class Executor:
         for attempt in range(1, policy.max_attempts + 1):
             run.attempts = attempt
             if side_effects:
-                self.events.append("tool_intent", {"tool": step.tool, "args": args, "attempt": attempt},
-                                   step_id=step.id, durable=True)
+                self.events.emit(ToolIntent(tool=step.tool, args=args, attempt=attempt), step_id=step.id,
+                                 durable=True)
             result = await self._call(run, args, own_timeout)
             if result.ok:
                 failure = exit_code_failure(result.output, step.expect_exit_codes)
@@ -461,13 +463,13 @@ class Executor:
         timeout = remaining if remaining < own else None
         self._wait.enter(f"{step.id}: {step.tool}")
         try:
-            result = await self.registry.call(step.tool, args, timeout=timeout)
+            result = await self.registry.call(step.tool, args, timeout=timeout, step_id=step.id)
         finally:
             self._wait.leave(f"{step.id}: {step.tool} returned")
-        call = {"tool": step.tool, "args": args, "attempt": run.attempts, "result": result.model_dump(mode="json")}
-        self.events.append("tool_call", call, step_id=step.id)
+        called = ToolCalled(tool=step.tool, args=args, attempt=run.attempts, result=result.model_dump(mode="json"))
+        self.events.emit(called, step_id=step.id)
         if self.hooks is not None:
-            await self.hooks.post_tool(step.id, step.tool, call)
+            await self.hooks.post_tool(step.id, step.tool, called.event_data())
         if result.error is not None and result.error.type == "timeout" and timeout is not None:
             self.budget.check_time("tool")
         return result
@@ -505,9 +507,8 @@ class Executor:
         run.input_tokens += result.usage.input_tokens
         run.output_tokens += result.usage.output_tokens
         fixed = result.parsed if isinstance(result.parsed, dict) else args
-        self.events.append("review", {"kind": "args_corrected", "tool": step.tool, "before": args,
-                                      "after": fixed, "error": error.model_dump(mode="json")},
-                           step_id=step.id)
+        self.events.emit(Reviewed(kind="args_corrected", tool=step.tool, before=args, after=fixed,
+                                  error=error.model_dump(mode="json")), step_id=step.id)
         return fixed
 
     async def verify(self, plan: Plan, command: str, timeout: float) -> VerifyResult:
@@ -517,48 +518,45 @@ class Executor:
         if tool is None:
             return VerifyResult(command, "unavailable", output=f"no {SHELL_TOOL} tool to run it with")
         args: dict[str, Any] = {"command": command, "timeout": timeout}
-        token = CURRENT_STEP.set(VERIFY_STEP)
-        try:
-            req = ApprovalRequest(step_id=VERIFY_STEP, tool=SHELL_TOOL, risk=tool.risk, args=args,
-                                  plan_hash=plan.hash, requires_approval=False,
-                                  preview=self.registry.preview(SHELL_TOOL, args))
-            waited = time.time()
-            if getattr(self.config.approval, tool.risk, "ask") == "auto":
-                decision = self.approver.decide(req)
-            else:
-                async with self._approval_lock:
-                    decision = await asyncio.to_thread(self.approver.decide, req)
-            wait_s = time.time() - waited
-            self.events.append("approval", {
-                "tool": decision.tool, "args_hash": decision.args_hash, "plan_hash": decision.plan_hash,
-                "decided_by": decision.decided_by, "decision": decision.decision, "message": decision.message,
-                "risk": tool.risk,
-            }, step_id=VERIFY_STEP)
-            if decision.decision == "aborted":
-                raise Aborted("aborted at the verify command")
-            if not decision.approved:
-                return VerifyResult(command, "denied", output=decision.message, approval_wait_s=wait_s)
-            self.events.append("tool_intent", {"tool": SHELL_TOOL, "args": args, "attempt": 1},
-                               step_id=VERIFY_STEP, durable=True)
-            started = time.time()
-            remaining = self.budget.remaining_seconds()
-            result = await self.registry.call(SHELL_TOOL, args, timeout=remaining if remaining < timeout else None)
-            self.events.append("tool_call", {"tool": SHELL_TOOL, "args": args, "attempt": 1,
-                                             "result": result.model_dump(mode="json")}, step_id=VERIFY_STEP)
-            took = time.time() - started
-            if not result.ok:
-                assert result.error is not None
-                return VerifyResult(command, "failed", output=tail(strip_ansi(result.error.message),
-                                                                   EXIT_TAIL_CHARS),
-                                    duration_s=took, approval_wait_s=wait_s)
-            out = result.output if isinstance(result.output, dict) else {}
-            code = out.get("exit_code")
-            text = tail(strip_ansi(str(out.get("output") or "")).rstrip(), EXIT_TAIL_CHARS)
-            status: Literal["passed", "failed"] = "passed" if code == 0 else "failed"
-            return VerifyResult(command, status, exit_code=code if isinstance(code, int) else None, output=text,
+        req = ApprovalRequest(step_id=VERIFY_STEP, tool=SHELL_TOOL, risk=tool.risk, args=args,
+                              plan_hash=plan.hash, requires_approval=False,
+                              preview=self.registry.preview(SHELL_TOOL, args))
+        waited = time.time()
+        if getattr(self.config.approval, tool.risk, "ask") == "auto":
+            decision = self.approver.decide(req)
+        else:
+            async with self._approval_lock:
+                decision = await asyncio.to_thread(self.approver.decide, req)
+        wait_s = time.time() - waited
+        self.events.append("approval", {
+            "tool": decision.tool, "args_hash": decision.args_hash, "plan_hash": decision.plan_hash,
+            "decided_by": decision.decided_by, "decision": decision.decision, "message": decision.message,
+            "risk": tool.risk,
+        }, step_id=VERIFY_STEP)
+        if decision.decision == "aborted":
+            raise Aborted("aborted at the verify command")
+        if not decision.approved:
+            return VerifyResult(command, "denied", output=decision.message, approval_wait_s=wait_s)
+        self.events.append("tool_intent", {"tool": SHELL_TOOL, "args": args, "attempt": 1},
+                           step_id=VERIFY_STEP, durable=True)
+        started = time.time()
+        remaining = self.budget.remaining_seconds()
+        result = await self.registry.call(SHELL_TOOL, args, timeout=remaining if remaining < timeout else None,
+                                          step_id=VERIFY_STEP)
+        self.events.append("tool_call", {"tool": SHELL_TOOL, "args": args, "attempt": 1,
+                                         "result": result.model_dump(mode="json")}, step_id=VERIFY_STEP)
+        took = time.time() - started
+        if not result.ok:
+            assert result.error is not None
+            return VerifyResult(command, "failed", output=tail(strip_ansi(result.error.message),
+                                                               EXIT_TAIL_CHARS),
                                 duration_s=took, approval_wait_s=wait_s)
-        finally:
-            CURRENT_STEP.reset(token)
+        out = result.output if isinstance(result.output, dict) else {}
+        code = out.get("exit_code")
+        text = tail(strip_ansi(str(out.get("output") or "")).rstrip(), EXIT_TAIL_CHARS)
+        status: Literal["passed", "failed"] = "passed" if code == 0 else "failed"
+        return VerifyResult(command, status, exit_code=code if isinstance(code, int) else None, output=text,
+                            duration_s=took, approval_wait_s=wait_s)
 
     async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any], checked: Any) -> bool:
         step = run.step
@@ -584,11 +582,10 @@ class Executor:
                 run.approval_wait_s += time.time() - waited
                 self._wait.leave(f"{step.id}: approval decided")
         run.approval = decision
-        self.events.append("approval", {
-            "tool": decision.tool, "args_hash": decision.args_hash, "plan_hash": decision.plan_hash,
-            "decided_by": decision.decided_by, "decision": decision.decision, "message": decision.message,
-            "risk": risk,
-        }, step_id=step.id)
+        self.events.emit(ApprovalMade(
+            tool=decision.tool, args_hash=decision.args_hash, plan_hash=decision.plan_hash,
+            decided_by=decision.decided_by, decision=decision.decision, message=decision.message, risk=risk,
+        ), step_id=step.id)
         if decision.decision == "aborted":
             run.status, run.error = "denied", {"type": "aborted", "message": decision.message}
             raise Aborted(f"aborted at step {step.id} ({step.tool})")
@@ -666,5 +663,4 @@ def summarize_output(output: Any, limit: int = 1500) -> str:
     return text
 
 
-__all__ = ["CURRENT_STEP", "VERIFY_STEP", "Executor", "StepRun", "VerifyResult", "exit_code_failure",
-           "summarize_output"]
+__all__ = ["VERIFY_STEP", "Executor", "StepRun", "VerifyResult", "exit_code_failure", "summarize_output"]

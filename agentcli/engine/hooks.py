@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentcli.config import HookConfig, SandboxConfig
-from agentcli.record.events import EventLog, Recording
+from agentcli.record.events import EventLog, Hooked
+from agentcli.record.reader import RunRecord
 from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, parent_death
 from agentcli.tools.shell import child_env
 
@@ -219,12 +220,12 @@ class RecordedHooks(Hooks):
     ``live(step_id)`` (a fork's steps from the fork on) runs them for real."""
 
     def __init__(self, hooks: Sequence[HookConfig], workspace: Path, events: EventLog, run_id: str,
-                 rec: Recording, live: Callable[[str | None], bool] | None = None, *,
+                 rec: RunRecord, live: Callable[[str | None], bool] | None = None, *,
                  sandbox: SandboxConfig | None = None, data_dir: Path | None = None) -> None:
         super().__init__(hooks, workspace, events, run_id, sandbox=sandbox, data_dir=data_dir)
         self._recorded: dict[tuple[str | None, str, int], deque[dict[str, Any]]] = defaultdict(deque)
-        for e in rec.of_type("hook"):
-            self._recorded[(e.step_id, str(e.data.get("event")), int(e.data.get("hook", 0)))].append(e.data)
+        for t in rec.of(Hooked):
+            self._recorded[(t.step_id, t.data.event, t.data.hook)].append(t.data.event_data())
         self._live = live
 
     async def _result(self, index: int, hook: HookConfig, event: HookEvent, step_id: str | None,

@@ -23,6 +23,8 @@ new run is recorded as a child of the original.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import tempfile
 from collections import defaultdict, deque
@@ -33,20 +35,35 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agentcli.config import Config
+from agentcli.config import Config, Settings
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
-from agentcli.engine.executor import CURRENT_STEP
 from agentcli.engine.hooks import RecordedHooks
-from agentcli.engine.runner import ReplanContext, RunDeps, RunOutcome, WorkspaceProbe, run
+from agentcli.engine.runner import ReplanContext, RunOutcome, WorkspaceProbe, resume_state, run
+from agentcli.engine.session import RunSession
 from agentcli.engine.workspace import WorkspaceChanges
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.models.client import LLMClient
 from agentcli.models.profile import ModelProfile
 from agentcli.models.routing import static_profile
-from agentcli.models.types import CallRecord, ModelBackend, ModelRequest, ModelResponse, Price, ToolCall, Usage
+from agentcli.models.types import ModelBackend, ModelRequest, ModelResponse, Price
 from agentcli.planning.instructions import ProjectInstructions, load_project_instructions
 from agentcli.planning.plan import Plan, canonical_json
-from agentcli.record.events import EVENTS_NAME, Event, EventLog, Recording, read_events
+from agentcli.record.events import (
+    BudgetChecked,
+    CheckpointMade,
+    EventLog,
+    LlmCall,
+    MemoryRecalled,
+    MemoryWritten,
+    PlanCreated,
+    Reviewed,
+    RunFinished,
+    RunStarted,
+    TransitionMade,
+    Undone,
+    WorkspaceChanged,
+)
+from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, response_of, step_order
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 
 
@@ -54,61 +71,95 @@ class ReplayDivergence(AgentError):
     """The replay asked for something the recording does not have."""
 
 
-def _live(from_index: dict[str, int] | None, step_id: str | None, cut: int | None) -> bool:
-    """Whether a call in ``step_id`` is live in a fork (at or after the fork step, or run-level)."""
-    if from_index is None or cut is None:
-        return False
-    if step_id is None:
-        return True
-    return from_index.get(step_id, 0) >= cut
+def _live(fork: ForkCut | None, step_id: str | None) -> bool:
+    """Whether a call in ``step_id`` runs live: in a fork, at or after the fork step, or run-level."""
+    return fork is not None and fork.live(step_id)
 
 
-@dataclass
-class _Fork:
-    order: dict[str, int]
-    cut: int | None
+def _stopped_by_the_clock(rec: RunRecord) -> bool:
+    """Whether the run ended on its wall-time budget: then a call that never returned in the
+    recording is one the clock cut short, and the replay waits for its own clock to do the same."""
+    finish = rec.finish
+    return finish is not None and finish.reason == "budget_exceeded:seconds"
 
-    def live(self, step_id: str | None) -> bool:
-        return _live(self.order, step_id, self.cut) if self.cut is not None else False
+
+async def _wait_for_the_clock() -> None:
+    await asyncio.Event().wait()  # cancelled by the run's wall-time budget, as in the recording
+
+
+class _Order:
+    """The order in which the run received its inputs (tool results, model answers), kept in a
+    replay: which of several running steps finishes first decides which steps a failure stops, and
+    served instantly they would all finish at once. An input waits until those recorded before it
+    have been served (for at most ``WAIT`` seconds: past that the replay diverges anyway)."""
+
+    WAIT = 2.0
+
+    def __init__(self, seqs: set[int]) -> None:
+        self._pending = sorted(seqs)
+        self._served: dict[int, asyncio.Event] = {}
+
+    def _event(self, seq: int) -> asyncio.Event:
+        return self._served.setdefault(seq, asyncio.Event())
+
+    async def turn(self, seq: int) -> None:
+        earlier = [s for s in self._pending if s < seq]
+        if earlier:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.WAIT):
+                    for s in earlier:
+                        await self._event(s).wait()
+            for _ in range(3):  # let the run take in what was served before (a failure stops new steps)
+                await asyncio.sleep(0)
+        self.done(seq)
+
+    def done(self, seq: int) -> None:
+        if seq in self._pending:
+            self._pending.remove(seq)
+        self._event(seq).set()
 
 
 class ReplayBackend:
     """Serves recorded LLM responses by request hash (in recorded order for repeats)."""
 
-    def __init__(self, rec: Recording, *, fork: _Fork | None = None, live: ModelBackend | None = None) -> None:
-        self._by_hash: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+    def __init__(self, rec: RunRecord, *, fork: ForkCut | None = None, live: ModelBackend | None = None) -> None:
+        self._by_hash: dict[str, deque[tuple[int, LlmCall]]] = defaultdict(deque)
         self._prices: dict[str, Price | None] = {}
         self._profiles: dict[str, ModelProfile] = {}
-        for e in rec.of_type("llm_call"):
-            self._by_hash[str(e.data["request_hash"])].append(e.data)
-            model = str(e.data.get("model"))
-            p = e.data.get("price")
-            self._prices[model] = None if p is None else Price(p["input"], p["output"])
-            recorded = e.data.get("profile")
-            if isinstance(recorded, dict) and model not in self._profiles:
-                self._profiles[model] = ModelProfile.from_dict(recorded)
+        self.order: _Order | None = None
+        for c in rec.calls:
+            d = c.data
+            self._by_hash[d.request_hash].append((c.seq, d))
+            self._prices[d.model] = None if d.price is None else Price(d.price.input, d.price.output)
+            if d.profile is not None and d.model not in self._profiles:
+                self._profiles[d.model] = ModelProfile.from_dict(d.profile)
+        for b in rec.of(BudgetChecked):  # a call the budget refused left only its check
+            extra = b.data.model_extra or {}
+            model = extra.get("model")
+            if b.data.kind == "llm_call" and "price" in extra and isinstance(model, str) and model not in self._prices:
+                p = extra["price"]
+                self._prices[model] = None if not isinstance(p, dict) else Price(p["input"], p["output"])
+        self._waits_out = _stopped_by_the_clock(rec)
         self._fork = fork
         self._live = live
 
     async def request(self, req: ModelRequest) -> ModelResponse:
-        if self._fork is not None and self._live is not None and self._fork.live(CURRENT_STEP.get()):
+        if self._live is not None and _live(self._fork, req.step_id):
             return await self._live.request(req)
         h = req.hash()
         queue = self._by_hash.get(h)
+        if not queue and self._waits_out:
+            await _wait_for_the_clock()
         if not queue:
-            raise ReplayDivergence(f"LLM request {h[:12]} ({req.model}, step {CURRENT_STEP.get() or '-'}) "
+            raise ReplayDivergence(f"LLM request {h[:12]} ({req.model}, step {req.step_id or '-'}) "
                                    "is not in the recording")
-        data = queue.popleft()
-        resp = data.get("response")
-        if resp is None:
-            cls = LLMTransientError if data.get("outcome") == "retry" else LLMFatalError
-            raise cls(str(data.get("error") or "recorded error"))
-        return ModelResponse(
-            text=resp.get("text", ""),
-            tool_calls=[ToolCall.model_validate(c) for c in resp.get("tool_calls", [])],
-            input_tokens=resp.get("input_tokens"), output_tokens=resp.get("output_tokens"),
-            model=resp.get("model"), finish_reason=resp.get("finish_reason"),
-        )
+        seq, d = queue.popleft()
+        if self.order is not None:
+            await self.order.turn(seq)
+        if d.response is None:
+            cls = LLMTransientError if d.outcome == "retry" else LLMFatalError
+            raise cls(d.error or "recorded error")
+        return response_of(d)
 
     def price(self, model: str) -> Price | None:
         if model in self._prices:
@@ -132,82 +183,91 @@ def _tool_key(step_id: str | None, tool: str, args: Any) -> str:
 class ReplayRegistry(ToolRegistry):
     """The real registry's tools and schemas, with calls served from the recording."""
 
-    def __init__(self, real: ToolRegistry, rec: Recording, *, live_tools: bool = False,
-                 live_writes: bool = False, fork: _Fork | None = None) -> None:
+    def __init__(self, real: ToolRegistry, rec: RunRecord, *, live_tools: bool = False,
+                 live_writes: bool = False, fork: ForkCut | None = None) -> None:
         super().__init__(real.ctx)
         for t in real.tools():
             self.register(t)
         self._real = real
-        self._results: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
-        for e in rec.of_type("tool_call"):
-            self._results[_tool_key(e.step_id, e.data["tool"], e.data["args"])].append(e.data["result"])
-        # Tools whose validation reads the workspace (apply_edits' exactly-once check) decide as the
-        # run did: the workspace has changed since (by that very run, often).
-        self._invalid: dict[str, dict[str, Any]] = {}
-        for e in rec.of_type("review"):
-            if e.data.get("kind") == "args_corrected" and isinstance(e.data.get("error"), dict):
-                self._invalid[_tool_key(e.step_id, e.data["tool"], e.data["before"])] = e.data["error"]
-        self._final_invalid: dict[str | None, dict[str, Any]] = {}
-        for e in rec.of_type("step_finished"):
-            err = e.data.get("error")
-            if isinstance(err, dict) and err.get("type") == "invalid_args":
-                self._final_invalid[e.step_id] = err
+        self._results: dict[str, deque[tuple[int, dict[str, Any]]]] = defaultdict(deque)
+        for c in rec.tool_calls:
+            self._results[_tool_key(c.step_id, c.data.tool, c.data.args)].append((c.seq, c.data.result))
+        self.order: _Order | None = None
         self._live_tools = live_tools
         self._live_writes = live_writes
         self._fork = fork
+        self._waits_out = _stopped_by_the_clock(rec)
+        # Validation may read the workspace (an edit's search text must be there), which the run
+        # itself has changed since: its outcomes are served from the record too. A correction's
+        # recorded error, a step that failed on its arguments, else what the schema alone says.
+        self._refused: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+        for r in rec.of(Reviewed):
+            if r.data.kind == "args_corrected" and r.data.tool and r.data.error is not None:
+                self._refused[_tool_key(r.step_id, r.data.tool, r.data.before)].append(r.data.error)
+        called = {_tool_key(c.step_id, c.data.tool, c.data.args) for c in rec.tool_calls}
+        called |= {_tool_key(a.step_id, a.data.tool, None) for a in rec.approvals}
+        self._failed: dict[str, dict[str, Any]] = {
+            sid: f.error for sid, f in rec.steps.items()
+            if f.error is not None and f.error.get("type") == "invalid_args"}
+        self._called = called
 
-    def validate(self, name: str, args: Any) -> BaseModel | ToolError:
-        """As the real registry validates, except that a tool's workspace check (``check_func``) is
-        answered from the recording: invalid where the run found it invalid, else valid."""
+    def validate(self, name: str, args: Any, *, step_id: str | None = None) -> BaseModel | ToolError:
+        if step_id is None or _live(self._fork, step_id) or (self._live_tools and self._live_writes):
+            return self._real.validate(name, args, step_id=step_id)
+        refused = self._refused.get(_tool_key(step_id, name, args))
+        if refused:
+            return ToolError.model_validate(refused.popleft())
+        failed = self._failed.get(step_id)
+        if failed is not None and _tool_key(step_id, name, None) not in self._called:
+            return ToolError.model_validate(failed)
         tool = self.get(name)
-        step_id = CURRENT_STEP.get()
-        if tool is None or tool.check_func is None or (self._fork is not None and self._fork.live(step_id)):
-            return super().validate(name, args)
-        key = _tool_key(step_id, name, args)
-        if key in self._invalid:
-            return ToolError.model_validate(self._invalid[key])
-        if step_id in self._final_invalid and not self._results.get(key):
-            return ToolError.model_validate(self._final_invalid[step_id])
-        try:
+        if tool is None or tool.check_func is None:  # nothing read from the workspace
+            return self._real.validate(name, args, step_id=step_id)
+        try:  # the schema, without the workspace checks: the record says they passed
             return tool.args_model.model_validate(args, context={"tools_config": self.ctx.config})
         except ValidationError:
-            return super().validate(name, args)
+            return self._real.validate(name, args, step_id=step_id)
 
-    async def call(self, name: str, args: Any, *, timeout: float | None = None) -> ToolResult:
-        step_id = CURRENT_STEP.get()
+    async def call(self, name: str, args: Any, *, timeout: float | None = None,
+                   step_id: str | None = None) -> ToolResult:
         tool = self.get(name)
-        if self._fork is not None and self._fork.live(step_id):
-            return await self._real.call(name, args, timeout=timeout)
+        if _live(self._fork, step_id):
+            return await self._real.call(name, args, timeout=timeout, step_id=step_id)
         if self._live_tools and tool is not None and (tool.risk == "read" or self._live_writes):
-            return await self._real.call(name, args, timeout=timeout)
+            return await self._real.call(name, args, timeout=timeout, step_id=step_id)
         queue = self._results.get(_tool_key(step_id, name, args))
+        if not queue and self._waits_out:
+            await _wait_for_the_clock()
         if not queue:
             raise ReplayDivergence(f"tool call {name}({canonical_json(args)[:120]}) in step {step_id} "
                                    "is not in the recording")
-        return ToolResult.model_validate(queue.popleft())
+        seq, result = queue.popleft()
+        if self.order is not None:
+            await self.order.turn(seq)
+        return ToolResult.model_validate(result)
 
 
 class RecordedApprover(Approver):
     """Approval decisions as recorded (live ones, through the wrapped approver, in a fork)."""
 
-    def __init__(self, config: Config, rec: Recording, *, fork: _Fork | None = None,
+    def __init__(self, config: Config, rec: RunRecord, *, fork: ForkCut | None = None,
                  live: Approver | None = None) -> None:
         super().__init__(config.approval)
-        self._by_step: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
-        for e in rec.of_type("approval"):
-            self._by_step[str(e.step_id)].append(e.data)
+        self._by_step: dict[str, deque[Any]] = defaultdict(deque)
+        for a in rec.approvals:
+            self._by_step[str(a.step_id)].append(a.data)
         self._fork = fork
         self._live = live
 
     def decide(self, req: ApprovalRequest) -> ApprovalDecision:
-        if self._fork is not None and self._live is not None and self._fork.live(req.step_id):
+        if self._live is not None and _live(self._fork, req.step_id):
             return self._live.decide(req)
         queue = self._by_step.get(req.step_id)
         if not queue:
             raise ReplayDivergence(f"approval for step {req.step_id} ({req.tool}) is not in the recording")
         d = queue.popleft()
-        return ApprovalDecision(req.step_id, req.tool, req.args_hash, req.plan_hash, d["decided_by"],
-                                d["decision"], 0.0, d.get("message", ""))
+        return ApprovalDecision(req.step_id, req.tool, req.args_hash, req.plan_hash, d.decided_by,
+                                d.decision, 0.0, d.message)
 
 
 class RecordedChanges:
@@ -215,8 +275,8 @@ class RecordedChanges:
     does not change the workspace, so its changes are the original run's. Past the record (a
     fork's live part) they are ``live``'s, or unknown."""
 
-    def __init__(self, rec: Recording, live: WorkspaceProbe | None = None) -> None:
-        self._queue: deque[dict[str, Any]] = deque(e.data for e in rec.of_type("workspace_changes"))
+    def __init__(self, rec: RunRecord, live: WorkspaceProbe | None = None) -> None:
+        self._queue: deque[dict[str, Any]] = deque(t.data.event_data() for t in rec.of(WorkspaceChanged))
         self._live = live
 
     async def start(self) -> None:
@@ -232,9 +292,11 @@ class RecordedChanges:
 
 # ------------------------------------------------------------------ comparison
 
+# "profile" is an input of a call (recorded for the replay to use), not an outcome: its effects are
+# in the request, which is compared; a record from before profiles has none.
 _IGNORED = {"time", "seq", "latency_ms", "duration_ms", "duration_s", "call_id", "run_id", "seconds",
             "started", "finished", "approval_wait_s", "config", "config_digest", "versions", "parent",
-            "replay_of", "fork_from", "no_project_instructions"}
+            "replay_of", "fork_from", "profile", "no_project_instructions"}
 
 
 def _scrub(value: Any) -> Any:
@@ -245,54 +307,103 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def _comparable(events: Iterable[Event]) -> dict[str, list[Event]]:
+def _comparable(items: Iterable[Typed[Any]]) -> dict[str, list[Typed[Any]]]:
     """Events grouped by step (run-level ones under '-'), without WAITING_TOOL transitions, whose
     interleaving depends on how long tools took."""
-    groups: dict[str, list[Event]] = defaultdict(list)
-    for e in events:
-        if e.type == "transition" and "WAITING_TOOL" in (e.data.get("from"), e.data.get("to")):
+    groups: dict[str, list[Typed[Any]]] = defaultdict(list)
+    for t in items:
+        d = t.data
+        if isinstance(d, TransitionMade) and "WAITING_TOOL" in (d.src, d.to):
             continue
-        if e.type in ("memory_recall", "memory_write", "checkpoint"):
-            continue  # memory and checkpoints are outside stores: a replay neither reads nor writes them
-        if e.type == "budget_check" and e.data.get("ok"):
+        if isinstance(d, MemoryRecalled | MemoryWritten | CheckpointMade | Undone):
+            continue  # outside stores (memory, the workspace's checkpoints): a replay changes neither
+        if isinstance(d, BudgetChecked) and d.ok:
             continue  # a passing check's numbers include wall time
-        groups[e.step_id or "-"].append(e)
+        groups[t.step_id or "-"].append(t)
     return groups
+
+
+def _value(t: Typed[Any]) -> dict[str, Any]:
+    # Typed on both sides: a key an older writer left out compares as its default (a plan's too).
+    data = t.data.model_dump(by_alias=True)
+    if isinstance(t.data, PlanCreated):
+        with contextlib.suppress(ValueError):
+            data["plan"] = Plan.model_validate(data["plan"]).model_dump(mode="json")
+    return {"type": t.type, **_scrub(data)}
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any]:
+    """The first (path, recorded, replayed) where two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if a.get(k, _MISSING) != b.get(k, _MISSING):
+                return _first_difference(a.get(k, _MISSING), b.get(k, _MISSING), f"{path}.{k}" if path else k)
+    if isinstance(a, list) and isinstance(b, list):
+        for i in range(max(len(a), len(b))):
+            x = a[i] if i < len(a) else _MISSING
+            y = b[i] if i < len(b) else _MISSING
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+    return path or "(event)", a, b
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_MISSING: Any = _Missing()
+
+
+def _shown(value: Any, limit: int = 400) -> str:
+    text = "(absent)" if value is _MISSING else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
 
 
 @dataclass(frozen=True)
 class Divergence:
-    """The first place where a replay differs from its recording."""
+    """The first place where a replay differs from its recording: the event (type and sequence
+    number in the recording), the step, the field, and the recorded and replayed values."""
 
     event: str
     step: str | None
     seq: int | None
-    expected: Any
-    got: Any
+    field: str
+    recorded: Any
+    replayed: Any
 
     def describe(self) -> str:
-        where = f"step {self.step}" if self.step else "run"
-        return (f"first divergence at event #{self.seq} ({self.event}, {where}): "
-                f"expected {json.dumps(self.expected, default=str)[:300]}, "
-                f"got {json.dumps(self.got, default=str)[:300]}")
+        """One screen: where, which field, recorded vs replayed."""
+        where = f"step {self.step}" if self.step else "run level"
+        return (f"replay diverged at event #{self.seq if self.seq is not None else '-'} ({self.event}, {where}), "
+                f"field {self.field}\n  recorded: {_shown(self.recorded)}\n  replayed: {_shown(self.replayed)}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event": self.event, "step": self.step, "seq": self.seq, "field": self.field,
+                "recorded": None if self.recorded is _MISSING else self.recorded,
+                "replayed": None if self.replayed is _MISSING else self.replayed}
 
 
-def first_divergence(expected: Recording, got: Recording) -> Divergence | None:
-    """Compare two recordings step by step; None when they match."""
-    exp, act = _comparable(expected.events), _comparable(got.events)
+def first_divergence(expected: RunRecord, got: RunRecord) -> Divergence | None:
+    """Compare two records step by step; None when they match."""
+    exp, act = _comparable(expected.items), _comparable(got.items)
     candidates: list[Divergence] = []
     for key in sorted(set(exp) | set(act)):
         a, b = exp.get(key, []), act.get(key, [])
         for i in range(max(len(a), len(b))):
             ea = a[i] if i < len(a) else None
             eb = b[i] if i < len(b) else None
-            va = None if ea is None else {"type": ea.type, **_scrub(ea.data)}
-            vb = None if eb is None else {"type": eb.type, **_scrub(eb.data)}
+            va = _MISSING if ea is None else _value(ea)
+            vb = _MISSING if eb is None else _value(eb)
             if va != vb:
                 ref = ea or eb
                 assert ref is not None
-                candidates.append(Divergence(ref.type, None if key == "-" else key,
-                                             ea.seq if ea else None, va, vb))
+                if ea is None or eb is None or ea.type != eb.type:
+                    field, rv, pv = "(event)", va, vb
+                else:
+                    field, rv, pv = _first_difference(va, vb)
+                candidates.append(Divergence(ref.type, None if key == "-" else key, ea.seq if ea else None,
+                                             field, rv, pv))
                 break
     if not candidates:
         return None
@@ -314,56 +425,6 @@ class ReplayResult:
         return self.divergence is None
 
 
-def recorded_config(rec: Recording) -> Config:
-    start = rec.first("run_started")
-    if start is None:
-        raise AgentError(f"run {rec.run_id} has no run_started event")
-    raw = start.data.get("config")
-    return Config.model_validate(raw) if isinstance(raw, dict) else Config()
-
-
-def _recorded_plans(rec: Recording) -> list[tuple[Plan, list[CallRecord]]]:
-    """Each recorded plan with the planner calls that produced it."""
-    out: list[tuple[Plan, list[CallRecord]]] = []
-    calls: list[CallRecord] = []
-    for e in rec.events:
-        if e.type == "llm_call" and e.data.get("role") == "planner":
-            calls.append(call_record(e))
-        elif e.type == "plan_created":
-            out.append((Plan.model_validate(e.data["plan"]), calls))
-            calls = []
-    return out
-
-
-def call_record(e: Event) -> CallRecord:
-    """An llm_call event back as the CallRecord that produced it."""
-    d = e.data
-    r = d.get("request") or {}
-    req = ModelRequest(model=str(d.get("model")), messages=r.get("messages", []),
-                       max_tokens=int(r.get("max_tokens") or 0), temperature=float(r.get("temperature") or 0),
-                       seed=r.get("seed"), response_format=r.get("response_format"), tools=r.get("tools"))
-    resp_d = d.get("response")
-    resp = None if resp_d is None else ModelResponse(
-        text=resp_d.get("text", ""), tool_calls=[ToolCall.model_validate(c) for c in resp_d.get("tool_calls", [])],
-        input_tokens=resp_d.get("input_tokens"), output_tokens=resp_d.get("output_tokens"),
-        model=resp_d.get("model"), finish_reason=resp_d.get("finish_reason"))
-    profile = d.get("profile")
-    return CallRecord(str(d.get("call_id", "")), int(d.get("attempt", 1)), str(d.get("role")), e.step_id, req,
-                      str(d.get("request_hash")), resp, Usage.model_validate(d.get("usage") or {}),
-                      d.get("cost_usd"), float(d.get("latency_ms") or 0), str(d.get("outcome")),
-                      d.get("error_type"), d.get("error"), profile=profile if isinstance(profile, dict) else None)
-
-
-def _confirmations(rec: Recording) -> list[bool]:
-    """Whether each recorded plan was confirmed (planning went on to execution)."""
-    out: list[bool] = []
-    for e in rec.of_type("transition"):
-        src, dst = e.data.get("from"), e.data.get("to")
-        if src in ("PLANNING", "REPLANNING"):
-            out.append(dst == "EXECUTING")
-    return out
-
-
 async def replay_run(
     events_path: Path,
     registry: ToolRegistry,
@@ -375,90 +436,128 @@ async def replay_run(
     from_step: str | None = None,
     live_backend: ModelBackend | None = None,
     live_approver: Approver | None = None,
+    settings: Settings | None = None,
 ) -> ReplayResult:
     """Re-execute a recorded run. Without ``from_step`` the replay's events go to a temporary
     folder (or ``out_dir``) and are compared with the recording; with it, a fork is run live from
-    that step and recorded as a new run in ``out_dir``."""
-    rec = read_events(events_path)
-    config = recorded_config(rec)
-    start = rec.first("run_started")
-    assert start is not None
-    task = str(start.data.get("task", ""))
-    plans = _recorded_plans(rec)
+    that step and recorded as a new run in ``out_dir``. Either is built by the composition root
+    (:class:`~agentcli.engine.session.RunSession`); a fork given ``settings`` (the CLI's) is a
+    whole run: call log, memory, telemetry, and budgets from ``settings``."""
+    rec = RunRecord.read(events_path)
+    config: Config = rec.recorded_config()
+    start = rec.start
+    if start is None:
+        raise AgentError(f"run {rec.run_id} has no run_started event")
+    task = start.task
+    plans: list[RecordedPlan] = list(rec.plans)
     if not plans:
         raise AgentError(f"run {rec.run_id} recorded no plan: nothing to replay")
     fork = None
     if from_step is not None:
-        order = {s.id: i for i, s in enumerate(plans[-1][0].steps)}
-        for p, _ in plans:
-            for i, s in enumerate(p.steps):
-                order.setdefault(s.id, i)
+        order = step_order([p.plan for p in plans])
         if from_step not in order:
             raise AgentError(f"run {rec.run_id} has no step '{from_step}' (steps: {', '.join(order)})")
-        fork = _Fork(order, order[from_step])
+        fork = ForkCut(rec.run_id, from_step, order)
     run_id = new_run_id or f"{rec.run_id}-replay"
     tmp = None
     if out_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="agentcli-replay-")
         out_dir = Path(tmp.name)
-    path = out_dir / run_id / EVENTS_NAME
-    events = EventLog(path, run_id)
+    if fork is not None and settings is not None:
+        # A fork is a new run: its budgets and its telemetry come from today's config and flags.
+        config = config.model_copy(update={"budget": settings.config.budget, "telemetry": settings.config.telemetry})
+    base = settings if settings is not None else Settings(config=config, workspace=registry.ctx.workspace)
+    live_run = fork is not None and settings is not None  # memory and telemetry, as any run from the CLI
     backend = ReplayBackend(rec, fork=fork, live=live_backend)
-    client = LLMClient(config, backend=backend, run_id=run_id)
+    tools = ReplayRegistry(registry, rec, live_tools=live_tools, live_writes=live_writes, fork=fork)
+    if fork is None and not live_tools:  # the planner's calls are not asked again: plans are served
+        backend.order = tools.order = _Order({c.seq for c in rec.calls if c.data.role != "planner"}
+                                             | {c.seq for c in rec.tool_calls})
+    approver = RecordedApprover(config, rec, fork=fork, live=live_approver)
     queue = list(plans)
-    confirms = _confirmations(rec)
+    confirms = rec.confirmations()
+    clients: list[LLMClient] = []
 
     async def planner(t: str, ctx: ReplanContext | None) -> Plan:
         if fork is not None and ctx is not None:
             raise ReplayDivergence("a fork that needs a new plan must be run live: use agent run")
+        if not queue and rec.unplanned_calls and rec.finish is not None and rec.finish.reason == "error":
+            # The run's last planning failed: its calls count as they did, and it fails the same way.
+            for call in rec.unplanned_calls:
+                clients[-1].account_recorded(call)
+            raise AgentError(rec.finish.answer)
         if not queue:
             raise ReplayDivergence("the replay needed a plan the recording does not have")
-        plan, calls = queue.pop(0)
-        for call in calls:  # the planner's recorded calls count as they did in the original run
-            client.account_recorded(call)
-        if ctx is not None:
-            # A re-plan was recorded after the merge: hand back only its new steps, which the
-            # runner merges after the kept ones again (their ids already follow them).
-            kept = ctx.kept
-            plan = plan.model_copy(update={"steps": [s for s in plan.steps if s.id not in kept]})
-        return plan
+        recorded = queue.pop(0)
+        for call in recorded.planner_calls:  # the planner's recorded calls count as they did in the original run
+            clients[-1].account_recorded(call)
+        return recorded.plan
 
     def confirm(plan: Plan, replan: bool) -> bool:
         return confirms.pop(0) if confirms else True
 
-    deps = RunDeps(
-        config=config, registry=ReplayRegistry(registry, rec, live_tools=live_tools, live_writes=live_writes,
-                                               fork=fork),
-        client=client, approver=RecordedApprover(config, rec, fork=fork, live=live_approver), events=events,
-        planner=planner, confirm=confirm, run_id=run_id,
-        output_schema=start.data.get("output_schema") if isinstance(start.data.get("output_schema"), dict) else None,
-        instructions=ProjectInstructions.from_record(start.data.get("instructions")),
-        hooks=RecordedHooks(config.hooks, registry.ctx.workspace, events, run_id, rec,
-                            live=fork.live if fork is not None else None, sandbox=config.sandbox,
-                            data_dir=registry.ctx.data_dir) if config.hooks else None,
-        extra_start={"replay_of": rec.run_id} if fork is None else {"parent": rec.run_id,
-                                                                      "fork_from": from_step},
-        # A run recorded without a view of the workspace is replayed without one too.
-        workspace=RecordedChanges(rec) if rec.first("workspace_changes") is not None else None,
-        verify_command=str(start.data.get("verify_command") or ""),
-    )
-    try:
-        outcome = await run(task, deps)
-    finally:
-        events.close()
-    got = read_events(path)
+    # The workspace's changes as the run saw them (a replay changes nothing); a fork's live part asks
+    # its checkpoints.
+    changes = RecordedChanges(rec) if rec.first(WorkspaceChanged) is not None else None
+    served_hooks: list[RecordedHooks] = []
+
+    def recorded_hooks(events: EventLog, rid: str) -> RecordedHooks:
+        # One set of recorded results for the whole replay (a resumed run's parts share it).
+        if not served_hooks:
+            served_hooks.append(RecordedHooks(config.hooks, registry.ctx.workspace, events, rid, rec,
+                                              live=fork.live if fork is not None else None, sandbox=config.sandbox,
+                                              data_dir=registry.ctx.data_dir))
+        served_hooks[0].events = events
+        return served_hooks[0]
+
+    # A resumed run is replayed as it ran: its first part, then each resumption from the state the
+    # record had reached (the same resume_state `agent run --resume` computes).
+    segments = rec.of(RunStarted) if fork is None else rec.of(RunStarted)[:1]
+    path = out_dir / run_id / "events.jsonl"
+    outcome: RunOutcome | None = None
+    for n, seg in enumerate(segments):
+        resume = None
+        seg_config = config
+        if n > 0:
+            before = rec.before(seg.seq)
+            ended, began = before.last(RunFinished), before.last(RunStarted)
+            if ended is None or began is None or ended.seq < began.seq:
+                raise AgentError(f"run {rec.run_id} was stopped without a record of its end (killed?) before it "
+                                 "was resumed: its resumption cannot be replayed")
+            resume = resume_state(before)
+            if seg.data.config is not None:
+                seg_config = Config.model_validate(seg.data.config)
+        extra: dict[str, Any] = ({"replay_of": rec.run_id} if fork is None
+                                 else {"parent": rec.run_id, "fork_from": from_step})
+        if n > 0:
+            extra["resumed"] = True
+        session = RunSession(base, run_id, config=seg_config, backend=backend, registry=tools, approver=approver,
+                             runs_dir=out_dir, memory=live_run, telemetry=live_run, extra_start=extra,
+                             resume=resume, hooks=recorded_hooks if seg_config.hooks else False,
+                             checkpoints=live_run)
+        clients.append(session.client)
+        deps = session.deps(planner, confirm, replans_merged=True, output_schema=seg.data.output_schema,
+                            instructions=ProjectInstructions.from_record(seg.data.instructions),
+                            workspace=changes, verify_command=seg.data.verify_command or "")
+        try:
+            outcome = await run(task, deps)
+        finally:
+            session.close()
+        path = session.events_path
+    assert outcome is not None
+    got = RunRecord.read(path)
     divergence = None if fork is not None else first_divergence(rec, got)
     if tmp is not None:
         tmp.cleanup()
     return ReplayResult(outcome, divergence, path, [*rec.warnings, *_instructions_changed(start, registry, config)])
 
 
-def _instructions_changed(start: Event, registry: ToolRegistry, config: Config) -> list[str]:
+def _instructions_changed(start: RunStarted, registry: ToolRegistry, config: Config) -> list[str]:
     """A warning when the workspace's project instructions differ from the ones the run recorded
     (the replay uses the recorded ones, so it stays identical; a new run would not)."""
-    if start.data.get("no_project_instructions"):
+    if start.no_project_instructions:
         return []
-    recorded = ProjectInstructions.from_record(start.data.get("instructions"))
+    recorded = ProjectInstructions.from_record(start.instructions)
     now = load_project_instructions(registry.ctx.workspace, config.instructions)
     if (recorded.hash if recorded else None) == (now.hash if now else None):
         return []

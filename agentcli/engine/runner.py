@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from agentcli import __version__
 from agentcli.config import Config
 from agentcli.engine.approval import Approver
-from agentcli.engine.budget import Budget, BudgetCheck
+from agentcli.engine.budget import Budget
 from agentcli.engine.executor import Aborted, Executor, StepRun, VerifyResult
 from agentcli.engine.fsm import State, StateMachine, Transition
 from agentcli.engine.hooks import Hooks
@@ -41,12 +41,21 @@ from agentcli.engine.reviewer import DIGEST_CHARS, Review, fallback_answer, grou
 from agentcli.engine.workspace import CheckpointChanges, WorkspaceChanges
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
-from agentcli.models.types import CallRecord
 from agentcli.planning.instructions import ProjectInstructions, within_context
 from agentcli.planning.plan import Plan
 from agentcli.planning.planner import Replan
 from agentcli.record.checkpoints import Checkpointer
-from agentcli.record.events import EventLog
+from agentcli.record.events import (
+    EventLog,
+    Hooked,
+    MemoryWritten,
+    PlanCreated,
+    Reviewed,
+    RunFinished,
+    RunStarted,
+    TransitionMade,
+)
+from agentcli.record.reader import RunRecord
 from agentcli.tools import ToolRegistry
 
 
@@ -119,27 +128,18 @@ class ResumeState:
     last_seq: int
 
 
-def resume_state(rec: Any) -> ResumeState:
-    """Completed steps (with their outputs) and what the run had spent, from its recording."""
-    from agentcli.record.runs import last_plan, step_states
-
-    plan = last_plan(rec)
+def resume_state(rec: RunRecord) -> ResumeState:
+    """Completed steps (with their outputs) and what the run had spent, from its record."""
+    plan = rec.last_plan
     if plan is None:
         raise AgentError(f"run {rec.run_id} has no plan yet: start it again with agent run")
     done: dict[str, StepRun] = {}
-    for sid, st in step_states(rec).items():
+    for sid, st in rec.steps.items():
         step = plan.step(sid)
         if step is not None and st.status == "ok":
             done[sid] = StepRun(step, status="ok", attempts=st.attempts, output=st.output)
-    calls = list(rec.of_type("llm_call"))
-    return ResumeState(
-        plan=plan, done=done,
-        cost_usd=sum(float(e.data["cost_usd"]) for e in calls if e.data.get("cost_usd") is not None),
-        tokens=sum(int((e.data.get("usage") or {}).get("input_tokens", 0))
-                   + int((e.data.get("usage") or {}).get("output_tokens", 0)) for e in calls),
-        replans=sum(1 for e in rec.of_type("plan_created") if e.data.get("replan")),
-        last_seq=rec.events[-1].seq if rec.events else 0,
-    )
+    return ResumeState(plan=plan, done=done, cost_usd=rec.cost_usd, tokens=rec.input_tokens + rec.output_tokens,
+                       replans=rec.replans, last_seq=rec.last_seq)
 
 
 class WorkspaceProbe(Protocol):
@@ -206,11 +206,15 @@ class RunDeps:
     on_step: Callable[[StepRun], None] | None = None
     on_transition: Callable[[Transition], None] | None = None
     on_plan: Callable[[Plan], None] | None = None
+    #: The run's budget, the guard of ``client`` (both built by :class:`~agentcli.engine.session.RunSession`).
     budget: Budget | None = None
     extra_start: dict[str, Any] = field(default_factory=dict)
     resume: ResumeState | None = None
     #: Episodic memory: ``record_episode(**fields)`` is called once at the end of every run.
     memory: Any = None
+    #: The planner's re-plans are already merged with the steps kept (a replay serves the plans
+    #: as recorded, which are): they are executed as they come, not merged a second time.
+    replans_merged: bool = False
     #: The workspace's changes; None: from ``checkpoints`` when there are some (a replay gives the
     #: recorded ones), else unknown and only the write steps' paths are reported.
     workspace: WorkspaceProbe | None = None
@@ -275,37 +279,6 @@ def config_digest(config: Config) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _llm_event(events: EventLog, client: LLMClient) -> Callable[[CallRecord], None]:
-    def record(rec: CallRecord) -> None:
-        req = rec.request
-        resp = rec.response
-        price = client.price(req.model)
-        events.append("llm_call", {
-            "call_id": rec.call_id, "attempt": rec.attempt, "role": rec.role, "outcome": rec.outcome,
-            "request_hash": rec.request_hash, "model": req.model,
-            "request": {"messages": req.messages, "response_format": req.response_format,
-                        "tools": req.tools, "max_tokens": req.max_tokens, "temperature": req.temperature,
-                        "seed": req.seed},
-            "response": None if resp is None else {
-                "text": resp.text, "tool_calls": [c.model_dump() for c in resp.tool_calls],
-                "input_tokens": resp.input_tokens, "output_tokens": resp.output_tokens, "model": resp.model,
-                "finish_reason": resp.finish_reason,
-            },
-            "usage": rec.usage.model_dump(), "cost_usd": rec.cost_usd, "latency_ms": round(rec.latency_ms, 3),
-            "error_type": rec.error_type, "error": rec.error,
-            "price": None if price is None else {"input": price.input, "output": price.output},
-            "profile": rec.profile,
-        }, step_id=rec.step_id)
-    return record
-
-
-def _budget_event(events: EventLog) -> Callable[[BudgetCheck], None]:
-    def record(check: BudgetCheck) -> None:
-        events.append("budget_check", {"kind": check.kind, "ok": check.ok, "which": check.which,
-                                       **check.detail}, step_id=check.detail.get("step_id"))
-    return record
-
-
 def merge_replan(old: Plan, runs: dict[str, StepRun], new: Plan) -> Plan:
     """Completed steps of ``old`` kept as they are, followed by ``new``'s steps renumbered after
     them (dependencies and references rewritten to the new ids; a hosted planner numbers them
@@ -342,18 +315,16 @@ class _Run:
         self.task = task
         self.deps = deps
         self.events = deps.events
-        self.budget = deps.budget or Budget(deps.config.budget)
+        if deps.budget is None:
+            raise TypeError("RunDeps.budget is missing: build runs with agentcli.engine.session.RunSession")
+        self.budget = deps.budget
         if deps.resume is not None:
             r = deps.resume
             self.budget.cost_usd, self.budget.tokens = r.cost_usd, r.tokens
             self.budget.steps, self.budget.replans = len(r.done), r.replans
         self.fsm = StateMachine()
         self.fsm.listeners.append(self._on_transition)
-        self.budget.listeners.append(_budget_event(self.events))
         client = deps.client
-        client.guard = self.budget.check_llm_call
-        client.headroom = self.budget.output_headroom
-        client.observers.extend([self.budget.observe, _llm_event(self.events, client)])
         self.executor = Executor(
             config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
             budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
@@ -371,7 +342,7 @@ class _Run:
             CheckpointChanges(deps.checkpoints) if deps.checkpoints is not None else None)
 
     def _on_transition(self, t: Transition) -> None:
-        self.events.append("transition", {"from": t.src.value, "to": t.dst.value, "reason": t.reason})
+        self.events.emit(TransitionMade(src=t.src.value, to=t.dst.value, reason=t.reason))
         if self.deps.on_transition is not None:
             self.deps.on_transition(t)
 
@@ -383,7 +354,7 @@ class _Run:
 
     def _set_plan(self, plan: Plan, *, replan: bool) -> None:
         self.plan = plan
-        self.events.append("plan_created", {"replan": replan, "plan": plan.model_dump(mode="json")})
+        self.events.emit(PlanCreated(replan=replan, plan=plan.model_dump(mode="json")))
         self.events.sync(blocking=True)
         if self.deps.on_plan is not None:
             self.deps.on_plan(plan)
@@ -430,7 +401,7 @@ class _Run:
         changes = self.changes.text() if self.changes is not None else None
         ctx = ReplanContext(self.plan, dict(self.executor.runs), reason, self._left(), changes)
         new = await self.deps.planner(self.task, ctx)
-        merged = merge_replan(self.plan, self.executor.runs, new)
+        merged = new if self.deps.replans_merged else merge_replan(self.plan, self.executor.runs, new)
         before = {s.id for s in self.plan.steps if s.requires_approval}
         adds_approval = any(s.requires_approval and s.id not in before for s in merged.steps)
         self._set_plan(merged, replan=True)
@@ -461,13 +432,13 @@ class _Run:
                     await self._replan("the task asks for a change, but no file changed")
                     continue
                 self.answer = grounded_answer(self.executor.runs)
-                self.events.append("review", {"kind": "grounded", "outcome": "complete"})
+                self.events.emit(Reviewed(kind="grounded", outcome="complete"))
                 if await self._verify("every step succeeded"):
                     return
                 continue
             verdict: Review = await review(self.deps.client, self.task, self.plan, self.executor.runs,
                                            changes.text() if changes is not None else None)
-            self.events.append("review", {"kind": "verdict", **verdict.model_dump()})
+            self.events.emit(Reviewed(kind="verdict", **verdict.model_dump()))
             if verdict.outcome == "stop":
                 raise RunStopped(verdict.reason or verdict.answer or "the reviewer ended the run")
             if verdict.outcome == "replan" or (verdict.outcome == "continue" and not self._can_continue()):
@@ -561,15 +532,15 @@ class _Run:
         return any(not (set(r.step.depends_on) & failed) for r in self.executor.pending())
 
     async def go(self, given: Plan | None) -> RunOutcome:
-        self.events.append("run_started", {
-            "task": self.task, "config_digest": config_digest(self.deps.config),
-            "versions": {"agentcli": __version__, "python": platform.python_version()},
-            "model": self.deps.config.model, "config": self.deps.config.model_dump(mode="json"),
-            "verify_command": self.deps.verify_command,
+        self.events.emit(RunStarted(
+            task=self.task, config_digest=config_digest(self.deps.config),
+            versions={"agentcli": __version__, "python": platform.python_version()},
+            model=self.deps.config.model, config=self.deps.config.model_dump(mode="json"),
+            verify_command=self.deps.verify_command,
             **({"output_schema": self.deps.output_schema} if self.deps.output_schema is not None else {}),
             **({"instructions": self.deps.instructions.record()} if self.deps.instructions is not None else {}),
             **self.deps.extra_start,
-        })
+        ))
         status, reason, code = "FAILED", "", int(ExitCode.FAILED)
         if self.deps.memory is not None and getattr(self.deps.memory, "working", None) is not None:
             self.deps.memory.working.add_task(self.task)
@@ -612,15 +583,15 @@ class _Run:
         await self._final_changes()
         outcome = self._outcome(status, reason, code)
         self._remember(outcome)
-        finished = {"status": status, "reason": reason, "answer": self.answer, "totals": outcome.totals,
-                    "budget": outcome.budget, "exit_code": code}
-        self.events.append("run_finished", finished)
+        finished = RunFinished(status=status, reason=reason, answer=self.answer, totals=outcome.totals,
+                               budget=outcome.budget, exit_code=code)
+        self.events.emit(finished)
         self.events.sync(blocking=True)
         if self.deps.hooks is not None:
             try:
-                await self.deps.hooks.run_finished(finished)
+                await self.deps.hooks.run_finished(finished.event_data())
             except AgentError as e:  # the run is over and recorded: a hook cannot change its outcome
-                self.events.append("hook", {"event": "run_finished", "outcome": "warning", "message": e.one_line()})
+                self.events.emit(Hooked(event="run_finished", outcome="warning", message=e.one_line()))
         return outcome
 
     def _remember(self, outcome: RunOutcome) -> None:
@@ -636,7 +607,7 @@ class _Run:
                 plan=episode_plan(self.plan) if self._worked(outcome) else None,
                 wait=False)  # written in the background: the result is shown without waiting for it
         except Exception as e:
-            self.events.append("memory_write", {"tier": "episodic", "error": f"{type(e).__name__}: {e}"[:300]})
+            self.events.emit(MemoryWritten(tier="episodic", error=f"{type(e).__name__}: {e}"[:300]))
 
     async def _final_changes(self) -> None:
         """The changes at the end, for the report (the last review's when no step ran since)."""

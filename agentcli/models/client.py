@@ -135,6 +135,8 @@ class LLMClient:
         call_log: CallLog | None = None,
         run_id: str | None = None,
         guard: Callable[[PreCall], None] | None = None,
+        observers: Sequence[Callable[[CallRecord], None]] = (),
+        headroom: Callable[[str, int, Price | None], int | None] | None = None,
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.config = config
@@ -144,8 +146,8 @@ class LLMClient:
         self.guard = guard
         #: ``headroom(model, input_tokens, price)``: the most output tokens the budget can still pay
         #: for (None: no limit); a call's output limit is never sized past it.
-        self.headroom: Callable[[str, int, Price | None], int | None] | None = None
-        self.observers: list[Callable[[CallRecord], None]] = []
+        self.headroom: Callable[[str, int, Price | None], int | None] | None = headroom
+        self.observers: list[Callable[[CallRecord], None]] = list(observers)
         self.totals = RunTotals()
         self._sleep = sleep or asyncio.sleep
         self._profiles: dict[str, ModelProfile] = {}
@@ -333,6 +335,7 @@ class LLMClient:
         tools: list[dict[str, Any]] | None,
         max_tokens: int | None,
         is_fallback: bool,
+        step_id: str | None = None,
     ) -> ModelRequest:
         cfg = self.config.llm
         profile = self.profile(model)
@@ -355,6 +358,7 @@ class LLMClient:
             response_format=rf,
             tools=tools,
             api_base=api_base,
+            step_id=step_id,
         )
 
     def _estimate(self, req: ModelRequest) -> int:
@@ -381,7 +385,7 @@ class LLMClient:
         latency = 0.0
         errors: list[LLMError] = []
         for idx, model in enumerate(chain):
-            req = self._request(model, msgs, response_format, tools, max_tokens, idx > 0)
+            req = self._request(model, msgs, response_format, tools, max_tokens, idx > 0, step_id)
             estimate = self._estimate(req)
             price = self._price(model)  # also warms the provider import before latency is timed
             if self.headroom is not None:
@@ -512,7 +516,7 @@ class LLMClient:
         if self.observers:
             rec = CallRecord(call_id, attempt, role, step_id, req, record["request_hash"], resp, usage, cost,
                              latency_ms, outcome, record["error_type"], record["error"],
-                             profile=record["profile"])
+                             profile=record["profile"], price=self._price(req.model))
             for obs in self.observers:
                 obs(rec)
         return usage, record["request_hash"]

@@ -84,6 +84,10 @@ class ModelRequest:
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     api_base: str | None = None
+    #: The plan step the request is made for (None: planner, reviewer). Not sent and not hashed:
+    #: it travels with the request so a backend serving recorded answers (a replay, a fork) knows
+    #: where the run is.
+    step_id: str | None = None
 
     def generation_options(self) -> dict[str, Any]:
         """What shapes generation, as a backend passes it on: the limits and decoding always, the
@@ -184,6 +188,8 @@ class CallRecord:
     error_type: str | None = None
     error: str | None = None
     #: The model's profile when the call was made (``ModelProfile.as_dict()``): replay decides with it.
+    #: The model's price per token when the call was made (None: unknown).
+    price: Price | None = None
     profile: dict[str, Any] | None = None
 
 

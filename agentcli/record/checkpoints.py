@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentcli.errors import AgentError, UsageError
-from agentcli.record.events import EventLog, Recording
+from agentcli.record.events import CheckpointMade, EventLog, Recording, RunFinished, Undone
+from agentcli.record.reader import RunRecord
 
 __all__ = [
     "CHECKPOINT_SCHEMA_VERSION",
@@ -404,13 +405,12 @@ class RunCheckpoints:
         return self.last or self.before_step(step_id)
 
 
-def run_checkpoints(rec: Recording) -> RunCheckpoints:
+def run_checkpoints(rec: RunRecord | Recording) -> RunCheckpoints:
     """The checkpoints and undos recorded in a run's events."""
-    cps = [{**e.data, "step_id": e.step_id} for e in rec.events if e.type == "checkpoint"]
-    undos = [dict(e.data) for e in rec.events if e.type == "undo"]
-    finished = any(e.type == "run_finished" for e in rec.events)
-    last_seq = max((e.seq for e in rec.events), default=0)
-    return RunCheckpoints(rec.run_id, cps, undos, finished, last_seq)
+    typed = rec if isinstance(rec, RunRecord) else RunRecord(rec)
+    cps = [{**t.data.event_data(), "step_id": t.step_id} for t in typed.of(CheckpointMade)]
+    undos = [t.data.event_data() for t in typed.of(Undone)]
+    return RunCheckpoints(typed.run_id, cps, undos, typed.last(RunFinished) is not None, typed.last_seq)
 
 
 @dataclass
@@ -439,7 +439,7 @@ class UndoResult:
                 "before_undo": self.before_undo, "after_undo": self.after_undo}
 
 
-def undo_run(repo: ShadowRepo, rec: Recording, *, to_step: str | None = None, redo: bool = False,
+def undo_run(repo: ShadowRepo, rec: RunRecord | Recording, *, to_step: str | None = None, redo: bool = False,
              force: bool = False, apply: bool = True) -> UndoResult:
     """Undo a run (from ``to_step`` on), or with ``redo`` undo its last undo.
 

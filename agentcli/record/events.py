@@ -35,10 +35,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentcli.errors import AgentError
 from agentcli.redact import Redactor, is_secret_field, secret_values
@@ -84,6 +84,298 @@ class Event(BaseModel):
 
 
 _EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
+
+
+# ------------------------------------------------------------------ typed payloads
+#
+# One model per event type: the writers build them (:meth:`EventLog.emit`), and the record reader
+# (:mod:`agentcli.record.reader`) validates ``Event.data`` into them. Fields are declared in the
+# order the line has always had, with defaults wherever an older writer may have left a key out,
+# so a schema-1 line reads as it is. Unknown keys are kept (``extra="allow"``): a newer writer's
+# additive field survives a read, and a replay compares it.
+
+
+class Payload(BaseModel):
+    """The ``data`` of one event type. ``TYPE`` names it."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    TYPE: ClassVar[EventType]
+    # Payloads with an alias or a nested model are dumped by pydantic; the others straight from
+    # their fields (a step's events stay on EventLog.append's fast path).
+    _DUMPED: ClassVar[bool] = False
+
+    def event_data(self) -> dict[str, Any]:
+        """The payload as the line's ``data``: the fields the writer set (and required ones), in
+        declaration order, then any extra keys."""
+        cls = type(self)
+        if cls._DUMPED:
+            data = self.model_dump(by_alias=True, exclude_unset=True)
+        else:
+            fields = self.__pydantic_fields_set__
+            data = {k: v for k, v in self.__dict__.items() if k in fields}
+        extra = self.__pydantic_extra__
+        if extra:
+            data.update(extra)
+        return data
+
+
+class RunStarted(Payload):
+    """A run (or a resumption of it) starts: the task, the config and where the run comes from."""
+
+    TYPE: ClassVar[EventType] = "run_started"
+    task: str = ""
+    config_digest: str = ""
+    versions: dict[str, str] = {}
+    model: str = ""
+    #: The whole effective config (a replay runs with it).
+    config: dict[str, Any] | None = None
+    #: The recorded run this one replays.
+    replay_of: str | None = None
+    #: The run this one was forked from, and the step it was forked at.
+    parent: str | None = None
+    fork_from: str | None = None
+    #: A second ``run_started`` in the same log: the run was resumed.
+    resumed: bool = False
+    #: The JSON Schema the final answer had to validate against (``--output-schema``).
+    output_schema: dict[str, Any] | None = None
+    #: The project instructions (AGENTS.md) the run was given (a replay uses these).
+    instructions: dict[str, Any] | None = None
+    #: The run was started with ``--no-project-instructions``.
+    no_project_instructions: bool = False
+    #: The command run to verify the changes before the run ends COMPLETE (``[verify] command``).
+    verify_command: str = ""
+
+
+class PlanCreated(Payload):
+    """A plan was made (``replan``: after a failure, merged with the steps kept)."""
+
+    TYPE: ClassVar[EventType] = "plan_created"
+    replan: bool = False
+    #: The plan as executed (a re-plan: already merged, kept steps first).
+    plan: dict[str, Any]
+
+
+class TransitionMade(Payload):
+    """A move of the state machine."""
+
+    TYPE: ClassVar[EventType] = "transition"
+    _DUMPED: ClassVar[bool] = True
+    src: str = Field(alias="from")
+    to: str
+    reason: str = ""
+
+
+class StepStarted(Payload):
+    TYPE: ClassVar[EventType] = "step_started"
+    title: str = ""
+    kind: str = "tool"
+    tool: str | None = None
+
+
+class RecordedRequest(BaseModel):
+    """An LLM request as recorded: what determines its hash."""
+
+    model_config = ConfigDict(extra="allow")
+    messages: list[dict[str, Any]] = []
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    max_tokens: int = 0
+    temperature: float = 0.0
+    seed: int | None = None
+
+
+class RecordedResponse(BaseModel):
+    """An LLM response as recorded."""
+
+    model_config = ConfigDict(extra="allow")
+    text: str = ""
+    tool_calls: list[dict[str, Any]] = []
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    model: str | None = None
+    #: Why generation stopped (``length``: cut at max_tokens), as the provider said.
+    finish_reason: str | None = None
+
+
+class RecordedUsage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class RecordedPrice(BaseModel):
+    """USD per token, as the run priced the model."""
+
+    input: float
+    output: float
+
+
+class LlmCall(Payload):
+    """One request to a model (one attempt), with its whole request and response, for replay."""
+
+    TYPE: ClassVar[EventType] = "llm_call"
+    _DUMPED: ClassVar[bool] = True
+    call_id: str = ""
+    attempt: int = 1
+    role: str = "executor"
+    outcome: str = "ok"
+    request_hash: str = ""
+    model: str = ""
+    request: RecordedRequest = RecordedRequest()
+    response: RecordedResponse | None = None
+    usage: RecordedUsage = RecordedUsage()
+    cost_usd: float | None = None
+    latency_ms: float = 0.0
+    error_type: str | None = None
+    error: str | None = None
+    price: RecordedPrice | None = None
+    #: The :class:`~agentcli.models.profile.ModelProfile` the call was made with (a replay uses it).
+    profile: dict[str, Any] | None = None
+
+
+class ToolIntent(Payload):
+    """A side-effecting tool is about to run (fsynced first)."""
+
+    TYPE: ClassVar[EventType] = "tool_intent"
+    tool: str
+    args: Any = None
+    attempt: int = 1
+
+
+class ToolCalled(Payload):
+    """A tool call and its result (a :class:`~agentcli.tools.ToolResult` as JSON)."""
+
+    TYPE: ClassVar[EventType] = "tool_call"
+    tool: str
+    args: Any = None
+    attempt: int = 1
+    result: dict[str, Any]
+
+
+class StepFinished(Payload):
+    TYPE: ClassVar[EventType] = "step_finished"
+    status: str
+    attempts: int = 0
+    output: Any = None
+    error: dict[str, Any] | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+
+
+class ApprovalMade(Payload):
+    """The decision on a step's approval, and who made it."""
+
+    TYPE: ClassVar[EventType] = "approval"
+    tool: str = ""
+    args_hash: str = ""
+    plan_hash: str = ""
+    decided_by: str = ""
+    decision: str
+    message: str = ""
+    risk: str | None = None
+
+
+class BudgetChecked(Payload):
+    """A budget check (the limit's numbers as extra keys)."""
+
+    TYPE: ClassVar[EventType] = "budget_check"
+    kind: str
+    ok: bool
+    which: str | None = None
+
+
+class MemoryRecalled(Payload):
+    """A recall from memory (the memory package's payload, kept whole)."""
+
+    TYPE: ClassVar[EventType] = "memory_recall"
+    query: str = ""
+    hits: list[dict[str, Any]] = []
+    purpose: str | None = None
+
+
+class MemoryWritten(Payload):
+    """A write to memory, or why it failed (``error``)."""
+
+    TYPE: ClassVar[EventType] = "memory_write"
+    tier: str = ""
+    error: str | None = None
+
+
+class Reviewed(Payload):
+    """A judgement on the run's progress: the reviewer's ``verdict``, a ``grounded`` completion,
+    or ``args_corrected`` (a tool call's arguments fixed by the model)."""
+
+    TYPE: ClassVar[EventType] = "review"
+    kind: str
+    outcome: str | None = None
+    answer: str | None = None
+    reason: str | None = None
+    tool: str | None = None
+    before: Any = None
+    after: Any = None
+    error: dict[str, Any] | None = None
+
+
+class RunFinished(Payload):
+    TYPE: ClassVar[EventType] = "run_finished"
+    status: str
+    reason: str = ""
+    answer: str = ""
+    totals: dict[str, Any] = {}
+    budget: dict[str, Any] = {}
+    exit_code: int = 1
+
+
+class WorkspaceChanged(Payload):
+    """What the run has changed in the workspace so far (``known``: False when it cannot be told)."""
+
+    TYPE: ClassVar[EventType] = "workspace_changes"
+    known: bool = False
+
+
+class Verified(Payload):
+    """The verify command's outcome (``[verify] command``)."""
+
+    TYPE: ClassVar[EventType] = "verify"
+    status: str = ""
+
+
+class Hooked(Payload):
+    """A configured hook ran (``pre_tool``, ``post_tool``, ``run_finished``): its result."""
+
+    TYPE: ClassVar[EventType] = "hook"
+    hook: int = 0
+    event: str = ""
+    command: str = ""
+    tool: str | None = None
+    exit_code: int | None = None
+    outcome: str = "ok"
+    message: str = ""
+
+
+class CheckpointMade(Payload):
+    """A checkpoint of the workspace before or after a step (the shadow repository's commit)."""
+
+    TYPE: ClassVar[EventType] = "checkpoint"
+    phase: str = ""
+    commit: str | None = None
+
+
+class Undone(Payload):
+    """``agent undo`` (or ``--redo``) of the run (the files restored, the commits around it)."""
+
+    TYPE: ClassVar[EventType] = "undo"
+    kind: str = "undo"
+
+
+#: The payload model of every event type.
+PAYLOADS: dict[str, type[Payload]] = {
+    m.TYPE: m for m in (RunStarted, PlanCreated, TransitionMade, StepStarted, LlmCall, ToolIntent, ToolCalled,
+                        StepFinished, ApprovalMade, BudgetChecked, MemoryRecalled, MemoryWritten, Reviewed,
+                        WorkspaceChanged, Verified, Hooked, RunFinished, CheckpointMade, Undone)
+}
 
 # The general path's encoder, built once: the same output as json.dumps(..., separators=(",", ":"),
 # default=str).
@@ -260,6 +552,10 @@ class EventLog:
                 event = Event(seq=seq, time=now, type=type, run_id=self.run_id, step_id=step_id, data=data)
             for listener in self.listeners:
                 listener(event)
+
+    def emit(self, payload: Payload, *, step_id: str | None = None, durable: bool = False) -> None:
+        """Append one typed event (see :meth:`append`)."""
+        self.append(payload.TYPE, payload.event_data(), step_id=step_id, durable=durable)
 
     def sync(self, *, blocking: bool = False) -> None:
         """Make everything appended so far durable (in the background unless ``blocking``)."""

@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentcli.errors import UsageError
-from agentcli.record.events import EVENTS_NAME, Event, Recording, read_events
-from agentcli.record.runs import runs_root
+from agentcli.planning.plan import Plan, Step
+from agentcli.record.events import LlmCall
+from agentcli.record.reader import RunRecord, Typed, run_paths
+from agentcli.record.runs import one_line
 
 GroupBy = Literal["model", "day", "status"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
@@ -121,13 +123,10 @@ class Call:
     answered: bool
 
     @classmethod
-    def from_event(cls, e: Event) -> Call:
-        d = e.data
-        u = d.get("usage") or {}
-        cost = d.get("cost_usd")
-        return cls(e.run_id, e.time, str(d.get("model") or "?"), str(d.get("role") or "?"), e.step_id,
-                   int(u.get("input_tokens") or 0), int(u.get("output_tokens") or 0),
-                   None if cost is None else float(cost), d.get("response") is not None)
+    def from_event(cls, t: Typed[LlmCall]) -> Call:
+        d = t.data
+        return cls(t.event.run_id, t.time, d.model or "?", d.role or "?", t.step_id, d.usage.input_tokens,
+                   d.usage.output_tokens, d.cost_usd, d.response is not None)
 
 
 @dataclass
@@ -176,87 +175,41 @@ class RunStats:
 # ----------------------------------------------------------------------- one run
 
 
-def _plans(rec: Recording) -> list[dict[str, Any]]:
-    return [e.data.get("plan") or {} for e in rec.of_type("plan_created")]
+def _plans(rec: RunRecord) -> list[Plan]:
+    return [p.plan for p in rec.plans]
 
 
-def served_call(rec: Recording) -> Any:
-    """A predicate: was this llm_call event served from a parent's recording (not paid again)?"""
-    start = rec.first("run_started")
-    d = start.data if start is not None else {}
-    if d.get("replay_of"):
-        return lambda e: True
-    fork_from = d.get("fork_from")
-    if not (d.get("parent") and fork_from):
-        return lambda e: False
-    # The fork rule of agentcli.engine.replay: the planner's calls are the recorded ones; a step's calls
-    # are recorded before the fork step (in plan order) and live from it on; run-level calls live.
-    plans = _plans(rec)
-    order: dict[str, int] = {}
-    if plans:
-        order = {str(s.get("id")): i for i, s in enumerate(plans[-1].get("steps") or [])}
-        for p in plans:
-            for i, s in enumerate(p.get("steps") or []):
-                order.setdefault(str(s.get("id")), i)
-    cut = order.get(str(fork_from), 0)
-
-    def served(e: Event) -> bool:
-        if e.data.get("role") == "planner":
-            return True
-        return e.step_id is not None and order.get(e.step_id, 0) < cut
-    return served
-
-
-def run_status(rec: Recording) -> tuple[str, str]:
-    finished = None
-    for e in rec.of_type("run_finished"):
-        finished = e
-    if finished is None:
-        return "INTERRUPTED", "no run_finished event"
-    return str(finished.data.get("status")), str(finished.data.get("reason", ""))
-
-
-def run_start(rec: Recording) -> float | None:
-    start = rec.first("run_started")
-    if start is not None:
-        return start.time
-    return rec.events[0].time if rec.events else None
-
-
-def plan_estimate_error(rec: Recording) -> tuple[float, float] | None:
+def plan_estimate_error(rec: RunRecord) -> tuple[float, float] | None:
     """(estimated, actual) USD of the run's llm steps, or None when the run is not comparable."""
     plans = _plans(rec)
-    if len(plans) != 1 or rec.first("run_finished") is None:
+    if len(plans) != 1 or rec.finish is None:
         return None
     plan = plans[0]
-    estimate = plan.get("estimated_cost_usd")
-    llm_steps = {str(s.get("id")) for s in plan.get("steps") or [] if s.get("kind") == "llm"}
+    estimate = plan.estimated_cost_usd
+    llm_steps = {s.id for s in plan.steps if s.kind == "llm"}
     if estimate is None or not llm_steps:
         return None
-    status = {e.step_id: e.data.get("status") for e in rec.of_type("step_finished")}
+    status = {sid: f.status for sid, f in rec.steps.items()}
     if any(status.get(sid) != "ok" for sid in llm_steps):
         return None
     costs: list[float] = []
-    for e in rec.of_type("llm_call"):
-        if e.step_id in llm_steps and e.data.get("role") == "executor" and e.data.get("response") is not None:
-            if e.data.get("cost_usd") is None:
+    for c in rec.calls:
+        if c.step_id in llm_steps and c.data.role == "executor" and c.data.response is not None:
+            if c.data.cost_usd is None:
                 return None
-            costs.append(float(e.data["cost_usd"]))
+            costs.append(c.data.cost_usd)
     return float(estimate), math.fsum(costs)
 
 
 # ----------------------------------------------------------------------- many runs
 
 
-def _recordings(data_dir: Path, warnings: list[str]) -> Iterable[Recording]:
-    root = runs_root(data_dir)
-    if not root.is_dir():
-        return
-    for path in sorted(root.glob(f"*/{EVENTS_NAME}")):
+def _recordings(data_dir: Path, warnings: list[str]) -> Iterable[RunRecord]:
+    for path in sorted(run_paths(data_dir)):
         try:
-            rec = read_events(path)
+            rec = RunRecord.read(path)
         except Exception as e:  # one unreadable run must not hide the others
-            warnings.append(f"{path.parent.name}: not counted: {str(e)[:200]}")
+            warnings.append(f"{path.parent.name}: not counted: {one_line(e)[:200]}")
             continue
         warnings.extend(rec.warnings)
         yield rec
@@ -276,11 +229,11 @@ def compute_stats(data_dir: Path, *, since: float | None = None, by: GroupBy = "
     replayed = 0
     n_runs = 0
     for rec in _recordings(data_dir, warnings):
-        started = run_start(rec)
+        started = rec.started_at
         if started is None or (since is not None and started < since):
             continue
         n_runs += 1
-        status, reason = run_status(rec)
+        status, reason = rec.status, rec.reason
         by_status[status] = by_status.get(status, 0) + 1
         if status != "COMPLETE":
             reasons[reason] = reasons.get(reason, 0) + 1
@@ -288,12 +241,12 @@ def compute_stats(data_dir: Path, *, since: float | None = None, by: GroupBy = "
         if by != "model":
             key = status if by == "status" else day_of(started)
             groups.setdefault(key, Usage(key)).add_run(rec.run_id)
-        served = served_call(rec)
-        for e in rec.of_type("llm_call"):
-            if served(e):
+        served = rec.served()
+        for c in rec.calls:
+            if served(c):
                 replayed += 1
                 continue
-            call = Call.from_event(e)
+            call = Call.from_event(c)
             totals.add(call)
             key = call.model if by == "model" else status if by == "status" else day_of(call.time)
             groups.setdefault(key, Usage(key)).add(call)
@@ -346,44 +299,39 @@ class StepCost:
         return {**self.__dict__, "error_usd": self.error_usd}
 
 
-def _cost_of(calls: list[Event]) -> float | None:
-    if any(c.data.get("response") is not None and c.data.get("cost_usd") is None for c in calls):
+def _cost_of(calls: list[Typed[LlmCall]]) -> float | None:
+    if any(c.data.response is not None and c.data.cost_usd is None for c in calls):
         return None
-    return math.fsum(float(c.data["cost_usd"]) for c in calls if c.data.get("cost_usd") is not None)
+    return math.fsum(c.data.cost_usd for c in calls if c.data.cost_usd is not None)
 
 
-def step_costs(rec: Recording) -> list[StepCost]:
+def step_costs(rec: RunRecord) -> list[StepCost]:
     """Estimated vs actual cost of every step (any plan of the run), then the planner's and the
     reviewer's calls. Actual = the ``cost_usd`` of the step's ``llm_call`` events (retries and
     argument corrections included); estimated = the plan's ``estimated_cost_usd`` for the step."""
-    steps: dict[str, dict[str, Any]] = {}
-    for plan in _plans(rec):
-        for s in plan.get("steps") or []:
-            steps[str(s.get("id"))] = s
-    order: list[str] = []
-    status: dict[str, str] = {}
-    for e in rec.events:
-        if e.type in ("step_started", "step_finished") and e.step_id:
-            if e.step_id not in order:
-                order.append(e.step_id)
-            status[e.step_id] = str(e.data.get("status", "running")) if e.type == "step_finished" else "running"
-    final = _plans(rec)[-1].get("steps") if _plans(rec) else []
-    for s in final or []:
-        if str(s.get("id")) not in order:
-            order.append(str(s.get("id")))
-    calls: dict[str | None, list[Event]] = {}
-    by_role: dict[str, list[Event]] = {}
-    for e in rec.of_type("llm_call"):
-        if e.step_id:
-            calls.setdefault(e.step_id, []).append(e)
+    plans = _plans(rec)
+    steps: dict[str, Step] = {}
+    for plan in plans:
+        for s in plan.steps:
+            steps[s.id] = s
+    status = rec.step_status()
+    order = list(status)
+    for s in plans[-1].steps if plans else []:
+        if s.id not in order:
+            order.append(s.id)
+    calls: dict[str | None, list[Typed[LlmCall]]] = {}
+    by_role: dict[str, list[Typed[LlmCall]]] = {}
+    for c in rec.calls:
+        if c.step_id:
+            calls.setdefault(c.step_id, []).append(c)
         else:
-            by_role.setdefault(str(e.data.get("role")), []).append(e)
+            by_role.setdefault(c.data.role, []).append(c)
     rows = []
     for sid in order:
-        s = steps.get(sid, {})
+        st = steps.get(sid)
         mine = calls.get(sid, [])
-        rows.append(StepCost(sid, str(s.get("title", "")), str(s.get("kind", "?")), s.get("tool"),
-                             status.get(sid, "not run"), len(mine), s.get("estimated_cost_usd", None),
+        rows.append(StepCost(sid, st.title if st else "", st.kind if st else "?", st.tool if st else None,
+                             status.get(sid, "not run"), len(mine), st.estimated_cost_usd if st else None,
                              _cost_of(mine)))
     for role in ("planner", "reviewer"):
         mine = by_role.pop(role, [])

@@ -70,6 +70,8 @@ from typing import TYPE_CHECKING, Any
 
 from agentcli import __version__
 from agentcli.errors import UsageError
+from agentcli.record import events as ev
+from agentcli.record.reader import payload_of
 from agentcli.redact import Redactor
 
 if TYPE_CHECKING:
@@ -79,6 +81,7 @@ if TYPE_CHECKING:
 
     from agentcli.config import TelemetryConfig
     from agentcli.record.events import Event
+    from agentcli.record.reader import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -219,18 +222,19 @@ class SpanConverter:
     # ------------------------------------------------------------- events
 
     def _handle(self, e: Event) -> None:
-        if e.type == "run_started":
-            self._start_run(e)
+        d = payload_of(e)
+        if isinstance(d, ev.RunStarted):
+            self._start_run(e, d)
             return
         if self._root is None:
-            self._start_run(e)  # a recording that lost its first line: trace what there is
-        handler: Callable[[Event], None] | None = getattr(self, f"_on_{e.type}", None)
+            self._start_run(e, None)  # a recording that lost its first line: trace what there is
+        handler: Callable[[Event, Any], None] | None = getattr(self, f"_on_{e.type}", None)
         if handler is not None:
-            handler(e)
+            handler(e, d)
         else:  # memory_recall, memory_write and any newer event type
             span = self._current(e.step_id)
             if span is not None:
-                span.add_event(e.type, self._flat(e.data), timestamp=_ns(e.time))
+                span.add_event(e.type, self._flat(d.event_data()), timestamp=_ns(e.time))
 
     def _flat(self, data: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -241,30 +245,30 @@ class SpanConverter:
                 out[f"agentcli.{k}"] = self._clean(_clip(v, 500))
         return out
 
-    def _start_run(self, e: Event) -> None:
+    def _start_run(self, e: Event, start: ev.RunStarted | None) -> None:
         if self._root is not None:  # a resumed run after a crash: the earlier part ends here
             self._end_run(self._last_time or e.time, "interrupted", "the run was interrupted (no run_finished)")
-        d = e.data if e.type == "run_started" else {}
+        d = start or ev.RunStarted()
         self._run_id = e.run_id
-        model = str(d.get("model") or "")
+        model = d.model
         if self.ids is not None:
             self.ids.next_trace_id = trace_id_for(e.run_id)
         self._root = self._start(f"invoke_agent {AGENT_NAME}", e.time, None, _attrs(
             gen_ai__operation__name="invoke_agent", gen_ai__agent__name=AGENT_NAME,
             gen_ai__provider__name=provider_name(model) if model else None,
             gen_ai__request__model=model or None, openinference__span__kind="AGENT", session__id=e.run_id,
-            agentcli__run__id=e.run_id, agentcli__resumed=bool(d.get("resumed")) or None,
-            agentcli__parent_run=d.get("parent") or d.get("replay_of"), agentcli__version=__version__,
+            agentcli__run__id=e.run_id, agentcli__resumed=d.resumed or None,
+            agentcli__parent_run=d.parent or d.replay_of, agentcli__version=__version__,
         ))
         self.trace_ids.append(self._root.get_span_context().trace_id)
         if self.ids is not None:
             self.ids.next_trace_id = None
-        task = d.get("task")
+        task = d.task
         self._content(self._root, {"input.value": _clip(str(task)) if task else None,
                                    "input.mime_type": "text/plain" if task else None})
 
     def _end_run(self, at: float | None, reason: str, message: str, *, status: str = "FAILED",
-                 data: Mapping[str, Any] | None = None) -> None:
+                 data: ev.RunFinished | None = None) -> None:
         assert self._root is not None
         at = at if at is not None else self._last_time or 0.0
         self._end_state(at, None)
@@ -275,14 +279,14 @@ class SpanConverter:
         root = self._root
         root.set_attributes(_attrs(agentcli__run__status=status, agentcli__run__reason=reason))
         if data is not None:
-            t = data.get("totals") or {}
+            t = data.totals
             root.set_attributes(_attrs(
                 agentcli__usage__calls=t.get("calls"), agentcli__usage__input_tokens=t.get("input_tokens"),
                 agentcli__usage__output_tokens=t.get("output_tokens"), agentcli__usage__cost=t.get("cost_usd"),
                 agentcli__usage__unpriced_calls=t.get("unpriced_calls"),
-                agentcli__exit_code=data.get("exit_code"),
+                agentcli__exit_code=data.exit_code,
             ))
-            answer = data.get("answer")
+            answer = data.answer
             if status == "COMPLETE":
                 self._content(root, {"output.value": _clip(str(answer)) if answer else None,
                                      "output.mime_type": "text/plain" if answer else None})
@@ -291,10 +295,8 @@ class SpanConverter:
         root.end(end_time=_ns(at))
         self._root = None
 
-    def _on_run_finished(self, e: Event) -> None:
-        d = e.data
-        status, reason = str(d.get("status", "FAILED")), str(d.get("reason", ""))
-        self._end_run(e.time, reason or "failed", str(d.get("answer") or reason), status=status, data=d)
+    def _on_run_finished(self, e: Event, d: ev.RunFinished) -> None:
+        self._end_run(e.time, d.reason or "failed", d.answer or d.reason, status=d.status, data=d)
 
     def _end_state(self, at: float, failure: str | None) -> None:
         if self._state is None:
@@ -305,9 +307,8 @@ class SpanConverter:
         span.end(end_time=_ns(at))
         self._state = None
 
-    def _on_transition(self, e: Event) -> None:
-        d = e.data
-        src, dst, reason = str(d.get("from")), str(d.get("to")), str(d.get("reason", ""))
+    def _on_transition(self, e: Event, d: ev.TransitionMade) -> None:
+        src, dst, reason = d.src, d.to, d.reason
         assert self._root is not None
         self._root.add_event("transition", {"agentcli.state.from": src, "agentcli.state.to": dst,
                                             "agentcli.state.reason": self._clean(reason)},
@@ -320,13 +321,13 @@ class SpanConverter:
                 openinference__span__kind="CHAIN", agentcli__state=dst, agentcli__state__reason=self._clean(reason)))
             self._state = (span, name)
 
-    def _on_plan_created(self, e: Event) -> None:
-        plan = e.data.get("plan") or {}
+    def _on_plan_created(self, e: Event, d: ev.PlanCreated) -> None:
+        plan = d.plan
         steps = plan.get("steps") or []
         for s in steps:
             self._estimates[str(s.get("id"))] = s.get("estimated_cost_usd")
         attrs = _attrs(agentcli__plan__id=plan.get("id"), agentcli__plan__hash=plan.get("hash"),
-                       agentcli__plan__steps=len(steps), agentcli__plan__replan=bool(e.data.get("replan")),
+                       agentcli__plan__steps=len(steps), agentcli__plan__replan=d.replan,
                        agentcli__plan__estimated_cost_usd=plan.get("estimated_cost_usd"),
                        agentcli__plan__estimated_tokens=plan.get("estimated_tokens"))
         span = self._current()
@@ -335,74 +336,71 @@ class SpanConverter:
                 span.set_attributes(attrs)
             span.add_event("plan_created", attrs, timestamp=_ns(e.time))
 
-    def _on_step_started(self, e: Event) -> None:
+    def _on_step_started(self, e: Event, d: ev.StepStarted) -> None:
         sid = e.step_id or "?"
         old = self._steps.pop(sid, None)
         if old is not None:
             old.end(end_time=_ns(e.time))
-        d = e.data
         self._steps[sid] = self._start(f"step {sid}", e.time, self._root, _attrs(
             openinference__span__kind="CHAIN", agentcli__step__id=sid,
-            agentcli__step__title=self._clean(str(d.get("title", ""))), agentcli__step__kind=d.get("kind"),
-            agentcli__step__tool=d.get("tool"), agentcli__step__estimated_cost_usd=self._estimates.get(sid),
+            agentcli__step__title=self._clean(d.title), agentcli__step__kind=d.kind,
+            agentcli__step__tool=d.tool, agentcli__step__estimated_cost_usd=self._estimates.get(sid),
         ))
 
-    def _on_step_finished(self, e: Event) -> None:
+    def _on_step_finished(self, e: Event, d: ev.StepFinished) -> None:
         sid = e.step_id or "?"
         span = self._steps.pop(sid, None)
-        d = e.data
         if span is None:  # skipped before it started: a zero-length span says so
             span = self._start(f"step {sid}", e.time, self._root, _attrs(
                 openinference__span__kind="CHAIN", agentcli__step__id=sid,
                 agentcli__step__estimated_cost_usd=self._estimates.get(sid)))
-        status = str(d.get("status"))
+        status = d.status
         span.set_attributes(_attrs(
-            agentcli__step__status=status, agentcli__step__attempts=d.get("attempts"),
-            agentcli__step__input_tokens=d.get("input_tokens"), agentcli__step__output_tokens=d.get("output_tokens"),
-            agentcli__step__cost_usd=d.get("cost_usd")))
-        err = d.get("error") or {}
+            agentcli__step__status=status, agentcli__step__attempts=d.attempts,
+            agentcli__step__input_tokens=d.input_tokens, agentcli__step__output_tokens=d.output_tokens,
+            agentcli__step__cost_usd=d.cost_usd))
+        err = d.error or {}
         if status in ("failed", "denied"):
             self._error(span, str(err.get("type") or status), str(err.get("message") or status), e.time)
         elif status == "skipped" and err:
             span.set_attribute("agentcli.step.skip_reason", self._clean(str(err.get("message", ""))))
-        out = d.get("output")
+        out = d.output
         if status == "ok" and out is not None:
             self._content(span, {"output.value": _clip(_text(out))})
         span.end(end_time=_ns(e.time))
 
-    def _on_llm_call(self, e: Event) -> None:
+    def _on_llm_call(self, e: Event, d: ev.LlmCall) -> None:
         from opentelemetry.trace import SpanKind
 
-        d = e.data
-        model = str(d.get("model") or "")
-        resp = d.get("response") or {}
-        usage = d.get("usage") or {}
-        latency = float(d.get("latency_ms") or 0) / 1000
-        cost = d.get("cost_usd")
-        inp, out = usage.get("input_tokens"), usage.get("output_tokens")
+        model = d.model
+        resp_model = d.response.model if d.response is not None else None
+        latency = d.latency_ms / 1000
+        cost = d.cost_usd
+        inp, out = d.usage.input_tokens, d.usage.output_tokens
         parent = self._current(e.step_id)
         span = self._start(f"chat {model}", e.time - latency, parent, _attrs(
             gen_ai__operation__name="chat", gen_ai__provider__name=provider_name(model),
-            gen_ai__request__model=model, gen_ai__response__model=resp.get("model"),
+            gen_ai__request__model=model, gen_ai__response__model=resp_model,
             gen_ai__usage__input_tokens=inp, gen_ai__usage__output_tokens=out, gen_ai__usage__cost=cost,
-            gen_ai__request__max_tokens=(d.get("request") or {}).get("max_tokens"),
-            gen_ai__response__finish_reasons=[resp["finish_reason"]] if resp.get("finish_reason") else None,
-            gen_ai__request__temperature=(d.get("request") or {}).get("temperature"),
-            agentcli__cost_unknown=True if d.get("response") is not None and cost is None else None,
-            agentcli__role=d.get("role"), agentcli__call_id=d.get("call_id"), agentcli__attempt=d.get("attempt"),
-            agentcli__outcome=d.get("outcome"), agentcli__step__id=e.step_id,
-            openinference__span__kind="LLM", llm__model_name=resp.get("model") or model,
+            gen_ai__request__max_tokens=d.request.max_tokens,
+            gen_ai__response__finish_reasons=[d.response.finish_reason] if d.response is not None
+            and d.response.finish_reason else None,
+            gen_ai__request__temperature=d.request.temperature,
+            agentcli__cost_unknown=True if d.response is not None and cost is None else None,
+            agentcli__role=d.role, agentcli__call_id=d.call_id, agentcli__attempt=d.attempt,
+            agentcli__outcome=d.outcome, agentcli__step__id=e.step_id,
+            openinference__span__kind="LLM", llm__model_name=resp_model or model,
             llm__provider=provider_name(model), llm__token_count__prompt=inp, llm__token_count__completion=out,
-            llm__token_count__total=None if inp is None or out is None else inp + out,
+            llm__token_count__total=inp + out,
         ), kind=SpanKind.CLIENT)
         if self.capture:
             self._llm_content(span, d)
-        if d.get("outcome") in ("error", "retry") or d.get("response") is None:
-            self._error(span, str(d.get("error_type") or "error"), str(d.get("error") or "no response"), e.time)
+        if d.outcome in ("error", "retry") or d.response is None:
+            self._error(span, d.error_type or "error", d.error or "no response", e.time)
         span.end(end_time=_ns(e.time))
 
-    def _llm_content(self, span: Span, d: Mapping[str, Any]) -> None:
-        messages = self.redact(list((d.get("request") or {}).get("messages") or []))
+    def _llm_content(self, span: Span, d: ev.LlmCall) -> None:
+        messages = self.redact(list(d.request.messages))
         inputs = []
         flat: dict[str, Any] = {}
         for i, m in enumerate(messages):
@@ -416,9 +414,8 @@ class SpanConverter:
             "input.value": json.dumps(messages, ensure_ascii=False, default=str),
             "input.mime_type": "application/json", **flat,
         }
-        resp = d.get("response")
-        if resp is not None:
-            resp = self.redact(resp)
+        if d.response is not None:
+            resp = self.redact(d.response.model_dump())
             text = _clip(str(resp.get("text") or ""))
             parts: list[dict[str, Any]] = [{"type": "text", "content": text}] if text else []
             for c in resp.get("tool_calls") or []:
@@ -432,18 +429,17 @@ class SpanConverter:
             })
         self._content(span, attrs)
 
-    def _on_tool_call(self, e: Event) -> None:
-        d = e.data
-        tool = str(d.get("tool") or "")
-        result = d.get("result") or {}
+    def _on_tool_call(self, e: Event, d: ev.ToolCalled) -> None:
+        tool = d.tool
+        result = d.result
         duration = float(result.get("duration_ms") or 0) / 1000
         span = self._start(f"execute_tool {tool}", e.time - duration, self._current(e.step_id), _attrs(
             gen_ai__operation__name="execute_tool", gen_ai__tool__name=tool, gen_ai__tool__type="function",
             openinference__span__kind="TOOL", tool__name=tool, agentcli__step__id=e.step_id,
-            agentcli__tool__attempt=d.get("attempt"), agentcli__tool__ok=bool(result.get("ok")),
+            agentcli__tool__attempt=d.attempt, agentcli__tool__ok=bool(result.get("ok")),
             agentcli__tool__truncated=bool(result.get("truncated")) or None,
         ))
-        args = _clip(_text(self.redact(d.get("args") or {})))
+        args = _clip(_text(self.redact(d.args or {})))
         output = result.get("output")
         out_text = None if output is None else _clip(_text(self.redact(output)))
         self._content(span, {"gen_ai.tool.call.arguments": args, "input.value": args,
@@ -459,33 +455,29 @@ class SpanConverter:
         if span is not None:
             span.add_event(name, attrs, timestamp=_ns(e.time))
 
-    def _on_approval(self, e: Event) -> None:
-        d = e.data
+    def _on_approval(self, e: Event, d: ev.ApprovalMade) -> None:
         self._step_event(e, "approval", _attrs(
-            gen_ai__tool__name=d.get("tool"), agentcli__approval__decision=d.get("decision"),
-            agentcli__approval__decided_by=d.get("decided_by"), agentcli__approval__risk=d.get("risk"),
-            agentcli__approval__message=self._clean(str(d.get("message") or "")) or None))
+            gen_ai__tool__name=d.tool, agentcli__approval__decision=d.decision,
+            agentcli__approval__decided_by=d.decided_by, agentcli__approval__risk=d.risk,
+            agentcli__approval__message=self._clean(d.message) or None))
 
-    def _on_tool_intent(self, e: Event) -> None:
-        self._step_event(e, "tool_intent", _attrs(gen_ai__tool__name=e.data.get("tool"),
-                                                  agentcli__tool__attempt=e.data.get("attempt")))
+    def _on_tool_intent(self, e: Event, d: ev.ToolIntent) -> None:
+        self._step_event(e, "tool_intent", _attrs(gen_ai__tool__name=d.tool, agentcli__tool__attempt=d.attempt))
 
-    def _on_review(self, e: Event) -> None:
-        d = e.data
-        if d.get("kind") == "args_corrected":
-            self._step_event(e, "args_corrected", _attrs(gen_ai__tool__name=d.get("tool")))
+    def _on_review(self, e: Event, d: ev.Reviewed) -> None:
+        if d.kind == "args_corrected":
+            self._step_event(e, "args_corrected", _attrs(gen_ai__tool__name=d.tool))
             return
         self._step_event(e, "review", _attrs(
-            agentcli__review__outcome=d.get("outcome"),
-            agentcli__review__reason=self._clean(str(d.get("reason") or "")) or None))
+            agentcli__review__outcome=d.outcome,
+            agentcli__review__reason=self._clean(d.reason or "") or None))
 
-    def _on_budget_check(self, e: Event) -> None:
-        d = e.data
-        if d.get("ok", True) or self._root is None:
+    def _on_budget_check(self, e: Event, d: ev.BudgetChecked) -> None:
+        if d.ok or self._root is None:
             return  # passing checks are many and say nothing a trace needs
         self._root.add_event("budget_exceeded", _attrs(
-            agentcli__budget__which=d.get("which"), agentcli__budget__kind=d.get("kind"),
-            agentcli__budget__message=self._clean(str(d.get("message") or "")) or None,
+            agentcli__budget__which=d.which, agentcli__budget__kind=d.kind,
+            agentcli__budget__message=self._clean(str((d.model_extra or {}).get("message") or "")) or None,
             agentcli__step__id=e.step_id), timestamp=_ns(e.time))
 
 
@@ -604,13 +596,12 @@ class ExportResult:
     trace_ids: list[str]
 
 
-def export_recording(events: Iterable[Event], run_id: str, cfg: TelemetryConfig,
-                     exporter: SpanExporter | None = None) -> ExportResult:
+def export_recording(rec: RunRecord, cfg: TelemetryConfig, exporter: SpanExporter | None = None) -> ExportResult:
     """Emit a recorded run as a trace through the same converter a live run uses. Executes nothing."""
     if cfg.exporter == "none" and exporter is None:
         make_exporter(cfg)  # raises the "telemetry is off" usage error
     tel = start_run_telemetry(cfg, exporter)
     assert tel is not None
-    tel.converter.feed(events)
+    tel.converter.feed(rec.events)
     tel.shutdown()
-    return ExportResult(run_id, tel.converter.spans, [f"{t:032x}" for t in tel.converter.trace_ids])
+    return ExportResult(rec.run_id, tel.converter.spans, [f"{t:032x}" for t in tel.converter.trace_ids])

@@ -157,8 +157,9 @@ class ToolRegistry:
         message = f"unknown tool {name!r}{hint}"
         return ToolError(type="tool_not_found", message=message, suggestions=suggestions)
 
-    def validate(self, name: str, args: Any) -> BaseModel | ToolError:
-        """Validated arguments for ``name``, or the :class:`ToolError` explaining why not. Runs nothing."""
+    def validate(self, name: str, args: Any, *, step_id: str | None = None) -> BaseModel | ToolError:
+        """Validated arguments for ``name``, or the :class:`ToolError` explaining why not. Runs nothing.
+        ``step_id`` names the plan step asking (a registry serving a recording answers by it)."""
         tool = self.get(name)
         if tool is None:
             return self.not_found(name)
@@ -190,11 +191,13 @@ class ToolRegistry:
 
     # -- calls --------------------------------------------------------------------------------
 
-    async def call(self, name: str, args: Any, *, timeout: float | None = None) -> ToolResult:
+    async def call(self, name: str, args: Any, *, timeout: float | None = None,
+                   step_id: str | None = None) -> ToolResult:
         """Validate and run one tool. Never raises for bad input or a failing tool.
 
         ``timeout`` overrides the tool's own timeout (itself defaulting to
-        ``tools.default_timeout_seconds``).
+        ``tools.default_timeout_seconds``). ``step_id`` names the plan step calling (a registry
+        that serves recorded results looks them up by it).
         """
         start = time.perf_counter()
 

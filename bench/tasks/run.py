@@ -121,45 +121,54 @@ def check(task: dict[str, Any], ws: Path, outcome: dict[str, Any]) -> tuple[bool
     return True, "ok"
 
 
-def _events(ws: Path, run_id: str) -> list[Any]:
-    """The run's events (agentcli's tolerant reader); [] if there is no log."""
-    from agentcli.record.events import read_events
+def _record(ws: Path, run_id: str) -> Any:
+    """The run's record (agentcli's one reader), or None if there is no log."""
+    from agentcli.record.reader import RunRecord
 
     path = ws / ".agent" / "runs" / run_id / "events.jsonl"
-    return read_events(path).events if run_id and path.is_file() else []
+    return RunRecord.read(path) if run_id and path.is_file() else None
 
 
 def recalled_runs(ws: Path, run_id: str, task_of: dict[str, str]) -> list[str]:
     """The past runs whose plans the planner was shown: of those the first ``memory_recall`` of
     past plans offered, the ones whose task is an example (a user message before the task's own)
     in the first planner request. ``task_of`` maps run ids to their tasks."""
+    from agentcli.record.events import LlmCall, MemoryRecalled
+
+    rec = _record(ws, run_id)
     offered: list[str] | None = None
-    for e in _events(ws, run_id):
-        if offered is None and e.type == "memory_recall" and e.data.get("purpose") == "plans":
-            offered = [str(h.get("id")) for h in e.data.get("hits", [])]
-        elif offered and e.type == "llm_call" and e.data.get("role") == "planner":
-            msgs = (e.data.get("request") or {}).get("messages") or []
+    for t in rec or []:
+        d = t.data
+        if offered is None and isinstance(d, MemoryRecalled) and d.purpose == "plans":
+            offered = [str(h.get("id")) for h in d.hits]
+        elif offered and isinstance(d, LlmCall) and d.role == "planner":
+            msgs = d.request.messages
             examples = {m.get("content") for m in msgs[:-1] if m.get("role") == "user"}
             return [r for r in offered if task_of.get(r) in examples]
     return []
 
 
 def plan_stats(ws: Path, run_id: str) -> tuple[bool | None, int | None, float | None, list[str]]:
-    """(first plan valid, re-asks, planning seconds, the first plan's steps) from the run's event log."""
+    """(first plan valid, re-asks, planning seconds, the first plan's steps) from the run's record."""
+    from agentcli.record.events import LlmCall, TransitionMade
+
+    rec = _record(ws, run_id)
     calls: set[str] = set()
     steps: list[str] = []
     start = end = None
-    for e in _events(ws, run_id):
-        d = e.data
-        if e.type == "transition" and d.get("to") == "PLANNING" and start is None:
-            start = e.time
-        elif e.type == "llm_call" and d.get("role") == "planner" and end is None:
-            calls.add(str(d.get("call_id")))
-        elif e.type == "plan_created" and end is None:
-            end = e.time
-            for st in (d.get("plan") or {}).get("steps", []):
-                what = st.get("tool") or "llm"
-                args = json.dumps(st.get("args") or {}, ensure_ascii=False) if st.get("tool") else ""
+    plans = iter(rec.plans) if rec is not None else iter(())
+    for t in rec or []:
+        d = t.data
+        if isinstance(d, TransitionMade) and d.to == "PLANNING" and start is None:
+            start = t.time
+        elif isinstance(d, LlmCall) and d.role == "planner" and end is None:
+            calls.add(d.call_id)
+        elif t.type == "plan_created" and end is None:
+            end = t.time
+            first = next(plans, None)
+            for st in first.plan.steps if first is not None else []:
+                what = st.tool or "llm"
+                args = json.dumps(st.args or {}, ensure_ascii=False) if st.tool else ""
                 steps.append(f"{what}{args}"[:90])
     if not calls:
         return None, None, None, steps

@@ -66,13 +66,11 @@ def _confirm_factory(yes: bool, quiet: bool) -> Any:
     return confirm
 
 
-def _progress(quiet: bool, memory: Any = None) -> tuple[Any, Any]:
+def _progress(quiet: bool) -> tuple[Any, Any]:
     icons = {"running": "[cyan]>[/cyan]", "ok": "[green]ok[/green]", "failed": "[red]FAILED[/red]",
              "denied": "[yellow]denied[/yellow]", "skipped": "[dim]skipped[/dim]", "pending": "[dim]..[/dim]"}
 
     def on_step(run: StepRun) -> None:
-        if memory is not None and run.status == "ok":
-            memory.working.add_step(run.step.id, run.step.title, run.output)
         if quiet:
             return
         s = run.step
@@ -170,16 +168,13 @@ def run(
     import asyncio
 
     from agentcli.engine.approval import Approver
-    from agentcli.engine.runner import ReplanContext, RunDeps
+    from agentcli.engine.runner import ReplanContext
     from agentcli.engine.runner import run as run_core
-    from agentcli.engine.session import build_llm_client
+    from agentcli.engine.session import RunSession
     from agentcli.engine.verify import verify_command
     from agentcli.ids import new_run_id
-    from agentcli.models.calllog import run_dir
     from agentcli.planning import planner
     from agentcli.planning.instructions import load_project_instructions
-    from agentcli.record.events import EVENTS_NAME, EventLog
-    from agentcli.tools import build_registry
 
     if sum(x is not None for x in (task, plan_file, resume)) != 1:
         raise UsageError("give one of: a TASK, --plan FILE, --resume RUN_ID")
@@ -201,61 +196,39 @@ def run(
     resume_from = None
     if resume is not None:
         from agentcli.engine.runner import resume_state
-        from agentcli.record.events import read_events
-        from agentcli.record.runs import find_run
+        from agentcli.record.reader import RunRecord
 
-        rec = read_events(find_run(settings.data_dir, resume))
+        rec = RunRecord.open(settings.data_dir, resume)
         for w in rec.warnings:
             print_warning(w)
         resume_from = resume_state(rec)
-        start = rec.first("run_started")
-        task = str(start.data.get("task", "")) if start else resume_from.plan.task
+        task = rec.task or resume_from.plan.task
         run_id = rec.run_id
     else:
         run_id = new_run_id()
     instructions = None if no_instructions else load_project_instructions(settings.workspace,
                                                                            settings.config.instructions)
-    client = build_llm_client(settings, run_id, log_json=state.log_json, backend=state.backend)
-    telemetry = None
-    if settings.config.telemetry.exporter != "none":  # off: OpenTelemetry is not even imported
-        from agentcli.record.telemetry import start_run_telemetry
-
-        telemetry = start_run_telemetry(settings.config.telemetry)
-    events = EventLog(run_dir(settings.data_dir, run_id) / EVENTS_NAME, run_id,
-                      start_seq=resume_from.last_seq if resume_from else 0)
-    if telemetry is not None:
-        events.listeners.append(telemetry.listener)
-    if output == "jsonl":
-        events.listeners.append(_jsonl_listener())
     quiet = quiet or output != "text"  # machine output: no progress, no plan table
-    memory = None
-    if settings.config.memory.enabled:
-        from agentcli.memory import open_memory
-
-        memory = open_memory(settings, on_event=lambda kind, payload: events.append(kind, payload),  # type: ignore[arg-type]
-                             on_warning=print_warning)
-    on_step, on_transition = _progress(quiet, memory)
-    hooks = None
-    if settings.config.hooks:
-        from agentcli.engine.hooks import Hooks
-
-        hooks = Hooks(settings.config.hooks, settings.workspace, events, run_id,
-                      sandbox=settings.config.sandbox, data_dir=settings.data_dir)
-        if not quiet:
-            hooks.on_warning = lambda r: print_warning(f"hook `{r.command}` ({r.event}): {r.message}")
-    checkpoints = None
-    if settings.config.checkpoints.enabled:
-        from agentcli.record.checkpoints import Checkpointer, ShadowRepo
-
-        repo = ShadowRepo(settings.workspace, settings.data_dir, settings.config.tools.max_file_bytes)
-        checkpoints = Checkpointer.resuming(repo, events, rec) if resume is not None else \
-            Checkpointer(repo, events, run_id)
+    on_step, on_transition = _progress(quiet)
     approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
                         yes=yes, approve_all=approve_all)
 
+    checkpoint_error: list[str] = []
+
     async def go() -> RunOutcome:
-        registry = await build_registry(settings)
+        session = await RunSession.open(settings, run_id, backend=state.backend, approver=approver,
+                                        log_json=state.log_json, resume=resume_from, on_warning=print_warning,
+                                        resumed_from=rec if resume is not None else None,
+                                        extra_start={**({"resumed": True} if resume_from else {}),
+                                                     **({"no_project_instructions": True} if no_instructions
+                                                        else {})})
         try:
+            if output == "jsonl":
+                session.events.listeners.append(_jsonl_listener())
+            if session.hooks is not None and not quiet:
+                session.hooks.on_warning = lambda r: print_warning(f"hook `{r.command}` ({r.event}): {r.message}")
+            registry, client, memory = session.registry, session.client, session.memory
+            assert registry is not None
             for warning in registry.warnings:
                 print_warning(warning)
             given = None
@@ -280,18 +253,15 @@ def run(
                                                replan=rc.replan(), recall=recall, past_plans=past_plans,
                                                instructions=instructions)
 
-            deps = RunDeps(config=settings.config, registry=registry, client=client, approver=approver,
-                           events=events, planner=plan_fn, confirm=_confirm_factory(yes, quiet),
-                           run_id=run_id, on_step=on_step, on_transition=on_transition, resume=resume_from,
-                           extra_start={**({"resumed": True} if resume_from else {}),
-                                        **({"no_project_instructions": True} if no_instructions else {})},
-                           memory=memory, checkpoints=checkpoints,
-                           output_schema=schema, instructions=instructions, hooks=hooks,
-                           verify_command=verify_command(
-                               settings.config, instructions.verify_command if instructions else None))
+            deps = session.deps(plan_fn, _confirm_factory(yes, quiet), on_step=on_step,
+                                on_transition=on_transition, output_schema=schema, instructions=instructions,
+                                verify_command=verify_command(
+                                    settings.config, instructions.verify_command if instructions else None))
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
-            await registry.aclose()
+            if session.checkpoints is not None and session.checkpoints.error:
+                checkpoint_error.append(session.checkpoints.error)
+            await session.aclose()
 
     if not quiet:
         err_console.print(f"[dim]run {run_id} · model {escape(settings.config.model)}[/dim]", highlight=False)
@@ -300,12 +270,6 @@ def run(
     except KeyboardInterrupt:
         print_error(f"interrupted; the run is recorded, resume with: agent run --resume {run_id}")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
-    finally:
-        events.close()
-        if client.call_log is not None:
-            client.call_log.close()
-        if telemetry is not None:
-            telemetry.shutdown()
     if output == "json":
         typer.echo(outcome.model_dump_json(indent=2))
     elif output == "jsonl":
@@ -317,8 +281,8 @@ def run(
         if outcome.undo and not quiet:
             err_console.print(f"[dim]changed the workspace; undo with: {escape(outcome.undo)}  "
                               f"(see what changed: agent runs diff {run_id})[/dim]", highlight=False)
-        elif checkpoints is not None and checkpoints.error:
-            print_warning(f"no checkpoint of this run, so no undo: {checkpoints.error}")
+        elif checkpoint_error:
+            print_warning(f"no checkpoint of this run, so no undo: {checkpoint_error[0]}")
     if outcome.exit_code != ExitCode.OK and output == "text":
         detail = outcome.answer if outcome.reason == "error" else (
             f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)

@@ -15,7 +15,7 @@ from agentcli.errors import ExitCode, UsageError
 if TYPE_CHECKING:
     from agentcli.config import TelemetryConfig
     from agentcli.engine.replay import ReplayResult
-    from agentcli.record.events import Recording
+    from agentcli.record.reader import RunRecord
     from agentcli.record.stats import RunStats, StepCost
 
 app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
@@ -59,56 +59,56 @@ def list_cmd(
             print_warning(w)
 
 
-def render_timeline(rec: Recording) -> None:
+def render_timeline(rec: RunRecord) -> None:
     """States, steps, tool calls, approvals and LLM calls in recorded order."""
     from agentcli.cli.tables import Col, fitted_table
+    from agentcli.record import events as ev
 
     rows: list[list[str]] = []
-    for e in rec.events:
-        d = e.data
-        if e.type == "transition":
-            detail = f"{d.get('from')} -> {d.get('to')}  {d.get('reason', '')}"
-        elif e.type == "llm_call":
-            u = d.get("usage") or {}
-            detail = (f"{d.get('role')} {d.get('model')} {d.get('outcome')} "
-                      f"{u.get('input_tokens', 0)}+{u.get('output_tokens', 0)} tok {_cost(d.get('cost_usd'))} "
-                      f"{d.get('latency_ms', 0):.0f}ms")
-        elif e.type == "tool_call":
-            r = d.get("result") or {}
+    for t in rec:
+        d = t.data
+        if isinstance(d, ev.TransitionMade):
+            detail = f"{d.src} -> {d.to}  {d.reason}"
+        elif isinstance(d, ev.LlmCall):
+            detail = (f"{d.role} {d.model} {d.outcome} {d.usage.input_tokens}+{d.usage.output_tokens} tok "
+                      f"{_cost(d.cost_usd)} {d.latency_ms:.0f}ms")
+        elif isinstance(d, ev.ToolCalled):
+            r = d.result
             status = "ok" if r.get("ok") else f"error {(r.get('error') or {}).get('type')}"
-            detail = f"{d.get('tool')} {json.dumps(d.get('args'))[:80]} -> {status}"
+            detail = f"{d.tool} {json.dumps(d.args)[:80]} -> {status}"
             out = r.get("output")
             if isinstance(out, dict) and out.get("sandbox"):
                 detail += f" [sandbox: {out['sandbox']}]"
-        elif e.type == "approval":
-            detail = f"{d.get('tool')} {d.get('decision')} by {d.get('decided_by')} {d.get('message', '')}"
-        elif e.type == "step_finished":
-            detail = f"{d.get('status')} after {d.get('attempts')} attempt(s)"
-        elif e.type == "budget_check":
-            if d.get("ok"):
+        elif isinstance(d, ev.ApprovalMade):
+            detail = f"{d.tool} {d.decision} by {d.decided_by} {d.message}"
+        elif isinstance(d, ev.StepFinished):
+            detail = f"{d.status} after {d.attempts} attempt(s)"
+        elif isinstance(d, ev.BudgetChecked):
+            if d.ok:
                 continue
-            detail = f"{d.get('which')} exceeded: {d.get('message', '')}"
-        elif e.type == "run_finished":
-            detail = f"{d.get('status')} ({d.get('reason')})"
-        elif e.type == "plan_created":
-            p = d.get("plan") or {}
+            detail = f"{d.which} exceeded: {(d.model_extra or {}).get('message', '')}"
+        elif isinstance(d, ev.RunFinished):
+            detail = f"{d.status} ({d.reason})"
+        elif isinstance(d, ev.PlanCreated):
+            p = d.plan
             detail = f"plan {p.get('id')} {len(p.get('steps', []))} steps hash {str(p.get('hash'))[:12]}"
-        elif e.type == "hook":
-            detail = (f"{d.get('event')} `{d.get('command', '')}` {d.get('outcome')}"
-                      + (f": {d.get('message')}" if d.get("message") else ""))
-        elif e.type == "review":
-            detail = " ".join(f"{k}={v}" for k, v in d.items() if k in ("kind", "outcome", "reason"))
-        elif e.type == "checkpoint":
-            detail = (f"{d.get('phase')} error: {d['error']}" if d.get("error") else
-                      f"{d.get('phase')} {str(d.get('commit'))[:12]}{' changed' if d.get('changed') else ''}"
-                      + (f" ({len(d.get('skipped') or [])} files over max_file_bytes skipped)"
-                         if d.get("skipped") else ""))
-        elif e.type == "undo":
-            detail = (f"{d.get('kind')} of {len(d.get('files') or [])} file(s)"
-                      + (" (forced)" if d.get("forced") else ""))
+        elif isinstance(d, ev.Hooked):
+            detail = f"{d.event} `{d.command}` {d.outcome}" + (f": {d.message}" if d.message else "")
+        elif isinstance(d, ev.Reviewed):
+            detail = " ".join(f"{k}={v}" for k, v in (("kind", d.kind), ("outcome", d.outcome),
+                                                       ("reason", d.reason)) if v is not None)
+        elif isinstance(d, ev.CheckpointMade):
+            x = d.event_data()
+            detail = (f"{d.phase} error: {x['error']}" if x.get("error") else
+                      f"{d.phase} {str(d.commit)[:12]}{' changed' if x.get('changed') else ''}"
+                      + (f" ({len(x.get('skipped') or [])} files over max_file_bytes skipped)"
+                         if x.get("skipped") else ""))
+        elif isinstance(d, ev.Undone):
+            x = d.event_data()
+            detail = f"{d.kind} of {len(x.get('files') or [])} file(s)" + (" (forced)" if x.get("forced") else "")
         else:
-            detail = json.dumps(d, default=str)[:120]
-        rows.append([_clock(e.time), e.step_id or "", e.type, detail])
+            detail = json.dumps(d.event_data(), default=str)[:120]
+        rows.append([_clock(t.time), t.step_id or "", t.type, detail])
     cols = [Col("time"), Col("step"), Col("event"), Col("detail", flex=True)]
     console.print(fitted_table(cols, rows, console.width, title=f"timeline of {rec.run_id}"))
 
@@ -142,11 +142,11 @@ def show(
 ) -> None:
     """One run: its plan, the timeline of states and steps, approvals, calls and totals."""
     from agentcli.cli.render import render_plan
-    from agentcli.record.events import read_events
-    from agentcli.record.runs import find_run, last_plan, summarize
+    from agentcli.record.reader import RunRecord
+    from agentcli.record.runs import summarize
     from agentcli.record.stats import step_costs
 
-    rec = read_events(find_run(state_of(ctx).settings.data_dir, run_id))
+    rec = RunRecord.open(state_of(ctx).settings.data_dir, run_id)
     summary = summarize(rec)
     costs = step_costs(rec)
     if json_out:
@@ -155,7 +155,7 @@ def show(
         return
     for w in rec.warnings:
         print_warning(w)
-    plan = last_plan(rec)
+    plan = rec.last_plan
     if plan is not None:
         render_plan(plan, console)
     render_timeline(rec)
@@ -225,12 +225,12 @@ def render_stats(r: RunStats) -> None:
         console.print(f"plan estimates: no comparable plan ({e.plans_skipped} not comparable)", highlight=False)
 
 
-def _export_trace(rec: Recording, cfg: TelemetryConfig, json_out: bool) -> None:
+def _export_trace(rec: RunRecord, cfg: TelemetryConfig, json_out: bool) -> None:
     from agentcli.record.telemetry import export_recording
 
     for w in rec.warnings:
         print_warning(w)
-    result = export_recording(rec.events, rec.run_id, cfg)
+    result = export_recording(rec, cfg)
     if json_out:
         typer.echo(json.dumps({"run_id": result.run_id, "exporter": cfg.exporter, "spans": result.spans,
                                "trace_ids": result.trace_ids}, indent=2))
@@ -256,8 +256,7 @@ def replay(
     """Re-execute a recorded run offline at zero cost and report `identical` or the first divergence."""
     import asyncio
 
-    from agentcli.record.events import read_events
-    from agentcli.record.runs import find_run
+    from agentcli.record.reader import RunRecord, find_run
     from agentcli.tools import build_registry
 
     state = state_of(ctx)
@@ -266,10 +265,10 @@ def replay(
     if export_trace:
         if live_tools or from_step is not None:
             raise UsageError("--export-trace executes nothing: it cannot be combined with --live-tools or --from")
-        _export_trace(read_events(path), settings.config.telemetry, json_out)
+        _export_trace(RunRecord.read(path), settings.config.telemetry, json_out)
         return
     if view:
-        rec = read_events(path)
+        rec = RunRecord.read(path)
         for w in rec.warnings:
             print_warning(w)
         render_timeline(rec)
@@ -289,7 +288,7 @@ def replay(
             fork_id = new_run_id()
             return await replay_run(path, registry, from_step=from_step, out_dir=settings.data_dir / "runs",
                                     new_run_id=fork_id, live_backend=state.backend or RoutingBackend(),
-                                    live_approver=Approver(settings.config.approval, yes=yes))
+                                    live_approver=Approver(settings.config.approval, yes=yes), settings=settings)
         finally:
             await registry.aclose()
 
@@ -309,7 +308,7 @@ def replay(
         raise typer.Exit(out.exit_code)
     if json_out:
         d = result.divergence
-        typer.echo(json.dumps({"identical": d is None, "divergence": None if d is None else d.__dict__,
+        typer.echo(json.dumps({"identical": d is None, "divergence": None if d is None else d.as_dict(),
                                "status": out.status, "reason": out.reason}, indent=2, default=str))
     elif result.divergence is None:
         console.print(f"identical ({out.status}, {len(out.steps)} steps, {out.totals['calls']} LLM calls "

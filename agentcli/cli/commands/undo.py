@@ -21,15 +21,14 @@ from agentcli.errors import ApprovalDenied, ExitCode
 if TYPE_CHECKING:
     from agentcli.config import Settings
     from agentcli.record.checkpoints import ShadowRepo, UndoResult
-    from agentcli.record.events import Recording
+    from agentcli.record.reader import RunRecord
 
 
-def _open(settings: Settings, run_id: str) -> tuple[ShadowRepo, Recording]:
+def _open(settings: Settings, run_id: str) -> tuple[ShadowRepo, RunRecord]:
     from agentcli.record.checkpoints import ShadowRepo
-    from agentcli.record.events import read_events
-    from agentcli.record.runs import find_run
+    from agentcli.record.reader import RunRecord
 
-    rec = read_events(find_run(settings.data_dir, run_id))
+    rec = RunRecord.open(settings.data_dir, run_id)
     return ShadowRepo(settings.workspace, settings.data_dir, settings.config.tools.max_file_bytes), rec
 
 

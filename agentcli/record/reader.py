@@ -1,0 +1,405 @@
+"""The one reader of run records: a run's ``events.jsonl`` as typed data.
+
+:class:`RunRecord` is what every consumer of a record uses (`runs list/show`, `runs stats`,
+``--resume``, replay and forks, ``--export-trace``, the task suite): the start, the plan(s) with
+the planner calls that made them, the steps and their outputs, the LLM calls, tool calls and
+approvals, the cost, the finish and, for a fork, where it was cut. Each event's ``data`` is
+validated once, here, into the payload model of its type (:data:`~agentcli.record.events.PAYLOADS`);
+no other module takes event dicts apart.
+
+Damage is contained: a torn or corrupt line is skipped with a warning (by
+:func:`~agentcli.record.events.read_events`), and an event whose payload does not fit its type is
+skipped with the one-line warning ``event N of RUN is malformed: ...``; everything else reads.
+Records of schema 1 read as they are: every field a writer may have left out has a default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+
+from agentcli.errors import AgentError, UsageError
+from agentcli.models.types import CallRecord, ModelRequest, ModelResponse, Price, ToolCall, Usage
+from agentcli.planning.plan import Plan
+from agentcli.record.events import (
+    EVENTS_NAME,
+    PAYLOADS,
+    ApprovalMade,
+    Event,
+    LlmCall,
+    Payload,
+    PlanCreated,
+    Recording,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    ToolCalled,
+    TransitionMade,
+    read_events,
+)
+
+P = TypeVar("P", bound=Payload)
+
+
+class MalformedEvent(AgentError):
+    """An event whose payload does not fit its type."""
+
+
+def _first_error(err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(x) for x in e.get("loc", ())) or "(data)"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{loc}: {e.get('msg')}{more}"
+
+
+def payload_of(event: Event) -> Payload:
+    """The event's ``data`` as its type's payload model; :class:`MalformedEvent` (one line) if it
+    does not fit."""
+    model = PAYLOADS[event.type]
+    try:
+        return model.model_validate(event.data)
+    except ValidationError as e:
+        raise MalformedEvent(f"event {event.seq} of {event.run_id} is malformed: {_first_error(e)}") from None
+
+
+@dataclass(frozen=True)
+class Typed(Generic[P]):
+    """One event with its typed payload."""
+
+    event: Event
+    data: P
+
+    @property
+    def seq(self) -> int:
+        return self.event.seq
+
+    @property
+    def time(self) -> float:
+        return self.event.time
+
+    @property
+    def step_id(self) -> str | None:
+        return self.event.step_id
+
+    @property
+    def type(self) -> str:
+        return self.event.type
+
+
+@dataclass(frozen=True)
+class RecordedPlan:
+    """A plan as the run recorded it, with the planner calls that produced it."""
+
+    plan: Plan
+    replan: bool
+    seq: int
+    planner_calls: list[CallRecord]
+
+
+@dataclass(frozen=True)
+class ForkCut:
+    """Where a fork left its parent: steps before ``from_step`` (in plan order) were served from
+    the parent's recording, the rest ran live."""
+
+    parent: str
+    from_step: str
+    order: dict[str, int]
+
+    @property
+    def cut(self) -> int:
+        return self.order.get(self.from_step, 0)
+
+    def live(self, step_id: str | None) -> bool:
+        """Whether a call in ``step_id`` ran live (run-level calls always do)."""
+        return step_id is None or self.order.get(step_id, 0) >= self.cut
+
+
+def step_order(plans: list[Plan]) -> dict[str, int]:
+    """Each step id's position: in the last plan, else in the first plan that has it."""
+    order = {s.id: i for i, s in enumerate(plans[-1].steps)} if plans else {}
+    for p in plans:
+        for i, s in enumerate(p.steps):
+            order.setdefault(s.id, i)
+    return order
+
+
+def call_record(call: Typed[LlmCall]) -> CallRecord:
+    """An llm_call event back as the CallRecord that produced it."""
+    d = call.data
+    r = d.request
+    req = ModelRequest(model=d.model, messages=r.messages, max_tokens=r.max_tokens, temperature=r.temperature,
+                       seed=r.seed, response_format=r.response_format, tools=r.tools)
+    resp = None if d.response is None else response_of(d)
+    return CallRecord(d.call_id, d.attempt, d.role, call.step_id, req, d.request_hash, resp,
+                      Usage(input_tokens=d.usage.input_tokens, output_tokens=d.usage.output_tokens),
+                      d.cost_usd, d.latency_ms, d.outcome, d.error_type, d.error, profile=d.profile,
+                      price=None if d.price is None else Price(d.price.input, d.price.output))
+
+
+def response_of(d: LlmCall) -> ModelResponse:
+    """The recorded response of a call that was answered."""
+    r = d.response
+    assert r is not None
+    return ModelResponse(text=r.text, tool_calls=[ToolCall.model_validate(c) for c in r.tool_calls],
+                         input_tokens=r.input_tokens, output_tokens=r.output_tokens, model=r.model,
+                         finish_reason=r.finish_reason)
+
+
+class RunRecord:
+    """One run's record, read back and typed (see the module docstring)."""
+
+    def __init__(self, rec: Recording, path: Path | None = None) -> None:
+        self.run_id = rec.run_id
+        self.path = path
+        #: Every well-formed event (the raw envelope), in order.
+        self.events: list[Event] = []
+        self.items: list[Typed[Any]] = []
+        self.warnings: list[str] = list(rec.warnings)
+        self._unplanned: list[CallRecord] = []
+        for e in rec.events:
+            try:
+                self.items.append(Typed(e, payload_of(e)))
+            except MalformedEvent as err:
+                self.warnings.append(err.one_line())
+                continue
+            self.events.append(e)
+
+    @classmethod
+    def read(cls, path: Path) -> RunRecord:
+        """Read ``events.jsonl`` at ``path`` (damaged lines and events skipped with a warning)."""
+        return cls(read_events(path), path)
+
+    def before(self, seq: int) -> RunRecord:
+        """The record as it was before event ``seq`` (the state a resumption started from)."""
+        return RunRecord(Recording(self.run_id, [e for e in self.events if e.seq < seq]), self.path)
+
+    @classmethod
+    def open(cls, data_dir: Path, run_id: str) -> RunRecord:
+        """The run ``run_id`` (or a unique prefix of it) under ``data_dir``."""
+        return cls.read(find_run(data_dir, run_id))
+
+    # ------------------------------------------------------------- by type
+
+    def of(self, kind: type[P]) -> list[Typed[P]]:
+        """The events of one payload type, in order."""
+        return [t for t in self.items if type(t.data) is kind]
+
+    def first(self, kind: type[P]) -> Typed[P] | None:
+        return next((t for t in self.items if type(t.data) is kind), None)
+
+    def last(self, kind: type[P]) -> Typed[P] | None:
+        return next((t for t in reversed(self.items) if type(t.data) is kind), None)
+
+    def __iter__(self) -> Iterator[Typed[Any]]:
+        return iter(self.items)
+
+    # ------------------------------------------------------------- the run
+
+    @property
+    def start(self) -> RunStarted | None:
+        """The first ``run_started`` (a resumed run has more; see :attr:`resumed`)."""
+        t = self.first(RunStarted)
+        return None if t is None else t.data
+
+    @property
+    def started_at(self) -> float | None:
+        t = self.first(RunStarted)
+        if t is not None:
+            return t.time
+        return self.events[0].time if self.events else None
+
+    @property
+    def last_time(self) -> float | None:
+        return self.events[-1].time if self.events else None
+
+    @property
+    def last_seq(self) -> int:
+        return self.events[-1].seq if self.events else 0
+
+    @property
+    def task(self) -> str:
+        start = self.start
+        return start.task if start is not None else ""
+
+    @property
+    def resumed(self) -> int:
+        """How many times the run was resumed."""
+        return max(0, len(self.of(RunStarted)) - 1)
+
+    @property
+    def finish(self) -> RunFinished | None:
+        """The last ``run_finished`` (None: the run was interrupted, or is still going)."""
+        t = self.last(RunFinished)
+        return None if t is None else t.data
+
+    @property
+    def status(self) -> str:
+        f = self.finish
+        return "INTERRUPTED" if f is None else f.status
+
+    @property
+    def reason(self) -> str:
+        f = self.finish
+        return "no run_finished event" if f is None else f.reason
+
+    def recorded_config(self) -> Any:
+        """The config the run ran with (:class:`~agentcli.config.Config`)."""
+        from agentcli.config import Config
+
+        start = self.start
+        if start is None:
+            raise AgentError(f"run {self.run_id} has no run_started event")
+        return Config.model_validate(start.config) if start.config is not None else Config()
+
+    # ------------------------------------------------------------- plans and steps
+
+    @cached_property
+    def plans(self) -> list[RecordedPlan]:
+        """Each plan in order (a re-plan's already merged), with the planner calls before it."""
+        out: list[RecordedPlan] = []
+        calls: list[CallRecord] = []
+        for t in self.items:
+            d = t.data
+            if type(d) is LlmCall and d.role == "planner":
+                calls.append(call_record(t))
+            elif type(d) is PlanCreated:
+                try:
+                    plan = Plan.model_validate(d.plan)
+                except ValidationError as e:
+                    self.warnings.append(f"event {t.seq} of {self.run_id} is malformed: plan.{_first_error(e)}")
+                    continue
+                out.append(RecordedPlan(plan, d.replan, t.seq, calls))
+                calls = []
+        self._unplanned = calls
+        return out
+
+    @property
+    def unplanned_calls(self) -> list[CallRecord]:
+        """The planner calls after the last plan: a planning that failed (the run's end says why)."""
+        _ = self.plans
+        return self._unplanned
+
+    @property
+    def last_plan(self) -> Plan | None:
+        """The plan the run was executing last (after any re-plans)."""
+        return self.plans[-1].plan if self.plans else None
+
+    @property
+    def replans(self) -> int:
+        return sum(1 for p in self.plans if p.replan)
+
+    @cached_property
+    def steps(self) -> dict[str, StepFinished]:
+        """The last recorded outcome of every finished step, in the order steps finished first."""
+        out: dict[str, StepFinished] = {}
+        for t in self.of(StepFinished):
+            if t.step_id:
+                out[t.step_id] = t.data
+        return out
+
+    def step_status(self) -> dict[str, str]:
+        """Every step seen: ``running`` once started, then its last finish status, in first-seen order."""
+        out: dict[str, str] = {}
+        for t in self.items:
+            if t.step_id and t.type in ("step_started", "step_finished"):
+                out[t.step_id] = t.data.status if type(t.data) is StepFinished else "running"
+        return out
+
+    def transitions(self) -> list[Typed[TransitionMade]]:
+        return self.of(TransitionMade)
+
+    def confirmations(self) -> list[bool]:
+        """Whether each recorded plan was confirmed (planning went on to execution)."""
+        return [t.data.to == "EXECUTING" for t in self.of(TransitionMade)
+                if t.data.src in ("PLANNING", "REPLANNING")]
+
+    # ------------------------------------------------------------- calls, tools, approvals, cost
+
+    @cached_property
+    def calls(self) -> list[Typed[LlmCall]]:
+        return self.of(LlmCall)
+
+    def call_records(self) -> list[CallRecord]:
+        return [call_record(c) for c in self.calls]
+
+    @property
+    def tool_calls(self) -> list[Typed[ToolCalled]]:
+        return self.of(ToolCalled)
+
+    @property
+    def approvals(self) -> list[Typed[ApprovalMade]]:
+        return self.of(ApprovalMade)
+
+    @property
+    def cost_usd(self) -> float:
+        """The known cost of every call (unpriced ones count zero; see :attr:`unpriced_calls`)."""
+        return sum(c.data.cost_usd for c in self.calls if c.data.cost_usd is not None)
+
+    @property
+    def unpriced_calls(self) -> int:
+        return sum(1 for c in self.calls if c.data.response is not None and c.data.cost_usd is None)
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(c.data.usage.input_tokens for c in self.calls)
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(c.data.usage.output_tokens for c in self.calls)
+
+    # ------------------------------------------------------------- forks and replays
+
+    @property
+    def parent(self) -> str | None:
+        start = self.start
+        return start.parent if start is not None else None
+
+    @cached_property
+    def fork(self) -> ForkCut | None:
+        """Where this run was forked from its parent (None: not a fork)."""
+        start = self.start
+        if start is None or not (start.parent and start.fork_from):
+            return None
+        return ForkCut(start.parent, start.fork_from, step_order([p.plan for p in self.plans]))
+
+    def served(self) -> Callable[[Typed[LlmCall]], bool]:
+        """A predicate: was this call served from a parent's recording (not paid again)? A replay's
+        calls all were; a fork's planner calls and the steps before its cut were."""
+        start = self.start
+        if start is not None and start.replay_of:
+            return lambda c: True
+        fork = self.fork
+        if fork is None:
+            return lambda c: False
+        return lambda c: c.data.role == "planner" or (c.step_id is not None and not fork.live(c.step_id))
+
+
+def find_run(data_dir: Path, run_id: str) -> Path:
+    """The events file of a run, by full id or unique prefix."""
+    root = data_dir / "runs"
+    exact = root / run_id / EVENTS_NAME
+    if exact.is_file():
+        return exact
+    matches = sorted(p for p in root.glob(f"{run_id}*/{EVENTS_NAME}")) if root.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UsageError(f"run id '{run_id}' is ambiguous: {', '.join(m.parent.name for m in matches[:5])}")
+    raise UsageError(f"no run '{run_id}' in {root}")
+
+
+def run_paths(data_dir: Path) -> list[Path]:
+    """Every run's events file under ``data_dir``, newest id first."""
+    root = data_dir / "runs"
+    if not root.is_dir():
+        return []
+    return sorted(root.glob(f"*/{EVENTS_NAME}"), key=lambda p: p.parent.name, reverse=True)
+
+
+__all__ = ["ForkCut", "MalformedEvent", "RecordedPlan", "RunRecord", "Typed", "call_record", "find_run",
+           "payload_of", "response_of", "run_paths", "step_order"]
