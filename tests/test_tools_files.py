@@ -253,3 +253,15 @@ def test_edit_file_refusals(reg: ToolRegistry, ws: Path) -> None:
     assert error_type(res) == "tool_error" and "binary" in res.error.message  # type: ignore[union-attr]
     assert reg.preview("edit_file", {"path": "a.txt", "search": "zzz", "replace": "y"}) is None
     assert (ws / "dup.txt").read_text() == "x = 1\nx = 1\n"
+
+
+def test_a_new_file_gets_the_umask_mode_not_mkstemps(tmp_path: Path) -> None:
+    reg = make_registry(tmp_path)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert call(reg, "write_file", {"path": "new.txt", "content": "x"}).ok
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    (tmp_path / "run.sh").write_text("#!/bin/sh\n")
+    (tmp_path / "run.sh").chmod(0o750)
+    assert call(reg, "write_file", {"path": "run.sh", "content": "#!/bin/sh\necho\n"}).ok
+    assert (tmp_path / "run.sh").stat().st_mode & 0o777 == 0o750  # an existing file keeps its mode

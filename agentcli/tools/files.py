@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -178,16 +180,26 @@ def unified_diff(old: str, new: str, rel: str, *, created: bool = False) -> str:
     return diff or f"(no change to {rel})\n"
 
 
+@functools.cache
+def _new_file_mode() -> int:
+    """0o666 less the umask, as open() would create the file (mkstemp makes it 0o600). Read from
+    /proc: os.umask() can only be read by setting it, a race with tools running in threads."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text()
+        umask = next(line for line in status.splitlines() if line.startswith("Umask:")).split()[1]
+        return 0o666 & ~int(umask, 8)
+    return 0o644
+
+
 def _atomic_write(path: Path, content: str) -> None:
     # Write to a temp file and rename, so an interrupted write never leaves half a file.
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else None
+    mode = path.stat().st_mode & 0o7777 if path.exists() else _new_file_mode()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(content)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
