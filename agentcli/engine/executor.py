@@ -537,14 +537,28 @@ class Executor:
             raise Aborted("aborted at the verify command")
         if not decision.approved:
             return VerifyResult(command, "denied", output=decision.message, approval_wait_s=wait_s)
+        # As any command: pre_tool hooks may block it, checkpoints surround it, post_tool sees it.
+        if self.hooks is not None:
+            blocked = await self.hooks.pre_tool(VERIFY_STEP, SHELL_TOOL, args)
+            if blocked is not None:
+                return VerifyResult(command, "failed", output=f"a pre_tool hook blocked it: {blocked.message}",
+                                    approval_wait_s=wait_s)
         self.events.append("tool_intent", {"tool": SHELL_TOOL, "args": args, "attempt": 1},
                            step_id=VERIFY_STEP, durable=True)
         started = time.time()
         remaining = self.budget.remaining_seconds()
-        result = await self.registry.call(SHELL_TOOL, args, timeout=remaining if remaining < timeout else None,
-                                          step_id=VERIFY_STEP)
-        self.events.append("tool_call", {"tool": SHELL_TOOL, "args": args, "attempt": 1,
-                                         "result": result.model_dump(mode="json")}, step_id=VERIFY_STEP)
+        if self.checkpoints is not None:
+            await self.checkpoints.before(VERIFY_STEP)
+        try:
+            result = await self.registry.call(SHELL_TOOL, args, timeout=remaining if remaining < timeout else None,
+                                              step_id=VERIFY_STEP)
+        finally:
+            if self.checkpoints is not None:
+                await self.checkpoints.after(VERIFY_STEP)
+        call = {"tool": SHELL_TOOL, "args": args, "attempt": 1, "result": result.model_dump(mode="json")}
+        self.events.append("tool_call", call, step_id=VERIFY_STEP)
+        if self.hooks is not None:
+            await self.hooks.post_tool(VERIFY_STEP, SHELL_TOOL, call)
         took = time.time() - started
         if not result.ok:
             assert result.error is not None
