@@ -376,7 +376,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     answers = answers_all[:n_q]
     files, _skipped = chunking.resolve_sources(root, ["."], None, max_file_bytes=2_000_000)
     planned = ingest.plan_files(files, "2026-01-01T00:00:00+00:00")
-    texts = [ingest.chunk_embed_text(rel, "file", r["text"]) for rel, (_h, rows) in planned.items() for r in rows]
+    texts = [ingest.chunk_embed_text(rel, "file", r["text"]) for rel, (_h, rows) in planned.items()
+             for r in rows or []]
     print(f"[bench] corpus {root.name}: {len(files)} files, {len(texts)} chunks, {n_q} questions",
           file=sys.stderr)
     minilm = get_embedder("builtin")

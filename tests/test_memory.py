@@ -505,3 +505,14 @@ def test_cli_help_does_not_import_lancedb_or_the_embedder() -> None:
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_lost_commit_races_are_retried_both_kinds() -> None:
+    from agentcli.memory.store import is_commit_conflict
+
+    assert is_commit_conflict(RuntimeError("lance error: Retryable commit conflict for version 3: preempted by "
+                                           "concurrent transaction Update at version 3"))
+    # Two processes creating the same table on object storage: the second create commits as an Overwrite.
+    assert is_commit_conflict(RuntimeError("lance error: Incompatible transaction: This Update transaction is "
+                                           "incompatible with concurrent transaction Overwrite at version 2."))
+    assert not is_commit_conflict(RuntimeError("lance error: Invalid user input: column vector not found"))

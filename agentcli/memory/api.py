@@ -411,11 +411,14 @@ class Memory:
         self.check_embedder()
         dirs = [chunking.source_key(self.workspace, str(p)) for p in paths
                 if (self.workspace / p).resolve().is_dir()]
-        planned = ingest.plan_files(files, _now_iso(), self.origin, progress=progress)
-        existing = ingest.existing_chunks(self.store, list(planned), self.origin)
+        existing = ingest.existing_chunks(self.store, [rel for _path, rel in files], self.origin)
+        planned = ingest.plan_files(files, _now_iso(), self.origin, progress=progress, stored=existing)
         todo: dict[str, list[dict[str, Any]]] = {}
         for rel, (fhash, rows) in planned.items():
             old = existing.get(rel, {})
+            if rows is None:  # same file hash as stored: not even chunked again
+                result.unchanged += 1
+                continue
             if not old and not rows:
                 continue  # an empty file, never stored: nothing to do
             if old and set(old) == {r["id"] for r in rows} and all(v == fhash for v in old.values()):

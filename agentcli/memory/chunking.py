@@ -100,8 +100,15 @@ def chunk_text(text: str, *, max_tokens: int = CHUNK_TOKENS, overlap_tokens: int
         raise UsageError("chunking needs 0 <= overlap < max tokens")
     lines = text.splitlines()
     enc = _encoder()
-    # +1 for the newline that joins the line to the next.
-    sizes = [len(enc.encode(line, disallowed_special=())) + 1 for line in lines]
+    # +1 for the newline that joins the line to the next. Lines repeat (blank lines, braces,
+    # imports): each distinct one is encoded once.
+    counts: dict[str, int] = {}
+    sizes = []
+    for line in lines:
+        size = counts.get(line)
+        if size is None:
+            size = counts[line] = len(enc.encode(line, disallowed_special=())) + 1
+        sizes.append(size)
     chunks: list[Chunk] = []
     i, n = 0, len(lines)
     while i < n:

@@ -84,9 +84,13 @@ def note_rows(text: str, now: str) -> list[dict[str, Any]]:
 
 
 def plan_files(files: list[tuple[Path, str]], now: str, origin: str = "", *,
-               progress: Progress | None = None) -> dict[str, tuple[str, list[dict[str, Any]]]]:
-    """``{source: (file hash, chunk rows without vectors)}``; identical chunks of a file kept once."""
-    planned: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+               progress: Progress | None = None, stored: dict[str, dict[str, str]] | None = None,
+               ) -> dict[str, tuple[str, list[dict[str, Any]] | None]]:
+    """``{source: (file hash, chunk rows without vectors)}``; identical chunks of a file kept once.
+    A file whose stored chunks (``stored``: :func:`existing_chunks`) all carry its current hash is
+    not chunked again: its rows are None (re-adding an unchanged repository reads and hashes it,
+    nothing more)."""
+    planned: dict[str, tuple[str, list[dict[str, Any]] | None]] = {}
     for n, (path, rel) in enumerate(files, 1):
         if progress is not None and (n % 50 == 0 or n == len(files)):
             progress("reading files", n, len(files))
@@ -95,6 +99,10 @@ def plan_files(files: list[tuple[Path, str]], now: str, origin: str = "", *,
         except OSError:
             continue
         fhash = chunking.content_hash(text)
+        old = (stored or {}).get(rel)
+        if old and all(v == fhash for v in old.values()):
+            planned[rel] = (fhash, None)
+            continue
         rows: dict[str, dict[str, Any]] = {}
         for c in chunking.chunk_text(text, boundary=chunking.boundary_for(rel)):
             h = c.content_hash

@@ -112,9 +112,13 @@ COMMIT_RETRIES = 6
 
 
 def is_commit_conflict(exc: BaseException) -> bool:
-    """Lance's "Retryable commit conflict ... preempted by concurrent transaction"."""
+    """Lance's "Retryable commit conflict ... preempted by concurrent transaction", and its
+    "Incompatible transaction: ... incompatible with concurrent transaction" (two processes creating
+    the same table on object storage, where the second create lands as an Overwrite): both are
+    resolved by doing the write again on the latest version."""
     text = str(exc)
-    return "commit conflict" in text.lower() or "preempted by concurrent transaction" in text
+    return ("commit conflict" in text.lower() or "preempted by concurrent transaction" in text
+            or "incompatible with concurrent transaction" in text)
 
 
 def retry_conflicts(fn: Callable[[], T]) -> T:
