@@ -134,11 +134,15 @@ class McpServer:
             stdio_client(params, errlog=self._errlog) as (read, write),
             ClientSession(read, write, read_timeout_seconds=self.cfg.timeout_seconds) as session,
         ):
-            await session.initialize()
-            self.tools = await _list_tools(session)
-            self._session = session
-            self._ready.set()
-            await self._stop.wait()
+            await self._serve(session)
+
+    async def _serve(self, session: Any) -> None:
+        """Initialise the session, list the tools, and hold the connection until :meth:`close`."""
+        await session.initialize()
+        self.tools = await _list_tools(session)
+        self._session = session
+        self._ready.set()
+        await self._stop.wait()
 
     async def _run_http(self) -> None:
         from mcp import ClientSession
@@ -150,11 +154,7 @@ class McpServer:
             streamable_http_client(self.cfg.url, http_client=http) as (read, write),
             ClientSession(read, write, read_timeout_seconds=self.cfg.timeout_seconds) as session,
         ):
-            await session.initialize()
-            self.tools = await _list_tools(session)
-            self._session = session
-            self._ready.set()
-            await self._stop.wait()
+            await self._serve(session)
 
     async def start(self) -> None:
         """Start the server and fetch its tools; :class:`McpStartError` if that fails or times out."""
