@@ -142,3 +142,12 @@ def test_runs_are_remembered_and_recalled_into_planning(workspace: Path) -> None
     # the replay ignores memory (an outside store) and is still identical
     replayed = runner.invoke(app, ["replay", second_id], obj=State(environ=env))
     assert replayed.exit_code == 0, replayed.output
+
+
+def test_a_run_id_is_never_a_path_or_a_pattern(workspace: Path) -> None:
+    # Found by the fuzz suite: a long id raised OSError, an absolute path NotImplementedError (glob).
+    for bad in ["a" * 300, "/etc/passwd", "../x", "*", "run[1]"]:
+        for command in (["runs", "show", bad], ["runs", "diff", bad], ["replay", bad]):
+            r = invoke(command)
+            assert r.exit_code == 2, (command, r.output)
+            assert "is not a run id" in r.stderr and "Traceback" not in r.output

@@ -15,6 +15,7 @@ Records of schema 1 read as they are: every field a writer may have left out has
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -379,13 +380,25 @@ class RunRecord:
         return lambda c: c.data.role == "planner" or (c.step_id is not None and not fork.live(c.step_id))
 
 
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
 def find_run(data_dir: Path, run_id: str) -> Path:
-    """The events file of a run, by full id or unique prefix."""
+    """The events file of a run, by full id or unique prefix.
+
+    A run id is a folder name of ``<data_dir>/runs``: anything else (a path, glob characters,
+    a name too long for the file system) is a usage error, never a path to follow."""
     root = data_dir / "runs"
+    if not _RUN_ID.match(run_id):
+        raise UsageError(f"'{run_id[:80]}' is not a run id (see agent runs list)")
     exact = root / run_id / EVENTS_NAME
     if exact.is_file():
         return exact
-    matches = sorted(p for p in root.glob(f"{run_id}*/{EVENTS_NAME}")) if root.is_dir() else []
+    try:
+        names = sorted(p.name for p in root.iterdir() if p.name.startswith(run_id)) if root.is_dir() else []
+    except OSError as e:
+        raise UsageError(f"cannot read {root}: {e.strerror}") from None
+    matches = [root / n / EVENTS_NAME for n in names if (root / n / EVENTS_NAME).is_file()]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
