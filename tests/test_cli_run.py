@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from agentcli.cli.app import app
@@ -151,3 +152,21 @@ def test_a_run_id_is_never_a_path_or_a_pattern(workspace: Path) -> None:
             r = invoke(command)
             assert r.exit_code == 2, (command, r.output)
             assert "is not a run id" in r.stderr and "Traceback" not in r.output
+
+
+@pytest.mark.tampered_record
+def test_replay_of_a_record_whose_config_is_no_longer_valid_is_one_line(workspace: Path) -> None:
+    seed(workspace)
+    r = invoke(["run", "list the python files", "--yes", "--json"], LIST_PY, complete("main.py, util.py"))
+    run_id = json.loads(r.stdout)["run_id"]
+    events = workspace / ".agent" / "runs" / run_id / "events.jsonl"
+    lines = events.read_text().splitlines()
+    start = json.loads(lines[0])
+    assert start["type"] == "run_started"
+    start["data"]["config"]["budget"] = {"max_steps": -5}  # a value this agentcli refuses
+    events.write_text("\n".join([json.dumps(start), *lines[1:]]) + "\n")
+    for extra in ([], ["--live-tools"]):
+        out = invoke(["replay", run_id, *extra])
+        assert out.exit_code == 2, out.output
+        assert "recorded a config this agentcli does not accept (budget.max_steps" in out.stderr
+        assert "Traceback" not in out.output and "internal error" not in out.output

@@ -529,7 +529,7 @@ async def replay_run(
                                  "was resumed: its resumption cannot be replayed")
             resume = resume_state(before)
             if seg.data.config is not None:
-                seg_config = Config.model_validate(seg.data.config)
+                seg_config = rec.recorded_config(seg.data.config)
         extra: dict[str, Any] = ({"replay_of": rec.run_id} if fork is None
                                  else {"parent": rec.run_id, "fork_from": from_step})
         if n > 0:

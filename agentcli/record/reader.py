@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from agentcli.errors import AgentError, UsageError
+from agentcli.errors import AgentError, ConfigError, UsageError
 from agentcli.models.types import CallRecord, ModelRequest, ModelResponse, Price, ToolCall, Usage
 from agentcli.planning.plan import Plan
 from agentcli.record.events import (
@@ -248,14 +248,26 @@ class RunRecord:
         f = self.finish
         return "no run_finished event" if f is None else f.reason
 
-    def recorded_config(self) -> Any:
-        """The config the run ran with (:class:`~agentcli.config.Config`)."""
+    def recorded_config(self, data: dict[str, Any] | object | None = ...) -> Any:
+        """The config the run ran with (:class:`~agentcli.config.Config`), or the one ``data`` holds
+        (a resumed part's). A recorded config this version no longer accepts is a
+        :class:`~agentcli.errors.ConfigError` naming the run, never a validation traceback."""
         from agentcli.config import Config
 
-        start = self.start
-        if start is None:
-            raise AgentError(f"run {self.run_id} has no run_started event")
-        return Config.model_validate(start.config) if start.config is not None else Config()
+        if data is ...:
+            start = self.start
+            if start is None:
+                raise AgentError(f"run {self.run_id} has no run_started event")
+            data = start.config
+        if data is None:
+            return Config()
+        try:
+            return Config.model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(x) for x in err.get("loc", ()))
+            raise ConfigError(f"run {self.run_id} recorded a config this agentcli does not accept "
+                              f"({loc}: {err.get('msg', 'invalid')}); it cannot be replayed with it") from None
 
     # ------------------------------------------------------------- plans and steps
 
