@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from agentcli.models import tokens  # noqa: E402
 from agentcli.planning import repomap  # noqa: E402
 from agentcli.planning.prompt import workspace_summary  # noqa: E402
+from bench.report import write_section  # noqa: E402
 
 HEADING = "## Repository map (bench/repomap_bench.py)"
 BUDGET = 2000
@@ -90,13 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        path = ROOT / "bench" / "RESULTS.md"
-        old = path.read_text() if path.exists() else ""
-        if HEADING in old:
-            start = old.index(HEADING)
-            nxt = old.find("\n## ", start + len(HEADING))
-            old = old[:start].rstrip("\n") + ("\n\n" + old[nxt + 1:] if nxt != -1 else "\n")
-        path.write_text(old.rstrip("\n") + "\n\n" + text)
+        write_section(text, ROOT / "bench" / "RESULTS.md")
     return 0
 
 

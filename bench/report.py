@@ -215,3 +215,16 @@ def merge_foreign_sections(new: str, old: str) -> str:
     if not foreign:
         return new
     return new.rstrip("\n") + "\n\n" + "".join(sec.rstrip("\n") + "\n\n" for sec in foreign).rstrip("\n") + "\n"
+
+
+def write_section(text: str, path: Path) -> None:
+    """Replace the section ``text`` heads (up to the next ``## `` heading) or append it; the rest is kept."""
+    heading = text.split("\n", 1)[0]
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    start = old.find(heading + "\n")
+    if start < 0:
+        new = (old.rstrip("\n") + "\n\n" if old else "") + text
+    else:
+        nxt = old.find("\n## ", start + len(heading))
+        new = old[:start] + text + (old[nxt:] if nxt >= 0 else "")
+    path.write_text(new, encoding="utf-8")

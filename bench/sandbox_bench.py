@@ -49,6 +49,7 @@ from agentcli.record.events import EventLog  # noqa: E402
 from agentcli.record.reader import RunRecord  # noqa: E402
 from agentcli.tools import build_registry  # noqa: E402
 from agentcli.tools.sandbox import parent_death, pdeathsig_preexec, sandbox_status  # noqa: E402
+from bench.report import write_section  # noqa: E402
 
 HEADING = "## Sandbox and checkpoints (bench/sandbox_bench.py)"
 
@@ -385,16 +386,6 @@ def render(rows: list[tuple[str, str]], load: str) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    path = ROOT / "bench" / "RESULTS.md"
-    old = path.read_text() if path.exists() else ""
-    if HEADING in old:
-        start = old.index(HEADING)
-        nxt = old.find("\n## ", start + len(HEADING))
-        old = old[:start].rstrip("\n") + ("\n\n" + old[nxt + 1:] if nxt != -1 else "\n")
-    path.write_text(old.rstrip("\n") + "\n\n" + text)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--smoke", action="store_true")
@@ -412,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(rows, ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(text)
     if args.write:
-        write_section(text)
+        write_section(text, ROOT / "bench" / "RESULTS.md")
     return 0
 
 

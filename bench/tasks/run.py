@@ -43,6 +43,7 @@ from typing import Any
 
 from agentcli.planning.local import DEFAULT_LEVERS, parse_levers
 from agentcli.planning.strategy import use_levers
+from bench.report import write_section
 from bench.tasks.agent import LEVERS_ENV
 
 HERE = Path(__file__).resolve().parent
@@ -351,19 +352,6 @@ def render(by_lever: dict[str, list[TaskResult]], *, mode: str, limit: int | Non
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace the section ``text`` heads (up to the next ``## `` heading) or append it; the rest is kept."""
-    heading = text.split("\n", 1)[0]
-    old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    start = old.find(heading + "\n")
-    if start < 0:
-        new = (old.rstrip("\n") + "\n\n" if old else "") + text
-    else:
-        nxt = old.find("\n## ", start + len(heading))
-        new = old[:start] + text + (old[nxt:] if nxt >= 0 else "")
-    path.write_text(new, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.tasks", description=__doc__.split("\n")[0])
     ap.add_argument("--limit", type=int, default=None, help="only the first N tasks")
@@ -389,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                       memory=modes if modes != ["fresh"] else None)
         print(text)
         if not ns.no_write:
-            write_section(text)
+            write_section(text, RESULTS)
         return 0
     os.environ.setdefault("AGENT_ALLOW_MODEL_REQUESTS", "1")
     if ns.threads:
@@ -427,5 +415,5 @@ def main(argv: list[str] | None = None) -> int:
     text = render(by_lever, mode=mode, limit=ns.limit, memory=ns.memory)
     print(text)
     if not ns.no_write:
-        write_section(text)
+        write_section(text, RESULTS)
     return 0
