@@ -150,15 +150,10 @@ class LiteLLMBackend:
             return {}
 
     def price(self, model: str) -> Price | None:
-        info = self._info(model)
-        pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
-        if pin is None or pout is None or (not pin and not pout):
-            # An unpriced model often reports 0.0: that is unknown, not free.
-            return None
-        return Price(float(pin), float(pout))
+        return _price_of(self._info(model))
 
     def profile(self, model: str) -> ModelProfile:
-        """From litellm's model info: JSON-schema support, token limits, whether a price is known."""
+        """From litellm's model info (read once): JSON-schema support, token limits, whether a price is known."""
         info = self._info(model)
         try:
             schema = bool(litellm_module().supports_response_schema(model=model))
@@ -167,12 +162,20 @@ class LiteLLMBackend:
         return ModelProfile(
             structured_output="json_schema" if schema else "json_object",
             uses_api_base=True,
-            pricing="metered" if self.price(model) is not None else "unknown",
+            pricing="metered" if _price_of(info) is not None else "unknown",
             planner_style="hosted",
             context_tokens=_positive(info.get("max_input_tokens")),
             max_output_tokens=_positive(info.get("max_output_tokens")),
             source="litellm" if info else "default",
         )
+
+
+def _price_of(info: dict[str, Any]) -> Price | None:
+    pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
+    if pin is None or pout is None or (not pin and not pout):
+        # An unpriced model often reports 0.0: that is unknown, not free.
+        return None
+    return Price(float(pin), float(pout))
 
 
 def _positive(value: Any) -> int | None:

@@ -187,9 +187,9 @@ class CallRecord:
     outcome: str  # ok | retry | error | invalid_output | truncated
     error_type: str | None = None
     error: str | None = None
-    #: The model's profile when the call was made (``ModelProfile.as_dict()``): replay decides with it.
     #: The model's price per token when the call was made (None: unknown).
     price: Price | None = None
+    #: The model's profile when the call was made (``ModelProfile.as_dict()``): replay decides with it.
     profile: dict[str, Any] | None = None
 
 
