@@ -63,6 +63,24 @@ QUESTIONS = [
     "download a file over HTTP",
 ]
 COLD_QUERY = "how does the planner validate a plan"
+NOTES = [
+    "Wall times of real processes and of in-process calls on a shared 2-core machine: the load average above "
+    "says how busy it was (other sessions' test suites); busier means slower, p95 most.",
+    "Cold search, what this code does that the baseline did not: lancedb imported with its generated REST "
+    "namespace client postponed to first use and lance's ~150 pydantic models built on first use "
+    "(agentcli/memory/lazy_lance.py; AGENTCLI_EAGER_LANCE=1 turns both off, the second row); the static "
+    "embedder's 47 MB table mapped instead of read, and only its tokenizer file hashed (not MiniLM's 23 MB "
+    "model); the query embedded (MiniLM loaded, for episodes) while lancedb imports and the tables open.",
+    "Warm recall, what changed: the vector side fetches the hits wanted (20 for k=10, as recall asks for "
+    "twice k to fold duplicate chunks), the full-text side twice that (was 4x per side), no index lookup "
+    "per query, rows kept as Arrow until the few kept; an IVF_HNSW_SQ index from 10k rows (was 25k: the "
+    "flat scan row above is what 10k-25k-row tables paid); and an ingest folds its rows into the indices "
+    "(the full-text index, made on the empty table, used to leave every ingested chunk searched flat until "
+    "8 small fragments piled up: ~50 ms a recall at 3k chunks).",
+    "recall@10 is the vector stage as recall runs it (search_table with no full-text side: 20 ANN candidates "
+    "re-ranked on exact vectors) against numpy's exact top 10 over the same vectors; hybrid ranking adds a "
+    "BM25 bonus on top by design, so its top 10 is not meant to equal the cosine top 10.",
+]
 
 
 def log(msg: str) -> None:
@@ -91,7 +109,7 @@ def _wall(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     return seconds
 
 
-def cold(tmp: Path, reps: int, baseline: Path | None) -> list[tuple[str, str]]:
+def cold(tmp: Path, reps: int, baseline: Path | None, baseline_label: str) -> list[tuple[str, str]]:
     ws = tmp / "cold-ws"
     ws.mkdir()
     shutil.copytree(ROOT / "docs", ws / "docs")
@@ -105,7 +123,7 @@ def cold(tmp: Path, reps: int, baseline: Path | None) -> list[tuple[str, str]]:
         "this code, AGENTCLI_EAGER_LANCE=1 (lancedb's normal import)": {**base_env, "AGENTCLI_EAGER_LANCE": "1"},
     }
     if baseline is not None:
-        variants[f"baseline ({baseline})"] = {**base_env, "PYTHONPATH": str(baseline)}
+        variants[f"baseline ({baseline_label or baseline})"] = {**base_env, "PYTHONPATH": str(baseline)}
     search = [*agent, "memory", "search", COLD_QUERY]
     rows: list[tuple[str, str]] = []
     chunks = Memory.from_settings(load_settings(workspace=ws, environ={}, use_user_config=False)).stats()
@@ -256,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: a functional check")
     ap.add_argument("--baseline", type=Path, help="a directory holding an older agentcli package, for before/after")
+    ap.add_argument("--baseline-label", default="", help="what the baseline is, for the table (e.g. a commit)")
     ap.add_argument("--reps", type=int, default=15, help="cold processes per variant and case (default 15)")
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--no-warm", action="store_true")
@@ -267,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="memory-recall-") as d:
         tmp = Path(d)
         if not args.no_cold:
-            rows += cold(tmp, 2 if args.smoke else args.reps, args.baseline)
+            rows += cold(tmp, 2 if args.smoke else args.reps, args.baseline, args.baseline_label)
         if not args.no_warm:
             if args.smoke:
                 store_mod.ANN_MIN_ROWS = 300
@@ -285,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
              + (" (smoke sizes: not representative)" if args.smoke else "") + ".", "",
              f"| {'measure'.ljust(width)} | result |", f"|{'-' * (width + 2)}|--------|"]
     lines += [f"| {k.ljust(width)} | {v} |" for k, v in rows]
+    lines += ["", *(f"- {n}" for n in NOTES)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write and not args.smoke:
