@@ -407,6 +407,7 @@ class Memory:
         t0 = _perf()
         if not paths:
             raise UsageError("give at least one path")
+        chunking.check_paths(self.workspace, paths)  # bad input is refused before anything is written
         if self.data_dir is None or not self.config.ingest_manifest:
             return self._add_paths(paths, None, progress, t0)
 

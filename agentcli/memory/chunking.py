@@ -204,18 +204,10 @@ def resolve_sources(workspace: Path, raw_paths: Sequence[str | Path], data_dir: 
     ``stats``, if given, receives each taken file's stat (taken before anything reads it);
     a file ``known(rel, stat)`` says is as it was when last ingested is not sniffed again.
     """
-    from agentcli.tools.paths import PathOutsideWorkspace, WorkspaceWalker, resolve_in_workspace
+    from agentcli.tools.paths import WorkspaceWalker
 
     root = workspace.resolve()
-    resolved: list[Path] = []
-    for raw in raw_paths:
-        try:
-            p = resolve_in_workspace(root, str(raw))
-        except PathOutsideWorkspace as e:
-            raise WorkspaceError(e.message) from None
-        if not p.exists():
-            raise UsageError(f"no such file or directory: {raw}")
-        resolved.append(p)
+    resolved = check_paths(root, raw_paths)
     walker = WorkspaceWalker(root, data_dir)
     seen: dict[str, Path] = {}
     skipped: list[str] = []
@@ -247,6 +239,23 @@ def resolve_sources(workspace: Path, raw_paths: Sequence[str | Path], data_dir: 
         else:
             take(p, p.relative_to(root).as_posix(), explicit=True)
     return sorted(((path, rel) for rel, path in seen.items()), key=lambda t: t[1]), skipped
+
+
+def check_paths(workspace: Path, raw_paths: Sequence[str | Path]) -> list[Path]:
+    """The paths resolved, each confined to the workspace and existing (else a one-line error)."""
+    from agentcli.tools.paths import PathOutsideWorkspace, resolve_in_workspace
+
+    root = workspace.resolve()
+    resolved: list[Path] = []
+    for raw in raw_paths:
+        try:
+            p = resolve_in_workspace(root, str(raw))
+        except PathOutsideWorkspace as e:
+            raise WorkspaceError(e.message) from None
+        if not p.exists():
+            raise UsageError(f"no such file or directory: {raw}")
+        resolved.append(p)
+    return resolved
 
 
 def source_key(workspace: Path, raw: str) -> str:
