@@ -308,6 +308,9 @@ class HookConfig(_Section):
     timeout_seconds: float = Field(30.0, gt=0, le=600, description="The hook is killed past this (a warning).")
     sandbox: bool = Field(True, description="Run the hook inside the OS sandbox ([sandbox] mode and network). "
                           "false: unconfined, for a hook that must reach the network or write elsewhere.")
+    fail_closed: bool = Field(True, description="pre_tool only: a hook that gave no verdict (it could not be run, "
+                              "e.g. no OS sandbox here, or it timed out) blocks the call, as a guard must. false: "
+                              "a warning, and the call goes ahead.")
 
 
 class Config(_Section):
