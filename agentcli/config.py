@@ -218,6 +218,11 @@ class MemoryConfig(_Section):
         "builtin MiniLM, ~40x faster to ingest), `builtin` (MiniLM), a litellm embedding model, or `auto`: "
         "builtin-static when embedding_model is builtin, else embedding_model's."
     )
+    ingest_manifest: bool = Field(
+        True, description="Keep a per-machine manifest of ingested files (size, mtime, hash) in the data dir, "
+        "so re-adding unchanged files is a stat each and leaves the store untouched; false: every "
+        "`agent memory add` reads and hashes each file and asks the store."
+    )
     episodic_k: int = Field(3, ge=0, description="Episodes recalled per query.")
     episodic_threshold: float = Field(0.75, ge=0, le=1, description="Minimum score of a recalled episode.")
     semantic_k: int = Field(5, ge=0, description="Knowledge chunks recalled per query.")
@@ -303,6 +308,9 @@ class HookConfig(_Section):
     timeout_seconds: float = Field(30.0, gt=0, le=600, description="The hook is killed past this (a warning).")
     sandbox: bool = Field(True, description="Run the hook inside the OS sandbox ([sandbox] mode and network). "
                           "false: unconfined, for a hook that must reach the network or write elsewhere.")
+    fail_closed: bool = Field(True, description="pre_tool only: a hook that gave no verdict (it could not be run, "
+                              "e.g. no OS sandbox here, or it timed out) blocks the call, as a guard must. false: "
+                              "a warning, and the call goes ahead.")
 
 
 class Config(_Section):
