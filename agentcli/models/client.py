@@ -74,11 +74,10 @@ ROLE_OUTPUT_TOKENS: dict[str, int] = {"planner": 4096, "executor": 8192, "review
 SMALL_MODEL_OUTPUT_TOKENS = 1024
 #: A model's maximum when nothing says it (an unknown model behind an OpenAI-compatible server).
 UNKNOWN_MODEL_OUTPUT_TOKENS = 4096
-#: A limit is shrunk to what the budget can pay for down to this many tokens, no further: a call
-#: the budget cannot pay this much for is refused by the guard instead of being made to be cut.
+#: A limit is shrunk to what the budget can pay for (or the context window leaves) down to this many
+#: tokens, no further: a call the budget cannot pay this much for is refused by the guard instead
+#: of being made to be cut.
 MIN_AFFORDABLE_OUTPUT_TOKENS = 1024
-#: An output limit is shrunk to fit the model's context window down to this many tokens, no further.
-MIN_CONTEXT_OUTPUT_TOKENS = 256
 
 
 def strip_fences(text: str) -> str:
@@ -295,12 +294,13 @@ class LLMClient:
     def _fits_context(self, model: str, estimate: int, limit: int) -> int:
         """``limit``, or less so that the request and its answer fit the model's context window (a
         provider refuses a request whose prompt plus ``max_tokens`` overflows it). Never below
-        :data:`MIN_CONTEXT_OUTPUT_TOKENS`: a prompt that leaves less room is the provider's to refuse
-        (the estimate is approximate for some tokenizers)."""
+        :data:`MIN_AFFORDABLE_OUTPUT_TOKENS`: a prompt that leaves less room is the backend's to
+        refuse or stop at its window's end (the estimate is approximate for other tokenizers, and a
+        small model's limits are that floor already)."""
         context = self.profile(model).context_tokens
         if not context:
             return limit
-        return min(limit, max(context - estimate, MIN_CONTEXT_OUTPUT_TOKENS))
+        return min(limit, max(context - estimate, MIN_AFFORDABLE_OUTPUT_TOKENS))
 
     def _affordable(self, model: str, estimate: int, ceiling: int) -> int:
         """``ceiling``, or less when the budget's ``headroom`` cannot pay for that many tokens."""
