@@ -311,6 +311,9 @@ def test_fuzz_plan_files(lab: Lab) -> None:
     check()
 
 
+#: Event times no clock writes: past what ``datetime`` shows, before 1970, not finite, not a number.
+ABSURD_TIMES: list[Any] = [1e300, -1e300, -1.0, float("nan"), float("inf"), "yesterday", 2**70, None, [], True]
+
 RECORD_COMMANDS = [["runs", "show"], ["runs", "show", "--json"], ["replay"], ["replay", "--live-tools"],
                    ["run", "--resume"], ["runs", "list"], ["runs", "stats"]]
 
@@ -325,8 +328,11 @@ def test_fuzz_record_files(lab: Lab) -> None:
         rnd = random.Random(seed)
         events = list(lines)
         i = rnd.randrange(len(events))
-        if rnd.random() < 0.2:
+        roll = rnd.random()
+        if roll < 0.2:
             events[i] = rnd.choice(["{", "[]", "null", '{"schema_version":1}', "\xff\xfe", events[i][:7]])
+        elif roll < 0.35:
+            events[i] = json.dumps({**json.loads(events[i]), "time": rnd.choice(ABSURD_TIMES)})
         else:
             events[i] = json.dumps(_mutate_json(json.loads(events[i]), rnd, new))
         run_id = f"{lab.run_id}-f{seed}"
@@ -383,6 +389,35 @@ def _corpus(lab: Lab) -> Iterator[tuple[str, Callable[[], list[str]], int]]:
     yield "stats: --since past the epoch", lambda: ["runs", "stats", "--since", "99999999999d"], 0
     yield "memory search: not UTF-8", lambda: ["memory", "search", "abc\udcff"], 2
     yield "memory forget: not UTF-8", lambda: ["memory", "forget", "abc\udcff"], 2
+
+
+def _with_event_time(lab: Lab, index: int, value: Any) -> str:
+    """A copy of the lab's run whose event ``index`` has the time ``value``; its run id."""
+    lines = lab.events.read_text().splitlines()
+    lines[index] = json.dumps({**json.loads(lines[index]), "time": value})
+    run_id = f"{lab.run_id}-t{index}-{ABSURD_TIMES.index(value) if value in ABSURD_TIMES else 'nan'}"
+    d = lab.data / "runs" / run_id
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "events.jsonl").write_text("\n".join(lines) + "\n")
+    return run_id
+
+
+@pytest.mark.parametrize("value", ABSURD_TIMES, ids=repr)
+def test_an_absurd_event_time_is_a_malformed_event(lab: Lab, value: Any) -> None:
+    # Once an OverflowError (1e300) or ValueError (NaN) in every renderer of a time.
+    for index in (0, 3):  # run_started (the run's start time) and an event inside the run
+        run_id = _with_event_time(lab, index, value)
+        try:
+            for argv in (["runs", "show", run_id], ["runs", "show", run_id, "--json"], ["replay", run_id],
+                         ["runs", "list"], ["runs", "stats"], ["runs", "diff", lab.run_id, run_id]):
+                r = lab.invoke(argv, [REVIEW])
+                assert "internal error" not in r.output, (argv, r.output)
+            shown = lab.invoke(["runs", "show", run_id], [REVIEW])
+            assert shown.exit_code == 0, shown.output
+            assert f"warning: event {index + 1} of {run_id} is malformed: time: " in shown.stderr
+            assert "run_finished" in shown.stdout  # the rest of the record still shows
+        finally:
+            shutil.rmtree(lab.data / "runs" / run_id, ignore_errors=True)
 
 
 def test_corpus_of_the_issue(lab: Lab) -> None:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentcli.errors import AgentError
 from agentcli.redact import Redactor, is_secret_field, secret_values
@@ -70,6 +70,11 @@ EventType = Literal[
 ]
 
 
+#: The last second of year 9999: an event time past it (or before 1970) cannot be a real one, and
+#: ``datetime`` cannot show it (a record edited by hand or damaged: ``1e300``, ``-1``, ``NaN``).
+MAX_EVENT_TIME = 253_402_300_799.0
+
+
 class Event(BaseModel):
     """One line of ``events.jsonl``."""
 
@@ -77,7 +82,8 @@ class Event(BaseModel):
 
     schema_version: int = EVENT_SCHEMA_VERSION
     seq: int
-    time: float
+    #: Seconds since the epoch (``time.time()`` when the event was written).
+    time: float = Field(ge=0, le=MAX_EVENT_TIME, allow_inf_nan=False, strict=True)
     type: EventType
     run_id: str
     step_id: str | None = None
@@ -610,6 +616,14 @@ class Recording:
         return next(self.of_type(type), None)
 
 
+def first_error(err: ValidationError) -> str:
+    """The first problem of a validation error, on one line: ``field.path: message (and N more)``."""
+    e = err.errors()[0]
+    loc = ".".join(str(x) for x in e.get("loc", ())) or "(data)"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{loc}: {e.get('msg')}{more}"
+
+
 def read_events(path: Path) -> Recording:
     """Read a run's events. A torn or corrupt line is skipped with a warning; a newer schema is an error."""
     run_id = path.parent.name
@@ -637,6 +651,8 @@ def read_events(path: Path) -> Recording:
             )
         try:
             events.append(Event.model_validate(obj))
-        except ValueError:
-            warnings.append(f"{path}: invalid event on line {i} ignored")
+        except ValidationError as e:
+            seq = obj.get("seq")
+            which = f"event {seq}" if type(seq) is int else f"the event on line {i}"
+            warnings.append(f"{which} of {run_id} is malformed: {first_error(e)}")
     return Recording(run_id=run_id, events=events, warnings=warnings)
