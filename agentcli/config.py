@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentcli.errors import ConfigError
-from agentcli.redact import is_secret_field, is_secret_name, register_environ, register_secret
+from agentcli.redact import is_secret_field, is_secret_name, register_environ, register_secret, short_secret_sources
 from agentcli.untrusted import InputError, check_depth, check_text, read_text_file
 
 #: Config is a few tables deep; anything much deeper is not a config file.
@@ -530,19 +530,29 @@ def load_settings(
     return settings
 
 
+def configured_secrets(config: Config) -> dict[str, str]:
+    """Every secret value the config holds, by key: each telemetry header (whatever its name),
+    each secret-looking MCP server variable and each literal MCP header."""
+    out = {f"telemetry.headers.{name}": value for name, value in config.telemetry.headers.items()}
+    for server in config.mcp.servers:
+        out.update({f"mcp.servers.{server.name}.env.{name}": value for name, value in server.env.items()
+                    if is_secret_name(name)})
+        out.update({f"mcp.servers.{server.name}.headers.{name}": value for name, value in server.headers.items()
+                    if "${" not in value})
+    return out
+
+
+def short_secrets(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Where the secrets too short to be masked come from (config keys, variable names)."""
+    return short_secret_sources(environ, configured_secrets(settings.config))
+
+
 def register_config_secrets(config: Config, environ: Mapping[str, str] | None = None) -> None:
     """Every value that came from a secret source is masked from now on, wherever agentcli writes
-    or shows it: each telemetry header (whatever its name), each secret-looking MCP server
-    variable, and the secret-looking variables of ``environ``."""
-    for value in config.telemetry.headers.values():
+    or shows it: the config's (:func:`configured_secrets`) and the secret-looking variables of
+    ``environ``."""
+    for value in configured_secrets(config).values():
         register_secret(value)
-    for server in config.mcp.servers:
-        for name, value in server.env.items():
-            if is_secret_name(name):
-                register_secret(value)
-        for value in server.headers.values():
-            if "${" not in value:
-                register_secret(value)
     if environ is not None and environ is not os.environ:
         register_environ(environ)
 

@@ -41,7 +41,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentcli.errors import AgentError
-from agentcli.redact import Redactor, is_secret_field, secret_values
+from agentcli.redact import Redactor, encoded_might_hold_token, is_secret_field, secret_values
 
 EVENT_SCHEMA_VERSION = 1
 EVENTS_NAME = "events.jsonl"
@@ -542,9 +542,10 @@ class EventLog:
             now = time.time()
             line = None
             # Fast path, for the events the general path would write unchanged (no key the redactor
-            # drops, no secret value, only plain JSON data): the line is encoded straight from the
-            # arguments, with no model built and no JSON-mode dump. The checks stand in for the
-            # model's validation; whatever they do not vouch for takes the general path.
+            # drops, no secret value, nothing shaped like a credential, only plain JSON data): the
+            # line is encoded straight from the arguments, with no model built and no JSON-mode
+            # dump. The checks stand in for the model's validation; whatever they do not vouch for
+            # takes the general path.
             if type in _EVENT_TYPES and (step_id is None or step_id.__class__ is str) and data.__class__ is dict:
                 try:
                     line = orjson.dumps({"schema_version": EVENT_SCHEMA_VERSION, "seq": seq, "time": now,
@@ -553,8 +554,8 @@ class EventLog:
                 except TypeError:  # orjson.JSONEncodeError included
                     pass
                 else:
-                    if _has_secret_key(data):
-                        line = None
+                    if _has_secret_key(data) or encoded_might_hold_token(line):
+                        line = None  # a key to drop, or perhaps a credential by its format
                     else:
                         for secret in self._encoded_secrets:
                             if secret in line:
