@@ -14,7 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.context import ROOT, Context
-from bench.report import Row, SectionResult, machine_info, markdown_table, merge_foreign_sections, render, versions
+from bench.report import (
+    Row,
+    SectionResult,
+    machine_info,
+    markdown_table,
+    merge_foreign_sections,
+    render,
+    render_section,
+    versions,
+    write_section,
+)
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTIONS = ("cold", "overhead", "executor", "parallel", "calls", "logging", "replay", "memory",
@@ -106,8 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         machine["load average (1, 5, 15 min) at the start"] = load_start
         machine["CPU calibration (fixed Python loop, best of 5), start / end"] = \
             f"{calib_start:.1f} ms / {calibration_ms():.1f} ms"
-        text = render(results, machine, versions(), smoke=args.smoke, command=command)
-        old = args.output.read_text(encoding="utf-8") if args.output.is_file() else ""
-        args.output.write_text(merge_foreign_sections(text, old), encoding="utf-8")
+        if args.only:
+            # A partial run must not throw away the full run's table: each section it ran replaces
+            # only its own part of RESULTS.md.
+            for key, res in zip(args.sections, results, strict=True):
+                write_section(render_section(res, key, machine, smoke=args.smoke, command=command), args.output)
+        else:
+            text = render(results, machine, versions(), smoke=args.smoke, command=command)
+            old = args.output.read_text(encoding="utf-8") if args.output.is_file() else ""
+            args.output.write_text(merge_foreign_sections(text, old), encoding="utf-8")
         print(f"\nwrote {args.output}", file=sys.stderr)
     return 1 if failed else 0

@@ -189,6 +189,24 @@ def render(results: list[SectionResult], machine: dict[str, str], vers: dict[str
     return "\n".join(parts)
 
 
+def section_heading(res: SectionResult, key: str) -> str:
+    """The heading of the part of RESULTS.md that ``python -m bench --only KEY`` owns."""
+    return f"## {res.name} (python -m bench --only {key})"
+
+
+def render_section(res: SectionResult, key: str, machine: dict[str, str], *, smoke: bool, command: str) -> str:
+    """One section's figures as a part of RESULTS.md of its own, with the machine state they were taken in."""
+    state = ", ".join(f"{k} {machine[k]}" for k in ("date", "commit", "load average (1, 5, 15 min) at the start",
+                                                     "load average (1, 5, 15 min) at the end") if k in machine)
+    parts = [section_heading(res, key), "",
+             f"Command: `{command}`" + ("  (smoke sizes: not representative)" if smoke else ""), "",
+             f"Taken: {state}.", "", markdown_table(res.rows), ""]
+    if res.extra_markdown:
+        parts += [res.extra_markdown.strip(), ""]
+    parts += [f"- {note}" for note in res.notes]
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
 #: The level-2 headings ``render`` writes; any other ``## `` section of RESULTS.md belongs to
 #: another tool (e.g. ``python -m bench.tasks`` keeps its own section there) and is carried over.
 OWN_HEADINGS = ("## Machine", "## Versions", "## Results", "## Notes")
@@ -209,9 +227,13 @@ def _sections(text: str) -> list[str]:
 
 
 def merge_foreign_sections(new: str, old: str) -> str:
-    """``new`` followed by the sections of ``old`` that another tool wrote (kept as they were)."""
+    """``new`` followed by the sections of ``old`` that another tool wrote (kept as they were).
+
+    The parts an earlier ``--only`` run wrote are dropped: a full run has measured them again.
+    """
     foreign = [sec for sec in _sections(old)[1:]
-               if not sec.startswith(OWN_HEADINGS) and " (its own table)" not in sec.split("\n", 1)[0]]
+               if not sec.startswith(OWN_HEADINGS) and " (its own table)" not in sec.split("\n", 1)[0]
+               and " (python -m bench --only " not in sec.split("\n", 1)[0]]
     if not foreign:
         return new
     return new.rstrip("\n") + "\n\n" + "".join(sec.rstrip("\n") + "\n\n" for sec in foreign).rstrip("\n") + "\n"

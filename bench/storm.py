@@ -9,6 +9,7 @@ random moment after its plan is recorded, then resumed with ``--yes`` alone (whi
 * ``unasked_repeats``: a step's side effect happened more often than once plus the re-runs someone
   asked for (the recorded ``resume_decision``s): must be 0;
 * ``missing``: a step whose side effect never happened after the final resume: must be 0;
+* ``not_replayable``: runs whose ``agent replay`` is not identical after the last resume: must be 0;
 * ``orphans``: side effects that landed after the kill and before any resume, i.e. a shell child
   that outlived the agent;
 * ``unreadable``: records that ``agent runs show`` could not read.
@@ -99,6 +100,12 @@ def one_run(root: Path, rnd: random.Random, *, steps: int = 3, env: dict[str, st
     show = subprocess.run([sys.executable, "-m", "agentcli", "runs", "show", run_id, "--json"], cwd=ws,
                           env=env, capture_output=True, text=True, timeout=120)
     result["unreadable"] = int(show.returncode != 0)
+    # Killed, stopped and resumed, the run must still replay as it ran.
+    replay = subprocess.run([sys.executable, "-m", "agentcli", "replay", run_id, "--json"], cwd=ws,
+                            env=env, capture_output=True, text=True, timeout=120)
+    result["not_replayable"] = int(replay.returncode != 0)
+    if replay.returncode != 0:
+        result["replay"] = (replay.stdout or replay.stderr)[-600:]
     from agentcli.record.events import ResumeDecided
     from agentcli.record.reader import RunRecord
 
@@ -120,7 +127,8 @@ def storm(runs: int, *, seed: int = 0, steps: int = 3, root: Path | None = None)
     with tempfile.TemporaryDirectory(prefix="agentcli-storm-") as tmp:
         base = root or Path(tmp)
         results = [one_run(base, rnd, steps=steps) for _ in range(runs)]
-    keys = ("killed", "orphans", "stopped_uncertain", "rerun", "unasked_repeats", "missing", "unreadable")
+    keys = ("killed", "orphans", "stopped_uncertain", "rerun", "unasked_repeats", "missing", "unreadable",
+            "not_replayable")
     return {"runs": runs, "results": results, "totals": {k: sum(int(r.get(k, 0)) for r in results) for k in keys}}
 
 
@@ -168,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         write_section(text, Path(__file__).resolve().parent / "RESULTS.md")
     t = report["totals"]
-    return 0 if t["unasked_repeats"] == 0 and t["missing"] == 0 and t["unreadable"] == 0 else 1
+    ok = t["unasked_repeats"] == 0 and t["missing"] == 0 and t["unreadable"] == 0 and t["not_replayable"] == 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

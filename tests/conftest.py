@@ -98,8 +98,8 @@ def replay_every_recorded_run() -> tuple[int, list[str]]:
             continue
         seen.add(path)
         rec = RunRecord.read(path)
-        if not rec.plans or rec.finish is None:
-            continue  # nothing to replay: the planner failed, or the run never finished
+        if not rec.plans:
+            continue  # nothing to replay: the planner failed
         try:
             result = asyncio.run(replay_run(path, s.registry))
         except Exception as e:  # a replay that cannot even start is a failure too

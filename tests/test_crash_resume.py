@@ -61,6 +61,17 @@ def test_kill9_then_resume(workspace: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     [summary] = json.loads(listed.stdout)
     assert summary["status"] == "COMPLETE" and summary["steps_ok"] == 3
+    # Killed midway and resumed, the run still replays as it ran: its first part up to the kill,
+    # then the resumption (with the recorded decision to re-run s2).
+    assert_replays_identical(workspace, run_id)
+
+
+def assert_replays_identical(ws: Path, run_id: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "agentcli", "replay", run_id, "--json"], cwd=ws,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    verdict = json.loads(done.stdout)
+    assert verdict["identical"], verdict
 
 
 def test_ctrl_c_is_recorded_and_resumable(workspace: Path) -> None:
@@ -93,3 +104,4 @@ def test_ctrl_c_is_recorded_and_resumable(workspace: Path) -> None:
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert json.loads(out)["status"] == "COMPLETE"
+    assert_replays_identical(workspace, events.parent.name)

@@ -15,4 +15,5 @@ def test_a_small_kill9_storm(tmp_path: Path) -> None:
     t = report["totals"]
     assert t["unasked_repeats"] == 0, report["results"]
     assert t["missing"] == 0 and t["unreadable"] == 0, report["results"]
+    assert t["not_replayable"] == 0, report["results"]  # killed and resumed, each run replays identical
     assert t["killed"] >= 1, report["results"]  # the storm did kill something

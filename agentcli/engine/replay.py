@@ -28,17 +28,25 @@ import contextlib
 import json
 import tempfile
 from collections import defaultdict, deque
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from agentcli.config import Config, Settings
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.hooks import RecordedHooks
-from agentcli.engine.runner import ReplanContext, RunOutcome, WorkspaceProbe, resume_state, run
+from agentcli.engine.runner import (
+    ReplanContext,
+    RunOutcome,
+    UncertainDecision,
+    UncertainStep,
+    WorkspaceProbe,
+    resume_state,
+    run,
+)
 from agentcli.engine.session import RunSession
 from agentcli.engine.workspace import WorkspaceChanges
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
@@ -67,9 +75,50 @@ from agentcli.record.events import (
 from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, response_of, step_order
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 
+T = TypeVar("T")
+
 
 class ReplayDivergence(AgentError):
     """The replay asked for something the recording does not have."""
+
+
+class RecordingEnds(ReplayDivergence):
+    """A killed part of the run: the replay asked for what came after the kill (its replay stops
+    there, as the run did, and what it wrote past that point is dropped)."""
+
+
+@dataclass
+class _Part:
+    """The part of the recording a replay is in: a resumed run has one per ``run_started``, each
+    served only its own recorded inputs (a killed part must not take its resumption's). A part with
+    no record of its end was killed: asked for more than it recorded, its replay stops there."""
+
+    lo: int = 0
+    hi: int = 1 << 62
+    killed: bool = False
+    #: The part ended on Ctrl-C: asked for an input the run never got, its replay is interrupted
+    #: there the same way (``stop`` cancels the replay's run, as the signal cancelled the run).
+    interrupted: bool = False
+    stop: Callable[[], Any] | None = None
+
+    def has(self, queue: deque[tuple[int, Any]]) -> bool:
+        while queue and queue[0][0] < self.lo:  # left unserved by an earlier part: it diverged there
+            queue.popleft()
+        return bool(queue) and queue[0][0] < self.hi
+
+    async def serve(self, queue: deque[tuple[int, T]] | None, what: str) -> tuple[int, T]:
+        """:meth:`take`, or the interruption the run had at this point."""
+        if not (queue is not None and self.has(queue)) and self.interrupted and self.stop is not None:
+            self.stop()
+            await asyncio.Event().wait()  # cancelled by stop()
+        return self.take(queue, what)
+
+    def take(self, queue: deque[tuple[int, T]] | None, what: str) -> tuple[int, T]:
+        if queue is not None and self.has(queue):
+            return queue.popleft()
+        if self.killed:
+            raise RecordingEnds(f"{what}: the run was killed before it was recorded")
+        raise ReplayDivergence(f"{what} is not in the recording")
 
 
 def _live(fork: ForkCut | None, step_id: str | None) -> bool:
@@ -143,18 +192,16 @@ class ReplayBackend:
         self._waits_out = _stopped_by_the_clock(rec)
         self._fork = fork
         self._live = live
+        self.part = _Part()
 
     async def request(self, req: ModelRequest) -> ModelResponse:
         if self._live is not None and _live(self._fork, req.step_id):
             return await self._live.request(req)
         h = req.hash()
         queue = self._by_hash.get(h)
-        if not queue and self._waits_out:
+        if not (queue and self.part.has(queue)) and self._waits_out:
             await _wait_for_the_clock()
-        if not queue:
-            raise ReplayDivergence(f"LLM request {h[:12]} ({req.model}, step {req.step_id or '-'}) "
-                                   "is not in the recording")
-        seq, d = queue.popleft()
+        seq, d = await self.part.serve(queue, f"LLM request {h[:12]} ({req.model}, step {req.step_id or '-'})")
         if self.order is not None:
             await self.order.turn(seq)
         if d.response is None:
@@ -211,6 +258,7 @@ class ReplayRegistry(ToolRegistry):
             sid: f.error for sid, f in rec.steps.items()
             if f.error is not None and f.error.get("type") == "invalid_args"}
         self._called = called
+        self.part = _Part()
 
     def validate(self, name: str, args: Any, *, step_id: str | None = None) -> BaseModel | ToolError:
         if step_id is None or _live(self._fork, step_id) or (self._live_tools and self._live_writes):
@@ -237,12 +285,9 @@ class ReplayRegistry(ToolRegistry):
         if self._live_tools and tool is not None and (tool.risk == "read" or self._live_writes):
             return await self._real.call(name, args, timeout=timeout, step_id=step_id)
         queue = self._results.get(_tool_key(step_id, name, args))
-        if not queue and self._waits_out:
+        if not (queue and self.part.has(queue)) and self._waits_out:
             await _wait_for_the_clock()
-        if not queue:
-            raise ReplayDivergence(f"tool call {name}({canonical_json(args)[:120]}) in step {step_id} "
-                                   "is not in the recording")
-        seq, result = queue.popleft()
+        seq, result = await self.part.serve(queue, f"tool call {name}({canonical_json(args)[:120]}) in step {step_id}")
         if self.order is not None:
             await self.order.turn(seq)
         return ToolResult.model_validate(result)
@@ -254,19 +299,17 @@ class RecordedApprover(Approver):
     def __init__(self, config: Config, rec: RunRecord, *, fork: ForkCut | None = None,
                  live: Approver | None = None) -> None:
         super().__init__(config.approval)
-        self._by_step: dict[str, deque[Any]] = defaultdict(deque)
+        self._by_step: dict[str, deque[tuple[int, Any]]] = defaultdict(deque)
         for a in rec.approvals:
-            self._by_step[str(a.step_id)].append(a.data)
+            self._by_step[str(a.step_id)].append((a.seq, a.data))
         self._fork = fork
         self._live = live
+        self.part = _Part()
 
     def decide(self, req: ApprovalRequest) -> ApprovalDecision:
         if self._live is not None and _live(self._fork, req.step_id):
             return self._live.decide(req)
-        queue = self._by_step.get(req.step_id)
-        if not queue:
-            raise ReplayDivergence(f"approval for step {req.step_id} ({req.tool}) is not in the recording")
-        d = queue.popleft()
+        _, d = self.part.take(self._by_step.get(req.step_id), f"approval for step {req.step_id} ({req.tool})")
         return ApprovalDecision(req.step_id, req.tool, req.args_hash, req.plan_hash, d.decided_by,
                                 d.decision, 0.0, d.message)
 
@@ -277,17 +320,22 @@ class RecordedChanges:
     fork's live part) they are ``live``'s, or unknown."""
 
     def __init__(self, rec: RunRecord, live: WorkspaceProbe | None = None) -> None:
-        self._queue: deque[dict[str, Any]] = deque(t.data.event_data() for t in rec.of(WorkspaceChanged))
+        self._queue: deque[tuple[int, dict[str, Any]]] = deque(
+            (t.seq, t.data.event_data()) for t in rec.of(WorkspaceChanged))
         self._live = live
+        self.part = _Part()
 
     async def start(self) -> None:
         if self._live is not None:
             await self._live.start()
 
     async def changes(self) -> WorkspaceChanges | None:
-        if not self._queue:
-            return await self._live.changes() if self._live is not None else None
-        data = self._queue.popleft()
+        if not self.part.has(self._queue):
+            if self._live is not None:
+                return await self._live.changes()
+            if not self.part.killed:
+                return None
+        _, data = self.part.take(self._queue, "the workspace's changes")
         return WorkspaceChanges.from_dict(data) if data.get("known") else None
 
 
@@ -313,17 +361,35 @@ def _comparable(items: Iterable[Typed[Any]]) -> dict[str, list[Typed[Any]]]:
     interleaving depends on how long tools took."""
     groups: dict[str, list[Typed[Any]]] = defaultdict(list)
     for t in items:
-        d = t.data
-        if isinstance(d, TransitionMade) and "WAITING_TOOL" in (d.src, d.to):
-            continue
-        if isinstance(d, MemoryRecalled | MemoryWritten | CheckpointMade | Undone | ResumeDecided):
-            # Outside stores (memory, the workspace's checkpoints): a replay changes neither; and a
-            # resume's decision was asked of a person, while a replay asks nobody.
-            continue
-        if isinstance(d, BudgetChecked) and d.ok:
-            continue  # a passing check's numbers include wall time
-        groups[t.step_id or "-"].append(t)
+        if _compared(t):
+            groups[t.step_id or "-"].append(t)
     return groups
+
+
+def _compared(t: Typed[Any]) -> bool:
+    """Whether a replay must write this event as the run did."""
+    d = t.data
+    if isinstance(d, TransitionMade) and "WAITING_TOOL" in (d.src, d.to):
+        return False
+    if isinstance(d, MemoryRecalled | MemoryWritten | CheckpointMade | Undone | ResumeDecided):
+        # Outside stores (memory, the workspace's checkpoints): a replay changes neither; and a
+        # resume's decision was asked of a person, while a replay serves it from the record.
+        return False
+    return not (isinstance(d, BudgetChecked) and d.ok)  # a passing check's numbers include wall time
+
+
+def _renamed(value: Any, replay_id: str, run_id: str) -> Any:
+    """``value`` with the replay's run id written as the run's (e.g. in "resume with: agent run
+    --resume ID"): the replay is recorded under an id of its own."""
+    if replay_id == run_id or not replay_id:
+        return value
+    if isinstance(value, str):
+        return value.replace(replay_id, run_id)
+    if isinstance(value, dict):
+        return {k: _renamed(v, replay_id, run_id) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, replay_id, run_id) for v in value]
+    return value
 
 
 def _value(t: Typed[Any]) -> dict[str, Any]:
@@ -397,7 +463,7 @@ def first_divergence(expected: RunRecord, got: RunRecord) -> Divergence | None:
             ea = a[i] if i < len(a) else None
             eb = b[i] if i < len(b) else None
             va = _MISSING if ea is None else _value(ea)
-            vb = _MISSING if eb is None else _value(eb)
+            vb = _MISSING if eb is None else _renamed(_value(eb), got.run_id, expected.run_id)
             if va != vb:
                 ref = ea or eb
                 assert ref is not None
@@ -477,8 +543,10 @@ async def replay_run(
         backend.order = tools.order = _Order({c.seq for c in rec.calls if c.data.role != "planner"}
                                              | {c.seq for c in rec.tool_calls})
     approver = RecordedApprover(config, rec, fork=fork, live=live_approver)
-    queue = list(plans)
-    confirms = rec.confirmations()
+    queue = deque((p.seq, p) for p in plans)
+    confirms = deque(rec.confirmations_at())
+    decisions = {(t.step_id, t.seq): t.data for t in rec.of(ResumeDecided)}
+    part = _Part()
     clients: list[LLMClient] = []
 
     async def planner(t: str, ctx: ReplanContext | None) -> Plan:
@@ -489,15 +557,24 @@ async def replay_run(
             for call in rec.unplanned_calls:
                 clients[-1].account_recorded(call)
             raise AgentError(rec.finish.answer)
-        if not queue:
-            raise ReplayDivergence("the replay needed a plan the recording does not have")
-        recorded = queue.pop(0)
+        _, recorded = part.take(queue, "a new plan")
         for call in recorded.planner_calls:  # the planner's recorded calls count as they did in the original run
             clients[-1].account_recorded(call)
         return recorded.plan
 
     def confirm(plan: Plan, replan: bool) -> bool:
-        return confirms.pop(0) if confirms else True
+        if not part.has(confirms) and not part.killed:
+            return True
+        return part.take(confirms, "the plan's confirmation")[1]
+
+    def decide_uncertain(step: UncertainStep) -> tuple[UncertainDecision, str]:
+        # As the person (or the flag) decided when the run was resumed.
+        for (sid, seq), d in decisions.items():
+            if sid == step.step_id and part.lo <= seq < part.hi:
+                return d.decision, d.decided_by
+        if part.killed:
+            raise RecordingEnds(f"the decision on step {step.step_id}: the run was killed before it was recorded")
+        raise ReplayDivergence(f"the resume's decision on step {step.step_id} is not in the recording")
 
     # The workspace's changes as the run saw them (a replay changes nothing); a fork's live part asks
     # its checkpoints.
@@ -519,15 +596,25 @@ async def replay_run(
     path = out_dir / run_id / "events.jsonl"
     outcome: RunOutcome | None = None
     for n, seg in enumerate(segments):
+        if fork is None:  # a fork serves its parent's whole record up to the fork step
+            part.lo, part.hi = seg.seq, (segments[n + 1].seq if n + 1 < len(segments) else 1 << 62)
+            finished = [t.data for t in rec.of(RunFinished) if part.lo <= t.seq < part.hi]
+            part.killed = not finished
+            part.interrupted = bool(finished) and finished[-1].reason == "interrupted"
+            if part.killed and live_writes:
+                raise AgentError(f"run {rec.run_id} was killed midway: its replay cannot run write tools live "
+                                 "(they would go on past the point where it was killed)")
+        backend.part = tools.part = approver.part = part
+        if changes is not None:
+            changes.part = part
         resume = None
         seg_config = config
         if n > 0:
-            before = rec.before(seg.seq)
-            ended, began = before.last(RunFinished), before.last(RunStarted)
-            if ended is None or began is None or ended.seq < began.seq:
-                raise AgentError(f"run {rec.run_id} was stopped without a record of its end (killed?) before it "
-                                 "was resumed: its resumption cannot be replayed")
-            resume = resume_state(before)
+            resume = resume_state(rec.before(seg.seq))
+            # The replay's own numbering goes on from what it wrote (seq is not compared).
+            replayed = RunRecord.read(path) if path.is_file() else None
+            if replayed is not None:
+                resume = replace(resume, last_seq=max(resume.last_seq, replayed.last_seq))
             if seg.data.config is not None:
                 seg_config = rec.recorded_config(seg.data.config)
         extra: dict[str, Any] = ({"replay_of": rec.run_id} if fork is None
@@ -541,18 +628,49 @@ async def replay_run(
         clients.append(session.client)
         deps = session.deps(planner, confirm, replans_merged=True, output_schema=seg.data.output_schema,
                             instructions=ProjectInstructions.from_record(seg.data.instructions),
-                            workspace=changes, verify_command=seg.data.verify_command or "")
+                            workspace=changes, verify_command=seg.data.verify_command or "",
+                            decide_uncertain=decide_uncertain)
+        offset = path.stat().st_size if path.is_file() else 0
+        runner = asyncio.ensure_future(run(task, deps))
+        part.stop = runner.cancel
         try:
-            outcome = await run(task, deps)
+            outcome = await runner
+        except RecordingEnds:
+            if not part.killed:
+                raise
         finally:
+            part.stop = None
             session.close()
         path = session.events_path
+        if part.killed:
+            recorded = sum(1 for t in rec if part.lo <= t.seq < part.hi and _compared(t))
+            _cut_at_the_kill(path, offset, recorded)
     assert outcome is not None
     got = RunRecord.read(path)
     divergence = None if fork is not None else first_divergence(rec, got)
     if tmp is not None:
         tmp.cleanup()
     return ReplayResult(outcome, divergence, path, [*rec.warnings, *_instructions_changed(start, registry, config)])
+
+
+def _cut_at_the_kill(path: Path, offset: int, keep: int) -> None:
+    """Drop what the replay of a killed part wrote past the point where the run was killed: from
+    ``offset`` on, the first ``keep`` compared events (and what lies between them) stay."""
+    data = path.read_bytes()
+    head, lines = data[:offset], data[offset:].splitlines(keepends=True)
+    with tempfile.TemporaryDirectory(prefix="agentcli-cut-") as tmp:
+        part_file = Path(tmp) / "events.jsonl"
+        part_file.write_bytes(b"".join(lines))
+        items = RunRecord.read(part_file).items
+    if len(items) != len(lines):  # not one event a line: leave it, the comparison will say where
+        return
+    kept = 0
+    for i, t in enumerate(items):
+        if _compared(t):
+            if kept == keep:
+                path.write_bytes(head + b"".join(lines[:i]))
+                return
+            kept += 1
 
 
 def _instructions_changed(start: RunStarted, registry: ToolRegistry, config: Config) -> list[str]:

@@ -382,7 +382,7 @@ class ResumeDecided(Payload):
     its result not): ``rerun``, ``done`` or ``stop``, and who decided (user, flag, policy)."""
 
     TYPE: ClassVar[EventType] = "resume_decision"
-    decision: str
+    decision: Literal["rerun", "done", "stop"]
     decided_by: str = "policy"
     tool: str = ""
     args: Any = None

@@ -322,7 +322,11 @@ class RunRecord:
 
     def confirmations(self) -> list[bool]:
         """Whether each recorded plan was confirmed (planning went on to execution)."""
-        return [t.data.to == "EXECUTING" for t in self.of(TransitionMade)
+        return [confirmed for _, confirmed in self.confirmations_at()]
+
+    def confirmations_at(self) -> list[tuple[int, bool]]:
+        """:meth:`confirmations`, each with the sequence number of its event."""
+        return [(t.seq, t.data.to == "EXECUTING") for t in self.of(TransitionMade)
                 if t.data.src in ("PLANNING", "REPLANNING")]
 
     # ------------------------------------------------------------- calls, tools, approvals, cost
