@@ -10,8 +10,9 @@ such as ``s3://bucket/prefix`` is passed through unchanged):
 Schema changes are append-only named migrations (:data:`MIGRATIONS`), applied when a
 table is opened: a memory written by an older agentcli keeps working, its rows intact.
 
-lancedb costs ~1.3 s to import, so it is imported here, on first use, never at
-module import (``agent --help`` must stay fast).
+lancedb costs ~1 s to import (~0.35 s with its REST client postponed by
+:mod:`.lazy_lance`), so it is imported here, on first use, never at module import
+(``agent --help`` must stay fast).
 
 Concurrency: every connection reads with ``read_consistency_interval=0``, so each
 operation sees the latest committed version (other processes' writes included) and
@@ -171,7 +172,12 @@ def sql_in(column: str, values: Iterable[str]) -> str:
 def _lancedb() -> Any:
     # The Rust core prints a WARN line on create_table(mode="overwrite") unless told otherwise.
     os.environ.setdefault("LANCEDB_LOG", "error")
-    import lancedb
+    from agentcli.memory import lazy_lance
+
+    # Its REST namespace client (~0.5 s of the import) waits until something uses it.
+    lazy_lance.install()
+    with lazy_lance.deferred_model_builds():
+        import lancedb
 
     return lancedb
 
