@@ -108,7 +108,7 @@ class ToolsConfig(_Section):
     )
     plugins: bool = Field(True, description="Load third-party tools from the `agentcli.tools` entry points.")
     shell_env_allow: list[str] = Field(
-        default_factory=list, description="Environment variables run_shell and git commands may see, besides "
+        default_factory=list, description="Environment variables run_shell, git commands and hooks may see, besides "
         "PATH, HOME, LANG, LC_*, TERM, TZ, USER, LOGNAME, SHELL and TMPDIR (names, or patterns like `PYTHON*`). "
         "Everything else, credentials above all, is withheld."
     )
@@ -303,6 +303,9 @@ class HookConfig(_Section):
     timeout_seconds: float = Field(30.0, gt=0, le=600, description="The hook is killed past this (a warning).")
     sandbox: bool = Field(True, description="Run the hook inside the OS sandbox ([sandbox] mode and network). "
                           "false: unconfined, for a hook that must reach the network or write elsewhere.")
+    env: list[str] = Field(default_factory=list, description="Environment variables this hook may see besides "
+                           "the base allow-list and `tools.shell_env_allow` (names, or patterns like `SLACK_*`): "
+                           "e.g. the token of a notifier. Everything else is withheld.")
 
 
 class Config(_Section):
