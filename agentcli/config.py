@@ -218,6 +218,11 @@ class MemoryConfig(_Section):
         "builtin MiniLM, ~40x faster to ingest), `builtin` (MiniLM), a litellm embedding model, or `auto`: "
         "builtin-static when embedding_model is builtin, else embedding_model's."
     )
+    ingest_manifest: bool = Field(
+        True, description="Keep a per-machine manifest of ingested files (size, mtime, hash) in the data dir, "
+        "so re-adding unchanged files is a stat each and leaves the store untouched; false: every "
+        "`agent memory add` reads and hashes each file and asks the store."
+    )
     episodic_k: int = Field(3, ge=0, description="Episodes recalled per query.")
     episodic_threshold: float = Field(0.75, ge=0, le=1, description="Minimum score of a recalled episode.")
     semantic_k: int = Field(5, ge=0, description="Knowledge chunks recalled per query.")

@@ -133,6 +133,18 @@ def test_a_failed_match_goes_back_to_the_model_and_is_corrected(ws: Path) -> Non
     assert "return b + a" in (ws / "calc.py").read_text()
 
 
+def test_an_empty_edit_list_says_nothing_needed_changing(ws: Path) -> None:
+    # The model may find the file already right: {"edits": []} is an answer, not an error.
+    h = Harness(ws, config(), ScriptedModel([{"edits": []}, review()]), [edits_plan()], yes=True)
+    out = h.run()
+    assert out.status == "COMPLETE", out.steps
+    assert out.steps[2]["status"] == "ok", out.steps
+    [done] = [e for e in h.recording().of_type("tool_call") if e.step_id == "s3"]
+    assert done.data["result"]["output"] == "no change: the edit list is empty"
+    assert (ws / "calc.py").read_text() == MODULE
+    assert 'reply {"edits": []}' in h.model.requests[0].messages[0]["content"]
+
+
 def test_corrections_are_bounded_and_nothing_is_written(ws: Path) -> None:
     wrong = {"edits": [edit("calc.py", "return a+b", "return b + a")]}
     h = Harness(ws, config(executor={"max_arg_corrections": 2}), ScriptedModel([wrong, wrong, wrong,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from agentcli.config import MemoryConfig, Settings
 from agentcli.errors import UsageError
 from agentcli.memory import chunking, ingest, recall
+from agentcli.memory import manifest as manifest_mod
 from agentcli.memory.embeddings import BUILTIN, BUILTIN_NAME, MINILM, STATIC, Embedder, get_embedder
 from agentcli.memory.static import NAME as STATIC_NAME
 from agentcli.memory.store import (
@@ -399,20 +400,54 @@ class Memory:
 
         Unchanged files are skipped, a changed file's chunks replace its old ones in one
         commit, identical chunks are stored once per file and embedded once, and files
-        gone from a directory given here are forgotten.
+        gone from a directory given here are forgotten. With a data dir (and
+        ``memory.ingest_manifest``), the ingest manifest (:mod:`.manifest`) makes re-adding
+        unchanged files a stat each, the store untouched.
         """
         t0 = _perf()
         if not paths:
             raise UsageError("give at least one path")
+        chunking.check_paths(self.workspace, paths)  # bad input is refused before anything is written
+        if self.data_dir is None or not self.config.ingest_manifest:
+            return self._add_paths(paths, None, progress, t0)
+
+        def waiting() -> None:
+            if progress is not None:
+                progress("waiting for another `agent memory add` of this workspace", 0, 1)
+
+        with manifest_mod.locked(self.data_dir, self.uri, self.origin, on_wait=waiting):
+            man = manifest_mod.Manifest.load(self.data_dir, self.uri, self.origin)
+            return self._add_paths(paths, man, progress, t0)
+
+    def _add_paths(self, paths: Sequence[str | Path], man: manifest_mod.Manifest | None,
+                   progress: Progress | None, t0: float) -> WriteResult:
+        stats: dict[str, os.stat_result] = {}
+        known = None if man is None else (lambda rel, st: man.known_hash(rel, st) is not None)
         files, skipped = chunking.resolve_sources(self.workspace, paths, self.data_dir,
-                                                  max_file_bytes=self.max_file_bytes)
+                                                  max_file_bytes=self.max_file_bytes, stats=stats, known=known)
         result = WriteResult("semantic", skipped=skipped)
-        self._show_build(progress)
-        self.check_embedder()
         dirs = [chunking.source_key(self.workspace, str(p)) for p in paths
                 if (self.workspace / p).resolve().is_dir()]
+        vouched: dict[str, str] = {}
+        if man is not None:
+            for _path, rel in files:
+                h = man.known_hash(rel, stats[rel])
+                if h is not None:
+                    vouched[rel] = h
+            gone = man.under(dirs) - {rel for _path, rel in files}
+            if (len(vouched) == len(files) and not gone and man.embedder == self.chunk_embedder.name
+                    and man.fingerprint and man.fingerprint == self.store.fingerprint(CHUNKS)):
+                # Nothing changed here, and nothing was committed to the chunks since this
+                # workspace's last ingest: the store holds what that ingest left.
+                result.unchanged = len(files)
+                result.took_ms = _ms(t0)
+                self._emit("memory_write", result.event())
+                return result
+        self._show_build(progress)
+        self.check_embedder()
         existing = ingest.existing_chunks(self.store, [rel for _path, rel in files], self.origin)
-        planned = ingest.plan_files(files, _now_iso(), self.origin, progress=progress, stored=existing)
+        planned = ingest.plan_files(files, _now_iso(), self.origin, progress=progress, stored=existing,
+                                    known=vouched)
         todo: dict[str, list[dict[str, Any]]] = {}
         for rel, (fhash, rows) in planned.items():
             old = existing.get(rel, {})
@@ -420,7 +455,8 @@ class Memory:
                 result.unchanged += 1
                 continue
             if not old and not rows:
-                continue  # an empty file, never stored: nothing to do
+                result.unchanged += 1  # an empty file, never stored: nothing to do
+                continue
             if old and set(old) == {r["id"] for r in rows} and all(v == fhash for v in old.values()):
                 result.unchanged += 1
                 continue
@@ -433,6 +469,15 @@ class Memory:
                                    prepare=lambda dim: self._prepare_write(dim, [CHUNKS]),
                                    progress=progress, origin=self.origin)
             self._after_write(CHUNKS, progress)
+        if man is not None:
+            # What this workspace now has under the paths given is what the store holds for it.
+            for rel in man.under(dirs) | set(stale):
+                man.files.pop(rel, None)
+            for rel, (fhash, _rows) in planned.items():
+                man.files[rel] = (*manifest_mod.stat_key(stats[rel]), fhash)
+            man.embedder = self.chunk_embedder.name
+            man.fingerprint = self.store.fingerprint(CHUNKS) or ""
+            man.save()
         result.sources = sorted(todo) + sorted(stale)
         result.took_ms = _ms(t0)
         self._emit("memory_write", result.event())

@@ -17,6 +17,7 @@ about 1.3-1.5 WordPieces per cl100k token, so 160-token chunks are embedded whol
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -190,15 +191,59 @@ def wanted_in_directory(rel: str) -> bool:
 
 
 def resolve_sources(workspace: Path, raw_paths: Sequence[str | Path], data_dir: Path | None,
-                    *, max_file_bytes: int) -> tuple[list[tuple[Path, str]], list[str]]:
+                    *, max_file_bytes: int, stats: dict[str, os.stat_result] | None = None,
+                    known: Callable[[str, os.stat_result], bool] | None = None,
+                    ) -> tuple[list[tuple[Path, str]], list[str]]:
     """The files to ingest for ``raw_paths``: ``([(absolute, workspace-relative)], skipped)``.
 
     Every path is confined to the workspace (after resolving ``..`` and symlinks); one
     outside is a :class:`WorkspaceError`, before anything is read. Directories are walked
     with the workspace's ``.gitignore`` rules and keep only text extensions; a file named
     explicitly is taken if it is text. ``skipped`` explains what was left out and why.
+
+    ``stats``, if given, receives each taken file's stat (taken before anything reads it);
+    a file ``known(rel, stat)`` says is as it was when last ingested is not sniffed again.
     """
-    from agentcli.tools.paths import PathOutsideWorkspace, WorkspaceWalker, resolve_in_workspace
+    from agentcli.tools.paths import WorkspaceWalker
+
+    root = workspace.resolve()
+    resolved = check_paths(root, raw_paths)
+    walker = WorkspaceWalker(root, data_dir)
+    seen: dict[str, Path] = {}
+    skipped: list[str] = []
+
+    def take(path: Path, rel: str, explicit: bool) -> None:
+        if rel in seen:
+            return
+        try:
+            st = path.stat()
+        except OSError as e:
+            skipped.append(f"{rel}: {e.strerror}")
+            return
+        size = st.st_size
+        if size > max_file_bytes:
+            skipped.append(f"{rel}: larger than {max_file_bytes} bytes")
+        elif not explicit and not wanted_in_directory(rel):
+            return
+        elif not (known is not None and known(rel, st)) and not is_text_file(path):
+            skipped.append(f"{rel}: not a UTF-8 text file")
+        else:
+            seen[rel] = path
+            if stats is not None:
+                stats[rel] = st
+
+    for p in resolved:
+        if p.is_dir():
+            for path, rel in walker.iter_files(p):
+                take(path, rel, explicit=False)
+        else:
+            take(p, p.relative_to(root).as_posix(), explicit=True)
+    return sorted(((path, rel) for rel, path in seen.items()), key=lambda t: t[1]), skipped
+
+
+def check_paths(workspace: Path, raw_paths: Sequence[str | Path]) -> list[Path]:
+    """The paths resolved, each confined to the workspace and existing (else a one-line error)."""
+    from agentcli.tools.paths import PathOutsideWorkspace, resolve_in_workspace
 
     root = workspace.resolve()
     resolved: list[Path] = []
@@ -210,41 +255,12 @@ def resolve_sources(workspace: Path, raw_paths: Sequence[str | Path], data_dir: 
         if not p.exists():
             raise UsageError(f"no such file or directory: {raw}")
         resolved.append(p)
-    walker = WorkspaceWalker(root, data_dir)
-    seen: dict[str, Path] = {}
-    skipped: list[str] = []
-
-    def take(path: Path, rel: str, explicit: bool) -> None:
-        if rel in seen:
-            return
-        try:
-            size = path.stat().st_size
-        except OSError as e:
-            skipped.append(f"{rel}: {e.strerror}")
-            return
-        if size > max_file_bytes:
-            skipped.append(f"{rel}: larger than {max_file_bytes} bytes")
-        elif not explicit and not wanted_in_directory(rel):
-            return
-        elif not is_text_file(path):
-            skipped.append(f"{rel}: not a UTF-8 text file")
-        else:
-            seen[rel] = path
-
-    for p in resolved:
-        if p.is_dir():
-            for path, rel in walker.iter_files(p):
-                take(path, rel, explicit=False)
-        else:
-            take(p, p.relative_to(root).as_posix(), explicit=True)
-    return sorted(((path, rel) for rel, path in seen.items()), key=lambda t: t[1]), skipped
+    return resolved
 
 
 def source_key(workspace: Path, raw: str) -> str:
     """The stored ``source`` of a path argument: workspace-relative POSIX, without resolving
     symlinks (the file may be gone already: ``forget --source`` of a deleted file)."""
-    import os
-
     root = workspace.resolve()
     p = Path(raw)
     p = p if p.is_absolute() else root / p

@@ -85,21 +85,27 @@ def note_rows(text: str, now: str) -> list[dict[str, Any]]:
 
 def plan_files(files: list[tuple[Path, str]], now: str, origin: str = "", *,
                progress: Progress | None = None, stored: dict[str, dict[str, str]] | None = None,
+               known: dict[str, str] | None = None,
                ) -> dict[str, tuple[str, list[dict[str, Any]] | None]]:
     """``{source: (file hash, chunk rows without vectors)}``; identical chunks of a file kept once.
     A file whose stored chunks (``stored``: :func:`existing_chunks`) all carry its current hash is
-    not chunked again: its rows are None (re-adding an unchanged repository reads and hashes it,
-    nothing more)."""
+    not chunked again: its rows are None. Its current hash is read from ``known`` (files whose
+    size and mtime the ingest manifest vouches for) when it is there, else the file is read and
+    hashed (re-adding an unchanged repository reads nothing it can vouch for)."""
     planned: dict[str, tuple[str, list[dict[str, Any]] | None]] = {}
     for n, (path, rel) in enumerate(files, 1):
         if progress is not None and (n % 50 == 0 or n == len(files)):
             progress("reading files", n, len(files))
+        old = (stored or {}).get(rel)
+        vouched = (known or {}).get(rel)
+        if old and vouched is not None and all(v == vouched for v in old.values()):
+            planned[rel] = (vouched, None)
+            continue
         try:
             text = chunking.read_text(path)
         except OSError:
             continue
         fhash = chunking.content_hash(text)
-        old = (stored or {}).get(rel)
         if old and all(v == fhash for v in old.values()):
             planned[rel] = (fhash, None)
             continue

@@ -49,8 +49,6 @@ SIF_A = 3e-3
 FIRST_WORD_ID = 1996
 #: Tokens of a text that are averaged at most (a chunk is ~160 cl100k tokens, ~250 WordPieces).
 MAX_TOKENS = 1024
-#: Texts whose token rows are gathered at once (~8k rows, a few MB: stays in cache).
-GATHER_TEXTS = 32
 #: Tokens per forward pass while distilling.
 DISTILL_BATCH = 512
 RECIPE = "m2v-minilm-l6-sif3e3-v3"
@@ -161,18 +159,13 @@ class StaticEmbedder:
             return out
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         table = self._table
-        # A few texts at a time: gathering every token's row of a big batch at once would
-        # materialise hundreds of MB (tokens x 384 floats) and run at memory speed.
-        for start in range(0, len(encodings), GATHER_TEXTS):
-            part = encodings[start:start + GATHER_TEXTS]
-            lengths = np.fromiter((min(len(e.ids), MAX_TOKENS) for e in part), dtype=np.int64, count=len(part))
-            if not lengths.any():
-                continue
-            ids = np.concatenate([np.asarray(e.ids[:MAX_TOKENS], dtype=np.int64) for e in part])
-            nonempty = lengths > 0
-            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[nonempty]
-            block = out[start:start + len(part)]
-            block[nonempty] = np.add.reduceat(table[ids], starts, axis=0)
+        # One text at a time: its ~250 rows (~400 KB) are gathered and summed in cache.
+        # ``np.add.reduceat`` over a batch's concatenated rows gives the same sums but ran
+        # 14x slower here (2,048 chunks: 2.2 s against 0.15 s): its axis-0 loop strides badly.
+        for i, e in enumerate(encodings):
+            ids = e.ids[:MAX_TOKENS]
+            if ids:
+                np.take(table, ids, axis=0).sum(axis=0, out=out[i])
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 1e-12)
         return out

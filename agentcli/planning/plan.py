@@ -562,7 +562,8 @@ _ANSWER_NOTES = {
         '\nReply with JSON: {"edits": [{"path": ..., "search": ..., "replace": ...}]}. Each edit replaces '
         "the search text of an existing file by the replace text. Copy every search text exactly from the "
         "file as given (indentation included), with enough lines around it to occur exactly once; edits "
-        "to one file apply in order. Only what changes needs an edit."
+        "to one file apply in order. Only what changes needs an edit; if nothing needs to change, "
+        'reply {"edits": []}.'
     ),
 }
 

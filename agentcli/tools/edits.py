@@ -43,19 +43,24 @@ class Edit(BaseModel):
     replace: str = Field(..., description="The text that takes its place.")
 
 
+#: What an empty edit list does (the model found nothing to change): said, not an error.
+NO_CHANGE = "no change: the edit list is empty"
+
+
 class EditList(BaseModel):
     """The answer of an ``llm`` step whose answer shape is ``edits``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    edits: list[Edit] = Field(..., min_length=1, max_length=MAX_EDITS,
-                              description="The edits, applied in order.")
+    edits: list[Edit] = Field(..., max_length=MAX_EDITS,
+                              description="The edits, applied in order; empty when nothing needs to change.")
 
 
 class ApplyEditsArgs(ArgsModel):
     edits: list[Edit] = Field(
-        ..., min_length=1, max_length=MAX_EDITS,
-        description="Edits applied in order; usually {{sN.output}} of an llm step with \"answer\": \"edits\".",
+        ..., max_length=MAX_EDITS,
+        description="Edits applied in order (none: nothing is changed); usually {{sN.output}} of an llm step "
+        "with \"answer\": \"edits\".",
     )
 
     @field_validator("edits", mode="before")
@@ -164,11 +169,15 @@ def _changed(args: ApplyEditsArgs, ctx: ToolContext) -> dict[Path, tuple[str, st
 
 def preview_edits(args: ApplyEditsArgs, ctx: ToolContext) -> str:
     """The combined diff of every file the edits change."""
+    if not args.edits:
+        return NO_CHANGE
     return "".join(unified_diff(old, new, rel_posix(ctx.workspace, path))
                    for path, (old, new) in _changed(args, ctx).items())
 
 
 def apply_edits(args: ApplyEditsArgs, ctx: ToolContext) -> str:
+    if not args.edits:
+        return NO_CHANGE
     files = _changed(args, ctx)
     written: list[tuple[Path, str]] = []
     try:
