@@ -12,6 +12,7 @@ in-process, and a handful again in a real subprocess.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -408,8 +409,11 @@ def test_an_absurd_event_time_is_a_malformed_event(lab: Lab, value: Any) -> None
     for index in (0, 3):  # run_started (the run's start time) and an event inside the run
         run_id = _with_event_time(lab, index, value)
         try:
-            for argv in (["runs", "show", run_id], ["runs", "show", run_id, "--json"], ["replay", run_id],
-                         ["runs", "list"], ["runs", "stats"], ["runs", "diff", lab.run_id, run_id]):
+            # Every reader of a time for the values that once crashed; the record families' fuzz
+            # writes all of them at random besides.
+            every = isinstance(value, float) and (value == 1e300 or math.isnan(value))
+            for argv in (["runs", "show", run_id, "--json"], ["replay", run_id], ["runs", "list"],
+                         ["runs", "stats"], ["runs", "diff", lab.run_id, run_id]) if every else ():
                 r = lab.invoke(argv, [REVIEW])
                 assert "internal error" not in r.output, (argv, r.output)
             shown = lab.invoke(["runs", "show", run_id], [REVIEW])
