@@ -311,6 +311,9 @@ class HookConfig(_Section):
     env: list[str] = Field(default_factory=list, description="Environment variables this hook may see besides "
                            "the base allow-list and `tools.shell_env_allow` (names, or patterns like `SLACK_*`): "
                            "e.g. the token of a notifier. Everything else is withheld.")
+    fail_closed: bool = Field(True, description="pre_tool only: a hook that gave no verdict (it could not be run, "
+                              "e.g. no OS sandbox here, or it timed out) blocks the call, as a guard must. false: "
+                              "a warning, and the call goes ahead.")
 
 
 class Config(_Section):

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from agentcli.cli.app import app
@@ -83,15 +84,54 @@ def test_post_tool_and_run_finished_get_the_events_warnings_go_on(workspace: Pat
     assert outcomes == [("post_tool", "ok"), ("post_tool", "warning"), ("run_finished", "ok")]
 
 
-def test_a_slow_hook_is_killed_at_its_timeout(workspace: Path) -> None:
+def test_a_slow_guard_is_killed_at_its_timeout_and_blocks(workspace: Path) -> None:
     (workspace / "README.md").write_text("# r\n")
-    hooks_toml(workspace, {"event": "pre_tool", "command": "sleep 30; exit 2", "timeout_seconds": 0.5})
+    hooks_toml(workspace, {"event": "pre_tool", "command": "sleep 30; exit 0", "timeout_seconds": 0.5})
+    r = invoke(["run", "list the markdown files", "--yes", "--json"], LIST, complete("could not list"))
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    error = out["steps"][0]["error"]  # a guard that gave no verdict does not let the call through
+    assert error["type"] == "blocked" and "timed out after 0.5 s" in error["message"]
+    hook = next(e for e in events_of(workspace, out["run_id"]) if e["type"] == "hook")
+    assert hook["data"]["outcome"] == "blocked"
+
+
+def test_a_slow_hook_that_may_fail_open_only_warns(workspace: Path) -> None:
+    (workspace / "README.md").write_text("# r\n")
+    hooks_toml(workspace, {"event": "pre_tool", "command": "sleep 30; exit 2", "timeout_seconds": 0.5,
+                           "fail_closed": False})
     r = invoke(["run", "list the markdown files", "--yes", "--json"], LIST, complete("README.md"))
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert out["steps"][0]["status"] == "ok"  # a timeout warns; it does not block
+    assert out["steps"][0]["status"] == "ok"  # fail_closed = false: a timeout warns, it does not block
     hook = next(e for e in events_of(workspace, out["run_id"]) if e["type"] == "hook")
     assert hook["data"]["outcome"] == "warning" and "timed out after 0.5 s" in hook["data"]["message"]
+
+
+def test_a_guard_that_cannot_be_sandboxed_blocks(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A machine without bubblewrap: PATH without it (a real lookup, nothing patched inside agentcli).
+    from agentcli.tools.sandbox import sandbox_status
+
+    (workspace / "README.md").write_text("# r\n")
+    hooks_toml(workspace, {"event": "pre_tool", "command": "echo ran > ran.txt"},
+               {"event": "post_tool", "command": "echo ran > post.txt"})
+    bare = workspace.parent / "bin"
+    bare.mkdir()
+    for tool in ("sh", "echo", "git"):
+        if Path(f"/usr/bin/{tool}").exists() or Path(f"/bin/{tool}").exists():
+            (bare / tool).symlink_to(f"/usr/bin/{tool}" if Path(f"/usr/bin/{tool}").exists() else f"/bin/{tool}")
+    monkeypatch.setenv("PATH", str(bare))
+    sandbox_status.cache_clear()
+    try:
+        r = invoke(["run", "list the markdown files", "--yes", "--json"], LIST, complete("could not list"))
+    finally:
+        monkeypatch.undo()
+        sandbox_status.cache_clear()
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    error = out["steps"][0]["error"]
+    assert error["type"] == "blocked" and "hook not run: refused: no OS sandbox" in error["message"]
+    assert not (workspace / "ran.txt").exists() and not (workspace / "post.txt").exists()
 
 
 def test_hooks_get_no_credentials(workspace: Path) -> None:

@@ -10,13 +10,15 @@ the ``run_finished`` event.
 * A ``pre_tool`` hook that exits 2 blocks the call: the step fails with a ``blocked``
   :class:`~agentcli.tools.ToolError` whose message is the hook's stderr, which the reviewer
   (and a re-plan) sees like any tool error.
-* Any other non-zero exit, a timeout, or a command that cannot start is a warning: the
-  run goes on.
+* Any other non-zero exit is a warning: the run goes on; so are a timeout and a command that
+  cannot start, except for a pre_tool hook (below).
 * A hook runs as run_shell's commands do: inside the OS sandbox (``[sandbox]``; a hook with
   ``sandbox = false`` runs unconfined), in the workspace, with the environment run_shell's
   commands get (:func:`agentcli.tools.shell.child_env`: the base allow-list plus
-  ``tools.shell_env_allow``) plus the hook's own ``env`` names, in its own process group, killed whole
-  at its timeout, dying with the agent. Where no sandbox works, the hook is not run (a warning).
+  ``tools.shell_env_allow``) plus the hook's own ``env`` names, in its own process group, killed
+  whole at its timeout, dying with the agent. Where no sandbox works, the hook is not run. A
+  pre_tool hook that gives no verdict (not run, could not start, timed out) blocks the call unless
+  it says ``fail_closed = false`` (then a warning, as for the other events).
 * Every hook that runs is one ``hook`` event. A replay never runs a hook:
   :class:`RecordedHooks` serves the recorded results, in order.
 """
@@ -174,11 +176,16 @@ class Hooks:
         ms = (time.monotonic() - t0) * 1000
         stderr = _tail(err)
         where = sandbox.describe() if sandbox is not None else "none (hook sandbox = false)"
+        # A guard that gave no verdict must not let the call through unchecked (unless told to).
+        no_verdict: Outcome = "blocked" if event == "pre_tool" and hook.fail_closed else "warning"
         if refused:
-            outcome: Outcome = "warning"
+            outcome: Outcome = no_verdict
             message = f"hook not run: {refused}"
+        elif code is None and not timed_out:
+            outcome = no_verdict
+            message = f"hook could not start: {' '.join(stderr.split())[:300]}"
         elif timed_out:
-            outcome = "warning"
+            outcome = no_verdict
             message = f"hook timed out after {hook.timeout_seconds:g} s and was killed"
         elif code == 0:
             outcome, message = "ok", ""
