@@ -103,3 +103,22 @@ def test_write_file_with_the_mask_is_refused_unless_the_file_had_it(ws: Path) ->
     assert edit_ok.error is None, edit_ok.error
     bad = call(reg, "edit_file", {"path": "notes.md", "search": "Secrets", "replace": f"{REDACTED} secrets"})
     assert bad.error is not None and bad.error.details[0]["type"] == "masked_secret"
+
+
+def test_a_token_the_model_writes_through_an_llm_step_lands_and_replays(ws: Path) -> None:
+    # A model-written fixture key (from no secret source) is data: written as the model wrote it,
+    # masked in the record, and the replay (built from the masked record) is identical.
+    from agentcli.engine.replay import replay_run
+
+    fixture = 'TEST_KEY = "sk-proj-Fx7testfixture0123456789"\n'
+    p = plan(step("s1", prompt="Write a test fixture module."),
+             step("s2", "write_file", deps=["s1"], path="fixture.py", content="{{s1.output}}"))
+    h = Harness(ws, config(), ScriptedModel([fixture, review()]), [p], yes=True)
+    out = h.run()
+    assert out.status == "COMPLETE", out.steps
+    assert (ws / "fixture.py").read_text() == fixture
+    assert "sk-proj-Fx7testfixture" not in h.events_path.read_text()
+    import asyncio
+
+    result = asyncio.run(replay_run(h.events_path, make_registry(ws)))
+    assert result.identical, result.divergence

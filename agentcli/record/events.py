@@ -41,7 +41,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentcli.errors import AgentError
-from agentcli.redact import Redactor, encoded_might_hold_token, is_secret_field, secret_values
+from agentcli.redact import Redactor, is_secret_field, might_hold_token, secret_values
 
 EVENT_SCHEMA_VERSION = 1
 EVENTS_NAME = "events.jsonl"
@@ -413,31 +413,49 @@ def _not_plain(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-# Keys already known not to name a credential: a set lookup instead of a regex match per key.
-# Bounded, as tool outputs can bring any number of distinct keys.
+# Keys already known not to name a credential, and short strings already known to hold nothing
+# shaped like a credential (state names, tool names, paths, reasons): a set lookup instead of a
+# regex match or a dozen substring searches. Bounded, as tool outputs can bring any number.
 _SAFE_KEYS: set[str] = set()
 _SAFE_KEYS_MAX = 4096
+_SAFE_STRINGS: set[str] = set()
+_SAFE_STRINGS_MAX = 4096
+_SAFE_STRING_LEN = 256
 _CONTAINERS = (dict, list, tuple)
 
 
-def _has_secret_key(value: Any) -> bool:
-    """Whether a dict anywhere in ``value`` has a key the redactor would drop. Only the containers
-    orjson encodes natively are walked: anything else sends the event down the general path."""
+def _safe_string(s: str) -> bool:
+    if s in _SAFE_STRINGS:
+        return True
+    if might_hold_token(s):
+        return False
+    if len(s) <= _SAFE_STRING_LEN and len(_SAFE_STRINGS) < _SAFE_STRINGS_MAX:
+        _SAFE_STRINGS.add(s)
+    return True
+
+
+def _needs_redaction(value: Any) -> bool:
+    """Whether the redactor would change ``value``'s keys or strings, as far as keys that name a
+    credential and strings that may hold a credential-shaped token go (secret values are looked
+    for in the encoded line). Only the containers orjson encodes natively are walked: anything
+    else sends the event down the general path."""
     t = type(value)
+    if t is str:
+        return not _safe_string(value)
     if t is dict:
         if not _SAFE_KEYS.issuperset(value):  # one C-level pass in the usual case: keys seen before
             for k in value:
                 if k not in _SAFE_KEYS:
-                    if type(k) is not str or is_secret_field(k):
+                    if type(k) is not str or is_secret_field(k) or might_hold_token(k):
                         return True
                     if len(_SAFE_KEYS) < _SAFE_KEYS_MAX:
                         _SAFE_KEYS.add(k)
         for v in value.values():
-            if type(v) in _CONTAINERS and v and _has_secret_key(v):
+            if (v.__class__ is str or (type(v) in _CONTAINERS and v)) and _needs_redaction(v):
                 return True
     elif t is list or t is tuple:
         for v in value:
-            if type(v) in _CONTAINERS and v and _has_secret_key(v):
+            if (v.__class__ is str or (type(v) in _CONTAINERS and v)) and _needs_redaction(v):
                 return True
     return False
 
@@ -554,7 +572,7 @@ class EventLog:
                 except TypeError:  # orjson.JSONEncodeError included
                     pass
                 else:
-                    if _has_secret_key(data) or encoded_might_hold_token(line):
+                    if _needs_redaction(data):
                         line = None  # a key to drop, or perhaps a credential by its format
                     else:
                         for secret in self._encoded_secrets:
