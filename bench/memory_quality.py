@@ -18,7 +18,8 @@ options that a user can configure. Options:
 * ``minilm``: the built-in all-MiniLM-L6-v2 int8, vectors only / hybrid (vectors + BM25);
 * ``minilm-128``: the same, truncated at 128 WordPieces (faster, reads half a chunk);
 * ``static``: the static table distilled from MiniLM (agentcli.memory.static), vectors / hybrid;
-* ``tokenlearn``: ``tokenlearn-static-model`` 0.1.1 (64-d model2vec-format, PyPI), if installed;
+* ``tokenlearn``: ``tokenlearn-static-model`` 0.1.1 (64-d model2vec-format, PyPI; the ``bench``
+  extra), if installed (``--no-tokenlearn`` leaves it out);
 * ``fts``: LanceDB's BM25 full-text search alone (no embedder);
 * ``static>minilm``: two-stage: hybrid static recall of 20 candidates, re-ranked by MiniLM
   cosine of the candidates embedded at query time (the cost is per query, measured).
@@ -366,8 +367,8 @@ def rerank(static_mem: Memory, minilm: Any, questions: list[str], answers: list[
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="8 questions, the fast options only")
-    ap.add_argument("--tokenlearn", action="store_true",
-                    help="also tokenlearn-static-model (if installed; its recall loop stalled here under load)")
+    ap.add_argument("--no-tokenlearn", dest="tokenlearn", action="store_false",
+                    help="leave out tokenlearn-static-model (measured when installed: ~5 s)")
     args = ap.parse_args(argv)
     root = corpus_dir()
     answers_all = answer_spans(root)

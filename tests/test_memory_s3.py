@@ -1,9 +1,11 @@
 """A team's shared memory on object storage: a real S3-compatible server (moto) on loopback.
 
 Two workspaces with their own data dirs ("two machines") add to and recall from one
-``s3://`` memory at the same time, through real ``agent`` subprocesses; credentials and the
-endpoint come from the AWS_* environment variables only. An unreachable store fails
-`agent memory` commands with one line and lets a run go on without memory.
+``s3://`` memory at the same time, through four real ``agent`` processes; the checks after
+that (listing, recall, re-adds, doctor) run the CLI in this process, which pays lancedb's
+import once instead of once per command. Credentials and the endpoint come from the AWS_*
+environment variables only. An unreachable store fails `agent memory` commands with one line
+and lets a run go on without memory.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +54,8 @@ def aws_env(endpoint: str) -> dict[str, str]:
 
 
 def machine(root: Path, name: str, topics: list[str]) -> Path:
-    """A workspace with its own files and data dir (.agent inside it)."""
+    """A workspace with its own files and data dir (.agent inside it), its files last modified a
+    minute ago (the ingest manifest does not trust a file's stat for seconds after it changed)."""
     ws = root / name
     (ws / "docs").mkdir(parents=True)
     for i, topic in enumerate(topics):
@@ -59,6 +63,9 @@ def machine(root: Path, name: str, topics: list[str]) -> Path:
             f"# {topic}\n\nOn machine {name}, the {topic} procedure is documented here.\n\n"
             f"## Steps\n\nRun the {topic} script, then check the {topic} dashboard.\n")
     (ws / "README.md").write_text(f"# {name}\n\nShared README of {name}.\n")  # the same path on both
+    past = time.time() - 60
+    for p in ws.rglob("*"):
+        os.utime(p, (past, past))
     return ws
 
 
@@ -75,11 +82,25 @@ def done(proc: subprocess.Popen[str]) -> str:
     return out
 
 
-def test_two_machines_share_one_memory_concurrently(tmp_path: Path, s3_endpoint: str) -> None:
+def in_process(ws: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
+    """One `agent` command on machine ``ws``, in this process (after the concurrent part, the
+    checks need no process of their own: each would pay lancedb's import again)."""
+    monkeypatch.chdir(ws)
+    for k, v in aws_env(endpoint).items():
+        monkeypatch.setenv(k, v)
+    env = {"AGENT_MEMORY__URI": URI, "AGENT_MEMORY__EMBEDDING_MODEL": "test/hash"}
+    res = CliRunner().invoke(app, list(args), obj=State(environ=env, use_user_config=False))
+    assert res.exit_code == 0, res.output
+    assert "Traceback" not in res.output
+    return res.stdout
+
+
+def test_two_machines_share_one_memory_concurrently(tmp_path: Path, s3_endpoint: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     env = aws_env(s3_endpoint)
     a = machine(tmp_path, "alpha", [f"deploy-{i}" for i in range(8)])
     b = machine(tmp_path, "beta", [f"backup-{i}" for i in range(8)])
-    # Both machines ingest and take notes at the same time.
+    # Both machines ingest and take notes at the same time: four real processes.
     procs = [agent(a, env, "memory", "add", ".", "--json"), agent(b, env, "memory", "add", ".", "--json"),
              agent(a, env, "memory", "add", "--text", "alpha note: the staging password rotates monthly"),
              agent(b, env, "memory", "add", "--text", "beta note: backups run at 02:00 UTC")]
@@ -87,29 +108,41 @@ def test_two_machines_share_one_memory_concurrently(tmp_path: Path, s3_endpoint:
     inserted = [json.loads(added[i])["inserted"] for i in (0, 1)]
     assert all(n > 0 for n in inserted)
 
-    listed = json.loads(done(agent(a, env, "memory", "list", "--tier", "semantic", "--json", "-n", "1000")))
+    def run(ws: Path, *args: str) -> str:
+        return in_process(ws, s3_endpoint, monkeypatch, *args)
+
+    listed = json.loads(run(a, "memory", "list", "--tier", "semantic", "--json", "-n", "1000"))
     sources = {item["source"].split(":")[0] for item in listed}
     assert {f"docs/alpha-{i:02d}.md" for i in range(8)} <= sources
     assert {f"docs/beta-{i:02d}.md" for i in range(8)} <= sources
     assert len(listed) == sum(inserted) + 2  # every chunk of both machines, and both notes
 
     # Each recalls what the other wrote.
-    hits = json.loads(done(agent(a, env, "memory", "search", "backup-3 dashboard", "--json", "-k", "3")))["hits"]
+    hits = json.loads(run(a, "memory", "search", "backup-3 dashboard", "--json", "-k", "3"))["hits"]
     assert hits and hits[0]["source"].startswith("docs/beta-03.md")
-    hits = json.loads(done(agent(b, env, "memory", "search", "staging password", "--json", "-k", "3")))["hits"]
+    hits = json.loads(run(b, "memory", "search", "staging password", "--json", "-k", "3"))["hits"]
     assert any("alpha note" in h["text"] for h in hits)
+
+    # Each machine's ingest manifest: an unchanged re-add writes nothing; once the other
+    # machine has written, it is checked against the store again, and still writes nothing.
+    version = json.loads(run(a, "memory", "stats", "--json"))["tables"]["chunks"]["version"]
+    for ws in (a, a, b, a):
+        again = json.loads(run(ws, "memory", "add", ".", "--json"))
+        assert (again["inserted"], again["deleted"], again["embedded"]) == (0, 0, 0)
+    run(b, "memory", "add", "--text", "beta note: the dashboard moved")
+    assert json.loads(run(a, "memory", "add", ".", "--json"))["unchanged"] == 9
+    assert json.loads(run(a, "memory", "stats", "--json"))["tables"]["chunks"]["version"] == version + 1
 
     # Re-adding on one machine, after a file was deleted there, forgets only that machine's file.
     (a / "docs" / "alpha-00.md").unlink()
-    again = json.loads(done(agent(a, env, "memory", "add", ".", "--json")))
+    again = json.loads(run(a, "memory", "add", ".", "--json"))
     assert again["embedded"] == 0 and again["sources"] == ["docs/alpha-00.md"]
-    listed = json.loads(done(agent(b, env, "memory", "list", "--tier", "semantic", "--json", "-n", "1000")))
+    listed = json.loads(run(b, "memory", "list", "--tier", "semantic", "--json", "-n", "1000"))
     sources = [item["source"].split(":")[0] for item in listed]
     assert "docs/alpha-00.md" not in sources and sources.count("README.md") == 2
     assert {f"docs/beta-{i:02d}.md" for i in range(8)} <= set(sources)
 
-    doctor = done(agent(b, env, "doctor"))
-    assert f"{URI} (object storage) opens" in doctor
+    assert f"{URI} (object storage) opens" in run(b, "doctor")
 
 
 def dead_endpoint() -> str:
@@ -119,17 +152,19 @@ def dead_endpoint() -> str:
     return f"http://127.0.0.1:{port}"  # nothing listens there any more
 
 
-def test_unreachable_store_fails_memory_commands_in_one_line(tmp_path: Path) -> None:
+def test_unreachable_store_fails_memory_commands_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ws = machine(tmp_path, "gamma", ["deploy"])
-    env = aws_env(dead_endpoint())
-    proc = agent(ws, env, "memory", "search", "deploy")
-    _out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1
-    assert "unreachable" in err and URI in err and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
-    proc = agent(ws, env, "doctor")
-    out, _err = proc.communicate(timeout=120)
-    assert proc.returncode == 1 and "memory" in out and "unreachable" in out
+    monkeypatch.chdir(ws)
+    for k, v in aws_env(dead_endpoint()).items():
+        monkeypatch.setenv(k, v)
+    state = State(environ={"AGENT_MEMORY__URI": URI, "AGENT_MEMORY__EMBEDDING_MODEL": "test/hash"},
+                  use_user_config=False)
+    res = CliRunner().invoke(app, ["memory", "search", "deploy"], obj=state)
+    assert res.exit_code == 1
+    assert "unreachable" in res.stderr and URI in res.stderr and "Traceback" not in res.output
+    assert len(res.stderr.strip().splitlines()) == 1
+    res = CliRunner().invoke(app, ["doctor"], obj=state)
+    assert res.exit_code == 1 and "memory" in res.stdout and "unreachable" in res.stdout
 
 
 LIST_PY = {"steps": [{"tool": "list_files", "args": {"pattern": "**/*.md"}, "title": "list the docs"}]}

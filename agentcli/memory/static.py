@@ -6,7 +6,7 @@ A static model (the model2vec method) looks each token up in a table and average
 hundreds to thousands of chunks per second, at a measured cost in retrieval quality:
 on bench/memory_quality.py's set (a real project's docs and code, 43 questions with known
 answers), with the BM25 full-text search beside the vectors, recall@5 0.67 / MRR 0.51
-against MiniLM's 0.81 / 0.66, at 550+ chunks/s against MiniLM's 3-26 (bench/RESULTS.md).
+against MiniLM's 0.81 / 0.66, at ~3,000 chunks/s against MiniLM's 3-26 (bench/RESULTS.md).
 So chunks use it by default (``memory.chunk_embedding_model = "auto"``) and episodes, a
 few short texts a day, keep MiniLM.
 
@@ -157,7 +157,10 @@ class StaticEmbedder:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         if not texts:
             return out
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        # The ids only: encode_batch_fast skips the character offsets (~8% of the tokenizing,
+        # which is most of a static embedding); older tokenizers lack it.
+        encode = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
+        encodings = encode(list(texts), add_special_tokens=False)
         table = self._table
         # One text at a time: its ~250 rows (~400 KB) are gathered and summed in cache.
         # ``np.add.reduceat`` over a batch's concatenated rows gives the same sums but ran
