@@ -588,7 +588,8 @@ class Memory:
         """The query's vector for each of these tiers' embedders, computed in the background while
         the tables open: in a new process lancedb's import (~0.35 s) and the embedders' loading
         (MiniLM ~0.2-0.4 s) overlap instead of adding up. Keyed by ``id(embedder)``; a tier found
-        empty just leaves its vector unused."""
+        empty just leaves its vector unused (on object storage, where a table's existence costs a
+        round trip, both tiers' embedders are loaded whether or not both tables exist)."""
         out: dict[int, Future[Matrix]] = {}
         if not query:
             return out
