@@ -84,6 +84,26 @@ def tool_args_schema(tool: Tool, *, bounded: bool = True) -> dict[str, Any]:
     return _bound(inlined) if bounded else inlined
 
 
+#: An argument given as a whole earlier output: ``{{s3.output}}``, ``{{s2.output.files}}``.
+_WHOLE_REFERENCE = {"type": "string", "pattern": r"^\{\{s[0-9]+\.output[^}]*\}\}$"}
+
+
+def _referable(args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` where every argument that is not a string may also be a reference to an earlier
+    output (a string), as the prompt teaches (``"edits": "{{s3.output}}"``): a schema that only
+    allowed the array would make a strict model write the edits out itself, or not at all."""
+    props = args.get("properties")
+    if not isinstance(props, dict):
+        return args
+    out = {}
+    for name, sub in props.items():
+        if isinstance(sub, dict) and sub.get("type") != "string":
+            out[name] = {"anyOf": [sub, _WHOLE_REFERENCE]}
+        else:
+            out[name] = sub
+    return {**args, "properties": out}
+
+
 def _deps_schema(k: int) -> dict[str, Any]:
     # Step k may only name s1..s(k-1): a self- or forward dependency cannot even be written.
     if k == 1:
@@ -173,7 +193,7 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int, first_step: int = 1) 
     if tools:  # an empty anyOf is no valid schema
         heads["call"] = {"anyOf": [{
             "type": "object",
-            "properties": {"tool": {"const": t.name}, "args": tool_args_schema(t, bounded=False)},
+            "properties": {"tool": {"const": t.name}, "args": _referable(tool_args_schema(t, bounded=False))},
             "required": ["tool", "args"],
             "additionalProperties": False,
         } for t in tools]}
