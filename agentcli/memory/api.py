@@ -421,6 +421,7 @@ class Memory:
 
     def _add_paths(self, paths: Sequence[str | Path], man: manifest_mod.Manifest | None,
                    progress: Progress | None, t0: float) -> WriteResult:
+        started_ns = time.time_ns()  # before any file is looked at (racy timestamps: see .manifest)
         stats: dict[str, os.stat_result] = {}
         known = None if man is None else (lambda rel, st: man.known_hash(rel, st) is not None)
         files, skipped = chunking.resolve_sources(self.workspace, paths, self.data_dir,
@@ -474,7 +475,7 @@ class Memory:
             for rel in man.under(dirs) | set(stale):
                 man.files.pop(rel, None)
             for rel, (fhash, _rows) in planned.items():
-                man.files[rel] = (*manifest_mod.stat_key(stats[rel]), fhash)
+                man.record(rel, stats[rel], fhash, started_ns)
             man.embedder = self.chunk_embedder.name
             man.fingerprint = self.store.fingerprint(CHUNKS) or ""
             man.save()
