@@ -51,7 +51,6 @@ from agentcli.memory import Memory, flush
 from agentcli.memory import store as store_mod
 from agentcli.memory.chunking import chunk_text
 from agentcli.memory.embeddings import get_embedder
-from agentcli.memory.recall import CHUNK_COLUMNS, search_table
 
 PAIRS: list[tuple[str, str]] = [
     ("How do I read a file in Python?", "Open the file with open(path) and call .read() to get its contents."),
@@ -217,117 +216,13 @@ def bench_ingest(model: str, sizes: Sizes, rows: list[tuple[str, str]], tmp: Pat
     ]
 
 
-def make_table(mem: Memory, texts: list[str], vecs: np.ndarray) -> Any:
-    import pyarrow as pa
-
-    dim = vecs.shape[1]
-    mem._prepare_write(dim, [store_mod.CHUNKS])
-    table = mem.store.open(store_mod.CHUNKS)
-    assert table is not None
-    batch = 20_000
-    for start in range(0, len(texts), batch):
-        end = min(start + batch, len(texts))
-        data = pa.table({
-            "id": [f"c{i}" for i in range(start, end)],
-            "source": [f"src/file{i // 50}.py" for i in range(start, end)],
-            "kind": ["file"] * (end - start),
-            "start_line": pa.array([1 + (i % 50) * 10 for i in range(start, end)], pa.int32()),
-            "end_line": pa.array([10 + (i % 50) * 10 for i in range(start, end)], pa.int32()),
-            "text": texts[start:end],
-            "content_hash": [f"h{i}" for i in range(start, end)],
-            "file_hash": ["f"] * (end - start),
-            "added_at": ["2026-01-01T00:00:00+00:00"] * (end - start),
-            "origin": pa.array([None] * (end - start), pa.string()),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs[start:end].ravel(), pa.float32()), dim),
-        })
-        table.add(data)
-    table.optimize()
-    return table
-
-
-def ann_recall(table: Any, qvecs: np.ndarray, base: np.ndarray, k: int = 10, refine: int | None = None) -> float:
-    exact = np.argsort(-(qvecs @ base.T), axis=1)[:, :k]
-    got = 0
-    for qi, q in enumerate(qvecs):
-        s = table.search(q, vector_column_name="vector").distance_type("cosine").limit(k).select(["id"])
-        if refine:
-            s = s.refine_factor(refine)
-        ids = {int(r["id"][1:]) for r in s.to_list()}
-        got += len(ids & set(exact[qi].tolist()))
-    return got / (k * len(qvecs))
-
-
-def latency(mem: Memory, queries: list[str], qvecs: np.ndarray, n: int) -> tuple[list[float], list[float]]:
-    end_to_end, search_only = [], []
-    for i in range(n):
-        q, qv = queries[i % len(queries)], qvecs[i % len(qvecs)]
-        _, s = timed(partial(mem.recall, q, tiers=("semantic",), k=10, min_score=0.0))
-        end_to_end.append(s * 1000)
-        _, s = timed(partial(search_table, mem.store, store_mod.CHUNKS, q, qv, k=10, threshold=0.0,
-                             columns=CHUNK_COLUMNS))
-        search_only.append(s * 1000)
-    return end_to_end, search_only
-
-
 def bench_scale(model: str, sizes: Sizes, rows: list[tuple[str, str]], tmp: Path) -> None:
-    emb = get_embedder(model)
-    log(f"embedding {sizes.real + sizes.queries} real snippets ...")
-    texts = snippets(sizes.real + sizes.queries)
-    q_texts, base_texts = texts[: sizes.queries], texts[sizes.queries:]
-    vecs, secs = timed(lambda: emb.embed(base_texts))
-    qvecs = emb.embed(q_texts)
-    rows.append(("embed real snippets (<= 40 tokens)", f"{len(base_texts)} in {secs:.0f} s "
-                                                       f"({len(base_texts) / secs:.0f}/s)"))
-    rng = np.random.default_rng(5)
+    """Recall latency and recall@10 at 10k and 100k rows: bench/memory_recall.py's measurement."""
+    from bench.memory_recall import scale
 
-    for label, n_rows in (("10k", sizes.small_rows), ("100k", sizes.large_rows)):
-        n_real = min(n_rows, len(base_texts))
-        base = vecs[:n_real]
-        all_texts = base_texts[:n_real]
-        if n_rows > n_real:
-            extra = n_rows - n_real
-            src = rng.integers(0, n_real, extra)
-            noise = rng.normal(size=(extra, base.shape[1])).astype(np.float32) * (0.6 / np.sqrt(base.shape[1]))
-            synth = base[src] + noise
-            synth /= np.linalg.norm(synth, axis=1, keepdims=True)
-            base = np.vstack([base, synth]).astype(np.float32)
-            all_texts = all_texts + [base_texts[i] for i in src]
-        mem = Memory(uri=str(tmp / f"db-{label}"), config=MemoryConfig(embedding_model=model),
-                     workspace=tmp, embedder=emb)
-        log(f"{label}: writing {n_rows} rows ...")
-        table, w_s = timed(partial(make_table, mem, all_texts, base))
-        idx_s = 0.0
-        if sizes is SMOKE and label == "100k":
-            store_mod.ANN_MIN_ROWS = min(store_mod.ANN_MIN_ROWS, n_rows)  # exercise the index path
-        if n_rows >= store_mod.ANN_MIN_ROWS:
-            log(f"{label}: building the ANN index ...")
-            _, idx_s = timed(partial(mem.store.maybe_index, table))
-        indexed = mem.store.has_vector_index(table)
-        e2e, only = latency(mem, q_texts, qvecs, sizes.latency_queries)
-        kind = "IVF_HNSW_SQ" if indexed else "flat"
-        real_note = "real" if n_rows == n_real else f"{n_real} real + {n_rows - n_real} perturbed"
-        rows.append((f"{label} rows ({real_note}), {kind}",
-                     f"write {w_s:.1f} s" + (f", index build {idx_s:.1f} s" if indexed else "")))
-        rows.append((f"{label} recall end to end p50 / p95",
-                     f"{statistics.median(e2e):.1f} / {pct(e2e, 95):.1f} ms"))
-        rows.append((f"{label} table search only p50 / p95",
-                     f"{statistics.median(only):.1f} / {pct(only, 95):.1f} ms"))
-        if indexed:
-            r_plain = ann_recall(table, qvecs, base)
-            r_refined = ann_recall(table, qvecs, base, refine=store_mod.REFINE_FACTOR)
-            rows.append((f"{label} ANN recall@10 vs exact",
-                         f"{r_plain:.3f} (refine_factor {store_mod.REFINE_FACTOR}: {r_refined:.3f})"))
-        if label == "10k":
-            # The index on the all-real table too (built on purpose: 10k is under the threshold).
-            from lancedb.index import IvfHnswSq
-
-            _, s = timed(partial(table.create_index, "vector", config=IvfHnswSq(distance_type="cosine"),
-                                 replace=True))
-            r_plain = ann_recall(table, qvecs, base)
-            r_refined = ann_recall(table, qvecs, base, refine=store_mod.REFINE_FACTOR)
-            rows.append((f"{label} real embeddings: IVF_HNSW_SQ recall@10 vs exact",
-                         f"{r_plain:.3f} (refine_factor {store_mod.REFINE_FACTOR}: {r_refined:.3f}); "
-                         f"build {s:.1f} s"))
+    if sizes is SMOKE:
+        store_mod.ANN_MIN_ROWS = min(store_mod.ANN_MIN_ROWS, sizes.small_rows)  # exercise the index path
+    rows += scale(tmp, real=sizes.small_rows, large=sizes.large_rows, n_queries=sizes.queries, model=model)
 
 
 def main() -> None:

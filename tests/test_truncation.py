@@ -79,6 +79,22 @@ def test_a_cut_answer_is_asked_for_once_more_with_the_models_maximum(server: Mod
     assert [(c["outcome"], c["finish_reason"]) for c in calls(tmp_path)] == [("truncated", "length"), ("ok", "stop")]
 
 
+def test_the_limit_leaves_the_prompt_room_in_the_context_window(server: ModelServer, tmp_path: Path) -> None:
+    # A provider refuses prompt + max_tokens past the model's context: the limit is sized to fit.
+    server.add("done")
+    cfg = Config.model_validate({"model": MODEL, "api_base": server.api_base,
+                                 "llm": {"backoff_base_seconds": 0, "max_retries": 0},
+                                 "models": {MODEL: {"context_tokens": 5000}}})
+    client = LLMClient(cfg, call_log=CallLog(tmp_path / "calls.jsonl"), run_id="run-1")
+    r = client.complete([{"role": "user", "content": text_of(3000)}])
+    assert r.text == "done"
+    [sent] = server.bodies
+    assert 1900 <= sent["max_tokens"] <= 2000  # 5,000 less the ~3,000-token prompt, not the step's 8,192
+    server.add("done")
+    r = client.complete([{"role": "user", "content": text_of(4990)}])
+    assert server.bodies[-1]["max_tokens"] == 1024  # never below a floor: an overflow is the provider's to say
+
+
 def test_cut_at_the_largest_limit_is_output_truncated(server: ModelServer, tmp_path: Path) -> None:
     server.add(text_of(1057))
     client = http_client(server, tmp_path, max_output_tokens=1024)

@@ -42,12 +42,17 @@ META = "meta"
 SCHEMA_VERSION = "3"
 T = TypeVar("T")
 
-#: Below this many rows a flat (exact) scan is fast enough (11-21 ms at 10k rows here);
-#: past it an IVF_HNSW_SQ index is built (slow: 26 s at 100k rows on 2 idle cores, 127 s on
-#: busy ones; recall@10 vs exact 0.91, 0.98 with the refine step below).
-ANN_MIN_ROWS = 25_000
+#: Below this many rows a flat (exact) scan is fast enough (~12 ms for the vector search at
+#: 10k rows on 2 cores, growing with the rows); from it on an IVF_HNSW_SQ index is built (6 s at
+#: 10k rows, 26-100 s at 100k on 2 cores, idle to busy) and the search takes 4-6 ms at 10k or
+#: 100k rows, recall@10 vs exact 0.98, 0.99 with the refine step below (bench/RESULTS.md).
+ANN_MIN_ROWS = 10_000
 #: With an index, candidates are re-ranked on exact vectors: scores stay exact cosines.
 REFINE_FACTOR = 4
+#: Rows an index may leave unindexed before compaction folds them in. Rows written after an index
+#: was built are searched flat beside it: a full-text index made on the empty table and 3,159
+#: chunks added after it cost ~50 ms of every recall, against ~5 ms once they were indexed.
+MAX_UNINDEXED_ROWS = 1_000
 #: Compaction runs once this many small fragments (one per write, roughly) pile up, or
 #: this many versions exist, and at most every OPTIMIZE_MIN_INTERVAL per process.
 OPTIMIZE_SMALL_FRAGMENTS = 8
@@ -305,6 +310,15 @@ class Store:
         """False for a local directory that was never written (remote URIs: assumed to exist)."""
         return not self.is_local or Path(self.uri.removeprefix("file://")).is_dir()
 
+    def may_have(self, name: str) -> bool:
+        """False only when table ``name`` surely does not exist (a local store without its
+        directory); answered without importing lancedb or a round trip."""
+        if name in self._tables:
+            return True
+        if not self.is_local:
+            return True
+        return (Path(self.uri.removeprefix("file://")) / f"{name}.lance").is_dir()
+
     def table_names(self) -> list[str]:
         """The tables at the URI (a round trip to object storage for a remote one)."""
         try:
@@ -390,15 +404,27 @@ class Store:
             progress("indexing", 1, 1)
         return True
 
+    def unindexed_rows(self, table: Any) -> int:
+        """The most rows any index of ``table`` does not cover yet (searched flat until compaction)."""
+        worst = 0
+        for index in table.list_indices():
+            with contextlib.suppress(Exception):  # an index dropped or replaced meanwhile
+                stats = table.index_stats(index.name)
+                if stats is not None and stats.num_unindexed_rows:
+                    worst = max(worst, int(stats.num_unindexed_rows))
+        return worst
+
     def maybe_optimize(self, table: Any, name: str, *, force: bool = False) -> bool:
         """Compact small fragments, fold new rows into the indices and drop old versions,
-        when enough has piled up (see the constants), at most every OPTIMIZE_MIN_INTERVAL."""
+        when enough has piled up (see the constants: small fragments, versions, or rows the
+        indices do not cover), at most every OPTIMIZE_MIN_INTERVAL."""
         now = time.monotonic()
         if not force and now - self._last_optimize.get(name, -1e9) < OPTIMIZE_MIN_INTERVAL:
             return False
         if not force:
             small = int(table.stats()["fragment_stats"]["num_small_fragments"])
-            if small < OPTIMIZE_SMALL_FRAGMENTS and len(table.list_versions()) < OPTIMIZE_MAX_VERSIONS:
+            if (small < OPTIMIZE_SMALL_FRAGMENTS and len(table.list_versions()) < OPTIMIZE_MAX_VERSIONS
+                    and self.unindexed_rows(table) < MAX_UNINDEXED_ROWS):
                 return False
         self._last_optimize[name] = now
         try:

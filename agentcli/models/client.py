@@ -74,8 +74,9 @@ ROLE_OUTPUT_TOKENS: dict[str, int] = {"planner": 4096, "executor": 8192, "review
 SMALL_MODEL_OUTPUT_TOKENS = 1024
 #: A model's maximum when nothing says it (an unknown model behind an OpenAI-compatible server).
 UNKNOWN_MODEL_OUTPUT_TOKENS = 4096
-#: A limit is shrunk to what the budget can pay for down to this many tokens, no further: a call
-#: the budget cannot pay this much for is refused by the guard instead of being made to be cut.
+#: A limit is shrunk to what the budget can pay for (or the context window leaves) down to this many
+#: tokens, no further: a call the budget cannot pay this much for is refused by the guard instead
+#: of being made to be cut.
 MIN_AFFORDABLE_OUTPUT_TOKENS = 1024
 
 
@@ -290,6 +291,17 @@ class LLMClient:
     def _small(self, model: str) -> bool:
         return self.profile(model).planner_style == "small"
 
+    def _fits_context(self, model: str, estimate: int, limit: int) -> int:
+        """``limit``, or less so that the request and its answer fit the model's context window (a
+        provider refuses a request whose prompt plus ``max_tokens`` overflows it). Never below
+        :data:`MIN_AFFORDABLE_OUTPUT_TOKENS`: a prompt that leaves less room is the backend's to
+        refuse or stop at its window's end (the estimate is approximate for other tokenizers, and a
+        small model's limits are that floor already)."""
+        context = self.profile(model).context_tokens
+        if not context:
+            return limit
+        return min(limit, max(context - estimate, MIN_AFFORDABLE_OUTPUT_TOKENS))
+
     def _affordable(self, model: str, estimate: int, ceiling: int) -> int:
         """``ceiling``, or less when the budget's ``headroom`` cannot pay for that many tokens."""
         if self.headroom is None:
@@ -388,6 +400,7 @@ class LLMClient:
             req = self._request(model, msgs, response_format, tools, max_tokens, idx > 0, step_id)
             estimate = self._estimate(req)
             price = self._price(model)  # also warms the provider import before latency is timed
+            req.max_tokens = self._fits_context(model, estimate, req.max_tokens)
             if self.headroom is not None:
                 # Sized within what the budget can still pay for, rather than refused by the guard.
                 req.max_tokens = self._affordable(model, estimate, req.max_tokens)
