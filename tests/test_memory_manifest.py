@@ -184,13 +184,31 @@ def test_a_file_modified_seconds_before_it_was_read_is_not_vouched_for(tmp_path:
     (ws / "docs" / "fresh.md").write_text("# Fresh\n\nWritten a moment ago.\n")
     add(ws)
     files = json.loads(manifest_file(ws).read_text())["files"]
-    assert "docs/fresh.md" not in files and "docs/topic-0.md" in files
+    assert files["docs/fresh.md"][1] == -1 and files["docs/topic-0.md"][1] > 0  # listed, not vouched for
     (ws / "docs" / "fresh.md").write_text("# Fresh\n\nWritten a moment ag0.\n")  # same size, same tick
     res = add(ws)
     assert res["sources"] == ["docs/fresh.md"] and res["inserted"] >= 1
     age(ws)
     add(ws)
     assert "docs/fresh.md" in json.loads(manifest_file(ws).read_text())["files"]
+
+
+def test_a_stored_file_no_longer_ingested_is_still_forgotten_once_deleted(tmp_path: Path) -> None:
+    """A file stored before it was ignored stays stored while it exists (as without a manifest);
+    the unchanged path must still notice when it is deleted."""
+    ws = project(tmp_path)
+    (ws / "docs" / "new.md").write_text("# New\n\nJust written, so not vouched for yet.\n")
+    add(ws)
+    (ws / ".gitignore").write_text("tool.py\n")
+    age(ws)
+    add(ws)
+    add(ws)
+    assert "tool.py" in sources(ws)
+    (ws / "tool.py").unlink()
+    res = add(ws)
+    assert res["sources"] == ["tool.py"] and "tool.py" not in sources(ws)
+    (ws / "docs" / "new.md").unlink()
+    assert add(ws)["sources"] == ["docs/new.md"]
 
 
 def test_the_manifest_can_be_turned_off(tmp_path: Path) -> None:

@@ -24,8 +24,12 @@ dir into one memory take turns (a lock file), so one never records a state the o
 
 Racy timestamps (as git's index has them): a file modified again within the file system's
 timestamp granularity of being read could keep its size and mtime. A file whose mtime is less
-than :data:`RACY_NS` older than the start of the ingest that read it is not recorded: the next
-ingest reads it again (and records it then, if it has stayed as it was).
+than :data:`RACY_NS` older than the start of the ingest that read it is listed but not vouched for: the next
+ingest reads it again (and vouches for it then, if it has stayed as it was).
+
+The manifest lists every file the store holds for this workspace under the directories ingested
+(including files stored but no longer ingested, e.g. ignored since): the unchanged path decides
+"nothing was deleted" from that list, so a file it did not list could never be forgotten.
 """
 
 from __future__ import annotations
@@ -39,10 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MANIFEST_DIR = "memory-manifest"
-#: 2: entries are recorded only when not racy (1 trusted them by the manifest's write time).
+#: 2: racy entries are not vouched for by their own ingest's start (1 trusted them by the
+#: manifest's write time), and stored files not read are listed.
 SCHEMA_VERSION = 2
-#: Files modified this close to (or after) the start of the ingest that read them are not recorded.
+#: Files modified this close to (or after) the start of the ingest that read them are not vouched for.
 RACY_NS = 2_000_000_000
+#: The size or mtime of an entry listed but never vouched for (no stat has it).
+UNVOUCHED = -1
 
 #: ``(size, mtime_ns, file hash)`` of one ingested file.
 Entry = tuple[int, int, str]
@@ -121,10 +128,12 @@ class Manifest:
         """Vouch for a file read (after ``st`` was taken) by an ingest that started at ``started_ns``,
         unless it was modified too recently to be sure of (see the module)."""
         size, mtime = stat_key(st)
-        if mtime < started_ns - RACY_NS:
-            self.files[rel] = (size, mtime, fhash)
-        else:
-            self.files.pop(rel, None)
+        self.files[rel] = (size, mtime if mtime < started_ns - RACY_NS else UNVOUCHED, fhash)
+
+    def hold(self, rel: str) -> None:
+        """Keep a file the store holds for this workspace but this ingest did not read: never
+        vouched for, but listed, so that its deletion sends the next ingest to the store."""
+        self.files.setdefault(rel, (UNVOUCHED, UNVOUCHED, ""))
 
     def save(self) -> None:
         """Write it atomically; a read-only data dir goes without (every ingest asks the store)."""
