@@ -187,6 +187,10 @@ class PlannerConfig(_Section):
     context_tokens: int = Field(
         2000, ge=0, le=100_000, description="Token budget of the repository map (file tree and an outline "
         "of the files the task names) in a hosted planner's prompt; 0 turns the map off.")
+    survey_calls: int = Field(
+        6, ge=0, le=50, description="Read-only tool calls (read_file, list_files, search_code, git status...) a "
+        "hosted planner may make to look at the workspace before it writes the plan; each is validated and "
+        "runs as a read step does. 0: it plans from the repository map alone.")
 
 
 class VerifyConfig(_Section):

@@ -32,6 +32,7 @@ from agentcli.models.types import CallRecord, ModelRequest, ModelResponse, ToolC
 from agentcli.planning.plan import Plan
 from agentcli.planning.planner import make_plan
 from agentcli.planning.prompt import draft_schema, hosted_draft_schema
+from agentcli.record.reader import RunRecord
 from agentcli.tools import ToolRegistry, builtin_tools
 from bench import kit, suite
 from bench.context import Context
@@ -111,10 +112,11 @@ async def react(task: suite.Task, client: LLMClient, registry: ToolRegistry, max
 class Tally:
     """Input tokens per call, with and without the response JSON schema, by role."""
 
-    def __init__(self, client: LLMClient) -> None:
+    def __init__(self, records: list[CallRecord]) -> None:
         self.by_role: dict[str, list[int]] = defaultdict(list)
         self.without_schema = 0
-        client.observers.append(self.observe)
+        for rec in records:
+            self.observe(rec)
 
     def observe(self, rec: CallRecord) -> None:
         self.by_role[rec.role].append(rec.usage.input_tokens)
@@ -131,11 +133,11 @@ async def _agentcli_task(task: suite.Task, ws: Path, runs: Path, settings: Setti
         return await make_plan(text, settings=settings, registry=registry, client=client, save=False)
 
     deps.planner = planner
-    tally = Tally(client)
     try:
         outcome, _ = await kit.timed_run(task.text, deps)
     finally:
         kit.close_deps(deps)
+    tally = Tally(RunRecord.read(deps.events.path).call_records())  # the calls as the run recorded them
     bad = [s for s in outcome.steps if s["status"] != "ok"]
     if outcome.status != "COMPLETE" or bad or len(outcome.steps) != task.steps:
         raise RuntimeError(f"agentcli: {task.text!r} ended {outcome.status} ({outcome.reason}); failed steps: "

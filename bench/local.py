@@ -37,9 +37,8 @@ def worker(tasks: list[str], max_tasks: int) -> dict[str, Any]:
     registry = ToolRegistry(tool_context(settings))
     for t in builtin_tools(settings.config.tools):
         registry.register(t)
-    client = LLMClient(settings.config)
     calls: list[CallRecord] = []
-    client.observers.append(calls.append)
+    client = LLMClient(settings.config, observers=[calls.append])
 
     async def go() -> dict[str, Any]:
         t0 = time.perf_counter()

@@ -209,7 +209,8 @@ class LLMClient:
             resp = sent.resp
             cut = sent if resp.truncated else None
             parsed: Any = None
-            if response_format is not None:
+            # A reply that calls tools is the caller's to carry out: its JSON answer comes later.
+            if response_format is not None and not (tools and resp.tool_calls):
                 try:
                     raw = json.loads(extract_json(resp.text))
                     parsed = response_model.model_validate(raw) if response_model is not None else raw

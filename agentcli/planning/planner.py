@@ -47,7 +47,7 @@ from agentcli.config import Config, Settings
 from agentcli.errors import OutputTruncated, PlanningError, StructuredOutputError, UsageError, WorkspaceError
 from agentcli.ids import new_run_id
 from agentcli.models import tokens
-from agentcli.models.client import LLMClient
+from agentcli.models.client import LLMClient, LLMResult
 from agentcli.models.types import Price
 from agentcli.planning.instructions import ProjectInstructions, with_instructions
 from agentcli.planning.plan import (
@@ -67,7 +67,7 @@ from agentcli.planning.prompt import (
 )
 from agentcli.planning.strategy import PlannerStrategy, PlanRequest, planner_for
 from agentcli.redact import Redactor, redact_text
-from agentcli.tools import ToolRegistry
+from agentcli.tools import Tool, ToolRegistry
 from agentcli.untrusted import read_json_file
 
 #: Input tokens assumed per ``{{sN.output}}`` reference in a prompt: outputs are unknown at plan time.
@@ -319,19 +319,33 @@ async def make_plan(
     first_step, kept = (replan.first_step, replan.kept) if replan is not None and continues else (1, frozenset())
     if replan is not None:
         context = replan.context(first_step)
+    survey = survey_tools(registry, config) if strategy.surveys else []
+    survey_calls = config.planner.survey_calls if survey else 0
     schema, base = strategy.request(PlanRequest(task, tools, config, settings.workspace, settings.data_dir,
                                                 recall, context, past_plans,
                                                 step_output_tokens=client.output_limit("executor"),
-                                                first_step=first_step))
+                                                first_step=first_step, survey_calls=survey_calls))
     base = with_instructions(base, instructions, client.profile(planner_model).context_tokens)
     executor = config.model_for("executor")
     price = _price_of(client, executor)
-    messages = base
     planning_cost: float | None = 0.0
+    first: LLMResult | None = None
+    if survey_calls:
+        try:
+            base, first, planning_cost = await _survey(base, schema, survey, survey_calls, registry, client)
+        except OutputTruncated as e:
+            raise PlanningError(f"the plan was cut at the planner's output limit and not used: {e.one_line()}"
+                                ) from None
+        except StructuredOutputError as e:
+            raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}") from None
+    messages = base
     tries = config.llm.max_reasks + 1
     for _ in range(tries):
         try:
-            result = await client.acomplete(messages, role="planner", json_schema=schema)
+            if first is not None:  # the survey's last reply is the first draft
+                result, first = first, None
+            else:
+                result = await client.acomplete(messages, role="planner", json_schema=schema)
         except OutputTruncated as e:
             raise PlanningError(f"the plan was cut at the planner's output limit and not used: {e.one_line()}"
                                 ) from None
@@ -373,6 +387,66 @@ async def make_plan(
     if save:
         save_plan(plan, plan_path(settings.data_dir, plan.id))
     return plan
+
+
+#: At most this many characters of one survey call's output go back to the planner.
+SURVEY_OUTPUT_CHARS = 16_000
+
+
+#: The tools a planner may look with: enough to see files and find things; each offered tool's
+#: schema is sent with every survey request, so the set is kept small.
+SURVEY_TOOLS = ("list_files", "read_file", "search_code")
+
+
+def survey_tools(registry: ToolRegistry, config: Config) -> list[Tool]:
+    """The tools a planner may call before it plans: :data:`SURVEY_TOOLS` where they only read and
+    run without asking (never a tool whose call could add a risk)."""
+    if config.approval.read != "auto":
+        return []
+    found = [registry.get(n) for n in SURVEY_TOOLS]
+    return [t for t in found if t is not None and t.risk == "read" and t.call_risks is None]
+
+
+def _shown(output: Any) -> str:
+    text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, indent=1, default=str)
+    if len(text) <= SURVEY_OUTPUT_CHARS:
+        return text
+    return text[:SURVEY_OUTPUT_CHARS] + f"\n[... {len(text) - SURVEY_OUTPUT_CHARS} more characters not shown]"
+
+
+async def _survey(messages: list[dict[str, Any]], schema: dict[str, Any], survey: list[Tool], calls: int,
+                  registry: ToolRegistry, client: LLMClient
+                  ) -> tuple[list[dict[str, Any]], LLMResult, float | None]:
+    """Let the planner look before it plans: its read-only tool calls are validated and run (at most
+    ``calls`` in all, each result bounded) until it replies without one, or the calls are used up and
+    it is asked for the plan with no tools. Returns the conversation so far (the base of any re-ask),
+    the reply that holds the first draft, and what the survey cost."""
+    specs = [t.openai_schema() for t in survey]
+    offered = {t.name for t in survey}
+    left = calls
+    cost: float | None = 0.0
+    while True:
+        result = await client.acomplete(messages, role="planner", json_schema=schema,
+                                        tools=specs if left > 0 else None)
+        cost = _add_cost(cost, result.cost_usd)
+        if not result.tool_calls or left <= 0:
+            return messages, result, cost
+        asked = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                 for c in result.tool_calls]
+        replies = []
+        for c in result.tool_calls:
+            tool = registry.get(c.name)
+            if left <= 0:
+                content = json.dumps({"error": "no survey calls left: reply with the plan"})
+            elif tool is None or tool.name not in offered:
+                content = json.dumps({"error": f"{c.name} is not a read-only tool you may call now"})
+            else:
+                left -= 1
+                res = await registry.call(tool.name, c.arguments)
+                content = _shown(res.output) if res.ok else json.dumps(
+                    {"error": res.error.model_dump(mode="json") if res.error else "failed"}, ensure_ascii=False)
+            replies.append({"role": "tool", "tool_call_id": c.id, "content": redact_text(content)})
+        messages = [*messages, {"role": "assistant", "content": result.text or None, "tool_calls": asked}, *replies]
 
 
 def _redacted_steps(steps: list[Step]) -> list[Step]:

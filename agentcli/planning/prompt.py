@@ -336,15 +336,23 @@ The repository map shows the files and, for the most relevant ones, their defini
 line numbers: read what you will change, and change only what the task needs."""
 
 
+def survey_rule(calls: int) -> str:
+    """What a hosted planner is told when it may look before it plans."""
+    return (f"\nBefore you reply with the plan you may call the read-only tools you are given, at most "
+            f"{calls} calls in all, to read what the plan depends on (a file you will change, the tests "
+            "that pin its behaviour); then reply with the plan. Steps still read the files they change.")
+
+
 def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
                    memories: list[str], context: str | None = None, *, hosted: bool = False,
-                   step_output_tokens: int = 1024, repo_map: str = "") -> list[dict[str, Any]]:
+                   step_output_tokens: int = 1024, repo_map: str = "", survey_calls: int = 0
+                   ) -> list[dict[str, Any]]:
     """The planner's request: rules, then task, tools, budgets, workspace, recalled memory
     and (when re-planning) what happened so far. A ``hosted`` planner's rules also cover answer
     shapes, edits, the tools' output shapes and the output limit of an llm step
     (``step_output_tokens``), how steps run (in parallel) and fail (exit codes), and it is given
-    the ``repo_map`` (:mod:`agentcli.planning.repomap`); a small model's request is left exactly
-    as it was measured."""
+    the ``repo_map`` (:mod:`agentcli.planning.repomap`) and told it may make ``survey_calls``
+    read-only tool calls first; a small model's request is left exactly as it was measured."""
     b = config.budget
     budgets = (f"at most {b.max_steps} steps; model spend <= ${b.max_cost_usd:g}; "
                f"<= {b.max_tokens} tokens; <= {b.max_seconds:g} s")
@@ -362,6 +370,8 @@ def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
             cut = context if len(context) <= CONTEXT_MAX_CHARS else context[:CONTEXT_MAX_CHARS] + "\n[... cut ...]"
         parts.append(f"# Context\n{cut}")
     system = hosted_system(step_output_tokens) + _HOSTED_RULES if hosted else _SYSTEM
+    if hosted and survey_calls > 0:
+        system += survey_rule(survey_calls)
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
 
 

@@ -63,6 +63,8 @@ class PlanRequest:
     step_output_tokens: int = 1024
     #: The id number of the first step to write (a re-plan's steps follow the kept ones).
     first_step: int = 1
+    #: Read-only tool calls the planner may make before it replies with the plan (0: none).
+    survey_calls: int = 0
 
 
 class PlannerStrategy(Protocol):
@@ -74,6 +76,9 @@ class PlannerStrategy(Protocol):
     #: Whether a re-plan's steps are numbered after the kept ones (and may reference them); if
     #: not, the model writes s1, s2, ... and the merge renumbers them.
     continues_numbering: bool
+
+    #: Whether the model may call read-only tools to look at the workspace before it plans.
+    surveys: bool
 
     def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The draft schema and the messages of the first planning call."""
@@ -95,7 +100,8 @@ def _full_request(req: PlanRequest, schema: dict[str, Any], tools: list[Tool], *
     rmap = repo_map(req.workspace, req.data_dir, req.task, max_tokens=req.config.planner.context_tokens,
                     memories=recalled, model=req.config.model_for("planner")) if hosted else ""
     return schema, build_messages(req.task, tools, req.config, summary, recalled, req.context, hosted=hosted,
-                                  step_output_tokens=req.step_output_tokens, repo_map=rmap)
+                                  step_output_tokens=req.step_output_tokens, repo_map=rmap,
+                                  survey_calls=req.survey_calls if hosted else 0)
 
 
 class HostedPlanner:
@@ -108,6 +114,7 @@ class HostedPlanner:
 
     check_outputs = True
     continues_numbering = True
+    surveys = True
 
     def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         schema = hosted_draft_schema(req.tools, req.config.budget.max_steps, req.first_step)
@@ -129,6 +136,7 @@ class SmallModelPlanner:
     #: Its requests stay as measured: a new check would change its re-asks.
     check_outputs = False
     continues_numbering = False
+    surveys = False
 
     def __init__(self, levers: frozenset[str] = DEFAULT_LEVERS) -> None:
         self.levers = frozenset(levers)

@@ -1,0 +1,60 @@
+"""A hosted planner may look before it plans: read-only tool calls (list_files, read_file,
+search_code), validated and run, bounded in number and size; never a tool that writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from agentcli.cli.app import app
+from agentcli.cli.commands.common import State
+from agentcli.models.fakes import ScriptedModel
+from agentcli.models.types import ToolCall
+
+ENV = {"AGENT_MODEL": "test/scripted", "AGENT_MEMORY__ENABLED": "false"}
+DRAFT = {"steps": {"s1": {"call": {"tool": "read_file", "args": {"path": "calc.py"}}, "depends_on": [],
+                          "title": "Read calc.py"}}}
+REVIEW = {"outcome": "complete", "answer": "read it", "reason": ""}
+
+
+def run(ws: Path, *script: Any, env: dict[str, str] | None = None) -> tuple[Any, ScriptedModel]:
+    model = ScriptedModel(list(script))
+    r = CliRunner().invoke(app, ["run", "look at calc.py", "--yes", "--json"],
+                           obj=State(backend=model, environ={**ENV, **(env or {})}))
+    return r, model
+
+
+def test_the_planner_reads_a_file_then_plans(workspace: Path) -> None:
+    (workspace / "calc.py").write_text("def add(a, b):\n    return a + b  # MARKER-42\n")
+    r, model = run(workspace, ToolCall(id="c1", name="read_file", arguments={"path": "calc.py"}), DRAFT, REVIEW)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["status"] == "COMPLETE"
+    first, second = model.requests[0], model.requests[1]
+    assert [t["function"]["name"] for t in first.tools or []] == ["list_files", "read_file", "search_code"]
+    assert "at most 6 calls" in first.messages[0]["content"]
+    [answer] = [m for m in second.messages if m["role"] == "tool"]
+    assert answer["tool_call_id"] == "c1" and "MARKER-42" in answer["content"]
+    assert second.messages[-2]["tool_calls"][0]["function"]["name"] == "read_file"
+
+
+def test_the_survey_is_bounded_and_never_writes(workspace: Path) -> None:
+    (workspace / "calc.py").write_text("x = 1\n")
+    write = ToolCall(id="w1", name="write_file", arguments={"path": "evil.txt", "content": "no"})
+    look = ToolCall(id="l1", name="list_files", arguments={"pattern": "*.py"})
+    r, model = run(workspace, [write, look], DRAFT, REVIEW, env={"AGENT_PLANNER__SURVEY_CALLS": "1"})
+    assert r.exit_code == 0, r.output
+    assert not (workspace / "evil.txt").exists()
+    second = model.requests[1]
+    replies = {m["tool_call_id"]: m["content"] for m in second.messages if m["role"] == "tool"}
+    assert "not a read-only tool" in replies["w1"] and "calc.py" in replies["l1"]
+    assert second.tools is None  # the one call allowed is used: now the plan, with no tools offered
+
+
+def test_no_survey_when_turned_off(workspace: Path) -> None:
+    (workspace / "calc.py").write_text("x = 1\n")
+    r, model = run(workspace, DRAFT, REVIEW, env={"AGENT_PLANNER__SURVEY_CALLS": "0"})
+    assert r.exit_code == 0, r.output
+    assert model.requests[0].tools is None and "read-only tools" not in model.requests[0].messages[0]["content"]
