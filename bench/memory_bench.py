@@ -12,17 +12,8 @@ What is measured
   sentences and for full 160-token chunks;
 * ingest: ``Memory.add_paths`` over real source files (copied from installed packages):
   chunking + embedding + writing, chunks/s;
-* recall latency p50/p95 at 10k and 100k semantic chunks: end to end
-  (``Memory.recall``: query embedding, hybrid vector + full-text search, merge) and the
-  table search alone (query vector given). 10k rows are searched flat (under
-  ``ANN_MIN_ROWS``); at 100k the IVF_HNSW_SQ index is built, as ``agent memory add`` would;
-* recall@10 of the ANN index vs exact (numpy) search, on real embeddings (snippets of the
-  installed packages' sources and docs) and on the 100k table.
-
-The 10k table is all real embeddings. The 100k table is the real ones plus perturbed
-copies (v + noise, renormalised, cosine ~0.86 to their origin) so that embedding 100k
-texts does not dominate the run; that makes tight clusters, a harder case for an index
-than spread-out data.
+* recall latency p50/p95 and recall@10 vs exact at 10k and 100k semantic chunks:
+  bench/memory_recall.py's measurement (``scale``), run here with the same sizes.
 """
 
 from __future__ import annotations

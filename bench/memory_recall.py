@@ -65,7 +65,8 @@ QUESTIONS = [
 COLD_QUERY = "how does the planner validate a plan"
 NOTES = [
     "Wall times of real processes and of in-process calls on a shared 2-core machine: the load average above "
-    "says how busy it was (other sessions' test suites); busier means slower, p95 most.",
+    "says how busy it was (other sessions' test suites); busier means slower, p95 most. A cold search's CPU "
+    "time (user + system, all its threads) is less sensitive to that load than its wall time.",
     "Cold search, what this code does that the baseline did not: lancedb imported with its generated REST "
     "namespace client postponed to first use and lance's ~150 pydantic models built on first use "
     "(agentcli/memory/lazy_lance.py; AGENTCLI_EAGER_LANCE=1 turns both off, the second row); the static "
@@ -100,12 +101,19 @@ def fmt(values: list[float], unit: str, scale: float = 1.0, digits: int = 2) -> 
 
 # ------------------------------------------------------------------ cold
 
-def _wall(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+def _wall(cmd: list[str], cwd: Path, env: dict[str, str], cpu: list[float] | None = None) -> float:
+    """Wall seconds of one process; its CPU seconds (user + system, all threads) appended to ``cpu``."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.decode()[-400:]}")
+    if cpu is not None:
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return seconds
 
 
@@ -136,12 +144,13 @@ def cold(tmp: Path, reps: int, baseline: Path | None, baseline_label: str) -> li
         for env in variants.values():
             _wall(search, ws, env)  # warm-up: page cache
         samples: dict[str, list[float]] = {label: [] for label in variants}
+        cpu: dict[str, list[float]] = {label: [] for label in variants}
         for _ in range(reps):
             for label, env in variants.items():  # interleaved: drift hits every variant alike
-                samples[label].append(_wall(search, ws, env))
+                samples[label].append(_wall(search, ws, env, cpu[label]))
         for label, values in samples.items():
             rows.append((f"cold `agent memory search` ({n_chunks} chunks, {case}): {label}, p50 / p95",
-                         fmt(values, "s")))
+                         f"{fmt(values, 's')}; CPU p50 {statistics.median(cpu[label]):.2f} s"))
         log(f"cold, {case}: done")
     return rows
 
