@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentcli.errors import ConfigError
-from agentcli.redact import is_secret_field, is_secret_name, register_environ, register_secret
+from agentcli.redact import is_secret_field, is_secret_name, register_environ, register_secret, short_secret_sources
 from agentcli.untrusted import InputError, check_depth, check_text, read_text_file
 
 #: Config is a few tables deep; anything much deeper is not a config file.
@@ -108,7 +108,7 @@ class ToolsConfig(_Section):
     )
     plugins: bool = Field(True, description="Load third-party tools from the `agentcli.tools` entry points.")
     shell_env_allow: list[str] = Field(
-        default_factory=list, description="Environment variables run_shell and git commands may see, besides "
+        default_factory=list, description="Environment variables run_shell, git commands and hooks may see, besides "
         "PATH, HOME, LANG, LC_*, TERM, TZ, USER, LOGNAME, SHELL and TMPDIR (names, or patterns like `PYTHON*`). "
         "Everything else, credentials above all, is withheld."
     )
@@ -312,6 +312,9 @@ class HookConfig(_Section):
     timeout_seconds: float = Field(30.0, gt=0, le=600, description="The hook is killed past this (a warning).")
     sandbox: bool = Field(True, description="Run the hook inside the OS sandbox ([sandbox] mode and network). "
                           "false: unconfined, for a hook that must reach the network or write elsewhere.")
+    env: list[str] = Field(default_factory=list, description="Environment variables this hook may see besides "
+                           "the base allow-list and `tools.shell_env_allow` (names, or patterns like `SLACK_*`): "
+                           "e.g. the token of a notifier. Everything else is withheld.")
     fail_closed: bool = Field(True, description="pre_tool only: a hook that gave no verdict (it could not be run, "
                               "e.g. no OS sandbox here, or it timed out) blocks the call, as a guard must. false: "
                               "a warning, and the call goes ahead.")
@@ -542,19 +545,29 @@ def load_settings(
     return settings
 
 
+def configured_secrets(config: Config) -> dict[str, str]:
+    """Every secret value the config holds, by key: each telemetry header (whatever its name),
+    each secret-looking MCP server variable and each literal MCP header."""
+    out = {f"telemetry.headers.{name}": value for name, value in config.telemetry.headers.items()}
+    for server in config.mcp.servers:
+        out.update({f"mcp.servers.{server.name}.env.{name}": value for name, value in server.env.items()
+                    if is_secret_name(name)})
+        out.update({f"mcp.servers.{server.name}.headers.{name}": value for name, value in server.headers.items()
+                    if "${" not in value})
+    return out
+
+
+def short_secrets(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Where the secrets too short to be masked come from (config keys, variable names)."""
+    return short_secret_sources(environ, configured_secrets(settings.config))
+
+
 def register_config_secrets(config: Config, environ: Mapping[str, str] | None = None) -> None:
     """Every value that came from a secret source is masked from now on, wherever agentcli writes
-    or shows it: each telemetry header (whatever its name), each secret-looking MCP server
-    variable, and the secret-looking variables of ``environ``."""
-    for value in config.telemetry.headers.values():
+    or shows it: the config's (:func:`configured_secrets`) and the secret-looking variables of
+    ``environ``."""
+    for value in configured_secrets(config).values():
         register_secret(value)
-    for server in config.mcp.servers:
-        for name, value in server.env.items():
-            if is_secret_name(name):
-                register_secret(value)
-        for value in server.headers.values():
-            if "${" not in value:
-                register_secret(value)
     if environ is not None and environ is not os.environ:
         register_environ(environ)
 

@@ -132,16 +132,49 @@ def storm(runs: int, *, seed: int = 0, steps: int = 3, root: Path | None = None)
     return {"runs": runs, "results": results, "totals": {k: sum(int(r.get(k, 0)) for r in results) for k in keys}}
 
 
+HEADING = "## Kill -9 storm (bench/storm.py)"
+
+#: The totals, in the order of the table, with what each one means.
+_COLUMNS = (("killed", "killed mid-run"), ("stopped_uncertain", "resumes stopped as uncertain (exit 4)"),
+            ("rerun", "re-runs asked for (--rerun-uncertain)"), ("unasked_repeats", "unasked repeats"),
+            ("missing", "missing side effects"), ("orphans", "orphaned children"),
+            ("unreadable", "unreadable records"))
+
+
+def section(report: dict[str, Any], *, seed: int, steps: int, seconds: float) -> str:
+    """The RESULTS.md section of one storm: its totals and how it was run."""
+    t = report["totals"]
+    lines = [HEADING, "", "| measure | count |", "|---|---|", f"| runs | {report['runs']} |"]
+    lines += [f"| {label} | {t[key]} |" for key, label in _COLUMNS]
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    lines += ["", f"`python -m bench.storm --runs {report['runs']} --seed {seed} --steps {steps} --write`: each run "
+              f"is a chain of {steps} `run_shell` steps, each appending its id to a file once between random "
+              "sleeps, killed with SIGKILL at a random moment after its plan is recorded, then resumed with "
+              "`--yes` alone (which must stop with exit 4 when a step is uncertain) and, if it did, with "
+              "`--rerun-uncertain`. Unasked repeats, missing side effects and unreadable records must be 0; "
+              "an orphan is a side effect that landed after the kill (a child that outlived the agent). "
+              f"Wall time {seconds:.0f} s; machine: {os.cpu_count()} cores, load average {load}."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--write", action="store_true", help="replace this section of bench/RESULTS.md")
     args = ap.parse_args(argv)
+    started = time.monotonic()
     report = storm(args.runs, seed=args.seed, steps=args.steps)
     for r in report["results"]:
         print(json.dumps(r))
     print(json.dumps({"runs": report["runs"], **report["totals"]}))
+    if args.write:
+        from bench.report import write_section
+
+        text = section(report, seed=args.seed, steps=args.steps, seconds=time.monotonic() - started)
+        print(text)
+        write_section(text, Path(__file__).resolve().parent / "RESULTS.md")
     t = report["totals"]
     ok = t["unasked_repeats"] == 0 and t["missing"] == 0 and t["unreadable"] == 0 and t["not_replayable"] == 0
     return 0 if ok else 1

@@ -144,6 +144,27 @@ def test_hooks_get_no_credentials(workspace: Path) -> None:
     assert "sk-test-hook-secret" not in env and "tok-123" not in env and "PATH=" in env
 
 
+def test_hooks_get_the_shell_allow_list_and_their_own_env(workspace: Path) -> None:
+    # The same allow-list as run_shell's commands (tools.shell_env_allow), plus each hook's `env`.
+    (workspace / "README.md").write_text("# r\n")
+    hooks_toml(workspace, {"event": "pre_tool", "command": "env > shared.txt"},
+               {"event": "run_finished", "command": "env > notifier.txt", "env": ["NOTIFY_*"]})
+    with (workspace / "agent.toml").open("a") as f:
+        f.write('[tools]\nshell_env_allow = ["PROJECT_*"]\n')
+    secrets = {"OPENAI_API_KEY": "sk-test-hook-secret-1", "NOTIFY_WEBHOOK_TOKEN": "notify-token-7f3a9c"}
+    r = invoke(["run", "list", "--yes", "--json"], LIST, complete("ok"),
+               env={**secrets, "PROJECT_ROOT_NAME": "demo-project"})
+    assert r.exit_code == 0, r.output
+    shared = (workspace / "shared.txt").read_text().splitlines()
+    notifier = (workspace / "notifier.txt").read_text().splitlines()
+    assert "PROJECT_ROOT_NAME=demo-project" in shared and "PROJECT_ROOT_NAME=demo-project" in notifier
+    assert "NOTIFY_WEBHOOK_TOKEN=notify-token-7f3a9c" in notifier  # its own env: only this hook
+    assert not any(v in line for v in secrets.values() for line in shared)
+    assert not any("sk-test-hook-secret-1" in line for line in notifier)
+    events = (workspace / ".agent" / "runs" / json.loads(r.stdout)["run_id"] / "events.jsonl").read_text()
+    assert "notify-token-7f3a9c" not in events  # a secret a hook may see is still never recorded
+
+
 def test_replay_uses_the_recorded_hook_results(workspace: Path) -> None:
     hooks_toml(workspace,
                {"event": "pre_tool", "command": "echo run >> count.txt; echo 'no' >&2; exit 2"},

@@ -375,7 +375,8 @@ def test_litellm_embedding_models_go_through_llm_py(workspace: Path) -> None:
         mem.add_text("a note")
 
 
-def test_litellm_embeddings_over_http(workspace: Path, allow_model_requests: None, httpserver: Any) -> None:
+def test_litellm_embeddings_over_http(workspace: Path, allow_model_requests: None, httpserver: Any,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     def answer(request: Any) -> Any:
         from werkzeug import Response
 
@@ -387,7 +388,7 @@ def test_litellm_embeddings_over_http(workspace: Path, allow_model_requests: Non
                         content_type="application/json")
 
     httpserver.expect_request("/v1/embeddings", method="POST").respond_with_handler(answer)
-    os.environ.setdefault("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # for this test only: it is too short to mask
     mem = memory_for(workspace, AGENT_MEMORY__EMBEDDING_MODEL="openai/text-embedding-3-small",
                      AGENT_API_BASE=httpserver.url_for("/v1"))
     res = mem.add_text("a note about staging")

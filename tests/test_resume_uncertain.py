@@ -1,6 +1,6 @@
 """A step killed between its intent and its result is uncertain on resume: shown, never re-run
 unasked (exit 4 with --yes alone), re-run with --rerun-uncertain, and the decision recorded.
-Real subprocesses and a real kill -9."""
+Real subprocesses, a real kill -9, and the interactive prompt in a real pseudo-terminal (pexpect)."""
 
 from __future__ import annotations
 
@@ -89,3 +89,57 @@ def test_rerun_uncertain_needs_resume(workspace: Path) -> None:
     p = agent(workspace, [], "run", "x", "--rerun-uncertain")
     _, err = p.communicate(timeout=60)
     assert p.returncode == 2 and "--rerun-uncertain only applies to --resume" in err
+
+
+# --------------------------------------------------------------------------- at a real terminal
+
+#: The prompts of an interactive resume, in the order they come, and the answer to each.
+PROMPTS = {"uncertain": r"run it again\?[^\n]*: ", "plan": r"run this plan\?[^\n]*: ", "approval": r"run it\?[^\n]*: "}
+
+
+def resume_at_terminal(ws: Path, run_id: str, answer: str) -> tuple[int, str, list[str]]:
+    """``agent run --resume RUN`` in a real pseudo-terminal: ``answer`` at the uncertain-step
+    prompt, yes to the plan and the approval. The exit code, the screen, the prompts seen."""
+    import pexpect
+
+    script_file = ws.parent / f"script-{time.monotonic_ns()}.json"
+    script_file.write_text(json.dumps([REVIEW, REVIEW]))
+    env = {**os.environ, "AGENT_MODEL": "test/script", "AGENT_TEST_SCRIPT": str(script_file),
+           "AGENT_MEMORY__ENABLED": "false", "NO_COLOR": "1", "COLUMNS": "120"}
+    child = pexpect.spawn(sys.executable, ["-m", "agentcli", "run", "--resume", run_id], cwd=str(ws), env=env,
+                          encoding="utf-8", timeout=60, dimensions=(50, 120))
+    names = list(PROMPTS)
+    seen: list[str] = []
+    screen = ""
+    try:
+        while True:
+            i = child.expect([*PROMPTS.values(), pexpect.EOF])
+            screen += (child.before or "") + (child.after if isinstance(child.after, str) else "")
+            if i == len(names):
+                break
+            seen.append(names[i])
+            child.sendline(answer if names[i] == "uncertain" else "y")
+    finally:
+        child.close()
+    return child.exitstatus if child.exitstatus is not None else -1, screen, seen
+
+
+@pytest.mark.parametrize(("answer", "decision", "code", "lines"), [
+    ("y", "rerun", 0, 2), ("d", "done", 0, 1), ("n", "stop", 4, 1)], ids=["re-run", "take-as-done", "stop"])
+def test_the_user_decides_at_a_real_terminal(workspace: Path, answer: str, decision: str, code: int,
+                                             lines: int) -> None:
+    run_id = kill_after_intent(workspace)
+    exit_code, screen, seen = resume_at_terminal(workspace, run_id, answer)
+    assert exit_code == code, screen[-2000:]
+    assert seen[0] == "uncertain" and ("approval" in seen) == (decision == "rerun"), seen
+    # What it was about to do is on the screen before the question.
+    assert "step s1 may already have run" in screen and "run_shell" in screen
+    assert "echo once >> counter.txt" in screen and "Traceback" not in screen
+    time.sleep(3.5 if decision != "rerun" else 0)  # a stray re-run would have finished by now
+    assert (workspace / "counter.txt").read_text() == "once\n" * lines
+    _, events = events_of(workspace)
+    [made] = [e for e in events if e["type"] == "resume_decision"]
+    assert made["step_id"] == "s1"
+    assert (made["data"]["decision"], made["data"]["decided_by"]) == (decision, "user")  # type: ignore[index]
+    finished = [e for e in events if e["type"] == "run_finished"]
+    assert (finished[-1]["data"]["status"] == "COMPLETE") == (code == 0)  # type: ignore[index]

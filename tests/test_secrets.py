@@ -25,21 +25,29 @@ MARKERS = {
     "config_header": "mk-cfghdr-4b8d1e6a",     # agent.toml [telemetry.headers], under a name on no list
     "secret_env": "mk-envsecret-9c2f7a1d",     # any variable whose name looks secret
     "provider_key": "mk-provider-3e5b8f0c",    # a provider key, also pasted into the task
+    # From no secret source at all: recognised by their format only (agentcli.redact.TOKEN_PATTERNS).
+    "pasted_token": "ghp_MkTaskPaste7f3a9c2e51b8d1e6a4b8d1e6z",   # pasted into the task
+    "file_token": "sk-proj-MkFile9c2f7a1d3e5b8f0c4b8d",  # in a workspace file a tool reads
+    "shell_token": "AKIAMKSHELL7F3A9C2EX",              # printed by a command (not in its text)
+    "answer_token": "eyJhbGciOiJIUzI1NiJ9.eyJtayI6ImFuc3dlciJ9.MkAnswerSig7f3a",  # in the model's answer
 }
 ENV = {
     "OTEL_EXPORTER_OTLP_HEADERS": f"x-trace-auth={MARKERS['otel_headers']}",
     "DEPLOY_SECRET": MARKERS["secret_env"],
     "OPENAI_API_KEY": MARKERS["provider_key"],
 }
-TASK = f"check the workspace; my key is {MARKERS['provider_key']} if you need it"
+TASK = (f"check the workspace; my key is {MARKERS['provider_key']} if you need it, "
+        f"and the deploy token {MARKERS['pasted_token']}")
 DRAFT = {"steps": [
     {"title": "look at the environment", "tool": "run_shell",
-     "args": {"command": "env; echo \"key=$OPENAI_API_KEY hdr=$OTEL_EXPORTER_OTLP_HEADERS\""}},
+     "args": {"command": "env; echo \"key=$OPENAI_API_KEY hdr=$OTEL_EXPORTER_OTLP_HEADERS\"; "
+                         f"echo {MARKERS['shell_token'][:4]}''{MARKERS['shell_token'][4:]}"}},
     {"title": "read the dotenv", "tool": "read_file", "args": {"path": "app.env"}},
     {"title": "sum up", "kind": "llm", "prompt": "Summarise {{s1.output}} and {{s2.output}}",
      "depends_on": ["s1", "s2"]},
 ]}
-REVIEW = {"outcome": "complete", "answer": f"done; the file says {MARKERS['secret_env']}", "reason": ""}
+REVIEW = {"outcome": "complete", "reason": "",
+          "answer": f"done; the file says {MARKERS['secret_env']}, the session is {MARKERS['answer_token']}"}
 
 
 def agent(ws: Path, script: list[object], *args: str) -> subprocess.CompletedProcess[str]:
@@ -65,7 +73,7 @@ def test_no_marker_in_any_file_or_output(workspace: Path, monkeypatch: pytest.Mo
         monkeypatch.setenv(name, value)
     (workspace / "agent.toml").write_text(f'[telemetry.headers]\nx-auth-token = "{MARKERS["config_header"]}"\n')
     # A workspace file holding a secret value: its contents are shown and recorded masked.
-    (workspace / "app.env").write_text(f"DEPLOY_SECRET={MARKERS['secret_env']}\n")
+    (workspace / "app.env").write_text(f"DEPLOY_SECRET={MARKERS['secret_env']}\nOPENAI={MARKERS['file_token']}\n")
     printed: list[tuple[str, str]] = []
 
     def step(script: list[object], *args: str, code: int | None = 0) -> subprocess.CompletedProcess[str]:

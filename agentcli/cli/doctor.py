@@ -7,7 +7,7 @@ import socket
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,8 @@ class Check:
     name: str
     ok: bool
     detail: str
+    #: Works, but the user should know (shown as ``warn``; the doctor still exits 0).
+    warn: bool = False
 
 
 def _timed(name: str, fn: Callable[[], str]) -> Check:
@@ -107,7 +109,22 @@ def check_sandbox(settings: Settings) -> str:
     return f"{sb.describe()} ({sandbox_status().backend})"
 
 
-def run_checks(load: Callable[[], Settings], default_workspace: Path) -> list[Check]:
+def check_secrets(settings: Settings, environ: Mapping[str, str] | None = None) -> Check:
+    """Whether every secret from a secret source is long enough to be masked by value (a warning
+    names those that are not: they still work, but would show in records and prompts)."""
+    from agentcli.config import short_secrets
+    from agentcli.redact import MIN_SECRET_LEN, secret_values
+
+    short = short_secrets(settings, environ)
+    if short:
+        return Check("secrets", True, f"{', '.join(short)}: shorter than {MIN_SECRET_LEN} characters, so not "
+                     "masked in records, prompts or output; use a longer secret", warn=True)
+    return Check("secrets", True, f"{len(secret_values(environ))} secret values masked by value, "
+                 "credential formats by pattern")
+
+
+def run_checks(load: Callable[[], Settings], default_workspace: Path,
+               environ: Mapping[str, str] | None = None) -> list[Check]:
     """All checks, in order. A broken config is reported and the rest run on defaults."""
     checks: list[Check] = []
     try:
@@ -124,6 +141,7 @@ def run_checks(load: Callable[[], Settings], default_workspace: Path) -> list[Ch
                             cfg.model_for("reviewer")])
     for model in models:
         checks.append(_timed(f"model {model}", lambda m=model: check_model(cfg, m)))  # type: ignore[misc]
+    checks.append(check_secrets(settings, environ))
     checks.append(_timed("tokenizer", check_tokenizer))
     checks.append(_timed("memory", lambda: check_memory(settings)))
     return checks

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agentcli.config import ApprovalConfig
+from agentcli.redact import Redactor
 
 Answer = Literal["yes", "no", "always", "abort"]
 DecidedBy = Literal["policy", "user", "flag"]
@@ -49,7 +50,9 @@ class ApprovalRequest:
 
     @property
     def args_hash(self) -> str:
-        blob = _HASH_ENCODER.encode(self.args)
+        # Of the args as recorded (secrets masked): a replay, which has only the record, hashes
+        # the same, and the hash of a secret is never written.
+        blob = _HASH_ENCODER.encode(Redactor().strings(self.args))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -13,11 +13,12 @@ the ``run_finished`` event.
 * Any other non-zero exit is a warning: the run goes on; so are a timeout and a command that
   cannot start, except for a pre_tool hook (below).
 * A hook runs as run_shell's commands do: inside the OS sandbox (``[sandbox]``; a hook with
-  ``sandbox = false`` runs unconfined), in the workspace, with credentials removed from its
-  environment (:func:`agentcli.tools.shell.child_env`), in its own process group, killed whole
-  at its timeout, dying with the agent. Where no sandbox works, the hook is not run. A pre_tool
-  hook that gives no verdict (not run, could not start, timed out) blocks the call unless it says
-  ``fail_closed = false`` (then a warning, as for the other events).
+  ``sandbox = false`` runs unconfined), in the workspace, with the environment run_shell's
+  commands get (:func:`agentcli.tools.shell.child_env`: the base allow-list plus
+  ``tools.shell_env_allow``) plus the hook's own ``env`` names, in its own process group, killed
+  whole at its timeout, dying with the agent. Where no sandbox works, the hook is not run. A
+  pre_tool hook that gives no verdict (not run, could not start, timed out) blocks the call unless
+  it says ``fail_closed = false`` (then a warning, as for the other events).
 * Every hook that runs is one ``hook`` event. A replay never runs a hook:
   :class:`RecordedHooks` serves the recorded results, in order.
 """
@@ -97,12 +98,13 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
 
 
 async def run_hook_process(command: str, stdin: bytes, *, cwd: Path, timeout: float,
-                           sandbox: Sandbox | None = None) -> tuple[int | None, bytes, bytes, bool]:
+                           sandbox: Sandbox | None = None,
+                           env_allow: Sequence[str] = ()) -> tuple[int | None, bytes, bytes, bool]:
     """``/bin/sh -c command`` with ``stdin``: (exit code, stdout, stderr, timed out). Confined as
     run_shell's commands are: inside ``sandbox`` (the OS sandbox, as run_shell's), the workspace as
-    cwd, credentials removed from the environment, its own process group, the whole group killed at
-    the timeout or on cancellation, and it dies with the agent."""
-    env = child_env()
+    cwd, an environment from the allow-list (plus ``env_allow``), its own process group, the whole
+    group killed at the timeout or on cancellation, and it dies with the agent."""
+    env = child_env(allow=env_allow)
     if sandbox is not None:
         env.update(sandbox.env())
         argv, preexec = sandbox.wrap(["/bin/sh", "-c", command], cwd), sandbox.preexec()
@@ -129,8 +131,11 @@ class Hooks:
     """Runs the configured hooks of one run and records each as a ``hook`` event."""
 
     def __init__(self, hooks: Sequence[HookConfig], workspace: Path, events: EventLog, run_id: str, *,
-                 sandbox: SandboxConfig | None = None, data_dir: Path | None = None) -> None:
+                 sandbox: SandboxConfig | None = None, data_dir: Path | None = None,
+                 env_allow: Sequence[str] = ()) -> None:
         self.hooks = list(hooks)
+        #: What every hook's environment allows besides the base list (``tools.shell_env_allow``).
+        self.env_allow = tuple(env_allow)
         self.workspace = workspace
         self.sandbox_config = sandbox or SandboxConfig()
         self.data_dir = data_dir or workspace / ".agent"
@@ -163,8 +168,9 @@ class Hooks:
         code, out, err, timed_out = None, b"", b"", False
         if not refused:
             try:
-                code, out, err, timed_out = await run_hook_process(hook.command, stdin, cwd=self.workspace,
-                                                                   timeout=hook.timeout_seconds, sandbox=sandbox)
+                code, out, err, timed_out = await run_hook_process(
+                    hook.command, stdin, cwd=self.workspace, timeout=hook.timeout_seconds, sandbox=sandbox,
+                    env_allow=(*self.env_allow, *hook.env))
             except OSError as e:
                 err = str(e.strerror or e).encode()
         ms = (time.monotonic() - t0) * 1000
@@ -228,8 +234,9 @@ class RecordedHooks(Hooks):
 
     def __init__(self, hooks: Sequence[HookConfig], workspace: Path, events: EventLog, run_id: str,
                  rec: RunRecord, live: Callable[[str | None], bool] | None = None, *,
-                 sandbox: SandboxConfig | None = None, data_dir: Path | None = None) -> None:
-        super().__init__(hooks, workspace, events, run_id, sandbox=sandbox, data_dir=data_dir)
+                 sandbox: SandboxConfig | None = None, data_dir: Path | None = None,
+                 env_allow: Sequence[str] = ()) -> None:
+        super().__init__(hooks, workspace, events, run_id, sandbox=sandbox, data_dir=data_dir, env_allow=env_allow)
         self._recorded: dict[tuple[str | None, str, int], deque[dict[str, Any]]] = defaultdict(deque)
         for t in rec.of(Hooked):
             self._recorded[(t.step_id, t.data.event, t.data.hook)].append(t.data.event_data())

@@ -586,7 +586,8 @@ async def replay_run(
         if not served_hooks:
             served_hooks.append(RecordedHooks(config.hooks, registry.ctx.workspace, events, rid, rec,
                                               live=fork.live if fork is not None else None, sandbox=config.sandbox,
-                                              data_dir=registry.ctx.data_dir))
+                                              data_dir=registry.ctx.data_dir,
+                                              env_allow=config.tools.shell_env_allow))
         served_hooks[0].events = events
         return served_hooks[0]
 

@@ -157,7 +157,8 @@ class RunSession:
             from agentcli.engine.hooks import Hooks
 
             self.hooks = Hooks(self.config.hooks, settings.workspace, self.events, run_id,
-                               sandbox=self.config.sandbox, data_dir=settings.data_dir)
+                               sandbox=self.config.sandbox, data_dir=settings.data_dir,
+                               env_allow=self.config.tools.shell_env_allow)
         #: Workspace checkpoints around the steps that may change it (``[checkpoints] enabled``).
         self.checkpoints: Any = None
         if checkpoints and self.config.checkpoints.enabled:

@@ -60,6 +60,7 @@ from agentcli.models.types import (
     RunTotals,
     Usage,
 )
+from agentcli.redact import Redactor
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 # A whole answer in one fenced block, any language tag: ```python\n...\n```
@@ -358,6 +359,10 @@ class LLMClient:
             schema = json.dumps(rf["json_schema"]["schema"])
             msgs = [*msgs, {"role": "system", "content": f"Reply with one JSON object matching: {schema}"}]
             rf = {"type": "json_object"} if profile.structured_output == "json_object" else None
+        # Nothing secret is sent: a tool output, a file or an answer holding a registered secret
+        # value or a credential-shaped token reaches the model masked. Masked here, before the
+        # request is hashed and recorded, so a replay (built from the masked record) asks the same.
+        msgs = Redactor().strings(msgs)
         api_base = None
         if self.config.api_base and not is_fallback and profile.uses_api_base:
             api_base = self.config.api_base

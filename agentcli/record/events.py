@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentcli.errors import AgentError
-from agentcli.redact import Redactor, is_secret_field, secret_values
+from agentcli.redact import Redactor, is_secret_field, might_hold_token, secret_values
 
 EVENT_SCHEMA_VERSION = 1
 EVENTS_NAME = "events.jsonl"
@@ -70,6 +70,11 @@ EventType = Literal[
 ]
 
 
+#: The last second of year 9999: an event time past it (or before 1970) cannot be a real one, and
+#: ``datetime`` cannot show it (a record edited by hand or damaged: ``1e300``, ``-1``, ``NaN``).
+MAX_EVENT_TIME = 253_402_300_799.0
+
+
 class Event(BaseModel):
     """One line of ``events.jsonl``."""
 
@@ -77,7 +82,8 @@ class Event(BaseModel):
 
     schema_version: int = EVENT_SCHEMA_VERSION
     seq: int
-    time: float
+    #: Seconds since the epoch (``time.time()`` when the event was written).
+    time: float = Field(ge=0, le=MAX_EVENT_TIME, allow_inf_nan=False, strict=True)
     type: EventType
     run_id: str
     step_id: str | None = None
@@ -407,31 +413,49 @@ def _not_plain(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-# Keys already known not to name a credential: a set lookup instead of a regex match per key.
-# Bounded, as tool outputs can bring any number of distinct keys.
+# Keys already known not to name a credential, and short strings already known to hold nothing
+# shaped like a credential (state names, tool names, paths, reasons): a set lookup instead of a
+# regex match or a dozen substring searches. Bounded, as tool outputs can bring any number.
 _SAFE_KEYS: set[str] = set()
 _SAFE_KEYS_MAX = 4096
+_SAFE_STRINGS: set[str] = set()
+_SAFE_STRINGS_MAX = 4096
+_SAFE_STRING_LEN = 256
 _CONTAINERS = (dict, list, tuple)
 
 
-def _has_secret_key(value: Any) -> bool:
-    """Whether a dict anywhere in ``value`` has a key the redactor would drop. Only the containers
-    orjson encodes natively are walked: anything else sends the event down the general path."""
+def _safe_string(s: str) -> bool:
+    if s in _SAFE_STRINGS:
+        return True
+    if might_hold_token(s):
+        return False
+    if len(s) <= _SAFE_STRING_LEN and len(_SAFE_STRINGS) < _SAFE_STRINGS_MAX:
+        _SAFE_STRINGS.add(s)
+    return True
+
+
+def _needs_redaction(value: Any) -> bool:
+    """Whether the redactor would change ``value``'s keys or strings, as far as keys that name a
+    credential and strings that may hold a credential-shaped token go (secret values are looked
+    for in the encoded line). Only the containers orjson encodes natively are walked: anything
+    else sends the event down the general path."""
     t = type(value)
+    if t is str:
+        return not _safe_string(value)
     if t is dict:
         if not _SAFE_KEYS.issuperset(value):  # one C-level pass in the usual case: keys seen before
             for k in value:
                 if k not in _SAFE_KEYS:
-                    if type(k) is not str or is_secret_field(k):
+                    if type(k) is not str or is_secret_field(k) or might_hold_token(k):
                         return True
                     if len(_SAFE_KEYS) < _SAFE_KEYS_MAX:
                         _SAFE_KEYS.add(k)
         for v in value.values():
-            if type(v) in _CONTAINERS and v and _has_secret_key(v):
+            if (v.__class__ is str or (type(v) in _CONTAINERS and v)) and _needs_redaction(v):
                 return True
     elif t is list or t is tuple:
         for v in value:
-            if type(v) in _CONTAINERS and v and _has_secret_key(v):
+            if (v.__class__ is str or (type(v) in _CONTAINERS and v)) and _needs_redaction(v):
                 return True
     return False
 
@@ -536,9 +560,10 @@ class EventLog:
             now = time.time()
             line = None
             # Fast path, for the events the general path would write unchanged (no key the redactor
-            # drops, no secret value, only plain JSON data): the line is encoded straight from the
-            # arguments, with no model built and no JSON-mode dump. The checks stand in for the
-            # model's validation; whatever they do not vouch for takes the general path.
+            # drops, no secret value, nothing shaped like a credential, only plain JSON data): the
+            # line is encoded straight from the arguments, with no model built and no JSON-mode
+            # dump. The checks stand in for the model's validation; whatever they do not vouch for
+            # takes the general path.
             if type in _EVENT_TYPES and (step_id is None or step_id.__class__ is str) and data.__class__ is dict:
                 try:
                     line = orjson.dumps({"schema_version": EVENT_SCHEMA_VERSION, "seq": seq, "time": now,
@@ -547,8 +572,8 @@ class EventLog:
                 except TypeError:  # orjson.JSONEncodeError included
                     pass
                 else:
-                    if _has_secret_key(data):
-                        line = None
+                    if _needs_redaction(data):
+                        line = None  # a key to drop, or perhaps a credential by its format
                     else:
                         for secret in self._encoded_secrets:
                             if secret in line:
@@ -610,6 +635,14 @@ class Recording:
         return next(self.of_type(type), None)
 
 
+def first_error(err: ValidationError) -> str:
+    """The first problem of a validation error, on one line: ``field.path: message (and N more)``."""
+    e = err.errors()[0]
+    loc = ".".join(str(x) for x in e.get("loc", ())) or "(data)"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{loc}: {e.get('msg')}{more}"
+
+
 def read_events(path: Path) -> Recording:
     """Read a run's events. A torn or corrupt line is skipped with a warning; a newer schema is an error."""
     run_id = path.parent.name
@@ -637,6 +670,8 @@ def read_events(path: Path) -> Recording:
             )
         try:
             events.append(Event.model_validate(obj))
-        except ValueError:
-            warnings.append(f"{path}: invalid event on line {i} ignored")
+        except ValidationError as e:
+            seq = obj.get("seq")
+            which = f"event {seq}" if type(seq) is int else f"the event on line {i}"
+            warnings.append(f"{which} of {run_id} is malformed: {first_error(e)}")
     return Recording(run_id=run_id, events=events, warnings=warnings)

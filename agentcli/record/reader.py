@@ -41,6 +41,7 @@ from agentcli.record.events import (
     StepFinished,
     ToolCalled,
     TransitionMade,
+    first_error,
     read_events,
 )
 
@@ -51,13 +52,6 @@ class MalformedEvent(AgentError):
     """An event whose payload does not fit its type."""
 
 
-def _first_error(err: ValidationError) -> str:
-    e = err.errors()[0]
-    loc = ".".join(str(x) for x in e.get("loc", ())) or "(data)"
-    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{loc}: {e.get('msg')}{more}"
-
-
 def payload_of(event: Event) -> Payload:
     """The event's ``data`` as its type's payload model; :class:`MalformedEvent` (one line) if it
     does not fit."""
@@ -65,7 +59,7 @@ def payload_of(event: Event) -> Payload:
     try:
         return model.model_validate(event.data)
     except ValidationError as e:
-        raise MalformedEvent(f"event {event.seq} of {event.run_id} is malformed: {_first_error(e)}") from None
+        raise MalformedEvent(f"event {event.seq} of {event.run_id} is malformed: {first_error(e)}") from None
 
 
 @dataclass(frozen=True)
@@ -284,7 +278,7 @@ class RunRecord:
                 try:
                     plan = Plan.model_validate(d.plan)
                 except ValidationError as e:
-                    self.warnings.append(f"event {t.seq} of {self.run_id} is malformed: plan.{_first_error(e)}")
+                    self.warnings.append(f"event {t.seq} of {self.run_id} is malformed: plan.{first_error(e)}")
                     continue
                 out.append(RecordedPlan(plan, d.replan, t.seq, calls))
                 calls = []

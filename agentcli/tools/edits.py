@@ -6,7 +6,8 @@ an ``llm`` step whose answer shape is ``edits`` (sent to the model as ``response
 as they will be when it applies (edits to one file apply in order): its file exists in the
 workspace and is text, and its ``search`` occurs there exactly once. A problem is an
 ``invalid_args`` error with one entry per failing edit (``loc`` ``["edits", i, "search"]``) that
-says what was wrong and shows the closest text of the file, so the executor's model can correct
+says what was wrong and shows the closest text of the file (an edit whose replacement would put
+a secret's ``[REDACTED]`` mask into the file is one too, ``masked_secret``), so the executor's model can correct
 the edits the way it corrects any invalid arguments (``executor.max_arg_corrections``). The
 approval prompt shows the combined diff of every file. New files are written with write_file.
 """
@@ -19,8 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agentcli.redact import introduces_mask
 from agentcli.tools.base import ArgsModel, Tool, ToolContext, ToolFailure
-from agentcli.tools.files import _atomic_write, unified_diff
+from agentcli.tools.files import _atomic_write, masked_search_hint, masked_write_problem, unified_diff
 from agentcli.tools.paths import is_binary, rel_posix, resolve_in_workspace
 
 __all__ = ["Edit", "EditList", "apply_edits_tool", "plan_edits"]
@@ -128,6 +130,9 @@ def plan_edits(edits: list[Edit], ctx: ToolContext) -> tuple[dict[Path, tuple[st
             text = path.read_text(encoding="utf-8", errors="replace")
             files[path] = (text, text)
         old, current = files[path]
+        if introduces_mask(edit.replace, edit.search):
+            problems.append(masked_write_problem(["edits", i, "replace"], edit.path))
+            continue
         count = current.count(edit.search)
         if count == 1:
             files[path] = (old, current.replace(edit.search, edit.replace, 1))
@@ -137,6 +142,7 @@ def plan_edits(edits: list[Edit], ctx: ToolContext) -> tuple[dict[Path, tuple[st
             hint = ""
             if _squash(edit.search) and _squash(edit.search) in _squash(current):
                 hint = " It differs from the file only in whitespace or indentation."
+            hint += masked_search_hint(edit.search, current)
             problems.append(_problem(
                 i, "search",
                 f"the search text is not in {edit.path}{earlier}; it must be copied exactly.{hint} "

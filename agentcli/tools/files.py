@@ -9,10 +9,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Self, TextIO
+from typing import Any, Self, TextIO
 
 from pydantic import Field, model_validator
 
+from agentcli.redact import REDACTED, introduces_mask
 from agentcli.tools.base import ArgsModel, Capped, Tool, ToolContext, ToolFailure
 from agentcli.tools.paths import (
     WorkspaceWalker,
@@ -206,6 +207,35 @@ def _atomic_write(path: Path, content: str) -> None:
         raise
 
 
+def masked_write_problem(loc: list[str | int], path: str) -> dict[str, Any]:
+    """The ``invalid_args`` entry of a write that would put a secret's mask into a file."""
+    return {"loc": loc, "type": "masked_secret",
+            "msg": f"the text holds {REDACTED}, which stands for a secret that was masked before you saw "
+                   f"it: writing it would put the mask into {path} in place of the real value. Do not "
+                   f"write {REDACTED}; leave the part of the file that holds it unchanged (edit only the "
+                   "lines around it), or tell the user that the secret must be set by hand"}
+
+
+def _check_write(args: WriteFileArgs, ctx: ToolContext) -> list[dict[str, Any]]:
+    if REDACTED not in args.content:
+        return []
+    path = resolve_in_workspace(ctx.workspace, args.path)
+    old = path.read_text(encoding="utf-8", errors="replace") if path.is_file() and not is_binary(path) else ""
+    return [masked_write_problem(["content"], args.path)] if introduces_mask(args.content, old) else []
+
+
+def _check_edit(args: EditFileArgs, ctx: ToolContext) -> list[dict[str, Any]]:
+    return [masked_write_problem(["replace"], args.path)] if introduces_mask(args.replace, args.search) else []
+
+
+def masked_search_hint(search: str, text: str) -> str:
+    """A hint for a search text that was not found because it holds a mask the file does not."""
+    if REDACTED in search and REDACTED not in text:
+        return (f" It holds {REDACTED}, the mask of a secret you were not shown; the file holds the real "
+                "value: choose a search text without that part")
+    return ""
+
+
 def preview_write(args: WriteFileArgs, ctx: ToolContext) -> str:
     path = _writable_target(ctx, args.path)
     old = _read_text_or_empty(path, args.path)
@@ -229,7 +259,8 @@ def _apply_edit(args: EditFileArgs, ctx: ToolContext) -> tuple[Path, str, str]:
     old = _read_text_or_empty(path, args.path)
     count = old.count(args.search)
     if count == 0:
-        raise ToolFailure(f"the search text was not found in {args.path!r}; it must match exactly")
+        raise ToolFailure(f"the search text was not found in {args.path!r}; it must match exactly"
+                          + masked_search_hint(args.search, old))
     if count > 1:
         raise ToolFailure(
             f"the search text occurs {count} times in {args.path!r}; include more surrounding lines "
@@ -272,6 +303,7 @@ def file_tools() -> list[Tool]:
             func=write_file,
             risk="write",
             preview_func=preview_write,
+            check_func=_check_write,
             returns=str,
         ),
         Tool(
@@ -281,6 +313,7 @@ def file_tools() -> list[Tool]:
             func=edit_file,
             risk="write",
             preview_func=preview_edit,
+            check_func=_check_edit,
             returns=str,
         ),
     ]

@@ -72,6 +72,18 @@ def print_warning(message: str) -> None:
     err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True, highlight=False)
 
 
+def warn_short_secrets(settings: Settings, environ: Mapping[str, str] | None) -> None:
+    """One warning line naming every secret too short to be masked (:mod:`agentcli.redact`)."""
+    from agentcli.config import short_secrets
+    from agentcli.redact import MIN_SECRET_LEN
+
+    names = short_secrets(settings, environ)
+    if names:
+        print_warning(f"{', '.join(names)}: shorter than {MIN_SECRET_LEN} characters, so not masked in "
+                      "records, prompts or output (masking a value that short would corrupt ordinary "
+                      "text); use a longer secret")
+
+
 class State:
     """``ctx.obj`` for every command. Settings load on first use, so a broken config file
     fails the commands that need it (with exit 2), not `agent config path`.

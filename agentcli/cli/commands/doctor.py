@@ -1,4 +1,4 @@
-"""`agent doctor`: one line per check; exit 1 when one fails."""
+"""`agent doctor`: one line per check (ok, warn or FAIL); exit 1 when one fails."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ def doctor(ctx: typer.Context) -> None:
     from agentcli.cli.doctor import run_checks
 
     st = state_of(ctx)
-    checks = run_checks(lambda: st.settings, st.workspace or Path.cwd())
+    checks = run_checks(lambda: st.settings, st.workspace or Path.cwd(), st.environ)
     for c in checks:
-        mark = "[green]ok  [/green]" if c.ok else "[red]FAIL[/red]"
+        mark = "[red]FAIL[/red]" if not c.ok else "[yellow]warn[/yellow]" if c.warn else "[green]ok  [/green]"
         console.print(f"{mark} {escape(c.name)}: {escape(c.detail)}", soft_wrap=True, highlight=False)
     if not all(c.ok for c in checks):
         raise typer.Exit(ExitCode.FAILED)

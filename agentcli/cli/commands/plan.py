@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from agentcli.cli.commands.common import console, err_console, print_warning, state_of
+from agentcli.cli.commands.common import console, err_console, print_warning, state_of, warn_short_secrets
 
 if TYPE_CHECKING:
     from agentcli.planning.plan import Plan
@@ -36,6 +36,7 @@ def plan(
 
     state = state_of(ctx)
     settings = state.settings
+    warn_short_secrets(settings, state.environ)
     plan_id = new_run_id()
     instructions = None if no_instructions else load_project_instructions(settings.workspace,
                                                                            settings.config.instructions)

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.prompt import Prompt
 
-from agentcli.cli.commands.common import console, err_console, print_error, print_warning, state_of
+from agentcli.cli.commands.common import console, err_console, print_error, print_warning, state_of, warn_short_secrets
 from agentcli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -220,6 +220,7 @@ def run(
         "budget.max_tokens": max_tokens, "budget.max_seconds": max_seconds,
         "sandbox.mode": sandbox}.items() if v is not None})
     settings = state.settings
+    warn_short_secrets(settings, state.environ)
     if plan_file is not None:
         planner.read_plan_file(plan_file)  # a broken file fails here, before the run has a folder
     resume_from = None

@@ -213,6 +213,9 @@ def call(
 
     settings = _settings(ctx)
     parsed = _parse_args(args, json_out=json_out, name=name)
+    from agentcli.cli.commands.common import warn_short_secrets
+
+    warn_short_secrets(settings, getattr(ctx.obj, "environ", None))
 
     async def run(registry: ToolRegistry) -> ToolResult | AgentError:
         validated = registry.validate(name, parsed)
