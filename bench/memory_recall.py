@@ -222,8 +222,22 @@ def latency(mem: Memory, queries: list[str], qvecs: np.ndarray, n: int) -> tuple
     return e2e, only
 
 
-def scale(tmp: Path, *, real: int, large: int, n_queries: int, model: str = "builtin-static"
-          ) -> list[tuple[str, str]]:
+def cold_on(uri: str, tmp: Path, label: str, reps: int) -> tuple[str, str]:
+    """Fresh `agent memory search --tier semantic` processes on a big memory (its index loaded cold)."""
+    ws = tmp / f"cold-{label}"
+    ws.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT")}
+    env.update({"PYTHONPATH": str(ROOT), "AGENT_ALLOW_MODEL_REQUESTS": "0", "AGENT_MEMORY__URI": uri})
+    cmd = [sys.executable, "-m", "agentcli", "memory", "search", COLD_QUERY, "--tier", "semantic"]
+    _wall(cmd, ws, env)
+    cpu: list[float] = []
+    walls = [_wall(cmd, ws, env, cpu) for _ in range(reps)]
+    return (f"{label} rows: cold `agent memory search --tier semantic`, p50 / p95",
+            f"{fmt(walls, 's')}; CPU p50 {statistics.median(cpu):.2f} s")
+
+
+def scale(tmp: Path, *, real: int, large: int, n_queries: int, model: str = "builtin-static",
+          cold_reps: int = 0) -> list[tuple[str, str]]:
     from bench.memory_bench import snippets
 
     emb = get_embedder(model)
@@ -275,6 +289,8 @@ def scale(tmp: Path, *, real: int, large: int, n_queries: int, model: str = "bui
         plain = plain_ann_recall(table, qvecs, base) if kind != "flat" else 1.0
         rows.append((f"{label} recall@10 vs exact (vector stage as recall runs it)",
                      f"{r:.3f} (the index alone, 10 results, no re-rank: {plain:.3f})"))
+        if cold_reps:
+            rows.append(cold_on(mem.uri, tmp, label, cold_reps))
         log(f"{label}: done")
     return rows
 
@@ -299,9 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_warm:
             if args.smoke:
                 store_mod.ANN_MIN_ROWS = 300
-                rows += scale(tmp, real=400, large=2_000, n_queries=20)
+                rows += scale(tmp, real=400, large=2_000, n_queries=20, cold_reps=2)
             else:
-                rows += scale(tmp, real=10_000, large=100_000, n_queries=200)
+                rows += scale(tmp, real=10_000, large=100_000, n_queries=200, cold_reps=args.reps)
     load1 = os.getloadavg()
     width = max(len(k) for k, _ in rows)
     given = " ".join(sys.argv[1:] if argv is None else argv)

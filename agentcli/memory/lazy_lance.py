@@ -45,6 +45,8 @@ PACKAGE = "lance_namespace_urllib3_client"
 ENV_OFF = "AGENTCLI_EAGER_LANCE"
 
 _lock = threading.RLock()
+#: Held while BaseModel's config is changed (its own lock: an import under it must not wait on _lock).
+_config_lock = threading.RLock()
 
 
 def _only_imports(source: str) -> bool:
@@ -155,11 +157,11 @@ def deferred_model_builds() -> Iterator[None]:
     except ImportError:
         yield
         return
-    saved = BaseModel.__dict__.get("model_config")
-    if not isinstance(saved, dict) or "defer_build" in saved:
-        yield
-        return
-    with _lock:
+    with _config_lock:
+        saved = BaseModel.__dict__.get("model_config")
+        if not isinstance(saved, dict) or "defer_build" in saved:
+            yield
+            return
         BaseModel.model_config = {**saved, "defer_build": True}
         try:
             yield
