@@ -128,6 +128,22 @@ def test_no_verify_without_changes_and_changed_files_say_none(workspace: Path) -
     assert out.status == "COMPLETE" and out.verify is None and out.changed_files == []
 
 
+def test_the_reviewer_reads_source_changes_not_bytecode(workspace: Path) -> None:
+    # pytest leaves __pycache__ behind in a project without a .gitignore: those binary patches
+    # used to fill the reviewer's diff and push the real change out.
+    (workspace / "calc.py").write_text("x = 1\n")
+    cmd = ("echo 'x = 2  # CHANGED' > calc.py; mkdir -p __pycache__ .pytest_cache; "
+           "head -c 20000 /dev/urandom > __pycache__/calc.cpython-311.pyc; echo junk > .pytest_cache/v")
+    model = ScriptedModel([{"outcome": "complete", "answer": "changed", "reason": ""}])
+    h = Harness(workspace, config(), model, [plan(step("s1", "run_shell", command=cmd))], checkpoints=True, yes=True)
+    out = h.run()
+    assert out.status == "COMPLETE" and out.changed_files == ["calc.py"]
+    [review] = [r.messages[-1]["content"] for r in model.requests]
+    assert "+x = 2  # CHANGED" in review and "GIT binary patch" not in review
+    assert "a/__pycache__" not in review and "__pycache__/calc.cpython-311.pyc |" not in review
+    assert (workspace / "__pycache__" / "calc.cpython-311.pyc").exists()  # checkpointed, only not shown
+
+
 def test_the_digest_keeps_failed_and_newest_steps_first(workspace: Path) -> None:
     from agentcli.engine.executor import StepRun
 

@@ -4,6 +4,7 @@ latter pinned byte for byte (a benchmark of the local model depends on it)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterator
@@ -17,11 +18,12 @@ from pydantic import BaseModel
 from test_plan import make_registry
 from test_planner import GOOD, plan_with, settings_for
 
+from agentcli.config import Config, Settings
 from agentcli.models import tokens
 from agentcli.planning.local import local_draft_schema, parse_levers
 from agentcli.planning.prompt import draft_schema, hosted_draft_schema, tool_args_schema
 from agentcli.planning.strategy import use_levers
-from agentcli.tools import Tool
+from agentcli.tools import Tool, build_registry
 
 
 @pytest.fixture
@@ -136,13 +138,28 @@ def test_hosted_model_is_sent_one_shared_step(ws: Path) -> None:
     assert set(call["properties"]) == {"call", "depends_on", "title", "requires_approval", "expect_exit_codes"}
     branches = call["properties"]["call"]["anyOf"]
     assert [b["properties"]["tool"] for b in branches] == [{"const": t.name} for t in tools]
-    # The tools' own args (a hosted model writes whole files), not the local grammar's bounds.
-    assert [b["properties"]["args"] for b in branches] == [tool_args_schema(t, bounded=False) for t in tools]
+    # The tools' own args (a hosted model writes whole files), not the local grammar's bounds;
+    # an argument that is not a string may also be a reference to an earlier output.
+    for b, t in zip(branches, tools, strict=True):
+        own = tool_args_schema(t, bounded=False)["properties"]
+        for name, sub in b["properties"]["args"]["properties"].items():
+            assert sub == own[name] if own[name].get("type") == "string" else sub["anyOf"][0] == own[name]
     assert '"maxLength": 200' not in json.dumps(branches)
     deps = call["properties"]["depends_on"]
     assert deps == {"type": "array", "items": {"type": "string", "pattern": "^s[1-9][0-9]*$"}, "maxItems": 8}
     assert call["properties"]["title"]["maxLength"] == 60 and prompt["properties"]["prompt"]["maxLength"] == 4000
     assert "description" not in json.dumps(schema)
+
+
+def test_a_hosted_plan_may_pass_a_whole_output_to_an_array_argument(ws: Path) -> None:
+    # "edits": "{{s3.output}}", as the hosted prompt teaches, fits the schema sent (a strict model
+    # would otherwise be made to write the array itself).
+    registry = asyncio.run(build_registry(Settings(config=Config(), workspace=ws), plugins=False, mcp=False))
+    schema = Draft202012Validator(hosted_draft_schema(registry.tools(), 20))
+    step = {"call": {"tool": "apply_edits", "args": {"edits": "{{s2.output}}"}}, "depends_on": ["s2"], "title": "x"}
+    assert schema.is_valid({"steps": {"s1": step}})
+    step["call"]["args"] = {"edits": "see above"}  # type: ignore[index]
+    assert not schema.is_valid({"steps": {"s1": step}})
 
 
 def test_hosted_schema_is_as_strict_as_the_grammar_schema(ws: Path) -> None:

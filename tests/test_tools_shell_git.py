@@ -100,7 +100,8 @@ def test_run_shell_timeout_kills_the_process_group(tmp_path: Path, mode: str) ->
     reg = make_registry(tmp_path, sandbox=mode)
     marker = f"300.{os.getpid()}{len(mode)}"
     cmd = f"sleep {marker} & echo started; wait"
-    res = call(reg, "run_shell", {"command": cmd, "timeout": 0.5})
+    # Long enough for the sandbox to start the command under load ("started" must be seen).
+    res = call(reg, "run_shell", {"command": cmd, "timeout": 2.0})
     assert res.error is not None and res.error.type == "timeout"
     assert "killed" in res.error.message and "started" in res.error.message
     for _ in range(50):

@@ -62,8 +62,9 @@ class CheckpointChanges:
 
     def _read(self, first: str, last: str) -> WorkspaceChanges:
         repo = self.checkpoints.repo
-        files = [c.path for c in repo.changes(first, last)]
-        return WorkspaceChanges(files=files, stat=repo.diff(first, last, stat=True), diff=repo.diff(first, last))
+        files = [c.path for c in repo.changes(first, last, sources_only=True)]
+        return WorkspaceChanges(files=files, stat=repo.diff(first, last, stat=True, for_reading=True),
+                                diff=repo.diff(first, last, for_reading=True))
 
     async def changes(self) -> WorkspaceChanges | None:
         cp = self.checkpoints

@@ -84,6 +84,26 @@ def tool_args_schema(tool: Tool, *, bounded: bool = True) -> dict[str, Any]:
     return _bound(inlined) if bounded else inlined
 
 
+#: An argument given as a whole earlier output: ``{{s3.output}}``, ``{{s2.output.files}}``.
+_WHOLE_REFERENCE = {"type": "string", "pattern": r"^\{\{s[0-9]+\.output[^}]*\}\}$"}
+
+
+def _referable(args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` where every argument that is not a string may also be a reference to an earlier
+    output (a string), as the prompt teaches (``"edits": "{{s3.output}}"``): a schema that only
+    allowed the array would make a strict model write the edits out itself, or not at all."""
+    props = args.get("properties")
+    if not isinstance(props, dict):
+        return args
+    out = {}
+    for name, sub in props.items():
+        if isinstance(sub, dict) and sub.get("type") != "string":
+            out[name] = {"anyOf": [sub, _WHOLE_REFERENCE]}
+        else:
+            out[name] = sub
+    return {**args, "properties": out}
+
+
 def _deps_schema(k: int) -> dict[str, Any]:
     # Step k may only name s1..s(k-1): a self- or forward dependency cannot even be written.
     if k == 1:
@@ -173,7 +193,7 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int, first_step: int = 1) 
     if tools:  # an empty anyOf is no valid schema
         heads["call"] = {"anyOf": [{
             "type": "object",
-            "properties": {"tool": {"const": t.name}, "args": tool_args_schema(t, bounded=False)},
+            "properties": {"tool": {"const": t.name}, "args": _referable(tool_args_schema(t, bounded=False))},
             "required": ["tool", "args"],
             "additionalProperties": False,
         } for t in tools]}
@@ -291,8 +311,9 @@ Steps are named s1, s2, s3, ... in order. Each step is either
   "answer_schema") or "edits" (a list of {path, search, replace}).
 To use the output of an earlier step, write {{s1.output}} in args or a prompt, or a path into
 its output, whose shape each tool gives under "returns": {{s2.output[0].file}} is the file of
-search_code's first match, {{s3.output.exit_code}} the exit code of run_shell. In a prompt, an
-output is inserted as text (a file's content as it is).
+search_code's first match, {{s3.output.exit_code}} the exit code of run_shell; a "json" llm
+step's output is its JSON value, with paths into it the same way. In a prompt, an output is
+inserted as text (a file's content as it is).
 To change an existing file: read_file it, then an llm step with "answer": "edits" whose prompt holds
 the file's content ({{sN.output}}) and says what to change, then apply_edits with
 {"edits": "{{sM.output}}"}, where sM is that llm step: only the changed lines are written, and
@@ -340,7 +361,9 @@ def survey_rule(calls: int) -> str:
     """What a hosted planner is told when it may look before it plans."""
     return (f"\nBefore you reply with the plan you may call the read-only tools you are given, at most "
             f"{calls} calls in all, to read what the plan depends on (a file you will change, the tests "
-            "that pin its behaviour); then reply with the plan. Steps still read the files they change.")
+            "that pin its behaviour); then reply with the plan. An edit you can write from text you read "
+            "this way may go straight into an apply_edits step (it is checked against the file when it "
+            "runs); otherwise steps read the files they change.")
 
 
 def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
@@ -360,6 +383,10 @@ def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
              f"# Budgets\n{budgets}", f"# Workspace\n{summary}"]
     if repo_map:
         parts.append(f"# Repository map\n{repo_map}")
+    if hosted and config.verify.command:
+        parts.append(f"# Verification\nWhen the steps are done, if files changed, `{config.verify.command}` runs "
+                     "in the workspace; if it fails you are asked for a new plan with its output. Run it in "
+                     "a step yourself when the plan needs its result.")
     if memories:
         parts.append("# Recalled from earlier runs\n" + "\n".join(f"- {m}" for m in memories))
     if context:

@@ -87,6 +87,13 @@ class FileChange:
     path: str
 
 
+#: What tools generate in a workspace (bytecode, test and linter caches): checkpointed like any
+#: file (an undo restores the workspace as it was), but left out of what a model reads of a run's
+#: changes, where a few .pyc patches would push the real diff out.
+GENERATED = (":(exclude,glob)**/__pycache__/**", ":(exclude,glob)**/*.py[co]", ":(exclude,glob)**/.pytest_cache/**",
+             ":(exclude,glob)**/.mypy_cache/**", ":(exclude,glob)**/.ruff_cache/**")
+
+
 class ShadowRepo:
     """The shadow repository of one workspace, inside its data dir. Safe across processes: every
     operation holds an exclusive lock on ``checkpoints/lock``."""
@@ -230,16 +237,25 @@ class ShadowRepo:
 
     # ------------------------------------------------------------------ reading
 
-    def changes(self, old: str, new: str, paths: Sequence[str] | None = None) -> list[FileChange]:
-        """Paths that differ between two checkpoints (no rename detection: a move is D + A)."""
+    def changes(self, old: str, new: str, paths: Sequence[str] | None = None, *,
+                sources_only: bool = False) -> list[FileChange]:
+        """Paths that differ between two checkpoints (no rename detection: a move is D + A);
+        ``sources_only`` leaves out what tools generate (:data:`GENERATED`)."""
         args = ["diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new]
-        out = self.git(*args, *(["--", *paths] if paths else []))
+        spec = [*(paths or []), *(GENERATED if sources_only else ())]
+        if sources_only and not paths:
+            spec.insert(0, ".")
+        out = self.git(*args, *(["--", *spec] if spec else []))
         parts = [p for p in out.decode("utf-8", "surrogateescape").split("\0") if p]
         return [FileChange(parts[i][0], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
 
-    def diff(self, old: str, new: str, *, stat: bool = False) -> str:
-        """A unified diff (or ``--stat``) between two checkpoints."""
-        args = ["diff", "--no-color", "--no-ext-diff", "--no-renames", "--binary" if not stat else "--stat", old, new]
+    def diff(self, old: str, new: str, *, stat: bool = False, for_reading: bool = False) -> str:
+        """A unified diff (or ``--stat``) between two checkpoints: one that applies (binary files
+        as patches), or ``for_reading`` (by a model): binary files named only, no generated files."""
+        kind = ["--stat"] if stat else [] if for_reading else ["--binary"]
+        args = ["diff", "--no-color", "--no-ext-diff", "--no-renames", *kind, old, new]
+        if for_reading:
+            args += ["--", ".", *GENERATED]
         return self.git(*args).decode("utf-8", "replace")
 
     def has(self, commit: str, path: str) -> bool:
