@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -89,7 +90,7 @@ def test_an_unchanged_readd_is_recognised_by_stat_and_writes_nothing(tmp_path: P
     assert (again["unchanged"], again["inserted"], again["embedded"], again["sources"]) == (8, 0, 0, [])
     assert chunks_version(ws) == version
     body = json.loads(manifest_file(ws).read_text())
-    assert body["schema_version"] == 1 and "docs/topic-3.md" in body["files"]
+    assert body["schema_version"] == 2 and "docs/topic-3.md" in body["files"]
 
     # A real process: the unchanged re-add does not even import LanceDB.
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "agentcli", "memory", "add", ".", "--json"],
@@ -122,6 +123,9 @@ def test_a_forgotten_file_is_added_again_although_it_did_not_change(tmp_path: Pa
     assert invoke(ws, ["memory", "forget", "--source", "tool.py"]).exit_code == 0
     res = add(ws)
     assert res["sources"] == ["tool.py"] and res["inserted"] >= 1 and "tool.py" in sources(ws)
+    shutil.rmtree(ws / ".agent" / "memory")  # the whole store gone, the manifest left behind
+    res = add(ws)
+    assert res["inserted"] >= 7 and "docs/topic-4.md" in sources(ws)
 
 
 def test_another_workspace_writing_the_memory_is_never_skipped_or_lost(tmp_path: Path) -> None:
@@ -153,20 +157,58 @@ def test_another_workspace_writing_the_memory_is_never_skipped_or_lost(tmp_path:
     b'{"schema_version": 1, "files": {"tool.py": "oops"}}',
     b"[1, 2, 3]",
     b'{"schema_version": 0, "uri": "x", "origin": "y", "files": {}}',
+    b"OLD-SCHEMA",
 ])
 def test_a_corrupt_or_older_manifest_is_rebuilt_never_a_traceback(tmp_path: Path, damage: bytes) -> None:
     ws = project(tmp_path)
     add(ws)
     (ws / "tool.py").write_text("def slugify(text):\n    return '-'.join(text.lower().split())\n")
     age(ws)
+    if damage == b"OLD-SCHEMA":  # schema 1 trusted entries by the manifest's write time
+        body = json.loads(manifest_file(ws).read_text())
+        damage = json.dumps({**body, "schema_version": 1, "written_ns": time.time_ns()}).encode()
     manifest_file(ws).write_bytes(damage)
     res = add(ws)
     assert res["sources"] == ["tool.py"] and res["inserted"] >= 1
     body = json.loads(manifest_file(ws).read_text())
-    assert body["schema_version"] == 1 and set(body["files"]) >= {"tool.py", "docs/topic-0.md"}
+    assert body["schema_version"] == 2 and set(body["files"]) >= {"tool.py", "docs/topic-0.md"}
     manifest_file(ws).unlink()  # missing: the store is asked, nothing rewritten
     version = chunks_version(ws)
     assert add(ws)["unchanged"] == 8 and chunks_version(ws) == version and manifest_file(ws).is_file()
+
+
+def test_a_file_modified_seconds_before_it_was_read_is_not_vouched_for(tmp_path: Path) -> None:
+    """Racy timestamps: a second edit within the file system's timestamp granularity could keep
+    the size and mtime, so a just-modified file is read again by the next ingest."""
+    ws = project(tmp_path)
+    (ws / "docs" / "fresh.md").write_text("# Fresh\n\nWritten a moment ago.\n")
+    add(ws)
+    files = json.loads(manifest_file(ws).read_text())["files"]
+    assert files["docs/fresh.md"][1] == -1 and files["docs/topic-0.md"][1] > 0  # listed, not vouched for
+    (ws / "docs" / "fresh.md").write_text("# Fresh\n\nWritten a moment ag0.\n")  # same size, same tick
+    res = add(ws)
+    assert res["sources"] == ["docs/fresh.md"] and res["inserted"] >= 1
+    age(ws)
+    add(ws)
+    assert "docs/fresh.md" in json.loads(manifest_file(ws).read_text())["files"]
+
+
+def test_a_stored_file_no_longer_ingested_is_still_forgotten_once_deleted(tmp_path: Path) -> None:
+    """A file stored before it was ignored stays stored while it exists (as without a manifest);
+    the unchanged path must still notice when it is deleted."""
+    ws = project(tmp_path)
+    (ws / "docs" / "new.md").write_text("# New\n\nJust written, so not vouched for yet.\n")
+    add(ws)
+    (ws / ".gitignore").write_text("tool.py\n")
+    age(ws)
+    add(ws)
+    add(ws)
+    assert "tool.py" in sources(ws)
+    (ws / "tool.py").unlink()
+    res = add(ws)
+    assert res["sources"] == ["tool.py"] and "tool.py" not in sources(ws)
+    (ws / "docs" / "new.md").unlink()
+    assert add(ws)["sources"] == ["docs/new.md"]
 
 
 def test_the_manifest_can_be_turned_off(tmp_path: Path) -> None:

@@ -421,6 +421,7 @@ class Memory:
 
     def _add_paths(self, paths: Sequence[str | Path], man: manifest_mod.Manifest | None,
                    progress: Progress | None, t0: float) -> WriteResult:
+        started_ns = time.time_ns()  # before any file is looked at (racy timestamps: see .manifest)
         stats: dict[str, os.stat_result] = {}
         known = None if man is None else (lambda rel, st: man.known_hash(rel, st) is not None)
         files, skipped = chunking.resolve_sources(self.workspace, paths, self.data_dir,
@@ -434,7 +435,10 @@ class Memory:
                 h = man.known_hash(rel, stats[rel])
                 if h is not None:
                     vouched[rel] = h
-            gone = man.under(dirs) - {rel for _path, rel in files}
+            # As the store-side check decides (ingest.stale_sources): a recorded file is gone when
+            # it is no longer a file, not when it is only no longer ingested.
+            present = {rel for _path, rel in files}
+            gone = {rel for rel in man.under(dirs) - present if not (self.workspace / rel).is_file()}
             if (len(vouched) == len(files) and not gone and man.embedder == self.chunk_embedder.name
                     and man.fingerprint and man.fingerprint == self.store.fingerprint(CHUNKS)):
                 # Nothing changed here, and nothing was committed to the chunks since this
@@ -461,7 +465,7 @@ class Memory:
                 result.unchanged += 1
                 continue
             todo[rel] = rows
-        stale = ingest.stale_sources(self.store, self.workspace, dirs, set(planned), self.origin)
+        stale, stored = ingest.stale_sources(self.store, self.workspace, dirs, set(planned), self.origin)
         if todo or stale:
             total = sum(1 for rel, rows in todo.items() for r in rows if r["id"] not in existing.get(rel, {}))
             ingest.embed_and_write(self.store, ingest.write_groups(todo, stale), total, result,
@@ -473,8 +477,10 @@ class Memory:
             # What this workspace now has under the paths given is what the store holds for it.
             for rel in man.under(dirs) | set(stale):
                 man.files.pop(rel, None)
+            for rel in stored - set(stale) - set(planned):
+                man.hold(rel)  # still stored, not read now (ignored, unreadable): its deletion must be seen
             for rel, (fhash, _rows) in planned.items():
-                man.files[rel] = (*manifest_mod.stat_key(stats[rel]), fhash)
+                man.record(rel, stats[rel], fhash, started_ns)
             man.embedder = self.chunk_embedder.name
             man.fingerprint = self.store.fingerprint(CHUNKS) or ""
             man.save()

@@ -149,22 +149,26 @@ def stored_vectors(store: Store, ids: list[str]) -> dict[str, list[float]]:
     return out
 
 
-def stale_sources(store: Store, workspace: Path, dirs: list[str], present: set[str], origin: str) -> list[str]:
-    """Sources of this origin stored under the given directories whose files are gone or no
-    longer ingested."""
+def stale_sources(store: Store, workspace: Path, dirs: list[str], present: set[str], origin: str,
+                  ) -> tuple[list[str], set[str]]:
+    """``(stale, stored)``: the sources of this origin stored under the given directories
+    (``stored``), and those of them whose files are gone (``stale``, to forget). A stored file that
+    still exists but is no longer ingested (ignored now, binary, too big) is kept."""
     table = store.open(CHUNKS)
     if table is None or not dirs:
-        return []
+        return [], set()
     stale: set[str] = set()
+    stored: set[str] = set()
     for d in dirs:
         where = f"kind = 'file' AND {origin_filter(origin)}"
         if d != ".":
             where += f" AND starts_with(source, {sql_str(d + '/')})"
         for s in set(table.search().where(where).select(["source"]).limit(None).to_arrow()
                      .column("source").to_pylist()):
+            stored.add(s)
             if s not in present and not (workspace / s).is_file():
                 stale.add(s)
-    return sorted(stale)
+    return sorted(stale), stored
 
 
 def write_groups(todo: dict[str, list[dict[str, Any]]], stale: list[str]) -> list[Group]:

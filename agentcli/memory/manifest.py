@@ -23,8 +23,13 @@ rewritten after the next ingest; it is written atomically, and concurrent ingest
 dir into one memory take turns (a lock file), so one never records a state the other changed.
 
 Racy timestamps (as git's index has them): a file modified again within the file system's
-timestamp granularity of being read could keep its size and mtime. Entries whose mtime is
-less than :data:`RACY_NS` older than the manifest are not trusted: those files are read again.
+timestamp granularity of being read could keep its size and mtime. A file whose mtime is less
+than :data:`RACY_NS` older than the start of the ingest that read it is listed but not vouched for: the next
+ingest reads it again (and vouches for it then, if it has stayed as it was).
+
+The manifest lists every file the store holds for this workspace under the directories ingested
+(including files stored but no longer ingested, e.g. ignored since): the unchanged path decides
+"nothing was deleted" from that list, so a file it did not list could never be forgotten.
 """
 
 from __future__ import annotations
@@ -33,15 +38,18 @@ import contextlib
 import hashlib
 import json
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 MANIFEST_DIR = "memory-manifest"
-SCHEMA_VERSION = 1
-#: Entries modified this close to (or after) the manifest's writing are re-read next time.
+#: 2: racy entries are not vouched for by their own ingest's start (1 trusted them by the
+#: manifest's write time), and stored files not read are listed.
+SCHEMA_VERSION = 2
+#: Files modified this close to (or after) the start of the ingest that read them are not vouched for.
 RACY_NS = 2_000_000_000
+#: The size or mtime of an entry listed but never vouched for (no stat has it).
+UNVOUCHED = -1
 
 #: ``(size, mtime_ns, file hash)`` of one ingested file.
 Entry = tuple[int, int, str]
@@ -66,7 +74,6 @@ class Manifest:
     origin: str
     embedder: str = ""
     fingerprint: str = ""
-    written_ns: int = 0
     files: dict[str, Entry] = field(default_factory=dict)
     state: str = "missing"
 
@@ -95,20 +102,18 @@ class Manifest:
                         and isinstance(fhash, str)):
                     raise TypeError(rel)
                 files[rel] = (size, mtime, fhash)
-            embedder, fingerprint, written = raw["embedder"], raw["fingerprint"], raw["written_ns"]
-            if not (isinstance(embedder, str) and isinstance(fingerprint, str) and type(written) is int):
+            embedder, fingerprint = raw["embedder"], raw["fingerprint"]
+            if not (isinstance(embedder, str) and isinstance(fingerprint, str)):
                 raise TypeError("header")
         except (KeyError, TypeError, ValueError, AttributeError):
             empty.state = "corrupt"
             return empty
-        return cls(path, uri, origin, embedder, fingerprint, written, files, "ok")
+        return cls(path, uri, origin, embedder, fingerprint, files, "ok")
 
     def known_hash(self, rel: str, st: os.stat_result) -> str | None:
-        """The file's hash if its size and mtime are as recorded (and not racy), else None."""
+        """The file's hash if its size and mtime are as recorded, else None."""
         entry = self.files.get(rel)
         if entry is None or (entry[0], entry[1]) != stat_key(st):
-            return None
-        if entry[1] >= self.written_ns - RACY_NS:
             return None
         return entry[2]
 
@@ -119,11 +124,21 @@ class Manifest:
         prefixes = tuple(d.rstrip("/") + "/" for d in dirs)
         return {rel for rel in self.files if rel.startswith(prefixes)}
 
+    def record(self, rel: str, st: os.stat_result, fhash: str, started_ns: int) -> None:
+        """Vouch for a file read (after ``st`` was taken) by an ingest that started at ``started_ns``,
+        unless it was modified too recently to be sure of (see the module)."""
+        size, mtime = stat_key(st)
+        self.files[rel] = (size, mtime if mtime < started_ns - RACY_NS else UNVOUCHED, fhash)
+
+    def hold(self, rel: str) -> None:
+        """Keep a file the store holds for this workspace but this ingest did not read: never
+        vouched for, but listed, so that its deletion sends the next ingest to the store."""
+        self.files.setdefault(rel, (UNVOUCHED, UNVOUCHED, ""))
+
     def save(self) -> None:
         """Write it atomically; a read-only data dir goes without (every ingest asks the store)."""
-        self.written_ns = time.time_ns()
         body = {"schema_version": SCHEMA_VERSION, "uri": self.uri, "origin": self.origin,
-                "embedder": self.embedder, "fingerprint": self.fingerprint, "written_ns": self.written_ns,
+                "embedder": self.embedder, "fingerprint": self.fingerprint,
                 "files": {rel: list(e) for rel, e in sorted(self.files.items())}}
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
