@@ -129,9 +129,10 @@ def test_crash_reports_hold_no_secret(tmp_path: Path, monkeypatch: object) -> No
     settings = load_settings(workspace=tmp_path, use_user_config=False)
     settings.data_dir.mkdir()
     try:
-        raise RuntimeError(f"boom with {MARKERS['config_header']} inside")
+        raise RuntimeError(f"boom with {MARKERS['config_header']} and {MARKERS['pasted_token']} inside")
     except RuntimeError as e:
         where = Path(_write_crash_report(e, settings.data_dir))
     assert where.parent == settings.data_dir / "crash"
     text = where.read_text()
-    assert "RuntimeError" in text and MARKERS["config_header"] not in text and REDACTED in text
+    assert "RuntimeError" in text and REDACTED in text
+    assert MARKERS["config_header"] not in text and MARKERS["pasted_token"] not in text  # by source, by format
