@@ -111,8 +111,11 @@ def test_verify_failure_goes_to_the_replanner_then_passes(fake: FakeOpenAI, work
     assert [e.data["status"] for e in rec.of_type("verify")] == ["failed", "passed"]
     states = [e.data["to"] for e in rec.of_type("transition")]
     assert states.count("VERIFYING") == 2 and states[-2:] == ["COMPLETE", "IDLE"]
-    # Every review got the run's changes so far.
+    # Every review got the run's changes so far, and was told that the check runs after it.
     assert "+bad" in reviewer_prompts(fake)[0] and "out.txt" in reviewer_prompts(fake)[0]
+    systems = [b["messages"][0]["content"] for b in fake.bodies]
+    reviews = [s for s in systems if "You review the results" in s]
+    assert reviews and all(f"`{check}` runs in the workspace" in s for s in reviews)
     # The replay serves the recorded changes and verify call: identical, nothing run.
     (workspace / "out.txt").unlink()
     result = asyncio.run(replay_run(workspace / ".agent" / "runs" / h.run_id / "events.jsonl",

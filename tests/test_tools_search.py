@@ -64,6 +64,13 @@ def test_literal_search_returns_file_line_snippet(ws: Path) -> None:
     assert res.output == [{"file": "app.py", "line": 3, "snippet": "class Parser:"}]
 
 
+def test_a_snippet_keeps_its_indentation(ws: Path) -> None:
+    # A model copies an edit's search text from it: the line as it is in the file.
+    (ws / "indented.py").write_text("class A:\n    def method_xyz(self):\n        return 1\n")
+    [hit] = search(make_registry(ws), query="def method_xyz").output
+    assert hit["snippet"] == "    def method_xyz(self):"
+
+
 def test_smart_case_and_extensions(ws: Path) -> None:
     reg = make_registry(ws)
     hits = search(reg, query="parser", max_results=20).output

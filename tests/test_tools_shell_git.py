@@ -39,6 +39,11 @@ def test_run_shell_output_and_exit_code(reg: ToolRegistry) -> None:
     assert "out" in res.output["output"] and "err" in res.output["output"]
 
 
+def test_run_shell_output_has_no_colour_codes(reg: ToolRegistry) -> None:
+    res = call(reg, "run_shell", {"command": "printf '\\033[32mPASSED\\033[0m 3 tests\\n'"})
+    assert res.ok and res.output["output"] == "PASSED 3 tests\n"
+
+
 def test_run_shell_cwd_is_confined_and_relative(reg: ToolRegistry, tmp_path: Path) -> None:
     assert call(reg, "run_shell", {"command": "pwd"}).output["output"].strip() == str(tmp_path)
     assert call(reg, "run_shell", {"command": "pwd", "cwd": "sub"}).output["output"].strip() == str(

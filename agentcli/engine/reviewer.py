@@ -212,12 +212,20 @@ def review_prompt(task: str, plan: Plan, runs: dict[str, StepRun], changes: str 
     return user
 
 
+def verify_note(command: str) -> str:
+    """What the reviewer is told when a run's changes are verified after its verdict."""
+    return (f"\nAfter a \"complete\" verdict, if files changed, `{command}` runs in the workspace; if it "
+            "fails, a new plan is made with its output. Judge the results shown; you need not run it.")
+
+
 async def review(client: LLMClient, task: str, plan: Plan, runs: dict[str, StepRun],
-                 changes: str | None = None) -> Review:
-    """Ask the reviewer model for its verdict (``changes``: the workspace's changes as text)."""
+                 changes: str | None = None, verify_command: str = "") -> Review:
+    """Ask the reviewer model for its verdict (``changes``: the workspace's changes as text;
+    ``verify_command``: the check that runs after a complete verdict, which it is told of)."""
     user = review_prompt(task, plan, runs, changes)
+    system = _SYSTEM + (verify_note(verify_command) if verify_command.strip() else "")
     result = await client.acomplete(
-        [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}],
+        [{"role": "system", "content": system}, {"role": "user", "content": user}],
         role="reviewer", response_model=Review,
     )
     verdict: Review = result.parsed

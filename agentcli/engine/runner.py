@@ -515,7 +515,8 @@ class _Run:
                     return
                 continue
             verdict: Review = await review(self.deps.client, self.task, self.plan, self.executor.runs,
-                                           changes.text() if changes is not None else None)
+                                           changes.text() if changes is not None else None,
+                                           verify_command=self.deps.verify_command)
             self.events.emit(Reviewed(kind="verdict", **verdict.model_dump()))
             if verdict.outcome == "stop":
                 raise RunStopped(verdict.reason or verdict.answer or "the reviewer ended the run")

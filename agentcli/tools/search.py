@@ -30,7 +30,7 @@ class SearchMatch(BaseModel):
 
     file: str = Field(..., description="Path of the file, relative to the workspace root.")
     line: int = Field(..., description="Line number, 1-based.")
-    snippet: str = Field(..., description="The matching line, stripped, at most 200 characters.")
+    snippet: str = Field(..., description="The matching line as it is (indentation kept), at most 200 characters.")
 
 
 class SearchCodeArgsBase(ArgsModel):
@@ -100,7 +100,8 @@ def _search(args: Any, ctx: ToolContext) -> list[dict[str, Any]]:
             with path.open("r", encoding="utf-8", errors="replace") as f:
                 for lineno, line in enumerate(f, 1):
                     if pattern.search(line[:_MAX_LINE_CHARS]):
-                        snippet = line.strip()
+                        # Indentation kept: a model copies an edit's search text from it.
+                        snippet = line.rstrip("\r\n")
                         if len(snippet) > _SNIPPET_CHARS:
                             snippet = snippet[:_SNIPPET_CHARS] + "..."
                         results.append({"file": rel, "line": lineno, "snippet": snippet})

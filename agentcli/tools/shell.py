@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from agentcli.tools.base import ArgsModel, Capped, Tool, ToolContext, ToolFailure
 from agentcli.tools.paths import rel_posix, resolve_in_workspace
 from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, parent_death
+from agentcli.tools.text import strip_ansi
 
 __all__ = ["ProcessResult", "ShellOutput", "child_env", "run_process", "shell_tool"]
 
@@ -212,14 +213,16 @@ async def run_shell(args: RunShellArgs, ctx: ToolContext) -> dict[str, Any] | Ca
     limit = total - min(200, total // 4)  # room for the truncation note
     res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit, sandbox=sandbox,
                             env=child_env(allow=ctx.config.shell_env_allow))
+    # Colour codes (pytest, compilers) only cost a model room: the output is kept as text.
+    output = strip_ansi(res.output)
     if res.timed_out:
-        tail = res.output[-2000:].strip()
+        tail = output[-2000:].strip()
         raise ToolFailure(
             f"command timed out after {seconds:g} s and was killed (whole process group)"
             + (f"; last output:\n{tail}" if tail else ""),
             error_type="timeout",
         )
-    return Capped({"exit_code": res.exit_code, "output": res.output, "sandbox": sandbox.describe()},
+    return Capped({"exit_code": res.exit_code, "output": output, "sandbox": sandbox.describe()},
                   truncated=res.truncated)
 
 
