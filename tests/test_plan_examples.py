@@ -173,6 +173,13 @@ def test_grounded_answer_renders_tool_outputs() -> None:
     ("in config.yaml change debug: true to debug: false", True),
     ("create a file todo.txt containing ship it", True),
     ("Please rename foo to bar.", True),
+    # A write word that names something is no request to change it.
+    ("find where add is defined", False),
+    ("show me the update function", False),
+    ("list the files that set DEBUG", False),
+    ("the test suite fails: find the cause and fix it", True),
+    ("I want you to fix the failing test", True),
+    ("in config/defaults.toml change page_size = 20 to page_size = 50", True),
 ])
 def test_write_intent_of_a_task(task: str, writes: bool) -> None:
     from agentcli.planning.local import wants_writes

@@ -94,13 +94,28 @@ QUESTION_WORDS = frozenset(["which", "what", "where", "who", "when", "why", "how
                             "was", "were"])
 
 
+#: A write word right after one of these is a verb ("find the cause and fix it", "I want you to
+#: add", "please rename"); elsewhere it may be a name ("find where add is defined").
+_VERB_BEFORE = frozenset(["and", "then", "to", "please", "also", "can", "could", "would", "should", "must", "i",
+                          "we", "you", "let's", "lets"])
+_PATH_RE = re.compile(r"\w[./]\w")
+
+
 def wants_writes(task: str) -> bool:
-    """Whether ``task`` asks for a change: one of :data:`WRITE_WORDS`, as a word, and not phrased
-    as a question (see :data:`QUESTION_WORDS`)."""
-    words = [w.strip(_EDGE).lower() for w in task.split()]
+    """Whether ``task`` asks for a change: one of :data:`WRITE_WORDS` used as a verb (the first
+    word; after "and", "to", "please"...; after a clause's punctuation; after a path, as in "in
+    config.yaml change ...") and not phrased as a question (see :data:`QUESTION_WORDS`)."""
+    raw = task.split()
+    words = [w.strip(_EDGE).lower() for w in raw]
     if words and words[0] in QUESTION_WORDS and task.rstrip().endswith("?"):
         return False
-    return any(w in WRITE_WORDS for w in words)
+    for i, w in enumerate(words):
+        if w not in WRITE_WORDS:
+            continue
+        prev = raw[i - 1] if i else ""
+        if i == 0 or words[i - 1] in _VERB_BEFORE or prev[-1:] in ":,;.!" or _PATH_RE.search(prev):
+            return True
+    return False
 
 
 def without_writes(tools: list[Tool], task: str) -> list[Tool]:
