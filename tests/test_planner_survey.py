@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from agentcli.cli.app import app
@@ -38,6 +39,12 @@ def test_the_planner_reads_a_file_then_plans(workspace: Path) -> None:
     [answer] = [m for m in second.messages if m["role"] == "tool"]
     assert answer["tool_call_id"] == "c1" and "MARKER-42" in answer["content"]
     assert second.messages[-2]["tool_calls"][0]["function"]["name"] == "read_file"
+    # The plan's planning cost is the planner calls' own, each counted once.
+    run_id = json.loads(r.stdout)["run_id"]
+    events = [json.loads(x) for x in (workspace / ".agent" / "runs" / run_id / "events.jsonl").read_text().splitlines()]
+    planner = [e["data"]["cost_usd"] for e in events if e["type"] == "llm_call" and e["data"]["role"] == "planner"]
+    [made] = [e["data"]["plan"] for e in events if e["type"] == "plan_created"]
+    assert len(planner) == 2 and made["planning_cost_usd"] == pytest.approx(sum(planner))
 
 
 def test_the_survey_is_bounded_and_never_writes(workspace: Path) -> None:

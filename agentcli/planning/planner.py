@@ -329,21 +329,15 @@ async def make_plan(
     executor = config.model_for("executor")
     price = _price_of(client, executor)
     planning_cost: float | None = 0.0
-    first: LLMResult | None = None
-    if survey_calls:
-        try:
-            base, first, planning_cost = await _survey(base, schema, survey, survey_calls, registry, client)
-        except OutputTruncated as e:
-            raise PlanningError(f"the plan was cut at the planner's output limit and not used: {e.one_line()}"
-                                ) from None
-        except StructuredOutputError as e:
-            raise PlanningError(f"the planner did not reply with JSON: {e.one_line()}") from None
     messages = base
     tries = config.llm.max_reasks + 1
-    for _ in range(tries):
+    for attempt in range(tries):
         try:
-            if first is not None:  # the survey's last reply is the first draft
-                result, first = first, None
+            if attempt == 0 and survey_calls:
+                # The planner looks first; what it read stays in the base of any re-ask.
+                base, result, looked = await _survey(base, schema, survey, survey_calls, registry, client)
+                planning_cost = _add_cost(planning_cost, looked)
+                messages = base
             else:
                 result = await client.acomplete(messages, role="planner", json_schema=schema)
         except OutputTruncated as e:
@@ -420,7 +414,7 @@ async def _survey(messages: list[dict[str, Any]], schema: dict[str, Any], survey
     """Let the planner look before it plans: its read-only tool calls are validated and run (at most
     ``calls`` in all, each result bounded) until it replies without one, or the calls are used up and
     it is asked for the plan with no tools. Returns the conversation so far (the base of any re-ask),
-    the reply that holds the first draft, and what the survey cost."""
+    the reply that holds the first draft, and what the calls before that reply cost."""
     specs = [t.openai_schema() for t in survey]
     offered = {t.name for t in survey}
     left = calls
@@ -428,9 +422,9 @@ async def _survey(messages: list[dict[str, Any]], schema: dict[str, Any], survey
     while True:
         result = await client.acomplete(messages, role="planner", json_schema=schema,
                                         tools=specs if left > 0 else None)
-        cost = _add_cost(cost, result.cost_usd)
         if not result.tool_calls or left <= 0:
             return messages, result, cost
+        cost = _add_cost(cost, result.cost_usd)
         asked = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
                  for c in result.tool_calls]
         replies = []
