@@ -59,11 +59,13 @@ from agentcli.planning.plan import Plan, canonical_json
 from agentcli.record.events import (
     BudgetChecked,
     CheckpointMade,
+    Event,
     EventLog,
     LlmCall,
     MemoryRecalled,
     MemoryWritten,
     PlanCreated,
+    Recording,
     ResumeDecided,
     Reviewed,
     RunFinished,
@@ -659,11 +661,11 @@ def _cut_at_the_kill(path: Path, offset: int, keep: int) -> None:
     ``offset`` on, the first ``keep`` compared events (and what lies between them) stay."""
     data = path.read_bytes()
     head, lines = data[:offset], data[offset:].splitlines(keepends=True)
-    with tempfile.TemporaryDirectory(prefix="agentcli-cut-") as tmp:
-        part_file = Path(tmp) / "events.jsonl"
-        part_file.write_bytes(b"".join(lines))
-        items = RunRecord.read(part_file).items
-    if len(items) != len(lines):  # not one event a line: leave it, the comparison will say where
+    try:  # the replay wrote these lines itself: one well-formed event each
+        items = RunRecord(Recording(path.parent.name, [Event.model_validate_json(x) for x in lines])).items
+    except ValueError:
+        return  # leave it: the comparison will say where it differs
+    if len(items) != len(lines):
         return
     kept = 0
     for i, t in enumerate(items):
