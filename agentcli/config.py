@@ -104,7 +104,8 @@ class ToolsConfig(_Section):
             ".py", ".md", ".txt", ".toml", ".json", ".yaml", ".yml", ".cfg", ".ini",
             ".js", ".ts", ".rs", ".go", ".sh", ".html", ".css",
         ],
-        description="File extensions search_code may be asked to look in.",
+        description="Not used any more: search_code searches every text file that .gitignore does not exclude "
+        "(its `glob` argument narrows it). Kept so that older config files and run records still load.",
     )
     plugins: bool = Field(True, description="Load third-party tools from the `agentcli.tools` entry points.")
     shell_env_allow: list[str] = Field(

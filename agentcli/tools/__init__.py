@@ -57,7 +57,7 @@ def builtin_tools(config: ToolsConfig) -> list[Tool]:
     from agentcli.tools.search import search_tool
     from agentcli.tools.shell import shell_tool
 
-    return [*file_tools(), apply_edits_tool(), search_tool(config.search_extensions), shell_tool(), *git_tools()]
+    return [*file_tools(), apply_edits_tool(), search_tool(), shell_tool(), *git_tools()]
 
 
 def tool_context(settings: Settings) -> ToolContext:
