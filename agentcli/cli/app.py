@@ -21,6 +21,7 @@ import typer.core
 from agentcli import __version__
 from agentcli.cli.commands import config as config_cmd
 from agentcli.cli.commands import doctor as doctor_cmd
+from agentcli.cli.commands import map as map_cmd
 from agentcli.cli.commands import memory as memory_cmd
 from agentcli.cli.commands import plan as plan_cmd
 from agentcli.cli.commands import run as run_cmd
@@ -132,6 +133,7 @@ app.add_typer(tools_cmd.app, name="tools")
 app.add_typer(memory_cmd.app, name="memory")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("plan")(plan_cmd.plan)
+app.command("map")(map_cmd.map_)
 app.command("run")(run_cmd.run)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("replay")(runs_cmd.replay)

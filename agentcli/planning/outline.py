@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["LANGUAGES", "OUTLINER_VERSION", "Outline", "Symbol", "head_imports", "language_of", "outline_source"]
 
 #: Bumped whenever what an outline holds changes: persisted outlines of another version are dropped.
-OUTLINER_VERSION = 2
+OUTLINER_VERSION = 3
 #: The longest signature shown; longer ones end in "...".
 SIG_MAX = 140
 
@@ -225,7 +225,9 @@ def _js_members(w: _Walk, body: Node, depth: int) -> None:
             value = m.child_by_field_name("value")
             key = m.child_by_field_name("property" if t == "field_definition" else
                                         "key" if t == "pair" else "name")
-            if value is not None and value.type in _FUNCTION_VALUES:
+            if t == "pair" and value is not None and value.type == "object" and _object_summary(w, value)[1]:
+                _js_object(w, m, m.start_byte, value, depth, _name(key, w.src))  # `formatters: {RFC1738() {...}}`
+            elif value is not None and value.type in _FUNCTION_VALUES:
                 fb = _function_body(value)
                 w.add(m, _after_annotations(m), fb.start_byte if fb is not None else value.end_byte, depth,
                       _name(key, w.src))
@@ -240,7 +242,8 @@ def _object_summary(w: _Walk, obj: Node) -> tuple[list[str], bool]:
             names.append(_name(m, w.src))
         elif m.type == "pair":
             value = m.child_by_field_name("value")
-            if value is not None and value.type in _FUNCTION_VALUES:
+            if value is not None and (value.type in _FUNCTION_VALUES or (
+                    value.type == "object" and _object_summary(w, value)[1])):
                 functions = True
             else:
                 names.append(_name(m.child_by_field_name("key"), w.src))
@@ -262,7 +265,7 @@ def _js_object(w: _Walk, stmt: Node, start: int, obj: Node, depth: int, name: st
         listed = f"{listed}, ..." if listed else "..."
     head = _one_line(w.src[start:obj.start_byte]).rstrip(" {").rstrip()
     w.add(stmt, start, start, depth, name, prefix=f"{head} {{{listed}}}")
-    if functions and depth < 2:
+    if functions and depth < 3:
         _js_members(w, obj, depth + 1)
 
 
@@ -437,8 +440,9 @@ def _rust(w: _Walk, container: Node, depth: int) -> None:
                    else "")
         elif t in ("trait_item", "impl_item", "mod_item"):
             body = node.child_by_field_name("body")
-            if body is None:
-                continue  # `mod parser;`: the module is its own file
+            if body is None:  # `mod parser;`: the module is its own file, its line says it is one
+                w.head(node, depth, name, body="")
+                continue
             if t == "impl_item":  # named by its type, without generics: `impl<T> Shape for Point<T>` is Point's
                 name = _name(node.child_by_field_name("type"), w.src).split("<")[0]
             w.head(node, depth, name)
