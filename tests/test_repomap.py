@@ -437,7 +437,8 @@ def test_the_forms_real_typescript_go_rust_and_java_are_written_in(tmp_path: Pat
                        "    4 export const App: React.FC<AppProps> = ({ title }) =>",
                        "    9 const Memo = React.memo(function Inner(props: AppProps)"],
         "go": ["   10 const MaxItems", "   12 type Item struct", "   17 type Store interface",
-               "   18   Load(id string) (*Cart, error)", "   24 func New() *Cart", "   26 func (c *Cart) Add(it Item) error",
+               "   18   Load(id string) (*Cart, error)", "   24 func New() *Cart",
+               "   26 func (c *Cart) Add(it Item) error",
                "    7 func Sum[T ~int64](xs ...T) T"],
         "rust": ["    1 pub mod geometry", "    8 pub trait Shape", "    9   fn area(&self) -> f64",
                  "   16 impl Shape for Circle", "   22 pub fn largest<T: Shape>(shapes: &[T]) -> Option<&T>",
@@ -472,7 +473,8 @@ def test_files_other_files_use_rank_first(tmp_path: Path) -> None:
 
 
 def test_an_identifier_the_task_names_finds_the_file_that_defines_it(tmp_path: Path) -> None:
-    files = {f"lib/mod{i:02}.js": f"var helper{i} = function () {{}};\nmodule.exports = helper{i};\n" for i in range(30)}
+    files = {f"lib/mod{i:02}.js": f"var helper{i} = function () {{}};\nmodule.exports = helper{i};\n"
+             for i in range(30)}
     files["lib/mod17.js"] = "var parseKeys = function parseKeys(a) {};\nmodule.exports = parseKeys;\n"
     files["lib/user.js"] = "var parseKeys = require('./mod17');\nparseKeys(1);\n"
     ws = _write(tmp_path / "js", files)
