@@ -4,4 +4,7 @@
 - `planner`: one structured call per plan, re-asks with precise problems, estimates, plan files.
 - `prompt`: what any planner is shown (draft schema, tool catalogue, workspace summary, memory).
 - `local`: the small-model planner and its measured levers; `examples`: bundled task -> plan examples.
+- `strategy`: hosted and small-model planner strategies, chosen by the model's profile; `planner_map`.
+- `repomap`: the hosted planner's repository map (tree, ranked outlines, the persisted cache);
+  `outline`: tree-sitter outlines of source files and the imports of their heads.
 """

@@ -207,12 +207,12 @@ class MapCache:
             tmp.unlink(missing_ok=True)
 
 
-def _scan(path: Path, size: int, mtime_ns: int, lang: str) -> _Entry:
+def _scan(path: str, size: int, mtime_ns: int, lang: str) -> _Entry:
     """The cheap record of a file: its head's imports (and whether it is to be outlined at all)."""
     if size > MAX_PARSE_BYTES:
         return _Entry(size, mtime_ns, lang, [], "too large to outline")
     try:
-        with path.open("rb") as f:
+        with open(path, "rb") as f:
             head = f.read(HEAD_BYTES)
     except OSError as e:
         return _Entry(size, mtime_ns, lang, [], f"unreadable: {e.strerror}")
@@ -223,9 +223,10 @@ def _scan(path: Path, size: int, mtime_ns: int, lang: str) -> _Entry:
     return _Entry(size, mtime_ns, lang, head_imports(text, lang))
 
 
-def _outline(path: Path, e: _Entry) -> Outline:
+def _outline(path: str, e: _Entry) -> Outline:
     try:
-        src = path.read_bytes()
+        with open(path, "rb") as f:
+            src = f.read()
     except OSError as exc:
         return Outline(error=f"unreadable: {exc.strerror}")
     return outline_source(src, e.lang)
@@ -402,7 +403,7 @@ def _named_score(rel: str, paths: set[str]) -> float:
     return 0.0
 
 
-def _rank(files: list[str], entries: dict[str, _Entry], abs_paths: dict[str, Path], task: str,
+def _rank(files: list[str], entries: dict[str, _Entry], abs_paths: dict[str, str], task: str,
           memories: list[str]) -> list[str]:
     words, paths = _terms([task])
     mem_words, _ = _terms(memories)
@@ -424,7 +425,8 @@ def _rank(files: list[str], entries: dict[str, _Entry], abs_paths: dict[str, Pat
             if e.skip:
                 continue
             try:
-                data = abs_paths[rel].read_bytes()
+                with open(abs_paths[rel], "rb") as f:
+                    data = f.read()
             except OSError:
                 continue
             for name in names:
@@ -506,21 +508,22 @@ def repo_map(workspace: Path, data_dir: Path | None, task: str, *, max_tokens: i
         return ""
     walker = WorkspaceWalker(workspace, data_dir)
     files: list[str] = []
-    abs_paths: dict[str, Path] = {}
-    for path, rel in walker.iter_files():
+    dir_entries: dict[str, os.DirEntry[str]] = {}
+    for entry, rel in walker.iter_entries():
         files.append(rel)
-        abs_paths[rel] = path
+        dir_entries[rel] = entry
         if len(files) >= MAX_FILES:
             break
     if not files:
         return ""
     langs = {rel: lang for rel in files if (lang := language_of(rel)) is not None}
+    abs_paths = {rel: dir_entries[rel].path for rel in langs}
     cache = MapCache(None if data_dir is None else
                      (data_dir if data_dir.is_absolute() else walker.root / data_dir) / CACHE_FILE, list(langs))
     entries: dict[str, _Entry] = {}
     for rel, lang in langs.items():
         try:
-            st = os.stat(abs_paths[rel])
+            st = dir_entries[rel].stat()
         except OSError:
             continue
         e = cache.get(rel, st.st_size, st.st_mtime_ns)
