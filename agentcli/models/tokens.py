@@ -62,6 +62,11 @@ def count_text(text: str, model: str = "") -> int:
     return len(_encoding(encoding_name_for(model)).encode(text, disallowed_special=()))
 
 
+def encode(text: str, model: str = "") -> list[int]:
+    """The token ids of ``text`` for ``model`` (the encoding :func:`count_text` counts with)."""
+    return list(_encoding(encoding_name_for(model)).encode(text, disallowed_special=()))
+
+
 def cut_text(text: str, max_tokens: int, model: str = "") -> tuple[str, bool]:
     """The first ``max_tokens`` tokens of ``text``, and whether anything was cut: what a provider
     sends back when the output limit stops an answer (``finish_reason: length``)."""
