@@ -33,6 +33,7 @@ class ModelServer:
         self.server = server
         self.queue: deque[str] = deque()
         self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         self.sent: list[dict[str, Any]] = []
         self.cached: list[int] = []
         self._prompts: list[list[int]] = []
@@ -45,6 +46,7 @@ class ModelServer:
     def _handle(self, request: Request) -> Response:
         body = json.loads(request.data)
         self.bodies.append(body)
+        self.headers.append(dict(request.headers))
         if not self.queue:
             return Response("no answer queued", status=599)
         full = self.queue.popleft()

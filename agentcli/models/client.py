@@ -143,7 +143,7 @@ class LLMClient:
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.config = config
-        self.backend: ModelBackend = backend or RoutingBackend()
+        self.backend: ModelBackend = backend or RoutingBackend(openai_http=config.llm.transport == "auto")
         self.call_log = call_log
         self.run_id = run_id
         self.guard = guard
