@@ -2,9 +2,10 @@
 
 A model named ``openai/NAME`` with an ``api_base`` is served by a server that speaks OpenAI's
 chat-completions protocol and nothing else: there is no provider quirk for litellm to translate.
-:class:`OpenAICompatBackend` sends that request with httpx (the HTTP library litellm and the OpenAI
-SDK use) and never imports litellm, whose import costs ~3 s CPU and ~170 MiB: a hosted run's fixed
-cost is then about that of an offline one. Prices, limits and whether the model takes a JSON schema
+:class:`OpenAICompatBackend` sends that one POST with the standard library's ``http.client`` (in a
+worker thread) and never imports litellm, whose import costs ~3 s CPU and ~170 MiB (httpx, which
+litellm and the OpenAI SDK use, would add ~0.15 s CPU and ~10 MiB for nothing more): a hosted run's
+fixed cost is then close to an offline one's. Prices, limits and whether the model takes a JSON schema
 come from litellm's bundled model map, read as data (:func:`model_info`), so they are the same as
 through litellm. ``llm.transport = "litellm"`` sends these requests through litellm too; every
 other provider, and ``openai/`` without an ``api_base`` (OpenAI itself, whose models need litellm's
@@ -18,9 +19,13 @@ names its cause.
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import importlib.util
 import json
 import os
+import socket
+import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -90,25 +95,53 @@ def _where(api_base: str) -> str:
     return parts.netloc or api_base
 
 
-def _server_message(resp: Any) -> str:
+def _server_message(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
     try:
-        body = resp.json()
+        body = json.loads(text)
     except ValueError:
-        return " ".join(resp.text.split())[:300]
+        return " ".join(text.split())[:300]
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict):
         return " ".join(str(err.get("message", "")).split())[:300]
     if isinstance(err, str):
         return err[:300]
-    return " ".join(resp.text.split())[:300]
+    return " ".join(text.split())[:300]
 
 
-def _retry_after(resp: Any) -> float | None:
-    raw = resp.headers.get("retry-after")
+def _retry_after(raw: str | None) -> float | None:
     try:
         return max(0.0, float(raw)) if raw else None
     except ValueError:
         return None
+
+
+class _Unreachable(Exception):
+    """The server could not be reached (refused, unknown host, TLS): the cause, for one line."""
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, str | None, bytes]:
+    """One HTTP POST: status, its Retry-After header and the body (raises TimeoutError, _Unreachable)."""
+    parts = urlsplit(url)
+    conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    kwargs: dict[str, Any] = {"timeout": timeout}
+    if parts.scheme == "https":
+        kwargs["context"] = ssl.create_default_context()
+    conn = conn_cls(parts.hostname or "", parts.port, **kwargs)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    try:
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+        except ConnectionRefusedError as exc:
+            raise _Unreachable("connection refused") from exc
+        except socket.gaierror as exc:
+            raise _Unreachable("unknown host") from exc
+        except ssl.SSLError as exc:
+            raise _Unreachable(f"TLS: {exc.reason or exc}") from exc
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("retry-after"), resp.read()
+    finally:
+        conn.close()
 
 
 def http_error(status: int, message: str, model: str, api_base: str, retry_after: float | None = None) -> LLMError:
@@ -127,42 +160,31 @@ def http_error(status: int, message: str, model: str, api_base: str, retry_after
 
 
 class OpenAICompatBackend:
-    """``openai/NAME`` models on an OpenAI-compatible server (``api_base``), through httpx."""
-
-    def __init__(self) -> None:
-        self._client: Any = None
-
-    def _http(self) -> Any:
-        if self._client is None:
-            import httpx
-
-            self._client = httpx.AsyncClient(follow_redirects=False)
-        return self._client
+    """``openai/NAME`` models on an OpenAI-compatible server (``api_base``), over plain HTTP."""
 
     async def request(self, req: ModelRequest) -> ModelResponse:
         check_allowed(req.model)
-        import httpx
-
         api_base = req.api_base or ""
-        body: dict[str, Any] = {"model": req.model[len(PREFIX):], "messages": req.messages,
-                                **req.generation_options()}
+        body = json.dumps({"model": req.model[len(PREFIX):], "messages": req.messages,
+                           **req.generation_options()}).encode()
         key = os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                   "Accept": "application/json"}
+        where = _where(api_base)
         try:
-            resp = await self._http().post(_endpoint(api_base), json=body, headers=headers, timeout=req.timeout)
-        except httpx.TimeoutException as exc:
-            raise LLMTransientError(f"{req.model}: no answer from {_where(api_base)} within {req.timeout:g} s") \
-                from exc
-        except httpx.ConnectError as exc:
-            raise LLMFatalError(f"{req.model}: cannot connect to {_where(api_base)} ({_reason(exc)}); is the "
-                                "server running, and is api_base right?") from exc
-        except httpx.HTTPError as exc:
-            raise LLMTransientError(f"{req.model}: {type(exc).__name__} talking to {_where(api_base)}: {exc}") \
-                from exc
-        if resp.status_code >= 400:
-            raise http_error(resp.status_code, _server_message(resp), req.model, api_base, _retry_after(resp))
+            status, retry_after, raw = await asyncio.to_thread(_post, _endpoint(api_base), body, headers,
+                                                               req.timeout)
+        except TimeoutError as exc:
+            raise LLMTransientError(f"{req.model}: no answer from {where} within {req.timeout:g} s") from exc
+        except _Unreachable as exc:
+            raise LLMFatalError(f"{req.model}: cannot connect to {where} ({exc}); is the server running, and is "
+                                "api_base right?") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise LLMTransientError(f"{req.model}: {type(exc).__name__} talking to {where}: {exc}") from exc
+        if status >= 400:
+            raise http_error(status, _server_message(raw), req.model, api_base, _retry_after(retry_after))
         try:
-            data = resp.json()
+            data = json.loads(raw)
             choice = data["choices"][0]
             msg = choice["message"]
             calls = [ToolCall(id=tc.get("id") or "", name=tc["function"]["name"],
@@ -197,20 +219,6 @@ class OpenAICompatBackend:
             max_output_tokens=_positive(info.get("max_output_tokens")),
             source="litellm" if info else "default",
         )
-
-
-def _reason(exc: Exception) -> str:
-    cause: BaseException | None = exc
-    while cause is not None:  # httpx's error wraps httpcore's, which wraps the OSError
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        cause = cause.__cause__ or cause.__context__
-    text = str(exc).lower()
-    if "refused" in text or "all connection attempts failed" in text:
-        return "connection refused"
-    if "name or service not known" in text or "nodename" in text or "getaddrinfo" in text:
-        return "unknown host"
-    return " ".join(str(exc).split())[:120] or type(exc).__name__
 
 
 def _decode_args(raw: Any) -> dict[str, Any] | str:
