@@ -49,6 +49,7 @@ from agentcli.planning.plan import (
     Plan,
     ReferenceResolutionError,
     Step,
+    StepStatus,
     find_references,
     llm_step_messages,
     prompt_text,
@@ -68,7 +69,6 @@ from agentcli.tools import ToolError, ToolRegistry, ToolResult
 from agentcli.tools.edits import EditList
 from agentcli.tools.text import strip_ansi, tail
 
-StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
 DONE: frozenset[str] = frozenset({"ok", "failed", "denied", "skipped"})
 _NOT_SUCCEEDED: frozenset[str] = frozenset({"failed", "denied", "skipped"})
 _BLOCKING: frozenset[str] = frozenset({"failed", "denied"})

@@ -56,6 +56,7 @@ from agentcli.planning.plan import (
     Plan,
     PlanIssue,
     Step,
+    StepKind,
     default_retry,
     derive_approval,
     llm_step_messages,
@@ -159,7 +160,7 @@ def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) 
         return [PlanIssue(sid, 'give either "call" (a tool and its args) or "prompt", not both')]
     tool = registry.get(tool_name) if tool_name else None
     risk = tool.risk if tool is not None else None
-    kind = "llm" if tool_name is None else "tool"
+    kind: StepKind = "llm" if tool_name is None else "tool"
     try:
         return Step(
             id=sid,
