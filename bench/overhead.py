@@ -48,6 +48,7 @@ def _workspace(root: Path) -> Path:
     subprocess.run(["git", "init", "-q", str(ws)], check=True)
     (ws / "plan.json").write_text(json.dumps(_plan(1)))
     (ws / f"plan{LONG_STEPS}.json").write_text(json.dumps(_plan(LONG_STEPS)))
+    (ws / "review.json").write_text(json.dumps([{"outcome": "complete", "answer": "hello", "reason": ""}]))
     return ws
 
 
@@ -57,14 +58,18 @@ def _children_cpu() -> float:
 
 
 def _cpu_of(ctx: Context, ws: Path, first: Path | None, plan: str) -> float:
-    """CPU seconds (user + system) of one whole `agent run --plan PLAN --yes` process."""
+    """CPU seconds (user + system) of one whole `agent run --plan PLAN --yes` process. The review
+    is the scripted model's (the embedded model's would cost more for a longer digest, which is not
+    the steps' cost)."""
     c0 = _children_cpu()
-    _once(ctx, ws, first, plan)
+    _once(ctx, ws, first, plan, AGENT_MODEL="test/script", AGENT_TEST_SCRIPT=str(ws / "review.json"),
+          AGENT_BUDGET__MAX_STEPS=str(LONG_STEPS), AGENT_BUDGET__MAX_TOKENS="100000000")
     return _children_cpu() - c0
 
 
-def _once(ctx: Context, ws: Path, first: Path | None, plan: str = "plan.json") -> tuple[float, str]:
-    env = ctx.env(AGENT_WORKSPACE=str(ws))
+def _once(ctx: Context, ws: Path, first: Path | None, plan: str = "plan.json", **env_extra: str
+          ) -> tuple[float, str]:
+    env = ctx.env(AGENT_WORKSPACE=str(ws), **env_extra)
     if first is not None:
         env["PYTHONPATH"] = f"{first}:{env['PYTHONPATH']}"
     t0 = time.perf_counter()

@@ -6,6 +6,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 import agentcli
 from agentcli.planning.plan import Plan
 
@@ -98,6 +100,7 @@ def test_no_model_name_decides_anything_outside_models() -> None:
     assert bad == []
 
 
+@pytest.mark.real_model
 def test_an_offline_run_never_imports_litellm(tmp_path: Path) -> None:
     import os
     import subprocess

@@ -85,10 +85,12 @@ class _DaemonWorkers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Callable[[], Callable[[], None]]] = queue.SimpleQueue()
         self._idle = 0  # workers waiting for a job and not yet promised one
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, job: Callable[[], Callable[[], None]]) -> None:
+        """Run ``job`` on a worker; what it returns is called once the worker is free again (so
+        a call submitted as soon as that lets its caller go on finds the worker idle)."""
         with self._lock:
             self._jobs.put(job)
             if self._idle:
@@ -106,9 +108,10 @@ class _DaemonWorkers:
                         self._idle -= 1
                         return
                 continue  # a job was promised to this worker as it timed out: take it
-            job()
+            then = job()
             with self._lock:
                 self._idle += 1
+            then()
 
 
 _WORKERS = _DaemonWorkers()
@@ -123,15 +126,18 @@ def _run_in_daemon_thread(func: Callable[..., Any], *args: Any) -> asyncio.Futur
         if not fut.done():
             setter(value)
 
-    def runner() -> None:
+    def runner() -> Callable[[], None]:
         try:
             result = cvars.run(func, *args)
         except BaseException as exc:
             callback, value = fut.set_exception, exc
         else:
             callback, value = fut.set_result, result
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
-            loop.call_soon_threadsafe(settle, callback, value)
+
+        def notify() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
+                loop.call_soon_threadsafe(settle, callback, value)
+        return notify
 
     _WORKERS.submit(runner)
     return fut

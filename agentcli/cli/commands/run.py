@@ -137,7 +137,7 @@ def _took(step: dict[str, Any]) -> str:
 def render_outcome(out: RunOutcome, *, quiet: bool = False) -> None:
     """The steps table (stdout), the answer (stdout) and the totals line (stderr); only the
     answer when ``quiet``."""
-    from agentcli.cli.tables import Col, fitted_table, short_cost
+    from agentcli.cli.tables import Col, quick_fitted_table, short_cost
 
     if not quiet:
         cols = [Col("step", flex=True), Col("status"), *(Col(n, justify="right") for n in
@@ -145,7 +145,7 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False) -> None:
         rows = [[f"{s['id']} {s['tool'] or 'llm'}", s["status"], str(s["attempts"]),
                  str(s["input_tokens"] + s["output_tokens"]), short_cost(s["estimated_cost_usd"]),
                  short_cost(s["cost_usd"]), f"{s['duration_s']:.2f}s"] for s in out.steps]
-        console.print(fitted_table(cols, rows, console.width, title=f"run {out.run_id}"))
+        console.print(quick_fitted_table(cols, rows, console.width, title=f"run {out.run_id}"))
     if out.answer:
         console.print(escape(out.answer), soft_wrap=True, highlight=False)
     if quiet:
