@@ -35,8 +35,7 @@ _SOURCES: dict[str, Callable[[], Any]] = {
     "planner.hosted_draft_schema": lambda: prompt.hosted_draft_schema([], 8),
     "planner.local_system": lambda: local._LOCAL_SYSTEM,
     "planner.local_examples": lambda: [ex.draft_json() for ex in examples.EXAMPLES],
-    "step.system": lambda: [plan.llm_step_messages("{task}", "{prompt}", "{instructions}", kind)
-                            for kind in ("text", "json", "edits")],
+    "step.system": lambda: [plan._EXECUTOR_SYSTEM, plan._ANSWER_NOTES],
     "step.edits_schema": lambda: TypeAdapter(list[Edit]).json_schema(),
     "executor.fix_args": lambda: executor._FIX_ARGS_PROMPT,
     "reviewer.system": lambda: reviewer._SYSTEM + reviewer.verify_note("{command}"),
