@@ -173,6 +173,7 @@ def _finish_replay_check(session: pytest.Session, check: ReplayCheck) -> None:
 _FROM_WORKERS = ReplayCheck()
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without it
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """(pytest-xdist, on the controller) A worker's replay check: reported with the others."""
     out = getattr(node, "workeroutput", {}).get("replay_check")
