@@ -66,10 +66,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         [{"steps": {
             "s1": {"call": {"tool": "read_file", "args": {"path": "utils.py"}}, "depends_on": [], "title": "Read"}}},
          {"outcome": "replan", "answer": "", "reason": "utils.py does not exist; the file is util.py"},
-         {"steps": {
-             "s1": {"call": {"tool": "read_file", "args": {"path": "util.py"}}, "depends_on": [], "title": "Read"},
-             "s2": {"prompt": "Set X to 2:\n{{s1.output}}", "answer": "edits", "depends_on": ["s1"], "title": "Edit"},
-             "s3": {"call": {"tool": "apply_edits", "args": {"edits": "{{s2.output}}"}}, "depends_on": ["s2"],
+         {"steps": {  # a re-plan's steps are numbered on from the plan's
+             "s2": {"call": {"tool": "read_file", "args": {"path": "util.py"}}, "depends_on": [], "title": "Read"},
+             "s3": {"prompt": "Set X to 2:\n{{s2.output}}", "answer": "edits", "depends_on": ["s2"], "title": "Edit"},
+             "s4": {"call": {"tool": "apply_edits", "args": {"edits": "{{s3.output}}"}}, "depends_on": ["s3"],
                     "title": "Apply"}}},
          {"edits": [{"path": "util.py", "search": "X = 1", "replace": "X = 2"}]},
          complete("X is 2 in util.py.")],

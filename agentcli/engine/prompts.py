@@ -6,7 +6,8 @@ replayed: :func:`changed_prompts` names the ones that differ, and the replay say
 instead of "LLM request ... is not in the recording".
 
 Each entry is the text (or the JSON Schema) as the code builds it, with fixed stand-ins where a
-template takes arguments; a tool's own schema is recorded per step (``tool_schema_version``), so
+template takes arguments (the reviewer's message is built for a fixed one-step run, its layout being
+code); a tool's own schema is recorded per step (``tool_schema_version``), so
 the draft schemas here are built with no tools.
 """
 
@@ -16,6 +17,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -40,8 +42,20 @@ _SOURCES: dict[str, Callable[[], Any]] = {
     "executor.fix_args": lambda: executor._FIX_ARGS_PROMPT,
     "reviewer.system": lambda: reviewer._SYSTEM + reviewer.verify_note("{command}"),
     "reviewer.schema": lambda: reviewer.Review.model_json_schema(),
+    "reviewer.prompt": lambda: _review_sample(),
     "answer.system": lambda: answer._SYSTEM,
 }
+
+
+def _review_sample() -> str:
+    # The reviewer's user message for a fixed one-step run: its layout (the digest) is code, not a
+    # template, and a change of it changes every review request.
+    step = plan.Step(id="s1", title="{title}", kind="tool", tool="{tool}", args={"path": "{path}"})
+    p = plan.Plan(id="{plan}", task="{task}", created_at=datetime(2000, 1, 1, tzinfo=UTC), model="{model}",
+                  steps=[step])
+    run = executor.StepRun(step)
+    run.status, run.output, run.attempts = "ok", "{output}", 1
+    return reviewer.review_prompt("{task}", p, {"s1": run}, "{changes}")
 
 
 def _digest(value: Any) -> str:

@@ -9,6 +9,8 @@
 - `litellm`: the only importer of litellm (lazily): hosted providers, error classification.
 - `local/`: the embedded llama.cpp model (`local/...`).
 - `fakes`: scripted and function models shipped in the package (`test/...`).
+- `openai_http`: OpenAI-compatible servers over plain HTTP (no litellm import); `cache`: what of a
+  request a provider's prefix cache could serve.
 - `calllog`: the per-request JSON log; `tokens`: offline token counting.
 
 Nothing outside this package decides anything from a model's name.
