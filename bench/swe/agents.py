@@ -2,8 +2,9 @@
 
 * ``agentcli``: ``agent run --yes --json`` with the problem statement; its figures are read from the
   run's outcome and its ``events.jsonl`` (its data directory is kept outside the workspace);
-* ``mini``: mini-SWE-agent (the ``bench`` extra), driven by :mod:`bench.swe.mini_driver` with its
-  local environment and the same litellm model and endpoint.
+* ``mini``: mini-SWE-agent (the ``swe-baseline`` extra, or a virtualenv of its own named by
+  ``$BENCH_SWE_MINI_PYTHON``), driven by :mod:`bench.swe.mini_driver` with its local environment
+  and the same litellm model and endpoint.
 """
 
 from __future__ import annotations
@@ -115,7 +116,9 @@ def run_agentcli(problem: str, workspace: Path, rundir: Path, model: str, api_ba
 def run_mini(problem: str, workspace: Path, rundir: Path, model: str, api_base: str | None,
              timeout: float, env: dict[str, str] | None = None) -> AgentResult:
     out_file = rundir / "mini.json"
-    cmd = [sys.executable, "-m", "bench.swe.mini_driver", "--model", model, "--workspace", str(workspace),
+    # mini-SWE-agent may live in a virtualenv of its own (its dependencies are heavy): $BENCH_SWE_MINI_PYTHON.
+    python = os.environ.get("BENCH_SWE_MINI_PYTHON") or sys.executable
+    cmd = [python, "-m", "bench.swe.mini_driver", "--model", model, "--workspace", str(workspace),
            "--out", str(out_file), "--timeout", str(timeout)]
     if api_base:
         cmd += ["--api-base", api_base]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.swe import fetch, harness, report
 from bench.swe.agents import AGENTS
-from bench.swe.tasks import TASKS_DIR, TaskError, load_all
+from bench.swe.tasks import TASKS_DIR, Task, TaskError, load_all
 
 DEFAULT_OUT = Path(__file__).parent / "results"
 
@@ -96,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any("infra_error" in r for r in records) else 0
 
 
-def _check(tasks: list, jobs: int) -> int:  # type: ignore[type-arg]
+def _check(tasks: list[Task], jobs: int) -> int:
     bad = 0
     with tempfile.TemporaryDirectory(prefix="swe-check-") as tmp:
 
-        def one(task):  # type: ignore[no-untyped-def]
+        def one(task: Task) -> tuple[Task, list[str]]:
             work = Path(tmp) / task.id
             work.mkdir()
             try:

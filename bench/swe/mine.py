@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 def _safe(fn: object) -> str:
     try:
         return str(fn())  # type: ignore[operator]
-    except Exception as exc:  # noqa: BLE001 - a miner reports and goes on
+    except Exception as exc:  # a miner reports and goes on
         return f"error: {type(exc).__name__}: {exc}"
 
 

@@ -12,7 +12,7 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     resolved = [r for r in graded if r.get("resolved")]
     cost = sum(float(a.get("cost_usd") or 0.0) for a in res)
     calls = sum(int(a.get("calls") or 0) for a in res)
-    agent_times = [a.get("agent_s") for a in res if a.get("agent_s") is not None]
+    agent_times = [float(a["agent_s"]) for a in res if a.get("agent_s") is not None]
     return {
         "tasks": len(records), "graded": len(graded), "infra_errors": len(records) - len(graded),
         "resolved": len(resolved),
@@ -30,7 +30,7 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         "calls": calls, "calls_per_task": round(calls / len(graded), 2) if graded else 0.0,
         "replans": sum(int(a.get("replans") or 0) for a in res),
         "wall_s": round(sum(float(a.get("wall_s") or 0.0) for a in res), 1),
-        "agent_s": round(sum(float(x) for x in agent_times), 1) if agent_times else None,
+        "agent_s": round(sum(agent_times), 1) if agent_times else None,
     }
 
 
@@ -72,8 +72,8 @@ def markdown(runs: list[tuple[str, list[dict[str, Any]]]]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for tid in ids:
         row = [tid, str(meta[tid].get("project", "")), str(meta[tid].get("kind", ""))]
-        for _, recs in by_label:
-            row += _cell(recs.get(tid))
+        for _, by_id in by_label:
+            row += _cell(by_id.get(tid))
         lines.append("| " + " | ".join(row) + " |")
     row = ["**total**", "", ""]
     for _, recs in runs:
