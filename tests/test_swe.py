@@ -99,6 +99,10 @@ def test_scripted_upstream_fix_resolves_and_a_rerun_resumes(bench: dict[str, Pat
     # A re-run resumes: the task is done, so the agent is not run again (its script is empty).
     again = swe(bench, "--model", "test/script", "--tasks", "swecalc-add", "--out", str(bench["out"]), script=[])
     assert again.returncode == 0 and len(results(bench)) == 1
+    table = swe(bench, "--report", str(bench["out"]))
+    assert table.returncode == 0, table.stderr
+    assert "| swecalc-add | swecalc | upstream | yes | 2 |" in table.stdout
+    assert "| **total** |  |  | 1/1 | 2 |" in table.stdout
 
 
 def test_a_wrong_fix_is_not_resolved(bench: dict[str, Path]) -> None:
@@ -123,15 +127,6 @@ def test_a_run_that_edits_the_tests_is_caught(bench: dict[str, Path]) -> None:
     # The grading ran the hidden tests, not the edited ones.
     assert rec["grade"]["fail_to_pass"] == {"tests/test_calc.py::test_add": False}
     assert "(tampered with tests)" in r.stderr
-
-
-def test_report_renders_the_table(bench: dict[str, Path]) -> None:
-    swe(bench, "--model", "test/script", "--tasks", "swecalc-add", "--out", str(bench["out"]),
-        script=[write_plan("swecalc/__init__.py", FIXED), COMPLETE])
-    r = swe(bench, "--report", str(bench["out"]))
-    assert r.returncode == 0, r.stderr
-    assert "| swecalc-add | swecalc | upstream | yes | 2 |" in r.stdout
-    assert "| **total** |  |  | 1/1 | 2 |" in r.stdout
 
 
 def test_gold_patch_and_bad_input(bench: dict[str, Path]) -> None:
