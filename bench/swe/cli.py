@@ -132,8 +132,19 @@ def _report(dirs: list[str], title: str | None) -> int:
         runs.append((label, recs))
     text = report.markdown(runs)
     if title:
+        import datetime
+        import subprocess
+
         from bench.report import write_section
 
-        write_section(f"## {title}\n\n{text}", Path(__file__).parents[1] / "RESULTS.md")
+        root = Path(__file__).parents[2]
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True).stdout.strip()
+        when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        head = (f"Command: `python -m bench.swe --report {' '.join(dirs)}` (results of `python -m bench.swe`, "
+                f"bench/swe/README.md); written {when} at commit {commit}. Tokens: input / cached / output. "
+                "A task is resolved when all its fail-to-pass tests pass and all its pass-to-pass tests still "
+                "pass (hidden tests, bubblewrap, no network); injected bugs are counted apart.\n\n")
+        write_section(f"## {title}\n\n{head}{text}", root / "bench" / "RESULTS.md")
     print(text, end="")
     return 0
