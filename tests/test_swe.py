@@ -137,3 +137,56 @@ def test_gold_patch_and_bad_input(bench: dict[str, Path]) -> None:
     for args in (["--model", "test/script", "--tasks", "nope-*"], ["--tasks", "swecalc-add"]):
         bad = swe(bench, *args)
         assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
+def _mini_python() -> str | None:
+    """The interpreter with mini-SWE-agent: $BENCH_SWE_MINI_PYTHON, else this one if it has it."""
+    python = os.environ.get("BENCH_SWE_MINI_PYTHON") or sys.executable
+    ok = subprocess.run([python, "-c", "import minisweagent"], capture_output=True).returncode == 0
+    return python if ok else None
+
+
+@pytest.mark.skipif(_mini_python() is None, reason="mini-SWE-agent is not installed (the swe-baseline extra)")
+def test_the_mini_baseline_runs_on_the_same_endpoint_and_is_graded_alike(bench: dict[str, Path],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    commands = ['sed -i "s/return a - b/return a + b/" swecalc/__init__.py',
+                "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"]
+    seen: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # an OpenAI-compatible endpoint answering with bash tool calls
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            cmd = commands[min(len(seen), len(commands)) - 1]
+            call = {"id": f"c{len(seen)}", "type": "function",
+                    "function": {"name": "bash", "arguments": json.dumps({"command": cmd})}}
+            body = json.dumps({"id": "r", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+                               "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                                   "role": "assistant", "content": "", "tool_calls": [call]}}],
+                               "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110,
+                                         "prompt_tokens_details": {"cached_tokens": 40}}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("BENCH_SWE_MINI_PYTHON", str(_mini_python()))
+    try:
+        r = swe(bench, "--agent", "mini", "--model", "openai/gpt-4o-mini", "--api-base",
+                f"http://127.0.0.1:{server.server_port}/v1", "--tasks", "swecalc-add", "--out", str(bench["out"]))
+    finally:
+        server.shutdown()
+    assert r.returncode == 0, r.stdout + r.stderr
+    (rec,) = results(bench)
+    assert rec["agent"] == "mini" and rec["resolved"] is True
+    a = rec["agent_result"]
+    assert (a["calls"], a["input_tokens"], a["cached_tokens"], a["output_tokens"]) == (2, 200, 80, 20)
+    assert len(seen) == 2 and seen[0]["model"] == "gpt-4o-mini"
