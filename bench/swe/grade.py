@@ -69,7 +69,11 @@ class Grade:
     output_tail: str = ""
 
     def as_dict(self) -> dict[str, object]:
-        return {"resolved": self.resolved, "fail_to_pass": self.fail_to_pass, "pass_to_pass": self.pass_to_pass,
+        """As recorded: every fail-to-pass test's outcome; of the (often hundreds of) pass-to-pass
+        tests, the count that passed and the ids that failed."""
+        return {"resolved": self.resolved, "fail_to_pass": self.fail_to_pass,
+                "pass_to_pass_passed": sum(self.pass_to_pass.values()),
+                "pass_to_pass_failed": sorted(t for t, ok in self.pass_to_pass.items() if not ok),
                 "error": self.error}
 
 
