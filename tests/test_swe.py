@@ -20,7 +20,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "swe"
 COMPLETE = {"outcome": "complete", "answer": "done", "reason": ""}
 FIXED = (FIXTURES / "swecalc-1.0.1" / "swecalc" / "__init__.py").read_text()
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="grading needs bubblewrap")
+# Each test runs the harness (and an agent) in subprocesses: seconds each, so CI's slow part.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("bwrap") is None, reason="grading needs bubblewrap")]
 
 
 @pytest.fixture
