@@ -48,10 +48,11 @@ def pytest_sessionfinish(session):
 
 _NODE_REPORTER = '''// Writes each test's outcome as one JSON line (written by the benchmark's grader).
 export default async function* report(source) {
-  for await (const ev of source) {
-    if (ev.type !== "test:pass" && ev.type !== "test:fail") continue;
-    const d = ev.data;
-    yield JSON.stringify({ file: d.file || "", name: d.name, ok: ev.type === "test:pass", skip: !!d.skip }) + "\\n";
+  for await (const item of source) {
+    if (item.type !== "test:pass" && item.type !== "test:fail") continue;
+    const { data: test } = item;
+    const ok = item.type === "test:pass";
+    yield JSON.stringify({ file: test.file || "", name: test.name, ok, skip: !!test.skip }) + "\\n";
   }
 }
 '''
