@@ -61,8 +61,10 @@ def builtin_tools(config: ToolsConfig) -> list[Tool]:
 
 
 def tool_context(settings: Settings) -> ToolContext:
+    from agentcli.tools.trust import protected_paths
+
     return ToolContext(workspace=settings.workspace, config=settings.config.tools, data_dir=settings.data_dir,
-                       sandbox=settings.config.sandbox)
+                       sandbox=settings.config.sandbox, protected=protected_paths(settings))
 
 
 async def build_registry(settings: Settings, *, plugins: bool = True, mcp: bool = True) -> ToolRegistry:
