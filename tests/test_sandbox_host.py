@@ -54,7 +54,7 @@ def shell(ws: Path, command: str, *, timeout: float = 30) -> dict[str, Any]:
     assert r.exit_code in (0, 1), r.output
     result = json.loads(r.stdout)
     assert result["ok"], result
-    return result["output"]  # type: ignore[no-any-return]
+    return result["output"]
 
 
 class _UnixServer:

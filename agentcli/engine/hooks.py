@@ -203,7 +203,7 @@ class Hooks:
         elif code == BLOCK_EXIT_CODE and event == "pre_tool":
             outcome = "blocked"
             message = " ".join(stderr.split()) or f"blocked by the hook `{hook.command}`"
-        elif code in _CANNOT_RUN or code < 0 or 128 < code <= 128 + 64:
+        elif code is not None and (code in _CANNOT_RUN or code < 0 or 128 < code <= 128 + 64):
             # /bin/sh's 127 (not found) and 126 (not executable), or killed by a signal (a shell,
             # and bubblewrap, report one as 128 + its number): the hook gave no verdict.
             outcome = no_verdict

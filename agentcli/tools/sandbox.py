@@ -430,9 +430,9 @@ class Sandbox:
                 args += ["--bind", str(cache), str(cache)]
             except OSError:
                 pass  # the caches stay read-only: a package manager says so itself
-        for path in self.protected:  # last: read-only over the writable workspace
-            if path.exists() and not path.is_symlink():
-                args += ["--ro-bind", str(path), str(path)]
+        for kept in self.protected:  # last: read-only over the writable workspace
+            if kept.exists() and not kept.is_symlink():
+                args += ["--ro-bind", str(kept), str(kept)]
         program = None if cfg.unix_sockets else feats.seccomp
         if program is not None:
             args += ["--seccomp", "3"]

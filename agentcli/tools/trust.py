@@ -22,6 +22,7 @@ that turns the sandbox off or adds a hook with ``sandbox = false`` (run by the u
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -101,10 +102,8 @@ def _git_paths(workspace: Path) -> list[Path]:
         return []  # no repository, or a worktree's `.git` file: its git dir lies outside, read-only
     hooks = git / "hooks"
     if not hooks.exists():
-        try:  # bound read-only so that no hook can be planted in it
+        with contextlib.suppress(OSError):  # bound read-only so that no hook can be planted in it
             hooks.mkdir()
-        except OSError:
-            pass
     out = [p for p in (git / "config", git / "config.worktree", hooks, git / "info") if p.exists()]
     try:
         match = _HOOKS_PATH.search((git / "config").read_text(errors="replace"))
@@ -204,10 +203,8 @@ def ensure_trusted(settings: Settings, ask: Callable[[list[str]], bool] | None) 
     new = _fingerprint(settings)
     if old is None:
         if new:
-            try:
+            with contextlib.suppress(OSError):  # a read-only data dir: nothing to compare with next time
                 _write_record(settings, new)
-            except OSError:
-                pass  # a read-only data dir: nothing to compare with next time either
         return
     changed = _diff(old, new)
     if not changed:
