@@ -314,3 +314,43 @@ def test_as_an_ordinary_user_the_same_attacks_fail(nobody_dir: Path) -> None:
         assert f"{what} 0" not in out, out
     assert int(out.rsplit("processes: ", 1)[1].split()[0]) <= 42, out
     assert (ws / "agent.toml").read_text().startswith("[sandbox]")
+
+
+def _run_bpf(program: bytes, arch: int, nr: int, arg0: int) -> int:
+    """What the kernel would answer: a classic-BPF interpreter for the three opcodes the program uses."""
+    import struct
+
+    data = struct.pack("=iIQ6Q", nr, arch, 0, arg0, 0, 0, 0, 0, 0)
+    ins = [struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+    pc, acc = 0, 0
+    while True:
+        code, jt, jf, k = ins[pc]
+        if code == 0x20:
+            acc = struct.unpack_from("=I", data, k)[0]
+        elif code == 0x15:
+            pc += jt if acc == k else jf
+        elif code == 0x06:
+            return k
+        pc += 1
+
+
+@pytest.mark.parametrize(("machine", "abis"), [
+    ("x86_64", {0xC000003E: (41, 53, 0x40000000 | 41), 0x40000003: (359, 360, 102)}),
+    ("aarch64", {0xC00000B7: (198, 199, None), 0x40000028: (281, 288, 102)}),
+])
+def test_the_seccomp_program_denies_unix_sockets_on_every_abi(machine: str, abis: dict[int, tuple[Any, ...]]
+                                                              ) -> None:
+    from agentcli.tools.sandbox_bpf import unix_socket_filter
+
+    program = unix_socket_filter(machine)
+    assert program is not None
+    allow, eperm = 0x7FFF0000, 0x00050001
+    for arch, (socket_nr, socketpair_nr, other) in abis.items():
+        assert _run_bpf(program, arch, socket_nr, 1) == eperm  # socket(AF_UNIX)
+        assert _run_bpf(program, arch, socket_nr, 2) == allow  # socket(AF_INET)
+        assert _run_bpf(program, arch, socketpair_nr, 1) == allow  # socketpair(AF_UNIX)
+        assert _run_bpf(program, arch, 425, 0) == eperm  # io_uring_setup
+        if other is not None:  # x32's socket, or socketcall (arguments unreadable: denied)
+            assert _run_bpf(program, arch, other, 1) == eperm
+        assert _run_bpf(program, arch, 0, 1) == allow
+    assert unix_socket_filter("riscv64") is None
