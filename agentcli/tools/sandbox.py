@@ -26,7 +26,7 @@ set of namespaces per process, built from these rules:
 * resources: at most ``sandbox.max_processes`` processes and threads (a pids cgroup per command
   when agentcli is root and one is writable; else ``RLIMIT_NPROC``, counted in the command's own
   user namespace; root is exempt from it), files of at most ``sandbox.max_file_size_mb``
-  (``RLIMIT_FSIZE``), no core dumps;
+  (``RLIMIT_FSIZE``, set by the launcher in front of bubblewrap), no core dumps;
 * privileges: ``no_new_privs`` (setuid binaries do not elevate), every capability dropped (even
   when the agent runs as root), a new session (no typing into the user's terminal);
 * lifetime: a PID namespace and ``--die-with-parent``: when the agent dies, even by ``kill -9``,
@@ -79,14 +79,16 @@ _PR_SET_PDEATHSIG = 1
 _PROBE_TIMEOUT = 10.0
 #: The uid (and gid) a command runs as when agentcli is root.
 SANDBOX_UID = 1000
-#: Kernel interfaces a process of uid 0 could write (no capability needed): bound read-only over
-#: the sandbox's own /proc. Those absent on this kernel are skipped (``--ro-bind-try``).
-_PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/mtrr",
-                   "/proc/pressure", "/proc/acpi", "/proc/driver", "/proc/scsi")
-#: Runs in front of bubblewrap (``sh -c``, then ``exec``: the same process): joins the command's
-#: pids cgroup ($2) and opens the seccomp program ($1) as fd 3, which nothing else can hand to a
-#: process the MCP SDK starts.
-_LAUNCH = ('f=$1; c=$2; shift 2; if [ -n "$c" ]; then echo $$ > "$c/cgroup.procs" || exit 125; fi; '
+#: Kernel interfaces a process of uid 0 could write without a capability (Docker's read-only
+#: list): bound read-only over the sandbox's own /proc. Each bind costs ~1.5 ms (bubblewrap reads
+#: the mount table again), so those absent on this kernel are left out.
+_PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
+#: Runs in front of bubblewrap (``sh -c``, then ``exec``: the same process): no core dumps, files
+#: up to $3 blocks of 512 bytes (POSIX sh's unit), joins the command's pids cgroup ($2), and opens
+#: the seccomp program ($1) as fd 3, which nothing else could hand to a process the MCP SDK starts.
+#: The limits are inherited through bubblewrap (which writes no file) by the command.
+_LAUNCH = ('f=$1; c=$2; b=$3; shift 3; ulimit -c 0 || exit 125; if [ -n "$b" ]; then ulimit -f "$b" || exit 125; '
+           'fi; if [ -n "$c" ]; then echo $$ > "$c/cgroup.procs" || exit 125; fi; '
            'if [ -n "$f" ]; then exec "$@" 3<"$f"; fi; exec "$@"')
 #: A per-command cgroup older than this with no process left is removed by the next command.
 _CGROUP_STALE_SECONDS = 60
@@ -115,7 +117,7 @@ class SandboxFeatures:
     seccomp: bytes | None
     #: Where per-command pids cgroups are made (root only), or None.
     pids_cgroup: Path | None
-    #: util-linux's prlimit, which sets the limits inside the sandbox, or None.
+    #: util-linux's prlimit, which sets RLIMIT_NPROC inside the sandbox, or None.
     prlimit: str | None
     #: bubblewrap sizes a tmpfs (``--size``, bubblewrap >= 0.8).
     tmp_size: bool
@@ -261,6 +263,11 @@ def parent_death(argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | N
     return list(argv), pdeathsig_preexec()
 
 
+@functools.cache
+def _proc_read_only() -> tuple[str, ...]:
+    return tuple(p for p in _PROC_READ_ONLY if os.path.exists(p))
+
+
 def _tmp_top(path: str) -> str | None:
     """``/tmp/x`` for a path under ``/tmp/x``; None for any other path."""
     parts = os.path.abspath(path).split("/")
@@ -397,8 +404,8 @@ class Sandbox:
         if feats.userns:
             args += _userns_args()
         args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        for path in _PROC_READ_ONLY:
-            args += ["--ro-bind-try", path, path]
+        for path in _proc_read_only():
+            args += ["--ro-bind", path, path]
         # A private /tmp first: the binds below may lie inside /tmp and must stay visible.
         if cfg.tmp_size_mb and feats.tmp_size:
             args += ["--size", str(cfg.tmp_size_mb << 20)]
@@ -437,25 +444,20 @@ class Sandbox:
         if program is not None:
             args += ["--seccomp", "3"]
         args += ["--chdir", str(cwd), "--"]
-        if feats.prlimit is not None:
+        if cfg.max_processes and feats.prlimit is not None and os.geteuid() != 0:
             # Inside the sandbox: RLIMIT_NPROC counts the processes of the uid in its own user
-            # namespace there, not every process the user has on the host.
-            limits = ["--core=0"]
-            if cfg.max_processes:
-                limits.append(f"--nproc={cfg.max_processes}")
-            if cfg.max_file_size_mb:
-                limits.append(f"--fsize={cfg.max_file_size_mb << 20}")
-            args += [feats.prlimit, *limits, "--"]
+            # namespace there, not every process the user has on the host. (Root is exempt from
+            # it: a pids cgroup bounds root's commands.)
+            args += [feats.prlimit, f"--nproc={cfg.max_processes}", "--"]
         args += list(argv)
         cgroup = ""
         if cfg.max_processes and feats.pids_cgroup is not None:
             cgroup = _command_cgroup(feats.pids_cgroup, cfg.max_processes)
             if not cgroup:
                 raise SandboxUnavailable("refused: the pids cgroup of the command cannot be made")
-        if program is None and not cgroup:
-            return args
         filter_path = _filter_file(self.data_dir, program) if program is not None else ""
-        return ["/bin/sh", "-c", _LAUNCH, "agentcli-sandbox", filter_path, cgroup, *args]
+        blocks = str(cfg.max_file_size_mb << 11) if cfg.max_file_size_mb else ""
+        return ["/bin/sh", "-c", _LAUNCH, "agentcli-sandbox", filter_path, cgroup, blocks, *args]
 
     def preexec(self) -> Callable[[], None] | None:
         """What the child runs before exec, if anything: bwrap's ``--die-with-parent`` or setpriv
@@ -475,7 +477,7 @@ def protections(cfg: SandboxConfig) -> list[str]:
     """What protects the host beyond the namespaces, one phrase each (for ``agent doctor``)."""
     feats = sandbox_features()
     root = os.geteuid() == 0
-    out = ["/proc/sys, /proc/sysrq-trigger, /proc/irq, /proc/bus read-only"]
+    out = [f"{', '.join(_proc_read_only())} read-only"]
     if feats.userns:
         out.append(f"runs as uid {SANDBOX_UID} in a user namespace" if root else "own user namespace")
         out.append("no nested user namespaces")
@@ -492,12 +494,12 @@ def protections(cfg: SandboxConfig) -> list[str]:
     elif root and feats.pids_cgroup is not None:
         out.append(f"at most {cfg.max_processes} processes (pids cgroup)")
     elif not root and feats.prlimit is not None:
-        out.append(f"at most {cfg.max_processes} processes (RLIMIT_NPROC)")
+        out.append(f"at most {cfg.max_processes} processes (RLIMIT_NPROC in the user namespace)")
     else:
         out.append("NO process limit (" + ("root is exempt from RLIMIT_NPROC and no pids cgroup is writable"
                                           if root else "prlimit is not installed") + ")")
     if cfg.tmp_size_mb and feats.tmp_size:
         out.append(f"/tmp {cfg.tmp_size_mb} MiB")
-    if cfg.max_file_size_mb and feats.prlimit is not None:
+    if cfg.max_file_size_mb:
         out.append(f"files up to {cfg.max_file_size_mb} MiB")
     return out
