@@ -104,7 +104,7 @@ def _git_paths(workspace: Path) -> list[Path]:
     if not hooks.exists():
         with contextlib.suppress(OSError):  # bound read-only so that no hook can be planted in it
             hooks.mkdir()
-    out = [p for p in (git / "config", git / "config.worktree", hooks, git / "info") if p.exists()]
+    out = [p for p in (git / "config", git / "config.worktree", hooks) if p.exists()]
     try:
         match = _HOOKS_PATH.search((git / "config").read_text(errors="replace"))
     except OSError:
