@@ -354,3 +354,17 @@ def test_the_seccomp_program_denies_unix_sockets_on_every_abi(machine: str, abis
             assert _run_bpf(program, arch, other, 1) == eperm
         assert _run_bpf(program, arch, 0, 1) == allow
     assert unix_socket_filter("riscv64") is None
+
+
+def test_doctor_says_which_protections_are_in_force(workspace: Path) -> None:
+    _config(workspace)
+    r = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["--workspace", str(workspace), "doctor"],
+                                                 obj=State(environ=ENV))
+    line = next(x for x in r.stdout.splitlines() if "sandbox:" in x)
+    assert line.startswith("ok") and "/proc/sys" in line and "read-only" in line, line
+    assert "at most 40 processes" in line or "NO process limit" in line
+    assert "/tmp 2 MiB" in line and "files up to 3 MiB" in line
+    feats = sandbox_features()
+    assert ("unix sockets denied (seccomp)" in line) == (feats.seccomp is not None)
+    if os.geteuid() == 0 and feats.userns:
+        assert "runs as uid 1000 in a user namespace" in line

@@ -219,18 +219,24 @@ def sandbox_features() -> SandboxFeatures:
     """Probe once per process what this machine allows (bubblewrap must work: see :func:`sandbox_status`)."""
     bwrap = shutil.which("bwrap") or "bwrap"
     base = [bwrap, *_bwrap_base(network=False), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
-    res = _probe([*base, *_userns_args(), "--tmpfs", "/tmp", "true"])
-    userns = res is not None and res.returncode == 0
-    res = _probe([*base, "--size", str(1 << 20), "--tmpfs", "/tmp", "true"])
-    tmp_size = res is not None and res.returncode == 0
     program = unix_socket_filter()
-    if program is not None:
+    parts = {"userns": _userns_args(), "tmp_size": ["--size", str(1 << 20)],
+             "seccomp": ["--seccomp", "3"] if program is not None else []}
+
+    def works(*names: str) -> bool:
+        argv = [*base, *(a for n in names for a in parts[n]), "--tmpfs", "/tmp", "true"]
         with tempfile.TemporaryFile() as f:
-            f.write(program)
+            f.write(program or b"")
             f.seek(0)
-            res = _probe(["/bin/sh", "-c", 'exec "$@" 3<&0', "sh", *base, "--seccomp", "3", "true"], stdin=f)
-        if res is None or res.returncode != 0:
-            program = None
+            res = _probe(["/bin/sh", "-c", 'exec "$@" 3<&0', "sh", *argv], stdin=f)
+        return res is not None and res.returncode == 0
+
+    # One probe when everything works (the usual case); one per protection otherwise.
+    every = works(*parts)
+    userns = every or works("userns")
+    tmp_size = every or works("tmp_size")
+    if program is not None and not (every or works("seccomp")):
+        program = None
     return SandboxFeatures(userns=userns, seccomp=program, pids_cgroup=_find_pids_cgroup(),
                            prlimit=shutil.which("prlimit"), tmp_size=tmp_size)
 
