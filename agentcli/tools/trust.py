@@ -33,6 +33,7 @@ from typing import Any
 
 from agentcli.config import PROJECT_CONFIG_NAME, Settings
 from agentcli.errors import ApprovalDenied
+from agentcli.tools.sandbox import hook_words
 
 __all__ = ["TRUST_NAME", "UntrustedChange", "accept", "changed_files", "ensure_trusted", "protected_paths",
            "trusted_files"]
@@ -70,14 +71,9 @@ def _script_words(words: Iterable[str], workspace: Path) -> list[Path]:
 
 
 def _command_words(command: str) -> list[str]:
-    import shlex
-
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        words = command.split()
-    # `sh guard.sh`, `python3 ./check.py`, `./guard.sh --strict`: any word may be the script.
-    return [w.split("=", 1)[-1] for w in words]
+    # `sh guard.sh`, `python3 ./check.py`, `./guard.sh --strict`, `--rules=x.toml`: any word may
+    # name the script.
+    return [w.split("=", 1)[-1] for w in hook_words(command)]
 
 
 def trusted_files(settings: Settings) -> list[Path]:
