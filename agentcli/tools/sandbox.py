@@ -443,9 +443,9 @@ class Sandbox:
                 args += ["--bind", str(cache), str(cache)]
             except OSError:
                 pass  # the caches stay read-only: a package manager says so itself
-        for kept in self.protected:  # last: read-only over the writable workspace
-            if kept.exists() and not kept.is_symlink():
-                args += ["--ro-bind", str(kept), str(kept)]
+            for kept in self.protected:  # last: read-only over the writable workspace
+                if kept.exists() and not kept.is_symlink():
+                    args += ["--ro-bind", str(kept), str(kept)]
         program = None if cfg.unix_sockets else feats.seccomp
         if program is not None:
             args += ["--seccomp", "3"]
