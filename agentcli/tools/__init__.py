@@ -13,8 +13,10 @@ the built-in developer tools, third-party plugins and MCP servers.
   validation, previews and calls; `paths`: workspace confinement and walking (with .gitignore).
 - Built-ins: `files` (read, list, write, edit), `edits` (``apply_edits``), `search` (``search_code``),
   `shell` (``run_shell``), `git` (``git_status``, ``git_diff``); `text`: text as a model should see it.
-- `sandbox`: the OS sandbox around the processes agentcli starts; `plugins`: third-party tools from
-  entry points; `mcp_client`: tools of MCP servers.
+- `sandbox`: the OS sandbox around the processes agentcli starts (`sandbox_bpf`: its seccomp program
+  denying unix sockets); `trust`: the files that run outside the sandbox later (read-only inside it,
+  and a record of what the user last trusted); `plugins`: third-party tools from entry points;
+  `mcp_client`: tools of MCP servers.
 """
 
 from __future__ import annotations
