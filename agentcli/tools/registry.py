@@ -16,7 +16,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agentcli.redact import Redactor
-
 from agentcli.tools.base import (
     Capped,
     InvalidArgs,
