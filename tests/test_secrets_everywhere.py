@@ -117,3 +117,26 @@ def test_no_secret_reaches_the_model_a_record_or_memory(project: Path, model: Mo
     assert not {k: v for k, v in found.items() if v}
     run_dir = data / "runs" / out["run_id"]
     assert (run_dir / "llm_calls.jsonl").is_file() and REDACTED in (run_dir / "events.jsonl").read_text()
+
+
+def test_the_planner_survey_sees_files_and_names_masked(project: Path) -> None:
+    # The hosted planner's look before it plans: its read-only calls' results are masked too.
+    from agentcli.models.fakes import ScriptedModel
+    from agentcli.models.types import ToolCall
+
+    calls = [ToolCall(id="c1", name="read_file", arguments={"path": ".env"}),
+             ToolCall(id="c2", name="read_file", arguments={"path": "notes.txt"}),
+             ToolCall(id="c3", name="list_files", arguments={"pattern": "*"})]
+    draft = {"steps": {"s1": {"call": {"tool": "list_files", "args": {"pattern": "*.md"}}, "depends_on": [],
+                              "title": "List"}}}
+    model = ScriptedModel([calls, draft, {"outcome": "complete", "answer": "done", "reason": ""}])
+    env = {"AGENT_MODEL": "test/scripted", "AGENT_MEMORY__ENABLED": "false", "DEPLOY_SECRET": SOURCE_VALUE}
+    res = CliRunner().invoke(app, ["run", "look around", "--yes", "--json"],
+                             obj=State(backend=model, environ=env, use_user_config=False))
+    assert res.exit_code == 0, res.output
+    replies = [m["content"] for m in model.requests[1].messages if m["role"] == "tool"]
+    assert len(replies) == 3 and all(REDACTED in r for r in replies), replies
+    sent = json.dumps([r.messages for r in model.requests]).encode()
+    assert not leaks(sent)
+    data = project / ".agent"
+    assert not [p for p in data.rglob("*") if p.is_file() and "checkpoints" not in p.parts and leaks(p.read_bytes())]

@@ -898,19 +898,8 @@ class Memory:
 
 
 def _utf8(value: Any) -> Any:
-    """A string as the store can take it: a lone surrogate (a file name's undecodable byte, as
-    ``os.fsdecode`` gives it) written as a ``\\xNN`` or ``\\uNNNN`` escape."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "surrogateescape" if _bytes_only(value) else "backslashreplace").decode(
-                "utf-8", "backslashreplace")
-    return value
-
-
-def _bytes_only(value: str) -> bool:
-    return all(not "\ud800" <= ch <= "\udfff" or "\udc80" <= ch <= "\udcff" for ch in value)
+    """A value as the store can take it: a string with a file name's undecodable bytes escaped."""
+    return chunking.escape_undecodable(value) if isinstance(value, str) else value
 
 
 def _perf() -> float:

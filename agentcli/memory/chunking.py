@@ -249,14 +249,27 @@ def resolve_sources(workspace: Path, raw_paths: Sequence[str | Path], data_dir: 
 _ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
 
 
+def escape_undecodable(text: str) -> str:
+    """``text`` as valid UTF-8: each byte of a file name that is not UTF-8 (a lone surrogate
+    U+DC80-U+DCFF, as ``os.fsdecode`` gives it) as ``\\xNN``, any other lone surrogate as
+    ``\\uNNNN``; anything else as it is."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    return "".join(f"\\x{ord(ch) - 0xDC00:02x}" if "\udc80" <= ch <= "\udcff"
+                   else f"\\u{ord(ch):04x}" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+
+
 def stored_name(rel: str, redact: Redactor | None = None) -> str:
     """A workspace-relative path as memory stores it (a chunk's ``source``, the ingest manifest,
-    events): valid UTF-8, each byte of the name that is not UTF-8 written as ``\\xNN``
-    (reversible: :func:`name_path`), and secrets in it masked (:mod:`agentcli.redact`; a masked
-    name is not reversible: its file is found by walking its directory again)."""
-    if any("\udc80" <= ch <= "\udcff" for ch in rel):  # os.fsdecode's surrogateescape of a byte
-        rel = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return (redact or Redactor()).text(rel)
+    events): valid UTF-8 (:func:`escape_undecodable`, reversible: :func:`name_path`), and secrets
+    in it masked (:mod:`agentcli.redact`; a masked name is not reversible: its file is found by
+    walking its directory again)."""
+    return (redact or Redactor()).text(escape_undecodable(rel))
 
 
 def name_path(root: Path, name: str) -> Path:
