@@ -60,6 +60,8 @@ _GIT_TIMEOUT = 600.0
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 log = logging.getLogger(__name__)
+#: From this many files to add in one checkpoint, they go into a pack of their own.
+_BULK_FILES = 500
 
 
 class CheckpointError(AgentError):
@@ -111,7 +113,7 @@ class ShadowRepo:
         # commit -> (tree, skipped) of the checkpoints this process made: saves two git calls
         # per checkpoint (each a process start) when comparing with the parent.
         self._known: dict[str, tuple[str, list[str], Meta]] = {}
-        self._trees: dict[str, tuple[list[tuple[str, bool]], set[str]]] = {}
+        self._trees: dict[str, tuple[dict[str, bool], set[str]]] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -130,12 +132,13 @@ class ShadowRepo:
         return env
 
     def git(self, *args: str, stdin: bytes | None = None, index: Path | None = None, check: bool = True,
-            bare: bool = False) -> bytes:
+            bare: bool = False, config: Sequence[str] = ()) -> bytes:
         git = shutil.which("git")
         if git is None:
             raise CheckpointError("checkpoints need git, which is not installed")
         try:
-            res = subprocess.run([git, "-c", "safe.directory=*", *args], input=stdin, capture_output=True,
+            res = subprocess.run([git, "-c", "safe.directory=*", *(a for c in config for a in ("-c", c)), *args],
+                                 input=stdin, capture_output=True,
                                  env=self._env(index, bare=bare), cwd=self.workspace, timeout=_GIT_TIMEOUT, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise CheckpointError(f"git {args[0]}: {exc}") from None
@@ -255,7 +258,11 @@ class ShadowRepo:
             self.git("update-index", "-z", "--force-remove", "--stdin", stdin=_nul(gone + drop))
         if add:
             # --replace: a file where a directory was (or the reverse) takes the other's place.
-            self.git("update-index", "-z", "--add", "--remove", "--replace", "--stdin", stdin=_nul(add))
+            # Many files at once (a first checkpoint): streamed into one pack rather than a loose
+            # object file each, ~8x less system time (for this command only: a diff still reads
+            # them as text).
+            bulk = ["core.bigFileThreshold=1"] if len(add) >= _BULK_FILES else []
+            self.git("update-index", "-z", "--add", "--remove", "--replace", "--stdin", stdin=_nul(add), config=bulk)
         skipped_list = sorted(skipped)
         if skipped_list != sorted(self._skipped_in_index()):
             (self.root / "skipped.json").write_text(json.dumps(skipped_list))
@@ -280,33 +287,49 @@ class ShadowRepo:
 
     # ------------------------------------------------------------------ what git does not keep
 
-    def _tree_entries(self, tree: str) -> tuple[list[tuple[str, bool]], set[str]]:
-        """The regular files of a tree (with git's executable bit) and its directories."""
-        cached = self._trees.get(tree)
-        if cached is not None:
-            return cached
-        files: list[tuple[str, bool]] = []
+    def _tree_entries(self, tree: str) -> tuple[dict[str, bool], set[str]]:
+        """The regular files of a tree (with git's executable bit) and its directories: from the
+        previous tree and what changed since (one ``diff-tree``), else the whole ``ls-tree``."""
+        if tree in self._trees:
+            return self._trees[tree]
+        files: dict[str, bool] = {}
         dirs: set[str] = set()
-        for item in self.git("ls-tree", "-r", "-t", "-z", "--full-tree", tree).split(b"\0"):
-            if not item:
-                continue
-            head, _, name = item.partition(b"\t")
-            path = name.decode("utf-8", "surrogateescape")
-            if head.startswith(b"040000"):
-                dirs.add(path)
-            elif head.startswith(b"100"):
-                files.append((path, head.startswith(b"100755")))
-        self._trees = {tree: (files, dirs)}  # the last tree only: a checkpoint compares with it
+        if self._trees:
+            (old, (old_files, old_dirs)), = self._trees.items()
+            files, dirs = dict(old_files), set(old_dirs)
+            out = self.git("diff-tree", "-r", "-t", "-z", "--no-renames", old, tree).split(b"\0")
+            for head, name in zip(out[0::2], out[1::2], strict=False):
+                if not head.startswith(b":"):
+                    continue
+                path = name.decode("utf-8", "surrogateescape")
+                mode = head.split(b" ", 2)[1]  # the new side's (000000: gone)
+                files.pop(path, None)
+                dirs.discard(path)
+                self._add_entry(files, dirs, mode, path)
+        else:
+            for item in self.git("ls-tree", "-r", "-t", "-z", "--full-tree", tree).split(b"\0"):
+                head, _, name = item.partition(b"\t")
+                if name:
+                    self._add_entry(files, dirs, head[:6], name.decode("utf-8", "surrogateescape"))
+        self._trees = {tree: (files, dirs)}  # the last tree only: the next checkpoint starts from it
         return files, dirs
+
+    @staticmethod
+    def _add_entry(files: dict[str, bool], dirs: set[str], mode: bytes, path: str) -> None:
+        if mode == b"040000":
+            dirs.add(path)
+        elif mode.startswith(b"100"):
+            files[path] = mode == b"100755"
 
     def _meta(self, tree: str) -> Meta:
         """What git does not record of the workspace: empty directories, and every mode that is
         not git's own (files 644, or 755 when executable; directories 755)."""
         files, dirs = self._tree_entries(tree)
         modes: dict[str, int] = {}
-        for rel, executable in files:
+        root = f"{self.workspace}/"  # str paths: a Path per file costs more than its lstat
+        for rel, executable in files.items():
             try:
-                mode = stat.S_IMODE(os.lstat(self.workspace / rel).st_mode)
+                mode = stat.S_IMODE(os.lstat(root + rel).st_mode)
             except OSError:
                 continue
             if mode != (0o755 if executable else 0o644):
