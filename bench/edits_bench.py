@@ -103,6 +103,45 @@ def _child(ctx: Context, version: str, chars: int, file: Path, limit: float) -> 
     return result
 
 
+def _agent(ctx: Context, ws: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    done = subprocess.run([str(ctx.agent), *args], cwd=ws, env=env, capture_output=True, text=True, timeout=1800)
+    took = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"agent {args[0]} failed: {done.stdout[-300:]} {done.stderr[-300:]}")
+    return took, done.stdout
+
+
+def _replays(ctx: Context, res: SectionResult, lines: int, chars: int) -> None:
+    """``agent replay`` of a run whose apply_edits step applied a ``chars``-character edit: with
+    its edits in place (the search text is no longer in the file) and after ``agent undo``."""
+    ws = Path(tempfile.mkdtemp(prefix="edits-replay-", dir=ctx.tmp))
+    text = make_file(lines)
+    (ws / "big.py").write_text(text)
+    lines_of = text.splitlines(keepends=True)
+    search = "".join(lines_of[lines // 2:])
+    search = search[:search.index("\n", chars) + 1]
+    plan = {"steps": [{"title": "edit", "tool": "apply_edits", "args": {"edits": [
+        {"path": "big.py", "search": search, "replace": search.replace("request", "req")}]}}]}
+    script = ws.parent / f"{ws.name}.json"
+    script.write_text(json.dumps([plan, {"outcome": "complete", "answer": "done", "reason": ""}]))
+    env = ctx.env(AGENT_MODEL="test/script", AGENT_TEST_SCRIPT=str(script))
+    env = {k: v for k, v in env.items() if not k.startswith("AGENT_") or k in ("AGENT_MODEL", "AGENT_TEST_SCRIPT")}
+    _took, out = _agent(ctx, ws, env, "run", "edit big.py", "--yes", "--json")
+    run_id = json.loads(out)["run_id"]
+    reps = 1 if ctx.smoke else 3
+    in_place = [_agent(ctx, ws, env, "replay", run_id, "--json")[0] for _ in range(reps)]
+    verdict = json.loads(_agent(ctx, ws, env, "replay", run_id, "--json")[1]).get("identical")
+    _agent(ctx, ws, env, "undo", run_id, "--yes")
+    undone = [_agent(ctx, ws, env, "replay", run_id, "--json")[0] for _ in range(reps)]
+    label = f"agent replay of an apply_edits run ({len(search):,}-char search text, {lines:,}-line file)"
+    res.rows.append(Row(SECTION, f"{label}, its edits in place", Summary.of(in_place, "s"),
+                        text=f"(identical: {verdict})"))
+    ratio = Summary.of(in_place, "s").median / Summary.of(undone, "s").median
+    res.rows.append(Row(SECTION, f"{label}, after agent undo", Summary.of(undone, "s"),
+                        text=f"(in place / undone: x{ratio:.2g})"))
+
+
 def run(ctx: Context) -> SectionResult:
     res = SectionResult(SECTION)
     lines, sizes = (500, (1000, 5000)) if ctx.smoke else (5000, (1000, 5000, 10_000))
@@ -130,6 +169,7 @@ def run(ctx: Context) -> SectionResult:
                                 Summary.of([before["seconds"]], "s"),
                                 text=f"({before['seconds'] / median:,.0f}x slower; "
                                      f"{'same' if same else 'another'} closest line)"))
+    _replays(ctx, res, lines, sizes[-1])
     res.notes.append(
         f"Each figure is one child process checking one edit whose search text is a run of the file's lines "
         f"with a few words changed; {BEFORE}'s figure is its `_closest` alone (the rest of the check is "

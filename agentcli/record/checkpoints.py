@@ -13,12 +13,16 @@ config are off for these commands).
   never deletes or overwrites a file it could not record.
 * Cheap when nothing changed: the shared index keeps every file's stat data, so a checkpoint
   re-reads only files whose stat changed, and an unchanged tree reuses the previous commit.
+* What git's tree does not hold is kept beside it, in the commit message (:class:`Meta`): empty
+  directories, and the modes of files and directories that are not git's own.
+* A directory replaced by a symlink or a file (and back) is taken like any change; a snapshot
+  that git fails is taken again from a fresh index, so a broken index cannot fail every later run.
 
 Undo restores the paths a run (or the run from one step on) changed to their state in the
 checkpoint before it: changed files get their content and mode back, created ones are deleted,
-deleted ones come back. If any of those paths changed after the run, undo touches nothing and
-reports the conflicts (unless forced). Every undo checkpoints the workspace before and after,
-so an undo can itself be undone (``redo``).
+deleted ones come back, and so do symlinks, empty directories and modes. If any of those paths
+changed after the run, undo touches nothing and reports the conflicts (unless forced). Every undo
+checkpoints the workspace before and after, so an undo can itself be undone (``redo``).
 """
 
 from __future__ import annotations
@@ -110,9 +114,11 @@ class ShadowRepo:
         self.git_dir = self.root / "repo.git"
         self.index = self.root / "index"
         self.max_file_bytes = max_file_bytes
-        # commit -> (tree, skipped) of the checkpoints this process made: saves two git calls
-        # per checkpoint (each a process start) when comparing with the parent.
+        # commit -> (tree, skipped, meta) of the checkpoints this process made: saves two git
+        # calls per checkpoint (each a process start) when comparing with the parent.
         self._known: dict[str, tuple[str, list[str], Meta]] = {}
+        # The last tree's files and directories (whose modes a checkpoint reads): the next one
+        # starts from them and a diff-tree, not a listing of the whole tree.
         self._trees: dict[str, tuple[dict[str, bool], set[str]]] = {}
 
     # ------------------------------------------------------------------ plumbing
