@@ -144,8 +144,8 @@ def _replays(ctx: Context, res: SectionResult, lines: int, chars: int) -> None:
 
 def run(ctx: Context) -> SectionResult:
     res = SectionResult(SECTION)
-    lines, sizes = (500, (1000, 5000)) if ctx.smoke else (5000, (1000, 5000, 10_000))
-    limit = 20.0 if ctx.smoke else 120.0
+    lines, sizes = (300, (1000,)) if ctx.smoke else (5000, (1000, 5000, 10_000))
+    limit = 5.0 if ctx.smoke else 120.0
     reps = 1 if ctx.smoke else 3
     work = Path(tempfile.mkdtemp(prefix="edits-", dir=ctx.tmp))
     file = work / "big.py"

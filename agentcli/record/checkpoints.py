@@ -72,6 +72,10 @@ class CheckpointError(AgentError):
     """A checkpoint could not be taken or read (git missing, a broken shadow repository)."""
 
 
+class _GitRefused(CheckpointError):
+    """git ran and exited with an error (not killed, not timed out): what a damaged index does."""
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """One snapshot of the workspace."""
@@ -150,7 +154,8 @@ class ShadowRepo:
             raise CheckpointError(f"git {args[0]}: {exc}") from None
         if check and res.returncode != 0:
             why = " ".join(res.stderr.decode(errors="replace").split())[:300]
-            raise CheckpointError(f"git {args[0]} failed in the shadow repository: {why}")
+            error = _GitRefused if res.returncode > 0 else CheckpointError
+            raise error(f"git {args[0]} failed in the shadow repository: {why}")
         return res.stdout
 
     @contextlib.contextmanager
@@ -217,9 +222,7 @@ class ShadowRepo:
             self._init()
             try:
                 return self._snapshot(message, parent, t0)
-            except CheckpointError as exc:
-                if shutil.which("git") is None:
-                    raise
+            except _GitRefused as exc:
                 # A damaged index, or one git refuses to update, would fail this and every later
                 # checkpoint: it is rebuilt from the workspace (the commits are untouched).
                 log.warning("the shadow index was rebuilt: %s", exc.one_line())
