@@ -121,9 +121,10 @@ class ShadowRepo:
         # commit -> (tree, skipped, meta) of the checkpoints this process made: saves two git
         # calls per checkpoint (each a process start) when comparing with the parent.
         self._known: dict[str, tuple[str, list[str], Meta]] = {}
-        # The last tree's files and directories (whose modes a checkpoint reads): the next one
-        # starts from them and a diff-tree, not a listing of the whole tree.
-        self._trees: dict[str, tuple[dict[str, bool], set[str]]] = {}
+        # The last tree's directories, and each directory's mtime and subdirectories (where an
+        # empty directory can appear): what a checkpoint of an unchanged workspace reuses.
+        self._trees: dict[str, set[str]] = {}
+        self._subdirs: dict[str, tuple[int, tuple[str, ...]]] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -226,8 +227,8 @@ class ShadowRepo:
                 # A damaged index, or one git refuses to update, would fail this and every later
                 # checkpoint: it is rebuilt from the workspace (the commits are untouched).
                 log.warning("the shadow index was rebuilt: %s", exc.one_line())
-                self.index.unlink(missing_ok=True)
-                (self.root / "skipped.json").unlink(missing_ok=True)
+                for kept in (self.index, self.root / "skipped.json"):
+                    kept.unlink(missing_ok=True)
                 return self._snapshot(message, parent, t0)
 
     def _snapshot(self, message: dict[str, Any], parent: str | None, t0: float) -> Checkpoint:
@@ -276,7 +277,7 @@ class ShadowRepo:
         if skipped_list != sorted(self._skipped_in_index()):
             (self.root / "skipped.json").write_text(json.dumps(skipped_list))
         tree = self.git("write-tree").decode().strip()
-        meta = self._meta(tree)
+        meta = self._meta(tree, skipped)
         if parent is not None:
             known = self._known.get(parent)
             if known is None:
@@ -296,76 +297,66 @@ class ShadowRepo:
 
     # ------------------------------------------------------------------ what git does not keep
 
-    def _tree_entries(self, tree: str) -> tuple[dict[str, bool], set[str]]:
-        """The regular files of a tree (with git's executable bit) and its directories: from the
-        previous tree and what changed since (one ``diff-tree``), else the whole ``ls-tree``."""
-        if tree in self._trees:
-            return self._trees[tree]
-        files: dict[str, bool] = {}
-        dirs: set[str] = set()
-        if self._trees:
-            (old, (old_files, old_dirs)), = self._trees.items()
-            files, dirs = dict(old_files), set(old_dirs)
-            out = self.git("diff-tree", "-r", "-t", "-z", "--no-renames", old, tree).split(b"\0")
-            for head, name in zip(out[0::2], out[1::2], strict=False):
-                if not head.startswith(b":"):
-                    continue
-                path = name.decode("utf-8", "surrogateescape")
-                mode = head.split(b" ", 2)[1]  # the new side's (000000: gone)
-                files.pop(path, None)
-                dirs.discard(path)
-                self._add_entry(files, dirs, mode, path)
-        else:
-            for item in self.git("ls-tree", "-r", "-t", "-z", "--full-tree", tree).split(b"\0"):
-                head, _, name = item.partition(b"\t")
-                if name:
-                    self._add_entry(files, dirs, head[:6], name.decode("utf-8", "surrogateescape"))
-        self._trees = {tree: (files, dirs)}  # the last tree only: the next checkpoint starts from it
-        return files, dirs
+    def _tree_dirs(self, tree: str) -> set[str]:
+        """The directories of a tree (``ls-tree -d``: tree objects only, a small listing)."""
+        if tree not in self._trees:
+            out = self.git("ls-tree", "-r", "-d", "-z", "--name-only", "--full-tree", tree)
+            self._trees = {tree: {p for p in out.decode("utf-8", "surrogateescape").split("\0") if p}}
+        return self._trees[tree]
 
-    @staticmethod
-    def _add_entry(files: dict[str, bool], dirs: set[str], mode: bytes, path: str) -> None:
-        if mode == b"040000":
-            dirs.add(path)
-        elif mode.startswith(b"100"):
-            files[path] = mode == b"100755"
+    def _odd_file_modes(self, dirs: set[str]) -> dict[str, int]:
+        """The files directly in ``dirs`` (and the root) whose mode is not git's own: 644, or 755
+        when executable. find does the lstat of every file (a Python loop costs ~10x more)."""
+        find = shutil.which("find")
+        if find is None:
+            return {}
+        found: dict[str, int] = {}
+        starts = ["."] + [f"./{d}" for d in sorted(dirs)]
+        for i in range(0, len(starts), 2000):  # argv stays far under the system's limit
+            res = subprocess.run([find, *starts[i:i + 2000], "-mindepth", "1", "-maxdepth", "1", "!", "-type", "d",
+                                  "!", "-type", "l", "!", "-perm", "644", "!", "-perm", "755", "-printf", "%m %p\\0"],
+                                 cwd=self.workspace, capture_output=True, timeout=_GIT_TIMEOUT, check=False)
+            for item in res.stdout.split(b"\0"):
+                mode, _, path = item.partition(b" ")
+                if path.startswith(b"./"):
+                    found[path[2:].decode("utf-8", "surrogateescape")] = int(mode, 8)
+        return found
 
-    def _meta(self, tree: str) -> Meta:
+    def _meta(self, tree: str, skipped: set[str]) -> Meta:
         """What git does not record of the workspace: empty directories, and every mode that is
         not git's own (files 644, or 755 when executable; directories 755)."""
-        files, dirs = self._tree_entries(tree)
-        modes: dict[str, int] = {}
-        root = f"{self.workspace}/"  # str paths: a Path per file costs more than its lstat
-        for rel, executable in files.items():
-            try:
-                mode = stat.S_IMODE(os.lstat(root + rel).st_mode)
-            except OSError:
-                continue
-            if mode != (0o755 if executable else 0o644):
-                modes[rel] = mode
+        dirs = self._tree_dirs(tree)
+        root = f"{self.workspace}/"  # str paths: a Path per directory costs more than its lstat
+        odd = {p: m for p, m in self._odd_file_modes(dirs).items() if p not in skipped}
         empty: list[str] = []
+        modes: dict[str, int] = {}
         for rel in sorted(dirs | {""}):
-            base = self.workspace / rel
             try:
-                if rel:
-                    mode = stat.S_IMODE(os.lstat(base).st_mode)
-                    if mode != 0o755:
-                        modes[rel + "/"] = mode
-                with os.scandir(base) as it:
-                    subdirs = [e.name for e in it if e.is_dir(follow_symlinks=False) and e.name != ".git"]
+                st = os.lstat(root + rel)
+                if rel and stat.S_IMODE(st.st_mode) != 0o755:
+                    modes[rel + "/"] = stat.S_IMODE(st.st_mode)
+                # Its subdirectories change only with its mtime: listed again only then.
+                cached = self._subdirs.get(rel)
+                if cached is None or cached[0] != st.st_mtime_ns:
+                    with os.scandir(root + rel) as it:
+                        names = tuple(e.name for e in it if e.is_dir(follow_symlinks=False) and e.name != ".git")
+                    cached = self._subdirs[rel] = (st.st_mtime_ns, names)
             except OSError:
                 continue
-            for name in subdirs:
+            for name in cached[1]:
                 sub = f"{rel}/{name}" if rel else name
                 if sub not in dirs:
                     empty += _empty_tree(self.workspace, sub)
-        if empty:
-            out = self.git("check-ignore", "-z", "--stdin", stdin=_nul(empty), check=False)
+        # An ignored file or empty directory is none of the checkpoint's business.
+        ask = sorted(odd) + empty
+        if ask:
+            out = self.git("check-ignore", "-z", "--stdin", stdin=_nul(ask), check=False)
             ignored = set(out.decode("utf-8", "surrogateescape").split("\0"))
+            modes.update((p, m) for p, m in odd.items() if p not in ignored)
             empty = [d for d in empty if d not in ignored]
             for d in empty:
                 with contextlib.suppress(OSError):
-                    mode = stat.S_IMODE(os.lstat(self.workspace / d).st_mode)
+                    mode = stat.S_IMODE(os.lstat(root + d).st_mode)
                     if mode != 0o755:
                         modes[d + "/"] = mode
         return Meta(tuple(sorted(empty)), tuple(sorted(modes.items())))
