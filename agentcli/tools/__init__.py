@@ -12,7 +12,8 @@ the built-in developer tools, third-party plugins and MCP servers.
 - `base`: the core types (`Tool`, `ToolResult`, the ``@tool`` decorator); `registry`: lookup,
   validation, previews and calls; `paths`: workspace confinement and walking (with .gitignore).
 - Built-ins: `files` (read, list, write, edit), `edits` (``apply_edits``), `search` (``search_code``),
-  `shell` (``run_shell``), `git` (``git_status``, ``git_diff``); `text`: text as a model should see it.
+  `shell` (``run_shell``), `git` (``git_status``, ``git_diff``); `text`: text as a model should see it;
+  `closest`: the closest lines of a file to a search text that is not in it (bounded time).
 - `sandbox`: the OS sandbox around the processes agentcli starts (`sandbox_bpf`: its seccomp program
   denying unix sockets); `trust`: the files that run outside the sandbox later (read-only inside it,
   and a record of what the user last trusted); `plugins`: third-party tools from entry points;
