@@ -10,7 +10,20 @@ import typer
 from rich.markup import escape
 from rich.prompt import Prompt
 
-from agentcli.cli.commands.common import console, err_console, print_error, print_warning, state_of, warn_short_secrets
+from agentcli.cli.commands.common import (
+    MAX_COST_USD,
+    MAX_SECONDS,
+    MAX_STEPS,
+    MAX_TOKENS,
+    console,
+    err_console,
+    in_range,
+    print_error,
+    print_warning,
+    require_trusted,
+    state_of,
+    warn_short_secrets,
+)
 from agentcli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -199,10 +212,14 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
     no_instructions: Annotated[bool, typer.Option(
         "--no-project-instructions", help="Do not read AGENTS.md into the prompts for this run.")] = False,
-    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Step budget.")] = None,
-    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Cost budget in USD.")] = None,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Token budget.")] = None,
-    max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="Wall-time budget.")] = None,
+    max_steps: Annotated[int | None, typer.Option(
+        "--max-steps", callback=in_range(1, MAX_STEPS), help="Step budget.")] = None,
+    max_cost: Annotated[float | None, typer.Option(
+        "--max-cost", callback=in_range(0, MAX_COST_USD), help="Cost budget in USD.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        "--max-tokens", callback=in_range(1, MAX_TOKENS), help="Token budget.")] = None,
+    max_seconds: Annotated[float | None, typer.Option(
+        "--max-seconds", callback=in_range(0.001, MAX_SECONDS), help="Wall-time budget.")] = None,
     sandbox: Annotated[str | None, typer.Option(
         "--sandbox", help="OS sandbox of commands this run: workspace-write, read-only or off.")] = None,
 ) -> None:
@@ -238,6 +255,7 @@ def run(
         "sandbox.mode": sandbox}.items() if v is not None})
     settings = state.settings
     warn_short_secrets(settings, state.environ)
+    require_trusted(settings)
     if plan_file is not None:
         planner.read_plan_file(plan_file)  # a broken file fails here, before the run has a folder
     resume_from = None
