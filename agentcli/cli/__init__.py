@@ -2,4 +2,5 @@
 
 - `app`: the Typer app, global options, the one place errors become a line and an exit code.
 - `commands/`: one module per command group; `render`: tables and panels; `doctor`: health checks.
+- `tables`: tables that fit the terminal; `prompts`: the one function that asks a person anything.
 """

@@ -8,6 +8,8 @@
 - `local/`: the embedded llama.cpp model (`local/...`).
 - `fakes`: scripted and function models shipped in the package (`test/...`).
 - `calllog`: the per-request JSON log; `tokens`: offline token counting.
+- `preflight`: what would fail a run's first call (a key, a server, a model name, the task's length),
+  found before the run exists.
 
 Nothing outside this package decides anything from a model's name.
 """
