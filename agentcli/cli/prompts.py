@@ -55,7 +55,7 @@ def ask(question: str, choices: Sequence[tuple[str, str]], *, default: str) -> s
         _open = True
     try:
         while True:
-            prompt = Text.assemble((question, "bold"), " ", legend(choices), f" ({default}): ")
+            prompt = Text(f"{question} {legend(choices)} ({default}): ")
             err_console.print(prompt, end="", highlight=False, markup=False, soft_wrap=True)
             answer = _read_line()
             if answer is None:
