@@ -239,3 +239,64 @@ def test_the_report_says_whether_verification_ran_and_passed(workspace: Path) ->
     assert "verify: PASSED: `test -f note.txt` (exit code 0)" in ok.stdout
     none = agent(workspace, "run", "--yes", "write a note", script=[WRITE, DONE])
     assert "verify: not run (no verify command" in none.stdout
+
+
+# ------------------------------------------------------------------ units: classification, limits
+
+
+def test_set_up_errors_are_classified_as_such_and_never_retried() -> None:
+    import asyncio
+
+    from agentcli.config import Config
+    from agentcli.errors import ExitCode, LLMTransientError, ModelSetupError
+    from agentcli.models.client import LLMClient
+    from agentcli.models.litellm import classify_exception
+    from agentcli.models.types import ModelRequest, ModelResponse
+
+    class Refused(Exception):
+        pass
+
+    refused = Refused("Connection error.")
+    refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    err = classify_exception(refused, "openai/qwen", "http://127.0.0.1:9/v1")
+    assert isinstance(err, ModelSetupError) and "127.0.0.1:9" in err.message and err.exit_code == ExitCode.USAGE
+    creds = classify_exception(Exception("Missing credentials. Please pass an `api_key`"), "openai/gpt-4o-mini")
+    assert isinstance(creds, ModelSetupError) and "OPENAI_API_KEY" in creds.message
+    timeout = type("Timeout", (Exception,), {})("read timed out")
+    assert isinstance(classify_exception(timeout, "openai/qwen"), LLMTransientError)  # still retried
+
+    calls: list[ModelRequest] = []
+
+    class Failing:
+        async def request(self, req: ModelRequest) -> ModelResponse:
+            calls.append(req)
+            raise err
+
+        def price(self, model: str) -> None:
+            return None
+
+        def profile(self, model: str) -> Any:
+            from agentcli.models.profile import ModelProfile
+
+            return ModelProfile()
+
+    client = LLMClient(Config(model="openai/qwen"), backend=Failing())
+    with pytest.raises(ModelSetupError):
+        asyncio.run(client.acomplete([{"role": "user", "content": "hi"}]))
+    assert len(calls) == 1
+
+
+def test_a_small_models_calls_are_bounded_to_what_each_answer_needs() -> None:
+    from agentcli.config import Config
+    from agentcli.models.client import LLMClient
+    from agentcli.models.fakes import ScriptedModel
+    from agentcli.models.profile import ModelProfile
+
+    class Small(ScriptedModel):
+        def profile(self, model: str) -> ModelProfile:
+            return ModelProfile(planner_style="small", pricing="free", max_output_tokens=8192)
+
+    client = LLMClient(Config(model="test/small"), backend=Small([]))
+    limits = {role: client.output_limit(role) for role in ("planner", "executor", "reviewer")}  # type: ignore[arg-type]
+    assert limits == {"planner": 512, "executor": 512, "reviewer": 256}
+    assert all(client.output_ceiling(role) == limit for role, limit in limits.items())  # type: ignore[arg-type]
