@@ -372,6 +372,15 @@ class Settings:
     """How the workspace was chosen: ``given`` (--workspace, AGENT_WORKSPACE), ``cwd`` (the current
     directory, outside any git repository or holding its own agent.toml) or ``git root`` (the root
     of the repository the current directory is in)."""
+    start_dir: Path | None = None
+    """The directory the command started in, when the workspace is the repository root above it."""
+
+    @property
+    def instructions_dir(self) -> Path:
+        """Where project instructions (AGENTS.md) are read down to, from the repository root: the
+        directory the command started in when the workspace is the repository around it (its
+        nearer AGENTS.md files apply there), else the workspace."""
+        return self.start_dir or self.workspace
 
     @property
     def data_dir(self) -> Path:
@@ -585,7 +594,9 @@ def load_settings(
         for key in _flatten(layer):
             sources[key] = _source_label(origin, key)
     config = Config.model_validate(merged)
-    settings = Settings(config=config, workspace=ws, sources=sources, files=files, workspace_origin=ws_origin)
+    start = Path.cwd().resolve() if ws_origin == "git root" else None
+    settings = Settings(config=config, workspace=ws, sources=sources, files=files, workspace_origin=ws_origin,
+                        start_dir=start if start is not None and start != ws else None)
     _check_data_dir(settings)
     register_config_secrets(config, environ)
     return settings

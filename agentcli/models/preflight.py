@@ -58,7 +58,9 @@ def preflight(client: LLMClient, task: str | None = None) -> list[str]:
         planner = config.model_for("planner")
         context = client.profile(planner).context_tokens
         if context:
-            room = context - client.output_limit("planner", planner)
+            # Room for the plan's answer: its limit, or a quarter of a small window (the client
+            # shrinks the limit to what the window leaves).
+            room = context - min(client.output_limit("planner", planner), context // 4)
             n = tokens.count_text(task, planner)
             if n > room:
                 raise UsageError(f"the task is {n} tokens; {planner} reads at most {context}, of which "

@@ -42,7 +42,7 @@ def plan(
     settings = state.settings
     warn_short_secrets(settings, state.environ)
     plan_id = new_run_id()
-    instructions = None if no_instructions else load_project_instructions(settings.workspace,
+    instructions = None if no_instructions else load_project_instructions(settings.instructions_dir,
                                                                            settings.config.instructions)
     client = build_llm_client(settings, plan_id, log_json=state.log_json, backend=state.backend)
     for warning in preflight(client, task):

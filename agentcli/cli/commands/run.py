@@ -268,7 +268,7 @@ def run(
     for warning in preflight(LLMClient(settings.config, backend=state.backend),
                              task if resume is None and plan_file is None else None):
         print_warning(warning)
-    instructions = None if no_instructions else load_project_instructions(settings.workspace,
+    instructions = None if no_instructions else load_project_instructions(settings.instructions_dir,
                                                                            settings.config.instructions)
     quiet = quiet or output != "text"  # machine output: no progress, no plan table
     on_step, on_transition = _progress(quiet)
