@@ -179,7 +179,7 @@ def test_a_task_longer_than_the_context_is_exit_2_and_no_run(workspace: Path) ->
     env = {"AGENT_MODELS": json.dumps({"test/script": {"context_tokens": 2000}})}
     proc = agent(workspace, "run", "--yes", "word " * 3000, script=[PLAN, DONE], env=env)
     assert proc.returncode == 2, proc.stderr
-    assert "the task is" in one_error_line(proc) and "reads at most 2000" in proc.stderr  # 3,000 words: over 2,000 tokens alone
+    assert "the task is" in one_error_line(proc) and "reads at most 2000" in proc.stderr  # 3,000 words
     assert runs_of(workspace) == []
 
 

@@ -16,7 +16,7 @@ from werkzeug import Request, Response
 from agentcli.cli.app import app
 from agentcli.cli.commands.common import State
 from agentcli.config import Config
-from agentcli.errors import LLMFatalError, LLMTransientError, ModelRequestsBlocked, ModelSetupError
+from agentcli.errors import LLMTransientError, ModelRequestsBlocked, ModelSetupError
 from agentcli.models.calllog import CallLog
 from agentcli.models.client import LLMClient
 
