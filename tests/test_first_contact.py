@@ -130,7 +130,7 @@ def _status_server(httpserver: HTTPServer, status: int, body: dict[str, Any]) ->
     return hits
 
 
-@pytest.mark.parametrize(("status", "said"), [(401, "authentication failed"), (403, "authentication failed"),
+@pytest.mark.parametrize(("status", "said"), [(401, "refused the credentials"), (403, "refused the credentials"),
                                               (404, "not found")])
 def test_auth_failure_and_404_are_one_line_exit_2_never_retried(workspace: Path, httpserver: HTTPServer,
                                                                  status: int, said: str) -> None:
@@ -139,7 +139,7 @@ def test_auth_failure_and_404_are_one_line_exit_2_never_retried(workspace: Path,
                  "list the files")
     assert proc.returncode == 2, proc.stderr
     line = one_error_line(proc)
-    assert said in line and f"localhost:{httpserver.port}" in line and f"({status})" in line
+    assert said in line and f"localhost:{httpserver.port}" in line and f"(HTTP {status})" in line
     assert len(hits) == 1  # not retried as if transient
 
 

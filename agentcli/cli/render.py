@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
+from agentcli.cli.tables import QuickTable
 from agentcli.planning.plan import Plan, Step
 
 ARGS_SUMMARY_CHARS = 60
@@ -82,5 +83,5 @@ def plan_table(plan: Plan, width: int | None = None) -> RenderableType:
 
 def render_plan(plan: Plan, console: Console) -> None:
     """Print the header and the table of a plan."""
-    console.print(Group(plan_header(plan), Text(""), plan_table(plan, console.width)), soft_wrap=False,
+    console.print(Group(plan_header(plan), Text(""), QuickTable(plan_table(plan, console.width))), soft_wrap=False,
                   highlight=False)
