@@ -76,7 +76,9 @@ def test_a_keyless_server_and_an_unpriced_model_run_to_complete(workspace: Path,
     assert "at an unknown price, counted as $0" in proc.stderr
     # No key was configured: a placeholder went to the server, never a real one.
     assert all(b["model"] == "qwen" for b in server.bodies) and len(server.bodies) == 2
-    assert httpserver.log[0][0].headers.get("Authorization") == "Bearer no-key-needed"
+    from agentcli.models.openai_http import PLACEHOLDER_KEY
+
+    assert httpserver.log[0][0].headers.get("Authorization") == f"Bearer {PLACEHOLDER_KEY}"
 
 
 def test_a_configured_price_counts_the_cost(workspace: Path, httpserver: HTTPServer) -> None:

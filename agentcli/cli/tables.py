@@ -200,7 +200,7 @@ class QuickTable:
     def table(self) -> RenderableType:
         if callable(self._table) and not hasattr(self._table, "__rich_console__"):
             self._table = self._table()
-        return self._table  # type: ignore[return-value]
+        return self._table
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         lines = (self._fitted_lines(options.max_width) if self._fitted is not None else

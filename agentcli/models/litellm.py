@@ -25,6 +25,10 @@ from agentcli.errors import (
     LLMTransientError,
     ModelSetupError,
 )
+
+# The key sent to an ``api_base`` server when none is configured (an OpenAI-compatible server that
+# needs no key ignores it; the client refuses to send nothing): the same on both transports.
+from agentcli.models.openai_http import PLACEHOLDER_KEY
 from agentcli.models.profile import ModelProfile
 from agentcli.models.routing import check_allowed
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
@@ -85,9 +89,6 @@ def _first_line(msg: str, limit: int = 300) -> str:
     return msg[:limit]
 
 
-#: The key sent to an ``api_base`` server when none is configured: an OpenAI-compatible server
-#: that needs no key (Ollama, vLLM, LM Studio) ignores it, and the client refuses to send nothing.
-PLACEHOLDER_KEY = "no-key-needed"
 
 
 def endpoint(api_base: str | None) -> str:
