@@ -254,7 +254,8 @@ class QuickTable:
 
     def _lines(self, max_width: int) -> tuple[str | None, list[str], list[str], int] | None:
         t = self.table
-        assert isinstance(t, Table)
+        if not isinstance(t, Table):  # a fitted table with lines under its rows: rich prints it
+            return None
         if (t.box is not box.SIMPLE_HEAD or t.show_edge or t.pad_edge or not t.collapse_padding or t.expand
                 or not t.show_header or t.show_footer or t.show_lines or t.row_styles or t.caption
                 or t.padding != (0, 1, 0, 1) or t.width is not None or t.min_width is not None
