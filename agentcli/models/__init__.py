@@ -7,6 +7,9 @@
 - `litellm`: the only importer of litellm (lazily): hosted providers, routing, error classification.
 - `local/`: the embedded llama.cpp model (`local/...`).
 - `fakes`: scripted and function models shipped in the package (`test/...`).
+- `names`: what a model's name tells without a backend (its backend kind, static profile) and the
+  gate that keeps tests off real models; `routing`: the backend that picks one by name.
+- `profile`: `ModelProfile`, what the rest of the code asks instead of a model's name.
 - `calllog`: the per-request JSON log; `tokens`: offline token counting.
 
 Nothing outside this package decides anything from a model's name.

@@ -23,8 +23,8 @@ from agentcli.errors import (
     LLMFatalError,
     LLMTransientError,
 )
+from agentcli.models.names import check_allowed
 from agentcli.models.profile import ModelProfile
-from agentcli.models.routing import check_allowed
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
 
 # ------------------------------------------------------------------ litellm backend

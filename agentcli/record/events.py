@@ -340,13 +340,24 @@ class WorkspaceChanged(Payload):
 
     TYPE: ClassVar[EventType] = "workspace_changes"
     known: bool = False
+    #: The changed paths (an older writer's entries may be objects: kept as they are).
+    files: list[Any] = []
+    stat: str = ""
+    diff: str = ""
+    #: Why the changes could not be told (``known`` is False).
+    error: str | None = None
 
 
 class Verified(Payload):
     """The verify command's outcome (``[verify] command``)."""
 
     TYPE: ClassVar[EventType] = "verify"
+    command: str = ""
     status: str = ""
+    exit_code: int | None = None
+    output: str = ""
+    duration_s: float = 0.0
+    approval_wait_s: float = 0.0
 
 
 class Hooked(Payload):
@@ -360,6 +371,11 @@ class Hooked(Payload):
     exit_code: int | None = None
     outcome: str = "ok"
     message: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    duration_ms: float = 0.0
+    #: Where it ran: the sandbox's description.
+    sandbox: str = ""
 
 
 class CheckpointMade(Payload):

@@ -3,5 +3,6 @@
 - `loader`: model files (`local/smollm2`, `local/PATH.gguf`), loading once per file, threads, freeing at exit.
 - `grammar`: JSON schema to a llama.cpp grammar, with the workarounds its converter needs.
 - `chat`: requests in a local model's terms (chat templates, `response_format`, emulated tool calls).
+- `gguf`: the GGUF header reader; `profile`: a local model's profile from its header.
 - `model`: one grammar-constrained generation per call, deterministic decoding, prefix reuse.
 """
