@@ -246,7 +246,7 @@ class RunOutcome(BaseModel):
     schema_version: int = 1
     run_id: str
     task: str
-    status: str  # COMPLETE | FAILED
+    status: Literal["COMPLETE", "FAILED"]
     reason: str
     answer: str
     exit_code: int

@@ -176,7 +176,7 @@ class LLMClient:
         (``result.parsed``), re-asking with the errors up to ``llm.max_reasks`` times.
         ``json_schema`` overrides the schema sent (e.g. a grammar-friendlier one)."""
         cfg = self.config.llm
-        chain = [model or self.config.model_for(role)]  # type: ignore[arg-type]
+        chain = [model or self.config.model_for(role)]
         chain += [m for m in self.config.fallbacks if m not in chain]
         call_id = uuid.uuid4().hex[:16]
         msgs = [dict(m) for m in messages]
@@ -271,7 +271,7 @@ class LLMClient:
         """The output limit a call of ``role`` starts with: ``llm.max_output_tokens`` when set,
         else :data:`ROLE_OUTPUT_TOKENS` for the role (:data:`SMALL_MODEL_OUTPUT_TOKENS` for a small
         model), never over the model's own maximum. The planner's estimates use it too."""
-        model = model or self.config.model_for(role)  # type: ignore[arg-type]
+        model = model or self.config.model_for(role)
         cap = self.config.llm.max_output_tokens
         most = self.model_max_output(model)
         if cap <= 0:
@@ -281,7 +281,7 @@ class LLMClient:
     def output_ceiling(self, role: Role, model: str | None = None) -> int:
         """The largest output limit a call of ``role`` may be asked again with after a cut answer:
         the model's maximum, or ``llm.max_output_tokens`` when that is set (a cap is a cap)."""
-        model = model or self.config.model_for(role)  # type: ignore[arg-type]
+        model = model or self.config.model_for(role)
         if self.config.llm.max_output_tokens > 0 or self._small(model):
             return self.output_limit(role, model)
         return self.model_max_output(model)
@@ -337,7 +337,7 @@ class LLMClient:
 
     def profile_for(self, role: Role) -> ModelProfile:
         """The profile of the model a role uses."""
-        return self.profile(self.config.model_for(role))  # type: ignore[arg-type]
+        return self.profile(self.config.model_for(role))
 
     # -- internals
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
 from agentcli.models.profile import ModelProfile
 
-Role = str  # "planner" | "executor" | "reviewer"
+#: Who makes a model call: a role has its own model (``[roles]``) and output limits.
+Role = Literal["planner", "executor", "reviewer"]
 
 
 class ToolCall(BaseModel):

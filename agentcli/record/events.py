@@ -41,6 +41,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentcli.errors import AgentError
+from agentcli.models.types import Role
 from agentcli.redact import Redactor, is_secret_field, might_hold_token, secret_values
 
 EVENT_SCHEMA_VERSION = 1
@@ -225,7 +226,7 @@ class LlmCall(Payload):
     _DUMPED: ClassVar[bool] = True
     call_id: str = ""
     attempt: int = 1
-    role: str = "executor"
+    role: Role = "executor"
     outcome: str = "ok"
     request_hash: str = ""
     model: str = ""
