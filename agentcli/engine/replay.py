@@ -186,11 +186,10 @@ class ReplayBackend:
             if d.profile is not None and d.model not in self._profiles:
                 self._profiles[d.model] = ModelProfile.from_dict(d.profile)
         for b in rec.of(BudgetChecked):  # a call the budget refused left only its check
-            extra = b.data.model_extra or {}
-            model = extra.get("model")
-            if b.data.kind == "llm_call" and "price" in extra and isinstance(model, str) and model not in self._prices:
-                p = extra["price"]
-                self._prices[model] = None if not isinstance(p, dict) else Price(p["input"], p["output"])
+            model, p = b.data.model, b.data.price
+            if b.data.kind == "llm_call" and "price" in b.data.model_fields_set and model is not None \
+                    and model not in self._prices:
+                self._prices[model] = None if p is None else Price(p["input"], p["output"])
         self._waits_out = _stopped_by_the_clock(rec)
         self._fork = fork
         self._live = live

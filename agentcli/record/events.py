@@ -292,6 +292,11 @@ class BudgetChecked(Payload):
     kind: str
     ok: bool
     which: str | None = None
+    #: For an ``llm_call`` check: the model, and the price the check used (a refused call leaves no
+    #: ``llm_call`` event, so a replay checks with this one).
+    model: str | None = None
+    #: ``{"input", "output"}``: USD per token (None: unknown).
+    price: dict[str, float] | None = None
 
 
 class MemoryRecalled(Payload):
