@@ -65,6 +65,10 @@ class LLMConfig(_Section):
     max_reasks: int = Field(2, ge=0, le=10, description="Re-asks when structured output fails validation.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 for reproducible runs.")
     seed: int = Field(0, description="Sampling seed, where the provider supports one.")
+    transport: Literal["auto", "litellm"] = Field(
+        "auto", description="How `openai/NAME` models on an OpenAI-compatible server (`api_base`) are reached: "
+        "`auto` sends the chat-completions request over plain HTTP without importing litellm (a hosted run's "
+        "fixed cost falls from ~5 s to ~0.5 s CPU); `litellm` sends it through litellm like every other provider.")
     max_output_tokens: int = Field(
         0, ge=0, description="Cap on tokens generated per call, for every role. 0: sized per role (planner, "
         "step, reviewer) from the model's own maximum, within the budget; a cut answer is asked for again "

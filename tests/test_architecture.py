@@ -8,6 +8,7 @@ from pathlib import Path
 
 import agentcli
 from agentcli.planning.plan import Plan
+from agentcli.record.events import PAYLOADS
 
 ROOT = Path(agentcli.__file__).parent
 
@@ -181,3 +182,19 @@ def test_no_import_cycles_not_even_inside_functions() -> None:
             walk(m, [m])
     assert cycles == []
 
+
+
+def test_every_event_is_written_through_its_payload_model() -> None:
+    # ``EventLog.emit(Payload(...))``, never ``append("type", {...})``: a writer's keys are then the
+    # model's fields, checked where the event is made (readers validate into the same models).
+    bad = []
+    for _name, path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append"
+                    and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value in PAYLOADS):
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    # The checkpoints' two writes are converted by the checkpoint rework being merged (drop this
+    # exemption once it is in).
+    pending = [b for b in bad if b.startswith("record/checkpoints.py:")]
+    assert len(pending) <= 2, pending
+    assert [b for b in bad if b not in pending] == []

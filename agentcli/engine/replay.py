@@ -74,7 +74,7 @@ from agentcli.record.events import (
     Undone,
     WorkspaceChanged,
 )
-from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, response_of, step_order
+from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, recorded_price, response_of, step_order
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 
 T = TypeVar("T")
@@ -182,14 +182,16 @@ class ReplayBackend:
         for c in rec.calls:
             d = c.data
             self._by_hash[d.request_hash].append((c.seq, d))
-            self._prices[d.model] = None if d.price is None else Price(d.price.input, d.price.output)
+            self._prices[d.model] = recorded_price(d.price)
             if d.profile is not None and d.model not in self._profiles:
                 self._profiles[d.model] = ModelProfile.from_dict(d.profile)
         for b in rec.of(BudgetChecked):  # a call the budget refused left only its check
             model, p = b.data.model, b.data.price
             if b.data.kind == "llm_call" and "price" in b.data.model_fields_set and model is not None \
                     and model not in self._prices:
-                self._prices[model] = None if p is None else Price(p["input"], p["output"])
+                self._prices[model] = None if p is None else Price(
+                    p["input"] or 0.0, p["output"] or 0.0, cache_read=p.get("cache_read"),
+                    cache_write=p.get("cache_write"))
         self._waits_out = _stopped_by_the_clock(rec)
         self._fork = fork
         self._live = live

@@ -49,6 +49,7 @@ from agentcli.engine.reviewer import (
     DIGEST_CHARS,
     Review,
     answer_is_grounded,
+    digest_lines,
     fallback_answer,
     grounded_answer,
     review,
@@ -132,8 +133,8 @@ class ReplanContext:
         else:
             parts.append("Number your new steps s1, s2, ... as usual; they run after the completed steps "
                          "below, which are kept and not run again: do not repeat them.")
-        parts.append("Steps so far:\n" + json.dumps(step_digest(self.runs, total=DIGEST_CHARS // 2),
-                                                    indent=1, ensure_ascii=False))
+        parts.append("Steps so far (one JSON object a line):\n"
+                     + digest_lines(step_digest(self.runs, total=DIGEST_CHARS // 2)))
         if self.changes is not None:
             parts.append(f"Workspace changes so far:\n{self.changes}")
         return "\n".join(parts)
@@ -510,7 +511,6 @@ class _Run:
         if denied:
             # Nobody can approve here, so re-planning would meet the same refusal.
             raise ApprovalDenied(str((denied[0].error or {}).get("message", "approval denied")))
-        st.reviews += 1
         changes = await self._workspace_changes()
         rule = self._review_rule()
         if not failed and rule.grounded_answers:
@@ -523,7 +523,7 @@ class _Run:
             return await self._done("every step succeeded")
         verdict: Review = await review(self.deps.client, self.task, st.plan, st.runs,
                                        changes.text() if changes is not None else None,
-                                       verify_command=self.deps.verify_command)
+                                       verify_command=self.deps.verify_command, history=st.reviews)
         self.events.emit(Reviewed(kind="verdict", **verdict.model_dump()))
         if verdict.outcome == "stop":
             raise RunStopped(verdict.reason or verdict.answer or "the reviewer ended the run")

@@ -73,12 +73,13 @@ def llm_call_recorder(events: EventLog) -> Callable[[CallRecord], None]:
             response=None if resp is None else RecordedResponse(
                 text=resp.text, tool_calls=[c.model_dump() for c in resp.tool_calls],
                 input_tokens=resp.input_tokens, output_tokens=resp.output_tokens, model=resp.model,
-                finish_reason=resp.finish_reason,
+                finish_reason=resp.finish_reason, cached_input_tokens=resp.cached_input_tokens,
+                cache_write_tokens=resp.cache_write_tokens,
             ),
-            usage=RecordedUsage(input_tokens=rec.usage.input_tokens, output_tokens=rec.usage.output_tokens),
+            usage=RecordedUsage.model_validate(rec.usage.model_dump()),
             cost_usd=rec.cost_usd, latency_ms=round(rec.latency_ms, 3), error_type=rec.error_type, error=rec.error,
-            price=None if price is None else RecordedPrice(input=price.input, output=price.output),
-            profile=rec.profile,
+            price=None if price is None else RecordedPrice.model_validate(price.as_dict()),
+            profile=rec.profile, cacheable_tokens=rec.cacheable_tokens,
         ), step_id=rec.step_id)
     return record
 

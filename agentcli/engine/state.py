@@ -1,7 +1,7 @@
 """The state of one run, and what a phase of the run decides next.
 
 :class:`RunState` is everything a run has reached: its plan, its step records, its state
-machine, its review count, its answer and the workspace's changes. One owner holds it: the
+machine, its reviews so far, its answer and the workspace's changes. One owner holds it: the
 run's loop (:mod:`agentcli.engine.runner`). Each phase (planning, executing, reviewing,
 verifying, re-planning) does its work and returns a :class:`Next`, the state to move to and
 why; only the loop moves the machine. Step records change in two places only: the step
@@ -16,6 +16,7 @@ from typing import Any
 
 from agentcli.engine.executor import StepRun, VerifyResult
 from agentcli.engine.fsm import State, StateMachine
+from agentcli.engine.reviewer import ReviewHistory
 from agentcli.engine.workspace import WorkspaceChanges
 from agentcli.planning.plan import Plan
 
@@ -39,8 +40,8 @@ class RunState:
     plan: Plan | None = None
     #: Every step of the plan (and the completed steps of earlier plans), in plan order.
     runs: dict[str, StepRun] = field(default_factory=dict)
-    #: How many times the run was reviewed.
-    reviews: int = 0
+    #: The run's reviews as one conversation (each continues the last: a cached prefix).
+    reviews: ReviewHistory = field(default_factory=ReviewHistory)
     answer: str = ""
     #: With an output schema: the answer as JSON.
     data: Any = None

@@ -44,6 +44,7 @@ from agentcli.errors import (
     StructuredOutputError,
 )
 from agentcli.models import tokens
+from agentcli.models.cache import PrefixCache, request_tokens
 from agentcli.models.calllog import CallLog
 from agentcli.models.litellm import classify_exception
 from agentcli.models.profile import ModelProfile, apply_overrides
@@ -138,19 +139,21 @@ class LLMClient:
         run_id: str | None = None,
         guard: Callable[[PreCall], None] | None = None,
         observers: Sequence[Callable[[CallRecord], None]] = (),
-        headroom: Callable[[str, int, Price | None], int | None] | None = None,
+        headroom: Callable[[str, int, Price | None, int], int | None] | None = None,
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.config = config
-        self.backend: ModelBackend = backend or RoutingBackend()
+        self.backend: ModelBackend = backend or RoutingBackend(openai_http=config.llm.transport == "auto")
         self.call_log = call_log
         self.run_id = run_id
         self.guard = guard
-        #: ``headroom(model, input_tokens, price)``: the most output tokens the budget can still pay
+        #: ``headroom(model, input_tokens, price, cached_tokens)``: the most output tokens the budget can still pay
         #: for (None: no limit); a call's output limit is never sized past it.
-        self.headroom: Callable[[str, int, Price | None], int | None] | None = headroom
+        self.headroom: Callable[[str, int, Price | None, int], int | None] | None = headroom
         self.observers: list[Callable[[CallRecord], None]] = list(observers)
         self.totals = RunTotals()
+        #: The run's requests per model, for what a provider's prefix cache could serve of the next.
+        self.prefix_cache = PrefixCache()
         self._sleep = sleep or asyncio.sleep
         self._profiles: dict[str, ModelProfile] = {}
 
@@ -304,11 +307,12 @@ class LLMClient:
             return limit
         return min(limit, max(context - estimate, MIN_AFFORDABLE_OUTPUT_TOKENS))
 
-    def _affordable(self, model: str, estimate: int, ceiling: int) -> int:
-        """``ceiling``, or less when the budget's ``headroom`` cannot pay for that many tokens."""
+    def _affordable(self, model: str, estimate: int, ceiling: int, cached: int = 0) -> int:
+        """``ceiling``, or less when the budget's ``headroom`` cannot pay for that many tokens
+        (``cached`` of the input expected from the provider's cache)."""
         if self.headroom is None:
             return ceiling
-        room = self.headroom(model, estimate, self._price(model))
+        room = self.headroom(model, estimate, self._price(model), cached)
         if room is None:
             return ceiling
         return max(min(ceiling, room), min(ceiling, MIN_AFFORDABLE_OUTPUT_TOKENS))
@@ -405,14 +409,17 @@ class LLMClient:
         for idx, model in enumerate(chain):
             req = self._request(model, msgs, response_format, tools, max_tokens, idx > 0, step_id)
             estimate = self._estimate(req)
+            seq = request_tokens(req.messages, model, tools=req.tools, response_format=req.response_format)
+            cacheable = min(self.prefix_cache.peek(model, seq), estimate)
             price = self._price(model)  # also warms the provider import before latency is timed
             req.max_tokens = self._fits_context(model, estimate, req.max_tokens)
             if self.headroom is not None:
                 # Sized within what the budget can still pay for, rather than refused by the guard.
-                req.max_tokens = self._affordable(model, estimate, req.max_tokens)
+                req.max_tokens = self._affordable(model, estimate, req.max_tokens, cacheable)
             for retry in range(cfg.max_retries + 1):
                 if self.guard is not None:
-                    self.guard(PreCall(model, estimate, req.max_tokens, price, role, step_id))
+                    self.guard(PreCall(model, estimate, req.max_tokens, price, role, step_id,
+                                       cached_tokens_estimate=cacheable))
                 attempts += 1
                 t0 = time.perf_counter()
                 try:
@@ -423,7 +430,7 @@ class LLMClient:
                     exc = classify_exception(exc, model)
                     transient = isinstance(exc, LLMTransientError) and retry < cfg.max_retries
                     self._record(call_id, attempts_before + attempts, role, step_id, req, None, estimate, ms,
-                                 "retry" if transient else "error", exc)
+                                 "retry" if transient else "error", exc, cacheable=cacheable)
                     if isinstance(exc, ModelRequestsBlocked):
                         raise
                     if transient:
@@ -435,7 +442,8 @@ class LLMClient:
                 latency += ms
                 usage, request_hash = self._record(call_id, attempts_before + attempts, role, step_id, req,
                                                    resp, estimate, ms, "truncated" if resp.truncated else "ok",
-                                                   None)
+                                                   None, cacheable=cacheable)
+                self.prefix_cache.add(model, seq)
                 return _Sent(resp, model, req, attempts, latency, estimate, request_hash, usage)
         last = errors[-1]
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
@@ -468,11 +476,13 @@ class LLMClient:
             output_tokens=resp.output_tokens
             if resp.output_tokens is not None
             else tokens.count_text(resp.text, req.model),
+            cached_input_tokens=resp.cached_input_tokens or 0,
+            cache_write_tokens=resp.cache_write_tokens or 0,
         )
 
     def _cost(self, model: str, usage: Usage) -> float | None:
         price = self._price(model)
-        return None if price is None else price.cost(usage.input_tokens, usage.output_tokens)
+        return None if price is None else price.of_usage(usage)
 
     def _observe_invalid(self, call_id: str, attempt: int, step_id: str | None, err: Exception) -> None:
         if self.call_log is not None:
@@ -501,11 +511,14 @@ class LLMClient:
         latency_ms: float,
         outcome: str,
         exc: LLMError | None,
+        *,
+        cacheable: int = 0,
     ) -> tuple[Usage, str]:
         """Log, account and observe one attempt; its usage and request hash."""
         usage = self._usage(resp, req, estimate) if resp is not None else Usage()
         cost = self._cost(req.model, usage) if resp is not None else None
-        self._account(req.model, usage, cost, answered=resp is not None)
+        price = self._price(req.model)
+        self._account(req.model, usage, cost, answered=resp is not None, cacheable=cacheable, price=price)
         record: dict[str, Any] = {
             "event": "llm_call",
             "run_id": self.run_id,
@@ -516,6 +529,9 @@ class LLMClient:
             "gen_ai.response.model": resp.model if resp is not None else None,
             "gen_ai.usage.input_tokens": usage.input_tokens,
             "gen_ai.usage.output_tokens": usage.output_tokens,
+            "gen_ai.usage.cached_input_tokens": usage.cached_input_tokens,
+            "gen_ai.usage.cache_write_tokens": usage.cache_write_tokens,
+            "cacheable_tokens": cacheable,
             "gen_ai.request.max_tokens": req.max_tokens,
             "input_tokens_estimate": estimate,
             "cost_usd": cost,
@@ -535,26 +551,34 @@ class LLMClient:
         if self.observers:
             rec = CallRecord(call_id, attempt, role, step_id, req, record["request_hash"], resp, usage, cost,
                              latency_ms, outcome, record["error_type"], record["error"],
-                             profile=record["profile"], price=self._price(req.model))
+                             profile=record["profile"], price=price, cacheable_tokens=cacheable)
             for obs in self.observers:
                 obs(rec)
         return usage, record["request_hash"]
 
-    def _account(self, model: str, usage: Usage, cost: float | None, *, answered: bool) -> None:
-        self.totals.calls += 1
-        self.totals.input_tokens += usage.input_tokens
-        self.totals.output_tokens += usage.output_tokens
+    def _account(self, model: str, usage: Usage, cost: float | None, *, answered: bool, cacheable: int = 0,
+                 price: Price | None = None) -> None:
+        t = self.totals
+        t.calls += 1
+        t.input_tokens += usage.input_tokens
+        t.output_tokens += usage.output_tokens
+        t.cached_input_tokens += usage.cached_input_tokens
+        t.cache_write_tokens += usage.cache_write_tokens
+        t.cacheable_tokens += cacheable
         if answered:
             if cost is None:
-                self.totals.unpriced_calls += 1
-                self.totals.unpriced_models.add(model)
+                t.unpriced_calls += 1
+                t.unpriced_models.add(model)
             else:
-                self.totals.cost_usd += cost
+                t.cost_usd += cost
+                if price is not None:
+                    t.cache_saved_usd += price.cost(usage.input_tokens, usage.output_tokens) - cost
 
     def account_recorded(self, rec: CallRecord) -> None:
         """Count a call made earlier (a replay serving a recorded plan) as if made now: totals and
         observers see it, nothing is sent."""
-        self._account(rec.request.model, rec.usage, rec.cost_usd, answered=rec.response is not None)
+        self._account(rec.request.model, rec.usage, rec.cost_usd, answered=rec.response is not None,
+                      cacheable=rec.cacheable_tokens, price=rec.price)
         for obs in self.observers:
             obs(rec)
 

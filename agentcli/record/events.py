@@ -201,22 +201,32 @@ class RecordedResponse(BaseModel):
     tool_calls: list[dict[str, Any]] = []
     input_tokens: int | None = None
     output_tokens: int | None = None
+    #: Input tokens the provider served from its prompt cache / wrote to it (None: not reported).
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
     model: str | None = None
     #: Why generation stopped (``length``: cut at max_tokens), as the provider said.
     finish_reason: str | None = None
 
 
 class RecordedUsage(BaseModel):
+    """Tokens a call used; the cache counts are parts of ``input_tokens`` (0 in records made before
+    they were kept)."""
+
     model_config = ConfigDict(extra="allow")
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class RecordedPrice(BaseModel):
-    """USD per token, as the run priced the model."""
+    """USD per token, as the run priced the model; the cache prices when the model has them."""
 
     input: float
     output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
 
 
 class LlmCall(Payload):
@@ -240,6 +250,9 @@ class LlmCall(Payload):
     price: RecordedPrice | None = None
     #: The :class:`~agentcli.models.profile.ModelProfile` the call was made with (a replay uses it).
     profile: dict[str, Any] | None = None
+    #: The request's prefix shared with an earlier request of the run that a provider's prefix
+    #: cache could serve, in tokens (:mod:`agentcli.models.cache`).
+    cacheable_tokens: int = 0
 
 
 class ToolIntent(Payload):
@@ -295,8 +308,8 @@ class BudgetChecked(Payload):
     #: For an ``llm_call`` check: the model, and the price the check used (a refused call leaves no
     #: ``llm_call`` event, so a replay checks with this one).
     model: str | None = None
-    #: ``{"input", "output"}``: USD per token (None: unknown).
-    price: dict[str, float] | None = None
+    #: ``{"input", "output"}`` (and the cache prices when known): USD per token (None: unknown).
+    price: dict[str, float | None] | None = None
 
 
 class MemoryRecalled(Payload):

@@ -165,6 +165,11 @@ def show(
                   f"{s.calls} LLM calls · {s.input_tokens}+{s.output_tokens} tokens · {_cost(s.cost_usd)}"
                   + (f" (+{s.unpriced_calls} unpriced)" if s.unpriced_calls else "")
                   + ("" if s.duration_s is None else f" · {s.duration_s:.1f}s"), highlight=False)
+    from agentcli.record.stats import cache_summary, run_usage
+
+    cache = cache_summary(run_usage(rec))
+    if cache:
+        console.print(cache, highlight=False)
 
 
 @app.command("stats")
@@ -207,6 +212,11 @@ def render_stats(r: RunStats) -> None:
     if len(rows) > 1:
         table.rows[-2].end_section = True
     console.print(table)
+    from agentcli.record.stats import cache_summary
+
+    cache = cache_summary(r.totals)
+    if cache:
+        console.print(cache, highlight=False)
     outcomes = ", ".join(f"{k} {v}" for k, v in r.runs_by_status.items()) or "none"
     console.print(f"runs: {r.runs} ({outcomes})", highlight=False)
     if r.failure_reasons:
