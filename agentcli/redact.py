@@ -277,6 +277,8 @@ def _mask_match(m: re.Match[str]) -> str:
 
 def mask_tokens(s: str) -> str:
     """``s`` with every credential :data:`TOKEN_PATTERNS` recognises replaced by ``[REDACTED]``."""
+    if not might_hold_token(s):  # most text: a few substring searches, and no pattern tried
+        return s
     for p in TOKEN_PATTERNS:
         if _applies(p, s):
             s = p.regex.sub(_mask_match, s)

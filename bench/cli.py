@@ -33,7 +33,8 @@ SECTIONS = ("cold", "overhead", "executor", "parallel", "calls", "cache", "hoste
 
 #: Section -> the bench module whose ``run(ctx)`` measures it.
 _MODULES = {"cold": "cold", "overhead": "overhead", "executor": "executor", "parallel": "parallel", "calls": "calls",
-            "cache": "cache", "hosted": "hosted", "logging": "logcost", "replay": "replay", "memory": "memory", "local": "local"}
+            "cache": "cache", "hosted": "hosted", "logging": "logcost", "replay": "replay", "memory": "memory",
+            "local": "local"}
 
 
 def _section(name: str) -> Callable[[Context], SectionResult]:

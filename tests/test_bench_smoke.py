@@ -11,10 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = "cold,overhead,executor,parallel,calls,logging,replay"
 
 
+@pytest.mark.slow
 def test_bench_smoke_runs_and_prints_the_table() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)

@@ -232,6 +232,7 @@ def _mutate_json(value: Any, rnd: random.Random, new: Any) -> Any:
 # ----------------------------------------------------------------------------- the families
 
 
+@pytest.mark.slow
 def test_fuzz_argv_of_every_command(lab: Lab) -> None:
     paths = [str(lab.plan_file), str(lab.events), lab.run_id, lab.run_id[:8], "README.md", "missing.json",
              str(lab.ws.parent)]
@@ -290,6 +291,7 @@ def test_fuzz_config_files(lab: Lab) -> None:
     check()
 
 
+@pytest.mark.slow
 def test_fuzz_plan_files(lab: Lab) -> None:
     base = json.loads(lab.plan_file.read_text())
     target = lab.ws.parent / "fuzz-plan.json"
@@ -327,6 +329,7 @@ RECORD_COMMANDS = [["runs", "show"], ["runs", "show", "--json"], ["replay"], ["r
                    ["run", "--resume"], ["runs", "list"], ["runs", "stats"]]
 
 
+@pytest.mark.slow
 def test_fuzz_record_files(lab: Lab) -> None:
     lines = lab.events.read_text().splitlines()
     calls = (lab.run_dir / "llm_calls.jsonl").read_bytes()
@@ -444,6 +447,7 @@ def test_corpus_of_the_issue(lab: Lab) -> None:
             assert len(err.splitlines()) == 1 and err.startswith("error: "), (name, err)
 
 
+@pytest.mark.slow
 def test_corpus_in_a_real_subprocess(lab: Lab) -> None:
     env = {**os.environ, **ENV}
     picked = [c for c in _corpus(lab) if c[0].startswith(("args", "plan: not", "config: nested", "memory search"))]

@@ -154,7 +154,7 @@ def test_500s_until_retries_run_out(fake: FakeOpenAI, tmp_path: Path) -> None:
 def test_auth_error_fails_at_once(fake: FakeOpenAI, tmp_path: Path) -> None:
     fake.status(401)
     client = make_client(fake, tmp_path)
-    with pytest.raises(LLMFatalError, match="AuthenticationError|refused the credentials"):
+    with pytest.raises(LLMFatalError, match=r"AuthenticationError|refused the credentials"):
         client.complete([{"role": "user", "content": "hi"}])
     assert len(fake.bodies) == 1
 
@@ -231,7 +231,8 @@ def test_cli_ask_500s_clear_error_nonzero_exit(fake: FakeOpenAI, workspace: Path
     for _ in range(2):
         fake.status(503)
     env = {"AGENT_MODEL": "openai/gpt-4o-mini", "AGENT_API_BASE": fake.api_base,
-           "AGENT_LLM__BACKOFF_BASE_SECONDS": "0", "AGENT_LLM__MAX_RETRIES": "1", "AGENT_LLM__TRANSPORT": fake.transport}
+           "AGENT_LLM__BACKOFF_BASE_SECONDS": "0", "AGENT_LLM__MAX_RETRIES": "1",
+           "AGENT_LLM__TRANSPORT": fake.transport}
     result = CliRunner().invoke(app, ["ask", "hello"], obj=State(environ=env))
     assert result.exit_code == 1
     err = result.stderr.strip()

@@ -77,7 +77,8 @@ def test_an_unknown_model_is_one_line_naming_it(ws: Path, httpserver: HTTPServer
     httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(
         {"error": {"message": "model 'qwen-typo' not found"}}, status=404)
     env = {"AGENT_MODEL": "openai/qwen-typo", "AGENT_API_BASE": httpserver.url_for("/v1"),
-           "AGENT_MEMORY__ENABLED": "false", "AGENT_ALLOW_MODEL_REQUESTS": "1", "AGENT_BUDGET__ALLOW_UNKNOWN_PRICE": "true"}
+           "AGENT_MEMORY__ENABLED": "false", "AGENT_ALLOW_MODEL_REQUESTS": "1",
+           "AGENT_BUDGET__ALLOW_UNKNOWN_PRICE": "true"}
     r = agent(ws, env, "ask", "hello")
     assert r.returncode != 0
     err = [line for line in r.stderr.splitlines() if line.startswith("error:")]

@@ -18,4 +18,5 @@
   approver, hook results, workspace probe, planner, confirmation, uncertain-step decisions).
 - `replay`: the recorded implementation of each port (deterministic replay and forks) and the
   comparison of two records.
+- `prompts`: the hash of every prompt template and schema, recorded with each run.
 """

@@ -45,6 +45,7 @@ from agentcli.engine.budget import Budget
 from agentcli.engine.executor import Aborted, Executor, StepRun
 from agentcli.engine.fsm import State, Transition
 from agentcli.engine.hooks import Hooks
+from agentcli.engine.prompts import prompt_hashes
 from agentcli.engine.reviewer import (
     DIGEST_CHARS,
     Review,
@@ -637,7 +638,7 @@ class _Run:
             task=self.task, config_digest=config_digest(self.deps.config),
             versions={"agentcli": __version__, "python": platform.python_version()},
             model=self.deps.config.model, config=self.deps.config.model_dump(mode="json"),
-            verify_command=self.deps.verify_command,
+            verify_command=self.deps.verify_command, prompts=prompt_hashes(),
             **({"output_schema": self.deps.output_schema} if self.deps.output_schema is not None else {}),
             **({"instructions": self.deps.instructions.record()} if self.deps.instructions is not None else {}),
             **self.deps.extra_start,

@@ -4,12 +4,15 @@
   `ModelResponse`, `LLMResult`, `Usage`, `Price`, `CallRecord`) and the narrow `ModelBackend` interface.
 - `client`: `LLMClient`, provider-independent: retries, fallbacks, structured output and re-asks,
   the pre-call guard, observers, totals.
-- `litellm`: the only importer of litellm (lazily): hosted providers, routing, error classification.
+- `profile`: what a model can do, as data (`ModelProfile`); `routing`: which backend serves a model
+  name.
+- `litellm`: the only importer of litellm (lazily): hosted providers, error classification.
 - `local/`: the embedded llama.cpp model (`local/...`).
 - `fakes`: scripted and function models shipped in the package (`test/...`).
 - `names`: what a model's name tells without a backend (its backend kind, static profile) and the
-  gate that keeps tests off real models; `routing`: the backend that picks one by name.
-- `profile`: `ModelProfile`, what the rest of the code asks instead of a model's name.
+  gate that keeps tests off real models (below the backends, so none imports routing back).
+- `openai_http`: OpenAI-compatible servers over plain HTTP (no litellm import); `cache`: what of a
+  request a provider's prefix cache could serve.
 - `calllog`: the per-request JSON log; `tokens`: offline token counting.
 
 Nothing outside this package decides anything from a model's name.

@@ -50,6 +50,7 @@ from agentcli.models.litellm import classify_exception
 from agentcli.models.profile import ModelProfile, apply_overrides
 from agentcli.models.routing import RoutingBackend
 from agentcli.models.types import (
+    CallOutcome,
     CallRecord,
     LLMResult,
     ModelBackend,
@@ -509,7 +510,7 @@ class LLMClient:
         resp: ModelResponse | None,
         estimate: int,
         latency_ms: float,
-        outcome: str,
+        outcome: CallOutcome,
         exc: LLMError | None,
         *,
         cacheable: int = 0,

@@ -18,8 +18,10 @@ from pydantic import BaseModel
 
 from agentcli.models.profile import ModelProfile
 
-#: Who makes a model call: a role has its own model (``[roles]``) and output limits.
+#: Who a model request is for: its model, limits and record entry follow from it.
 Role = Literal["planner", "executor", "reviewer"]
+#: How one request (one attempt) ended: ``retry`` is an error the client tries again.
+CallOutcome = Literal["ok", "retry", "error", "invalid_output", "truncated"]
 
 
 class ToolCall(BaseModel):
@@ -227,7 +229,7 @@ class CallRecord:
     usage: Usage
     cost_usd: float | None
     latency_ms: float
-    outcome: str  # ok | retry | error | invalid_output | truncated
+    outcome: CallOutcome
     error_type: str | None = None
     error: str | None = None
     #: The model's price per token when the call was made (None: unknown).

@@ -31,7 +31,6 @@ model is re-asked with a list of precise problems up to ``llm.max_reasks`` times
 
 from __future__ import annotations
 
-import copy
 import difflib
 import json
 import os
@@ -56,6 +55,7 @@ from agentcli.planning.plan import (
     Plan,
     PlanIssue,
     Step,
+    StepKind,
     default_retry,
     derive_approval,
     llm_step_messages,
@@ -169,7 +169,7 @@ def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) 
         return [PlanIssue(sid, 'give either "call" (a tool and its args) or "prompt", not both')]
     tool = registry.get(tool_name) if tool_name else None
     risk = tool.risk if tool is not None else None
-    kind = "llm" if tool_name is None else "tool"
+    kind: StepKind = "llm" if tool_name is None else "tool"
     try:
         return Step(
             id=sid,
@@ -531,7 +531,7 @@ def load_plan(
     """
     plan = read_plan_file(path)
     intact = plan.verify_hash()
-    before = plan.model_copy(deep=True)
+    before = plan  # _refresh changes a copy
     if not intact:
         saved = plan_path(data_dir or registry.ctx.data_dir, plan.id)
         original = None
@@ -557,7 +557,9 @@ def _refresh(plan: Plan, path: Path, registry: ToolRegistry, config: Config,
     if issues:
         listed = "; ".join(str(i) for i in issues[:6])
         raise PlanningError(f"plan file {path} is not valid: {listed}")
-    plan = copy.deepcopy(plan)
+    # A copy of the plan and of each step, whose fields below are set anew (a deep copy of a long
+    # plan cost more than running it: ~0.2 ms a step).
+    plan = plan.model_copy(update={"steps": [s.model_copy() for s in plan.steps]})
     for step in plan.steps:
         tool = registry.get(step.tool) if step.tool else None
         if tool is not None:

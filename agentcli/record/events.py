@@ -41,10 +41,17 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentcli.errors import AgentError
-from agentcli.models.types import Role
+from agentcli.models.types import CallOutcome, Role
+from agentcli.planning.plan import StepKind, StepStatus
 from agentcli.redact import Redactor, is_secret_field, might_hold_token, secret_values
 
 EVENT_SCHEMA_VERSION = 1
+#: How a run ended (``run_finished``).
+RunStatus = Literal["COMPLETE", "FAILED"]
+#: A ``review`` event: the reviewer's verdict, a grounded completion, a tool call's arguments
+#: corrected by the model, or a "complete" verdict overruled by the record (no step succeeded and
+#: the answer quotes no step's output).
+ReviewKind = Literal["verdict", "grounded", "args_corrected", "overruled"]
 EVENTS_NAME = "events.jsonl"
 
 EventType = Literal[
@@ -153,6 +160,10 @@ class RunStarted(Payload):
     no_project_instructions: bool = False
     #: The command run to verify the changes before the run ends COMPLETE (``[verify] command``).
     verify_command: str = ""
+    #: Prompt template or schema name -> short sha256 of it (``agentcli.engine.prompts``): what a
+    #: replay compares to name the prompt that changed since. Absent (empty) in records made before
+    #: 0.2.0; an added optional field keeps ``schema_version`` 1, so those still read.
+    prompts: dict[str, str] = {}
 
 
 class PlanCreated(Payload):
@@ -177,7 +188,7 @@ class TransitionMade(Payload):
 class StepStarted(Payload):
     TYPE: ClassVar[EventType] = "step_started"
     title: str = ""
-    kind: str = "tool"
+    kind: StepKind = "tool"
     tool: str | None = None
 
 
@@ -237,7 +248,7 @@ class LlmCall(Payload):
     call_id: str = ""
     attempt: int = 1
     role: Role = "executor"
-    outcome: str = "ok"
+    outcome: CallOutcome = "ok"
     request_hash: str = ""
     model: str = ""
     request: RecordedRequest = RecordedRequest()
@@ -276,7 +287,7 @@ class ToolCalled(Payload):
 
 class StepFinished(Payload):
     TYPE: ClassVar[EventType] = "step_finished"
-    status: str
+    status: StepStatus
     attempts: int = 0
     output: Any = None
     error: dict[str, Any] | None = None
@@ -293,7 +304,7 @@ class ApprovalMade(Payload):
     args_hash: str = ""
     plan_hash: str = ""
     decided_by: str = ""
-    decision: str
+    decision: Literal["approved", "denied", "aborted"]
     message: str = ""
     risk: str | None = None
 
@@ -331,10 +342,11 @@ class MemoryWritten(Payload):
 
 class Reviewed(Payload):
     """A judgement on the run's progress: the reviewer's ``verdict``, a ``grounded`` completion,
-    or ``args_corrected`` (a tool call's arguments fixed by the model)."""
+    ``args_corrected`` (a tool call's arguments fixed by the model), or ``overruled`` (a "complete"
+    the record contradicts, with the reason)."""
 
     TYPE: ClassVar[EventType] = "review"
-    kind: str
+    kind: ReviewKind
     outcome: str | None = None
     answer: str | None = None
     reason: str | None = None
@@ -346,7 +358,7 @@ class Reviewed(Payload):
 
 class RunFinished(Payload):
     TYPE: ClassVar[EventType] = "run_finished"
-    status: str
+    status: RunStatus
     reason: str = ""
     answer: str = ""
     totals: dict[str, Any] = {}
@@ -409,7 +421,7 @@ class Undone(Payload):
     """``agent undo`` (or ``--redo``) of the run (the files restored, the commits around it)."""
 
     TYPE: ClassVar[EventType] = "undo"
-    kind: str = "undo"
+    kind: Literal["undo", "redo"] = "undo"
 
 
 class ResumeDecided(Payload):

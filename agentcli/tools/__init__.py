@@ -8,6 +8,13 @@ the built-in developer tools, third-party plugins and MCP servers.
     if result.ok: ...
     else: result.error.type  # tool_not_found | invalid_args | timeout | tool_error | path_outside_workspace
     await registry.aclose()
+
+- `base`: the core types (`Tool`, `ToolResult`, the ``@tool`` decorator); `registry`: lookup,
+  validation, previews and calls; `paths`: workspace confinement and walking (with .gitignore).
+- Built-ins: `files` (read, list, write, edit), `edits` (``apply_edits``), `search` (``search_code``),
+  `shell` (``run_shell``), `git` (``git_status``, ``git_diff``); `text`: text as a model should see it.
+- `sandbox`: the OS sandbox around the processes agentcli starts; `plugins`: third-party tools from
+  entry points; `mcp_client`: tools of MCP servers.
 """
 
 from __future__ import annotations

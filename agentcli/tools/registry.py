@@ -8,6 +8,7 @@ import contextvars
 import difflib
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -70,9 +71,53 @@ def cap_output(output: Any, limit: int) -> tuple[Any, bool]:
     return rendered[:limit] + "\n" + truncation_marker(limit, len(rendered)), True
 
 
+class _DaemonWorkers:
+    """Reusable daemon threads for sync tool calls.
+
+    Not asyncio.to_thread: the default executor is joined when asyncio.run() ends, so one hung
+    sync tool would hang the whole process at exit. A daemon thread may leak, but never blocks.
+    Starting one thread per call cost more than a short call itself (a 1,000-step run of
+    read_file steps), so a worker that finishes waits a while for the next call; a hung call
+    keeps only its own worker, and a call that finds no idle worker starts a new one.
+    """
+
+    IDLE_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[Callable[[], Callable[[], None]]] = queue.SimpleQueue()
+        self._idle = 0  # workers waiting for a job and not yet promised one
+
+    def submit(self, job: Callable[[], Callable[[], None]]) -> None:
+        """Run ``job`` on a worker; what it returns is called once the worker is free again (so
+        a call submitted as soon as that lets its caller go on finds the worker idle)."""
+        with self._lock:
+            self._jobs.put(job)
+            if self._idle:
+                self._idle -= 1  # that worker takes this job
+                return
+        threading.Thread(target=self._work, name="tool-worker", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle and self._jobs.empty():
+                        self._idle -= 1
+                        return
+                continue  # a job was promised to this worker as it timed out: take it
+            then = job()
+            with self._lock:
+                self._idle += 1
+            then()
+
+
+_WORKERS = _DaemonWorkers()
+
+
 def _run_in_daemon_thread(func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-    # Not asyncio.to_thread: the default executor is joined when asyncio.run() ends, so one hung
-    # sync tool would hang the whole process at exit. A daemon thread may leak, but never blocks.
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[Any] = loop.create_future()
     cvars = contextvars.copy_context()
@@ -81,17 +126,20 @@ def _run_in_daemon_thread(func: Callable[..., Any], *args: Any) -> asyncio.Futur
         if not fut.done():
             setter(value)
 
-    def runner() -> None:
+    def runner() -> Callable[[], None]:
         try:
             result = cvars.run(func, *args)
         except BaseException as exc:
             callback, value = fut.set_exception, exc
         else:
             callback, value = fut.set_result, result
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
-            loop.call_soon_threadsafe(settle, callback, value)
 
-    threading.Thread(target=runner, name=f"tool:{getattr(func, '__name__', 'tool')}", daemon=True).start()
+        def notify() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
+                loop.call_soon_threadsafe(settle, callback, value)
+        return notify
+
+    _WORKERS.submit(runner)
     return fut
 
 
