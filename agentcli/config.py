@@ -133,6 +133,28 @@ class SandboxConfig(_Section):
         False, description="Give every sandboxed command the network. Off: only a run_shell call asking "
         "for `network` (which needs the `network` approval too) gets it."
     )
+    max_processes: int = Field(
+        512, ge=0, le=1_000_000, description="Processes and threads one command may have at once (a fork bomb "
+        "stops there): a pids cgroup when agentcli runs as root and one is writable, else RLIMIT_NPROC in the "
+        "command's user namespace (root is exempt from it). 0: no limit.")
+    tmp_size_mb: int = Field(
+        1024, ge=0, le=1_048_576, description="Size of the private /tmp (a tmpfs, so it is memory) in MiB. "
+        "0: the kernel's default (half the RAM).")
+    max_file_size_mb: int = Field(
+        1024, ge=0, le=1_048_576, description="Largest file one command may write, in MiB (RLIMIT_FSIZE: a "
+        "write past it fails; it bounds each file, not the sum of all files). 0: no limit.")
+    unix_sockets: bool = Field(
+        False, description="Let commands create unix sockets. Off (the default): socket(AF_UNIX) fails with "
+        "EPERM (a seccomp filter), so no host socket (docker, databases, ssh/gpg agents) is reachable; "
+        "socketpair() and pipes still work. Servers on unix sockets and Python's forkserver need it on.")
+    writable_paths: list[str] = Field(
+        default_factory=list, description="Host paths outside the workspace that commands may write, e.g. "
+        "`~/.cargo/registry` or `~/.m2/repository` (package homes stay read-only otherwise; caches are "
+        "private). Paths that do not exist are skipped.")
+    read_paths: list[str] = Field(
+        default_factory=list, description="Paths under /tmp that commands may read (the private /tmp hides "
+        "the host's). The agent's own interpreter, the virtualenv and the PATH entries under /tmp are "
+        "added by themselves.")
 
 
 class CheckpointsConfig(_Section):

@@ -162,7 +162,8 @@ class RunSession:
         if hooks and self.config.hooks:
             self.hooks = Hooks(self.config.hooks, settings.workspace, self.events, run_id,
                                sandbox=self.config.sandbox, data_dir=settings.data_dir,
-                               env_allow=self.config.tools.shell_env_allow, results=hook_results)
+                               env_allow=self.config.tools.shell_env_allow, results=hook_results,
+                               protected=registry.ctx.protected if registry is not None else ())
         #: Workspace checkpoints around the steps that may change it (``[checkpoints] enabled``).
         self.checkpoints: Any = None
         if checkpoints and self.config.checkpoints.enabled:

@@ -13,8 +13,10 @@ the built-in developer tools, third-party plugins and MCP servers.
   validation, previews and calls; `paths`: workspace confinement and walking (with .gitignore).
 - Built-ins: `files` (read, list, write, edit), `edits` (``apply_edits``), `search` (``search_code``),
   `shell` (``run_shell``), `git` (``git_status``, ``git_diff``); `text`: text as a model should see it.
-- `sandbox`: the OS sandbox around the processes agentcli starts; `plugins`: third-party tools from
-  entry points; `mcp_client`: tools of MCP servers.
+- `sandbox`: the OS sandbox around the processes agentcli starts (`sandbox_bpf`: its seccomp program
+  denying unix sockets); `trust`: the files that run outside the sandbox later (read-only inside it,
+  and a record of what the user last trusted); `plugins`: third-party tools from entry points;
+  `mcp_client`: tools of MCP servers.
 """
 
 from __future__ import annotations
@@ -68,8 +70,10 @@ def builtin_tools(config: ToolsConfig) -> list[Tool]:
 
 
 def tool_context(settings: Settings) -> ToolContext:
+    from agentcli.tools.trust import protected_paths
+
     return ToolContext(workspace=settings.workspace, config=settings.config.tools, data_dir=settings.data_dir,
-                       sandbox=settings.config.sandbox)
+                       sandbox=settings.config.sandbox, protected=protected_paths(settings))
 
 
 async def build_registry(settings: Settings, *, plugins: bool = True, mcp: bool = True) -> ToolRegistry:

@@ -81,6 +81,8 @@ class ToolContext:
     config: ToolsConfig
     data_dir: Path
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    #: Paths in the workspace the sandbox keeps read-only (:func:`agentcli.tools.trust.protected_paths`).
+    protected: tuple[Path, ...] = ()
 
 
 class ArgsModel(BaseModel):

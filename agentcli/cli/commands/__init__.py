@@ -4,6 +4,7 @@
 - `runs`: ``agent runs list | show | stats`` and ``agent replay``; `undo`: ``agent undo`` and
   ``agent runs diff``.
 - `tools`: ``agent tools list | show | call``; `memory`: ``agent memory ...``; `config`:
-  ``agent config show | path``; `doctor`: ``agent doctor``.
+  ``agent config show | path``; `doctor`: ``agent doctor``; `trust`: ``agent trust`` (accept a
+  changed project config, AGENTS.md or hook script).
 - `common`: what every command shares (settings loaded on first use, consoles, error lines).
 """

@@ -84,6 +84,22 @@ def warn_short_secrets(settings: Settings, environ: Mapping[str, str] | None) ->
                       "text); use a longer secret")
 
 
+def require_trusted(settings: Settings) -> None:
+    """Before a command uses the project's config, AGENTS.md and hook scripts: a change since the
+    last run is asked about at a terminal, refused elsewhere (exit 4; `agent trust` accepts)."""
+    import sys
+
+    from rich.prompt import Confirm
+
+    from agentcli.tools.trust import ensure_trusted
+
+    def ask(changed: list[str]) -> bool:
+        print_warning(f"files that run outside the sandbox changed since the last run: {', '.join(changed)}")
+        return Confirm.ask("use them as they are now?", default=False, console=err_console)
+
+    ensure_trusted(settings, ask if sys.stdin.isatty() and sys.stderr.isatty() else None)
+
+
 class State:
     """``ctx.obj`` for every command. Settings load on first use, so a broken config file
     fails the commands that need it (with exit 2), not `agent config path`.

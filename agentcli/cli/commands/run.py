@@ -10,7 +10,15 @@ import typer
 from rich.markup import escape
 from rich.prompt import Prompt
 
-from agentcli.cli.commands.common import console, err_console, print_error, print_warning, state_of, warn_short_secrets
+from agentcli.cli.commands.common import (
+    console,
+    err_console,
+    print_error,
+    print_warning,
+    require_trusted,
+    state_of,
+    warn_short_secrets,
+)
 from agentcli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -238,6 +246,7 @@ def run(
         "sandbox.mode": sandbox}.items() if v is not None})
     settings = state.settings
     warn_short_secrets(settings, state.environ)
+    require_trusted(settings)
     if plan_file is not None:
         planner.read_plan_file(plan_file)  # a broken file fails here, before the run has a folder
     resume_from = None

@@ -213,9 +213,13 @@ def call(
 
     settings = _settings(ctx)
     parsed = _parse_args(args, json_out=json_out, name=name)
-    from agentcli.cli.commands.common import warn_short_secrets
+    from agentcli.cli.commands.common import require_trusted, warn_short_secrets
 
     warn_short_secrets(settings, getattr(ctx.obj, "environ", None))
+    try:
+        require_trusted(settings)
+    except AgentError as exc:
+        _fail(exc, json_out=json_out, tool=name, kind="untrusted_change")
 
     async def run(registry: ToolRegistry) -> ToolResult | AgentError:
         validated = registry.validate(name, parsed)
