@@ -196,11 +196,7 @@ def test_every_event_is_written_through_its_payload_model() -> None:
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append"
                     and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value in PAYLOADS):
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    # The checkpoints' two writes are converted by the checkpoint rework being merged (drop this
-    # exemption once it is in).
-    pending = [b for b in bad if b.startswith("record/checkpoints.py:")]
-    assert len(pending) <= 2, pending
-    assert [b for b in bad if b not in pending] == []
+    assert bad == []
 
 
 def _named(doc: str, module: str) -> bool:

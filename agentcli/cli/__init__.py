@@ -2,5 +2,5 @@
 
 - `app`: the Typer app, global options, the one place errors become a line and an exit code.
 - `commands/`: one module per command group; `render`: plans for people; `tables`: tables that fit
-  the terminal; `doctor`: health checks.
+  the terminal; `prompts`: the one function that asks a person anything; `doctor`: health checks.
 """

@@ -679,7 +679,7 @@ class _Run:
             reason, code = "interrupted", int(ExitCode.INTERRUPTED)
             st.answer = "resume with: agent run --resume " + self.deps.run_id
         except AgentError as e:
-            reason = "error"
+            reason, code = "error", int(e.exit_code)  # a model set-up error exits 2: the set-up is to fix
             st.answer = e.one_line()
         if status != "COMPLETE":
             self._fail(f"{reason}: {st.answer}" if reason == "error" else reason)

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from rich.markup import escape
 
-from agentcli.cli.commands.common import console, err_console, state_of
+from agentcli.cli.commands.common import (
+    MAX_HITS,
+    MAX_LIST,
+    console,
+    err_console,
+    in_range,
+    print_warning,
+    state_of,
+)
 from agentcli.cli.tables import Col, fitted_table, short_time
 from agentcli.errors import UsageError
 
@@ -34,7 +42,7 @@ PROGRESS_MIN = 32
 def _memory(ctx: typer.Context) -> Memory:
     from agentcli.memory import Memory
 
-    return Memory.from_settings(state_of(ctx).settings)
+    return Memory.from_settings(state_of(ctx).settings, on_warning=print_warning)
 
 
 def _tiers(tier: str) -> tuple[Tier, ...]:
@@ -89,9 +97,9 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     tier: Annotated[str, typer.Option("--tier", "-t", help="working, episodic, semantic or all.")] = "all",
     k: Annotated[int | None, typer.Option(
-        "-k", min=1, help="At most this many hits (default: per tier, from config).")] = None,
+        "-k", callback=in_range(1, MAX_HITS), help="At most this many hits (default: per tier, from config).")] = None,
     min_score: Annotated[float | None, typer.Option(
-        "--min-score", min=0.0, max=1.0, help="Override every tier's score threshold.")] = None,
+        "--min-score", callback=in_range(0.0, 1.0), help="Override every tier's score threshold.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
 ) -> None:
     """Recall from memory: hits from every tier asked, best first (score 0..1)."""
@@ -120,6 +128,7 @@ def add(
     """Add files (chunked, deduplicated, re-added files replace their old chunks) or a note."""
     if bool(paths) == (text is not None):
         raise UsageError("give PATH... or --text, not both and not neither")
+    state_of(ctx).settings.ensure_data_dir()
     mem = _memory(ctx)
     with _progress_bar() as progress:
         if text is not None:
@@ -131,6 +140,9 @@ def add(
         return
     for s in result.skipped:
         err_console.print(f"[yellow]skipped[/yellow] {escape(s)}")
+    if result.masked:
+        err_console.print(f"[yellow]masked[/yellow] a secret in {result.masked} chunk(s) before storing them",
+                          highlight=False)
     console.print(
         f"{len(result.sources)} source(s) written: {result.inserted} chunk(s) added, {result.updated} kept, "
         f"{result.deleted} removed; {result.unchanged} unchanged; {result.embedded} embedded "
@@ -141,7 +153,8 @@ def add(
 def list_(
     ctx: typer.Context,
     tier: Annotated[str, typer.Option("--tier", "-t", help="episodic, semantic or all.")] = "all",
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many per tier.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", callback=in_range(1, MAX_LIST),
+                                       help="At most this many per tier.")] = 50,
     json_out: Annotated[bool, typer.Option("--json", help="Print the items as JSON.")] = False,
 ) -> None:
     """List stored episodes (newest first) and chunks (by source and line)."""
@@ -154,8 +167,9 @@ def list_(
     if not items:
         err_console.print("[dim]memory is empty[/dim]")
         return
-    cols = [Col("tier"), Col("id", flex=True, min_width=12), Col("source / run", flex=True),
-            Col("time"), Col("text", flex=True)]
+    # The id is what `memory forget` takes: whole; the time goes first when the room is short.
+    cols = [Col("tier"), Col("id"), Col("source / run", flex=True),
+            Col("time", optional=True), Col("text", flex=True)]
     rows = [[it["tier"], it["id"], it["source"], short_time(it.get("time") or None), str(it["text"])]
             for it in items]
     console.print(fitted_table(cols, rows, console.width))
@@ -172,10 +186,23 @@ def forget(
     if (item_id is None) == (source is None):
         raise UsageError("give an ID or --source PATH, not both and not neither")
     mem = _memory(ctx)
+    if item_id is not None:
+        item_id = _full_run_id(ctx, item_id)
     n = mem.forget(item_id) if item_id is not None else mem.forget_source(source or "")
     if n == 0:
         raise UsageError(f"nothing in memory matches {item_id or source!r}")
     console.print(f"forgot {n} item(s)", highlight=False)
+
+
+def _full_run_id(ctx: typer.Context, item_id: str) -> str:
+    """An episode's id is its run's: a run id prefix (or ``last``) names it, as everywhere else;
+    anything that names no run (a chunk id) is taken as it is."""
+    from agentcli.record.runs import find_run
+
+    try:
+        return find_run(state_of(ctx).settings.data_dir, item_id).parent.name
+    except UsageError:
+        return item_id
 
 
 def _size(n: int | None) -> str:

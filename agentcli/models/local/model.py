@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentcli.errors import LLMFatalError
+from agentcli.errors import LLMFatalError, ModelSetupError
 from agentcli.models.local.chat import (
     ChatResult,
     chat_messages,
@@ -34,7 +34,7 @@ from agentcli.models.local.chat import (
     tool_call_plan,
 )
 from agentcli.models.local.grammar import SchemaNotSupported, gbnf_for
-from agentcli.models.local.loader import LoadedModel, get_loaded, settings
+from agentcli.models.local.loader import LoadedModel, get_loaded, resolve_model_path, settings
 from agentcli.models.local.profile import local_profile
 from agentcli.models.names import check_allowed
 from agentcli.models.profile import ModelProfile
@@ -207,6 +207,14 @@ class LocalBackend:
 
     def profile(self, model: str) -> ModelProfile:
         return local_profile(model)
+
+    def check(self, model: str, *, api_base: str | None, declared: bool) -> None:
+        """Raise :class:`~agentcli.errors.ModelSetupError` for a local model that names no bundled
+        model or no GGUF file (found before a run exists)."""
+        try:
+            resolve_model_path(model)
+        except LLMFatalError as e:
+            raise ModelSetupError(e.message) from None
 
 
 __all__ = ["LocalBackend", "local_profile"]
