@@ -169,6 +169,12 @@ class CheckpointsConfig(_Section):
         True, description="Checkpoint the workspace (in a shadow git repository in the data dir) before the "
         "first write/exec step of a run and after each; files over tools.max_file_bytes are skipped."
     )
+    max_files: int = Field(
+        50_000, ge=0, le=100_000_000,
+        description="A run's checkpoint that would read more files than this (the first one in a workspace "
+        "reads every file) is skipped with a warning, and that run cannot be undone; 0: no limit. Undo's own "
+        "checkpoints are never skipped."
+    )
 
 
 class McpServerConfig(_Section):

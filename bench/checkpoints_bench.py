@@ -2,7 +2,9 @@
 ``record/checkpoints.py``, loaded from git), side by side in one run: the first checkpoint (every
 file read and stored in the shadow repository), the next ones (nothing changed; one file changed;
 a directory replaced by a symlink, which 0810ea0 could not checkpoint), and an undo's restore, for
-workspaces of 10,000 and 100,000 small files (1,000 with --smoke).
+workspaces of 10,000 and 100,000 small files (1,000 with --smoke; ``BENCH_CHECKPOINT_SIZES=10000``
+picks the sizes). For each size also a run's first checkpoint under the default
+``checkpoints.max_files``: taken under the cap, skipped over it (how long deciding to skip takes).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from agentcli.config import CheckpointsConfig
 from agentcli.record import checkpoints
 from bench.context import ROOT, Context
 from bench.report import Row, SectionResult
@@ -62,13 +65,21 @@ def _time(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def run(ctx: Context) -> SectionResult:
     res = SectionResult(SECTION)
-    sizes = (1_000,) if ctx.smoke else (10_000, 100_000)
+    sizes = (1_000,) if ctx.smoke else tuple(
+        int(n) for n in os.environ.get("BENCH_CHECKPOINT_SIZES", "10000,100000").split(","))
+    cap = CheckpointsConfig().max_files
     reps = 3 if ctx.smoke else 5
     versions = {"now": checkpoints, BEFORE: _before(ctx.tmp)}
     for files in sizes:
         ws = Path(tempfile.mkdtemp(prefix="cp-", dir=ctx.tmp))
         make_workspace(ws, files)
         label = f"{files:,} files"
+        capped = checkpoints.ShadowRepo(ws, ctx.tmp / f"data-{files}-capped", 1 << 20, cap)
+        took, got_cp = _time(lambda: capped.snapshot({"run_id": "bench", "phase": "before"}))  # noqa: B023
+        what = "skipped (over the cap)" if isinstance(got_cp, checkpoints.CheckpointSkipped) else \
+            "taken" if isinstance(got_cp, checkpoints.Checkpoint) else f"failed: {got_cp}"[:90]
+        res.rows.append(Row(SECTION, f"a run's first checkpoint with checkpoints.max_files = {cap:,} (the default), "
+                                     f"{label}", Summary.of([took], "s"), text=f"({what})"))
         rows: dict[str, dict[str, list[float] | str]] = {}
         for name, mod in versions.items():
             repo = mod.ShadowRepo(ws, ctx.tmp / f"data-{files}-{name}", 1 << 20)

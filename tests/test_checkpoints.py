@@ -350,3 +350,35 @@ def test_a_mode_changed_after_the_run_is_a_conflict(shapes: Path) -> None:
     assert r.exit_code == 1, r.output
     assert json.loads(r.stdout)["conflicts"] == ["secret.txt"]
     assert (shapes / "fresh").is_dir()  # nothing touched
+
+
+def test_a_checkpoint_over_the_file_cap_is_skipped_with_one_warning_and_undo_says_why(repo: Path) -> None:
+    (repo / "agent.toml").write_text("[checkpoints]\nmax_files = 5\n")  # the workspace has 8 files
+    r = invoke(["run", "make the changes", "--yes", "--json"], SIDE_EFFECTS, COMPLETE)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [s["status"] for s in out["steps"]] == ["ok", "ok", "ok"]  # the run goes on without checkpoints
+    assert out["undo"] is None
+    warned = [line for line in r.stderr.splitlines() if "max_files" in line]
+    assert len(warned) == 1, r.stderr
+    assert "checkpoints.max_files = 5" in warned[0] and "undo is unavailable" in warned[0]
+    events = [json.loads(line) for line in (repo / ".agent" / "runs" / out["run_id"] / "events.jsonl").open()]
+    taken = [e["data"] for e in events if e["type"] == "checkpoint"]
+    assert len(taken) == 1 and taken[0]["capped"] and not taken[0].get("commit")  # none tried after it
+    assert (repo / "sed.txt").read_text() == "color color\n"
+
+    u = invoke(["undo", out["run_id"], "--yes"])
+    assert u.exit_code == 2
+    assert "cannot be undone" in u.stderr and "checkpoints.max_files" in u.stderr
+    assert (repo / "sed.txt").read_text() == "color color\n"  # nothing touched
+
+    # Raised, the next run is checkpointed (the first checkpoint of the workspace) and undone.
+    (repo / "agent.toml").write_text("[checkpoints]\nmax_files = 0\n")
+    assert invoke(["trust"]).exit_code == 0  # the project config changed: accepted by its user
+    plan = {"steps": [{"title": "write", "tool": "write_file", "args": {"path": "later.txt", "content": "x\n"}}]}
+    again = invoke(["run", "write", "--yes", "--json"], plan, COMPLETE)
+    assert again.exit_code == 0 and "max_files" not in again.stderr, again.output
+    run_id = json.loads(again.stdout)["run_id"]
+    assert json.loads(again.stdout)["undo"] == f"agent undo {run_id}"
+    assert invoke(["undo", run_id, "--yes"]).exit_code == 0
+    assert not (repo / "later.txt").exists()

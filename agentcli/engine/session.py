@@ -167,10 +167,12 @@ class RunSession:
         if checkpoints and self.config.checkpoints.enabled:
             from agentcli.record.checkpoints import Checkpointer, ShadowRepo
 
-            repo = ShadowRepo(settings.workspace, settings.data_dir, self.config.tools.max_file_bytes)
+            repo = ShadowRepo(settings.workspace, settings.data_dir, self.config.tools.max_file_bytes,
+                              self.config.checkpoints.max_files)
             # A resumed run continues the checkpoints it already has (``resumed_from``: its record).
-            self.checkpoints = (Checkpointer.resuming(repo, self.events, resumed_from) if resumed_from is not None
-                                else Checkpointer(repo, self.events, run_id))
+            self.checkpoints = (Checkpointer.resuming(repo, self.events, resumed_from, on_warning)
+                                if resumed_from is not None
+                                else Checkpointer(repo, self.events, run_id, on_warning=on_warning))
         #: The workspace's changes (the run's checkpoints, unless a probe is given: a replay's record).
         self.workspace: WorkspaceProbe | None = workspace
         if workspace is None and self.checkpoints is not None:

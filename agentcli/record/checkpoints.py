@@ -17,6 +17,9 @@ config are off for these commands).
   directories, and the modes of files and directories that are not git's own.
 * A directory replaced by a symlink or a file (and back) is taken like any change; a snapshot
   that git fails is taken again from a fresh index, so a broken index cannot fail every later run.
+* Bounded: a run's checkpoint that would read more than ``checkpoints.max_files`` files (the
+  first one in a workspace reads every file) is skipped before reading any, with a warning; the
+  run then takes no more checkpoints and cannot be undone (undo says why).
 
 Undo restores the paths a run (or the run from one step on) changed to their state in the
 checkpoint before it: changed files get their content and mode back, created ones are deleted,
@@ -36,7 +39,7 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +52,7 @@ __all__ = [
     "CHECKPOINT_SCHEMA_VERSION",
     "Checkpoint",
     "CheckpointError",
+    "CheckpointSkipped",
     "Checkpointer",
     "FileChange",
     "RunCheckpoints",
@@ -70,6 +74,15 @@ _BULK_FILES = 500
 
 class CheckpointError(AgentError):
     """A checkpoint could not be taken or read (git missing, a broken shadow repository)."""
+
+
+class CheckpointSkipped(CheckpointError):
+    """A checkpoint would read more files than the cap (``checkpoints.max_files``): not taken."""
+
+    def __init__(self, files: int, cap: int) -> None:
+        self.files, self.cap = files, cap
+        super().__init__(f"checkpoint skipped: {files:,} files to read is over checkpoints.max_files = {cap:,} "
+                         "(raise it in agent.toml, 0 for no limit); undo is unavailable for this run")
 
 
 class _GitRefused(CheckpointError):
@@ -111,13 +124,15 @@ class ShadowRepo:
     """The shadow repository of one workspace, inside its data dir. Safe across processes: every
     operation holds an exclusive lock on ``checkpoints/lock``."""
 
-    def __init__(self, workspace: Path, data_dir: Path, max_file_bytes: int) -> None:
+    def __init__(self, workspace: Path, data_dir: Path, max_file_bytes: int, max_files: int = 0) -> None:
         self.workspace = workspace.resolve()
         self.data_dir = data_dir.resolve()
         self.root = self.data_dir / CHECKPOINTS_DIR
         self.git_dir = self.root / "repo.git"
         self.index = self.root / "index"
         self.max_file_bytes = max_file_bytes
+        #: A snapshot with more files than this to read is refused (:class:`CheckpointSkipped`); 0: any.
+        self.max_files = max_files
         # commit -> (tree, skipped, meta) of the checkpoints this process made: saves two git
         # calls per checkpoint (each a process start) when comparing with the parent.
         self._known: dict[str, tuple[str, list[str], Meta]] = {}
@@ -237,7 +252,11 @@ class ShadowRepo:
         drop: list[str] = []
         skipped = self._skipped_in_index()
         seen: dict[str, bool] = {}
-        for rel in self._candidates():
+        candidates = self._candidates()
+        # Counted before any file is read: listing them is a stat pass, reading them is the cost.
+        if self.max_files and len(candidates) > self.max_files:
+            raise CheckpointSkipped(len(candidates), self.max_files)
+        for rel in candidates:
             if rel.endswith("/"):  # a nested repository: its own history, not ours
                 skipped.add(rel)
                 continue
@@ -573,15 +592,26 @@ class Checkpointer:
     first: str | None = None
     changed: bool = False
     error: str | None = None
+    #: Told once, in one line, when a checkpoint is skipped over the cap.
+    on_warning: Callable[[str], None] | None = None
+    #: A checkpoint was skipped over the cap: the run takes no more (it cannot be undone anyway).
+    capped: bool = False
 
     def take(self, step_id: str | None, phase: Literal["before", "after"]) -> Checkpoint | None:
         """Checkpoint now; ``before`` of a later step is free when nothing changed since."""
+        if self.capped:
+            return None
         try:
             cp = self.repo.snapshot({"run_id": self.run_id, "step": step_id, "phase": phase}, parent=self.last)
         except CheckpointError as exc:
             self.error = exc.one_line()
+            capped = isinstance(exc, CheckpointSkipped)
             self.events.emit(CheckpointMade(schema_version=CHECKPOINT_SCHEMA_VERSION, phase=phase,
-                                            error=self.error), step_id=step_id)
+                                            error=self.error, capped=capped), step_id=step_id, durable=capped)
+            if capped:
+                self.capped, self.changed = True, False
+                if self.on_warning is not None:
+                    self.on_warning(self.error)
             return None
         if self.first is None:
             self.first = cp.commit
@@ -603,11 +633,15 @@ class Checkpointer:
         await asyncio.to_thread(self.take, step_id, "after")
 
     @classmethod
-    def resuming(cls, repo: ShadowRepo, events: EventLog, rec: Recording) -> Checkpointer:
-        """A checkpointer that continues the checkpoints a resumed run already has."""
+    def resuming(cls, repo: ShadowRepo, events: EventLog, rec: Recording,
+                 on_warning: Callable[[str], None] | None = None) -> Checkpointer:
+        """A checkpointer that continues the checkpoints a resumed run already has (none more when
+        one was skipped over the cap)."""
         cps = run_checkpoints(rec)
         first, last = cps.first, cps.last
-        return cls(repo, events, rec.run_id, last=last, first=first, changed=first is not None and first != last)
+        capped = cps.capped is not None
+        return cls(repo, events, rec.run_id, last=last, first=first,
+                   changed=first is not None and first != last and not capped, on_warning=on_warning, capped=capped)
 
     def undo_hint(self) -> str | None:
         """How to undo this run, when it changed the workspace."""
@@ -626,6 +660,11 @@ class RunCheckpoints:
     undos: list[dict[str, Any]]  # undo events, oldest first
     finished: bool
     last_seq: int
+
+    @property
+    def capped(self) -> str | None:
+        """Why the run cannot be undone when one of its checkpoints was skipped over the cap."""
+        return next((str(e.get("error")) for e in self.events if e.get("capped")), None)
 
     @property
     def first(self) -> str | None:
@@ -697,6 +736,8 @@ def undo_run(repo: ShadowRepo, rec: RunRecord | Recording, *, to_step: str | Non
     With ``apply=False`` nothing is touched: the result says what would be restored and which
     files conflict. When there are conflicts and not ``force``, nothing is touched either."""
     cps = run_checkpoints(rec)
+    if cps.capped is not None:
+        raise UsageError(f"run {rec.run_id} cannot be undone: {cps.capped}")
     if cps.first is None:
         raise UsageError(f"run {rec.run_id} has no checkpoints: it changed nothing undo could restore "
                          "(or it ran before checkpoints existed)")

@@ -425,6 +425,9 @@ class CheckpointMade(Payload):
     step: str | None = None
     #: The checkpoint could not be taken (the run went on without it).
     error: str | None = None
+    #: It was not taken because it would read more files than ``checkpoints.max_files``: the run
+    #: takes no more checkpoints and cannot be undone.
+    capped: bool = False
 
 
 class Undone(Payload):
