@@ -256,3 +256,33 @@ def test_the_plan_table_shows_an_llm_steps_answer_shape() -> None:
     console.print(plan_table(edits_plan(), 120))
     text = console.export_text()
     assert "llm:edits" in text and "apply_edits" in text
+
+
+@pytest.mark.parametrize("afterwards", ["in_place", "undone", "gone"])
+def test_a_replay_serves_the_recorded_checks_whatever_the_workspace_is_now(
+        ws: Path, monkeypatch: pytest.MonkeyPatch, afterwards: str) -> None:
+    # The search text is no longer in the file once the edit is in place, and the file may be
+    # gone altogether: a replay that checked it against the live file would diverge (or search
+    # for the closest text, which took minutes for a long text).
+    from typer.testing import CliRunner
+
+    from agentcli.cli.app import app
+    from agentcli.cli.commands.common import State
+
+    monkeypatch.chdir(ws)
+    env = {"AGENT_MODEL": "test/scripted"}
+    steps = {"steps": [{"title": "edit", "tool": "apply_edits", "args": {"edits": [
+        edit("calc.py", "return a + b", "return b + a"), edit("notes.md", "old line", "new line")]}}]}
+    cli = CliRunner()
+    done = cli.invoke(app, ["run", "edit", "--yes", "--json"],
+                      obj=State(backend=ScriptedModel([steps, review()]), environ=env))
+    assert done.exit_code == 0, done.output
+    run_id = json.loads(done.stdout)["run_id"]
+    if afterwards == "undone":
+        assert cli.invoke(app, ["undo", run_id, "--yes"], obj=State(environ=env)).exit_code == 0
+        assert (ws / "calc.py").read_text() == MODULE
+    elif afterwards == "gone":
+        (ws / "calc.py").unlink()
+    replayed = cli.invoke(app, ["replay", run_id, "--json"], obj=State(environ=env))
+    assert replayed.exit_code == 0, replayed.output
+    assert json.loads(replayed.stdout)["identical"] is True
