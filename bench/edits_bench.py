@@ -114,7 +114,8 @@ def _agent(ctx: Context, ws: Path, env: dict[str, str], *args: str) -> tuple[flo
 
 def _replays(ctx: Context, res: SectionResult, lines: int, chars: int) -> None:
     """``agent replay`` of a run whose apply_edits step applied a ``chars``-character edit: with
-    its edits in place (the search text is no longer in the file) and after ``agent undo``."""
+    its edits in place (the search text is no longer in the file) and after ``agent undo``, in
+    turn (``agent undo --redo`` puts them back)."""
     ws = Path(tempfile.mkdtemp(prefix="edits-replay-", dir=ctx.tmp))
     # The scripted plan carries the search text twice (search and replace): room for it in the
     # planner's answer, which is otherwise cut at its role's default output limit.
@@ -134,11 +135,18 @@ def _replays(ctx: Context, res: SectionResult, lines: int, chars: int) -> None:
     if json.loads(out).get("status") != "COMPLETE":
         raise RuntimeError(f"the apply_edits run did not complete: {out[-300:]}")
     run_id = json.loads(out)["run_id"]
-    reps = 1 if ctx.smoke else 3
-    in_place = [_agent(ctx, ws, env, "replay", run_id, "--json")[0] for _ in range(reps)]
+    reps = 1 if ctx.smoke else 5
     verdict = json.loads(_agent(ctx, ws, env, "replay", run_id, "--json")[1]).get("identical")
-    _agent(ctx, ws, env, "undo", run_id, "--yes")
-    undone = [_agent(ctx, ws, env, "replay", run_id, "--json")[0] for _ in range(reps)]
+    # In turn (undo, then its redo, and again): a machine whose load changes during the bench
+    # weighs on both states alike.
+    in_place: list[float] = []
+    undone: list[float] = []
+    for n in range(reps):
+        in_place.append(_agent(ctx, ws, env, "replay", run_id, "--json")[0])
+        _agent(ctx, ws, env, "undo", run_id, "--yes")
+        undone.append(_agent(ctx, ws, env, "replay", run_id, "--json")[0])
+        if n + 1 < reps:
+            _agent(ctx, ws, env, "undo", run_id, "--redo", "--yes")
     label = f"agent replay of an apply_edits run ({len(search):,}-char search text, {lines:,}-line file)"
     res.rows.append(Row(SECTION, f"{label}, its edits in place", Summary.of(in_place, "s"),
                         text=f"(identical: {verdict})"))
