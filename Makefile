@@ -1,9 +1,9 @@
-# One command each: `make setup`, `make test`, `make bench`.
+# One command each: `make setup`, `make test` (fast), `make test-all` (everything, what CI runs), `make bench`.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup sandbox-deps test lint pytest bench bench-tasks clean
+.PHONY: setup sandbox-deps test test-all lint pytest pytest-all records bench bench-tasks clean
 
 setup: sandbox-deps
 	$(PY) -m venv $(VENV)
@@ -24,10 +24,28 @@ lint:
 	$(BIN)/ruff check agentcli tests bench
 	$(BIN)/mypy
 
+# Tests marked slow or real_model (the embedded model's, benchmark smoke runs) are left out of the
+# developer loop; test-all runs them as a second step and measures branch coverage over both, failing
+# under [tool.coverage.report] fail_under. Two workers (pytest-xdist); XDIST=0 runs in one process.
+XDIST ?= 2
+FAST := -m "not slow and not real_model"
+SLOW := -m "slow or real_model"
+
 pytest:
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(XDIST) $(FAST)
+
+pytest-all:
+	$(BIN)/pytest -q -n $(XDIST) $(FAST) --cov --cov-report= --cov-fail-under=0
+	$(BIN)/pytest -q -n $(XDIST) $(SLOW) --cov --cov-append --cov-report=term
 
 test: lint pytest
+
+test-all: lint pytest-all
+
+# Re-record the committed run records (tests/fixtures/records/) with this version's prompts: do it on
+# purpose, when a prompt or schema changed (CHANGELOG.md says which), and commit the result.
+records:
+	$(BIN)/python -m tests.records
 
 bench:
 	$(BIN)/python -m bench

@@ -3,13 +3,18 @@
 The public API is re-exported here and listed in `__all__`; the packages below own one concern each
 (see `docs/architecture.md`):
 
-    models/    LLM client, backends (litellm, local llama.cpp, fakes), types, the call log
-    tools/     typed tools, the registry, built-ins, plugins, MCP
-    memory/    working, episodic and semantic memory (LanceDB)
-    planning/  plans as typed data, planners, prompts, examples
-    record/    the run's event log and its readers, stats, telemetry
-    engine/    the state machine, executor, reviewer, runner, budgets, approvals, replay
-    cli/       the Typer commands
+    `models/`    LLM client, backends (litellm, local llama.cpp, fakes), types, the call log
+    `tools/`     typed tools, the registry, built-ins, plugins, MCP
+    `memory/`    working, episodic and semantic memory (LanceDB)
+    `planning/`  plans as typed data, planners, prompts, examples
+    `record/`    the run's event log and its readers, stats, telemetry
+    `engine/`    the state machine, executor, reviewer, runner, budgets, approvals, replay
+    `cli/`       the Typer commands
+
+and the base modules every layer may use: `config` (layered, validated configuration), `errors` (the
+error hierarchy and exit codes), `ids` (run and plan ids), `redact` (secrets kept out of everything
+written and shown), `untrusted` (bounded reading of input agentcli does not control). `__main__` is
+``python -m agentcli``.
 
 Names are imported on first use (PEP 562), so `import agentcli` stays cheap for `agent --help`.
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {

@@ -65,6 +65,10 @@ class LLMConfig(_Section):
     max_reasks: int = Field(2, ge=0, le=10, description="Re-asks when structured output fails validation.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 for reproducible runs.")
     seed: int = Field(0, description="Sampling seed, where the provider supports one.")
+    transport: Literal["auto", "litellm"] = Field(
+        "auto", description="How `openai/NAME` models on an OpenAI-compatible server (`api_base`) are reached: "
+        "`auto` sends the chat-completions request over plain HTTP without importing litellm (a hosted run's "
+        "fixed cost falls from ~5 s to ~0.5 s CPU); `litellm` sends it through litellm like every other provider.")
     max_output_tokens: int = Field(
         0, ge=0, description="Cap on tokens generated per call, for every role. 0: sized per role (planner, "
         "step, reviewer) from the model's own maximum, within the budget; a cut answer is asked for again "
@@ -74,7 +78,9 @@ class LLMConfig(_Section):
 class BudgetConfig(_Section):
     """Hard limits on every run. All finite by default: no run is unbounded."""
 
-    max_steps: int = Field(20, gt=0, description="Plan steps executed per run (retries not counted).")
+    # Bounded: the hosted planner's schema has a slot per step (an unbounded value once grew one
+    # process to 23 GB); agentcli.cli.commands.common.MAX_STEPS is the same number.
+    max_steps: int = Field(20, gt=0, le=1000, description="Plan steps executed per run (retries not counted).")
     max_cost_usd: float = Field(1.0, ge=0, description="Total model spend per run, in USD.")
     max_tokens: int = Field(200_000, gt=0, description="Total input+output tokens per run.")
     max_seconds: float = Field(900.0, gt=0, description="Wall time per run.")
@@ -129,6 +135,28 @@ class SandboxConfig(_Section):
         False, description="Give every sandboxed command the network. Off: only a run_shell call asking "
         "for `network` (which needs the `network` approval too) gets it."
     )
+    max_processes: int = Field(
+        512, ge=0, le=1_000_000, description="Processes and threads one command may have at once (a fork bomb "
+        "stops there): a pids cgroup when agentcli runs as root and one is writable, else RLIMIT_NPROC in the "
+        "command's user namespace (root is exempt from it). 0: no limit.")
+    tmp_size_mb: int = Field(
+        1024, ge=0, le=1_048_576, description="Size of the private /tmp (a tmpfs, so it is memory) in MiB. "
+        "0: the kernel's default (half the RAM).")
+    max_file_size_mb: int = Field(
+        1024, ge=0, le=1_048_576, description="Largest file one command may write, in MiB (RLIMIT_FSIZE: a "
+        "write past it fails; it bounds each file, not the sum of all files). 0: no limit.")
+    unix_sockets: bool = Field(
+        False, description="Let commands create unix sockets. Off (the default): socket(AF_UNIX) fails with "
+        "EPERM (a seccomp filter), so no host socket (docker, databases, ssh/gpg agents) is reachable; "
+        "socketpair() and pipes still work. Servers on unix sockets and Python's forkserver need it on.")
+    writable_paths: list[str] = Field(
+        default_factory=list, description="Host paths outside the workspace that commands may write, e.g. "
+        "`~/.cargo/registry` or `~/.m2/repository` (package homes stay read-only otherwise; caches are "
+        "private). Paths that do not exist are skipped.")
+    read_paths: list[str] = Field(
+        default_factory=list, description="Paths under /tmp that commands may read (the private /tmp hides "
+        "the host's). The agent's own interpreter, the virtualenv and the PATH entries under /tmp are "
+        "added by themselves.")
 
 
 class CheckpointsConfig(_Section):
@@ -227,9 +255,9 @@ class MemoryConfig(_Section):
         "so re-adding unchanged files is a stat each and leaves the store untouched; false: every "
         "`agent memory add` reads and hashes each file and asks the store."
     )
-    episodic_k: int = Field(3, ge=0, description="Episodes recalled per query.")
+    episodic_k: int = Field(3, ge=0, le=1000, description="Episodes recalled per query.")
     episodic_threshold: float = Field(0.75, ge=0, le=1, description="Minimum score of a recalled episode.")
-    semantic_k: int = Field(5, ge=0, description="Knowledge chunks recalled per query.")
+    semantic_k: int = Field(5, ge=0, le=1000, description="Knowledge chunks recalled per query.")
     semantic_threshold: float = Field(0.70, ge=0, le=1, description="Minimum score of a recalled chunk.")
     past_plans: int = Field(
         3, ge=0, le=10, description="Plans of past completed runs of similar tasks that compete with the "

@@ -63,7 +63,7 @@ def answer(req: ModelRequest) -> ModelResponse:
     schema_name = (rf.get("json_schema") or {}).get("name")
     resp: ModelResponse
     if schema_name == "Review":
-        task = suite.find_task(json.loads(last_user_text(req))["task"])
+        task = suite.find_task(str(req.messages[1]["content"]))  # the first review's request names it
         resp = ModelResponse(text=json.dumps(kit.review_reply(task.answer)))
     elif system.startswith("You are the planner"):
         resp = ModelResponse(text=json.dumps(suite.draft_for(suite.find_task(last_user_text(req)))))

@@ -27,13 +27,14 @@ from bench.report import (
 )
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
-SECTIONS = ("cold", "overhead", "executor", "parallel", "calls", "logging", "replay", "memory",
-            "local")  # the order they run in
+SECTIONS = ("cold", "overhead", "executor", "parallel", "calls", "cache", "hosted", "logging", "replay", "memory",
+            "local", "edits", "checkpoints")  # the order they run in
 
 
 #: Section -> the bench module whose ``run(ctx)`` measures it.
 _MODULES = {"cold": "cold", "overhead": "overhead", "executor": "executor", "parallel": "parallel", "calls": "calls",
-            "logging": "logcost", "replay": "replay", "memory": "memory", "local": "local"}
+            "cache": "cache", "hosted": "hosted", "logging": "logcost", "replay": "replay", "memory": "memory",
+            "local": "local", "edits": "edits_bench", "checkpoints": "checkpoints_bench"}
 
 
 def _section(name: str) -> Callable[[Context], SectionResult]:

@@ -259,12 +259,21 @@ def sandbox_section(tmp: Path, rounds: int) -> list[tuple[str, str]]:
     sb = Sandbox.from_config(load_settings(workspace=ws, use_user_config=False, environ={}).config.sandbox,
                              ws, ws / ".agent")
     true = ["/bin/sh", "-c", "true"]
-    spawn: dict[str, list[float]] = {"plain": [], "setpriv": [], "preexec": [], "landlock": [], "bwrap": []}
+    # The namespaces alone: what the sandbox was before the root hardening (read-only /proc/sys,
+    # user namespace, seccomp launcher, limits through prlimit, a pids cgroup as root).
+    bare = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--new-session", "--unshare-pid",
+            "--unshare-ipc", "--unshare-uts", "--cap-drop", "ALL", "--unshare-net", "--ro-bind", "/", "/",
+            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", str(ws), str(ws),
+            "--ro-bind", str(ws / ".agent"), str(ws / ".agent"), "--chdir", str(ws), "--", *true]
+    spawn: dict[str, list[float]] = {"plain": [], "setpriv": [], "preexec": [], "landlock": [], "bwrap": [],
+                                     "bwrap-bare": []}
     for _ in range(rounds):
         for kind in spawn:
             t0 = time.perf_counter()
             if kind == "bwrap":
                 subprocess.run(sb.wrap(true, ws), cwd=ws, check=True)
+            elif kind == "bwrap-bare":
+                subprocess.run(bare, cwd=ws, check=True)
             elif kind == "setpriv":
                 subprocess.run(parent_death(true)[0], cwd=ws, check=True)
             else:
@@ -275,7 +284,10 @@ def sandbox_section(tmp: Path, rounds: int) -> list[tuple[str, str]]:
     rows.append(("spawn `sh -c true` directly (posix_spawn/vfork)", _fmt(med["plain"])))
     rows.append(("... behind setpriv --pdeathsig (what mode = off does)", _fmt(med["setpriv"])))
     rows.append(("... with a preexec_fn doing the same (forces a fork)", _fmt(med["preexec"])))
-    rows.append(("... in bubblewrap (all namespaces, no network)", _fmt(med["bwrap"])))
+    rows.append(("... in bubblewrap, namespaces only (no network)", _fmt(med["bwrap-bare"])))
+    rows.append(("... in the full sandbox (+ /proc read-only, user namespace, seccomp, limits)", _fmt(med["bwrap"])))
+    rows.append(("added by the hardening per command", f"{med['bwrap'] - med['bwrap-bare']:+.2f} ms "
+                 f"({med['bwrap'] / med['bwrap-bare']:.2f}x)"))
     rows.append(("... with a Landlock preexec_fn (ctypes)", _fmt(med["landlock"])))
 
     # The escape attempts under each.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,43 +83,116 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     _TAMPERED.update(i.nodeid for i in items if i.get_closest_marker("tampered_record"))
+    for item in items:  # the embedded model answers: left out of `make test` with the other real-model tests
+        if item.get_closest_marker("local_model") and not item.get_closest_marker("real_model"):
+            item.add_marker(pytest.mark.real_model)
 
 
-def replay_every_recorded_run() -> tuple[int, list[str]]:
-    """Replay every recorded run not marked tampered; (runs replayed, one line per divergence)."""
+@dataclass
+class ReplayCheck:
+    """What the session-end replay check did: runs replayed, one (test id, run, why) per
+    divergence, and what it left out and why (reason -> test ids)."""
+
+    replayed: int = 0
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, reason: str, test: str) -> None:
+        self.skipped.setdefault(reason, []).append(test)
+
+    def merge(self, other: dict[str, Any]) -> None:
+        self.replayed += other["replayed"]
+        self.failures += [tuple(f) for f in other["failures"]]  # type: ignore[misc]
+        for reason, tests in other["skipped"].items():
+            self.skipped.setdefault(reason, []).extend(tests)
+
+
+def replay_every_recorded_run() -> ReplayCheck:
+    """Replay every recorded run not marked tampered (each record once)."""
     from agentcli.engine.replay import replay_run
     from agentcli.record.reader import RunRecord
 
-    failures: list[str] = []
-    replayed = 0
+    check = ReplayCheck()
     seen: set[Path] = set()
     for test, s in _RECORDED:
         path = s.events_path
-        if test in _TAMPERED or path in seen or not path.is_file() or s.registry is None:
-            continue
+        if path in seen:
+            continue  # a resumed run's record, written by two sessions: replayed once
         seen.add(path)
+        if test in _TAMPERED:
+            check.skip("its test damages the record on purpose (tampered_record)", test)
+            continue
+        if not path.is_file():
+            check.skip("no record on disk (the test removed it)", test)
+            continue
+        if s.registry is None:
+            check.skip("built without a tool registry", test)
+            continue
         rec = RunRecord.read(path)
         if not rec.plans:
-            continue  # nothing to replay: the planner failed
+            check.skip("no plan recorded (the planner failed): nothing to replay", test)
+            continue
         try:
             result = asyncio.run(replay_run(path, s.registry))
         except Exception as e:  # a replay that cannot even start is a failure too
-            failures.append(f"{test} ({path.parent.name}): {type(e).__name__}: {e}")
+            check.failures.append((test, path.parent.name, f"{type(e).__name__}: {e}"))
             continue
-        replayed += 1
+        check.replayed += 1
         if result.divergence is not None:
-            failures.append(f"{test} ({path.parent.name}): {result.divergence.describe()}")
-    return replayed, failures
+            check.failures.append((test, path.parent.name, result.divergence.describe()))
+    return check
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if os.environ.get("AGENT_TEST_REPLAY_ALL", "1") == "0" or not _RECORDED:
-        return
-    replayed, failures = replay_every_recorded_run()
+def _report_failure(session: pytest.Session, test: str, run: str, why: str) -> None:
+    # A failed test of its own, named after the test that recorded the run, so the summary, -x
+    # reruns and CI's list of failures point at it.
+    from _pytest.reports import TestReport
+
+    file = test.split("::", 1)[0] or "tests/conftest.py"
+    report = TestReport(nodeid=f"{test}::replay[{run}]", location=(file, 0, f"replay of {run}"),
+                        keywords={}, outcome="failed", when="call",
+                        longrepr=f"the run {run} recorded by {test} does not replay identical:\n{why}")
+    session.config.hook.pytest_runtest_logreport(report=report)
+
+
+def _finish_replay_check(session: pytest.Session, check: ReplayCheck) -> None:
+    for test, run, why in check.failures:
+        _report_failure(session, test, run, why)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"replay check: {replayed} recorded runs replayed, {len(failures)} diverged")
-        for line in failures:
-            reporter.write_line("  " + line.replace("\n", "\n    "))
-    if failures:
+        skipped = sum(len(v) for v in check.skipped.values())
+        reporter.write_line(f"replay check: {check.replayed} recorded runs replayed, {len(check.failures)} diverged, "
+                            f"{skipped} left out")
+        for reason, tests in sorted(check.skipped.items()):
+            shown = ", ".join(sorted(set(tests))[:5]) + (" ..." if len(set(tests)) > 5 else "")
+            reporter.write_line(f"  left out {len(tests)}: {reason}: {shown}")
+    if check.failures:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_FROM_WORKERS = ReplayCheck()
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without it
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """(pytest-xdist, on the controller) A worker's replay check: reported with the others."""
+    out = getattr(node, "workeroutput", {}).get("replay_check")
+    if out is not None:
+        _FROM_WORKERS.merge(out)
+
+
+@pytest.hookimpl(tryfirst=True)  # an xdist worker sends its results before it says it finished
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if os.environ.get("AGENT_TEST_REPLAY_ALL", "1") == "0":
+        return
+    worker_output = getattr(config, "workeroutput", None)
+    if worker_output is not None:  # an xdist worker: its controller reports
+        check = replay_every_recorded_run()
+        worker_output["replay_check"] = {"replayed": check.replayed, "failures": check.failures,
+                                         "skipped": check.skipped}
+        return
+    # The xdist controller: the workers replayed their own runs.
+    check = _FROM_WORKERS if config.pluginmanager.has_plugin("dsession") else replay_every_recorded_run()
+    if check.replayed or check.failures or check.skipped:
+        _finish_replay_check(session, check)

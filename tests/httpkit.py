@@ -4,6 +4,11 @@
 as a provider does with an output limit: an answer longer than the request's ``max_tokens``
 (tiktoken tokens) is cut there and sent with ``finish_reason: "length"``. Every request body is
 kept, so a test can assert what agentcli sent.
+
+It also caches prompts as OpenAI's automatic prefix cache does: a request whose messages share a
+prefix of at least 1,024 tokens with an earlier request's is reported with
+``usage.prompt_tokens_details.cached_tokens``, counted in 128-token steps (its own reading of the
+rule, written apart from agentcli's :mod:`agentcli.models.cache`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ class ModelServer:
         self.server = server
         self.queue: deque[str] = deque()
         self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         self.sent: list[dict[str, Any]] = []
+        self.cached: list[int] = []
+        self._prompts: list[list[int]] = []
         server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(self._handle)
 
     def add(self, *answers: Any) -> ModelServer:
@@ -38,6 +46,7 @@ class ModelServer:
     def _handle(self, request: Request) -> Response:
         body = json.loads(request.data)
         self.bodies.append(body)
+        self.headers.append(dict(request.headers))
         if not self.queue:
             return Response("no answer queued", status=599)
         full = self.queue.popleft()
@@ -46,13 +55,32 @@ class ModelServer:
         finish = "length" if cut else "stop"
         prompt = tokens.count_messages(body.get("messages", []), MODEL)
         out = tokens.count_text(text, MODEL)
+        cached = min(self._cached(body), prompt)
+        self.cached.append(cached)
         self.sent.append({"text": text, "finish_reason": finish, "max_tokens": limit})
         return Response(json.dumps({
             "id": f"chatcmpl-{len(self.bodies)}", "object": "chat.completion", "created": 1,
             "model": "gpt-4o-mini-2024-07-18",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out},
+            "usage": {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out,
+                      "prompt_tokens_details": {"cached_tokens": cached}},
         }), status=200, content_type="application/json")
+
+    def _cached(self, body: dict[str, Any]) -> int:
+        """The prefix of this request's messages already seen, by the 1,024 + 128·k rule."""
+        text = json.dumps(body.get("tools")) + "".join(
+            f"{m.get('role')}:{m.get('content')}" for m in body.get("messages", []))
+        seq = tokens.encode(text, MODEL)
+        best = 0
+        for old in self._prompts:
+            n = 0
+            for a, b in zip(old, seq, strict=False):
+                if a != b:
+                    break
+                n += 1
+            best = max(best, n)
+        self._prompts.append(seq)
+        return 0 if best < 1024 else 1024 + (best - 1024) // 128 * 128
 
     @property
     def api_base(self) -> str:

@@ -6,6 +6,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 import agentcli
 from agentcli.planning.plan import Plan
 
@@ -98,6 +100,7 @@ def test_no_model_name_decides_anything_outside_models() -> None:
     assert bad == []
 
 
+@pytest.mark.real_model
 def test_an_offline_run_never_imports_litellm(tmp_path: Path) -> None:
     import os
     import subprocess
@@ -120,3 +123,18 @@ def test_an_offline_run_never_imports_litellm(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "CLEAN", out.stdout + out.stderr
     assert "hello" in out.stdout, out.stdout + out.stderr
+
+
+def _named(doc: str, module: str) -> bool:
+    return re.search(rf"`{re.escape(module)}/?`", doc) is not None
+
+
+def test_every_package_docstring_names_every_module_it_holds() -> None:
+    missing = []
+    for init in sorted(ROOT.rglob("__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        pkg = init.parent
+        held = [p.stem for p in pkg.glob("*.py") if p.stem != "__init__"]
+        held += [p.name for p in pkg.iterdir() if (p / "__init__.py").is_file()]
+        missing += [f"{pkg.relative_to(ROOT.parent)}: {m}" for m in sorted(held) if not _named(doc, m)]
+    assert missing == []

@@ -11,10 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = "cold,overhead,executor,parallel,calls,logging,replay"
+SECTIONS = "cold,overhead,executor,parallel,calls,logging,replay,edits,checkpoints"
 
 
+@pytest.mark.slow
 def test_bench_smoke_runs_and_prints_the_table() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
@@ -26,7 +29,7 @@ def test_bench_smoke_runs_and_prints_the_table() -> None:
     out = proc.stdout
     assert "| section | measure | median | min-max | IQR | n | target |" in out
     for section in ("| cold start |", "| run overhead |", "| executor |", "| parallel |", "| calls |", "| logging |",
-                    "| replay |"):
+                    "| replay |", "| edits |", "| checkpoints |"):
         assert section in out, f"no rows for {section} in:\n{out}"
     assert "| agent --help |" in out
     assert "agentcli (plan executor, durable event log): marginal per step" in out

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 DRAFT = {"steps": [
     {"title": "first side effect", "tool": "run_shell", "args": {"command": "echo one >> side.txt"}},
     {"title": "slow step", "tool": "run_shell", "depends_on": ["s1"],
@@ -28,6 +30,7 @@ def _agent(ws: Path, script: list[object], *args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 def test_kill9_then_resume(workspace: Path) -> None:
     proc = _agent(workspace, [DRAFT], "run", "do three things", "--yes", "--json")
     runs = workspace / ".agent" / "runs"
@@ -74,6 +77,7 @@ def assert_replays_identical(ws: Path, run_id: str) -> None:
     assert verdict["identical"], verdict
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_recorded_and_resumable(workspace: Path) -> None:
     draft = {"steps": [{"title": "slow", "tool": "run_shell",
                         "args": {"command": "test -f resume.flag || sleep 60", "timeout": 90}}]}

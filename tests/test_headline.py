@@ -69,6 +69,7 @@ def project_tests(ws: Path, target: str = "tests") -> subprocess.CompletedProces
                           cwd=ws, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_first_plan_completes_with_the_file_whole_and_the_tests_passing(
         project: Path, model: ModelServer) -> None:
     assert tokens.count_text(REWRITE, MODEL) == 1057  # over the old limit of 1,024 for every call

@@ -1,4 +1,6 @@
-"""The LLM client through litellm's real HTTP path, against an OpenAI-compatible server on loopback."""
+"""The LLM client against an OpenAI-compatible server on loopback, through both real HTTP paths:
+litellm's (``llm.transport = "litellm"``) and the plain-HTTP one that imports no litellm (``auto``,
+:mod:`agentcli.models.openai_http`). Every test runs on both."""
 
 from __future__ import annotations
 
@@ -38,8 +40,9 @@ def completion(content: str | None = "hello", *, tool_calls: list[dict[str, Any]
 class FakeOpenAI:
     """Serves queued responses at /v1/chat/completions and keeps every request body and header."""
 
-    def __init__(self, server: HTTPServer) -> None:
+    def __init__(self, server: HTTPServer, transport: str = "auto") -> None:
         self.server = server
+        self.transport = transport
         self.queue: deque[Response] = deque()
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -66,18 +69,20 @@ class FakeOpenAI:
         return self.server.url_for("/v1")
 
 
-@pytest.fixture
-def fake(httpserver: HTTPServer, allow_model_requests: None, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+@pytest.fixture(params=["auto", "litellm"])
+def fake(request: pytest.FixtureRequest, httpserver: HTTPServer, allow_model_requests: None,
+         monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-also-secret-987654321")
-    return FakeOpenAI(httpserver)
+    monkeypatch.setenv("AGENT_LLM__TRANSPORT", request.param)  # the CLI tests' processes
+    return FakeOpenAI(httpserver, request.param)
 
 
 def make_client(fake: FakeOpenAI, tmp_path: Path, **llm: Any) -> LLMClient:
     cfg = Config.model_validate({
         "model": "openai/gpt-4o-mini",
         "api_base": fake.api_base,
-        "llm": {"backoff_base_seconds": 0, "max_retries": 2, **llm},
+        "llm": {"backoff_base_seconds": 0, "max_retries": 2, "transport": fake.transport, **llm},
     })
     return LLMClient(cfg, call_log=CallLog(tmp_path / "calls.jsonl"), run_id="run-1")
 
@@ -149,7 +154,7 @@ def test_500s_until_retries_run_out(fake: FakeOpenAI, tmp_path: Path) -> None:
 def test_auth_error_fails_at_once(fake: FakeOpenAI, tmp_path: Path) -> None:
     fake.status(401)
     client = make_client(fake, tmp_path)
-    with pytest.raises(LLMFatalError, match="AuthenticationError"):
+    with pytest.raises(LLMFatalError, match=r"AuthenticationError|refused the credentials"):
         client.complete([{"role": "user", "content": "hi"}])
     assert len(fake.bodies) == 1
 
@@ -157,7 +162,8 @@ def test_auth_error_fails_at_once(fake: FakeOpenAI, tmp_path: Path) -> None:
 def test_fallback_model_is_tried(fake: FakeOpenAI, tmp_path: Path) -> None:
     fake.status(400)
     cfg = Config.model_validate({"model": "openai/gpt-4o-mini", "api_base": fake.api_base,
-                                 "fallbacks": ["test/echo"], "llm": {"backoff_base_seconds": 0}})
+                                 "fallbacks": ["test/echo"],
+                                 "llm": {"backoff_base_seconds": 0, "transport": fake.transport}})
     client = LLMClient(cfg, call_log=CallLog(tmp_path / "calls.jsonl"))
     r = client.complete([{"role": "user", "content": "echo me"}])
     assert r.text == "echo me" and r.response_model == "test/echo"
@@ -225,7 +231,8 @@ def test_cli_ask_500s_clear_error_nonzero_exit(fake: FakeOpenAI, workspace: Path
     for _ in range(2):
         fake.status(503)
     env = {"AGENT_MODEL": "openai/gpt-4o-mini", "AGENT_API_BASE": fake.api_base,
-           "AGENT_LLM__BACKOFF_BASE_SECONDS": "0", "AGENT_LLM__MAX_RETRIES": "1"}
+           "AGENT_LLM__BACKOFF_BASE_SECONDS": "0", "AGENT_LLM__MAX_RETRIES": "1",
+           "AGENT_LLM__TRANSPORT": fake.transport}
     result = CliRunner().invoke(app, ["ask", "hello"], obj=State(environ=env))
     assert result.exit_code == 1
     err = result.stderr.strip()
@@ -237,7 +244,7 @@ def test_cli_ask_500s_clear_error_nonzero_exit(fake: FakeOpenAI, workspace: Path
 
 def test_cli_ask_prints_answer_and_totals(fake: FakeOpenAI, workspace: Path) -> None:
     fake.ok(completion("the answer"))
-    env = {"AGENT_MODEL": "openai/gpt-4o-mini", "AGENT_API_BASE": fake.api_base}
+    env = {"AGENT_MODEL": "openai/gpt-4o-mini", "AGENT_API_BASE": fake.api_base, "AGENT_LLM__TRANSPORT": fake.transport}
     result = CliRunner().invoke(app, ["--log-json", "ask", "question"], obj=State(environ=env))
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "the answer"

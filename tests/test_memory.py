@@ -375,6 +375,7 @@ def test_litellm_embedding_models_go_through_llm_py(workspace: Path) -> None:
         mem.add_text("a note")
 
 
+@pytest.mark.slow
 def test_litellm_embeddings_over_http(workspace: Path, allow_model_requests: None, httpserver: Any,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     def answer(request: Any) -> Any:
@@ -467,6 +468,7 @@ _WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_writing_at_once_lose_nothing(workspace: Path) -> None:
     n_files = 15
     for prefix in ("alpha", "beta"):

@@ -11,6 +11,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from agentcli.config import load_settings
 from agentcli.memory import Memory
 
@@ -38,6 +40,7 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_adding_and_searching_while_runs_record_episodes_loses_nothing(workspace: Path) -> None:
     n = 25
     start = time.time() + 4.0  # both interpreters up before the first write

@@ -68,6 +68,7 @@ def ws(workspace: Path) -> Path:
     return workspace
 
 
+@pytest.mark.slow
 def test_memory_works_with_the_rest_client_postponed(ws: Path) -> None:
     _, state = cli(ws, "memory", "add", "docs", "--json")
     assert state == {"deferred": True, "apis_imported": False, "validates": True, "deferred_after_use": False}

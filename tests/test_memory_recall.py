@@ -35,6 +35,7 @@ def top(mem: Memory, query: str, k: int = 5) -> list[tuple[str, float]]:
     return [(h.source.split(":")[0], round(h.score, 4)) for h in hits]
 
 
+@pytest.mark.slow
 def test_an_indexed_table_ranks_as_the_flat_one_and_finds_later_rows(workspace: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     write_topics(workspace, 0, FILES)

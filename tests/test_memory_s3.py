@@ -95,6 +95,7 @@ def in_process(ws: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch, *args: 
     return res.stdout
 
 
+@pytest.mark.slow
 def test_two_machines_share_one_memory_concurrently(tmp_path: Path, s3_endpoint: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     env = aws_env(s3_endpoint)

@@ -115,7 +115,7 @@ def test_lenient_forms_of_a_draft(ws: Path) -> None:
 # ------------------------------------------------------------------ what the model is given
 
 
-def test_prompt_has_task_tools_budgets_workspace_memory_and_context(ws: Path) -> None:
+def test_prompt_has_task_tools_budgets_workspace_memory_and_context_stable_parts_first(ws: Path) -> None:
     seen: list[str] = []
 
     def recall(task: str) -> list[str]:
@@ -125,12 +125,16 @@ def test_prompt_has_task_tools_budgets_workspace_memory_and_context(ws: Path) ->
     _, model = plan_with(ws, [GOOD], recall=recall, context="the previous plan failed at s2")
     system, user = (m["content"] for m in model.requests[0].messages)
     assert "{{s1.output}}" in system and '"depends_on": []' in system
-    assert user.startswith("# Task\nsummarise the code")
-    assert "- read_file [read, runs without asking]: Read a text file." in user
-    assert "- write_file [write, needs approval]" in user
-    assert '"start_line":{"anyOf":[{"minimum":1,"type":"integer"}' in user  # the JSON Schema
-    assert "# Budgets\nat most 20 steps; model spend <= $1; <= 200000 tokens; <= 900 s" in user
-    assert "# Workspace\ntop level: README.md, main.py" in user and "Python (1)" in user
+    # What is the same for every task of a configuration comes first, in the system message (a
+    # provider caches that prefix); the task comes last.
+    assert "- read_file [read, runs without asking]: Read a text file." in system
+    assert "- write_file [write, needs approval]" in system
+    assert "# Budgets\nat most 20 steps; model spend <= $1; <= 200000 tokens; <= 900 s" in system
+    # Each tool's args schema is sent once, in the draft schema, not again in the catalogue.
+    assert '"start_line"' not in system + user
+    assert '"start_line"' in json.dumps(model.requests[0].response_format)
+    assert user.startswith("# Workspace\ntop level: README.md, main.py") and "Python (1)" in user
+    assert user.endswith("# Task\nsummarise the code")
     assert "# Demo project" in user  # head of a key file
     assert "- last time, tests lived in tests/" in user and "x" * 401 not in user  # bounded
     assert "# Context\nthe previous plan failed at s2" in user

@@ -129,8 +129,11 @@ def test_hosted_model_is_sent_one_shared_step(ws: Path) -> None:
     tools = make_registry(ws).tools()
     assert json.dumps(schema) == json.dumps(hosted_draft_schema(tools, 20))
     steps = schema["properties"]["steps"]
-    assert steps["properties"] == {f"s{i}": {"$ref": "#/$defs/step"} for i in range(1, 21)}
-    assert steps["required"] == ["s1"] and steps["additionalProperties"] is False
+    # Any s<N> key, up to max_steps of them: the same schema for a first plan and every re-plan
+    # (numbered after the kept steps), so it is a byte-identical prefix for a provider's cache.
+    assert steps["patternProperties"] == {"^s[1-9][0-9]*$": {"$ref": "#/$defs/step"}}
+    assert steps["minProperties"] == 1 and steps["maxProperties"] == 20
+    assert steps["additionalProperties"] is False
     assert list(schema["$defs"]) == ["step"]
     call, prompt = schema["$defs"]["step"]["anyOf"]
     assert call["required"] == ["call", "depends_on", "title"]
@@ -168,6 +171,7 @@ def test_hosted_schema_is_as_strict_as_the_grammar_schema(ws: Path) -> None:
         found = list(objects(schema))
         assert found and all(o.get("additionalProperties") is False for o in found)
         assert all(set(o.get("required", [])) <= set(o.get("properties", {})) for o in found)
+        assert all(o.get("properties") or o.get("patternProperties") for o in found)
     hosted = hosted_draft_schema(tools, 20)
     Draft202012Validator.check_schema(hosted)
     ok = Draft202012Validator(hosted)
@@ -175,7 +179,8 @@ def test_hosted_schema_is_as_strict_as_the_grammar_schema(ws: Path) -> None:
     s1 = GOOD["steps"]["s1"]
     bad = [
         {"steps": {}},  # s1 is required
-        {"steps": {**GOOD["steps"], "s21": s1}},  # no slot past max_steps
+        {"steps": {f"s{i}": s1 for i in range(1, 22)}},  # no more than max_steps
+        {"steps": {"step1": s1}},  # not a step id
         {"steps": {"s1": {**s1, "depends_on": ["step1"]}}},  # not a step id
         {"steps": {"s1": {**s1, "depends_on": [f"s{i}" for i in range(1, 10)]}}},  # bounded
         {"steps": {"s1": {**s1, "prompt": "and also this"}}},  # a call or a prompt, not both

@@ -72,4 +72,4 @@ def test_the_planner_is_told_how_the_run_is_verified(workspace: Path) -> None:
     r, model = run(workspace, DRAFT, REVIEW, env={"AGENT_VERIFY__COMMAND": "python -m pytest -q"})
     assert r.exit_code == 0, r.output
     assert "# Verification\nWhen the steps are done, if files changed, `python -m pytest -q` runs" \
-        in model.requests[0].messages[-1]["content"]
+        in model.requests[0].messages[0]["content"]

@@ -213,7 +213,8 @@ def _pids_with(marker: str) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            # Any process on the machine: its arguments need not be UTF-8 (a fuzzed argv).
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             state = (entry / "status").read_text()
         except OSError:
             continue

@@ -68,6 +68,7 @@ def in_process(ws: Path, script: list[object], *args: str) -> tuple[int, str]:
     return r.exit_code, (r.stdout or "") + (r.stderr or "")
 
 
+@pytest.mark.slow
 def test_no_marker_in_any_file_or_output(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in ENV.items():  # the in-process commands' environment: the same markers
         monkeypatch.setenv(name, value)

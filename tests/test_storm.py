@@ -7,9 +7,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from bench.storm import storm
 
 
+@pytest.mark.slow
 def test_a_small_kill9_storm(tmp_path: Path) -> None:
     report = storm(int(os.environ.get("AGENTCLI_STORM_RUNS", "3")), seed=7, root=tmp_path)
     t = report["totals"]

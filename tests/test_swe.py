@@ -20,7 +20,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "swe"
 COMPLETE = {"outcome": "complete", "answer": "done", "reason": ""}
 FIXED = (FIXTURES / "swecalc-1.0.1" / "swecalc" / "__init__.py").read_text()
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="grading needs bubblewrap")
+# Each test runs the harness (and an agent) in subprocesses: seconds each, so CI's slow part.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("bwrap") is None, reason="grading needs bubblewrap")]
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ def test_a_wrong_fix_is_not_resolved(bench: dict[str, Path]) -> None:
     (rec,) = results(bench)
     assert rec["resolved"] is False and rec["tampered"] == []
     assert rec["grade"]["fail_to_pass"] == {"tests/test_calc.py::test_add": False}
-    assert rec["grade"]["pass_to_pass"] == {"tests/test_calc.py::test_mul": True}
+    assert rec["grade"]["pass_to_pass_passed"] == 1 and rec["grade"]["pass_to_pass_failed"] == []
     assert "resolved 0/1" in r.stdout
 
 

@@ -148,6 +148,36 @@ def test_hung_sync_tool_times_out(tmp_path: Path) -> None:
         release.set()
 
 
+def test_sync_calls_reuse_their_worker_threads_and_a_hung_one_keeps_only_its_own(tmp_path: Path) -> None:
+    release = threading.Event()
+    seen: set[threading.Thread] = set()  # held, so no two threads can look the same
+
+    @tool(timeout=0.2)
+    def where(args: EchoArgs, ctx: ToolContext) -> str:
+        if args.text == "hang":
+            release.wait(30)
+        seen.add(threading.current_thread())
+        return args.text
+
+    reg = _registry(tmp_path, where)
+
+    async def calls() -> list[ToolResult]:
+        out = [await reg.call("where", {"text": f"a{i}"}) for i in range(20)]
+        out.append(await reg.call("where", {"text": "hang"}))
+        out += [await reg.call("where", {"text": f"b{i}"}) for i in range(5)]
+        return out
+
+    try:
+        results = asyncio.run(calls())
+        assert [r.output for r in results[:20]] == [f"a{i}" for i in range(20)]
+        assert results[20].error is not None and results[20].error.type == "timeout"
+        assert [r.output for r in results[21:]] == [f"b{i}" for i in range(5)]  # not stuck behind the hung one
+        # One after another, the calls ran on one or two reused threads, not one thread each.
+        assert len(seen) <= 3
+    finally:
+        release.set()
+
+
 def test_sync_tool_sleep_and_call_timeout_override(tmp_path: Path) -> None:
     @tool()
     def nap(args: EchoArgs, ctx: ToolContext) -> str:

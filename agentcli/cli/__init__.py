@@ -1,5 +1,6 @@
 """The command line: parse, build dependencies from config, call one core function, render.
 
 - `app`: the Typer app, global options, the one place errors become a line and an exit code.
-- `commands/`: one module per command group; `render`: tables and panels; `doctor`: health checks.
+- `commands/`: one module per command group; `render`: plans for people; `tables`: tables that fit
+  the terminal; `doctor`: health checks.
 """

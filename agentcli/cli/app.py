@@ -26,6 +26,7 @@ from agentcli.cli.commands import plan as plan_cmd
 from agentcli.cli.commands import run as run_cmd
 from agentcli.cli.commands import runs as runs_cmd
 from agentcli.cli.commands import tools as tools_cmd
+from agentcli.cli.commands import trust as trust_cmd
 from agentcli.cli.commands import undo as undo_cmd
 from agentcli.cli.commands.common import RedactingStream, State, configure_consoles, err_console, print_error
 from agentcli.errors import AgentError, ExitCode
@@ -137,6 +138,7 @@ app.add_typer(runs_cmd.app, name="runs")
 app.command("replay")(runs_cmd.replay)
 runs_cmd.app.command("diff")(undo_cmd.diff)
 app.command("undo")(undo_cmd.undo)
+app.command("trust")(trust_cmd.trust)
 
 
 def _version(value: bool) -> None:

@@ -97,7 +97,7 @@ def check_memory(settings: Settings) -> str:
 
 def check_sandbox(settings: Settings) -> str:
     """Which OS sandbox commands run in; a failure when the mode needs one and none works."""
-    from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, sandbox_status
+    from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, protections, sandbox_status
 
     cfg = settings.config.sandbox
     if cfg.mode == "off":
@@ -106,7 +106,7 @@ def check_sandbox(settings: Settings) -> str:
         sb = Sandbox.from_config(cfg, settings.workspace, settings.data_dir)
     except SandboxUnavailable as exc:
         raise RuntimeError(f"{exc}; run_shell and MCP servers are refused") from None
-    return f"{sb.describe()} ({sandbox_status().backend})"
+    return f"{sb.describe()} ({sandbox_status().backend}; {'; '.join(protections(cfg))})"
 
 
 def check_secrets(settings: Settings, environ: Mapping[str, str] | None = None) -> Check:

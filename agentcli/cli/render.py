@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from agentcli.cli.tables import QuickTable
 from agentcli.planning.plan import Plan, Step
 
 ARGS_SUMMARY_CHARS = 60
@@ -107,5 +108,5 @@ def plan_table(plan: Plan, width: int | None = None) -> Table:
 
 def render_plan(plan: Plan, console: Console) -> None:
     """Print the header and the table of a plan."""
-    console.print(Group(plan_header(plan), Text(""), plan_table(plan, console.width)), soft_wrap=False,
+    console.print(Group(plan_header(plan), Text(""), QuickTable(plan_table(plan, console.width))), soft_wrap=False,
                   highlight=False)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agentcli.config import ApprovalConfig
-from agentcli.redact import Redactor
+from agentcli.redact import Redactor, generation
 
 Answer = Literal["yes", "no", "always", "abort"]
 DecidedBy = Literal["policy", "user", "flag"]
@@ -50,9 +50,12 @@ class ApprovalRequest:
 
     @property
     def args_hash(self) -> str:
-        # Of the args as recorded (secrets masked): a replay, which has only the record, hashes
-        # the same, and the hash of a secret is never written.
-        blob = _HASH_ENCODER.encode(Redactor().strings(self.args))
+        return self.hash_args(Redactor())
+
+    def hash_args(self, redact: Redactor) -> str:
+        """Short sha256 of the args as recorded (secrets masked by ``redact``): a replay, which has
+        only the record, hashes the same, and the hash of a secret is never written."""
+        blob = _HASH_ENCODER.encode(redact.strings(self.args))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -83,10 +86,20 @@ class Approver:
     yes: bool = False
     approve_all: bool = False
     always: set[str] = field(default_factory=set)
+    # One redactor for the run's requests (building one scans the whole environment: ~80 µs, once
+    # per step before), rebuilt when a secret is registered after it was made.
+    _redact: tuple[int, Redactor] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def args_hash(self, req: ApprovalRequest) -> str:
+        """``req``'s args hash (:meth:`ApprovalRequest.hash_args`) with the run's redactor."""
+        gen = generation()
+        if self._redact is None or self._redact[0] != gen:
+            self._redact = (gen, Redactor())
+        return req.hash_args(self._redact[1])
 
     def _decision(self, req: ApprovalRequest, by: DecidedBy, decision: str, message: str = ""
                   ) -> ApprovalDecision:
-        return ApprovalDecision(req.step_id, req.tool, req.args_hash, req.plan_hash, by,
+        return ApprovalDecision(req.step_id, req.tool, self.args_hash(req), req.plan_hash, by,
                                 decision, time.time(), message)  # type: ignore[arg-type]
 
     def strictest(self, risks: tuple[str, ...]) -> tuple[str, str]:

@@ -60,13 +60,14 @@ class Budget:
         if rec.cost_usd is not None:
             self.cost_usd += rec.cost_usd
 
-    def output_headroom(self, model: str, input_tokens: int, price: Price | None) -> int | None:
-        """The most output tokens a call with ``input_tokens`` of input can generate without crossing
-        the token or cost budget (the client sizes its output limit within it; None: no limit)."""
+    def output_headroom(self, model: str, input_tokens: int, price: Price | None, cached_tokens: int = 0) -> int | None:
+        """The most output tokens a call with ``input_tokens`` of input (``cached_tokens`` of them
+        expected from the provider's cache) can generate without crossing the token or cost budget
+        (the client sizes its output limit within it; None: no limit)."""
         lim = self.limits
         room = lim.max_tokens - self.tokens - input_tokens
         if price is not None and price.output > 0:
-            money = lim.max_cost_usd - self.cost_usd - input_tokens * price.input
+            money = lim.max_cost_usd - self.cost_usd - price.cost(input_tokens, 0, cached_tokens)
             room = min(room, int(money / price.output))
         return max(room, 1)
 
@@ -103,7 +104,7 @@ class Budget:
         worst_tokens = pre.input_tokens_estimate + pre.max_output_tokens
         # The price the check used, recorded so a replay checks with the same one (a refused call
         # leaves no llm_call event to take it from).
-        price = None if pre.price is None else {"input": pre.price.input, "output": pre.price.output}
+        price = None if pre.price is None else pre.price.as_dict()
         if self.tokens + worst_tokens > lim.max_tokens:
             self._fail("llm_call", "tokens",
                        f"a {pre.model} call of up to {worst_tokens} tokens would cross the token budget "

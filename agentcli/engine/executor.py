@@ -49,6 +49,7 @@ from agentcli.planning.plan import (
     Plan,
     ReferenceResolutionError,
     Step,
+    StepStatus,
     find_references,
     llm_step_messages,
     prompt_text,
@@ -68,7 +69,6 @@ from agentcli.tools import ToolError, ToolRegistry, ToolResult
 from agentcli.tools.edits import EditList
 from agentcli.tools.text import strip_ansi, tail
 
-StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
 DONE: frozenset[str] = frozenset({"ok", "failed", "denied", "skipped"})
 _NOT_SUCCEEDED: frozenset[str] = frozenset({"failed", "denied", "skipped"})
 _BLOCKING: frozenset[str] = frozenset({"failed", "denied"})
@@ -195,17 +195,23 @@ class Executor:
             self.runs[sid] = run
 
     def _ready(self, order: list[StepRun], keys: list[str], dependents: dict[str, list[int]],
-               check: set[int]) -> list[int]:
-        """The steps among ``check`` (positions in ``order``, the plan's order) whose dependencies
-        all succeeded, in plan order; a step with a dependency that did not succeed is skipped.
-        ``check`` is emptied. The result is what a scan of every pending step in plan order gives:
-        a step whose dependencies did not change since it was last looked at is left alone."""
+               check: set[int], room: int) -> list[int]:
+        """The first ``room`` steps among ``check`` (positions in ``order``, the plan's order) whose
+        dependencies all succeeded, in plan order; a step met with a dependency that did not succeed
+        is skipped. What was not looked at stays in ``check``. The result is what a scan of every
+        pending step in plan order gives: a step whose dependencies did not change since it was
+        last looked at is left alone."""
         runs = self.runs
         ready: list[int] = []
         queue = sorted(check)  # a sorted list is a heap
         queued = set(queue)
         check.clear()
         while queue:
+            if len(ready) >= room:
+                # The slots are taken: the rest waits for the next pass (scanning every pending
+                # step of a long independent plan at each pass made it quadratic).
+                check.update(queue)
+                break
             i = heapq.heappop(queue)
             run = order[i]
             if run.status != "pending":
@@ -280,11 +286,8 @@ class Executor:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                if not blocked and check:
-                    for i in self._ready(order, keys, dependents, check):
-                        if len(running) >= limit:
-                            check.add(i)  # still ready at the next pass
-                            continue
+                if not blocked and check and len(running) < limit:
+                    for i in self._ready(order, keys, dependents, check, limit - len(running)):
                         run = order[i]
                         run.status = "running"
                         task = asyncio.create_task(self._run_step(plan, run))

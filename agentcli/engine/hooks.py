@@ -11,14 +11,17 @@ the ``run_finished`` event.
   :class:`~agentcli.tools.ToolError` whose message is the hook's stderr, which the reviewer
   (and a re-plan) sees like any tool error.
 * Any other non-zero exit is a warning: the run goes on; so are a timeout and a command that
-  cannot start, except for a pre_tool hook (below).
+  cannot run (exit 127: not found, 126: not executable, or killed by a signal), except for a
+  pre_tool hook (below).
 * A hook runs as run_shell's commands do: inside the OS sandbox (``[sandbox]``; a hook with
   ``sandbox = false`` runs unconfined), in the workspace, with the environment run_shell's
   commands get (:func:`agentcli.tools.shell.child_env`: the base allow-list plus
   ``tools.shell_env_allow``) plus the hook's own ``env`` names, in its own process group, killed
   whole at its timeout, dying with the agent. Where no sandbox works, the hook is not run. A
-  pre_tool hook that gives no verdict (not run, could not start, timed out) blocks the call unless
-  it says ``fail_closed = false`` (then a warning, as for the other events).
+  pre_tool hook that gives no verdict (not run, could not start, not found, not executable,
+  killed by a signal, timed out) blocks the call unless it says ``fail_closed = false`` (then a
+  warning, as for the other events). The scripts a hook names in the workspace are read-only to
+  sandboxed commands (:mod:`agentcli.tools.trust`), so no step can rewrite its own guard.
 * Every hook that runs is one ``hook`` event. A replay never runs a hook:
   :class:`RecordedHooks` serves the recorded results, in order.
 """
@@ -41,13 +44,16 @@ from typing import Any, Literal
 from agentcli.config import HookConfig, SandboxConfig
 from agentcli.record.events import EventLog, Hooked
 from agentcli.record.reader import RunRecord
-from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, parent_death
+from agentcli.redact import Redactor
+from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, hook_words, parent_death
 from agentcli.tools.shell import child_env
 
 __all__ = ["BLOCK_EXIT_CODE", "HookResult", "Hooks", "RecordedHooks"]
 
 #: The exit code with which a pre_tool hook blocks the call.
 BLOCK_EXIT_CODE = 2
+#: The exit codes of /bin/sh for a command it could not run, and what they mean.
+_CANNOT_RUN = {126: "command is not executable (exit 126)", 127: "command was not found (exit 127)"}
 #: How much of a hook's stdout and stderr is kept in its event.
 OUTPUT_CHARS = 2000
 
@@ -71,6 +77,13 @@ class HookResult:
     duration_ms: float
     #: Where it ran: the sandbox's description (as run_shell results say).
     sandbox: str = ""
+
+    def __post_init__(self) -> None:
+        # A hook's output and message reach the model (a blocked call's error) and the record:
+        # masked here, as text, before anything embeds them.
+        redact = Redactor()
+        for name in ("stdout", "stderr", "message"):
+            object.__setattr__(self, name, redact.text(getattr(self, name)))
 
     def data(self) -> dict[str, Any]:
         return {"hook": self.index, "event": self.event, "command": self.command, "tool": self.tool,
@@ -107,7 +120,8 @@ async def run_hook_process(command: str, stdin: bytes, *, cwd: Path, timeout: fl
     env = child_env(allow=env_allow)
     if sandbox is not None:
         env.update(sandbox.env())
-        argv, preexec = sandbox.wrap(["/bin/sh", "-c", command], cwd), sandbox.preexec()
+        argv = sandbox.wrap(["/bin/sh", "-c", command], cwd, reads=hook_words(command))
+        preexec = sandbox.preexec()
     else:
         argv, preexec = parent_death(["/bin/sh", "-c", command])
     proc = await asyncio.create_subprocess_exec(
@@ -132,8 +146,10 @@ class Hooks:
 
     def __init__(self, hooks: Sequence[HookConfig], workspace: Path, events: EventLog, run_id: str, *,
                  sandbox: SandboxConfig | None = None, data_dir: Path | None = None,
-                 env_allow: Sequence[str] = ()) -> None:
+                 env_allow: Sequence[str] = (), protected: Sequence[Path] = ()) -> None:
         self.hooks = list(hooks)
+        #: What the sandbox keeps read-only in the workspace (a guard script among them).
+        self.protected = tuple(protected)
         #: What every hook's environment allows besides the base list (``tools.shell_env_allow``).
         self.env_allow = tuple(env_allow)
         self.workspace = workspace
@@ -162,7 +178,8 @@ class Hooks:
         refused = ""
         try:
             if hook.sandbox:
-                sandbox = Sandbox.from_config(self.sandbox_config, self.workspace, self.data_dir)
+                sandbox = Sandbox.from_config(self.sandbox_config, self.workspace, self.data_dir,
+                                              protected=self.protected)
         except SandboxUnavailable as e:
             refused = str(e)
         code, out, err, timed_out = None, b"", b"", False
@@ -173,6 +190,8 @@ class Hooks:
                     env_allow=(*self.env_allow, *hook.env))
             except OSError as e:
                 err = str(e.strerror or e).encode()
+            except SandboxUnavailable as e:
+                refused = str(e)
         ms = (time.monotonic() - t0) * 1000
         stderr = _tail(err)
         where = sandbox.describe() if sandbox is not None else "none (hook sandbox = false)"
@@ -192,6 +211,12 @@ class Hooks:
         elif code == BLOCK_EXIT_CODE and event == "pre_tool":
             outcome = "blocked"
             message = " ".join(stderr.split()) or f"blocked by the hook `{hook.command}`"
+        elif code is not None and (code in _CANNOT_RUN or code < 0 or 128 < code <= 128 + 64):
+            # /bin/sh's 127 (not found) and 126 (not executable), or killed by a signal (a shell,
+            # and bubblewrap, report one as 128 + its number): the hook gave no verdict.
+            outcome = no_verdict
+            why = _CANNOT_RUN.get(code) or f"was killed by signal {-code if code < 0 else code - 128}"
+            message = f"hook {why}" + (f": {' '.join(stderr.split())[:300]}" if stderr.strip() else "")
         else:
             outcome = "warning"
             message = f"hook exited with {code}" + (f": {' '.join(stderr.split())[:300]}" if stderr.strip() else "")

@@ -35,9 +35,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from agentcli import __version__
 from agentcli.config import Config, Settings
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.hooks import RecordedHooks
+from agentcli.engine.prompts import changed_prompts
 from agentcli.engine.runner import (
     ReplanContext,
     RunOutcome,
@@ -74,7 +76,7 @@ from agentcli.record.events import (
     Undone,
     WorkspaceChanged,
 )
-from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, response_of, step_order
+from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, recorded_price, response_of, step_order
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 
 T = TypeVar("T")
@@ -182,7 +184,7 @@ class ReplayBackend:
         for c in rec.calls:
             d = c.data
             self._by_hash[d.request_hash].append((c.seq, d))
-            self._prices[d.model] = None if d.price is None else Price(d.price.input, d.price.output)
+            self._prices[d.model] = recorded_price(d.price)
             if d.profile is not None and d.model not in self._profiles:
                 self._profiles[d.model] = ModelProfile.from_dict(d.profile)
         for b in rec.of(BudgetChecked):  # a call the budget refused left only its check
@@ -190,7 +192,8 @@ class ReplayBackend:
             model = extra.get("model")
             if b.data.kind == "llm_call" and "price" in extra and isinstance(model, str) and model not in self._prices:
                 p = extra["price"]
-                self._prices[model] = None if not isinstance(p, dict) else Price(p["input"], p["output"])
+                self._prices[model] = None if not isinstance(p, dict) else Price(
+                    p["input"], p["output"], cache_read=p.get("cache_read"), cache_write=p.get("cache_write"))
         self._waits_out = _stopped_by_the_clock(rec)
         self._fork = fork
         self._live = live
@@ -312,7 +315,7 @@ class RecordedApprover(Approver):
         if self._live is not None and _live(self._fork, req.step_id):
             return self._live.decide(req)
         _, d = self.part.take(self._by_step.get(req.step_id), f"approval for step {req.step_id} ({req.tool})")
-        return ApprovalDecision(req.step_id, req.tool, req.args_hash, req.plan_hash, d.decided_by,
+        return ApprovalDecision(req.step_id, req.tool, self.args_hash(req), req.plan_hash, d.decided_by,
                                 d.decision, 0.0, d.message)
 
 
@@ -347,7 +350,7 @@ class RecordedChanges:
 # in the request, which is compared; a record from before profiles has none.
 _IGNORED = {"time", "seq", "latency_ms", "duration_ms", "duration_s", "call_id", "run_id", "seconds",
             "started", "finished", "approval_wait_s", "config", "config_digest", "versions", "parent",
-            "replay_of", "fork_from", "profile", "no_project_instructions"}
+            "replay_of", "fork_from", "profile", "no_project_instructions", "prompts"}
 
 
 def _scrub(value: Any) -> Any:
@@ -442,9 +445,15 @@ class Divergence:
     field: str
     recorded: Any
     replayed: Any
+    #: Why, when it is known and is not a change of the agent's behaviour: the record was made by
+    #: other prompts (:func:`agentcli.engine.prompts.changed_prompts`). One line.
+    cause: str = ""
 
     def describe(self) -> str:
-        """One screen: where, which field, recorded vs replayed."""
+        """One screen: where, which field, recorded vs replayed; or, when the record was made by
+        other prompts, one line saying which."""
+        if self.cause:
+            return self.cause
         where = f"step {self.step}" if self.step else "run level"
         return (f"replay diverged at event #{self.seq if self.seq is not None else '-'} ({self.event}, {where}), "
                 f"field {self.field}\n  recorded: {_shown(self.recorded)}\n  replayed: {_shown(self.replayed)}")
@@ -452,7 +461,22 @@ class Divergence:
     def as_dict(self) -> dict[str, Any]:
         return {"event": self.event, "step": self.step, "seq": self.seq, "field": self.field,
                 "recorded": None if self.recorded is _MISSING else self.recorded,
-                "replayed": None if self.replayed is _MISSING else self.replayed}
+                "replayed": None if self.replayed is _MISSING else self.replayed,
+                **({"cause": self.cause} if self.cause else {})}
+
+
+def other_prompts(start: RunStarted) -> str:
+    """One line when the run was recorded with prompts other than this agentcli's (which ones,
+    and the version that recorded it); "" when they are the same or the record cannot tell."""
+    recorded_by = start.versions.get("agentcli", "?")
+    changed = changed_prompts(start.prompts)
+    if changed:
+        return (f"the record was made by other prompts (agentcli {recorded_by}; this is {__version__}): "
+                f"{', '.join(changed)} changed, so its model requests differ")
+    if not start.prompts and recorded_by != __version__:
+        return (f"the record was made by agentcli {recorded_by} (this is {__version__}), which did not record "
+                "its prompts: a prompt changed since would explain this divergence")
+    return ""
 
 
 def first_divergence(expected: RunRecord, got: RunRecord) -> Divergence | None:
@@ -651,6 +675,8 @@ async def replay_run(
     assert outcome is not None
     got = RunRecord.read(path)
     divergence = None if fork is not None else first_divergence(rec, got)
+    if divergence is not None and (cause := other_prompts(start)):
+        divergence = replace(divergence, cause=cause)
     if tmp is not None:
         tmp.cleanup()
     return ReplayResult(outcome, divergence, path, [*rec.warnings, *_instructions_changed(start, registry, config)])

@@ -14,10 +14,8 @@ four verdicts:
 from __future__ import annotations
 
 import json
-from itertools import chain
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, Field
 
 from agentcli.engine.executor import StepRun, summarize_output
@@ -178,38 +176,59 @@ def grounded_answer(runs: dict[str, StepRun], limit: int = 4000) -> str:
     return "\n".join(parts)[:limit] if parts else fallback_answer(runs)
 
 
-# The reviewer's prompt is ``json.dumps(digest, indent=1, ensure_ascii=False)`` and must stay
-# exactly that: replay finds recorded responses by the request's hash. json.dumps with an indent
-# runs the pure-Python encoder (~4 µs a step); orjson writes the steps with an indent of 2, and
-# one replace moves the fields from 4 spaces to 3. Only for the digest's shape, step objects of
-# strings: orjson escapes strings as json.dumps(ensure_ascii=False) does (checked in
-# tests/test_reviewer_digest.py) but writes numbers its own way.
+def digest_lines(steps: list[dict[str, Any]]) -> str:
+    """Step digests as compact JSON, one step a line: a model reads it as well as indented JSON,
+    in fewer tokens, and a step's line is the same bytes in every request that shows it."""
+    return "\n".join(_COMPACT.encode(item) for item in steps)
 
 
-def _digest_json(task: Any, plan_id: Any, steps: list[dict[str, Any]]) -> str:
-    """``json.dumps({"task": task, "plan_id": plan_id, "steps": steps}, indent=1,
-    ensure_ascii=False)``, byte for byte, faster."""
-    if (type(task) is str and type(plan_id) is str and set(map(type, steps)) <= {dict}
-            and set(map(type, chain.from_iterable(map(dict.values, steps)))) <= {str}):
-        try:
-            head = b'{\n "task": %b,\n "plan_id": %b,\n "steps": ' % (orjson.dumps(task), orjson.dumps(plan_id))
-            body = orjson.dumps(steps, option=orjson.OPT_INDENT_2)
-        except orjson.JSONEncodeError:
-            pass  # not valid UTF-8 (a lone surrogate), or a key that is not a string
-        else:
-            if steps:  # [\n  {\n    "id": ...\n  }\n] -> [\n  {\n   "id": ...\n  }\n ]
-                body = body[:-2].replace(b"\n    ", b"\n   ") + b"\n ]"
-            return (head + body + b"\n}").decode()
-    return json.dumps({"task": task, "plan_id": plan_id, "steps": steps}, indent=1, ensure_ascii=False)
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def review_prompt(task: str, plan: Plan, runs: dict[str, StepRun], changes: str | None = None) -> str:
-    """The reviewer's user message: the step digest as JSON, then the workspace's changes
+    """The reviewer's user message: the task, every step's digest, then the workspace's changes
     (``None``: unknown, e.g. not a git repository; then nothing is said)."""
-    user = _digest_json(task, plan.id, step_digest(runs))
+    return _user_message(task, step_digest(runs), changes, first=True)
+
+
+def _user_message(task: str, steps: list[dict[str, Any]], changes: str | None, *, first: bool) -> str:
+    if first:
+        user = f"# Task\n{task}\n\n# Steps (one JSON object a line, in plan order)\n{digest_lines(steps)}"
+    else:
+        user = ("# Steps run or changed since your last verdict (the others are as shown before)\n"
+                + (digest_lines(steps) or "(none)"))
     if changes is not None:
         user += f"\n\n# Workspace changes so far (git diff --stat, then the diff)\n{changes}"
     return user
+
+
+class ReviewHistory:
+    """The reviews of one run, as one conversation: a later review re-sends the earlier requests and
+    verdicts unchanged (a prefix a provider caches) and adds only the steps that are new or changed
+    since the last one, and the workspace's changes. Kept by the run's loop; nothing here is read
+    from outside the run, so a replay builds the same requests."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self._shown: dict[str, str] = {}
+
+    def next_messages(self, system: str, task: str, runs: dict[str, StepRun],
+                      changes: str | None) -> list[dict[str, Any]]:
+        """The messages of the next review (not yet remembered: see :meth:`answered`)."""
+        digest = step_digest(runs)
+        if not self.messages or self.messages[0]["content"] != system:
+            self._pending = {item["id"]: _COMPACT.encode(item) for item in digest}
+            return [{"role": "system", "content": system},
+                    {"role": "user", "content": _user_message(task, digest, changes, first=True)}]
+        lines = {item["id"]: _COMPACT.encode(item) for item in digest}
+        fresh = [item for item in digest if self._shown.get(item["id"]) != lines[item["id"]]]
+        self._pending = lines
+        return [*self.messages, {"role": "user", "content": _user_message(task, fresh, changes, first=False)}]
+
+    def answered(self, messages: list[dict[str, Any]], reply: str) -> None:
+        """Remember a review that was answered (its request and the verdict as the model wrote it)."""
+        self.messages = [*messages, {"role": "assistant", "content": reply}]
+        self._shown = dict(self._pending)
 
 
 def verify_note(command: str) -> str:
@@ -219,14 +238,15 @@ def verify_note(command: str) -> str:
 
 
 async def review(client: LLMClient, task: str, plan: Plan, runs: dict[str, StepRun],
-                 changes: str | None = None, verify_command: str = "") -> Review:
+                 changes: str | None = None, verify_command: str = "",
+                 history: ReviewHistory | None = None) -> Review:
     """Ask the reviewer model for its verdict (``changes``: the workspace's changes as text;
-    ``verify_command``: the check that runs after a complete verdict, which it is told of)."""
-    user = review_prompt(task, plan, runs, changes)
+    ``verify_command``: the check that runs after a complete verdict, which it is told of;
+    ``history``: the run's earlier reviews, which this one continues)."""
     system = _SYSTEM + (verify_note(verify_command) if verify_command.strip() else "")
-    result = await client.acomplete(
-        [{"role": "system", "content": system}, {"role": "user", "content": user}],
-        role="reviewer", response_model=Review,
-    )
+    history = history if history is not None else ReviewHistory()
+    messages = history.next_messages(system, task, runs, changes)
+    result = await client.acomplete(messages, role="reviewer", response_model=Review)
+    history.answered(messages, result.text)
     verdict: Review = result.parsed
     return verdict

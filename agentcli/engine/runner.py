@@ -37,7 +37,17 @@ from agentcli.engine.budget import Budget
 from agentcli.engine.executor import Aborted, Executor, StepRun, VerifyResult
 from agentcli.engine.fsm import State, StateMachine, Transition
 from agentcli.engine.hooks import Hooks
-from agentcli.engine.reviewer import DIGEST_CHARS, Review, fallback_answer, grounded_answer, review, step_digest
+from agentcli.engine.prompts import prompt_hashes
+from agentcli.engine.reviewer import (
+    DIGEST_CHARS,
+    Review,
+    ReviewHistory,
+    digest_lines,
+    fallback_answer,
+    grounded_answer,
+    review,
+    step_digest,
+)
 from agentcli.engine.workspace import CheckpointChanges, WorkspaceChanges
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
@@ -113,8 +123,8 @@ class ReplanContext:
         else:
             parts.append("Number your new steps s1, s2, ... as usual; they run after the completed steps "
                          "below, which are kept and not run again: do not repeat them.")
-        parts.append("Steps so far:\n" + json.dumps(step_digest(self.runs, total=DIGEST_CHARS // 2),
-                                                    indent=1, ensure_ascii=False))
+        parts.append("Steps so far (one JSON object a line):\n"
+                     + digest_lines(step_digest(self.runs, total=DIGEST_CHARS // 2)))
         if self.changes is not None:
             parts.append(f"Workspace changes so far:\n{self.changes}")
         return "\n".join(parts)
@@ -393,6 +403,8 @@ class _Run:
         )
         self.plan: Plan | None = None
         self.answer = ""
+        #: The run's reviews as one conversation (each continues the last: a cached prefix).
+        self.reviews = ReviewHistory()
         self.data: Any = None
         self.started = time.monotonic()
         self.changes: WorkspaceChanges | None = None
@@ -516,7 +528,7 @@ class _Run:
                 continue
             verdict: Review = await review(self.deps.client, self.task, self.plan, self.executor.runs,
                                            changes.text() if changes is not None else None,
-                                           verify_command=self.deps.verify_command)
+                                           verify_command=self.deps.verify_command, history=self.reviews)
             self.events.emit(Reviewed(kind="verdict", **verdict.model_dump()))
             if verdict.outcome == "stop":
                 raise RunStopped(verdict.reason or verdict.answer or "the reviewer ended the run")
@@ -615,7 +627,7 @@ class _Run:
             task=self.task, config_digest=config_digest(self.deps.config),
             versions={"agentcli": __version__, "python": platform.python_version()},
             model=self.deps.config.model, config=self.deps.config.model_dump(mode="json"),
-            verify_command=self.deps.verify_command,
+            verify_command=self.deps.verify_command, prompts=prompt_hashes(),
             **({"output_schema": self.deps.output_schema} if self.deps.output_schema is not None else {}),
             **({"instructions": self.deps.instructions.record()} if self.deps.instructions is not None else {}),
             **self.deps.extra_start,

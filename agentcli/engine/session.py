@@ -68,12 +68,13 @@ def llm_call_recorder(events: EventLog) -> Callable[[CallRecord], None]:
             response=None if resp is None else RecordedResponse(
                 text=resp.text, tool_calls=[c.model_dump() for c in resp.tool_calls],
                 input_tokens=resp.input_tokens, output_tokens=resp.output_tokens, model=resp.model,
-                finish_reason=resp.finish_reason,
+                finish_reason=resp.finish_reason, cached_input_tokens=resp.cached_input_tokens,
+                cache_write_tokens=resp.cache_write_tokens,
             ),
-            usage=RecordedUsage(input_tokens=rec.usage.input_tokens, output_tokens=rec.usage.output_tokens),
+            usage=RecordedUsage.model_validate(rec.usage.model_dump()),
             cost_usd=rec.cost_usd, latency_ms=round(rec.latency_ms, 3), error_type=rec.error_type, error=rec.error,
-            price=None if price is None else RecordedPrice(input=price.input, output=price.output),
-            profile=rec.profile,
+            price=None if price is None else RecordedPrice.model_validate(price.as_dict()),
+            profile=rec.profile, cacheable_tokens=rec.cacheable_tokens,
         ), step_id=rec.step_id)
     return record
 
@@ -158,7 +159,8 @@ class RunSession:
 
             self.hooks = Hooks(self.config.hooks, settings.workspace, self.events, run_id,
                                sandbox=self.config.sandbox, data_dir=settings.data_dir,
-                               env_allow=self.config.tools.shell_env_allow)
+                               env_allow=self.config.tools.shell_env_allow,
+                               protected=registry.ctx.protected if registry is not None else ())
         #: Workspace checkpoints around the steps that may change it (``[checkpoints] enabled``).
         self.checkpoints: Any = None
         if checkpoints and self.config.checkpoints.enabled:

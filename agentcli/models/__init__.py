@@ -4,9 +4,13 @@
   `ModelResponse`, `LLMResult`, `Usage`, `Price`, `CallRecord`) and the narrow `ModelBackend` interface.
 - `client`: `LLMClient`, provider-independent: retries, fallbacks, structured output and re-asks,
   the pre-call guard, observers, totals.
-- `litellm`: the only importer of litellm (lazily): hosted providers, routing, error classification.
+- `profile`: what a model can do, as data (`ModelProfile`); `routing`: which backend serves a model
+  name, and the gate that keeps tests off real models.
+- `litellm`: the only importer of litellm (lazily): hosted providers, error classification.
 - `local/`: the embedded llama.cpp model (`local/...`).
 - `fakes`: scripted and function models shipped in the package (`test/...`).
+- `openai_http`: OpenAI-compatible servers over plain HTTP (no litellm import); `cache`: what of a
+  request a provider's prefix cache could serve.
 - `calllog`: the per-request JSON log; `tokens`: offline token counting.
 
 Nothing outside this package decides anything from a model's name.

@@ -44,11 +44,13 @@ from agentcli.errors import (
     StructuredOutputError,
 )
 from agentcli.models import tokens
+from agentcli.models.cache import PrefixCache, request_tokens
 from agentcli.models.calllog import CallLog
 from agentcli.models.litellm import classify_exception
 from agentcli.models.profile import ModelProfile, apply_overrides
 from agentcli.models.routing import RoutingBackend
 from agentcli.models.types import (
+    CallOutcome,
     CallRecord,
     LLMResult,
     ModelBackend,
@@ -138,19 +140,21 @@ class LLMClient:
         run_id: str | None = None,
         guard: Callable[[PreCall], None] | None = None,
         observers: Sequence[Callable[[CallRecord], None]] = (),
-        headroom: Callable[[str, int, Price | None], int | None] | None = None,
+        headroom: Callable[[str, int, Price | None, int], int | None] | None = None,
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.config = config
-        self.backend: ModelBackend = backend or RoutingBackend()
+        self.backend: ModelBackend = backend or RoutingBackend(openai_http=config.llm.transport == "auto")
         self.call_log = call_log
         self.run_id = run_id
         self.guard = guard
-        #: ``headroom(model, input_tokens, price)``: the most output tokens the budget can still pay
+        #: ``headroom(model, input_tokens, price, cached_tokens)``: the most output tokens the budget can still pay
         #: for (None: no limit); a call's output limit is never sized past it.
-        self.headroom: Callable[[str, int, Price | None], int | None] | None = headroom
+        self.headroom: Callable[[str, int, Price | None, int], int | None] | None = headroom
         self.observers: list[Callable[[CallRecord], None]] = list(observers)
         self.totals = RunTotals()
+        #: The run's requests per model, for what a provider's prefix cache could serve of the next.
+        self.prefix_cache = PrefixCache()
         self._sleep = sleep or asyncio.sleep
         self._profiles: dict[str, ModelProfile] = {}
 
@@ -176,7 +180,7 @@ class LLMClient:
         (``result.parsed``), re-asking with the errors up to ``llm.max_reasks`` times.
         ``json_schema`` overrides the schema sent (e.g. a grammar-friendlier one)."""
         cfg = self.config.llm
-        chain = [model or self.config.model_for(role)]  # type: ignore[arg-type]
+        chain = [model or self.config.model_for(role)]
         chain += [m for m in self.config.fallbacks if m not in chain]
         call_id = uuid.uuid4().hex[:16]
         msgs = [dict(m) for m in messages]
@@ -271,7 +275,7 @@ class LLMClient:
         """The output limit a call of ``role`` starts with: ``llm.max_output_tokens`` when set,
         else :data:`ROLE_OUTPUT_TOKENS` for the role (:data:`SMALL_MODEL_OUTPUT_TOKENS` for a small
         model), never over the model's own maximum. The planner's estimates use it too."""
-        model = model or self.config.model_for(role)  # type: ignore[arg-type]
+        model = model or self.config.model_for(role)
         cap = self.config.llm.max_output_tokens
         most = self.model_max_output(model)
         if cap <= 0:
@@ -281,7 +285,7 @@ class LLMClient:
     def output_ceiling(self, role: Role, model: str | None = None) -> int:
         """The largest output limit a call of ``role`` may be asked again with after a cut answer:
         the model's maximum, or ``llm.max_output_tokens`` when that is set (a cap is a cap)."""
-        model = model or self.config.model_for(role)  # type: ignore[arg-type]
+        model = model or self.config.model_for(role)
         if self.config.llm.max_output_tokens > 0 or self._small(model):
             return self.output_limit(role, model)
         return self.model_max_output(model)
@@ -304,11 +308,12 @@ class LLMClient:
             return limit
         return min(limit, max(context - estimate, MIN_AFFORDABLE_OUTPUT_TOKENS))
 
-    def _affordable(self, model: str, estimate: int, ceiling: int) -> int:
-        """``ceiling``, or less when the budget's ``headroom`` cannot pay for that many tokens."""
+    def _affordable(self, model: str, estimate: int, ceiling: int, cached: int = 0) -> int:
+        """``ceiling``, or less when the budget's ``headroom`` cannot pay for that many tokens
+        (``cached`` of the input expected from the provider's cache)."""
         if self.headroom is None:
             return ceiling
-        room = self.headroom(model, estimate, self._price(model))
+        room = self.headroom(model, estimate, self._price(model), cached)
         if room is None:
             return ceiling
         return max(min(ceiling, room), min(ceiling, MIN_AFFORDABLE_OUTPUT_TOKENS))
@@ -337,7 +342,7 @@ class LLMClient:
 
     def profile_for(self, role: Role) -> ModelProfile:
         """The profile of the model a role uses."""
-        return self.profile(self.config.model_for(role))  # type: ignore[arg-type]
+        return self.profile(self.config.model_for(role))
 
     # -- internals
 
@@ -405,14 +410,17 @@ class LLMClient:
         for idx, model in enumerate(chain):
             req = self._request(model, msgs, response_format, tools, max_tokens, idx > 0, step_id)
             estimate = self._estimate(req)
+            seq = request_tokens(req.messages, model, tools=req.tools, response_format=req.response_format)
+            cacheable = min(self.prefix_cache.peek(model, seq), estimate)
             price = self._price(model)  # also warms the provider import before latency is timed
             req.max_tokens = self._fits_context(model, estimate, req.max_tokens)
             if self.headroom is not None:
                 # Sized within what the budget can still pay for, rather than refused by the guard.
-                req.max_tokens = self._affordable(model, estimate, req.max_tokens)
+                req.max_tokens = self._affordable(model, estimate, req.max_tokens, cacheable)
             for retry in range(cfg.max_retries + 1):
                 if self.guard is not None:
-                    self.guard(PreCall(model, estimate, req.max_tokens, price, role, step_id))
+                    self.guard(PreCall(model, estimate, req.max_tokens, price, role, step_id,
+                                       cached_tokens_estimate=cacheable))
                 attempts += 1
                 t0 = time.perf_counter()
                 try:
@@ -423,7 +431,7 @@ class LLMClient:
                     exc = classify_exception(exc, model)
                     transient = isinstance(exc, LLMTransientError) and retry < cfg.max_retries
                     self._record(call_id, attempts_before + attempts, role, step_id, req, None, estimate, ms,
-                                 "retry" if transient else "error", exc)
+                                 "retry" if transient else "error", exc, cacheable=cacheable)
                     if isinstance(exc, ModelRequestsBlocked):
                         raise
                     if transient:
@@ -435,7 +443,8 @@ class LLMClient:
                 latency += ms
                 usage, request_hash = self._record(call_id, attempts_before + attempts, role, step_id, req,
                                                    resp, estimate, ms, "truncated" if resp.truncated else "ok",
-                                                   None)
+                                                   None, cacheable=cacheable)
+                self.prefix_cache.add(model, seq)
                 return _Sent(resp, model, req, attempts, latency, estimate, request_hash, usage)
         last = errors[-1]
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
@@ -468,11 +477,13 @@ class LLMClient:
             output_tokens=resp.output_tokens
             if resp.output_tokens is not None
             else tokens.count_text(resp.text, req.model),
+            cached_input_tokens=resp.cached_input_tokens or 0,
+            cache_write_tokens=resp.cache_write_tokens or 0,
         )
 
     def _cost(self, model: str, usage: Usage) -> float | None:
         price = self._price(model)
-        return None if price is None else price.cost(usage.input_tokens, usage.output_tokens)
+        return None if price is None else price.of_usage(usage)
 
     def _observe_invalid(self, call_id: str, attempt: int, step_id: str | None, err: Exception) -> None:
         if self.call_log is not None:
@@ -499,13 +510,16 @@ class LLMClient:
         resp: ModelResponse | None,
         estimate: int,
         latency_ms: float,
-        outcome: str,
+        outcome: CallOutcome,
         exc: LLMError | None,
+        *,
+        cacheable: int = 0,
     ) -> tuple[Usage, str]:
         """Log, account and observe one attempt; its usage and request hash."""
         usage = self._usage(resp, req, estimate) if resp is not None else Usage()
         cost = self._cost(req.model, usage) if resp is not None else None
-        self._account(req.model, usage, cost, answered=resp is not None)
+        price = self._price(req.model)
+        self._account(req.model, usage, cost, answered=resp is not None, cacheable=cacheable, price=price)
         record: dict[str, Any] = {
             "event": "llm_call",
             "run_id": self.run_id,
@@ -516,6 +530,9 @@ class LLMClient:
             "gen_ai.response.model": resp.model if resp is not None else None,
             "gen_ai.usage.input_tokens": usage.input_tokens,
             "gen_ai.usage.output_tokens": usage.output_tokens,
+            "gen_ai.usage.cached_input_tokens": usage.cached_input_tokens,
+            "gen_ai.usage.cache_write_tokens": usage.cache_write_tokens,
+            "cacheable_tokens": cacheable,
             "gen_ai.request.max_tokens": req.max_tokens,
             "input_tokens_estimate": estimate,
             "cost_usd": cost,
@@ -535,26 +552,34 @@ class LLMClient:
         if self.observers:
             rec = CallRecord(call_id, attempt, role, step_id, req, record["request_hash"], resp, usage, cost,
                              latency_ms, outcome, record["error_type"], record["error"],
-                             profile=record["profile"], price=self._price(req.model))
+                             profile=record["profile"], price=price, cacheable_tokens=cacheable)
             for obs in self.observers:
                 obs(rec)
         return usage, record["request_hash"]
 
-    def _account(self, model: str, usage: Usage, cost: float | None, *, answered: bool) -> None:
-        self.totals.calls += 1
-        self.totals.input_tokens += usage.input_tokens
-        self.totals.output_tokens += usage.output_tokens
+    def _account(self, model: str, usage: Usage, cost: float | None, *, answered: bool, cacheable: int = 0,
+                 price: Price | None = None) -> None:
+        t = self.totals
+        t.calls += 1
+        t.input_tokens += usage.input_tokens
+        t.output_tokens += usage.output_tokens
+        t.cached_input_tokens += usage.cached_input_tokens
+        t.cache_write_tokens += usage.cache_write_tokens
+        t.cacheable_tokens += cacheable
         if answered:
             if cost is None:
-                self.totals.unpriced_calls += 1
-                self.totals.unpriced_models.add(model)
+                t.unpriced_calls += 1
+                t.unpriced_models.add(model)
             else:
-                self.totals.cost_usd += cost
+                t.cost_usd += cost
+                if price is not None:
+                    t.cache_saved_usd += price.cost(usage.input_tokens, usage.output_tokens) - cost
 
     def account_recorded(self, rec: CallRecord) -> None:
         """Count a call made earlier (a replay serving a recorded plan) as if made now: totals and
         observers see it, nothing is sent."""
-        self._account(rec.request.model, rec.usage, rec.cost_usd, answered=rec.response is not None)
+        self._account(rec.request.model, rec.usage, rec.cost_usd, answered=rec.response is not None,
+                      cacheable=rec.cacheable_tokens, price=rec.price)
         for obs in self.observers:
             obs(rec)
 

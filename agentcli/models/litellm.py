@@ -132,11 +132,14 @@ class LiteLLMBackend:
                 for tc in (getattr(msg, "tool_calls", None) or [])
             ]
             usage = getattr(resp, "usage", None)
+            cached, written = cache_usage(usage)
             return ModelResponse(
                 text=msg.content or "",
                 tool_calls=calls,
                 input_tokens=getattr(usage, "prompt_tokens", None),
                 output_tokens=getattr(usage, "completion_tokens", None),
+                cached_input_tokens=cached,
+                cache_write_tokens=written,
                 model=getattr(resp, "model", None),
                 finish_reason=getattr(choice, "finish_reason", None),
             )
@@ -175,7 +178,30 @@ def _price_of(info: dict[str, Any]) -> Price | None:
     if pin is None or pout is None or (not pin and not pout):
         # An unpriced model often reports 0.0: that is unknown, not free.
         return None
-    return Price(float(pin), float(pout))
+    read, write = info.get("cache_read_input_token_cost"), info.get("cache_creation_input_token_cost")
+    return Price(float(pin), float(pout),
+                 cache_read=float(read) if isinstance(read, int | float) else None,
+                 cache_write=float(write) if isinstance(write, int | float) else None)
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else None
+
+
+def cache_usage(usage: Any) -> tuple[int | None, int | None]:
+    """Cached and cache-written input tokens of a response's usage, in any shape litellm passes on:
+    OpenAI's ``prompt_tokens_details.cached_tokens``, Anthropic's ``cache_read_input_tokens`` and
+    ``cache_creation_input_tokens`` (litellm copies the read count into the OpenAI field too)."""
+    if usage is None:
+        return None, None
+    def get(obj: Any, key: str) -> Any:
+        return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+    details = get(usage, "prompt_tokens_details")
+    cached = _count(get(details, "cached_tokens")) if details is not None else None
+    if cached is None:
+        cached = _count(get(usage, "cache_read_input_tokens"))
+    written = _count(get(usage, "cache_creation_input_tokens"))
+    return cached, written
 
 
 def _positive(value: Any) -> int | None:

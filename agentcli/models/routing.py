@@ -1,8 +1,10 @@
 """Which backend serves a model name, and the gate that keeps tests off real models.
 
 This module (with the backends themselves) is the only place that reads a model's name:
-``test/...`` goes to the in-package fakes, ``local/...`` to the embedded llama.cpp backend, any
-other name to litellm. Everything else asks the client for the model's
+``test/...`` goes to the in-package fakes, ``local/...`` to the embedded llama.cpp backend,
+``openai/...`` sent to an OpenAI-compatible server (a request with an ``api_base``) to
+:mod:`agentcli.models.openai_http` (unless ``llm.transport = "litellm"``), any other name to
+litellm. Everything else asks the client for the model's
 :class:`~agentcli.models.profile.ModelProfile`. Importing this module imports neither litellm nor
 llama.cpp: each backend is created on the first request for one of its models.
 """
@@ -28,7 +30,7 @@ __all__ = [
 #: then any real model request (a provider, or the embedded model) fails unless the test opts in.
 ALLOW_MODEL_REQUESTS = True
 
-_LOCAL, _FAKE = "local/", "test/"
+_LOCAL, _FAKE, _OPENAI = "local/", "test/", "openai/"
 
 
 def requests_allowed() -> bool:
@@ -71,12 +73,25 @@ def static_profile(model: str) -> ModelProfile:
 class RoutingBackend:
     """The default backend: fakes, the local model or litellm, by the model's name."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, openai_http: bool = True) -> None:
         self._backends: dict[str, ModelBackend] = {}
         self._fakes: dict[str, ModelBackend] = {}
+        #: Whether ``openai/`` models on an OpenAI-compatible server go over plain HTTP (and their
+        #: price and profile come from litellm's model map, read as data: the same values).
+        self.openai_http = openai_http
 
-    def _pick(self, model: str) -> ModelBackend:
+    def _compat(self) -> ModelBackend:
+        backend = self._backends.get("openai_http")
+        if backend is None:
+            from agentcli.models.openai_http import OpenAICompatBackend
+
+            backend = self._backends["openai_http"] = OpenAICompatBackend()
+        return backend
+
+    def _pick(self, model: str, api_base: str | None = None, *, info: bool = False) -> ModelBackend:
         kind = backend_kind(model)
+        if kind == "litellm" and self.openai_http and model.startswith(_OPENAI) and (api_base or info):
+            return self._compat()
         if kind == "fake":
             if model not in self._fakes:
                 from agentcli.models.fakes import named_fake
@@ -97,10 +112,10 @@ class RoutingBackend:
         return backend
 
     async def request(self, req: ModelRequest) -> ModelResponse:
-        return await self._pick(req.model).request(req)
+        return await self._pick(req.model, req.api_base).request(req)
 
     def price(self, model: str) -> Price | None:
-        return self._pick(model).price(model)
+        return self._pick(model, info=True).price(model)
 
     def profile(self, model: str) -> ModelProfile:
-        return self._pick(model).profile(model)
+        return self._pick(model, info=True).profile(model)

@@ -12,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
 from agentcli.models.profile import ModelProfile
 
-Role = str  # "planner" | "executor" | "reviewer"
+#: Who a model request is for: its model, limits and record entry follow from it.
+Role = Literal["planner", "executor", "reviewer"]
+#: How one request (one attempt) ended: ``retry`` is an error the client tries again.
+CallOutcome = Literal["ok", "retry", "error", "invalid_output", "truncated"]
 
 
 class ToolCall(BaseModel):
@@ -30,8 +33,18 @@ class ToolCall(BaseModel):
 
 
 class Usage(BaseModel):
+    """Tokens one request used, as the provider counted them (else estimated).
+
+    ``input_tokens`` is every input token; of those, ``cached_input_tokens`` were read from the
+    provider's prompt cache (billed at its cache-read price) and ``cache_write_tokens`` were written
+    to it (billed at its cache-write price, Anthropic's 125%). Both are 0 where the provider does not
+    cache or does not say.
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -62,13 +75,37 @@ class LLMResult(BaseModel):
 
 @dataclass(frozen=True)
 class Price:
-    """USD per token."""
+    """USD per token. ``cache_read`` and ``cache_write`` are the prices of input tokens read from or
+    written to the provider's prompt cache; None where the provider publishes none, and then those
+    tokens cost the full input price (never assumed cheaper than known)."""
 
     input: float
     output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return input_tokens * self.input + output_tokens * self.output
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0, cache_write_tokens: int = 0) -> float:
+        """The price of a request: ``cached_tokens`` and ``cache_write_tokens`` are parts of
+        ``input_tokens`` billed at the cache prices."""
+        cached = max(0, min(cached_tokens, input_tokens))
+        written = max(0, min(cache_write_tokens, input_tokens - cached))
+        plain = input_tokens - cached - written
+        read_price = self.input if self.cache_read is None else self.cache_read
+        write_price = self.input if self.cache_write is None else self.cache_write
+        return plain * self.input + cached * read_price + written * write_price + output_tokens * self.output
+
+    def of_usage(self, usage: Usage) -> float:
+        """The price of what one request used."""
+        return self.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.cache_write_tokens)
+
+    def as_dict(self) -> dict[str, float]:
+        """For records: the cache prices only when known."""
+        d = {"input": self.input, "output": self.output}
+        if self.cache_read is not None:
+            d["cache_read"] = self.cache_read
+        if self.cache_write is not None:
+            d["cache_write"] = self.cache_write
+        return d
 
 
 @dataclass
@@ -125,6 +162,10 @@ class ModelResponse:
     tool_calls: list[ToolCall] = field(default_factory=list)
     input_tokens: int | None = None
     output_tokens: int | None = None
+    #: Of the input tokens, those read from the provider's prompt cache (None: not reported).
+    cached_input_tokens: int | None = None
+    #: Of the input tokens, those written to the provider's prompt cache (None: not reported).
+    cache_write_tokens: int | None = None
     model: str | None = None
     #: Why generation stopped, as the provider said it: ``stop``, ``length`` (cut by the output
     #: limit), ``tool_calls``, ``content_filter``...; None when the provider did not say.
@@ -162,12 +203,16 @@ class PreCall:
     price: Price | None
     role: Role
     step_id: str | None
+    #: Of the estimated input, the prefix expected to be read from the provider's cache (shared
+    #: with an earlier request of this run under the provider's prefix rule); priced at the cache
+    #: price only when that price is known.
+    cached_tokens_estimate: int = 0
 
     @property
     def max_cost(self) -> float | None:
         if self.price is None:
             return None
-        return self.price.cost(self.input_tokens_estimate, self.max_output_tokens)
+        return self.price.cost(self.input_tokens_estimate, self.max_output_tokens, self.cached_tokens_estimate)
 
 
 @dataclass(frozen=True)
@@ -184,13 +229,16 @@ class CallRecord:
     usage: Usage
     cost_usd: float | None
     latency_ms: float
-    outcome: str  # ok | retry | error | invalid_output | truncated
+    outcome: CallOutcome
     error_type: str | None = None
     error: str | None = None
     #: The model's price per token when the call was made (None: unknown).
     price: Price | None = None
     #: The model's profile when the call was made (``ModelProfile.as_dict()``): replay decides with it.
     profile: dict[str, Any] | None = None
+    #: The request's prefix shared with an earlier request of the run, in tokens, under the
+    #: automatic prefix-cache rule (:mod:`agentcli.models.cache`): what a provider could serve cached.
+    cacheable_tokens: int = 0
 
 
 @dataclass
@@ -203,6 +251,13 @@ class RunTotals:
     cost_usd: float = 0.0
     unpriced_calls: int = 0
     unpriced_models: set[str] = field(default_factory=set)
+    #: Input tokens the provider served from its cache, and wrote to it.
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    #: Input tokens a prefix cache could serve (shared with an earlier request).
+    cacheable_tokens: int = 0
+    #: What the cache saved against pricing every input token at the full rate.
+    cache_saved_usd: float = 0.0
 
     @property
     def total_tokens(self) -> int:
@@ -215,5 +270,9 @@ class RunTotals:
             "output_tokens": self.output_tokens,
             "cost_usd": round(self.cost_usd, 8),
             "unpriced_calls": self.unpriced_calls,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cacheable_tokens": self.cacheable_tokens,
+            "cache_saved_usd": round(self.cache_saved_usd, 8),
         }
 

@@ -1,7 +1,10 @@
 """Planning: a task becomes a typed, validated, hashed plan before any tool runs.
 
 - `plan`: the plan model (steps, `{{sN.output}}` references, validation, approval derivation, the hash).
-- `planner`: one structured call per plan, re-asks with precise problems, estimates, plan files.
+- `planner`: one structured call per plan, re-asks with precise problems, the survey, estimates, plan files.
+- `strategy`: what a planner model is asked, re-asked and told on failure (hosted or small, by profile).
 - `prompt`: what any planner is shown (draft schema, tool catalogue, workspace summary, memory).
+- `repomap`: the repository map a hosted planner is shown; `instructions`: project instructions
+  (``AGENTS.md``) for planner and step prompts.
 - `local`: the small-model planner and its measured levers; `examples`: bundled task -> plan examples.
 """

@@ -190,13 +190,16 @@ def within_context(instructions: ProjectInstructions | None, context_tokens: int
 
 
 def with_instructions(messages: list[dict[str, Any]], instructions: ProjectInstructions | None,
-                      context_tokens: int | None = None) -> list[dict[str, Any]]:
-    """The planner's messages with a ``# Project instructions`` section at the end of the last one
-    (bounded by the planner model's context, :func:`within_context`); unchanged, the same list,
-    without instructions."""
+                      context_tokens: int | None = None, *, into: int = -1) -> list[dict[str, Any]]:
+    """The planner's messages with a ``# Project instructions`` section at the end of one of them,
+    the last unless ``into`` says which (a hosted planner keeps them in its stable system message,
+    a prefix a provider caches); bounded by the planner model's context (:func:`within_context`);
+    unchanged, the same list, without instructions."""
     instructions = within_context(instructions, context_tokens)
     if instructions is None or not instructions.text:
         return messages
-    last = dict(messages[-1])
-    last["content"] = f"{last['content']}\n\n# Project instructions (follow them)\n{instructions.text}"
-    return [*messages[:-1], last]
+    out = list(messages)
+    msg = dict(out[into])
+    msg["content"] = f"{msg['content']}\n\n# Project instructions (follow them)\n{instructions.text}"
+    out[into] = msg
+    return out

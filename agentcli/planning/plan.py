@@ -33,6 +33,10 @@ PLAN_SCHEMA_VERSION = "1"
 STEP_ID_RE = re.compile(r"^s[1-9][0-9]*$")
 #: The shapes an ``llm`` step's answer may take (see :attr:`Step.answer`).
 AnswerShape = Literal["text", "json", "edits"]
+#: What a step is: a tool call or a model request.
+StepKind = Literal["tool", "llm"]
+#: Where a step is in a run: waiting, running, or how it ended (the last four are final).
+StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
 # One reference: {{sN.output}} followed by any number of .key or [index] accessors.
 _REF_BODY = r"(s[1-9][0-9]*)\.output((?:\.[A-Za-z_][A-Za-z0-9_-]*|\[[0-9]+\])*)"
 REFERENCE_RE = re.compile(r"\{\{\s*" + _REF_BODY + r"\s*\}\}")
@@ -207,7 +211,7 @@ class RetryPolicy(BaseModel):
     )
 
 
-def default_retry(kind: str, risk: str | None) -> RetryPolicy:
+def default_retry(kind: StepKind, risk: str | None) -> RetryPolicy:
     """Reads and model calls are safe to repeat; writes and commands are not retried blindly."""
     if kind == "llm" or risk == "read":
         return RetryPolicy(max_attempts=2, backoff_seconds=1.0)
@@ -221,7 +225,7 @@ class Step(BaseModel):
 
     id: str = Field(..., pattern=STEP_ID_RE.pattern, description="Step id, s1, s2, ... in plan order.")
     title: str = Field(..., min_length=1, max_length=200, description="What the step does, for people.")
-    kind: Literal["tool", "llm"] = Field(
+    kind: StepKind = Field(
         ..., description="`tool`: call `tool` with `args`. `llm`: send `prompt` to the executor's model, "
         "for work whose content depends on earlier results (writing code, summarising findings)."
     )

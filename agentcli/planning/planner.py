@@ -31,7 +31,6 @@ model is re-asked with a list of precise problems up to ``llm.max_reasks`` times
 
 from __future__ import annotations
 
-import copy
 import difflib
 import json
 import os
@@ -56,6 +55,7 @@ from agentcli.planning.plan import (
     Plan,
     PlanIssue,
     Step,
+    StepKind,
     default_retry,
     derive_approval,
     llm_step_messages,
@@ -150,6 +150,16 @@ def _draft_items(draft: DraftPlan, first: int = 1) -> tuple[list[tuple[str, Draf
     return items, issues
 
 
+def _numbering_issues(ids: list[str], first: int) -> list[PlanIssue]:
+    """A problem when the steps are not s<first>, s<first+1>, ... in order."""
+    want = [f"s{k}" for k in range(first, first + len(ids))]
+    if ids == want:
+        return []
+    where = next((got for got, w in zip(ids, want, strict=True) if got != w), ids[0] if ids else "steps")
+    return [PlanIssue(where, f"number the steps {', '.join(want[:3])}{', ...' if len(want) > 3 else ''} in order"
+                             + (f" (s1-s{first - 1} are the previous plan's)" if first > 1 else ""))]
+
+
 def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) -> Step | list[PlanIssue]:
     tool_name = d.call.tool if d.call is not None else d.tool
     args = (d.call.args if d.call is not None else d.args) or {}
@@ -159,7 +169,7 @@ def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) 
         return [PlanIssue(sid, 'give either "call" (a tool and its args) or "prompt", not both')]
     tool = registry.get(tool_name) if tool_name else None
     risk = tool.risk if tool is not None else None
-    kind = "llm" if tool_name is None else "tool"
+    kind: StepKind = "llm" if tool_name is None else "tool"
     try:
         return Step(
             id=sid,
@@ -184,15 +194,19 @@ def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) 
 
 def interpret_draft(raw: Any, registry: ToolRegistry, config: Config, *,
                     check_outputs: bool = False,
-                    kept: frozenset[str] = frozenset()) -> tuple[list[Step], list[PlanIssue]]:
+                    kept: frozenset[str] = frozenset(),
+                    numbered_from: int | None = None) -> tuple[list[Step], list[PlanIssue]]:
     """Steps from the model's reply, with ids, approval and retry policies, and every problem
     (``check_outputs``: reference paths into declared outputs too, see :func:`validate_steps`;
-    ``kept``: a re-plan's kept step ids)."""
+    ``kept``: a re-plan's kept step ids; ``numbered_from``: the steps must be numbered s<N>,
+    s<N+1>, ... in order from it, which a hosted draft schema leaves open)."""
     try:
         draft = DraftPlan.model_validate(raw)
     except ValidationError as e:
         return [], _shape_issues(e)
     items, issues = _draft_items(draft, 1 + max((int(k[1:]) for k in kept), default=0))
+    if numbered_from is not None and not issues:
+        issues = _numbering_issues([sid for sid, _ in items], numbered_from)
     steps: list[Step] = []
     for sid, d in items:
         made = _draft_step(sid, d, registry, config)
@@ -325,7 +339,8 @@ async def make_plan(
                                                 recall, context, past_plans,
                                                 step_output_tokens=client.output_limit("executor"),
                                                 first_step=first_step, survey_calls=survey_calls))
-    base = with_instructions(base, instructions, client.profile(planner_model).context_tokens)
+    base = with_instructions(base, instructions, client.profile(planner_model).context_tokens,
+                             into=strategy.instructions_at)
     executor = config.model_for("executor")
     price = _price_of(client, executor)
     planning_cost: float | None = 0.0
@@ -349,7 +364,7 @@ async def make_plan(
                                 + (f" ({hint})" if hint else "")) from None
         planning_cost = _add_cost(planning_cost, result.cost_usd)
         steps, issues = interpret_draft(result.parsed, registry, config, check_outputs=strategy.check_outputs,
-                                        kept=kept)
+                                        kept=kept, numbered_from=first_step if strategy.continues_numbering else None)
         total_tokens, total_cost = 0, None
         if not issues:
             total_tokens, total_cost = estimate_steps(
@@ -516,7 +531,7 @@ def load_plan(
     """
     plan = read_plan_file(path)
     intact = plan.verify_hash()
-    before = plan.model_copy(deep=True)
+    before = plan  # _refresh changes a copy
     if not intact:
         saved = plan_path(data_dir or registry.ctx.data_dir, plan.id)
         original = None
@@ -542,7 +557,9 @@ def _refresh(plan: Plan, path: Path, registry: ToolRegistry, config: Config,
     if issues:
         listed = "; ".join(str(i) for i in issues[:6])
         raise PlanningError(f"plan file {path} is not valid: {listed}")
-    plan = copy.deepcopy(plan)
+    # A copy of the plan and of each step, whose fields below are set anew (a deep copy of a long
+    # plan cost more than running it: ~0.2 ms a step).
+    plan = plan.model_copy(update={"steps": [s.model_copy() for s in plan.steps]})
     for step in plan.steps:
         tool = registry.get(step.tool) if step.tool else None
         if tool is not None:

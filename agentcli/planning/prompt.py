@@ -167,7 +167,7 @@ def draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
     }
 
 
-def hosted_draft_schema(tools: list[Tool], max_steps: int, first_step: int = 1) -> dict[str, Any]:
+def hosted_draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
     """The draft schema for a hosted model: the same draft shape as :func:`draft_schema` (slots
     ``s1..s<max_steps>``, ``s1`` required, a call or a prompt per step, one branch per tool with
     typed args), but every slot refers to one shared ``$defs/step`` and ``depends_on`` is a
@@ -175,8 +175,10 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int, first_step: int = 1) 
     structure (about 4x fewer tokens at 20 steps with the built-in tools). The per-slot
     dependency enums are a grammar aid for the local model; a hosted model's self- and dangling
     dependencies and cycles are caught by :func:`agentcli.planning.planner.interpret_draft` and re-asked.
-    A re-plan's steps are numbered after the kept ones (``first_step``: slots ``s<first_step>`` on),
-    so they can reference the kept steps' outputs by their own ids.
+    The steps are any ``s<N>`` keys (at most ``max_steps``), so the schema is the same for a first
+    plan and for every re-plan, whose steps are numbered after the kept ones: one byte-identical
+    prefix for a provider's prompt cache. The numbering is checked in code
+    (:func:`agentcli.planning.planner.interpret_draft`) and re-asked, as other problems are.
     As strict as :func:`draft_schema`: every object closed (``additionalProperties: false``),
     the same ``required`` lists; but the args are the tools' own (not cut to the grammar's
     bounds: a hosted model writes a whole file), and a prompt may be longer.
@@ -206,13 +208,12 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int, first_step: int = 1) 
         "required": [head, "depends_on", "title"],
         "additionalProperties": False,
     } for head, sub in heads.items()]}
-    slots = {f"s{k}": {"$ref": "#/$defs/step"} for k in range(first_step, first_step + max_steps)}
     return {
         "$defs": {"step": step},
         "type": "object",
         "properties": {
-            "steps": {"type": "object", "properties": slots, "required": [f"s{first_step}"],
-                      "additionalProperties": False}
+            "steps": {"type": "object", "patternProperties": {STEP_ID_RE.pattern: {"$ref": "#/$defs/step"}},
+                      "minProperties": 1, "maxProperties": max_steps, "additionalProperties": False}
         },
         "required": ["steps"],
         "additionalProperties": False,
@@ -334,14 +335,16 @@ def hosted_system(step_output_tokens: int) -> str:
 
 def tool_catalogue(tools: list[Tool], config: Config, *, hosted: bool = False) -> str:
     """One entry per tool: name, risk and approval policy, description, args JSON Schema; for a
-    ``hosted`` planner also the shape of its output, where the tool declares one."""
+    ``hosted`` planner the shape of its output, where the tool declares one, and no args schema:
+    the draft schema it is sent with holds every tool's args already (sent once, not twice)."""
     out = []
     for t in tools:
         policy = getattr(config.approval, t.risk, "ask")
         note = {"auto": "runs without asking", "ask": "needs approval", "deny": "denied: do not use"}[policy]
-        schema = json.dumps(t.parameters_schema(), separators=(",", ":"))
-        entry = f"- {t.name} [{t.risk}, {note}]: {' '.join(t.description.split())}\n  args: {schema}"
-        if hosted and t.returns is not None:
+        entry = f"- {t.name} [{t.risk}, {note}]: {' '.join(t.description.split())}"
+        if not hosted:
+            entry += f"\n  args: {json.dumps(t.parameters_schema(), separators=(',', ':'))}"
+        elif t.returns is not None:
             entry += f"\n  returns: {t.output_shape()}"
         out.append(entry)
     return "\n".join(out)
@@ -370,36 +373,53 @@ def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
                    memories: list[str], context: str | None = None, *, hosted: bool = False,
                    step_output_tokens: int = 1024, repo_map: str = "", survey_calls: int = 0
                    ) -> list[dict[str, Any]]:
-    """The planner's request: rules, then task, tools, budgets, workspace, recalled memory
-    and (when re-planning) what happened so far. A ``hosted`` planner's rules also cover answer
-    shapes, edits, the tools' output shapes and the output limit of an llm step
-    (``step_output_tokens``), how steps run (in parallel) and fail (exit codes), and it is given
-    the ``repo_map`` (:mod:`agentcli.planning.repomap`) and told it may make ``survey_calls``
-    read-only tool calls first; a small model's request is left exactly as it was measured."""
+    """The planner's request. A small model's: rules, then task, tools, budgets, workspace, recalled
+    memory and (when re-planning) what happened so far, exactly as it was measured.
+
+    A ``hosted`` planner's request is laid out for a provider's prompt cache, what is stable first
+    and what changes last: the system message holds the rules (answer shapes, edits, the output
+    limit of an llm step (``step_output_tokens``), how steps run and fail, the survey of
+    ``survey_calls`` read-only calls), the tool catalogue, the budgets and the verification rule,
+    all fixed for a configuration; the user message holds the workspace summary, the repository map
+    (:mod:`agentcli.planning.repomap`, ranked for the task), recalled memory, the re-plan context,
+    and the task last."""
     b = config.budget
     budgets = (f"at most {b.max_steps} steps; model spend <= ${b.max_cost_usd:g}; "
                f"<= {b.max_tokens} tokens; <= {b.max_seconds:g} s")
-    parts = [f"# Task\n{task}", f"# Tools\n{tool_catalogue(tools, config, hosted=hosted)}",
+    if hosted:
+        return _hosted_messages(task, tools, config, summary, memories, context, budgets,
+                                step_output_tokens=step_output_tokens, repo_map=repo_map, survey_calls=survey_calls)
+    parts = [f"# Task\n{task}", f"# Tools\n{tool_catalogue(tools, config)}",
              f"# Budgets\n{budgets}", f"# Workspace\n{summary}"]
-    if repo_map:
-        parts.append(f"# Repository map\n{repo_map}")
-    if hosted and config.verify.command:
-        parts.append(f"# Verification\nWhen the steps are done, if files changed, `{config.verify.command}` runs "
-                     "in the workspace; if it fails you are asked for a new plan with its output. Run it in "
-                     "a step yourself when the plan needs its result.")
     if memories:
         parts.append("# Recalled from earlier runs\n" + "\n".join(f"- {m}" for m in memories))
     if context:
-        if hosted:
-            # The end of the context is the newest: what just failed. Keep it whole.
-            cut = head_tail(context, HOSTED_CONTEXT_MAX_CHARS, head_share=0.4)
-        else:
-            cut = context if len(context) <= CONTEXT_MAX_CHARS else context[:CONTEXT_MAX_CHARS] + "\n[... cut ...]"
+        cut = context if len(context) <= CONTEXT_MAX_CHARS else context[:CONTEXT_MAX_CHARS] + "\n[... cut ...]"
         parts.append(f"# Context\n{cut}")
-    system = hosted_system(step_output_tokens) + _HOSTED_RULES if hosted else _SYSTEM
-    if hosted and survey_calls > 0:
+    return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def _hosted_messages(task: str, tools: list[Tool], config: Config, summary: str, memories: list[str],
+                     context: str | None, budgets: str, *, step_output_tokens: int, repo_map: str,
+                     survey_calls: int) -> list[dict[str, Any]]:
+    system = hosted_system(step_output_tokens) + _HOSTED_RULES
+    if survey_calls > 0:
         system += survey_rule(survey_calls)
-    return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+    stable = [system, f"# Tools\n{tool_catalogue(tools, config, hosted=True)}", f"# Budgets\n{budgets}"]
+    if config.verify.command:
+        stable.append(f"# Verification\nWhen the steps are done, if files changed, `{config.verify.command}` runs "
+                      "in the workspace; if it fails you are asked for a new plan with its output. Run it in "
+                      "a step yourself when the plan needs its result.")
+    parts = [f"# Workspace\n{summary}"]
+    if repo_map:
+        parts.append(f"# Repository map\n{repo_map}")
+    if memories:
+        parts.append("# Recalled from earlier runs\n" + "\n".join(f"- {m}" for m in memories))
+    if context:
+        # The end of the context is the newest: what just failed. Keep it whole.
+        parts.append(f"# Context\n{head_tail(context, HOSTED_CONTEXT_MAX_CHARS, head_share=0.4)}")
+    parts.append(f"# Task\n{task}")
+    return [{"role": "system", "content": "\n\n".join(stable)}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
 def recall_snippets(recall: Recall | None, task: str) -> list[str]:

@@ -80,6 +80,9 @@ class PlannerStrategy(Protocol):
     #: Whether the model may call read-only tools to look at the workspace before it plans.
     surveys: bool
 
+    #: Which message project instructions are added to (0: the system message, -1: the last).
+    instructions_at: int
+
     def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The draft schema and the messages of the first planning call."""
         ...
@@ -115,9 +118,11 @@ class HostedPlanner:
     check_outputs = True
     continues_numbering = True
     surveys = True
+    #: Project instructions go into the system message, with the rest of the stable prefix.
+    instructions_at = 0
 
     def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        schema = hosted_draft_schema(req.tools, req.config.budget.max_steps, req.first_step)
+        schema = hosted_draft_schema(req.tools, req.config.budget.max_steps)
         return _full_request(req, schema, req.tools, hosted=True)
 
     def reask(self, issues: list[PlanIssue]) -> str:
@@ -136,6 +141,7 @@ class SmallModelPlanner:
     #: Its requests stay as measured: a new check would change its re-asks.
     check_outputs = False
     continues_numbering = False
+    instructions_at = -1
     surveys = False
 
     def __init__(self, levers: frozenset[str] = DEFAULT_LEVERS) -> None:

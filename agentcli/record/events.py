@@ -41,9 +41,16 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentcli.errors import AgentError
+from agentcli.models.types import CallOutcome, Role
+from agentcli.planning.plan import StepKind, StepStatus
 from agentcli.redact import Redactor, is_secret_field, might_hold_token, secret_values
 
 EVENT_SCHEMA_VERSION = 1
+#: How a run ended (``run_finished``).
+RunStatus = Literal["COMPLETE", "FAILED"]
+#: A ``review`` event: the reviewer's verdict, a grounded completion, or a tool call's arguments
+#: corrected by the model.
+ReviewKind = Literal["verdict", "grounded", "args_corrected"]
 EVENTS_NAME = "events.jsonl"
 
 EventType = Literal[
@@ -152,6 +159,10 @@ class RunStarted(Payload):
     no_project_instructions: bool = False
     #: The command run to verify the changes before the run ends COMPLETE (``[verify] command``).
     verify_command: str = ""
+    #: Prompt template or schema name -> short sha256 of it (``agentcli.engine.prompts``): what a
+    #: replay compares to name the prompt that changed since. Absent (empty) in records made before
+    #: 0.2.0; an added optional field keeps ``schema_version`` 1, so those still read.
+    prompts: dict[str, str] = {}
 
 
 class PlanCreated(Payload):
@@ -176,7 +187,7 @@ class TransitionMade(Payload):
 class StepStarted(Payload):
     TYPE: ClassVar[EventType] = "step_started"
     title: str = ""
-    kind: str = "tool"
+    kind: StepKind = "tool"
     tool: str | None = None
 
 
@@ -200,22 +211,32 @@ class RecordedResponse(BaseModel):
     tool_calls: list[dict[str, Any]] = []
     input_tokens: int | None = None
     output_tokens: int | None = None
+    #: Input tokens the provider served from its prompt cache / wrote to it (None: not reported).
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
     model: str | None = None
     #: Why generation stopped (``length``: cut at max_tokens), as the provider said.
     finish_reason: str | None = None
 
 
 class RecordedUsage(BaseModel):
+    """Tokens a call used; the cache counts are parts of ``input_tokens`` (0 in records made before
+    they were kept)."""
+
     model_config = ConfigDict(extra="allow")
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class RecordedPrice(BaseModel):
-    """USD per token, as the run priced the model."""
+    """USD per token, as the run priced the model; the cache prices when the model has them."""
 
     input: float
     output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
 
 
 class LlmCall(Payload):
@@ -225,8 +246,8 @@ class LlmCall(Payload):
     _DUMPED: ClassVar[bool] = True
     call_id: str = ""
     attempt: int = 1
-    role: str = "executor"
-    outcome: str = "ok"
+    role: Role = "executor"
+    outcome: CallOutcome = "ok"
     request_hash: str = ""
     model: str = ""
     request: RecordedRequest = RecordedRequest()
@@ -239,6 +260,9 @@ class LlmCall(Payload):
     price: RecordedPrice | None = None
     #: The :class:`~agentcli.models.profile.ModelProfile` the call was made with (a replay uses it).
     profile: dict[str, Any] | None = None
+    #: The request's prefix shared with an earlier request of the run that a provider's prefix
+    #: cache could serve, in tokens (:mod:`agentcli.models.cache`).
+    cacheable_tokens: int = 0
 
 
 class ToolIntent(Payload):
@@ -262,7 +286,7 @@ class ToolCalled(Payload):
 
 class StepFinished(Payload):
     TYPE: ClassVar[EventType] = "step_finished"
-    status: str
+    status: StepStatus
     attempts: int = 0
     output: Any = None
     error: dict[str, Any] | None = None
@@ -279,7 +303,7 @@ class ApprovalMade(Payload):
     args_hash: str = ""
     plan_hash: str = ""
     decided_by: str = ""
-    decision: str
+    decision: Literal["approved", "denied", "aborted"]
     message: str = ""
     risk: str | None = None
 
@@ -315,7 +339,7 @@ class Reviewed(Payload):
     or ``args_corrected`` (a tool call's arguments fixed by the model)."""
 
     TYPE: ClassVar[EventType] = "review"
-    kind: str
+    kind: ReviewKind
     outcome: str | None = None
     answer: str | None = None
     reason: str | None = None
@@ -327,7 +351,7 @@ class Reviewed(Payload):
 
 class RunFinished(Payload):
     TYPE: ClassVar[EventType] = "run_finished"
-    status: str
+    status: RunStatus
     reason: str = ""
     answer: str = ""
     totals: dict[str, Any] = {}
@@ -366,15 +390,25 @@ class CheckpointMade(Payload):
     """A checkpoint of the workspace before or after a step (the shadow repository's commit)."""
 
     TYPE: ClassVar[EventType] = "checkpoint"
+    schema_version: int = 1
     phase: str = ""
     commit: str | None = None
+    tree: str | None = None
+    #: It differs from the run's previous checkpoint.
+    changed: bool = False
+    #: Files over ``tools.max_file_bytes``, not recorded.
+    skipped: list[str] = []
+    ms: float = 0.0
+    step: str | None = None
+    #: The checkpoint could not be taken (the run went on without it).
+    error: str | None = None
 
 
 class Undone(Payload):
     """``agent undo`` (or ``--redo``) of the run (the files restored, the commits around it)."""
 
     TYPE: ClassVar[EventType] = "undo"
-    kind: str = "undo"
+    kind: Literal["undo", "redo"] = "undo"
 
 
 class ResumeDecided(Payload):

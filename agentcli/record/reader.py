@@ -35,6 +35,7 @@ from agentcli.record.events import (
     LlmCall,
     Payload,
     PlanCreated,
+    RecordedPrice,
     Recording,
     RunFinished,
     RunStarted,
@@ -131,9 +132,16 @@ def call_record(call: Typed[LlmCall]) -> CallRecord:
                        seed=r.seed, response_format=r.response_format, tools=r.tools)
     resp = None if d.response is None else response_of(d)
     return CallRecord(d.call_id, d.attempt, d.role, call.step_id, req, d.request_hash, resp,
-                      Usage(input_tokens=d.usage.input_tokens, output_tokens=d.usage.output_tokens),
+                      Usage(input_tokens=d.usage.input_tokens, output_tokens=d.usage.output_tokens,
+                            cached_input_tokens=d.usage.cached_input_tokens,
+                            cache_write_tokens=d.usage.cache_write_tokens),
                       d.cost_usd, d.latency_ms, d.outcome, d.error_type, d.error, profile=d.profile,
-                      price=None if d.price is None else Price(d.price.input, d.price.output))
+                      price=recorded_price(d.price), cacheable_tokens=d.cacheable_tokens)
+
+
+def recorded_price(p: RecordedPrice | None) -> Price | None:
+    """A recorded price back as the :class:`Price` the run used."""
+    return None if p is None else Price(p.input, p.output, cache_read=p.cache_read, cache_write=p.cache_write)
 
 
 def response_of(d: LlmCall) -> ModelResponse:
@@ -142,7 +150,8 @@ def response_of(d: LlmCall) -> ModelResponse:
     assert r is not None
     return ModelResponse(text=r.text, tool_calls=[ToolCall.model_validate(c) for c in r.tool_calls],
                          input_tokens=r.input_tokens, output_tokens=r.output_tokens, model=r.model,
-                         finish_reason=r.finish_reason)
+                         finish_reason=r.finish_reason, cached_input_tokens=r.cached_input_tokens,
+                         cache_write_tokens=r.cache_write_tokens)
 
 
 class RunRecord:
@@ -425,4 +434,4 @@ def run_paths(data_dir: Path) -> list[Path]:
 
 
 __all__ = ["ForkCut", "MalformedEvent", "RecordedPlan", "RunRecord", "Typed", "call_record", "find_run",
-           "payload_of", "response_of", "run_paths", "step_order"]
+           "payload_of", "recorded_price", "response_of", "run_paths", "step_order"]

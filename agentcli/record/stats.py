@@ -36,7 +36,7 @@ from typing import Any, Literal
 from agentcli.errors import UsageError
 from agentcli.planning.plan import Plan, Step
 from agentcli.record.events import LlmCall
-from agentcli.record.reader import RunRecord, Typed, run_paths
+from agentcli.record.reader import RunRecord, Typed, recorded_price, run_paths
 from agentcli.record.runs import one_line
 
 GroupBy = Literal["model", "day", "status"]
@@ -79,7 +79,14 @@ class Usage:
     unpriced_calls: int = 0
     unpriced_input_tokens: int = 0
     unpriced_output_tokens: int = 0
+    #: Input tokens the provider served from its cache (its own count).
+    cached_input_tokens: int = 0
+    #: Input tokens a provider's prefix cache could serve (shared with an earlier request of the run).
+    cacheable_tokens: int = 0
+    #: What caching saved against the full input price.
+    cache_saved_usd: float = 0.0
     _costs: list[float] = field(default_factory=list, repr=False)
+    _saved: list[float] = field(default_factory=list, repr=False)
     _runs: set[str] = field(default_factory=set, repr=False)
 
     def add(self, call: Call) -> None:
@@ -87,6 +94,10 @@ class Usage:
         self.calls += 1
         self.input_tokens += call.input_tokens
         self.output_tokens += call.output_tokens
+        self.cached_input_tokens += call.cached_input_tokens
+        self.cacheable_tokens += call.cacheable_tokens
+        if call.saved_usd:
+            self._saved.append(call.saved_usd)
         if not call.answered:
             self.failed_calls += 1
         elif call.cost_usd is None:
@@ -102,11 +113,44 @@ class Usage:
     def finish(self) -> Usage:
         """Set the derived totals; the cost is an exactly rounded sum (math.fsum), whatever the order."""
         self.cost_usd = math.fsum(self._costs)
+        self.cache_saved_usd = math.fsum(self._saved)
         self.runs = len(self._runs)
         return self
 
+    @property
+    def cache_hit_share(self) -> float:
+        """The share of input tokens served from the provider's cache."""
+        return self.cached_input_tokens / self.input_tokens if self.input_tokens else 0.0
+
+    @property
+    def cacheable_share(self) -> float:
+        """The share of input tokens a prefix cache could serve."""
+        return self.cacheable_tokens / self.input_tokens if self.input_tokens else 0.0
+
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        d = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        d["cache_hit_share"] = round(self.cache_hit_share, 4)
+        d["cacheable_share"] = round(self.cacheable_share, 4)
+        return d
+
+
+def run_usage(rec: RunRecord) -> Usage:
+    """One run's calls summed (tokens, cost, what the cache served and saved)."""
+    u = Usage(key=rec.run_id)
+    for t in rec.calls:
+        u.add(Call.from_event(t))
+    return u.finish()
+
+
+def cache_summary(u: Usage) -> str | None:
+    """One line on prompt caching for a report, or None when there was no input."""
+    if not u.input_tokens:
+        return None
+    line = (f"prompt cache: {u.cacheable_share:.0%} of {u.input_tokens} input tokens cacheable by prefix, "
+            f"{u.cache_hit_share:.0%} served cached by the provider")
+    if u.cache_saved_usd:
+        line += f", saving ${u.cache_saved_usd:.6f}"
+    return line
 
 
 @dataclass(frozen=True)
@@ -122,12 +166,22 @@ class Call:
     output_tokens: int
     cost_usd: float | None
     answered: bool
+    cached_input_tokens: int = 0
+    cacheable_tokens: int = 0
+    #: What the provider's cache saved on this call against the full input price.
+    saved_usd: float = 0.0
 
     @classmethod
     def from_event(cls, t: Typed[LlmCall]) -> Call:
         d = t.data
-        return cls(t.event.run_id, t.time, d.model or "?", d.role or "?", t.step_id, d.usage.input_tokens,
-                   d.usage.output_tokens, d.cost_usd, d.response is not None)
+        u = d.usage
+        price = recorded_price(d.price)
+        saved = 0.0
+        if price is not None and d.cost_usd is not None:
+            saved = max(0.0, price.cost(u.input_tokens, u.output_tokens) - d.cost_usd)
+        return cls(t.event.run_id, t.time, d.model or "?", d.role or "?", t.step_id, u.input_tokens,
+                   u.output_tokens, d.cost_usd, d.response is not None, u.cached_input_tokens,
+                   d.cacheable_tokens, saved)
 
 
 @dataclass

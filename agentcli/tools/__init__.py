@@ -8,6 +8,16 @@ the built-in developer tools, third-party plugins and MCP servers.
     if result.ok: ...
     else: result.error.type  # tool_not_found | invalid_args | timeout | tool_error | path_outside_workspace
     await registry.aclose()
+
+- `base`: the core types (`Tool`, `ToolResult`, the ``@tool`` decorator); `registry`: lookup,
+  validation, previews and calls; `paths`: workspace confinement and walking (with .gitignore).
+- Built-ins: `files` (read, list, write, edit), `edits` (``apply_edits``), `search` (``search_code``),
+  `shell` (``run_shell``), `git` (``git_status``, ``git_diff``); `text`: text as a model should see it;
+  `closest`: the closest lines of a file to a search text that is not in it (bounded time).
+- `sandbox`: the OS sandbox around the processes agentcli starts (`sandbox_bpf`: its seccomp program
+  denying unix sockets); `trust`: the files that run outside the sandbox later (read-only inside it,
+  and a record of what the user last trusted); `plugins`: third-party tools from entry points;
+  `mcp_client`: tools of MCP servers.
 """
 
 from __future__ import annotations
@@ -61,8 +71,10 @@ def builtin_tools(config: ToolsConfig) -> list[Tool]:
 
 
 def tool_context(settings: Settings) -> ToolContext:
+    from agentcli.tools.trust import protected_paths
+
     return ToolContext(workspace=settings.workspace, config=settings.config.tools, data_dir=settings.data_dir,
-                       sandbox=settings.config.sandbox)
+                       sandbox=settings.config.sandbox, protected=protected_paths(settings))
 
 
 async def build_registry(settings: Settings, *, plugins: bool = True, mcp: bool = True) -> ToolRegistry:

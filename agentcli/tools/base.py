@@ -81,6 +81,8 @@ class ToolContext:
     config: ToolsConfig
     data_dir: Path
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    #: Paths in the workspace the sandbox keeps read-only (:func:`agentcli.tools.trust.protected_paths`).
+    protected: tuple[Path, ...] = ()
 
 
 class ArgsModel(BaseModel):
@@ -240,6 +242,8 @@ class Tool:
     check_func: CheckFunc | None = None
     small_planner: bool = True
     call_risks: Callable[[Any], tuple[RiskClass, ...]] | None = None
+    _schema_version: tuple[tuple[str, str, type[BaseModel]], str] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -282,8 +286,14 @@ class Tool:
     @property
     def schema_version(self) -> str:
         """Short sha256 of the schema; a plan records it to notice a tool that changed since."""
-        blob = json.dumps(self.openai_schema(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        # Asked for every step of a plan: the schema is built once per (name, description, args
+        # model), the fields it is made of (a plugin may still reassign them).
+        key = (self.name, self.description, self.args_model)
+        cached = self._schema_version
+        if cached is None or cached[0] != key:
+            blob = json.dumps(self.openai_schema(), sort_keys=True, separators=(",", ":"))
+            cached = self._schema_version = (key, hashlib.sha256(blob.encode()).hexdigest()[:12])
+        return cached[1]
 
     def validate_args(self, args: dict[str, Any], ctx: ToolContext) -> BaseModel:
         """Validate without running (``check_func`` included). Raises ``ValidationError`` or

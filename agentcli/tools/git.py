@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from agentcli.config import SandboxConfig
 from agentcli.tools.base import ArgsModel, Capped, Tool, ToolContext, ToolFailure
 from agentcli.tools.paths import rel_posix, resolve_in_workspace
 from agentcli.tools.sandbox import Sandbox, SandboxUnavailable
@@ -24,9 +23,8 @@ _GIT = ["git", "-c", "core.quotepath=off", "-c", "color.ui=never", "-c", "core.f
 
 
 def _sandbox(ctx: ToolContext) -> Sandbox:
-    mode = "off" if ctx.sandbox.mode == "off" else "read-only"
     try:
-        return Sandbox.from_config(SandboxConfig(mode=mode, network=False), ctx.workspace, ctx.data_dir)
+        return Sandbox.from_config(ctx.sandbox, ctx.workspace, ctx.data_dir).read_only()
     except SandboxUnavailable as exc:
         raise ToolFailure(f"git {exc}") from None
 

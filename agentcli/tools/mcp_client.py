@@ -123,7 +123,7 @@ class McpServer:
         argv = [self.cfg.command, *self.cfg.args]
         env = dict(self.cfg.env) or None
         if self.sandbox is not None and self.sandbox.active:
-            argv = self.sandbox.wrap(argv, self.workspace)
+            argv = self.sandbox.wrap(argv, self.workspace, reads=argv)
             from mcp.client.stdio import get_default_environment
 
             env = {**get_default_environment(), **(env or {}), **self.sandbox.env()}
@@ -360,8 +360,8 @@ async def start_mcp_servers(registry: ToolRegistry, servers: Sequence[McpServerC
         try:
             # A server of risk "network" (or any, with sandbox.network) keeps the network. A url
             # server is no process of ours: nothing to confine.
-            sandbox = Sandbox.from_config(ctx.sandbox, ctx.workspace, ctx.data_dir,
-                                          network=cfg.risk == "network") if cfg.sandbox and not cfg.url else None
+            sandbox = Sandbox.from_config(ctx.sandbox, ctx.workspace, ctx.data_dir, network=cfg.risk == "network",
+                                          protected=ctx.protected) if cfg.sandbox and not cfg.url else None
         except SandboxUnavailable as exc:
             registry.add_warning(f"MCP server {cfg.name!r} not started: {exc}")
             continue

@@ -8,6 +8,7 @@ import contextvars
 import difflib
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agentcli.redact import Redactor
 from agentcli.tools.base import (
     Capped,
     InvalidArgs,
@@ -70,9 +72,61 @@ def cap_output(output: Any, limit: int) -> tuple[Any, bool]:
     return rendered[:limit] + "\n" + truncation_marker(limit, len(rendered)), True
 
 
+def masked_error(error: ToolError) -> ToolError:
+    """``error`` with every secret masked in its strings (its message may quote a file, a command's
+    output or the arguments), before a model or a record sees it."""
+    dumped = error.model_dump()
+    masked = Redactor().strings(dumped)
+    return error if masked == dumped else ToolError.model_validate(masked)
+
+
+class _DaemonWorkers:
+    """Reusable daemon threads for sync tool calls.
+
+    Not asyncio.to_thread: the default executor is joined when asyncio.run() ends, so one hung
+    sync tool would hang the whole process at exit. A daemon thread may leak, but never blocks.
+    Starting one thread per call cost more than a short call itself (a 1,000-step run of
+    read_file steps), so a worker that finishes waits a while for the next call; a hung call
+    keeps only its own worker, and a call that finds no idle worker starts a new one.
+    """
+
+    IDLE_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[Callable[[], Callable[[], None]]] = queue.SimpleQueue()
+        self._idle = 0  # workers waiting for a job and not yet promised one
+
+    def submit(self, job: Callable[[], Callable[[], None]]) -> None:
+        """Run ``job`` on a worker; what it returns is called once the worker is free again (so
+        a call submitted as soon as that lets its caller go on finds the worker idle)."""
+        with self._lock:
+            self._jobs.put(job)
+            if self._idle:
+                self._idle -= 1  # that worker takes this job
+                return
+        threading.Thread(target=self._work, name="tool-worker", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle and self._jobs.empty():
+                        self._idle -= 1
+                        return
+                continue  # a job was promised to this worker as it timed out: take it
+            then = job()
+            with self._lock:
+                self._idle += 1
+            then()
+
+
+_WORKERS = _DaemonWorkers()
+
+
 def _run_in_daemon_thread(func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-    # Not asyncio.to_thread: the default executor is joined when asyncio.run() ends, so one hung
-    # sync tool would hang the whole process at exit. A daemon thread may leak, but never blocks.
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[Any] = loop.create_future()
     cvars = contextvars.copy_context()
@@ -81,17 +135,20 @@ def _run_in_daemon_thread(func: Callable[..., Any], *args: Any) -> asyncio.Futur
         if not fut.done():
             setter(value)
 
-    def runner() -> None:
+    def runner() -> Callable[[], None]:
         try:
             result = cvars.run(func, *args)
         except BaseException as exc:
             callback, value = fut.set_exception, exc
         else:
             callback, value = fut.set_result, result
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
-            loop.call_soon_threadsafe(settle, callback, value)
 
-    threading.Thread(target=runner, name=f"tool:{getattr(func, '__name__', 'tool')}", daemon=True).start()
+        def notify() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
+                loop.call_soon_threadsafe(settle, callback, value)
+        return notify
+
+    _WORKERS.submit(runner)
     return fut
 
 
@@ -158,8 +215,13 @@ class ToolRegistry:
         return ToolError(type="tool_not_found", message=message, suggestions=suggestions)
 
     def validate(self, name: str, args: Any, *, step_id: str | None = None) -> BaseModel | ToolError:
-        """Validated arguments for ``name``, or the :class:`ToolError` explaining why not. Runs nothing.
-        ``step_id`` names the plan step asking (a registry serving a recording answers by it)."""
+        """Validated arguments for ``name``, or the :class:`ToolError` explaining why not (secrets
+        masked: it may quote the file). Runs nothing. ``step_id`` names the plan step asking (a
+        registry serving a recording answers by it)."""
+        checked = self._validate(name, args)
+        return masked_error(checked) if isinstance(checked, ToolError) else checked
+
+    def _validate(self, name: str, args: Any) -> BaseModel | ToolError:
         tool = self.get(name)
         if tool is None:
             return self.not_found(name)
@@ -204,11 +266,17 @@ class ToolRegistry:
         def done(
             *, output: Any = None, error: ToolError | None = None, truncated: bool = False
         ) -> ToolResult:
+            # Secrets are masked here, in the result's own strings, before anything embeds them
+            # (a prompt, a reviewer's digest as JSON text, a re-plan, an event, memory): a token
+            # at the start of a line is still at the start of a line here, as it would no
+            # longer be once JSON-escaped.
+            if output is not None:
+                output = Redactor().strings(output)
             return ToolResult(
                 tool=tool.name if tool else name,
                 ok=error is None,
                 output=output,
-                error=error,
+                error=None if error is None else masked_error(error),
                 duration_ms=round((time.perf_counter() - start) * 1000, 3),
                 truncated=truncated,
             )

@@ -122,7 +122,10 @@ async def run_process(
     if sandbox is not None:
         env.update(sandbox.env())
         preexec = sandbox.preexec()
-        cmd = sandbox.wrap(cmd, cwd)
+        try:
+            cmd = sandbox.wrap(cmd, cwd)
+        except SandboxUnavailable as exc:
+            raise ToolFailure(str(exc)) from None
     else:
         cmd, preexec = parent_death(cmd)
     kwargs: dict[str, Any] = {
@@ -200,7 +203,8 @@ def _timeout(args: RunShellArgs, ctx: ToolContext) -> float:
 def shell_sandbox(args: RunShellArgs, ctx: ToolContext) -> Sandbox:
     """The sandbox this call runs in; :class:`ToolFailure` (one line) when none is available."""
     try:
-        return Sandbox.from_config(ctx.sandbox, ctx.workspace, ctx.data_dir, network=args.network)
+        return Sandbox.from_config(ctx.sandbox, ctx.workspace, ctx.data_dir, network=args.network,
+                                   protected=ctx.protected)
     except SandboxUnavailable as exc:
         raise ToolFailure(f"run_shell {exc}") from None
 

@@ -57,24 +57,18 @@ def _cached(usage: dict[str, Any]) -> int:
 
 
 def agentcli_figures(events_path: Path) -> dict[str, Any]:
-    """Re-plans, cached tokens and time spent in the model and in tools, from a run's events."""
-    replans = cached = 0
-    model_s = tool_s = 0.0
-    if events_path.is_file():
-        for line in events_path.read_text(errors="replace").splitlines():
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            data = ev.get("data") or {}
-            if ev.get("type") == "plan_created" and data.get("replan"):
-                replans += 1
-            elif ev.get("type") == "llm_call":
-                cached += _cached(data.get("usage") or {})
-                model_s += float(data.get("latency_ms") or 0.0) / 1000
-            elif ev.get("type") == "tool_call":
-                tool_s += float((data.get("result") or {}).get("duration_ms") or 0.0) / 1000
-    return {"replans": replans, "cached_tokens": cached, "model_s": model_s, "tool_s": tool_s}
+    """Re-plans, cached tokens and time spent in the model and in tools, from a run's record."""
+    from agentcli.record.events import LlmCall, PlanCreated, ToolCalled
+    from agentcli.record.reader import RunRecord
+
+    if not events_path.is_file():
+        return {"replans": 0, "cached_tokens": 0, "model_s": 0.0, "tool_s": 0.0}
+    rec = RunRecord.read(events_path)
+    calls = [t.data for t in rec.of(LlmCall)]
+    return {"replans": sum(1 for t in rec.of(PlanCreated) if t.data.replan),
+            "cached_tokens": sum(_cached(c.usage.model_dump()) for c in calls),
+            "model_s": sum(c.latency_ms for c in calls) / 1000,
+            "tool_s": sum(float(t.data.result.get("duration_ms") or 0.0) for t in rec.of(ToolCalled)) / 1000}
 
 
 def run_agentcli(problem: str, workspace: Path, rundir: Path, model: str, api_base: str | None,

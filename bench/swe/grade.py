@@ -48,10 +48,11 @@ def pytest_sessionfinish(session):
 
 _NODE_REPORTER = '''// Writes each test's outcome as one JSON line (written by the benchmark's grader).
 export default async function* report(source) {
-  for await (const ev of source) {
-    if (ev.type !== "test:pass" && ev.type !== "test:fail") continue;
-    const d = ev.data;
-    yield JSON.stringify({ file: d.file || "", name: d.name, ok: ev.type === "test:pass", skip: !!d.skip }) + "\\n";
+  for await (const item of source) {
+    if (item.type !== "test:pass" && item.type !== "test:fail") continue;
+    const { data: test } = item;
+    const ok = item.type === "test:pass";
+    yield JSON.stringify({ file: test.file || "", name: test.name, ok, skip: !!test.skip }) + "\\n";
   }
 }
 '''
@@ -69,7 +70,11 @@ class Grade:
     output_tail: str = ""
 
     def as_dict(self) -> dict[str, object]:
-        return {"resolved": self.resolved, "fail_to_pass": self.fail_to_pass, "pass_to_pass": self.pass_to_pass,
+        """As recorded: every fail-to-pass test's outcome; of the (often hundreds of) pass-to-pass
+        tests, the count that passed and the ids that failed."""
+        return {"resolved": self.resolved, "fail_to_pass": self.fail_to_pass,
+                "pass_to_pass_passed": sum(self.pass_to_pass.values()),
+                "pass_to_pass_failed": sorted(t for t, ok in self.pass_to_pass.items() if not ok),
                 "error": self.error}
 
 

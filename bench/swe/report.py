@@ -70,7 +70,7 @@ def markdown(runs: list[tuple[str, list[dict[str, Any]]]]) -> str:
     for label, _ in runs:
         cols += [f"{label}: resolved", "calls", "tokens in / cached / out", "cost $", "wall s"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for tid in ids:
+    for tid in sorted(ids):
         row = [tid, str(meta[tid].get("project", "")), str(meta[tid].get("kind", ""))]
         for _, by_id in by_label:
             row += _cell(by_id.get(tid))

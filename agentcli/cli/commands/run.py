@@ -10,7 +10,20 @@ import typer
 from rich.markup import escape
 from rich.prompt import Prompt
 
-from agentcli.cli.commands.common import console, err_console, print_error, print_warning, state_of, warn_short_secrets
+from agentcli.cli.commands.common import (
+    MAX_COST_USD,
+    MAX_SECONDS,
+    MAX_STEPS,
+    MAX_TOKENS,
+    console,
+    err_console,
+    in_range,
+    print_error,
+    print_warning,
+    require_trusted,
+    state_of,
+    warn_short_secrets,
+)
 from agentcli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -87,9 +100,17 @@ def _uncertain_factory(rerun: bool, yes: bool) -> Any:
     return decide
 
 
+_PLAIN_ICONS = {"running": ">", "ok": "ok", "failed": "FAILED", "denied": "denied", "skipped": "skipped",
+                "pending": ".."}
+
+
 def _progress(quiet: bool) -> tuple[Any, Any]:
     icons = {"running": "[cyan]>[/cyan]", "ok": "[green]ok[/green]", "failed": "[red]FAILED[/red]",
              "denied": "[yellow]denied[/yellow]", "skipped": "[dim]skipped[/dim]", "pending": "[dim]..[/dim]"}
+    # Two lines per step: on a terminal through rich (colours); piped, as plain lines written
+    # straight to the stream (rich's markup parsing and rendering cost ~0.7 ms a line, more than
+    # the step itself in a long run).
+    styled = err_console.is_terminal
 
     def on_step(run: StepRun) -> None:
         if quiet:
@@ -97,10 +118,19 @@ def _progress(quiet: bool) -> tuple[Any, Any]:
         s = run.step
         what = s.tool or "llm"
         if run.status == "running":
+            if not styled:
+                err_console.file.write(f"> {s.id} {what}: {s.title}\n")
+                return
             err_console.print(f"{icons['running']} {s.id} {escape(what)}: {escape(s.title)}", highlight=False)
             return
         cost = "" if run.cost_usd in (None, 0) else f" ${run.cost_usd:.6f}"
-        err = f" - {escape(str((run.error or {}).get('message', '')))[:200]}" if run.error else ""
+        message = str((run.error or {}).get("message", "")) if run.error else ""
+        if not styled:
+            err = f" - {message[:200]}" if run.error else ""
+            err_console.file.write(f"  {_PLAIN_ICONS.get(run.status, run.status)} {s.id} {run.duration_s:.2f}s"
+                                   f"{cost}{err}\n")
+            return
+        err = f" - {escape(message)[:200]}" if run.error else ""
         err_console.print(f"  {icons.get(run.status, run.status)} {s.id} {run.duration_s:.2f}s{cost}{err}",
                           highlight=False, soft_wrap=True)
 
@@ -120,7 +150,7 @@ def _took(step: dict[str, Any]) -> str:
 def render_outcome(out: RunOutcome, *, quiet: bool = False) -> None:
     """The steps table (stdout), the answer (stdout) and the totals line (stderr); only the
     answer when ``quiet``."""
-    from agentcli.cli.tables import Col, fitted_table, short_cost
+    from agentcli.cli.tables import Col, quick_fitted_table, short_cost
 
     if not quiet:
         cols = [Col("step", flex=True), Col("status"), *(Col(n, justify="right") for n in
@@ -128,7 +158,7 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False) -> None:
         rows = [[f"{s['id']} {s['tool'] or 'llm'}", s["status"], str(s["attempts"]),
                  str(s["input_tokens"] + s["output_tokens"]), short_cost(s["estimated_cost_usd"]),
                  short_cost(s["cost_usd"]), f"{s['duration_s']:.2f}s"] for s in out.steps]
-        console.print(fitted_table(cols, rows, console.width, title=f"run {out.run_id}"))
+        console.print(quick_fitted_table(cols, rows, console.width, title=f"run {out.run_id}"))
     if out.answer:
         console.print(escape(out.answer), soft_wrap=True, highlight=False)
     if quiet:
@@ -182,10 +212,14 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
     no_instructions: Annotated[bool, typer.Option(
         "--no-project-instructions", help="Do not read AGENTS.md into the prompts for this run.")] = False,
-    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Step budget.")] = None,
-    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Cost budget in USD.")] = None,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Token budget.")] = None,
-    max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="Wall-time budget.")] = None,
+    max_steps: Annotated[int | None, typer.Option(
+        "--max-steps", callback=in_range(1, MAX_STEPS), help="Step budget.")] = None,
+    max_cost: Annotated[float | None, typer.Option(
+        "--max-cost", callback=in_range(0, MAX_COST_USD), help="Cost budget in USD.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        "--max-tokens", callback=in_range(1, MAX_TOKENS), help="Token budget.")] = None,
+    max_seconds: Annotated[float | None, typer.Option(
+        "--max-seconds", callback=in_range(0.001, MAX_SECONDS), help="Wall-time budget.")] = None,
     sandbox: Annotated[str | None, typer.Option(
         "--sandbox", help="OS sandbox of commands this run: workspace-write, read-only or off.")] = None,
 ) -> None:
@@ -221,6 +255,7 @@ def run(
         "sandbox.mode": sandbox}.items() if v is not None})
     settings = state.settings
     warn_short_secrets(settings, state.environ)
+    require_trusted(settings)
     if plan_file is not None:
         planner.read_plan_file(plan_file)  # a broken file fails here, before the run has a folder
     resume_from = None

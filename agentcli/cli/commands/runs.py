@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from agentcli.cli.commands.common import console, err_console, print_warning, state_of
+from agentcli.cli.commands.common import MAX_LIST, console, err_console, in_range, print_warning, state_of
 from agentcli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -32,7 +32,8 @@ def _clock(ts: float) -> str:
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Show at most N runs (newest first).")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", callback=in_range(1, MAX_LIST),
+                                       help="Show at most N runs (newest first).")] = 20,
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Recorded runs: id, start, task, status, steps, cost, duration."""
@@ -165,6 +166,11 @@ def show(
                   f"{s.calls} LLM calls · {s.input_tokens}+{s.output_tokens} tokens · {_cost(s.cost_usd)}"
                   + (f" (+{s.unpriced_calls} unpriced)" if s.unpriced_calls else "")
                   + ("" if s.duration_s is None else f" · {s.duration_s:.1f}s"), highlight=False)
+    from agentcli.record.stats import cache_summary, run_usage
+
+    cache = cache_summary(run_usage(rec))
+    if cache:
+        console.print(cache, highlight=False)
 
 
 @app.command("stats")
@@ -207,6 +213,11 @@ def render_stats(r: RunStats) -> None:
     if len(rows) > 1:
         table.rows[-2].end_section = True
     console.print(table)
+    from agentcli.record.stats import cache_summary
+
+    cache = cache_summary(r.totals)
+    if cache:
+        console.print(cache, highlight=False)
     outcomes = ", ".join(f"{k} {v}" for k, v in r.runs_by_status.items()) or "none"
     console.print(f"runs: {r.runs} ({outcomes})", highlight=False)
     if r.failure_reasons:

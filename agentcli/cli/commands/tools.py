@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from agentcli.cli.commands.common import MAX_SECONDS, in_range
 from agentcli.errors import AgentError, ApprovalDenied, ExitCode, UsageError
 
 if TYPE_CHECKING:  # pydantic-based modules load when a command runs, not for `agent --help`
@@ -206,16 +207,21 @@ def call(
     args: Annotated[str, typer.Option("--args", "-a", help="Arguments as a JSON object.")] = "{}",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve a write/exec tool unasked.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Override the tool timeout (s).")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", callback=in_range(0.001, MAX_SECONDS), help="Override the tool timeout (s).")] = None,
 ) -> None:
     """Validate and run one tool directly. Write and exec tools ask for approval first."""
     from agentcli.tools import ToolError
 
     settings = _settings(ctx)
     parsed = _parse_args(args, json_out=json_out, name=name)
-    from agentcli.cli.commands.common import warn_short_secrets
+    from agentcli.cli.commands.common import require_trusted, warn_short_secrets
 
     warn_short_secrets(settings, getattr(ctx.obj, "environ", None))
+    try:
+        require_trusted(settings)
+    except AgentError as exc:
+        _fail(exc, json_out=json_out, tool=name, kind="untrusted_change")
 
     async def run(registry: ToolRegistry) -> ToolResult | AgentError:
         validated = registry.validate(name, parsed)

@@ -1,0 +1,83 @@
+"""A hash of every prompt template and schema a run's model requests are built from.
+
+``run_started`` records them (:func:`prompt_hashes`), so a record says which prompts made it. A
+model request's hash covers its whole text, so a record made with other prompts cannot be
+replayed: :func:`changed_prompts` names the ones that differ, and the replay says so in one line
+instead of "LLM request ... is not in the recording".
+
+Each entry is the text (or the JSON Schema) as the code builds it, with fixed stand-ins where a
+template takes arguments (the reviewer's message is built for a fixed one-step run, its layout being
+code); a tool's own schema is recorded per step (``tool_schema_version``), so
+the draft schemas here are built with no tools.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from agentcli.engine import answer, executor, reviewer
+from agentcli.planning import examples, local, plan, prompt
+from agentcli.tools.edits import Edit
+
+__all__ = ["changed_prompts", "prompt_hashes"]
+
+# name -> how to build it. Names are stable: a record compares by them.
+_SOURCES: dict[str, Callable[[], Any]] = {
+    "planner.system": lambda: prompt._SYSTEM,
+    "planner.hosted_system": lambda: prompt.hosted_system(1000) + prompt._HOSTED_RULES,
+    "planner.survey_rule": lambda: prompt.survey_rule(3),
+    "planner.draft_schema": lambda: prompt.draft_schema([], 8),
+    "planner.hosted_draft_schema": lambda: prompt.hosted_draft_schema([], 8),
+    "planner.local_system": lambda: local._LOCAL_SYSTEM,
+    "planner.local_examples": lambda: [ex.draft_json() for ex in examples.EXAMPLES],
+    "step.system": lambda: [plan._EXECUTOR_SYSTEM, plan._ANSWER_NOTES],
+    "step.edits_schema": lambda: TypeAdapter(list[Edit]).json_schema(),
+    "executor.fix_args": lambda: executor._FIX_ARGS_PROMPT,
+    "reviewer.system": lambda: reviewer._SYSTEM + reviewer.verify_note("{command}"),
+    "reviewer.schema": lambda: reviewer.Review.model_json_schema(),
+    "reviewer.prompt": lambda: _review_sample(),
+    "answer.system": lambda: answer._SYSTEM,
+}
+
+
+def _review_sample() -> str:
+    # The reviewer's user message for a fixed one-step run: its layout (the digest) is code, not a
+    # template, and a change of it changes every review request.
+    step = plan.Step(id="s1", title="{title}", kind="tool", tool="{tool}", args={"path": "{path}"})
+    p = plan.Plan(id="{plan}", task="{task}", created_at=datetime(2000, 1, 1, tzinfo=UTC), model="{model}",
+                  steps=[step])
+    run = executor.StepRun(step)
+    run.status, run.output, run.attempts = "ok", "{output}", 1
+    return reviewer.review_prompt("{task}", p, {"s1": run}, "{changes}")
+
+
+def _digest(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@functools.cache
+def _hashes() -> tuple[tuple[str, str], ...]:
+    return tuple((name, _digest(build())) for name, build in _SOURCES.items())
+
+
+def prompt_hashes() -> dict[str, str]:
+    """Prompt or schema name -> short sha256 of it, as this agentcli builds it (computed once)."""
+    return dict(_hashes())
+
+
+def changed_prompts(recorded: Mapping[str, str]) -> list[str]:
+    """The names whose hash differs from ``recorded`` (a record's ``run_started.prompts``), sorted;
+    a name only one side has counts as changed. Empty when ``recorded`` is empty (a record made
+    before prompts were recorded: nothing to compare)."""
+    if not recorded:
+        return []
+    now = prompt_hashes()
+    return sorted(n for n in set(now) | set(recorded) if now.get(n) != recorded.get(n))

@@ -1,0 +1,86 @@
+"""Prompt caching: what of a request a provider's prefix cache could serve.
+
+Providers cache the *prefix* of a request: OpenAI automatically, for a shared prefix of at least
+1,024 tokens, counted in 128-token steps; Anthropic where the request marks a breakpoint
+(``cache_control``). A request is cheap when what it shares with earlier ones comes first.
+
+:class:`PrefixCache` keeps the token sequences of a run's requests (per model) and tells, for a new
+request, the longest prefix it shares with any earlier one, rounded down by that rule: the
+*cacheable* tokens. The client records it on every call (``cacheable_tokens``), the budget's
+pre-call estimate prices it at the cache price where the model has one, and the benchmarks report
+the share. The request is laid out as providers lay it out before the model: tool definitions,
+then the response format, then the messages in order.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agentcli.models import tokens
+
+#: The shortest prefix OpenAI's automatic cache serves, and the step it counts in.
+MIN_CACHED_PREFIX = 1024
+PREFIX_STEP = 128
+
+
+def cacheable(shared: int) -> int:
+    """Tokens a provider serves from cache for a prefix of ``shared`` tokens (the OpenAI rule)."""
+    if shared < MIN_CACHED_PREFIX:
+        return 0
+    return MIN_CACHED_PREFIX + (shared - MIN_CACHED_PREFIX) // PREFIX_STEP * PREFIX_STEP
+
+
+def request_tokens(messages: list[dict[str, Any]], model: str, *, tools: list[dict[str, Any]] | None = None,
+                   response_format: dict[str, Any] | None = None) -> list[int]:
+    """A request as the token sequence a prefix cache sees (tools, response format, messages)."""
+    parts: list[str] = []
+    if tools:
+        parts.append(json.dumps(tools, sort_keys=False, separators=(",", ":")))
+    if response_format:
+        parts.append(json.dumps(response_format, sort_keys=False, separators=(",", ":")))
+    for m in messages:
+        content = m.get("content")
+        text = content if isinstance(content, str) else json.dumps(content, default=str)
+        parts.append(f"<|{m.get('role', '')}|>{text}")
+        if m.get("tool_calls"):
+            parts.append(json.dumps(m["tool_calls"], default=str))
+    return tokens.encode("\n".join(parts), model)
+
+
+def shared_prefix(a: list[int], b: list[int]) -> int:
+    """The length of the common prefix of two token sequences."""
+    n = min(len(a), len(b))
+    i = 0
+    # Compare in blocks first: requests share thousands of tokens, so this is ~n/256 slice compares.
+    block = 256
+    while i + block <= n and a[i:i + block] == b[i:i + block]:
+        i += block
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class PrefixCache:
+    """The requests of one run, per model, and what each new one could be served from cache."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self._seen: dict[str, list[list[int]]] = {}
+        self._keep = keep
+
+    def peek(self, model: str, seq: list[int]) -> int:
+        """The cacheable tokens of ``seq`` against the earlier requests to ``model`` (not stored)."""
+        best = 0
+        for old in self._seen.get(model, ()):
+            best = max(best, shared_prefix(old, seq))
+        return cacheable(best)
+
+    def add(self, model: str, seq: list[int]) -> None:
+        """Remember a request that was sent (the provider now holds its prefix)."""
+        seen = self._seen.setdefault(model, [])
+        seen.append(seq)
+        if len(seen) > self._keep:  # bounded: a long run keeps its most recent requests
+            del seen[0]
+
+
+__all__ = ["MIN_CACHED_PREFIX", "PREFIX_STEP", "PrefixCache", "cacheable", "request_tokens", "shared_prefix"]

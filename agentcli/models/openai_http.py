@@ -1,0 +1,234 @@
+"""OpenAI-compatible servers (Ollama, vLLM, LM Studio, llama.cpp's server...) over plain HTTP.
+
+A model named ``openai/NAME`` with an ``api_base`` is served by a server that speaks OpenAI's
+chat-completions protocol and nothing else: there is no provider quirk for litellm to translate.
+:class:`OpenAICompatBackend` sends that one POST with the standard library's ``http.client`` (in a
+worker thread) and never imports litellm, whose import costs ~3 s CPU and ~170 MiB (httpx, which
+litellm and the OpenAI SDK use, would add ~0.15 s CPU and ~10 MiB for nothing more): a hosted run's
+fixed cost is then close to an offline one's. Prices, limits and whether the model takes a JSON schema
+come from litellm's bundled model map, read as data (:func:`model_info`), so they are the same as
+through litellm. ``llm.transport = "litellm"`` sends these requests through litellm too; every
+other provider, and ``openai/`` without an ``api_base`` (OpenAI itself, whose models need litellm's
+parameter translation), always goes through :mod:`agentcli.models.litellm`.
+
+Errors are classified as :func:`agentcli.models.litellm.classify_exception` classifies litellm's:
+429, 5xx, timeouts and malformed bodies are transient (retried, ``Retry-After`` honoured); a
+refused connection, an authentication failure, an unknown model or any other 4xx is fatal and
+names its cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import importlib.util
+import json
+import os
+import socket
+import ssl
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from agentcli.errors import LLMError, LLMFatalError, LLMTransientError
+from agentcli.models.profile import ModelProfile
+from agentcli.models.routing import check_allowed
+from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
+
+PREFIX = "openai/"
+_TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+#: What a server that needs no key is sent when no key is set (OpenAI's clients require one).
+PLACEHOLDER_KEY = "sk-no-key-required"
+
+
+@lru_cache(maxsize=1)
+def _model_map() -> dict[str, Any]:
+    """litellm's bundled price and limits map, read without importing litellm ({} without it)."""
+    spec = importlib.util.find_spec("litellm")
+    for loc in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(loc) / "model_prices_and_context_window_backup.json"
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return {}
+            return data if isinstance(data, dict) else {}
+    return {}
+
+
+def model_info(model: str) -> dict[str, Any]:
+    """The map's entry of an ``openai/NAME`` model (by ``NAME`` or the whole name), or {}."""
+    table = _model_map()
+    name = model[len(PREFIX):] if model.startswith(PREFIX) else model
+    for key in (name, model):
+        entry = table.get(key)
+        if isinstance(entry, dict):
+            return entry
+    return {}
+
+
+def _price(info: dict[str, Any]) -> Price | None:
+    pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
+    if not isinstance(pin, int | float) or not isinstance(pout, int | float) or (not pin and not pout):
+        return None  # an unpriced model's 0.0 is unknown, not free
+    read, write = info.get("cache_read_input_token_cost"), info.get("cache_creation_input_token_cost")
+    return Price(float(pin), float(pout), cache_read=float(read) if isinstance(read, int | float) else None,
+                 cache_write=float(write) if isinstance(write, int | float) else None)
+
+
+def _positive(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _endpoint(api_base: str) -> str:
+    base = api_base.rstrip("/")
+    return base if base.endswith("/chat/completions") else f"{base}/chat/completions"
+
+
+def _where(api_base: str) -> str:
+    parts = urlsplit(api_base)
+    return parts.netloc or api_base
+
+
+def _server_message(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return " ".join(text.split())[:300]
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        return " ".join(str(err.get("message", "")).split())[:300]
+    if isinstance(err, str):
+        return err[:300]
+    return " ".join(text.split())[:300]
+
+
+def _retry_after(raw: str | None) -> float | None:
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None
+
+
+class _Unreachable(Exception):
+    """The server could not be reached (refused, unknown host, TLS): the cause, for one line."""
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, str | None, bytes]:
+    """One HTTP POST: status, its Retry-After header and the body (raises TimeoutError, _Unreachable)."""
+    parts = urlsplit(url)
+    conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    kwargs: dict[str, Any] = {"timeout": timeout}
+    if parts.scheme == "https":
+        kwargs["context"] = ssl.create_default_context()
+    conn = conn_cls(parts.hostname or "", parts.port, **kwargs)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    try:
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+        except ConnectionRefusedError as exc:
+            raise _Unreachable("connection refused") from exc
+        except socket.gaierror as exc:
+            raise _Unreachable("unknown host") from exc
+        except ssl.SSLError as exc:
+            raise _Unreachable(f"TLS: {exc.reason or exc}") from exc
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("retry-after"), resp.read()
+    finally:
+        conn.close()
+
+
+def http_error(status: int, message: str, model: str, api_base: str, retry_after: float | None = None) -> LLMError:
+    """An HTTP error answer of the server as our error, with its cause named."""
+    where = _where(api_base)
+    if status in _TRANSIENT_STATUS:
+        return LLMTransientError(f"{model}: HTTP {status} from {where}: {message}", retry_after=retry_after,
+                                 status=status)
+    if status in (401, 403):
+        return LLMFatalError(f"{model}: the server at {where} refused the credentials (HTTP {status}): {message}; "
+                             "set OPENAI_API_KEY to the key it expects", status=status)
+    if status == 404:
+        return LLMFatalError(f"{model}: not found at {where} (HTTP 404): {message}; check the model name "
+                             f"({model[len(PREFIX):]}) and that api_base ends in /v1", status=status)
+    return LLMFatalError(f"{model}: HTTP {status} from {where}: {message}", status=status)
+
+
+class OpenAICompatBackend:
+    """``openai/NAME`` models on an OpenAI-compatible server (``api_base``), over plain HTTP."""
+
+    async def request(self, req: ModelRequest) -> ModelResponse:
+        check_allowed(req.model)
+        api_base = req.api_base or ""
+        body = json.dumps({"model": req.model[len(PREFIX):], "messages": req.messages,
+                           **req.generation_options()}).encode()
+        key = os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                   "Accept": "application/json"}
+        where = _where(api_base)
+        try:
+            status, retry_after, raw = await asyncio.to_thread(_post, _endpoint(api_base), body, headers,
+                                                               req.timeout)
+        except TimeoutError as exc:
+            raise LLMTransientError(f"{req.model}: no answer from {where} within {req.timeout:g} s") from exc
+        except _Unreachable as exc:
+            raise LLMFatalError(f"{req.model}: cannot connect to {where} ({exc}); is the server running, and is "
+                                "api_base right?") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise LLMTransientError(f"{req.model}: {type(exc).__name__} talking to {where}: {exc}") from exc
+        if status >= 400:
+            raise http_error(status, _server_message(raw), req.model, api_base, _retry_after(retry_after))
+        try:
+            data = json.loads(raw)
+            choice = data["choices"][0]
+            msg = choice["message"]
+            calls = [ToolCall(id=tc.get("id") or "", name=tc["function"]["name"],
+                              arguments=_decode_args(tc["function"].get("arguments")))
+                     for tc in (msg.get("tool_calls") or [])]
+            usage = data.get("usage") or {}
+            details = usage.get("prompt_tokens_details") or {}
+            cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
+            return ModelResponse(
+                text=msg.get("content") or "", tool_calls=calls,
+                input_tokens=_count(usage.get("prompt_tokens")), output_tokens=_count(usage.get("completion_tokens")),
+                cached_input_tokens=cached if cached is not None else _count(usage.get("cache_read_input_tokens")),
+                cache_write_tokens=_count(usage.get("cache_creation_input_tokens")),
+                model=data.get("model"), finish_reason=choice.get("finish_reason"),
+            )
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise LLMTransientError(f"{req.model}: malformed response from {_where(api_base)}: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+
+    def price(self, model: str) -> Price | None:
+        return _price(model_info(model))
+
+    def profile(self, model: str) -> ModelProfile:
+        """From litellm's model map, as :meth:`LiteLLMBackend.profile` reads it through litellm."""
+        info = model_info(model)
+        return ModelProfile(
+            structured_output="json_schema" if info.get("supports_response_schema") else "json_object",
+            uses_api_base=True,
+            pricing="metered" if _price(info) is not None else "unknown",
+            planner_style="hosted",
+            context_tokens=_positive(info.get("max_input_tokens")),
+            max_output_tokens=_positive(info.get("max_output_tokens")),
+            source="litellm" if info else "default",
+        )
+
+
+def _decode_args(raw: Any) -> dict[str, Any] | str:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        val = json.loads(raw or "{}")
+    except (TypeError, json.JSONDecodeError):
+        return str(raw)
+    return val if isinstance(val, dict) else str(raw)
+
+
+__all__ = ["PLACEHOLDER_KEY", "OpenAICompatBackend", "http_error", "model_info"]

@@ -1,0 +1,205 @@
+"""Prompt caching counted: what agentcli and a ReAct loop are billed once providers' caches apply.
+
+Every request of the calls suite (:mod:`bench.calls`: the same 6 scripted tasks, the same fake
+model, both agents) and of two real transcripts (a capable model's recorded answers served in
+order, ``tests/fixtures/transcripts/t1``, re-planned twice, and ``tests/fixtures/strong-model-t1``)
+is kept in the order it was sent, and priced three ways:
+
+* **uncached**: every input token at the full price;
+* **OpenAI**: the prefix a request shares with any earlier one (at least 1,024 tokens, counted in
+  128-token steps: :mod:`agentcli.models.cache`) at 50%;
+* **Anthropic**: that prefix read at 10%, and the part of a request that a *later* request reuses
+  (a breakpoint placed where reuse happens) written at 125%; the rest at 100%.
+
+Costs are in input-token units (1 = one full-price input token), the same for both agents; output
+tokens are not compared. Within one agent, requests share a cache across tasks, as runs in one
+workspace do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentcli.config import Settings
+from agentcli.engine.runner import ReplanContext
+from agentcli.models.cache import cacheable, request_tokens, shared_prefix
+from agentcli.models.client import LLMClient
+from agentcli.models.fakes import FunctionModel, ScriptedModel
+from agentcli.models.types import CallRecord, ModelRequest
+from agentcli.planning.plan import Plan
+from agentcli.planning.planner import make_plan
+from agentcli.record.reader import RunRecord
+from agentcli.tools import builtin_tools
+from bench import calls, kit, suite
+from bench.context import ROOT, Context
+from bench.report import Row, SectionResult
+from bench.stats import Summary
+
+SECTION = "cache"
+FIXTURES = ROOT / "tests" / "fixtures"
+#: Targets of the cost issue: at Anthropic's cache prices agentcli at least 2x cheaper than the
+#: ReAct loop, at least 3x fewer uncached input tokens, and 60% of a real run's input cacheable.
+TARGET_ANTHROPIC = 2.0
+TARGET_UNCACHED = 3.0
+TARGET_SHARE = 0.6
+
+
+@dataclass
+class Bill:
+    """One agent's requests, priced with and without prompt caching."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    cacheable: int = 0
+    written: int = 0
+
+    @property
+    def uncached(self) -> int:
+        return self.input_tokens - self.cacheable
+
+    @property
+    def share(self) -> float:
+        return self.cacheable / self.input_tokens if self.input_tokens else 0.0
+
+    @property
+    def openai(self) -> float:
+        return self.uncached + 0.5 * self.cacheable
+
+    @property
+    def anthropic(self) -> float:
+        return 0.1 * self.cacheable + 1.25 * self.written + (self.uncached - self.written)
+
+
+def bill(requests: list[ModelRequest]) -> Bill:
+    """Price ``requests`` (in the order sent) under the prefix rule (see the module docstring)."""
+    seqs = [request_tokens(r.messages, r.model, tools=r.tools, response_format=r.response_format)
+            for r in requests]
+    b = Bill(requests=len(seqs))
+    for i, seq in enumerate(seqs):
+        before = cacheable(max((shared_prefix(o, seq) for o in seqs[:i]), default=0))
+        later = cacheable(max((shared_prefix(o, seq) for o in seqs[i + 1:]), default=0))
+        b.input_tokens += len(seq)
+        b.cacheable += before
+        b.written += max(0, later - before)
+    return b
+
+
+async def _agentcli_requests(tasks: list[suite.Task], base: Path) -> list[ModelRequest]:
+    ws = suite.make_workspace(base / "ws")
+    config = kit.bench_config()
+    settings = Settings(config=config, workspace=ws)
+    registry = kit.make_registry(ws, config, builtin_tools(config.tools))
+    out: list[ModelRequest] = []
+    for task in tasks:
+        deps = kit.make_deps(base / "runs", config, registry, FunctionModel(calls.answer))
+        client = deps.client
+
+        async def planner(text: str, ctx: ReplanContext | None, client: LLMClient = client) -> Plan:
+            return await make_plan(text, settings=settings, registry=registry, client=client, save=False)
+
+        deps.planner = planner
+        try:
+            await kit.timed_run(task.text, deps)
+        finally:
+            kit.close_deps(deps)
+        out += [r.request for r in RunRecord.read(deps.events.path).call_records() if r.response is not None]
+    return out
+
+
+async def _react_requests(tasks: list[suite.Task], base: Path) -> list[ModelRequest]:
+    ws = suite.make_workspace(base / "ws-react")
+    config = kit.bench_config()
+    registry = kit.make_registry(ws, config, builtin_tools(config.tools))
+    seen: list[CallRecord] = []
+    for task in tasks:
+        client = LLMClient(config, backend=FunctionModel(calls.answer), observers=[seen.append])
+        await calls.react(task, client, registry)
+    return [r.request for r in seen if r.response is not None]
+
+
+def _transcript_requests(name: str, answers: list[Any], task: str, base: Path,
+                         workspace: Callable[[Path], None]) -> list[ModelRequest]:
+    """agentcli's requests when a capable model's recorded ``answers`` are served in order, through
+    ``agent run --yes`` as a user runs it."""
+    from typer.testing import CliRunner
+
+    from agentcli.cli.app import app
+    from agentcli.cli.commands.common import State
+
+    ws = base / name
+    workspace(ws)
+    model = ScriptedModel(answers)
+    env = {"AGENT_MODEL": kit.FAKE_MODEL, "AGENT_MEMORY__ENABLED": "false", "AGENT_LLM__BACKOFF_BASE_SECONDS": "0",
+           "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "")}
+    CliRunner().invoke(app, ["--workspace", str(ws), "run", task, "--yes", "--json"],
+                       obj=State(backend=model, environ=env, use_user_config=False))
+    return list(model.requests)
+
+
+def _slugify(ws: Path) -> None:
+    shutil.copytree(FIXTURES / "python-slugify-9.2.0", ws)
+
+
+def _answers(folder: Path) -> list[Any]:
+    out: list[Any] = []
+    for f in sorted(folder.glob("*.resp.json")):
+        out.append(json.loads(f.read_text())["content"])
+    return out
+
+
+def run(ctx: Context) -> SectionResult:
+    res = SectionResult(SECTION)
+    tasks = suite.TASKS[:2] if ctx.smoke else suite.TASKS
+    base = Path(tempfile.mkdtemp(prefix="cache-", dir=ctx.tmp))
+    ours = bill(asyncio.run(_agentcli_requests(tasks, base)))
+    theirs = bill(asyncio.run(_react_requests(tasks, base)))
+    for label, b in (("agentcli", ours), ("ReAct loop", theirs)):
+        res.rows += [
+            Row(SECTION, f"calls suite, {label}: requests / input tokens", text=f"{b.requests} / {b.input_tokens:,}"),
+            Row(SECTION, f"calls suite, {label}: cacheable share (prefix rule)", Summary.of([b.share * 100], "%")),
+            Row(SECTION, f"calls suite, {label}: uncached input tokens", text=f"{b.uncached:,}"),
+            Row(SECTION, f"calls suite, {label}: billed at OpenAI cache prices (50%)", text=f"{b.openai:,.0f}"),
+            Row(SECTION, f"calls suite, {label}: billed at Anthropic cache prices (10% read, 125% write)",
+                text=f"{b.anthropic:,.0f}"),
+        ]
+    ratio_a = theirs.anthropic / ours.anthropic
+    ratio_u = theirs.uncached / max(ours.uncached, 1)
+    res.rows += [
+        Row(SECTION, "ratio ReAct / agentcli, billed at OpenAI cache prices",
+            Summary.of([theirs.openai / ours.openai], "x")),
+        Row(SECTION, "ratio ReAct / agentcli, billed at Anthropic cache prices", Summary.of([ratio_a], "x"),
+            target=f"≥ {TARGET_ANTHROPIC:g}x", met=ratio_a >= TARGET_ANTHROPIC),
+        Row(SECTION, "ratio ReAct / agentcli, uncached input tokens", Summary.of([ratio_u], "x"),
+            target=f"≥ {TARGET_UNCACHED:g}x", met=ratio_u >= TARGET_UNCACHED),
+    ]
+    if not ctx.smoke:
+        t1 = _answers(FIXTURES / "transcripts" / "t1")
+        head = _answers(FIXTURES / "strong-model-t1")
+        task = "add a --verbose flag to slugify's CLI in slugify/__main__.py and a test for it"
+        for name, answers in (("t1 (re-planned twice)", t1), ("strong-model-t1 (first plan)", head)):
+            slug = name.split()[0]
+            b = bill(_transcript_requests(slug, answers, task, base, _slugify))
+            res.rows += [
+                Row(SECTION, f"transcript {name}: requests / input tokens", text=f"{b.requests} / {b.input_tokens:,}"),
+                Row(SECTION, f"transcript {name}: cacheable share", Summary.of([b.share * 100], "%"),
+                    target=f"≥ {TARGET_SHARE:.0%}", met=b.share >= TARGET_SHARE),
+                Row(SECTION, f"transcript {name}: billed at OpenAI / Anthropic cache prices",
+                    text=f"{b.openai:,.0f} / {b.anthropic:,.0f} (uncached {b.input_tokens:,})"),
+            ]
+    res.notes += [
+        "Costs in input-token units (1 = one input token at the full price); see the section's module docstring "
+        "(bench/cache.py) for the rules. Deterministic counts: no spread.",
+        f"Calls suite: {len(tasks)} tasks; agentcli {ours.requests} requests, ReAct {theirs.requests}. Before the "
+        "request layout for caching (0810ea0) the same suite measured agentcli 14 requests, 40,329 input tokens, "
+        "41% cacheable, 32,009 at OpenAI and 25,353 at Anthropic read prices (no write premium counted); ReAct 28, "
+        "57,312, 87%, 32,352 and 12,384.",
+    ]
+    return res

@@ -1,0 +1,117 @@
+"""A hosted run's fixed cost: CPU time and peak memory of `agent run --yes` with one model-planned
+read step, against an OpenAI-compatible server on loopback (the planner's call and the reviewer's).
+
+Three ways, each in fresh processes, interleaved: ``llm.transport = "auto"`` (plain HTTP, no
+litellm import: :mod:`agentcli.models.openai_http`), ``llm.transport = "litellm"`` (what every
+run did before, the baseline), and, for scale, the same kind of run given its plan
+(`--plan FILE`) on the embedded model, which makes no model call. CPU is user + system time of
+the process (``os.wait4``), memory its peak RSS.
+
+Options weighed for the hosted hot path (measured here or in the cold-import section):
+importing only part of litellm is not possible (its package ``__init__`` imports every provider);
+overlapping litellm's import with the work before the first call saves wall time, not CPU or
+memory; the OpenAI SDK alone costs ~1 s CPU to import; a warm session process helps only a
+conversation. Plain HTTP for the one protocol an OpenAI-compatible server speaks, with litellm's
+price map read as data, removes the import entirely.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+from bench.context import Context
+from bench.report import Row, SectionResult
+from bench.stats import Summary
+
+SECTION = "hosted run"
+TARGET_CPU_S = 1.0
+TARGET_RSS_MIB = 120.0
+
+_PLAN = {"steps": {"s1": {"call": {"tool": "read_file", "args": {"path": "a.txt"}}, "depends_on": [],
+                          "title": "read a.txt"}}}
+_VERDICT = {"outcome": "complete", "answer": "hello", "reason": ""}
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        name = ((body.get("response_format") or {}).get("json_schema") or {}).get("name", "")
+        content = json.dumps(_VERDICT if name == "Review" else _PLAN)
+        out = json.dumps({"id": "x", "object": "chat.completion", "created": 1, "model": body.get("model"),
+                          "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                       "finish_reason": "stop"}],
+                          "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+
+def _measure(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """CPU seconds (user + system) and peak RSS in MiB of one process."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd[-4:])} failed: {err.strip().splitlines()[-1:] or status}")
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def run(ctx: Context) -> SectionResult:
+    res = SectionResult(SECTION)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api_base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    ws = ctx.tmp / "hosted-ws"
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "a.txt").write_text("hello\n")
+    subprocess.run(["git", "init", "-q", str(ws)], check=True)
+    plan = {"schema_version": "1", "id": "hosted", "task": "read a.txt", "created_at": "2026-12-01T00:00:00Z",
+            "model": "local/smollm2", "steps": [{"id": "s1", "title": "read a.txt", "kind": "tool",
+                                                 "tool": "read_file", "args": {"path": "a.txt"}, "risk": "read"}]}
+    (ws / "plan.json").write_text(json.dumps(plan))
+    base_env = ctx.env(AGENT_MEMORY__ENABLED="false", AGENT_PLANNER__SURVEY_CALLS="0", AGENT_ALLOW_MODEL_REQUESTS="1",
+                       OPENAI_API_KEY="sk-bench-0000")
+    agent = str(ctx.agent)
+    hosted = [agent, "--model", "openai/gpt-4o-mini", "--api-base", api_base, "run", "--yes", "read a.txt"]
+    ways = {
+        "plain HTTP (llm.transport = auto)": (hosted, {"AGENT_LLM__TRANSPORT": "auto"}),
+        "through litellm (llm.transport = litellm, before)": (hosted, {"AGENT_LLM__TRANSPORT": "litellm"}),
+        "embedded model, plan given (no model call)": ([agent, "run", "--plan", "plan.json", "--yes"], {}),
+    }
+    reps = 1 if ctx.smoke else 5
+    cpu: dict[str, list[float]] = {k: [] for k in ways}
+    rss: dict[str, list[float]] = {k: [] for k in ways}
+    try:
+        for _ in range(reps):
+            for label, (cmd, extra) in ways.items():
+                c, m = _measure(cmd, ws, {**base_env, **extra})
+                cpu[label].append(c)
+                rss[label].append(m)
+    finally:
+        server.shutdown()
+    for label in ways:
+        auto = label.startswith("plain")
+        res.rows.append(Row(SECTION, f"CPU of a one-step run, {label}", Summary.of(cpu[label], "s"),
+                            target=f"≤ {TARGET_CPU_S:g} s" if auto else "",
+                            met=Summary.of(cpu[label], "s").median <= TARGET_CPU_S if auto else None))
+        res.rows.append(Row(SECTION, f"peak RSS of a one-step run, {label}", Summary.of(rss[label], "MiB"),
+                            target=f"≤ {TARGET_RSS_MIB:g} MiB" if auto else "",
+                            met=Summary.of(rss[label], "MiB").median <= TARGET_RSS_MIB if auto else None))
+    before = Summary.of(cpu["through litellm (llm.transport = litellm, before)"], "s").median
+    after = Summary.of(cpu["plain HTTP (llm.transport = auto)"], "s").median
+    res.rows.append(Row(SECTION, "ratio CPU litellm / plain HTTP", Summary.of([before / after], "x")))
+    res.notes.append(f"{reps} fresh processes each, interleaved; memory and the survey off; the server answers "
+                     "at once, so the figures are agentcli's own cost (start-up, imports, planning, the tool "
+                     "call, records). See the module docstring (bench/hosted.py) for the options weighed.")
+    return res
