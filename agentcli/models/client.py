@@ -152,6 +152,9 @@ class LLMClient:
         #: for (None: no limit); a call's output limit is never sized past it.
         self.headroom: Callable[[str, int, Price | None, int], int | None] | None = headroom
         self.observers: list[Callable[[CallRecord], None]] = list(observers)
+        #: Told before each request is sent (its model, role, step): what a live display shows
+        #: while the call is in flight; the observers hear of it when it is answered.
+        self.on_send: list[Callable[[PreCall], None]] = []
         self.totals = RunTotals()
         #: The run's requests per model, for what a provider's prefix cache could serve of the next.
         self.prefix_cache = PrefixCache()
@@ -418,9 +421,11 @@ class LLMClient:
                 # Sized within what the budget can still pay for, rather than refused by the guard.
                 req.max_tokens = self._affordable(model, estimate, req.max_tokens, cacheable)
             for retry in range(cfg.max_retries + 1):
+                pre = PreCall(model, estimate, req.max_tokens, price, role, step_id, cached_tokens_estimate=cacheable)
                 if self.guard is not None:
-                    self.guard(PreCall(model, estimate, req.max_tokens, price, role, step_id,
-                                       cached_tokens_estimate=cacheable))
+                    self.guard(pre)
+                for notify in self.on_send:
+                    notify(pre)
                 attempts += 1
                 t0 = time.perf_counter()
                 try:
