@@ -28,7 +28,6 @@ from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
-from rich.spinner import Spinner
 from rich.text import Text
 
 if TYPE_CHECKING:
@@ -43,6 +42,7 @@ T = TypeVar("T")
 #: The documented exit code of an interrupted command (``ExitCode.INTERRUPTED``).
 INTERRUPTED_EXIT = 130
 
+_HINT = "  (Ctrl-C to stop)"
 _PHASES = {"PLANNING": "planning", "REVIEWING": "reviewing", "REPLANNING": "replanning",
            "VERIFYING": "verifying", "EXECUTING": "running"}
 
@@ -63,7 +63,7 @@ class RunStatus:
         self._live: Live | None = None
         self._paused = 0
         self._closed = False
-        self._spinner = Spinner("dots", style="cyan")
+        self._frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"  # rich's "dots" spinner
 
     # -- drawing
 
@@ -83,14 +83,18 @@ class RunStatus:
                 parts.append(f"waiting for {model} {time.monotonic() - since:.1f}s")
         text = Text(phase, style="bold")
         text.append(" · " + " · ".join(parts))
-        text.append("  (Ctrl-C to stop)", style="dim")
-        text.no_wrap = True
-        text.overflow = "ellipsis"
         return text
 
-    def __rich__(self) -> Spinner:
-        self._spinner.update(text=self.line())
-        return self._spinner
+    def __rich__(self) -> Text:
+        frames = self._frames
+        text = Text(frames[int((time.monotonic() - self.started) * 12.5) % len(frames)] + " ", style="cyan")
+        text.append_text(self.line())
+        if len(text) + len(_HINT) < self.console.width:  # the hint only where it fits whole
+            text.append(_HINT, style="dim")
+        # One line, never wrapped (a wrapped line is not erased whole), short of the last column.
+        text.no_wrap = True
+        text.truncate(max(10, self.console.width - 1), overflow="ellipsis")
+        return text
 
     # -- showing
 
@@ -98,23 +102,25 @@ class RunStatus:
         """Put the line on the screen (at once: the first thing a user sees)."""
         if not self.enabled:
             return
+        from rich.live import Live
+
         with self._lock:
             if self._live is not None or self._paused or self._closed:
                 return
-            from rich.live import Live
-
-            self._live = Live(self, console=self.console, transient=True, refresh_per_second=4,
-                              redirect_stdout=False, redirect_stderr=False)
-            self._live.start(refresh=True)
+            live = self._live = Live(self, console=self.console, transient=True, refresh_per_second=4,
+                                     redirect_stdout=False, redirect_stderr=False)
+        # Outside our lock: Live's refresh thread takes its own lock, then ours (to read the line).
+        live.start(refresh=True)
 
     def stop(self) -> None:
         """Take the line off the screen for good (before the result is printed)."""
         with self._lock:
             self._closed = True
-            self._hide()
+        self._hide()
 
     def _hide(self) -> None:
-        live, self._live = self._live, None
+        with self._lock:
+            live, self._live = self._live, None
         if live is not None:
             with suppress(Exception):  # the terminal went away: nothing left to erase
                 live.stop()
@@ -124,7 +130,7 @@ class RunStatus:
         """Off the screen while a question is asked, back after the answer."""
         with self._lock:
             self._paused += 1
-            self._hide()
+        self._hide()
         try:
             yield
         finally:

@@ -147,7 +147,7 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False) -> None:
     answer when ``quiet``."""
     from agentcli.cli.tables import Col, quick_fitted_table, short_cost
 
-    if not quiet:
+    if not quiet and out.steps:  # stopped before any step (while planning): no empty table
         cols = [Col("step", flex=True), Col("status"), *(Col(n, justify="right") for n in
                                                          ("attempts", "tokens", "est. cost", "cost", "time"))]
         rows = [[f"{s['id']} {s['tool'] or 'llm'}", s["status"], str(s["attempts"]),
