@@ -72,7 +72,8 @@ def run(ctx: Context) -> SectionResult:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     api_base = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    env = ctx.env(AGENT_MEMORY__ENABLED="false", AGENT_PLANNER__SURVEY_CALLS="0", AGENT_ALLOW_MODEL_REQUESTS="1")
+    env = ctx.env(AGENT_MEMORY__ENABLED="false", AGENT_PLANNER__SURVEY_CALLS="0", AGENT_ALLOW_MODEL_REQUESTS="1",
+                  OPENAI_API_KEY="sk-bench-0000")
     agent = str(ctx.agent)
     reps = 1 if ctx.smoke else 5
     times: dict[str, list[float]] = {}
@@ -83,7 +84,7 @@ def run(ctx: Context) -> SectionResult:
                 ws.mkdir(parents=True, exist_ok=True)
                 (ws / "a.txt").write_text("hello\n")
                 _asked.clear()
-                cmd = [agent, "--model", "openai/bench", "--api-base", api_base, "run", "--yes", "read a.txt"]
+                cmd = [agent, "--model", "openai/gpt-4o-mini", "--api-base", api_base, "run", "--yes", "read a.txt"]
                 label = f"model call in flight, {'second Ctrl-C at once' if twice else 'one Ctrl-C'}"
                 times.setdefault(label, []).append(_exit_after_sigint(cmd, ws, env, _asked.is_set, twice))
                 if not twice and not _recorded(ws, '"reason":"interrupted"'):

@@ -15,7 +15,8 @@ them, at one choke point:
   :class:`~agentcli.errors.OutputTruncated` when that is cut too;
 * one JSON log record per request (:mod:`agentcli.models.calllog`), running totals per
   run, and ``observers`` that receive the full request and response (the run's
-  event log and replay use them).
+  event log and replay use them); ``on_send`` hears of each request as it is sent (a live
+  display's "waiting for the model").
 
 Loading this module never loads litellm: only :mod:`agentcli.models.litellm` touches it, lazily, on the
 first real call.
