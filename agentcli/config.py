@@ -78,7 +78,9 @@ class LLMConfig(_Section):
 class BudgetConfig(_Section):
     """Hard limits on every run. All finite by default: no run is unbounded."""
 
-    max_steps: int = Field(20, gt=0, description="Plan steps executed per run (retries not counted).")
+    # Bounded: the hosted planner's schema has a slot per step (an unbounded value once grew one
+    # process to 23 GB); agentcli.cli.commands.common.MAX_STEPS is the same number.
+    max_steps: int = Field(20, gt=0, le=1000, description="Plan steps executed per run (retries not counted).")
     max_cost_usd: float = Field(1.0, ge=0, description="Total model spend per run, in USD.")
     max_tokens: int = Field(200_000, gt=0, description="Total input+output tokens per run.")
     max_seconds: float = Field(900.0, gt=0, description="Wall time per run.")
@@ -253,9 +255,9 @@ class MemoryConfig(_Section):
         "so re-adding unchanged files is a stat each and leaves the store untouched; false: every "
         "`agent memory add` reads and hashes each file and asks the store."
     )
-    episodic_k: int = Field(3, ge=0, description="Episodes recalled per query.")
+    episodic_k: int = Field(3, ge=0, le=1000, description="Episodes recalled per query.")
     episodic_threshold: float = Field(0.75, ge=0, le=1, description="Minimum score of a recalled episode.")
-    semantic_k: int = Field(5, ge=0, description="Knowledge chunks recalled per query.")
+    semantic_k: int = Field(5, ge=0, le=1000, description="Knowledge chunks recalled per query.")
     semantic_threshold: float = Field(0.70, ge=0, le=1, description="Minimum score of a recalled chunk.")
     past_plans: int = Field(
         3, ge=0, le=10, description="Plans of past completed runs of similar tasks that compete with the "

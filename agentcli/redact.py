@@ -26,6 +26,7 @@ Child processes never see secrets at all: their environment is built from an all
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -73,32 +74,53 @@ def _p(name: str, triggers: tuple[str, ...], rx: str, flags: int = 0, gate: str 
 
 
 _WORD = "[A-Za-z0-9_-]"
+# Text embedded in JSON (a tool's output inside a prompt, a request in a record) has its newlines
+# and tabs as two characters, ``\n``: a token at the start of a line then follows an ``n``, a word
+# character. A prefix is a token's start when the character before it is not a word character, or
+# when it ends such an escape (``\n``, ``\r``, ``\t``, ``\u2028``). Text is masked before it is
+# embedded anywhere (:func:`agentcli.tools.registry.ToolRegistry.call` masks every tool result);
+# this keeps the patterns right on escaped text too, as defence in depth.
+
+
+def _starts(prefix: str, before: str = _WORD) -> str:
+    """``prefix`` (a literal or a class, one character), where a token may start: not right after
+    a ``before`` character, unless that character ends a JSON escape."""
+    return rf"{prefix}(?:(?<!{before}{prefix})|(?<=\\[nrtfb]{prefix})|(?<=\\u[0-9A-Fa-f]{{4}}{prefix}))"
+
+
 TOKEN_PATTERNS: tuple[TokenPattern, ...] = (
     # OpenAI (sk-, sk-proj-, sk-svcacct-) and Anthropic (sk-ant-api03-...): at least one digit, so a
     # long kebab-case word after "sk-" is not a key.
-    _p("openai/anthropic key", ("sk-",), rf"sk-(?<!{_WORD}sk-)(?={_WORD}*[0-9]){_WORD}{{20,}}"),
+    _p("openai/anthropic key", ("sk-",), _starts("s") + rf"k-(?={_WORD}*[0-9]){_WORD}{{20,}}"),
     _p("github token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-       rf"g(?<!{_WORD}g)(?:h[pousr]_[A-Za-z0-9]{{36,}}|ithub_pat_[A-Za-z0-9_]{{22,}})"),
-    _p("aws access key id", ("AKIA", "ASIA"), r"A(?<![A-Z0-9]A)(?:KIA|SIA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+       _starts("g") + r"(?:h[pousr]_[A-Za-z0-9]{36,}|ithub_pat_[A-Za-z0-9_]{22,})"),
+    _p("aws access key id", ("AKIA", "ASIA"), _starts("A", "[A-Z0-9]") + r"(?:KIA|SIA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
     # The secret access key has no prefix: only when it is labelled (env, ini, the AWS CLI's JSON).
     _p("aws secret access key", ("ecret_access_key", "ECRET_ACCESS_KEY", "ecretAccessKey"),
-       r"(?:[Ss]ecret_access_key|SECRET_ACCESS_KEY|[Ss]ecretAccessKey)[\"']?\s*[:=]\s*[\"']?"
+       r"(?:[Ss]ecret_access_key|SECRET_ACCESS_KEY|[Ss]ecretAccessKey)(?:\\?[\"'])?\s*[:=]\s*(?:\\?[\"'])?"
        r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"),
-    _p("slack token", ("xox",), rf"xox(?<!{_WORD}xox)[abprs]-[A-Za-z0-9-]{{10,}}"),
-    _p("google api key", ("AIza",), rf"AIza(?<!{_WORD}AIza)[0-9A-Za-z_-]{{35}}"),
-    _p("stripe key", ("_live_", "_test_"), rf"[sr]k(?<!{_WORD}[sr]k)_(?:live|test)_[0-9A-Za-z]{{16,}}"),
-    _p("jwt", ("eyJ",), rf"eyJ(?<!{_WORD}eyJ)[A-Za-z0-9_-]{{8,}}\.eyJ[A-Za-z0-9_-]{{8,}}\.[A-Za-z0-9_-]*"),
-    # A whole private key block; a block cut short (a truncated output) is masked to its end.
+    _p("slack token", ("xox",), _starts("x") + r"ox[abprs]-[A-Za-z0-9-]{10,}"),
+    _p("google api key", ("AIza",), _starts("A") + r"Iza[0-9A-Za-z_-]{35}"),
+    _p("stripe key", ("_live_", "_test_"), _starts("[sr]") + r"k_(?:live|test)_[0-9A-Za-z]{16,}"),
+    _p("jwt", ("eyJ",), _starts("e") + r"yJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+    # A whole private key block; a block cut short (a truncated output) is masked to its end (or,
+    # in JSON text, to the end of its string).
     _p("private key", ("PRIVATE KEY",),
        r"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----.*?"
-       r"(?:-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|\Z)", re.S),
+       r"(?:-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|(?=(?<!\\)\")|\Z)", re.S),
     # An Authorization header's credentials, whatever the scheme; a bare bearer token only when it
     # is long and has a digit ("Bearer tokens are ..." is prose). ``$TOKEN`` and ``{token}`` are
     # not values: the class has no ``$``, ``{`` or ``<``.
     _p("authorization header", ("uthorization", "UTHORIZATION"),
-       r"[Aa](?i:uthorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|bot)\s+)([A-Za-z0-9._~+/-]{8,}=*)"),
+       r"[Aa](?i:uthorization(?:\\?[\"'])?\s*[:=]\s*(?:\\?[\"'])?(?:bearer|basic|token|bot)\s+)([A-Za-z0-9._~+/-]{8,}=*)"),
     _p("bearer token", ("earer", "EARER"),
-       r"[Bb](?<![A-Za-z0-9_][Bb])(?i:earer\s+)((?=[A-Za-z0-9._~+/-]*[0-9])[A-Za-z0-9._~+/-]{20,}=*)"),
+       _starts("[Bb]", "[A-Za-z0-9_]") + r"(?i:earer\s+)((?=[A-Za-z0-9._~+/-]*[0-9])[A-Za-z0-9._~+/-]{20,}=*)"),
+    # A value assigned to a variable named like a credential at the start of a line (``.env``
+    # files, shell exports): ``NAME=value`` with no space around ``=``, 8+ characters up to the
+    # end of the word. A reference or a call is not a value (no ``$``, braces or brackets).
+    _p("credential assignment", ("KEY", "TOKEN", "SECRET", "PASSW", "CREDENTIAL"),
+       r"(?:^|(?<=\\[nrt])|(?<=\"))(?:export[ \t]+)?[A-Z][A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSW(?:OR)?D|CREDENTIALS?)"
+       r"[A-Z0-9_]*=(?:\\?[\"'])?([^\s\"'`$\\{}<>()\[\];,]{8,})(?=(?:\\?[\"'])?(?:[ \t\"]|$|\\[nrt]))", re.M, gate="="),
     # user:password@ in a URL: the password only. Placeholders of documentation are not passwords.
     _p("url password", ("://",),
        r"://[^\s/:@{}$<>\"'`]+:(?!(?:password|passwd|pass|pwd|token|secret|x+|\*+)@)([^\s/@{}$<>\"'`]+)@",
@@ -194,13 +216,17 @@ class Redactor:
     """Removes credentials from nested JSON-like data. Snapshot of the secrets at creation."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._values = secret_values(environ)
+        values = secret_values(environ)
+        # A value as it appears inside JSON text too (a quote or a backslash in it escaped), when
+        # that differs: text embedded in a request or a record is masked either way.
+        escaped = {e for v in values if (e := json.dumps(v, ensure_ascii=False)[1:-1]) != v}
+        self._values = sorted({*values, *escaped}, key=len, reverse=True)
 
     def text(self, s: str) -> str:
         for v in self._values:
             if v in s:
                 s = s.replace(v, REDACTED)
-        return mask_tokens(s)
+        return mask_tokens(s) if might_hold_token(s) else s
 
     def strings(self, data: Any) -> Any:
         """``data`` with every string masked and every key kept (what is sent to a model: the

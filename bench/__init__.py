@@ -15,4 +15,7 @@ Sections (``--only`` takes a comma list of these names):
 ``--smoke`` runs all of them at tiny sizes; ``--no-write`` leaves ``bench/RESULTS.md`` alone.
 Peers come from the optional ``bench`` extra (``pip install -e '.[bench]'``) and are skipped
 when not installed.
+
+Apart from these sections, ``python -m bench.swe`` is the SWE-style benchmark: real bugs of
+published projects graded by hidden tests (:mod:`bench.swe`, ``bench/swe/README.md``).
 """

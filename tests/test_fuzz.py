@@ -458,3 +458,77 @@ def test_corpus_in_a_real_subprocess(lab: Lab) -> None:
         assert p.returncode == code, (name, p.stderr)
         assert p.stderr.startswith("error: ") and len(p.stderr.strip().splitlines()) == 1, (name, p.stderr)
         assert "internal error" not in p.stderr
+
+
+# ----------------------------------------------------------------------------- numeric options
+
+def _numeric_options() -> list[tuple[list[str], str, bool, bool]]:
+    """``(command path, option, is_float, takes an argument)`` for every int or float option."""
+    import typer.main
+
+    out: list[tuple[list[str], str, bool, bool]] = []
+
+    def walk(cmd: Any, path: list[str]) -> None:
+        for name, sub in (getattr(cmd, "commands", None) or {}).items():
+            walk(sub, [*path, name])
+        needs_arg = any(p.param_type_name == "argument" and p.required for p in cmd.params)
+        for p in cmd.params:
+            kind = getattr(getattr(p, "type_descriptor", None), "annotation", None)
+            if p.param_type_name == "option" and kind in (int, float):
+                out.append((path, max(p.opts, key=len), kind is float, needs_arg))
+
+    walk(typer.main.get_command(app), [])
+    return out
+
+
+NUMERIC = _numeric_options()
+
+
+def _limited(limit_bytes: int) -> Callable[[], None]:
+    def set_limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    return set_limit
+
+
+def test_every_numeric_option_has_a_range() -> None:
+    # One command's process once grew to 23 GB on a huge --max-steps (the planner's schema had a
+    # slot per step): every int or float option is checked against a range before anything runs.
+    assert len(NUMERIC) >= 9, NUMERIC
+    from agentcli.cli.commands import common
+
+    assert common.MAX_STEPS == 1000  # budget.max_steps's bound in the config (le=1000)
+
+
+@pytest.mark.parametrize("key", ["AGENT_BUDGET__MAX_STEPS", "AGENT_MEMORY__SEMANTIC_K", "AGENT_MEMORY__EPISODIC_K"])
+def test_a_huge_config_value_that_sizes_something_is_refused(lab: Lab, key: str) -> None:
+    # The same values from the environment (or a config file): refused by the config, one line.
+    r = lab.invoke(["memory", "search", "readme"] if "MEMORY" in key else ["run", "x", "--yes"],
+                   env={key: "99999999999"})
+    assert r.exit_code == 2 and r.stderr.startswith(f"error: environment variable {key}: "), r.output
+    assert "less than or equal to 1000" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("path", "opt", "is_float", "needs_arg"), NUMERIC,
+                         ids=[" ".join([*p, o]) for p, o, _f, _a in NUMERIC])
+def test_a_huge_numeric_option_is_refused_in_one_line_under_a_memory_limit(
+        lab: Lab, path: list[str], opt: str, is_float: bool, needs_arg: bool) -> None:
+    # The huge value in a real process, its address space capped at 1.5 GB: an option that reached
+    # code sizing something by it would die (MemoryError, or the kernel) instead of exiting 2.
+    def argv(value: str) -> list[str]:
+        return [*path, opt, value, *(["x"] if needs_arg else [])]
+
+    def refused(code: int, err: str) -> None:
+        err = err.strip()
+        assert code == 2, (path, opt, code, err[-2000:])
+        assert len(err.splitlines()) == 1 and err.startswith(f"error: {opt} must be between "), (path, opt, err)
+
+    huge = "1e308" if is_float else "9223372036854775808"
+    p = subprocess.run([sys.executable, "-m", "agentcli", *argv(huge)], cwd=lab.ws, env={**os.environ, **ENV},
+                       capture_output=True, text=True, timeout=120, preexec_fn=_limited(1_500_000_000))
+    refused(p.returncode, p.stderr)
+    for value in ["-1", "99999999999999999999", *(["nan", "inf", "-inf"] if is_float else [])]:
+        r = lab.invoke(argv(value))
+        refused(r.exit_code, r.stderr)

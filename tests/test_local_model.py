@@ -286,6 +286,19 @@ def test_schema_features_the_converter_mishandles() -> None:
 
 
 @pytest.mark.local_model
+def test_enum_choices_with_quotes_and_backslashes_do_not_break_the_grammar() -> None:
+    # The small planner offers words of the task as enum choices; `symbol"\,` from a task once made
+    # llama.cpp reject the whole grammar, so every plan of such a task failed.
+    class Pick(BaseModel):
+        query: Literal['symbol"\\,', "plain", "a\\b", "ok"]
+        only_bad: Literal['x"y']
+
+    resp = complete([{"role": "user", "content": "Pick one."}], response_format=Pick, max_tokens=60)
+    data = json.loads(resp.text)
+    assert data["query"] in ("plain", "ok") and isinstance(data["only_bad"], str)
+
+
+@pytest.mark.local_model
 def test_same_request_same_answer_whatever_came_before() -> None:
     def ask(messages: list[dict[str, Any]]) -> str:
         return complete(messages, response_format=_plan_format(), max_tokens=200).text

@@ -90,7 +90,7 @@ def test_an_unchanged_readd_is_recognised_by_stat_and_writes_nothing(tmp_path: P
     assert (again["unchanged"], again["inserted"], again["embedded"], again["sources"]) == (8, 0, 0, [])
     assert chunks_version(ws) == version
     body = json.loads(manifest_file(ws).read_text())
-    assert body["schema_version"] == 2 and "docs/topic-3.md" in body["files"]
+    assert body["schema_version"] == 3 and "docs/topic-3.md" in body["files"]
 
     # A real process: the unchanged re-add does not even import LanceDB.
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "agentcli", "memory", "add", ".", "--json"],
@@ -171,7 +171,7 @@ def test_a_corrupt_or_older_manifest_is_rebuilt_never_a_traceback(tmp_path: Path
     res = add(ws)
     assert res["sources"] == ["tool.py"] and res["inserted"] >= 1
     body = json.loads(manifest_file(ws).read_text())
-    assert body["schema_version"] == 2 and set(body["files"]) >= {"tool.py", "docs/topic-0.md"}
+    assert body["schema_version"] == 3 and set(body["files"]) >= {"tool.py", "docs/topic-0.md"}
     manifest_file(ws).unlink()  # missing: the store is asked, nothing rewritten
     version = chunks_version(ws)
     assert add(ws)["unchanged"] == 8 and chunks_version(ws) == version and manifest_file(ws).is_file()

@@ -43,6 +43,10 @@ SAMPLES = {
                                      f"curl -H 'Authorization: Basic {REDACTED}'"),
     "bearer token": ("sent Bearer 0123456789abcdefghijklmnop", f"sent Bearer {REDACTED}"),
     "url password": ("postgres://admin:hunter2x@db.internal/app", f"postgres://admin:{REDACTED}@db.internal/app"),
+    "credential assignment": ("OPENAI_API_KEY=not-a-known-format-1\nDEBUG=1",
+                              f"OPENAI_API_KEY={REDACTED}\nDEBUG=1"),
+    "credential assignment (export, quoted)": ("export DB_PASSWORD='correct horse'x\nexport GH_TOKEN=\"abcdefgh1234\"",
+                                               f"export DB_PASSWORD='correct horse'x\nexport GH_TOKEN=\"{REDACTED}\""),
 }
 # Text of the same neighbourhoods that is not a credential.
 ORDINARY = [
@@ -52,6 +56,8 @@ ORDINARY = [
     "f'{scheme}://{user}:{pw}@{host}'", "git@github.com:org/repo.git", "ssh://git@host/repo",
     "mail a@b.com, see http://x.org", "ASIAN markets", "the eyJ prefix", "-----BEGIN PUBLIC KEY-----\nMIIB",
     "AKIA is the prefix of an access key id", "def ghp_like(): pass",
+    "API_KEY=os.environ.get('API_KEY')", "SECRET_KEY=$SECRET_KEY", "MAX_TOKENS=4096", "TOKEN_PATTERNS=(",
+    "x = API_KEY=abcdefghijkl", "API_KEY = 'spaced-is-code-1234'", "GITHUB_TOKEN=${{ secrets.GITHUB_TOKEN }}",
 ]
 
 
@@ -83,6 +89,22 @@ def test_no_false_positive_on_agentcli_own_source() -> None:
 
 def test_every_pattern_has_a_sample() -> None:
     assert {p.name for p in TOKEN_PATTERNS} == {n.split(" (")[0] for n in SAMPLES}
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_each_format_is_masked_at_the_start_of_a_line_of_json_text(name: str) -> None:
+    # A tool's output embedded in a prompt or a record as JSON: its newlines are "\n", two
+    # characters, and the token after one follows an "n". Masked all the same.
+    text, masked = SAMPLES[name]
+    lines_only = name.startswith("credential assignment")  # a NAME=value line: after a newline only
+    for before in ("first line\n", "a\tb\t", "x\r\n", *(() if lines_only else ("\u2028",))):
+        assert mask_tokens(json.dumps(before + text)) == json.dumps(before + masked)
+
+
+def test_a_secret_value_is_masked_in_json_text_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPLOY_SECRET", 'quote"and\\back-slash-9')
+    text = json.dumps({"output": 'DEPLOY=quote"and\\back-slash-9'})
+    assert Redactor().text(text) == json.dumps({"output": f"DEPLOY={REDACTED}"})
 
 
 def test_the_redactor_masks_formats_in_nested_data_and_keeps_the_shape() -> None:

@@ -44,6 +44,7 @@ from typing import Any, Literal
 from agentcli.config import HookConfig, SandboxConfig
 from agentcli.record.events import EventLog, Hooked
 from agentcli.record.reader import RunRecord
+from agentcli.redact import Redactor
 from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, hook_words, parent_death
 from agentcli.tools.shell import child_env
 
@@ -76,6 +77,13 @@ class HookResult:
     duration_ms: float
     #: Where it ran: the sandbox's description (as run_shell results say).
     sandbox: str = ""
+
+    def __post_init__(self) -> None:
+        # A hook's output and message reach the model (a blocked call's error) and the record:
+        # masked here, as text, before anything embeds them.
+        redact = Redactor()
+        for name in ("stdout", "stderr", "message"):
+            object.__setattr__(self, name, redact.text(getattr(self, name)))
 
     def data(self) -> dict[str, Any]:
         return {"hook": self.index, "event": self.event, "command": self.command, "tool": self.tool,

@@ -60,7 +60,7 @@ from agentcli.memory.types import (
     WriteResult,
 )
 from agentcli.memory.working import WorkingMemory
-from agentcli.redact import Redactor
+from agentcli.redact import REDACTED, Redactor
 from agentcli.untrusted import check_text
 
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ PLANNER_ITEMS = 5
 #: the file, and the next process that opens the memory writes it.
 PENDING_DIR = "memory-pending"
 PENDING_SCHEMA_VERSION = 1
+#: Pending episodes that cannot be written are moved here (one warning), out of every later command's way.
+PENDING_FAILED_DIR = "failed"
 
 #: Background episode writes in flight in this process, per memory URI.
 _inflight: dict[str, list[threading.Thread]] = {}
@@ -297,8 +299,8 @@ class Memory:
             raise UsageError("an episode needs a run id")
         # Memory is a file agentcli writes like any other: no secret value goes in.
         redact = Redactor()
-        task, plan_summary, reason, answer = (redact.text(x) for x in (task, plan_summary, reason, answer))
-        plan = redact.text(plan) if plan else plan
+        task, plan_summary, reason, answer = (_utf8(redact.text(x)) for x in (task, plan_summary, reason, answer))
+        plan = _utf8(redact.text(plan)) if plan else plan
         fields = {"run_id": run_id, "task": task, "plan_summary": plan_summary, "status": status,
                   "reason": reason, "answer": answer, "cost_usd": cost_usd, "time": _iso(time), "plan": plan}
         if wait:
@@ -385,13 +387,42 @@ class Memory:
         for path in sorted(folder.glob("*.json")):
             try:
                 fields = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                if not isinstance(fields, dict):
+                    raise ValueError("not a JSON object")
+            except FileNotFoundError:
+                continue  # another process wrote it meanwhile
+            except (OSError, ValueError) as e:
+                self._set_aside(path, e)
                 continue
             if fields.pop("uri", self.uri) != self.uri or fields.pop("schema_version", None) != PENDING_SCHEMA_VERSION:
                 continue
-            self._write_episode(fields)
+            try:
+                self._write_episode({k: _utf8(v) for k, v in fields.items()})
+            except (MemoryUnavailable, EmbedderMismatch):
+                raise  # the store, not the episode: it stays pending for a later process
+            except Exception as e:
+                # This episode can never be written (a missing field, a value the store refuses):
+                # left here it would fail every later command.
+                self._set_aside(path, e)
+                continue
             with contextlib.suppress(OSError):
                 path.unlink()
+
+    def _set_aside(self, path: Path, exc: Exception) -> None:
+        """Move a pending episode that cannot be written to ``memory-pending/failed/``, with one
+        warning (or delete it if it cannot be moved)."""
+        aside = path.parent / PENDING_FAILED_DIR / path.name
+        try:
+            aside.parent.mkdir(exist_ok=True)
+            os.replace(path, aside)
+            where = f"moved to {aside}"
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            where = "deleted"
+        if self.on_warning is not None:
+            self.on_warning(f"the pending episode {path.name} could not be written to memory "
+                            f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); {where}")
 
     # ------------------------------------------------------------------ semantic
 
@@ -438,7 +469,8 @@ class Memory:
             # As the store-side check decides (ingest.stale_sources): a recorded file is gone when
             # it is no longer a file, not when it is only no longer ingested.
             present = {rel for _path, rel in files}
-            gone = {rel for rel in man.under(dirs) - present if not (self.workspace / rel).is_file()}
+            gone = {rel for rel in man.under(dirs) - present
+                    if not chunking.name_path(self.workspace, rel).is_file()}
             if (len(vouched) == len(files) and not gone and man.embedder == self.chunk_embedder.name
                     and man.fingerprint and man.fingerprint == self.store.fingerprint(CHUNKS)):
                 # Nothing changed here, and nothing was committed to the chunks since this
@@ -450,8 +482,9 @@ class Memory:
         self._show_build(progress)
         self.check_embedder()
         existing = ingest.existing_chunks(self.store, [rel for _path, rel in files], self.origin)
+        masked: dict[str, int] = {}
         planned = ingest.plan_files(files, _now_iso(), self.origin, progress=progress, stored=existing,
-                                    known=vouched)
+                                    known=vouched, masked=masked)
         todo: dict[str, list[dict[str, Any]]] = {}
         for rel, (fhash, rows) in planned.items():
             old = existing.get(rel, {})
@@ -465,6 +498,7 @@ class Memory:
                 result.unchanged += 1
                 continue
             todo[rel] = rows
+            result.masked += masked.get(rel, 0)
         stale, stored = ingest.stale_sources(self.store, self.workspace, dirs, set(planned), self.origin)
         if todo or stale:
             total = sum(1 for rel, rows in todo.items() for r in rows if r["id"] not in existing.get(rel, {}))
@@ -494,10 +528,12 @@ class Memory:
         t0 = _perf()
         if not text.strip():
             raise UsageError("the text is empty")
-        text = Redactor().text(text)
+        raw, text = text, Redactor().text(text)
         self.check_embedder()
         rows = ingest.note_rows(text, _now_iso())
         result = WriteResult("semantic", sources=["text"])
+        if text != raw:
+            result.masked = sum(REDACTED in r["text"] for r in rows)
         table = self.store.open(CHUNKS)
         if table is not None:
             have = set(table.search().where(sql_in("id", [r["id"] for r in rows])).select(["id"])
@@ -859,6 +895,11 @@ class Memory:
                                                    sources=[f"migration {migration}"]).event())
         self.store.set_meta(values)
         return len(rows)
+
+
+def _utf8(value: Any) -> Any:
+    """A value as the store can take it: a string with a file name's undecodable bytes escaped."""
+    return chunking.escape_undecodable(value) if isinstance(value, str) else value
 
 
 def _perf() -> float:

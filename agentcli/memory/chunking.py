@@ -26,6 +26,7 @@ from typing import Any
 
 from agentcli.errors import UsageError, WorkspaceError
 from agentcli.models import tokens
+from agentcli.redact import Redactor
 
 CHUNK_TOKENS = 160
 OVERLAP_TOKENS = 32
@@ -209,11 +210,15 @@ def resolve_sources(workspace: Path, raw_paths: Sequence[str | Path], data_dir: 
     root = workspace.resolve()
     resolved = check_paths(root, raw_paths)
     walker = WorkspaceWalker(root, data_dir)
+    redact = Redactor()
     seen: dict[str, Path] = {}
     skipped: list[str] = []
 
-    def take(path: Path, rel: str, explicit: bool) -> None:
+    def take(path: Path, raw_rel: str, explicit: bool) -> None:
+        rel = stored_name(raw_rel, redact)
         if rel in seen:
+            if seen[rel] != path:  # two names alike once their secrets are masked: the first one stays
+                skipped.append(f"{rel}: the same name as another file once its secret is masked")
             return
         try:
             st = path.stat()
@@ -239,6 +244,41 @@ def resolve_sources(workspace: Path, raw_paths: Sequence[str | Path], data_dir: 
         else:
             take(p, p.relative_to(root).as_posix(), explicit=True)
     return sorted(((path, rel) for rel, path in seen.items()), key=lambda t: t[1]), skipped
+
+
+_ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
+def escape_undecodable(text: str) -> str:
+    """``text`` as valid UTF-8: each byte of a file name that is not UTF-8 (a lone surrogate
+    U+DC80-U+DCFF, as ``os.fsdecode`` gives it) as ``\\xNN``, any other lone surrogate as
+    ``\\uNNNN``; anything else as it is."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    return "".join(f"\\x{ord(ch) - 0xDC00:02x}" if "\udc80" <= ch <= "\udcff"
+                   else f"\\u{ord(ch):04x}" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+
+
+def stored_name(rel: str, redact: Redactor | None = None) -> str:
+    """A workspace-relative path as memory stores it (a chunk's ``source``, the ingest manifest,
+    events): valid UTF-8 (:func:`escape_undecodable`, reversible: :func:`name_path`), and secrets
+    in it masked (:mod:`agentcli.redact`; a masked name is not reversible: its file is found by
+    walking its directory again)."""
+    return (redact or Redactor()).text(escape_undecodable(rel))
+
+
+def name_path(root: Path, name: str) -> Path:
+    """The file a stored name stands for (see :func:`stored_name`)."""
+    if "\\x" in name:
+        raw = _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m[1], 16)), name)
+        if not (root / name).exists():
+            return root / raw
+    return root / name
 
 
 def check_paths(workspace: Path, raw_paths: Sequence[str | Path]) -> list[Path]:
@@ -268,8 +308,8 @@ def source_key(workspace: Path, raw: str) -> str:
     if norm == root:
         return "."
     if not norm.is_relative_to(root):
-        raise WorkspaceError(f"path {raw!r} is refused: it is outside the workspace ({root})")
-    return norm.relative_to(root).as_posix()
+        raise WorkspaceError(f"path {stored_name(raw)!r} is refused: it is outside the workspace ({root})")
+    return stored_name(norm.relative_to(root).as_posix())
 
 
 def read_text(path: Path) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from agentcli.memory import chunking
 from agentcli.memory.store import CHUNKS, Store, sql_in, sql_str, upsert
 from agentcli.memory.types import Progress, WriteResult
+from agentcli.redact import REDACTED, Redactor
 
 if TYPE_CHECKING:
     from agentcli.memory.embeddings import Matrix
@@ -85,14 +86,19 @@ def note_rows(text: str, now: str) -> list[dict[str, Any]]:
 
 def plan_files(files: list[tuple[Path, str]], now: str, origin: str = "", *,
                progress: Progress | None = None, stored: dict[str, dict[str, str]] | None = None,
-               known: dict[str, str] | None = None,
+               known: dict[str, str] | None = None, masked: dict[str, int] | None = None,
                ) -> dict[str, tuple[str, list[dict[str, Any]] | None]]:
     """``{source: (file hash, chunk rows without vectors)}``; identical chunks of a file kept once.
     A file whose stored chunks (``stored``: :func:`existing_chunks`) all carry its current hash is
     not chunked again: its rows are None. Its current hash is read from ``known`` (files whose
     size and mtime the ingest manifest vouches for) when it is there, else the file is read and
-    hashed (re-adding an unchanged repository reads nothing it can vouch for)."""
+    hashed (re-adding an unchanged repository reads nothing it can vouch for).
+
+    Secrets are masked in a file's text before anything is hashed, chunked, embedded or stored
+    (:mod:`agentcli.redact`); ``masked``, if given, receives the number of chunks holding a mask
+    per source whose text had one."""
     planned: dict[str, tuple[str, list[dict[str, Any]] | None]] = {}
+    redact = Redactor()
     for n, (path, rel) in enumerate(files, 1):
         if progress is not None and (n % 50 == 0 or n == len(files)):
             progress("reading files", n, len(files))
@@ -102,9 +108,10 @@ def plan_files(files: list[tuple[Path, str]], now: str, origin: str = "", *,
             planned[rel] = (vouched, None)
             continue
         try:
-            text = chunking.read_text(path)
+            raw = chunking.read_text(path)
         except OSError:
             continue
+        text = redact.text(raw)
         fhash = chunking.content_hash(text)
         if old and all(v == fhash for v in old.values()):
             planned[rel] = (fhash, None)
@@ -117,6 +124,8 @@ def plan_files(files: list[tuple[Path, str]], now: str, origin: str = "", *,
                                   "end_line": c.end_line, "text": c.text, "content_hash": h,
                                   "file_hash": fhash, "added_at": now, "origin": origin or None})
         planned[rel] = (fhash, list(rows.values()))
+        if masked is not None and text != raw:
+            masked[rel] = sum(REDACTED in r["text"] for r in rows.values())
     return planned
 
 
@@ -166,7 +175,7 @@ def stale_sources(store: Store, workspace: Path, dirs: list[str], present: set[s
         for s in set(table.search().where(where).select(["source"]).limit(None).to_arrow()
                      .column("source").to_pylist()):
             stored.add(s)
-            if s not in present and not (workspace / s).is_file():
+            if s not in present and not chunking.name_path(workspace, s).is_file():
                 stale.add(s)
     return sorted(stale), stored
 

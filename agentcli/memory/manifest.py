@@ -44,8 +44,10 @@ from pathlib import Path
 
 MANIFEST_DIR = "memory-manifest"
 #: 2: racy entries are not vouched for by their own ingest's start (1 trusted them by the
-#: manifest's write time), and stored files not read are listed.
-SCHEMA_VERSION = 2
+#: manifest's write time), and stored files not read are listed. 3: file hashes are of the text
+#: with its secrets masked, as stored (an older manifest vouches for files whose chunks were
+#: stored in clear: the first ingest after it reads every file, and re-stores those masked).
+SCHEMA_VERSION = 3
 #: Files modified this close to (or after) the start of the ingest that read them are not vouched for.
 RACY_NS = 2_000_000_000
 #: The size or mtime of an entry listed but never vouched for (no stat has it).

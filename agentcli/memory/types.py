@@ -114,6 +114,8 @@ class WriteResult:
     took_ms: float = 0.0
     #: Written in the background (``record_episode(wait=False)``): the counts are not known yet.
     queued: bool = False
+    #: Chunks written with a secret masked in their text (see :mod:`agentcli.redact`).
+    masked: int = 0
 
     def event(self) -> dict[str, Any]:
         """Payload of a ``memory_write`` event."""
@@ -124,6 +126,8 @@ class WriteResult:
         }
         if self.queued:
             out["queued"] = True
+        if self.masked:
+            out["masked"] = self.masked
         return out
 
 

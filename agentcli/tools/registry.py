@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agentcli.redact import Redactor
 from agentcli.tools.base import (
     Capped,
     InvalidArgs,
@@ -69,6 +70,14 @@ def cap_output(output: Any, limit: int) -> tuple[Any, bool]:
         kept.append(truncation_marker(len(kept), len(output), "items"))
         return kept, True
     return rendered[:limit] + "\n" + truncation_marker(limit, len(rendered)), True
+
+
+def masked_error(error: ToolError) -> ToolError:
+    """``error`` with every secret masked in its strings (its message may quote a file, a command's
+    output or the arguments), before a model or a record sees it."""
+    dumped = error.model_dump()
+    masked = Redactor().strings(dumped)
+    return error if masked == dumped else ToolError.model_validate(masked)
 
 
 class _DaemonWorkers:
@@ -206,8 +215,13 @@ class ToolRegistry:
         return ToolError(type="tool_not_found", message=message, suggestions=suggestions)
 
     def validate(self, name: str, args: Any, *, step_id: str | None = None) -> BaseModel | ToolError:
-        """Validated arguments for ``name``, or the :class:`ToolError` explaining why not. Runs nothing.
-        ``step_id`` names the plan step asking (a registry serving a recording answers by it)."""
+        """Validated arguments for ``name``, or the :class:`ToolError` explaining why not (secrets
+        masked: it may quote the file). Runs nothing. ``step_id`` names the plan step asking (a
+        registry serving a recording answers by it)."""
+        checked = self._validate(name, args)
+        return masked_error(checked) if isinstance(checked, ToolError) else checked
+
+    def _validate(self, name: str, args: Any) -> BaseModel | ToolError:
         tool = self.get(name)
         if tool is None:
             return self.not_found(name)
@@ -252,11 +266,17 @@ class ToolRegistry:
         def done(
             *, output: Any = None, error: ToolError | None = None, truncated: bool = False
         ) -> ToolResult:
+            # Secrets are masked here, in the result's own strings, before anything embeds them
+            # (a prompt, a reviewer's digest as JSON text, a re-plan, an event, memory): a token
+            # at the start of a line is still at the start of a line here, as it would no
+            # longer be once JSON-escaped.
+            if output is not None:
+                output = Redactor().strings(output)
             return ToolResult(
                 tool=tool.name if tool else name,
                 ok=error is None,
                 output=output,
-                error=error,
+                error=None if error is None else masked_error(error),
                 duration_ms=round((time.perf_counter() - start) * 1000, 3),
                 truncated=truncated,
             )

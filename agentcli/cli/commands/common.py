@@ -153,3 +153,36 @@ def state_of(ctx: typer.Context) -> State:
     st = State()
     ctx.obj = st
     return st
+
+
+#: The ranges of numeric options (:func:`in_range`): generous for any real use, small enough that
+#: no list, timer or request is sized past what the machine holds.
+MAX_LIST = 100_000            # rows a listing shows
+MAX_HITS = 1_000              # hits a memory search returns
+MAX_STEPS = 1_000             # a run's step budget
+MAX_TOKENS = 1_000_000_000    # a run's token budget
+MAX_COST_USD = 1_000_000.0    # a run's cost budget
+MAX_SECONDS = 30 * 86_400.0   # a run's wall time, a tool's timeout
+
+
+def in_range(lo: float, hi: float) -> Any:
+    """The callback of a numeric option: a value outside ``lo..hi`` (or not a number: NaN) is a
+    :class:`~agentcli.errors.UsageError`, one line, exit 2, before the command runs. Every numeric
+    option has one: an unbounded value reaches code that sizes a list, a timer or a request by it."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        if value is None or (isinstance(value, list | tuple) and not value):
+            return value
+        for v in value if isinstance(value, list | tuple) else (value,):
+            if not lo <= v <= hi:
+                from agentcli.errors import UsageError
+
+                name = max(param.opts, key=len) if param.opts else str(param.name)
+                raise UsageError(f"{name} must be between {_num(lo)} and {_num(hi)} (got {str(v)[:40]})")
+        return value
+
+    return check
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from rich.markup import escape
 
-from agentcli.cli.commands.common import console, err_console, state_of
+from agentcli.cli.commands.common import (
+    MAX_HITS,
+    MAX_LIST,
+    console,
+    err_console,
+    in_range,
+    print_warning,
+    state_of,
+)
 from agentcli.cli.tables import Col, fitted_table, short_time
 from agentcli.errors import UsageError
 
@@ -34,7 +42,7 @@ PROGRESS_MIN = 32
 def _memory(ctx: typer.Context) -> Memory:
     from agentcli.memory import Memory
 
-    return Memory.from_settings(state_of(ctx).settings)
+    return Memory.from_settings(state_of(ctx).settings, on_warning=print_warning)
 
 
 def _tiers(tier: str) -> tuple[Tier, ...]:
@@ -89,9 +97,9 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     tier: Annotated[str, typer.Option("--tier", "-t", help="working, episodic, semantic or all.")] = "all",
     k: Annotated[int | None, typer.Option(
-        "-k", min=1, help="At most this many hits (default: per tier, from config).")] = None,
+        "-k", callback=in_range(1, MAX_HITS), help="At most this many hits (default: per tier, from config).")] = None,
     min_score: Annotated[float | None, typer.Option(
-        "--min-score", min=0.0, max=1.0, help="Override every tier's score threshold.")] = None,
+        "--min-score", callback=in_range(0.0, 1.0), help="Override every tier's score threshold.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
 ) -> None:
     """Recall from memory: hits from every tier asked, best first (score 0..1)."""
@@ -131,6 +139,9 @@ def add(
         return
     for s in result.skipped:
         err_console.print(f"[yellow]skipped[/yellow] {escape(s)}")
+    if result.masked:
+        err_console.print(f"[yellow]masked[/yellow] a secret in {result.masked} chunk(s) before storing them",
+                          highlight=False)
     console.print(
         f"{len(result.sources)} source(s) written: {result.inserted} chunk(s) added, {result.updated} kept, "
         f"{result.deleted} removed; {result.unchanged} unchanged; {result.embedded} embedded "
@@ -141,7 +152,8 @@ def add(
 def list_(
     ctx: typer.Context,
     tier: Annotated[str, typer.Option("--tier", "-t", help="episodic, semantic or all.")] = "all",
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many per tier.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", callback=in_range(1, MAX_LIST),
+                                       help="At most this many per tier.")] = 50,
     json_out: Annotated[bool, typer.Option("--json", help="Print the items as JSON.")] = False,
 ) -> None:
     """List stored episodes (newest first) and chunks (by source and line)."""

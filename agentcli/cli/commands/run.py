@@ -11,8 +11,13 @@ from rich.markup import escape
 from rich.prompt import Prompt
 
 from agentcli.cli.commands.common import (
+    MAX_COST_USD,
+    MAX_SECONDS,
+    MAX_STEPS,
+    MAX_TOKENS,
     console,
     err_console,
+    in_range,
     print_error,
     print_warning,
     require_trusted,
@@ -207,10 +212,14 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
     no_instructions: Annotated[bool, typer.Option(
         "--no-project-instructions", help="Do not read AGENTS.md into the prompts for this run.")] = False,
-    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Step budget.")] = None,
-    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Cost budget in USD.")] = None,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Token budget.")] = None,
-    max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="Wall-time budget.")] = None,
+    max_steps: Annotated[int | None, typer.Option(
+        "--max-steps", callback=in_range(1, MAX_STEPS), help="Step budget.")] = None,
+    max_cost: Annotated[float | None, typer.Option(
+        "--max-cost", callback=in_range(0, MAX_COST_USD), help="Cost budget in USD.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        "--max-tokens", callback=in_range(1, MAX_TOKENS), help="Token budget.")] = None,
+    max_seconds: Annotated[float | None, typer.Option(
+        "--max-seconds", callback=in_range(0.001, MAX_SECONDS), help="Wall-time budget.")] = None,
     sandbox: Annotated[str | None, typer.Option(
         "--sandbox", help="OS sandbox of commands this run: workspace-write, read-only or off.")] = None,
 ) -> None:

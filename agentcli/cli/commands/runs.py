@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from agentcli.cli.commands.common import console, err_console, print_warning, state_of
+from agentcli.cli.commands.common import MAX_LIST, console, err_console, in_range, print_warning, state_of
 from agentcli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -32,7 +32,8 @@ def _clock(ts: float) -> str:
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Show at most N runs (newest first).")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", callback=in_range(1, MAX_LIST),
+                                       help="Show at most N runs (newest first).")] = 20,
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Recorded runs: id, start, task, status, steps, cost, duration."""

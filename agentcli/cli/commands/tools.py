@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from agentcli.cli.commands.common import MAX_SECONDS, in_range
 from agentcli.errors import AgentError, ApprovalDenied, ExitCode, UsageError
 
 if TYPE_CHECKING:  # pydantic-based modules load when a command runs, not for `agent --help`
@@ -206,7 +207,8 @@ def call(
     args: Annotated[str, typer.Option("--args", "-a", help="Arguments as a JSON object.")] = "{}",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve a write/exec tool unasked.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Override the tool timeout (s).")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", callback=in_range(0.001, MAX_SECONDS), help="Override the tool timeout (s).")] = None,
 ) -> None:
     """Validate and run one tool directly. Write and exec tools ask for approval first."""
     from agentcli.tools import ToolError

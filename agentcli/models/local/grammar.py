@@ -116,7 +116,10 @@ def _normalize_for_converter(node: Any, max_string: int, *, keep_patterns: bool)
     - a schema with no structural keyword (pydantic's ``Any`` is ``{"title": ...}``) crashes the
       converter, and ``{}`` becomes "any object": both become a bounded primitive union;
     - ``pattern`` is rewritten into the regex subset the converter translates correctly, or
-      dropped (the length bound stays) when it cannot be.
+      dropped (the length bound stays) when it cannot be;
+    - ``enum`` / ``const`` strings holding a quote, a backslash or a control character are left out
+      (the converter escapes them wrongly and llama.cpp rejects the whole grammar: a task naming
+      ``symbol"\\,`` once made every plan fail); an enum left empty becomes a plain string.
     """
     if isinstance(node, list):
         return [_normalize_for_converter(x, max_string, keep_patterns=keep_patterns) for x in node]
@@ -136,6 +139,14 @@ def _normalize_for_converter(node: Any, max_string: int, *, keep_patterns: bool)
             rewritten = _rewrite_pattern(value) if keep_patterns and isinstance(value, str) else None
             if rewritten is not None:
                 out[key] = rewritten
+        elif key == "enum" and isinstance(value, list):
+            kept = [v for v in value if not _unliteral(v)]
+            if kept:
+                out[key] = kept
+            else:
+                out.setdefault("type", "string")
+        elif key == "const" and _unliteral(value):
+            out.setdefault("type", "string")
         else:
             out[key] = value
     t = out.get("type")
@@ -143,6 +154,11 @@ def _normalize_for_converter(node: Any, max_string: int, *, keep_patterns: bool)
         rest = {k: v for k, v in out.items() if k != "type"}
         out = {"anyOf": [{**rest, "type": x} for x in t]}
     return out
+
+
+def _unliteral(value: Any) -> bool:
+    """A string the converter cannot put into a grammar literal correctly."""
+    return isinstance(value, str) and any(c in '"\\' or ord(c) < 0x20 or c == "\x7f" for c in value)
 
 
 # What a JSON string may hold unescaped: no quote, no backslash, no control character.
