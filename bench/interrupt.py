@@ -1,4 +1,5 @@
-"""Ctrl-C: how long `agent run` takes to exit after one SIGINT, and after a second sent at once.
+"""Ctrl-C: how long `agent run` takes to exit after one SIGINT, and after a second sent at once;
+and how long after start a terminal shows the first status line.
 
 Two moments: a planner call in flight to an OpenAI-compatible server on loopback that answers
 only after 60 s (the blocking HTTP request runs in a worker thread that cannot be stopped: it is
@@ -25,6 +26,7 @@ from bench.stats import Summary
 
 SECTION = "interrupt"
 TARGET_S = 1.0
+TARGET_FIRST_S = 0.2
 
 _release = threading.Event()
 _asked = threading.Event()
@@ -61,6 +63,37 @@ def _exit_after_sigint(cmd: list[str], cwd: Path, env: dict[str, str], ready: An
     return took
 
 
+def _first_status(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """Seconds from starting ``cmd`` with stderr on a pseudo-terminal to the status line's first word."""
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env={**env, "TERM": "xterm-256color"}, stdin=slave, stdout=slave,
+                            stderr=slave, start_new_session=True)
+    os.close(slave)
+    seen = b""
+    took = float("nan")
+    try:
+        while time.perf_counter() - t0 < 60:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+                if b"starting" in seen or b"planning" in seen:
+                    took = time.perf_counter() - t0
+                    break
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    return took
+
+
 def _recorded(ws: Path, what: str) -> bool:
     runs = ws / ".agent" / "runs"
     return any(what in p.read_text() for p in runs.glob("*/events.jsonl")) if runs.is_dir() else False
@@ -79,6 +112,10 @@ def run(ctx: Context) -> SectionResult:
     times: dict[str, list[float]] = {}
     try:
         for i in range(reps):
+            ws = ctx.tmp / f"first-{i}"
+            ws.mkdir(parents=True, exist_ok=True)
+            cmd = [agent, "--model", "openai/gpt-4o-mini", "--api-base", api_base, "run", "--yes", "read a.txt"]
+            times.setdefault("first status line on a terminal, after start", []).append(_first_status(cmd, ws, env))
             for twice in (False, True):
                 ws = ctx.tmp / f"interrupt-{i}-{int(twice)}"
                 ws.mkdir(parents=True, exist_ok=True)
@@ -105,6 +142,9 @@ def run(ctx: Context) -> SectionResult:
         server.shutdown()
     for label, values in times.items():
         s = Summary.of(values, "s")
+        if label.startswith("first"):
+            res.rows.append(Row(SECTION, label, s, target=f"≤ {TARGET_FIRST_S:g} s", met=s.median <= TARGET_FIRST_S))
+            continue
         res.rows.append(Row(SECTION, f"exit after Ctrl-C, {label}", s, target=f"≤ {TARGET_S:g} s",
                             met=s.median <= TARGET_S))
     res.notes.append(f"{reps} fresh processes per row; time from SIGINT to the process's exit (exit code 130 "

@@ -109,6 +109,11 @@ class RunStatus:
                 return
             live = self._live = Live(self, console=self.console, transient=True, refresh_per_second=4,
                                      redirect_stdout=False, redirect_stderr=False)
+        from agentcli.cli import first
+
+        if first.shown:  # the entry point's early line: the status line takes its place
+            first.shown = False
+            self.console.file.write("\x1b[1A\r\x1b[2K")
         # Outside our lock: Live's refresh thread takes its own lock, then ours (to read the line).
         live.start(refresh=True)
 
