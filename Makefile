@@ -6,13 +6,19 @@ BIN := $(VENV)/bin
 .PHONY: setup sandbox-deps test test-all lint pytest pytest-all records bench bench-tasks clean
 
 setup: sandbox-deps
+	@echo "setup: creating the virtual environment in $(VENV)"
 	$(PY) -m venv $(VENV)
+	@echo "setup: installing agentcli and its dependencies (pip, quiet)."
+	@echo "setup: the first build of llama-cpp-python (the embedded model's llama.cpp) compiles C++ and takes"
+	@echo "       minutes (5-20 on 2 cores); later set-ups reuse pip's cached wheel and take about a minute."
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "setup: done:"
 	@$(BIN)/agent --version
 
 # The OS sandbox of run_shell on Linux is bubblewrap (a Debian/Ubuntu package; `apt-get` as root,
 # else through sudo). Elsewhere nothing is installed and commands need [sandbox] mode = "off".
 sandbox-deps:
+	@echo "setup: checking for bubblewrap (the OS sandbox of run_shell on Linux)"
 	@if [ "$$(uname -s)" = Linux ] && ! command -v bwrap >/dev/null 2>&1; then \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q bubblewrap >/dev/null 2>&1 || \

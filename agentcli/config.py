@@ -86,7 +86,9 @@ class BudgetConfig(_Section):
     max_seconds: float = Field(900.0, gt=0, description="Wall time per run.")
     max_replans: int = Field(2, ge=0, description="How many times a run may re-plan.")
     allow_unknown_price: bool = Field(
-        False, description="Allow calls to models whose price is unknown while a cost budget is set."
+        True, description="Allow calls to a model whose price is unknown (a model on your own server): they count "
+        "at $0 against the cost budget, or at the price its [models.\"NAME\"] table sets, and the run says so "
+        "(a warning, and the totals). false refuses them (the run fails as budget_exceeded:cost)."
     )
 
 
@@ -110,7 +112,8 @@ class ToolsConfig(_Section):
             ".py", ".md", ".txt", ".toml", ".json", ".yaml", ".yml", ".cfg", ".ini",
             ".js", ".ts", ".rs", ".go", ".sh", ".html", ".css",
         ],
-        description="File extensions search_code may be asked to look in.",
+        description="Not used any more: search_code searches every text file that .gitignore does not exclude "
+        "(its `glob` argument narrows it). Kept so that older config files and run records still load.",
     )
     plugins: bool = Field(True, description="Load third-party tools from the `agentcli.tools` entry points.")
     shell_env_allow: list[str] = Field(
@@ -289,6 +292,11 @@ class ModelOverride(_Section):
     )
     context_tokens: int | None = Field(None, gt=0, description="Input context window in tokens.")
     max_output_tokens: int | None = Field(None, gt=0, description="Most tokens the model generates per reply.")
+    input_cost_per_mtok: float | None = Field(
+        None, ge=0, description="Price in USD per million input tokens, for a model whose price litellm does not "
+        "know (a model on your own server); the cost budget counts its calls at it.")
+    output_cost_per_mtok: float | None = Field(
+        None, ge=0, description="Price in USD per million output tokens (see input_cost_per_mtok).")
 
 
 class LoggingConfig(_Section):
@@ -389,14 +397,59 @@ class Settings:
     workspace: Path
     sources: dict[str, str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    workspace_origin: str = "given"
+    """How the workspace was chosen: ``given`` (--workspace, AGENT_WORKSPACE), ``cwd`` (the current
+    directory, outside any git repository or holding its own agent.toml) or ``git root`` (the root
+    of the repository the current directory is in)."""
+    start_dir: Path | None = None
+    """The directory the command started in, when the workspace is the repository root above it."""
+
+    @property
+    def instructions_dir(self) -> Path:
+        """Where project instructions (AGENTS.md) are read down to, from the repository root: the
+        directory the command started in when the workspace is the repository around it (its
+        nearer AGENTS.md files apply there), else the workspace."""
+        return self.start_dir or self.workspace
 
     @property
     def data_dir(self) -> Path:
         p = Path(self.config.data_dir).expanduser()
         return p if p.is_absolute() else (self.workspace / p)
 
+    def ensure_data_dir(self) -> Path:
+        """The data dir, created if missing. A data dir created here gets a ``.gitignore`` of ``*``,
+        so runs, memory, checkpoints and crash reports never show in ``git status`` (nor get
+        committed by ``git add -A``); one the user made or emptied of it is left as it is."""
+        d = self.data_dir
+        created = not d.exists()
+        d.mkdir(parents=True, exist_ok=True)
+        if created:
+            (d / ".gitignore").write_text("# agentcli's data dir: runs, memory, checkpoints, logs.\n*\n",
+                                          encoding="utf-8")
+        return d
+
     def source_of(self, dotted: str) -> str:
         return self.sources.get(dotted, "default")
+
+
+def default_workspace(cwd: Path) -> tuple[Path, str]:
+    """The workspace when none is given: the root of the git repository ``cwd`` is in (so runs,
+    memory and AGENTS.md are the project's wherever in it a command starts), unless ``cwd``
+    holds its own agent.toml; outside any repository, ``cwd``. With its origin (see
+    :attr:`Settings.workspace_origin`)."""
+    try:
+        here = cwd.resolve()
+    except (OSError, RuntimeError):
+        return cwd, "cwd"
+    if (here / PROJECT_CONFIG_NAME).is_file():
+        return here, "cwd"
+    for d in (here, *here.parents):
+        try:
+            if (d / ".git").exists():
+                return d, "git root"
+        except OSError:
+            break
+    return here, "cwd"
 
 
 def user_config_path() -> Path:
@@ -515,7 +568,10 @@ def load_settings(
     ``{"model": "openai/gpt-4o-mini", "budget.max_steps": 5}``; ``None`` values are ignored.
     """
     environ = os.environ if environ is None else environ
-    ws_raw = workspace or environ.get("AGENT_WORKSPACE") or Path.cwd()
+    ws_raw: Path | str | None = workspace or environ.get("AGENT_WORKSPACE")
+    ws_origin = "given"
+    if not ws_raw:
+        ws_raw, ws_origin = default_workspace(Path.cwd())
     try:
         ws = Path(ws_raw).expanduser().resolve()
         if not ws.is_dir():
@@ -567,7 +623,9 @@ def load_settings(
         for key in _flatten(layer):
             sources[key] = _source_label(origin, key)
     config = Config.model_validate(merged)
-    settings = Settings(config=config, workspace=ws, sources=sources, files=files)
+    start = Path.cwd().resolve() if ws_origin == "git root" else None
+    settings = Settings(config=config, workspace=ws, sources=sources, files=files, workspace_origin=ws_origin,
+                        start_dir=start if start is not None and start != ws else None)
     _check_data_dir(settings)
     register_config_secrets(config, environ)
     return settings

@@ -13,6 +13,8 @@ exits with the error's ``exit_code``. Anything else escaping is a bug.
     ├── LLMError                    exit 1   a model call that failed for good
     │   ├── LLMTransientError                429, 5xx, timeout, connection error (retried first)
     │   ├── LLMFatalError                    auth, bad request, context too long (not retried)
+    │   │   └── ModelSetupError      exit 2   a missing key, a refused connection, an unknown model,
+    │   │                                     an authentication failure, a 404: fix the set-up
     │   ├── StructuredOutputError            still invalid after the bounded re-asks
     │   ├── OutputTruncated                  the answer was cut by the output limit, even at the largest
     │   └── ModelRequestsBlocked             a real provider call under tests without opt-in
@@ -80,6 +82,16 @@ class LLMTransientError(LLMError):
 
 class LLMFatalError(LLMError):
     error_type = "fatal"
+
+
+class ModelSetupError(LLMFatalError):
+    """The model cannot be reached as configured: a missing key, a refused connection, an unknown
+    model name, an authentication failure, a 404. Never retried; the message names the cause (the
+    variable to set, ``host:port``, the names that resemble the model's). Exit 2: the set-up, not
+    the task, is what to fix."""
+
+    exit_code = ExitCode.USAGE
+    error_type = "setup"
 
 
 class StructuredOutputError(LLMError):

@@ -1,38 +1,80 @@
-"""Repository map benchmark: what the hosted planner's map costs to build and how big it is.
+"""The repository map (``python -m bench --only map``): what it costs, cold and warm, and how much
+of a real project's definitions it outlines.
 
-    .venv/bin/python bench/repomap_bench.py            # this repository and generated ones
-    .venv/bin/python bench/repomap_bench.py --smoke    # tiny sizes, a functional check
-    .venv/bin/python bench/repomap_bench.py --write    # also replace its section of bench/RESULTS.md
+Every figure is CPU time (user + system) of ``repo_map`` in a fresh process (``python -m
+bench.worker map``), after the tokenizer is loaded (a run has it loaded before it plans):
 
-Measured in one process: on this repository, and on generated Python packages of 1,000 and
-5,000 modules (20 functions each), the map at the default budget (``planner.context_tokens`` =
-2000): the first build (every file parsed), a second one (outlines cached by size and mtime, as
-for a re-plan), its size in tokens against the budget, and, for comparison, the workspace summary
-the planner had before the map (top-level names, a file count, heads of key files).
+- **cold**: an empty data dir (no persisted outlines): what the first map of a workspace costs;
+- **warm, new process**: the data dir the cold map left (what the next ``agent run`` pays);
+- **warm, same process**: a second map in the process (a re-plan).
+
+Workspaces: the standard library of the running Python (CPython's ``Lib/``, copied without
+``site-packages``), a generated Python package of 2,000 modules, this repository, and real
+projects from the package registries when they can be fetched (npm: ``qs`` (JavaScript),
+``rxjs`` (TypeScript sources in ``src/``); Debian: ``golang-github-spf13-cobra-dev`` (Go),
+``librust-anyhow-dev`` (Rust)), kept in ``$AGENTCLI_BENCH_CACHE/projects`` (default: the temp
+dir's ``agentcli-bench-cache``). With
+``--baseline DIR`` the same maps are made by the agentcli package in DIR (e.g. ``git archive
+0810ea0 agentcli | tar -x -C DIR``), side by side. The default budget (2,000 tokens) is used.
+
+Coverage (:mod:`bench.mapcover`): of the top-level definitions each grammar's tags query finds in
+the project's source folder, the share the outliner shows in the outline of each file (whatever
+the budget), and, within the budget, the share shown of the files the map outlines whole.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import statistics
+import subprocess
 import sys
+import sysconfig
+import tarfile
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.context import Context, WorkerError
+from bench.report import Row, SectionResult
+from bench.stats import Summary
 
-from agentcli.models import tokens  # noqa: E402
-from agentcli.planning import repomap  # noqa: E402
-from agentcli.planning.prompt import workspace_summary  # noqa: E402
-from bench.report import write_section  # noqa: E402
-
-HEADING = "## Repository map (bench/repomap_bench.py)"
+SECTION = "repository map"
 BUDGET = 2000
 MODEL = "openai/gpt-4o-mini"
+#: A task on CPython's Lib/ that names an identifier (its defining file is looked for in every file).
+IDENTIFIER_TASK = "make parse_qsl keep blank values by default"
+COLD_TARGET_S = 0.5
+WARM_TARGET_S = 0.1
+
+
+def _projects_dir() -> Path:
+    """Where fetched projects are kept between runs (as the other benches keep their downloads)."""
+    return Path(os.environ.get("AGENTCLI_BENCH_CACHE", Path(tempfile.gettempdir()) / "agentcli-bench-cache")) / \
+        "projects"
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+def worker(workspace: str, data_dir: str, task: str, repeat: int) -> dict[str, Any]:
+    """``repo_map`` timed in this process: ``repeat`` maps, CPU seconds each, and the first's text."""
+    import time
+
+    from agentcli.models import tokens
+    from agentcli.planning.repomap import repo_map
+
+    tokens.count_text("load the tokenizer", MODEL)
+    out: list[float] = []
+    text = ""
+    for _ in range(repeat):
+        t0 = time.process_time()
+        got = repo_map(Path(workspace), Path(data_dir), task, max_tokens=BUDGET, model=MODEL)
+        out.append(time.process_time() - t0)
+        text = text or got
+    return {"cpu": out, "text": text, "tokens": tokens.count_text(text, MODEL)}
+
+
+# --------------------------------------------------------------------------- workspaces
 
 
 def _generate(root: Path, modules: int) -> Path:
@@ -46,53 +88,174 @@ def _generate(root: Path, modules: int) -> Path:
     return ws
 
 
-def _measure(ws: Path, task: str) -> dict[str, str]:
-    repomap._CACHE.clear()
-    t0 = time.perf_counter()
-    text = repomap.repo_map(ws, ws / ".agent", task, max_tokens=BUDGET, model=MODEL)
-    cold = time.perf_counter() - t0
-    warm = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        repomap.repo_map(ws, ws / ".agent", task, max_tokens=BUDGET, model=MODEL)
-        warm.append(time.perf_counter() - t0)
-    outlined = text.count("\n", text.find("most relevant first:")) if "most relevant first:" in text else 0
+def _stdlib(root: Path) -> Path:
+    ws = root / "cpython-Lib"
+    shutil.copytree(sysconfig.get_paths()["stdlib"], ws, symlinks=True,
+                    ignore=shutil.ignore_patterns("site-packages", "__pycache__", "*.pyc"))
+    return ws
+
+
+def _fetch(name: str) -> Path | None:
+    """A real project, fetched once with the registry's own client; None when it cannot be."""
+    dest = _projects_dir() / name
+    if dest.is_dir():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            if name in ("qs-6.13.0", "rxjs-7.8.1"):
+                subprocess.run(["npm", "pack", name.replace("-", "@", 1), "--silent"], cwd=tmp, check=True,
+                               capture_output=True, timeout=120)
+                with tarfile.open(next(Path(tmp).glob("*.tgz"))) as tar:
+                    tar.extractall(tmp, filter="data")
+                shutil.move(str(Path(tmp) / "package"), dest)
+            else:
+                package, inner = {
+                    "cobra": ("golang-github-spf13-cobra-dev", "usr/share/gocode/src/github.com/spf13/cobra"),
+                    "anyhow": ("librust-anyhow-dev", "usr/share/cargo/registry/anyhow-*"),
+                }[name]
+                subprocess.run(["apt-get", "download", package], cwd=tmp, check=True, capture_output=True,
+                               timeout=120)
+                deb = next(Path(tmp).glob("*.deb"))
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True, capture_output=True)
+                shutil.move(str(next((Path(tmp) / "x").glob(inner))), dest)
+        except (OSError, subprocess.SubprocessError, StopIteration, KeyError, tarfile.TarError):
+            return None
+    return dest
+
+
+#: Real projects: (name, language, the folder its sources are in, a task).
+REAL = [
+    ("qs-6.13.0", "JavaScript", "lib/", "fix parseKeys in lib/parse.js so that empty keys are kept"),
+    ("rxjs-7.8.1", "TypeScript", "src/", "make debounceTime in src/internal/operators/debounceTime.ts take a "
+                                        "leading option"),
+    ("cobra", "Go", "", "add a flag to turn off the completion command in completions.go"),
+    ("anyhow", "Rust", "src/", "add a method to Chain in src/chain.rs that counts the errors"),
+]
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _maps(ctx: Context, ws: Path, task: str, reps: int, *, baseline: bool = False) -> dict[str, Any]:
+    """cold (fresh data dir each), warm in a new process, warm in the same process."""
+    first_on_path = ctx.baseline if baseline else None
+    cold: list[float] = []
+    same: list[float] = []
+    text = ""
+    tokens = 0
+    data = ctx.tmp / f"map-data-{ws.name}{'-baseline' if baseline else ''}"
+    for _ in range(reps):
+        shutil.rmtree(data, ignore_errors=True)
+        r = ctx.worker("map", str(ws), str(data), task, "2", first_on_path=first_on_path)
+        cold.append(r["cpu"][0])
+        same.append(r["cpu"][1])
+        text, tokens = r["text"], r["tokens"]
+    out: dict[str, Any] = {"cold": cold, "same": same, "text": text, "tokens": tokens}
+    if not baseline:  # the baseline keeps nothing on disk: its every new process is cold
+        out["warm"] = [ctx.worker("map", str(ws), str(data), task, "1")["cpu"][0] for _ in range(reps)]
+    return out
+
+
+def _coverage(ws: Path, text: str, under: str) -> dict[str, str]:
+    from agentcli.tools.paths import WorkspaceWalker
+    from bench.mapcover import map_coverage, outline_coverage
+
+    files = [rel for _, rel in WorkspaceWalker(ws).iter_files() if rel.startswith(under)]
+    outlined = outline_coverage(ws, files)
+    in_map = map_coverage(ws, text, files)
+    whole = [f for f in in_map.found if in_map.shown[f] and f != _cut(text)]
+    found = sum(len(s) for s in outlined.found.values())
     return {
-        "cold": f"{cold * 1000:.0f} ms", "warm": f"{statistics.median(warm) * 1000:.0f} ms",
-        "tokens": f"{tokens.count_text(text, MODEL)} of {BUDGET}",
-        "outline lines": str(outlined),
-        "summary before": f"{tokens.count_text(workspace_summary(ws, ws / '.agent'), MODEL)} tokens",
+        "files": str(len(outlined.found)), "definitions": str(found),
+        "outlined": f"{outlined.share():.1%}",
+        "shown whole": f"{len(whole)} files, {in_map.share(whole):.1%}",
+        "in the map": f"{sum(len(in_map.shown[f]) for f in in_map.found)} of {found}",
     }
 
 
+def _cut(text: str) -> str | None:
+    """The file whose outline the budget cut short (the map's last, ending in ``...``), if any."""
+    lines = text.rstrip("\n").split("\n")
+    if lines[-1].strip() != "...":
+        return None
+    return next((line for line in reversed(lines) if line and not line.startswith(" ")), None)
+
+
+def run(ctx: Context) -> SectionResult:
+    res = SectionResult(SECTION)
+    reps = 1 if ctx.smoke else 5
+    root = ctx.tmp / "map-workspaces"
+    root.mkdir(parents=True, exist_ok=True)
+    spaces: list[tuple[str, Path, str, str, str]] = []  # (label, ws, task, under, language)
+    if not ctx.smoke:
+        spaces.append(("CPython Lib/", _stdlib(root), "add a timeout parameter to urlopen in urllib/request.py",
+                       "", "Python"))
+    n = 50 if ctx.smoke else 2000
+    spaces.append((f"{n:,} generated modules", _generate(root, n),
+                   f"rename function_7_3 in pkg/sub000/mod{7:05}.py", "", "Python"))
+    if not ctx.smoke:
+        spaces.append(("this repository", ctx.root, "add a verify step to agentcli/engine/runner.py", "agentcli/",
+                       "Python"))
+        for name, lang, under, task in REAL:
+            ws = _fetch(name)
+            if ws is None:
+                res.notes.append(f"{name} ({lang}) could not be fetched: not measured")
+                continue
+            spaces.append((name, ws, task, under, lang))
+    rows: list[str] = []
+    for label, ws, task, under, lang in spaces:
+        m = _maps(ctx, ws, task, reps)
+        cold, warm, same = (Summary.of(m[k], "s") for k in ("cold", "warm", "same"))
+        big = label.startswith(("CPython", "2,000"))
+        res.rows.append(Row(SECTION, f"{label}: cold map, CPU", cold, target=f"≤ {COLD_TARGET_S:g} s" if big else "",
+                            met=cold.median <= COLD_TARGET_S if big else None))
+        res.rows.append(Row(SECTION, f"{label}: warm map (new process, cache on disk), CPU", warm,
+                            target=f"≤ {WARM_TARGET_S:g} s" if label.startswith("CPython") else "",
+                            met=warm.median <= WARM_TARGET_S if label.startswith("CPython") else None))
+        res.rows.append(Row(SECTION, f"{label}: warm map (same process, a re-plan), CPU", same))
+        if label.startswith("CPython"):
+            # A task that writes an identifier as code: the files that define it are searched for,
+            # which reads every source file (the cache cannot answer for a word it has not seen).
+            named = _maps(ctx, ws, IDENTIFIER_TASK, reps)
+            res.rows.append(Row(SECTION, f"{label}: warm map (new process), a task naming an identifier, CPU",
+                                Summary.of(named["warm"], "s")))
+        if ctx.baseline is not None:
+            try:
+                b = _maps(ctx, ws, task, 1 if label.startswith("CPython") else min(reps, 3), baseline=True)
+            except WorkerError as e:
+                res.notes.append(f"baseline on {label}: {e}")
+            else:
+                res.rows.append(Row(SECTION, f"{label}: cold map, CPU (baseline)", Summary.of(b["cold"], "s")))
+                res.rows.append(Row(SECTION, f"{label}: warm map (same process), CPU (baseline)",
+                                    Summary.of(b["same"], "s")))
+                res.rows.append(Row(SECTION, f"{label}: ratio cold baseline / cold (medians)",
+                                    Summary.of([Summary.of(b["cold"], "s").median / cold.median], "x")))
+        cov = _coverage(ws, m["text"], under) if lang != "Python" or label == "this repository" else None
+        rows.append(f"| {label} | {lang} | {m['tokens']} of {BUDGET} | "
+                    + (" | ".join(cov[k] for k in ("files", "definitions", "outlined", "shown whole", "in the map"))
+                       if cov else "- | - | - | - | -") + " |")
+    res.extra_markdown = "\n".join([
+        "| workspace | language | map tokens | source files | top-level definitions (tags query) | outlined "
+        "(every file) | files the map shows whole: share shown | shown in the map, in all |",
+        "|---|---|---|---|---|---|---|---|", *rows])
+    res.notes += [
+        "CPU time (user + system) of repo_map in a fresh process after the tokenizer is loaded (python -m "
+        "bench.worker map); cold: empty data dir; warm (new process): the cache the cold map left in the data dir; "
+        "warm (same process): a second map in the process.",
+        "Coverage counts each grammar's own tags query (queries/tags.scm, as Aider uses it) at the top level "
+        "(not inside a function body), over the project's source folder (qs lib/, rxjs src/, anyhow src/, all of "
+        "cobra). 'outlined': the share the outliner puts in each file's outline; 'shown whole': within the "
+        f"{BUDGET}-token budget, the files the map outlines without cutting them short.",
+    ]
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    p.add_argument("--smoke", action="store_true")
-    p.add_argument("--write", action="store_true", help="replace this section of bench/RESULTS.md")
-    args = p.parse_args(argv)
-    tokens.count_text("warm up the tokenizer", MODEL)
-    tmp = Path(tempfile.mkdtemp(prefix="agentcli-repomap-bench-"))
-    rows: list[tuple[str, dict[str, str]]] = []
-    try:
-        if not args.smoke:
-            rows.append(("this repository", _measure(ROOT, "add a verify step to agentcli/engine/runner.py")))
-        for n in ([50] if args.smoke else [1_000, 5_000]):
-            ws = _generate(tmp, n)
-            rows.append((f"{n:,} generated modules", _measure(ws, f"rename function_7_3 in pkg/sub000/mod{7:05}.py")))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    cols = ["cold", "warm", "tokens", "outline lines", "summary before"]
-    lines = [HEADING, "", "| workspace | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(r[c] for c in cols) + " |" for name, r in rows]
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    lines += ["", f"Budget {BUDGET} tokens ({MODEL}'s tokenizer). cold: every file parsed; warm: outlines cached "
-              f"(a re-plan). The map walks at most {repomap.MAX_FILES:,} files. Machine: {os.cpu_count()} cores, "
-              f"load average {load}."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.write:
-        write_section(text, ROOT / "bench" / "RESULTS.md")
-    return 0
+    """``python -m bench.repomap_bench``: the same as ``python -m bench --only map``."""
+    from bench.cli import main as bench_main
+
+    return bench_main(["--only", "map", *(argv if argv is not None else sys.argv[1:])])
 
 
 if __name__ == "__main__":

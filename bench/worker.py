@@ -6,6 +6,7 @@ gives each one's first-import time.
 
 * ``steps NAME N REPS WARMUP``: ``{"import_s": .., "runs": [[t_N, t_1], ...]}`` (seconds)
 * ``local TASKS_JSON MAX_TASKS``: see :mod:`bench.local`
+* ``map WORKSPACE DATA_DIR TASK REPEAT``: see :mod:`bench.repomap_bench`
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def main(argv: list[str]) -> int:
     kind, *args = argv
     if kind == "steps":
         out = steps(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif kind == "map":
+        from bench.repomap_bench import worker as map_worker
+
+        out = map_worker(args[0], args[1], args[2], int(args[3]))
     elif kind == "local":
         from bench.local import worker
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = "cold,overhead,executor,parallel,calls,logging,replay"
+SECTIONS = "cold,overhead,executor,parallel,calls,logging,replay,edits,checkpoints,map"
 
 
 @pytest.mark.slow
@@ -29,7 +29,8 @@ def test_bench_smoke_runs_and_prints_the_table() -> None:
     out = proc.stdout
     assert "| section | measure | median | min-max | IQR | n | target |" in out
     for section in ("| cold start |", "| run overhead |", "| executor |", "| parallel |", "| calls |", "| logging |",
-                    "| replay |"):
+                    "| replay |", "| edits |", "| checkpoints |",
+                    "| repository map |"):
         assert section in out, f"no rows for {section} in:\n{out}"
     assert "| agent --help |" in out
     assert "agentcli (plan executor, durable event log): marginal per step" in out

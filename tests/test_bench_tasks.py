@@ -69,7 +69,9 @@ def test_report_marks_memory_passes_and_replaces_its_section(tmp_path: Path) -> 
     rows = [line for line in text.splitlines() if line.startswith("| default")]
     assert "**= default**" in rows[0] and "1/2 (50%)" in rows[0] and rows[0].endswith("| 0 |")
     assert "memory loo" in rows[1] and "2/2 (100%)" in rows[1] and rows[1].endswith("| 2 |")
-    assert "| b | - list_files (answer lacks 'x') | + (m) list_files |" in text
+    # Each task's wall time next to its result, and the CPU the suite ran on.
+    assert "| b | - list_files (answer lacks 'x') 2.0 s | + (m) list_files 2.0 s |" in text
+    assert "; CPU: " in text and " cores)" in text
     results = tmp_path / "RESULTS.md"
     results.write_text("# Results\n\n" + SECTION + "\n\nlevers\n\n" + MEMORY_SECTION + "\n\nold\n\n## Later\n\nkept\n")
     write_section(text, results)

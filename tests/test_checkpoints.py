@@ -224,3 +224,129 @@ def test_kill_9_mid_run_leaves_a_checkpoint_undo_can_use(repo: Path, tmp_path: P
     assert res["unfinished"] and res["applied"]
     assert tree_hashes(repo) == before
     assert git(repo, "status", "--porcelain") == ""
+
+
+# ---------------------------------------------------------------- what git alone does not keep
+
+
+def fs_state(ws: Path) -> dict[str, str]:
+    """Everything under ws but the user's .git and the data dir: each path's kind, full mode and
+    content (a link's target), empty directories included."""
+    out: dict[str, str] = {}
+    for p in sorted(ws.rglob("*")):
+        rel = p.relative_to(ws).as_posix()
+        if rel.split("/")[0] in (".git", ".agent"):
+            continue
+        st = p.lstat()
+        if p.is_symlink():
+            out[rel] = f"link -> {os.readlink(p)}"
+        elif p.is_dir():
+            out[rel] = f"dir {oct(st.st_mode & 0o7777)}"
+        else:
+            out[rel] = f"file {oct(st.st_mode & 0o7777)} {hashlib.sha256(p.read_bytes()).hexdigest()[:12]}"
+    return out
+
+
+@pytest.fixture
+def shapes(workspace: Path) -> Path:
+    ws = workspace
+    (ws / ".gitignore").write_text(".agent/\nbuild/\n")
+    (ws / "lib").mkdir()
+    (ws / "lib" / "a.py").write_text("a = 1\n")
+    (ws / "lib" / "deep").mkdir()
+    (ws / "lib" / "deep" / "b.py").write_text("b = 2\n")
+    (ws / "other").mkdir()
+    (ws / "other" / "a.py").write_text("a = 'other'\n")
+    (ws / "conf").write_text("key = 1\n")
+    (ws / "link").symlink_to("other")
+    (ws / "secret.txt").write_text("private\n")
+    (ws / "secret.txt").chmod(0o600)
+    (ws / "tool.sh").write_text("#!/bin/sh\n")
+    (ws / "private").mkdir(mode=0o700)
+    (ws / "private" / "p.txt").write_text("p\n")
+    (ws / "empty_old" / "nested").mkdir(parents=True)
+    (ws / "empty_old").chmod(0o750)
+    (ws / "build" / "cache").mkdir(parents=True)  # ignored: never recorded, never touched
+    (ws / "private").chmod(0o700)
+    return ws
+
+
+#: A command that makes every kind of change git's tree alone cannot undo.
+SHAPE_CHANGES = (
+    "rm -rf lib && ln -s other lib"  # a directory becomes a symlink
+    " && rm link && mkdir link && echo in > link/file.txt"  # a symlink becomes a directory
+    " && rm conf && mkdir conf && echo x > conf/x"  # a file becomes a directory
+    " && rm -r empty_old && mkdir -p empty_new/sub"  # empty directories removed and created
+    " && chmod 644 secret.txt && chmod 755 private && chmod 640 other/a.py && chmod +x tool.sh"  # modes
+)
+
+
+def _shape_run(ws: Path, command: str = SHAPE_CHANGES) -> str:
+    plan = {"steps": [{"title": "reshape", "tool": "run_shell", "args": {"command": command}}]}
+    r = invoke(["run", "reshape the tree", "--yes", "--json"], plan, COMPLETE)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [s["status"] for s in out["steps"]] == ["ok"], out["steps"]
+    return str(out["run_id"])
+
+
+def test_undo_restores_symlinks_empty_directories_and_modes_byte_for_byte(shapes: Path) -> None:
+    before = fs_state(shapes)
+    run_id = _shape_run(shapes)
+    after_run = fs_state(shapes)
+    assert after_run["lib"] == "link -> other" and after_run["empty_new/sub"].startswith("dir")
+    assert after_run["link"].startswith("dir") and "empty_old" not in after_run
+
+    u = invoke(["undo", run_id, "--yes", "--json"])
+    assert u.exit_code == 0, u.output
+    res = json.loads(u.stdout)
+    assert res["applied"] and not res["conflicts"]
+    changed = {f["path"]: f["status"] for f in res["files"]}
+    # What the run did, as undo lists it: directories with a trailing slash, modes as M.
+    assert changed["empty_new/sub/"] == "A" and changed["empty_old/nested/"] == "D"
+    assert changed["secret.txt"] == "M" and changed["private/"] == "M"
+    assert fs_state(shapes) == before
+
+    # The undo can be undone, and the run's tree comes back just as exactly.
+    r = invoke(["undo", run_id, "--redo", "--yes"])
+    assert r.exit_code == 0, r.output
+    assert fs_state(shapes) == after_run
+
+
+def test_checkpoints_keep_working_after_a_directory_became_a_symlink(shapes: Path) -> None:
+    first = _shape_run(shapes, "rm -rf lib && ln -s other lib")
+    # The next runs checkpoint the same workspace: the shadow index must take the change.
+    second = _shape_run(shapes, "echo more > lib/more.py && rm lib && mkdir lib && echo back > lib/a.py")
+    third = _shape_run(shapes, "echo three > three.txt")
+    events = [json.loads(line) for run in (first, second, third)
+              for line in (shapes / ".agent" / "runs" / run / "events.jsonl").open()]
+    cps = [e["data"] for e in events if e["type"] == "checkpoint"]
+    assert cps and all(cp.get("commit") and not cp.get("error") for cp in cps), cps
+    state = fs_state(shapes)
+    for run in (third, second):
+        assert invoke(["undo", run, "--yes"]).exit_code == 0
+    assert fs_state(shapes)["lib"] == "link -> other" and "three.txt" not in fs_state(shapes)
+    assert invoke(["undo", second, "--redo", "--yes"]).exit_code == 0
+    assert fs_state(shapes) == {k: v for k, v in state.items() if k != "three.txt"}
+
+
+def test_a_broken_shadow_index_is_rebuilt(shapes: Path) -> None:
+    before = fs_state(shapes)
+    first = _shape_run(shapes, "echo one > one.txt")
+    (shapes / ".agent" / "checkpoints" / "index").write_bytes(b"DIRC garbage, not an index")
+    run_id = _shape_run(shapes, "mkdir -p made/empty && echo two > two.txt && chmod 600 one.txt")
+    events = [json.loads(line) for line in (shapes / ".agent" / "runs" / run_id / "events.jsonl").open()]
+    assert all(e["data"].get("commit") for e in events if e["type"] == "checkpoint")
+    for run in (run_id, first):
+        u = invoke(["undo", run, "--yes"])
+        assert u.exit_code == 0, u.output
+    assert fs_state(shapes) == before
+
+
+def test_a_mode_changed_after_the_run_is_a_conflict(shapes: Path) -> None:
+    run_id = _shape_run(shapes, "chmod 644 secret.txt && mkdir fresh")
+    (shapes / "secret.txt").chmod(0o400)
+    r = invoke(["undo", run_id, "--yes", "--json"])
+    assert r.exit_code == 1, r.output
+    assert json.loads(r.stdout)["conflicts"] == ["secret.txt"]
+    assert (shapes / "fresh").is_dir()  # nothing touched

@@ -56,10 +56,10 @@ def test_runs_list_fits_the_terminal_one_line_per_run(workspace: Path, columns: 
     rows = [line for line in lines if line.startswith(tuple(ids))]
     assert len(rows) == 2  # one line per run: the full id, never folded
     assert all("COMPLETE" in row and "1/1" in row for row in rows)
-    assert "…" in rows[0]  # the task is cut, not wrapped
-    task_cells = [row.split("  ")[2] for row in rows]
+    # The task is never cut: too long for the row, it is shown whole on the lines under it.
+    assert " ".join(listed.stdout.split()).count(f"task: {LONG_TASK}") == 2
     if columns == 120:
-        assert len(rows[0]) > 80 and all(len(c) > 30 for c in task_cells)  # a wider terminal shows more
+        assert len(rows[0]) > 40 and "started" in lines[0]  # a wider terminal keeps the start time
 
 
 @pytest.mark.parametrize("columns", [80, 120])

@@ -85,7 +85,9 @@ def test_run_puts_them_in_both_prompts_records_and_replays(tmp_path: Path, monke
     executor_system = model.requests[1].messages[0]["content"]
     assert "Project instructions" in executor_system and "Cheers" in executor_system
     run_id = json.loads(r.stdout)["run_id"]
-    events = [json.loads(x) for x in (ws / ".agent" / "runs" / run_id / "events.jsonl").read_text().splitlines()]
+    # Started in pkg/ of the repository: the data dir is the repository root's, the instructions
+    # are read from the root down to pkg/.
+    events = [json.loads(x) for x in (root / ".agent" / "runs" / run_id / "events.jsonl").read_text().splitlines()]
     recorded = events[0]["data"]["instructions"]
     assert recorded["files"] == [str(root / "AGENTS.md"), str(ws / "AGENTS.md")]
     assert recorded["verify_command"] == "pytest -q pkg" and len(recorded["hash"]) == 16

@@ -18,7 +18,7 @@ from werkzeug import Request, Response
 from agentcli.cli.app import app
 from agentcli.cli.commands.common import State
 from agentcli.config import Config
-from agentcli.errors import LLMFatalError, LLMTransientError, ModelRequestsBlocked
+from agentcli.errors import LLMTransientError, ModelRequestsBlocked, ModelSetupError
 from agentcli.models.calllog import CallLog
 from agentcli.models.client import LLMClient
 
@@ -154,7 +154,8 @@ def test_500s_until_retries_run_out(fake: FakeOpenAI, tmp_path: Path) -> None:
 def test_auth_error_fails_at_once(fake: FakeOpenAI, tmp_path: Path) -> None:
     fake.status(401)
     client = make_client(fake, tmp_path)
-    with pytest.raises(LLMFatalError, match=r"AuthenticationError|refused the credentials"):
+    # A set-up error (a fatal one, exit 2): named, never retried, on both transports.
+    with pytest.raises(ModelSetupError, match=r"refused the credentials \(HTTP 401\)"):
         client.complete([{"role": "user", "content": "hi"}])
     assert len(fake.bodies) == 1
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agentcli.models import tokens
 from agentcli.planning.repomap import repo_map
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # bench/mapcover.py: the count of definitions tree-sitter finds
 
 
 @pytest.fixture
@@ -90,3 +97,488 @@ def test_a_hosted_planner_gets_the_map_and_the_local_one_does_not(repo: Path) ->
         sent = "\n".join(str(m["content"]) for m in backend.requests[0].messages)
         assert ("# Repository map" in sent and "def main(argv" in sent) is expect, model
         assert ("run in parallel" in sent) is expect
+
+
+# --------------------------------------------------------------------------- every language
+
+# Small repositories in the forms real code is written in (qs, React components, Go and Rust
+# crates, Java services), one per language; each file is a few definitions long.
+PROJECTS: dict[str, dict[str, str]] = {
+    "javascript": {
+        "lib/parse.js": """'use strict';
+var utils = require('./utils');
+var has = Object.prototype.hasOwnProperty;
+var defaults = { allowDots: false, depth: 5 };
+var parseValues = function parseQueryStringValues(str, options) {
+    var inner = function () { return 1; };
+    return inner();
+};
+var parseKeys = function parseQueryStringKeys(givenKey, val, options) {
+    return utils.merge(givenKey, val);
+};
+module.exports = function (str, opts) {
+    return parseKeys(str, parseValues(str, opts), opts);
+};
+""",
+        "lib/utils.js": """'use strict';
+var formats = require('./formats');
+var merge = function merge(target, source, options) { return target; };
+var compact = function compact(value) { return value; };
+function isRegExp(obj) { return false; }
+module.exports = {
+    compact: compact,
+    isRegExp,
+    merge: merge,
+    decode: function (str, decoder) { return str; },
+    encode(str) { return str; }
+};
+""",
+        "lib/formats.js": """'use strict';
+module.exports = {
+    'default': 'RFC3986',
+    formatters: {
+        RFC1738: function (value) { return value; },
+        RFC3986: function (value) { return String(value); }
+    }
+};
+""",
+        "src/Button.jsx": """import React from 'react';
+import { merge } from '../lib/utils';
+export const Button = ({ label, onClick }) => <button onClick={onClick}>{label}</button>;
+export default function Toolbar(props) { return <div>{props.children}</div>; }
+export class Panel extends React.Component {
+  state = { open: false };
+  toggle = () => this.setState({ open: !this.state.open });
+  render() { return <div />; }
+}
+""",
+        "src/api.mjs": """import { compact } from '../lib/utils.js';
+export async function fetchAll(urls) { return Promise.all(urls.map(fetch)); }
+export const retry = async (fn, times = 3) => fn();
+export default { compact, fetchAll };
+""",
+        "src/legacy.cjs": """const parse = require('../lib/parse');
+exports.parseAll = function parseAll(list) { return list.map(parse); };
+Store.prototype.save = function save(key, value) { this.data[key] = value; };
+function Store() { this.data = {}; }
+module.exports.Store = Store;
+""",
+    },
+    "typescript": {
+        "src/types.ts": """export interface Options<T = unknown> extends Base {
+  depth: number;
+  decoder?(value: string): T;
+}
+export type Id = string | number;
+export enum Level { Low, High }
+declare function globalHelper(x: number): string;
+namespace Internal { export function hidden(): void {} }
+""",
+        "src/client.ts": """import { Options, Id } from './types';
+import { log } from './util/log';
+export abstract class Client<T> implements Runner {
+  abstract connect(url: string): Promise<void>;
+  private readonly retries: number = 3;
+  protected handle = (e: Error): void => { log(e.message); };
+  constructor(private opts: Options<T>) {}
+  async get(id: Id): Promise<T | undefined> { return undefined; }
+  static create<T>(opts: Options<T>): Client<T> { return new HttpClient(opts); }
+}
+export class HttpClient<T> extends Client<T> {
+  async connect(url: string): Promise<void> {}
+}
+export function createClient(opts: Options): Client<unknown> { return Client.create(opts); }
+export const defaultClient = createClient({ depth: 1 });
+export default createClient;
+""",
+        "src/util/log.ts": """import { Level } from '../types';
+export const log = (msg: string, level: Level = Level.Low): void => { console.log(msg); };
+export function warn(msg: string): void { log(msg, Level.High); }
+""",
+        "src/App.tsx": """import React, { useState } from 'react';
+import { createClient } from './client';
+export interface AppProps { title: string }
+export const App: React.FC<AppProps> = ({ title }) => {
+  const [n, setN] = useState(0);
+  return <h1 onClick={() => setN(n + 1)}>{title}</h1>;
+};
+export function useClient() { return createClient({ depth: 2 }); }
+const Memo = React.memo(function Inner(props: AppProps) { return <p>{props.title}</p>; });
+export default Memo;
+""",
+    },
+    "go": {
+        "go.mod": "module example.com/shop\n\ngo 1.21\n",
+        "cart/cart.go": """package cart
+
+import (
+\t"fmt"
+
+\t"example.com/shop/money"
+)
+
+// MaxItems bounds a cart.
+const MaxItems = 100
+
+type Item struct {
+\tSKU   string
+\tPrice money.Cents
+}
+
+type Store interface {
+\tLoad(id string) (*Cart, error)
+\tSave(c *Cart) error
+}
+
+type Cart struct{ Items []Item }
+
+func New() *Cart { return &Cart{} }
+
+func (c *Cart) Add(it Item) error {
+\tif len(c.Items) >= MaxItems {
+\t\treturn fmt.Errorf("full")
+\t}
+\tc.Items = append(c.Items, it)
+\treturn nil
+}
+
+func (c Cart) Total() money.Cents { return 0 }
+""",
+        "money/money.go": """package money
+
+type Cents int64
+
+func (c Cents) String() string { return "" }
+
+func Sum[T ~int64](xs ...T) T { var s T; return s }
+""",
+        "main.go": """package main
+
+import "example.com/shop/cart"
+
+func main() { _ = cart.New() }
+""",
+    },
+    "rust": {
+        "Cargo.toml": "[package]\nname = \"shapes\"\nversion = \"0.1.0\"\n",
+        "src/lib.rs": """pub mod geometry;
+mod util;
+
+pub use geometry::Point;
+
+pub const VERSION: &str = "0.1";
+
+pub trait Shape {
+    fn area(&self) -> f64;
+    fn name(&self) -> String { String::from("shape") }
+}
+
+#[derive(Debug, Clone)]
+pub struct Circle { pub r: f64 }
+
+impl Shape for Circle {
+    fn area(&self) -> f64 { 3.14 * self.r * self.r }
+}
+
+pub enum Kind { Round, Square }
+
+pub fn largest<T: Shape>(shapes: &[T]) -> Option<&T> { shapes.first() }
+
+macro_rules! square { ($x:expr) => { $x * $x }; }
+""",
+        "src/geometry.rs": """use crate::util::clamp;
+
+#[derive(Debug, Default)]
+pub struct Point { pub x: f64, pub y: f64 }
+
+impl Point {
+    pub fn new(x: f64, y: f64) -> Self { Point { x, y } }
+    pub fn distance(&self, other: &Point) -> f64 { clamp(0.0) }
+}
+
+pub type Pair = (Point, Point);
+""",
+        "src/util.rs": """pub(crate) fn clamp(v: f64) -> f64 { v.max(0.0) }
+
+pub(crate) async fn later() {}
+""",
+    },
+    "java": {
+        "src/main/java/com/shop/Order.java": """package com.shop;
+
+import java.util.List;
+import com.shop.util.Money;
+
+@Entity
+public class Order implements Comparable<Order> {
+    public static final int MAX_LINES = 50;
+    private final List<Line> lines;
+
+    public Order(List<Line> lines) { this.lines = lines; }
+
+    @Override
+    public int compareTo(Order other) { return 0; }
+
+    public Money total() { return Money.ZERO; }
+
+    public record Line(String sku, int qty) {}
+
+    enum Status { OPEN, PAID; boolean done() { return this == PAID; } }
+}
+""",
+        "src/main/java/com/shop/util/Money.java": """package com.shop.util;
+
+public interface Money {
+    Money ZERO = null;
+    long cents();
+    default Money plus(Money other) { return other; }
+}
+""",
+    },
+    "python": {
+        "pkg/__init__.py": "from pkg.core import slugify\n",
+        "pkg/core.py": """import re
+from typing import TYPE_CHECKING
+
+MAX_LENGTH = 100
+
+if TYPE_CHECKING:
+    from pkg.cli import Runner
+
+
+def slugify(text: str, *, sep: str = "-") -> str:  # the public entry
+    return text
+
+
+@dataclass
+class Options:
+    sep: str = "-"
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return re.compile(self.sep)
+
+
+async def fetch(url,
+                timeout=10):
+    def helper():
+        pass
+    return helper
+""",
+        "pkg/cli.py": """from pkg.core import slugify, Options
+
+
+class Runner:
+    def run(self, argv: list[str]) -> int:
+        return 0
+""",
+    },
+}
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("lang", sorted(PROJECTS))
+def test_the_map_outlines_what_tree_sitter_finds_in_every_language(tmp_path: Path, lang: str) -> None:
+    from bench.mapcover import map_coverage
+
+    ws = _write(tmp_path / lang, PROJECTS[lang])
+    text = repo_map(ws, ws / ".agent", "", max_tokens=2000)  # the default planner.context_tokens
+    cov = map_coverage(ws, text, sorted(PROJECTS[lang]))
+    found = sum(len(s) for s in cov.found.values())
+    assert found >= 6, cov.found  # the reference finds what there is to find
+    assert cov.share() >= 0.9, (cov.share(), cov.missed(), text)
+
+
+def test_the_forms_real_javascript_is_written_in(tmp_path: Path) -> None:
+    ws = _write(tmp_path / "js", PROJECTS["javascript"])
+    text = repo_map(ws, ws / ".agent", "", max_tokens=4000)
+    for line in (
+        "    5 var parseValues = function parseQueryStringValues(str, options)",
+        "   12 module.exports = function (str, opts)",
+        "    3 var merge = function merge(target, source, options)",
+        "    5 function isRegExp(obj)",
+        "    6 module.exports = {compact, isRegExp, merge, ...}",
+        "   10   decode: function (str, decoder)",
+        "   11   encode(str)",
+        "    4   formatters: {...}",
+        "    5     RFC1738: function (value)",
+        "    3 export const Button = ({ label, onClick }) =>",
+        "    4 export default function Toolbar(props)",
+        "    5 export class Panel extends React.Component",
+        "    7   toggle = () =>",
+        "    8   render()",
+        "    3 export const retry = async (fn, times = 3) =>",
+        "    4 export default {compact, fetchAll}",
+        "    2 exports.parseAll = function parseAll(list)",
+        "    3 Store.prototype.save = function save(key, value)",
+    ):
+        assert line in text, f"{line!r} not in\n{text}"
+    assert "inner" not in text  # a function's own locals are not the module's definitions
+    for rel in ("src/Button.jsx", "src/api.mjs", "src/legacy.cjs"):
+        assert f"\n{rel}\n" in text
+
+
+def test_the_forms_real_typescript_go_rust_and_java_are_written_in(tmp_path: Path) -> None:
+    expected = {
+        "typescript": ["    1 export interface Options<T = unknown> extends Base", "    3   decoder?(value: string): T",
+                       "    5 export type Id = string | number", "    6 export enum Level",
+                       "    7 declare function globalHelper(x: number): string", "    8 namespace Internal",
+                       "    3 export abstract class Client<T> implements Runner",
+                       "    4   abstract connect(url: string): Promise<void>",
+                       "    6   protected handle = (e: Error): void =>",
+                       "    8   async get(id: Id): Promise<T | undefined>",
+                       "   14 export function createClient(opts: Options): Client<unknown>",
+                       "    4 export const App: React.FC<AppProps> = ({ title }) =>",
+                       "    9 const Memo = React.memo(function Inner(props: AppProps)"],
+        "go": ["   10 const MaxItems", "   12 type Item struct", "   17 type Store interface",
+               "   18   Load(id string) (*Cart, error)", "   24 func New() *Cart",
+               "   26 func (c *Cart) Add(it Item) error",
+               "    7 func Sum[T ~int64](xs ...T) T"],
+        "rust": ["    1 pub mod geometry", "    8 pub trait Shape", "    9   fn area(&self) -> f64",
+                 "   16 impl Shape for Circle", "   22 pub fn largest<T: Shape>(shapes: &[T]) -> Option<&T>",
+                 "   24 macro_rules! square", "    6 impl Point",
+                 "    7   pub fn new(x: f64, y: f64) -> Self", "    1 pub(crate) fn clamp(v: f64) -> f64"],
+        "java": ["    7 public class Order implements Comparable<Order>", "   11   public Order(List<Line> lines)",
+                 "   14   public int compareTo(Order other)", "   18   public record Line(String sku, int qty)",
+                 "   20     boolean done()", "    3 public interface Money", "    6   default Money plus(Money other)"],
+        "python": ["   10 def slugify(text: str, *, sep: str = \"-\") -> str", "   15 class Options",
+                   "   19   def regex(self) -> re.Pattern[str]", "   23 async def fetch(url, timeout=10)"],
+    }
+    for lang, lines in expected.items():
+        ws = _write(tmp_path / lang, PROJECTS[lang])
+        text = repo_map(ws, ws / ".agent", "", max_tokens=4000)
+        for line in lines:
+            assert line in text, f"{lang}: {line!r} not in\n{text}"
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def test_files_other_files_use_rank_first(tmp_path: Path) -> None:
+    files = {f"app/feature{i:02}.ts": f"import {{ shared }} from '../core/shared';\nexport function f{i}() {{}}\n"
+             for i in range(12)}
+    files["core/shared.ts"] = "export function shared(): void {}\n"
+    files["core/unused.ts"] = "export function unused(): void {}\n"
+    ws = _write(tmp_path / "ts", files)
+    text = repo_map(ws, ws / ".agent", "", max_tokens=3000)
+    order = [line for line in text.split("most relevant first:\n", 1)[1].splitlines() if not line.startswith(" ")]
+    assert order[0] == "core/shared.ts"  # twelve files import it
+    assert order.index("core/unused.ts") > order.index("app/feature00.ts")  # none imports it
+
+
+def test_an_identifier_the_task_names_finds_the_file_that_defines_it(tmp_path: Path) -> None:
+    files = {f"lib/mod{i:02}.js": f"var helper{i} = function () {{}};\nmodule.exports = helper{i};\n"
+             for i in range(30)}
+    files["lib/mod17.js"] = "var parseKeys = function parseKeys(a) {};\nmodule.exports = parseKeys;\n"
+    files["lib/user.js"] = "var parseKeys = require('./mod17');\nparseKeys(1);\n"
+    ws = _write(tmp_path / "js", files)
+    text = repo_map(ws, ws / ".agent", "why does parseKeys drop empty keys?", max_tokens=400)
+    assert text.split("most relevant first:\n", 1)[1].startswith("lib/mod17.js\n")
+
+
+def test_a_dotted_module_path_names_its_file(tmp_path: Path) -> None:
+    files = {"urllib/__init__.py": "", "urllib/request.py": "def urlopen(url, timeout=None):\n    pass\n",
+             "urllib/parse.py": "def quote(s):\n    pass\n"}
+    files.update({f"test/test_{i}.py": f"import unittest\ndef test_{i}():\n    pass\n" for i in range(20)})
+    files["unittest/__init__.py"] = "class TestCase:\n    pass\n"
+    ws = _write(tmp_path / "lib", files)
+    text = repo_map(ws, ws / ".agent", "add a timeout parameter to urllib.request.urlopen", max_tokens=500)
+    assert text.split("most relevant first:\n", 1)[1].startswith("urllib/request.py\n")
+
+
+# --------------------------------------------------------------------------- the persisted cache
+
+
+def _cache(ws: Path) -> dict[str, Any]:
+    return json.loads((ws / ".agent" / "cache" / "repomap.json").read_text())
+
+
+def test_outlines_persist_by_path_size_and_mtime_and_a_warm_map_is_the_cold_one(tmp_path: Path) -> None:
+    ws = _write(tmp_path / "ts", PROJECTS["typescript"])
+    cold = repo_map(ws, ws / ".agent", "fix createClient", max_tokens=2000)
+    data = _cache(ws)
+    assert data["schema_version"] == 1 and set(data["files"]) == set(PROJECTS["typescript"])
+    entry = data["files"]["src/client.ts"]
+    st = (ws / "src" / "client.ts").stat()
+    assert (entry["size"], entry["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
+    assert any(s[3] == "createClient" for s in entry["symbols"])
+    assert repo_map(ws, ws / ".agent", "fix createClient", max_tokens=2000) == cold
+    # A changed file is outlined again; a removed one leaves the cache.
+    (ws / "src" / "client.ts").write_text("export function renamedClient(): void {}\n")
+    (ws / "src" / "App.tsx").unlink()
+    warm = repo_map(ws, ws / ".agent", "fix createClient", max_tokens=2000)
+    assert "renamedClient" in warm and "createClient(opts" not in warm and "App.tsx" not in warm
+    assert "src/App.tsx" not in _cache(ws)["files"]
+    shutil.rmtree(ws / ".agent")
+    assert repo_map(ws, ws / ".agent", "fix createClient", max_tokens=2000) == warm
+
+
+def test_a_cache_of_another_version_or_a_broken_one_only_costs_a_cold_map(tmp_path: Path) -> None:
+    ws = _write(tmp_path / "go", PROJECTS["go"])
+    first = repo_map(ws, ws / ".agent", "", max_tokens=2000)
+    path = ws / ".agent" / "cache" / "repomap.json"
+    data = _cache(ws)
+    data["schema_version"] = 999
+    data["files"]["cart/cart.go"]["symbols"] = [[1, 0, "func Bogus()", "Bogus", False]]
+    path.write_text(json.dumps(data))
+    assert repo_map(ws, ws / ".agent", "", max_tokens=2000) == first
+    assert _cache(ws)["schema_version"] == 1
+    path.write_text("{not json")
+    assert repo_map(ws, ws / ".agent", "", max_tokens=2000) == first
+    shutil.rmtree(ws / ".agent")
+    assert repo_map(ws, None, "", max_tokens=2000) == first  # no data dir: no cache, the same map
+    assert not (ws / ".agent").exists()
+
+
+def test_outlining_stops_when_the_budget_is_full(tmp_path: Path) -> None:
+    files = {f"pkg/sub{i // 50}/mod{i:04}.py": f"from pkg.sub0 import mod0000\n\n\ndef function_{i}(x):\n    return x\n"
+             for i in range(400)}
+    ws = _write(tmp_path / "big", files)
+    text = repo_map(ws, ws / ".agent", "rename function_7 in pkg/sub0/mod0007.py", max_tokens=600)
+    assert "pkg/sub0/mod0007.py\n    4 def function_7(x)" in text
+    entries = _cache(ws)["files"]
+    assert len(entries) == 400  # every file's imports are known (they rank files)...
+    outlined = [rel for rel, e in entries.items() if "symbols" in e]
+    assert 0 < len(outlined) <= 40  # ...but only the files the map had room for were parsed
+
+
+# --------------------------------------------------------------------------- agent map
+
+
+def _agent_map(ws: Path, *args: str, model: str = "openai/gpt-4o-mini", **env: str) -> Any:
+    from typer.testing import CliRunner
+
+    from agentcli.cli.app import app
+    from agentcli.cli.commands.common import State
+
+    state = State(environ={"AGENT_MODEL": model, "AGENT_MEMORY__ENABLED": "false", **env}, use_user_config=False)
+    return CliRunner().invoke(app, ["-w", str(ws), "map", *args], obj=state)
+
+
+def test_agent_map_prints_the_map_the_planner_gets(repo: Path) -> None:
+    task = "add a --verbose flag to main in pkg/cli.py"
+    result = _agent_map(repo, "--task", task, "--tokens", "700")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == repo_map(repo, repo / ".agent", task, max_tokens=700, model="openai/gpt-4o-mini") + "\n"
+    assert result.stdout.split("most relevant first:\n", 1)[1].startswith("pkg/cli.py\n")
+    assert "of 700 tokens" in result.stderr
+    # The budget is the planner's own by default, and --json gives the figures.
+    data = json.loads(_agent_map(repo, "--json", AGENT_PLANNER__CONTEXT_TOKENS="400").stdout)
+    assert data["budget"] == 400 and 0 < data["tokens"] <= 400 and data["planner_gets_it"] is True
+    assert data["map"] == repo_map(repo, repo / ".agent", "", max_tokens=400, model="openai/gpt-4o-mini")
+
+
+def test_agent_map_says_when_the_planner_gets_no_map(repo: Path) -> None:
+    small = _agent_map(repo, "--tokens", "300", model="local/smollm2")
+    assert small.exit_code == 0 and small.stdout.startswith("files: ")
+    assert "small local planner: its requests carry no map" in small.stderr
+    off = _agent_map(repo, AGENT_PLANNER__CONTEXT_TOKENS="0")
+    assert off.exit_code == 0 and off.stdout == "" and "planner.context_tokens is 0" in off.stderr
+    bad = _agent_map(repo, "--tokens", "-1")
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

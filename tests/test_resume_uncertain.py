@@ -134,6 +134,8 @@ def test_the_user_decides_at_a_real_terminal(workspace: Path, answer: str, decis
     assert seen[0] == "uncertain" and ("approval" in seen) == (decision == "rerun"), seen
     # What it was about to do is on the screen before the question.
     assert "step s1 may already have run" in screen and "run_shell" in screen
+    # The legend whole (its [y]/[d]/[n] were once eaten as markup: "es / one already, go on / o, stop").
+    assert "run it again? [y]es / [d]one already, go on / [n]o, stop (n): " in screen
     assert "echo once >> counter.txt" in screen and "Traceback" not in screen
     time.sleep(3.5 if decision != "rerun" else 0)  # a stray re-run would have finished by now
     assert (workspace / "counter.txt").read_text() == "once\n" * lines

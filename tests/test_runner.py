@@ -168,15 +168,16 @@ def test_budget_refuses_llm_call_before_sending(workspace: Path, which: str) -> 
     assert checks[-1]["ok"] is False and checks[-1]["which"] == which
 
 
-def test_unknown_price_refused_under_cost_budget(workspace: Path) -> None:
+def test_unknown_price_refused_under_cost_budget_when_not_allowed(workspace: Path) -> None:
     p = plan(step("s1", prompt="x"))
     model = ScriptedModel(["y", review()], price=None)
-    out = Harness(workspace, config(), model, [p]).run()
+    out = Harness(workspace, config(budget={"allow_unknown_price": False}), model, [p]).run()
     assert out.reason == "budget_exceeded:cost" and "unknown" in out.answer
     assert model.requests == []
+    # The default: allowed, counted as $0 (the totals count the unpriced calls).
     model = ScriptedModel(["y", review()], price=None)
-    out = Harness(workspace, config(budget={"allow_unknown_price": True}), model, [p], run_id="run-2").run()
-    assert out.status == "COMPLETE"
+    out = Harness(workspace, config(), model, [p], run_id="run-2").run()
+    assert out.status == "COMPLETE" and out.totals["unpriced_calls"] == 2
 
 
 def test_step_budget(workspace: Path) -> None:

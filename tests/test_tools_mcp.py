@@ -149,7 +149,8 @@ def test_server_failures_during_calls(tmp_path: Path) -> None:
         "name": "flaky",
         "command": sys.executable,
         "args": [str(script)],
-        "timeout_seconds": 5,
+        # The start-up bound: a Python MCP server took ~6 s to start on a loaded 2-core machine.
+        "timeout_seconds": 60,
         "risk": "read",
     }
 

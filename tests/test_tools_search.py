@@ -34,10 +34,10 @@ def ws(tmp_path: Path) -> Path:
 
 
 def test_schema_is_the_reference_one(ws: Path) -> None:
-    reg = make_registry(ws, search_extensions=[".py", ".md"])
+    reg = make_registry(ws)
     params = reg.get("search_code").openai_schema()["function"]["parameters"]  # type: ignore[union-attr]
     props = params["properties"]
-    assert set(props) == {"query", "extensions", "max_results", "regex"}
+    assert set(props) == {"query", "glob", "max_results", "regex"}
     assert params["required"] == ["query"] and params["additionalProperties"] is False
     assert (props["query"]["minLength"], props["query"]["maxLength"]) == (3, 200)
     assert (
@@ -54,14 +54,15 @@ def test_schema_is_the_reference_one(ws: Path) -> None:
         "description": props["regex"]["description"],
         "type": "boolean",
     }
-    array = next(s for s in props["extensions"]["anyOf"] if s.get("type") == "array")
-    assert array["items"]["enum"] == [".py", ".md"]
+    text = next(s for s in props["glob"]["anyOf"] if s.get("type") == "string")
+    assert (text["minLength"], text["maxLength"]) == (1, 200)
 
 
 def test_literal_search_returns_file_line_snippet(ws: Path) -> None:
     res = search(make_registry(ws), query="class Parser")
     assert res.ok
-    assert res.output == [{"file": "app.py", "line": 3, "snippet": "class Parser:"}]
+    assert res.output == [{"file": "app.py", "line": 3, "snippet": "class Parser:"},
+                          {"file": "other.rb", "line": 1, "snippet": "class Parser"}]
 
 
 def test_a_snippet_keeps_its_indentation(ws: Path) -> None:
@@ -71,7 +72,7 @@ def test_a_snippet_keeps_its_indentation(ws: Path) -> None:
     assert hit["snippet"] == "    def method_xyz(self):"
 
 
-def test_smart_case_and_extensions(ws: Path) -> None:
+def test_smart_case_and_every_text_file(ws: Path) -> None:
     reg = make_registry(ws)
     hits = search(reg, query="parser", max_results=20).output
     assert {(h["file"], h["line"]) for h in hits} == {
@@ -79,9 +80,38 @@ def test_smart_case_and_extensions(ws: Path) -> None:
         ("notes.md", 1),
         ("notes.md", 2),
         ("lib/util.py", 2),
+        ("other.rb", 1),
     }
-    hits = search(reg, query="Parser", extensions=["md"]).output  # "md" is read as ".md"
+    hits = search(reg, query="Parser", glob="*.md").output
     assert [(h["file"], h["line"]) for h in hits] == [("notes.md", 1)]
+
+
+def test_javascript_and_typescript_files_of_every_kind_are_searched(ws: Path) -> None:
+    # .mjs, .cjs, .jsx and .tsx were invisible to a search by a fixed list of extensions.
+    for name in ("esm.mjs", "common.cjs", "view.jsx", "src/app.tsx", "src/deep/types.ts", "Makefile", "run.bash"):
+        (ws / name).parent.mkdir(parents=True, exist_ok=True)
+        (ws / name).write_text("export const needleValue = 1\n")
+    reg = make_registry(ws)
+    every = {h["file"] for h in search(reg, query="needleValue", max_results=20).output}
+    assert every == {"esm.mjs", "common.cjs", "view.jsx", "src/app.tsx", "src/deep/types.ts", "Makefile", "run.bash"}
+    by_glob = {
+        "*.tsx": {"src/app.tsx"},
+        "*.{ts,tsx}": {"src/app.tsx", "src/deep/types.ts"},
+        "src/**": {"src/app.tsx", "src/deep/types.ts"},
+        "src/*": {"src/app.tsx"},
+        "./src/**/*.ts": {"src/deep/types.ts"},
+        "*.?js": {"esm.mjs", "common.cjs"},
+        "Makefile": {"Makefile"},
+    }
+    for glob, want in by_glob.items():
+        assert {h["file"] for h in search(reg, query="needleValue", glob=glob, max_results=20).output} == want, glob
+
+
+def test_a_glob_cannot_leave_the_workspace(ws: Path) -> None:
+    reg = make_registry(ws)
+    for glob in ("../*.py", "/etc/*", "src/../../x"):
+        res = search(reg, query="Parser", glob=glob)
+        assert res.error is not None and res.error.type == "path_outside_workspace", glob
 
 
 def test_regex_and_max_results(ws: Path) -> None:
@@ -100,8 +130,8 @@ def test_regex_and_max_results(ws: Path) -> None:
         ({"query": "x" * 201}, ["query"], "string_too_long"),
         ({"query": "abc", "max_results": 0}, ["max_results"], "greater_than_equal"),
         ({"query": "abc", "max_results": 21}, ["max_results"], "less_than_equal"),
-        ({"query": "abc", "extensions": [".rb"]}, ["extensions", 0], "literal_error"),
-        ({"query": "abc", "extensions": []}, ["extensions"], "too_short"),
+        ({"query": "abc", "glob": ""}, ["glob"], "string_too_short"),
+        ({"query": "abc", "extensions": [".py"]}, ["extensions"], "extra_forbidden"),
         ({"query": "abc", "regex": "maybe"}, ["regex"], "bool_parsing"),
         ({"query": "abc", "path": "src"}, ["path"], "extra_forbidden"),
         ({"query": "a(b", "regex": True}, [], "value_error"),
@@ -113,11 +143,9 @@ def test_invalid_args(ws: Path, args: dict[str, Any], loc: list[Any], err_type: 
     assert res.error.details[0]["loc"] == loc and res.error.details[0]["type"] == err_type
 
 
-def test_extensions_follow_the_config(ws: Path) -> None:
-    reg = make_registry(ws, search_extensions=[".py", ".rb"])
-    assert [h["file"] for h in search(reg, query="class Parser", extensions=[".rb"]).output] == ["other.rb"]
-    res = search(reg, query="Parser", extensions=[".md"])
-    assert res.error is not None and ".rb" in res.error.details[0]["msg"]
+def test_the_old_extensions_setting_still_loads_and_changes_nothing(ws: Path) -> None:
+    reg = make_registry(ws, search_extensions=[".py"])
+    assert [h["file"] for h in search(reg, query="class Parser", glob="*.rb").output] == ["other.rb"]
 
 
 def test_skips_binary_huge_and_ignored_files(ws: Path) -> None:
@@ -128,7 +156,7 @@ def test_skips_binary_huge_and_ignored_files(ws: Path) -> None:
     (ws / ".venv").mkdir()
     (ws / ".venv" / "v.py").write_text("class Parser\n")
     hits = search(make_registry(ws, max_file_bytes=2000), query="class Parser", max_results=20).output
-    assert [h["file"] for h in hits] == ["app.py"]
+    assert [h["file"] for h in hits] == ["app.py", "other.rb"]  # not data.bin.py (binary), big.py, generated/, .venv/
 
 
 def test_long_snippets_are_cut(ws: Path) -> None:

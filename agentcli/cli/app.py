@@ -21,6 +21,7 @@ import typer.core
 from agentcli import __version__
 from agentcli.cli.commands import config as config_cmd
 from agentcli.cli.commands import doctor as doctor_cmd
+from agentcli.cli.commands import map as map_cmd
 from agentcli.cli.commands import memory as memory_cmd
 from agentcli.cli.commands import plan as plan_cmd
 from agentcli.cli.commands import run as run_cmd
@@ -28,7 +29,14 @@ from agentcli.cli.commands import runs as runs_cmd
 from agentcli.cli.commands import tools as tools_cmd
 from agentcli.cli.commands import trust as trust_cmd
 from agentcli.cli.commands import undo as undo_cmd
-from agentcli.cli.commands.common import RedactingStream, State, configure_consoles, err_console, print_error
+from agentcli.cli.commands.common import (
+    RedactingStream,
+    State,
+    configure_consoles,
+    err_console,
+    print_error,
+    print_warning,
+)
 from agentcli.errors import AgentError, ExitCode
 
 
@@ -133,6 +141,7 @@ app.add_typer(tools_cmd.app, name="tools")
 app.add_typer(memory_cmd.app, name="memory")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("plan")(plan_cmd.plan)
+app.command("map")(map_cmd.map_)
 app.command("run")(run_cmd.run)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("replay")(runs_cmd.replay)
@@ -190,7 +199,12 @@ def ask(
 
     state: State = ctx.obj
     settings = state.settings
+    from agentcli.models.preflight import model_readiness
+
     client = build_llm_client(settings, new_run_id(), log_json=state.log_json, backend=state.backend)
+    warning = model_readiness(client, settings.config.model_for("executor"))
+    if warning and not quiet:
+        print_warning(warning)
     result = client.complete([{"role": "user", "content": prompt}], role="executor")
     if json_out:
         typer.echo(result.model_dump_json(indent=2))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +35,7 @@ def _timed(name: str, fn: Callable[[], str]) -> Check:
 
 
 def check_data_dir(settings: Settings) -> str:
-    d = settings.data_dir
-    d.mkdir(parents=True, exist_ok=True)
+    d = settings.ensure_data_dir()
     with tempfile.NamedTemporaryFile(dir=d, prefix=".doctor-", delete=True) as f:
         f.write(b"ok")
         f.flush()
@@ -46,38 +43,42 @@ def check_data_dir(settings: Settings) -> str:
     return f"{d} is writable"
 
 
-def _check_reachable(api_base: str) -> str:
-    url = urllib.parse.urlparse(api_base)
-    host = url.hostname or "localhost"
-    port = url.port or (443 if url.scheme == "https" else 80)
-    with socket.create_connection((host, port), timeout=3):
-        pass
-    return f"{host}:{port} accepts connections"
+def check_model(config: Config, model: str) -> Check:
+    """``model`` as a run would call it: reachable (the server at ``api_base`` accepts connections),
+    known and keyed (without one), loadable (a local model); a warning, never ``ok``, when its
+    price is unknown."""
+    from agentcli.models.client import LLMClient
+    from agentcli.models.preflight import model_readiness
+    from agentcli.models.routing import backend_kind
 
+    name = f"model {model}"
+    t0 = time.perf_counter()
+    client = LLMClient(config)
+    try:
+        warning = model_readiness(client, model)
+        kind = backend_kind(model)
+        if kind == "fake":
+            detail = f"{model} is an in-package fake"
+        elif kind == "local":
+            from agentcli.models.local import loader as local_loader
 
-def check_model(config: Config, model: str) -> str:
-    from agentcli.models.routing import backend_kind, static_profile
+            path = local_loader.resolve_model_path(model)
+            local_loader.load(model)
+            detail = f"{model} loads from {path.name} ({client.profile(model).planner_style} planner)"
+        elif config.api_base and client.profile(model).uses_api_base:
+            from agentcli.models.litellm import endpoint
 
-    kind = backend_kind(model)
-    if kind == "fake":
-        return f"{model} is an in-package fake"
-    if kind == "local":
-        from agentcli.models.local import loader as local_loader
-
-        path = local_loader.resolve_model_path(model)
-        local_loader.load(model)
-        style = static_profile(model).planner_style
-        return f"{model} loads from {path.name} ({style} planner)"
-    from agentcli.models.litellm import litellm_module
-
-    litellm = litellm_module()
-    if config.api_base:
-        return f"{model} via {_check_reachable(config.api_base)}"
-    env = litellm.validate_environment(model=model)
-    missing = env.get("missing_keys") or []
-    if missing:
-        raise RuntimeError(f"{model}: set {', '.join(missing)} in the environment")
-    return f"{model}: credentials present"
+            detail = f"{model} via {endpoint(config.api_base)}, which accepts connections"
+        else:
+            detail = f"{model}: known to litellm, credentials present"
+    except AgentError as e:
+        return Check(name, False, e.one_line())
+    except Exception as e:  # a check must report, never crash the doctor
+        return Check(name, False, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
+    ms = (time.perf_counter() - t0) * 1000
+    if warning:
+        return Check(name, True, f"{detail}; {warning}", warn=True)
+    return Check(name, True, f"{detail} ({ms:.0f} ms)")
 
 
 def check_tokenizer() -> str:
@@ -140,7 +141,7 @@ def run_checks(load: Callable[[], Settings], default_workspace: Path,
     models = dict.fromkeys([cfg.model, cfg.model_for("planner"), cfg.model_for("executor"),
                             cfg.model_for("reviewer")])
     for model in models:
-        checks.append(_timed(f"model {model}", lambda m=model: check_model(cfg, m)))  # type: ignore[misc]
+        checks.append(check_model(cfg, model))
     checks.append(check_secrets(settings, environ))
     checks.append(_timed("tokenizer", check_tokenizer))
     checks.append(_timed("memory", lambda: check_memory(settings)))

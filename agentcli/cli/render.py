@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rich import box
-from rich.console import Console, Group
-from rich.markup import escape
-from rich.table import Table
+from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
 from agentcli.cli.tables import QuickTable
@@ -30,7 +27,10 @@ def _short(text: str, limit: int = ARGS_SUMMARY_CHARS) -> str:
 
 
 def _value(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+    # A string with line breaks or tabs is shown quoted (JSON), so what it holds stays exact on one line.
+    if isinstance(v, str) and not any(c in v for c in "\n\r\t"):
+        return v
+    return json.dumps(v, ensure_ascii=False, default=str)
 
 
 def args_summary(step: Step, limit: int = ARGS_SUMMARY_CHARS) -> str:
@@ -63,47 +63,22 @@ def plan_header(plan: Plan) -> Text:
     return text
 
 
-def plan_table(plan: Plan, width: int | None = None) -> Table:
-    """One row per step: #, step, tool or llm, args summary, depends on, approval, estimate.
+def plan_table(plan: Plan, width: int | None = None) -> RenderableType:
+    """One row per step: #, step, tool or llm, args, depends on, approval, estimate.
 
-    ``width`` (the console's) keeps the table legible in 80 columns: short columns keep
-    their full width, the title wraps, and the args summary is cut to what is left.
+    Fitted to ``width`` (the console's; 120 without one) by :func:`~agentcli.cli.tables.fitted_table`:
+    the title is cut first; a step's arguments are never cut, what a write will do being what the
+    plan is confirmed on: when the row cannot hold them they are shown whole on a line under it.
     """
-    table = Table(show_header=True, header_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
-                  pad_edge=False, collapse_padding=True)
+    from agentcli.cli.tables import Col, fitted_table
+
     # An llm step's answer shape, when it is not text: "llm:edits", "llm:json".
     tools = [step.tool or ("llm" if step.answer == "text" else f"llm:{step.answer}") for step in plan.steps]
-    costs = [step_cost(step) for step in plan.steps]
-    deps = [", ".join(step.depends_on) or "-" for step in plan.steps]
-    deps = [d if len(d) <= 12 else d[:11] + "…" for d in deps]
-    columns = [("#", [step.id for step in plan.steps]), ("tool", tools), ("depends on", deps),
-               ("approval", []), ("estimate", costs)]
-    fixed = {name: max([len(name), *(len(c) for c in cells)]) for name, cells in columns}
-    longest_title = max([4, *(len(step.title) for step in plan.steps)])
-    title_width, args_width = min(longest_title, 40), ARGS_SUMMARY_CHARS
-    if width is not None:
-        # Two characters between columns (7 columns); the title gets up to half of the rest.
-        room = width - sum(fixed.values()) - 2 * 6
-        title_width = min(longest_title, max(14, room // 2))
-        args_width = max(10, min(ARGS_SUMMARY_CHARS, room - title_width))
-    table.add_column("#", no_wrap=True, min_width=fixed["#"])
-    table.add_column("step", min_width=min(title_width, 14), max_width=title_width)
-    table.add_column("tool", no_wrap=True, min_width=fixed["tool"])
-    table.add_column("args", no_wrap=True, overflow="ellipsis", max_width=args_width)
-    table.add_column("depends on", no_wrap=True, min_width=fixed["depends on"])
-    table.add_column("approval", no_wrap=True, min_width=fixed["approval"])
-    table.add_column("estimate", no_wrap=True, justify="right", min_width=fixed["estimate"])
-    for i, step in enumerate(plan.steps):
-        table.add_row(
-            step.id,
-            escape(step.title),
-            escape(tools[i]),
-            escape(_short(args_summary(step, limit=10_000), args_width)),
-            deps[i],
-            "yes" if step.requires_approval else "no",
-            costs[i],
-        )
-    return table
+    rows = [[step.id, step.title, tools[i], args_summary(step, limit=10_000), ", ".join(step.depends_on) or "-",
+             "yes" if step.requires_approval else "no", step_cost(step)] for i, step in enumerate(plan.steps)]
+    cols = [Col("#"), Col("step", flex=True, min_width=14), Col("tool"), Col("args", detail=True),
+            Col("depends on", flex=True, min_width=10), Col("approval"), Col("estimate", justify="right")]
+    return fitted_table(cols, rows, width or 120)
 
 
 def render_plan(plan: Plan, console: Console) -> None:

@@ -14,10 +14,12 @@ from datetime import datetime
 from typing import Literal
 
 from rich import box
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
+from rich.padding import Padding
 from rich.segment import Segment
 from rich.table import Table
+from rich.text import Text
 
 
 def short_cost(cost: float | None) -> str:
@@ -58,49 +60,118 @@ def cut(text: str, width: int) -> str:
 @dataclass(frozen=True)
 class Col:
     """A column of :func:`fitted_table`. A ``flex`` column is cut to the room the others leave
-    (never below ``min_width``); the others keep their full width."""
+    (never below ``min_width``); the others keep their full width. When the table does not fit,
+    ``optional`` columns (times, say) go first, then ``detail`` columns (what a decision depends on:
+    a task, a step's arguments) leave the row for a line of their own under it, shown whole."""
 
     name: str
     flex: bool = False
     justify: Literal["left", "right"] = "left"
     style: str | None = None
     min_width: int = 8
+    optional: bool = False
+    detail: bool = False
 
 
 #: Characters between two columns of a fitted table.
 COLUMN_GAP = 2
+#: A detail line longer than this is cut (a whole file's content is not a table cell).
+DETAIL_MAX_CHARS = 1000
+#: Indent of a detail line under its row.
+DETAIL_INDENT = 4
+
+
+def _fits(widths: Sequence[int], width: int) -> bool:
+    return sum(widths) + COLUMN_GAP * (len(widths) - 1) <= width
 
 
 def fitted_table(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int, *,
-                 title: str | None = None) -> Table:
-    """A table of plain-text cells that fits ``width`` columns, one line per row.
+                 title: str | None = None) -> RenderableType:
+    """A table of plain-text cells that fits ``width`` columns, one line per row (and, when the
+    table cannot hold them, a line under the row for each ``detail`` column).
 
     Flex columns share what the fixed ones leave, each at most its longest cell; cells are
     cut with an ellipsis, never wrapped. Cells are plain text (escaped here, not markup)."""
     cells = [[" ".join(str(c).split()) for c in row] for row in rows]
-    widths = _fit(cols, cells, width)
+    shown, details, widths = _layout(cols, cells, width)
+    if details:
+        return _with_details(cols, cells, shown, widths, details, width, title)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
                   header_style="bold", title=escape(cut(title, width)) if title else None, title_justify="left")
-    for col, w in zip(cols, widths, strict=True):
-        table.add_column(escape(cut(col.name, w)), justify=col.justify, style=col.style, no_wrap=True,
-                         width=w, overflow="ellipsis")
+    for i in shown:
+        col = cols[i]
+        table.add_column(escape(cut(col.name, widths[i])), justify=col.justify, style=col.style, no_wrap=True,
+                         width=widths[i], overflow="ellipsis")
     for row in cells:
-        table.add_row(*(escape(cut(c, w)) for c, w in zip(row, widths, strict=True)))
+        table.add_row(*(escape(cut(row[i], widths[i])) for i in shown))
     return table
 
 
-def _fit(cols: Sequence[Col], cells: list[list[str]], width: int) -> list[int]:
-    """Each column's width in a fitted table of ``cells`` (one line each) within ``width``."""
+def _layout(cols: Sequence[Col], cells: list[list[str]], width: int) -> tuple[list[int], list[int], dict[int, int]]:
+    """Which columns a fitted table of ``cells`` shows in its rows, which go under them (detail),
+    and each shown column's width within ``width``."""
     natural = [max([len(col.name), *(len(r[i]) for r in cells)]) for i, col in enumerate(cols)]
-    widths = list(natural)
-    flex = [i for i, col in enumerate(cols) if col.flex]
-    room = width - COLUMN_GAP * (len(cols) - 1) - sum(w for i, w in enumerate(natural) if i not in flex)
+    every = list(range(len(cols)))
+    shown: list[int] = every
+    details: list[int] = []
+    # The first that fits: everything; without the optional columns; the detail columns under
+    # their rows; both. Else the last, its flex columns cut.
+    for drop_optional, move_details in ((False, False), (True, False), (False, True), (True, True)):
+        shown = [i for i in every if not (drop_optional and cols[i].optional)
+                 and not (move_details and cols[i].detail)]
+        details = [i for i in every if move_details and cols[i].detail]
+        if _fits([natural[i] for i in shown], width):
+            break
+    widths = {i: natural[i] for i in shown}
+    flex = [i for i in shown if cols[i].flex]
+    room = width - COLUMN_GAP * (len(shown) - 1) - sum(w for i, w in widths.items() if i not in flex)
     # Narrowest first: a short flex column keeps its width and leaves the rest to the long ones.
     for n, i in enumerate(sorted(flex, key=lambda i: natural[i])):
         share = room // (len(flex) - n)
         widths[i] = max(min(natural[i], share), min(cols[i].min_width, natural[i]))
         room -= widths[i]
-    return widths
+    return shown, details, widths
+
+
+def _fit(cols: Sequence[Col], cells: list[list[str]], width: int) -> list[int] | None:
+    """Each column's width in a fitted table of ``cells`` (one line each) within ``width``; None
+    when the table leaves a column out or moves one under its rows (rich draws that)."""
+    shown, details, widths = _layout(cols, cells, width)
+    if details or len(shown) != len(cols):
+        return None
+    return [widths[i] for i in shown]
+
+
+def _with_details(cols: Sequence[Col], cells: Sequence[Sequence[str]], shown: Sequence[int],
+                  widths: dict[int, int], details: Sequence[int], width: int, title: str | None) -> Group:
+    """The table's rows as lines, each followed by its detail columns' whole text (wrapped, indented)."""
+    gap = " " * COLUMN_GAP
+
+    def line(values: Sequence[str], style: str | None = None) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for n, i in enumerate(shown):
+            cell = cut(values[i], widths[i])
+            cell = cell.rjust(widths[i]) if cols[i].justify == "right" else cell.ljust(widths[i])
+            text.append(cell if n < len(shown) - 1 else cell.rstrip(), style=style or cols[i].style or "")
+            if n < len(shown) - 1:
+                text.append(gap)
+        return text
+
+    parts: list[RenderableType] = []
+    if title:
+        parts.append(Text(cut(title, width), style="italic"))
+    parts.append(line([c.name for c in cols], "bold"))
+    parts.append(Text("─" * min(width, sum(widths.values()) + COLUMN_GAP * (len(shown) - 1))))
+    for row in cells:
+        parts.append(line(row))
+        for i in details:
+            if not row[i]:
+                continue
+            value = row[i] if len(row[i]) <= DETAIL_MAX_CHARS else (
+                row[i][:DETAIL_MAX_CHARS] + f"… (+{len(row[i]) - DETAIL_MAX_CHARS} chars)")
+            parts.append(Padding(Text(f"{cols[i].name}: {value}", style="dim"), (0, 0, 0, DETAIL_INDENT),
+                                 expand=False))
+    return Group(*parts)
 
 
 def quick_fitted_table(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int, *,
@@ -119,19 +190,21 @@ class QuickTable:
     the width); anything else is printed by rich itself, so the output is the same either way.
     """
 
-    def __init__(self, table: Table | Callable[[], Table],
+    def __init__(self, table: RenderableType | Callable[[], RenderableType],
                  fitted: tuple[Sequence[Col], Sequence[Sequence[str]], int, str | None] | None = None) -> None:
+        # A fitted table whose detail columns went under its rows is no Table: rich prints it.
         self._table = table
         self._fitted = fitted
 
     @property
-    def table(self) -> Table:
-        if not isinstance(self._table, Table):
+    def table(self) -> RenderableType:
+        if callable(self._table) and not hasattr(self._table, "__rich_console__"):
             self._table = self._table()
         return self._table
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        lines = self._fitted_lines(options.max_width) if self._fitted is not None else self._lines(options.max_width)
+        lines = (self._fitted_lines(options.max_width) if self._fitted is not None else
+                 self._lines(options.max_width) if isinstance(self.table, Table) else None)
         if lines is None:
             yield self.table
             return
@@ -139,7 +212,9 @@ class QuickTable:
         if title is not None:
             yield Segment(title, console.get_style("table.title"))
             yield Segment.line()
-        header_style = console.get_style("bold" if self._fitted is not None else self.table.header_style or "")
+        table = self.table
+        header_style = console.get_style("bold" if self._fitted is not None or not isinstance(table, Table)
+                                         else table.header_style or "")
         for i, cell in enumerate(header):
             if i:
                 yield Segment("  ")
@@ -154,6 +229,8 @@ class QuickTable:
         cols, rows, width, title = self._fitted
         cells = [[" ".join(str(c).split()) for c in row] for row in rows]
         widths = _fit(cols, cells, width)
+        if widths is None:
+            return None
         total = sum(widths) + COLUMN_GAP * (len(widths) - 1)
         if total > max_width or any(col.style or not _plain(col.name) for col in cols):
             return None
@@ -177,6 +254,8 @@ class QuickTable:
 
     def _lines(self, max_width: int) -> tuple[str | None, list[str], list[str], int] | None:
         t = self.table
+        if not isinstance(t, Table):  # a fitted table with lines under its rows: rich prints it
+            return None
         if (t.box is not box.SIMPLE_HEAD or t.show_edge or t.pad_edge or not t.collapse_padding or t.expand
                 or not t.show_header or t.show_footer or t.show_lines or t.row_styles or t.caption
                 or t.padding != (0, 1, 0, 1) or t.width is not None or t.min_width is not None

@@ -42,7 +42,7 @@ from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.budget import Budget
 from agentcli.engine.fsm import State, StateMachine
 from agentcli.engine.hooks import Hooks
-from agentcli.errors import ApprovalDenied, BudgetExceeded, LLMError, OutputTruncated
+from agentcli.errors import ApprovalDenied, BudgetExceeded, LLMError, ModelSetupError, OutputTruncated
 from agentcli.models.client import LLMClient, strip_fences
 from agentcli.models.types import LLMResult
 from agentcli.planning.plan import (
@@ -369,7 +369,8 @@ class Executor:
                 run.error = {"type": e.error_type, "message": e.one_line()}
                 # A cut answer was already asked for again with the largest limit: a third time
                 # would be cut the same way.
-                if attempt < policy.max_attempts and not isinstance(e, OutputTruncated):
+                # Nor is a set-up error (a key, a server, a model name) transient.
+                if attempt < policy.max_attempts and not isinstance(e, OutputTruncated | ModelSetupError):
                     await self.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
                     continue
                 run.status = "failed"

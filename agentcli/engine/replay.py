@@ -708,7 +708,11 @@ def _instructions_changed(start: RunStarted, registry: ToolRegistry, config: Con
     if start.no_project_instructions:
         return []
     recorded = ProjectInstructions.from_record(start.instructions)
-    now = load_project_instructions(registry.ctx.workspace, config.instructions)
+    # Read down to where the run read them (a run started in a subdirectory of the repository
+    # read that directory's AGENTS.md too), else the workspace.
+    nearest = recorded.files[-1].parent if recorded is not None and recorded.files else None
+    where = nearest if nearest is not None and nearest.is_relative_to(registry.ctx.workspace) else None
+    now = load_project_instructions(where or registry.ctx.workspace, config.instructions)
     if (recorded.hash if recorded else None) == (now.hash if now else None):
         return []
     was = f"hash {recorded.hash}" if recorded else "none"

@@ -671,7 +671,7 @@ class _Run:
             reason, code = "interrupted", int(ExitCode.INTERRUPTED)
             self.answer = "resume with: agent run --resume " + self.deps.run_id
         except AgentError as e:
-            reason = "error"
+            reason, code = "error", int(e.exit_code)  # a model set-up error exits 2: the set-up is to fix
             self.answer = e.one_line()
         if status != "COMPLETE":
             self._fail(f"{reason}: {self.answer}" if reason == "error" else reason)

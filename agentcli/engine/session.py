@@ -46,12 +46,10 @@ BUILT: list[Callable[[RunSession], None]] = []
 
 
 def ensure_data_dir(settings: Settings) -> Path:
-    d = settings.data_dir
     try:
-        d.mkdir(parents=True, exist_ok=True)
+        return settings.ensure_data_dir()
     except OSError as e:
-        raise WorkspaceError(f"data dir '{d}' cannot be created: {e.strerror}") from None
-    return d
+        raise WorkspaceError(f"data dir '{settings.data_dir}' cannot be created: {e.strerror}") from None
 
 
 def llm_call_recorder(events: EventLog) -> Callable[[CallRecord], None]:

@@ -12,6 +12,8 @@
 - `openai_http`: OpenAI-compatible servers over plain HTTP (no litellm import); `cache`: what of a
   request a provider's prefix cache could serve.
 - `calllog`: the per-request JSON log; `tokens`: offline token counting.
+- `preflight`: what would fail a run's first call (a key, a server, a model name, the task's length),
+  found before the run exists.
 
 Nothing outside this package decides anything from a model's name.
 """

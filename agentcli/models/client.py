@@ -41,6 +41,7 @@ from agentcli.errors import (
     LLMFatalError,
     LLMTransientError,
     ModelRequestsBlocked,
+    ModelSetupError,
     OutputTruncated,
     StructuredOutputError,
 )
@@ -73,9 +74,11 @@ _ANY_FENCE = re.compile(r"^```[\w+.-]*[ \t]*\n(.*?)\n?```$", re.DOTALL)
 #: capped by the model's own maximum: a plan, a step's answer (a whole module fits), a verdict.
 #: A cut answer is asked for again once with the model's maximum.
 ROLE_OUTPUT_TOKENS: dict[str, int] = {"planner": 4096, "executor": 8192, "reviewer": 2048}
-#: The limit of every call to a model whose planner style is "small" (the embedded model): its
-#: answers are grammar-bounded plans and short texts, and its context is shared with the prompt.
-SMALL_MODEL_OUTPUT_TOKENS = 1024
+#: The limits of a model whose planner style is "small" (the embedded model), per role: what each
+#: answer needs (a grammar-bounded plan of a few steps, a step's short text, a verdict), so that a
+#: reply that runs away stops in seconds on a CPU instead of generating to 1,024 tokens (a re-plan
+#: that did took 366.9 s). Never asked again larger: a small model's cut answer fails as it is.
+SMALL_MODEL_OUTPUT_TOKENS: dict[str, int] = {"planner": 512, "executor": 512, "reviewer": 256}
 #: A model's maximum when nothing says it (an unknown model behind an OpenAI-compatible server).
 UNKNOWN_MODEL_OUTPUT_TOKENS = 4096
 #: A limit is shrunk to what the budget can pay for (or the context window leaves) down to this many
@@ -278,12 +281,13 @@ class LLMClient:
     def output_limit(self, role: Role, model: str | None = None) -> int:
         """The output limit a call of ``role`` starts with: ``llm.max_output_tokens`` when set,
         else :data:`ROLE_OUTPUT_TOKENS` for the role (:data:`SMALL_MODEL_OUTPUT_TOKENS` for a small
-        model), never over the model's own maximum. The planner's estimates use it too."""
+        model's), never over the model's own maximum. The planner's estimates use it too."""
         model = model or self.config.model_for(role)
         cap = self.config.llm.max_output_tokens
         most = self.model_max_output(model)
         if cap <= 0:
-            cap = SMALL_MODEL_OUTPUT_TOKENS if self._small(model) else ROLE_OUTPUT_TOKENS.get(role, 4096)
+            limits = SMALL_MODEL_OUTPUT_TOKENS if self._small(model) else ROLE_OUTPUT_TOKENS
+            cap = limits.get(role, 4096)
         return max(1, min(cap, most))
 
     def output_ceiling(self, role: Role, model: str | None = None) -> int:
@@ -328,6 +332,13 @@ class LLMClient:
     def price(self, model: str) -> Price | None:
         """The model's price per token, or None when unknown."""
         return self._price(model)
+
+    def configured_price(self, model: str) -> Price | None:
+        """The price ``[models."NAME"]`` sets (``input_cost_per_mtok``, ``output_cost_per_mtok``), if any."""
+        override = self.config.models.get(model)
+        if override is None or (override.input_cost_per_mtok is None and override.output_cost_per_mtok is None):
+            return None
+        return Price((override.input_cost_per_mtok or 0.0) / 1e6, (override.output_cost_per_mtok or 0.0) / 1e6)
 
     def profile(self, model: str | None = None) -> ModelProfile:
         """What ``model`` (default: the default model) can do: its backend's profile with the
@@ -455,8 +466,10 @@ class LLMClient:
         last = errors[-1]
         tried = f" (after {attempts} attempts)" if attempts > 1 else ""
         more = f"; fallbacks tried: {', '.join(chain[1:])}" if len(chain) > 1 else ""
-        # Our own class, not type(last): a provider's subclass may not take these arguments.
-        cls = LLMTransientError if isinstance(last, LLMTransientError) else LLMFatalError
+        # Our own class, not type(last): a provider's subclass may not take these arguments. A set-up
+        # error keeps its class (and exit code 2): it names what to fix.
+        cls = (LLMTransientError if isinstance(last, LLMTransientError) else
+               ModelSetupError if isinstance(last, ModelSetupError) else LLMFatalError)
         raise cls(f"{last.one_line()}{tried}{more}", retry_after=last.retry_after, status=last.status) from last
 
     def _backoff(self, retry: int, retry_after: float | None) -> float:
@@ -470,6 +483,9 @@ class LLMClient:
     def _price(self, model: str) -> Price | None:
         if self.profile(model).pricing == "free":
             return Price(0.0, 0.0)
+        configured = self.configured_price(model)
+        if configured is not None:
+            return configured
         try:
             return self.backend.price(model)
         except Exception:

@@ -16,13 +16,19 @@ import json
 import logging
 import os
 import re
+import urllib.parse
 from typing import Any
 
 from agentcli.errors import (
     LLMError,
     LLMFatalError,
     LLMTransientError,
+    ModelSetupError,
 )
+
+# The key sent to an ``api_base`` server when none is configured (an OpenAI-compatible server that
+# needs no key ignores it; the client refuses to send nothing): the same on both transports.
+from agentcli.models.openai_http import PLACEHOLDER_KEY
 from agentcli.models.profile import ModelProfile
 from agentcli.models.routing import check_allowed
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
@@ -83,8 +89,107 @@ def _first_line(msg: str, limit: int = 300) -> str:
     return msg[:limit]
 
 
-def classify_exception(exc: Exception, model: str) -> LLMError:
-    """Map any provider exception onto our transient/fatal errors."""
+
+
+def endpoint(api_base: str | None) -> str:
+    """``host:port`` of an endpoint URL (``the provider's endpoint`` without one)."""
+    if not api_base:
+        return "the provider's endpoint"
+    url = urllib.parse.urlparse(api_base if "//" in api_base else f"http://{api_base}")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return f"{url.hostname or 'localhost'}:{port}"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen and len(seen) < 8:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def _refused(exc: BaseException) -> bool:
+    return any(isinstance(e, ConnectionRefusedError) or "connection refused" in str(e).lower()
+               or "errno 111" in str(e).lower() for e in _chain(exc))
+
+
+def key_variables(model: str) -> list[str]:
+    """The environment variables litellm reads ``model``'s key from (``OPENAI_API_KEY``...), set or not."""
+    try:
+        env = litellm_module().validate_environment(model=model, api_key=None)
+    except Exception:
+        return []
+    missing = list(env.get("missing_keys") or [])
+    if missing:
+        return missing
+    try:
+        provider = litellm_module().get_llm_provider(model)[1]
+    except Exception:
+        return []
+    return [f"{provider.upper()}_API_KEY"] if provider else []
+
+
+def missing_keys(model: str) -> list[str]:
+    """The variables ``model`` needs that the environment does not set (empty: none missing)."""
+    try:
+        env = litellm_module().validate_environment(model=model)
+    except Exception:
+        return []
+    return list(env.get("missing_keys") or [])
+
+
+def similar_models(model: str, n: int = 3) -> list[str]:
+    """The model names litellm knows that resemble ``model`` (difflib), best first."""
+    import difflib
+
+    litellm = litellm_module()
+    names = sorted({*getattr(litellm, "model_list", []), *getattr(litellm, "model_cost", {}).keys()} - {"sample_spec"})
+    bare = model.split("/", 1)[1] if "/" in model else model
+    found = difflib.get_close_matches(model, names, n=n, cutoff=0.6)
+    found += [m for m in difflib.get_close_matches(bare, names, n=n, cutoff=0.6) if m not in found]
+    return found[:n]
+
+
+def _resembles(model: str) -> str:
+    close = similar_models(model)
+    return f"; litellm knows {', '.join(close)}" if close else "; litellm knows no model of a similar name"
+
+
+def unknown_model(model: str) -> ModelSetupError:
+    """A model name litellm knows nothing about (no provider, no price, no limits)."""
+    return ModelSetupError(f"unknown model '{model}'{_resembles(model)} (a model served by an "
+                           "OpenAI-compatible server needs --api-base; one litellm does not list can be "
+                           f'declared with a [models."{model}"] table)')
+
+
+def _setup_error(exc: Exception, model: str, api_base: str | None, status: Any, name: str,
+                 text: str) -> ModelSetupError | None:
+    """The set-up problem ``exc`` reveals, named (None: not a set-up problem)."""
+    low = text.lower()
+    where = endpoint(api_base)
+    if _refused(exc):
+        return ModelSetupError(f"{model}: cannot connect to {where} (connection refused): is the server "
+                               "running, and is --api-base right?", status=None)
+    if ("api_key" in low and ("must be set" in low or "missing" in low)) or "missing credentials" in low:
+        keys = key_variables(model) or ["the provider's API key variable"]
+        return ModelSetupError(f"{model}: no API key: set {' or '.join(keys)} in the environment", status=status)
+    if status in (401, 403) or name in ("AuthenticationError", "PermissionDeniedError"):
+        keys = key_variables(model) or ["the provider's API key variable"]
+        return ModelSetupError(f"{model}: the server at {where} refused the credentials (HTTP {status}): "
+                               f"{text[:160]}; set {' or '.join(keys)} to the key it expects",
+                               status=status if isinstance(status, int) else None)
+    if status == 404 or name == "NotFoundError":
+        hint = "" if api_base else _resembles(model)
+        return ModelSetupError(f"{model}: not found at {where} (HTTP 404){hint}: {text[:160]}", status=404)
+    if "llm provider not provided" in low or "provider not provided" in low:
+        return unknown_model(model)
+    return None
+
+
+def classify_exception(exc: Exception, model: str, api_base: str | None = None) -> LLMError:
+    """Map any provider exception onto our transient/fatal errors; a set-up problem (missing key,
+    refused connection, unknown model, authentication, 404) onto :class:`ModelSetupError`."""
     if isinstance(exc, LLMError):
         return exc
     status = getattr(exc, "status_code", None)
@@ -92,6 +197,9 @@ def classify_exception(exc: Exception, model: str) -> LLMError:
     text = _first_line(str(exc))
     if text.startswith(f"{name}: "):
         text = text[len(name) + 2 :]
+    setup = _setup_error(exc, model, api_base, status, name, text)
+    if setup is not None:
+        return setup
     if (isinstance(status, int) and status in _TRANSIENT_STATUS) or any(n in name for n in _TRANSIENT_NAMES):
         return LLMTransientError(f"{model}: {name} ({status}): {text}", retry_after=_retry_after(exc),
                                  status=status)
@@ -105,6 +213,11 @@ def classify_exception(exc: Exception, model: str) -> LLMError:
 
 class LiteLLMBackend:
     """Every hosted provider's model, through litellm."""
+
+    def __init__(self) -> None:
+        #: Per model: whether its key is missing from the environment (an ``api_base`` call then
+        #: sends :data:`PLACEHOLDER_KEY`).
+        self._keyless: dict[str, bool] = {}
 
     async def request(self, req: ModelRequest) -> ModelResponse:
         check_allowed(req.model)
@@ -120,10 +233,12 @@ class LiteLLMBackend:
         }
         if req.api_base:
             kwargs["api_base"] = req.api_base
+            if self._needs_placeholder(req.model):
+                kwargs["api_key"] = PLACEHOLDER_KEY
         try:
             resp = await litellm.acompletion(**kwargs)
         except Exception as exc:
-            raise classify_exception(exc, req.model) from exc
+            raise classify_exception(exc, req.model, req.api_base) from exc
         try:
             choice = resp.choices[0]
             msg = choice.message
@@ -146,11 +261,44 @@ class LiteLLMBackend:
         except (AttributeError, IndexError, TypeError) as exc:
             raise LLMTransientError(f"{req.model}: malformed response: {exc}") from exc
 
+    def _needs_placeholder(self, model: str) -> bool:
+        if model not in self._keyless:
+            self._keyless[model] = bool(missing_keys(model))
+        return self._keyless[model]
+
+    def check(self, model: str, *, api_base: str | None, declared: bool) -> None:
+        """Raise :class:`ModelSetupError` when ``model`` cannot be called as configured, found without
+        a request: the server at ``api_base`` refuses connections; without one, litellm knows
+        nothing of the model (unless ``declared`` by a ``[models."NAME"]`` table) or the
+        provider's key is not set."""
+        if api_base:
+            import socket
+
+            url = urllib.parse.urlparse(api_base if "//" in api_base else f"http://{api_base}")
+            host, port = url.hostname or "localhost", url.port or (443 if url.scheme == "https" else 80)
+            try:
+                with socket.create_connection((host, port), timeout=3):
+                    return
+            except OSError as e:
+                why = "connection refused" if isinstance(e, ConnectionRefusedError) else (e.strerror or str(e))
+                raise ModelSetupError(f"{model}: cannot connect to {host}:{port} ({why}): is the server "
+                                      "running, and is --api-base right?") from None
+        if not declared and not self._info(model):
+            # No provider, price or limits: a typo far more often than a model too new to be listed.
+            raise unknown_model(model)
+        missing = missing_keys(model)
+        if missing:
+            raise ModelSetupError(f"{model}: no API key: set {' or '.join(missing)} in the environment "
+                                  "(a server that needs no key: --api-base URL)")
+
     def _info(self, model: str) -> dict[str, Any]:
+        """litellm's model info; empty for a model it does not know (it answers some unknown names
+        with a made-up entry of zeros and no provider)."""
         try:
-            return dict(litellm_module().get_model_info(model))
+            info = dict(litellm_module().get_model_info(model))
         except Exception:
             return {}
+        return info if info.get("litellm_provider") else {}
 
     def price(self, model: str) -> Price | None:
         return _price_of(self._info(model))
@@ -236,10 +384,12 @@ def embed_texts(model: str, texts: list[str], api_base: str | None = None, *,
     kwargs: dict[str, Any] = {"model": model, "input": texts, "timeout": timeout, "num_retries": 0}
     if api_base:
         kwargs["api_base"] = api_base
+        if missing_keys(model):
+            kwargs["api_key"] = PLACEHOLDER_KEY
     try:
         resp = litellm.embedding(**kwargs)
     except Exception as exc:
-        raise classify_exception(exc, model) from exc
+        raise classify_exception(exc, model, api_base) from exc
     try:
         items = sorted(resp.data, key=lambda d: d["index"] if isinstance(d, dict) else d.index)
         vectors = [list(map(float, d["embedding"] if isinstance(d, dict) else d.embedding)) for d in items]

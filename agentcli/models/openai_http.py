@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from agentcli.errors import LLMError, LLMFatalError, LLMTransientError
+from agentcli.errors import LLMError, LLMFatalError, LLMTransientError, ModelSetupError
 from agentcli.models.profile import ModelProfile
 from agentcli.models.routing import check_allowed
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
@@ -150,11 +150,12 @@ def http_error(status: int, message: str, model: str, api_base: str, retry_after
     if status in _TRANSIENT_STATUS:
         return LLMTransientError(f"{model}: HTTP {status} from {where}: {message}", retry_after=retry_after,
                                  status=status)
+    # A set-up error (exit 2, never retried): the key, the name or api_base is what to fix.
     if status in (401, 403):
-        return LLMFatalError(f"{model}: the server at {where} refused the credentials (HTTP {status}): {message}; "
+        return ModelSetupError(f"{model}: the server at {where} refused the credentials (HTTP {status}): {message}; "
                              "set OPENAI_API_KEY to the key it expects", status=status)
     if status == 404:
-        return LLMFatalError(f"{model}: not found at {where} (HTTP 404): {message}; check the model name "
+        return ModelSetupError(f"{model}: not found at {where} (HTTP 404): {message}; check the model name "
                              f"({model[len(PREFIX):]}) and that api_base ends in /v1", status=status)
     return LLMFatalError(f"{model}: HTTP {status} from {where}: {message}", status=status)
 
@@ -177,8 +178,8 @@ class OpenAICompatBackend:
         except TimeoutError as exc:
             raise LLMTransientError(f"{req.model}: no answer from {where} within {req.timeout:g} s") from exc
         except _Unreachable as exc:
-            raise LLMFatalError(f"{req.model}: cannot connect to {where} ({exc}); is the server running, and is "
-                                "api_base right?") from exc
+            raise ModelSetupError(f"{req.model}: cannot connect to {where} ({exc}); is the server running, and is "
+                                  "api_base right?") from exc
         except (OSError, http.client.HTTPException) as exc:
             raise LLMTransientError(f"{req.model}: {type(exc).__name__} talking to {where}: {exc}") from exc
         if status >= 400:
@@ -206,6 +207,21 @@ class OpenAICompatBackend:
 
     def price(self, model: str) -> Price | None:
         return _price(model_info(model))
+
+    def check(self, model: str, *, api_base: str | None, declared: bool) -> None:
+        """Raise :class:`ModelSetupError` when the server at ``api_base`` refuses connections (found
+        before a run exists; no key is needed: a placeholder is sent)."""
+        if not api_base:
+            return
+        parts = urlsplit(api_base if "//" in api_base else f"http://{api_base}")
+        host, port = parts.hostname or "localhost", parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((host, port), timeout=3):
+                return
+        except OSError as e:
+            why = "connection refused" if isinstance(e, ConnectionRefusedError) else (e.strerror or str(e))
+            raise ModelSetupError(f"{model}: cannot connect to {_where(api_base)} ({why}); is the server running, "
+                                  "and is api_base right?") from None
 
     def profile(self, model: str) -> ModelProfile:
         """From litellm's model map, as :meth:`LiteLLMBackend.profile` reads it through litellm."""

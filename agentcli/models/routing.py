@@ -119,3 +119,10 @@ class RoutingBackend:
 
     def profile(self, model: str) -> ModelProfile:
         return self._pick(model, info=True).profile(model)
+
+    def check(self, model: str, *, api_base: str | None, declared: bool) -> None:
+        """What the backend of ``model`` can tell before any request: raises
+        :class:`~agentcli.errors.ModelSetupError` naming what to fix (the fakes check nothing)."""
+        check = getattr(self._pick(model, api_base), "check", None)
+        if check is not None:
+            check(model, api_base=api_base, declared=declared)

@@ -7,4 +7,7 @@
 - `repomap`: the repository map a hosted planner is shown; `instructions`: project instructions
   (``AGENTS.md``) for planner and step prompts.
 - `local`: the small-model planner and its measured levers; `examples`: bundled task -> plan examples.
+- `strategy`: hosted and small-model planner strategies, chosen by the model's profile; `planner_map`.
+- `repomap`: the hosted planner's repository map (tree, ranked outlines, the persisted cache);
+  `outline`: tree-sitter outlines of source files and the imports of their heads.
 """

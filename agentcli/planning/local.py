@@ -331,7 +331,7 @@ def apply_choices(schema: dict[str, Any], tools: list[Tool], choices: dict[str, 
     for i, t in enumerate(tools):
         props = defs.get(f"args{i}", {}).get("properties", {})
         if t.name == "search_code":  # optional filters a small model fills with noise
-            for extra in ("extensions", "regex"):
+            for extra in ("glob", "regex"):
                 props.pop(extra, None)
         for arg, values in choices.get(t.name, {}).items():
             if arg in props and values:

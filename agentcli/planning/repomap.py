@@ -1,215 +1,336 @@
-"""A map of the repository for a hosted planner: the file tree and an outline of the files that
+"""A map of the repository for a hosted planner: the file tree and the outlines of the files that
 matter to the task, ranked and bounded by a token budget (``planner.context_tokens``).
 
-The design follows Aider's repo map: every source file is outlined (classes, functions and
-methods with their signatures and line numbers), files are ranked by how much they have to do
-with the task, and as many outlines as fit the budget are shown, best first. The ranking here is
-simpler than Aider's PageRank over references: a file scores for being named by the task (its
-path or its file name), for path parts and defined names the task (or recalled memory) uses, and
-for being referred to by other files (its module or file name appearing in their imports).
+The design follows Aider's repo map. Files are outlined with tree-sitter
+(:mod:`agentcli.planning.outline`: classes, functions, methods, types with their signatures and
+line numbers), ranked, and as many outlines as fit the budget are shown, best first. A file ranks
+for being named by the task (its path or its file name), for path parts the task (or recalled
+memory) uses, for defining an identifier the task names (``parseKeys``, ``slugify_cli``), for
+being a dependency or a user (a caller, a test) of a file the task names, and for being used by
+other files: the references across files are the imports of every source file, resolved to
+workspace files (Python modules, JavaScript/TypeScript relative paths, Go packages, Rust modules,
+Java classes), and a file many others import ranks high, as in Aider's map.
 
-Python files are outlined with :mod:`ast` (exact: the signatures are the source's own); other
-languages with a small set of definition patterns (``function``/``class``/``def``/``fn``/
-``func``/``struct``...), which finds most top-level definitions but not all. The walk is the
-workspace walker's: ``.git``, ``.venv``, the data dir and whatever ``.gitignore`` and
-``.git/info/exclude`` ignore are never shown. Files over 512 KB are listed, not outlined, and at
-most 1,500 source files are outlined (those the task's words meet by path first).
+The cost is bounded for a large repository: ranking needs only each file's head (its imports),
+and files are outlined in rank order until the budget is full, so a map parses the few files it
+shows, not the repository. Both the head's imports and the outlines persist in
+``<data_dir>/cache/repomap.json`` keyed by path, size and mtime (:class:`MapCache`), so a map of
+an unchanged workspace reads no file at all. The map is a function of the files and the task
+alone: a cold map and a warm one are the same text.
+
+The walk is the workspace walker's: ``.git``, ``.venv``, the data dir and whatever ``.gitignore``
+and ``.git/info/exclude`` ignore are never shown. At most 5,000 files are walked; files over
+512 KB and minified ones are listed, not outlined.
 """
 
 from __future__ import annotations
 
-import ast
+import hashlib
+import math
 import os
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agentcli.models import tokens
+from agentcli.planning.outline import (
+    HEAD_BYTES,
+    LANGUAGES,
+    OUTLINER_VERSION,
+    Outline,
+    Symbol,
+    head_imports,
+    language_of,
+    outline_source,
+)
 from agentcli.tools.paths import WorkspaceWalker
 
-__all__ = ["Outline", "outline_file", "repo_map"]
+__all__ = ["CACHE_SCHEMA_VERSION", "MapCache", "Outline", "repo_map"]
 
 #: Files visited at most (a huge monorepo is mapped from its first files in walk order).
 MAX_FILES = 5000
-#: Source files outlined at most (parsing is most of the map's cost): past it, those the task's
-#: words meet by path, then the shallowest.
-MAX_OUTLINED = 1500
 #: Files larger than this are listed but not parsed.
 MAX_PARSE_BYTES = 512_000
+#: Files outlined that show nothing (no definitions) before the map stops parsing.
+MAX_EMPTY_OUTLINES = 100
+#: The most a file's use by other files adds to its rank (a path part the task names adds 8).
+CENTRALITY_MAX = 10.0
 #: Share of the budget the file tree may take; the outlines get the rest (and what the tree leaves).
 TREE_SHARE = 0.35
-_SIG_MAX = 140
 TOP_FILES_WITH_CONSTANTS = 2
+#: The version of the persisted cache's layout.
+CACHE_SCHEMA_VERSION = 1
+CACHE_FILE = Path("cache") / "repomap.json"
 
-_SOURCE = {".py", ".pyi", ".js", ".jsx", ".mjs", ".ts", ".tsx", ".go", ".rs", ".java", ".kt", ".rb",
-           ".php", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".swift", ".scala", ".sh"}
-# One pattern per line of a definition in the C-like and scripting languages: group 1 is the kind,
-# group 2 the name. Anchored at the line start (indentation allowed), so calls are not matched.
-_DEF_RE = re.compile(
-    r"^[ \t]*(?:export\s+)?(?:default\s+)?(?:pub(?:\([a-z]+\))?\s+)?(?:public\s+|private\s+|protected\s+)?"
-    r"(?:static\s+)?(?:async\s+)?(?:abstract\s+)?(?:final\s+)?"
-    r"(function\*?|class|interface|type|enum|struct|trait|impl|fn|func|def|module|object)\s+"
-    r"([A-Za-z_$][\w$]*)", re.MULTILINE)
-_PY_IMPORT_RE = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import[ \t]+([^\n#]+)|import[ \t]+([\w., \t]+))",
-                           re.MULTILINE)
-_DYNAMIC_IMPORT_RE = re.compile(r"""import_module\(\s*['"]([\w.]+)['"]""")
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PATHISH_RE = re.compile(r"[\w./-]+\.[A-Za-z0-9]+")
+# Identifiers a task names as code: snake_case, camelCase, `name(`, or the last part of a.b.c.
+_CODE_WORD_RE = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*(?:\s*\()?")
 _STOP_WORDS = """a an and are as at be by can do does for from how i in into is it its make me my
 not of on or so that the then this to use using was what when where which who why will with you your
 add fix file files code function functions class test tests new change update write read show all
 each every should would could there their them they it's"""
 _STOP = frozenset(_STOP_WORDS.split())
+# Path parts of generated or vendored code: listed, ranked last.
+_GENERATED = frozenset({"dist", "build", "vendor", "vendored", "node_modules", "third_party", "__generated__",
+                        "generated", "out", "target", "coverage"})
+_MINIFIED_LINE = 1000
+
+
+# --------------------------------------------------------------------------- the persisted cache
 
 
 @dataclass
-class Symbol:
-    """One definition: its line, nesting depth and one-line signature."""
+class _Entry:
+    """What the map knows of one source file, valid while its size and mtime are unchanged."""
 
-    line: int
-    depth: int
-    text: str
-    name: str
+    size: int
+    mtime_ns: int
+    lang: str
+    imports: list[str]
+    #: Why the file is not outlined ("" when it is outlined, or may be).
+    skip: str = ""
+    outline: Outline | None = None
+    #: The workspace files its imports resolve to, each with its share of the use (several files
+    #: may answer one import); valid while the set of source files is the same.
+    uses: dict[str, float] | None = None
+    _symbols: list[Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"size": self.size, "mtime_ns": self.mtime_ns, "lang": self.lang,
+                             "imports": self.imports}
+        if self.skip:
+            d["skip"] = self.skip
+        if self.outline is not None:
+            d["symbols"] = [s.to_list() for s in self.outline.symbols]
+        elif self._symbols is not None:
+            d["symbols"] = self._symbols
+        if self.uses is not None:
+            d["uses"] = self.uses
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], *, same_files: bool) -> _Entry:
+        # Taken as orjson decoded it (the file is the map's own, and its schema_version was checked):
+        # converting every field of thousands of entries would cost a warm map most of its time.
+        e = cls(d["size"], d["mtime_ns"], d["lang"], d["imports"], d.get("skip", ""), None,
+                d.get("uses") if same_files else None)
+        e._symbols = d.get("symbols")
+        return e
+
+    def get_outline(self) -> Outline | None:
+        """The outline, if the file was outlined (decoded from the cache on first use)."""
+        if self.outline is None and self._symbols is not None:
+            self.outline = Outline([Symbol.from_list(v) for v in self._symbols])
+            self._symbols = None
+        return self.outline
 
 
-@dataclass
-class Outline:
-    """A file's definitions, in source order, and the names it imports."""
+def _grammar_versions() -> str:
+    from importlib import metadata
 
-    symbols: list[Symbol] = field(default_factory=list)
-    imports: set[str] = field(default_factory=set)
-    error: str = ""
+    out = []
+    for name in ("tree-sitter", "tree-sitter-python", "tree-sitter-javascript", "tree-sitter-typescript",
+                 "tree-sitter-go", "tree-sitter-rust", "tree-sitter-java"):
+        try:
+            out.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{name}=none")
+    return ",".join(out)
 
 
-# --------------------------------------------------------------------------- outlines
+class MapCache:
+    """The map's knowledge of each source file (its head's imports, its outline once parsed) in
+    ``<data_dir>/cache/repomap.json``, keyed by workspace path, size and mtime. A file of another
+    ``schema_version``, outliner version or grammar versions is ignored (and rewritten); one that
+    cannot be read or written only costs a cold map. Entries of files no longer walked are
+    dropped when it is saved."""
+
+    def __init__(self, path: Path | None, sources: list[str]) -> None:
+        self.path = path
+        self.entries: dict[str, _Entry] = {}
+        self.dirty = False
+        self._versions = ""
+        # Resolved imports hold while the set of source files is the one they were resolved in.
+        self.fileset = hashlib.sha1("\n".join(sources).encode()).hexdigest()
+        if path is None or not path.is_file():
+            return
+        import orjson
+
+        try:
+            data = orjson.loads(path.read_bytes())
+            if (data.get("schema_version") != CACHE_SCHEMA_VERSION or data.get("outliner") != OUTLINER_VERSION
+                    or data.get("grammars") != self.versions):
+                self.dirty = True
+                return
+            same = data.get("fileset") == self.fileset
+            self.entries = {rel: _Entry.from_json(d, same_files=same) for rel, d in data["files"].items()}
+            self.dirty = not same
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+            self.entries, self.dirty = {}, True
+
+    @property
+    def versions(self) -> str:
+        if not self._versions:
+            self._versions = _grammar_versions()
+        return self._versions
+
+    def get(self, rel: str, size: int, mtime_ns: int) -> _Entry | None:
+        e = self.entries.get(rel)
+        return e if e is not None and e.size == size and e.mtime_ns == mtime_ns else None
+
+    def put(self, rel: str, entry: _Entry) -> None:
+        self.entries[rel] = entry
+        self.dirty = True
+
+    def save(self, keep: set[str]) -> None:
+        gone = [rel for rel in self.entries if rel not in keep]
+        for rel in gone:
+            del self.entries[rel]
+        if self.path is None or not (self.dirty or gone):
+            return
+        import orjson
+
+        body = orjson.dumps({"schema_version": CACHE_SCHEMA_VERSION, "outliner": OUTLINER_VERSION,
+                             "grammars": self.versions, "fileset": self.fileset,
+                             "files": {rel: e.to_json() for rel, e in sorted(self.entries.items())}})
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(body)
+            os.replace(tmp, self.path)  # readers see the old file or the new one, never half of one
+            self.dirty = False
+        except OSError:
+            tmp.unlink(missing_ok=True)
 
 
-def _expr(node: ast.AST | None) -> str:
-    if node is None:
-        return ""
+def _scan(path: str, size: int, mtime_ns: int, lang: str) -> _Entry:
+    """The cheap record of a file: its head's imports (and whether it is to be outlined at all)."""
+    if size > MAX_PARSE_BYTES:
+        return _Entry(size, mtime_ns, lang, [], "too large to outline")
     try:
-        text = ast.unparse(node)
-    except Exception:  # a node ast cannot unparse: shown as ...
-        return "..."
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
-    a = node.args
-    parts: list[str] = []
-    positional = [*a.posonlyargs, *a.args]
-    defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
-    for i, (arg, default) in enumerate(zip(positional, defaults, strict=True)):
-        text = arg.arg + (f": {_expr(arg.annotation)}" if arg.annotation else "")
-        if default is not None:
-            text += f" = {_expr(default)}"
-        parts.append(text)
-        if a.posonlyargs and i == len(a.posonlyargs) - 1:
-            parts.append("/")
-    if a.vararg:
-        parts.append("*" + a.vararg.arg + (f": {_expr(a.vararg.annotation)}" if a.vararg.annotation else ""))
-    elif a.kwonlyargs:
-        parts.append("*")
-    for arg, kw_default in zip(a.kwonlyargs, a.kw_defaults, strict=True):
-        text = arg.arg + (f": {_expr(arg.annotation)}" if arg.annotation else "")
-        if kw_default is not None:
-            text += f" = {_expr(kw_default)}"
-        parts.append(text)
-    if a.kwarg:
-        parts.append("**" + a.kwarg.arg + (f": {_expr(a.kwarg.annotation)}" if a.kwarg.annotation else ""))
-    prefix = "async def" if isinstance(node, ast.AsyncFunctionDef) else "def"
-    ret = f" -> {_expr(node.returns)}" if node.returns else ""
-    text = f"{prefix} {node.name}({', '.join(parts)}){ret}"
-    return text if len(text) <= _SIG_MAX else text[: _SIG_MAX - 4] + "...)"
-
-
-def _python_outline(source: str) -> Outline:
-    out = Outline()
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError) as e:
-        out.error = f"does not parse: {getattr(e, 'msg', e)} (line {getattr(e, 'lineno', '?')})"
-        return out
-
-    def visit(body: list[ast.stmt], depth: int) -> None:
-        for node in body:
-            if isinstance(node, ast.ClassDef):
-                bases = ", ".join(_expr(b) for b in node.bases)
-                out.symbols.append(Symbol(node.lineno, depth, f"class {node.name}" + (f"({bases})" if bases else ""),
-                                          node.name))
-                if depth < 2:
-                    visit(node.body, depth + 1)
-            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                out.symbols.append(Symbol(node.lineno, depth, _signature(node), node.name))
-            elif depth == 0 and isinstance(node, ast.Assign | ast.AnnAssign):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for t in targets:
-                    if isinstance(t, ast.Name) and t.id.isupper() and len(t.id) > 1:
-                        out.symbols.append(Symbol(node.lineno, 0, f"{t.id} = ...", t.id))
-            elif isinstance(node, ast.If | ast.Try) and depth == 0:
-                visit(node.body, depth)  # definitions under `if TYPE_CHECKING:` or `try:` still count
-
-    visit(tree.body, 0)
-    # Imports by pattern: walking every node of every file for them took most of the map's time.
-    for m in _PY_IMPORT_RE.finditer(source):
-        if m.group(1):
-            names = [n.strip().split(" as ")[0] for n in m.group(2).strip("()\\ ").split(",")]
-            out.imports.add(m.group(1))
-            out.imports.update(f"{m.group(1)}.{n}" for n in names if n.isidentifier())
-        else:
-            out.imports.update(n.strip().split(" as ")[0] for n in m.group(3).split(","))
-    out.imports.update(_DYNAMIC_IMPORT_RE.findall(source))  # importlib.import_module("pkg.mod")
-    return out
-
-
-def _pattern_outline(source: str) -> Outline:
-    out = Outline()
-    starts = [0]
-    for m in re.finditer("\n", source):
-        starts.append(m.end())
-    import bisect
-
-    for m in _DEF_RE.finditer(source):
-        line_no = bisect.bisect_right(starts, m.start())
-        begin = starts[line_no - 1]
-        end = source.find("\n", m.start())
-        text = source[begin: end if end >= 0 else len(source)]
-        indent = len(text) - len(text.lstrip())
-        text = " ".join(text.split()).rstrip("{").rstrip()
-        text = text if len(text) <= _SIG_MAX else text[: _SIG_MAX - 3] + "..."
-        out.symbols.append(Symbol(line_no, min(indent // 2, 3), text, m.group(2)))
-    for m in re.finditer(r"""(?:import|require|from|use)\s*\(?\s*['"]?([\w./@:-]+)""", source):
-        out.imports.add(m.group(1))
-    return out
-
-
-_CACHE: dict[tuple[str, int, int], Outline] = {}
-_CACHE_MAX = 20_000
-
-
-def outline_file(path: Path, rel: str) -> Outline:
-    """The outline of one source file (empty for other files or one too large to parse).
-    Kept in memory by path, size and mtime: a re-plan maps the same files again."""
-    ext = os.path.splitext(rel)[1].lower()
-    if ext not in _SOURCE:
-        return Outline()
-    try:
-        st = path.stat()
-        if st.st_size > MAX_PARSE_BYTES:
-            return Outline(error="too large to outline")
-        key = (str(path), st.st_size, st.st_mtime_ns)
-        if key in _CACHE:
-            return _CACHE[key]
-        source = path.read_text(encoding="utf-8", errors="replace")
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
     except OSError as e:
-        return Outline(error=f"unreadable: {e.strerror}")
-    out = _python_outline(source) if ext in (".py", ".pyi") else _pattern_outline(source)
-    if len(_CACHE) >= _CACHE_MAX:
-        _CACHE.clear()
-    _CACHE[key] = out
-    return out
+        return _Entry(size, mtime_ns, lang, [], f"unreadable: {e.strerror}")
+    text = head.decode("utf-8", "replace")
+    first = text.find("\n")
+    if (first < 0 and len(text) > _MINIFIED_LINE) or first > _MINIFIED_LINE:
+        return _Entry(size, mtime_ns, lang, [], "minified, not outlined")
+    return _Entry(size, mtime_ns, lang, head_imports(text, lang))
+
+
+def _outline(path: str, e: _Entry) -> Outline:
+    try:
+        with open(path, "rb") as f:
+            src = f.read()
+    except OSError as exc:
+        return Outline(error=f"unreadable: {exc.strerror}")
+    return outline_source(src, e.lang)
+
+
+# --------------------------------------------------------------------------- references
+
+
+def _stem(rel: str) -> str:
+    return os.path.splitext(rel)[0]
+
+
+_INDEX_NAMES = frozenset({"__init__", "index", "mod"})
+
+
+class _Index:
+    """Workspace files by the keys an import can name them with: every trailing part of their
+    extensionless path (``pkg/core`` for ``src/pkg/core.py``; a package's ``__init__``, ``index``
+    or ``mod`` file by its folder), their whole path, and their folder's trailing parts (Go
+    packages, Java ``a.b.*``)."""
+
+    def __init__(self, rels: Iterable[str]) -> None:
+        self.by_key: dict[str, list[str]] = defaultdict(list)
+        self.by_path: dict[str, list[str]] = defaultdict(list)
+        self.by_dir: dict[str, list[str]] = defaultdict(list)
+        for rel in rels:
+            stem = _stem(rel)
+            self.by_path[stem].append(rel)
+            parts = stem.split("/")
+            if parts[-1] in _INDEX_NAMES and len(parts) > 1:
+                parts = parts[:-1]
+                self.by_path["/".join(parts)].append(rel)
+            for i in range(len(parts)):
+                self.by_key["/".join(parts[i:])].append(rel)
+            dparts = rel.split("/")[:-1]
+            for i in range(len(dparts)):
+                self.by_dir["/".join(dparts[i:])].append(rel)
+
+    def resolve(self, imp: str, importer: str, lang: str) -> list[str]:
+        here = importer.rpartition("/")[0]
+        if lang == "python":
+            if imp.startswith("."):
+                dots = len(imp) - len(imp.lstrip("."))
+                base = here.split("/") if here else []
+                base = base[: len(base) - (dots - 1)] if dots > 1 else base
+                rest = imp[dots:].replace(".", "/")
+                return self.by_path.get("/".join([*base, rest] if rest else base), [])
+            return self.by_key.get(imp.replace(".", "/"), [])
+        if lang in ("javascript", "typescript", "tsx"):
+            if imp.startswith("."):
+                full = os.path.normpath(os.path.join(here, imp)).replace(os.sep, "/")
+                return self.by_path.get(full) or self.by_path.get(_stem(full), [])
+            if imp.startswith(("@/", "~/")):
+                return self.by_key.get(imp[2:], [])
+            return self.by_key.get(imp, []) if "/" in imp and not imp.startswith("@") else []
+        if lang == "go":
+            segs = imp.split("/")
+            for i in range(len(segs)):
+                pkg = self.by_dir.get("/".join(segs[i:]))
+                if pkg:
+                    return [h for h in pkg if h.endswith(".go")]
+            return []
+        if lang == "rust":
+            if imp.startswith("mod:"):
+                name = imp[4:]
+                own = _stem(importer)
+                for candidate in (f"{here}/{name}" if here else name, f"{own}/{name}"):
+                    if candidate in self.by_path:
+                        return self.by_path[candidate]
+                return []
+            segs = [s for s in imp.split("::") if s not in ("crate", "self", "super", "$crate")]
+            for j in range(len(segs), 0, -1):
+                mod = self.by_key.get("/".join(segs[:j]))
+                if mod:
+                    return [h for h in mod if h.endswith(".rs")]
+            return []
+        if lang == "java":
+            segs = imp.split(".")
+            if segs[-1] == "*":
+                return self.by_dir.get("/".join(segs[:-1]), [])
+            return self.by_key.get("/".join(segs), []) or self.by_key.get("/".join(segs[:-1]), [])
+        return self.by_key.get(_stem(imp).strip("./"), [])
+
+
+def _references(entries: dict[str, _Entry]) -> tuple[dict[str, float], dict[str, set[str]]]:
+    """(how much other files use each file, each file's resolved imports). A use of an import
+    that several files could satisfy is shared among them. Resolved once per set of files: the
+    entries keep what their imports resolved to."""
+    index: _Index | None = None
+    used: dict[str, float] = defaultdict(float)
+    deps: dict[str, set[str]] = {}
+    for rel, e in entries.items():
+        if e.uses is None:
+            index = index or _Index(entries)
+            e.uses = {}
+            for imp in e.imports:
+                hits = [h for h in index.resolve(imp, rel, e.lang) if h != rel]
+                for h in hits:
+                    if h not in e.uses:
+                        e.uses[h] = 1.0 / len(hits)
+        for h, share in e.uses.items():
+            used[h] += share
+        deps[rel] = set(e.uses)
+    return used, deps
 
 
 # --------------------------------------------------------------------------- ranking
@@ -231,71 +352,108 @@ def _terms(texts: Iterable[str]) -> tuple[set[str], set[str]]:
     return words, paths
 
 
-def _path_score(rel: str, words: set[str], paths: set[str]) -> float:
+def _code_words(task: str) -> list[str]:
+    """Identifiers the task names as code: ``parseKeys``, ``slugify_cli``, ``run(``, ``qs.parse``."""
+    out: list[str] = []
+    for m in _CODE_WORD_RE.finditer(task):
+        token = m.group(0)
+        call = token.endswith("(")
+        name = token.rstrip("( \t").rsplit(".", 1)[-1]
+        codey = call or "." in token.rstrip("(") or "_" in name.strip("_") or re.search(r"[a-z][A-Z]", name)
+        if codey and len(name) >= 3 and name.lower() not in _STOP and not _is_file_path(token.rstrip("(")):
+            out.append(name)
+    return list(dict.fromkeys(out))
+
+
+_FILE_EXTS = frozenset({*LANGUAGES, ".md", ".rst", ".txt", ".json", ".toml", ".yaml", ".yml", ".cfg", ".ini",
+                        ".html", ".css", ".scss", ".xml", ".csv", ".sql", ".lock", ".env", ".in"})
+
+
+def _is_file_path(token: str) -> bool:
+    """``lib/parse.js`` is a file; ``urllib.request.urlopen`` and ``qs.parse`` are not."""
+    return "/" in token or os.path.splitext(token)[1].lower() in _FILE_EXTS
+
+
+def _module_paths(task: str) -> set[str]:
+    """The module paths a task names in dotted form: ``urllib.request.urlopen`` names
+    ``urllib/request/urlopen``, ``urllib/request`` and ``urllib`` (whichever is a file)."""
+    out: set[str] = set()
+    for token in _PATHISH_RE.findall(task):
+        token = token.strip("./")
+        if _is_file_path(token) or not all(p.isidentifier() for p in token.split(".")):
+            continue
+        parts = token.split(".")
+        out.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return out
+
+
+def _defines(data: bytes, name: str) -> bool:
+    n = re.escape(name.encode())
+    return re.search(rb"(?:\b(?:def|function|func|fn|class|struct|interface|type|enum|trait|const|let|var|impl)"
+                     rb"\s+(?:\([^)]*\)\s*)?|^[ \t]*(?:(?:public|private|protected|static|async|export|pub)\s+)*)"
+                     + n + rb"\b(?:\s*[=:(]|\s*<|\s*\{)", data, re.MULTILINE) is not None
+
+
+def _named_score(rel: str, paths: set[str]) -> float:
     low = rel.lower()
     if any(low == p or low.endswith("/" + p) for p in paths):
         return 100.0
-    parts = set(re.split(r"[/._-]+", os.path.splitext(low)[0]))
-    return 8.0 * len(parts & words)
+    if any(os.path.basename(low) == os.path.basename(p) for p in paths):
+        return 40.0
+    return 0.0
 
 
-def _module_names(rel: str) -> set[str]:
-    stem, _ = os.path.splitext(rel)
-    parts = stem.split("/")
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    names = {".".join(parts[i:]) for i in range(len(parts))} if parts else set()
-    return {n for n in names if n} | ({parts[-1]} if parts else set())
-
-
-def _rank(files: list[str], outlines: dict[str, Outline], task: str, memories: list[str]) -> list[str]:
+def _rank(files: list[str], entries: dict[str, _Entry], abs_paths: dict[str, str], task: str,
+          memories: list[str]) -> list[str]:
     words, paths = _terms([task])
     mem_words, _ = _terms(memories)
-    referenced: Counter[str] = Counter()
-    by_module: dict[str, list[str]] = defaultdict(list)
-    for rel in outlines:
-        for name in _module_names(rel):
-            by_module[name].append(rel)
-    for rel, o in outlines.items():
-        for imp in o.imports:
-            for target in by_module.get(imp, ()):
-                if target != rel:
-                    referenced[target] += 1
-
-    def named(rel: str) -> float:
-        low = rel.lower()
-        if any(low == p or low.endswith("/" + p) for p in paths):
-            return 100.0
-        if any(os.path.basename(low) == os.path.basename(p) for p in paths):
-            return 40.0
-        return 0.0
-
-    # A file that imports a file the task names (its tests, its callers) is likely to matter too:
-    # the test that pins what the task changes is what a planner misses when it cannot see it.
-    named_files = {rel for rel in outlines if named(rel) > 0}
+    used, deps = _references(entries)
+    named = {rel: s for rel in entries if (s := _named_score(rel, paths)) > 0}
+    modules = _module_paths(task)
+    if modules:  # `urllib.request.urlopen` names urllib/request.py
+        for rel in entries:
+            stem = _stem(rel)
+            if stem.endswith(("/__init__", "/index", "/mod")):
+                stem = stem.rpartition("/")[0]
+            if stem in modules or any(stem.endswith("/" + m) for m in modules if "/" in m):
+                named[rel] = max(named.get(rel, 0.0), 30.0 + 10.0 * stem.count("/"))
+    # The identifiers the task names as code: the files that define them, and those that use them.
+    found: dict[str, float] = defaultdict(float)
+    names = _code_words(task)
+    if names:
+        for rel, e in entries.items():
+            if e.skip:
+                continue
+            try:
+                with open(abs_paths[rel], "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            for name in names:
+                if name.encode() in data:
+                    found[rel] += 30.0 if _defines(data, name) else 3.0
     wants_tests = bool({"test", "tests"} & {w.lower() for w in _WORD_RE.findall(task)})
-    near: Counter[str] = Counter()
-    for rel, o in outlines.items():
-        for imp in o.imports:
-            for target in by_module.get(imp, ()):
-                if target in named_files and target != rel:
-                    near[rel] += 1
+    relevant = {rel: named.get(rel, 0.0) + found.get(rel, 0.0) for rel in entries}
+    near: dict[str, float] = defaultdict(float)
+    for rel, targets in deps.items():
+        for t in targets:
+            if relevant.get(t, 0.0) >= 30:  # a user of a named file: its caller, its test
+                near[rel] = max(near[rel], 12.0 if wants_tests and "test" in rel.lower() else 6.0)
+            if relevant.get(rel, 0.0) >= 30:  # a dependency of a named file: what it calls
+                near[t] = max(near[t], 5.0)
 
     def score(rel: str) -> float:
         low = rel.lower()
-        s = named(rel)
-        if near[rel]:
-            s += 12.0 if wants_tests and "test" in low else 6.0
         parts = set(re.split(r"[/._-]+", os.path.splitext(low)[0]))
+        s = named.get(rel, 0.0) + found.get(rel, 0.0) + near.get(rel, 0.0)
         s += 8.0 * len(parts & words) + 2.0 * len(parts & mem_words)
-        o = outlines.get(rel)
-        if o is not None:
-            names = {sym.name.lower() for sym in o.symbols}
-            s += 6.0 * len(names & words) + 1.5 * len(names & mem_words)
-            s += min(referenced[rel], 10) * 0.5
-            s += 1.0 if o.symbols else 0.0
+        if rel in entries:
+            # Capped: a file every test imports (a test helper, `unittest`) is not what every task is about.
+            s += 1.0 + min(CENTRALITY_MAX, 2.0 * math.log2(1.0 + used.get(rel, 0.0)))
         if "test" in low and not ({"test", "tests"} & words):
             s -= 0.5
+        if parts & _GENERATED or low.endswith((".min.js", ".bundle.js")):
+            s -= 20.0
         return s - 0.05 * low.count("/")
 
     return sorted(files, key=lambda r: (-score(r), r))
@@ -336,7 +494,7 @@ def _tree(files: list[str], order: dict[str, int], budget: int, model: str) -> s
 
 def _outline_text(rel: str, o: Outline, *, constants: bool = True) -> str:
     head = rel + (f"  ({o.error})" if o.error else "")
-    symbols = [s for s in o.symbols if constants or not s.text.endswith(" = ...")]
+    symbols = [s for s in o.symbols if constants or not s.const]
     return "\n".join([head, *(f"{s.line:>5} {'  ' * s.depth}{s.text}" for s in symbols)])
 
 
@@ -344,38 +502,64 @@ def repo_map(workspace: Path, data_dir: Path | None, task: str, *, max_tokens: i
              memories: list[str] | None = None, model: str = "") -> str:
     """The map (see the module docstring): ``files: N`` and the tree, then ``outline`` with the
     best-ranked files' definitions, within ``max_tokens`` (counted with the model's tokenizer);
-    ``""`` for a budget of 0 or an empty workspace."""
+    ``""`` for a budget of 0 or an empty workspace. Reads and updates the cache in ``data_dir``
+    (none when it is ``None``)."""
     if max_tokens <= 0:
         return ""
     walker = WorkspaceWalker(workspace, data_dir)
     files: list[str] = []
-    abs_paths: dict[str, Path] = {}
-    for path, rel in walker.iter_files():
+    dir_entries: dict[str, os.DirEntry[str]] = {}
+    for entry, rel in walker.iter_entries():
         files.append(rel)
-        abs_paths[rel] = path
+        dir_entries[rel] = entry
         if len(files) >= MAX_FILES:
             break
     if not files:
         return ""
-    sources = [rel for rel in files if os.path.splitext(rel)[1].lower() in _SOURCE]
-    if len(sources) > MAX_OUTLINED:
-        # Parsing is most of the cost: in a big repository only the files whose paths the task's
-        # words meet, then the shallowest, are outlined (and so can rank by their definitions).
-        words, paths = _terms([task])
-        sources = sorted(sources, key=lambda r: (-_path_score(r, words, paths), r.count("/"), r))[:MAX_OUTLINED]
-    outlines = {rel: outline_file(abs_paths[rel], rel) for rel in sources}
-    ranked = _rank(files, outlines, task, memories or [])
+    langs = {rel: lang for rel in files if (lang := language_of(rel)) is not None}
+    abs_paths = {rel: dir_entries[rel].path for rel in langs}
+    cache = MapCache(None if data_dir is None else
+                     (data_dir if data_dir.is_absolute() else walker.root / data_dir) / CACHE_FILE, list(langs))
+    entries: dict[str, _Entry] = {}
+    for rel, lang in langs.items():
+        try:
+            st = dir_entries[rel].stat()
+        except OSError:
+            continue
+        e = cache.get(rel, st.st_size, st.st_mtime_ns)
+        if e is None:
+            e = _scan(abs_paths[rel], st.st_size, st.st_mtime_ns, lang)
+            cache.put(rel, e)
+        entries[rel] = e
+    ranked = _rank(files, entries, abs_paths, task, memories or [])
     order = {rel: i for i, rel in enumerate(ranked)}
     more = "+" if len(files) >= MAX_FILES else ""
     head = f"files: {len(files)}{more} (.gitignored and ignored files not shown)"
-    tree_budget = int(max_tokens * TREE_SHARE)
-    tree = _tree(files, order, tree_budget, model)
+    tree = _tree(files, order, int(max_tokens * TREE_SHARE), model)
     used = tokens.count_text(f"{head}\n{tree}\n\noutline (line, definition), most relevant first:\n", model)
+    _, paths = _terms([task])
     parts: list[str] = []
+    empty = 0
+    # Outlined in rank order until the budget is full: a map parses the files it shows, not the repository.
     for rel in ranked:
-        o = outlines.get(rel)
-        if o is None or not (o.symbols or o.error):
+        e = entries.get(rel)
+        if e is None:
             continue
+        o: Outline | None
+        if e.skip:
+            if _named_score(rel, paths) == 0:
+                continue
+            o = Outline(error=e.skip)  # a file the task names is shown, and why it has no outline
+        else:
+            o = e.get_outline()
+            if o is None:
+                o = e.outline = _outline(abs_paths[rel], e)
+                cache.dirty = True
+            if not o.symbols:
+                empty += 1
+                if empty >= MAX_EMPTY_OUTLINES:
+                    break
+                continue
         # Module constants only for the best files: elsewhere they crowd out the definitions.
         text = _outline_text(rel, o, constants=len(parts) < TOP_FILES_WITH_CONSTANTS)
         n = tokens.count_text(text + "\n", model)
@@ -389,6 +573,7 @@ def repo_map(workspace: Path, data_dir: Path | None, task: str, *, max_tokens: i
             break
         parts.append(text)
         used += n
+    cache.save(set(entries))
     while True:
         body = f"{head}\n{tree}"
         if parts:

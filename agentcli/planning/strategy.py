@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agentcli.config import Config
+from agentcli.models import tokens
 from agentcli.models.profile import ModelProfile
 from agentcli.planning.local import DEFAULT_LEVERS, local_request
 from agentcli.planning.plan import PlanIssue
@@ -37,10 +38,12 @@ from agentcli.tools import Tool
 __all__ = [
     "HostedPlanner",
     "PlanRequest",
+    "PlannerMap",
     "PlannerStrategy",
     "SmallModelPlanner",
     "grounded_answers",
     "planner_for",
+    "planner_map",
     "use_levers",
 ]
 
@@ -199,3 +202,28 @@ def grounded_answers(profile: ModelProfile) -> bool:
         return False
     strategy = planner_for(profile)
     return isinstance(strategy, SmallModelPlanner) and strategy.grounded_answers
+
+
+@dataclass(frozen=True)
+class PlannerMap:
+    """The repository map a planner's request carries for a task (what ``agent map`` shows)."""
+
+    text: str
+    #: Its size, counted with the planner model's tokenizer, and the budget it was built for.
+    tokens: int
+    budget: int
+    model: str
+    #: Whether the planner model gets it: a small local planner's request carries no map.
+    planner_gets_it: bool
+
+
+def planner_map(workspace: Path, data_dir: Path, config: Config, task: str, *, profile: ModelProfile,
+                recall: Any = None, max_tokens: int | None = None) -> PlannerMap:
+    """The map :class:`HostedPlanner` puts in its request for ``task`` (built the same way: the
+    recalled memory's words count), within ``max_tokens`` (default ``planner.context_tokens``)."""
+    model = config.model_for("planner")
+    budget = config.planner.context_tokens if max_tokens is None else max_tokens
+    text = repo_map(workspace, data_dir, task, max_tokens=budget, memories=recall_snippets(recall, task), model=model)
+    return PlannerMap(text, tokens.count_text(text, model) if text else 0, budget, model,
+                      isinstance(planner_for(profile), HostedPlanner))
+

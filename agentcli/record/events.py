@@ -390,8 +390,18 @@ class CheckpointMade(Payload):
     """A checkpoint of the workspace before or after a step (the shadow repository's commit)."""
 
     TYPE: ClassVar[EventType] = "checkpoint"
+    schema_version: int = 1
     phase: str = ""
     commit: str | None = None
+    tree: str | None = None
+    #: It differs from the run's previous checkpoint.
+    changed: bool = False
+    #: Files over ``tools.max_file_bytes``, not recorded.
+    skipped: list[str] = []
+    ms: float = 0.0
+    step: str | None = None
+    #: The checkpoint could not be taken (the run went on without it).
+    error: str | None = None
 
 
 class Undone(Payload):

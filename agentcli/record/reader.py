@@ -399,15 +399,23 @@ class RunRecord:
         return lambda c: c.data.role == "planner" or (c.step_id is not None and not fork.live(c.step_id))
 
 
+#: Words that name the newest run wherever a run id is asked for (ids start with a digit).
+LATEST_RUN = ("last", "latest")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def find_run(data_dir: Path, run_id: str) -> Path:
-    """The events file of a run, by full id or unique prefix.
+    """The events file of a run, by full id, unique prefix, or ``last`` (the newest run): the one
+    resolver of a run id every command uses.
 
     A run id is a folder name of ``<data_dir>/runs``: anything else (a path, glob characters,
     a name too long for the file system) is a usage error, never a path to follow."""
     root = data_dir / "runs"
+    if run_id in LATEST_RUN:
+        paths = run_paths(data_dir)
+        if not paths:
+            raise UsageError(f"no runs yet in {root}")
+        return paths[0]
     if not _RUN_ID.match(run_id):
         raise UsageError(f"'{run_id[:80]}' is not a run id (see agent runs list)")
     exact = root / run_id / EVENTS_NAME

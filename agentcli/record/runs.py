@@ -14,9 +14,11 @@ from typing import Any
 
 from agentcli.errors import AgentError
 from agentcli.record.events import RunStarted
-from agentcli.record.reader import RunRecord, find_run, run_paths
+from agentcli.record.reader import LATEST_RUN, RunRecord, find_run, run_paths
 
-__all__ = ["RunSummary", "find_run", "iso", "list_runs", "runs_root", "summarize"]
+#: ``find_run`` (from the reader, which opens runs by it) is the one resolver of a run id: a full
+#: id, a unique prefix of one, or ``last``.
+__all__ = ["LATEST_RUN", "RunSummary", "find_run", "iso", "list_runs", "runs_root", "summarize"]
 
 
 def runs_root(data_dir: Path) -> Path:

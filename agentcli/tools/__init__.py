@@ -12,7 +12,8 @@ the built-in developer tools, third-party plugins and MCP servers.
 - `base`: the core types (`Tool`, `ToolResult`, the ``@tool`` decorator); `registry`: lookup,
   validation, previews and calls; `paths`: workspace confinement and walking (with .gitignore).
 - Built-ins: `files` (read, list, write, edit), `edits` (``apply_edits``), `search` (``search_code``),
-  `shell` (``run_shell``), `git` (``git_status``, ``git_diff``); `text`: text as a model should see it.
+  `shell` (``run_shell``), `git` (``git_status``, ``git_diff``); `text`: text as a model should see it;
+  `closest`: the closest lines of a file to a search text that is not in it (bounded time).
 - `sandbox`: the OS sandbox around the processes agentcli starts (`sandbox_bpf`: its seccomp program
   denying unix sockets); `trust`: the files that run outside the sandbox later (read-only inside it,
   and a record of what the user last trusted); `plugins`: third-party tools from entry points;
@@ -66,7 +67,7 @@ def builtin_tools(config: ToolsConfig) -> list[Tool]:
     from agentcli.tools.search import search_tool
     from agentcli.tools.shell import shell_tool
 
-    return [*file_tools(), apply_edits_tool(), search_tool(config.search_extensions), shell_tool(), *git_tools()]
+    return [*file_tools(), apply_edits_tool(), search_tool(), shell_tool(), *git_tools()]
 
 
 def tool_context(settings: Settings) -> ToolContext:

@@ -14,7 +14,6 @@ approval prompt shows the combined diff of every file. New files are written wit
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentcli.redact import introduces_mask
 from agentcli.tools.base import ArgsModel, Tool, ToolContext, ToolFailure
+from agentcli.tools.closest import closest_lines
 from agentcli.tools.files import _atomic_write, masked_search_hint, masked_write_problem, unified_diff
 from agentcli.tools.paths import is_binary, rel_posix, resolve_in_workspace
 
 __all__ = ["Edit", "EditList", "apply_edits_tool", "plan_edits"]
 
 MAX_EDITS = 50
-_CLOSEST_CHARS = 1200
 
 
 class Edit(BaseModel):
@@ -74,29 +73,6 @@ class ApplyEditsArgs(ArgsModel):
 
 def _problem(i: int, field: str, msg: str, kind: str) -> dict[str, Any]:
     return {"loc": ["edits", i, field], "msg": msg, "type": kind}
-
-
-def _closest(text: str, search: str) -> str:
-    """The lines of ``text`` most like ``search`` (as many lines as it has), numbered."""
-    lines = text.splitlines(keepends=True)
-    want = search.splitlines(keepends=True) or [search]
-    k = max(1, min(len(want), len(lines)))
-    if not lines:
-        return "(the file is empty)"
-    best, best_at = -1.0, 0
-    matcher = difflib.SequenceMatcher(autojunk=False)
-    matcher.set_seq2("".join(want))
-    for at in range(0, len(lines) - k + 1):
-        matcher.set_seq1("".join(lines[at:at + k]))
-        if matcher.real_quick_ratio() <= best or matcher.quick_ratio() <= best:
-            continue
-        ratio = matcher.ratio()
-        if ratio > best:
-            best, best_at = ratio, at
-    shown = "".join(f"{best_at + n + 1:>5}| {line}" for n, line in enumerate(lines[best_at:best_at + k]))
-    if len(shown) > _CLOSEST_CHARS:
-        shown = shown[:_CLOSEST_CHARS] + "[...]\n"
-    return shown
 
 
 def _squash(text: str) -> str:
@@ -146,7 +122,7 @@ def plan_edits(edits: list[Edit], ctx: ToolContext) -> tuple[dict[Path, tuple[st
             problems.append(_problem(
                 i, "search",
                 f"the search text is not in {edit.path}{earlier}; it must be copied exactly.{hint} "
-                f"The closest text of the file is:\n{_closest(current, edit.search)}",
+                f"The closest text of the file is:\n{closest_lines(current, edit.search)}",
                 "search_not_found"))
         else:
             problems.append(_problem(

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from agentcli.redact import REDACTED, introduces_mask
 from agentcli.tools.base import ArgsModel, Capped, Tool, ToolContext, ToolFailure
+from agentcli.tools.closest import closest_lines
 from agentcli.tools.paths import (
     WorkspaceWalker,
     check_glob,
@@ -232,7 +233,7 @@ def masked_search_hint(search: str, text: str) -> str:
     """A hint for a search text that was not found because it holds a mask the file does not."""
     if REDACTED in search and REDACTED not in text:
         return (f" It holds {REDACTED}, the mask of a secret you were not shown; the file holds the real "
-                "value: choose a search text without that part")
+                "value: choose a search text without that part.")
     return ""
 
 
@@ -259,8 +260,9 @@ def _apply_edit(args: EditFileArgs, ctx: ToolContext) -> tuple[Path, str, str]:
     old = _read_text_or_empty(path, args.path)
     count = old.count(args.search)
     if count == 0:
-        raise ToolFailure(f"the search text was not found in {args.path!r}; it must match exactly"
-                          + masked_search_hint(args.search, old))
+        raise ToolFailure(f"the search text was not found in {args.path!r}; it must match exactly."
+                          + masked_search_hint(args.search, old)
+                          + f" The closest text of the file is:\n{closest_lines(old, args.search)}")
     if count > 1:
         raise ToolFailure(
             f"the search text occurs {count} times in {args.path!r}; include more surrounding lines "

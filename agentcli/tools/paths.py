@@ -184,23 +184,41 @@ class WorkspaceWalker:
 
     def iter_files(self, start: Path | None = None) -> Iterator[tuple[Path, str]]:
         """``(absolute path, workspace-relative POSIX path)`` of every kept file, sorted."""
+        for entry, rel in self.iter_entries(start):
+            yield Path(entry.path), rel
+
+    def iter_entries(self, start: Path | None = None) -> Iterator[tuple[os.DirEntry[str], str]]:
+        """``(directory entry, workspace-relative POSIX path)`` of every kept file, in the order of
+        :meth:`iter_files` (a folder's files by name, then its sub-folders by name). The entry's
+        ``stat()`` costs one system call and is cached; no ``Path`` is made (a map of a large
+        repository walks thousands of files)."""
         top = (start or self.root).resolve()
-        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-            here = Path(dirpath)
-            rel_here = here.relative_to(self.root).as_posix()
-            prefix = "" if rel_here == "." else rel_here + "/"
-            keep_dirs = []
-            for d in sorted(dirnames):
-                if not self.is_ignored(prefix + d, is_dir=True):
-                    keep_dirs.append(d)
-            dirnames[:] = keep_dirs
-            for name in sorted(filenames):
-                rel = prefix + name
-                path = here / name
-                if self.is_ignored(rel, is_dir=False):
+        rel_top = top.relative_to(self.root).as_posix()
+        yield from self._walk(str(top), "" if rel_top == "." else rel_top + "/")
+
+    def _walk(self, folder: str, prefix: str) -> Iterator[tuple[os.DirEntry[str], str]]:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return  # unreadable or vanished mid-walk: skipped, as os.walk skips it
+        dirs = []
+        for entry in entries:
+            rel = prefix + entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                continue
+            if is_dir:  # a symlink to a folder is never followed
+                if not entry.is_symlink() and not self.is_ignored(rel, is_dir=True):
+                    dirs.append(entry)
+                continue
+            if self.is_ignored(rel, is_dir=False):
+                continue
+            if entry.is_symlink():
+                target = Path(entry.path).resolve()
+                if not target.is_relative_to(self.root) or not target.is_file():
                     continue
-                if path.is_symlink():
-                    target = path.resolve()
-                    if not target.is_relative_to(self.root) or not target.is_file():
-                        continue
-                yield path, rel
+            yield entry, rel
+        for entry in dirs:
+            yield from self._walk(entry.path, prefix + entry.name + "/")

@@ -1,28 +1,28 @@
 """search_code: literal or regex search over the workspace's text files.
 
-The argument model is built from the configuration: ``extensions`` is a list of
-``Literal`` values taken from ``tools.search_extensions``, so the JSON Schema the
-planner sees enumerates exactly the allowed extensions, and anything else is an
-``invalid_args`` error naming them.
+Every text file that ``.gitignore`` (and ``.git/info/exclude``) does not exclude is searched,
+whatever its extension (binary files, found by a NUL byte in their head, and files over
+``tools.max_file_bytes`` are skipped); an optional ``glob`` narrows it: ``*.ts`` (a file name, at
+any depth), ``src/**`` or ``src/**/*.tsx`` (a path from the workspace root), ``*.{ts,tsx}``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any, Literal, Self
+from typing import Any, Self
 
-from pydantic import BaseModel, Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from agentcli.tools.base import ArgsModel, Tool, ToolContext
-from agentcli.tools.paths import WorkspaceWalker, is_binary
+from agentcli.tools.paths import WorkspaceWalker, check_glob, glob_to_regex, is_binary
 
-__all__ = ["SearchCodeArgsBase", "SearchMatch", "search_args_model", "search_tool"]
+__all__ = ["SearchCodeArgs", "SearchMatch", "search_tool"]
 
 _SNIPPET_CHARS = 200
 # Lines longer than this are only searched in their head: Python's regex engine holds the
 # GIL, so a pathological pattern over a megabyte-long line could stall the whole agent.
 _MAX_LINE_CHARS = 4000
+_BRACES_RE = re.compile(r"\{([^{}]*)\}")
 
 
 class SearchMatch(BaseModel):
@@ -33,8 +33,8 @@ class SearchMatch(BaseModel):
     snippet: str = Field(..., description="The matching line as it is (indentation kept), at most 200 characters.")
 
 
-class SearchCodeArgsBase(ArgsModel):
-    """Fields of search_code except ``extensions``, whose type depends on the configuration."""
+class SearchCodeArgs(ArgsModel):
+    """Arguments of search_code."""
 
     query: str = Field(
         ...,
@@ -42,16 +42,15 @@ class SearchCodeArgsBase(ArgsModel):
         max_length=200,
         description="Text to find. Case-insensitive unless it contains an uppercase letter.",
     )
+    glob: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Only files matching this glob: '*.ts' matches a file name at any depth, 'src/**' or "
+        "'src/**/*.tsx' a path from the workspace root, '*.{ts,tsx}' either. Default: every text file.",
+    )
     max_results: int = Field(5, ge=1, le=20, description="Maximum matches returned.")
     regex: bool = Field(False, description="Treat query as a Python regular expression, not literal text.")
-
-    @field_validator("extensions", mode="before", check_fields=False)
-    @classmethod
-    def _dot_prefix(cls, value: Any) -> Any:
-        # Models often write "py" for ".py"; accept it rather than spend a correction round.
-        if isinstance(value, list):
-            return [f".{v}" if isinstance(v, str) and v and not v.startswith(".") else v for v in value]
-        return value
 
     @model_validator(mode="after")
     def _compiles(self) -> Self:
@@ -67,32 +66,39 @@ class SearchCodeArgsBase(ArgsModel):
         return re.compile(self.query if self.regex else re.escape(self.query), flags)
 
 
-def search_args_model(extensions: Sequence[str]) -> type[SearchCodeArgsBase]:
-    """The search_code args model for a configured list of extensions."""
-    exts = tuple(dict.fromkeys(extensions))
-    ext_item: Any = Literal.__getitem__(exts) if exts else str
-    model: type[SearchCodeArgsBase] = create_model(
-        "SearchCodeArgs",
-        __base__=SearchCodeArgsBase,
-        extensions=(
-            list[ext_item] | None,
-            Field(
-                None,
-                min_length=1,
-                description="Only files with these extensions. Default: every allowed extension.",
-            ),
-        ),
-    )
-    return model
+def _expand(glob: str) -> list[str]:
+    """``*.{ts,tsx}`` -> ``*.ts``, ``*.tsx`` (one level of braces, as shells and ripgrep read it)."""
+    m = _BRACES_RE.search(glob)
+    if m is None:
+        return [glob]
+    return [x for alt in m.group(1).split(",") for x in _expand(glob[: m.start()] + alt + glob[m.end():])]
 
 
-def _search(args: Any, ctx: ToolContext) -> list[dict[str, Any]]:
-    allowed = tuple(args.extensions or ctx.config.search_extensions)
+def _matcher(glob: str | None) -> Any:
+    """A predicate on workspace-relative paths: a glob without ``/`` is matched against the file
+    name (as in ``.gitignore``), one with ``/`` against the whole path."""
+    if glob is None:
+        return lambda rel: True
+    globs = [g.removeprefix("./") for g in _expand(glob)]
+    by_name = [glob_to_regex(g) for g in globs if "/" not in g]
+    by_path = [glob_to_regex(g) for g in globs if "/" in g]
+
+    def match(rel: str) -> bool:
+        name = rel.rpartition("/")[2]
+        return any(r.match(name) for r in by_name) or any(r.match(rel) for r in by_path)
+
+    return match
+
+
+def _search(args: SearchCodeArgs, ctx: ToolContext) -> list[dict[str, Any]]:
+    if args.glob is not None:
+        check_glob(ctx.workspace, args.glob)
+    wanted = _matcher(args.glob)
     pattern = args.pattern()
     walker = WorkspaceWalker(ctx.workspace, ctx.data_dir)
     results: list[dict[str, Any]] = []
     for path, rel in walker.iter_files():
-        if not rel.endswith(allowed):
+        if not wanted(rel):
             continue
         try:
             if path.stat().st_size > ctx.config.max_file_bytes or is_binary(path):
@@ -112,12 +118,14 @@ def _search(args: Any, ctx: ToolContext) -> list[dict[str, Any]]:
     return results
 
 
-def search_tool(extensions: Sequence[str]) -> Tool:
+def search_tool() -> Tool:
+    """The search_code tool."""
     return Tool(
         name="search_code",
-        description="Search the workspace's text files for a literal string (or a regex). "
-        "Returns file, line and snippet for each match. Skips binary, huge and .gitignored files.",
-        args_model=search_args_model(extensions),
+        description="Search the workspace's text files (any extension) for a literal string (or a regex), "
+        "optionally only files matching a glob. Returns file, line and snippet for each match. Skips binary, "
+        "huge and .gitignored files.",
+        args_model=SearchCodeArgs,
         func=_search,
         returns=list[SearchMatch],
     )

@@ -298,6 +298,21 @@ def summary(results: list[TaskResult]) -> dict[str, Any]:
     }
 
 
+def cpu_model() -> str:
+    """The CPU's model name (scores of the small model differ between CPUs: same code and plans,
+    other floating-point paths in llama.cpp)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def _pct(a: int, b: int) -> str:
     return f"{a}/{b} ({100 * a / b:.0f}%)" if b else "-"
 
@@ -313,7 +328,7 @@ def render(by_lever: dict[str, list[TaskResult]], *, mode: str, limit: int | Non
              f"Command: `python -m bench.tasks{' --limit ' + str(limit) if limit else ''} "
              + " ".join(f"--lever {x}" for x in dict.fromkeys(k.partition(MEMORY_SEP)[0] for k in by_lever))
              + "".join(f" --memory {m}" for m in memory or [])
-             + f"` ({mode}); {now}; load average at the end: {load}.",
+             + f"` ({mode}); {now}; CPU: {cpu_model()} ({os.cpu_count()} cores); load average at the end: {load}.",
              "Model `local/smollm2` (SmolLM2-135M, llama.cpp, temperature 0, seed 0), offline. Each task runs "
              "`agent run --yes --json` on a fresh git copy of bench/tasks/fixture and is checked by its effect "
              "or its answer (bench/tasks/tasks.toml), never by the plan text. Planning time = PLANNING -> plan "
@@ -335,7 +350,8 @@ def render(by_lever: dict[str, list[TaskResult]], *, mode: str, limit: int | Non
         lines.append(f"| {label} | {_pct(s['passed'], s['n'])} | {_pct(s['first_try'], s['planned'])} | "
                      f"{s['reasks_per_plan']} | {s['mean_planning_s']} | {s['median_planning_s']} | "
                      f"{s['mean_task_s']} | {sum(bool(r.recalled) for r in results)} |")
-    lines += ["", "Per task (`+` correct, `-` not; `(m)`: shown a past run's plan; the tools the plan used):", "",
+    lines += ["", "Per task (`+` correct, `-` not; `(m)`: shown a past run's plan; the tools the plan used; the "
+              "task's wall time, `agent run` start to end):", "",
               "| task | " + " | ".join(by_lever) + " |", "|---|" + "---|" * len(by_lever)]
     ids = [r.id for r in next(iter(by_lever.values()))]
     for tid in ids:
@@ -347,7 +363,7 @@ def render(by_lever: dict[str, list[TaskResult]], *, mode: str, limit: int | Non
                 continue
             r = r_
             cells.append(f"{'+' if r.ok else '-'}{' (m)' if r.recalled else ''} {','.join(r.tools) or '(no plan)'}"
-                         + ("" if r.ok else f" ({r.why[:60]})".replace("|", "/")))
+                         + ("" if r.ok else f" ({r.why[:60]})".replace("|", "/")) + f" {r.seconds:.1f} s")
         lines.append(f"| {tid} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -1,6 +1,7 @@
 """Typer sub-apps and commands. Each parses, builds from config, calls one core function, renders.
 
-- `run`: ``agent run`` (plan, confirm, execute, review; progress and results); `plan`: ``agent plan``.
+- `run`: ``agent run`` (plan, confirm, execute, review; progress and results); `plan`: ``agent plan``;
+  `map`: ``agent map`` (the repository map the planner's request carries).
 - `runs`: ``agent runs list | show | stats`` and ``agent replay``; `undo`: ``agent undo`` and
   ``agent runs diff``.
 - `tools`: ``agent tools list | show | call``; `memory`: ``agent memory ...``; `config`:

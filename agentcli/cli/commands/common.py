@@ -137,6 +137,11 @@ class State:
                 environ=self.environ,
                 use_user_config=self.use_user_config,
             )
+            ws = self._settings.workspace
+            if self._settings.workspace_origin == "git root" and ws != Path.cwd().resolve():
+                # Started in a subdirectory: the project's runs, memory and AGENTS.md are the root's.
+                err_console.print(f"[dim]workspace: {escape(str(ws))} (the git repository's root; "
+                                  "--workspace to choose another)[/dim]", highlight=False, soft_wrap=True)
         return self._settings
 
     def __getitem__(self, key: str) -> Any:

@@ -24,7 +24,7 @@ def show(
 
     settings = state_of(ctx).settings
     items = [(k, _masked(k, v), src) for k, v, src in effective_items(settings)]
-    instructions = load_project_instructions(settings.workspace, settings.config.instructions)
+    instructions = load_project_instructions(settings.instructions_dir, settings.config.instructions)
     if json_out:
         payload = {
             "workspace": str(settings.workspace),

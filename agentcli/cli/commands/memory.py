@@ -128,6 +128,7 @@ def add(
     """Add files (chunked, deduplicated, re-added files replace their old chunks) or a note."""
     if bool(paths) == (text is not None):
         raise UsageError("give PATH... or --text, not both and not neither")
+    state_of(ctx).settings.ensure_data_dir()
     mem = _memory(ctx)
     with _progress_bar() as progress:
         if text is not None:
@@ -166,8 +167,9 @@ def list_(
     if not items:
         err_console.print("[dim]memory is empty[/dim]")
         return
-    cols = [Col("tier"), Col("id", flex=True, min_width=12), Col("source / run", flex=True),
-            Col("time"), Col("text", flex=True)]
+    # The id is what `memory forget` takes: whole; the time goes first when the room is short.
+    cols = [Col("tier"), Col("id"), Col("source / run", flex=True),
+            Col("time", optional=True), Col("text", flex=True)]
     rows = [[it["tier"], it["id"], it["source"], short_time(it.get("time") or None), str(it["text"])]
             for it in items]
     console.print(fitted_table(cols, rows, console.width))
@@ -184,10 +186,23 @@ def forget(
     if (item_id is None) == (source is None):
         raise UsageError("give an ID or --source PATH, not both and not neither")
     mem = _memory(ctx)
+    if item_id is not None:
+        item_id = _full_run_id(ctx, item_id)
     n = mem.forget(item_id) if item_id is not None else mem.forget_source(source or "")
     if n == 0:
         raise UsageError(f"nothing in memory matches {item_id or source!r}")
     console.print(f"forgot {n} item(s)", highlight=False)
+
+
+def _full_run_id(ctx: typer.Context, item_id: str) -> str:
+    """An episode's id is its run's: a run id prefix (or ``last``) names it, as everywhere else;
+    anything that names no run (a chunk id) is taken as it is."""
+    from agentcli.record.runs import find_run
+
+    try:
+        return find_run(state_of(ctx).settings.data_dir, item_id).parent.name
+    except UsageError:
+        return item_id
 
 
 def _size(n: int | None) -> str:

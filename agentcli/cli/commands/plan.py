@@ -29,18 +29,24 @@ def plan(
 
     from agentcli.cli.render import render_plan
     from agentcli.engine.session import build_llm_client
+    from agentcli.errors import UsageError
     from agentcli.ids import new_run_id
+    from agentcli.models.preflight import preflight
     from agentcli.planning import planner
     from agentcli.planning.instructions import load_project_instructions
     from agentcli.tools import build_registry
 
+    if not task.strip():
+        raise UsageError("the task is empty")
     state = state_of(ctx)
     settings = state.settings
     warn_short_secrets(settings, state.environ)
     plan_id = new_run_id()
-    instructions = None if no_instructions else load_project_instructions(settings.workspace,
+    instructions = None if no_instructions else load_project_instructions(settings.instructions_dir,
                                                                            settings.config.instructions)
     client = build_llm_client(settings, plan_id, log_json=state.log_json, backend=state.backend)
+    for warning in preflight(client, task):
+        print_warning(warning)
 
     memory = None
     if settings.config.memory.enabled:  # plan as `agent run` would: with what memory recalls

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.prompt import Prompt
 
 from agentcli.cli.commands.common import (
     MAX_COST_USD,
@@ -24,6 +23,7 @@ from agentcli.cli.commands.common import (
     state_of,
     warn_short_secrets,
 )
+from agentcli.cli.prompts import STOP, ask, say
 from agentcli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -34,8 +34,12 @@ if TYPE_CHECKING:
     from agentcli.planning.plan import Plan
 
 
-#: The approval prompt's choices, as shown.
-APPROVAL_CHOICES = "[y]es / [n]o / [a]lways (this tool, this run) / a[b]ort"
+#: The approval prompt's choices: key, label (the key in brackets).
+APPROVAL_CHOICES = [("y", "[y]es"), ("n", "[n]o"), ("a", "[a]lways (this tool, this run)"), ("b", "a[b]ort")]
+#: The plan confirmation's.
+PLAN_CHOICES = [("y", "[y]es"), ("n", "[n]o")]
+#: The resume prompt's, for a step that may already have run.
+UNCERTAIN_CHOICES = [("y", "[y]es"), ("d", "[d]one already, go on"), ("n", "[n]o, stop")]
 
 #: ``--output`` formats: text for people, one JSON document, or a JSON line per event.
 OUTPUT_FORMATS = ("text", "json", "jsonl")
@@ -56,10 +60,9 @@ def _ask_approval(req: ApprovalRequest) -> Answer:
         import json
 
         err_console.print(escape(json.dumps(req.args, indent=2, default=str)))
-    # The letters in brackets are text, not rich markup (unescaped, rich drops them).
-    answer = Prompt.ask("[bold]run it?[/bold] " + escape(APPROVAL_CHOICES), choices=["y", "n", "a", "b"],
-                        show_choices=False, default="n", console=err_console)
-    return {"y": "yes", "n": "no", "a": "always", "b": "abort"}[answer]  # type: ignore[return-value]
+    answer = ask("run it?", APPROVAL_CHOICES, default="n")
+    # Ctrl-C at the prompt stops the run: an abort, recorded as the user's answer.
+    return {"y": "yes", "n": "no", "a": "always", "b": "abort", STOP: "abort"}[answer]  # type: ignore[return-value]
 
 
 def _confirm_factory(yes: bool, quiet: bool) -> Any:
@@ -75,7 +78,7 @@ def _confirm_factory(yes: bool, quiet: bool) -> Any:
         if not _interactive():
             print_error("the plan needs confirmation and there is no terminal; re-run with --yes")
             return False
-        return Prompt.ask("run this plan?", choices=["y", "n"], default="y", console=err_console) == "y"
+        return ask("run this plan?", PLAN_CHOICES, default="y") == "y"  # Ctrl-C: not confirmed
     return confirm
 
 
@@ -94,9 +97,8 @@ def _uncertain_factory(rerun: bool, yes: bool) -> Any:
 
         err_console.print(escape(f"  {u.tool} {json.dumps(u.args, ensure_ascii=False, default=str)}"),
                           highlight=False)
-        answer = Prompt.ask("[bold]run it again?[/bold] [y]es / [d]one already, go on / [n]o, stop",
-                            choices=["y", "d", "n"], default="n", console=err_console)
-        return {"y": "rerun", "d": "done", "n": "stop"}[answer], "user"
+        answer = ask("run it again?", UNCERTAIN_CHOICES, default="n")
+        return {"y": "rerun", "d": "done", "n": "stop", STOP: "stop"}[answer], "user"
     return decide
 
 
@@ -121,22 +123,25 @@ def _progress(quiet: bool) -> tuple[Any, Any]:
             if not styled:
                 err_console.file.write(f"> {s.id} {what}: {s.title}\n")
                 return
-            err_console.print(f"{icons['running']} {s.id} {escape(what)}: {escape(s.title)}", highlight=False)
-            return
-        cost = "" if run.cost_usd in (None, 0) else f" ${run.cost_usd:.6f}"
-        message = str((run.error or {}).get("message", "")) if run.error else ""
-        if not styled:
-            err = f" - {message[:200]}" if run.error else ""
-            err_console.file.write(f"  {_PLAIN_ICONS.get(run.status, run.status)} {s.id} {run.duration_s:.2f}s"
-                                   f"{cost}{err}\n")
-            return
-        err = f" - {escape(message)[:200]}" if run.error else ""
-        err_console.print(f"  {icons.get(run.status, run.status)} {s.id} {run.duration_s:.2f}s{cost}{err}",
-                          highlight=False, soft_wrap=True)
+            line = f"{icons['running']} {s.id} {escape(what)}: {escape(s.title)}"
+        else:
+            cost = "" if run.cost_usd in (None, 0) else f" ${run.cost_usd:.6f}"
+            message = str((run.error or {}).get("message", "")) if run.error else ""
+            if not styled:
+                err = f" - {message[:200]}" if run.error else ""
+                err_console.file.write(f"  {_PLAIN_ICONS.get(run.status, run.status)} {s.id} {run.duration_s:.2f}s"
+                                       f"{cost}{err}\n")
+                return
+            err = f" - {escape(message)[:200]}" if run.error else ""
+            line = f"  {icons.get(run.status, run.status)} {s.id} {run.duration_s:.2f}s{cost}{err}"
+        # A step finishing while an approval prompt is open is shown after the answer, not inside it
+        # (a prompt needs a terminal: piped, there is none).
+        say(lambda: err_console.print(line, highlight=False, soft_wrap=True))
 
     def on_transition(t: Transition) -> None:
         if not quiet and t.dst.value in ("REVIEWING", "REPLANNING"):
-            err_console.print(f"[dim]{t.dst.value.lower()}: {escape(t.reason)}[/dim]", highlight=False)
+            line = f"[dim]{t.dst.value.lower()}: {escape(t.reason)}[/dim]"
+            say(lambda: err_console.print(line, highlight=False))
 
     return on_step, on_transition
 
@@ -147,9 +152,24 @@ def _took(step: dict[str, Any]) -> str:
     return f"{step['duration_s']:.2f}s" + (f" (+{wait:.1f}s approval)" if wait >= 0.05 else "")
 
 
-def render_outcome(out: RunOutcome, *, quiet: bool = False) -> None:
-    """The steps table (stdout), the answer (stdout) and the totals line (stderr); only the
-    answer when ``quiet``."""
+def verify_line(out: RunOutcome, command: str | None) -> str:
+    """Whether the verify command ran, and how it ended, in one line."""
+    v = out.verify
+    if v is None:
+        if not command:
+            return "verify: not run (no verify command: [verify] command, or AGENTS.md)"
+        if not out.changed_files:
+            return f"verify: not run (`{command}`: the run changed no files)"
+        return f"verify: not run (`{command}`: the run stopped before it)"
+    code = v.get("exit_code")
+    status = {"passed": "PASSED", "failed": "FAILED", "denied": "not run (denied)",
+              "unavailable": "not run (unavailable)"}.get(str(v.get("status")), str(v.get("status")))
+    return f"verify: {status}: `{v.get('command', command)}`" + (f" (exit code {code})" if code is not None else "")
+
+
+def render_outcome(out: RunOutcome, *, quiet: bool = False, verify_command: str | None = None) -> None:
+    """The steps table (stdout), the answer (stdout), whether verification ran and passed, and
+    the totals line (stderr); only the answer when ``quiet``."""
     from agentcli.cli.tables import Col, quick_fitted_table, short_cost
 
     if not quiet and out.steps:  # stopped before any step (while planning): no empty table
@@ -169,8 +189,11 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False) -> None:
         console.print(f"[bold]changed:[/bold] {escape(', '.join(shown))}{more}", soft_wrap=True, highlight=False)
     else:
         console.print("[bold]changed:[/bold] no files", highlight=False)
+    console.print(escape(verify_line(out, verify_command)), highlight=False, soft_wrap=True)
     t = out.totals
-    cost = f"${t['cost_usd']:.6f}" + (f" (+{t['unpriced_calls']} unpriced calls)" if t["unpriced_calls"] else "")
+    unpriced = t["unpriced_calls"]
+    cost = f"${t['cost_usd']:.6f}" + (
+        f" (+{unpriced} call{'s' if unpriced != 1 else ''} at an unknown price, counted as $0)" if unpriced else "")
     err_console.print(
         f"[bold]{out.status}[/bold] ({escape(out.reason)}) · {t['calls']} LLM calls · "
         f"{t['input_tokens']}+{t['output_tokens']} tokens · {cost} · {out.duration_s:.1f}s",
@@ -244,6 +267,8 @@ def run(
 
     if sum(x is not None for x in (task, plan_file, resume)) != 1:
         raise UsageError("give one of: a TASK, --plan FILE, --resume RUN_ID")
+    if task is not None and not task.strip():
+        raise UsageError("the task is empty")
     if rerun_uncertain and resume is None:
         raise UsageError("--rerun-uncertain only applies to --resume RUN_ID")
     if output not in OUTPUT_FORMATS:
@@ -278,7 +303,16 @@ def run(
         run_id = rec.run_id
     else:
         run_id = new_run_id()
-    instructions = None if no_instructions else load_project_instructions(settings.workspace,
+    # What would fail the first model call (a key, a server, a model name, the task's length)
+    # fails here, exit 2, before the run has a folder.
+    from agentcli.models.client import LLMClient
+    from agentcli.models.preflight import preflight
+
+    status.set_phase("checking the model")
+    for warning in preflight(LLMClient(settings.config, backend=state.backend),
+                             task if resume is None and plan_file is None else None):
+        print_warning(warning)
+    instructions = None if no_instructions else load_project_instructions(settings.instructions_dir,
                                                                            settings.config.instructions)
     quiet = quiet or output != "text"  # machine output: no progress, no plan table
     on_step, on_transition = status.watch(*_progress(quiet))
@@ -286,6 +320,7 @@ def run(
                         yes=yes, approve_all=approve_all)
 
     checkpoint_error: list[str] = []
+    verify_cmd = verify_command(settings.config, instructions.verify_command if instructions else None)
 
     async def go() -> RunOutcome:
         session = await RunSession.open(settings, run_id, backend=state.backend, approver=approver,
@@ -328,8 +363,7 @@ def run(
 
             deps = session.deps(plan_fn, status.pausing(_confirm_factory(yes, quiet)), on_step=on_step,
                                 on_transition=on_transition, output_schema=schema, instructions=instructions,
-                                verify_command=verify_command(
-                                    settings.config, instructions.verify_command if instructions else None))
+                                verify_command=verify_cmd)
             deps.decide_uncertain = status.pausing(_uncertain_factory(rerun_uncertain, yes))
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
@@ -355,7 +389,7 @@ def run(
 
         typer.echo(json.dumps({"type": "run_outcome", **outcome.model_dump(mode="json")}, ensure_ascii=False))
     else:
-        render_outcome(outcome, quiet=quiet)
+        render_outcome(outcome, quiet=quiet, verify_command=verify_cmd)
         if outcome.undo and not quiet:
             err_console.print(f"[dim]changed the workspace; undo with: {escape(outcome.undo)}  "
                               f"(see what changed: agent runs diff {run_id})[/dim]", highlight=False)

@@ -51,8 +51,11 @@ def list_cmd(
         rows.append([r.run_id, short_time(r.started), r.task,
                      r.status if r.status == "COMPLETE" else f"{r.status} ({r.reason})",
                      f"{r.steps_ok}/{r.steps}", cost, "-" if r.duration_s is None else f"{r.duration_s:.1f}s"])
-    cols = [Col("id"), Col("started"), Col("task", flex=True, min_width=12), Col("status", flex=True),
-            Col("steps", justify="right"), Col("cost", justify="right"), Col("time", justify="right")]
+    # The id (what later commands take) and the whole status stay; the times go first, then the
+    # task moves under its row (whole): nothing a decision depends on is cut.
+    cols = [Col("id"), Col("started", optional=True), Col("task", flex=True, min_width=12, detail=True),
+            Col("status"), Col("steps", justify="right"), Col("cost", justify="right"),
+            Col("time", justify="right", optional=True)]
     table = fitted_table(cols, rows, console.width)
     console.print(table)
     for r in runs:
@@ -210,7 +213,9 @@ def render_stats(r: RunStats) -> None:
                                                                       "output tok", "cost")),
             Col("unpriced", justify="right", flex=True)]
     table = fitted_table(cols, rows, console.width, title=f"usage by {r.by} ({window})")
-    if len(rows) > 1:
+    from rich.table import Table
+
+    if len(rows) > 1 and isinstance(table, Table):  # no detail columns here: always a Table
         table.rows[-2].end_section = True
     console.print(table)
     from agentcli.record.stats import cache_summary

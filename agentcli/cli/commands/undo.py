@@ -80,9 +80,34 @@ def _render(res: UndoResult, *, verb: str) -> None:
         err_console.print(f"[dim]to reverse this: {again}[/dim]", highlight=False)
 
 
+def _choose_run(settings: Settings) -> str:
+    """``agent undo`` without an id: the user picks one of the latest runs at a terminal; without
+    one nothing is guessed (a usage error, exit 2)."""
+    from agentcli.errors import UsageError
+    from agentcli.record.runs import list_runs
+
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError("give the run to undo: agent undo RUN_ID (or `agent undo last` for the latest run)")
+    runs = list_runs(settings.data_dir, 5)
+    if not runs:
+        raise UsageError(f"no runs yet in {settings.data_dir / 'runs'}")
+    for i, r in enumerate(runs, start=1):
+        status = r.status if r.status == "COMPLETE" else f"{r.status} ({r.reason})"
+        task = " ".join(r.task.split())[:60]
+        err_console.print(f"  [{i}] {r.run_id}  {status}  {task}", highlight=False, markup=False)
+    from agentcli.cli.prompts import ask
+
+    answer = ask("undo which run?", [(str(i), f"[{i}]") for i in range(1, len(runs) + 1)] + [("n", "[n]one")],
+                 default="1")
+    if answer == "n":
+        raise ApprovalDenied("undo: no run chosen")
+    return runs[int(answer) - 1].run_id
+
+
 def undo(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    run_id: Annotated[str | None, typer.Argument(
+        help="Run id, a unique prefix of one, or `last`; without it, asks which (at a terminal).")] = None,
     to_step: Annotated[str | None, typer.Option(
         "--to-step", help="Undo only from this step on: restore the workspace as it was before it.")] = None,
     redo: Annotated[bool, typer.Option("--redo", help="Undo the run's last undo: restore its result.")] = False,
@@ -98,7 +123,7 @@ def undo(
     from agentcli.record.events import EVENTS_NAME, EventLog
 
     settings = state_of(ctx).settings
-    repo, rec = _open(settings, run_id)
+    repo, rec = _open(settings, run_id if run_id is not None else _choose_run(settings))
     verb = "redo" if redo else "undo"
     plan = undo_run(repo, rec, to_step=to_step, redo=redo, force=force, apply=False)
 
@@ -123,10 +148,10 @@ def undo(
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise ApprovalDenied(f"{verb} of {rec.run_id} would restore {len(plan.files)} file(s) and there is "
                                  "no terminal to confirm: re-run with --yes")
-        from rich.prompt import Confirm
+        from agentcli.cli.prompts import ask
 
         _render(plan, verb=verb)
-        if not Confirm.ask(f"{verb} these changes?", console=err_console, default=False):
+        if ask(f"{verb} these changes?", [("y", "[y]es"), ("n", "[n]o")], default="n") != "y":
             raise ApprovalDenied(f"{verb} of {rec.run_id} was not confirmed")
     res = undo_run(repo, rec, to_step=to_step, redo=redo, force=force, apply=True)
     log = EventLog(run_dir(settings.data_dir, rec.run_id) / EVENTS_NAME, rec.run_id,

@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agentcli.errors import LLMFatalError
+from agentcli.errors import LLMFatalError, ModelSetupError
 from agentcli.models.local.chat import (
     ChatResult,
     chat_messages,
@@ -259,6 +259,14 @@ class LocalBackend:
 
     def profile(self, model: str) -> ModelProfile:
         return local_profile(model)
+
+    def check(self, model: str, *, api_base: str | None, declared: bool) -> None:
+        """Raise :class:`~agentcli.errors.ModelSetupError` for a local model that names no bundled
+        model or no GGUF file (found before a run exists)."""
+        try:
+            resolve_model_path(model)
+        except LLMFatalError as e:
+            raise ModelSetupError(e.message) from None
 
 
 __all__ = ["LocalBackend", "local_profile"]

@@ -1,0 +1,121 @@
+"""The questions the command line asks a person: one function draws and reads every one of them.
+
+:func:`ask` prints a question and its legend (``[y]es / [n]o``) as plain text, never rich markup,
+so no bracketed letter is eaten, and reads one answer from the terminal. Ctrl-C at a prompt is an
+answer: :data:`STOP`, which every caller takes as "stop the run" (the run records it as denied or
+aborted and exits 4, see the README). It is read as a key (the terminal's ISIG is off while asking),
+so it reaches the prompt also when the prompt runs in a worker thread, where a SIGINT never would.
+
+While a prompt is open, progress lines from steps running in parallel wait (:func:`say`) and are
+printed after the answer: nothing lands inside the prompt's line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+from rich.text import Text
+
+from agentcli.cli.commands.common import err_console
+
+__all__ = ["STOP", "ask", "legend", "say"]
+
+#: What :func:`ask` returns for Ctrl-C (or end of input): stop the run.
+STOP = "\x03"
+
+_lock = threading.Lock()
+_open = False
+_waiting: list[Callable[[], None]] = []
+
+
+def legend(choices: Sequence[tuple[str, str]]) -> str:
+    """``[y]es / [n]o, stop``: each choice's label, which holds its key in brackets (``a[b]ort``);
+    a label without its key in brackets gets it in front (``[1] 20261207-…``)."""
+    return " / ".join(label if f"[{key}]" in label else f"[{key}] {label}" for key, label in choices)
+
+
+def say(show: Callable[[], None]) -> None:
+    """Run ``show`` (which prints) now, or after the open prompt is answered."""
+    with _lock:
+        if _open:
+            _waiting.append(show)
+            return
+    show()
+
+
+def ask(question: str, choices: Sequence[tuple[str, str]], *, default: str) -> str:
+    """Ask ``question`` until one of ``choices``' keys is answered (Enter: ``default``); returns
+    the key, or :data:`STOP` for Ctrl-C or end of input."""
+    global _open
+    keys = [k for k, _ in choices]
+    with _lock:
+        _open = True
+    try:
+        while True:
+            prompt = Text(f"{question} {legend(choices)} ({default}): ")
+            err_console.print(prompt, end="", highlight=False, markup=False, soft_wrap=True)
+            answer = _read_line()
+            if answer is None:
+                return STOP
+            answer = answer.strip().lower() or default
+            if answer in keys:
+                return answer
+            err_console.print(f"please answer one of: {', '.join(keys)}", style="red", highlight=False,
+                              markup=False)
+    finally:
+        with _lock:
+            _open = False
+            waiting = list(_waiting)
+            _waiting.clear()
+        for show in waiting:
+            show()
+
+
+def _read_line() -> str | None:
+    """One line from the terminal; None for Ctrl-C or end of input."""
+    stdin = sys.stdin
+    try:
+        fd = stdin.fileno()
+        tty = os.isatty(fd)
+    except (AttributeError, OSError, ValueError):
+        tty = False
+    if not tty:
+        try:
+            line = stdin.readline()
+        except KeyboardInterrupt:
+            return None
+        return line.rstrip("\n") if line else None
+    import termios
+
+    saved = termios.tcgetattr(fd)
+    raw = termios.tcgetattr(fd)
+    # No line editing, no echo, no signals: Ctrl-C arrives as a byte, read here.
+    raw[3] &= ~(termios.ICANON | termios.ECHO | termios.ISIG)
+    raw[6][termios.VMIN], raw[6][termios.VTIME] = 1, 0
+    out = sys.stderr
+    buf: list[str] = []
+    try:
+        termios.tcsetattr(fd, termios.TCSADRAIN, raw)
+        while True:
+            data = os.read(fd, 1)
+            ch = data.decode("utf-8", "replace") if data else "\x04"
+            if ch in ("\x03", "\x04") and (ch == "\x03" or not buf):
+                out.write("^C\n" if ch == "\x03" else "\n")
+                return None
+            if ch in ("\r", "\n"):
+                out.write("\n")
+                return "".join(buf)
+            if ch in ("\x7f", "\x08"):
+                if buf:
+                    buf.pop()
+                    out.write("\b \b")
+            elif ch.isprintable():
+                buf.append(ch)
+                out.write(ch)
+            out.flush()
+    finally:
+        out.flush()
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
