@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-# Subprocesses inherit this; in-process code reads it through routing.requests_allowed().
+# Subprocesses inherit this; in-process code reads it through names.requests_allowed().
 os.environ["AGENT_ALLOW_MODEL_REQUESTS"] = "0"
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-from agentcli.models import routing
+from agentcli.models import names
 
-routing.ALLOW_MODEL_REQUESTS = False
+names.ALLOW_MODEL_REQUESTS = False
 
 #: Copies of other projects (their own tests included) that tests run the agent on.
 collect_ignore = ["fixtures"]

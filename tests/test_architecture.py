@@ -10,6 +10,7 @@ import pytest
 
 import agentcli
 from agentcli.planning.plan import Plan
+from agentcli.record.events import PAYLOADS
 
 ROOT = Path(agentcli.__file__).parent
 
@@ -123,6 +124,79 @@ def test_an_offline_run_never_imports_litellm(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "CLEAN", out.stdout + out.stderr
     assert "hello" in out.stdout, out.stdout + out.stderr
+
+
+def _module_of(name: str, known: set[str]) -> str | None:
+    """The package module an imported name lives in (``agentcli.x.y.Name`` -> ``agentcli.x.y``)."""
+    parts = name.split(".")
+    while parts:
+        if ".".join(parts) in known:
+            return ".".join(parts)
+        parts.pop()
+    return None
+
+
+def _runtime_imports(path: Path, module: str, known: set[str]) -> set[str]:
+    """Every package module ``module`` imports when it runs, in-function imports included (those
+    only for type checkers, under ``if TYPE_CHECKING:``, are not run)."""
+    tree = ast.parse(path.read_text())
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            out |= {m for a in node.names if (m := _module_of(a.name, known))}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:  # `from pkg import module` imports the module
+                target = _module_of(f"{node.module}.{a.name}", known)
+                if target is None or target == module:
+                    target = _module_of(node.module, known)
+                if target:
+                    out.add(target)
+    out.discard(module)
+    return out
+
+
+def test_no_import_cycles_not_even_inside_functions() -> None:
+    paths = {}
+    for p in sorted(ROOT.rglob("*.py")):
+        parts = ("agentcli", *p.relative_to(ROOT).with_suffix("").parts)
+        paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    known = set(paths)
+    graph = {m: _runtime_imports(p, m, known) for m, p in paths.items()}
+    cycles = []
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+
+    def walk(m: str, trail: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                cycles.append(" -> ".join([*trail[trail.index(n):], n]))
+            elif n not in state:
+                walk(n, [*trail, n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            walk(m, [m])
+    assert cycles == []
+
+
+
+def test_every_event_is_written_through_its_payload_model() -> None:
+    # ``EventLog.emit(Payload(...))``, never ``append("type", {...})``: a writer's keys are then the
+    # model's fields, checked where the event is made (readers validate into the same models).
+    bad = []
+    for _name, path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append"
+                    and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value in PAYLOADS):
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert bad == []
 
 
 def _named(doc: str, module: str) -> bool:

@@ -46,7 +46,7 @@ def test_pre_tool_exit_2_blocks_the_call_with_its_reason(workspace: Path) -> Non
                 "command": "cat > pre.json; echo 'notes are read-only here' >&2; exit 2"},
                {"event": "pre_tool", "command": "echo never >> other.txt"})  # after a block: not run
     r = invoke(["run", "write a note", "--yes", "--json"], WRITE, complete("could not write it"))
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # the only step was blocked: not done, whatever the reviewer says
     assert not (workspace / "note.txt").exists() and not (workspace / "other.txt").exists()
     seen = json.loads((workspace / "pre.json").read_text())
     assert seen["type"] == "pre_tool" and seen["step_id"] == "s1"
@@ -88,7 +88,7 @@ def test_a_slow_guard_is_killed_at_its_timeout_and_blocks(workspace: Path) -> No
     (workspace / "README.md").write_text("# r\n")
     hooks_toml(workspace, {"event": "pre_tool", "command": "sleep 30; exit 0", "timeout_seconds": 0.5})
     r = invoke(["run", "list the markdown files", "--yes", "--json"], LIST, complete("could not list"))
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # the only step was blocked: not done, whatever the reviewer says
     out = json.loads(r.stdout)
     error = out["steps"][0]["error"]  # a guard that gave no verdict does not let the call through
     assert error["type"] == "blocked" and "timed out after 0.5 s" in error["message"]
@@ -127,7 +127,7 @@ def test_a_guard_that_cannot_be_sandboxed_blocks(workspace: Path, monkeypatch: p
     finally:
         monkeypatch.undo()
         sandbox_status.cache_clear()
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # the only step was blocked: not done
     out = json.loads(r.stdout)
     error = out["steps"][0]["error"]
     assert error["type"] == "blocked" and "hook not run: refused: no OS sandbox" in error["message"]
@@ -170,7 +170,7 @@ def test_replay_uses_the_recorded_hook_results(workspace: Path) -> None:
                {"event": "pre_tool", "command": "echo run >> count.txt; echo 'no' >&2; exit 2"},
                {"event": "run_finished", "command": "echo run >> count.txt"})
     r = invoke(["run", "write a note", "--yes", "--json"], WRITE, complete("blocked"))
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # the only step was blocked: not done, whatever the reviewer says
     assert (workspace / "count.txt").read_text() == "run\nrun\n"
     run_id = json.loads(r.stdout)["run_id"]
     replayed = invoke(["replay", run_id])

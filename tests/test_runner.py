@@ -245,8 +245,36 @@ def test_continue_skips_dependents_in_plan_order(workspace: Path) -> None:
     h = Harness(workspace, config(executor={"max_parallel": 1}),
                 ScriptedModel([review("continue", reason="s1 is optional"), review(answer="fine")]), [p])
     out = h.run()
-    assert out.status == "COMPLETE"
+    # No step succeeded and "fine" is in no step's output: the reviewer's "complete" is overruled.
+    assert (out.status, out.reason) == ("FAILED", "not_done")
     assert {s["id"]: s["status"] for s in out.steps} == {"s1": "skipped", "s2": "pending", "s3": "skipped",
                                                          "s4": "skipped"}
     finished = [(e.step_id, e.data["status"]) for e in h.recording().of_type("step_finished")]
     assert finished == [("s1", "failed"), ("s3", "skipped"), ("s4", "skipped")]
+
+
+def test_a_complete_verdict_with_nothing_done_and_nothing_found_is_overruled(workspace: Path) -> None:
+    # Every step failed, and the answer quotes nothing any step returned: the record says the task
+    # is not done, whatever the reviewer says.
+    h = Harness(workspace, config(), ScriptedModel([review(answer="tox.ini sets envlist = py312")]),
+                [plan(step("s1", "read_file", path="tox.ini"))])
+    out = h.run()
+    assert (out.status, out.reason, out.exit_code) == ("FAILED", "not_done", 1)
+    assert "no step succeeded" in out.answer
+    verdicts = [(e.data["kind"], e.data.get("outcome")) for e in h.recording().of_type("review")]
+    assert verdicts == [("verdict", "complete"), ("overruled", "failed")]
+    overruled = list(h.recording().of_type("review"))[-1].data
+    assert overruled["answer"] == "tox.ini sets envlist = py312" and "not grounded" in overruled["reason"]
+    assert transitions(h)[-3:] == ["REVIEWING", "FAILED", "IDLE"]
+
+
+def test_a_complete_verdict_that_quotes_a_failed_steps_output_stands(workspace: Path) -> None:
+    # The command failed, but its output is what the task asked about: an answer drawn from it is
+    # the run's finding, and the reviewer's "complete" stands.
+    cmd = "echo 'collected 3 items: 1 failed (test_parse_dates)'; exit 1"
+    h = Harness(workspace, config(), ScriptedModel([review(answer="1 test fails: test_parse_dates")]),
+                [plan(step("s1", "run_shell", command=cmd))], yes=True)
+    out = h.run()
+    assert [s["status"] for s in out.steps] == ["failed"]
+    assert (out.status, out.exit_code) == ("COMPLETE", 0)
+    assert [e.data["kind"] for e in h.recording().of_type("review")] == ["verdict"]

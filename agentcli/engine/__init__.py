@@ -1,13 +1,22 @@
 """The engine: one run, start to finish, through an explicit state machine.
 
 - `fsm`: the states and the fixed transition table (pure data).
-- `runner`: drives the machine: planning, execution, review, re-planning, verifying, resume, the episode.
-- `executor`: ready steps run concurrently; references, argument validation, approvals, retries.
-- `reviewer`: the verdict after execution (complete, continue, replan, stop); `answer`: the final
-  answer shaped to ``--output-schema``.
-- `verify`: which command verifies a run's changes; `workspace`: what a run changed, from its checkpoints.
+- `state`: `RunState` (plan, step records, machine, answer, changes), owned by the run's loop, and
+  `Next`, what a phase decides.
+- `runner`: the loop: its phases (planning, executing, reviewing, verifying, re-planning) each return
+  a `Next` and only the loop moves the machine; resume, the episode, the outcome.
+- `executor`: the one step pipeline (references, argument validation and correction, approval, the
+  pre_tool hook, checkpoints, intent, the call with retries, post_tool) and the concurrent
+  scheduler of ready steps; the verify command is a step through the same pipeline.
+- `reviewer`: the verdict after execution (complete, continue, replan, stop) and the check of a
+  "complete" verdict against the record (`answer_is_grounded`).
+- `verify`: which command verifies a run; `workspace`: the run's changes from its checkpoints.
 - `budget`: hard limits on steps, cost, tokens and time; `approval`: policy per risk class.
-- `hooks`: the user's commands at fixed points of a run (``[[hooks]]``).
-- `session`: builds a run's dependencies from config; `replay`: deterministic replay and forks.
+- `hooks`: the user's `[[hooks]]` commands, recorded as `hook` events.
+- `answer`: `--output-schema`, the final answer as JSON valid against a schema.
+- `session`: the composition root, where every outside input is a port (model backend, tools,
+  approver, hook results, workspace probe, planner, confirmation, uncertain-step decisions).
+- `replay`: the recorded implementation of each port (deterministic replay and forks) and the
+  comparison of two records.
 - `prompts`: the hash of every prompt template and schema, recorded with each run.
 """

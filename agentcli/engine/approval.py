@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from agentcli.config import ApprovalConfig
@@ -43,10 +44,17 @@ class ApprovalRequest:
     args: dict[str, Any]
     plan_hash: str
     requires_approval: bool
-    preview: str | None = None  # a diff for writes, the command, cwd and sandbox for shell
     #: Every risk class of this call when it has more than the tool's own (run_shell asking for
     #: the network: exec and network); the strictest policy among them applies.
     risks: tuple[str, ...] = ()
+    #: Makes the preview, only when somebody reads it (a policy decision or a replay needs none,
+    #: and a preview reads the live workspace: an edit's diff, its closest-match search).
+    show: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def preview(self) -> str | None:
+        """A diff for writes, the command, cwd and sandbox for shell; None: nothing to show."""
+        return self.show() if self.show is not None else None
 
     @property
     def args_hash(self) -> str:
@@ -126,6 +134,7 @@ class Approver:
             return self._decision(req, "policy", "denied",
                                   f"step {req.step_id} ({req.tool}) needs approval and there is no terminal "
                                   "to ask; re-run with --yes to approve it")
+        _ = req.preview  # made now, from the files as they are before the call, for the person asked
         answer = self.prompt(req)
         if answer == "always":
             self.always.add(req.tool)

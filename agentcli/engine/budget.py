@@ -47,6 +47,10 @@ class Budget:
 
     # -- accounting
 
+    def resume(self, *, cost_usd: float, tokens: int, steps: int, replans: int) -> None:
+        """Start from what an interrupted run had already used (``agent run --resume``)."""
+        self.cost_usd, self.tokens, self.steps, self.replans = cost_usd, tokens, steps, replans
+
     @property
     def elapsed(self) -> float:
         return self._clock() - self.started

@@ -40,7 +40,6 @@ from typing import Any, Literal
 from agentcli.config import Config
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.budget import Budget
-from agentcli.engine.fsm import State, StateMachine
 from agentcli.engine.hooks import Hooks
 from agentcli.errors import ApprovalDenied, BudgetExceeded, LLMError, ModelSetupError, OutputTruncated
 from agentcli.models.client import LLMClient, strip_fences
@@ -48,6 +47,7 @@ from agentcli.models.types import LLMResult
 from agentcli.planning.plan import (
     Plan,
     ReferenceResolutionError,
+    RetryPolicy,
     Step,
     StepStatus,
     find_references,
@@ -64,6 +64,7 @@ from agentcli.record.events import (
     StepStarted,
     ToolCalled,
     ToolIntent,
+    Verified,
 )
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 from agentcli.tools.edits import EditList
@@ -120,21 +121,22 @@ class StepRun:
 
 
 class _ToolWait:
-    """EXECUTING <-> WAITING_TOOL while at least one tool runs or waits for approval."""
+    """Counts the tools running or waiting for approval, and tells ``on_wait`` when the first
+    starts (True) and the last ends (False): the run's loop moves EXECUTING <-> WAITING_TOOL."""
 
-    def __init__(self, fsm: StateMachine) -> None:
-        self.fsm = fsm
+    def __init__(self, on_wait: Callable[[bool, str], None] | None) -> None:
+        self.on_wait = on_wait
         self.active = 0
 
     def enter(self, reason: str) -> None:
         self.active += 1
-        if self.active == 1 and self.fsm.state == State.EXECUTING:
-            self.fsm.to(State.WAITING_TOOL, reason)
+        if self.active == 1 and self.on_wait is not None:
+            self.on_wait(True, reason)
 
     def leave(self, reason: str) -> None:
         self.active -= 1
-        if self.active == 0 and self.fsm.state == State.WAITING_TOOL:
-            self.fsm.to(State.EXECUTING, reason)
+        if self.active == 0 and self.on_wait is not None:
+            self.on_wait(False, reason)
 
 
 def _set_if_pending(fut: asyncio.Future[None]) -> None:
@@ -148,7 +150,9 @@ class Aborted(ApprovalDenied):
 
 @dataclass
 class Executor:
-    """Runs the steps of one plan within one run. Stateless between runs."""
+    """Runs the steps of one plan within one run: the one step pipeline (the verify command
+    goes through it too). It never moves the run's state machine: it reports tool waits to
+    ``on_wait``, and the run's loop decides."""
 
     config: Config
     registry: ToolRegistry
@@ -156,7 +160,8 @@ class Executor:
     approver: Approver
     budget: Budget
     events: EventLog
-    fsm: StateMachine
+    #: Told when the first tool starts running or waiting for approval (True) and the last ends.
+    on_wait: Callable[[bool, str], None] | None = None
     task: str = ""
     #: The project's instructions (AGENTS.md) for ``llm`` steps; empty: none.
     instructions: str = ""
@@ -164,12 +169,14 @@ class Executor:
     hooks: Hooks | None = None
     on_step: Callable[[StepRun], None] | None = None
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    #: The run's step records (its :class:`~agentcli.engine.state.RunState`'s): the pipeline
+    #: writes the outcome of each step it runs.
     runs: dict[str, StepRun] = field(default_factory=dict)
     #: Checkpoints of the workspace around every step that may change it (write and exec tools).
     checkpoints: Checkpointer | None = None
 
     def __post_init__(self) -> None:
-        self._wait = _ToolWait(self.fsm)
+        self._wait = _ToolWait(self.on_wait)
         self._approval_lock = asyncio.Lock()
 
     # ----------------------------------------------------------------- the DAG
@@ -185,14 +192,6 @@ class Executor:
         if prompt:
             return resolve_references(value, results, as_text=prompt_text)
         return resolve_references(value, results)
-
-    def adopt(self, plan: Plan, done: dict[str, StepRun] | None = None) -> None:
-        """Track the steps of ``plan``; steps already done (resume, replan) are kept as they are."""
-        for step in plan.steps:
-            if step.id not in self.runs:
-                self.runs[step.id] = StepRun(step)
-        for sid, run in (done or {}).items():
-            self.runs[sid] = run
 
     def _ready(self, order: list[StepRun], keys: list[str], dependents: dict[str, list[int]],
                check: set[int], room: int) -> list[int]:
@@ -400,8 +399,11 @@ class Executor:
             return result.parsed
         return strip_fences(result.text) if _feeds_data(plan, step.id) else result.text
 
-    async def _tool_step(self, plan: Plan, run: StepRun) -> None:
+    async def _tool_step(self, plan: Plan, run: StepRun, *, max_corrections: int | None = None) -> None:
+        """The one tool pipeline: references, validation (and corrections), approval, the
+        pre_tool hook, checkpoints, intent, the call (with retries) and post_tool."""
         step = run.step
+        corrections = self.config.executor.max_arg_corrections if max_corrections is None else max_corrections
         assert step.tool is not None
         try:
             args = self._resolve(step.args)
@@ -410,7 +412,7 @@ class Executor:
             return
         checked = self.registry.validate(step.tool, args, step_id=step.id)
         while isinstance(checked, ToolError) and checked.type == "invalid_args":
-            if run.corrections >= self.config.executor.max_arg_corrections:
+            if run.corrections >= corrections:
                 break
             run.corrections += 1
             args = await self._correct_args(run, args, checked)
@@ -516,65 +518,19 @@ class Executor:
         return fixed
 
     async def verify(self, plan: Plan, command: str, timeout: float) -> VerifyResult:
-        """Run the verify command through the shell tool, with exec approval as for any step;
-        recorded under the step id ``verify`` (approval, intent, tool call), so a replay serves it."""
-        tool = self.registry.get(SHELL_TOOL)
-        if tool is None:
+        """Run the verify command as a step through the one pipeline (approval as for any
+        exec step, the pre_tool hook, checkpoints, intent, the call, post_tool), recorded under
+        the step id ``verify`` (no step events, one attempt, no argument corrections, not
+        counted as a step of the budget), so a replay serves it like any step."""
+        if self.registry.get(SHELL_TOOL) is None:
             return VerifyResult(command, "unavailable", output=f"no {SHELL_TOOL} tool to run it with")
-        args: dict[str, Any] = {"command": command, "timeout": timeout}
-        req = ApprovalRequest(step_id=VERIFY_STEP, tool=SHELL_TOOL, risk=tool.risk, args=args,
-                              plan_hash=plan.hash, requires_approval=False,
-                              preview=self.registry.preview(SHELL_TOOL, args))
-        waited = time.time()
-        if getattr(self.config.approval, tool.risk, "ask") == "auto":
-            decision = self.approver.decide(req)
-        else:
-            async with self._approval_lock:
-                decision = await asyncio.to_thread(self.approver.decide, req)
-        wait_s = time.time() - waited
-        self.events.append("approval", {
-            "tool": decision.tool, "args_hash": decision.args_hash, "plan_hash": decision.plan_hash,
-            "decided_by": decision.decided_by, "decision": decision.decision, "message": decision.message,
-            "risk": tool.risk,
-        }, step_id=VERIFY_STEP)
-        if decision.decision == "aborted":
-            raise Aborted("aborted at the verify command")
-        if not decision.approved:
-            return VerifyResult(command, "denied", output=decision.message, approval_wait_s=wait_s)
-        # As any command: pre_tool hooks may block it, checkpoints surround it, post_tool sees it.
-        if self.hooks is not None:
-            blocked = await self.hooks.pre_tool(VERIFY_STEP, SHELL_TOOL, args)
-            if blocked is not None:
-                return VerifyResult(command, "failed", output=f"a pre_tool hook blocked it: {blocked.message}",
-                                    approval_wait_s=wait_s)
-        self.events.append("tool_intent", {"tool": SHELL_TOOL, "args": args, "attempt": 1},
-                           step_id=VERIFY_STEP, durable=True)
-        started = time.time()
-        remaining = self.budget.remaining_seconds()
-        if self.checkpoints is not None:
-            await self.checkpoints.before(VERIFY_STEP)
+        run = StepRun(verify_step(command, timeout))
+        run.started = time.time()
         try:
-            result = await self.registry.call(SHELL_TOOL, args, timeout=remaining if remaining < timeout else None,
-                                              step_id=VERIFY_STEP)
+            await self._tool_step(plan, run, max_corrections=0)
         finally:
-            if self.checkpoints is not None:
-                await self.checkpoints.after(VERIFY_STEP)
-        call = {"tool": SHELL_TOOL, "args": args, "attempt": 1, "result": result.model_dump(mode="json")}
-        self.events.append("tool_call", call, step_id=VERIFY_STEP)
-        if self.hooks is not None:
-            await self.hooks.post_tool(VERIFY_STEP, SHELL_TOOL, call)
-        took = time.time() - started
-        if not result.ok:
-            assert result.error is not None
-            return VerifyResult(command, "failed", output=tail(strip_ansi(result.error.message),
-                                                               EXIT_TAIL_CHARS),
-                                duration_s=took, approval_wait_s=wait_s)
-        out = result.output if isinstance(result.output, dict) else {}
-        code = out.get("exit_code")
-        text = tail(strip_ansi(str(out.get("output") or "")).rstrip(), EXIT_TAIL_CHARS)
-        status: Literal["passed", "failed"] = "passed" if code == 0 else "failed"
-        return VerifyResult(command, status, exit_code=code if isinstance(code, int) else None, output=text,
-                            duration_s=took, approval_wait_s=wait_s)
+            run.finished = time.time()
+        return VerifyResult.of(command, run)
 
     async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any], checked: Any) -> bool:
         step = run.step
@@ -582,9 +538,10 @@ class Executor:
         tool = self.registry.get(step.tool)
         risks: tuple[str, ...] = tool.risks_for(checked) if tool is not None else (step.risk or "exec",)
         risk = risks[0] if len(risks) == 1 else "+".join(risks)
+        registry, name = self.registry, step.tool
         req = ApprovalRequest(step_id=step.id, tool=step.tool, risk=risk, args=args, plan_hash=plan.hash,
-                              requires_approval=step.requires_approval,
-                              preview=self.registry.preview(step.tool, args), risks=risks)
+                              requires_approval=step.requires_approval, risks=risks,
+                              show=lambda: registry.preview(name, args))
         needs_prompt = step.requires_approval or any(
             getattr(self.config.approval, r, "ask") != "auto" for r in risks)
         if not needs_prompt:
@@ -606,7 +563,8 @@ class Executor:
         ), step_id=step.id)
         if decision.decision == "aborted":
             run.status, run.error = "denied", {"type": "aborted", "message": decision.message}
-            raise Aborted(f"aborted at step {step.id} ({step.tool})")
+            raise Aborted("aborted at the verify command" if step.id == VERIFY_STEP
+                          else f"aborted at step {step.id} ({step.tool})")
         if not decision.approved:
             run.status, run.error = "denied", {"type": "denied", "message": decision.message}
             return False
@@ -637,16 +595,46 @@ class VerifyResult:
     duration_s: float = 0.0
     approval_wait_s: float = 0.0
 
+    @classmethod
+    def of(cls, command: str, run: StepRun) -> VerifyResult:
+        """The outcome of the verify command's step: passed on exit code 0, else failed with the
+        output's tail (or the tool's error); denied at its approval."""
+        wait = run.approval_wait_s
+        error = run.error or {}
+        if run.status == "denied":
+            return cls(command, "denied", output=str(error.get("message", "")), approval_wait_s=wait)
+        out = run.output if isinstance(run.output, dict) else None
+        if out is None or run.status not in ("ok", "failed") or (run.status == "failed" and "exit_code" not in error):
+            return cls(command, "failed", output=tail(strip_ansi(str(error.get("message", ""))), EXIT_TAIL_CHARS),
+                       duration_s=run.duration_s, approval_wait_s=wait)
+        code = out.get("exit_code")
+        text = tail(strip_ansi(str(out.get("output") or "")).rstrip(), EXIT_TAIL_CHARS)
+        status: Literal["passed", "failed"] = "passed" if code == 0 else "failed"
+        return cls(command, status, exit_code=code if isinstance(code, int) else None, output=text,
+                   duration_s=run.duration_s, approval_wait_s=wait)
+
     def to_dict(self) -> dict[str, Any]:
         return {"command": self.command, "status": self.status, "exit_code": self.exit_code,
                 "output": self.output, "duration_s": round(self.duration_s, 3),
                 "approval_wait_s": round(self.approval_wait_s, 3)}
+
+    def payload(self) -> Verified:
+        """The ``verify`` event's payload."""
+        return Verified(command=self.command, status=self.status, exit_code=self.exit_code, output=self.output,
+                        duration_s=round(self.duration_s, 3), approval_wait_s=round(self.approval_wait_s, 3))
 
 
 #: The pseudo step id of the verify command's approval and tool call in the run record.
 VERIFY_STEP = "verify"
 #: The tool that runs the verify command.
 SHELL_TOOL = "run_shell"
+
+
+def verify_step(command: str, timeout: float) -> Step:
+    """The verify command as a step of the pipeline: ``run_shell`` once, under the pseudo id
+    ``verify`` (outside the plan, so not validated as a plan's step)."""
+    return Step.model_construct(id=VERIFY_STEP, title=f"verify: {command}"[:200], kind="tool", tool=SHELL_TOOL,
+                                args={"command": command, "timeout": timeout}, retry=RetryPolicy(max_attempts=1))
 
 
 #: How much of a failed command's output its step error keeps (the end: where the verdict is).

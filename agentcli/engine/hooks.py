@@ -22,8 +22,10 @@ the ``run_finished`` event.
   killed by a signal, timed out) blocks the call unless it says ``fail_closed = false`` (then a
   warning, as for the other events). The scripts a hook names in the workspace are read-only to
   sandboxed commands (:mod:`agentcli.tools.trust`), so no step can rewrite its own guard.
-* Every hook that runs is one ``hook`` event. A replay never runs a hook:
-  :class:`RecordedHooks` serves the recorded results, in order.
+* Every hook that runs is one ``hook`` event, written through its payload model. Where a hook's
+  result comes from is a port (:class:`HookResults`): by default the command runs; a replay
+  passes the recorded results (:class:`agentcli.engine.replay.RecordedHookResults`), so the
+  same :class:`Hooks` records the same events without running anything.
 """
 
 from __future__ import annotations
@@ -35,20 +37,18 @@ import json
 import os
 import signal
 import time
-from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from agentcli.config import HookConfig, SandboxConfig
 from agentcli.record.events import EventLog, Hooked
-from agentcli.record.reader import RunRecord
 from agentcli.redact import Redactor
 from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, hook_words, parent_death
 from agentcli.tools.shell import child_env
 
-__all__ = ["BLOCK_EXIT_CODE", "HookResult", "Hooks", "RecordedHooks"]
+__all__ = ["BLOCK_EXIT_CODE", "HookResult", "HookResults", "Hooks"]
 
 #: The exit code with which a pre_tool hook blocks the call.
 BLOCK_EXIT_CODE = 2
@@ -85,19 +85,27 @@ class HookResult:
         for name in ("stdout", "stderr", "message"):
             object.__setattr__(self, name, redact.text(getattr(self, name)))
 
-    def data(self) -> dict[str, Any]:
-        return {"hook": self.index, "event": self.event, "command": self.command, "tool": self.tool,
-                "exit_code": self.exit_code, "outcome": self.outcome, "message": self.message,
-                "stdout": self.stdout, "stderr": self.stderr, "duration_ms": round(self.duration_ms, 3),
-                "sandbox": self.sandbox}
+    def payload(self) -> Hooked:
+        """The ``hook`` event's payload."""
+        return Hooked(hook=self.index, event=self.event, command=self.command, tool=self.tool,
+                      exit_code=self.exit_code, outcome=self.outcome, message=self.message,
+                      stdout=self.stdout, stderr=self.stderr, duration_ms=round(self.duration_ms, 3),
+                      sandbox=self.sandbox)
 
     @classmethod
-    def from_data(cls, d: dict[str, Any]) -> HookResult:
-        return cls(index=int(d.get("hook", 0)), event=str(d.get("event")), command=str(d.get("command", "")),
-                   tool=d.get("tool"), exit_code=d.get("exit_code"), outcome=d.get("outcome", "ok"),
-                   stdout=str(d.get("stdout", "")), stderr=str(d.get("stderr", "")),
-                   message=str(d.get("message", "")), duration_ms=float(d.get("duration_ms") or 0),
-                   sandbox=str(d.get("sandbox", "")))
+    def recorded(cls, d: Hooked) -> HookResult:
+        """The result a ``hook`` event recorded."""
+        outcome: Outcome = "blocked" if d.outcome == "blocked" else "warning" if d.outcome == "warning" else "ok"
+        return cls(index=d.hook, event=d.event, command=d.command, tool=d.tool, exit_code=d.exit_code,
+                   outcome=outcome, stdout=d.stdout, stderr=d.stderr, message=d.message,
+                   duration_ms=d.duration_ms, sandbox=d.sandbox)
+
+
+class HookResults(Protocol):
+    """Where hook results come from instead of running the commands (a replay: its record).
+    ``serve`` returns the result, or None to run the hook here (a fork's live steps)."""
+
+    def serve(self, index: int, event: HookEvent, step_id: str | None) -> HookResult | None: ...
 
 
 def _tail(data: bytes) -> str:
@@ -146,10 +154,13 @@ class Hooks:
 
     def __init__(self, hooks: Sequence[HookConfig], workspace: Path, events: EventLog, run_id: str, *,
                  sandbox: SandboxConfig | None = None, data_dir: Path | None = None,
-                 env_allow: Sequence[str] = (), protected: Sequence[Path] = ()) -> None:
+                 env_allow: Sequence[str] = (), protected: Sequence[Path] = (),
+                 results: HookResults | None = None) -> None:
         self.hooks = list(hooks)
         #: What the sandbox keeps read-only in the workspace (a guard script among them).
         self.protected = tuple(protected)
+        #: Results served instead of running the commands (None: every hook runs).
+        self.results = results
         #: What every hook's environment allows besides the base list (``tools.shell_env_allow``).
         self.env_allow = tuple(env_allow)
         self.workspace = workspace
@@ -224,7 +235,11 @@ class Hooks:
 
     async def _result(self, index: int, hook: HookConfig, event: HookEvent, step_id: str | None,
                       tool: str | None, payload: dict[str, Any]) -> HookResult:
-        """The hook's result (run here; served from a recording by :class:`RecordedHooks`)."""
+        """The hook's result: served by :attr:`results` when it has it, else run here."""
+        if self.results is not None:
+            served = self.results.serve(index, event, step_id)
+            if served is not None:
+                return served
         return await self._execute(index, hook, event, tool, payload)
 
     async def _fire(self, event: HookEvent, step_id: str | None, tool: str | None,
@@ -233,7 +248,7 @@ class Hooks:
         payload = {"type": event, "run_id": self.run_id, "step_id": step_id, "data": data}
         for index, hook in self._matching(event, tool):
             result = await self._result(index, hook, event, step_id, tool, payload)
-            self.events.append("hook", result.data(), step_id=step_id)
+            self.events.emit(result.payload(), step_id=step_id)
             if result.outcome == "warning" and self.on_warning is not None:
                 self.on_warning(result)
             if result.outcome == "blocked":
@@ -251,29 +266,3 @@ class Hooks:
     async def run_finished(self, finished_data: dict[str, Any]) -> None:
         """After the ``run_finished`` event, given its data."""
         await self._fire("run_finished", None, None, finished_data)
-
-
-class RecordedHooks(Hooks):
-    """A replay's hooks: the recorded results, in order per (step, event, hook); nothing runs.
-    ``live(step_id)`` (a fork's steps from the fork on) runs them for real."""
-
-    def __init__(self, hooks: Sequence[HookConfig], workspace: Path, events: EventLog, run_id: str,
-                 rec: RunRecord, live: Callable[[str | None], bool] | None = None, *,
-                 sandbox: SandboxConfig | None = None, data_dir: Path | None = None,
-                 env_allow: Sequence[str] = ()) -> None:
-        super().__init__(hooks, workspace, events, run_id, sandbox=sandbox, data_dir=data_dir, env_allow=env_allow)
-        self._recorded: dict[tuple[str | None, str, int], deque[dict[str, Any]]] = defaultdict(deque)
-        for t in rec.of(Hooked):
-            self._recorded[(t.step_id, t.data.event, t.data.hook)].append(t.data.event_data())
-        self._live = live
-
-    async def _result(self, index: int, hook: HookConfig, event: HookEvent, step_id: str | None,
-                      tool: str | None, payload: dict[str, Any]) -> HookResult:
-        if self._live is not None and self._live(step_id):
-            return await self._execute(index, hook, event, tool, payload)
-        queue = self._recorded.get((step_id, event, index))
-        if not queue:
-            from agentcli.engine.replay import ReplayDivergence
-
-            raise ReplayDivergence(f"hook {index} ({event}, step {step_id or '-'}) is not in the recording")
-        return HookResult.from_data(queue.popleft())

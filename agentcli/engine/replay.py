@@ -38,7 +38,7 @@ from pydantic import BaseModel, ValidationError
 from agentcli import __version__
 from agentcli.config import Config, Settings
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
-from agentcli.engine.hooks import RecordedHooks
+from agentcli.engine.hooks import HookEvent, HookResult
 from agentcli.engine.prompts import changed_prompts
 from agentcli.engine.runner import (
     ReplanContext,
@@ -62,7 +62,7 @@ from agentcli.record.events import (
     BudgetChecked,
     CheckpointMade,
     Event,
-    EventLog,
+    Hooked,
     LlmCall,
     MemoryRecalled,
     MemoryWritten,
@@ -188,12 +188,12 @@ class ReplayBackend:
             if d.profile is not None and d.model not in self._profiles:
                 self._profiles[d.model] = ModelProfile.from_dict(d.profile)
         for b in rec.of(BudgetChecked):  # a call the budget refused left only its check
-            extra = b.data.model_extra or {}
-            model = extra.get("model")
-            if b.data.kind == "llm_call" and "price" in extra and isinstance(model, str) and model not in self._prices:
-                p = extra["price"]
-                self._prices[model] = None if not isinstance(p, dict) else Price(
-                    p["input"], p["output"], cache_read=p.get("cache_read"), cache_write=p.get("cache_write"))
+            model, p = b.data.model, b.data.price
+            if b.data.kind == "llm_call" and "price" in b.data.model_fields_set and model is not None \
+                    and model not in self._prices:
+                self._prices[model] = None if p is None else Price(
+                    p["input"] or 0.0, p["output"] or 0.0, cache_read=p.get("cache_read"),
+                    cache_write=p.get("cache_write"))
         self._waits_out = _stopped_by_the_clock(rec)
         self._fork = fork
         self._live = live
@@ -317,6 +317,26 @@ class RecordedApprover(Approver):
         _, d = self.part.take(self._by_step.get(req.step_id), f"approval for step {req.step_id} ({req.tool})")
         return ApprovalDecision(req.step_id, req.tool, self.args_hash(req), req.plan_hash, d.decided_by,
                                 d.decision, 0.0, d.message)
+
+
+class RecordedHookResults:
+    """The hooks' results as recorded, in order per (step, event, hook): nothing runs. A fork's
+    live steps (``live``) run theirs for real. One for the whole replay (a resumed run's parts
+    share it)."""
+
+    def __init__(self, rec: RunRecord, live: Callable[[str | None], bool] | None = None) -> None:
+        self._recorded: dict[tuple[str | None, str, int], deque[Hooked]] = defaultdict(deque)
+        for t in rec.of(Hooked):
+            self._recorded[(t.step_id, t.data.event, t.data.hook)].append(t.data)
+        self._live = live
+
+    def serve(self, index: int, event: HookEvent, step_id: str | None) -> HookResult | None:
+        if self._live is not None and self._live(step_id):
+            return None
+        queue = self._recorded.get((step_id, event, index))
+        if not queue:
+            raise ReplayDivergence(f"hook {index} ({event}, step {step_id or '-'}) is not in the recording")
+        return HookResult.recorded(queue.popleft())
 
 
 class RecordedChanges:
@@ -586,7 +606,11 @@ async def replay_run(
         _, recorded = part.take(queue, "a new plan")
         for call in recorded.planner_calls:  # the planner's recorded calls count as they did in the original run
             clients[-1].account_recorded(call)
-        return recorded.plan
+        if ctx is None:
+            return recorded.plan
+        # A re-plan is recorded merged with the steps it kept; the planner gave the new steps only
+        # (already numbered after the kept ones, so the runner's merge gives the recorded plan again).
+        return recorded.plan.model_copy(update={"steps": [s for s in recorded.plan.steps if s.id not in ctx.kept]})
 
     def confirm(plan: Plan, replan: bool) -> bool:
         if not part.has(confirms) and not part.killed:
@@ -605,17 +629,7 @@ async def replay_run(
     # The workspace's changes as the run saw them (a replay changes nothing); a fork's live part asks
     # its checkpoints.
     changes = RecordedChanges(rec) if rec.first(WorkspaceChanged) is not None else None
-    served_hooks: list[RecordedHooks] = []
-
-    def recorded_hooks(events: EventLog, rid: str) -> RecordedHooks:
-        # One set of recorded results for the whole replay (a resumed run's parts share it).
-        if not served_hooks:
-            served_hooks.append(RecordedHooks(config.hooks, registry.ctx.workspace, events, rid, rec,
-                                              live=fork.live if fork is not None else None, sandbox=config.sandbox,
-                                              data_dir=registry.ctx.data_dir,
-                                              env_allow=config.tools.shell_env_allow))
-        served_hooks[0].events = events
-        return served_hooks[0]
+    hook_results = RecordedHookResults(rec, live=fork.live if fork is not None else None)
 
     # A resumed run is replayed as it ran: its first part, then each resumption from the state the
     # record had reached (the same resume_state `agent run --resume` computes).
@@ -650,12 +664,12 @@ async def replay_run(
             extra["resumed"] = True
         session = RunSession(base, run_id, config=seg_config, backend=backend, registry=tools, approver=approver,
                              runs_dir=out_dir, memory=live_run, telemetry=live_run, extra_start=extra,
-                             resume=resume, hooks=recorded_hooks if seg_config.hooks else False,
-                             checkpoints=live_run)
+                             resume=resume, hook_results=hook_results,
+                             checkpoints=live_run, workspace=changes)
         clients.append(session.client)
-        deps = session.deps(planner, confirm, replans_merged=True, output_schema=seg.data.output_schema,
+        deps = session.deps(planner, confirm, output_schema=seg.data.output_schema,
                             instructions=ProjectInstructions.from_record(seg.data.instructions),
-                            workspace=changes, verify_command=seg.data.verify_command or "",
+                            verify_command=seg.data.verify_command or "",
                             decide_uncertain=decide_uncertain)
         offset = path.stat().st_size if path.is_file() else 0
         runner = asyncio.ensure_future(run(task, deps))

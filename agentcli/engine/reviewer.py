@@ -14,6 +14,7 @@ four verdicts:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -133,6 +134,27 @@ def fallback_answer(runs: dict[str, StepRun]) -> str:
         if run.status == "ok" and run.output not in (None, ""):
             return summarize_output(run.output, 4000)
     return ""
+
+
+_TOKEN = re.compile(r"[\w./-]{4,}")
+
+
+def answer_is_grounded(answer: str, runs: dict[str, StepRun]) -> bool:
+    """Whether ``answer`` quotes something a step returned: one of its words of 4 characters or
+    more (a path, a name, a number) is in some step's output, whatever the step's status (a
+    failed command's output counts). The engine's check of a "complete" verdict when no step
+    succeeded: an answer with nothing from the steps in it was not found by the run."""
+    words = {w.lower() for w in _TOKEN.findall(answer)}
+    if not words:
+        return False
+    for run in runs.values():
+        if run.output in (None, ""):
+            continue
+        text = run.output if isinstance(run.output, str) else json.dumps(run.output, default=str,
+                                                                          ensure_ascii=False)
+        if words & {w.lower() for w in _TOKEN.findall(text)}:
+            return True
+    return False
 
 
 def _render(output: Any, limit: int) -> str:

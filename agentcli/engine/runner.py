@@ -1,13 +1,21 @@
-"""One run, start to finish: the loop that drives the state machine.
+"""One run, start to finish: the loop that owns the run's state and drives the state machine.
 
 ::
 
     IDLE -> PLANNING -> (confirm) -> EXECUTING <-> WAITING_TOOL -> REVIEWING
-        REVIEWING -> COMPLETE                      the reviewer says complete
+        REVIEWING -> COMPLETE                      the reviewer says complete (nothing to verify)
+        REVIEWING -> VERIFYING -> COMPLETE         files changed: the verify command passed
+        VERIFYING -> REPLANNING                    it failed: a new plan with its output
         REVIEWING -> EXECUTING                     continue: run what can still run
         REVIEWING -> REPLANNING -> EXECUTING       a new plan; completed steps kept
-        ... -> FAILED                              budget, denial, abort, planner failure
+        ... -> FAILED                              budget, denial, abort, planner failure, a "complete"
+                                                   the record contradicts (no step succeeded, an
+                                                   answer with nothing from the steps in it)
     COMPLETE | FAILED -> IDLE
+
+The loop (:meth:`_Run._drive`) owns one :class:`~agentcli.engine.state.RunState`: each phase
+(planning, executing, reviewing, verifying, re-planning) does its work and returns a
+:class:`~agentcli.engine.state.Next`; only the loop moves the machine.
 
 Everything is recorded in the run's event log: the start (task, config digest,
 versions), the plan, each transition, every LLM call (full request and
@@ -26,7 +34,7 @@ import platform
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 from pydantic import BaseModel
 
@@ -34,26 +42,28 @@ from agentcli import __version__
 from agentcli.config import Config
 from agentcli.engine.approval import Approver
 from agentcli.engine.budget import Budget
-from agentcli.engine.executor import Aborted, Executor, StepRun, VerifyResult
-from agentcli.engine.fsm import State, StateMachine, Transition
+from agentcli.engine.executor import Aborted, Executor, StepRun
+from agentcli.engine.fsm import State, Transition
 from agentcli.engine.hooks import Hooks
 from agentcli.engine.prompts import prompt_hashes
 from agentcli.engine.reviewer import (
     DIGEST_CHARS,
     Review,
-    ReviewHistory,
+    answer_is_grounded,
     digest_lines,
     fallback_answer,
     grounded_answer,
     review,
     step_digest,
 )
-from agentcli.engine.workspace import CheckpointChanges, WorkspaceChanges
+from agentcli.engine.state import Next, RunState
+from agentcli.engine.workspace import WorkspaceChanges
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
 from agentcli.planning.instructions import ProjectInstructions, within_context
 from agentcli.planning.plan import Plan
 from agentcli.planning.planner import Replan
+from agentcli.planning.strategy import ReviewRule, review_rule
 from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import (
     EventLog,
@@ -67,6 +77,7 @@ from agentcli.record.events import (
     ToolCalled,
     ToolIntent,
     TransitionMade,
+    WorkspaceChanged,
 )
 from agentcli.record.reader import RunRecord
 from agentcli.redact import redact_text
@@ -241,7 +252,7 @@ class RunOutcome(BaseModel):
     schema_version: int = 1
     run_id: str
     task: str
-    status: str  # COMPLETE | FAILED
+    status: Literal["COMPLETE", "FAILED"]
     reason: str
     answer: str
     exit_code: int
@@ -283,13 +294,11 @@ class RunDeps:
     resume: ResumeState | None = None
     #: Episodic memory: ``record_episode(**fields)`` is called once at the end of every run.
     memory: Any = None
-    #: On resume, what to do with each step that may already have had its side effect.
+    #: On resume, what to do with each step that may already have had its side effect (a port:
+    #: the user, a flag or the policy; a replay's record).
     decide_uncertain: DecideUncertain = stop_on_uncertain
-    #: The planner's re-plans are already merged with the steps kept (a replay serves the plans
-    #: as recorded, which are): they are executed as they come, not merged a second time.
-    replans_merged: bool = False
-    #: The workspace's changes; None: from ``checkpoints`` when there are some (a replay gives the
-    #: recorded ones), else unknown and only the write steps' paths are reported.
+    #: The workspace's changes (a port: the run's checkpoints; a replay's record); None: unknown,
+    #: and only the write steps' paths are reported.
     workspace: WorkspaceProbe | None = None
     #: Run before a run that changed files ends COMPLETE (``[verify] command``); empty: no check.
     verify_command: str = ""
@@ -299,7 +308,7 @@ class RunDeps:
     output_schema: dict[str, Any] | None = None
     #: The project's instructions (AGENTS.md): in the executor's prompts, recorded in ``run_started``.
     instructions: ProjectInstructions | None = None
-    #: The run's ``[[hooks]]``, recorded as ``hook`` events (a replay passes RecordedHooks).
+    #: The run's ``[[hooks]]``, recorded as ``hook`` events (their results are a port of their own).
     hooks: Hooks | None = None
 
 
@@ -383,7 +392,16 @@ def merge_replan(old: Plan, runs: dict[str, StepRun], new: Plan) -> Plan:
     return merged.rehash()
 
 
+class RunNotDone(AgentError):
+    """The reviewer judged the run complete, but the record says otherwise: no step succeeded
+    and its answer quotes no step's output."""
+
+
 class _Run:
+    """One run: the loop that owns its :class:`~agentcli.engine.state.RunState`. Each phase does
+    its work and returns a :class:`~agentcli.engine.state.Next`; only :meth:`_drive` (and the
+    ends in :meth:`go`) move the state machine."""
+
     def __init__(self, task: str, deps: RunDeps) -> None:
         self.task = redact_text(task)  # stored in events, memory and prompts: never a secret
         self.deps = deps
@@ -393,33 +411,34 @@ class _Run:
         self.budget = deps.budget
         if deps.resume is not None:
             r = deps.resume
-            self.budget.cost_usd, self.budget.tokens = r.cost_usd, r.tokens
-            self.budget.steps, self.budget.replans = len(r.done), r.replans
-        self.fsm = StateMachine()
+            self.budget.resume(cost_usd=r.cost_usd, tokens=r.tokens, steps=len(r.done), replans=r.replans)
+        self.state = RunState()
+        self.fsm = self.state.machine
         self.fsm.listeners.append(self._on_transition)
-        client = deps.client
         self.executor = Executor(
-            config=deps.config, registry=deps.registry, client=client, approver=deps.approver,
-            budget=self.budget, events=self.events, fsm=self.fsm, task=task, on_step=deps.on_step,
-            checkpoints=deps.checkpoints,
+            config=deps.config, registry=deps.registry, client=deps.client, approver=deps.approver,
+            budget=self.budget, events=self.events, on_wait=self._on_wait, task=task, on_step=deps.on_step,
+            runs=self.state.runs, checkpoints=deps.checkpoints,
             instructions=_executor_instructions(deps),
             hooks=deps.hooks,
         )
-        self.plan: Plan | None = None
-        self.answer = ""
-        #: The run's reviews as one conversation (each continues the last: a cached prefix).
-        self.reviews = ReviewHistory()
-        self.data: Any = None
         self.started = time.monotonic()
-        self.changes: WorkspaceChanges | None = None
-        self.verified: VerifyResult | None = None
-        self.probe: WorkspaceProbe | None = deps.workspace or (
-            CheckpointChanges(deps.checkpoints) if deps.checkpoints is not None else None)
+        self.probe: WorkspaceProbe | None = deps.workspace
+        self._rule: ReviewRule | None = None
+        self._given: Plan | None = None
 
     def _on_transition(self, t: Transition) -> None:
         self.events.emit(TransitionMade(src=t.src.value, to=t.dst.value, reason=t.reason))
         if self.deps.on_transition is not None:
             self.deps.on_transition(t)
+
+    def _on_wait(self, waiting: bool, reason: str) -> None:
+        """EXECUTING <-> WAITING_TOOL while at least one tool runs or waits for approval (the
+        verify command's call leaves VERIFYING as it is)."""
+        if waiting and self.fsm.state == State.EXECUTING:
+            self.fsm.to(State.WAITING_TOOL, reason)
+        elif not waiting and self.fsm.state == State.WAITING_TOOL:
+            self.fsm.to(State.EXECUTING, reason)
 
     def _fail(self, reason: str) -> None:
         if self.fsm.state == State.IDLE:
@@ -427,37 +446,52 @@ class _Run:
         if self.fsm.state not in (State.FAILED, State.COMPLETE):
             self.fsm.to(State.FAILED, reason)
 
+    # ------------------------------------------------------------------ the loop
+
+    async def _drive(self, given: Plan | None) -> None:
+        """Move to each state a phase decides and run that state's phase, until COMPLETE."""
+        self._given = given
+        phases = {State.PLANNING: self._planning, State.EXECUTING: self._executing,
+                  State.REVIEWING: self._reviewing, State.VERIFYING: self._verifying,
+                  State.REPLANNING: self._replanning}
+        step = Next(State.PLANNING, "resuming run" if self.deps.resume else "task received")
+        while True:
+            self.fsm.to(step.state, step.reason)
+            if step.state == State.COMPLETE:
+                return
+            step = await phases[step.state](step)
+
+    # ------------------------------------------------------------------ the phases
+
     def _set_plan(self, plan: Plan, *, replan: bool) -> None:
-        self.plan = plan
+        self.state.plan = plan
         self.events.emit(PlanCreated(replan=replan, plan=plan.model_dump(mode="json")))
         self.events.sync(blocking=True)
         if self.deps.on_plan is not None:
             self.deps.on_plan(plan)
 
-    async def _plan(self, given: Plan | None) -> bool:
+    async def _planning(self, _: Next) -> Next:
         resume = self.deps.resume
-        self.fsm.to(State.PLANNING, "resuming run" if resume else "task received")
         if resume is not None and resume.plan is not None:
             plan = resume.plan
-            self.plan = plan  # already recorded; completed steps are adopted, not re-run
+            self.state.plan = plan  # already recorded; completed steps are adopted, not re-run
             self._settle_uncertain(resume)
         else:
-            plan = given if given is not None else await self.deps.planner(self.task, None)
+            plan = self._given if self._given is not None else await self.deps.planner(self.task, None)
             self._set_plan(plan, replan=False)
         if not self.deps.confirm(plan, False):
             raise ApprovalDenied("the plan was not confirmed; re-run with --yes to accept it")
-        self.executor.adopt(plan, resume.done if resume else None)
-        self.fsm.to(State.EXECUTING, f"plan {plan.id} confirmed")
-        return True
+        self.state.adopt(plan, resume.done if resume else None)
+        return Next(State.EXECUTING, f"plan {plan.id} confirmed")
 
     def _settle_uncertain(self, resume: ResumeState) -> None:
         """Ask about every step that may already have had its side effect; each decision is
         recorded (durably: it is why the step runs again, or does not). Stopping is a denial."""
         for u in resume.uncertain.values():
             decision, by = self.deps.decide_uncertain(u)
-            self.events.append("resume_decision", {
-                "decision": decision, "decided_by": by, "tool": u.tool, "args": u.args, "attempt": u.attempt,
-                "reason": "the tool was started but its result was never recorded"}, step_id=u.step_id, durable=True)
+            self.events.emit(ResumeDecided(
+                decision=decision, decided_by=by, tool=u.tool, args=u.args, attempt=u.attempt,
+                reason="the tool was started but its result was never recorded"), step_id=u.step_id, durable=True)
             if decision == "stop":
                 raise ApprovalDenied(
                     f"step {u.describe()} may already have run: it was started before the run stopped and "
@@ -469,129 +503,112 @@ class _Run:
                 assert step is not None
                 resume.done[u.step_id] = StepRun(step, status="ok", attempts=u.attempt, output=None)
 
-    def _policy_denials(self) -> list[StepRun]:
-        return [r for r in self.executor.runs.values()
-                if r.status == "denied" and r.approval is not None and r.approval.decided_by == "policy"]
+    async def _executing(self, _: Next) -> Next:
+        assert self.state.plan is not None
+        await self.executor.execute(self.state.plan)
+        failed = self.state.failed()
+        return Next(State.REVIEWING, f"{len(failed)} step(s) failed" if failed else "all steps done")
 
-    async def _workspace_changes(self) -> WorkspaceChanges | None:
-        """The run's changes so far, recorded (a replay serves them from the record)."""
-        probe = self.probe
-        if probe is None:
-            return None
-        changes = await probe.changes()
-        self.changes = changes
-        self.events.append("workspace_changes", {"known": changes is not None,
-                                                 **(changes.to_dict() if changes is not None else {})})
-        return changes
+    async def _reviewing(self, _: Next) -> Next:
+        st = self.state
+        assert st.plan is not None
+        failed = st.failed()
+        denied = st.policy_denials()
+        if denied:
+            # Nobody can approve here, so re-planning would meet the same refusal.
+            raise ApprovalDenied(str((denied[0].error or {}).get("message", "approval denied")))
+        changes = await self._workspace_changes()
+        rule = self._review_rule()
+        if not failed and rule.grounded_answers:
+            # A small local model's review adds a slow call and an unreliable answer: when
+            # every step succeeded, the answer is the tool outputs themselves.
+            if rule.change_expected and not (changes.files if changes is not None else st.written_paths()):
+                return Next(State.REPLANNING, "the task asks for a change, but no file changed")
+            st.answer = grounded_answer(st.runs)
+            self.events.emit(Reviewed(kind="grounded", outcome="complete"))
+            return await self._done("every step succeeded")
+        verdict: Review = await review(self.deps.client, self.task, st.plan, st.runs,
+                                       changes.text() if changes is not None else None,
+                                       verify_command=self.deps.verify_command, history=st.reviews)
+        self.events.emit(Reviewed(kind="verdict", **verdict.model_dump()))
+        if verdict.outcome == "stop":
+            raise RunStopped(verdict.reason or verdict.answer or "the reviewer ended the run")
+        if verdict.outcome == "replan" or (verdict.outcome == "continue" and not st.can_continue()):
+            if verdict.outcome == "continue" and not failed:
+                verdict = Review(outcome="complete", answer=verdict.answer)
+            else:
+                return Next(State.REPLANNING, verdict.reason or "the reviewer asked for a new plan")
+        if verdict.outcome == "continue":
+            st.skip(failed)
+            return Next(State.EXECUTING, verdict.reason or "continue without the failed steps")
+        if not st.succeeded():
+            if not verdict.answer.strip():
+                # Nothing succeeded and nothing to say: a small model's "complete" here is a slip
+                # (measured: a failed read_file reviewed as done), and recording it as a success
+                # would teach memory a plan that does not work.
+                return Next(State.REPLANNING, "no step succeeded; the task is not done")
+            if not answer_is_grounded(verdict.answer, st.runs):
+                self._overrule(verdict)
+        st.answer = verdict.answer or fallback_answer(st.runs)
+        return await self._done("the reviewer judged the task complete")
 
-    def _left(self) -> dict[str, Any]:
-        b, limits = self.budget, self.budget.limits
-        return {"steps": max(limits.max_steps - b.steps, 0), "replans": max(limits.max_replans - b.replans, 0),
-                "cost_usd": max(limits.max_cost_usd - b.cost_usd, 0.0), "seconds": b.remaining_seconds()}
+    def _overrule(self, verdict: Review) -> NoReturn:
+        """The reviewer said complete, but no step succeeded and its answer quotes no step's
+        output: the record says the task is not done. Recorded as overruled; the run is FAILED
+        (the reviewer saw nothing left to try, so a new plan would not be asked for)."""
+        reason = ("the reviewer judged the task complete, but no step succeeded and its answer is not "
+                  "grounded in any step's output")
+        self.events.emit(Reviewed(kind="overruled", outcome="failed", answer=verdict.answer, reason=reason))
+        raise RunNotDone(reason)
 
-    async def _replan(self, reason: str) -> None:
-        assert self.plan is not None
-        self.fsm.to(State.REPLANNING, reason)
+    def _review_rule(self) -> ReviewRule:
+        if self._rule is None:
+            self._rule = review_rule(self.deps.client.profile_for("reviewer"), self.task)
+        return self._rule
+
+    async def _done(self, why: str) -> Next:
+        """The last gate before COMPLETE: when the run changed files and a verify command is
+        set, VERIFYING; else the answer is shaped and the run is COMPLETE."""
+        command = self.deps.verify_command.strip()
+        if not command or not self.state.changed_files():
+            await self._shape()
+            return Next(State.COMPLETE, why)
+        return Next(State.VERIFYING, f"{why}; verifying: {command}")
+
+    async def _verifying(self, _: Next) -> Next:
+        """The verify command, a step through the one pipeline. Passed (or declined, or
+        impossible): COMPLETE; failed: a new plan with its output, FAILED when none is left."""
+        st = self.state
+        assert st.plan is not None
+        command = self.deps.verify_command.strip()
+        result = await self.executor.verify(st.plan, command, self.deps.config.verify.timeout_seconds)
+        st.verified = result
+        self.events.emit(result.payload())
+        if result.status in ("passed", "denied", "unavailable"):
+            # Declined or impossible: the user sees that in the result; it is not a failure of the task.
+            await self._shape()
+            return Next(State.COMPLETE, f"verify {result.status}: {command}")
+        code = f"exit code {result.exit_code}" if result.exit_code is not None else "it failed"
+        if self.budget.replans >= self.budget.limits.max_replans:
+            raise VerifyFailed(f"the verify command `{command}` failed ({code}) and no re-plan is left")
+        return Next(State.REPLANNING, f"the verify command `{command}` failed ({code}):\n{result.output}")
+
+    async def _replanning(self, step: Next) -> Next:
+        st = self.state
+        assert st.plan is not None
         self.budget.check_replan()
-        changes = self.changes.text() if self.changes is not None else None
-        ctx = ReplanContext(self.plan, dict(self.executor.runs), reason, self._left(), changes)
+        changes = st.changes.text() if st.changes is not None else None
+        ctx = ReplanContext(st.plan, dict(st.runs), step.reason, self._left(), changes)
         new = await self.deps.planner(self.task, ctx)
-        merged = new if self.deps.replans_merged else merge_replan(self.plan, self.executor.runs, new)
-        before = {s.id for s in self.plan.steps if s.requires_approval}
+        merged = merge_replan(st.plan, st.runs, new)
+        before = {s.id for s in st.plan.steps if s.requires_approval}
         adds_approval = any(s.requires_approval and s.id not in before for s in merged.steps)
         self._set_plan(merged, replan=True)
         if adds_approval and not self.deps.confirm(merged, True):
             raise ApprovalDenied("the new plan was not confirmed")
-        # Steps that did not succeed are dropped; completed ones keep their results.
-        self.executor.runs = {sid: r for sid, r in self.executor.runs.items() if r.status == "ok"}
-        self.executor.adopt(merged)
-        self.fsm.to(State.EXECUTING, f"new plan {merged.id}")
-
-    async def _loop(self) -> None:
-        assert self.plan is not None
-        reviews = 0
-        while True:
-            await self.executor.execute(self.plan)
-            failed = [r for r in self.executor.runs.values() if r.status in ("failed", "denied")]
-            self.fsm.to(State.REVIEWING, f"{len(failed)} step(s) failed" if failed else "all steps done")
-            denied = self._policy_denials()
-            if denied:
-                # Nobody can approve here, so re-planning would meet the same refusal.
-                raise ApprovalDenied(str((denied[0].error or {}).get("message", "approval denied")))
-            reviews += 1
-            changes = await self._workspace_changes()
-            if not failed and self._grounded():
-                # A small local model's review adds a slow call and an unreliable answer: when
-                # every step succeeded, the answer is the tool outputs themselves.
-                if self._unchanged(changes):
-                    await self._replan("the task asks for a change, but no file changed")
-                    continue
-                self.answer = grounded_answer(self.executor.runs)
-                self.events.emit(Reviewed(kind="grounded", outcome="complete"))
-                if await self._verify("every step succeeded"):
-                    return
-                continue
-            verdict: Review = await review(self.deps.client, self.task, self.plan, self.executor.runs,
-                                           changes.text() if changes is not None else None,
-                                           verify_command=self.deps.verify_command, history=self.reviews)
-            self.events.emit(Reviewed(kind="verdict", **verdict.model_dump()))
-            if verdict.outcome == "stop":
-                raise RunStopped(verdict.reason or verdict.answer or "the reviewer ended the run")
-            if verdict.outcome == "replan" or (verdict.outcome == "continue" and not self._can_continue()):
-                if verdict.outcome == "continue" and not failed:
-                    verdict = Review(outcome="complete", answer=verdict.answer)
-                else:
-                    await self._replan(verdict.reason or "the reviewer asked for a new plan")
-                    continue
-            if verdict.outcome == "continue":
-                for r in failed:
-                    r.status = "skipped"
-                self.fsm.to(State.EXECUTING, verdict.reason or "continue without the failed steps")
-                continue
-            if not verdict.answer.strip() and not any(r.status == "ok" for r in self.executor.runs.values()):
-                # Nothing succeeded and nothing to say: a small model's "complete" here is a slip
-                # (measured: a failed read_file reviewed as done), and recording it as a success
-                # would teach memory a plan that does not work.
-                await self._replan("no step succeeded; the task is not done")
-                continue
-            self.answer = verdict.answer or fallback_answer(self.executor.runs)
-            if await self._verify("the reviewer judged the task complete"):
-                return
-
-    def _unchanged(self, changes: WorkspaceChanges | None) -> bool:
-        """With the embedded model: the task asks for a change, and no file changed."""
-        from agentcli.planning.local import wants_writes
-
-        if changes is None:
-            return not self._written_paths() and wants_writes(self.task)
-        return not changes.files and wants_writes(self.task)
-
-    async def _verify(self, why: str) -> bool:
-        """The last gate before COMPLETE: when the run changed files and a verify command is
-        set, run it. True: the run is complete; False: it failed and a re-plan was made (the
-        loop goes on). No re-plan left ends the run FAILED."""
-        assert self.plan is not None
-        command = self.deps.verify_command.strip()
-        changed = self.changes.files if self.changes is not None else self._written_paths()
-        if not command or not changed:
-            await self._shape()
-            self.fsm.to(State.COMPLETE, why)
-            return True
-        self.fsm.to(State.VERIFYING, f"{why}; verifying: {command}")
-        result = await self.executor.verify(self.plan, command, self.deps.config.verify.timeout_seconds)
-        self.verified = result
-        self.events.append("verify", result.to_dict())
-        if result.status in ("passed", "denied", "unavailable"):
-            # Declined or impossible: the user sees that in the result; it is not a failure of the task.
-            await self._shape()
-            self.fsm.to(State.COMPLETE, f"verify {result.status}: {command}")
-            return True
-        code = f"exit code {result.exit_code}" if result.exit_code is not None else "it failed"
-        reason = f"the verify command `{command}` failed ({code}):\n{result.output}"
-        if self.budget.replans >= self.budget.limits.max_replans:
-            raise VerifyFailed(f"the verify command `{command}` failed ({code}) and no re-plan is left")
-        await self._replan(reason)
-        return False
+        st.keep_succeeded()
+        st.adopt(merged)
+        return Next(State.EXECUTING, f"new plan {merged.id}")
 
     async def _shape(self) -> None:
         """With an output schema, the answer becomes JSON valid against it (or the run fails)."""
@@ -600,32 +617,26 @@ class _Run:
             return
         from agentcli.engine.answer import shape_answer
 
-        self.data = await shape_answer(self.deps.client, self.task, self.answer, schema)
-        self.answer = json.dumps(self.data, ensure_ascii=False)
+        self.state.data = await shape_answer(self.deps.client, self.task, self.state.answer, schema)
+        self.state.answer = json.dumps(self.state.data, ensure_ascii=False)
 
-    def _worked(self, outcome: RunOutcome) -> bool:
-        """Complete, and every step of the final plan succeeded: a plan worth repeating."""
-        runs = self.executor.runs.values()
-        return outcome.status == "COMPLETE" and bool(runs) and all(r.status == "ok" for r in runs)
+    async def _workspace_changes(self) -> WorkspaceChanges | None:
+        """The run's changes so far, from the workspace probe, recorded."""
+        probe = self.probe
+        if probe is None:
+            return None
+        changes = await probe.changes()
+        self.state.changes = changes
+        self.events.emit(WorkspaceChanged(known=False) if changes is None else
+                         WorkspaceChanged(known=True, files=list(changes.files), stat=changes.stat, diff=changes.diff))
+        return changes
 
-    def _grounded(self) -> bool:
-        from agentcli.planning.strategy import grounded_answers
+    def _left(self) -> dict[str, Any]:
+        b, limits = self.budget, self.budget.limits
+        return {"steps": max(limits.max_steps - b.steps, 0), "replans": max(limits.max_replans - b.replans, 0),
+                "cost_usd": max(limits.max_cost_usd - b.cost_usd, 0.0), "seconds": b.remaining_seconds()}
 
-        return grounded_answers(self.deps.client.profile_for("reviewer"))
-
-    def _written_paths(self) -> list[str]:
-        """The paths the run's successful write steps named (when the workspace's own record of
-        changes is unknown)."""
-        paths: list[str] = []
-        for r in self.executor.runs.values():
-            s = r.step
-            if r.status == "ok" and s.risk == "write" and isinstance(s.args.get("path"), str):
-                paths.append(s.args["path"])
-        return sorted(set(paths))
-
-    def _can_continue(self) -> bool:
-        failed = {sid for sid, r in self.executor.runs.items() if r.status in ("failed", "denied")}
-        return any(not (set(r.step.depends_on) & failed) for r in self.executor.pending())
+    # ------------------------------------------------------------------ start and end
 
     async def go(self, given: Plan | None) -> RunOutcome:
         self.events.emit(RunStarted(
@@ -637,6 +648,7 @@ class _Run:
             **({"instructions": self.deps.instructions.record()} if self.deps.instructions is not None else {}),
             **self.deps.extra_start,
         ))
+        st = self.state
         status, reason, code = "FAILED", "", int(ExitCode.FAILED)
         if self.deps.memory is not None and getattr(self.deps.memory, "working", None) is not None:
             self.deps.memory.working.add_task(self.task)
@@ -645,41 +657,42 @@ class _Run:
                 async with asyncio.timeout(self.budget.remaining_seconds()):
                     if self.probe is not None:
                         await self.probe.start()
-                    await self._plan(given)
-                    await self._loop()
+                    await self._drive(given)
             except TimeoutError:
                 raise BudgetExceeded("seconds", f"wall-time budget of {self.budget.limits.max_seconds:g}s "
                                                 "used up") from None
             status, reason, code = "COMPLETE", "complete", int(ExitCode.OK)
         except BudgetExceeded as e:
             reason, code = e.reason, int(ExitCode.BUDGET)
-            self.answer = e.one_line()
+            st.answer = e.one_line()
         except Aborted as e:
             reason, code = "aborted", int(ExitCode.DENIED)
-            self.answer = e.one_line()
+            st.answer = e.one_line()
         except ApprovalDenied as e:
             reason, code = "denied", int(ExitCode.DENIED)
-            self.answer = e.one_line()
+            st.answer = e.one_line()
         except RunStopped as e:
-            declined = any(r.status == "denied" for r in self.executor.runs.values())
-            reason, code = "stopped", int(ExitCode.DENIED if declined else ExitCode.FAILED)
-            self.answer = e.one_line()
+            reason, code = "stopped", int(ExitCode.DENIED if st.declined() else ExitCode.FAILED)
+            st.answer = e.one_line()
         except VerifyFailed as e:
             reason = "verify_failed"
-            self.answer = e.one_line()
+            st.answer = e.one_line()
+        except RunNotDone as e:
+            reason = "not_done"
+            st.answer = e.one_line()
         except asyncio.CancelledError:
             reason, code = "interrupted", int(ExitCode.INTERRUPTED)
-            self.answer = "resume with: agent run --resume " + self.deps.run_id
+            st.answer = "resume with: agent run --resume " + self.deps.run_id
         except AgentError as e:
             reason, code = "error", int(e.exit_code)  # a model set-up error exits 2: the set-up is to fix
-            self.answer = e.one_line()
+            st.answer = e.one_line()
         if status != "COMPLETE":
-            self._fail(f"{reason}: {self.answer}" if reason == "error" else reason)
+            self._fail(f"{reason}: {st.answer}" if reason == "error" else reason)
         self.fsm.to(State.IDLE, "run finished")
         await self._final_changes()
         outcome = self._outcome(status, reason, code)
         self._remember(outcome)
-        finished = RunFinished(status=status, reason=reason, answer=self.answer, totals=outcome.totals,
+        finished = RunFinished(status=status, reason=reason, answer=st.answer, totals=outcome.totals,
                                budget=outcome.budget, exit_code=code)
         self.events.emit(finished)
         self.events.sync(blocking=True)
@@ -695,12 +708,14 @@ class _Run:
         memory = self.deps.memory
         if memory is None:
             return
+        plan = self.state.plan
         try:
             memory.record_episode(
-                run_id=outcome.run_id, task=self.task, plan_summary=plan_summary(self.plan),
+                run_id=outcome.run_id, task=self.task, plan_summary=plan_summary(plan),
                 status=outcome.status, reason=outcome.reason, answer=outcome.answer,
                 cost_usd=outcome.totals.get("cost_usd"),
-                plan=episode_plan(self.plan) if self._worked(outcome) else None,
+                # Complete, and every step of the final plan succeeded: a plan worth repeating.
+                plan=episode_plan(plan) if outcome.status == "COMPLETE" and self.state.worked() else None,
                 wait=False)  # written in the background: the result is shown without waiting for it
         except Exception as e:
             self.events.emit(MemoryWritten(tier="episodic", error=f"{type(e).__name__}: {e}"[:300]))
@@ -710,19 +725,20 @@ class _Run:
         try:
             await self._workspace_changes()
         except (AgentError, OSError) as e:  # the report says "unknown"; the run's outcome stands
-            self.events.append("workspace_changes", {"known": False, "error": str(e)[:300]})
-            self.changes = None
+            self.events.emit(WorkspaceChanged(known=False, error=str(e)[:300]))
+            self.state.changes = None
 
     def _outcome(self, status: str, reason: str, code: int) -> RunOutcome:
-        plan = self.plan
+        st = self.state
+        plan = st.plan
         return RunOutcome(
-            run_id=self.deps.run_id, task=self.task, status=status, reason=reason, answer=self.answer,
+            run_id=self.deps.run_id, task=self.task, status=status, reason=reason, answer=st.answer,
             exit_code=code, plan_id=plan.id if plan else None, plan_hash=plan.hash if plan else None,
-            steps=[r.report() for r in self.executor.runs.values()],
+            steps=[r.report() for r in st.runs.values()],
             totals=self.deps.client.totals.as_dict(), budget=self.budget.snapshot(),
-            duration_s=round(time.monotonic() - self.started, 3), data=self.data,
-            changed_files=self.changes.files if self.changes is not None else self._written_paths(),
-            verify=self.verified.to_dict() if self.verified is not None else None,
+            duration_s=round(time.monotonic() - self.started, 3), data=st.data,
+            changed_files=st.changed_files(),
+            verify=st.verified.to_dict() if st.verified is not None else None,
             undo=self.deps.checkpoints.undo_hint() if self.deps.checkpoints is not None else None,
         )
 

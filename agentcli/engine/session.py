@@ -9,8 +9,11 @@ budget and the ``llm_call`` recorder as its observers), the tool registry, the a
 ``--resume``, ``agent replay`` and its forks, the benchmarks and the tests all build their runs
 through it, so a fork or a resumed run gets what a fresh run gets.
 
-A replay hands in its stand-ins (the recorded backend, registry and approver); everything else
-is built the same way.
+Every outside input of a run is a port given here or built here: the model backend, the tool
+registry, the approver, the hooks' results (``hook_results``), the workspace probe
+(``workspace``), and, through :meth:`RunSession.deps`, the planner, the plan's confirmation and
+the decision on uncertain steps. A replay hands in the recorded implementation of each port;
+everything else is built the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from agentcli.config import Config, Settings
 from agentcli.engine.approval import Approver
 from agentcli.engine.budget import Budget, BudgetCheck
 from agentcli.engine.executor import StepRun
-from agentcli.engine.runner import ConfirmFn, PlanFn, ResumeState, RunDeps
+from agentcli.engine.hooks import HookResults, Hooks
+from agentcli.engine.runner import ConfirmFn, PlanFn, ResumeState, RunDeps, WorkspaceProbe
+from agentcli.engine.workspace import CheckpointChanges
 from agentcli.errors import WorkspaceError
 from agentcli.models.calllog import LLM_LOG_NAME, CallLog
 from agentcli.models.client import LLMClient
@@ -113,7 +118,9 @@ class RunSession:
                  backend: ModelBackend | None = None, registry: ToolRegistry | None = None,
                  approver: Approver | None = None, runs_dir: Path | None = None, memory: Any = True,
                  telemetry: bool = True, log_json: bool = False, resume: ResumeState | None = None,
-                 extra_start: dict[str, Any] | None = None, hooks: Any = True, checkpoints: bool = True,
+                 extra_start: dict[str, Any] | None = None, hooks: bool = True,
+                 hook_results: HookResults | None = None, checkpoints: bool = True,
+                 workspace: WorkspaceProbe | None = None,
                  on_warning: Callable[[str], None] | None = None, resumed_from: Any = None) -> None:
         self.settings = settings
         self.config = config if config is not None else settings.config
@@ -147,17 +154,13 @@ class RunSession:
                                       on_warning=on_warning)
         elif memory not in (True, False, None):
             self.memory = memory  # given (tests: an episode sink)
-        #: ``[[hooks]]`` commands around tool calls and the run's end (True: built from config; a
-        #: callable ``(events, run_id) -> Hooks``: a replay's recorded ones; False: none).
-        self.hooks: Any = None
-        if callable(hooks):
-            self.hooks = hooks(self.events, run_id)
-        elif hooks is True and self.config.hooks:
-            from agentcli.engine.hooks import Hooks
-
+        #: ``[[hooks]]`` commands around tool calls and the run's end (``hooks``: built from config;
+        #: ``hook_results``: where their results come from instead of running them, a replay's record).
+        self.hooks: Hooks | None = None
+        if hooks and self.config.hooks:
             self.hooks = Hooks(self.config.hooks, settings.workspace, self.events, run_id,
                                sandbox=self.config.sandbox, data_dir=settings.data_dir,
-                               env_allow=self.config.tools.shell_env_allow,
+                               env_allow=self.config.tools.shell_env_allow, results=hook_results,
                                protected=registry.ctx.protected if registry is not None else ())
         #: Workspace checkpoints around the steps that may change it (``[checkpoints] enabled``).
         self.checkpoints: Any = None
@@ -168,6 +171,10 @@ class RunSession:
             # A resumed run continues the checkpoints it already has (``resumed_from``: its record).
             self.checkpoints = (Checkpointer.resuming(repo, self.events, resumed_from) if resumed_from is not None
                                 else Checkpointer(repo, self.events, run_id))
+        #: The workspace's changes (the run's checkpoints, unless a probe is given: a replay's record).
+        self.workspace: WorkspaceProbe | None = workspace
+        if workspace is None and self.checkpoints is not None:
+            self.workspace = CheckpointChanges(self.checkpoints)
         self._closed = False
         for hook in BUILT:
             hook(self)
@@ -185,7 +192,7 @@ class RunSession:
         return self.run_dir / EVENTS_NAME
 
     def deps(self, planner: PlanFn, confirm: ConfirmFn, *, on_step: Callable[[StepRun], None] | None = None,
-             replans_merged: bool = False, **extra: Any) -> RunDeps:
+             **extra: Any) -> RunDeps:
         """The runner's dependencies, with the run's planner and confirmation."""
         assert self.registry is not None, "a run needs a tool registry"
         working = getattr(self.memory, "working", None)
@@ -199,8 +206,8 @@ class RunSession:
         return RunDeps(config=self.config, registry=self.registry, client=self.client, approver=self.approver,
                        events=self.events, planner=planner, confirm=confirm, run_id=self.run_id,
                        on_step=step_hook, budget=self.budget, resume=self.resume, memory=self.memory,
-                       extra_start=self.extra_start, replans_merged=replans_merged, hooks=self.hooks,
-                       checkpoints=self.checkpoints, **extra)
+                       extra_start=self.extra_start, hooks=self.hooks,
+                       checkpoints=self.checkpoints, workspace=self.workspace, **extra)
 
     def close(self) -> None:
         """Close the log, the call log and telemetry (the registry is closed by :meth:`aclose`)."""

@@ -5,10 +5,12 @@
 - `client`: `LLMClient`, provider-independent: retries, fallbacks, structured output and re-asks,
   the pre-call guard, observers, totals.
 - `profile`: what a model can do, as data (`ModelProfile`); `routing`: which backend serves a model
-  name, and the gate that keeps tests off real models.
+  name.
 - `litellm`: the only importer of litellm (lazily): hosted providers, error classification.
 - `local/`: the embedded llama.cpp model (`local/...`).
 - `fakes`: scripted and function models shipped in the package (`test/...`).
+- `names`: what a model's name tells without a backend (its backend kind, static profile) and the
+  gate that keeps tests off real models (below the backends, so none imports routing back).
 - `openai_http`: OpenAI-compatible servers over plain HTTP (no litellm import); `cache`: what of a
   request a provider's prefix cache could serve.
 - `calllog`: the per-request JSON log; `tokens`: offline token counting.

@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 from agentcli.errors import LLMFatalError, LLMTransientError
 from agentcli.models import tokens
+from agentcli.models.names import static_profile
 from agentcli.models.profile import ModelProfile
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
 
@@ -140,8 +141,6 @@ def fake_profile(model: str) -> ModelProfile:
     """The profile a fake answers with unless given one: that of the model it stands in for (a fake
     answering as ``local/smollm2`` plans like the small local model), minus the price, which
     is the fake's own."""
-    from agentcli.models.routing import static_profile
-
     base = static_profile(model)
     return dataclasses.replace(base, source="fake", max_output_tokens=base.max_output_tokens or DEFAULT_MAX_OUTPUT)
 

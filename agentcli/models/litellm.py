@@ -25,12 +25,12 @@ from agentcli.errors import (
     LLMTransientError,
     ModelSetupError,
 )
+from agentcli.models.names import check_allowed
 
 # The key sent to an ``api_base`` server when none is configured (an OpenAI-compatible server that
 # needs no key ignores it; the client refuses to send nothing): the same on both transports.
 from agentcli.models.openai_http import PLACEHOLDER_KEY
 from agentcli.models.profile import ModelProfile
-from agentcli.models.routing import check_allowed
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
 
 # ------------------------------------------------------------------ litellm backend

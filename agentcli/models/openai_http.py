@@ -32,8 +32,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agentcli.errors import LLMError, LLMFatalError, LLMTransientError, ModelSetupError
+from agentcli.models.names import check_allowed
 from agentcli.models.profile import ModelProfile
-from agentcli.models.routing import check_allowed
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
 
 PREFIX = "openai/"

@@ -1,4 +1,4 @@
-"""Which backend serves a model name, and the gate that keeps tests off real models.
+"""Which backend serves a model name (the gate that keeps tests off real models is in `names`).
 
 This module (with the backends themselves) is the only place that reads a model's name:
 ``test/...`` goes to the in-package fakes, ``local/...`` to the embedded llama.cpp backend,
@@ -11,14 +11,11 @@ llama.cpp: each backend is created on the first request for one of its models.
 
 from __future__ import annotations
 
-import os
-
-from agentcli.errors import ModelRequestsBlocked
+from agentcli.models.names import backend_kind, check_allowed, requests_allowed, static_profile
 from agentcli.models.profile import ModelProfile
 from agentcli.models.types import ModelBackend, ModelRequest, ModelResponse, Price
 
 __all__ = [
-    "ALLOW_MODEL_REQUESTS",
     "RoutingBackend",
     "backend_kind",
     "check_allowed",
@@ -26,48 +23,8 @@ __all__ = [
     "static_profile",
 ]
 
-#: Tests set this to False (and AGENT_ALLOW_MODEL_REQUESTS=0 for subprocesses):
-#: then any real model request (a provider, or the embedded model) fails unless the test opts in.
-ALLOW_MODEL_REQUESTS = True
-
-_LOCAL, _FAKE, _OPENAI = "local/", "test/", "openai/"
-
-
-def requests_allowed() -> bool:
-    env = os.environ.get("AGENT_ALLOW_MODEL_REQUESTS", "").strip().lower()
-    if env in ("0", "false", "no"):
-        return False
-    if env in ("1", "true", "yes"):
-        return True
-    return ALLOW_MODEL_REQUESTS
-
-
-def check_allowed(model: str, what: str = "model") -> None:
-    """Raise :class:`~agentcli.errors.ModelRequestsBlocked` unless real model requests are allowed."""
-    if not requests_allowed():
-        raise ModelRequestsBlocked(
-            f"real model requests are disabled here ({what} {model}); "
-            "tests opt in with the allow_model_requests fixture"
-        )
-
-
-def backend_kind(model: str) -> str:
-    """``fake``, ``local`` or ``litellm``: which backend serves ``model`` (`agent doctor` reports it)."""
-    if model.startswith(_FAKE):
-        return "fake"
-    if model.startswith(_LOCAL):
-        return "local"
-    return "litellm"
-
-
-def static_profile(model: str) -> ModelProfile:
-    """A profile known without asking a provider: a local model's from its GGUF header, else the
-    hosted default (what a fake standing in for a hosted model plans and reviews like)."""
-    if backend_kind(model) == "local":
-        from agentcli.models.local.model import local_profile
-
-        return local_profile(model)
-    return ModelProfile(source="default")
+#: ``openai/...`` models on an OpenAI-compatible server may go over plain HTTP.
+_OPENAI = "openai/"
 
 
 class RoutingBackend:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from agentcli.config import Config
 from agentcli.models import tokens
 from agentcli.models.profile import ModelProfile
-from agentcli.planning.local import DEFAULT_LEVERS, local_request
+from agentcli.planning.local import DEFAULT_LEVERS, local_request, wants_writes
 from agentcli.planning.plan import PlanIssue
 from agentcli.planning.prompt import (
     build_messages,
@@ -40,10 +40,12 @@ __all__ = [
     "PlanRequest",
     "PlannerMap",
     "PlannerStrategy",
+    "ReviewRule",
     "SmallModelPlanner",
     "grounded_answers",
     "planner_for",
     "planner_map",
+    "review_rule",
     "use_levers",
 ]
 
@@ -202,6 +204,23 @@ def grounded_answers(profile: ModelProfile) -> bool:
         return False
     strategy = planner_for(profile)
     return isinstance(strategy, SmallModelPlanner) and strategy.grounded_answers
+
+
+@dataclass(frozen=True)
+class ReviewRule:
+    """How a run's end is judged, decided here for the run's reviewer model and task, so that the
+    engine reads a value instead of a planner's levers or word lists."""
+
+    #: The answer is built from the step outputs, without a review call, when every step succeeded.
+    grounded_answers: bool = False
+    #: The task asks for a change: with grounded answers, a run that changed nothing is re-planned.
+    change_expected: bool = False
+
+
+def review_rule(profile: ModelProfile, task: str) -> ReviewRule:
+    """The :class:`ReviewRule` of a run whose reviewer model has ``profile``."""
+    grounded = grounded_answers(profile)
+    return ReviewRule(grounded_answers=grounded, change_expected=grounded and wants_writes(task))
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,10 @@ from agentcli.redact import Redactor, is_secret_field, might_hold_token, secret_
 EVENT_SCHEMA_VERSION = 1
 #: How a run ended (``run_finished``).
 RunStatus = Literal["COMPLETE", "FAILED"]
-#: A ``review`` event: the reviewer's verdict, a grounded completion, or a tool call's arguments
-#: corrected by the model.
-ReviewKind = Literal["verdict", "grounded", "args_corrected"]
+#: A ``review`` event: the reviewer's verdict, a grounded completion, a tool call's arguments
+#: corrected by the model, or a "complete" verdict overruled by the record (no step succeeded and
+#: the answer quotes no step's output).
+ReviewKind = Literal["verdict", "grounded", "args_corrected", "overruled"]
 EVENTS_NAME = "events.jsonl"
 
 EventType = Literal[
@@ -315,6 +316,11 @@ class BudgetChecked(Payload):
     kind: str
     ok: bool
     which: str | None = None
+    #: For an ``llm_call`` check: the model, and the price the check used (a refused call leaves no
+    #: ``llm_call`` event, so a replay checks with this one).
+    model: str | None = None
+    #: ``{"input", "output"}`` (and the cache prices when known): USD per token (None: unknown).
+    price: dict[str, float | None] | None = None
 
 
 class MemoryRecalled(Payload):
@@ -336,7 +342,8 @@ class MemoryWritten(Payload):
 
 class Reviewed(Payload):
     """A judgement on the run's progress: the reviewer's ``verdict``, a ``grounded`` completion,
-    or ``args_corrected`` (a tool call's arguments fixed by the model)."""
+    ``args_corrected`` (a tool call's arguments fixed by the model), or ``overruled`` (a "complete"
+    the record contradicts, with the reason)."""
 
     TYPE: ClassVar[EventType] = "review"
     kind: ReviewKind
@@ -364,13 +371,24 @@ class WorkspaceChanged(Payload):
 
     TYPE: ClassVar[EventType] = "workspace_changes"
     known: bool = False
+    #: The changed paths (an older writer's entries may be objects: kept as they are).
+    files: list[Any] = []
+    stat: str = ""
+    diff: str = ""
+    #: Why the changes could not be told (``known`` is False).
+    error: str | None = None
 
 
 class Verified(Payload):
     """The verify command's outcome (``[verify] command``)."""
 
     TYPE: ClassVar[EventType] = "verify"
+    command: str = ""
     status: str = ""
+    exit_code: int | None = None
+    output: str = ""
+    duration_s: float = 0.0
+    approval_wait_s: float = 0.0
 
 
 class Hooked(Payload):
@@ -384,6 +402,11 @@ class Hooked(Payload):
     exit_code: int | None = None
     outcome: str = "ok"
     message: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    duration_ms: float = 0.0
+    #: Where it ran: the sandbox's description.
+    sandbox: str = ""
 
 
 class CheckpointMade(Payload):

@@ -168,6 +168,7 @@ MAX_STEPS = 1_000             # a run's step budget
 MAX_TOKENS = 1_000_000_000    # a run's token budget
 MAX_COST_USD = 1_000_000.0    # a run's cost budget
 MAX_SECONDS = 30 * 86_400.0   # a run's wall time, a tool's timeout
+MAX_MAP_TOKENS = 1_000_000    # a repository map's budget
 
 
 def in_range(lo: float, hi: float) -> Any:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agentcli.cli.commands.common import err_console, print_warning, state_of
+from agentcli.cli.commands.common import MAX_MAP_TOKENS, err_console, in_range, print_warning, state_of
 
 
 def map_(
@@ -14,7 +14,8 @@ def map_(
     task: Annotated[str, typer.Option("--task", "-t", help="Rank the map for this task, as the planner would.")]
     = "",
     max_tokens: Annotated[int | None, typer.Option(
-        "--tokens", min=0, help="Budget in tokens (default: planner.context_tokens).")] = None,
+        "--tokens", callback=in_range(0, MAX_MAP_TOKENS),
+        help="Budget in tokens (default: planner.context_tokens).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the map and its figures as JSON.")] = False,
 ) -> None:
     """Print the repository map the planner's request carries: the file tree and ranked outlines."""

@@ -120,7 +120,7 @@ def undo(
     deleted ones come back. Stops, touching nothing, if a file changed after the run."""
     from agentcli.models.calllog import run_dir
     from agentcli.record.checkpoints import undo_run
-    from agentcli.record.events import EVENTS_NAME, EventLog
+    from agentcli.record.events import EVENTS_NAME, EventLog, Undone
 
     settings = state_of(ctx).settings
     repo, rec = _open(settings, run_id if run_id is not None else _choose_run(settings))
@@ -157,7 +157,7 @@ def undo(
     log = EventLog(run_dir(settings.data_dir, rec.run_id) / EVENTS_NAME, rec.run_id,
                    start_seq=max((e.seq for e in rec.events), default=0))
     try:
-        log.append("undo", res.as_dict(), durable=True)
+        log.emit(Undone.model_validate(res.as_dict()), durable=True)
     finally:
         log.close()
     emit(res)
