@@ -11,18 +11,15 @@ from __future__ import annotations
 import os
 import sys
 
-#: Whether the early line was written (the status line then replaces it).
-shown = False
-
 #: Global options that take a value (the command is the first argument that is not an option).
 _VALUED = frozenset({"--config", "-c", "--workspace", "-w", "--model", "-m", "--api-base", "--data-dir"})
 #: Options after which no status line is drawn: machine output, quiet, help.
 _NO_STATUS = frozenset({"--quiet", "-q", "--json", "--output", "--log-json", "--help", "-h", "--version"})
 
 
-def show_early(argv: list[str]) -> None:
-    """Write the first status line when ``argv`` is an ``agent run`` the status line is drawn for."""
-    global shown
+def show_early(argv: list[str]) -> bool:
+    """Write the first status line when ``argv`` is an ``agent run`` the status line is drawn for;
+    whether it was written."""
     command, skip = None, False
     for arg in argv:
         if skip:
@@ -33,20 +30,23 @@ def show_early(argv: list[str]) -> None:
             command = arg
             break
     if command != "run" or _NO_STATUS.intersection(a.split("=", 1)[0] for a in argv):
-        return
+        return False
     try:
         if not os.isatty(2) or os.environ.get("TERM") == "dumb":
-            return
+            return False
         utf8 = "UTF" in (getattr(sys.stderr, "encoding", "") or "").upper()
         os.write(2, ("⠋ starting…\n" if utf8 else "- starting...\n").encode())
     except (OSError, ValueError):
-        return
-    shown = True
+        return False
+    return True
 
 
 def main() -> None:
     """Console-script entry point (``agent``)."""
-    show_early(sys.argv[1:])
+    if show_early(sys.argv[1:]):
+        from agentcli.cli import live
+
+        live.early_line = True  # the status line takes its place
     from agentcli.cli.app import main as app_main
 
     app_main()

@@ -42,6 +42,9 @@ T = TypeVar("T")
 #: The documented exit code of an interrupted command (``ExitCode.INTERRUPTED``).
 INTERRUPTED_EXIT = 130
 
+#: Set by the entry point when it wrote ``starting…`` before the imports (one line, to replace).
+early_line = False
+
 _HINT = "  (Ctrl-C to stop)"
 _PHASES = {"PLANNING": "planning", "REVIEWING": "reviewing", "REPLANNING": "replanning",
            "VERIFYING": "verifying", "EXECUTING": "running"}
@@ -109,10 +112,9 @@ class RunStatus:
                 return
             live = self._live = Live(self, console=self.console, transient=True, refresh_per_second=4,
                                      redirect_stdout=False, redirect_stderr=False)
-        from agentcli.cli import first
-
-        if first.shown:  # the entry point's early line: the status line takes its place
-            first.shown = False
+        global early_line
+        if early_line:  # the entry point's line (agentcli.cli.first): the status line takes its place
+            early_line = False
             self.console.file.write("\x1b[1A\r\x1b[2K")
         # Outside our lock: Live's refresh thread takes its own lock, then ours (to read the line).
         live.start(refresh=True)
