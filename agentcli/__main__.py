@@ -1,3 +1,3 @@
-from agentcli.cli.app import main
+from agentcli.cli.first import main
 
 main()

@@ -9,11 +9,15 @@ It also caches prompts as OpenAI's automatic prefix cache does: a request whose 
 prefix of at least 1,024 tokens with an earlier request's is reported with
 ``usage.prompt_tokens_details.cached_tokens``, counted in 128-token steps (its own reading of the
 rule, written apart from agentcli's :mod:`agentcli.models.cache`).
+
+With ``delay``, every answer waits that many seconds first (a slow model, for what a user sees
+while a call is in flight and for Ctrl-C during one); :meth:`ModelServer.release` ends the waits.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections import deque
 from typing import Any
 
@@ -29,8 +33,11 @@ MODEL = "openai/gpt-4o-mini"
 class ModelServer:
     """Serves queued answers (text, or JSON-able objects sent as their JSON), cut at max_tokens."""
 
-    def __init__(self, server: HTTPServer) -> None:
+    def __init__(self, server: HTTPServer, *, delay: float = 0.0) -> None:
         self.server = server
+        #: Seconds each answer waits before it is sent.
+        self.delay = delay
+        self._released = threading.Event()
         self.queue: deque[str] = deque()
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -43,7 +50,13 @@ class ModelServer:
         self.queue.extend(a if isinstance(a, str) else json.dumps(a) for a in answers)
         return self
 
+    def release(self) -> None:
+        """Stop delaying: waiting and later answers go out at once."""
+        self._released.set()
+
     def _handle(self, request: Request) -> Response:
+        if self.delay:
+            self._released.wait(self.delay)
         body = json.loads(request.data)
         self.bodies.append(body)
         self.headers.append(dict(request.headers))

@@ -1,6 +1,8 @@
 """The command line: parse, build dependencies from config, call one core function, render.
 
+- `first`: the entry point; the first status line of `agent run`, before the imports.
 - `app`: the Typer app, global options, the one place errors become a line and an exit code.
 - `commands/`: one module per command group; `render`: plans for people; `tables`: tables that fit
-  the terminal; `prompts`: the one function that asks a person anything; `doctor`: health checks.
+  the terminal; `prompts`: the one function that asks a person anything; `doctor`: health checks;
+  `live`: the status line while a run works, and Ctrl-C that stops it at once.
 """

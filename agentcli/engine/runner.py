@@ -172,7 +172,8 @@ def stop_on_uncertain(step: UncertainStep) -> tuple[UncertainDecision, str]:
 class ResumeState:
     """Where an interrupted, failed or budget-stopped run left off (see :func:`resume_state`)."""
 
-    plan: Plan
+    #: None: the run stopped while planning; the resume plans again from the task.
+    plan: Plan | None
     done: dict[str, StepRun]
     cost_usd: float
     tokens: int
@@ -190,8 +191,11 @@ def resume_state(rec: RunRecord) -> ResumeState:
     side-effecting step whose intent is recorded without a result is *uncertain*: the caller
     decides (:data:`DecideUncertain`) whether it runs again."""
     plan = rec.last_plan
-    if plan is None:
-        raise AgentError(f"run {rec.run_id} has no plan yet: start it again with agent run")
+    if plan is None:  # stopped while planning: nothing was done, the resume plans again
+        if not rec.task:
+            raise AgentError(f"run {rec.run_id} has no plan and no task: start it again with agent run")
+        return ResumeState(plan=None, done={}, cost_usd=rec.cost_usd, tokens=rec.input_tokens + rec.output_tokens,
+                           replans=rec.replans, last_seq=rec.last_seq)
     done: dict[str, StepRun] = {}
     for sid, st in rec.steps.items():
         step = plan.step(sid)
@@ -468,7 +472,7 @@ class _Run:
 
     async def _planning(self, _: Next) -> Next:
         resume = self.deps.resume
-        if resume is not None:
+        if resume is not None and resume.plan is not None:
             plan = resume.plan
             self.state.plan = plan  # already recorded; completed steps are adopted, not re-run
             self._settle_uncertain(resume)
@@ -494,6 +498,7 @@ class _Run:
                     "its result was never recorded; resume with --rerun-uncertain to run it again, or at a "
                     "terminal to decide")
             if decision == "done":
+                assert resume.plan is not None  # only a resume with a plan has uncertain steps
                 step = resume.plan.step(u.step_id)
                 assert step is not None
                 resume.done[u.step_id] = StepRun(step, status="ok", attempts=u.attempt, output=None)

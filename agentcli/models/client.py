@@ -15,7 +15,8 @@ them, at one choke point:
   :class:`~agentcli.errors.OutputTruncated` when that is cut too;
 * one JSON log record per request (:mod:`agentcli.models.calllog`), running totals per
   run, and ``observers`` that receive the full request and response (the run's
-  event log and replay use them).
+  event log and replay use them); ``on_send`` hears of each request as it is sent (a live
+  display's "waiting for the model").
 
 Loading this module never loads litellm: only :mod:`agentcli.models.litellm` touches it, lazily, on the
 first real call.
@@ -155,6 +156,9 @@ class LLMClient:
         #: for (None: no limit); a call's output limit is never sized past it.
         self.headroom: Callable[[str, int, Price | None, int], int | None] | None = headroom
         self.observers: list[Callable[[CallRecord], None]] = list(observers)
+        #: Told before each request is sent (its model, role, step): what a live display shows
+        #: while the call is in flight; the observers hear of it when it is answered.
+        self.on_send: list[Callable[[PreCall], None]] = []
         self.totals = RunTotals()
         #: The run's requests per model, for what a provider's prefix cache could serve of the next.
         self.prefix_cache = PrefixCache()
@@ -429,9 +433,11 @@ class LLMClient:
                 # Sized within what the budget can still pay for, rather than refused by the guard.
                 req.max_tokens = self._affordable(model, estimate, req.max_tokens, cacheable)
             for retry in range(cfg.max_retries + 1):
+                pre = PreCall(model, estimate, req.max_tokens, price, role, step_id, cached_tokens_estimate=cacheable)
                 if self.guard is not None:
-                    self.guard(PreCall(model, estimate, req.max_tokens, price, role, step_id,
-                                       cached_tokens_estimate=cacheable))
+                    self.guard(pre)
+                for notify in self.on_send:
+                    notify(pre)
                 attempts += 1
                 t0 = time.perf_counter()
                 try:

@@ -172,7 +172,7 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False, verify_command: str 
     the totals line (stderr); only the answer when ``quiet``."""
     from agentcli.cli.tables import Col, quick_fitted_table, short_cost
 
-    if not quiet:
+    if not quiet and out.steps:  # stopped before any step (while planning): no empty table
         cols = [Col("step", flex=True), Col("status"), *(Col(n, justify="right") for n in
                                                          ("attempts", "tokens", "est. cost", "cost", "time"))]
         rows = [[f"{s['id']} {s['tool'] or 'llm'}", s["status"], str(s["attempts"]),
@@ -247,7 +247,14 @@ def run(
         "--sandbox", help="OS sandbox of commands this run: workspace-write, read-only or off.")] = None,
 ) -> None:
     """Plan a task, confirm the plan, execute it step by step, and report."""
-    import asyncio
+    from agentcli.cli.live import RunStatus, leave, run_interruptible
+
+    # On a terminal, a status line from the first moment (before the engine is imported), taken
+    # off the screen however the command ends.
+    status = RunStatus(err_console, enabled=err_console.is_terminal and not quiet and not json_out
+                       and output == "text" and not state_of(ctx).log_json)
+    status.start()
+    ctx.call_on_close(status.stop)
 
     from agentcli.engine.approval import Approver
     from agentcli.engine.runner import ReplanContext
@@ -292,7 +299,7 @@ def run(
         for w in rec.warnings:
             print_warning(w)
         resume_from = resume_state(rec)
-        task = rec.task or resume_from.plan.task
+        task = rec.task or (resume_from.plan.task if resume_from.plan is not None else None)
         run_id = rec.run_id
     else:
         run_id = new_run_id()
@@ -301,14 +308,15 @@ def run(
     from agentcli.models.client import LLMClient
     from agentcli.models.preflight import preflight
 
+    status.set_phase("checking the model")
     for warning in preflight(LLMClient(settings.config, backend=state.backend),
                              task if resume is None and plan_file is None else None):
         print_warning(warning)
     instructions = None if no_instructions else load_project_instructions(settings.instructions_dir,
                                                                            settings.config.instructions)
     quiet = quiet or output != "text"  # machine output: no progress, no plan table
-    on_step, on_transition = _progress(quiet)
-    approver = Approver(settings.config.approval, prompt=_ask_approval if _interactive() else None,
+    on_step, on_transition = status.watch(*_progress(quiet))
+    approver = Approver(settings.config.approval, prompt=status.pausing(_ask_approval) if _interactive() else None,
                         yes=yes, approve_all=approve_all)
 
     checkpoint_error: list[str] = []
@@ -322,6 +330,7 @@ def run(
                                                      **({"no_project_instructions": True} if no_instructions
                                                         else {})})
         try:
+            status.watch_client(session.client)
             if output == "jsonl":
                 session.events.listeners.append(_jsonl_listener())
             if session.hooks is not None and not quiet:
@@ -352,10 +361,10 @@ def run(
                                                replan=rc.replan(), recall=recall, past_plans=past_plans,
                                                instructions=instructions)
 
-            deps = session.deps(plan_fn, _confirm_factory(yes, quiet), on_step=on_step,
+            deps = session.deps(plan_fn, status.pausing(_confirm_factory(yes, quiet)), on_step=on_step,
                                 on_transition=on_transition, output_schema=schema, instructions=instructions,
                                 verify_command=verify_cmd)
-            deps.decide_uncertain = _uncertain_factory(rerun_uncertain, yes)
+            deps.decide_uncertain = status.pausing(_uncertain_factory(rerun_uncertain, yes))
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
             if session.checkpoints is not None and session.checkpoints.error:
@@ -363,10 +372,16 @@ def run(
             await session.aclose()
 
     try:
-        outcome = asyncio.run(go())
+        # Ctrl-C: the first stops the run (recorded, resumable), a second quits at once.
+        done, interrupted = run_interruptible(go, status)
     except KeyboardInterrupt:
+        done, interrupted = None, True
+    status.stop()
+    if done is None:
         print_error(f"interrupted; the run is recorded, resume with: agent run --resume {run_id}")
-        raise typer.Exit(ExitCode.INTERRUPTED) from None
+        leave(ExitCode.INTERRUPTED)
+        raise typer.Exit(ExitCode.INTERRUPTED)
+    outcome = done
     if output == "json":
         typer.echo(outcome.model_dump_json(indent=2))
     elif output == "jsonl":
@@ -384,4 +399,6 @@ def run(
         detail = outcome.answer if outcome.reason == "error" else (
             f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)
         print_error(detail)
+    if interrupted:
+        leave(outcome.exit_code)  # a model call still in flight in a thread must not hold the exit
     raise typer.Exit(outcome.exit_code)
