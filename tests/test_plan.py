@@ -235,6 +235,17 @@ def test_malformed_reference(reg: ToolRegistry) -> None:
     assert issue.startswith("s2: malformed reference {{s1.result}}")
 
 
+def test_double_braces_in_code_are_text_not_references(reg: ToolRegistry) -> None:
+    # A capable model's edit of parse.py (`PARSE_RE = re.compile(r"({{|}}|...)")`) was refused as
+    # "malformed reference {{|}}": code a plan writes may hold double braces.
+    code = 'PARSE_RE = re.compile(r"({{|}}|\\{[\\w-]*\\})")\nf"{{{name}}}"\ntemplate = "{{ user.name }}"'
+    steps = [tstep("s1", "write_file", path="parse.py", content=code)]
+    assert issues_of(steps, reg) == []
+    for typo in ("{{step1.output}}", "{{s1.outptu}}", "{{ output }}", "{{S2.output[0}}"):
+        bad = [tstep("s1", "list_files"), tstep("s2", "read_file", ["s1"], path=typo)]
+        assert any("malformed reference" in i for i in issues_of(bad, reg)), typo
+
+
 def test_duplicate_ids(reg: ToolRegistry) -> None:
     assert "s1: duplicate step id" in issues_of([tstep("s1", "list_files"), tstep("s1", "list_files")], reg)
 

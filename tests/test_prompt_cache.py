@@ -21,7 +21,7 @@ from agentcli.errors import BudgetExceeded
 from agentcli.models.cache import MIN_CACHED_PREFIX, PrefixCache, cacheable, request_tokens
 from agentcli.models.client import LLMClient
 from agentcli.models.fakes import FunctionModel
-from agentcli.models.litellm import cache_usage
+from agentcli.models.modelinfo import cache_usage
 from agentcli.models.types import ModelRequest, ModelResponse, Price, Usage
 
 

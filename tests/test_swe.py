@@ -82,8 +82,11 @@ def test_check_verifies_the_test_lists_on_base_and_fix(bench: dict[str, Path]) -
 
 
 def test_scripted_upstream_fix_resolves_and_a_rerun_resumes(bench: dict[str, Path]) -> None:
+    plan = write_plan("swecalc/__init__.py", FIXED)
+    # Bytecode a run's commands leave behind is not part of its patch.
+    plan["steps"] += write_plan("swecalc/__pycache__/__init__.cpython-311.pyc", "bytecode")["steps"]
     r = swe(bench, "--model", "test/script", "--tasks", "swecalc-add", "--out", str(bench["out"]),
-            script=[write_plan("swecalc/__init__.py", FIXED), COMPLETE])
+            script=[plan, COMPLETE])
     assert r.returncode == 0, r.stdout + r.stderr
     (rec,) = results(bench)
     assert rec["resolved"] is True and rec["tampered"] == [] and rec["schema_version"] == 1

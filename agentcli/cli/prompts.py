@@ -54,10 +54,13 @@ def ask(question: str, choices: Sequence[tuple[str, str]], *, default: str) -> s
     with _lock:
         _open = True
     try:
-        while True:
-            prompt = Text(f"{question} {legend(choices)} ({default}): ")
+        prompt = Text(f"{question} {legend(choices)} ({default}): ")
+
+        def show() -> None:
             err_console.print(prompt, end="", highlight=False, markup=False, soft_wrap=True)
-            answer = _read_line()
+
+        while True:
+            answer = _read_line(show)
             if answer is None:
                 return STOP
             answer = answer.strip().lower() or default
@@ -74,8 +77,10 @@ def ask(question: str, choices: Sequence[tuple[str, str]], *, default: str) -> s
             show()
 
 
-def _read_line() -> str | None:
-    """One line from the terminal; None for Ctrl-C or end of input."""
+def _read_line(show_prompt: Callable[[], None]) -> str | None:
+    """Show the prompt, then read one line from the terminal; None for Ctrl-C or end of input. On a
+    terminal the prompt is shown only once Ctrl-C is a plain byte here (signals off): a Ctrl-C
+    typed the moment the question appears is this answer, never a signal that lands elsewhere."""
     stdin = sys.stdin
     try:
         fd = stdin.fileno()
@@ -83,6 +88,7 @@ def _read_line() -> str | None:
     except (AttributeError, OSError, ValueError):
         tty = False
     if not tty:
+        show_prompt()
         try:
             line = stdin.readline()
         except KeyboardInterrupt:
@@ -99,6 +105,8 @@ def _read_line() -> str | None:
     buf: list[str] = []
     try:
         termios.tcsetattr(fd, termios.TCSADRAIN, raw)
+        show_prompt()
+        out.flush()
         while True:
             data = os.read(fd, 1)
             ch = data.decode("utf-8", "replace") if data else "\x04"

@@ -11,8 +11,10 @@
 - `fakes`: scripted and function models shipped in the package (`test/...`).
 - `names`: what a model's name tells without a backend (its backend kind, static profile) and the
   gate that keeps tests off real models (below the backends, so none imports routing back).
-- `openai_http`: OpenAI-compatible servers over plain HTTP (no litellm import); `cache`: what of a
-  request a provider's prefix cache could serve.
+- `openai_http`: OpenAI-compatible servers over plain HTTP (no litellm import); `modelinfo`: what
+  both provider backends read the same way (price and profile from litellm's model info, cached
+  tokens, tool-call arguments, a server's reachability); `cache`: what of a request a provider's
+  prefix cache could serve.
 - `calllog`: the per-request JSON log; `tokens`: offline token counting.
 - `preflight`: what would fail a run's first call (a key, a server, a model name, the task's length),
   found before the run exists.

@@ -12,7 +12,6 @@ price map over the network at import).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from agentcli.errors import (
     LLMTransientError,
     ModelSetupError,
 )
+from agentcli.models.modelinfo import cache_usage, check_reachable, decode_args, price_of, profile_of
 from agentcli.models.names import check_allowed
 
 # The key sent to an ``api_base`` server when none is configured (an OpenAI-compatible server that
@@ -243,7 +243,7 @@ class LiteLLMBackend:
             choice = resp.choices[0]
             msg = choice.message
             calls = [
-                ToolCall(id=tc.id or "", name=tc.function.name, arguments=_decode_args(tc.function.arguments))
+                ToolCall(id=tc.id or "", name=tc.function.name, arguments=decode_args(tc.function.arguments))
                 for tc in (getattr(msg, "tool_calls", None) or [])
             ]
             usage = getattr(resp, "usage", None)
@@ -272,17 +272,8 @@ class LiteLLMBackend:
         nothing of the model (unless ``declared`` by a ``[models."NAME"]`` table) or the
         provider's key is not set."""
         if api_base:
-            import socket
-
-            url = urllib.parse.urlparse(api_base if "//" in api_base else f"http://{api_base}")
-            host, port = url.hostname or "localhost", url.port or (443 if url.scheme == "https" else 80)
-            try:
-                with socket.create_connection((host, port), timeout=3):
-                    return
-            except OSError as e:
-                why = "connection refused" if isinstance(e, ConnectionRefusedError) else (e.strerror or str(e))
-                raise ModelSetupError(f"{model}: cannot connect to {host}:{port} ({why}): is the server "
-                                      "running, and is --api-base right?") from None
+            check_reachable(model, api_base)
+            return
         if not declared and not self._info(model):
             # No provider, price or limits: a typo far more often than a model too new to be listed.
             raise unknown_model(model)
@@ -301,69 +292,15 @@ class LiteLLMBackend:
         return info if info.get("litellm_provider") else {}
 
     def price(self, model: str) -> Price | None:
-        return _price_of(self._info(model))
+        return price_of(self._info(model))
 
     def profile(self, model: str) -> ModelProfile:
         """From litellm's model info (read once): JSON-schema support, token limits, whether a price is known."""
-        info = self._info(model)
         try:
             schema = bool(litellm_module().supports_response_schema(model=model))
         except Exception:
             schema = False
-        return ModelProfile(
-            structured_output="json_schema" if schema else "json_object",
-            uses_api_base=True,
-            pricing="metered" if _price_of(info) is not None else "unknown",
-            planner_style="hosted",
-            context_tokens=_positive(info.get("max_input_tokens")),
-            max_output_tokens=_positive(info.get("max_output_tokens")),
-            source="litellm" if info else "default",
-        )
-
-
-def _price_of(info: dict[str, Any]) -> Price | None:
-    pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
-    if pin is None or pout is None or (not pin and not pout):
-        # An unpriced model often reports 0.0: that is unknown, not free.
-        return None
-    read, write = info.get("cache_read_input_token_cost"), info.get("cache_creation_input_token_cost")
-    return Price(float(pin), float(pout),
-                 cache_read=float(read) if isinstance(read, int | float) else None,
-                 cache_write=float(write) if isinstance(write, int | float) else None)
-
-
-def _count(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else None
-
-
-def cache_usage(usage: Any) -> tuple[int | None, int | None]:
-    """Cached and cache-written input tokens of a response's usage, in any shape litellm passes on:
-    OpenAI's ``prompt_tokens_details.cached_tokens``, Anthropic's ``cache_read_input_tokens`` and
-    ``cache_creation_input_tokens`` (litellm copies the read count into the OpenAI field too)."""
-    if usage is None:
-        return None, None
-    def get(obj: Any, key: str) -> Any:
-        return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-    details = get(usage, "prompt_tokens_details")
-    cached = _count(get(details, "cached_tokens")) if details is not None else None
-    if cached is None:
-        cached = _count(get(usage, "cache_read_input_tokens"))
-    written = _count(get(usage, "cache_creation_input_tokens"))
-    return cached, written
-
-
-def _positive(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and value > 0 else None
-
-
-def _decode_args(raw: Any) -> dict[str, Any] | str:
-    if isinstance(raw, dict):
-        return raw
-    try:
-        val = json.loads(raw or "{}")
-    except (TypeError, json.JSONDecodeError):
-        return str(raw)
-    return val if isinstance(val, dict) else str(raw)
+        return profile_of(self._info(model), json_schema=schema)
 
 
 # ------------------------------------------------------------------ embeddings

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agentcli.errors import LLMError, LLMFatalError, LLMTransientError, ModelSetupError
+from agentcli.models.modelinfo import cache_usage, check_reachable, decode_args, price_of, profile_of
 from agentcli.models.names import check_allowed
 from agentcli.models.profile import ModelProfile
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
@@ -66,23 +67,6 @@ def model_info(model: str) -> dict[str, Any]:
         if isinstance(entry, dict):
             return entry
     return {}
-
-
-def _price(info: dict[str, Any]) -> Price | None:
-    pin, pout = info.get("input_cost_per_token"), info.get("output_cost_per_token")
-    if not isinstance(pin, int | float) or not isinstance(pout, int | float) or (not pin and not pout):
-        return None  # an unpriced model's 0.0 is unknown, not free
-    read, write = info.get("cache_read_input_token_cost"), info.get("cache_creation_input_token_cost")
-    return Price(float(pin), float(pout), cache_read=float(read) if isinstance(read, int | float) else None,
-                 cache_write=float(write) if isinstance(write, int | float) else None)
-
-
-def _positive(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and value > 0 else None
-
-
-def _count(value: Any) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _endpoint(api_base: str) -> str:
@@ -189,62 +173,37 @@ class OpenAICompatBackend:
             choice = data["choices"][0]
             msg = choice["message"]
             calls = [ToolCall(id=tc.get("id") or "", name=tc["function"]["name"],
-                              arguments=_decode_args(tc["function"].get("arguments")))
+                              arguments=decode_args(tc["function"].get("arguments")))
                      for tc in (msg.get("tool_calls") or [])]
             usage = data.get("usage") or {}
-            details = usage.get("prompt_tokens_details") or {}
-            cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
+            cached, written = cache_usage(usage)
             return ModelResponse(
                 text=msg.get("content") or "", tool_calls=calls,
-                input_tokens=_count(usage.get("prompt_tokens")), output_tokens=_count(usage.get("completion_tokens")),
-                cached_input_tokens=cached if cached is not None else _count(usage.get("cache_read_input_tokens")),
-                cache_write_tokens=_count(usage.get("cache_creation_input_tokens")),
+                input_tokens=_tokens(usage.get("prompt_tokens")), output_tokens=_tokens(usage.get("completion_tokens")),
+                cached_input_tokens=cached, cache_write_tokens=written,
                 model=data.get("model"), finish_reason=choice.get("finish_reason"),
             )
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise LLMTransientError(f"{req.model}: malformed response from {_where(api_base)}: "
                                     f"{type(exc).__name__}: {exc}") from exc
 
-    def price(self, model: str) -> Price | None:
-        return _price(model_info(model))
-
     def check(self, model: str, *, api_base: str | None, declared: bool) -> None:
         """Raise :class:`ModelSetupError` when the server at ``api_base`` refuses connections (found
         before a run exists; no key is needed: a placeholder is sent)."""
-        if not api_base:
-            return
-        parts = urlsplit(api_base if "//" in api_base else f"http://{api_base}")
-        host, port = parts.hostname or "localhost", parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            with socket.create_connection((host, port), timeout=3):
-                return
-        except OSError as e:
-            why = "connection refused" if isinstance(e, ConnectionRefusedError) else (e.strerror or str(e))
-            raise ModelSetupError(f"{model}: cannot connect to {_where(api_base)} ({why}); is the server running, "
-                                  "and is api_base right?") from None
+        if api_base:
+            check_reachable(model, api_base)
+
+    def price(self, model: str) -> Price | None:
+        return price_of(model_info(model))
 
     def profile(self, model: str) -> ModelProfile:
         """From litellm's model map, as :meth:`LiteLLMBackend.profile` reads it through litellm."""
         info = model_info(model)
-        return ModelProfile(
-            structured_output="json_schema" if info.get("supports_response_schema") else "json_object",
-            uses_api_base=True,
-            pricing="metered" if _price(info) is not None else "unknown",
-            planner_style="hosted",
-            context_tokens=_positive(info.get("max_input_tokens")),
-            max_output_tokens=_positive(info.get("max_output_tokens")),
-            source="litellm" if info else "default",
-        )
+        return profile_of(info, json_schema=bool(info.get("supports_response_schema")))
 
 
-def _decode_args(raw: Any) -> dict[str, Any] | str:
-    if isinstance(raw, dict):
-        return raw
-    try:
-        val = json.loads(raw or "{}")
-    except (TypeError, json.JSONDecodeError):
-        return str(raw)
-    return val if isinstance(val, dict) else str(raw)
+def _tokens(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 __all__ = ["PLACEHOLDER_KEY", "OpenAICompatBackend", "http_error", "model_info"]

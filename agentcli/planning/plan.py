@@ -43,6 +43,9 @@ REFERENCE_RE = re.compile(r"\{\{\s*" + _REF_BODY + r"\s*\}\}")
 _EXACT_REF_RE = re.compile(r"^\s*\{\{\s*" + _REF_BODY + r"\s*\}\}\s*$")
 # Anything that looks like a reference attempt, to report malformed ones instead of passing them on.
 _ANY_BRACES_RE = re.compile(r"\{\{(.*?)\}\}")
+#: What inside ``{{...}}`` shows it was meant as a reference (a step id, "step", "output"); other
+#: double braces are text: a regex (``r"({{|}}|...)"``), a format string, a template.
+_REFERENCE_LIKE_RE = re.compile(r"^\s*(s\d|step\b|steps\b|[\w-]*\.?output\b)", re.IGNORECASE)
 _ACCESSOR_RE = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[([0-9]+)\]")
 
 
@@ -85,9 +88,10 @@ def find_references(value: Any) -> list[Reference]:
 
 
 def malformed_references(value: Any) -> list[str]:
-    """``{{...}}`` snippets that look like references but do not parse as one."""
+    """``{{...}}`` snippets that look like references (a step id, "step", "output" first) but do
+    not parse as one; other double braces are the text they are (code written by a plan)."""
     return [m.group(0) for text in _strings(value) for m in _ANY_BRACES_RE.finditer(text)
-            if not REFERENCE_RE.fullmatch(m.group(0))]
+            if _REFERENCE_LIKE_RE.match(m.group(1)) and not REFERENCE_RE.fullmatch(m.group(0))]
 
 
 def _follow(ref: Reference, results: dict[str, Any]) -> Any:

@@ -78,6 +78,8 @@ def workspace_patch(ws: Path) -> tuple[str, list[str]]:
     """The run's changes against the base commit: (patch, changed paths)."""
     _git(ws, "add", "-A")
     _git(ws, "reset", "-q", "--", ".agent")
+    # Bytecode a run's test commands wrote is not part of its change (grading drops it too).
+    _git(ws, "reset", "-q", "--", ":(glob)**/__pycache__/**", ":(glob)**/*.py[co]")
     names = [n for n in _git(ws, "diff", "--cached", "--name-only", "HEAD").splitlines() if n]
     patch = _git(ws, "diff", "--cached", "--binary", "HEAD")
     return patch, names
