@@ -161,6 +161,22 @@ def test_redactor_drops_keys_and_values() -> None:
     assert scrubbed_env(env) == {"HOME": "/root"}
 
 
+def test_shared_redactor_follows_the_environment_and_registrations(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Built once and shared (tool results, approvals, model requests), it must still see a secret
+    # set, changed or registered after it was first used.
+    from agentcli.redact import current, register_secret
+
+    monkeypatch.setenv("SHARED_TEST_TOKEN", "first-secret-value-1")
+    assert current().text("a first-secret-value-1 b") == f"a {REDACTED} b"
+    monkeypatch.setenv("SHARED_TEST_TOKEN", "second-secret-value-2")
+    assert current().text("first-secret-value-1 second-secret-value-2") == f"first-secret-value-1 {REDACTED}"
+    monkeypatch.delenv("SHARED_TEST_TOKEN")
+    assert current().text("second-secret-value-2") == "second-secret-value-2"
+    register_secret("registered-later-value-3")
+    assert current().text("x registered-later-value-3") == f"x {REDACTED}"
+    assert current() is current()
+
+
 def test_token_counting_works_with_network_unavailable(tmp_path: Path) -> None:
     # A fresh interpreter in which every socket connection fails, and no tiktoken cache is set.
     code = (

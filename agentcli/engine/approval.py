@@ -24,7 +24,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from agentcli.config import ApprovalConfig
-from agentcli.redact import Redactor, generation
+from agentcli.redact import Redactor, current
 
 Answer = Literal["yes", "no", "always", "abort"]
 DecidedBy = Literal["policy", "user", "flag"]
@@ -58,7 +58,7 @@ class ApprovalRequest:
 
     @property
     def args_hash(self) -> str:
-        return self.hash_args(Redactor())
+        return self.hash_args(current())
 
     def hash_args(self, redact: Redactor) -> str:
         """Short sha256 of the args as recorded (secrets masked by ``redact``): a replay, which has
@@ -94,16 +94,9 @@ class Approver:
     yes: bool = False
     approve_all: bool = False
     always: set[str] = field(default_factory=set)
-    # One redactor for the run's requests (building one scans the whole environment: ~80 µs, once
-    # per step before), rebuilt when a secret is registered after it was made.
-    _redact: tuple[int, Redactor] | None = field(default=None, init=False, repr=False, compare=False)
-
     def args_hash(self, req: ApprovalRequest) -> str:
-        """``req``'s args hash (:meth:`ApprovalRequest.hash_args`) with the run's redactor."""
-        gen = generation()
-        if self._redact is None or self._redact[0] != gen:
-            self._redact = (gen, Redactor())
-        return req.hash_args(self._redact[1])
+        """``req``'s args hash (:meth:`ApprovalRequest.hash_args`) with the shared redactor."""
+        return req.hash_args(current())
 
     def _decision(self, req: ApprovalRequest, by: DecidedBy, decision: str, message: str = ""
                   ) -> ApprovalDecision:

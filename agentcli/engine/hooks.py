@@ -44,7 +44,7 @@ from typing import Any, Literal, Protocol
 
 from agentcli.config import HookConfig, SandboxConfig
 from agentcli.record.events import EventLog, Hooked
-from agentcli.redact import Redactor
+from agentcli.redact import current as current_redactor
 from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, hook_words, parent_death
 from agentcli.tools.shell import child_env
 
@@ -81,7 +81,7 @@ class HookResult:
     def __post_init__(self) -> None:
         # A hook's output and message reach the model (a blocked call's error) and the record:
         # masked here, as text, before anything embeds them.
-        redact = Redactor()
+        redact = current_redactor()
         for name in ("stdout", "stderr", "message"):
             object.__setattr__(self, name, redact.text(getattr(self, name)))
 

@@ -64,7 +64,7 @@ from agentcli.models.types import (
     RunTotals,
     Usage,
 )
-from agentcli.redact import Redactor
+from agentcli.redact import current as current_redactor
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 # A whole answer in one fenced block, any language tag: ```python\n...\n```
@@ -382,7 +382,7 @@ class LLMClient:
         # Nothing secret is sent: a tool output, a file or an answer holding a registered secret
         # value or a credential-shaped token reaches the model masked. Masked here, before the
         # request is hashed and recorded, so a replay (built from the masked record) asks the same.
-        msgs = Redactor().strings(msgs)
+        msgs = current_redactor().strings(msgs)
         api_base = None
         if self.config.api_base and not is_fallback and profile.uses_api_base:
             api_base = self.config.api_base

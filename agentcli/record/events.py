@@ -119,6 +119,9 @@ class Payload(BaseModel):
     # Payloads with an alias or a nested model are dumped by pydantic; the others straight from
     # their fields (a step's events stay on EventLog.append's fast path).
     _DUMPED: ClassVar[bool] = False
+    # Field name -> key in the line, for a payload of plain values whose only need of pydantic's
+    # dump was an alias (a transition's ``from``: two per step).
+    _KEYS: ClassVar[dict[str, str]] = {}
 
     def event_data(self) -> dict[str, Any]:
         """The payload as the line's ``data``: the fields the writer set (and required ones), in
@@ -128,7 +131,11 @@ class Payload(BaseModel):
             data = self.model_dump(by_alias=True, exclude_unset=True)
         else:
             fields = self.__pydantic_fields_set__
-            data = {k: v for k, v in self.__dict__.items() if k in fields}
+            keys = cls._KEYS
+            if keys:
+                data = {keys.get(k, k): v for k, v in self.__dict__.items() if k in fields}
+            else:
+                data = {k: v for k, v in self.__dict__.items() if k in fields}
         extra = self.__pydantic_extra__
         if extra:
             data.update(extra)
@@ -179,7 +186,7 @@ class TransitionMade(Payload):
     """A move of the state machine."""
 
     TYPE: ClassVar[EventType] = "transition"
-    _DUMPED: ClassVar[bool] = True
+    _KEYS: ClassVar[dict[str, str]] = {"src": "from"}
     src: str = Field(alias="from")
     to: str
     reason: str = ""

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agentcli.redact import Redactor
+from agentcli import redact
 from agentcli.tools.base import (
     Capped,
     InvalidArgs,
@@ -76,7 +76,7 @@ def masked_error(error: ToolError) -> ToolError:
     """``error`` with every secret masked in its strings (its message may quote a file, a command's
     output or the arguments), before a model or a record sees it."""
     dumped = error.model_dump()
-    masked = Redactor().strings(dumped)
+    masked = redact.current().strings(dumped)
     return error if masked == dumped else ToolError.model_validate(masked)
 
 
@@ -271,7 +271,7 @@ class ToolRegistry:
             # at the start of a line is still at the start of a line here, as it would no
             # longer be once JSON-escaped.
             if output is not None:
-                output = Redactor().strings(output)
+                output = redact.current().strings(output)
             return ToolResult(
                 tool=tool.name if tool else name,
                 ok=error is None,
