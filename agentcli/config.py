@@ -230,6 +230,23 @@ class PlannerConfig(_Section):
         "runs as a read step does. 0: it plans from the repository map alone.")
 
 
+class SessionConfig(_Section):
+    """Sessions (`agent chat`, `agent run --continue`): what a later turn's planner is told of the
+    earlier turns."""
+
+    ledger_tokens: int = Field(
+        4000, ge=200, le=200_000, description="Token budget of the ledger of earlier turns in a later turn's "
+        "planner request. Past it, the oldest turns fold, in a fixed order, to shorter typed forms: first "
+        "without the plan and the diff (task, feedback, files changed, answer), then to the user's own words "
+        "and the files changed; a turn is left out only when all of them are in their shortest form.")
+    output_chars: int = Field(
+        240, ge=0, le=20_000, description="Characters of each step's output (its head and tail) a turn's "
+        "full form in the ledger keeps.")
+    diff_chars: int = Field(
+        1500, ge=0, le=100_000, description="Characters of a turn's diff (head and tail) its full form in the "
+        "ledger keeps.")
+
+
 class VerifyConfig(_Section):
     """The check that runs before a run that changed files can end COMPLETE."""
 
@@ -379,6 +396,7 @@ class Config(_Section):
     checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
+    session: SessionConfig = Field(default_factory=SessionConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -544,7 +562,7 @@ def _env_value(raw: str, name: str = "") -> Any:
 def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     """AGENT_MODEL -> model, AGENT_BUDGET__MAX_COST_USD -> budget.max_cost_usd."""
     layer: dict[str, Any] = {}
-    skip = {"AGENT_ALLOW_MODEL_REQUESTS", "AGENT_CONFIG", "AGENT_WORKSPACE", "AGENT_TEST_SCRIPT", "AGENT_LOCAL_THREADS"}
+    skip = {"AGENT_ALLOW_MODEL_REQUESTS", "AGENT_CONFIG", "AGENT_WORKSPACE", "AGENT_TEST_SCRIPT", "AGENT_TEST_SCRIPT_SHARED", "AGENT_LOCAL_THREADS"}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name in skip:
             continue

@@ -19,6 +19,7 @@ import typer
 import typer.core
 
 from agentcli import __version__
+from agentcli.cli.commands import chat as chat_cmd
 from agentcli.cli.commands import config as config_cmd
 from agentcli.cli.commands import doctor as doctor_cmd
 from agentcli.cli.commands import map as map_cmd
@@ -26,6 +27,7 @@ from agentcli.cli.commands import memory as memory_cmd
 from agentcli.cli.commands import plan as plan_cmd
 from agentcli.cli.commands import run as run_cmd
 from agentcli.cli.commands import runs as runs_cmd
+from agentcli.cli.commands import sessions as sessions_cmd
 from agentcli.cli.commands import tools as tools_cmd
 from agentcli.cli.commands import trust as trust_cmd
 from agentcli.cli.commands import undo as undo_cmd
@@ -143,6 +145,8 @@ app.command("doctor")(doctor_cmd.doctor)
 app.command("plan")(plan_cmd.plan)
 app.command("map")(map_cmd.map_)
 app.command("run")(run_cmd.run)
+app.command("chat")(chat_cmd.chat)
+app.command("sessions")(sessions_cmd.sessions)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("replay")(runs_cmd.replay)
 runs_cmd.app.command("diff")(undo_cmd.diff)

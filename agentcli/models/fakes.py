@@ -17,7 +17,8 @@ From the command line (subprocess tests) the model names ``test/echo`` and
 ``test/script`` select them: ``test/script`` reads the queue from the JSON file
 named by ``AGENT_TEST_SCRIPT`` (a list of strings, objects, or
 ``{"error": "transient"|"fatal", "status": 429, "message": "..."}``, or
-``{"text": "...", "finish_reason": "length"}`` for an answer with a finish reason of its own).
+``{"text": "...", "finish_reason": "length"}`` for an answer with a finish reason of its own); with
+``AGENT_TEST_SCRIPT_SHARED=1`` processes share the queue (a session's turns, a killed turn resumed).
 """
 
 from __future__ import annotations
@@ -137,6 +138,23 @@ class FunctionModel:
         return self._profile or fake_profile(model)
 
 
+class _SharedScript(ScriptedModel):
+    """``test/script`` with ``AGENT_TEST_SCRIPT_SHARED=1``: one queue for every process that reads the
+    same file (how far it was served is kept in ``<file>.pos``), so a session's turns, a killed
+    turn and its resumption in another process take the answers in order."""
+
+    def __init__(self, path: Path, items: list[ScriptItem]) -> None:
+        self._pos_file = path.with_name(path.name + ".pos")
+        self._served = int(self._pos_file.read_text() or 0) if self._pos_file.is_file() else 0
+        super().__init__(items[self._served:])
+
+    async def request(self, req: ModelRequest) -> ModelResponse:
+        if self.queue:
+            self._served += 1
+            self._pos_file.write_text(str(self._served))
+        return await super().request(req)
+
+
 def fake_profile(model: str) -> ModelProfile:
     """The profile a fake answers with unless given one: that of the model it stands in for (a fake
     answering as ``local/smollm2`` plans like the small local model), minus the price, which
@@ -174,5 +192,7 @@ def named_fake(model: str) -> ScriptedModel | FunctionModel:
         if not path:
             raise LLMFatalError("model test/script needs AGENT_TEST_SCRIPT=<file.json>")
         items = json.loads(Path(path).read_text())
+        if os.environ.get("AGENT_TEST_SCRIPT_SHARED") == "1":
+            return _SharedScript(Path(path), [_script_item(x) for x in items])
         return ScriptedModel([_script_item(x) for x in items])
     raise LLMFatalError(f"unknown test model '{model}' (known: test/echo, test/script)")

@@ -303,6 +303,7 @@ async def make_plan(
     replan: Replan | None = None,
     instructions: ProjectInstructions | None = None,
     strategy: PlannerStrategy | None = None,
+    ledger: str = "",
 ) -> Plan:
     """Plan ``task``: ask the planner model (re-asking with the problems up to
     ``llm.max_reasks`` times), validate, estimate, hash, and save it to
@@ -316,6 +317,8 @@ async def make_plan(
     ``replan`` does that for a re-plan and, for a hosted planner, numbers the new steps after the
     kept ones so that they can reference their outputs.
     ``strategy`` defaults to the one the planner model's profile calls for (:func:`planner_for`).
+    ``ledger`` is a session's typed ledger of its earlier turns (:mod:`agentcli.record.ledger`),
+    put in its own section of the request, after the stable prefix and before the task.
     Raises :class:`PlanningError` when no valid plan comes out.
     """
 
@@ -338,7 +341,8 @@ async def make_plan(
     schema, base = strategy.request(PlanRequest(task, tools, config, settings.workspace, settings.data_dir,
                                                 recall, context, past_plans,
                                                 step_output_tokens=client.output_limit("executor"),
-                                                first_step=first_step, survey_calls=survey_calls))
+                                                first_step=first_step, survey_calls=survey_calls,
+                                                ledger=ledger))
     base = with_instructions(base, instructions, client.profile(planner_model).context_tokens,
                              into=strategy.instructions_at)
     executor = config.model_for("executor")

@@ -371,8 +371,8 @@ def survey_rule(calls: int) -> str:
 
 def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
                    memories: list[str], context: str | None = None, *, hosted: bool = False,
-                   step_output_tokens: int = 1024, repo_map: str = "", survey_calls: int = 0
-                   ) -> list[dict[str, Any]]:
+                   step_output_tokens: int = 1024, repo_map: str = "", survey_calls: int = 0,
+                   ledger: str = "") -> list[dict[str, Any]]:
     """The planner's request. A small model's: rules, then task, tools, budgets, workspace, recalled
     memory and (when re-planning) what happened so far, exactly as it was measured.
 
@@ -381,18 +381,23 @@ def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
     limit of an llm step (``step_output_tokens``), how steps run and fail, the survey of
     ``survey_calls`` read-only calls), the tool catalogue, the budgets and the verification rule,
     all fixed for a configuration; the user message holds the workspace summary, the repository map
-    (:mod:`agentcli.planning.repomap`, ranked for the task), recalled memory, the re-plan context,
-    and the task last."""
+    (:mod:`agentcli.planning.repomap`, ranked for the task), recalled memory, the session's ledger
+    of earlier turns (``ledger``, its own section: it grows by a turn at a time, so it comes after
+    what a provider's cache can serve from the previous turn's request), the re-plan context, and
+    the task last."""
     b = config.budget
     budgets = (f"at most {b.max_steps} steps; model spend <= ${b.max_cost_usd:g}; "
                f"<= {b.max_tokens} tokens; <= {b.max_seconds:g} s")
     if hosted:
         return _hosted_messages(task, tools, config, summary, memories, context, budgets,
-                                step_output_tokens=step_output_tokens, repo_map=repo_map, survey_calls=survey_calls)
+                                step_output_tokens=step_output_tokens, repo_map=repo_map, survey_calls=survey_calls,
+                                ledger=ledger)
     parts = [f"# Task\n{task}", f"# Tools\n{tool_catalogue(tools, config)}",
              f"# Budgets\n{budgets}", f"# Workspace\n{summary}"]
     if memories:
         parts.append("# Recalled from earlier runs\n" + "\n".join(f"- {m}" for m in memories))
+    if ledger:
+        parts.append(ledger_section(ledger))
     if context:
         cut = context if len(context) <= CONTEXT_MAX_CHARS else context[:CONTEXT_MAX_CHARS] + "\n[... cut ...]"
         parts.append(f"# Context\n{cut}")
@@ -401,7 +406,7 @@ def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
 
 def _hosted_messages(task: str, tools: list[Tool], config: Config, summary: str, memories: list[str],
                      context: str | None, budgets: str, *, step_output_tokens: int, repo_map: str,
-                     survey_calls: int) -> list[dict[str, Any]]:
+                     survey_calls: int, ledger: str = "") -> list[dict[str, Any]]:
     system = hosted_system(step_output_tokens) + _HOSTED_RULES
     if survey_calls > 0:
         system += survey_rule(survey_calls)
@@ -415,11 +420,23 @@ def _hosted_messages(task: str, tools: list[Tool], config: Config, summary: str,
         parts.append(f"# Repository map\n{repo_map}")
     if memories:
         parts.append("# Recalled from earlier runs\n" + "\n".join(f"- {m}" for m in memories))
+    if ledger:
+        parts.append(ledger_section(ledger))
     if context:
         # The end of the context is the newest: what just failed. Keep it whole.
         parts.append(f"# Context\n{head_tail(context, HOSTED_CONTEXT_MAX_CHARS, head_share=0.4)}")
     parts.append(f"# Task\n{task}")
     return [{"role": "system", "content": "\n\n".join(stable)}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+#: The heading of the session's ledger in a planner request.
+LEDGER_HEADING = "# Earlier turns of this session"
+
+
+def ledger_section(ledger: str) -> str:
+    """The planner request's section holding a session's ledger of earlier turns (built and
+    folded to its budget by :mod:`agentcli.record.ledger`; whole here, never cut again)."""
+    return f"{LEDGER_HEADING}\n{ledger}"
 
 
 def recall_snippets(recall: Recall | None, task: str) -> list[str]:

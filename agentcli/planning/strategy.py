@@ -29,6 +29,7 @@ from agentcli.planning.prompt import (
     build_messages,
     draft_schema,
     hosted_draft_schema,
+    ledger_section,
     recall_snippets,
     workspace_summary,
 )
@@ -70,6 +71,8 @@ class PlanRequest:
     first_step: int = 1
     #: Read-only tool calls the planner may make before it replies with the plan (0: none).
     survey_calls: int = 0
+    #: A session's ledger of its earlier turns ("" outside a session), a section of its own.
+    ledger: str = ""
 
 
 class PlannerStrategy(Protocol):
@@ -109,7 +112,7 @@ def _full_request(req: PlanRequest, schema: dict[str, Any], tools: list[Tool], *
                     memories=recalled, model=req.config.model_for("planner")) if hosted else ""
     return schema, build_messages(req.task, tools, req.config, summary, recalled, req.context, hosted=hosted,
                                   step_output_tokens=req.step_output_tokens, repo_map=rmap,
-                                  survey_calls=req.survey_calls if hosted else 0)
+                                  survey_calls=req.survey_calls if hosted else 0, ledger=req.ledger)
 
 
 class HostedPlanner:
@@ -156,7 +159,9 @@ class SmallModelPlanner:
         # Not offered tools that consume what only a hosted planner's steps make (apply_edits).
         tools = [t for t in req.tools if t.small_planner]
         if self.levers:
-            schema, messages = local_request(req.task, tools, req.config, self.levers, req.context,
+            # The compact request has one free-text slot: the ledger goes before any re-plan context.
+            context = "\n\n".join(x for x in (ledger_section(req.ledger) if req.ledger else "", req.context) if x)
+            schema, messages = local_request(req.task, tools, req.config, self.levers, context or None,
                                              req.workspace, req.data_dir, req.past_plans)
             if schema is not None and messages is not None:
                 return schema, messages

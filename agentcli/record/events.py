@@ -75,6 +75,9 @@ EventType = Literal[
     "run_finished",
     "checkpoint",
     "undo",
+    "session_started",
+    "turn_started",
+    "session_rolled_back",
 ]
 
 
@@ -457,11 +460,67 @@ class ResumeDecided(Payload):
     reason: str = ""
 
 
+# ------------------------------------------------------------------ a session's file
+#
+# A session (:mod:`agentcli.record.sessions`) is a file of events in the same envelope (its id in
+# ``run_id``), read by the same reader: it points at the runs that are its turns.
+
+
+class SessionStarted(Payload):
+    """A session begins on a workspace (``forked_from``/``fork_turn``: branched from another
+    session's chain after that turn; its turns up to there are the fork's first turns)."""
+
+    TYPE: ClassVar[EventType] = "session_started"
+    workspace: str = ""
+    forked_from: str | None = None
+    fork_turn: int | None = None
+
+
+class LedgerMade(BaseModel):
+    """What a turn's planner was given of the earlier turns: the ledger's sha256 and size, the form
+    each earlier turn was folded to, and the record it was built from (each run's last event)."""
+
+    model_config = ConfigDict(extra="allow")
+    sha256: str = ""
+    tokens: int = 0
+    budget: int = 0
+    #: Turn number -> form (``full``, ``short``, ``words``, ``dropped``), oldest first.
+    forms: dict[str, str] = {}
+    #: Run id -> the last event ``seq`` of its record the ledger read (a later undo is not in it).
+    basis: dict[str, int] = {}
+
+
+class TurnStarted(Payload):
+    """A turn of the session: its number, the run that carries it, the user's words, the turn it
+    follows in the chain (0: the first), and the ledger its planner got. Written (fsynced) before
+    the run starts, so a turn killed at once still belongs to its session."""
+
+    TYPE: ClassVar[EventType] = "turn_started"
+    _DUMPED: ClassVar[bool] = True
+    turn: int
+    run_id: str
+    task: str = ""
+    after: int = 0
+    #: Copied from the session this one was forked from (not run in this session).
+    copied: bool = False
+    ledger: LedgerMade = LedgerMade()
+
+
+class SessionRolledBack(Payload):
+    """``agent undo --session S --to TURN``: the chain goes back to ``to_turn``; the turns after it
+    were undone (``undone``: their run ids) and are no longer in later turns' ledgers."""
+
+    TYPE: ClassVar[EventType] = "session_rolled_back"
+    to_turn: int
+    undone: list[str] = []
+
+
 #: The payload model of every event type.
 PAYLOADS: dict[str, type[Payload]] = {
     m.TYPE: m for m in (RunStarted, PlanCreated, TransitionMade, StepStarted, LlmCall, ToolIntent, ToolCalled,
                         StepFinished, ApprovalMade, BudgetChecked, MemoryRecalled, MemoryWritten, Reviewed,
-                        WorkspaceChanged, Verified, Hooked, RunFinished, CheckpointMade, Undone, ResumeDecided)
+                        WorkspaceChanged, Verified, Hooked, RunFinished, CheckpointMade, Undone, ResumeDecided,
+                        SessionStarted, TurnStarted, SessionRolledBack)
 }
 
 # The general path's encoder, built once: the same output as json.dumps(..., separators=(",", ":"),

@@ -245,6 +245,12 @@ def run(
         "--max-seconds", callback=in_range(0.001, MAX_SECONDS), help="Wall-time budget.")] = None,
     sandbox: Annotated[str | None, typer.Option(
         "--sandbox", help="OS sandbox of commands this run: workspace-write, read-only or off.")] = None,
+    continue_from: Annotated[str | None, typer.Option(
+        "--continue", help="Add TASK as the next turn of a session: the session of this run (a run id, a "
+        "prefix or `last`; `agent run --continue \"TASK\"` continues the last run). A run in no session "
+        "becomes its first turn. The planner gets the ledger of the earlier turns.")] = None,
+    session_id: Annotated[str | None, typer.Option(
+        "--session", help="Add TASK as the next turn of this session (an id, a prefix or `last`).")] = None,
 ) -> None:
     """Plan a task, confirm the plan, execute it step by step, and report."""
     from agentcli.cli.live import RunStatus, leave, run_interruptible
@@ -265,6 +271,13 @@ def run(
     from agentcli.planning import planner
     from agentcli.planning.instructions import load_project_instructions
 
+    if continue_from is not None and task is None:
+        # `--continue "TASK"`: the option's value is the task, and the run continued is the last.
+        task, continue_from = continue_from, "last"
+    if (continue_from is not None or session_id is not None) and (task is None or plan_file or resume):
+        raise UsageError("--continue and --session add a TASK as a new turn (not with --plan or --resume)")
+    if continue_from is not None and session_id is not None:
+        raise UsageError("give one of --continue RUN_ID and --session SESSION")
     if sum(x is not None for x in (task, plan_file, resume)) != 1:
         raise UsageError("give one of: a TASK, --plan FILE, --resume RUN_ID")
     if task is not None and not task.strip():
@@ -303,6 +316,18 @@ def run(
         run_id = rec.run_id
     else:
         run_id = new_run_id()
+    session = ledger = None
+    if continue_from is not None or session_id is not None:
+        from agentcli.record.ledger import session_ledger
+        from agentcli.record.sessions import session_to_continue
+
+        session = session_to_continue(settings.data_dir, settings.workspace, run=continue_from, session=session_id)
+        ledger = session_ledger(settings.data_dir, session, settings.config)
+    elif resume is not None:
+        from agentcli.record.ledger import resumed_turn_ledger
+
+        # A turn of a session, resumed: a re-plan gets the ledger the turn began with.
+        ledger = resumed_turn_ledger(settings.data_dir, run_id, rec.recorded_config())
     # What would fail the first model call (a key, a server, a model name, the task's length)
     # fails here, exit 2, before the run has a folder.
     from agentcli.models.client import LLMClient
@@ -320,6 +345,9 @@ def run(
                         yes=yes, approve_all=approve_all)
 
     checkpoint_error: list[str] = []
+    if session is not None and ledger is not None:
+        # Recorded (fsynced) before the run exists: a turn killed at once is still the session's.
+        session.append_turn(run_id, task or "", ledger.made())
     verify_cmd = verify_command(settings.config, instructions.verify_command if instructions else None)
 
     async def go() -> RunOutcome:
@@ -351,15 +379,17 @@ def run(
             recall = memory.recall_for_planner if memory is not None else None
             past_plans = memory.recall_plans if memory is not None else None
 
+            earlier = ledger.text if ledger is not None else ""
+
             async def plan_fn(t: str, rc: ReplanContext | None) -> Plan:
                 if rc is None:
                     return await planner.make_plan(t, settings=settings, registry=registry, client=client,
                                                    plan_id=run_id, recall=recall, past_plans=past_plans,
-                                                   instructions=instructions)
+                                                   instructions=instructions, ledger=earlier)
                 return await planner.make_plan(t, settings=settings, registry=registry, client=client,
                                                plan_id=f"{run_id}-r{len(rc.plan.steps)}",
                                                replan=rc.replan(), recall=recall, past_plans=past_plans,
-                                               instructions=instructions)
+                                               instructions=instructions, ledger=earlier)
 
             deps = session.deps(plan_fn, status.pausing(_confirm_factory(yes, quiet)), on_step=on_step,
                                 on_transition=on_transition, output_schema=schema, instructions=instructions,

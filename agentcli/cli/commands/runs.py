@@ -13,7 +13,7 @@ from agentcli.cli.commands.common import MAX_LIST, console, err_console, in_rang
 from agentcli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from agentcli.config import TelemetryConfig
+    from agentcli.config import Settings, TelemetryConfig
     from agentcli.engine.replay import ReplayResult
     from agentcli.record.reader import RunRecord
     from agentcli.record.stats import RunStats, StepCost
@@ -257,7 +257,8 @@ def _export_trace(rec: RunRecord, cfg: TelemetryConfig, json_out: bool) -> None:
 
 def replay(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    run_id: Annotated[str, typer.Argument(
+        help="Run id (or a unique prefix), or a session id (s-...): every turn of the session.")],
     view: Annotated[bool, typer.Option("--view", help="Print the recorded timeline; execute nothing.")] = False,
     live_tools: Annotated[bool, typer.Option("--live-tools", help="Re-run read-only tools for real.")] = False,
     from_step: Annotated[str | None, typer.Option(
@@ -277,6 +278,14 @@ def replay(
 
     state = state_of(ctx)
     settings = state.settings
+    from agentcli.record.sessions import is_session_id
+
+    if is_session_id(run_id):
+        if view or live_tools or from_step is not None or export_trace:
+            raise UsageError("a session is replayed turn by turn as recorded: no --view, --live-tools, --from "
+                             "or --export-trace (give a turn's run id for those)")
+        _replay_session(settings, run_id, json_out)
+        return
     path = find_run(settings.data_dir, run_id)
     if export_trace:
         if live_tools or from_step is not None:
@@ -332,3 +341,41 @@ def replay(
     else:
         err_console.print(escape(result.divergence.describe()), highlight=False, soft_wrap=True)
     raise typer.Exit(ExitCode.OK if result.divergence is None else ExitCode.FAILED)
+
+
+def _replay_session(settings: Settings, session_id: str, json_out: bool) -> None:
+    """``agent replay SESSION``: each turn's run replayed, each turn's ledger built again."""
+    import asyncio
+
+    from agentcli.engine.turns import TurnReplay, replay_session
+    from agentcli.record.sessions import SessionRecord
+    from agentcli.tools import build_registry
+
+    session = SessionRecord.open(settings.data_dir, session_id)
+    for w in session.warnings:
+        print_warning(w)
+
+    async def go() -> list[TurnReplay]:
+        registry = await build_registry(settings, mcp=False)
+        try:
+            return await replay_session(settings.data_dir, session, registry)
+        finally:
+            await registry.aclose()
+
+    turns = asyncio.run(go())
+    for t in turns:
+        for w in t.result.warnings if t.result is not None else []:
+            print_warning(f"turn {t.turn.turn}: {w}")
+    same = all(t.identical for t in turns)
+    if json_out:
+        typer.echo(json.dumps({"session_id": session.session_id, "identical": same, "turns": [
+            {"turn": t.turn.turn, "run_id": t.turn.run_id, "identical": t.identical, "detail": t.describe(),
+             "ledger_tokens": t.turn.ledger.tokens} for t in turns]}, indent=2, default=str))
+    else:
+        for t in turns:
+            line = f"turn {t.turn.turn} ({t.turn.run_id}): {t.describe()}"
+            (console if t.identical else err_console).print(escape(line), highlight=False, soft_wrap=True)
+        if same:
+            console.print(f"identical: {len(turns)} turn(s) of session {session.session_id}, their ledgers built "
+                          "again byte for byte, $0 spent", highlight=False)
+    raise typer.Exit(ExitCode.OK if same else ExitCode.FAILED)

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from agentcli.cli.commands.common import console, err_console, print_error, state_of
-from agentcli.errors import ApprovalDenied, ExitCode
+from agentcli.errors import ApprovalDenied, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from agentcli.config import Settings
@@ -24,12 +24,17 @@ if TYPE_CHECKING:
     from agentcli.record.reader import RunRecord
 
 
-def _open(settings: Settings, run_id: str) -> tuple[ShadowRepo, RunRecord]:
+def _repo(settings: Settings) -> ShadowRepo:
     from agentcli.record.checkpoints import ShadowRepo
+
+    return ShadowRepo(settings.workspace, settings.data_dir, settings.config.tools.max_file_bytes)
+
+
+def _open(settings: Settings, run_id: str) -> tuple[ShadowRepo, RunRecord]:
     from agentcli.record.reader import RunRecord
 
     rec = RunRecord.open(settings.data_dir, run_id)
-    return ShadowRepo(settings.workspace, settings.data_dir, settings.config.tools.max_file_bytes), rec
+    return _repo(settings), rec
 
 
 def diff(
@@ -115,14 +120,23 @@ def undo(
         "--force", help="Restore even files changed after the run (their later changes are lost).")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    session: Annotated[str | None, typer.Option(
+        "--session", help="Roll a session back (an id, a prefix or `last`): undo its turns after --to TURN, "
+        "newest first.")] = None,
+    to_turn: Annotated[int | None, typer.Option(
+        "--to", min=0, help="With --session: the turn to go back to (0: before the first).")] = None,
 ) -> None:
     """Restore the files a run changed to their state before it: created files are deleted,
-    deleted ones come back. Stops, touching nothing, if a file changed after the run."""
-    from agentcli.models.calllog import run_dir
+    deleted ones come back. Stops, touching nothing, if a file changed after the run.
+    `agent undo last` undoes the last run (a session's last turn)."""
     from agentcli.record.checkpoints import undo_run
-    from agentcli.record.events import EVENTS_NAME, EventLog, Undone
 
     settings = state_of(ctx).settings
+    if session is not None or to_turn is not None:
+        if session is None or to_turn is None or run_id is not None or to_step or redo:
+            raise UsageError("roll a session back with: agent undo --session SESSION --to TURN")
+        roll_back(settings, session, to_turn, force=force, yes=yes, json_out=json_out)
+        return
     repo, rec = _open(settings, run_id if run_id is not None else _choose_run(settings))
     verb = "redo" if redo else "undo"
     plan = undo_run(repo, rec, to_step=to_step, redo=redo, force=force, apply=False)
@@ -154,10 +168,82 @@ def undo(
         if ask(f"{verb} these changes?", [("y", "[y]es"), ("n", "[n]o")], default="n") != "y":
             raise ApprovalDenied(f"{verb} of {rec.run_id} was not confirmed")
     res = undo_run(repo, rec, to_step=to_step, redo=redo, force=force, apply=True)
+    _record(settings, rec, res)
+    emit(res)
+
+
+def _record(settings: Settings, rec: RunRecord, res: UndoResult) -> None:
+    """The undo as an ``undo`` event of the run it undid."""
+    from agentcli.models.calllog import run_dir
+    from agentcli.record.events import EVENTS_NAME, EventLog, Undone
+
     log = EventLog(run_dir(settings.data_dir, rec.run_id) / EVENTS_NAME, rec.run_id,
                    start_seq=max((e.seq for e in rec.events), default=0))
     try:
         log.emit(Undone.model_validate(res.as_dict()), durable=True)
     finally:
         log.close()
-    emit(res)
+
+
+def roll_back(settings: Settings, session_id: str, to_turn: int, *, force: bool, yes: bool,
+               json_out: bool) -> None:
+    """Undo the turns of a session's chain after ``to_turn``, newest first (each as `agent undo`
+    of its run would), then record that the chain goes back to ``to_turn``. A turn whose files
+    changed after it stops the rollback there (``--force``: restore anyway)."""
+    from agentcli.record.checkpoints import undo_run
+    from agentcli.record.reader import RunRecord
+    from agentcli.record.sessions import SessionRecord
+
+    sess = SessionRecord.open(settings.data_dir, session_id)
+    chain = sess.chain()
+    if to_turn and to_turn not in {t.turn for t in chain}:
+        raise UsageError(f"turn {to_turn} is not in session {sess.session_id}'s chain "
+                         f"({', '.join(str(t.turn) for t in chain) or 'no turns'})")
+    later = [t for t in chain if t.turn > to_turn][::-1]
+    if not later:
+        err_console.print(f"session {sess.session_id} is at turn {sess.head}: nothing to roll back", highlight=False)
+        return
+    if not yes:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise ApprovalDenied(f"rolling session {sess.session_id} back to turn {to_turn} undoes {len(later)} "
+                                 "turn(s) and there is no terminal to confirm: re-run with --yes")
+        from agentcli.cli.prompts import ask
+
+        for t in later:
+            err_console.print(f"  turn {t.turn} ({t.run_id}): {escape(t.task[:80])}", highlight=False)
+        if ask(f"undo these {len(later)} turn(s)?", [("y", "[y]es"), ("n", "[n]o")], default="n") != "y":
+            raise ApprovalDenied(f"rollback of {sess.session_id} was not confirmed")
+    repo = _repo(settings)
+    undone: list[str] = []
+    results = []
+    for t in later:
+        rec = RunRecord.open(settings.data_dir, t.run_id)
+        try:
+            plan = undo_run(repo, rec, force=force, apply=False)
+        except UsageError:
+            undone.append(t.run_id)  # nothing of it to restore (no checkpoints): it changed no files
+            continue
+        if not plan.files:
+            undone.append(t.run_id)
+            continue
+        if plan.conflicts and not force:
+            _render(plan, verb="undo")
+            if undone:
+                sess.roll_back(t.turn, undone)
+            print_error(f"turn {t.turn}: {len(plan.conflicts)} file(s) changed after run {rec.run_id}: "
+                        f"{', '.join(plan.conflicts[:5])}; the session stops at turn {t.turn} "
+                        "(--force restores them anyway)")
+            raise typer.Exit(ExitCode.FAILED)
+        res = undo_run(repo, rec, force=force, apply=True)
+        _record(settings, rec, res)
+        results.append(res)
+        undone.append(t.run_id)
+    sess.roll_back(to_turn, undone)
+    if json_out:
+        typer.echo(json.dumps({"session_id": sess.session_id, "to_turn": to_turn, "undone": undone,
+                               "files": sum(len(r.files) for r in results)}, indent=2))
+        return
+    for r in results:
+        _render(r, verb="undo")
+    console.print(f"session {sess.session_id}: back to turn {to_turn} ({len(undone)} turn(s) undone); the next "
+                  "turn follows it", highlight=False)

@@ -1,0 +1,239 @@
+"""`agent chat`: an interactive session. Each line is a turn that runs exactly as `agent run --session
+S "LINE"` does (plan, confirm, execute, review, verify), its planner given the ledger of the earlier
+turns; the session is a record (:mod:`agentcli.record.sessions`), so it can be left, killed, resumed
+(`--resume`) and branched (`--fork TURN`).
+
+The line editor is prompt_toolkit's: history (kept in ``<data_dir>/chat_history``), Alt-Enter (or
+Esc then Enter) for a new line within the message, Ctrl-C clears the line, Ctrl-D leaves. Ctrl-C
+during a turn stops that turn (recorded, resumable) and returns to the prompt.
+
+Slash commands: /help, /plan (the last turn's final plan), /cost (per turn and in all), /undo (undo
+the last turn and go back one turn), /fork TURN (continue in a new session branched after TURN).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from agentcli.cli.commands.common import console, err_console, print_error, print_warning, state_of
+from agentcli.errors import AgentError, ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from agentcli.config import Settings
+    from agentcli.record.sessions import SessionRecord
+
+#: The slash commands and what each does (``/help`` prints this).
+COMMANDS = (
+    ("/plan", "show the last turn's final plan"),
+    ("/cost", "what each turn cost, and the session in all"),
+    ("/undo", "undo the last turn's changes and go back one turn"),
+    ("/fork TURN", "go on in a new session branched after TURN (this one stays as it is)"),
+    ("/help", "this list"),
+)
+HELP = ("Type a task and press Enter: it runs as a turn of this session (plan, confirm, execute, review), "
+        "knowing what the earlier turns did. Alt-Enter: a new line. Ctrl-C: clear the line (during a "
+        "turn: stop it). Ctrl-D: leave.\n" + "\n".join(f"  {c:<11} {d}" for c, d in COMMANDS))
+
+
+def chat(
+    ctx: typer.Context,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", flag_value="last", is_flag=False,
+        help="Reopen a session (an id, a prefix, or `last`, the default); a turn it left unfinished "
+        "is offered for resumption first.")] = None,
+    fork: Annotated[int | None, typer.Option(
+        "--fork", min=0, help="Branch a new session from the session's turn TURN (with --resume SESSION, "
+        "else the last session): its chain up to TURN, then your new turns.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Confirm every plan and approve `ask` steps.")] = False,
+) -> None:
+    """An interactive session: each line is a turn of plan, confirm, execute, review."""
+    from agentcli.record.sessions import SessionRecord, start_session
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("agent chat needs a terminal; without one add turns with agent run --continue")
+    state = state_of(ctx)
+    settings = state.settings
+    session: SessionRecord | None = None
+    if resume is not None or fork is not None:
+        session = SessionRecord.open(settings.data_dir, resume or "last")
+        for w in session.warnings:
+            print_warning(w)
+    if fork is not None and session is not None:
+        if fork:
+            session.turn(fork)  # a usage error when it has no such turn
+        session = start_session(settings.data_dir, settings.workspace, forked_from=session, fork_turn=fork)
+        err_console.print(f"forked session {session.session_id} after turn {fork}", highlight=False)
+    if session is not None:
+        _offer_unfinished(ctx, settings, session, yes)
+    err_console.print(f"[bold]agent chat[/bold] · {escape(str(settings.workspace))} · "
+                      + (f"session {session.session_id}, {len(session.chain())} turn(s)" if session is not None
+                         else "a new session")
+                      + " · /help · Ctrl-D leaves", highlight=False)
+    prompt = _line_editor(settings)
+    while True:
+        try:
+            line = prompt.prompt("agent> ")
+        except KeyboardInterrupt:
+            continue  # the line is cleared
+        except EOFError:
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("/"):
+            session = _command(ctx, settings, session, text)
+            continue
+        if session is None:
+            session = start_session(settings.data_dir, settings.workspace)
+        _turn(ctx, session.session_id, text, yes=yes)
+        session = SessionRecord(session.path)
+    if session is not None:
+        err_console.print(f"session {session.session_id}: resume with agent chat --resume {session.session_id}",
+                          highlight=False)
+
+
+def _line_editor(settings: Settings) -> Any:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+    from prompt_toolkit.key_binding import KeyBindings
+
+    keys = KeyBindings()
+
+    @keys.add("escape", "enter")
+    def _newline(event: Any) -> None:
+        event.current_buffer.insert_text("\n")
+
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        history: Any = FileHistory(str(settings.data_dir / "chat_history"))
+    except OSError:
+        history = InMemoryHistory()
+    return PromptSession(history=history, key_bindings=keys, multiline=False, enable_suspend=False)
+
+
+def _run(ctx: typer.Context, **kwargs: Any) -> int:
+    """One `agent run` inside the chat: its exit code (an error is printed, and the chat goes on)."""
+    from agentcli.cli.commands.run import run
+
+    code = int(ExitCode.OK)
+    try:
+        run(ctx, **kwargs)
+    except typer.Exit as e:
+        code = int(e.exit_code)
+    except AgentError as e:
+        print_error(e.one_line())
+        code = int(e.exit_code)
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        code = int(ExitCode.INTERRUPTED)
+    finally:
+        # A turn stopped by Ctrl-C leaves its "quit at once" handler: the prompt is ours again.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return code
+
+
+def _turn(ctx: typer.Context, session_id: str, task: str, *, yes: bool) -> int:
+    return _run(ctx, task=task, session_id=session_id, yes=yes)
+
+
+def _offer_unfinished(ctx: typer.Context, settings: Settings, session: SessionRecord, yes: bool) -> None:
+    """A session reopened with its last turn unfinished (killed, stopped): offer to resume it."""
+    from agentcli.cli.prompts import ask
+    from agentcli.record.reader import RunRecord, find_run
+
+    chain = session.chain()
+    if not chain:
+        return
+    last = chain[-1]
+    try:
+        rec = RunRecord.read(find_run(settings.data_dir, last.run_id))
+    except AgentError as e:
+        print_warning(f"turn {last.turn}: {e.one_line()}")
+        return
+    if rec.finish is not None and rec.finish.reason not in ("interrupted", "budget"):
+        return
+    if not rec.plans:
+        return  # stopped before it had a plan: nothing to resume, the next line is a new turn
+    why = "was interrupted" if rec.finish is None or rec.finish.reason == "interrupted" else "stopped on its budget"
+    err_console.print(f"turn {last.turn} ({escape(last.task[:60])}) {why}", highlight=False)
+    if ask("resume it?", [("y", "[y]es"), ("n", "[n]o")], default="y") == "y":
+        _run(ctx, resume=last.run_id, yes=yes)
+
+
+def _command(ctx: typer.Context, settings: Settings, session: SessionRecord | None, text: str
+             ) -> SessionRecord | None:
+    """A slash command; the session the chat goes on in."""
+    name, _, arg = text.partition(" ")
+    arg = arg.strip()
+    try:
+        if name == "/help":
+            console.print(HELP, highlight=False, markup=False)
+        elif session is None or not session.chain():
+            err_console.print("no turn yet: type a task first", highlight=False)
+        elif name == "/plan":
+            _show_plan(settings, session)
+        elif name == "/cost":
+            _show_cost(settings, session)
+        elif name == "/undo":
+            return _undo(ctx, settings, session)
+        elif name == "/fork":
+            return _fork(settings, session, arg)
+        else:
+            err_console.print(f"unknown command {escape(name)}: /help lists them", highlight=False)
+    except AgentError as e:
+        print_error(e.one_line())
+    except typer.Exit:
+        pass
+    return session
+
+
+def _show_plan(settings: Settings, session: SessionRecord) -> None:
+    from agentcli.cli.render import render_plan
+    from agentcli.record.reader import RunRecord, find_run
+
+    last = session.chain()[-1]
+    rec = RunRecord.read(find_run(settings.data_dir, last.run_id))
+    if rec.last_plan is None:
+        err_console.print(f"turn {last.turn} has no plan", highlight=False)
+        return
+    render_plan(rec.last_plan, console)
+
+
+def _show_cost(settings: Settings, session: SessionRecord) -> None:
+    from agentcli.record.reader import RunRecord, find_run
+
+    total = 0.0
+    for t in session.chain():
+        rec = RunRecord.read(find_run(settings.data_dir, t.run_id))
+        total += rec.cost_usd if not t.copied else 0.0
+        console.print(f"  turn {t.turn}: ${rec.cost_usd:.6f} · {len(rec.calls)} calls · "
+                      f"{rec.input_tokens}+{rec.output_tokens} tokens · ledger {t.ledger.tokens} tokens"
+                      + (" (forked from another session)" if t.copied else ""), highlight=False)
+    console.print(f"session {session.session_id}: ${total:.6f}", highlight=False)
+
+
+def _undo(ctx: typer.Context, settings: Settings, session: SessionRecord) -> SessionRecord:
+    from agentcli.cli.commands.undo import roll_back
+    from agentcli.record.sessions import SessionRecord
+
+    chain = session.chain()
+    back_to = chain[-2].turn if len(chain) > 1 else 0
+    roll_back(settings, session.session_id, back_to, force=False, yes=False, json_out=False)
+    return SessionRecord(session.path)
+
+
+def _fork(settings: Settings, session: SessionRecord, arg: str) -> SessionRecord:
+    from agentcli.record.sessions import start_session
+
+    if not arg.isdigit():
+        raise UsageError("/fork TURN: the turn to branch after (a number; /cost lists them)")
+    session.turn(int(arg))
+    forked = start_session(settings.data_dir, settings.workspace, forked_from=session, fork_turn=int(arg))
+    err_console.print(f"forked session {forked.session_id} after turn {arg} (files are as they are now; "
+                      f"/undo or agent undo --session rolls them back)", highlight=False)
+    return forked
