@@ -15,6 +15,7 @@ Records of schema 1 read as they are: every field a writer may have left out has
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -415,7 +416,7 @@ def find_run(data_dir: Path, run_id: str) -> Path:
         paths = run_paths(data_dir)
         if not paths:
             raise UsageError(f"no runs yet in {root}")
-        return paths[0]
+        return _newest(paths)
     if not _RUN_ID.match(run_id):
         raise UsageError(f"'{run_id[:80]}' is not a run id (see agent runs list)")
     exact = root / run_id / EVENTS_NAME
@@ -431,6 +432,23 @@ def find_run(data_dir: Path, run_id: str) -> Path:
     if len(matches) > 1:
         raise UsageError(f"run id '{run_id}' is ambiguous: {', '.join(m.parent.name for m in matches[:5])}")
     raise UsageError(f"no run '{run_id}' in {root}")
+
+
+def _started(path: Path) -> float:
+    """When a run's record began (its first line's time; 0 when that cannot be read)."""
+    try:
+        with path.open("rb") as f:
+            return float(json.loads(f.readline()).get("time", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0
+
+
+def _newest(paths: list[Path]) -> Path:
+    """The newest run of ``paths`` (sorted newest id first): ids are to the second, so runs started
+    in the same second as the first are told apart by when their records began."""
+    second = paths[0].parent.name[:15]
+    same = [p for p in paths if p.parent.name[:15] == second]
+    return paths[0] if len(same) == 1 else max(same, key=_started)
 
 
 def run_paths(data_dir: Path) -> list[Path]:

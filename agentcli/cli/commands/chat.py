@@ -42,13 +42,15 @@ HELP = ("Type a task and press Enter: it runs as a turn of this session (plan, c
 
 def chat(
     ctx: typer.Context,
-    resume: Annotated[str | None, typer.Option(
-        "--resume", flag_value="last", is_flag=False,
-        help="Reopen a session (an id, a prefix, or `last`, the default); a turn it left unfinished "
-        "is offered for resumption first.")] = None,
+    session_id: Annotated[str | None, typer.Argument(
+        metavar="[SESSION]", help="With --resume or --fork: the session (an id, a prefix, or `last`, the "
+        "default).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Reopen a session (`agent chat --resume [SESSION|last]`); a turn it left unfinished "
+        "is offered for resumption first.")] = False,
     fork: Annotated[int | None, typer.Option(
-        "--fork", min=0, help="Branch a new session from the session's turn TURN (with --resume SESSION, "
-        "else the last session): its chain up to TURN, then your new turns.")] = None,
+        "--fork", min=0, help="Branch a new session from SESSION's turn TURN (default: the last session's): "
+        "its chain up to TURN, then your new turns.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Confirm every plan and approve `ask` steps.")] = False,
 ) -> None:
     """An interactive session: each line is a turn of plan, confirm, execute, review."""
@@ -59,8 +61,10 @@ def chat(
     state = state_of(ctx)
     settings = state.settings
     session: SessionRecord | None = None
-    if resume is not None or fork is not None:
-        session = SessionRecord.open(settings.data_dir, resume or "last")
+    if session_id is not None and not (resume or fork is not None):
+        raise UsageError("open a session with: agent chat --resume SESSION (or --fork TURN SESSION)")
+    if resume or fork is not None:
+        session = SessionRecord.open(settings.data_dir, session_id or "last")
         for w in session.warnings:
             print_warning(w)
     if fork is not None and session is not None:
