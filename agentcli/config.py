@@ -562,7 +562,8 @@ def _env_value(raw: str, name: str = "") -> Any:
 def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     """AGENT_MODEL -> model, AGENT_BUDGET__MAX_COST_USD -> budget.max_cost_usd."""
     layer: dict[str, Any] = {}
-    skip = {"AGENT_ALLOW_MODEL_REQUESTS", "AGENT_CONFIG", "AGENT_WORKSPACE", "AGENT_TEST_SCRIPT", "AGENT_TEST_SCRIPT_SHARED", "AGENT_LOCAL_THREADS"}
+    skip = {"AGENT_ALLOW_MODEL_REQUESTS", "AGENT_CONFIG", "AGENT_WORKSPACE", "AGENT_TEST_SCRIPT",
+            "AGENT_TEST_SCRIPT_SHARED", "AGENT_LOCAL_THREADS"}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name in skip:
             continue
