@@ -161,7 +161,8 @@ class Ledger:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode()).hexdigest()
+        """The text's sha256 ("" for no ledger: a session's first turn)."""
+        return hashlib.sha256(self.text.encode()).hexdigest() if self.text else ""
 
     def made(self) -> LedgerMade:
         return LedgerMade(sha256=self.sha256, tokens=self.tokens, budget=self.budget, forms=self.forms,

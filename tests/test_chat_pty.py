@@ -1,0 +1,188 @@
+"""`agent chat` in a real pseudo-terminal (pexpect), answered by the scripted model (one queue shared
+by every process of the test): three turns where turn 2 refers to turn 1's change, a `kill -9` of
+turn 3 and `agent chat --resume`, then `agent replay SESSION`: identical. And the line editor's keys
+and the slash commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentcli.planning.prompt import LEDGER_HEADING
+from agentcli.record.reader import RunRecord, find_run
+from agentcli.record.sessions import SessionRecord
+
+pexpect = pytest.importorskip("pexpect")
+
+PROMPT = "agent>"
+
+
+def complete(answer: str) -> dict[str, str]:
+    return {"outcome": "complete", "answer": answer, "reason": ""}
+
+
+def one_step(tool: str, title: str, **args: Any) -> dict[str, Any]:
+    return {"steps": {"s1": {"call": {"tool": tool, "args": args}, "depends_on": [], "title": title}}}
+
+
+SCRIPT = [
+    one_step("write_file", "Add greet", path="greet.py", content="def greet(name):\n    return 'hi ' + name\n"),
+    complete("Added greet() to greet.py."),
+    # Turn 2: "the function you just added" is greet, which only the ledger of turn 1 says.
+    one_step("edit_file", "Rename greet", path="greet.py", search="def greet(", replace="def welcome("),
+    complete("Renamed greet to welcome."),
+    one_step("run_shell", "Log and wait", command="echo three >> log.txt; sleep 30"),
+    complete("Logged."),
+]
+
+
+def env_for(tmp_path: Path, script: list[Any]) -> dict[str, str]:
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps(script))
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS")}
+    env.update({"AGENT_MODEL": "test/script", "AGENT_TEST_SCRIPT": str(path), "AGENT_TEST_SCRIPT_SHARED": "1",
+                "AGENT_MEMORY__ENABLED": "false", "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1",
+                "PYTHONPATH": os.pathsep.join(sys.path)})
+    return env
+
+
+def spawn(ws: Path, env: dict[str, str], *args: str) -> Any:
+    child = pexpect.spawn(sys.executable, ["-m", "agentcli", "chat", *args], cwd=str(ws), env=env,
+                          encoding="utf-8", timeout=60, dimensions=(40, 120))
+    child.expect_exact(PROMPT)
+    return child
+
+
+def turn(child: Any, line: str, *, approve: bool = True) -> None:
+    child.sendline(line)
+    child.expect_exact("run this plan?")
+    child.sendline("y")
+    if approve:
+        child.expect_exact("run it?")
+        child.sendline("y")
+
+
+def test_three_turns_kill_9_resume_and_replay(workspace: Path, tmp_path: Path) -> None:
+    env = env_for(tmp_path, SCRIPT)
+    child = spawn(workspace, env)
+    turn(child, "add a function greet to greet.py")
+    child.expect_exact("Added greet() to greet.py.")
+    child.expect_exact(PROMPT)
+    turn(child, "rename the function you just added to welcome")
+    child.expect_exact("Renamed greet to welcome.")
+    child.expect_exact(PROMPT)
+    assert (workspace / "greet.py").read_text().startswith("def welcome(name):")
+
+    data = workspace / ".agent"
+    session = SessionRecord.open(data, "last")
+    _first, second = session.chain()
+    rec2 = RunRecord.read(find_run(data, second.run_id))
+    planner = rec2.plans[0].planner_calls[0].request.messages[-1]["content"]
+    # Turn 2's planner was told what turn 1 did: its words, the file, the diff, the answer.
+    assert LEDGER_HEADING in planner and '"add a function greet to greet.py"' in planner
+    assert "+def greet(name):" in planner and "Added greet() to greet.py." in planner
+
+    # Turn 3 is killed (-9) while its shell command runs.
+    turn(child, "log three and wait")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        s = SessionRecord.open(data, session.session_id)
+        if len(s.chain()) == 3:
+            path = find_run(data, s.chain()[-1].run_id) if (data / "runs" / s.chain()[-1].run_id).is_dir() else None
+            if path is not None and '"type":"tool_intent"' in path.read_text() and (workspace / "log.txt").exists():
+                break
+        time.sleep(0.05)
+    else:
+        pytest.fail("turn 3 never started its shell step")
+    os.kill(child.pid, signal.SIGKILL)
+    child.expect(pexpect.EOF)
+    child.close()
+
+    # Reopened: the interrupted turn is offered, resumed (its step marked done), and the chat goes on.
+    child = pexpect.spawn(sys.executable, ["-m", "agentcli", "chat", "--resume"], cwd=str(workspace), env=env,
+                          encoding="utf-8", timeout=60, dimensions=(40, 120))
+    child.expect_exact("turn 3 (log three and wait) was interrupted")
+    child.expect_exact("resume it?")
+    child.sendline("y")
+    answered = []
+    while True:  # the resume shows the plan again and asks about the step that may have run
+        i = child.expect_exact(["run this plan?", "run it again?", "Logged."])
+        if i == 2:
+            break
+        answered.append(i)
+        child.sendline("yd"[i])
+    assert 1 in answered
+    child.expect_exact(PROMPT)
+    child.sendcontrol("d")
+    child.expect_exact(f"agent chat --resume {session.session_id}")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert (workspace / "log.txt").read_text() == "three\n"  # not run again
+
+    s = SessionRecord.open(data, session.session_id)
+    assert [t.turn for t in s.chain()] == [1, 2, 3]
+    assert RunRecord.read(find_run(data, s.chain()[-1].run_id)).status == "COMPLETE"
+    out = subprocess.run([sys.executable, "-m", "agentcli", "replay", session.session_id, "--json"], cwd=workspace,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads(out.stdout)
+    assert result["identical"] and [t["turn"] for t in result["turns"]] == [1, 2, 3]
+
+
+def test_line_editor_keys_and_slash_commands(workspace: Path, tmp_path: Path) -> None:
+    env = env_for(tmp_path, [one_step("write_file", "Write a", path="a.py", content="A = 1\n"), complete("wrote a"),
+                             one_step("write_file", "Write b", path="b.py", content="B = 1\n"), complete("wrote b")])
+    child = spawn(workspace, env)
+    child.sendline("/plan")
+    child.expect_exact("no turn yet")
+    child.sendline("/help")
+    child.expect_exact("/fork TURN")
+    child.send("half a line")
+    child.sendcontrol("c")  # clears the line: nothing runs
+    child.expect_exact(PROMPT)
+    turn(child, "write a.py")
+    child.expect_exact("wrote a")
+    # Alt-Enter: a second line within the same message.
+    child.send("write b.py\x1b\rwith B = 1")
+    child.send("\r")
+    child.expect_exact("run this plan?")
+    child.sendline("y")
+    child.expect_exact("run it?")
+    child.sendline("y")
+    child.expect_exact("wrote b")
+    child.expect_exact(PROMPT)
+    child.sendline("/plan")
+    child.expect_exact("Write b")
+    child.sendline("/cost")
+    child.expect_exact("turn 2: $")
+    child.sendline("/undo")
+    child.expect_exact("undo these 1 turn(s)?")
+    child.sendline("y")
+    child.expect_exact("back to turn 1")
+    child.expect_exact(PROMPT)
+    assert not (workspace / "b.py").exists() and (workspace / "a.py").exists()
+    child.sendline("/fork 1")
+    child.expect_exact("forked session")
+    child.expect_exact(PROMPT)
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    data = workspace / ".agent"
+    sessions = sorted((data / "sessions").iterdir())
+    assert len(sessions) == 2
+    original = SessionRecord(sessions[0] / "session.jsonl")
+    assert [t.task for t in original.turns] == ["write a.py", "write b.py\nwith B = 1"]
+    assert [t.turn for t in original.chain()] == [1]
+    fork = SessionRecord(sessions[1] / "session.jsonl")
+    assert fork.start is not None and fork.start.forked_from == original.session_id
+    assert [(t.turn, t.copied) for t in fork.chain()] == [(1, True)]
