@@ -238,7 +238,8 @@ class SessionConfig(_Section):
         4000, ge=200, le=200_000, description="Token budget of the ledger of earlier turns in a later turn's "
         "planner request. Past it, the oldest turns fold, in a fixed order, to shorter typed forms: first "
         "without the plan and the diff (task, feedback, files changed, answer), then to the user's own words "
-        "and the files changed; a turn is left out only when all of them are in their shortest form.")
+        "and the files changed (the newest earlier turn last); a turn is left out only when all of them are "
+        "in their shortest form.")
     output_chars: int = Field(
         240, ge=0, le=20_000, description="Characters of each step's output (its head and tail) a turn's "
         "full form in the ledger keeps.")

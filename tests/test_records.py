@@ -59,6 +59,10 @@ _EXAMPLES: list[ev.Payload] = [
     ev.Undone(kind="undo", before_undo="a", after_undo="b", files=[]),
     ev.ResumeDecided(decision="stop", decided_by="policy", tool="run_shell", args={"command": "x"}, attempt=1,
                      reason="the tool was started but its result was never recorded"),
+    ev.SessionStarted(workspace="/w", forked_from="s-1", fork_turn=2),
+    ev.TurnStarted(turn=3, run_id="r", task="rename it", after=2,
+                   ledger=ev.LedgerMade(sha256="ab", tokens=10, budget=4000, forms={"1": "full"}, basis={"r0": 7})),
+    ev.SessionRolledBack(to_turn=1, undone=["r"]),
 ]
 
 

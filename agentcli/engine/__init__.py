@@ -19,4 +19,5 @@
 - `replay`: the recorded implementation of each port (deterministic replay and forks) and the
   comparison of two records.
 - `prompts`: the hash of every prompt template and schema, recorded with each run.
+- `turns`: a session's turns replayed, and each turn's ledger built again byte for byte.
 """

@@ -14,11 +14,12 @@ A turn is rendered in one of four forms, longest first (:data:`FORMS`):
 * ``dropped``: left out (counted in a line at the top).
 
 When the rendered ledger is over ``session.ledger_tokens`` (counted with the planner model's
-tokenizer), turns fold one at a time, oldest first, one form at a time: every turn goes to
-``short`` before any goes to ``words``, and every turn is at ``words`` before the oldest is left
-out, so the user's own words are kept whole longest. The folding depends on the records and the
-budget only: the same chain gives the same bytes, which a replay checks (the sha256 is recorded in
-the turn's ``turn_started``).
+tokenizer), turns fold one at a time, oldest first, one form at a time: every turn before the
+newest goes to ``short`` before any goes to ``words``; the newest earlier turn (what "the function
+you just added" refers to) stays ``full`` until all the others are at ``words``; and every turn is
+at ``words`` before the oldest is left out, so the user's own words are kept whole longest. The
+folding depends on the records and the budget only: the same chain gives the same bytes, which a
+replay checks (the sha256 is recorded in the turn's ``turn_started``).
 """
 
 from __future__ import annotations
@@ -207,14 +208,18 @@ def build_ledger(records: list[tuple[int, RunRecord]], cfg: SessionConfig, model
         n = tokens.count_text(text, model)
         return Ledger(text, n, budget, _forms(facts, forms), basis) if n <= budget else None
 
+    # The folds in the order they are made: the turns before the newest to `short`, oldest first,
+    # then to `words`; then the newest one (what the user most likely refers to stays whole
+    # longest); then turns left out, oldest first.
+    newest = len(facts) - 1
+    folds = ([(i, "short") for i in range(newest)] + [(i, "words") for i in range(newest)]
+             + [(newest, "short"), (newest, "words")] + [(i, "dropped") for i in range(len(facts))])
     done = fitted()
-    for level in range(1, len(FORMS)):
-        for i in range(len(facts)):
-            if done is not None:
-                return done
-            if FORMS.index(forms[i]) < level:
-                forms[i] = FORMS[level]
-                done = fitted()
+    for i, form in folds:
+        if done is not None:
+            return done
+        forms[i] = form
+        done = fitted()
     if done is not None:
         return done
     text = _compose(facts, forms)  # every turn left out: only the preface and the count

@@ -2,8 +2,8 @@
 
 A session is ``<data_dir>/sessions/<session_id>/session.jsonl``: events in the envelope of a run's
 ``events.jsonl`` (``schema_version``, ``seq``, ``time``, ``type``, the session id in ``run_id``),
-read by the same reader (:func:`~agentcli.record.events.read_events`, each payload typed by
-:func:`~agentcli.record.reader.payload_of`). It points at its runs and holds nothing a run
+read by the same reader (:class:`~agentcli.record.reader.RunRecord`: each payload typed once, a
+torn or malformed line a warning). It points at its runs and holds nothing a run
 already holds:
 
 * ``session_started``: the workspace (and, for a fork, the session and turn it branched from);
@@ -32,9 +32,8 @@ from agentcli.record.events import (
     SessionRolledBack,
     SessionStarted,
     TurnStarted,
-    read_events,
 )
-from agentcli.record.reader import LATEST_RUN, MalformedEvent, RunRecord, find_run, payload_of
+from agentcli.record.reader import LATEST_RUN, RunRecord, find_run
 
 __all__ = ["SESSION_NAME", "SessionRecord", "SessionSummary", "Turn", "find_session", "list_sessions",
            "new_session_id", "session_of_run", "session_paths", "sessions_root", "start_session"]
@@ -71,27 +70,22 @@ class SessionRecord:
     """A session's file read back and typed (see the module docstring)."""
 
     def __init__(self, path: Path) -> None:
-        rec = read_events(path)
+        rec = RunRecord.read(path)  # the one reader: the same envelope, each payload typed once
         self.path = path
         self.session_id = rec.run_id
         self.warnings: list[str] = list(rec.warnings)
         self.start: SessionStarted | None = None
         self.turns: list[Turn] = []
         self.rollbacks: list[SessionRolledBack] = []
-        self.last_seq = 0
+        self.last_seq = rec.last_seq
         self.head = 0
         self.created: float | None = None
-        for e in rec.events:
-            self.last_seq = e.seq
-            try:
-                data = payload_of(e)
-            except MalformedEvent as err:
-                self.warnings.append(err.one_line())
-                continue
+        for t in rec.items:
+            data = t.data
             if isinstance(data, SessionStarted) and self.start is None:
-                self.start, self.created = data, e.time
+                self.start, self.created = data, t.time
             elif isinstance(data, TurnStarted):
-                self.turns.append(Turn(data.turn, data.run_id, data.task, data.after, data.copied, data.ledger, e.seq))
+                self.turns.append(Turn(data.turn, data.run_id, data.task, data.after, data.copied, data.ledger, t.seq))
                 self.head = data.turn
             elif isinstance(data, SessionRolledBack):
                 self.rollbacks.append(data)
