@@ -186,3 +186,36 @@ def test_line_editor_keys_and_slash_commands(workspace: Path, tmp_path: Path) ->
     fork = SessionRecord(sessions[1] / "session.jsonl")
     assert fork.start is not None and fork.start.forked_from == original.session_id
     assert [(t.turn, t.copied) for t in fork.chain()] == [(1, True)]
+
+
+def test_ctrl_c_stops_a_turn_and_the_chat_goes_on(workspace: Path, tmp_path: Path) -> None:
+    env = env_for(tmp_path, [one_step("run_shell", "Wait", command="sleep 30"), complete("never"),
+                             one_step("list_files", "List", pattern="*"), complete("listed")])
+    child = spawn(workspace, env)
+    turn(child, "wait a while")
+    data = workspace / ".agent"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = list((data / "runs").glob("*/events.jsonl")) if (data / "runs").is_dir() else []
+        if runs and '"type":"tool_intent"' in runs[0].read_text():
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the turn never started its shell step")
+    child.sendcontrol("c")
+    child.expect_exact("resume with: agent run --resume")
+    child.expect_exact(PROMPT)  # the chat is still there
+    child.sendline("list the files")
+    child.expect_exact("run this plan?")
+    child.sendline("y")
+    child.expect_exact("listed")
+    child.expect_exact(PROMPT)
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    s = SessionRecord.open(data, "last")
+    first, second = (RunRecord.read(find_run(data, t.run_id)) for t in s.chain())
+    assert first.status == "FAILED" and first.reason == "interrupted" and second.status == "COMPLETE"
+    ledger = second.plans[0].planner_calls[0].request.messages[-1]["content"]
+    assert '## Turn 1 (FAILED)' in ledger and '"wait a while"' in ledger
