@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from agentcli.cli.commands.common import console, err_console, print_error, print_warning, state_of
+from agentcli.cli.commands.common import (
+    MAX_LIST,
+    console,
+    err_console,
+    in_range,
+    print_error,
+    print_warning,
+    state_of,
+)
 from agentcli.errors import AgentError, ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -49,8 +57,9 @@ def chat(
         "--resume", help="Reopen a session (`agent chat --resume [SESSION|last]`); a turn it left unfinished "
         "is offered for resumption first.")] = False,
     fork: Annotated[int | None, typer.Option(
-        "--fork", min=0, help="Branch a new session from SESSION's turn TURN (default: the last session's): "
-        "its chain up to TURN, then your new turns.")] = None,
+        "--fork", callback=in_range(0, MAX_LIST),
+        help="Branch a new session from SESSION's turn TURN (default: the last session's): its chain up to TURN, "
+        "then your new turns.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Confirm every plan and approve `ask` steps.")] = False,
 ) -> None:
     """An interactive session: each line is a turn of plan, confirm, execute, review."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from agentcli.cli.commands.common import console, err_console, print_error, state_of
+from agentcli.cli.commands.common import MAX_LIST, console, err_console, in_range, print_error, state_of
 from agentcli.errors import ApprovalDenied, ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -124,7 +124,8 @@ def undo(
         "--session", help="Roll a session back (an id, a prefix or `last`): undo its turns after --to TURN, "
         "newest first.")] = None,
     to_turn: Annotated[int | None, typer.Option(
-        "--to", min=0, help="With --session: the turn to go back to (0: before the first).")] = None,
+        "--to", callback=in_range(0, MAX_LIST),
+        help="With --session: the turn to go back to (0: before the first).")] = None,
 ) -> None:
     """Restore the files a run changed to their state before it: created files are deleted,
     deleted ones come back. Stops, touching nothing, if a file changed after the run.
