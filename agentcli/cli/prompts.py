@@ -15,13 +15,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from rich.text import Text
 
 from agentcli.cli.commands.common import err_console
 
-__all__ = ["STOP", "ask", "legend", "say"]
+__all__ = ["STOP", "ask", "between_questions", "legend", "say"]
 
 #: What :func:`ask` returns for Ctrl-C (or end of input): stop the run.
 STOP = "\x03"
@@ -127,3 +128,12 @@ def _read_line(show_prompt: Callable[[], None]) -> str | None:
     finally:
         out.flush()
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@contextmanager
+def between_questions() -> Iterator[bool]:
+    """For a reader of the terminal besides :func:`ask` (``agent chat``'s steering while a turn runs):
+    yields whether no question is open; while it is held, no question opens, so what the reader takes
+    cannot be an answer."""
+    with _lock:
+        yield not _open

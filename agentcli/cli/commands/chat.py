@@ -250,3 +250,71 @@ def _fork(settings: Settings, session: SessionRecord, arg: str) -> SessionRecord
     err_console.print(f"forked session {forked.session_id} after turn {arg} (files are as they are now; "
                       f"/undo or agent undo --session rolls them back)", highlight=False)
     return forked
+
+
+class TerminalSteering:
+    """While a turn runs: each line typed at the terminal is put on the turn's steering queue (applied
+    at the next step boundary). Lines are read only while no question is open (:mod:`agentcli.cli.
+    prompts` holds its lock while it opens one), so an answer to a prompt is never taken for a
+    message; the terminal is in its line mode then, so a line arrives whole, when Enter is pressed."""
+
+    def __init__(self, queue: Any, on_queued: Any, on_error: Any, fd: int = 0) -> None:
+        self.queue = queue
+        self.on_queued = on_queued
+        self.on_error = on_error
+        self.fd = fd
+        self._stop = False
+        self._thread: Any = None
+
+    def __enter__(self) -> TerminalSteering:
+        import threading
+
+        self._thread = threading.Thread(target=self._read, name="chat-steering", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+
+    def _read(self) -> None:
+        import os
+        import select
+        import time
+
+        from agentcli.cli import prompts
+
+        buf = b""
+        while not self._stop:
+            try:
+                ready, _, _ = select.select([self.fd], [], [], 0.1)
+            except (OSError, ValueError):
+                return
+            if not ready:
+                continue
+            with prompts.between_questions() as free:  # a question waits until this line is read
+                if not free:
+                    ready = []
+                else:
+                    try:
+                        data = os.read(self.fd, 4096)
+                    except OSError:
+                        return
+            if not ready:
+                time.sleep(0.05)  # the open question reads it
+                continue
+            if not data:
+                return  # end of input
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                text = line.decode("utf-8", "replace").strip()
+                if not text:
+                    continue
+                try:
+                    self.queue.put(text)
+                except ValueError as e:
+                    self.on_error(f"not queued: {e}")
+                else:
+                    self.on_queued(text)
