@@ -223,3 +223,124 @@ def test_a_session_recorded_by_an_earlier_commit_reads_replays_and_resumes(works
     assert [t.turn for t in s.chain()] == [1, 2, 3]
     rec = RunRecord.read(find_run(workspace / ".agent", s.chain()[-1].run_id))
     assert rec.status == "COMPLETE"
+
+
+# ------------------------------------------------------------------ agent chat in this process
+
+
+def chat(args: list[str], keys: str, model: ScriptedModel) -> Any:
+    """`agent chat` with prompt_toolkit's line editor fed ``keys`` through a pipe (its own way of
+    being given input other than a terminal's), in this process."""
+    from prompt_toolkit.application import create_app_session
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    with create_pipe_input() as keyboard, create_app_session(input=keyboard, output=DummyOutput()):
+        keyboard.send_text(keys)
+        return invoke(["chat", *args], model)
+
+
+def test_chat_turns_and_slash_commands_in_process(workspace: Path) -> None:
+    m = ScriptedModel([write("a.py", "A = 1\n", "Write a"), complete("wrote a"),
+                       write("b.py", "B = 1\n", "Write b"), complete("wrote b")])
+    r = chat(["--yes"], "/plan\rwrite a.py\r/cost\r/plan\r/help\r/nosuch\rwrite b.py\r/fork 1\r/fork x\r\x04", m)
+    assert r.exit_code == 0, r.output
+    assert "no turn yet" in r.stderr and "unknown command /nosuch" in r.stderr
+    assert "wrote a" in r.stdout and "wrote b" in r.stdout and "/fork TURN" in r.stdout
+    assert "turn 1: $" in r.stdout and "Write a" in r.stdout
+    assert "error: /fork TURN: the turn to branch after" in r.stderr
+    sessions = sorted((workspace / ".agent" / "sessions").iterdir())
+    original, fork = (SessionRecord(p / "session.jsonl") for p in sessions)
+    assert [t.task for t in original.chain()] == ["write a.py", "write b.py"]
+    assert fork.start is not None and fork.start.forked_from == original.session_id
+    assert [(t.turn, t.copied) for t in fork.chain()] == [(1, True)]
+    # The turn 2 planner was told of turn 1.
+    assert '"write a.py"' in ledger_of(planner_requests(m)[-1])
+
+    # Reopened, and forked from the command line; a turn there follows the fork's chain.
+    m2 = ScriptedModel([LIST, complete("listed")])
+    r = chat(["--resume", original.session_id], "\x04", m2)
+    assert r.exit_code == 0 and f"session {original.session_id}, 2 turn(s)" in r.stderr, r.output
+    r = chat(["--fork", "1", original.session_id, "--yes"], "list the files\r\x04", m2)
+    assert r.exit_code == 0, r.output
+    newest = SessionRecord.open(workspace / ".agent", "last")
+    assert [t.task for t in newest.chain()] == ["write a.py", "list the files"]
+    assert '"write b.py"' not in ledger_of(planner_requests(m2)[-1])
+    bad = chat(["--fork", "7", original.session_id], "\x04", m2)
+    assert bad.exit_code == 2 and "has no turn 7" in bad.stderr
+    bad = chat([original.session_id], "\x04", m2)
+    assert bad.exit_code == 2 and "agent chat --resume SESSION" in bad.stderr
+
+
+def test_chat_resume_offers_a_turn_stopped_on_its_budget(workspace: Path) -> None:
+    again = {"steps": {"s2": {"call": {"tool": "list_files", "args": {"pattern": "*"}}, "depends_on": [],
+                              "title": "List all"}}}
+    m = ScriptedModel([LIST, complete("listed"), LIST, {"outcome": "replan", "answer": "", "reason": "all files"},
+                       again])
+    assert invoke(["run", "list", "--yes"], m).exit_code == 0
+    # The re-plan's step is one more than the step budget: the turn stops on it.
+    r = invoke(["run", "--continue", "list them all", "--yes", "--max-steps", "1"], m)
+    assert r.exit_code == 3, r.output
+    from prompt_toolkit.application import create_app_session
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    with create_pipe_input() as keyboard, create_app_session(input=keyboard, output=DummyOutput()):
+        keyboard.send_text("\x04")
+        r = runner.invoke(app, ["chat", "--resume", "--yes"], input="y\n", obj=State(backend=m, environ=ENV))
+    assert r.exit_code == 0, r.output
+    assert "turn 2 (list them all) stopped on its budget (budget_exceeded:steps)" in r.stderr
+    assert "resume it?" in r.stderr
+    s = SessionRecord.open(workspace / ".agent", "last")
+    rec = RunRecord.read(find_run(workspace / ".agent", s.chain()[-1].run_id))
+    assert rec.resumed == 1  # resumed from the chat (and stopped on the same budget again)
+
+
+def test_sessions_show_and_rolling_back_stops_at_a_conflict(workspace: Path) -> None:
+    m = ScriptedModel([write("a.py", "A = 1\n"), complete("a"), write("b.py", "B = 1\n"), complete("b")])
+    assert invoke(["run", "write a.py", "--yes"], m).exit_code == 0
+    assert invoke(["run", "--continue", "write b.py", "--yes"], m).exit_code == 0
+    shown = invoke(["sessions", "last"], m)
+    assert shown.exit_code == 0 and "write b.py" in shown.stdout and "2 turn(s) in the chain" in shown.stdout
+    led = json.loads(invoke(["sessions", "last", "--ledger", "--json"], m).stdout)
+    assert led["tokens"] > 0 and led["forms"] == {"1": "full", "2": "full"}
+    assert invoke(["sessions", "--ledger"], m).exit_code == 2
+    (workspace / "b.py").write_text("B = 2  # changed by hand\n")
+    r = invoke(["undo", "--session", "last", "--to", "0", "--yes"], m)
+    assert r.exit_code == 1 and "changed after run" in r.stderr, r.output
+    assert (workspace / "b.py").read_text().startswith("B = 2") and (workspace / "a.py").exists()
+    r = invoke(["undo", "--session", "last", "--to", "0", "--yes", "--force"], m)
+    assert r.exit_code == 0, r.output
+    assert not (workspace / "a.py").exists() and not (workspace / "b.py").exists()
+    assert SessionRecord.open(workspace / ".agent", "last").chain() == []
+    again = invoke(["undo", "--session", "last", "--to", "0", "--yes"], m)
+    assert again.exit_code == 0 and "nothing to roll back" in again.stderr
+    assert invoke(["undo", "--session", "last", "--to", "5", "--yes"], m).exit_code == 2
+
+
+def test_lines_typed_during_a_turn_are_queued_as_steering(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from agentcli.cli.commands.chat import TerminalSteering
+
+    class Queue:
+        def __init__(self) -> None:
+            self.items: list[str] = []
+
+        def put(self, text: str) -> None:
+            if len(text) > 20:
+                raise ValueError("too long")
+            self.items.append(text)
+
+    q, queued, errors = Queue(), [], []
+    r, w = os.pipe()
+    with TerminalSteering(q, queued.append, errors.append, fd=r):
+        os.write(w, b"also add docs\n\n  and a test  \n" + b"x" * 30 + b"\n")
+        deadline = time.monotonic() + 30
+        while len(queued) + len(errors) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.close(w)
+    os.close(r)
+    assert q.items == queued == ["also add docs", "and a test"]
+    assert errors == ["not queued: too long"]

@@ -65,7 +65,7 @@ def chat(
     """An interactive session: each line is a turn of plan, confirm, execute, review."""
     from agentcli.record.sessions import SessionRecord, start_session
 
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not _has_terminal():
         raise UsageError("agent chat needs a terminal; without one add turns with agent run --continue")
     state = state_of(ctx)
     settings = state.settings
@@ -108,6 +108,16 @@ def chat(
     if session is not None:
         err_console.print(f"session {session.session_id}: resume with agent chat --resume {session.session_id}",
                           highlight=False)
+
+
+def _has_terminal() -> bool:
+    """Whether the line editor has a terminal: stdin and stdout are one, or prompt_toolkit's session
+    was given its input (a pipe: its telnet and ssh servers do that, and so do tests)."""
+    from prompt_toolkit.application.current import get_app_session
+    from prompt_toolkit.input import PipeInput
+
+    given = getattr(get_app_session(), "_input", None)
+    return isinstance(given, PipeInput) or (sys.stdin.isatty() and sys.stdout.isatty())
 
 
 def _line_editor(settings: Settings) -> Any:
@@ -168,11 +178,12 @@ def _offer_unfinished(ctx: typer.Context, settings: Settings, session: SessionRe
     except AgentError as e:
         print_warning(f"turn {last.turn}: {e.one_line()}")
         return
-    if rec.finish is not None and rec.finish.reason not in ("interrupted", "budget"):
+    if rec.finish is not None and rec.finish.exit_code not in (ExitCode.INTERRUPTED, ExitCode.BUDGET):
         return
     if not rec.plans:
         return  # stopped before it had a plan: nothing to resume, the next line is a new turn
-    why = "was interrupted" if rec.finish is None or rec.finish.reason == "interrupted" else "stopped on its budget"
+    why = ("was interrupted" if rec.finish is None or rec.finish.exit_code == ExitCode.INTERRUPTED
+           else f"stopped on its budget ({rec.finish.reason})")
     err_console.print(f"turn {last.turn} ({escape(last.task[:60])}) {why}", highlight=False)
     if ask("resume it?", [("y", "[y]es"), ("n", "[n]o")], default="y") == "y":
         _run(ctx, resume=last.run_id, yes=yes)
