@@ -344,3 +344,16 @@ def test_lines_typed_during_a_turn_are_queued_as_steering(tmp_path: Path) -> Non
     os.close(r)
     assert q.items == queued == ["also add docs", "and a test"]
     assert errors == ["not queued: too long"]
+
+
+def test_a_turn_whose_run_is_gone_still_shows_its_words(workspace: Path) -> None:
+    m, sid = two_turns(workspace)
+    s = SessionRecord.open(workspace / ".agent", sid)
+    shutil.rmtree(workspace / ".agent" / "runs" / s.turns[0].run_id)
+    m.add(LIST, complete("listed"))
+    r = invoke(["run", "--session", sid, "list the python files", "--yes"], m)
+    assert r.exit_code == 0, r.output
+    ledger = ledger_of(planner_requests(m)[-1])
+    assert '## Turn 1 (MISSING: its run\'s record is gone)\nuser: "add a function greet to greet.py"' in ledger
+    listed = json.loads(invoke(["sessions", "--json"], m).stdout)
+    assert listed[0]["turns"] == 3 and any("turn 1" in w for w in listed[0]["warnings"])

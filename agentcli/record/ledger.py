@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from agentcli.config import Config, SessionConfig
+from agentcli.errors import UsageError
 from agentcli.models import tokens
-from agentcli.record.events import LedgerMade, StepFinished, Undone, WorkspaceChanged
+from agentcli.record.events import LedgerMade, Recording, StepFinished, Undone, WorkspaceChanged
 from agentcli.record.reader import RunRecord, find_run
 from agentcli.record.sessions import SessionRecord, Turn, session_of_run
 from agentcli.tools.text import head_tail
@@ -101,8 +102,11 @@ def user_feedback(rec: RunRecord) -> list[str]:
     return out
 
 
-def turn_facts(turn: int, rec: RunRecord, cfg: SessionConfig) -> TurnFacts:
-    """A turn's facts from its run's record."""
+def turn_facts(turn: int, rec: RunRecord, cfg: SessionConfig, task: str = "") -> TurnFacts:
+    """A turn's facts from its run's record (``task``: the words the session recorded, for a record
+    that has none: its run's folder is gone)."""
+    if not rec.events:
+        return TurnFacts(turn, rec.run_id, task, [], "MISSING: its run's record is gone", [], [], "", "", False)
     plan = rec.last_plan
     finished: dict[str, StepFinished] = rec.steps
     status = rec.step_status()
@@ -180,13 +184,15 @@ def _compose(facts: list[TurnFacts], forms: list[str]) -> str:
     return "\n\n".join(parts)
 
 
-def build_ledger(records: list[tuple[int, RunRecord]], cfg: SessionConfig, model: str) -> Ledger:
+def build_ledger(records: list[tuple[int, RunRecord]], cfg: SessionConfig, model: str,
+                 tasks: dict[int, str] | None = None) -> Ledger:
     """The ledger of ``records`` (turn number and run record, oldest first), folded to
-    ``cfg.ledger_tokens`` as the module docstring says. Empty for no turns."""
+    ``cfg.ledger_tokens`` as the module docstring says (``tasks``: each turn's words as the session
+    recorded them, for a record that is gone). Empty for no turns."""
     basis = {rec.run_id: rec.last_seq for _, rec in records}
     if not records:
         return Ledger("", 0, cfg.ledger_tokens, {}, basis)
-    facts = [turn_facts(n, rec, cfg) for n, rec in records]
+    facts = [turn_facts(n, rec, cfg, (tasks or {}).get(n, "")) for n, rec in records]
     forms = ["full"] * len(facts)
     budget = cfg.ledger_tokens
     # Each turn's rendering counted once per form; the whole is counted again before it is accepted
@@ -233,8 +239,18 @@ def _forms(facts: list[TurnFacts], forms: list[str]) -> dict[str, str]:
 def session_ledger(data_dir: Path, session: SessionRecord, config: Config, *, head: int | None = None) -> Ledger:
     """The ledger the next turn of ``session`` gets: its chain (from ``head``, default the
     session's) as the runs' records stand now."""
-    records = [(t.turn, RunRecord.read(find_run(data_dir, t.run_id))) for t in session.chain(head)]
-    return build_ledger(records, config.session, config.model_for("planner"))
+    chain = session.chain(head)
+    records = [(t.turn, _record_of(data_dir, t)) for t in chain]
+    return build_ledger(records, config.session, config.model_for("planner"), tasks={t.turn: t.task for t in chain})
+
+
+def _record_of(data_dir: Path, turn: Turn) -> RunRecord:
+    """A turn's run record; an empty one when it is gone (its turn still shows, with the words the
+    session recorded)."""
+    try:
+        return RunRecord.read(find_run(data_dir, turn.run_id))
+    except UsageError:
+        return RunRecord(Recording(turn.run_id, []))
 
 
 def ledger_of_turn(data_dir: Path, session: SessionRecord, turn: Turn, config: Config) -> Ledger:
@@ -242,11 +258,12 @@ def ledger_of_turn(data_dir: Path, session: SessionRecord, turn: Turn, config: C
     run's record up to the ``seq`` its ``basis`` names) with ``config`` (the turn's own run's):
     the same bytes, or the record changed in a way a replay reports."""
     records = []
-    for t in session.chain(turn.after):
-        rec = RunRecord.read(find_run(data_dir, t.run_id))
+    chain = session.chain(turn.after)
+    for t in chain:
+        rec = _record_of(data_dir, t)
         last = turn.ledger.basis.get(t.run_id)
         records.append((t.turn, rec.before(last + 1) if last is not None else rec))
-    return build_ledger(records, config.session, config.model_for("planner"))
+    return build_ledger(records, config.session, config.model_for("planner"), tasks={t.turn: t.task for t in chain})
 
 
 def resumed_turn_ledger(data_dir: Path, run_id: str, config: Config) -> Ledger | None:
