@@ -333,7 +333,9 @@ def test_lines_typed_during_a_turn_are_queued_as_steering(tmp_path: Path) -> Non
                 raise ValueError("too long")
             self.items.append(text)
 
-    q, queued, errors = Queue(), [], []
+    q = Queue()
+    queued: list[str] = []
+    errors: list[str] = []
     r, w = os.pipe()
     with TerminalSteering(q, queued.append, errors.append, fd=r):
         os.write(w, b"also add docs\n\n  and a test  \n" + b"x" * 30 + b"\n")
