@@ -359,3 +359,16 @@ def test_a_turn_whose_run_is_gone_still_shows_its_words(workspace: Path) -> None
     assert '## Turn 1 (MISSING: its run\'s record is gone)\nuser: "add a function greet to greet.py"' in ledger
     listed = json.loads(invoke(["sessions", "--json"], m).stdout)
     assert listed[0]["turns"] == 3 and any("turn 1" in w for w in listed[0]["warnings"])
+
+
+@pytest.mark.tampered_record  # rewrites a session's record on purpose
+def test_a_ledger_of_another_format_says_so_on_replay(workspace: Path) -> None:
+    m, sid = two_turns(workspace)
+    path = workspace / ".agent" / "sessions" / sid / "session.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    for e in lines:
+        if e["type"] == "turn_started" and e["data"]["turn"] == 2:
+            e["data"]["ledger"].update(format=0, sha256="0" * 64)
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    out = invoke(["replay", sid], m)
+    assert out.exit_code == 1 and "turn 2: its ledger was laid out by another agentcli (ledger format 0" in out.stderr

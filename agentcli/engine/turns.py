@@ -16,7 +16,7 @@ from pathlib import Path
 from agentcli.engine.replay import ReplayResult, replay_run
 from agentcli.errors import AgentError
 from agentcli.planning.prompt import ledger_section
-from agentcli.record.ledger import ledger_of_turn
+from agentcli.record.ledger import LEDGER_FORMAT, ledger_of_turn
 from agentcli.record.reader import RunRecord, find_run
 from agentcli.record.sessions import SessionRecord, Turn
 from agentcli.tools import ToolRegistry
@@ -57,6 +57,9 @@ def _check_ledger(data_dir: Path, session: SessionRecord, turn: Turn, rec: RunRe
     if not made.sha256:
         return ""  # the session's first turn, or a run adopted as one: its planner got no ledger
     rebuilt = ledger_of_turn(data_dir, session, turn, rec.recorded_config())
+    if rebuilt.sha256 != made.sha256 and made.format != LEDGER_FORMAT:
+        return (f"turn {turn.turn}: its ledger was laid out by another agentcli (ledger format {made.format}; this "
+                f"is {LEDGER_FORMAT}), so it builds to other bytes now")
     if rebuilt.sha256 != made.sha256:
         return (f"turn {turn.turn}: its ledger builds to other bytes now (sha256 {rebuilt.sha256[:12]}, recorded "
                 f"{made.sha256[:12]}; forms {rebuilt.forms} vs {made.forms})")

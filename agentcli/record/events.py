@@ -481,6 +481,9 @@ class LedgerMade(BaseModel):
     each earlier turn was folded to, and the record it was built from (each run's last event)."""
 
     model_config = ConfigDict(extra="allow")
+    #: The ledger's layout (``agentcli.record.ledger.LEDGER_FORMAT``): a replay that builds other bytes
+    #: from a ledger of another format says so instead of calling it a divergence of the records.
+    format: int = 1
     sha256: str = ""
     tokens: int = 0
     budget: int = 0

@@ -38,10 +38,12 @@ from agentcli.record.reader import RunRecord, find_run
 from agentcli.record.sessions import SessionRecord, Turn, session_of_run
 from agentcli.tools.text import head_tail
 
-__all__ = ["FORMS", "Ledger", "TurnFacts", "build_ledger", "ledger_of_turn", "render_turn", "resumed_turn_ledger",
-           "session_ledger",
-           "turn_facts", "user_feedback"]
+__all__ = ["FORMS", "LEDGER_FORMAT", "Ledger", "TurnFacts", "build_ledger", "ledger_of_turn", "render_turn",
+           "resumed_turn_ledger", "session_ledger", "turn_facts", "user_feedback"]
 
+#: The ledger's layout: raised with any change to what a turn renders as (a replay of a session whose
+#: turns were given another layout says so, as a record made by other prompts does).
+LEDGER_FORMAT = 1
 #: A turn's forms in the ledger, longest first.
 FORMS = ("full", "short", "words", "dropped")
 #: Characters of a turn's answer its short form keeps (the full form keeps it whole up to 4x this).
@@ -170,8 +172,8 @@ class Ledger:
         return hashlib.sha256(self.text.encode()).hexdigest() if self.text else ""
 
     def made(self) -> LedgerMade:
-        return LedgerMade(sha256=self.sha256, tokens=self.tokens, budget=self.budget, forms=self.forms,
-                          basis=self.basis)
+        return LedgerMade(format=LEDGER_FORMAT, sha256=self.sha256, tokens=self.tokens, budget=self.budget,
+                          forms=self.forms, basis=self.basis)
 
 
 def _compose(facts: list[TurnFacts], forms: list[str]) -> str:
