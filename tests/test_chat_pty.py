@@ -173,6 +173,10 @@ def test_line_editor_keys_and_slash_commands(workspace: Path, tmp_path: Path) ->
     child.sendline("/fork 1")
     child.expect_exact("forked session")
     child.expect_exact(PROMPT)
+    child.send("\x1b[A")  # Up: the history's last line comes back into the editor
+    child.expect_exact("/fork 1")
+    child.sendcontrol("c")  # and Ctrl-C clears it: nothing runs
+    child.expect_exact(PROMPT)
     child.sendcontrol("d")
     child.expect(pexpect.EOF)
     child.close()
