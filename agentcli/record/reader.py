@@ -416,7 +416,7 @@ def find_run(data_dir: Path, run_id: str) -> Path:
         paths = run_paths(data_dir)
         if not paths:
             raise UsageError(f"no runs yet in {root}")
-        return _newest(paths)
+        return newest_record(paths)
     if not _RUN_ID.match(run_id):
         raise UsageError(f"'{run_id[:80]}' is not a run id (see agent runs list)")
     exact = root / run_id / EVENTS_NAME
@@ -443,11 +443,12 @@ def _started(path: Path) -> float:
         return 0.0
 
 
-def _newest(paths: list[Path]) -> Path:
-    """The newest run of ``paths`` (sorted newest id first): ids are to the second, so runs started
-    in the same second as the first are told apart by when their records began."""
-    second = paths[0].parent.name[:15]
-    same = [p for p in paths if p.parent.name[:15] == second]
+def newest_record(paths: list[Path]) -> Path:
+    """The newest record of ``paths`` (sorted newest id first; a run's or a session's): ids are to
+    the second, then random, so those of the same second as the first are told apart by when their
+    records began."""
+    second = paths[0].parent.name.rsplit("-", 1)[0]
+    same = [p for p in paths if p.parent.name.rsplit("-", 1)[0] == second]
     return paths[0] if len(same) == 1 else max(same, key=_started)
 
 
@@ -460,4 +461,4 @@ def run_paths(data_dir: Path) -> list[Path]:
 
 
 __all__ = ["ForkCut", "MalformedEvent", "RecordedPlan", "RunRecord", "Typed", "call_record", "find_run",
-           "payload_of", "recorded_price", "response_of", "run_paths", "step_order"]
+           "newest_record", "payload_of", "recorded_price", "response_of", "run_paths", "step_order"]

@@ -33,7 +33,7 @@ from agentcli.record.events import (
     SessionStarted,
     TurnStarted,
 )
-from agentcli.record.reader import LATEST_RUN, RunRecord, find_run
+from agentcli.record.reader import LATEST_RUN, RunRecord, find_run, newest_record
 
 __all__ = ["SESSION_NAME", "SessionRecord", "SessionSummary", "Turn", "find_session", "list_sessions",
            "new_session_id", "session_of_run", "session_paths", "sessions_root", "start_session"]
@@ -186,7 +186,7 @@ def find_session(data_dir: Path, session_id: str) -> Path:
         paths = session_paths(data_dir)
         if not paths:
             raise UsageError(f"no sessions yet in {root}")
-        return paths[0]
+        return newest_record(paths)
     if not _SESSION_ID.match(session_id):
         raise UsageError(f"'{session_id[:80]}' is not a session id (see agent sessions)")
     exact = root / session_id / SESSION_NAME

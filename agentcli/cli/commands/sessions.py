@@ -67,7 +67,7 @@ def sessions(
         typer.echo(json.dumps({**summary.as_dict(), "head": rec.head, "turn_list": turns}, indent=2))
         return
     console.print(f"session {rec.session_id} · {escape(rec.workspace)} · {summary.turns} turn(s) in the chain · "
-                  f"{summary.status} · {short_cost(summary.cost_usd)}", highlight=False)
+                  f"{summary.status} · {short_cost(summary.cost_usd)}", highlight=False, soft_wrap=True)
     cols = [Col("turn", justify="right"), Col("run"), Col("task", flex=True, min_width=12, detail=True),
             Col("ledger", justify="right")]
     console.print(fitted_table(cols, [[str(t["turn"]) + ("" if t["in_chain"] else " (off)"), str(t["run_id"]),
