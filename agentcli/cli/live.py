@@ -6,7 +6,15 @@ verifying, replanning), the elapsed time, the tokens and the cost so far, and th
 flight with its own timer. It is fed by the run's progress callbacks (``on_step``,
 ``on_transition``) and the LLM client (``on_send`` before a request, ``observers`` after it); it is
 drawn only on a terminal and never with ``--quiet`` or machine output, so pipes see exactly what
-they saw before. While a question is asked (:meth:`RunStatus.paused`) it is taken off the screen.
+they saw before. While a question is asked (:meth:`RunStatus.paused`) it is taken off the screen,
+and what arrives meanwhile waits for the answer.
+
+Under the line, while they arrive: the last lines of a model's answer as it streams (the client's
+``on_text``, only wired on a terminal, so a model streams only when someone watches; the line then
+counts the answer's pieces, about one token each) and the last line of each running command's
+output (run_shell, the verify command, hooks: :meth:`RunStatus.command_output`). Neither is
+recorded: the record keeps the whole answer and the command's output as it always has. Text from a
+model or a command is shown as plain text, control characters removed, one screen line each.
 
 :func:`run_interruptible` runs a command's coroutine with its own Ctrl-C handling: the first
 Ctrl-C cancels the run's task (a model call in flight is abandoned, a command's process group is
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import threading
@@ -27,7 +36,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.text import Text
 
 if TYPE_CHECKING:
@@ -67,6 +76,11 @@ class RunStatus:
         self._paused = 0
         self._closed = False
         self._frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"  # rich's "dots" spinner
+        #: The answer streaming in (its last characters) and how many pieces came.
+        self._answer = ""
+        self._pieces = 0
+        #: Per running command (its label): the last characters of its output.
+        self._output: dict[str, str] = {}
 
     # -- drawing
 
@@ -83,12 +97,40 @@ class RunStatus:
                 parts.append(f"${t.cost_usd:.4f}")
             if self._call is not None:
                 model, since = self._call
-                parts.append(f"waiting for {model} {time.monotonic() - since:.1f}s")
+                took = time.monotonic() - since
+                if self._pieces:
+                    parts.append(f"{model} answering {took:.1f}s, {self._pieces:,} tokens in")
+                else:
+                    parts.append(f"waiting for {model} {took:.1f}s")
         text = Text(phase, style="bold")
         text.append(" · " + " · ".join(parts))
         return text
 
-    def __rich__(self) -> Text:
+    def tail(self, width: int) -> list[Text]:
+        """The lines under the status line: the streaming answer's last lines, each running
+        command's last line; each cut to ``width`` keeping its end (the newest text)."""
+        with self._lock:
+            answer = self._answer if self._call is not None else ""
+            outputs = list(self._output.items())
+        lines: list[Text] = []
+        for text in _last_lines(answer, ANSWER_LINES):
+            lines.append(_tail_line("  │ ", text, width, "dim"))
+        for label, out in outputs[:COMMANDS_SHOWN]:
+            last = _last_lines(out, 1)
+            lines.append(_tail_line(f"  $ {_clean(label)[:40]} › ", last[0] if last else "", width, "dim"))
+        return lines
+
+    def __rich__(self) -> RenderableType:
+        width = self.console.width
+        line = self._status_line()
+        tail = self.tail(width - 1)
+        if not tail:
+            return line
+        from rich.console import Group
+
+        return Group(line, *tail)
+
+    def _status_line(self) -> Text:
         frames = self._frames
         text = Text(frames[int((time.monotonic() - self.started) * 12.5) % len(frames)] + " ", style="cyan")
         text.append_text(self.line())
@@ -181,14 +223,33 @@ class RunStatus:
         self.totals = client.totals
         client.on_send.append(self._sent)
         client.observers.append(self._answered)
+        if self.enabled:  # a model streams only when its answer is shown
+            client.on_text.append(self._streamed)
 
     def _sent(self, pre: PreCall) -> None:
         with self._lock:
             self._call = (pre.model, time.monotonic())
+            self._answer, self._pieces = "", 0  # a retry starts its answer again
+
+    def _streamed(self, text: str) -> None:
+        with self._lock:
+            self._answer = (self._answer + text)[-_KEEP:]
+            self._pieces += 1
+
+    def command_output(self, label: str, text: str | None) -> None:
+        """A piece of the output of the running command ``label`` (None: it ended)."""
+        if not self.enabled:
+            return
+        with self._lock:
+            if text is None:
+                self._output.pop(label, None)
+            else:
+                self._output[label] = (self._output.get(label, "") + text)[-_KEEP:]
 
     def _answered(self, rec: CallRecord) -> None:
         with self._lock:
             self._call = None
+            self._answer, self._pieces = "", 0
             if rec.role != "planner" or not self.phase.startswith(("planning", "replanning", "surveying")):
                 return
             calls = rec.response.tool_calls if rec.response is not None else []
@@ -196,6 +257,36 @@ class RunStatus:
                 self.phase = "surveying " + ", ".join(_call_words(c) for c in calls[:3])
             elif self.phase.startswith("surveying"):
                 self.phase = "planning"
+
+
+#: How many last lines of a streaming answer, and how many running commands, are shown.
+ANSWER_LINES = 3
+COMMANDS_SHOWN = 2
+#: How much of an answer or an output is kept for its last lines.
+_KEEP = 4000
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _clean(text: str) -> str:
+    """``text`` safe to draw: escape sequences and control characters out, tabs as spaces."""
+    return _CONTROL.sub("", text.replace("\t", "    ").replace("\r\n", "\n"))
+
+
+def _last_lines(text: str, n: int) -> list[str]:
+    """The last ``n`` non-blank lines of ``text`` (a line redrawn with ``\r`` shows its last state)."""
+    lines = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    return [_clean(line).rstrip() for line in lines if line.strip()][-n:]
+
+
+def _tail_line(prefix: str, text: str, width: int, style: str) -> Text:
+    room = max(1, width - len(prefix))
+    if len(text) > room:
+        text = "…" + text[-(room - 1):] if room > 1 else "…"
+    line = Text(prefix, style="dim")
+    line.append(text, style=style)
+    line.no_wrap = True
+    line.truncate(max(1, width), overflow="ellipsis")
+    return line
 
 
 def _call_words(call: Any) -> str:

@@ -1,0 +1,185 @@
+"""Streaming, through a real pseudo-terminal against an OpenAI-compatible model on loopback that
+streams slowly: the answer's text is on screen while the model is still writing it, the run's
+record is the one a non-streamed run makes (and replays identical), a pipe sees no streamed text
+and asks for no stream, a stream cut off mid-way fails as a cut-off whole answer does, and a
+running command's output shows under the status line while it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from httpkit import ModelServer
+from pytest_httpserver import HTTPServer
+
+pexpect = pytest.importorskip("pexpect")
+
+PLAN = {"steps": {"s1": {"call": {"tool": "list_files", "args": {"pattern": "*.md"}}, "depends_on": [],
+                         "title": "list the markdown files"}}}
+VERDICT = {"outcome": "complete", "answer": "notes.md", "reason": "the listing names it"}
+TASK = "list the markdown files"
+CUT = re.compile(r"the answer from \S+ was cut off mid-way[^\r\n;]*")
+#: What of an event differs between two runs of the same task (ids, times, how long things took).
+_VARYING = {"time", "seq", "latency_ms", "duration_ms", "duration_s", "call_id", "run_id", "seconds", "started",
+            "finished", "approval_wait_s", "config", "config_digest", "versions", "plan_id", "id", "hash",
+            "plan_hash", "request_hash", "data_dir", "workspace"}
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    d = tmp_path / "ws"
+    d.mkdir()
+    (d / "notes.md").write_text("# notes\n")
+    return d
+
+
+def _env(server: ModelServer, transport: str = "auto", **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "OPENAI_")) and k not in (
+        "NO_COLOR", "COLUMNS")}
+    env.update(server.env(AGENT_PLANNER__SURVEY_CALLS="0", AGENT_ALLOW_MODEL_REQUESTS="1",
+                          AGENT_LLM__TRANSPORT=transport, **extra),
+               TERM="xterm-256color", PYTHONPATH=os.pathsep.join(sys.path))
+    if transport == "litellm":
+        env["OPENAI_API_KEY"] = "sk-test-0000"
+    return env
+
+
+def spawn(ws: Path, env: dict[str, str], *args: str, columns: int = 100) -> Any:
+    return pexpect.spawn(sys.executable, ["-m", "agentcli", *args], cwd=str(ws), env=env, encoding="utf-8",
+                         timeout=120, dimensions=(30, columns))
+
+
+def piped(ws: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agentcli", *args], cwd=ws, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def events(ws: Path, run_id: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The newest run's (or ``run_id``'s) id and events."""
+    runs = sorted((ws / ".agent" / "runs").glob("*/events.jsonl"), key=lambda p: p.stat().st_mtime)
+    path = next(p for p in runs if p.parent.name == run_id) if run_id else runs[-1]
+    return path.parent.name, [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items() if k not in _VARYING}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def calls(evs: list[dict[str, Any]]) -> list[Any]:
+    """The run's model calls as recorded, without what differs between any two runs."""
+    return [_scrub(e["data"]) for e in evs if e["type"] == "llm_call"]
+
+
+def screen_text(raw: str) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+
+
+@pytest.mark.parametrize("transport", ["auto", "litellm"])
+def test_the_answer_streams_on_screen_and_the_record_is_a_whole_answers(
+        ws: Path, httpserver: HTTPServer, transport: str) -> None:
+    server = ModelServer(httpserver).add(PLAN, VERDICT)
+    server.finish_gate = threading.Event()
+    env = _env(server, transport)
+    child = spawn(ws, env, "run", "--yes", TASK)
+    try:
+        # The plan's draft under the status line (its end: the newest words), while the model is
+        # still writing it.
+        child.expect(r"│ [^\r\n]*\"title\": \"list the markdown files\"")
+        child.expect(r"answering \d+\.\ds, \d+ tokens in")
+        assert server.finished_streams == 0
+    finally:
+        server.finish_gate.set()
+    child.expect_exact("notes.md")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert server.streamed == [True, True]
+    assert all(b["stream_options"] == {"include_usage": True} for b in server.bodies)
+    streamed_id, streamed = events(ws)
+
+    # The same task through a pipe: no stream asked for, nothing streamed shown, the same record.
+    server.finish_gate = None
+    server.forget_prompts()
+    server.add(PLAN, VERDICT)
+    r = piped(ws, env, "run", "--yes", TASK)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert server.streamed == [True, True, False, False]
+    assert "│" not in r.stderr and "answering" not in r.stderr
+    _, whole = events(ws)
+    assert calls(streamed) == calls(whole)
+    usage = [e["data"]["usage"] for e in streamed if e["type"] == "llm_call"]
+    assert all(u["input_tokens"] > 0 and u["output_tokens"] > 0 for u in usage)
+
+    replay = piped(ws, env, "replay", streamed_id)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "identical" in replay.stdout + replay.stderr
+
+
+def test_no_stream_is_asked_for_where_nobody_watches(ws: Path, httpserver: HTTPServer) -> None:
+    server = ModelServer(httpserver).add(PLAN, VERDICT, PLAN, VERDICT)
+    env = _env(server)
+    for args in (["run", "--yes", "--quiet", TASK], ["run", "--yes", "--output", "json", TASK]):
+        child = spawn(ws, env, *args)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+        assert "│" not in child.before
+    assert server.streamed == [False] * 4
+
+
+def test_a_model_whose_profile_says_no_streaming_is_not_streamed(ws: Path, httpserver: HTTPServer) -> None:
+    server = ModelServer(httpserver).add(PLAN, VERDICT)
+    (ws / "agent.toml").write_text('[models."openai/gpt-4o-mini"]\nstreaming = false\n')
+    child = spawn(ws, _env(server), "run", "--yes", TASK)
+    child.expect_exact("notes.md")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert server.streamed == [False, False]
+
+
+def test_a_stream_cut_off_mid_way_fails_as_a_cut_off_whole_answer(ws: Path, httpserver: HTTPServer) -> None:
+    server = ModelServer(httpserver).add(PLAN, PLAN)
+    server.cut_after = 3
+    env = _env(server)
+    child = spawn(ws, env, "run", "--yes", TASK)
+    child.expect(CUT)
+    on_screen = child.match.group(0)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus != 0
+    _, streamed = events(ws)
+    r = piped(ws, env, "run", "--yes", TASK)
+    assert r.returncode == child.exitstatus
+    _, whole = events(ws)
+    assert server.streamed == [True, False]
+    assert CUT.search(r.stderr) is not None and CUT.search(r.stderr).group(0) == on_screen  # type: ignore[union-attr]
+    errors = [[e["data"].get("error") for e in evs if e["type"] == "llm_call"] for evs in (streamed, whole)]
+    assert errors[0] == errors[1] and errors[0] and "cut off mid-way" in errors[0][0]
+
+
+def test_a_running_commands_output_shows_under_the_status_line(ws: Path, httpserver: HTTPServer) -> None:
+    command = "echo first-line; while [ ! -f go ]; do sleep 0.05; done; echo second-line"
+    plan = {"steps": {"s1": {"call": {"tool": "run_shell", "args": {"command": command}}, "depends_on": [],
+                             "title": "wait for go"}}}
+    server = ModelServer(httpserver).add(plan, {"outcome": "complete", "answer": "done", "reason": ""})
+    child = spawn(ws, _env(server), "run", "--yes", "--approve-all", "wait for go")
+    child.expect(r"\$ echo first-line[^\r\n]*› first-line")
+    (ws / "go").write_text("")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, screen_text(child.before)[-2000:]
+    _, evs = events(ws)
+    [call] = [e["data"] for e in evs if e["type"] == "tool_call" and e.get("step_id") == "s1"]
+    assert call["result"]["output"]["output"] == "first-line\nsecond-line\n"
