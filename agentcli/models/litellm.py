@@ -292,7 +292,12 @@ class LiteLLMBackend:
             raise cut_off(req.model, endpoint(req.api_base)) from exc
         if not finished:
             raise cut_off(req.model, endpoint(req.api_base))
-        return litellm.stream_chunk_builder(chunks, messages=req.messages)
+        whole = litellm.stream_chunk_builder(chunks, messages=req.messages)
+        # The model the server named (the chunks carry the one asked for): a whole answer records it.
+        named = [m for c in chunks if (m := (getattr(c, "_hidden_params", None) or {}).get("provider_response_model"))]
+        if named:
+            whole.model = named[-1]
+        return whole
 
     def _needs_placeholder(self, model: str) -> bool:
         if model not in self._keyless:
