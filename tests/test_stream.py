@@ -175,7 +175,7 @@ def test_a_running_commands_output_shows_under_the_status_line(ws: Path, httpser
                              "title": "wait for go"}}}
     server = ModelServer(httpserver).add(plan, {"outcome": "complete", "answer": "done", "reason": ""})
     child = spawn(ws, _env(server), "run", "--yes", "--approve-all", "wait for go")
-    child.expect(r"\$ echo first-line[^\r\n]*› (?:\x1b\[[0-9;]*m)*first-line")
+    child.expect(r"\$ echo first-line[^\r\n]*→ (?:\x1b\[[0-9;]*m)*first-line")
     (ws / "go").write_text("")
     child.expect(pexpect.EOF)
     child.close()

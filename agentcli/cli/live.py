@@ -117,7 +117,7 @@ class RunStatus:
             lines.append(_tail_line("  │ ", text, width, "dim"))
         for label, out in outputs[:COMMANDS_SHOWN]:
             last = _last_lines(out, 1)
-            lines.append(_tail_line(f"  $ {_clean(label)[:40]} › ", last[0] if last else "", width, "dim"))
+            lines.append(_tail_line(f"  $ {_clean(label)[:40]} → ", last[0] if last else "", width, "dim"))
         return lines
 
     def __rich__(self) -> RenderableType:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import functools
 import fnmatch
+import functools
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
