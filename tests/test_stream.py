@@ -96,7 +96,7 @@ def test_the_answer_streams_on_screen_and_the_record_is_a_whole_answers(
         # The plan's draft under the status line (its end: the newest words), while the model is
         # still writing it.
         child.expect(r"│ [^\r\n]*\"title\": \"list the markdown files\"")
-        child.expect(r"answering \d+\.\ds, \d+ tokens in")
+        child.expect(r"answering \d+\.\ds, \d+ tokens received")
         assert server.finished_streams == 0
     finally:
         server.finish_gate.set()

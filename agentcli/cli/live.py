@@ -99,7 +99,7 @@ class RunStatus:
                 model, since = self._call
                 took = time.monotonic() - since
                 if self._pieces:
-                    parts.append(f"{model} answering {took:.1f}s, {self._pieces:,} tokens in")
+                    parts.append(f"{model} answering {took:.1f}s, {self._pieces:,} tokens received")
                 else:
                     parts.append(f"waiting for {model} {took:.1f}s")
         text = Text(phase, style="bold")
@@ -107,8 +107,9 @@ class RunStatus:
         return text
 
     def tail(self, width: int) -> list[Text]:
-        """The lines under the status line: the streaming answer's last lines, each running
-        command's last line; each cut to ``width`` keeping its end (the newest text)."""
+        """The lines under the status line: the streaming answer's last lines (a long one cut to
+        ``width`` keeping its end, the newest text), each running command's last line (keeping its
+        start)."""
         with self._lock:
             answer = self._answer if self._call is not None else ""
             outputs = list(self._output.items())
@@ -117,7 +118,11 @@ class RunStatus:
             lines.append(_tail_line("  │ ", text, width, "dim"))
         for label, out in outputs[:COMMANDS_SHOWN]:
             last = _last_lines(out, 1)
-            lines.append(_tail_line(f"  $ {_clean(label)[:40]} → ", last[0] if last else "", width, "dim"))
+            name = _clean(label)
+            room = max(8, min(40, width // 3))
+            name = name if len(name) <= room else name[:room - 1] + "…"
+            # A command's line is whole when shown: its start says what it is about.
+            lines.append(_tail_line(f"  $ {name} → ", last[0] if last else "", width, "dim", keep_end=False))
         return lines
 
     def __rich__(self) -> RenderableType:
@@ -235,6 +240,10 @@ class RunStatus:
         with self._lock:
             self._answer = (self._answer + text)[-_KEEP:]
             self._pieces += 1
+            first, live = self._pieces == 1, self._live
+        if first and live is not None:  # the first text at once, not at the next tick
+            with suppress(Exception):
+                live.refresh()
 
     def command_output(self, label: str, text: str | None) -> None:
         """A piece of the output of the running command ``label`` (None: it ended)."""
@@ -278,9 +287,9 @@ def _last_lines(text: str, n: int) -> list[str]:
     return [_clean(line).rstrip() for line in lines if line.strip()][-n:]
 
 
-def _tail_line(prefix: str, text: str, width: int, style: str) -> Text:
+def _tail_line(prefix: str, text: str, width: int, style: str, *, keep_end: bool = True) -> Text:
     room = max(1, width - len(prefix))
-    if len(text) > room:
+    if len(text) > room and keep_end:
         text = "…" + text[-(room - 1):] if room > 1 else "…"
     line = Text(prefix, style="dim")
     line.append(text, style=style)
