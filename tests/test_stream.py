@@ -170,11 +170,18 @@ def test_a_stream_cut_off_mid_way_fails_as_a_cut_off_whole_answer(ws: Path, http
 
 
 def test_a_running_commands_output_shows_under_the_status_line(ws: Path, httpserver: HTTPServer) -> None:
+    """A hook's and a run_shell step's output, each while it runs (each waits for a file the test
+    writes once it has seen the line); what is recorded is the whole output, as ever."""
+    hook = "echo hook-is-checking >&2; while [ ! -f go-hook ]; do sleep 0.05; done"
+    (ws / "agent.toml").write_text(f"[[hooks]]\nevent = \"pre_tool\"\ncommand = {json.dumps(hook)}\n"
+                                   "tools = [\"run_shell\"]\n")
     command = "echo first-line; while [ ! -f go ]; do sleep 0.05; done; echo second-line"
     plan = {"steps": {"s1": {"call": {"tool": "run_shell", "args": {"command": command}}, "depends_on": [],
                              "title": "wait for go"}}}
     server = ModelServer(httpserver).add(plan, {"outcome": "complete", "answer": "done", "reason": ""})
     child = spawn(ws, _env(server), "run", "--yes", "--approve-all", "wait for go")
+    child.expect(r"\$ hook echo hook-is-checking[^\r\n]*→ (?:\x1b\[[0-9;]*m)*hook-is-checking")
+    (ws / "go-hook").write_text("")
     child.expect(r"\$ echo first-line[^\r\n]*→ (?:\x1b\[[0-9;]*m)*first-line")
     (ws / "go").write_text("")
     child.expect(pexpect.EOF)
@@ -183,3 +190,64 @@ def test_a_running_commands_output_shows_under_the_status_line(ws: Path, httpser
     _, evs = events(ws)
     [call] = [e["data"] for e in evs if e["type"] == "tool_call" and e.get("step_id") == "s1"]
     assert call["result"]["output"]["output"] == "first-line\nsecond-line\n"
+    [hooked] = [e["data"] for e in evs if e["type"] == "hook"]
+    assert hooked["outcome"] == "ok" and "hook-is-checking" in hooked["stderr"]
+
+
+def test_a_streamed_answer_with_tool_calls_is_put_back_together(httpserver: HTTPServer) -> None:
+    import asyncio
+
+    from agentcli.models.openai_http import OpenAICompatBackend
+    from agentcli.models.types import ModelRequest
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> str:
+        return "data: " + json.dumps({"model": "m-1", "choices": [{"index": 0, "delta": delta,
+                                                                  "finish_reason": finish}]}) + "\n\n"
+    body = "".join([
+        ": keep-alive\n\n",
+        event({"role": "assistant", "content": "Let me "}),
+        event({"content": "look."}),
+        event({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "read_file", "arguments": '{"pa'}}]}),
+        event({"tool_calls": [{"index": 0, "function": {"arguments": 'th": "a.py"}'}}]}),
+        event({"tool_calls": [{"index": 1, "id": "c2", "function": {"name": "list_files", "arguments": "{}"}}]}),
+        event({}, "tool_calls"),
+        "data: " + json.dumps({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 4,
+                                                        "prompt_tokens_details": {"cached_tokens": 0}}}) + "\n\n",
+        "data: [DONE]\n\n"])
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_data(
+        body, content_type="text/event-stream")
+    told: list[str] = []
+    os.environ["AGENT_ALLOW_MODEL_REQUESTS"] = "1"
+    try:
+        resp = asyncio.run(OpenAICompatBackend().request(ModelRequest(
+            model="openai/m", messages=[{"role": "user", "content": "hi"}], max_tokens=50, temperature=0.0,
+            api_base=httpserver.url_for("/v1"), on_text=told.append)))
+    finally:
+        del os.environ["AGENT_ALLOW_MODEL_REQUESTS"]
+    assert told == ["Let me ", "look."] and resp.text == "Let me look."
+    assert [(c.id, c.name, c.arguments) for c in resp.tool_calls] == [("c1", "read_file", {"path": "a.py"}),
+                                                                       ("c2", "list_files", {})]
+    assert (resp.finish_reason, resp.input_tokens, resp.output_tokens, resp.model) == ("tool_calls", 9, 4, "m-1")
+
+
+def test_streamed_text_cannot_draw_on_the_terminal() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from agentcli.cli.live import RunStatus
+    from agentcli.models.types import PreCall, RunTotals
+
+    status = RunStatus(Console(file=io.StringIO(), force_terminal=True, width=60), enabled=True)
+    client = SimpleNamespace(totals=RunTotals(), on_send=[], observers=[], on_text=[])
+    status.watch_client(client)
+    client.on_send[0](PreCall("openai/m", 10, 10, None, "executor", "s1"))
+    for piece in ("\x1b[2J\x1b[Hcleared? ", "\x1b]0;a title\x07no.\r\n", "line two\tend\x08\x07\n",
+                  "x" * 200):
+        client.on_text[0](piece)
+    lines = [t.plain for t in status.tail(59)]
+    assert lines[:2] == ["  │ cleared? no.", "  │ line two    end"]
+    assert lines[2].startswith("  │ …x") and len(lines[2]) == 59
+    assert not any(ch < " " for line in lines for ch in line)
+    assert "answering" in status.line().plain

@@ -278,13 +278,14 @@ _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\
 
 def _clean(text: str) -> str:
     """``text`` safe to draw: escape sequences and control characters out, tabs as spaces."""
-    return _CONTROL.sub("", text.replace("\t", "    ").replace("\r\n", "\n"))
+    return _CONTROL.sub("", text.replace("\t", "    "))
 
 
 def _last_lines(text: str, n: int) -> list[str]:
-    """The last ``n`` non-blank lines of ``text`` (a line redrawn with ``\r`` shows its last state)."""
-    lines = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
-    return [_clean(line).rstrip() for line in lines if line.strip()][-n:]
+    """The last ``n`` non-blank lines of ``text`` (a line redrawn after a carriage return, as a
+    progress bar is, shows its last state)."""
+    lines = [_clean(line.rsplit("\r", 1)[-1]).rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return [line for line in lines if line.strip()][-n:]
 
 
 def _tail_line(prefix: str, text: str, width: int, style: str, *, keep_end: bool = True) -> Text:
