@@ -96,7 +96,7 @@ def test_the_answer_streams_on_screen_and_the_record_is_a_whole_answers(
         # The plan's draft under the status line (its end: the newest words), while the model is
         # still writing it.
         child.expect(r"│ [^\r\n]*\"title\": \"list the markdown files\"")
-        child.expect(r"answering \d+\.\ds, \d+ tokens received")
+        child.expect(r"answering \d+\.\ds, \d+ tokens")
         assert server.finished_streams == 0
     finally:
         server.finish_gate.set()
@@ -149,10 +149,12 @@ def test_a_model_whose_profile_says_no_streaming_is_not_streamed(ws: Path, https
     assert server.streamed == [False, False]
 
 
-def test_a_stream_cut_off_mid_way_fails_as_a_cut_off_whole_answer(ws: Path, httpserver: HTTPServer) -> None:
+@pytest.mark.parametrize("transport", ["auto", "litellm"])
+def test_a_stream_cut_off_mid_way_fails_as_a_cut_off_whole_answer(ws: Path, httpserver: HTTPServer,
+                                                                 transport: str) -> None:
     server = ModelServer(httpserver).add(PLAN, PLAN)
     server.cut_after = 3
-    env = _env(server)
+    env = _env(server, transport)
     child = spawn(ws, env, "run", "--yes", TASK)
     child.expect(CUT)
     on_screen = child.match.group(0)
@@ -251,3 +253,32 @@ def test_streamed_text_cannot_draw_on_the_terminal() -> None:
     assert lines[2].startswith("  │ …x") and len(lines[2]) == 59
     assert not any(ch < " " for line in lines for ch in line)
     assert "answering" in status.line().plain
+
+
+def test_nothing_streamed_lands_inside_a_prompt(ws: Path, httpserver: HTTPServer) -> None:
+    """An `llm` step streams while a parallel step's approval is asked: the streamed text is off
+    the screen from the question until the answer, and back after it."""
+    plan = {"steps": {
+        "s1": {"prompt": "Write a short poem about notes.", "depends_on": [], "title": "a poem"},
+        "s2": {"call": {"tool": "write_file", "args": {"path": "out.txt", "content": "hi\n"}}, "depends_on": [],
+               "title": "write out.txt"}}}
+    poem = "notes in the margin, notes on the wall, notes that nobody reads at all"
+    server = ModelServer(httpserver).add(plan, poem, {"outcome": "complete", "answer": poem, "reason": ""})
+    child = spawn(ws, _env(server), "run", TASK)
+    gate = threading.Event()
+    try:
+        child.expect_exact("run this plan?")
+        server.finish_gate = gate  # the plan is whole; the poem will be held before its end
+        child.sendline("y")
+        child.expect_exact("run it?")
+        # The poem is streaming (held before its end), the question is open: nothing drawn.
+        assert child.expect([r"│ ", pexpect.TIMEOUT], timeout=3) == 1, screen_text(child.before)[-1000:]
+        child.sendline("y")
+        child.expect(r"│ [^\r\n]*nobody reads at all")  # after the answer, back under the status line
+    finally:
+        gate.set()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, screen_text(child.before)[-2000:]
+    assert (ws / "out.txt").read_text() == "hi\n"
+    assert server.streamed == [True, True, True]

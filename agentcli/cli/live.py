@@ -99,7 +99,8 @@ class RunStatus:
                 model, since = self._call
                 took = time.monotonic() - since
                 if self._pieces:
-                    parts.append(f"{model} answering {took:.1f}s, {self._pieces:,} tokens received")
+                    # Short: the answer's own lines follow under the line.
+                    parts.append(f"{model.rsplit('/', 1)[-1]} answering {took:.1f}s, {self._pieces:,} tokens")
                 else:
                     parts.append(f"waiting for {model} {took:.1f}s")
         text = Text(phase, style="bold")

@@ -192,6 +192,16 @@ def _setup_error(exc: Exception, model: str, api_base: str | None, status: Any, 
     return None
 
 
+#: What the HTTP clients under litellm (httpx, aiohttp, http.client) raise for a body that ends short.
+_CUT_NAMES = ("RemoteProtocolError", "ClientPayloadError", "ContentLengthError", "TransferEncodingError",
+              "IncompleteRead")
+
+
+def _cut_mid_way(exc: BaseException) -> bool:
+    """Whether ``exc`` is an answer whose body ended before it was whole (the connection closed)."""
+    return any(type(e).__name__ in _CUT_NAMES for e in _chain(exc))
+
+
 def classify_exception(exc: Exception, model: str, api_base: str | None = None) -> LLMError:
     """Map any provider exception onto our transient/fatal errors; a set-up problem (missing key,
     refused connection, unknown model, authentication, 404) onto :class:`ModelSetupError`."""
@@ -248,6 +258,8 @@ class LiteLLMBackend:
         except LLMError:
             raise
         except Exception as exc:
+            if _cut_mid_way(exc):
+                raise cut_off(req.model, endpoint(req.api_base)) from exc
             raise classify_exception(exc, req.model, req.api_base) from exc
         try:
             choice = resp.choices[0]
@@ -290,6 +302,10 @@ class LiteLLMBackend:
             if isinstance(setup, ModelSetupError):
                 raise setup from exc
             raise cut_off(req.model, endpoint(req.api_base)) from exc
+        if hasattr(stream, "received_finish_reason"):
+            # litellm ends every stream with a finish_reason of its own ("stop" when the provider sent
+            # none, as when the connection closed mid-way): whether the provider finished is here.
+            finished = bool(stream.received_finish_reason or getattr(stream, "intermittent_finish_reason", None))
         if not finished:
             raise cut_off(req.model, endpoint(req.api_base))
         whole = litellm.stream_chunk_builder(chunks, messages=req.messages)
