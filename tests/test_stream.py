@@ -282,3 +282,28 @@ def test_nothing_streamed_lands_inside_a_prompt(ws: Path, httpserver: HTTPServer
     assert child.exitstatus == 0, screen_text(child.before)[-2000:]
     assert (ws / "out.txt").read_text() == "hi\n"
     assert server.streamed == [True, True, True]
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("schema", [False, True])
+def test_the_embedded_model_tells_its_text_as_it_writes_and_answers_the_same(
+        monkeypatch: pytest.MonkeyPatch, schema: bool) -> None:
+    import asyncio
+
+    from agentcli.models.local.model import LocalBackend
+    from agentcli.models.types import ModelRequest
+
+    monkeypatch.setenv("AGENT_ALLOW_MODEL_REQUESTS", "1")
+    fmt = {"type": "json_schema", "json_schema": {"name": "r", "schema": {
+        "type": "object", "properties": {"files": {"type": "array", "items": {"type": "string", "maxLength": 20},
+                                                   "maxItems": 3}}, "required": ["files"]}}} if schema else None
+
+    def ask(on_text: Any) -> Any:
+        return asyncio.run(LocalBackend().request(ModelRequest(
+            model="local/smollm2", messages=[{"role": "user", "content": "Name three files of a Python project."}],
+            max_tokens=60, temperature=0.0, seed=0, response_format=fmt, on_text=on_text)))
+
+    told: list[str] = []
+    whole, streamed = ask(None), ask(told.append)
+    assert streamed == whole  # generation is untouched: the same text, tokens and finish reason
+    assert len(told) > 3 and whole.text.startswith("".join(told)[:len(whole.text) - 8])
