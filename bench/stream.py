@@ -174,7 +174,8 @@ def run(ctx: Context) -> SectionResult:
         res.rows.append(Row(SECTION, "local/smollm2 (80 tokens): first piece of text, whole answer",
                             text=f"{local[0]:.2f} s, {local[1]:.2f} s ({local[1] / local[0]:.1f}x)"))
     res.notes.append(f"{reps} fresh `agent run` processes on a pseudo-terminal (120 columns); the server sends "
-                     f"the planner's answer (a plan whose title is {WORDS} words, {len(_plan().split(' '))} words in all) "
+                     f"the planner's answer (a plan whose title is {WORDS} words, {len(_plan().split(' '))} words "
+                     "in all) "
                      f"word by word, the first after {FIRST_S:g} s, then {WORD_S:g} s apart. Times from "
                      "the server's receipt of the planner's request. Without streaming (a pipe, or before), the "
                      "first text a person sees comes after the whole answer.")
