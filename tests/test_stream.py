@@ -307,3 +307,36 @@ def test_the_embedded_model_tells_its_text_as_it_writes_and_answers_the_same(
     whole, streamed = ask(None), ask(told.append)
     assert streamed == whole  # generation is untouched: the same text, tokens and finish reason
     assert len(told) > 3 and whole.text.startswith("".join(told)[:len(whole.text) - 8])
+
+
+def _ask_streamed(httpserver: HTTPServer) -> tuple[Any, list[str]]:
+    import asyncio
+
+    from agentcli.models.openai_http import OpenAICompatBackend
+    from agentcli.models.types import ModelRequest
+
+    told: list[str] = []
+    os.environ["AGENT_ALLOW_MODEL_REQUESTS"] = "1"
+    try:
+        return asyncio.run(OpenAICompatBackend().request(ModelRequest(
+            model="openai/m", messages=[{"role": "user", "content": "hi"}], max_tokens=50, temperature=0.0,
+            api_base=httpserver.url_for("/v1"), on_text=told.append))), told
+    finally:
+        del os.environ["AGENT_ALLOW_MODEL_REQUESTS"]
+
+
+def test_a_server_that_answers_whole_when_asked_to_stream_is_read_as_ever(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json({
+        "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole"},
+                                   "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
+    resp, told = _ask_streamed(httpserver)
+    assert (resp.text, resp.finish_reason, resp.output_tokens, told) == ("whole", "stop", 1, [])
+
+
+def test_a_stream_that_is_not_json_is_one_line_and_retried(httpserver: HTTPServer) -> None:
+    from agentcli.errors import LLMTransientError
+
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_data(
+        "data: {not json\n\n", content_type="text/event-stream")
+    with pytest.raises(LLMTransientError, match=r"^openai/m: malformed response from \S+:\d+: "):
+        _ask_streamed(httpserver)

@@ -132,8 +132,9 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float,
         except ssl.SSLError as exc:
             raise _Unreachable(f"TLS: {exc.reason or exc}") from exc
         resp = conn.getresponse()
-        if on_text is not None and resp.status < 400:
+        if on_text is not None and resp.status < 400 and "event-stream" in (resp.getheader("content-type") or ""):
             return resp.status, None, read_sse(resp, on_text)
+        # Not a stream (an error, or a server that answers whole even when asked to stream): as ever.
         try:
             return resp.status, resp.getheader("retry-after"), resp.read()
         except http.client.IncompleteRead as exc:
@@ -169,7 +170,7 @@ class OpenAICompatBackend:
                            **req.generation_options(), **(STREAM_OPTIONS if streamed else {})}).encode()
         key = os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
-                   "Accept": "application/json"}
+                   "Accept": "text/event-stream" if streamed else "application/json"}
         where = _where(api_base)
         try:
             status, retry_after, raw = await asyncio.to_thread(_post, _endpoint(api_base), body, headers,
@@ -178,6 +179,8 @@ class OpenAICompatBackend:
             raise LLMTransientError(f"{req.model}: no answer from {where} within {req.timeout:g} s") from exc
         except AnswerCut as exc:
             raise cut_off(req.model, where) from exc
+        except ValueError as exc:  # a streamed chunk that is not JSON, or an error event in the stream
+            raise LLMTransientError(f"{req.model}: malformed response from {where}: {exc}") from exc
         except _Unreachable as exc:
             raise ModelSetupError(f"{req.model}: cannot connect to {where} ({exc}); is the server running, and is "
                                   "api_base right?") from exc
