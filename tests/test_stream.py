@@ -340,3 +340,23 @@ def test_a_stream_that_is_not_json_is_one_line_and_retried(httpserver: HTTPServe
         "data: {not json\n\n", content_type="text/event-stream")
     with pytest.raises(LLMTransientError, match=r"^openai/m: malformed response from \S+:\d+: "):
         _ask_streamed(httpserver)
+
+
+def test_the_output_limit_cuts_a_streamed_answer_as_a_whole_one(ws: Path, httpserver: HTTPServer) -> None:
+    """max_tokens is sent and enforced as without streaming: the answer cut at the limit
+    (finish_reason length) fails the same way, with the same record."""
+    server = ModelServer(httpserver).add(PLAN, PLAN, PLAN, PLAN, PLAN, PLAN, PLAN, PLAN)
+    env = _env(server, AGENT_LLM__MAX_OUTPUT_TOKENS="8")
+    child = spawn(ws, env, "run", "--yes", TASK)
+    child.expect(pexpect.EOF)
+    child.close()
+    _, streamed = events(ws)
+    asked = len(server.bodies)
+    server.forget_prompts()
+    r = piped(ws, env, "run", "--yes", TASK)
+    _, whole = events(ws)
+    assert r.returncode == child.exitstatus != 0
+    assert server.streamed == [True] * asked + [False] * (len(server.bodies) - asked)
+    assert {b["max_tokens"] for b in server.bodies} == {8}
+    assert calls(streamed) == calls(whole)
+    assert {c["outcome"] for c in calls(streamed)} == {"truncated"}
