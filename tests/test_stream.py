@@ -247,7 +247,7 @@ def test_streamed_text_cannot_draw_on_the_terminal() -> None:
     client.on_send[0](PreCall("openai/m", 10, 10, None, "executor", "s1"))
     for piece in ("\x1b[2J\x1b[Hcleared? ", "\x1b]0;a title\x07no.\r\n", "line two\tend\x08\x07\n",
                   "x" * 200):
-        client.on_text[0](piece)
+        client.on_text[0]("s1", piece)
     lines = [t.plain for t in status.tail(59)]
     assert lines[:2] == ["  │ cleared? no.", "  │ line two    end"]
     assert lines[2].startswith("  │ …x") and len(lines[2]) == 59
@@ -360,3 +360,28 @@ def test_the_output_limit_cuts_a_streamed_answer_as_a_whole_one(ws: Path, httpse
     assert {b["max_tokens"] for b in server.bodies} == {8}
     assert calls(streamed) == calls(whole)
     assert {c["outcome"] for c in calls(streamed)} == {"truncated"}
+
+
+def test_of_answers_streaming_at_once_the_newest_is_shown_whole() -> None:
+    """Parallel `llm` steps stream at once: their texts are never mixed; the one that wrote last shows."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from agentcli.cli.live import RunStatus
+    from agentcli.models.types import PreCall, RunTotals
+
+    status = RunStatus(Console(file=io.StringIO(), force_terminal=True, width=100), enabled=True)
+    client = SimpleNamespace(totals=RunTotals(), on_send=[], observers=[], on_text=[])
+    status.watch_client(client)
+    for step in ("s1", "s2"):
+        client.on_send[0](PreCall("openai/m", 10, 10, None, "executor", step))
+    client.on_text[0]("s1", "alpha one ")
+    client.on_text[0]("s2", "beta one ")
+    client.on_text[0]("s1", "alpha two")
+    assert [t.plain for t in status.tail(99)] == ["  │ alpha one alpha two"]
+    assert "s1: m answering" in status.line().plain
+    client.on_text[0]("s2", "beta two")
+    assert [t.plain for t in status.tail(99)] == ["  │ beta one beta two"]
+    assert "s2: m answering" in status.line().plain

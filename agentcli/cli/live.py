@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console, RenderableType
@@ -76,9 +77,9 @@ class RunStatus:
         self._paused = 0
         self._closed = False
         self._frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"  # rich's "dots" spinner
-        #: The answer streaming in (its last characters) and how many pieces came.
-        self._answer = ""
-        self._pieces = 0
+        #: The answers streaming in, per step (parallel `llm` steps stream at once; "" for the
+        #: planner's and the reviewer's): model, when sent, the last characters, how many pieces.
+        self._streams: dict[str, _Stream] = {}
         #: Per running command (its label): the last characters of its output.
         self._output: dict[str, str] = {}
 
@@ -95,14 +96,15 @@ class RunStatus:
             if t is not None and (t.input_tokens or t.output_tokens):
                 parts.append(f"{t.input_tokens + t.output_tokens:,} tokens")
                 parts.append(f"${t.cost_usd:.4f}")
-            if self._call is not None:
+            stream = self._newest()
+            if stream is not None:
+                # Short: the answer's own lines follow under the line.
+                who = f"{stream.key}: " if stream.key and len(self._streams) > 1 else ""
+                parts.append(f"{who}{stream.model.rsplit('/', 1)[-1]} answering "
+                             f"{time.monotonic() - stream.since:.1f}s, {stream.pieces:,} tokens")
+            elif self._call is not None:
                 model, since = self._call
-                took = time.monotonic() - since
-                if self._pieces:
-                    # Short: the answer's own lines follow under the line.
-                    parts.append(f"{model.rsplit('/', 1)[-1]} answering {took:.1f}s, {self._pieces:,} tokens")
-                else:
-                    parts.append(f"waiting for {model} {took:.1f}s")
+                parts.append(f"waiting for {model} {time.monotonic() - since:.1f}s")
         text = Text(phase, style="bold")
         text.append(" · " + " · ".join(parts))
         return text
@@ -112,7 +114,8 @@ class RunStatus:
         ``width`` keeping its end, the newest text), each running command's last line (keeping its
         start)."""
         with self._lock:
-            answer = self._answer if self._call is not None else ""
+            stream = self._newest()
+            answer = stream.text if stream is not None else ""
             outputs = list(self._output.items())
         lines: list[Text] = []
         for text in _last_lines(answer, ANSWER_LINES):
@@ -232,16 +235,27 @@ class RunStatus:
         if self.enabled:  # a model streams only when its answer is shown
             client.on_text.append(self._streamed)
 
+    def _newest(self) -> _Stream | None:
+        """The answer that streamed last (the one shown), if any is streaming."""
+        with self._lock:
+            live = [s for s in self._streams.values() if s.pieces]
+            return max(live, key=lambda s: s.updated) if live else None
+
     def _sent(self, pre: PreCall) -> None:
         with self._lock:
             self._call = (pre.model, time.monotonic())
-            self._answer, self._pieces = "", 0  # a retry starts its answer again
+            # A retry starts its answer again.
+            self._streams[pre.step_id or ""] = _Stream(pre.step_id or "", pre.model, time.monotonic())
 
-    def _streamed(self, text: str) -> None:
+    def _streamed(self, step_id: str | None, text: str) -> None:
         with self._lock:
-            self._answer = (self._answer + text)[-_KEEP:]
-            self._pieces += 1
-            first, live = self._pieces == 1, self._live
+            stream = self._streams.get(step_id or "")
+            if stream is None:
+                return
+            stream.text = (stream.text + text)[-_KEEP:]
+            stream.pieces += 1
+            stream.updated = time.monotonic()
+            first, live = stream.pieces == 1, self._live
         if first and live is not None:  # the first text at once, not at the next tick
             with suppress(Exception):
                 live.refresh()
@@ -259,7 +273,7 @@ class RunStatus:
     def _answered(self, rec: CallRecord) -> None:
         with self._lock:
             self._call = None
-            self._answer, self._pieces = "", 0
+            self._streams.pop(rec.step_id or "", None)
             if rec.role != "planner" or not self.phase.startswith(("planning", "replanning", "surveying")):
                 return
             calls = rec.response.tool_calls if rec.response is not None else []
@@ -267,6 +281,18 @@ class RunStatus:
                 self.phase = "surveying " + ", ".join(_call_words(c) for c in calls[:3])
             elif self.phase.startswith("surveying"):
                 self.phase = "planning"
+
+
+@dataclass
+class _Stream:
+    """One answer streaming in."""
+
+    key: str
+    model: str
+    since: float
+    text: str = ""
+    pieces: int = 0
+    updated: float = 0.0
 
 
 #: How many last lines of a streaming answer, and how many running commands, are shown.

@@ -27,6 +27,7 @@ first real call.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import re
@@ -161,9 +162,10 @@ class LLMClient:
         #: Told before each request is sent (its model, role, step): what a live display shows
         #: while the call is in flight; the observers hear of it when it is answered.
         self.on_send: list[Callable[[PreCall], None]] = []
-        #: Told each piece of an answer's text as it is generated (a live display); with none, no
-        #: backend streams. Called from the backend's worker thread.
-        self.on_text: list[Callable[[str], None]] = []
+        #: Told each piece of an answer's text as it is generated, with the step it is for (None:
+        #: the planner's, the reviewer's), for a live display; with none, no backend streams.
+        #: Called from the backend's worker thread.
+        self.on_text: list[Callable[[str | None, str], None]] = []
         self.totals = RunTotals()
         #: The run's requests per model, for what a provider's prefix cache could serve of the next.
         self.prefix_cache = PrefixCache()
@@ -435,7 +437,7 @@ class LLMClient:
             price = self._price(model)  # also warms the provider import before latency is timed
             req.max_tokens = self._fits_context(model, estimate, req.max_tokens)
             if self.on_text and self.profile(model).streaming:
-                req.on_text = self._streamed
+                req.on_text = functools.partial(self._streamed, step_id)
             if self.headroom is not None:
                 # Sized within what the budget can still pay for, rather than refused by the guard.
                 req.max_tokens = self._affordable(model, estimate, req.max_tokens, cacheable)
@@ -479,9 +481,9 @@ class LLMClient:
                ModelSetupError if isinstance(last, ModelSetupError) else LLMFatalError)
         raise cls(f"{last.one_line()}{tried}{more}", retry_after=last.retry_after, status=last.status) from last
 
-    def _streamed(self, text: str) -> None:
+    def _streamed(self, step_id: str | None, text: str) -> None:
         for listener in self.on_text:
-            listener(text)
+            listener(step_id, text)
 
     def _backoff(self, retry: int, retry_after: float | None) -> float:
         cfg = self.config.llm
