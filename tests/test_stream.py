@@ -385,3 +385,20 @@ def test_of_answers_streaming_at_once_the_newest_is_shown_whole() -> None:
     client.on_text[0]("s2", "beta two")
     assert [t.plain for t in status.tail(99)] == ["  │ beta one beta two"]
     assert "s2: m answering" in status.line().plain
+
+
+def test_the_verify_commands_output_shows_while_it_runs(ws: Path, httpserver: HTTPServer) -> None:
+    check = "echo checking-the-change; while [ ! -f go ]; do sleep 0.05; done; echo all-good"
+    (ws / "agent.toml").write_text(f"[verify]\ncommand = {json.dumps(check)}\n")
+    plan = {"steps": {"s1": {"call": {"tool": "write_file", "args": {"path": "out.txt", "content": "hi\n"}},
+                             "depends_on": [], "title": "write out.txt"}}}
+    server = ModelServer(httpserver).add(plan, {"outcome": "complete", "answer": "written", "reason": ""})
+    child = spawn(ws, _env(server), "run", "--yes", "--approve-all", "write out.txt")
+    child.expect(r"\$ echo checking-the-change[^\r\n]*→ (?:\x1b\[[0-9;]*m)*checking-the-change")
+    (ws / "go").write_text("")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, screen_text(child.before)[-2000:]
+    _, evs = events(ws)
+    [verified] = [e["data"] for e in evs if e["type"] == "verify"]
+    assert verified["status"] == "passed" and verified["output"].split() == ["checking-the-change", "all-good"]
