@@ -402,3 +402,51 @@ def test_the_verify_commands_output_shows_while_it_runs(ws: Path, httpserver: HT
     _, evs = events(ws)
     [verified] = [e["data"] for e in evs if e["type"] == "verify"]
     assert verified["status"] == "passed" and verified["output"].split() == ["checking-the-change", "all-good"]
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_litellm_streams_the_answer_and_a_cut_is_the_same_error(
+        httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, cut: bool) -> None:
+    import asyncio
+
+    from agentcli.errors import LLMTransientError
+    from agentcli.models.litellm import LiteLLMBackend
+    from agentcli.models.types import ModelRequest
+
+    monkeypatch.setenv("AGENT_ALLOW_MODEL_REQUESTS", "1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000")
+    server = ModelServer(httpserver).add("notes in the margin, notes on the wall")
+    server.cut_after = 2 if cut else None
+    told: list[str] = []
+    ask = LiteLLMBackend().request(ModelRequest(
+        model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "a poem"}], max_tokens=50,
+        temperature=0.0, api_base=server.api_base, on_text=told.append))
+    if cut:
+        with pytest.raises(LLMTransientError, match=r"the answer from \S+ was cut off mid-way"):
+            asyncio.run(ask)
+        return
+    resp = asyncio.run(ask)
+    assert "".join(told) == resp.text == "notes in the margin, notes on the wall" and len(told) > 3
+    from agentcli.models import tokens
+
+    # The server's usage, as a whole answer's (the server counts with tiktoken).
+    assert (resp.finish_reason, resp.model, resp.output_tokens) == (
+        "stop", "gpt-4o-mini-2024-07-18", tokens.count_text(resp.text, "openai/gpt-4o-mini"))
+    assert server.streamed == [True] and server.bodies[0]["stream_options"] == {"include_usage": True}
+
+
+def test_a_commands_output_is_told_as_it_comes_and_returned_the_same(tmp_path: Path) -> None:
+    import asyncio
+
+    from agentcli.engine.hooks import run_hook_process
+    from agentcli.tools.shell import run_process
+
+    told: list[str] = []
+    code, out, err, timed_out = asyncio.run(run_hook_process(
+        "cat; echo to-stderr >&2", b"from-stdin\n", cwd=tmp_path, timeout=30, on_output=told.append))
+    assert (code, out, err, timed_out) == (0, b"from-stdin\n", b"to-stderr\n", False)
+    assert sorted("".join(told).split()) == ["from-stdin", "to-stderr"]
+    told.clear()
+    res = asyncio.run(run_process("printf 'caf\\303'; printf '\\251 ok\\n'", cwd=tmp_path, timeout=30,
+                                  limit=1000, on_output=told.append))
+    assert res.output == "café ok\n" == "".join(told)  # a character split across reads stays whole
