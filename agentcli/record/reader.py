@@ -42,6 +42,7 @@ from agentcli.record.events import (
     StepFinished,
     ToolCalled,
     TransitionMade,
+    UserSaid,
     first_error,
     read_events,
 )
@@ -95,6 +96,8 @@ class RecordedPlan:
     replan: bool
     seq: int
     planner_calls: list[CallRecord]
+    #: A re-plan the user asked for (feedback or a steer).
+    by_user: bool = False
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,7 @@ class RunRecord:
                 except ValidationError as e:
                     self.warnings.append(f"event {t.seq} of {self.run_id} is malformed: plan.{first_error(e)}")
                     continue
-                out.append(RecordedPlan(plan, d.replan, t.seq, calls))
+                out.append(RecordedPlan(plan, d.replan, t.seq, calls, d.by_user))
                 calls = []
         self._unplanned = calls
         return out
@@ -307,7 +310,13 @@ class RunRecord:
 
     @property
     def replans(self) -> int:
-        return sum(1 for p in self.plans if p.replan)
+        """The re-plans that count against ``budget.max_replans`` (not those the user asked for)."""
+        return sum(1 for p in self.plans if p.replan and not p.by_user)
+
+    @property
+    def user_messages(self) -> list[Typed[UserSaid]]:
+        """The user's feedback and steering messages, in order (see :mod:`agentcli.engine.steering`)."""
+        return self.of(UserSaid)
 
     @cached_property
     def steps(self) -> dict[str, StepFinished]:
