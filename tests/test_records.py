@@ -59,6 +59,7 @@ _EXAMPLES: list[ev.Payload] = [
     ev.Undone(kind="undo", before_undo="a", after_undo="b", files=[]),
     ev.ResumeDecided(decision="stop", decided_by="policy", tool="run_shell", args={"command": "x"}, attempt=1,
                      reason="the tool was started but its result was never recorded"),
+    ev.UserSaid(kind="steer", text="do the docs too", at="boundary", plan_hash="p", done=["s1"]),
 ]
 
 

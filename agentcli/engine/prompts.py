@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from agentcli.engine import answer, executor, reviewer, steering
+from agentcli.engine import answer, executor, reviewer
 from agentcli.planning import examples, local, plan, prompt
 from agentcli.tools.edits import Edit
 
@@ -44,8 +44,6 @@ _SOURCES: dict[str, Callable[[], Any]] = {
     "reviewer.schema": lambda: reviewer.Review.model_json_schema(),
     "reviewer.prompt": lambda: _review_sample(),
     "answer.system": lambda: answer._SYSTEM,
-    "planner.user_change": lambda: [steering.UserChange("feedback", at, "{words}", "{step}", "{tool}").request()
-                                    for at in ("plan", "approval", "boundary")],
 }
 
 
