@@ -3,8 +3,9 @@
 ::
 
     IDLE ──> PLANNING ──> EXECUTING <──> WAITING_TOOL
-                │            │  ▲            │
-                │            ▼  │            │
+                │            │  ▲ │
+                │            │  │ └─────────┐       (the user's words)
+                │            ▼  │           ▼
                 │         REVIEWING ──> REPLANNING ──> EXECUTING
                 │            │    │          ▲   │
                 │            │    └─> VERIFYING  │      (the verify command, when files changed)
