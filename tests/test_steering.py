@@ -244,3 +244,46 @@ def test_plan_diff_matches_steps_by_what_they_do() -> None:
     assert [s.id for s in d.removed] == ["s1"] and [s.id for s in d.added] == ["s6"]
     assert d.summary() == "+1 -1 ~1" and not d.empty
     assert plan_diff(old, old).lines() == ["(no change to the steps)"]
+
+
+def test_more_words_at_the_revised_plan_revise_it_again(workspace: Path) -> None:
+    (workspace / "a.txt").write_text("alpha\n")
+    first = plan(step("s1", "read_file", path="a.txt"),
+                 step("s2", "write_file", deps=["s1"], path="out.txt", content="x"))
+    second = plan(step("s3", "write_file", path="utils.py", content="y"), plan_id="plan-2")
+    third = plan(step("s4", "write_file", path="helpers.py", content="z"), plan_id="plan-3")
+    h = Harness(workspace, config(approval={"write": "ask"}), ScriptedModel([review(answer="helpers")]),
+                [first, second, third])
+    r = Run(h, prompts=[Feedback("write utils.py instead"), "yes"],
+            confirms=[True, Feedback("no, helpers.py after all"), True])
+    out = r.go()
+    assert out.status == "COMPLETE", out.answer
+    assert [s["id"] for s in out.steps] == ["s1", "s4"]
+    assert (workspace / "helpers.py").read_text() == "z" and not (workspace / "utils.py").exists()
+    assert [c.user.words for c in r.contexts if c.user] == ["write utils.py instead", "no, helpers.py after all"]
+    assert r.contexts[1].kept == {"s1"} and r.contexts[1].first_step == 4
+    rec = RunRecord.read(h.events_path)
+    assert [(t.data.at, t.step_id) for t in rec.user_messages] == [("approval", "s2"), ("plan", None)]
+    _replay(h)
+
+
+
+def test_steering_lines_read_from_a_pipe() -> None:
+    import os
+
+    from agentcli.cli.steer import read_steering
+
+    queue = SteeringQueue()
+    errors: list[str] = []
+    r, w = os.pipe()
+    reader = read_steering(queue, r, errors.append)
+    # A line far longer than any read: refused while it streams in, the lines after it still read.
+    data = (b'{"type": "steer", "text": "first"}\n\n{"type": "steer", "text": "' + b"x" * 200000 + b'"}\n'
+            b'{"type": "steer", "text": "second"}\n{"type": "steer", "text": "third"}')
+    while data:
+        data = data[os.write(w, data):]
+    os.close(w)
+    reader.join(timeout=10)
+    os.close(r)
+    assert queue.pending() == ["first", "second", "third"]
+    assert errors == ["stdin line 3 is too long (more than 33024 bytes); ignored"]
