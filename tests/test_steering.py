@@ -54,7 +54,8 @@ class Run:
 
         session = h.session()
         session.approver = Approver(h.config.approval, prompt=prompt)
-        deps = session.deps(planner, confirm, steering=self.steering, on_revision=self.revisions.append)
+        deps = session.deps(planner, confirm, steering=self.steering, on_revision=self.revisions.append,
+                            verify_command=h.verify)
         try:
             return asyncio.run(run("the task", deps))
         finally:
@@ -287,3 +288,22 @@ def test_steering_lines_read_from_a_pipe() -> None:
     os.close(r)
     assert queue.pending() == ["first", "second", "third"]
     assert errors == ["stdin line 3 is too long (more than 33024 bytes); ignored"]
+
+
+def test_feedback_at_the_verify_commands_approval_revises_the_plan(workspace: Path) -> None:
+    first = plan(step("s1", "write_file", risk="write", path="a.py", content="x = 1\n"))
+    second = plan(step("s2", "write_file", risk="write", path="b.py", content="y = 2\n"), plan_id="plan-2")
+    h = Harness(workspace, config(approval={"write": "auto", "exec": "ask"}),
+                ScriptedModel([review(answer="a.py"), review(answer="a.py and b.py")]), [first, second],
+                verify="true")
+    r = Run(h, prompts=[Feedback("write b.py too before checking"), "yes"])
+    out = r.go()
+    assert out.status == "COMPLETE", out.answer
+    assert (workspace / "b.py").read_text() == "y = 2\n"
+    (ctx,) = r.contexts
+    assert ctx.text().startswith('The user declined the verify command when asked to approve it')
+    rec = RunRecord.read(h.events_path)
+    assert [(t.step_id, t.data.at) for t in rec.user_messages] == [("verify", "approval")]
+    assert moves(rec) == ["PLANNING", "EXECUTING", "REVIEWING", "VERIFYING", "REPLANNING", "EXECUTING", "REVIEWING",
+                          "VERIFYING", "COMPLETE", "IDLE"]
+    _replay(h)

@@ -605,6 +605,8 @@ class VerifyResult:
     output: str = ""
     duration_s: float = 0.0
     approval_wait_s: float = 0.0
+    #: Declined at its approval with the user's words (the run revises its plan with them).
+    feedback: str | None = None
 
     @classmethod
     def of(cls, command: str, run: StepRun) -> VerifyResult:
@@ -613,7 +615,8 @@ class VerifyResult:
         wait = run.approval_wait_s
         error = run.error or {}
         if run.status == "denied":
-            return cls(command, "denied", output=str(error.get("message", "")), approval_wait_s=wait)
+            said = str(error.get("message", "")) if error.get("type") == "feedback" else None
+            return cls(command, "denied", output=str(error.get("message", "")), approval_wait_s=wait, feedback=said)
         out = run.output if isinstance(run.output, dict) else None
         if out is None or run.status not in ("ok", "failed") or (run.status == "failed" and "exit_code" not in error):
             return cls(command, "failed", output=tail(strip_ansi(str(error.get("message", ""))), EXIT_TAIL_CHARS),

@@ -44,7 +44,7 @@ from agentcli import __version__
 from agentcli.config import Config
 from agentcli.engine.approval import Approver
 from agentcli.engine.budget import Budget
-from agentcli.engine.executor import Aborted, Executor, StepRun
+from agentcli.engine.executor import SHELL_TOOL, VERIFY_STEP, Aborted, Executor, StepRun
 from agentcli.engine.fsm import State, Transition
 from agentcli.engine.hooks import Hooks
 from agentcli.engine.prompts import prompt_hashes
@@ -674,6 +674,10 @@ class _Run:
         result = await self.executor.verify(st.plan, command, self.deps.config.verify.timeout_seconds)
         st.verified = result
         self.events.emit(result.payload())
+        if result.feedback is not None:  # declined with the user's words: the plan is revised with them
+            self._user = UserChange("feedback", "approval", result.feedback, VERIFY_STEP, SHELL_TOOL)
+            st.verified = None
+            return Next(State.REPLANNING, f"the user's feedback at the verify command: {result.feedback}")
         if result.status in ("passed", "denied", "unavailable"):
             # Declined or impossible: the user sees that in the result; it is not a failure of the task.
             await self._shape()

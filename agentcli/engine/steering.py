@@ -68,8 +68,8 @@ class UserChange:
         if self.at == "plan":
             where = "The user read the plan below and asked for changes before confirming it"
         elif self.at == "approval":
-            where = (f"The user declined step {self.step_id} ({self.tool}) when asked to approve it, and said "
-                     "what to do instead")
+            what = "the verify command" if self.step_id == "verify" else f"step {self.step_id} ({self.tool})"
+            where = f"The user declined {what} when asked to approve it, and said what to do instead"
         else:
             where = "While the plan below was running, the user sent a message"
         return (f"{where}: {quoted}\nRevise the plan to do what the user says; the user's words take "
