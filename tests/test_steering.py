@@ -307,3 +307,18 @@ def test_feedback_at_the_verify_commands_approval_revises_the_plan(workspace: Pa
     assert moves(rec) == ["PLANNING", "EXECUTING", "REVIEWING", "VERIFYING", "REPLANNING", "EXECUTING", "REVIEWING",
                           "VERIFYING", "COMPLETE", "IDLE"]
     _replay(h)
+
+
+def test_a_steer_then_a_revision_declined_replays_identical(workspace: Path) -> None:
+    # The steer's re-plan is not asked about; the later one is, and declined: a replay must serve
+    # each plan's own answer (not the answers in the order the run moved).
+    first = plan(step("s1", "nap", seconds=0, label="one"), step("s2", "nap", deps=["s1"], seconds=0, label="two"))
+    second = plan(step("s3", "write_file", risk="write", path="out.txt", content="x"), plan_id="plan-2")
+    third = plan(step("s4", "write_file", risk="write", path="utils.py", content="y"), plan_id="plan-3")
+    h = Harness(workspace, config(approval={"write": "ask"}), ScriptedModel([]), [first, second, third])
+    r = Run(h, steering=StepSteering("s1", "write a file instead"), prompts=[Feedback("utils.py, please")],
+            confirms=[True, False])
+    out = r.go()
+    assert (out.status, out.reason, out.exit_code) == ("FAILED", "denied", 4)
+    assert not (workspace / "utils.py").exists()
+    _replay(h)

@@ -615,7 +615,10 @@ async def replay_run(
                                              | {c.seq for c in rec.tool_calls})
     approver = RecordedApprover(config, rec, fork=fork, live=live_approver)
     queue = deque((p.seq, p) for p in plans)
-    confirms = deque(rec.confirmations_at())
+    # Each plan's confirmation by its hash: a re-plan that was not asked about (it added no step to
+    # approve) left a transition too, so the answers in the order the run moved are not the answers
+    # in the order it asked.
+    confirms = {h: deque(answers) for h, answers in rec.confirmations_of_plans().items()}
     # The user's feedback at a plan's confirmation, by the plan it was about (a plan is locked by its hash).
     feedback: dict[str, deque[tuple[int, str]]] = defaultdict(deque)
     for t in rec.user_messages:
@@ -647,9 +650,10 @@ async def replay_run(
         words = feedback.get(plan.hash)
         if words and part.has(words):
             return Feedback(words.popleft()[1])
-        if not part.has(confirms) and not part.killed:
+        answers = confirms.get(plan.hash)
+        if not (answers is not None and part.has(answers)) and not part.killed:
             return True
-        return part.take(confirms, "the plan's confirmation")[1]
+        return part.take(answers, "the plan's confirmation")[1]
 
     def decide_uncertain(step: UncertainStep) -> tuple[UncertainDecision, str]:
         # As the person (or the flag) decided when the run was resumed.

@@ -347,6 +347,20 @@ class RunRecord:
         return [(t.seq, t.data.to == "EXECUTING") for t in self.of(TransitionMade)
                 if t.data.src in ("PLANNING", "REPLANNING")]
 
+    def confirmations_of_plans(self) -> dict[str, list[tuple[int, bool]]]:
+        """:meth:`confirmations_at` by the hash of the plan each was about (the last plan made
+        before it): a plan's own answer, whether or not the plans between were asked about."""
+        out: dict[str, list[tuple[int, bool]]] = {}
+        last: str | None = None
+        for t in self.items:
+            d = t.data
+            if type(d) is PlanCreated:
+                h = d.plan.get("hash")
+                last = h if isinstance(h, str) else None
+            elif type(d) is TransitionMade and d.src in ("PLANNING", "REPLANNING") and last is not None:
+                out.setdefault(last, []).append((t.seq, d.to == "EXECUTING"))
+        return out
+
     # ------------------------------------------------------------- calls, tools, approvals, cost
 
     @cached_property
