@@ -136,7 +136,8 @@ class ReplanContext:
             cost = left.get("cost_usd")
             seconds = left.get("seconds")
             parts.append(
-                f"Left of the budget: {left.get('steps')} steps, {left.get('replans')} re-plans after this one, "
+                f"Left of the budget: {left.get('steps')} steps, {left.get('replans')} re-plans"
+                + (", " if self.user is not None else " after this one, ")  # the user's words cost no re-plan
                 + (f"${cost:.4f} of model spend, " if isinstance(cost, int | float) else "")
                 + (f"{int(seconds)} s." if isinstance(seconds, int | float) else ""))
         kept = sorted(self.kept, key=lambda x: int(x[1:]))
