@@ -538,13 +538,14 @@ class _Run:
         steering, plan = self.deps.steering, self.state.plan
         if steering is None or plan is None or self._steer is not None:
             return self._steer is not None
-        done = sorted((sid for sid, r in self.state.runs.items() if r.status not in ("pending", "running")),
-                      key=lambda x: int(x[1:]))
-        words = steering.take(Boundary(plan.hash, frozenset(done)))
+        runs = self.state.runs
+        boundary = Boundary(plan.hash, lambda: (sid for sid, r in runs.items()
+                                                if r.status not in ("pending", "running")))
+        words = steering.take(boundary)
         if words is None:
             return False
         self._steer = UserChange("steer", "boundary", redact_text(words))
-        self._said(self._steer, plan, done)
+        self._said(self._steer, plan, sorted(boundary.done, key=lambda x: int(x[1:])))
         return True
 
     async def _revise(self, change: UserChange, plan: Plan, runs: dict[str, StepRun]) -> Plan:

@@ -24,7 +24,9 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal, Protocol
 
 from agentcli.planning.diff import PlanDiff
@@ -91,10 +93,15 @@ class PlanRevision:
 class Boundary:
     """A step boundary of a run: the plan being executed (its hash) and the steps finished (or
     skipped) so far. A recorded steer is served at the first boundary of the same plan where at
-    least the steps it recorded are finished."""
+    least the steps it recorded are finished. ``done`` is worked out when read: a live queue
+    never reads it, and a boundary comes before every step."""
 
     plan_hash: str
-    done: frozenset[str]
+    finished: Callable[[], Iterable[str]] = field(repr=False, compare=False)
+
+    @cached_property
+    def done(self) -> frozenset[str]:
+        return frozenset(self.finished())
 
 
 class Steering(Protocol):
