@@ -209,3 +209,39 @@ def test_a_malformed_line_is_one_error_and_the_run_goes_on(workspace: Path, line
     errors = [x for x in done.stderr.decode().splitlines() if x.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: stdin line 1") and errors[0].endswith("; ignored")
     assert json.loads(done.stdout.decode().splitlines()[-1])["status"] == "COMPLETE"
+
+
+WRITE_A = {"steps": [{"title": "write a.txt", "tool": "write_file", "args": {"path": "a.txt", "content": "a\n"}}]}
+
+
+def test_a_steer_after_the_last_step_boundary_is_named_not_applied(workspace: Path) -> None:
+    # The verify command runs after the last step boundary; a steer sent while it runs comes too late.
+    err_file = workspace.parent / "stderr.txt"
+    env = {**_env(workspace, [WRITE_A, REVIEW]),
+           "AGENT_VERIFY__COMMAND": "while [ ! -f go.flag ]; do sleep 0.05; done; true"}
+    with err_file.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "agentcli", "run", "write a", "--yes", "--output", "jsonl"],
+                                cwd=workspace, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdin is not None and proc.stdout is not None
+        while True:
+            line = proc.stdout.readline()
+            assert line, err_file.read_text()
+            event = json.loads(line)
+            if event["type"] == "tool_intent" and event["step_id"] == "verify":
+                break
+        proc.stdin.write(b'{"type": "steer", "text": "also write b.txt"}\n[]\n')
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while "stdin line 2" not in err_file.read_text():
+            assert time.monotonic() < deadline, err_file.read_text()
+            time.sleep(0.05)
+        (workspace / "go.flag").write_text("")
+        proc.stdin.close()
+        out = proc.stdout.read()
+        proc.wait(timeout=120)
+    stderr = err_file.read_text()
+    assert proc.returncode == 0, stderr
+    assert not (workspace / "b.txt").exists()
+    assert "warning: 1 message(s) on stdin came after the last step boundary and were not applied: also write b.txt" \
+        in stderr
+    assert not [x for x in out.decode().splitlines() if '"user_message"' in x]
