@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runkit import Harness, config, plan, review, step
+from runkit import Harness, config, make_registry, plan, review, step
 
+from agentcli.config import Settings
 from agentcli.engine.approval import Answer, ApprovalRequest, Approver
 from agentcli.engine.replay import replay_run
 from agentcli.engine.runner import ReplanContext, RunOutcome, run
+from agentcli.engine.session import RunSession
 from agentcli.engine.steering import Boundary, Feedback, PlanRevision, SteeringQueue, check_words
 from agentcli.models.fakes import ScriptedModel
 from agentcli.planning.diff import plan_diff
@@ -321,4 +323,41 @@ def test_a_steer_then_a_revision_declined_replays_identical(workspace: Path) -> 
     out = r.go()
     assert (out.status, out.reason, out.exit_code) == ("FAILED", "denied", 4)
     assert not (workspace / "utils.py").exists()
+    _replay(h)
+
+
+def test_words_recorded_before_a_kill_are_applied_by_the_resume(workspace: Path) -> None:
+    first = plan(step("s1", "nap", seconds=0, label="one"), step("s2", "nap", deps=["s1"], seconds=0, label="two"))
+    second = plan(step("s3", "nap", seconds=0, label="three"), plan_id="plan-2")
+    h = Harness(workspace, config(), ScriptedModel([review(answer="one three")]), [first, second])
+    Run(h, steering=StepSteering("s1", "three, not two")).go()
+    # As if killed right after the steer was made durable, before the re-plan was recorded.
+    lines = h.events_path.read_bytes().splitlines(keepends=True)
+    cut = next(i for i, x in enumerate(lines) if b'"type":"user_message"' in x)
+    h.events_path.write_bytes(b"".join(lines[:cut + 1]))
+
+    from agentcli.engine.runner import resume_state
+
+    resume = resume_state(RunRecord.read(h.events_path))
+    assert [(c.kind, c.words) for c in resume.unapplied] == [("steer", "three, not two")]
+    contexts: list[ReplanContext] = []
+
+    async def planner(task: str, ctx: ReplanContext | None) -> Plan:
+        assert ctx is not None
+        contexts.append(ctx)
+        return second
+
+    session = RunSession(Settings(config=h.config, workspace=workspace), h.run_id, backend=ScriptedModel(
+        [review(answer="one three")]), registry=make_registry(workspace, h.config), memory=False, telemetry=False,
+        checkpoints=False, resume=resume, extra_start={"resumed": True})
+    try:
+        out = asyncio.run(run("the task", session.deps(planner, lambda p, r: True)))
+    finally:
+        session.close()
+    assert out.status == "COMPLETE", out.answer
+    assert [(s["id"], s["status"]) for s in out.steps] == [("s1", "ok"), ("s3", "ok")]
+    (ctx,) = contexts
+    assert ctx.user is not None and ctx.user.words == "three, not two" and ctx.kept == {"s1"}
+    rec = RunRecord.read(h.events_path)
+    assert [p.by_user for p in rec.plans] == [False, True]
     _replay(h)

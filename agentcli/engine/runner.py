@@ -201,6 +201,9 @@ class ResumeState:
     last_seq: int
     #: Steps that may have had their side effect already (see :class:`UncertainStep`).
     uncertain: dict[str, UncertainStep] = field(default_factory=dict)
+    #: The user's words recorded after the last plan: the run stopped before it was revised for
+    #: them (a kill, a failed re-plan). The resumed run revises its plan for them first.
+    unapplied: list[UserChange] = field(default_factory=list)
 
 
 def resume_state(rec: RunRecord) -> ResumeState:
@@ -240,8 +243,15 @@ def resume_state(rec: RunRecord) -> ResumeState:
             done[sid] = StepRun(step, status="ok", attempts=d.attempt, output=None)
         elif isinstance(d, ToolCalled) and d.result.get("ok") is True:
             done[sid] = StepRun(step, status="ok", attempts=d.attempt, output=d.result.get("output"))
+    last_plan_seq = rec.plans[-1].seq
+    unapplied = []
+    for t in rec.user_messages:
+        if t.seq > last_plan_seq:
+            step = plan.step(t.step_id) if t.step_id else None
+            unapplied.append(UserChange(t.data.kind, t.data.at, t.data.text, t.step_id,
+                                        step.tool if step is not None else SHELL_TOOL if t.step_id else None))
     return ResumeState(plan=plan, done=done, cost_usd=rec.cost_usd, tokens=rec.input_tokens + rec.output_tokens,
-                       replans=rec.replans, last_seq=rec.last_seq, uncertain=uncertain)
+                       replans=rec.replans, last_seq=rec.last_seq, uncertain=uncertain, unapplied=unapplied)
 
 
 class WorkspaceProbe(Protocol):
@@ -450,14 +460,16 @@ class _Run:
             budget=self.budget, events=self.events, on_wait=self._on_wait, task=task, on_step=deps.on_step,
             runs=self.state.runs, checkpoints=deps.checkpoints,
             instructions=_executor_instructions(deps),
-            hooks=deps.hooks, hold=self._steered if deps.steering is not None else None,
+            hooks=deps.hooks,
+            hold=self._steered if deps.steering is not None or (deps.resume and deps.resume.unapplied) else None,
         )
         self.started = time.monotonic()
         self.probe: WorkspaceProbe | None = deps.workspace
         self._rule: ReviewRule | None = None
         self._given: Plan | None = None
-        #: A steer taken at a step boundary, applied when the running steps have finished.
-        self._steer: UserChange | None = None
+        #: A steer taken at a step boundary, applied when the running steps have finished (on
+        #: resume: the words the run stopped before applying, applied at the first boundary).
+        self._steer: UserChange | None = deps.resume.unapplied[0] if deps.resume and deps.resume.unapplied else None
         #: The user's words the next re-plan is for.
         self._user: UserChange | None = None
 
