@@ -61,6 +61,10 @@ _EXPORTS: dict[str, str] = {
     "RunDeps": "agentcli.engine.runner",
     "RunOutcome": "agentcli.engine.runner",
     "run": "agentcli.engine.runner",
+    "Feedback": "agentcli.engine.steering",
+    "SteeringQueue": "agentcli.engine.steering",
+    "PlanRevision": "agentcli.engine.steering",
+    "plan_diff": "agentcli.planning.diff",
 }
 
 __all__ = [
@@ -69,6 +73,7 @@ __all__ = [
     "Config",
     "EventLog",
     "ExitCode",
+    "Feedback",
     "FunctionModel",
     "LLMClient",
     "LLMResult",
@@ -76,12 +81,14 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "Plan",
+    "PlanRevision",
     "RunDeps",
     "RunOutcome",
     "ScriptedModel",
     "Settings",
     "State",
     "StateMachine",
+    "SteeringQueue",
     "Step",
     "Tool",
     "ToolRegistry",
@@ -89,6 +96,7 @@ __all__ = [
     "Usage",
     "__version__",
     "load_settings",
+    "plan_diff",
     "read_events",
     "run",
     "tool",
@@ -113,10 +121,12 @@ if TYPE_CHECKING:
     from agentcli.engine.budget import Budget
     from agentcli.engine.fsm import State, StateMachine
     from agentcli.engine.runner import RunDeps, RunOutcome, run
+    from agentcli.engine.steering import Feedback, PlanRevision, SteeringQueue
     from agentcli.errors import AgentError, ExitCode
     from agentcli.models.client import LLMClient
     from agentcli.models.fakes import FunctionModel, ScriptedModel
     from agentcli.models.types import LLMResult, ModelBackend, ModelRequest, ModelResponse, Usage
+    from agentcli.planning.diff import plan_diff
     from agentcli.planning.plan import Plan, Step
     from agentcli.record.events import EventLog, read_events
     from agentcli.tools import Tool, ToolRegistry, ToolResult, tool

@@ -223,3 +223,79 @@ def test_ctrl_c_stops_a_turn_and_the_chat_goes_on(workspace: Path, tmp_path: Pat
     assert first.status == "FAILED" and first.reason == "interrupted" and second.status == "COMPLETE"
     ledger = second.plans[0].planner_calls[0].request.messages[-1]["content"]
     assert '## Turn 1 (FAILED)' in ledger and '"wait a while"' in ledger
+
+
+def test_feedback_and_a_steer_in_chat_reach_the_ledger_and_replay(workspace: Path, tmp_path: Path) -> None:
+    script = [
+        one_step("write_file", "Add greet", path="greet.py", content="def greet():\n    return 'hi'\n"),
+        # The plan again, for the feedback typed at its prompt.
+        one_step("write_file", "Add greet", path="hello.py", content="def greet():\n    return 'hi'\n"),
+        complete("Added greet() to hello.py."),
+        {"steps": {"s1": {"call": {"tool": "run_shell", "args": {"command": "sleep 4"}}, "depends_on": [],
+                          "title": "Wait"},
+                   "s2": {"call": {"tool": "list_files", "args": {"pattern": "*.py"}}, "depends_on": ["s1"],
+                          "title": "List"}}},
+        # The re-plan for the message typed while s1 ran: s1 kept, a new step numbered after the plan's.
+        {"steps": {"s3": {"call": {"tool": "write_file", "args": {"path": "bye.py", "content": "BYE = 1\n"}},
+                          "depends_on": [], "title": "Write bye"}}},
+        complete("Waited and wrote bye.py."),
+    ]
+    env = env_for(tmp_path, script)
+    child = spawn(workspace, env)
+    child.logfile_read = (tmp_path / "screen.txt").open("w")  # what the person saw, if the test fails
+    child.sendline("add a function greet")
+    child.expect_exact("run this plan?")
+    child.sendline("put it in hello.py instead")
+    child.expect_exact("the plan changed for your feedback")
+    child.expect_exact("run this plan?")
+    child.sendline("y")
+    child.expect_exact("run it?")
+    child.sendline("y")
+    child.expect_exact("Added greet() to hello.py.")
+    child.expect_exact(PROMPT)
+    child.sendline("wait, then list the python files")
+    child.expect_exact("run this plan?")
+    child.sendline("y")
+    child.expect_exact("run it?")
+    child.sendline("y")
+    data = workspace / ".agent"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = sorted((data / "runs").glob("*/events.jsonl"))
+        if len(runs) == 2 and '"type":"tool_intent"' in runs[-1].read_text():
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("turn 2 never started its shell step")
+    child.sendline("write bye.py instead of listing")
+    child.expect_exact("queued for the next step boundary")
+    child.expect_exact("the plan changed for your message")
+    answered = 0
+    while True:  # the revision adds a write: confirmed again, then approved
+        i = child.expect_exact(["run this plan?", "run it?", "Waited and wrote bye.py."])
+        if i == 2:
+            break
+        answered += 1
+        child.sendline("y")
+    assert answered == 2
+    child.expect_exact(PROMPT)
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert (workspace / "hello.py").exists() and not (workspace / "greet.py").exists()
+    assert (workspace / "bye.py").read_text() == "BYE = 1\n"
+    s = SessionRecord.open(data, "last")
+    second = RunRecord.read(find_run(data, s.chain()[-1].run_id))
+    said = [(m.data.kind, m.data.text) for m in second.user_messages]
+    assert said == [("steer", "write bye.py instead of listing")]
+    # Turn 2's planner was told turn 1's feedback, word for word.
+    planner = second.plans[0].planner_calls[0].request.messages[-1]["content"]
+    assert 'feedback: "put it in hello.py instead"' in planner
+    out = subprocess.run([sys.executable, "-m", "agentcli", "replay", s.session_id, "--json"], cwd=workspace,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["identical"]
+    ledger = subprocess.run([sys.executable, "-m", "agentcli", "sessions", s.session_id, "--ledger"], cwd=workspace,
+                            env=env, capture_output=True, text=True, timeout=120).stdout
+    assert 'steer: "write bye.py instead of listing"' in ledger

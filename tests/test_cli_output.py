@@ -177,7 +177,7 @@ def test_approval_prompt_in_a_pseudo_terminal(workspace: Path, tmp_path: Path) -
     child.expect_exact("run this plan?")
     child.sendline("y")
     child.expect_exact("run it?")
-    child.expect_exact(" [y]es / [n]o / [a]lways (this tool, this run) / a[b]ort ")
+    child.expect_exact(" [y]es / [n]o / [a]lways (this tool, this run) / a[b]ort, or type what to do instead ")
     assert "\x1b" not in child.after  # the choices are plain text: rich markup did not eat a bracket
     child.sendline("y")
     child.expect_exact("written")

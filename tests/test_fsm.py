@@ -14,6 +14,7 @@ ALLOWED = {
     (State.PLANNING, State.FAILED),
     (State.EXECUTING, State.WAITING_TOOL),
     (State.EXECUTING, State.REVIEWING),
+    (State.EXECUTING, State.REPLANNING),
     (State.EXECUTING, State.FAILED),
     (State.WAITING_TOOL, State.EXECUTING),
     (State.WAITING_TOOL, State.FAILED),

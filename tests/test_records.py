@@ -63,6 +63,8 @@ _EXAMPLES: list[ev.Payload] = [
     ev.TurnStarted(turn=3, run_id="r", task="rename it", after=2,
                    ledger=ev.LedgerMade(sha256="ab", tokens=10, budget=4000, forms={"1": "full"}, basis={"r0": 7})),
     ev.SessionRolledBack(to_turn=1, undone=["r"]),
+
+    ev.UserSaid(kind="steer", text="do the docs too", at="boundary", plan_hash="p", done=["s1"]),
 ]
 
 

@@ -166,19 +166,25 @@ def test_memory_list_shows_whole_run_ids(tmp_path: Path, columns: int) -> None:
 
 #: Every question agentcli asks, as drawn: the question, its legend, the default.
 LEGENDS = {
-    "plan": "run this plan? [y]es / [n]o (y): ",
-    "approval": "run it? [y]es / [n]o / [a]lways (this tool, this run) / a[b]ort (n): ",
+    "plan": "run this plan? [y]es / [n]o, or type what to change (y): ",
+    "approval": "run it? [y]es / [n]o / [a]lways (this tool, this run) / a[b]ort, or type what to do instead (n): ",
     "undo": "undo these changes? [y]es / [n]o (n): ",
     "resume": "run it again? [y]es / [d]one already, go on / [n]o, stop (n): ",
 }
 
 
 def test_every_legend_is_drawn_by_the_one_function() -> None:
-    from agentcli.cli.commands.run import APPROVAL_CHOICES, PLAN_CHOICES, UNCERTAIN_CHOICES
+    from agentcli.cli.commands.run import (
+        APPROVAL_CHOICES,
+        APPROVAL_WORDS,
+        PLAN_CHOICES,
+        PLAN_WORDS,
+        UNCERTAIN_CHOICES,
+    )
     from agentcli.cli.prompts import legend
 
-    assert f"run this plan? {legend(PLAN_CHOICES)} (y): " == LEGENDS["plan"]
-    assert f"run it? {legend(APPROVAL_CHOICES)} (n): " == LEGENDS["approval"]
+    assert f"run this plan? {legend(PLAN_CHOICES)}, {PLAN_WORDS} (y): " == LEGENDS["plan"]
+    assert f"run it? {legend(APPROVAL_CHOICES)}, {APPROVAL_WORDS} (n): " == LEGENDS["approval"]
     assert f"run it again? {legend(UNCERTAIN_CHOICES)} (n): " == LEGENDS["resume"]
 
 

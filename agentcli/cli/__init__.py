@@ -4,5 +4,6 @@
 - `app`: the Typer app, global options, the one place errors become a line and an exit code.
 - `commands/`: one module per command group; `render`: plans for people; `tables`: tables that fit
   the terminal; `prompts`: the one function that asks a person anything; `doctor`: health checks;
-  `live`: the status line while a run works, and Ctrl-C that stops it at once.
+  `live`: the status line while a run works, and Ctrl-C that stops it at once; `steer`: a plan
+  revised for the user's words shown as a diff, and steering lines read from stdin (`--output jsonl`).
 """

@@ -6,6 +6,10 @@ answer: :data:`STOP`, which every caller takes as "stop the run" (the run record
 aborted and exits 4, see the README). It is read as a key (the terminal's ISIG is off while asking),
 so it reaches the prompt also when the prompt runs in a worker thread, where a SIGINT never would.
 
+A question may take the person's own words instead of a key (``words=``, the plan's confirmation
+and a step's approval): any answer longer than one character that is not a key comes back as
+:class:`Words`, which the caller turns into feedback. Enter alone is still the default.
+
 While a prompt is open, progress lines from steps running in parallel wait (:func:`say`) and are
 printed after the answer: nothing lands inside the prompt's line.
 """
@@ -22,10 +26,16 @@ from rich.text import Text
 
 from agentcli.cli.commands.common import err_console
 
-__all__ = ["STOP", "ask", "between_questions", "legend", "say"]
+__all__ = ["STOP", "Words", "ask", "between_questions", "legend", "say"]
 
 #: What :func:`ask` returns for Ctrl-C (or end of input): stop the run.
 STOP = "\x03"
+
+
+
+class Words(str):
+    """An answer in the person's own words (not one of the keys): what to change."""
+
 
 _lock = threading.Lock()
 _open = False
@@ -47,15 +57,18 @@ def say(show: Callable[[], None]) -> None:
     show()
 
 
-def ask(question: str, choices: Sequence[tuple[str, str]], *, default: str) -> str:
+def ask(question: str, choices: Sequence[tuple[str, str]], *, default: str, words: str | None = None) -> str:
     """Ask ``question`` until one of ``choices``' keys is answered (Enter: ``default``); returns
-    the key, or :data:`STOP` for Ctrl-C or end of input."""
+    the key, or :data:`STOP` for Ctrl-C or end of input. With ``words`` (the legend's hint, e.g.
+    "or type what to change"), an answer of two characters or more that is not a key is returned
+    as :class:`Words`, stripped and as typed."""
     global _open
     keys = [k for k, _ in choices]
     with _lock:
         _open = True
     try:
-        prompt = Text(f"{question} {legend(choices)} ({default}): ")
+        hint = f", {words}" if words else ""
+        prompt = Text(f"{question} {legend(choices)}{hint} ({default}): ")
 
         def show() -> None:
             err_console.print(prompt, end="", highlight=False, markup=False, soft_wrap=True)
@@ -64,10 +77,13 @@ def ask(question: str, choices: Sequence[tuple[str, str]], *, default: str) -> s
             answer = _read_line(show)
             if answer is None:
                 return STOP
-            answer = answer.strip().lower() or default
+            typed = answer.strip()
+            answer = typed.lower() or default
             if answer in keys:
                 return answer
-            err_console.print(f"please answer one of: {', '.join(keys)}", style="red", highlight=False,
+            if words and len(typed) > 1:
+                return Words(typed)
+            err_console.print(f"please answer one of: {', '.join(keys)}{hint}", style="red", highlight=False,
                               markup=False)
     finally:
         with _lock:
@@ -95,6 +111,7 @@ def _read_line(show_prompt: Callable[[], None]) -> str | None:
         except KeyboardInterrupt:
             return None
         return line.rstrip("\n") if line else None
+    import codecs
     import termios
 
     saved = termios.tcgetattr(fd)
@@ -104,13 +121,17 @@ def _read_line(show_prompt: Callable[[], None]) -> str | None:
     raw[6][termios.VMIN], raw[6][termios.VTIME] = 1, 0
     out = sys.stderr
     buf: list[str] = []
+    # Bytes to characters as they come: a word typed in any script arrives a byte at a time.
+    decode = codecs.getincrementaldecoder("utf-8")("replace").decode
     try:
         termios.tcsetattr(fd, termios.TCSADRAIN, raw)
         show_prompt()
         out.flush()
         while True:
             data = os.read(fd, 1)
-            ch = data.decode("utf-8", "replace") if data else "\x04"
+            ch = decode(data) if data else "\x04"
+            if not ch:  # the first bytes of a longer character
+                continue
             if ch in ("\x03", "\x04") and (ch == "\x03" or not buf):
                 out.write("^C\n" if ch == "\x03" else "\n")
                 return None

@@ -13,6 +13,8 @@
 - `verify`: which command verifies a run; `workspace`: the run's changes from its checkpoints.
 - `budget`: hard limits on steps, cost, tokens and time; `approval`: policy per risk class.
 - `hooks`: the user's `[[hooks]]` commands, recorded as `hook` events.
+- `steering`: the user's words during a run: feedback at the plan's confirmation and at a step's
+  approval, and steering messages taken at step boundaries (`SteeringQueue`, the `Steering` port).
 - `answer`: `--output-schema`, the final answer as JSON valid against a schema.
 - `session`: the composition root, where every outside input is a port (model backend, tools,
   approver, hook results, workspace probe, planner, confirmation, uncertain-step decisions).

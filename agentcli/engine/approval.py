@@ -10,6 +10,9 @@ step may *raise* its requirement but never lower it (see :mod:`agentcli.planning
   ``--yes`` (approves ``ask`` steps for one run), or the interactive prompt.
   With no TTY and no flag, ``ask`` means deny, with a message saying how to approve.
 
+The prompt may answer with the person's words instead (:class:`~agentcli.engine.steering.Feedback`):
+the step is denied with them as ``feedback``, and the run revises its plan with them.
+
 The prompt itself is a callable supplied by the CLI, so the core never prints.
 """
 
@@ -24,6 +27,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from agentcli.config import ApprovalConfig
+from agentcli.engine.steering import Feedback
 from agentcli.redact import Redactor, current
 
 Answer = Literal["yes", "no", "always", "abort"]
@@ -79,6 +83,8 @@ class ApprovalDecision:
     decision: Literal["approved", "denied", "aborted"]
     time: float
     message: str = ""
+    #: Denied with the user's words: what to do instead (the plan is revised with them).
+    feedback: str | None = None
 
     @property
     def approved(self) -> bool:
@@ -90,7 +96,8 @@ class Approver:
     """Decides approval requests for one run."""
 
     policy: ApprovalConfig
-    prompt: Callable[[ApprovalRequest], Answer] | None = None
+    #: Asks a person: an answer, or their words instead (:class:`Feedback`).
+    prompt: Callable[[ApprovalRequest], Answer | Feedback] | None = None
     yes: bool = False
     approve_all: bool = False
     always: set[str] = field(default_factory=set)
@@ -129,6 +136,9 @@ class Approver:
                                   "to ask; re-run with --yes to approve it")
         _ = req.preview  # made now, from the files as they are before the call, for the person asked
         answer = self.prompt(req)
+        if isinstance(answer, Feedback):
+            return ApprovalDecision(req.step_id, req.tool, self.args_hash(req), req.plan_hash, "user", "denied",
+                                    time.time(), "declined with feedback", feedback=answer.text)
         if answer == "always":
             self.always.add(req.tool)
             return self._decision(req, "user", "approved", "always (this tool, this run)")

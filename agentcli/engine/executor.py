@@ -174,6 +174,9 @@ class Executor:
     runs: dict[str, StepRun] = field(default_factory=dict)
     #: Checkpoints of the workspace around every step that may change it (write and exec tools).
     checkpoints: Checkpointer | None = None
+    #: Asked at each step boundary, before steps start: True, start no more (the running ones
+    #: finish, then :meth:`execute` returns). The run's loop takes the user's steering messages here.
+    hold: Callable[[], bool] | None = None
 
     def __post_init__(self) -> None:
         self._wait = _ToolWait(self.on_wait)
@@ -281,12 +284,16 @@ class Executor:
             for dep_id in run.step.depends_on:
                 dependents.setdefault(dep_id, []).append(i)
         blocked = self.blocked()
+        held = False
 
         loop = asyncio.get_running_loop()
         try:
             while True:
-                if not blocked and check and len(running) < limit:
-                    for i in self._ready(order, keys, dependents, check, limit - len(running)):
+                if not blocked and not held and check and len(running) < limit:
+                    ready = self._ready(order, keys, dependents, check, limit - len(running))
+                    if ready and self.hold is not None and self.hold():
+                        held, ready = True, []  # a step boundary: the rest waits for the run's loop
+                    for i in ready:
                         run = order[i]
                         run.status = "running"
                         task = asyncio.create_task(self._run_step(plan, run))
@@ -560,11 +567,15 @@ class Executor:
         self.events.emit(ApprovalMade(
             tool=decision.tool, args_hash=decision.args_hash, plan_hash=decision.plan_hash,
             decided_by=decision.decided_by, decision=decision.decision, message=decision.message, risk=risk,
+            **({"feedback": decision.feedback} if decision.feedback is not None else {}),
         ), step_id=step.id)
         if decision.decision == "aborted":
             run.status, run.error = "denied", {"type": "aborted", "message": decision.message}
             raise Aborted("aborted at the verify command" if step.id == VERIFY_STEP
                           else f"aborted at step {step.id} ({step.tool})")
+        if decision.feedback is not None:  # not run: the run's loop revises the plan with the words
+            run.status, run.error = "denied", {"type": "feedback", "message": decision.feedback}
+            return False
         if not decision.approved:
             run.status, run.error = "denied", {"type": "denied", "message": decision.message}
             return False
@@ -594,6 +605,8 @@ class VerifyResult:
     output: str = ""
     duration_s: float = 0.0
     approval_wait_s: float = 0.0
+    #: Declined at its approval with the user's words (the run revises its plan with them).
+    feedback: str | None = None
 
     @classmethod
     def of(cls, command: str, run: StepRun) -> VerifyResult:
@@ -602,7 +615,8 @@ class VerifyResult:
         wait = run.approval_wait_s
         error = run.error or {}
         if run.status == "denied":
-            return cls(command, "denied", output=str(error.get("message", "")), approval_wait_s=wait)
+            said = str(error.get("message", "")) if error.get("type") == "feedback" else None
+            return cls(command, "denied", output=str(error.get("message", "")), approval_wait_s=wait, feedback=said)
         out = run.output if isinstance(run.output, dict) else None
         if out is None or run.status not in ("ok", "failed") or (run.status == "failed" and "exit_code" not in error):
             return cls(command, "failed", output=tail(strip_ansi(str(error.get("message", ""))), EXIT_TAIL_CHARS),

@@ -3,8 +3,9 @@
 ::
 
     IDLE ──> PLANNING ──> EXECUTING <──> WAITING_TOOL
-                │            │  ▲            │
-                │            ▼  │            │
+                │            │  ▲ │
+                │            │  │ └─────────┐       (the user's words)
+                │            ▼  │           ▼
                 │         REVIEWING ──> REPLANNING ──> EXECUTING
                 │            │    │          ▲   │
                 │            │    └─> VERIFYING  │      (the verify command, when files changed)
@@ -13,7 +14,9 @@
                  └──> IDLE <──┘                          VERIFYING may fail too)
 
 REVIEWING -> FAILED is the reviewer's ``stop`` (or a budget running out during the review);
-VERIFYING -> REPLANNING is a failed verify command with re-plans left.
+VERIFYING -> REPLANNING is a failed verify command with re-plans left; EXECUTING -> REPLANNING is
+the user's words (feedback at a step's approval, or a steering message taken at a step boundary,
+see :mod:`agentcli.engine.steering`).
 
 The table is pure data (:data:`TRANSITIONS`). :class:`StateMachine` validates each
 move against it, timestamps it, and hands it to listeners (the run's event log).
@@ -44,7 +47,7 @@ class State(StrEnum):
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.IDLE: frozenset({State.PLANNING}),
     State.PLANNING: frozenset({State.EXECUTING, State.FAILED}),
-    State.EXECUTING: frozenset({State.WAITING_TOOL, State.REVIEWING, State.FAILED}),
+    State.EXECUTING: frozenset({State.WAITING_TOOL, State.REVIEWING, State.REPLANNING, State.FAILED}),
     State.WAITING_TOOL: frozenset({State.EXECUTING, State.FAILED}),
     State.REVIEWING: frozenset({State.EXECUTING, State.COMPLETE, State.REPLANNING, State.VERIFYING,
                                 State.FAILED}),

@@ -9,7 +9,10 @@ every outside input served from the recording instead:
   a request the recording does not have is a divergence;
 * tool calls: the recorded result for (step, tool, args), in order
   (:class:`ReplayRegistry`); with ``live_tools`` read-only tools run for real;
-* approvals and plan confirmations: the recorded decisions.
+* approvals and plan confirmations: the recorded decisions;
+* the user's words: feedback at a plan's confirmation (by the plan's hash), at an approval (with
+  the approval), and steering messages at the step boundary they were taken at
+  (:class:`RecordedSteering`).
 
 The replay's own events are then compared with the recording's
 (:func:`first_divergence`), ignoring what legitimately differs: times, sequence
@@ -50,6 +53,7 @@ from agentcli.engine.runner import (
     run,
 )
 from agentcli.engine.session import RunSession
+from agentcli.engine.steering import Boundary, Feedback
 from agentcli.engine.workspace import WorkspaceChanges
 from agentcli.errors import AgentError, LLMFatalError, LLMTransientError
 from agentcli.models.client import LLMClient
@@ -74,6 +78,7 @@ from agentcli.record.events import (
     RunStarted,
     TransitionMade,
     Undone,
+    UserSaid,
     WorkspaceChanged,
 )
 from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, recorded_price, response_of, step_order
@@ -316,7 +321,27 @@ class RecordedApprover(Approver):
             return self._live.decide(req)
         _, d = self.part.take(self._by_step.get(req.step_id), f"approval for step {req.step_id} ({req.tool})")
         return ApprovalDecision(req.step_id, req.tool, self.args_hash(req), req.plan_hash, d.decided_by,
-                                d.decision, 0.0, d.message)
+                                d.decision, 0.0, d.message, feedback=d.feedback)
+
+
+class RecordedSteering:
+    """The steering messages as recorded, each served at the first step boundary of the plan it
+    was taken in where the steps it recorded as finished are finished (``user_message`` events,
+    ``at="boundary"``, in order). Nothing recorded: nothing to take (a killed part included)."""
+
+    def __init__(self, rec: RunRecord) -> None:
+        self._queue: deque[tuple[int, UserSaid]] = deque(
+            (t.seq, t.data) for t in rec.user_messages if t.data.at == "boundary")
+        self.part = _Part()
+
+    def take(self, boundary: Boundary) -> str | None:
+        if not self.part.has(self._queue):
+            return None
+        _, d = self._queue[0]
+        if d.plan_hash != boundary.plan_hash or not set(d.done) <= boundary.done:
+            return None
+        self._queue.popleft()
+        return d.text
 
 
 class RecordedHookResults:
@@ -590,7 +615,16 @@ async def replay_run(
                                              | {c.seq for c in rec.tool_calls})
     approver = RecordedApprover(config, rec, fork=fork, live=live_approver)
     queue = deque((p.seq, p) for p in plans)
-    confirms = deque(rec.confirmations_at())
+    # Each plan's confirmation by its hash: a re-plan that was not asked about (it added no step to
+    # approve) left a transition too, so the answers in the order the run moved are not the answers
+    # in the order it asked.
+    confirms = {h: deque(answers) for h, answers in rec.confirmations_of_plans().items()}
+    # The user's feedback at a plan's confirmation, by the plan it was about (a plan is locked by its hash).
+    feedback: dict[str, deque[tuple[int, str]]] = defaultdict(deque)
+    for t in rec.user_messages:
+        if t.data.at == "plan":
+            feedback[t.data.plan_hash].append((t.seq, t.data.text))
+    steering = RecordedSteering(rec)
     decisions = {(t.step_id, t.seq): t.data for t in rec.of(ResumeDecided)}
     part = _Part()
     clients: list[LLMClient] = []
@@ -612,10 +646,14 @@ async def replay_run(
         # (already numbered after the kept ones, so the runner's merge gives the recorded plan again).
         return recorded.plan.model_copy(update={"steps": [s for s in recorded.plan.steps if s.id not in ctx.kept]})
 
-    def confirm(plan: Plan, replan: bool) -> bool:
-        if not part.has(confirms) and not part.killed:
+    def confirm(plan: Plan, replan: bool) -> bool | Feedback:
+        words = feedback.get(plan.hash)
+        if words and part.has(words):
+            return Feedback(words.popleft()[1])
+        answers = confirms.get(plan.hash)
+        if not (answers is not None and part.has(answers)) and not part.killed:
             return True
-        return part.take(confirms, "the plan's confirmation")[1]
+        return part.take(answers, "the plan's confirmation")[1]
 
     def decide_uncertain(step: UncertainStep) -> tuple[UncertainDecision, str]:
         # As the person (or the flag) decided when the run was resumed.
@@ -645,7 +683,7 @@ async def replay_run(
             if part.killed and live_writes:
                 raise AgentError(f"run {rec.run_id} was killed midway: its replay cannot run write tools live "
                                  "(they would go on past the point where it was killed)")
-        backend.part = tools.part = approver.part = part
+        backend.part = tools.part = approver.part = steering.part = part
         if changes is not None:
             changes.part = part
         resume = None
@@ -670,7 +708,7 @@ async def replay_run(
         deps = session.deps(planner, confirm, output_schema=seg.data.output_schema,
                             instructions=ProjectInstructions.from_record(seg.data.instructions),
                             verify_command=seg.data.verify_command or "",
-                            decide_uncertain=decide_uncertain)
+                            decide_uncertain=decide_uncertain, steering=steering)
         offset = path.stat().st_size if path.is_file() else 0
         runner = asyncio.ensure_future(run(task, deps))
         part.stop = runner.cancel

@@ -8,6 +8,8 @@
         VERIFYING -> REPLANNING                    it failed: a new plan with its output
         REVIEWING -> EXECUTING                     continue: run what can still run
         REVIEWING -> REPLANNING -> EXECUTING       a new plan; completed steps kept
+        EXECUTING -> REPLANNING                    the user's words: feedback at a step's approval, or a
+                                                   steer taken at a step boundary (completed steps kept)
         ... -> FAILED                              budget, denial, abort, planner failure, a "complete"
                                                    the record contradicts (no step succeeded, an
                                                    answer with nothing from the steps in it)
@@ -42,7 +44,7 @@ from agentcli import __version__
 from agentcli.config import Config
 from agentcli.engine.approval import Approver
 from agentcli.engine.budget import Budget
-from agentcli.engine.executor import Aborted, Executor, StepRun
+from agentcli.engine.executor import SHELL_TOOL, VERIFY_STEP, Aborted, Executor, StepRun
 from agentcli.engine.fsm import State, Transition
 from agentcli.engine.hooks import Hooks
 from agentcli.engine.prompts import prompt_hashes
@@ -57,9 +59,11 @@ from agentcli.engine.reviewer import (
     step_digest,
 )
 from agentcli.engine.state import Next, RunState
+from agentcli.engine.steering import Boundary, Feedback, PlanRevision, Steering, UserChange
 from agentcli.engine.workspace import WorkspaceChanges
 from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
 from agentcli.models.client import LLMClient
+from agentcli.planning.diff import plan_diff
 from agentcli.planning.instructions import ProjectInstructions, within_context
 from agentcli.planning.plan import Plan
 from agentcli.planning.planner import Replan
@@ -77,6 +81,7 @@ from agentcli.record.events import (
     ToolCalled,
     ToolIntent,
     TransitionMade,
+    UserSaid,
     WorkspaceChanged,
 )
 from agentcli.record.reader import RunRecord
@@ -88,13 +93,20 @@ from agentcli.tools import ToolRegistry
 class ReplanContext:
     """What the planner gets when asked for a new plan: the plan so far, its steps' results,
     why a new plan is needed, what is left of the budget (``left``: steps, replans, cost_usd,
-    seconds) and the workspace's changes so far (``None``: unknown)."""
+    seconds) and the workspace's changes so far (``None``: unknown). ``user``: the plan is revised
+    for the user's words (feedback or a steer), which lead the context."""
 
     plan: Plan
     runs: dict[str, StepRun]
     reason: str
     left: dict[str, Any] = field(default_factory=dict)
     changes: str | None = None
+    user: UserChange | None = None
+
+    @property
+    def fresh(self) -> bool:
+        """The user's words came before any step ran: the plan is written again from s1."""
+        return self.user is not None and all(r.status == "pending" for r in self.runs.values())
 
     @property
     def kept(self) -> frozenset[str]:
@@ -103,7 +115,10 @@ class ReplanContext:
 
     @property
     def first_step(self) -> int:
-        """The number of the first new step: after every step of the plan so far."""
+        """The number of the first new step: after every step of the plan so far (s1 when
+        :attr:`fresh`)."""
+        if self.fresh:
+            return 1
         return 1 + max((int(s.id[1:]) for s in self.plan.steps), default=0)
 
     def replan(self) -> Replan:
@@ -115,16 +130,21 @@ class ReplanContext:
         the steps so far (failed and newest ones kept first when too long), the changes."""
         first = self.first_step if first_step is None else first_step
         left = self.left
-        parts = [f"A previous plan for this task did not succeed. Reason: {self.reason}"]
+        parts = [self.user.request() if self.user is not None else
+                 f"A previous plan for this task did not succeed. Reason: {self.reason}"]
         if left:
             cost = left.get("cost_usd")
             seconds = left.get("seconds")
             parts.append(
-                f"Left of the budget: {left.get('steps')} steps, {left.get('replans')} re-plans after this one, "
+                f"Left of the budget: {left.get('steps')} steps, {left.get('replans')} re-plans"
+                + (", " if self.user is not None else " after this one, ")  # the user's words cost no re-plan
                 + (f"${cost:.4f} of model spend, " if isinstance(cost, int | float) else "")
                 + (f"{int(seconds)} s." if isinstance(seconds, int | float) else ""))
         kept = sorted(self.kept, key=lambda x: int(x[1:]))
-        if first > 1:
+        if self.fresh:
+            parts.append("None of the steps below has run: write the whole plan again, numbered s1, s2, ..., "
+                         "keeping the steps the user's words do not change.")
+        elif first > 1:
             parts.append(
                 f"Number your new steps from s{first} on (s{first}, s{first + 1}, ...): s1-s{first - 1} are the "
                 "previous plan's. The completed steps below are kept with their outputs and are not run "
@@ -181,6 +201,9 @@ class ResumeState:
     last_seq: int
     #: Steps that may have had their side effect already (see :class:`UncertainStep`).
     uncertain: dict[str, UncertainStep] = field(default_factory=dict)
+    #: The user's words recorded after the last plan: the run stopped before it was revised for
+    #: them (a kill, a failed re-plan). The resumed run revises its plan for them first.
+    unapplied: list[UserChange] = field(default_factory=list)
 
 
 def resume_state(rec: RunRecord) -> ResumeState:
@@ -220,8 +243,15 @@ def resume_state(rec: RunRecord) -> ResumeState:
             done[sid] = StepRun(step, status="ok", attempts=d.attempt, output=None)
         elif isinstance(d, ToolCalled) and d.result.get("ok") is True:
             done[sid] = StepRun(step, status="ok", attempts=d.attempt, output=d.result.get("output"))
+    last_plan_seq = rec.plans[-1].seq
+    unapplied = []
+    for t in rec.user_messages:
+        if t.seq > last_plan_seq:
+            step = plan.step(t.step_id) if t.step_id else None
+            unapplied.append(UserChange(t.data.kind, t.data.at, t.data.text, t.step_id,
+                                        step.tool if step is not None else SHELL_TOOL if t.step_id else None))
     return ResumeState(plan=plan, done=done, cost_usd=rec.cost_usd, tokens=rec.input_tokens + rec.output_tokens,
-                       replans=rec.replans, last_seq=rec.last_seq, uncertain=uncertain)
+                       replans=rec.replans, last_seq=rec.last_seq, uncertain=uncertain, unapplied=unapplied)
 
 
 class WorkspaceProbe(Protocol):
@@ -242,8 +272,10 @@ class VerifyFailed(AgentError):
 
 #: Makes a plan for a task (``None``) or a new plan after a failure (a ReplanContext).
 PlanFn = Callable[[str, ReplanContext | None], Awaitable[Plan]]
-#: Shows a plan and asks to go ahead; the flag says whether it is a re-plan.
-ConfirmFn = Callable[[Plan, bool], bool]
+#: Shows a plan and asks to go ahead; the flag says whether it is a re-plan. The answer: yes, no,
+#: or the user's words (:class:`~agentcli.engine.steering.Feedback`): the plan is revised with them
+#: and confirmed again.
+ConfirmFn = Callable[[Plan, bool], "bool | Feedback"]
 
 
 class RunOutcome(BaseModel):
@@ -310,6 +342,12 @@ class RunDeps:
     instructions: ProjectInstructions | None = None
     #: The run's ``[[hooks]]``, recorded as ``hook`` events (their results are a port of their own).
     hooks: Hooks | None = None
+    #: Messages that steer the running plan, taken at step boundaries (a port: a
+    #: :class:`~agentcli.engine.steering.SteeringQueue` a front end feeds; a replay's record). None: none.
+    steering: Steering | None = None
+    #: Told of each plan revised for the user's words (feedback, a steer), with its diff, before
+    #: it is confirmed or run.
+    on_revision: Callable[[PlanRevision], None] | None = None
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -361,12 +399,14 @@ def config_digest(config: Config) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def merge_replan(old: Plan, runs: dict[str, StepRun], new: Plan) -> Plan:
+def merge_replan(old: Plan, runs: dict[str, StepRun], new: Plan, start: int | None = None) -> Plan:
     """Completed steps of ``old`` kept as they are, followed by ``new``'s steps renumbered after
     them (dependencies and references rewritten to the new ids; a hosted planner numbers them
-    so already, and may reference the kept steps)."""
+    so already, and may reference the kept steps). ``start``: the number the new steps follow
+    (default: the last step of ``old``; 0 for a plan written again before any step ran)."""
     kept = [r.step for r in runs.values() if r.status == "ok"]
-    start = max((int(s.id[1:]) for s in old.steps), default=0)
+    if start is None:
+        start = max((int(s.id[1:]) for s in old.steps), default=0)
     mapping = {s.id: f"s{start + i}" for i, s in enumerate(new.steps, start=1)}
 
     def rename(value: Any) -> Any:
@@ -421,11 +461,17 @@ class _Run:
             runs=self.state.runs, checkpoints=deps.checkpoints,
             instructions=_executor_instructions(deps),
             hooks=deps.hooks,
+            hold=self._steered if deps.steering is not None or (deps.resume and deps.resume.unapplied) else None,
         )
         self.started = time.monotonic()
         self.probe: WorkspaceProbe | None = deps.workspace
         self._rule: ReviewRule | None = None
         self._given: Plan | None = None
+        #: A steer taken at a step boundary, applied when the running steps have finished (on
+        #: resume: the words the run stopped before applying, applied at the first boundary).
+        self._steer: UserChange | None = deps.resume.unapplied[0] if deps.resume and deps.resume.unapplied else None
+        #: The user's words the next re-plan is for.
+        self._user: UserChange | None = None
 
     def _on_transition(self, t: Transition) -> None:
         self.events.emit(TransitionMade(src=t.src.value, to=t.dst.value, reason=t.reason))
@@ -463,9 +509,10 @@ class _Run:
 
     # ------------------------------------------------------------------ the phases
 
-    def _set_plan(self, plan: Plan, *, replan: bool) -> None:
+    def _set_plan(self, plan: Plan, *, replan: bool, by_user: bool = False) -> None:
         self.state.plan = plan
-        self.events.emit(PlanCreated(replan=replan, plan=plan.model_dump(mode="json")))
+        self.events.emit(PlanCreated(replan=replan, plan=plan.model_dump(mode="json"),
+                                     **({"by_user": True} if by_user else {})))
         self.events.sync(blocking=True)
         if self.deps.on_plan is not None:
             self.deps.on_plan(plan)
@@ -479,10 +526,55 @@ class _Run:
         else:
             plan = self._given if self._given is not None else await self.deps.planner(self.task, None)
             self._set_plan(plan, replan=False)
-        if not self.deps.confirm(plan, False):
+        done = dict(resume.done) if resume else {}
+        while not isinstance(answer := self.deps.confirm(plan, False), bool):
+            # The user's words instead of yes/no: the plan is revised with them and asked about again.
+            runs = {s.id: done.get(s.id) or StepRun(s) for s in plan.steps}
+            plan = await self._revise(UserChange("feedback", "plan", answer.text), plan, runs)
+        if not answer:
             raise ApprovalDenied("the plan was not confirmed; re-run with --yes to accept it")
-        self.state.adopt(plan, resume.done if resume else None)
+        self.state.adopt(plan, {sid: r for sid, r in done.items() if plan.step(sid) is not None})
         return Next(State.EXECUTING, f"plan {plan.id} confirmed")
+
+    # ------------------------------------------------------------------ the user's words
+
+    def _said(self, change: UserChange, plan: Plan, done: list[str] | None = None) -> None:
+        """Record the user's words (before the re-plan they cause)."""
+        self.events.emit(UserSaid(kind=change.kind, text=change.words, at=change.at, plan_hash=plan.hash,
+                                  **({"done": done} if done is not None else {})),
+                         step_id=change.step_id, durable=True)
+
+    def _steered(self) -> bool:
+        """At a step boundary (the executor is about to start steps): take a queued steer, if any.
+        True: start no more steps; the loop re-plans when the running ones have finished."""
+        steering, plan = self.deps.steering, self.state.plan
+        if steering is None or plan is None or self._steer is not None:
+            return self._steer is not None
+        runs = self.state.runs
+        boundary = Boundary(plan.hash, lambda: (sid for sid, r in runs.items()
+                                                if r.status not in ("pending", "running")))
+        words = steering.take(boundary)
+        if words is None:
+            return False
+        self._steer = UserChange("steer", "boundary", redact_text(words))
+        self._said(self._steer, plan, sorted(boundary.done, key=lambda x: int(x[1:])))
+        return True
+
+    async def _revise(self, change: UserChange, plan: Plan, runs: dict[str, StepRun]) -> Plan:
+        """A new plan for the user's words: recorded (``user_message``; a steer's already is), made
+        by the planner with them leading its context, merged with the completed steps, recorded
+        (``plan_created``, ``by_user``: not counted against ``max_replans``) and shown as a diff."""
+        change = UserChange(change.kind, change.at, redact_text(change.words), change.step_id, change.tool)
+        if change.kind == "feedback":
+            self._said(change, plan)
+        changes = self.state.changes.text() if self.state.changes is not None else None
+        ctx = ReplanContext(plan, runs, change.words, self._left(), changes, user=change)
+        new = await self.deps.planner(self.task, ctx)
+        merged = merge_replan(plan, runs, new, start=ctx.first_step - 1)
+        self._set_plan(merged, replan=True, by_user=True)
+        if self.deps.on_revision is not None:
+            self.deps.on_revision(PlanRevision(change, plan, merged, plan_diff(plan, merged)))
+        return merged
 
     def _settle_uncertain(self, resume: ResumeState) -> None:
         """Ask about every step that may already have had its side effect; each decision is
@@ -504,9 +596,21 @@ class _Run:
                 resume.done[u.step_id] = StepRun(step, status="ok", attempts=u.attempt, output=None)
 
     async def _executing(self, _: Next) -> Next:
-        assert self.state.plan is not None
-        await self.executor.execute(self.state.plan)
-        failed = self.state.failed()
+        st = self.state
+        assert st.plan is not None
+        await self.executor.execute(st.plan)
+        told = [r for r in st.runs.values() if r.status == "denied" and r.error and r.error.get("type") == "feedback"]
+        if told:  # declined at its approval with the user's words: not run, the plan is revised
+            r = told[0]
+            self._user = UserChange("feedback", "approval", str(r.error.get("message", "")) if r.error else "",
+                                    r.step.id, r.step.tool)
+            return Next(State.REPLANNING, f"the user's feedback at step {r.step.id}: {self._user.words}")
+        if self._steer is None and not any(r.status == "pending" for r in st.runs.values()):
+            self._steered()  # the last step boundary: every step has finished
+        if self._steer is not None:
+            self._user, self._steer = self._steer, None
+            return Next(State.REPLANNING, f"the user's message: {self._user.words}")
+        failed = st.failed()
         return Next(State.REVIEWING, f"{len(failed)} step(s) failed" if failed else "all steps done")
 
     async def _reviewing(self, _: Next) -> Next:
@@ -584,6 +688,10 @@ class _Run:
         result = await self.executor.verify(st.plan, command, self.deps.config.verify.timeout_seconds)
         st.verified = result
         self.events.emit(result.payload())
+        if result.feedback is not None:  # declined with the user's words: the plan is revised with them
+            self._user = UserChange("feedback", "approval", result.feedback, VERIFY_STEP, SHELL_TOOL)
+            st.verified = None
+            return Next(State.REPLANNING, f"the user's feedback at the verify command: {result.feedback}")
         if result.status in ("passed", "denied", "unavailable"):
             # Declined or impossible: the user sees that in the result; it is not a failure of the task.
             await self._shape()
@@ -596,6 +704,8 @@ class _Run:
     async def _replanning(self, step: Next) -> Next:
         st = self.state
         assert st.plan is not None
+        if self._user is not None:
+            return await self._replan_for_user()
         self.budget.check_replan()
         changes = st.changes.text() if st.changes is not None else None
         ctx = ReplanContext(st.plan, dict(st.runs), step.reason, self._left(), changes)
@@ -606,6 +716,30 @@ class _Run:
         self._set_plan(merged, replan=True)
         if adds_approval and not self.deps.confirm(merged, True):
             raise ApprovalDenied("the new plan was not confirmed")
+        st.keep_succeeded()
+        st.adopt(merged)
+        return Next(State.EXECUTING, f"new plan {merged.id}")
+
+    async def _replan_for_user(self) -> Next:
+        """A re-plan for the user's words (feedback at an approval, a steer): completed steps kept;
+        feedback is confirmed again (more words revise it again), a steer as any re-plan is."""
+        st = self.state
+        assert st.plan is not None and self._user is not None
+        change, self._user = self._user, None
+        before = {s.id for s in st.plan.steps if s.requires_approval}
+        merged = await self._revise(change, st.plan, dict(st.runs))
+        while True:
+            adds_approval = any(s.requires_approval and s.id not in before for s in merged.steps)
+            if change.kind == "steer" and not adds_approval:
+                break
+            answer = self.deps.confirm(merged, True)
+            if isinstance(answer, bool):
+                if not answer:
+                    raise ApprovalDenied("the new plan was not confirmed")
+                break
+            change = UserChange("feedback", "plan", answer.text)
+            merged = await self._revise(change, merged, {**dict(st.runs), **{
+                s.id: StepRun(s) for s in merged.steps if s.id not in st.runs}})
         st.keep_succeeded()
         st.adopt(merged)
         return Next(State.EXECUTING, f"new plan {merged.id}")

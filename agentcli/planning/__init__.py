@@ -6,6 +6,7 @@
 - `prompt`: what any planner is shown (draft schema, tool catalogue, workspace summary, memory).
 - `repomap`: the repository map a hosted planner is shown; `instructions`: project instructions
   (``AGENTS.md``) for planner and step prompts.
+- `diff`: how one plan differs from the next (steps added, removed, changed), for people.
 - `local`: the small-model planner and its measured levers; `examples`: bundled task -> plan examples.
 - `strategy`: hosted and small-model planner strategies, chosen by the model's profile; `planner_map`.
 - `repomap`: the hosted planner's repository map (tree, ranked outlines, the persisted cache);

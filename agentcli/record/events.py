@@ -78,6 +78,7 @@ EventType = Literal[
     "session_started",
     "turn_started",
     "session_rolled_back",
+    "user_message",
 ]
 
 
@@ -183,6 +184,9 @@ class PlanCreated(Payload):
     replan: bool = False
     #: The plan as executed (a re-plan: already merged, kept steps first).
     plan: dict[str, Any]
+    #: A re-plan the user asked for (feedback or a steer, see the ``user_message`` before it): it
+    #: does not count against ``budget.max_replans``. Written only when true.
+    by_user: bool = False
 
 
 class TransitionMade(Payload):
@@ -317,6 +321,9 @@ class ApprovalMade(Payload):
     decision: Literal["approved", "denied", "aborted"]
     message: str = ""
     risk: str | None = None
+    #: Denied with the user's words instead of a plain no: the plan is revised with them (see
+    #: :mod:`agentcli.engine.steering`). Written only when given.
+    feedback: str | None = None
 
 
 class BudgetChecked(Payload):
@@ -518,12 +525,26 @@ class SessionRolledBack(Payload):
     undone: list[str] = []
 
 
+class UserSaid(Payload):
+    """The user's words changed the plan (:mod:`agentcli.engine.steering`): ``feedback`` at the
+    plan's confirmation (``at="plan"``) or at a step's approval (``at="approval"``, the event's
+    step), or a ``steer`` taken at a step boundary (``at="boundary"``, ``done``: the steps finished
+    then). ``plan_hash``: the plan the words were about. A re-plan follows."""
+
+    TYPE: ClassVar[EventType] = "user_message"
+    kind: Literal["feedback", "steer"]
+    text: str
+    at: Literal["plan", "approval", "boundary"]
+    plan_hash: str = ""
+    done: list[str] = []
+
+
 #: The payload model of every event type.
 PAYLOADS: dict[str, type[Payload]] = {
     m.TYPE: m for m in (RunStarted, PlanCreated, TransitionMade, StepStarted, LlmCall, ToolIntent, ToolCalled,
                         StepFinished, ApprovalMade, BudgetChecked, MemoryRecalled, MemoryWritten, Reviewed,
                         WorkspaceChanged, Verified, Hooked, RunFinished, CheckpointMade, Undone, ResumeDecided,
-                        SessionStarted, TurnStarted, SessionRolledBack)
+                        SessionStarted, TurnStarted, SessionRolledBack, UserSaid)
 }
 
 # The general path's encoder, built once: the same output as json.dumps(..., separators=(",", ":"),

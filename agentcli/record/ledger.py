@@ -71,7 +71,8 @@ class TurnFacts:
     turn: int
     run_id: str
     task: str
-    feedback: list[str]
+    #: ``(kind, words)``: ``feedback`` or ``steer``, in the order the user gave them.
+    feedback: list[tuple[str, str]]
     status: str
     steps: list[StepFacts]
     files: list[str]
@@ -91,17 +92,11 @@ def _one_line(text: str, limit: int) -> str:
     return head_tail(flat, limit, head_share=0.5).replace("\n", " ") if len(flat) > limit else flat
 
 
-def user_feedback(rec: RunRecord) -> list[str]:
-    """What the user said during the turn besides its task, in order: any recorded event payload
-    with a ``feedback`` or ``message`` of the user's own (plan feedback, a steering message) that
-    the run's record holds."""
-    out: list[str] = []
-    for t in rec.items:
-        extra = getattr(t.data, "__pydantic_extra__", None) or {}
-        words = getattr(t.data, "feedback", None) or extra.get("feedback")
-        if isinstance(words, str) and words.strip():
-            out.append(words)
-    return out
+def user_feedback(rec: RunRecord) -> list[tuple[str, str]]:
+    """What the user said during the turn besides its task, in order: ``("feedback", words)`` given at
+    the plan's confirmation or a step's approval, ``("steer", words)`` typed while the plan ran (the
+    run's ``user_message`` events)."""
+    return [(m.data.kind, m.data.text) for m in rec.user_messages]
 
 
 def turn_facts(turn: int, rec: RunRecord, cfg: SessionConfig, task: str = "") -> TurnFacts:
@@ -141,7 +136,7 @@ def render_turn(f: TurnFacts, form: str) -> str:
     lines = [f"## Turn {f.turn}" + ("" if form == "words" else f" ({f.status}"
                                     + (", undone since: its changes were reverted" if f.undone else "") + ")")]
     lines.append(f"user: {json.dumps(f.task, ensure_ascii=False)}")
-    lines.extend(f"feedback: {json.dumps(w, ensure_ascii=False)}" for w in f.feedback)
+    lines.extend(f"{kind}: {json.dumps(w, ensure_ascii=False)}" for kind, w in f.feedback)
     if form == "full" and f.steps:
         lines.append("plan:")
         for s in f.steps:

@@ -43,6 +43,7 @@ from agentcli.record.events import (
     StepFinished,
     ToolCalled,
     TransitionMade,
+    UserSaid,
     first_error,
     read_events,
 )
@@ -96,6 +97,8 @@ class RecordedPlan:
     replan: bool
     seq: int
     planner_calls: list[CallRecord]
+    #: A re-plan the user asked for (feedback or a steer).
+    by_user: bool = False
 
 
 @dataclass(frozen=True)
@@ -290,7 +293,7 @@ class RunRecord:
                 except ValidationError as e:
                     self.warnings.append(f"event {t.seq} of {self.run_id} is malformed: plan.{first_error(e)}")
                     continue
-                out.append(RecordedPlan(plan, d.replan, t.seq, calls))
+                out.append(RecordedPlan(plan, d.replan, t.seq, calls, d.by_user))
                 calls = []
         self._unplanned = calls
         return out
@@ -308,7 +311,13 @@ class RunRecord:
 
     @property
     def replans(self) -> int:
-        return sum(1 for p in self.plans if p.replan)
+        """The re-plans that count against ``budget.max_replans`` (not those the user asked for)."""
+        return sum(1 for p in self.plans if p.replan and not p.by_user)
+
+    @property
+    def user_messages(self) -> list[Typed[UserSaid]]:
+        """The user's feedback and steering messages, in order (see :mod:`agentcli.engine.steering`)."""
+        return self.of(UserSaid)
 
     @cached_property
     def steps(self) -> dict[str, StepFinished]:
@@ -338,6 +347,20 @@ class RunRecord:
         """:meth:`confirmations`, each with the sequence number of its event."""
         return [(t.seq, t.data.to == "EXECUTING") for t in self.of(TransitionMade)
                 if t.data.src in ("PLANNING", "REPLANNING")]
+
+    def confirmations_of_plans(self) -> dict[str, list[tuple[int, bool]]]:
+        """:meth:`confirmations_at` by the hash of the plan each was about (the last plan made
+        before it): a plan's own answer, whether or not the plans between were asked about."""
+        out: dict[str, list[tuple[int, bool]]] = {}
+        last: str | None = None
+        for t in self.items:
+            d = t.data
+            if type(d) is PlanCreated:
+                h = d.plan.get("hash")
+                last = h if isinstance(h, str) else None
+            elif type(d) is TransitionMade and d.src in ("PLANNING", "REPLANNING") and last is not None:
+                out.setdefault(last, []).append((t.seq, d.to == "EXECUTING"))
+        return out
 
     # ------------------------------------------------------------- calls, tools, approvals, cost
 

@@ -161,7 +161,7 @@ def _run(ctx: typer.Context, **kwargs: Any) -> int:
 
 
 def _turn(ctx: typer.Context, session_id: str, task: str, *, yes: bool) -> int:
-    return _run(ctx, task=task, session_id=session_id, yes=yes)
+    return _run(ctx, task=task, session_id=session_id, yes=yes, steer_typed=True)
 
 
 def _offer_unfinished(ctx: typer.Context, settings: Settings, session: SessionRecord, yes: bool) -> None:
@@ -186,7 +186,7 @@ def _offer_unfinished(ctx: typer.Context, settings: Settings, session: SessionRe
            else f"stopped on its budget ({rec.finish.reason})")
     err_console.print(f"turn {last.turn} ({escape(last.task[:60])}) {why}", highlight=False)
     if ask("resume it?", [("y", "[y]es"), ("n", "[n]o")], default="y") == "y":
-        _run(ctx, resume=last.run_id, yes=yes)
+        _run(ctx, resume=last.run_id, yes=yes, steer_typed=True)
 
 
 def _command(ctx: typer.Context, settings: Settings, session: SessionRecord | None, text: str

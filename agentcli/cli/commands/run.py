@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,7 +24,7 @@ from agentcli.cli.commands.common import (
     state_of,
     warn_short_secrets,
 )
-from agentcli.cli.prompts import STOP, ask, say
+from agentcli.cli.prompts import STOP, Words, ask, say
 from agentcli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from agentcli.engine.executor import StepRun
     from agentcli.engine.fsm import Transition
     from agentcli.engine.runner import RunOutcome, UncertainStep
+    from agentcli.engine.steering import Feedback, PlanRevision
     from agentcli.planning.plan import Plan
 
 
@@ -41,6 +43,10 @@ PLAN_CHOICES = [("y", "[y]es"), ("n", "[n]o")]
 #: The resume prompt's, for a step that may already have run.
 UNCERTAIN_CHOICES = [("y", "[y]es"), ("d", "[d]one already, go on"), ("n", "[n]o, stop")]
 
+#: The hints after the legends of the prompts that take the person's own words (feedback).
+PLAN_WORDS = "or type what to change"
+APPROVAL_WORDS = "or type what to do instead"
+
 #: ``--output`` formats: text for people, one JSON document, or a JSON line per event.
 OUTPUT_FORMATS = ("text", "json", "jsonl")
 
@@ -49,7 +55,7 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
-def _ask_approval(req: ApprovalRequest) -> Answer:
+def _ask_approval(req: ApprovalRequest) -> Answer | Feedback:
     err_console.rule(f"[bold]approve step {escape(req.step_id)}: {escape(req.tool)}[/bold] ({req.risk})")
     if req.preview:
         from rich.syntax import Syntax
@@ -60,13 +66,17 @@ def _ask_approval(req: ApprovalRequest) -> Answer:
         import json
 
         err_console.print(escape(json.dumps(req.args, indent=2, default=str)))
-    answer = ask("run it?", APPROVAL_CHOICES, default="n")
+    answer = ask("run it?", APPROVAL_CHOICES, default="n", words=APPROVAL_WORDS)
+    if isinstance(answer, Words):  # not run: the plan is revised with the user's words
+        from agentcli.engine.steering import Feedback
+
+        return Feedback(str(answer))
     # Ctrl-C at the prompt stops the run: an abort, recorded as the user's answer.
     return {"y": "yes", "n": "no", "a": "always", "b": "abort", STOP: "abort"}[answer]  # type: ignore[return-value]
 
 
 def _confirm_factory(yes: bool, quiet: bool) -> Any:
-    def confirm(plan: Plan, replan: bool) -> bool:
+    def confirm(plan: Plan, replan: bool) -> bool | Feedback:
         from agentcli.cli.render import render_plan
 
         if not quiet:
@@ -78,8 +88,24 @@ def _confirm_factory(yes: bool, quiet: bool) -> Any:
         if not _interactive():
             print_error("the plan needs confirmation and there is no terminal; re-run with --yes")
             return False
-        return ask("run this plan?", PLAN_CHOICES, default="y") == "y"  # Ctrl-C: not confirmed
+        answer = ask("run this plan?", PLAN_CHOICES, default="y", words=PLAN_WORDS)
+        if isinstance(answer, Words):  # the plan is revised with the user's words, then asked again
+            from agentcli.engine.steering import Feedback
+
+            return Feedback(str(answer))
+        return answer == "y"  # Ctrl-C: not confirmed
     return confirm
+
+
+def _revision_shower(quiet: bool) -> Any:
+    """Shows a plan revised for the user's words as its diff (waits for an open prompt)."""
+    def show(rev: PlanRevision) -> None:
+        if quiet:
+            return
+        from agentcli.cli.steer import render_revision
+
+        say(lambda: render_revision(rev, err_console))
+    return show
 
 
 def _uncertain_factory(rerun: bool, yes: bool) -> Any:
@@ -200,6 +226,30 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False, verify_command: str 
         highlight=False, soft_wrap=True)
 
 
+def _stdin_steering() -> Any:
+    """A steering queue fed by stdin's JSON lines (:mod:`agentcli.cli.steer`), or None when stdin
+    is a terminal or not a file."""
+    import os
+
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    if os.isatty(fd):
+        return None
+    from agentcli.cli.steer import read_steering
+    from agentcli.engine.steering import SteeringQueue
+
+    queue = SteeringQueue()
+    read_steering(queue, fd, print_error)
+    return queue
+
+
+def _queued_line(text: str) -> None:
+    say(lambda: err_console.print(f"[dim]queued for the next step boundary: {escape(text)}[/dim]", highlight=False,
+                                  soft_wrap=True))
+
+
 def _jsonl_listener() -> Any:
     """Writes each event to stdout as one JSON line as it is appended (``--output jsonl``)."""
     import json
@@ -245,6 +295,9 @@ def run(
         "--max-seconds", callback=in_range(0.001, MAX_SECONDS), help="Wall-time budget.")] = None,
     sandbox: Annotated[str | None, typer.Option(
         "--sandbox", help="OS sandbox of commands this run: workspace-write, read-only or off.")] = None,
+    steer_typed: Annotated[bool, typer.Option(
+        "--steer-from-terminal", hidden=True, help="Lines typed while the plan runs steer it (agent chat's "
+        "turns).")] = False,
     continue_from: Annotated[str | None, typer.Option(
         "--continue", help="Add TASK as the next turn of a session: the session of this run (a run id, a "
         "prefix or `last`; `agent run --continue \"TASK\"` continues the last run). A run in no session "
@@ -316,13 +369,14 @@ def run(
         run_id = rec.run_id
     else:
         run_id = new_run_id()
-    session = ledger = None
+    conversation = ledger = None
     if continue_from is not None or session_id is not None:
         from agentcli.record.ledger import session_ledger
         from agentcli.record.sessions import session_to_continue
 
-        session = session_to_continue(settings.data_dir, settings.workspace, run=continue_from, session=session_id)
-        ledger = session_ledger(settings.data_dir, session, settings.config)
+        conversation = session_to_continue(settings.data_dir, settings.workspace, run=continue_from,
+                                           session=session_id)
+        ledger = session_ledger(settings.data_dir, conversation, settings.config)
     elif resume is not None:
         from agentcli.record.ledger import resumed_turn_ledger
 
@@ -345,9 +399,20 @@ def run(
                         yes=yes, approve_all=approve_all)
 
     checkpoint_error: list[str] = []
-    if session is not None and ledger is not None:
+    if conversation is not None and ledger is not None:
         # Recorded (fsynced) before the run exists: a turn killed at once is still the session's.
-        session.append_turn(run_id, task or "", ledger.made())
+        conversation.append_turn(run_id, task or "", ledger.made())
+    # --output jsonl: JSON lines on stdin steer the running plan (a terminal's stdin is a person's,
+    # for the prompts: steering there is left to an interactive session).
+    steering = _stdin_steering() if output == "jsonl" else None
+    typed = None
+    if steer_typed and steering is None and _interactive() and not quiet:
+        # In `agent chat`: a line typed while the plan runs steers it (read only between questions).
+        from agentcli.cli.commands.chat import TerminalSteering
+        from agentcli.engine.steering import SteeringQueue
+
+        steering = SteeringQueue()
+        typed = TerminalSteering(steering, on_queued=_queued_line, on_error=print_warning)
     verify_cmd = verify_command(settings.config, instructions.verify_command if instructions else None)
 
     async def go() -> RunOutcome:
@@ -384,8 +449,16 @@ def run(
             past_plans = memory.recall_plans if memory is not None else None
 
             earlier = ledger.text if ledger is not None else ""
+            revisions = 0
 
             async def plan_fn(t: str, rc: ReplanContext | None) -> Plan:
+                nonlocal revisions
+                if rc is not None and rc.user is not None:  # the user's words: its own plan id each time
+                    revisions += 1
+                    return await planner.make_plan(t, settings=settings, registry=registry, client=client,
+                                                   plan_id=f"{run_id}-u{revisions}", replan=rc.replan(),
+                                                   recall=recall, past_plans=past_plans, instructions=instructions,
+                                                   ledger=earlier)
                 if rc is None:
                     return await planner.make_plan(t, settings=settings, registry=registry, client=client,
                                                    plan_id=run_id, recall=recall, past_plans=past_plans,
@@ -397,7 +470,8 @@ def run(
 
             deps = session.deps(plan_fn, status.pausing(_confirm_factory(yes, quiet)), on_step=on_step,
                                 on_transition=on_transition, output_schema=schema, instructions=instructions,
-                                verify_command=verify_cmd)
+                                verify_command=verify_cmd, steering=steering,
+                                on_revision=status.pausing(_revision_shower(quiet)))
             deps.decide_uncertain = status.pausing(_uncertain_factory(rerun_uncertain, yes))
             return await run_core(given.task if given else (task or ""), deps, plan=given)
         finally:
@@ -407,7 +481,8 @@ def run(
 
     try:
         # Ctrl-C: the first stops the run (recorded, resumable), a second quits at once.
-        done, interrupted = run_interruptible(go, status)
+        with typed if typed is not None else contextlib.nullcontext():
+            done, interrupted = run_interruptible(go, status)
     except KeyboardInterrupt:
         done, interrupted = None, True
     status.stop()
@@ -416,6 +491,10 @@ def run(
         leave(ExitCode.INTERRUPTED)
         raise typer.Exit(ExitCode.INTERRUPTED)
     outcome = done
+    if steering is not None and (late := steering.pending()):
+        print_warning(f"{len(late)} message(s) {'typed' if typed is not None else 'on stdin'} came after the last "
+                      "step boundary and were not applied: "
+                      + "; ".join(m[:80] for m in late))
     if output == "json":
         typer.echo(outcome.model_dump_json(indent=2))
     elif output == "jsonl":

@@ -84,7 +84,14 @@ def render_timeline(rec: RunRecord) -> None:
             if isinstance(out, dict) and out.get("sandbox"):
                 detail += f" [sandbox: {out['sandbox']}]"
         elif isinstance(d, ev.ApprovalMade):
-            detail = f"{d.tool} {d.decision} by {d.decided_by} {d.message}"
+            detail = f"{d.tool} {d.decision} by {d.decided_by} {d.message}" + (
+                f": {json.dumps(d.feedback, ensure_ascii=False)}" if d.feedback is not None else "")
+        elif isinstance(d, ev.UserSaid):
+            detail = f"{d.kind} at {d.at}: {json.dumps(d.text, ensure_ascii=False)}"
+        elif isinstance(d, ev.PlanCreated) and d.by_user:
+            p = d.plan
+            detail = (f"plan {p.get('id')} {len(p.get('steps', []))} steps hash {str(p.get('hash'))[:12]} "
+                      "(revised for the user's words)")
         elif isinstance(d, ev.StepFinished):
             detail = f"{d.status} after {d.attempts} attempt(s)"
         elif isinstance(d, ev.BudgetChecked):
@@ -115,6 +122,28 @@ def render_timeline(rec: RunRecord) -> None:
         rows.append([_clock(t.time), t.step_id or "", t.type, detail])
     cols = [Col("time"), Col("step"), Col("event"), Col("detail", flex=True)]
     console.print(fitted_table(cols, rows, console.width, title=f"timeline of {rec.run_id}"))
+
+
+def render_user_words(rec: RunRecord) -> None:
+    """Each of the user's feedback and steering messages, whole, and how the plan changed for it."""
+    from agentcli.planning.diff import plan_diff
+
+    said = rec.user_messages
+    if not said:
+        return
+    plans = rec.plans
+    console.print(f"[bold]the user's words[/bold] ({len(said)}):", highlight=False)
+    for t in said:
+        d = t.data
+        where = {"plan": "at the plan's confirmation", "approval": f"at the approval of step {t.step_id}",
+                 "boundary": "while the plan ran, after " + (", ".join(d.done) or "no step")}[d.at]
+        console.print(f"  {d.kind} {escape(where)}: {escape(json.dumps(d.text, ensure_ascii=False))}",
+                      highlight=False, soft_wrap=True)
+        old = next((p.plan for p in reversed(plans) if p.seq < t.seq and p.plan.hash == d.plan_hash), None)
+        new = next((p.plan for p in plans if p.seq > t.seq and p.by_user), None)
+        if old is not None and new is not None:
+            for line in plan_diff(old, new).lines():
+                console.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def _signed(value: float | None) -> str:
@@ -162,6 +191,7 @@ def show(
     plan = rec.last_plan
     if plan is not None:
         render_plan(plan, console)
+    render_user_words(rec)
     render_timeline(rec)
     render_step_costs(costs)
     s = summary
