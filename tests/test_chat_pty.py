@@ -182,12 +182,12 @@ def test_line_editor_keys_and_slash_commands(workspace: Path, tmp_path: Path) ->
     child.close()
     assert child.exitstatus == 0
     data = workspace / ".agent"
-    sessions = sorted((data / "sessions").iterdir())
+    sessions = [SessionRecord(p / "session.jsonl") for p in (data / "sessions").iterdir()]
     assert len(sessions) == 2
-    original = SessionRecord(sessions[0] / "session.jsonl")
+    [original] = [x for x in sessions if x.start is not None and x.start.forked_from is None]
+    [fork] = [x for x in sessions if x is not original]
     assert [t.task for t in original.turns] == ["write a.py", "write b.py\nwith B = 1"]
     assert [t.turn for t in original.chain()] == [1]
-    fork = SessionRecord(sessions[1] / "session.jsonl")
     assert fork.start is not None and fork.start.forked_from == original.session_id
     assert [(t.turn, t.copied) for t in fork.chain()] == [(1, True)]
 

@@ -249,8 +249,10 @@ def test_chat_turns_and_slash_commands_in_process(workspace: Path) -> None:
     assert "wrote a" in r.stdout and "wrote b" in r.stdout and "/fork TURN" in r.stdout
     assert "turn 1: $" in r.stdout and "Write a" in r.stdout
     assert "error: /fork TURN: the turn to branch after" in r.stderr
-    sessions = sorted((workspace / ".agent" / "sessions").iterdir())
-    original, fork = (SessionRecord(p / "session.jsonl") for p in sessions)
+    # Told apart by what they are (their ids may share a second, whose random tails sort either way).
+    sessions = [SessionRecord(p / "session.jsonl") for p in (workspace / ".agent" / "sessions").iterdir()]
+    [original] = [x for x in sessions if x.start is not None and x.start.forked_from is None]
+    [fork] = [x for x in sessions if x is not original]
     assert [t.task for t in original.chain()] == ["write a.py", "write b.py"]
     assert fork.start is not None and fork.start.forked_from == original.session_id
     assert [(t.turn, t.copied) for t in fork.chain()] == [(1, True)]
@@ -322,7 +324,7 @@ def test_lines_typed_during_a_turn_are_queued_as_steering(tmp_path: Path) -> Non
     import os
     import time
 
-    from agentcli.cli.commands.chat import TerminalSteering
+    from agentcli.cli.steer import TerminalSteering
 
     class Queue:
         def __init__(self) -> None:

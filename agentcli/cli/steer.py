@@ -2,6 +2,8 @@
 
 - :func:`render_revision`: a plan revised for the user's words, shown as its diff (``+`` added,
   ``-`` removed, ``~`` changed steps), for ``agent run`` and any other front end.
+- :class:`TerminalSteering`: in ``agent chat``, each line typed at the terminal while a turn runs
+  (and no question is open) is queued as a steering message.
 - :func:`parse_steer_line` and :func:`read_steering`: with ``agent run --output jsonl``, each
   line on stdin is a JSON object; ``{"type": "steer", "text": "..."}`` queues a message that steers
   the running plan at its next step boundary. A line that is not one is refused with one line on
@@ -21,7 +23,7 @@ from rich.markup import escape
 from agentcli.engine.steering import MAX_MESSAGE_CHARS, PlanRevision, SteeringQueue, check_words
 from agentcli.untrusted import InputError, load_json
 
-__all__ = ["STEER_TYPES", "parse_steer_line", "read_steering", "render_revision"]
+__all__ = ["STEER_TYPES", "TerminalSteering", "parse_steer_line", "read_steering", "render_revision"]
 
 #: The types of line stdin takes with ``--output jsonl``.
 STEER_TYPES = ("steer",)
@@ -108,3 +110,73 @@ def read_steering(queue: SteeringQueue, fd: int, on_error: Callable[[str], None]
     t = threading.Thread(target=read, name="agent-steering-stdin", daemon=True)
     t.start()
     return t
+
+
+class TerminalSteering:
+    """While a turn runs: each line typed at the terminal is put on the turn's steering queue (applied
+    at the next step boundary). Lines are read only while no question is open (:mod:`agentcli.cli.
+    prompts` holds its lock while it opens one), so an answer to a prompt is never taken for a
+    message; the terminal is in its line mode then, so a line arrives whole, when Enter is pressed."""
+
+    def __init__(self, queue: Any, on_queued: Any, on_error: Any, fd: int = 0) -> None:
+        self.queue = queue
+        self.on_queued = on_queued
+        self.on_error = on_error
+        self.fd = fd
+        self._stop = False
+        self._thread: Any = None
+
+    def __enter__(self) -> TerminalSteering:
+        import threading
+
+        self._thread = threading.Thread(target=self._read, name="chat-steering", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+
+    def _read(self) -> None:
+        import os
+        import select
+        import time
+
+        from agentcli.cli import prompts
+
+        buf = b""
+        while not self._stop:
+            try:
+                ready, _, _ = select.select([self.fd], [], [], 0.1)
+            except (OSError, ValueError):
+                return
+            if not ready:
+                continue
+            with prompts.between_questions() as free:  # a question waits until this line is read
+                # Ready again, now that no question can open: what select saw may have been read by a
+                # question that opened and closed since (a read that blocked here would hold the next).
+                if not free or not select.select([self.fd], [], [], 0)[0]:
+                    ready = []
+                else:
+                    try:
+                        data = os.read(self.fd, 4096)
+                    except OSError:
+                        return
+            if not ready:
+                time.sleep(0.05)  # the open question reads it
+                continue
+            if not data:
+                return  # end of input
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                text = line.decode("utf-8", "replace").strip()
+                if not text:
+                    continue
+                try:
+                    self.queue.put(text)
+                except ValueError as e:
+                    self.on_error(f"not queued: {e}")
+                else:
+                    self.on_queued(text)

@@ -408,7 +408,7 @@ def run(
     typed = None
     if steer_typed and steering is None and _interactive() and not quiet:
         # In `agent chat`: a line typed while the plan runs steers it (read only between questions).
-        from agentcli.cli.commands.chat import TerminalSteering
+        from agentcli.cli.steer import TerminalSteering
         from agentcli.engine.steering import SteeringQueue
 
         steering = SteeringQueue()
