@@ -118,7 +118,7 @@ def _progress(quiet: bool) -> tuple[Any, Any]:
         if quiet:
             return
         s = run.step
-        what = s.tool or "llm"
+        what = s.tool or ("investigate" if s.kind == "investigate" else "llm")
         if run.status == "running":
             if not styled:
                 err_console.file.write(f"> {s.id} {what}: {s.title}\n")
