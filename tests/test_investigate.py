@@ -52,7 +52,8 @@ def draft(*, fix: bool = True) -> dict[str, Any]:
 
 FINDINGS = {"established": "mathutil.scale adds 1 to the product: scale(3, 2) is 7, not 6.",
             "evidence": ["mathutil.py:2:     return x * factor + 1", "E       assert 7 == 6"]}
-FIX = {"edits": [{"path": "mathutil.py", "search": "    return x * factor + 1\n", "replace": "    return x * factor\n"}]}
+FIX = {"edits": [{"path": "mathutil.py", "search": "    return x * factor + 1\n",
+                  "replace": "    return x * factor\n"}]}
 REVIEW = {"outcome": "complete", "answer": "fixed mathutil.scale", "reason": ""}
 
 
