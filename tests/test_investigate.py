@@ -261,3 +261,34 @@ def test_git_history_log_show_and_blame(workspace: Path, monkeypatch: pytest.Mon
     assert bad.exit_code != 0 or not json.loads(bad.stdout).get("ok", True)
     escape = json.loads(call({"command": "log", "path": "../outside"}).stdout)
     assert escape["ok"] is False
+
+
+@needs_sandbox
+def test_a_failure_can_be_investigated_before_the_replan(workspace: Path) -> None:
+    planted(workspace)
+    first = {"steps": {"s1": {"call": {"tool": "run_shell", "args": {"command": PYTEST}}, "depends_on": [],
+                              "title": "Run the test"}}}
+    replan = {"outcome": "replan", "answer": "", "reason": "test_double fails"}
+    fixed = {"steps": {
+        "s2": {"prompt": "Fix mathutil.scale", "answer": "edits", "depends_on": [], "title": "Write the fix"},
+        "s3": {"call": {"tool": "apply_edits", "args": {"edits": "{{s2.output}}"}}, "depends_on": ["s2"],
+               "title": "Apply the fix"},
+        "s4": {"call": {"tool": "run_shell", "args": {"command": PYTEST}}, "depends_on": ["s3"], "title": "Test"},
+    }}
+    look = ToolCall(id="c1", name="run_readonly", arguments={"command": PYTEST})
+    r, model = invoke(workspace, first, replan, look, FINDINGS, fixed, FIX, REVIEW,
+                      env={"AGENT_INVESTIGATE__BEFORE_REPLAN": "true"})
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["status"] == "COMPLETE"
+    evs = events(workspace, out["run_id"])
+    [done] = [e for e in evs if e["type"] == "review" and e["data"]["kind"] == "investigated"]
+    assert done["step_id"] == "investigate-1" and done["data"]["outcome"] == "ok"
+    assert "test_double fails" in done["data"]["reason"]
+    assert done["data"]["after"]["commands"] == [{"command": PYTEST, "exit_code": 1}]
+    assert [e["data"]["tool"] for e in evs if e["type"] == "tool_call" and e["step_id"] == "investigate-1"] \
+        == ["run_readonly"]
+    replanned = model.requests[4].messages[-1]["content"]
+    assert "An investigation of this failure found" in replanned and "scale(3, 2) is 7" in replanned
+    rep = CliRunner().invoke(app, ["replay", out["run_id"]], obj=State(environ=ENV))
+    assert rep.exit_code == 0 and rep.stdout.startswith("identical"), rep.output

@@ -41,6 +41,7 @@ from agentcli.config import Config
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.budget import Budget
 from agentcli.engine.hooks import Hooks
+from agentcli.engine.investigate import Investigation
 from agentcli.errors import ApprovalDenied, BudgetExceeded, LLMError, ModelSetupError, OutputTruncated
 from agentcli.models.client import LLMClient, strip_fences
 from agentcli.models.types import LLMResult
@@ -387,8 +388,6 @@ class Executor:
     async def _investigate_step(self, plan: Plan, run: StepRun) -> None:
         """An investigate step (:mod:`agentcli.engine.investigate`): approved as a read, then the
         bounded loop; its output is the findings (also when it fails at a limit: what it found)."""
-        from agentcli.engine.investigate import Investigation
-
         step = run.step
         try:
             question = self._resolve(step.prompt, prompt=True)
