@@ -225,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             ws.mkdir()
             planted(ws)
             env = {**os.environ, **_ENV, **extra, "AGENT_ALLOW_MODEL_REQUESTS": "1",
-                   "PATH": _path(Path(sys.executable)), "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "sk-bench-0000")}
+                   "PATH": _path(Path(sys.executable)),
+                   "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "sk-bench-0000")}
             r = _agent(args.agent, ws, env, "--model", args.model, "--api-base", args.api_base, "run", TASK,
                        "--yes", "--json")
             try:
