@@ -24,7 +24,9 @@ A capable model through an OpenAI-compatible server (the lead's llmbox, say)::
 
 plants the project in a fresh folder per run and runs the task with investigate steps offered and with
 them turned off (``[investigate] enabled = false``), printing one Markdown row per run: status, calls
-by role, re-plans, input / output tokens, investigate steps planned, replay.
+by role, re-plans, input / output tokens, investigate steps planned, replay. The time limits are set for
+a server whose answers are written by hand (:data:`_PATIENT`: an hour a request, four hours a run, no
+retries); the run's other budgets are the defaults.
 """
 
 from __future__ import annotations
@@ -119,7 +121,9 @@ def scripts() -> dict[str, list[Any]]:
     }
 
 
-_ENV = {"AGENT_MEMORY__ENABLED": "false", "AGENT_PLANNER__SURVEY_CALLS": "0", "AGENT_VERIFY__COMMAND": TEST_COMMAND}
+_ENV = {"AGENT_MEMORY__ENABLED": "false", "AGENT_VERIFY__COMMAND": TEST_COMMAND}
+#: Offline, the scripted planner does not survey (a capable model may: the default 6 calls).
+_OFFLINE = {"AGENT_PLANNER__SURVEY_CALLS": "0"}
 _WAY_ENV = {"no investigate step, investigate before the re-plan": {"AGENT_INVESTIGATE__BEFORE_REPLAN": "true"}}
 
 
@@ -128,8 +132,14 @@ def _path(python: Path) -> str:
     return f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
-def _agent(agent: str, ws: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([agent, *args], cwd=ws, env=env, capture_output=True, text=True, timeout=900)
+#: Limits for a server whose answers are written by hand.
+_PATIENT = {"AGENT_LLM__TIMEOUT_SECONDS": "3600", "AGENT_LLM__MAX_RETRIES": "0", "AGENT_BUDGET__MAX_SECONDS": "14400",
+            "AGENT_INVESTIGATE__MAX_SECONDS": "7200", "AGENT_VERIFY__TIMEOUT_SECONDS": "600"}
+
+
+def _agent(agent: str, ws: Path, env: dict[str, str], *args: str, timeout: float = 900
+           ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([agent, *args], cwd=ws, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _events(ws: Path, run_id: str) -> list[dict[str, Any]]:
@@ -170,7 +180,7 @@ def run(ctx: Any) -> Any:
             planted(ws)
             script_path = ws.parent / f"{ws.name}.json"
             script_path.write_text(json.dumps(script))
-            env = ctx.env(AGENT_MODEL="test/script", AGENT_TEST_SCRIPT=str(script_path), **_ENV,
+            env = ctx.env(AGENT_MODEL="test/script", AGENT_TEST_SCRIPT=str(script_path), **_ENV, **_OFFLINE,
                           **_WAY_ENV.get(way, {}), PATH=_path(Path(ctx.python)))
             t0 = time.perf_counter()
             r = _agent(agent, ws, env, "run", TASK, "--yes", "--json")
@@ -224,11 +234,11 @@ def main(argv: list[str] | None = None) -> int:
             ws = root / f"{way.replace(' ', '-')}-{n}"
             ws.mkdir()
             planted(ws)
-            env = {**os.environ, **_ENV, **extra, "AGENT_ALLOW_MODEL_REQUESTS": "1",
+            env = {**os.environ, **_ENV, **_PATIENT, **extra, "AGENT_ALLOW_MODEL_REQUESTS": "1",
                    "PATH": _path(Path(sys.executable)),
                    "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "sk-bench-0000")}
             r = _agent(args.agent, ws, env, "--model", args.model, "--api-base", args.api_base, "run", TASK,
-                       "--yes", "--json")
+                       "--yes", "--json", timeout=4 * 3600 + 60)
             try:
                 out = json.loads(r.stdout)
             except json.JSONDecodeError:

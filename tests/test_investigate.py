@@ -292,3 +292,11 @@ def test_a_failure_can_be_investigated_before_the_replan(workspace: Path) -> Non
     assert "An investigation of this failure found" in replanned and "scale(3, 2) is 7" in replanned
     rep = CliRunner().invoke(app, ["replay", out["run_id"]], obj=State(environ=ENV))
     assert rep.exit_code == 0 and rep.stdout.startswith("identical"), rep.output
+
+
+def test_a_plan_cannot_name_the_read_only_command_tool_directly(workspace: Path) -> None:
+    sneaky = {"steps": {"s1": {"call": {"tool": "run_readonly", "args": {"command": "cat /etc/hostname"}},
+                               "depends_on": [], "title": "run"}}}
+    r, model = invoke(workspace, sneaky, sneaky, sneaky)
+    assert r.exit_code != 0
+    assert "run_readonly is only for investigate steps" in model.requests[1].messages[-1]["content"]

@@ -484,6 +484,9 @@ def _check_args(step: Step, tools: ToolRegistry) -> list[PlanIssue]:
         hint = f"did you mean '{close[0]}'? " if close else ""
         return [PlanIssue(f"{step.id}.tool", f"unknown tool '{step.tool}'; {hint}"
                           f"use one of: {', '.join(tools.names())}")]
+    if not tool.planned:
+        return [PlanIssue(f"{step.id}.tool", f"{step.tool} is only for investigate steps; plan an investigate "
+                                             "step, or run_shell for a command")]
     checked = tools.validate(step.tool, step.args)
     if not isinstance(checked, ToolError):
         return []
