@@ -398,7 +398,7 @@ class Executor:
             return
         run.attempts = 1
         found = await Investigation(self.config, self.client, self.registry, self.events, hooks=self.hooks,
-                                    on_tool=self._tool_wait).run(
+                                    on_tool=self._tool_wait, remaining=self.budget.remaining_seconds).run(
             step.id, question, task=self.task, instructions=self.instructions,
             reminder=plan_reminder(plan, step.id))
         run.input_tokens += found.input_tokens

@@ -89,7 +89,10 @@ class Investigation:
     hooks: Hooks | None = None
     #: Told when a tool call starts and ends (the run's EXECUTING <-> WAITING_TOOL).
     on_tool: Callable[[bool, str], None] | None = None
+    #: Seconds left of the run's wall-time budget (a tool call is cut there, as a tool step's is).
+    remaining: Callable[[], float] | None = None
     clock: Callable[[], float] = time.monotonic
+    _deadline: float = field(default=0.0, init=False)
     _commands: list[CommandRun] = field(default_factory=list, init=False)
 
     def tools(self) -> list[Any]:
@@ -114,6 +117,7 @@ class Investigation:
         self._commands = []
         calls = 0
         started = self.clock()
+        self._deadline = started + limits.max_seconds
         while True:
             stop = self._limit(out, started)
             if stop is not None:
@@ -186,10 +190,18 @@ class Investigation:
             blocked = await self.hooks.pre_tool(step_id, name, args)
             if blocked is not None:
                 return json.dumps({"error": f"a pre_tool hook blocked this call: {blocked.message}"})
+        # The tool's own timeout, unless the investigation's time or the run's runs out first.
+        tool = self.registry.get(name)
+        default = self.config.tools.default_timeout_seconds
+        own = tool.effective_timeout(checked, default) if tool is not None else default
+        left = max(self._deadline - self.clock(), 0.001)
+        if self.remaining is not None:
+            left = min(left, self.remaining())
+        timeout = left if left < own else None
         if self.on_tool is not None:
             self.on_tool(True, f"{step_id}: {name}")
         try:
-            result = await self.registry.call(name, args, step_id=step_id)
+            result = await self.registry.call(name, args, timeout=timeout, step_id=step_id)
         finally:
             if self.on_tool is not None:
                 self.on_tool(False, f"{step_id}: {name} returned")

@@ -632,7 +632,8 @@ class _Run:
         question = ("Find the cause of this failure, so that a new plan can fix it: "
                     + head_tail(reason, REPLAN_QUESTION_CHARS))
         found = await Investigation(self.deps.config, self.deps.client, self.deps.registry, self.events,
-                                    hooks=self.deps.hooks).run(sid, question, task=self.task,
+                                    hooks=self.deps.hooks, remaining=self.budget.remaining_seconds
+                                    ).run(sid, question, task=self.task,
                                                                instructions=self.executor.instructions)
         findings = found.findings.model_dump(mode="json")
         self.events.emit(Reviewed(kind="investigated", outcome="failed" if found.error else "ok", reason=question,
