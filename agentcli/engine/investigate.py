@@ -48,7 +48,8 @@ _SYSTEM = (
     "scripts run, nothing changes). Establish facts from what the tools return; do not guess. You have "
     "at most {calls} tool calls. When you know the answer, or cannot find out, reply without a tool call, "
     'with JSON only: {{"established": "what you found, in a few sentences (or that you could not, and '
-    'why)", "evidence": ["path:line: text", "a line of a command\'s output", ...]}}.'
+    'why)", "evidence": ["path:line: text", "a line of a command\'s output", ...]}}. Quote the lines a fix '
+    "would change exactly as they are in the file, indentation included: a later step may copy them."
 )
 _LAST_CALL = ("No tool calls are left. Reply now, without a tool call, with your findings as JSON: "
               '{"established": ..., "evidence": [...]}.')

@@ -370,9 +370,10 @@ which commit changed a behaviour), plan an investigate step: {"investigate": "th
 The executor's model then answers it with read_file, search_code, list_files, git_history and
 read-only commands (the workspace mounted read-only: tests run, nothing changes), within its own
 limits, and its output is the findings: {"established": ..., "evidence": [...], "commands":
-[{"command", "exit_code"}]}. Later steps use it as {{sN.output.established}} or {{sN.output}} (an
-llm step that writes the fix, say). Investigate only what the plan needs; do not investigate what a
-read_file step or the survey shows."""
+[{"command", "exit_code"}]}. Later steps use it as {{sN.output.established}} or {{sN.output}}: an
+llm step with "answer": "edits" can fix what it found (the evidence quotes the lines exactly), with
+the file it changes read in a step or named in the question. Investigate only what the plan needs;
+do not investigate what a read_file step or the survey shows."""
 
 
 def survey_rule(calls: int) -> str:
