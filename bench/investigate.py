@@ -142,18 +142,15 @@ def _agent(agent: str, ws: Path, env: dict[str, str], *args: str, timeout: float
     return subprocess.run([agent, *args], cwd=ws, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _events(ws: Path, run_id: str) -> list[dict[str, Any]]:
-    text = (ws / ".agent" / "runs" / run_id / "events.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines()]
-
-
 def outcome(ws: Path, out: dict[str, Any]) -> dict[str, Any]:
     """What one run did: status, calls by role, re-plans, tokens, investigate steps planned."""
-    evs = _events(ws, out["run_id"])
-    roles = [e["data"]["role"] for e in evs if e["type"] == "llm_call"]
-    plans = [e["data"]["plan"] for e in evs if e["type"] == "plan_created"]
-    investigates = {s["id"] for p in plans for s in p["steps"] if s["kind"] == "investigate"}
-    before = sum(1 for e in evs if e["type"] == "review" and e["data"].get("kind") == "investigated")
+    from agentcli.record.events import Reviewed
+    from agentcli.record.reader import RunRecord
+
+    rec = RunRecord.read(ws / ".agent" / "runs" / out["run_id"] / "events.jsonl")
+    roles = [c.data.role for c in rec.calls]
+    investigates = {s.id for p in rec.plans for s in p.plan.steps if s.kind == "investigate"}
+    before = sum(1 for r in rec.of(Reviewed) if r.data.kind == "investigated")
     return {"status": out["status"], "calls": len(roles), "planner": roles.count("planner"),
             "step": roles.count("executor"), "reviewer": roles.count("reviewer"),
             "replans": out["budget"]["replans"], "input_tokens": out["totals"]["input_tokens"],
