@@ -300,3 +300,17 @@ def test_a_plan_cannot_name_the_read_only_command_tool_directly(workspace: Path)
     r, model = invoke(workspace, sneaky, sneaky, sneaky)
     assert r.exit_code != 0
     assert "run_readonly is only for investigate steps" in model.requests[1].messages[-1]["content"]
+
+
+def test_an_episode_with_an_investigate_step_is_no_example_for_the_small_planner() -> None:
+    from agentcli.engine.runner import episode_plan
+    from agentcli.planning.examples import PlanExample
+    from agentcli.planning.plan import Plan, Step
+
+    steps = [Step(id="s1", title="look", kind="investigate", prompt="why?", risk="read"),
+             Step(id="s2", title="say", kind="llm", prompt="{{s1.output}}", depends_on=["s1"])]
+    made = Plan(id="p", task="t", created_at="2026-01-01T00:00:00Z", model="m", steps=steps)
+    text = episode_plan(made)
+    assert text is not None and json.loads(text)["steps"][0]["kind"] == "investigate"
+    assert "kind" not in json.loads(text)["steps"][1]  # rows of other kinds keep their old shape
+    assert PlanExample.from_episode("t", text) is None

@@ -335,6 +335,8 @@ def episode_plan(plan: Plan | None) -> str | None:
             row.update(tool=s.tool, args=s.args)
         else:
             row["prompt"] = s.prompt or ""
+            if s.kind == "investigate":  # only then: older readers take a row without it as an llm step
+                row["kind"] = s.kind
         steps.append(row)
     return json.dumps({"schema_version": EPISODE_PLAN_VERSION, "steps": steps}, ensure_ascii=False)
 
