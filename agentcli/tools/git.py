@@ -98,8 +98,7 @@ def git_tools() -> list[Tool]:
         ),
         Tool(
             name="git_history",
-            description="Read the repository's history: `log` (commits, newest first, of a path if given), "
-            "`show` (one commit's message and diff) or `blame` (the commit that last changed each line).",
+            description="The repository's history: log, show (a commit's diff) or blame.",
             args_model=GitHistoryArgs,
             func=git_history,
             returns=str,
@@ -114,17 +113,18 @@ _REV = r"^[A-Za-z0-9_][A-Za-z0-9_./~^@{}:+-]*$"
 
 
 class GitHistoryArgs(ArgsModel):
+    # Short descriptions: every investigate and survey request carries this schema.
     command: Literal["log", "show", "blame"] = Field(
-        "log", description="`log`: the commits (newest first), of one path if given; `show`: one commit's "
-        "message and diff (of one path if given); `blame`: who last changed each line of `path`.")
-    path: str | None = Field(None, min_length=1, description="A file or directory (needed for `blame`).")
+        "log", description="log: commits, newest first; show: one commit and its diff; blame: the commit of "
+        "each line of path.")
+    path: str | None = Field(None, min_length=1, description="A file or directory (blame: required).")
     rev: str | None = Field(None, max_length=200, pattern=_REV,
-                            description="For `log`: a revision or range (default HEAD); for `show`: the commit "
-                            "(default HEAD); for `blame`: the revision to blame at (default: the working tree).")
-    max_count: int = Field(10, ge=1, le=100, description="For `log`: at most this many commits.")
-    patch: bool = Field(False, description="For `log`: each commit's diff too (keep max_count small).")
-    start_line: int | None = Field(None, ge=1, description="For `blame`: the first line.")
-    end_line: int | None = Field(None, ge=1, description="For `blame`: the last line.")
+                            description="log: revision or range; show: the commit (both default HEAD); blame: "
+                            "the revision (default: the working tree).")
+    max_count: int = Field(10, ge=1, le=100, description="log: at most this many commits.")
+    patch: bool = Field(False, description="log: each commit's diff too.")
+    start_line: int | None = Field(None, ge=1, description="blame: the first line.")
+    end_line: int | None = Field(None, ge=1, description="blame: the last line.")
 
 
 async def git_history(args: GitHistoryArgs, ctx: ToolContext) -> Capped:
