@@ -120,6 +120,8 @@ def test_a_failing_suite_is_fixed_through_an_investigate_step_without_a_replan(w
     # And the run replays identical.
     rep = CliRunner().invoke(app, ["replay", out["run_id"]], obj=State(environ=ENV))
     assert rep.exit_code == 0 and rep.stdout.startswith("identical"), rep.output
+    shown = CliRunner().invoke(app, ["runs", "show", out["run_id"]], obj=State(environ=ENV))
+    assert shown.exit_code == 0 and "s1 investigate" in shown.stdout, shown.output
 
 
 @needs_sandbox

@@ -337,7 +337,7 @@ class StepCost:
 
     step_id: str
     title: str
-    kind: str  # tool | llm | planner | reviewer
+    kind: str  # tool | llm | investigate | planner | reviewer
     tool: str | None
     status: str
     calls: int
