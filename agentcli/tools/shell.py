@@ -276,8 +276,14 @@ async def run_readonly(args: RunReadonlyArgs, ctx: ToolContext) -> dict[str, Any
     sandbox = readonly_sandbox(ctx)
     total = ctx.config.output_limit_chars
     limit = total - min(200, total // 4)
-    res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit, sandbox=sandbox,
-                            env=child_env(extra=_READONLY_ENV, allow=ctx.config.shell_env_allow))
+    watch = ctx.on_output  # the status line shows a running command's last output line, as for run_shell
+    try:
+        res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit, sandbox=sandbox,
+                                env=child_env(extra=_READONLY_ENV, allow=ctx.config.shell_env_allow),
+                                on_output=functools.partial(watch, args.command) if watch is not None else None)
+    finally:
+        if watch is not None:
+            watch(args.command, None)
     output = strip_ansi(res.output)
     if res.timed_out:
         tail = output[-2000:].strip()
