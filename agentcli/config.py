@@ -248,6 +248,25 @@ class SessionConfig(_Section):
         "ledger keeps.")
 
 
+class InvestigateConfig(_Section):
+    """Investigate steps: the executor's model answers a question with read tools and read-only commands
+    (the workspace mounted read-only in the sandbox), within these limits and the run's budgets."""
+
+    enabled: bool = Field(True, description="A hosted planner may plan investigate steps (it is taught them "
+                          "and its draft schema offers them). Off: plans have tool and llm steps only.")
+    max_calls: int = Field(12, ge=1, le=200, description="Tool calls per investigate step; when they are used "
+                           "up, the model is asked once more, with no tools, for its findings.")
+    max_tokens: int = Field(60_000, ge=1000, description="Model tokens (input + output) per investigate step, "
+                            "checked before each of its model calls; reached, the step fails with what it found.")
+    max_seconds: float = Field(300.0, gt=0, le=7200, description="Wall time per investigate step, checked "
+                               "before each of its model calls; reached, the step fails with what it found.")
+    output_chars: int = Field(8000, ge=500, le=100_000, description="Characters of one tool result the model "
+                              "is shown (a command's output: its head and tail).")
+    before_replan: bool = Field(False, description="After a failed step or verify command, investigate the "
+                                "failure (the reason as the question) before asking for a new plan; the "
+                                "findings go into the re-planner's context.")
+
+
 class VerifyConfig(_Section):
     """The check that runs before a run that changed files can end COMPLETE."""
 
@@ -402,6 +421,7 @@ class Config(_Section):
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    investigate: InvestigateConfig = Field(default_factory=InvestigateConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)

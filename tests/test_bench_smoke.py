@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = "cold,overhead,executor,parallel,calls,logging,replay,edits,checkpoints,map,steering"
+SECTIONS = "cold,overhead,executor,parallel,calls,logging,replay,edits,checkpoints,map,steering,investigate"
 
 
 @pytest.mark.slow
@@ -30,7 +30,8 @@ def test_bench_smoke_runs_and_prints_the_table() -> None:
     assert "| section | measure | median | min-max | IQR | n | target |" in out
     for section in ("| cold start |", "| run overhead |", "| executor |", "| parallel |", "| calls |", "| logging |",
                     "| replay |", "| edits |", "| checkpoints |",
-                    "| repository map |", "| steering |"):
+                    "| repository map |", "| steering |",
+                    "| investigate |"):
         assert section in out, f"no rows for {section} in:\n{out}"
     assert "| agent --help |" in out
     assert "agentcli (plan executor, durable event log): marginal per step" in out

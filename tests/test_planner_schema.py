@@ -126,8 +126,8 @@ def objects(node: Any) -> Iterator[dict[str, Any]]:
 
 def test_hosted_model_is_sent_one_shared_step(ws: Path) -> None:
     schema = sent_schema(ws)
-    tools = make_registry(ws).tools()
-    assert json.dumps(schema) == json.dumps(hosted_draft_schema(tools, 20))
+    tools = [t for t in make_registry(ws).tools() if t.planned]  # run_readonly: investigate steps' only
+    assert json.dumps(schema) == json.dumps(hosted_draft_schema(tools, 20, investigate=True))
     steps = schema["properties"]["steps"]
     # Any s<N> key, up to max_steps of them: the same schema for a first plan and every re-plan
     # (numbered after the kept steps), so it is a byte-identical prefix for a provider's cache.
@@ -135,9 +135,11 @@ def test_hosted_model_is_sent_one_shared_step(ws: Path) -> None:
     assert steps["minProperties"] == 1 and steps["maxProperties"] == 20
     assert steps["additionalProperties"] is False
     assert list(schema["$defs"]) == ["step"]
-    call, prompt = schema["$defs"]["step"]["anyOf"]
+    call, prompt, investigate = schema["$defs"]["step"]["anyOf"]
     assert call["required"] == ["call", "depends_on", "title"]
     assert prompt["required"] == ["prompt", "depends_on", "title"]
+    assert investigate["required"] == ["investigate", "depends_on", "title"]
+    assert set(investigate["properties"]) == {"investigate", "depends_on", "title", "requires_approval"}
     assert set(call["properties"]) == {"call", "depends_on", "title", "requires_approval", "expect_exit_codes"}
     branches = call["properties"]["call"]["anyOf"]
     assert [b["properties"]["tool"] for b in branches] == [{"const": t.name} for t in tools]

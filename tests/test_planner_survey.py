@@ -34,7 +34,8 @@ def test_the_planner_reads_a_file_then_plans(workspace: Path) -> None:
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["status"] == "COMPLETE"
     first, second = model.requests[0], model.requests[1]
-    assert [t["function"]["name"] for t in first.tools or []] == ["list_files", "read_file", "search_code"]
+    assert [t["function"]["name"] for t in first.tools or []] == ["list_files", "read_file", "search_code",
+                                                                   "git_history"]
     assert "at most 6 calls" in first.messages[0]["content"]
     [answer] = [m for m in second.messages if m["role"] == "tool"]
     assert answer["tool_call_id"] == "c1" and "MARKER-42" in answer["content"]

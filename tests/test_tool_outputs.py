@@ -103,7 +103,8 @@ def test_outputs_reach_an_llm_prompt_as_text(ws: Path) -> None:
              step("s4", prompt="Line {{s2.output[0].line}} of {{s2.output[0].file}}", deps=["s2"]))
     out = Harness(ws, config(), model, [p], yes=True).run()
     assert [s["status"] for s in out.steps] == ["ok"] * 4
-    prompts = {r.messages[1]["content"] for r in model.requests[:2]}
+    # Each step's prompt follows its plan reminder (<plan>...</plan>).
+    prompts = {r.messages[1]["content"].split("</plan>\n\n", 1)[-1] for r in model.requests[:2]}
     text = next(p for p in prompts if p.startswith("The diff:"))
     assert DIFF_LINE in text and "\\n" not in text and "\\\\d" not in text  # the line exactly as the file has it
     assert "exit_code: 0\noutput:\ndiff --git a/app.py b/app.py\n" in text and "\nsandbox: " in text

@@ -281,6 +281,8 @@ def test_builtin_registry_contents_and_risks(tmp_path: Path) -> None:
         "search_code": "read",
         "git_status": "read",
         "git_diff": "read",
+        "git_history": "read",
+        "run_readonly": "read",
         "write_file": "write",
         "edit_file": "write",
         "apply_edits": "write",

@@ -215,7 +215,7 @@ class RunStatus:
         def step(run: Any) -> None:
             with self._lock:
                 if run.status == "running":
-                    self._running[run.step.id] = f"{run.step.id} {run.step.tool or 'llm'}"
+                    self._running[run.step.id] = f"{run.step.id} {run.step.tool or run.step.kind}"
                 else:
                     self._running.pop(run.step.id, None)
             on_step(run)

@@ -35,7 +35,7 @@ def _value(v: Any) -> str:
 
 def args_summary(step: Step, limit: int = ARGS_SUMMARY_CHARS) -> str:
     """``key=value`` pairs of a tool step (or the prompt of an llm step), on one short line."""
-    if step.kind == "llm":
+    if step.kind != "tool":
         return _short(step.prompt or "", limit)
     return _short(" ".join(f"{k}={_value(v)}" for k, v in step.args.items()), limit)
 
@@ -73,7 +73,8 @@ def plan_table(plan: Plan, width: int | None = None) -> RenderableType:
     from agentcli.cli.tables import Col, fitted_table
 
     # An llm step's answer shape, when it is not text: "llm:edits", "llm:json".
-    tools = [step.tool or ("llm" if step.answer == "text" else f"llm:{step.answer}") for step in plan.steps]
+    tools = [step.tool or ("investigate" if step.kind == "investigate" else "llm" if step.answer == "text"
+                           else f"llm:{step.answer}") for step in plan.steps]
     rows = [[step.id, step.title, tools[i], args_summary(step, limit=10_000), ", ".join(step.depends_on) or "-",
              "yes" if step.requires_approval else "no", step_cost(step)] for i, step in enumerate(plan.steps)]
     cols = [Col("#"), Col("step", flex=True, min_width=14), Col("tool"), Col("args", detail=True),

@@ -7,7 +7,10 @@
   a `Next` and only the loop moves the machine; resume, the episode, the outcome.
 - `executor`: the one step pipeline (references, argument validation and correction, approval, the
   pre_tool hook, checkpoints, intent, the call with retries, post_tool) and the concurrent
-  scheduler of ready steps; the verify command is a step through the same pipeline.
+  scheduler of ready steps; the verify command is a step through the same pipeline; the plan
+  reminder of model steps.
+- `investigate`: investigate steps, a bounded read-only tool-using loop inside one step (read tools,
+  git history, commands with the workspace read-only), with typed findings; also run before a re-plan.
 - `reviewer`: the verdict after execution (complete, continue, replan, stop) and the check of a
   "complete" verdict against the record (`answer_is_grounded`).
 - `verify`: which command verifies a run; `workspace`: the run's changes from its checkpoints.

@@ -41,6 +41,7 @@ from agentcli.config import Config
 from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.engine.budget import Budget
 from agentcli.engine.hooks import Hooks
+from agentcli.engine.investigate import Investigation
 from agentcli.errors import ApprovalDenied, BudgetExceeded, LLMError, ModelSetupError, OutputTruncated
 from agentcli.models.client import LLMClient, strip_fences
 from agentcli.models.types import LLMResult
@@ -347,6 +348,8 @@ class Executor:
         try:
             if step.kind == "llm":
                 await self._llm_step(plan, run)
+            elif step.kind == "investigate":
+                await self._investigate_step(plan, run)
             else:
                 await self._tool_step(plan, run)
         except (BudgetExceeded, Aborted, asyncio.CancelledError):
@@ -363,7 +366,8 @@ class Executor:
         except ReferenceResolutionError as e:
             run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
             return
-        messages = llm_step_messages(self.task, prompt, self.instructions, step.answer)
+        messages = llm_step_messages(self.task, prompt, self.instructions, step.answer,
+                                     reminder=plan_reminder(plan, step.id))
         policy = step.retry
         for attempt in range(1, policy.max_attempts + 1):
             run.attempts = attempt
@@ -387,6 +391,34 @@ class Executor:
                 result.cost_usd
             run.status, run.output, run.error = "ok", self._output(plan, step, result), None
             return
+
+    async def _investigate_step(self, plan: Plan, run: StepRun) -> None:
+        """An investigate step (:mod:`agentcli.engine.investigate`): approved as a read, then the
+        bounded loop; its output is the findings (also when it fails at a limit: what it found)."""
+        step = run.step
+        try:
+            question = self._resolve(step.prompt, prompt=True)
+        except ReferenceResolutionError as e:
+            run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
+            return
+        if not await self._approve(plan, run, {"question": question}, None):
+            return
+        run.attempts = 1
+        found = await Investigation(self.config, self.client, self.registry, self.events, hooks=self.hooks,
+                                    on_tool=self._tool_wait, remaining=self.budget.remaining_seconds).run(
+            step.id, question, task=self.task, instructions=self.instructions,
+            reminder=plan_reminder(plan, step.id))
+        run.input_tokens += found.input_tokens
+        run.output_tokens += found.output_tokens
+        run.cost_usd = None if found.cost_usd is None or run.cost_usd is None else run.cost_usd + found.cost_usd
+        run.output = found.findings.model_dump(mode="json")
+        run.status, run.error = ("failed", found.error) if found.error is not None else ("ok", None)
+
+    def _tool_wait(self, waiting: bool, reason: str) -> None:
+        if waiting:
+            self._wait.enter(reason)
+        else:
+            self._wait.leave(reason)
 
     async def _answer(self, step: Step, messages: list[dict[str, Any]]) -> LLMResult:
         if step.answer == "edits":
@@ -540,15 +572,17 @@ class Executor:
         return VerifyResult.of(command, run)
 
     async def _approve(self, plan: Plan, run: StepRun, args: dict[str, Any], checked: Any) -> bool:
+        """Approval of a tool step's call, or of an investigate step (a read: ``args`` its question)."""
         step = run.step
-        assert step.tool is not None
-        tool = self.registry.get(step.tool)
+        name = step.tool or step.kind
+        tool = self.registry.get(step.tool) if step.tool is not None else None
         risks: tuple[str, ...] = tool.risks_for(checked) if tool is not None else (step.risk or "exec",)
         risk = risks[0] if len(risks) == 1 else "+".join(risks)
-        registry, name = self.registry, step.tool
-        req = ApprovalRequest(step_id=step.id, tool=step.tool, risk=risk, args=args, plan_hash=plan.hash,
-                              requires_approval=step.requires_approval, risks=risks,
-                              show=lambda: registry.preview(name, args))
+        registry = self.registry
+        show: Callable[[], str | None] = ((lambda: registry.preview(name, args)) if tool is not None
+                                          else (lambda: f"investigate (read-only): {args.get('question', '')}"))
+        req = ApprovalRequest(step_id=step.id, tool=name, risk=risk, args=args, plan_hash=plan.hash,
+                              requires_approval=step.requires_approval, risks=risks, show=show)
         needs_prompt = step.requires_approval or any(
             getattr(self.config.approval, r, "ask") != "auto" for r in risks)
         if not needs_prompt:
@@ -572,7 +606,7 @@ class Executor:
         if decision.decision == "aborted":
             run.status, run.error = "denied", {"type": "aborted", "message": decision.message}
             raise Aborted("aborted at the verify command" if step.id == VERIFY_STEP
-                          else f"aborted at step {step.id} ({step.tool})")
+                          else f"aborted at step {step.id} ({name})")
         if decision.feedback is not None:  # not run: the run's loop revises the plan with the words
             run.status, run.error = "denied", {"type": "feedback", "message": decision.feedback}
             return False
@@ -580,6 +614,53 @@ class Executor:
             run.status, run.error = "denied", {"type": "denied", "message": decision.message}
             return False
         return True
+
+
+#: At most this many steps are listed in a plan reminder (the ones around the current step).
+REMINDER_STEPS = 30
+_REMINDER_TITLE = 80
+
+
+def plan_reminder(plan: Plan, current: str) -> str:
+    """The plan and where the step ``current`` is in it, compactly, for a model step (``llm``,
+    ``investigate``): one line a step, at most :data:`REMINDER_STEPS` of them, between ``<plan>``
+    tags: ``done`` for the steps it depends on (directly or not: they succeeded, or it would not
+    run), ``now`` for itself, ``to do`` for the steps after it and ``apart`` for earlier ones it does
+    not depend on. Only what its dependencies fix is said: a parallel step's status at this moment
+    depends on timing, and a request must be the same in the run and its replay. Empty for a one-step
+    plan. It goes into the user message, after the system message, so the request's stable prefix
+    stays the same for a provider's cache."""
+    steps = plan.steps
+    if len(steps) < 2:
+        return ""
+    by_id = {s.id: s for s in steps}
+    done: set[str] = set()
+    todo = list(by_id[current].depends_on) if current in by_id else []
+    while todo:
+        sid = todo.pop()
+        if sid not in done:
+            done.add(sid)
+            dep = by_id.get(sid)
+            todo.extend(dep.depends_on if dep is not None else ())
+    at = next((i for i, s in enumerate(steps) if s.id == current), 0)
+    lo = max(0, min(at - REMINDER_STEPS // 2, len(steps) - REMINDER_STEPS))
+    shown = steps[lo:lo + REMINDER_STEPS]
+    lines = []
+    for i, s in enumerate(shown, lo):
+        status = "now" if s.id == current else "done" if s.id in done else "to do" if i > at else "apart"
+        title = " ".join(s.title.split())
+        if len(title) > _REMINDER_TITLE:
+            title = title[:_REMINDER_TITLE - 3] + "..."
+        lines.append(f"{s.id} [{status}] {title}")
+    if lo > 0:
+        lines.insert(0, f"({lo} earlier steps)")
+    if lo + len(shown) < len(steps):
+        lines.append(f"({len(steps) - lo - len(shown)} later steps)")
+    return PLAN_REMINDER.format(current=current, steps="\n".join(lines))
+
+
+#: The frame of :func:`plan_reminder` (its lines are code).
+PLAN_REMINDER = ("<plan>\nThe plan and its progress, for orientation (do only step {current}):\n{steps}\n</plan>")
 
 
 def _feeds_data(plan: Plan, step_id: str) -> bool:

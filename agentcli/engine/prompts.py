@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from agentcli.engine import answer, executor, reviewer
+from agentcli.engine import answer, executor, investigate, reviewer
 from agentcli.planning import examples, local, plan, prompt
 from agentcli.tools.edits import Edit
 
@@ -34,12 +34,16 @@ _SOURCES: dict[str, Callable[[], Any]] = {
     "planner.hosted_system": lambda: prompt.hosted_system(1000) + prompt._HOSTED_RULES,
     "planner.survey_rule": lambda: prompt.survey_rule(3),
     "planner.draft_schema": lambda: prompt.draft_schema([], 8),
-    "planner.hosted_draft_schema": lambda: prompt.hosted_draft_schema([], 8),
+    "planner.hosted_draft_schema": lambda: prompt.hosted_draft_schema([], 8, investigate=True),
+    "planner.investigate_rule": lambda: prompt.INVESTIGATE_RULE,
     "planner.local_system": lambda: local._LOCAL_SYSTEM,
     "planner.local_examples": lambda: [ex.draft_json() for ex in examples.EXAMPLES],
     "step.system": lambda: [plan._EXECUTOR_SYSTEM, plan._ANSWER_NOTES],
     "step.edits_schema": lambda: TypeAdapter(list[Edit]).json_schema(),
     "executor.fix_args": lambda: executor._FIX_ARGS_PROMPT,
+    "step.plan_reminder": lambda: executor.PLAN_REMINDER,
+    "investigate.system": lambda: [investigate._SYSTEM, investigate._LAST_CALL,
+                                   investigate.FindingsAnswer.model_json_schema()],
     "reviewer.system": lambda: reviewer._SYSTEM + reviewer.verify_note("{command}"),
     "reviewer.schema": lambda: reviewer.Review.model_json_schema(),
     "reviewer.prompt": lambda: _review_sample(),

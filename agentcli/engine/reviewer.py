@@ -101,7 +101,7 @@ def step_digest(runs: dict[str, StepRun], limit: int = STEP_CHARS,
     for run in runs.values():
         s = run.step
         item: dict[str, Any] = {"id": s.id, "title": s.title, "status": run.status}
-        item["action"] = f"{s.tool}({args_json(s.args)[:300]})" if s.kind == "tool" else "llm"
+        item["action"] = f"{s.tool}({args_json(s.args)[:300]})" if s.kind == "tool" else s.kind
         out.append(item)
         if run.status == "ok":
             texts.append(("output", output_text(run.output)))

@@ -47,6 +47,7 @@ from agentcli.engine.budget import Budget
 from agentcli.engine.executor import SHELL_TOOL, VERIFY_STEP, Aborted, Executor, StepRun
 from agentcli.engine.fsm import State, Transition
 from agentcli.engine.hooks import Hooks
+from agentcli.engine.investigate import Investigation
 from agentcli.engine.prompts import prompt_hashes
 from agentcli.engine.reviewer import (
     DIGEST_CHARS,
@@ -87,6 +88,7 @@ from agentcli.record.events import (
 from agentcli.record.reader import RunRecord
 from agentcli.redact import redact_text
 from agentcli.tools import ToolRegistry
+from agentcli.tools.text import head_tail
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class ReplanContext:
     def fresh(self) -> bool:
         """The user's words came before any step ran: the plan is written again from s1."""
         return self.user is not None and all(r.status == "pending" for r in self.runs.values())
+    #: What an investigation of the failure established (``[investigate] before_replan``), as text.
+    findings: str | None = None
 
     @property
     def kept(self) -> frozenset[str]:
@@ -158,6 +162,8 @@ class ReplanContext:
                      + digest_lines(step_digest(self.runs, total=DIGEST_CHARS // 2)))
         if self.changes is not None:
             parts.append(f"Workspace changes so far:\n{self.changes}")
+        if self.findings is not None:
+            parts.append(f"An investigation of this failure found (read-only, before this re-plan):\n{self.findings}")
         return "\n".join(parts)
 
 
@@ -367,6 +373,8 @@ def episode_plan(plan: Plan | None) -> str | None:
             row.update(tool=s.tool, args=s.args)
         else:
             row["prompt"] = s.prompt or ""
+            if s.kind == "investigate":  # only then: older readers take a row without it as an llm step
+                row["kind"] = s.kind
         steps.append(row)
     return json.dumps({"schema_version": EPISODE_PLAN_VERSION, "steps": steps}, ensure_ascii=False)
 
@@ -430,6 +438,10 @@ def merge_replan(old: Plan, runs: dict[str, StepRun], new: Plan, start: int | No
         }))
     merged = new.model_copy(update={"steps": steps, "id": new.id})
     return merged.rehash()
+
+
+#: At most this much of a failure's reason goes into the question of the investigation before a re-plan.
+REPLAN_QUESTION_CHARS = 6000
 
 
 class RunNotDone(AgentError):
@@ -708,7 +720,8 @@ class _Run:
             return await self._replan_for_user()
         self.budget.check_replan()
         changes = st.changes.text() if st.changes is not None else None
-        ctx = ReplanContext(st.plan, dict(st.runs), step.reason, self._left(), changes)
+        findings = await self._investigate_failure(step.reason) if self.deps.config.investigate.before_replan else None
+        ctx = ReplanContext(st.plan, dict(st.runs), step.reason, self._left(), changes, findings)
         new = await self.deps.planner(self.task, ctx)
         merged = merge_replan(st.plan, st.runs, new)
         before = {s.id for s in st.plan.steps if s.requires_approval}
@@ -743,6 +756,25 @@ class _Run:
         st.keep_succeeded()
         st.adopt(merged)
         return Next(State.EXECUTING, f"new plan {merged.id}")
+
+    async def _investigate_failure(self, reason: str) -> str | None:
+        """Investigate why the plan failed before a new one is asked for: the loop of an investigate
+        step, recorded under the pseudo step ``investigate-N`` (N the re-plan's number) and closed by
+        an ``investigated`` review event holding the findings; they go into the re-planner's context.
+        Nothing when reads are denied."""
+        if self.deps.config.approval.read == "deny":
+            return None
+        sid = f"investigate-{self.budget.replans}"
+        question = ("Find the cause of this failure, so that a new plan can fix it: "
+                    + head_tail(reason, REPLAN_QUESTION_CHARS))
+        found = await Investigation(self.deps.config, self.deps.client, self.deps.registry, self.events,
+                                    hooks=self.deps.hooks, remaining=self.budget.remaining_seconds
+                                    ).run(sid, question, task=self.task,
+                                                               instructions=self.executor.instructions)
+        findings = found.findings.model_dump(mode="json")
+        self.events.emit(Reviewed(kind="investigated", outcome="failed" if found.error else "ok", reason=question,
+                                  after=findings, error=found.error), step_id=sid)
+        return json.dumps(findings, ensure_ascii=False, indent=1)
 
     async def _shape(self) -> None:
         """With an output schema, the answer becomes JSON valid against it (or the run fails)."""

@@ -47,6 +47,8 @@ class PlanExample:
             deps: list[tuple[int, ...]] = []
             titles: list[str] = []
             for r in rows:
+                if r.get("kind") == "investigate":
+                    return None  # a step kind the small planner's examples cannot show
                 if r.get("tool"):
                     steps.append((str(r["tool"]), dict(r.get("args") or {})))
                 else:

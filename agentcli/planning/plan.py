@@ -33,8 +33,9 @@ PLAN_SCHEMA_VERSION = "1"
 STEP_ID_RE = re.compile(r"^s[1-9][0-9]*$")
 #: The shapes an ``llm`` step's answer may take (see :attr:`Step.answer`).
 AnswerShape = Literal["text", "json", "edits"]
-#: What a step is: a tool call or a model request.
-StepKind = Literal["tool", "llm"]
+#: What a step is: a tool call, a model request, or a bounded read-only investigation (a model
+#: with read tools and read-only commands, answering with :class:`Findings`).
+StepKind = Literal["tool", "llm", "investigate"]
 #: Where a step is in a run: waiting, running, or how it ended (the last four are final).
 StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
 # One reference: {{sN.output}} followed by any number of .key or [index] accessors.
@@ -217,9 +218,39 @@ class RetryPolicy(BaseModel):
 
 def default_retry(kind: StepKind, risk: str | None) -> RetryPolicy:
     """Reads and model calls are safe to repeat; writes and commands are not retried blindly."""
+    if kind == "investigate":  # a loop of its own, bounded by its own limits: not run twice
+        return RetryPolicy(max_attempts=1, backoff_seconds=0.0)
     if kind == "llm" or risk == "read":
         return RetryPolicy(max_attempts=2, backoff_seconds=1.0)
     return RetryPolicy(max_attempts=1, backoff_seconds=0.0)
+
+
+class CommandRun(BaseModel):
+    """A command an investigation ran (read-only), and how it ended."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = Field(..., description="The shell command.")
+    exit_code: int | None = Field(..., description="Its exit code; None when it did not finish (a timeout, "
+                                  "a refusal).")
+
+
+class Findings(BaseModel):
+    """The output of an ``investigate`` step: what it established, on what evidence, by which commands."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(1, description="Version of this record's format.")
+    established: str = Field(..., description="What the investigation established, in a few sentences "
+                             "(or that it could not, and why).")
+    evidence: list[str] = Field(default_factory=list, description="The lines it rests on: `path:line: text` "
+                                "of files read, lines of a command's output.")
+    commands: list[CommandRun] = Field(default_factory=list, description="The commands run, in order, with "
+                                       "their exit codes.")
+    calls: int = Field(0, ge=0, description="Tool calls made.")
+    stopped: Literal["answered", "calls", "tokens", "seconds"] = Field(
+        "answered", description="Why it ended: the model answered, or a limit of [investigate] was reached "
+        "(`calls`: it was then asked to answer with what it had).")
 
 
 class Step(BaseModel):
@@ -231,13 +262,16 @@ class Step(BaseModel):
     title: str = Field(..., min_length=1, max_length=200, description="What the step does, for people.")
     kind: StepKind = Field(
         ..., description="`tool`: call `tool` with `args`. `llm`: send `prompt` to the executor's model, "
-        "for work whose content depends on earlier results (writing code, summarising findings)."
+        "for work whose content depends on earlier results (writing code, summarising findings). "
+        "`investigate`: the executor's model answers `prompt` (a question) with read tools and read-only "
+        "commands, within `[investigate]`'s limits; its output is the findings."
     )
     tool: str | None = Field(None, description="Tool name (kind `tool` only).")
     args: dict[str, Any] = Field(
         default_factory=dict, description="Tool arguments; strings may hold {{sN.output...}} references."
     )
-    prompt: str | None = Field(None, description="The prompt (kind `llm` only); may hold references.")
+    prompt: str | None = Field(None, description="The prompt (kind `llm`) or the question (kind `investigate`); "
+                               "may hold references.")
     answer: AnswerShape = Field(
         "text", description="The shape of an `llm` step's answer: `text` (its output is the text), `json` "
         "(a JSON value, matching `answer_schema` when given) or `edits` (a list of {path, search, replace} "
@@ -253,7 +287,8 @@ class Step(BaseModel):
     expect_exit_codes: list[int] | None = Field(
         None, max_length=16, description="Exit codes that count as success for a tool that runs a command "
         "(run_shell); None means only 0. Any other exit code fails the step, with the output's tail.")
-    risk: RiskClass | None = Field(None, description="The tool's risk class (None for `llm` steps).")
+    risk: RiskClass | None = Field(None, description="The tool's risk class (None for `llm` steps; `read` for "
+                                   "`investigate` steps).")
     requires_approval: bool = Field(
         False, description="Ask before running: the planner's flag OR the approval policy of the risk class."
     )
@@ -274,7 +309,9 @@ class Step(BaseModel):
             raise ValueError("a tool step needs `tool` (and no `prompt`)")
         if self.kind == "llm" and (not self.prompt or self.tool is not None or self.args):
             raise ValueError("an llm step needs `prompt` (and no `tool` or `args`)")
-        if self.kind == "tool" and self.answer != "text":
+        if self.kind == "investigate" and (not self.prompt or self.tool is not None or self.args):
+            raise ValueError("an investigate step needs `prompt`, its question (and no `tool` or `args`)")
+        if self.kind != "llm" and self.answer != "text":
             raise ValueError("`answer` is for llm steps only")
         if self.answer_schema is not None and self.answer != "json":
             raise ValueError('`answer_schema` needs "answer": "json"')
@@ -282,7 +319,7 @@ class Step(BaseModel):
 
     def references(self) -> list[Reference]:
         """The references in this step's args or prompt."""
-        return find_references(self.prompt if self.kind == "llm" else self.args)
+        return find_references(self.args if self.kind == "tool" else self.prompt)
 
 
 class Plan(BaseModel):
@@ -447,6 +484,9 @@ def _check_args(step: Step, tools: ToolRegistry) -> list[PlanIssue]:
         hint = f"did you mean '{close[0]}'? " if close else ""
         return [PlanIssue(f"{step.id}.tool", f"unknown tool '{step.tool}'; {hint}"
                           f"use one of: {', '.join(tools.names())}")]
+    if not tool.planned:
+        return [PlanIssue(f"{step.id}.tool", f"{step.tool} is only for investigate steps; plan an investigate "
+                                             "step, or run_shell for a command")]
     checked = tools.validate(step.tool, step.args)
     if not isinstance(checked, ToolError):
         return []
@@ -474,6 +514,8 @@ def output_schema_of(step: Step, tools: ToolRegistry) -> dict[str, Any] | None:
     if step.kind == "tool":
         tool = tools.get(step.tool or "")
         return tool.output_schema() if tool is not None else None
+    if step.kind == "investigate":
+        return Findings.model_json_schema()
     if step.answer == "edits":
         from pydantic import TypeAdapter
 
@@ -494,7 +536,8 @@ def _output_issues(step: Step, by_id: dict[str, Step], tools: ToolRegistry) -> l
             continue  # a text answer may hold JSON: its paths are only known when it runs
         problem = schema_path_problem(output_schema_of(target, tools), ref.path)
         if problem:
-            what = target.tool if target.kind == "tool" else f"the {target.answer} answer of {target.id}"
+            what = (target.tool if target.kind == "tool" else f"the findings of {target.id}"
+                    if target.kind == "investigate" else f"the {target.answer} answer of {target.id}")
             shape = ""
             if target.kind == "tool" and (tool := tools.get(target.tool or "")) is not None:
                 shape = f"; {target.tool} returns {tool.output_shape()}"
@@ -534,7 +577,7 @@ def validate_steps(steps: list[Step], tools: ToolRegistry, *, max_steps: int,
             elif dep not in known:
                 issues.append(PlanIssue(f"{step.id}.depends_on",
                                         f"'{dep}' is not a step; existing steps: {', '.join(ids)}"))
-        body = step.prompt if step.kind == "llm" else step.args
+        body = step.args if step.kind == "tool" else step.prompt
         for bad in malformed_references(body):
             issues.append(PlanIssue(step.id, f"malformed reference {bad}; write {{{{sN.output}}}} "
                                              "or a path like {{sN.output.key[0]}}"))
@@ -576,15 +619,17 @@ _ANSWER_NOTES = {
 }
 
 
-def llm_step_messages(task: str, prompt: str, instructions: str = "", answer: str = "text") -> list[dict[str, Any]]:
+def llm_step_messages(task: str, prompt: str, instructions: str = "", answer: str = "text",
+                      reminder: str = "") -> list[dict[str, Any]]:
     """The messages an ``llm`` step sends to the executor model (``prompt`` with references
     already resolved; the project's instructions, if any, in the system message; ``answer`` the
-    step's answer shape, whose format is described there). The planner counts these tokens
-    for its estimate."""
+    step's answer shape, whose format is described there; ``reminder`` the plan's progress,
+    before the prompt in the user message: after the stable system message). The planner counts
+    these tokens for its estimate."""
     system = _EXECUTOR_SYSTEM.format(task=task) + _ANSWER_NOTES.get(answer, "")
     if instructions:
         system += "\n\nProject instructions (follow them):\n" + instructions
     return [
         {"role": "system", "content": system},
-        {"role": "user", "content": prompt},
+        {"role": "user", "content": f"{reminder}\n\n{prompt}" if reminder else prompt},
     ]

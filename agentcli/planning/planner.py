@@ -96,6 +96,8 @@ class DraftStep(BaseModel):
     tool: str | None = None
     args: dict[str, Any] | None = None
     prompt: str | None = None
+    #: An investigate step's question (the step's ``prompt``).
+    investigate: str | None = None
     answer: str | None = None
     answer_schema: dict[str, Any] | None = None
     depends_on: list[str | int] = Field(default_factory=list)
@@ -165,6 +167,10 @@ def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) 
     args = (d.call.args if d.call is not None else d.args) or {}
     if tool_name == "llm":  # some models name the llm step as if it were a tool
         tool_name = None
+    if d.investigate is not None:
+        if tool_name is not None or d.prompt is not None:
+            return [PlanIssue(sid, 'give one of "call", "prompt" or "investigate", not two')]
+        return _investigate_step(sid, d, config)
     if (tool_name is None) == (d.prompt is None):
         return [PlanIssue(sid, 'give either "call" (a tool and its args) or "prompt", not both')]
     tool = registry.get(tool_name) if tool_name else None
@@ -188,6 +194,17 @@ def _draft_step(sid: str, d: DraftStep, registry: ToolRegistry, config: Config) 
             expect_exit_codes=(list(dict.fromkeys(d.expect_exit_codes))
                                if d.expect_exit_codes and kind == "tool" else None),
         )
+    except ValidationError as e:
+        return [PlanIssue(sid, x["msg"]) for x in e.errors()[:3]]
+
+
+def _investigate_step(sid: str, d: DraftStep, config: Config) -> Step | list[PlanIssue]:
+    """An investigate step: read-only, so it asks as reads do (``approval.read``)."""
+    try:
+        return Step(id=sid, title=(d.title.strip() or "investigate")[:200], kind="investigate",
+                    prompt=d.investigate, depends_on=list(dict.fromkeys(_dep_id(x) for x in d.depends_on)),
+                    retry=default_retry("investigate", "read"), risk="read",
+                    requires_approval=derive_approval("read", config.approval, d.requires_approval))
     except ValidationError as e:
         return [PlanIssue(sid, x["msg"]) for x in e.errors()[:3]]
 
@@ -224,19 +241,28 @@ def interpret_draft(raw: Any, registry: ToolRegistry, config: Config, *,
 
 
 def estimate_steps(steps: list[Step], *, task: str, model: str, price: Price | None,
-                   output_tokens: int, instructions: str = "") -> tuple[int, float | None]:
+                   output_tokens: int, instructions: str = "", investigate_tokens: int = 0
+                   ) -> tuple[int, float | None]:
     """Fill each step's estimate and return the totals (tokens, USD or None when unknown).
 
     An ``llm`` step sends :func:`~agentcli.planning.plan.llm_step_messages` (counted with tiktoken),
     plus ``REFERENCE_TOKENS`` per referenced output, and may generate ``output_tokens``: the output
     limit the step is sent with (:meth:`~agentcli.models.client.LLMClient.output_limit`), the
     most the budget has to pay for, so a step that writes a module is not under-priced. Tool steps
-    call no model: zero tokens, zero cost.
+    call no model: zero tokens, zero cost. An ``investigate`` step is estimated at its token limit
+    (``investigate_tokens``, ``[investigate] max_tokens``), as input: the most it may use.
     """
     total_tokens = 0
     total_cost: float | None = 0.0
     out_tokens = output_tokens
     for step in steps:
+        if step.kind == "investigate":
+            step.estimated_input_tokens, step.estimated_output_tokens = investigate_tokens, 0
+            step.estimated_cost_usd = None if price is None else price.cost(investigate_tokens, 0)
+            total_tokens += investigate_tokens
+            total_cost = None if total_cost is None or step.estimated_cost_usd is None \
+                else total_cost + step.estimated_cost_usd
+            continue
         if step.kind != "llm":
             step.estimated_input_tokens = step.estimated_output_tokens = 0
             step.estimated_cost_usd = 0.0
@@ -327,7 +353,7 @@ async def make_plan(
     task = redact_text(task.strip())
     if not task:
         raise UsageError("the task is empty")
-    tools = registry.tools()
+    tools = [t for t in registry.tools() if t.planned]
     planner_model = config.model_for("planner")
     strategy = strategy or planner_for(client.profile(planner_model))
     # A small local model always writes s1, s2, ... (its grammar); its steps are renumbered after
@@ -373,7 +399,8 @@ async def make_plan(
         if not issues:
             total_tokens, total_cost = estimate_steps(
                 steps, task=task, model=executor, price=price, output_tokens=client.output_limit("executor", executor),
-                instructions=instructions.text if instructions is not None else "")
+                instructions=instructions.text if instructions is not None else "",
+                investigate_tokens=config.investigate.max_tokens)
             issues = _budget_issues(total_tokens, total_cost, config)
         if not issues:
             break
@@ -408,7 +435,7 @@ SURVEY_OUTPUT_CHARS = 16_000
 
 #: The tools a planner may look with: enough to see files and find things; each offered tool's
 #: schema is sent with every survey request, so the set is kept small.
-SURVEY_TOOLS = ("list_files", "read_file", "search_code")
+SURVEY_TOOLS = ("list_files", "read_file", "search_code", "git_history")
 
 
 def survey_tools(registry: ToolRegistry, config: Config) -> list[Tool]:
@@ -569,9 +596,11 @@ def _refresh(plan: Plan, path: Path, registry: ToolRegistry, config: Config,
         if tool is not None:
             step.risk = tool.risk
             step.tool_schema_version = tool.schema_version
+        elif step.kind == "investigate":
+            step.risk = "read"
         step.requires_approval = derive_approval(step.risk, config.approval, step.requires_approval)
     if client is not None:
         plan.estimated_tokens, plan.estimated_cost_usd = estimate_steps(
             plan.steps, task=plan.task, model=plan.model, price=_price_of(client, plan.model),
-            output_tokens=client.output_limit("executor", plan.model))
+            output_tokens=client.output_limit("executor", plan.model), investigate_tokens=config.investigate.max_tokens)
     return plan.rehash()

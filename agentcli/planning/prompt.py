@@ -167,7 +167,7 @@ def draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
     }
 
 
-def hosted_draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
+def hosted_draft_schema(tools: list[Tool], max_steps: int, *, investigate: bool = False) -> dict[str, Any]:
     """The draft schema for a hosted model: the same draft shape as :func:`draft_schema` (slots
     ``s1..s<max_steps>``, ``s1`` required, a call or a prompt per step, one branch per tool with
     typed args), but every slot refers to one shared ``$defs/step`` and ``depends_on`` is a
@@ -181,7 +181,8 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
     (:func:`agentcli.planning.planner.interpret_draft`) and re-asked, as other problems are.
     As strict as :func:`draft_schema`: every object closed (``additionalProperties: false``),
     the same ``required`` lists; but the args are the tools' own (not cut to the grammar's
-    bounds: a hosted model writes a whole file), and a prompt may be longer.
+    bounds: a hosted model writes a whole file), and a prompt may be longer. With ``investigate``, a
+    step may also be ``{"investigate": QUESTION, ...}`` (:data:`INVESTIGATE_RULE`).
     """
     common: dict[str, Any] = {
         "depends_on": {"type": "array", "items": {"type": "string", "pattern": STEP_ID_RE.pattern},
@@ -200,6 +201,8 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
             "additionalProperties": False,
         } for t in tools]}
     heads["prompt"] = {"type": "string", "minLength": 1, "maxLength": HOSTED_PROMPT_MAX}
+    if investigate:
+        heads["investigate"] = {"type": "string", "minLength": 1, "maxLength": HOSTED_PROMPT_MAX}
     # An llm step may declare its answer's shape (Step.answer); optional, so old drafts still fit.
     answer = {"answer": {"enum": ["text", "json", "edits"]}, "answer_schema": {"type": "object"}}
     step = {"anyOf": [{
@@ -360,6 +363,19 @@ The repository map shows the files and, for the most relevant ones, their defini
 line numbers: read what you will change, and change only what the task needs."""
 
 
+#: What a hosted planner is told about investigate steps (when its schema offers them).
+INVESTIGATE_RULE = """
+When the plan depends on a fact you cannot read up front (why a test fails, what a command prints,
+which commit changed a behaviour), plan an investigate step: {"investigate": "the question", ...}.
+The executor's model then answers it with read_file, search_code, list_files, git_history and
+read-only commands (the workspace mounted read-only: tests run, nothing changes), within its own
+limits, and its output is the findings: {"established": ..., "evidence": [...], "commands":
+[{"command", "exit_code"}]}. Later steps use it as {{sN.output.established}} or {{sN.output}}: an
+llm step with "answer": "edits" can fix what it found (the evidence quotes the lines exactly), with
+the file it changes read in a step or named in the question. Investigate only what the plan needs;
+do not investigate what a read_file step or the survey shows."""
+
+
 def survey_rule(calls: int) -> str:
     """What a hosted planner is told when it may look before it plans."""
     return (f"\nBefore you reply with the plan you may call the read-only tools you are given, at most "
@@ -372,7 +388,7 @@ def survey_rule(calls: int) -> str:
 def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
                    memories: list[str], context: str | None = None, *, hosted: bool = False,
                    step_output_tokens: int = 1024, repo_map: str = "", survey_calls: int = 0,
-                   ledger: str = "") -> list[dict[str, Any]]:
+                   ledger: str = "", investigate: bool = False) -> list[dict[str, Any]]:
     """The planner's request. A small model's: rules, then task, tools, budgets, workspace, recalled
     memory and (when re-planning) what happened so far, exactly as it was measured.
 
@@ -391,7 +407,7 @@ def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
     if hosted:
         return _hosted_messages(task, tools, config, summary, memories, context, budgets,
                                 step_output_tokens=step_output_tokens, repo_map=repo_map, survey_calls=survey_calls,
-                                ledger=ledger)
+                                ledger=ledger, investigate=investigate)
     parts = [f"# Task\n{task}", f"# Tools\n{tool_catalogue(tools, config)}",
              f"# Budgets\n{budgets}", f"# Workspace\n{summary}"]
     if memories:
@@ -406,8 +422,10 @@ def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
 
 def _hosted_messages(task: str, tools: list[Tool], config: Config, summary: str, memories: list[str],
                      context: str | None, budgets: str, *, step_output_tokens: int, repo_map: str,
-                     survey_calls: int, ledger: str = "") -> list[dict[str, Any]]:
+                     survey_calls: int, ledger: str = "", investigate: bool = False) -> list[dict[str, Any]]:
     system = hosted_system(step_output_tokens) + _HOSTED_RULES
+    if investigate:
+        system += INVESTIGATE_RULE
     if survey_calls > 0:
         system += survey_rule(survey_calls)
     stable = [system, f"# Tools\n{tool_catalogue(tools, config, hosted=True)}", f"# Budgets\n{budgets}"]

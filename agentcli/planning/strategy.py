@@ -112,7 +112,13 @@ def _full_request(req: PlanRequest, schema: dict[str, Any], tools: list[Tool], *
                     memories=recalled, model=req.config.model_for("planner")) if hosted else ""
     return schema, build_messages(req.task, tools, req.config, summary, recalled, req.context, hosted=hosted,
                                   step_output_tokens=req.step_output_tokens, repo_map=rmap,
-                                  survey_calls=req.survey_calls if hosted else 0, ledger=req.ledger)
+                                  survey_calls=req.survey_calls if hosted else 0, ledger=req.ledger,
+                                  investigate=hosted and offers_investigate(req.config))
+
+
+def offers_investigate(config: Config) -> bool:
+    """Whether a hosted planner may plan investigate steps: ``[investigate] enabled`` and reads not denied."""
+    return config.investigate.enabled and config.approval.read != "deny"
 
 
 class HostedPlanner:
@@ -130,7 +136,7 @@ class HostedPlanner:
     instructions_at = 0
 
     def request(self, req: PlanRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        schema = hosted_draft_schema(req.tools, req.config.budget.max_steps)
+        schema = hosted_draft_schema(req.tools, req.config.budget.max_steps, investigate=offers_investigate(req.config))
         return _full_request(req, schema, req.tools, hosted=True)
 
     def reask(self, issues: list[PlanIssue]) -> str:

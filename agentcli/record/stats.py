@@ -241,7 +241,7 @@ def plan_estimate_error(rec: RunRecord) -> tuple[float, float] | None:
         return None
     plan = plans[0]
     estimate = plan.estimated_cost_usd
-    llm_steps = {s.id for s in plan.steps if s.kind == "llm"}
+    llm_steps = {s.id for s in plan.steps if s.kind != "tool"}
     if estimate is None or not llm_steps:
         return None
     status = {sid: f.status for sid, f in rec.steps.items()}
@@ -337,7 +337,7 @@ class StepCost:
 
     step_id: str
     title: str
-    kind: str  # tool | llm | planner | reviewer
+    kind: str  # tool | llm | investigate | planner | reviewer
     tool: str | None
     status: str
     calls: int

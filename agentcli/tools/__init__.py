@@ -65,9 +65,9 @@ def builtin_tools(config: ToolsConfig) -> list[Tool]:
     from agentcli.tools.files import file_tools
     from agentcli.tools.git import git_tools
     from agentcli.tools.search import search_tool
-    from agentcli.tools.shell import shell_tool
+    from agentcli.tools.shell import readonly_tool, shell_tool
 
-    return [*file_tools(), apply_edits_tool(), search_tool(), shell_tool(), *git_tools()]
+    return [*file_tools(), apply_edits_tool(), search_tool(), shell_tool(), readonly_tool(), *git_tools()]
 
 
 def tool_context(settings: Settings) -> ToolContext:

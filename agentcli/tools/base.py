@@ -223,7 +223,8 @@ class Tool:
     against it. ``check_func`` (optional) finds problems with validated args that need the
     workspace (see :data:`CheckFunc`); they are ``invalid_args`` like any other, so the executor's
     model is asked to correct them. ``small_planner`` False keeps the tool out of a small local
-    planner's choices (a tool that consumes what only a hosted planner's steps produce).
+    planner's choices (a tool that consumes what only a hosted planner's steps produce); ``planned``
+    False keeps it out of every planner's (a tool only an investigate step's model calls).
     ``timeout_for(args, default_timeout)`` (optional) derives the call timeout from the
     arguments, for tools that take a timeout argument of their own and enforce it themselves
     (the registry then waits that long plus a grace period, so the tool's own, more
@@ -244,6 +245,7 @@ class Tool:
     returns: Any = None
     check_func: CheckFunc | None = None
     small_planner: bool = True
+    planned: bool = True
     call_risks: Callable[[Any], tuple[RiskClass, ...]] | None = None
     _schema_version: tuple[tuple[str, str, type[BaseModel]], str] | None = field(
         default=None, init=False, repr=False, compare=False)

@@ -243,6 +243,75 @@ async def run_shell(args: RunShellArgs, ctx: ToolContext) -> dict[str, Any] | Ca
                   truncated=res.truncated)
 
 
+class RunReadonlyArgs(ArgsModel):
+    command: str = Field(..., min_length=1, max_length=10_000, description="Command for /bin/sh -c.")
+    timeout: float | None = Field(
+        None, gt=0, le=3600, description="Seconds before the command is killed. Default: the tool timeout."
+    )
+    cwd: str = Field(".", min_length=1, description="Working directory relative to the workspace root.")
+
+
+def readonly_sandbox(ctx: ToolContext) -> Sandbox:
+    """The sandbox of a read-only command: the workspace mounted read-only, no network; refused
+    (:class:`ToolFailure`) without a working OS sandbox, ``sandbox.mode = "off"`` included: a
+    command only counts as a read because the sandbox makes it one."""
+    if ctx.sandbox.mode == "off":
+        raise ToolFailure("run_readonly refused: it needs the OS sandbox (sandbox.mode is \"off\")")
+    try:
+        return Sandbox.from_config(ctx.sandbox, ctx.workspace, ctx.data_dir).read_only()
+    except SandboxUnavailable as exc:
+        raise ToolFailure(f"run_readonly {exc}") from None
+
+
+#: Tools write caches beside the code (bytecode, pytest's cache); in a read-only workspace each
+#: attempt is a warning in the output the model reads.
+_READONLY_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTEST_ADDOPTS": "-p no:cacheprovider"}
+
+
+async def run_readonly(args: RunReadonlyArgs, ctx: ToolContext) -> dict[str, Any] | Capped:
+    cwd = resolve_in_workspace(ctx.workspace, args.cwd, what="cwd")
+    if not cwd.is_dir():
+        raise ToolFailure(f"cwd {args.cwd!r} is not a directory")
+    seconds = args.timeout if args.timeout is not None else ctx.config.default_timeout_seconds
+    sandbox = readonly_sandbox(ctx)
+    total = ctx.config.output_limit_chars
+    limit = total - min(200, total // 4)
+    watch = ctx.on_output  # the status line shows a running command's last output line, as for run_shell
+    try:
+        res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit, sandbox=sandbox,
+                                env=child_env(extra=_READONLY_ENV, allow=ctx.config.shell_env_allow),
+                                on_output=functools.partial(watch, args.command) if watch is not None else None)
+    finally:
+        if watch is not None:
+            watch(args.command, None)
+    output = strip_ansi(res.output)
+    if res.timed_out:
+        tail = output[-2000:].strip()
+        raise ToolFailure(f"command timed out after {seconds:g} s and was killed (whole process group)"
+                          + (f"; last output:\n{tail}" if tail else ""), error_type="timeout")
+    return Capped({"exit_code": res.exit_code, "output": output, "sandbox": sandbox.describe()},
+                  truncated=res.truncated)
+
+
+def readonly_tool() -> Tool:
+    """``run_readonly``: a command in the sandbox with the workspace read-only and no network, a read.
+    Only an investigate step's model calls it (``planned`` False): plans run commands with run_shell."""
+    return Tool(
+        name="run_readonly",
+        description="Run a shell command to look, not to change: the workspace is mounted read-only and "
+        "there is no network (tests, linters, scripts that only read run; writes fail). Returns exit_code and "
+        "combined stdout+stderr. Its environment holds only PATH, HOME, locale, terminal and what the user "
+        "allowed; stdin is empty.",
+        args_model=RunReadonlyArgs,
+        func=run_readonly,
+        risk="read",
+        returns=ShellOutput,
+        small_planner=False,
+        planned=False,
+        timeout_for=lambda a, default: (a.timeout if a.timeout is not None else default) + _GRACE_SECONDS,
+    )
+
+
 def preview_shell(args: RunShellArgs, ctx: ToolContext) -> str:
     cwd = rel_posix(ctx.workspace, _shell_cwd(args, ctx))
     try:

@@ -144,7 +144,7 @@ def _progress(quiet: bool) -> tuple[Any, Any]:
         if quiet:
             return
         s = run.step
-        what = s.tool or "llm"
+        what = s.tool or ("investigate" if s.kind == "investigate" else "llm")
         if run.status == "running":
             if not styled:
                 err_console.file.write(f"> {s.id} {what}: {s.title}\n")
@@ -201,7 +201,7 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False, verify_command: str 
     if not quiet and out.steps:  # stopped before any step (while planning): no empty table
         cols = [Col("step", flex=True), Col("status"), *(Col(n, justify="right") for n in
                                                          ("attempts", "tokens", "est. cost", "cost", "time"))]
-        rows = [[f"{s['id']} {s['tool'] or 'llm'}", s["status"], str(s["attempts"]),
+        rows = [[f"{s['id']} {s['tool'] or s.get('kind') or 'llm'}", s["status"], str(s["attempts"]),
                  str(s["input_tokens"] + s["output_tokens"]), short_cost(s["estimated_cost_usd"]),
                  short_cost(s["cost_usd"]), f"{s['duration_s']:.2f}s"] for s in out.steps]
         console.print(quick_fitted_table(cols, rows, console.width, title=f"run {out.run_id}"))

@@ -159,7 +159,8 @@ def render_step_costs(costs: list[StepCost]) -> None:
     rows = []
     for c in costs:
         overhead = c.kind in ("planner", "reviewer")
-        label = c.step_id if overhead else f"{c.step_id} {c.tool or 'llm'}"
+        what = c.tool or ("investigate" if c.kind == "investigate" else "llm")
+        label = c.step_id if overhead else f"{c.step_id} {what}"
         est = "-" if overhead else _cost(c.estimated_cost_usd)
         rows.append([label, c.status, str(c.calls), est, _cost(c.cost_usd), _signed(c.error_usd)])
     cols = [Col("step", flex=True), Col("status"), *(Col(n, justify="right") for n in
