@@ -120,6 +120,9 @@ class ModelRequest:
     timeout: float = 120.0
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
+    #: ``"none"``: the tools are sent (the same prefix as the requests that offered them) but the
+    #: model is asked not to call one. None: the provider's default (``auto``).
+    tool_choice: str | None = None
     api_base: str | None = None
     #: The plan step the request is made for (None: planner, reviewer). Not sent and not hashed:
     #: it travels with the request so a backend serving recorded answers (a replay, a fork) knows
@@ -136,6 +139,8 @@ class ModelRequest:
             opts["response_format"] = self.response_format
         if self.tools:
             opts["tools"] = self.tools
+            if self.tool_choice is not None:
+                opts["tool_choice"] = self.tool_choice
         return opts
 
     def hash(self) -> str:
@@ -149,6 +154,8 @@ class ModelRequest:
             "response_format": self.response_format,
             "tools": self.tools,
         }
+        if self.tool_choice is not None:  # only when set: the hashes of older records stay the same
+            key["tool_choice"] = self.tool_choice
         blob = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
