@@ -176,3 +176,34 @@ def test_agent_run_records_and_reports_cached_tokens(
     stats = runner.invoke(app, ["runs", "stats", "--json"], obj=State(environ=env))
     totals = json.loads(stats.stdout)["totals"]
     assert totals["cached_input_tokens"] >= 1024 and totals["cache_saved_usd"] > 0
+
+
+def test_a_replan_after_edits_keeps_the_first_plans_request_prefix(tmp_path: Path) -> None:
+    from agentcli.models.fakes import ScriptedModel
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    write = {"steps": {"s1": {"call": {"tool": "write_file", "args": {"path": "extra.py", "content": "def sub(a, b):\n"
+                                                                       "    return a - b\n"}},
+                              "depends_on": [], "title": "Add extra.py"}}}
+    read = {"steps": {"s2": {"call": {"tool": "read_file", "args": {"path": "extra.py"}}, "depends_on": [],
+                             "title": "Read it back"}}}
+    model = ScriptedModel([write, {"outcome": "replan", "answer": "", "reason": "check the file"}, read,
+                           {"outcome": "complete", "answer": "sub", "reason": ""}])
+    env = {"AGENT_MODEL": "test/scripted", "AGENT_MEMORY__ENABLED": "false"}
+    r = CliRunner().invoke(app, ["--workspace", str(ws), "run", "add a sub function", "--yes", "--json"],
+                           obj=State(backend=model, environ=env))
+    assert r.exit_code == 0, r.output
+    first, replan = (q for q in model.requests if str(q.messages[0]["content"]).startswith("You are the planner"))
+    # The files changed between the two plans, but the re-plan shows the workspace as the first plan did
+    # (its context says what changed): the first plan's request, up to its task, is the re-plan's prefix.
+    user = str(first.messages[1]["content"])
+    stable = user[: user.index("# Task")]
+    assert str(replan.messages[1]["content"]).startswith(stable) and "extra.py" not in stable
+    assert replan.messages[0] == first.messages[0] and replan.tools == first.tools
+    cache = PrefixCache()
+    cache.add(first.model, request_tokens(first.messages, first.model, tools=first.tools,
+                                          response_format=first.response_format))
+    seq = request_tokens(replan.messages, replan.model, tools=replan.tools, response_format=replan.response_format)
+    assert cache.peek(replan.model, seq) >= MIN_CACHED_PREFIX
