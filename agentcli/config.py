@@ -298,6 +298,9 @@ class ModelOverride(_Section):
     )
     context_tokens: int | None = Field(None, gt=0, description="Input context window in tokens.")
     max_output_tokens: int | None = Field(None, gt=0, description="Most tokens the model generates per reply.")
+    cache_breakpoints: bool | None = Field(
+        None, description="Mark the end of each request's stable prefix (cache_control), for a provider that "
+        "caches only marked prefixes (Anthropic); read from the model's info when unset.")
     input_cost_per_mtok: float | None = Field(
         None, ge=0, description="Price in USD per million input tokens, for a model whose price litellm does not "
         "know (a model on your own server); the cost budget counts its calls at it.")

@@ -46,7 +46,7 @@ from agentcli.errors import (
     StructuredOutputError,
 )
 from agentcli.models import tokens
-from agentcli.models.cache import PrefixCache, request_tokens
+from agentcli.models.cache import PrefixCache, cache_marks, request_tokens
 from agentcli.models.calllog import CallLog
 from agentcli.models.litellm import classify_exception
 from agentcli.models.profile import ModelProfile, apply_overrides
@@ -401,6 +401,7 @@ class LLMClient:
             response_format=rf,
             tools=tools,
             tool_choice=tool_choice if tools else None,
+            cache_marks=cache_marks(msgs) if profile.cache_breakpoints else (),
             api_base=api_base,
             step_id=step_id,
         )

@@ -124,6 +124,10 @@ class ModelRequest:
     #: model is asked not to call one. None: the provider's default (``auto``).
     tool_choice: str | None = None
     api_base: str | None = None
+    #: Indexes of the messages that end a stable prefix, for a provider that caches only marked
+    #: prefixes (the model's profile says so: ``cache_breakpoints``). Not hashed: the marks change
+    #: what the provider bills, not the answer.
+    cache_marks: tuple[int, ...] = ()
     #: The plan step the request is made for (None: planner, reviewer). Not sent and not hashed:
     #: it travels with the request so a backend serving recorded answers (a replay, a fork) knows
     #: where the run is.
