@@ -61,7 +61,9 @@ def preflight(client: LLMClient, task: str | None = None) -> list[str]:
             # Room for the plan's answer: its limit, or a quarter of a small window (the client
             # shrinks the limit to what the window leaves).
             room = context - min(client.output_limit("planner", planner), context // 4)
-            n = tokens.count_text(task, planner)
+            # A token is at least one byte: a task of fewer bytes than the room fits uncounted (the
+            # tokenizer is not loaded here for a task of usual length).
+            n = len(task.encode()) if len(task.encode()) <= room else tokens.count_text(task, planner)
             if n > room:
                 raise UsageError(f"the task is {n} tokens; {planner} reads at most {context}, of which "
                                  f"{room} are left for it beside the plan's answer: shorten the task, or put the "
