@@ -87,7 +87,8 @@ def marked(messages: list[dict[str, Any]], marks: tuple[int, ...]) -> list[dict[
         if i not in marks or not content:
             out.append(m)
             continue
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else [dict(b) for b in content]
+        blocks: list[dict[str, Any]] = ([{"type": "text", "text": content}] if isinstance(content, str)
+                                        else [dict(b) for b in content])
         blocks[-1] = {**blocks[-1], "cache_control": {"type": "ephemeral"}}
         out.append({**m, "content": blocks})
     return out
