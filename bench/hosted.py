@@ -121,4 +121,12 @@ def run(ctx: Context) -> SectionResult:
                      "the bytecode (as an installed package has it); memory and the survey off; the server answers "
                      "at once, so the figures are agentcli's own cost (start-up, imports, planning, the tool "
                      "call, records). See the module docstring (bench/hosted.py) for the options weighed.")
+    res.notes.append("Against 20ab3d1, the same measurement (bytecode written, 5 interleaved processes, plain HTTP): "
+                     "0.84 s CPU and 130 MiB there, 0.81-0.92 s and 119.7 MiB here. The memory went: the "
+                     "tokenizer's Python copy of its ranks after the Rust encoder is built (its load is the peak: "
+                     "~26 MiB of ranks and ~46 MiB of encoder at once), rapidfuzz (4.6 MiB, now imported when an "
+                     "edit's search text is not found), the memory package (imported by the small planner's "
+                     "examples), most of the price map (670 of 4,242 entries kept), and the tokenizer loaded "
+                     "before the price map is parsed. The earlier figure of 1.20 s CPU compiled ~90 modules in "
+                     "every process (this machine sets PYTHONDONTWRITEBYTECODE), ~0.25 s of it.")
     return res
