@@ -5,7 +5,8 @@ Three ways, each in fresh processes, interleaved: ``llm.transport = "auto"`` (pl
 litellm import: :mod:`agentcli.models.openai_http`), ``llm.transport = "litellm"`` (what every
 run did before, the baseline), and, for scale, the same kind of run given its plan
 (`--plan FILE`) on the embedded model, which makes no model call. CPU is user + system time of
-the process (``os.wait4``), memory its peak RSS.
+the process, memory its peak RSS, as a small launcher process reads them for its child (a process
+started by the bench itself would count the bench's own memory in its peak).
 
 Options weighed for the hosted hot path (measured here or in the cold-import section):
 importing only part of litellm is not possible (its package ``__init__`` imports every provider);
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -57,14 +58,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(out)
 
 
+#: Runs a command and prints its exit code, CPU and peak RSS. The measured process is this small
+#: launcher's child, not the bench's: a child's peak RSS counts what it shared with its parent before
+#: its exec (fork or vfork alike), and the bench process holds whatever earlier sections loaded.
+_LAUNCHER = """
+import json, resource, subprocess, sys
+r = subprocess.run(sys.argv[2:], cwd=sys.argv[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps([r.returncode, u.ru_utime + u.ru_stime, u.ru_maxrss, r.stderr.decode(errors="replace")[-2000:]]))
+"""
+
+
 def _measure(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """CPU seconds (user + system) and peak RSS in MiB of one process."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(cmd[-4:])} failed: {err.strip().splitlines()[-1:] or status}")
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    """CPU seconds (user + system) and peak RSS in MiB of one process (through :data:`_LAUNCHER`)."""
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", _LAUNCHER, str(cwd), *cmd], env=env,
+                         capture_output=True, text=True, check=True)
+    code, cpu, maxrss, err = json.loads(out.stdout)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd[-4:])} failed: {err.strip().splitlines()[-1:] or code}")
+    return float(cpu), maxrss / 1024
 
 
 def run(ctx: Context) -> SectionResult:
