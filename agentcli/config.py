@@ -301,6 +301,9 @@ class ModelOverride(_Section):
     cache_breakpoints: bool | None = Field(
         None, description="Mark the end of each request's stable prefix (cache_control), for a provider that "
         "caches only marked prefixes (Anthropic); read from the model's info when unset.")
+    streaming: bool | None = Field(
+        None, description="Whether the model's answers are streamed (shown live on a terminal as they are "
+        "generated); false for a server that cannot stream.")
     input_cost_per_mtok: float | None = Field(
         None, ge=0, description="Price in USD per million input tokens, for a model whose price litellm does not "
         "know (a model on your own server); the cost budget counts its calls at it.")

@@ -56,6 +56,9 @@ def profile_of(info: dict[str, Any], *, json_schema: bool) -> ModelProfile:
         # A provider that bills writing to its prompt cache caches only the prefixes a request marks.
         cache_breakpoints=bool(info.get("supports_prompt_caching"))
         and (_positive_price(info.get("cache_creation_input_token_cost"))),
+        # Chat completions stream on every provider litellm serves and on OpenAI-compatible servers;
+        # the map marks the exceptions (models that answer only whole).
+        streaming=info.get("supports_native_streaming") is not False,
         source="litellm" if info else "default",
     )
 
