@@ -335,6 +335,9 @@ class ModelOverride(_Section):
     )
     context_tokens: int | None = Field(None, gt=0, description="Input context window in tokens.")
     max_output_tokens: int | None = Field(None, gt=0, description="Most tokens the model generates per reply.")
+    cache_breakpoints: bool | None = Field(
+        None, description="Mark the end of each request's stable prefix (cache_control), for a provider that "
+        "caches only marked prefixes (Anthropic); read from the model's info when unset.")
     streaming: bool | None = Field(
         None, description="Whether the model's answers are streamed (shown live on a terminal as they are "
         "generated); false for a server that cannot stream.")

@@ -38,7 +38,7 @@ from agentcli.planning.plan import Plan
 from agentcli.planning.planner import make_plan
 from agentcli.record.reader import RunRecord
 from agentcli.tools import builtin_tools
-from bench import calls, kit, suite
+from bench import breakdown, calls, kit, suite
 from bench.context import ROOT, Context
 from bench.report import Row, SectionResult
 from bench.stats import Summary
@@ -78,13 +78,17 @@ class Bill:
         return 0.1 * self.cacheable + 1.25 * self.written + (self.uncached - self.written)
 
 
-def bill(requests: list[ModelRequest]) -> Bill:
-    """Price ``requests`` (in the order sent) under the prefix rule (see the module docstring)."""
-    seqs = [request_tokens(r.messages, r.model, tools=r.tools, response_format=r.response_format)
-            for r in requests]
+def bill(requests: list[ModelRequest], earlier: list[ModelRequest] | None = None) -> Bill:
+    """Price ``requests`` (in the order sent) under the prefix rule (see the module docstring);
+    ``earlier``: requests of an earlier run in the same workspace, whose prefixes the cache holds."""
+    def seq_of(r: ModelRequest) -> list[int]:
+        return request_tokens(r.messages, r.model, tools=r.tools, response_format=r.response_format)
+
+    held = [seq_of(r) for r in earlier or []]
+    seqs = [seq_of(r) for r in requests]
     b = Bill(requests=len(seqs))
     for i, seq in enumerate(seqs):
-        before = cacheable(max((shared_prefix(o, seq) for o in seqs[:i]), default=0))
+        before = cacheable(max((shared_prefix(o, seq) for o in held + seqs[:i]), default=0))
         later = cacheable(max((shared_prefix(o, seq) for o in seqs[i + 1:]), default=0))
         b.input_tokens += len(seq)
         b.cacheable += before
@@ -144,6 +148,19 @@ def _transcript_requests(name: str, answers: list[Any], task: str, base: Path,
     return list(model.requests)
 
 
+#: The earlier task of the warm-cache measurement (a different task on the same project).
+OTHER_TASK = "make slugify's CLI print the version with --version, and add a test for it"
+
+
+def _first_of_each_role(requests: list[ModelRequest]) -> list[ModelRequest]:
+    """The first request of each role (planner, step, reviewer): nothing sent before it in the run
+    shares its start, whatever the layout (each role has its own system prompt and schema)."""
+    seen: dict[str, ModelRequest] = {}
+    for r in requests:
+        seen.setdefault(breakdown.role_of(r), r)
+    return list(seen.values())
+
+
 def _slugify(ws: Path) -> None:
     shutil.copytree(FIXTURES / "python-slugify-9.2.0", ws)
 
@@ -159,7 +176,8 @@ def run(ctx: Context) -> SectionResult:
     res = SectionResult(SECTION)
     tasks = suite.TASKS[:2] if ctx.smoke else suite.TASKS
     base = Path(tempfile.mkdtemp(prefix="cache-", dir=ctx.tmp))
-    ours = bill(asyncio.run(_agentcli_requests(tasks, base)))
+    agentcli_reqs = asyncio.run(_agentcli_requests(tasks, base))
+    ours = bill(agentcli_reqs)
     theirs = bill(asyncio.run(_react_requests(tasks, base)))
     for label, b in (("agentcli", ours), ("ReAct loop", theirs)):
         res.rows += [
@@ -171,35 +189,68 @@ def run(ctx: Context) -> SectionResult:
                 text=f"{b.anthropic:,.0f}"),
         ]
     ratio_a = theirs.anthropic / ours.anthropic
-    ratio_u = theirs.uncached / max(ours.uncached, 1)
+    # "Uncached input tokens" as the issue counts them: every input token, no cache applied.
+    ratio_u = theirs.input_tokens / max(ours.input_tokens, 1)
     res.rows += [
         Row(SECTION, "ratio ReAct / agentcli, billed at OpenAI cache prices",
             Summary.of([theirs.openai / ours.openai], "x")),
         Row(SECTION, "ratio ReAct / agentcli, billed at Anthropic cache prices", Summary.of([ratio_a], "x"),
             target=f"≥ {TARGET_ANTHROPIC:g}x", met=ratio_a >= TARGET_ANTHROPIC),
-        Row(SECTION, "ratio ReAct / agentcli, uncached input tokens", Summary.of([ratio_u], "x"),
+        Row(SECTION, "ratio ReAct / agentcli, input tokens with no cache", Summary.of([ratio_u], "x"),
             target=f"≥ {TARGET_UNCACHED:g}x", met=ratio_u >= TARGET_UNCACHED),
+        Row(SECTION, "ratio ReAct / agentcli, input tokens not served from a cache",
+            Summary.of([theirs.uncached / max(ours.uncached, 1)], "x")),
     ]
+    for role, part in breakdown.summary(agentcli_reqs).items():
+        top = ", ".join(f"{name} {n:,}" for name, n in list(part["sections"].items())[:6])
+        res.rows.append(Row(SECTION, f"calls suite, agentcli {role} request: tokens by section (a request)",
+                            text=f"{part['tokens'] // part['requests']:,} = {top}, ..."))
     if not ctx.smoke:
         t1 = _answers(FIXTURES / "transcripts" / "t1")
         head = _answers(FIXTURES / "strong-model-t1")
         task = "add a --verbose flag to slugify's CLI in slugify/__main__.py and a test for it"
         for name, answers in (("t1 (re-planned twice)", t1), ("strong-model-t1 (first plan)", head)):
             slug = name.split()[0]
-            b = bill(_transcript_requests(slug, answers, task, base, _slugify))
+            reqs = _transcript_requests(slug, answers, task, base, _slugify)
+            b = bill(reqs)
+            firsts = sum(len(request_tokens(r.messages, r.model, tools=r.tools, response_format=r.response_format))
+                         for r in _first_of_each_role(reqs))
             res.rows += [
                 Row(SECTION, f"transcript {name}: requests / input tokens", text=f"{b.requests} / {b.input_tokens:,}"),
                 Row(SECTION, f"transcript {name}: cacheable share", Summary.of([b.share * 100], "%"),
                     target=f"≥ {TARGET_SHARE:.0%}", met=b.share >= TARGET_SHARE),
                 Row(SECTION, f"transcript {name}: billed at OpenAI / Anthropic cache prices",
                     text=f"{b.openai:,.0f} / {b.anthropic:,.0f} (uncached {b.input_tokens:,})"),
+                Row(SECTION, f"transcript {name}: most a prefix cache could serve (all but each role's first "
+                    "request)", Summary.of([100 * (1 - firsts / b.input_tokens)], "%")),
             ]
+            # The same run after a run of another task in the project (a user's earlier task): the cache
+            # holds that run's prefixes. The same recorded answers serve it; only its requests matter.
+            other = _transcript_requests(f"{slug}-other", answers, OTHER_TASK, base, _slugify)
+            warm = bill(reqs, earlier=other)
+            res.rows.append(Row(SECTION, f"transcript {name}: cacheable share after a run of another task",
+                                Summary.of([warm.share * 100], "%"), target=f"≥ {TARGET_SHARE:.0%}",
+                                met=warm.share >= TARGET_SHARE))
     res.notes += [
         "Costs in input-token units (1 = one input token at the full price); see the section's module docstring "
         "(bench/cache.py) for the rules. Deterministic counts: no spread.",
+        "Tokens by section: bench/breakdown.py splits each request into the tools parameter, the response "
+        "schema and each message's '# Heading' parts (python -m bench.breakdown prints the whole table).",
         f"Calls suite: {len(tasks)} tasks; agentcli {ours.requests} requests, ReAct {theirs.requests}. Before the "
         "request layout for caching (0810ea0) the same suite measured agentcli 14 requests, 40,329 input tokens, "
         "41% cacheable, 32,009 at OpenAI and 25,353 at Anthropic read prices (no write premium counted); ReAct 28, "
         "57,312, 87%, 32,352 and 12,384.",
+        "At 20ab3d1 (before the survey's tools were kept in every planner request, re-plans kept the first "
+        "plan's workspace view and the hosted draft schema was compacted): agentcli 14 requests, 28,993 input "
+        "tokens, 57.8% cacheable, ratios ReAct / agentcli 1.38x (OpenAI), 0.895x (Anthropic), 1.68x (no cache); "
+        "t1 41.5% cacheable; strong-model-t1 0%.",
+        "Why the Anthropic and no-cache targets are out of reach on this suite: its tasks are 3-6 short tool "
+        "steps, so a ReAct loop's history stays small, while every agentcli task pays a planner request "
+        "(~3,300 tokens, ~2,800 of them a prefix shared by all tasks: the survey tools, the draft schema, the "
+        "rules and the catalogue) and a reviewer request (~1,060 tokens, mostly the step outputs it judges; its "
+        "stable part, ~330 tokens, is under the 1,024-token minimum of a cached prefix). The reviewer requests "
+        "alone, uncached, cost about as much as the Anthropic target allows agentcli in all. A single first-plan "
+        "run (strong-model-t1) has one request of each role and two short step requests: nothing in it can "
+        "share a prefix with an earlier request of the run (the 'most a prefix cache could serve' row).",
     ]
     return res

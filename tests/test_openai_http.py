@@ -84,3 +84,24 @@ def test_an_unknown_model_is_one_line_naming_it(ws: Path, httpserver: HTTPServer
     err = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "qwen-typo" in err[0] and "404" in err[0] and "not found" in err[0]
     assert len(httpserver.log) == 1  # not retried
+
+
+def test_the_price_map_is_kept_in_the_user_cache_and_a_broken_copy_is_rebuilt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentcli.models import openai_http
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    openai_http._model_map.cache_clear()
+    try:
+        first = openai_http.model_info("openai/gpt-4o-mini")
+        [kept] = (tmp_path / "agentcli" / "price-map").iterdir()
+        # Only what model_info can return: bare names and openai/ ones, not the other providers'.
+        table = openai_http._model_map()
+        assert first["input_cost_per_token"] > 0 and all("/" not in k or k.startswith("openai/") for k in table)
+        openai_http._model_map.cache_clear()
+        assert openai_http.model_info("openai/gpt-4o-mini") == first  # read back from the kept copy
+        kept.write_bytes(b"not marshal")
+        openai_http._model_map.cache_clear()
+        assert openai_http.model_info("openai/gpt-4o-mini") == first and kept.read_bytes() != b"not marshal"
+    finally:
+        openai_http._model_map.cache_clear()

@@ -134,7 +134,9 @@ def test_hosted_model_is_sent_one_shared_step(ws: Path) -> None:
     assert steps["patternProperties"] == {"^s[1-9][0-9]*$": {"$ref": "#/$defs/step"}}
     assert steps["minProperties"] == 1 and steps["maxProperties"] == 20
     assert steps["additionalProperties"] is False
-    assert list(schema["$defs"]) == ["step"]
+    # What both kinds of step share, and the reference to an earlier output, are written once.
+    assert list(schema["$defs"]) == ["step", "depends_on", "title", "ref"]
+    assert json.dumps(schema).count("output[^}]*") == 1
     call, prompt, investigate = schema["$defs"]["step"]["anyOf"]
     assert call["required"] == ["call", "depends_on", "title"]
     assert prompt["required"] == ["prompt", "depends_on", "title"]
@@ -150,9 +152,14 @@ def test_hosted_model_is_sent_one_shared_step(ws: Path) -> None:
         for name, sub in b["properties"]["args"]["properties"].items():
             assert sub == own[name] if own[name].get("type") == "string" else sub["anyOf"][0] == own[name]
     assert '"maxLength": 200' not in json.dumps(branches)
-    deps = call["properties"]["depends_on"]
+    assert call["properties"]["depends_on"] == prompt["properties"]["depends_on"] == {"$ref": "#/$defs/depends_on"}
+    deps = schema["$defs"]["depends_on"]
     assert deps == {"type": "array", "items": {"type": "string", "pattern": "^s[1-9][0-9]*$"}, "maxItems": 8}
-    assert call["properties"]["title"]["maxLength"] == 60 and prompt["properties"]["prompt"]["maxLength"] == 4000
+    assert schema["$defs"]["title"]["maxLength"] == 60 and prompt["properties"]["prompt"]["maxLength"] == 4000
+    # Optional arguments are written compactly: a type list with "null", no "default": null.
+    [read] = [b for b in branches if b["properties"]["tool"] == {"const": "read_file"}]
+    start = read["properties"]["args"]["properties"]["start_line"]["anyOf"][0]
+    assert start == {"minimum": 1, "type": ["integer", "null"]}
     assert "description" not in json.dumps(schema)
 
 

@@ -55,10 +55,13 @@ def test_the_survey_is_bounded_and_never_writes(workspace: Path) -> None:
     r, model = run(workspace, [write, look], DRAFT, REVIEW, env={"AGENT_PLANNER__SURVEY_CALLS": "1"})
     assert r.exit_code == 0, r.output
     assert not (workspace / "evil.txt").exists()
-    second = model.requests[1]
+    first, second = model.requests[0], model.requests[1]
     replies = {m["tool_call_id"]: m["content"] for m in second.messages if m["role"] == "tool"}
     assert "not a read-only tool" in replies["w1"] and "calc.py" in replies["l1"]
-    assert second.tools is None  # the one call allowed is used: now the plan, with no tools offered
+    # The one call allowed is used: now the plan. The tools are still sent (the request keeps the first
+    # one's prefix for a provider's prompt cache), with no call asked for.
+    assert second.tools == first.tools and second.tool_choice == "none"
+    assert first.tool_choice is None
 
 
 def test_no_survey_when_turned_off(workspace: Path) -> None:

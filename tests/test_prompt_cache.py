@@ -176,3 +176,79 @@ def test_agent_run_records_and_reports_cached_tokens(
     stats = runner.invoke(app, ["runs", "stats", "--json"], obj=State(environ=env))
     totals = json.loads(stats.stdout)["totals"]
     assert totals["cached_input_tokens"] >= 1024 and totals["cache_saved_usd"] > 0
+
+
+def test_a_replan_after_edits_keeps_the_first_plans_request_prefix(tmp_path: Path) -> None:
+    from agentcli.models.fakes import ScriptedModel
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    write = {"steps": {"s1": {"call": {"tool": "write_file", "args": {"path": "extra.py", "content": "def sub(a, b):\n"
+                                                                       "    return a - b\n"}},
+                              "depends_on": [], "title": "Add extra.py"}}}
+    read = {"steps": {"s2": {"call": {"tool": "read_file", "args": {"path": "extra.py"}}, "depends_on": [],
+                             "title": "Read it back"}}}
+    model = ScriptedModel([write, {"outcome": "replan", "answer": "", "reason": "check the file"}, read,
+                           {"outcome": "complete", "answer": "sub", "reason": ""}])
+    env = {"AGENT_MODEL": "test/scripted", "AGENT_MEMORY__ENABLED": "false"}
+    r = CliRunner().invoke(app, ["--workspace", str(ws), "run", "add a sub function", "--yes", "--json"],
+                           obj=State(backend=model, environ=env))
+    assert r.exit_code == 0, r.output
+    first, replan = (q for q in model.requests if str(q.messages[0]["content"]).startswith("You are the planner"))
+    # The files changed between the two plans, but the re-plan shows the workspace as the first plan did
+    # (its context says what changed): the first plan's request, up to its task, is the re-plan's prefix.
+    user = str(first.messages[1]["content"])
+    stable = user[: user.index("# Task")]
+    assert str(replan.messages[1]["content"]).startswith(stable) and "extra.py" not in stable
+    assert replan.messages[0] == first.messages[0] and replan.tools == first.tools
+    cache = PrefixCache()
+    cache.add(first.model, request_tokens(first.messages, first.model, tools=first.tools,
+                                          response_format=first.response_format))
+    seq = request_tokens(replan.messages, replan.model, tools=replan.tools, response_format=replan.response_format)
+    assert cache.peek(replan.model, seq) >= MIN_CACHED_PREFIX
+
+
+def test_cache_breakpoints_are_set_on_the_stable_prefix_where_the_profile_asks(
+        httpserver: HTTPServer, allow_model_requests: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose provider bills cache writes (its litellm info) gets cache_control on its system
+    message and on the conversation so far, through litellm's real HTTP path; the request as recorded
+    (and its hash) is unchanged; a model without the profile flag gets no marks."""
+    from agentcli.models.cache import cache_marks, marked
+    from agentcli.models.modelinfo import profile_of
+
+    assert profile_of({"supports_prompt_caching": True, "cache_creation_input_token_cost": 3.75e-06},
+                      json_schema=True).cache_breakpoints
+    assert not profile_of({"supports_prompt_caching": True, "cache_read_input_token_cost": 7.5e-08},
+                          json_schema=True).cache_breakpoints
+    convo = [{"role": "system", "content": "rules"}, {"role": "user", "content": "a"},
+             {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    assert cache_marks(convo) == (0, 2) and cache_marks(convo[:2]) == (0,)
+    assert marked(convo, (0, 2))[2]["content"] == [{"type": "text", "text": "b",
+                                                    "cache_control": {"type": "ephemeral"}}]
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0000000000000000000000")
+    body = {"id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+            "content": [{"type": "text", "text": "hello"}], "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": 50, "output_tokens": 7, "cache_read_input_tokens": 0,
+                      "cache_creation_input_tokens": 1200}}
+    seen: list[dict[str, Any]] = []
+
+    def handle(request: Request) -> Response:
+        seen.append(json.loads(request.data))
+        return Response(json.dumps(body), status=200, content_type="application/json")
+
+    httpserver.expect_request("/v1/messages", method="POST").respond_with_handler(handle)
+    records = []
+    for flag in (True, False):
+        cfg = Config.model_validate({"model": ANTHROPIC_MODEL, "api_base": httpserver.url_for(""),
+                                     "llm": {"backoff_base_seconds": 0, "max_retries": 0},
+                                     "models": {ANTHROPIC_MODEL: {"cache_breakpoints": flag}}})
+        client = LLMClient(cfg, run_id="run-b", observers=[records.append])
+        client.complete(convo, role="executor")
+    marked_body, plain_body = seen
+    assert marked_body["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert any(b.get("cache_control") for m in marked_body["messages"] for b in m["content"]
+               if isinstance(m["content"], list) and isinstance(b, dict))
+    assert "cache_control" not in json.dumps(plain_body)
+    assert records[0].request.messages == records[1].request.messages == convo
+    assert records[0].request_hash == records[1].request_hash

@@ -67,7 +67,9 @@ def llm_call_recorder(events: EventLog) -> Callable[[CallRecord], None]:
             call_id=rec.call_id, attempt=rec.attempt, role=rec.role, outcome=rec.outcome,
             request_hash=rec.request_hash, model=req.model,
             request=RecordedRequest(messages=req.messages, response_format=req.response_format, tools=req.tools,
-                                    max_tokens=req.max_tokens, temperature=req.temperature, seed=req.seed),
+                                    max_tokens=req.max_tokens, temperature=req.temperature, seed=req.seed,
+                                    # Only when set (an extra field): older records stay as they were.
+                                    **({"tool_choice": req.tool_choice} if req.tool_choice else {})),
             response=None if resp is None else RecordedResponse(
                 text=resp.text, tool_calls=[c.model_dump() for c in resp.tool_calls],
                 input_tokens=resp.input_tokens, output_tokens=resp.output_tokens, model=resp.model,

@@ -61,6 +61,39 @@ def shared_prefix(a: list[int], b: list[int]) -> int:
     return i
 
 
+#: Anthropic takes at most 4 cache breakpoints per request.
+MAX_MARKS = 4
+
+
+def cache_marks(messages: list[dict[str, Any]]) -> tuple[int, ...]:
+    """Where a request's stable prefixes end, for a provider that caches only marked prefixes: the
+    system message (rules, tools, project instructions: the same in every request of a role) and,
+    in a conversation (a survey, a re-ask, a later review), the message before the newest one (the
+    conversation so far, which the next request repeats)."""
+    marks: list[int] = []
+    if messages and messages[0].get("role") == "system":
+        marks.append(0)
+    if len(messages) > 2:
+        marks.append(len(messages) - 2)
+    return tuple(dict.fromkeys(marks))[:MAX_MARKS]
+
+
+def marked(messages: list[dict[str, Any]], marks: tuple[int, ...]) -> list[dict[str, Any]]:
+    """``messages`` with an ephemeral ``cache_control`` on the last content block of each marked one
+    (a text content becomes one text block); the others unchanged."""
+    out = []
+    for i, m in enumerate(messages):
+        content = m.get("content")
+        if i not in marks or not content:
+            out.append(m)
+            continue
+        blocks: list[dict[str, Any]] = ([{"type": "text", "text": content}] if isinstance(content, str)
+                                        else [dict(b) for b in content])
+        blocks[-1] = {**blocks[-1], "cache_control": {"type": "ephemeral"}}
+        out.append({**m, "content": blocks})
+    return out
+
+
 class PrefixCache:
     """The requests of one run, per model, and what each new one could be served from cache."""
 
@@ -83,4 +116,5 @@ class PrefixCache:
             del seen[0]
 
 
-__all__ = ["MIN_CACHED_PREFIX", "PREFIX_STEP", "PrefixCache", "cacheable", "request_tokens", "shared_prefix"]
+__all__ = ["MAX_MARKS", "MIN_CACHED_PREFIX", "PREFIX_STEP", "PrefixCache", "cache_marks", "cacheable", "marked",
+           "request_tokens", "shared_prefix"]

@@ -49,7 +49,7 @@ from agentcli.errors import (
     StructuredOutputError,
 )
 from agentcli.models import tokens
-from agentcli.models.cache import PrefixCache, request_tokens
+from agentcli.models.cache import PrefixCache, cache_marks, request_tokens
 from agentcli.models.calllog import CallLog
 from agentcli.models.litellm import classify_exception
 from agentcli.models.profile import ModelProfile, apply_overrides
@@ -189,10 +189,13 @@ class LLMClient:
         tools: list[dict[str, Any]] | None = None,
         step_id: str | None = None,
         max_tokens: int | None = None,
+        tool_choice: str | None = None,
     ) -> LLMResult:
         """One logical call. With ``response_model``, the reply is parsed and validated into it
         (``result.parsed``), re-asking with the errors up to ``llm.max_reasks`` times.
-        ``json_schema`` overrides the schema sent (e.g. a grammar-friendlier one)."""
+        ``json_schema`` overrides the schema sent (e.g. a grammar-friendlier one). ``tool_choice``
+        ``"none"`` sends ``tools`` but asks for no call: the request keeps the prefix of the ones
+        that offered them (a provider's prompt cache), and the reply is the answer."""
         cfg = self.config.llm
         chain = [model or self.config.model_for(role)]
         chain += [m for m in self.config.fallbacks if m not in chain]
@@ -211,7 +214,7 @@ class LLMClient:
         cut: _Sent | None = None
         for _reask in range(cfg.max_reasks + 1 if response_format else 1):
             sent = await self._send_with_fallbacks(
-                chain, msgs, response_format, tools, role, step_id, limit, call_id, attempts
+                chain, msgs, response_format, tools, role, step_id, limit, call_id, attempts, tool_choice
             )
             attempts += sent.attempts
             latency += sent.latency_ms
@@ -221,7 +224,8 @@ class LLMClient:
                     # Asked once more with the largest limit: never act on a cut answer.
                     limit = larger
                     sent = await self._send_with_fallbacks(
-                        chain, msgs, response_format, tools, role, step_id, limit, call_id, attempts
+                        chain, msgs, response_format, tools, role, step_id, limit, call_id, attempts,
+                        tool_choice,
                     )
                     attempts += sent.attempts
                     latency += sent.latency_ms
@@ -229,7 +233,7 @@ class LLMClient:
             cut = sent if resp.truncated else None
             parsed: Any = None
             # A reply that calls tools is the caller's to carry out: its JSON answer comes later.
-            if response_format is not None and not (tools and resp.tool_calls):
+            if response_format is not None and not (tools and tool_choice != "none" and resp.tool_calls):
                 try:
                     raw = json.loads(extract_json(resp.text))
                     parsed = response_model.model_validate(raw) if response_model is not None else raw
@@ -377,6 +381,7 @@ class LLMClient:
         max_tokens: int | None,
         is_fallback: bool,
         step_id: str | None = None,
+        tool_choice: str | None = None,
     ) -> ModelRequest:
         cfg = self.config.llm
         profile = self.profile(model)
@@ -402,6 +407,8 @@ class LLMClient:
             timeout=cfg.timeout_seconds,
             response_format=rf,
             tools=tools,
+            tool_choice=tool_choice if tools else None,
+            cache_marks=cache_marks(msgs) if profile.cache_breakpoints else (),
             api_base=api_base,
             step_id=step_id,
         )
@@ -424,13 +431,14 @@ class LLMClient:
         max_tokens: int | None,
         call_id: str,
         attempts_before: int,
+        tool_choice: str | None = None,
     ) -> _Sent:
         cfg = self.config.llm
         attempts = 0
         latency = 0.0
         errors: list[LLMError] = []
         for idx, model in enumerate(chain):
-            req = self._request(model, msgs, response_format, tools, max_tokens, idx > 0, step_id)
+            req = self._request(model, msgs, response_format, tools, max_tokens, idx > 0, step_id, tool_choice)
             estimate = self._estimate(req)
             seq = request_tokens(req.messages, model, tools=req.tools, response_format=req.response_format)
             cacheable = min(self.prefix_cache.peek(model, seq), estimate)

@@ -28,6 +28,7 @@ from agentcli.errors import (
     LLMTransientError,
     ModelSetupError,
 )
+from agentcli.models.cache import marked
 from agentcli.models.modelinfo import cache_usage, check_reachable, decode_args, price_of, profile_of
 from agentcli.models.names import check_allowed
 
@@ -239,7 +240,8 @@ class LiteLLMBackend:
         litellm = litellm_module()
         kwargs: dict[str, Any] = {
             "model": req.model,
-            "messages": req.messages,
+            # Breakpoints where the profile asks for them (litellm passes cache_control on to Anthropic).
+            "messages": marked(req.messages, req.cache_marks) if req.cache_marks else req.messages,
             **req.generation_options(),
             "timeout": req.timeout,
             # Retries are ours (Retry-After, logging); neither litellm nor the SDK under it may retry.

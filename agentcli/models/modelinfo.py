@@ -53,11 +53,18 @@ def profile_of(info: dict[str, Any], *, json_schema: bool) -> ModelProfile:
         planner_style="hosted",
         context_tokens=_positive(info.get("max_input_tokens")),
         max_output_tokens=_positive(info.get("max_output_tokens")),
+        # A provider that bills writing to its prompt cache caches only the prefixes a request marks.
+        cache_breakpoints=bool(info.get("supports_prompt_caching"))
+        and (_positive_price(info.get("cache_creation_input_token_cost"))),
         # Chat completions stream on every provider litellm serves and on OpenAI-compatible servers;
         # the map marks the exceptions (models that answer only whole).
         streaming=info.get("supports_native_streaming") is not False,
         source="litellm" if info else "default",
     )
+
+
+def _positive_price(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 def cache_usage(usage: Any) -> tuple[int | None, int | None]:

@@ -55,6 +55,10 @@ class ModelProfile:
     """Input context window in tokens, when known."""
     max_output_tokens: int | None = None
     """The most tokens the model generates in one reply, when known."""
+    cache_breakpoints: bool = False
+    """The provider caches a prompt prefix only where the request marks one (``cache_control``, as
+    Anthropic's API does; it bills the cache write): the requests mark the end of their stable
+    prefix. False: no marks (OpenAI-style providers cache every long prefix by themselves)."""
     streaming: bool = False
     """Whether its backend can stream the answer as it is generated (shown live on a terminal; the
     recorded answer is the same whole answer either way)."""

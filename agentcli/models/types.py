@@ -121,7 +121,14 @@ class ModelRequest:
     timeout: float = 120.0
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
+    #: ``"none"``: the tools are sent (the same prefix as the requests that offered them) but the
+    #: model is asked not to call one. None: the provider's default (``auto``).
+    tool_choice: str | None = None
     api_base: str | None = None
+    #: Indexes of the messages that end a stable prefix, for a provider that caches only marked
+    #: prefixes (the model's profile says so: ``cache_breakpoints``). Not hashed: the marks change
+    #: what the provider bills, not the answer.
+    cache_marks: tuple[int, ...] = ()
     #: The plan step the request is made for (None: planner, reviewer). Not sent and not hashed:
     #: it travels with the request so a backend serving recorded answers (a replay, a fork) knows
     #: where the run is.
@@ -141,6 +148,8 @@ class ModelRequest:
             opts["response_format"] = self.response_format
         if self.tools:
             opts["tools"] = self.tools
+            if self.tool_choice is not None:
+                opts["tool_choice"] = self.tool_choice
         return opts
 
     def hash(self) -> str:
@@ -154,6 +163,8 @@ class ModelRequest:
             "response_format": self.response_format,
             "tools": self.tools,
         }
+        if self.tool_choice is not None:  # only when set: the hashes of older records stay the same
+            key["tool_choice"] = self.tool_choice
         blob = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentcli.memory.embeddings import Embedder, get_embedder
+if TYPE_CHECKING:  # imported when examples are selected: a hosted run never loads the memory package
+    from agentcli.memory.embeddings import Embedder
 
 StepSpec = tuple[str, Any]
 
@@ -204,6 +205,8 @@ def select_examples(task: str, k: int = 3, *, embedder: Embedder | None = None,
     pool = [*(recalled or []), *examples]
     if not pool or k <= 0:
         return []
+    from agentcli.memory.embeddings import get_embedder
+
     emb = embedder or get_embedder(embedding_model)
     import numpy as np
 

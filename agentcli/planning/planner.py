@@ -34,6 +34,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -310,6 +311,19 @@ class Replan:
     kept: frozenset[str]
 
 
+#: Per client (one run's), per task: what its first plan showed of the workspace (PlanRequest.view).
+_views: weakref.WeakKeyDictionary[LLMClient, dict[str, dict[str, str]]] = weakref.WeakKeyDictionary()
+
+
+def _run_view(client: LLMClient, task: str, replan: bool) -> dict[str, str]:
+    """The workspace view a plan of ``task`` shows: a first plan's is new (and kept), a re-plan's
+    the one its run's first plan showed (new if there is none, e.g. a resumed run)."""
+    views = _views.setdefault(client, {})
+    if not replan or task not in views:
+        views[task] = {}
+    return views[task]
+
+
 def _add_cost(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + b
 
@@ -368,7 +382,8 @@ async def make_plan(
                                                 recall, context, past_plans,
                                                 step_output_tokens=client.output_limit("executor"),
                                                 first_step=first_step, survey_calls=survey_calls,
-                                                ledger=ledger))
+                                                ledger=ledger,
+                                                view=_run_view(client, task, replan is not None)))
     base = with_instructions(base, instructions, client.profile(planner_model).context_tokens,
                              into=strategy.instructions_at)
     executor = config.model_for("executor")
@@ -384,7 +399,11 @@ async def make_plan(
                 planning_cost = _add_cost(planning_cost, looked)
                 messages = base
             else:
-                result = await client.acomplete(messages, role="planner", json_schema=schema)
+                # A re-ask after a survey sends the survey's tools again, asking for no call: the same
+                # request prefix as the calls before it (a provider's prompt cache).
+                result = await client.acomplete(messages, role="planner", json_schema=schema,
+                                                tools=_survey_specs(survey) if survey_calls else None,
+                                                tool_choice="none" if survey_calls else None)
         except OutputTruncated as e:
             raise PlanningError(f"the plan was cut at the planner's output limit and not used: {e.one_line()}"
                                 ) from None
@@ -447,6 +466,10 @@ def survey_tools(registry: ToolRegistry, config: Config) -> list[Tool]:
     return [t for t in found if t is not None and t.risk == "read" and t.call_risks is None]
 
 
+def _survey_specs(survey: list[Tool]) -> list[dict[str, Any]]:
+    return [t.openai_schema() for t in survey]
+
+
 def _shown(output: Any) -> str:
     text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, indent=1, default=str)
     if len(text) <= SURVEY_OUTPUT_CHARS:
@@ -461,13 +484,14 @@ async def _survey(messages: list[dict[str, Any]], schema: dict[str, Any], survey
     ``calls`` in all, each result bounded) until it replies without one, or the calls are used up and
     it is asked for the plan with no tools. Returns the conversation so far (the base of any re-ask),
     the reply that holds the first draft, and what the calls before that reply cost."""
-    specs = [t.openai_schema() for t in survey]
+    specs = _survey_specs(survey)
     offered = {t.name for t in survey}
     left = calls
     cost: float | None = 0.0
     while True:
-        result = await client.acomplete(messages, role="planner", json_schema=schema,
-                                        tools=specs if left > 0 else None)
+        # The tools are offered in every request (its prefix stays the same), called while calls are left.
+        result = await client.acomplete(messages, role="planner", json_schema=schema, tools=specs,
+                                        tool_choice=None if left > 0 else "none")
         if not result.tool_calls or left <= 0:
             return messages, result, cost
         cost = _add_cost(cost, result.cost_usd)

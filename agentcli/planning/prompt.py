@@ -75,30 +75,51 @@ def _bound(node: Any) -> Any:
     return out
 
 
+def _compact(node: Any) -> Any:
+    """The same constraints in fewer tokens: ``anyOf [X, null]`` as X with ``"null"`` among its
+    types, and no ``"default": null`` (an optional argument left out is null)."""
+    if isinstance(node, list):
+        return [_compact(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _compact(v) for k, v in node.items() if not (k == "default" and v is None)}
+    alts = out.get("anyOf")
+    if isinstance(alts, list) and len(alts) == 2 and {"type": "null"} in alts:
+        other = next(a for a in alts if a != {"type": "null"})
+        if isinstance(other, dict) and isinstance(other.get("type"), str) and "anyOf" not in other:
+            rest = {k: v for k, v in out.items() if k != "anyOf"}
+            return {**other, **rest, "type": [other["type"], "null"]}
+    return out
+
+
 def tool_args_schema(tool: Tool, *, bounded: bool = True) -> dict[str, Any]:
     """A tool's args schema as it appears in the draft: refs inlined, descriptions dropped
     (the prompt's catalogue has them), strings and arrays bounded unless ``bounded`` is False
-    (the bounds keep a small local model's grammar finite; a hosted model gets the tool's own)."""
+    (the bounds keep a small local model's grammar finite; a hosted model gets the tool's own
+    constraints, written compactly: :func:`_compact`)."""
     schema = tool.parameters_schema()
     inlined: dict[str, Any] = _deref(schema, schema.get("$defs", {}))
-    return _bound(inlined) if bounded else inlined
+    return _bound(inlined) if bounded else _compact(inlined)
 
 
 #: An argument given as a whole earlier output: ``{{s3.output}}``, ``{{s2.output.files}}``.
 _WHOLE_REFERENCE = {"type": "string", "pattern": r"^\{\{s[0-9]+\.output[^}]*\}\}$"}
+#: Where a hosted draft schema keeps it, once (every argument that may be one refers to it).
+_REFERENCE_REF = {"$ref": "#/$defs/ref"}
 
 
 def _referable(args: dict[str, Any]) -> dict[str, Any]:
     """``args`` where every argument that is not a string may also be a reference to an earlier
     output (a string), as the prompt teaches (``"edits": "{{s3.output}}"``): a schema that only
-    allowed the array would make a strict model write the edits out itself, or not at all."""
+    allowed the array would make a strict model write the edits out itself, or not at all. The
+    reference is a ``$ref`` to ``$defs/ref`` (:data:`_WHOLE_REFERENCE`), written once."""
     props = args.get("properties")
     if not isinstance(props, dict):
         return args
     out = {}
     for name, sub in props.items():
         if isinstance(sub, dict) and sub.get("type") != "string":
-            out[name] = {"anyOf": [sub, _WHOLE_REFERENCE]}
+            out[name] = {"anyOf": [sub, _REFERENCE_REF]}
         else:
             out[name] = sub
     return {**args, "properties": out}
@@ -184,12 +205,14 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int, *, investigate: bool 
     bounds: a hosted model writes a whole file), and a prompt may be longer. With ``investigate``, a
     step may also be ``{"investigate": QUESTION, ...}`` (:data:`INVESTIGATE_RULE`).
     """
-    common: dict[str, Any] = {
+    # What both kinds of step share is written once, in $defs, and referred to.
+    shared: dict[str, Any] = {
         "depends_on": {"type": "array", "items": {"type": "string", "pattern": STEP_ID_RE.pattern},
                        "maxItems": min(max(max_steps - 1, 0), ARRAY_MAX)},
         "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
-        "requires_approval": {"type": "boolean"},
     }
+    common: dict[str, Any] = {"depends_on": {"$ref": "#/$defs/depends_on"}, "title": {"$ref": "#/$defs/title"},
+                              "requires_approval": {"type": "boolean"}}
     # Only a tool step runs a command, so only a tool step says which exit codes it expects.
     extra = {"call": {"expect_exit_codes": {"type": "array", "items": {"type": "integer"}, "maxItems": 16}}}
     heads: dict[str, Any] = {}
@@ -211,8 +234,11 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int, *, investigate: bool 
         "required": [head, "depends_on", "title"],
         "additionalProperties": False,
     } for head, sub in heads.items()]}
+    defs: dict[str, Any] = {"step": step, **shared}
+    if tools:
+        defs["ref"] = _WHOLE_REFERENCE
     return {
-        "$defs": {"step": step},
+        "$defs": defs,
         "type": "object",
         "properties": {
             "steps": {"type": "object", "patternProperties": {STEP_ID_RE.pattern: {"$ref": "#/$defs/step"}},

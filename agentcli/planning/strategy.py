@@ -73,6 +73,11 @@ class PlanRequest:
     survey_calls: int = 0
     #: A session's ledger of its earlier turns ("" outside a session), a section of its own.
     ledger: str = ""
+    #: What the request shows of the workspace (``summary``, ``map``), shared by a run's plans: a
+    #: strategy fills it when empty and reuses it when full, so a re-plan shows the workspace as the
+    #: run's first plan did (its context says what changed since) and keeps that plan's request
+    #: prefix byte-identical for a provider's prompt cache. None: built afresh.
+    view: dict[str, str] | None = None
 
 
 class PlannerStrategy(Protocol):
@@ -106,10 +111,14 @@ class PlannerStrategy(Protocol):
 
 def _full_request(req: PlanRequest, schema: dict[str, Any], tools: list[Tool], *,
                   hosted: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    summary = workspace_summary(req.workspace, req.data_dir)
+    view = req.view if req.view is not None else {}
     recalled = recall_snippets(req.recall, req.task)
-    rmap = repo_map(req.workspace, req.data_dir, req.task, max_tokens=req.config.planner.context_tokens,
-                    memories=recalled, model=req.config.model_for("planner")) if hosted else ""
+    if "summary" not in view:
+        view["summary"] = workspace_summary(req.workspace, req.data_dir)
+    if hosted and "map" not in view:
+        view["map"] = repo_map(req.workspace, req.data_dir, req.task, max_tokens=req.config.planner.context_tokens,
+                               memories=recalled, model=req.config.model_for("planner"))
+    summary, rmap = view["summary"], view.get("map", "") if hosted else ""
     return schema, build_messages(req.task, tools, req.config, summary, recalled, req.context, hosted=hosted,
                                   step_output_tokens=req.step_output_tokens, repo_map=rmap,
                                   survey_calls=req.survey_calls if hosted else 0, ledger=req.ledger,

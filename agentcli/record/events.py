@@ -207,7 +207,8 @@ class StepStarted(Payload):
 
 
 class RecordedRequest(BaseModel):
-    """An LLM request as recorded: what determines its hash."""
+    """An LLM request as recorded: what determines its hash (and ``tool_choice``, an extra field,
+    when the request set it)."""
 
     model_config = ConfigDict(extra="allow")
     messages: list[dict[str, Any]] = []

@@ -133,7 +133,8 @@ def call_record(call: Typed[LlmCall]) -> CallRecord:
     d = call.data
     r = d.request
     req = ModelRequest(model=d.model, messages=r.messages, max_tokens=r.max_tokens, temperature=r.temperature,
-                       seed=r.seed, response_format=r.response_format, tools=r.tools)
+                       seed=r.seed, response_format=r.response_format, tools=r.tools,
+                       tool_choice=(r.model_extra or {}).get("tool_choice"))
     resp = None if d.response is None else response_of(d)
     return CallRecord(d.call_id, d.attempt, d.role, call.step_id, req, d.request_hash, resp,
                       Usage(input_tokens=d.usage.input_tokens, output_tokens=d.usage.output_tokens,

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import re
 
-from rapidfuzz.distance import Indel
-
 __all__ = ["closest_lines"]
 
 #: The most characters of the closest text shown.
@@ -69,6 +67,10 @@ def best_window(lines: list[str], search: str, k: int) -> int:
     window_chars = min(cut, starts[-1] * k // len(lines))
     count = max(_MIN_CANDIDATES, _BUDGET // ((window_chars + 63) // 64 * max(1, len(search))))
     order = sorted(range(n), key=lambda at: (-scores[at], at))[:count]
+    # Imported here, when a search text was not found: ~4.6 MiB that a run that finds its edits
+    # (and every run that makes none) does not load.
+    from rapidfuzz.distance import Indel
+
     best, best_at = -1.0, order[0]
     for at in sorted(order):
         window = text[starts[at]:min(starts[at + k], starts[at] + cut)]
