@@ -721,7 +721,7 @@ class _Run:
         self.budget.check_replan()
         changes = st.changes.text() if st.changes is not None else None
         findings = await self._investigate_failure(step.reason) if self.deps.config.investigate.before_replan else None
-        ctx = ReplanContext(st.plan, dict(st.runs), step.reason, self._left(), changes, findings)
+        ctx = ReplanContext(st.plan, dict(st.runs), step.reason, self._left(), changes, findings=findings)
         new = await self.deps.planner(self.task, ctx)
         merged = merge_replan(st.plan, st.runs, new)
         before = {s.id for s in st.plan.steps if s.requires_approval}
