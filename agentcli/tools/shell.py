@@ -220,25 +220,29 @@ async def run_shell(args: RunShellArgs, ctx: ToolContext) -> dict[str, Any] | Ca
     cwd = _shell_cwd(args, ctx)
     seconds = _timeout(args, ctx)
     sandbox = shell_sandbox(args, ctx)
+    return await _sandboxed(args.command, cwd, seconds, sandbox, ctx)
+
+
+async def _sandboxed(command: str, cwd: Path, seconds: float, sandbox: Sandbox, ctx: ToolContext,
+                     extra_env: dict[str, str] | None = None) -> Capped:
+    """One command in its sandbox, for run_shell and run_readonly: output bounded, its last line shown
+    live where someone watches (``ctx.on_output``), colour codes stripped, a timeout one clear failure."""
     total = ctx.config.output_limit_chars
     limit = total - min(200, total // 4)  # room for the truncation note
     watch = ctx.on_output
     try:
-        res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit, sandbox=sandbox,
-                                env=child_env(allow=ctx.config.shell_env_allow),
-                                on_output=functools.partial(watch, args.command) if watch is not None else None)
+        res = await run_process(command, cwd=cwd, timeout=seconds, limit=limit, sandbox=sandbox,
+                                env=child_env(extra=extra_env, allow=ctx.config.shell_env_allow),
+                                on_output=functools.partial(watch, command) if watch is not None else None)
     finally:
         if watch is not None:
-            watch(args.command, None)
+            watch(command, None)
     # Colour codes (pytest, compilers) only cost a model room: the output is kept as text.
     output = strip_ansi(res.output)
     if res.timed_out:
         tail = output[-2000:].strip()
-        raise ToolFailure(
-            f"command timed out after {seconds:g} s and was killed (whole process group)"
-            + (f"; last output:\n{tail}" if tail else ""),
-            error_type="timeout",
-        )
+        raise ToolFailure(f"command timed out after {seconds:g} s and was killed (whole process group)"
+                          + (f"; last output:\n{tail}" if tail else ""), error_type="timeout")
     return Capped({"exit_code": res.exit_code, "output": output, "sandbox": sandbox.describe()},
                   truncated=res.truncated)
 
@@ -274,23 +278,7 @@ async def run_readonly(args: RunReadonlyArgs, ctx: ToolContext) -> dict[str, Any
         raise ToolFailure(f"cwd {args.cwd!r} is not a directory")
     seconds = args.timeout if args.timeout is not None else ctx.config.default_timeout_seconds
     sandbox = readonly_sandbox(ctx)
-    total = ctx.config.output_limit_chars
-    limit = total - min(200, total // 4)
-    watch = ctx.on_output  # the status line shows a running command's last output line, as for run_shell
-    try:
-        res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit, sandbox=sandbox,
-                                env=child_env(extra=_READONLY_ENV, allow=ctx.config.shell_env_allow),
-                                on_output=functools.partial(watch, args.command) if watch is not None else None)
-    finally:
-        if watch is not None:
-            watch(args.command, None)
-    output = strip_ansi(res.output)
-    if res.timed_out:
-        tail = output[-2000:].strip()
-        raise ToolFailure(f"command timed out after {seconds:g} s and was killed (whole process group)"
-                          + (f"; last output:\n{tail}" if tail else ""), error_type="timeout")
-    return Capped({"exit_code": res.exit_code, "output": output, "sandbox": sandbox.describe()},
-                  truncated=res.truncated)
+    return await _sandboxed(args.command, cwd, seconds, sandbox, ctx, _READONLY_ENV)
 
 
 def readonly_tool() -> Tool:
