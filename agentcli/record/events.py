@@ -507,8 +507,6 @@ def _needs_redaction(value: Any) -> bool:
     for in the encoded line). Only the containers orjson encodes natively are walked: anything
     else sends the event down the general path."""
     t = type(value)
-    if t is str:
-        return not _safe_string(value)
     if t is dict:
         if not _SAFE_KEYS.issuperset(value):  # one C-level pass in the usual case: keys seen before
             for k in value:
@@ -517,13 +515,22 @@ def _needs_redaction(value: Any) -> bool:
                         return True
                     if len(_SAFE_KEYS) < _SAFE_KEYS_MAX:
                         _SAFE_KEYS.add(k)
-        for v in value.values():
-            if (v.__class__ is str or (type(v) in _CONTAINERS and v)) and _needs_redaction(v):
-                return True
+        items: Any = value.values()
     elif t is list or t is tuple:
-        for v in value:
-            if (v.__class__ is str or (type(v) in _CONTAINERS and v)) and _needs_redaction(v):
+        items = value
+    elif t is str:
+        return not _safe_string(value)
+    else:
+        return False
+    # A string seen before is a set lookup here, without a call (a step writes ~30 strings, most
+    # of them the same from step to step: states, tool names, statuses).
+    for v in items:
+        c = v.__class__
+        if c is str:
+            if v not in _SAFE_STRINGS and not _safe_string(v):
                 return True
+        elif (c is dict or c is list or c is tuple) and v and _needs_redaction(v):
+            return True
     return False
 
 
