@@ -110,6 +110,14 @@ class Approver:
         _, risk = max(ranked)
         return risk, getattr(self.policy, risk, "ask")
 
+    def asks(self, req: ApprovalRequest) -> bool:
+        """Whether :meth:`decide` would ask a person (and so block until answered): the caller
+        then decides in a thread, and other steps go on meanwhile."""
+        if self.approve_all or self.yes or self.prompt is None or req.tool in self.always:
+            return False
+        _, policy = self.strictest(req.risks or (req.risk,))
+        return policy == "ask" or (policy == "auto" and req.requires_approval)
+
     def decide(self, req: ApprovalRequest) -> ApprovalDecision:
         risk, policy = self.strictest(req.risks or (req.risk,))
         if self.approve_all:

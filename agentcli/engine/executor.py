@@ -551,8 +551,11 @@ class Executor:
             waited = time.time()
             try:
                 async with self._approval_lock:
-                    # The prompt blocks on the terminal; other steps keep running meanwhile.
-                    decision = await asyncio.to_thread(self.approver.decide, req)
+                    if self.approver.asks(req):
+                        # The prompt blocks on the terminal; other steps keep running meanwhile.
+                        decision = await asyncio.to_thread(self.approver.decide, req)
+                    else:  # decided without asking anybody (a flag, a recorded decision): no thread
+                        decision = self.approver.decide(req)
             finally:
                 run.approval_wait_s += time.time() - waited
                 self._wait.leave(f"{step.id}: approval decided")

@@ -310,6 +310,8 @@ class RunDeps:
     instructions: ProjectInstructions | None = None
     #: The run's ``[[hooks]]``, recorded as ``hook`` events (their results are a port of their own).
     hooks: Hooks | None = None
+    #: The clock a retry waits on (a port: a replay's recorded attempts need no wait).
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -420,7 +422,7 @@ class _Run:
             budget=self.budget, events=self.events, on_wait=self._on_wait, task=task, on_step=deps.on_step,
             runs=self.state.runs, checkpoints=deps.checkpoints,
             instructions=_executor_instructions(deps),
-            hooks=deps.hooks,
+            hooks=deps.hooks, sleep=deps.sleep,
         )
         self.started = time.monotonic()
         self.probe: WorkspaceProbe | None = deps.workspace
