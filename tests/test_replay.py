@@ -159,6 +159,19 @@ def test_an_input_never_asked_for_does_not_hold_the_replay(workspace: Path) -> N
     assert d is not None and (d.step, d.event, d.field) == ("ghost", "tool_call", "(event)")
 
 
+def test_a_check_of_the_workspace_is_served_from_the_record(workspace: Path) -> None:
+    """An edit's check reads the workspace (the search text must be in the file): the record keeps
+    each answer as the step got it (a refusal, then a pass after the correction), and the replay
+    serves them, so it is identical with the file gone."""
+    h = _edits(workspace)
+    h.run()
+    checks = [(e.step_id, e.data["ok"]) for e in h.recording().of_type("args_checked")]
+    assert checks == [("s3", False), ("s3", True)]
+    (workspace / "calc.py").unlink()
+    result = asyncio.run(replay_run(_events_path(h), make_registry(workspace)))
+    assert result.identical, result.divergence and result.divergence.describe()
+
+
 def test_live_tools_rerun_reads(workspace: Path) -> None:
     h = _happy(workspace)
     h.run()

@@ -60,6 +60,7 @@ from agentcli.models.types import ModelBackend, ModelRequest, ModelResponse, Pri
 from agentcli.planning.instructions import ProjectInstructions, load_project_instructions
 from agentcli.planning.plan import Plan, canonical_json
 from agentcli.record.events import (
+    ArgsChecked,
     BudgetChecked,
     CheckpointMade,
     Event,
@@ -257,6 +258,32 @@ def _tool_key(step_id: str | None, tool: str, args: Any) -> str:
     return f"{step_id}|{tool}|{canonical_json(args)}"
 
 
+class _DerivedChecks:
+    """The refusals of a record made before ``args_checked`` was recorded (agentcli 0.2.0 and
+    earlier): derived from the argument corrections' recorded errors (``review``) and from the
+    steps that failed on their arguments without a call. A check these do not refuse passed."""
+
+    def __init__(self, rec: RunRecord) -> None:
+        self._refused: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+        for r in rec.of(Reviewed):
+            if r.data.kind == "args_corrected" and r.data.tool and r.data.error is not None:
+                self._refused[_tool_key(r.step_id, r.data.tool, r.data.before)].append(r.data.error)
+        self._called = {_tool_key(c.step_id, c.data.tool, c.data.args) for c in rec.tool_calls}
+        self._called |= {_tool_key(a.step_id, a.data.tool, None) for a in rec.approvals}
+        self._failed: dict[str, dict[str, Any]] = {
+            sid: f.error for sid, f in rec.steps.items()
+            if f.error is not None and f.error.get("type") == "invalid_args"}
+
+    def refusal(self, step_id: str, name: str, args: Any) -> ToolError | None:
+        refused = self._refused.get(_tool_key(step_id, name, args))
+        if refused:
+            return ToolError.model_validate(refused.popleft())
+        failed = self._failed.get(step_id)
+        if failed is not None and _tool_key(step_id, name, None) not in self._called:
+            return ToolError.model_validate(failed)
+        return None
+
+
 class ReplayRegistry(ToolRegistry):
     """The real registry's tools and schemas, with calls served from the recording."""
 
@@ -274,33 +301,30 @@ class ReplayRegistry(ToolRegistry):
         self._live_writes = live_writes
         self._fork = fork
         self._waits_out = _stopped_by_the_clock(rec)
-        # Validation may read the workspace (an edit's search text must be there), which the run
-        # itself has changed since: its outcomes are served from the record too. A correction's
-        # recorded error, a step that failed on its arguments, else what the schema alone says.
-        self._refused: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
-        for r in rec.of(Reviewed):
-            if r.data.kind == "args_corrected" and r.data.tool and r.data.error is not None:
-                self._refused[_tool_key(r.step_id, r.data.tool, r.data.before)].append(r.data.error)
-        called = {_tool_key(c.step_id, c.data.tool, c.data.args) for c in rec.tool_calls}
-        called |= {_tool_key(a.step_id, a.data.tool, None) for a in rec.approvals}
-        self._failed: dict[str, dict[str, Any]] = {
-            sid: f.error for sid, f in rec.steps.items()
-            if f.error is not None and f.error.get("type") == "invalid_args"}
-        self._called = called
+        # A check that reads the workspace (an edit's search text must be in its file) is served as
+        # the step got it: the run itself has changed the workspace since. Other validation reads
+        # only the arguments and the config, and is done again.
+        self._checks: dict[tuple[str | None, str], deque[tuple[int, ArgsChecked]]] = defaultdict(deque)
+        for a in rec.of(ArgsChecked):
+            self._checks[(a.step_id, a.data.tool)].append((a.seq, a.data))
+        self._legacy = None if self._checks else _DerivedChecks(rec)
         self.part = _Part()
 
     def validate(self, name: str, args: Any, *, step_id: str | None = None) -> BaseModel | ToolError:
         if step_id is None or _live(self._fork, step_id) or (self._live_tools and self._live_writes):
             return self._real.validate(name, args, step_id=step_id)
-        refused = self._refused.get(_tool_key(step_id, name, args))
-        if refused:
-            return ToolError.model_validate(refused.popleft())
-        failed = self._failed.get(step_id)
-        if failed is not None and _tool_key(step_id, name, None) not in self._called:
-            return ToolError.model_validate(failed)
+        if self._legacy is not None:
+            refused = self._legacy.refusal(step_id, name, args)
+            if refused is not None:
+                return refused
         tool = self.get(name)
         if tool is None or tool.check_func is None:  # nothing read from the workspace
             return self._real.validate(name, args, step_id=step_id)
+        if self._legacy is None:
+            _, check = self.part.take(self._checks.get((step_id, name)), f"the check of {name}'s arguments in step "
+                                      f"{step_id}")
+            if not check.ok:
+                return ToolError.model_validate(check.error or {"type": "invalid_args", "message": "refused"})
         try:  # the schema, without the workspace checks: the record says they passed
             return tool.args_model.model_validate(args, context={"tools_config": self.ctx.config})
         except ValidationError:
@@ -424,9 +448,10 @@ def _compared(t: Typed[Any]) -> bool:
     d = t.data
     if isinstance(d, TransitionMade) and "WAITING_TOOL" in (d.src, d.to):
         return False
-    if isinstance(d, MemoryRecalled | MemoryWritten | CheckpointMade | Undone | ResumeDecided):
-        # Outside stores (memory, the workspace's checkpoints): a replay changes neither; and a
-        # resume's decision was asked of a person, while a replay serves it from the record.
+    if isinstance(d, MemoryRecalled | MemoryWritten | CheckpointMade | Undone | ResumeDecided | ArgsChecked):
+        # Outside stores (memory, the workspace's checkpoints): a replay changes neither; a resume's
+        # decision was asked of a person, and a check of the workspace read it as it was then, while
+        # a replay serves both from the record (a record from before checks were recorded has none).
         return False
     return not (isinstance(d, BudgetChecked) and d.ok)  # a passing check's numbers include wall time
 

@@ -61,6 +61,7 @@ EventType = Literal[
     "step_started",
     "llm_call",
     "tool_intent",
+    "args_checked",
     "tool_call",
     "step_finished",
     "approval",
@@ -282,6 +283,18 @@ class ToolIntent(Payload):
     attempt: int = 1
 
 
+class ArgsChecked(Payload):
+    """A tool call's arguments checked against the workspace (an edit's search text must be in
+    its file): the answer, as the step got it. Written for the tools whose check reads the
+    workspace; a replay serves it (the run has changed the workspace since)."""
+
+    TYPE: ClassVar[EventType] = "args_checked"
+    tool: str
+    ok: bool
+    #: The refusal (a :class:`~agentcli.tools.ToolError` as JSON, secrets masked); None when ok.
+    error: dict[str, Any] | None = None
+
+
 class ToolCalled(Payload):
     """A tool call and its result (a :class:`~agentcli.tools.ToolResult` as JSON)."""
 
@@ -459,7 +472,8 @@ class ResumeDecided(Payload):
 
 #: The payload model of every event type.
 PAYLOADS: dict[str, type[Payload]] = {
-    m.TYPE: m for m in (RunStarted, PlanCreated, TransitionMade, StepStarted, LlmCall, ToolIntent, ToolCalled,
+    m.TYPE: m for m in (RunStarted, PlanCreated, TransitionMade, StepStarted, LlmCall, ToolIntent, ArgsChecked,
+                        ToolCalled,
                         StepFinished, ApprovalMade, BudgetChecked, MemoryRecalled, MemoryWritten, Reviewed,
                         WorkspaceChanged, Verified, Hooked, RunFinished, CheckpointMade, Undone, ResumeDecided)
 }
