@@ -34,6 +34,10 @@ DecidedBy = Literal["policy", "user", "flag"]
 _HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
 
 
+#: How strict each policy is: deny > ask > auto.
+_STRICTNESS = {"auto": 0, "ask": 1, "deny": 2}
+
+
 @dataclass(frozen=True)
 class ApprovalRequest:
     """What the user is asked to approve."""
@@ -105,8 +109,9 @@ class Approver:
 
     def strictest(self, risks: tuple[str, ...]) -> tuple[str, str]:
         """(risk, policy) of the strictest policy among ``risks``: deny > ask > auto."""
-        order = {"auto": 0, "ask": 1, "deny": 2}
-        ranked = [(order.get(getattr(self.policy, r, "ask"), 1), r) for r in risks]
+        if len(risks) == 1:  # the usual case: one risk class, its policy
+            return risks[0], getattr(self.policy, risks[0], "ask")
+        ranked = [(_STRICTNESS.get(getattr(self.policy, r, "ask"), 1), r) for r in risks]
         _, risk = max(ranked)
         return risk, getattr(self.policy, risk, "ask")
 

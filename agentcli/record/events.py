@@ -111,6 +111,10 @@ _EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 # additive field survives a read, and a replay compares it.
 
 
+#: A payload class's keys in the line, in declaration order (its ``_KEYS`` applied), once known.
+_LINE_KEYS: dict[type, tuple[str, ...]] = {}
+
+
 class Payload(BaseModel):
     """The ``data`` of one event type. ``TYPE`` names it."""
 
@@ -132,11 +136,20 @@ class Payload(BaseModel):
             data = self.model_dump(by_alias=True, exclude_unset=True)
         else:
             fields = self.__pydantic_fields_set__
+            values = self.__dict__
             keys = cls._KEYS
-            if keys:
-                data = {keys.get(k, k): v for k, v in self.__dict__.items() if k in fields}
+            if fields.issuperset(values):  # every field set (a step's events): no filtering
+                if keys:
+                    line_keys = _LINE_KEYS.get(cls)
+                    if line_keys is None:
+                        line_keys = _LINE_KEYS[cls] = tuple(keys.get(k, k) for k in cls.model_fields)
+                    data = dict(zip(line_keys, values.values(), strict=True))
+                else:
+                    data = dict(values)
+            elif keys:
+                data = {keys.get(k, k): v for k, v in values.items() if k in fields}
             else:
-                data = {k: v for k, v in self.__dict__.items() if k in fields}
+                data = {k: v for k, v in values.items() if k in fields}
         extra = self.__pydantic_extra__
         if extra:
             data.update(extra)
