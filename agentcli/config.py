@@ -298,6 +298,9 @@ class ModelOverride(_Section):
     )
     context_tokens: int | None = Field(None, gt=0, description="Input context window in tokens.")
     max_output_tokens: int | None = Field(None, gt=0, description="Most tokens the model generates per reply.")
+    streaming: bool | None = Field(
+        None, description="Whether the model's answers are streamed (shown live on a terminal as they are "
+        "generated); false for a server that cannot stream.")
     input_cost_per_mtok: float | None = Field(
         None, ge=0, description="Price in USD per million input tokens, for a model whose price litellm does not "
         "know (a model on your own server); the cost budget counts its calls at it.")

@@ -28,14 +28,14 @@ from bench.report import (
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTIONS = ("cold", "overhead", "executor", "parallel", "calls", "cache", "hosted", "logging", "replay", "memory",
-            "local", "edits", "checkpoints", "map", "interrupt")  # the order they run in
+            "local", "edits", "checkpoints", "map", "interrupt", "stream")  # the order they run in
 
 
 #: Section -> the bench module whose ``run(ctx)`` measures it.
 _MODULES = {"cold": "cold", "overhead": "overhead", "executor": "executor", "parallel": "parallel", "calls": "calls",
             "cache": "cache", "hosted": "hosted", "logging": "logcost", "replay": "replay", "memory": "memory",
             "local": "local", "edits": "edits_bench", "checkpoints": "checkpoints_bench", "map": "repomap_bench",
-            "interrupt": "interrupt"}
+            "interrupt": "interrupt", "stream": "stream"}
 
 
 def _section(name: str) -> Callable[[Context], SectionResult]:

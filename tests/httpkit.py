@@ -12,11 +12,18 @@ rule, written apart from agentcli's :mod:`agentcli.models.cache`).
 
 With ``delay``, every answer waits that many seconds first (a slow model, for what a user sees
 while a call is in flight and for Ctrl-C during one); :meth:`ModelServer.release` ends the waits.
+
+A request with ``stream: true`` is answered as OpenAI streams: server-sent events, one chunk per
+word of the answer (``chunk_delay`` seconds apart), the ``finish_reason`` in the last, then the usage
+in a chunk of its own when ``stream_options.include_usage`` asks for it, then ``[DONE]``. With
+``cut_after`` set, an answer (streamed or not) is cut off mid-way: the connection closes after
+that many chunks (or, whole, after half the body).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import deque
 from typing import Any
@@ -37,6 +44,17 @@ class ModelServer:
         self.server = server
         #: Seconds each answer waits before it is sent.
         self.delay = delay
+        #: Seconds between the chunks of a streamed answer.
+        self.chunk_delay = 0.0
+        #: Cut every answer off mid-way: after this many chunks (a whole answer: after half its body).
+        self.cut_after: int | None = None
+        #: Per answer: whether it was asked for streamed.
+        self.streamed: list[bool] = []
+        #: When set, a streamed answer holds its last chunk until this is set (a test looks at the
+        #: screen while the answer is known to be unfinished).
+        self.finish_gate: threading.Event | None = None
+        #: How many streamed answers were sent whole.
+        self.finished_streams = 0
         self._released = threading.Event()
         self.queue: deque[str] = deque()
         self.bodies: list[dict[str, Any]] = []
@@ -71,6 +89,17 @@ class ModelServer:
         cached = min(self._cached(body), prompt)
         self.cached.append(cached)
         self.sent.append({"text": text, "finish_reason": finish, "max_tokens": limit})
+        usage = {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out,
+                 "prompt_tokens_details": {"cached_tokens": cached}}
+        self.streamed.append(bool(body.get("stream")))
+        if body.get("stream"):
+            with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return Response(self._events(text, finish, usage if with_usage else None),
+                            status=200, content_type="text/event-stream")
+        if self.cut_after is not None:
+            whole = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
+            return Response(self._cut(whole), status=200, content_type="application/json",
+                            headers={"Content-Length": str(len(whole))})
         return Response(json.dumps({
             "id": f"chatcmpl-{len(self.bodies)}", "object": "chat.completion", "created": 1,
             "model": "gpt-4o-mini-2024-07-18",
@@ -78,6 +107,40 @@ class ModelServer:
             "usage": {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out,
                       "prompt_tokens_details": {"cached_tokens": cached}},
         }), status=200, content_type="application/json")
+
+    def _events(self, text: str, finish: str, usage: dict[str, Any] | None) -> Any:
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> bytes:
+            data = {"id": f"chatcmpl-{len(self.bodies)}", "object": "chat.completion.chunk", "created": 1,
+                    "model": "gpt-4o-mini-2024-07-18",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}], **extra}
+            return f"data: {json.dumps(data)}\n\n".encode()
+
+        pieces = re.findall(r"\s*\S+\s*", text) or [text]
+        yield chunk({"role": "assistant", "content": ""})
+        for n, piece in enumerate(pieces):
+            if self.cut_after is not None and n >= self.cut_after:
+                raise ConnectionAbortedError("cut off mid-way (test)")  # the server closes the connection
+            if self.chunk_delay:
+                self._released.wait(self.chunk_delay)
+            yield chunk({"content": piece})
+        if self.finish_gate is not None:
+            self.finish_gate.wait(120)
+        yield chunk({}, finish)
+        if usage is not None:
+            data = {"id": "u", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18",
+                    "choices": [], "usage": usage}
+            yield f"data: {json.dumps(data)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+        self.finished_streams += 1
+
+    @staticmethod
+    def _cut(whole: bytes) -> Any:
+        yield whole[: len(whole) // 2]
+        raise ConnectionAbortedError("cut off mid-way (test)")
+
+    def forget_prompts(self) -> None:
+        """Empty the prefix cache (a second run then sees what the first one saw)."""
+        self._prompts.clear()
 
     def _cached(self, body: dict[str, Any]) -> int:
         """The prefix of this request's messages already seen, by the 1,024 + 128·k rule."""

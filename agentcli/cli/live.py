@@ -6,7 +6,15 @@ verifying, replanning), the elapsed time, the tokens and the cost so far, and th
 flight with its own timer. It is fed by the run's progress callbacks (``on_step``,
 ``on_transition``) and the LLM client (``on_send`` before a request, ``observers`` after it); it is
 drawn only on a terminal and never with ``--quiet`` or machine output, so pipes see exactly what
-they saw before. While a question is asked (:meth:`RunStatus.paused`) it is taken off the screen.
+they saw before. While a question is asked (:meth:`RunStatus.paused`) it is taken off the screen,
+and what arrives meanwhile waits for the answer.
+
+Under the line, while they arrive: the last lines of a model's answer as it streams (the client's
+``on_text``, only wired on a terminal, so a model streams only when someone watches; the line then
+counts the answer's pieces, about one token each) and the last line of each running command's
+output (run_shell, the verify command, hooks: :meth:`RunStatus.command_output`). Neither is
+recorded: the record keeps the whole answer and the command's output as it always has. Text from a
+model or a command is shown as plain text, control characters removed, one screen line each.
 
 :func:`run_interruptible` runs a command's coroutine with its own Ctrl-C handling: the first
 Ctrl-C cancels the run's task (a model call in flight is abandoned, a command's process group is
@@ -19,15 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.text import Text
 
 if TYPE_CHECKING:
@@ -67,6 +77,11 @@ class RunStatus:
         self._paused = 0
         self._closed = False
         self._frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"  # rich's "dots" spinner
+        #: The answers streaming in, per step (parallel `llm` steps stream at once; "" for the
+        #: planner's and the reviewer's): model, when sent, the last characters, how many pieces.
+        self._streams: dict[str, _Stream] = {}
+        #: Per running command (its label): the last characters of its output.
+        self._output: dict[str, str] = {}
 
     # -- drawing
 
@@ -81,14 +96,50 @@ class RunStatus:
             if t is not None and (t.input_tokens or t.output_tokens):
                 parts.append(f"{t.input_tokens + t.output_tokens:,} tokens")
                 parts.append(f"${t.cost_usd:.4f}")
-            if self._call is not None:
+            stream = self._newest()
+            if stream is not None:
+                # Short: the answer's own lines follow under the line.
+                who = f"{stream.key}: " if stream.key and len(self._streams) > 1 else ""
+                parts.append(f"{who}{stream.model.rsplit('/', 1)[-1]} answering "
+                             f"{time.monotonic() - stream.since:.1f}s, {stream.pieces:,} tokens")
+            elif self._call is not None:
                 model, since = self._call
                 parts.append(f"waiting for {model} {time.monotonic() - since:.1f}s")
         text = Text(phase, style="bold")
         text.append(" · " + " · ".join(parts))
         return text
 
-    def __rich__(self) -> Text:
+    def tail(self, width: int) -> list[Text]:
+        """The lines under the status line: the streaming answer's last lines (a long one cut to
+        ``width`` keeping its end, the newest text), each running command's last line (keeping its
+        start)."""
+        with self._lock:
+            stream = self._newest()
+            answer = stream.text if stream is not None else ""
+            outputs = list(self._output.items())
+        lines: list[Text] = []
+        for text in _last_lines(answer, ANSWER_LINES):
+            lines.append(_tail_line("  │ ", text, width, "dim"))
+        for label, out in outputs[:COMMANDS_SHOWN]:
+            last = _last_lines(out, 1)
+            name = _clean(label)
+            room = max(8, min(40, width // 3))
+            name = name if len(name) <= room else name[:room - 1] + "…"
+            # A command's line is whole when shown: its start says what it is about.
+            lines.append(_tail_line(f"  $ {name} → ", last[0] if last else "", width, "dim", keep_end=False))
+        return lines
+
+    def __rich__(self) -> RenderableType:
+        width = self.console.width
+        line = self._status_line()
+        tail = self.tail(width - 1)
+        if not tail:
+            return line
+        from rich.console import Group
+
+        return Group(line, *tail)
+
+    def _status_line(self) -> Text:
         frames = self._frames
         text = Text(frames[int((time.monotonic() - self.started) * 12.5) % len(frames)] + " ", style="cyan")
         text.append_text(self.line())
@@ -181,14 +232,48 @@ class RunStatus:
         self.totals = client.totals
         client.on_send.append(self._sent)
         client.observers.append(self._answered)
+        if self.enabled:  # a model streams only when its answer is shown
+            client.on_text.append(self._streamed)
+
+    def _newest(self) -> _Stream | None:
+        """The answer that streamed last (the one shown), if any is streaming."""
+        with self._lock:
+            live = [s for s in self._streams.values() if s.pieces]
+            return max(live, key=lambda s: s.updated) if live else None
 
     def _sent(self, pre: PreCall) -> None:
         with self._lock:
             self._call = (pre.model, time.monotonic())
+            # A retry starts its answer again.
+            self._streams[pre.step_id or ""] = _Stream(pre.step_id or "", pre.model, time.monotonic())
+
+    def _streamed(self, step_id: str | None, text: str) -> None:
+        with self._lock:
+            stream = self._streams.get(step_id or "")
+            if stream is None:
+                return
+            stream.text = (stream.text + text)[-_KEEP:]
+            stream.pieces += 1
+            stream.updated = time.monotonic()
+            first, live = stream.pieces == 1, self._live
+        if first and live is not None:  # the first text at once, not at the next tick
+            with suppress(Exception):
+                live.refresh()
+
+    def command_output(self, label: str, text: str | None) -> None:
+        """A piece of the output of the running command ``label`` (None: it ended)."""
+        if not self.enabled:
+            return
+        with self._lock:
+            if text is None:
+                self._output.pop(label, None)
+            else:
+                self._output[label] = (self._output.get(label, "") + text)[-_KEEP:]
 
     def _answered(self, rec: CallRecord) -> None:
         with self._lock:
             self._call = None
+            self._streams.pop(rec.step_id or "", None)
             if rec.role != "planner" or not self.phase.startswith(("planning", "replanning", "surveying")):
                 return
             calls = rec.response.tool_calls if rec.response is not None else []
@@ -196,6 +281,49 @@ class RunStatus:
                 self.phase = "surveying " + ", ".join(_call_words(c) for c in calls[:3])
             elif self.phase.startswith("surveying"):
                 self.phase = "planning"
+
+
+@dataclass
+class _Stream:
+    """One answer streaming in."""
+
+    key: str
+    model: str
+    since: float
+    text: str = ""
+    pieces: int = 0
+    updated: float = 0.0
+
+
+#: How many last lines of a streaming answer, and how many running commands, are shown.
+ANSWER_LINES = 3
+COMMANDS_SHOWN = 2
+#: How much of an answer or an output is kept for its last lines.
+_KEEP = 4000
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _clean(text: str) -> str:
+    """``text`` safe to draw: escape sequences and control characters out, tabs as spaces."""
+    return _CONTROL.sub("", text.replace("\t", "    "))
+
+
+def _last_lines(text: str, n: int) -> list[str]:
+    """The last ``n`` non-blank lines of ``text`` (a line redrawn after a carriage return, as a
+    progress bar is, shows its last state)."""
+    lines = [_clean(line.rsplit("\r", 1)[-1]).rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return [line for line in lines if line.strip()][-n:]
+
+
+def _tail_line(prefix: str, text: str, width: int, style: str, *, keep_end: bool = True) -> Text:
+    room = max(1, width - len(prefix))
+    if len(text) > room and keep_end:
+        text = "…" + text[-(room - 1):] if room > 1 else "…"
+    line = Text(prefix, style="dim")
+    line.append(text, style=style)
+    line.no_wrap = True
+    line.truncate(max(1, width), overflow="ellipsis")
+    return line
 
 
 def _call_words(call: Any) -> str:

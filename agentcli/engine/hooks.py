@@ -31,8 +31,10 @@ the ``run_finished`` event.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import fnmatch
+import functools
 import json
 import os
 import signal
@@ -120,11 +122,13 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
 
 async def run_hook_process(command: str, stdin: bytes, *, cwd: Path, timeout: float,
                            sandbox: Sandbox | None = None,
-                           env_allow: Sequence[str] = ()) -> tuple[int | None, bytes, bytes, bool]:
+                           env_allow: Sequence[str] = (),
+                           on_output: Callable[[str], None] | None = None) -> tuple[int | None, bytes, bytes, bool]:
     """``/bin/sh -c command`` with ``stdin``: (exit code, stdout, stderr, timed out). Confined as
     run_shell's commands are: inside ``sandbox`` (the OS sandbox, as run_shell's), the workspace as
     cwd, an environment from the allow-list (plus ``env_allow``), its own process group, the whole
-    group killed at the timeout or on cancellation, and it dies with the agent."""
+    group killed at the timeout or on cancellation, and it dies with the agent. ``on_output`` is
+    told its output (stdout and stderr) as it arrives; what is returned is the same."""
     env = child_env(allow=env_allow)
     if sandbox is not None:
         env.update(sandbox.env())
@@ -137,7 +141,10 @@ async def run_hook_process(command: str, stdin: bytes, *, cwd: Path, timeout: fl
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
         preexec_fn=preexec)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        if on_output is None:
+            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        else:
+            out, err = await asyncio.wait_for(_communicate(proc, stdin, on_output), timeout)
     except TimeoutError:
         _kill_group(proc)
         with contextlib.suppress(TimeoutError, ProcessLookupError):
@@ -147,6 +154,31 @@ async def run_hook_process(command: str, stdin: bytes, *, cwd: Path, timeout: fl
         _kill_group(proc)
         raise
     return proc.returncode, out, err, False
+
+
+async def _communicate(proc: asyncio.subprocess.Process, stdin: bytes,
+                       on_output: Callable[[str], None]) -> tuple[bytes, bytes]:
+    """``proc.communicate(stdin)``, telling ``on_output`` each piece of output as it comes."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+
+    async def feed() -> None:
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            proc.stdin.write(stdin)
+            await proc.stdin.drain()
+        proc.stdin.close()
+
+    async def pump(stream: asyncio.StreamReader) -> bytes:
+        data = bytearray()
+        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+        while chunk := await stream.read(65536):
+            data += chunk
+            on_output(decode(chunk))
+        return bytes(data)
+
+    _, out, err = await asyncio.gather(feed(), pump(proc.stdout), pump(proc.stderr))
+    await proc.wait()
+    return out, err
 
 
 class Hooks:
@@ -170,6 +202,8 @@ class Hooks:
         self.run_id = run_id
         #: Called with each result that is a warning (the command line prints them).
         self.on_warning: Callable[[HookResult], None] | None = None
+        #: Told a running hook's output as it arrives (a live display; never recorded).
+        self.on_output: Callable[[str, str | None], None] | None = None
 
     def _matching(self, event: HookEvent, tool: str | None) -> list[tuple[int, HookConfig]]:
         out = []
@@ -196,9 +230,16 @@ class Hooks:
         code, out, err, timed_out = None, b"", b"", False
         if not refused:
             try:
-                code, out, err, timed_out = await run_hook_process(
-                    hook.command, stdin, cwd=self.workspace, timeout=hook.timeout_seconds, sandbox=sandbox,
-                    env_allow=(*self.env_allow, *hook.env))
+                label = f"hook {hook.command}"
+                watch = self.on_output
+                try:
+                    code, out, err, timed_out = await run_hook_process(
+                        hook.command, stdin, cwd=self.workspace, timeout=hook.timeout_seconds, sandbox=sandbox,
+                        env_allow=(*self.env_allow, *hook.env),
+                        on_output=functools.partial(watch, label) if watch is not None else None)
+                finally:
+                    if watch is not None:
+                        watch(label, None)
             except OSError as e:
                 err = str(e.strerror or e).encode()
             except SandboxUnavailable as e:

@@ -15,6 +15,7 @@
   both provider backends read the same way (price and profile from litellm's model info, cached
   tokens, tool-call arguments, a server's reachability); `cache`: what of a request a provider's
   prefix cache could serve.
+- `stream`: streamed answers put back together whole (server-sent events, the cut-off error).
 - `calllog`: the per-request JSON log; `tokens`: offline token counting.
 - `preflight`: what would fail a run's first call (a key, a server, a model name, the task's length),
   found before the run exists.

@@ -16,7 +16,9 @@ them, at one choke point:
 * one JSON log record per request (:mod:`agentcli.models.calllog`), running totals per
   run, and ``observers`` that receive the full request and response (the run's
   event log and replay use them); ``on_send`` hears of each request as it is sent (a live
-  display's "waiting for the model").
+  display's "waiting for the model"), and ``on_text`` the answer's text as it arrives, from a
+  backend that streams it (only when someone listens and the model's profile says it streams;
+  what is recorded is the whole answer, as without streaming).
 
 Loading this module never loads litellm: only :mod:`agentcli.models.litellm` touches it, lazily, on the
 first real call.
@@ -25,6 +27,7 @@ first real call.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import re
@@ -159,6 +162,10 @@ class LLMClient:
         #: Told before each request is sent (its model, role, step): what a live display shows
         #: while the call is in flight; the observers hear of it when it is answered.
         self.on_send: list[Callable[[PreCall], None]] = []
+        #: Told each piece of an answer's text as it is generated, with the step it is for (None:
+        #: the planner's, the reviewer's), for a live display; with none, no backend streams.
+        #: Called from the backend's worker thread.
+        self.on_text: list[Callable[[str | None, str], None]] = []
         self.totals = RunTotals()
         #: The run's requests per model, for what a provider's prefix cache could serve of the next.
         self.prefix_cache = PrefixCache()
@@ -429,6 +436,8 @@ class LLMClient:
             cacheable = min(self.prefix_cache.peek(model, seq), estimate)
             price = self._price(model)  # also warms the provider import before latency is timed
             req.max_tokens = self._fits_context(model, estimate, req.max_tokens)
+            if self.on_text and self.profile(model).streaming:
+                req.on_text = functools.partial(self._streamed, step_id)
             if self.headroom is not None:
                 # Sized within what the budget can still pay for, rather than refused by the guard.
                 req.max_tokens = self._affordable(model, estimate, req.max_tokens, cacheable)
@@ -471,6 +480,10 @@ class LLMClient:
         cls = (LLMTransientError if isinstance(last, LLMTransientError) else
                ModelSetupError if isinstance(last, ModelSetupError) else LLMFatalError)
         raise cls(f"{last.one_line()}{tried}{more}", retry_after=last.retry_after, status=last.status) from last
+
+    def _streamed(self, step_id: str | None, text: str) -> None:
+        for listener in self.on_text:
+            listener(step_id, text)
 
     def _backoff(self, retry: int, retry_after: float | None) -> float:
         cfg = self.config.llm

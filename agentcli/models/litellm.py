@@ -5,6 +5,10 @@ model info); :class:`agentcli.models.routing.RoutingBackend` sends ``local/...``
 names elsewhere, so an offline run never imports litellm. Also here: :func:`classify_exception`
 (any provider exception onto our transient/fatal errors) and :func:`embed_texts`.
 
+A request whose ``on_text`` is set streams (litellm's chunks, its text told as it comes) and is put
+back together with litellm's ``stream_chunk_builder`` into the response a whole request returns, usage
+included (``stream_options.include_usage``).
+
 litellm takes ~3 s to import, so it is imported lazily, on the first real call,
 with ``LITELLM_LOCAL_MODEL_COST_MAP=True`` set first (otherwise it fetches its
 price map over the network at import).
@@ -31,6 +35,7 @@ from agentcli.models.names import check_allowed
 # needs no key ignores it; the client refuses to send nothing): the same on both transports.
 from agentcli.models.openai_http import PLACEHOLDER_KEY
 from agentcli.models.profile import ModelProfile
+from agentcli.models.stream import STREAM_OPTIONS, cut_off
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
 
 # ------------------------------------------------------------------ litellm backend
@@ -187,6 +192,16 @@ def _setup_error(exc: Exception, model: str, api_base: str | None, status: Any, 
     return None
 
 
+#: What the HTTP clients under litellm (httpx, aiohttp, http.client) raise for a body that ends short.
+_CUT_NAMES = ("RemoteProtocolError", "ClientPayloadError", "ContentLengthError", "TransferEncodingError",
+              "IncompleteRead")
+
+
+def _cut_mid_way(exc: BaseException) -> bool:
+    """Whether ``exc`` is an answer whose body ended before it was whole (the connection closed)."""
+    return any(type(e).__name__ in _CUT_NAMES for e in _chain(exc))
+
+
 def classify_exception(exc: Exception, model: str, api_base: str | None = None) -> LLMError:
     """Map any provider exception onto our transient/fatal errors; a set-up problem (missing key,
     refused connection, unknown model, authentication, 404) onto :class:`ModelSetupError`."""
@@ -236,8 +251,15 @@ class LiteLLMBackend:
             if self._needs_placeholder(req.model):
                 kwargs["api_key"] = PLACEHOLDER_KEY
         try:
-            resp = await litellm.acompletion(**kwargs)
+            if req.on_text is not None:
+                resp = await self._streamed(litellm, kwargs, req)
+            else:
+                resp = await litellm.acompletion(**kwargs)
+        except LLMError:
+            raise
         except Exception as exc:
+            if _cut_mid_way(exc):
+                raise cut_off(req.model, endpoint(req.api_base)) from exc
             raise classify_exception(exc, req.model, req.api_base) from exc
         try:
             choice = resp.choices[0]
@@ -260,6 +282,38 @@ class LiteLLMBackend:
             )
         except (AttributeError, IndexError, TypeError) as exc:
             raise LLMTransientError(f"{req.model}: malformed response: {exc}") from exc
+
+    async def _streamed(self, litellm: Any, kwargs: dict[str, Any], req: ModelRequest) -> Any:
+        """The answer streamed (its text told to ``req.on_text`` as it comes), put back together by
+        litellm into the response a whole request returns. Cut off mid-way: :func:`cut_off`."""
+        stream = await litellm.acompletion(**kwargs, **STREAM_OPTIONS)
+        chunks: list[Any] = []
+        finished = False
+        try:
+            async for chunk in stream:
+                chunks.append(chunk)
+                for choice in getattr(chunk, "choices", None) or []:
+                    piece = getattr(getattr(choice, "delta", None), "content", None)
+                    if isinstance(piece, str) and piece and req.on_text is not None:
+                        req.on_text(piece)
+                    finished = finished or bool(getattr(choice, "finish_reason", None))
+        except Exception as exc:
+            setup = classify_exception(exc, req.model, req.api_base)
+            if isinstance(setup, ModelSetupError):
+                raise setup from exc
+            raise cut_off(req.model, endpoint(req.api_base)) from exc
+        if hasattr(stream, "received_finish_reason"):
+            # litellm ends every stream with a finish_reason of its own ("stop" when the provider sent
+            # none, as when the connection closed mid-way): whether the provider finished is here.
+            finished = bool(stream.received_finish_reason or getattr(stream, "intermittent_finish_reason", None))
+        if not finished:
+            raise cut_off(req.model, endpoint(req.api_base))
+        whole = litellm.stream_chunk_builder(chunks, messages=req.messages)
+        # The model the server named (the chunks carry the one asked for): a whole answer records it.
+        named = [m for c in chunks if (m := (getattr(c, "_hidden_params", None) or {}).get("provider_response_model"))]
+        if named:
+            whole.model = named[-1]
+        return whole
 
     def _needs_placeholder(self, model: str) -> bool:
         if model not in self._keyless:

@@ -53,6 +53,9 @@ def profile_of(info: dict[str, Any], *, json_schema: bool) -> ModelProfile:
         planner_style="hosted",
         context_tokens=_positive(info.get("max_input_tokens")),
         max_output_tokens=_positive(info.get("max_output_tokens")),
+        # Chat completions stream on every provider litellm serves and on OpenAI-compatible servers;
+        # the map marks the exceptions (models that answer only whole).
+        streaming=info.get("supports_native_streaming") is not False,
         source="litellm" if info else "default",
     )
 

@@ -14,7 +14,11 @@ parameter translation), always goes through :mod:`agentcli.models.litellm`.
 Errors are classified as :func:`agentcli.models.litellm.classify_exception` classifies litellm's:
 429, 5xx, timeouts and malformed bodies are transient (retried, ``Retry-After`` honoured); a
 refused connection, an authentication failure, an unknown model or any other 4xx is fatal and
-names its cause.
+names its cause. An answer cut off mid-way is one error, streamed or not (:func:`agentcli.models.stream.cut_off`).
+
+A request whose ``on_text`` is set (a terminal shows the answer as it comes) streams
+(``stream: true`` with the usage at the end) and is put back together into the body a whole answer
+has (:mod:`agentcli.models.stream`): what is recorded is the same.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import json
 import os
 import socket
 import ssl
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,7 @@ from agentcli.errors import LLMError, LLMFatalError, LLMTransientError, ModelSet
 from agentcli.models.modelinfo import cache_usage, check_reachable, decode_args, price_of, profile_of
 from agentcli.models.names import check_allowed
 from agentcli.models.profile import ModelProfile
+from agentcli.models.stream import STREAM_OPTIONS, AnswerCut, cut_off, read_sse
 from agentcli.models.types import ModelRequest, ModelResponse, Price, ToolCall
 
 PREFIX = "openai/"
@@ -104,8 +110,11 @@ class _Unreachable(Exception):
     """The server could not be reached (refused, unknown host, TLS): the cause, for one line."""
 
 
-def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, str | None, bytes]:
-    """One HTTP POST: status, its Retry-After header and the body (raises TimeoutError, _Unreachable)."""
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float,
+          on_text: Callable[[str], None] | None = None) -> tuple[int, str | None, bytes | dict[str, Any]]:
+    """One HTTP POST: status, its Retry-After header and the body (raises TimeoutError, _Unreachable,
+    AnswerCut). With ``on_text`` the request streams: a successful answer's body is the streamed
+    one put back together (:func:`agentcli.models.stream.read_sse`), its text told as it arrives."""
     parts = urlsplit(url)
     conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     kwargs: dict[str, Any] = {"timeout": timeout}
@@ -123,7 +132,13 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tup
         except ssl.SSLError as exc:
             raise _Unreachable(f"TLS: {exc.reason or exc}") from exc
         resp = conn.getresponse()
-        return resp.status, resp.getheader("retry-after"), resp.read()
+        if on_text is not None and resp.status < 400 and "event-stream" in (resp.getheader("content-type") or ""):
+            return resp.status, None, read_sse(resp, on_text)
+        # Not a stream (an error, or a server that answers whole even when asked to stream): as ever.
+        try:
+            return resp.status, resp.getheader("retry-after"), resp.read()
+        except http.client.IncompleteRead as exc:
+            raise AnswerCut(str(exc)) from exc
     finally:
         conn.close()
 
@@ -150,26 +165,31 @@ class OpenAICompatBackend:
     async def request(self, req: ModelRequest) -> ModelResponse:
         check_allowed(req.model)
         api_base = req.api_base or ""
+        streamed = req.on_text is not None
         body = json.dumps({"model": req.model[len(PREFIX):], "messages": req.messages,
-                           **req.generation_options()}).encode()
+                           **req.generation_options(), **(STREAM_OPTIONS if streamed else {})}).encode()
         key = os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
-                   "Accept": "application/json"}
+                   "Accept": "text/event-stream" if streamed else "application/json"}
         where = _where(api_base)
         try:
             status, retry_after, raw = await asyncio.to_thread(_post, _endpoint(api_base), body, headers,
-                                                               req.timeout)
+                                                               req.timeout, req.on_text)
         except TimeoutError as exc:
             raise LLMTransientError(f"{req.model}: no answer from {where} within {req.timeout:g} s") from exc
+        except AnswerCut as exc:
+            raise cut_off(req.model, where) from exc
+        except ValueError as exc:  # a streamed chunk that is not JSON, or an error event in the stream
+            raise LLMTransientError(f"{req.model}: malformed response from {where}: {exc}") from exc
         except _Unreachable as exc:
             raise ModelSetupError(f"{req.model}: cannot connect to {where} ({exc}); is the server running, and is "
                                   "api_base right?") from exc
         except (OSError, http.client.HTTPException) as exc:
             raise LLMTransientError(f"{req.model}: {type(exc).__name__} talking to {where}: {exc}") from exc
-        if status >= 400:
+        if isinstance(raw, bytes) and status >= 400:
             raise http_error(status, _server_message(raw), req.model, api_base, _retry_after(retry_after))
         try:
-            data = json.loads(raw)
+            data = raw if isinstance(raw, dict) else json.loads(raw)
             choice = data["choices"][0]
             msg = choice["message"]
             calls = [ToolCall(id=tc.get("id") or "", name=tc["function"]["name"],

@@ -55,6 +55,9 @@ class ModelProfile:
     """Input context window in tokens, when known."""
     max_output_tokens: int | None = None
     """The most tokens the model generates in one reply, when known."""
+    streaming: bool = False
+    """Whether its backend can stream the answer as it is generated (shown live on a terminal; the
+    recorded answer is the same whole answer either way)."""
     source: str = "default"
     """Where the values came from (``litellm``, ``gguf``, ``fake``, ``config``...), for `agent doctor`."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -125,6 +126,10 @@ class ModelRequest:
     #: it travels with the request so a backend serving recorded answers (a replay, a fork) knows
     #: where the run is.
     step_id: str | None = None
+    #: Told each piece of the answer's text as it is generated, when the model's profile says its
+    #: backend streams and someone shows it (a terminal). Not sent and not hashed: how an answer
+    #: arrives does not change it; a backend that cannot stream ignores it.
+    on_text: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     def generation_options(self) -> dict[str, Any]:
         """What shapes generation, as a backend passes it on: the limits and decoding always, the

@@ -84,6 +84,9 @@ class ToolContext:
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     #: Paths in the workspace the sandbox keeps read-only (:func:`agentcli.tools.trust.protected_paths`).
     protected: tuple[Path, ...] = ()
+    #: Told a running command's output as it arrives (its label, a piece of text; None when it
+    #: ended): a live display's tail. Never recorded; None: nobody watches.
+    on_output: Callable[[str, str | None], None] | None = None
 
 
 class ArgsModel(BaseModel):

@@ -10,11 +10,13 @@ no child outlives the agent, even under ``kill -9``.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import fnmatch
+import functools
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,13 +111,15 @@ async def run_process(
     limit: int,
     env: Mapping[str, str] | None = None,
     sandbox: Sandbox | None = None,
+    on_output: Callable[[str], None] | None = None,
 ) -> ProcessResult:
     """Run a command (a string goes to ``/bin/sh -c``) with stdout and stderr merged.
 
     Never waits past ``timeout``: the process group is killed and ``timed_out`` set.
     If the awaiting task is cancelled, the process group is killed too. With a ``sandbox``
     the command runs inside it; without one (agentcli's own fixed commands, e.g. git) it
-    still dies with the agent.
+    still dies with the agent. ``on_output`` is told the output as it arrives (what is captured
+    is the same).
     """
     env = dict(env) if env is not None else child_env()
     cmd = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
@@ -146,8 +150,11 @@ async def run_process(
 
     async def pump() -> None:
         assert proc.stdout is not None
+        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
         while chunk := await proc.stdout.read(65536):
             buf.add(chunk)
+            if on_output is not None:
+                on_output(decode(chunk))
         await proc.wait()
 
     timed_out = False
@@ -215,8 +222,14 @@ async def run_shell(args: RunShellArgs, ctx: ToolContext) -> dict[str, Any] | Ca
     sandbox = shell_sandbox(args, ctx)
     total = ctx.config.output_limit_chars
     limit = total - min(200, total // 4)  # room for the truncation note
-    res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit, sandbox=sandbox,
-                            env=child_env(allow=ctx.config.shell_env_allow))
+    watch = ctx.on_output
+    try:
+        res = await run_process(args.command, cwd=cwd, timeout=seconds, limit=limit, sandbox=sandbox,
+                                env=child_env(allow=ctx.config.shell_env_allow),
+                                on_output=functools.partial(watch, args.command) if watch is not None else None)
+    finally:
+        if watch is not None:
+            watch(args.command, None)
     # Colour codes (pytest, compilers) only cost a model room: the output is kept as text.
     output = strip_ansi(res.output)
     if res.timed_out:

@@ -337,6 +337,10 @@ def run(
                 session.hooks.on_warning = lambda r: print_warning(f"hook `{r.command}` ({r.event}): {r.message}")
             registry, client, memory = session.registry, session.client, session.memory
             assert registry is not None
+            if status.enabled:  # a running command's last output line under the status line
+                registry.ctx.on_output = status.command_output
+                if session.hooks is not None:
+                    session.hooks.on_output = status.command_output
             for warning in registry.warnings:
                 print_warning(warning)
             given = None

@@ -22,7 +22,10 @@ calls are emulated the same way: the output is constrained to
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from agentcli.errors import LLMFatalError, ModelSetupError
@@ -61,8 +64,9 @@ def _float_param(params: dict[str, Any], name: str, default: float) -> float:
     return default if value is None else float(value)
 
 
-def _run(model: str, messages: list[Any], optional_params: dict[str, Any] | None) -> ChatResult:
-    """One blocking chat completion on a local model."""
+def _run(model: str, messages: list[Any], optional_params: dict[str, Any] | None,
+         on_text: Callable[[str], None] | None = None) -> ChatResult:
+    """One blocking chat completion on a local model (``on_text``: told the text as it is generated)."""
     params = dict(optional_params or {})
     if params.get("n") not in (None, 1):
         raise LLMFatalError("local models return one choice per call (n=1)")
@@ -107,7 +111,7 @@ def _run(model: str, messages: list[Any], optional_params: dict[str, Any] | None
     with entry.lock:
         try:
             if entry.formatter is not None:
-                out = _generate_from_template(entry, chat, sampling)
+                out = _generate_from_template(entry, chat, sampling, on_text)
                 text = out["choices"][0]["text"]
             else:
                 llama.reset()
@@ -135,7 +139,8 @@ def _run(model: str, messages: list[Any], optional_params: dict[str, Any] | None
     return result
 
 
-def _generate_from_template(entry: LoadedModel, chat: list[dict[str, str]], sampling: dict[str, Any]) -> Any:
+def _generate_from_template(entry: LoadedModel, chat: list[dict[str, str]], sampling: dict[str, Any],
+                            on_text: Callable[[str], None] | None = None) -> Any:
     """Format and tokenize the prompt ourselves, reuse what we may of the KV cache, generate.
 
     Reuse must not change the answer. llama.cpp computes a token's KV entries with different
@@ -145,6 +150,9 @@ def _generate_from_template(entry: LoadedModel, chat: list[dict[str, str]], samp
     after ~90 characters. A fresh evaluation goes in batches of ``n_batch`` from position 0,
     so only a prefix that is a whole number of batches is kept; the rest is evaluated in the
     very batches a fresh run would use.
+
+    ``on_text`` hears the tokens as they are generated, through a stopping criterion that never
+    stops: generation, and so the answer and its token counts, are exactly as without it.
     """
     llama = entry.llama
     formatted = entry.formatter(messages=chat)
@@ -165,7 +173,37 @@ def _generate_from_template(entry: LoadedModel, chat: list[dict[str, str]], samp
         llama.reset()
     stop = list(sampling["stop"])
     stop.extend(s for s in (formatted.stop if isinstance(formatted.stop, list) else [formatted.stop]) if s)
-    return llama.create_completion(tokens, stopping_criteria=formatted.stopping_criteria, **{**sampling, "stop": stop})
+    criteria = formatted.stopping_criteria
+    if on_text is not None:
+        from llama_cpp import StoppingCriteriaList
+
+        criteria = StoppingCriteriaList([*(criteria or []), _Teller(llama, len(tokens), on_text)])
+    return llama.create_completion(tokens, stopping_criteria=criteria, **{**sampling, "stop": stop})
+
+
+class _Teller:
+    """A stopping criterion that never stops: it tells the tokens generated so far as text.
+
+    llama.cpp asks it before each new token with every token evaluated so far (the prompt's and
+    the answer's up to the last one); bytes of a character split across tokens wait for the rest."""
+
+    def __init__(self, llama: Any, start: int, on_text: Callable[[str], None]) -> None:
+        self.llama = llama
+        self.seen = start
+        self.on_text = on_text
+        self.decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+
+    def __call__(self, input_ids: Any, logits: Any) -> bool:
+        n = len(input_ids)
+        if n > self.seen:
+            new = [int(t) for t in input_ids[self.seen:n]]
+            prev = [int(t) for t in input_ids[max(0, self.seen - 8):self.seen]]
+            self.seen = n
+            with contextlib.suppress(Exception):  # a display's text never fails a generation
+                piece = self.decode(self.llama.detokenize(new, prev_tokens=prev))
+                if piece:
+                    self.on_text(piece)
+        return False
 
 
 class _ContextTooLong(Exception):
@@ -182,7 +220,7 @@ class LocalBackend:
 
         check_allowed(req.model)
         try:
-            result = await asyncio.to_thread(_run, req.model, req.messages, req.generation_options())
+            result = await asyncio.to_thread(_run, req.model, req.messages, req.generation_options(), req.on_text)
         except _ContextTooLong as e:
             raise LLMFatalError(f"{req.model}: {e}") from None
         calls = []

@@ -56,6 +56,7 @@ def local_profile(model: str) -> ModelProfile:
         context_tokens=context,
         # Prompt and reply share the context window.
         max_output_tokens=context,
+        streaming=True,  # tokens are seen as llama.cpp generates them
         source="gguf",
     )
     _profiles[path] = profile
