@@ -38,6 +38,7 @@ _EXAMPLES: list[ev.Payload] = [
                usage=ev.RecordedUsage(input_tokens=1, output_tokens=2), cost_usd=0.5, latency_ms=1.5,
                price=ev.RecordedPrice(input=0.1, output=0.2)),
     ev.ToolIntent(tool="write_file", args={"path": "a"}, attempt=1),
+    ev.ArgsChecked(tool="apply_edits", ok=False, error={"type": "invalid_args", "message": "not found"}),
     ev.ToolCalled(tool="read_file", args={"path": "a"}, attempt=1,
                   result={"tool": "read_file", "ok": True, "output": "x", "error": None, "duration_ms": 1.0}),
     ev.StepFinished(status="ok", attempts=1, output={"k": [1, 2]}, error=None, input_tokens=0, output_tokens=0,

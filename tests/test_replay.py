@@ -56,6 +56,15 @@ def _parallel(ws: Path) -> Harness:
     return Harness(ws, config(), ScriptedModel([review()]), [p])
 
 
+def _first_to_fail(ws: Path) -> Harness:
+    # s1 is slow and s2 fails fast (three quick attempts): the failure stops s3 (after s1) from
+    # starting. Served at once, s1's result would be taken in before s2's last attempt and s3 would
+    # start: the replay serves each result in its recorded turn.
+    p = plan(step("s1", "nap", seconds=0.3, label="slow"), step("s2", "read_file", path="missing.txt", attempts=3),
+             step("s3", "nap", seconds=0, label="after", deps=["s1"]))
+    return Harness(ws, config(), ScriptedModel([review("fail", reason="s2 failed")]), [p])
+
+
 def _continue(ws: Path) -> Harness:
     (ws / "ok.txt").write_text("fine")
     p = plan(step("s1", "read_file", path="missing.txt"), step("s2", "read_file", path="ok.txt"),
@@ -83,7 +92,7 @@ def _edits(ws: Path) -> Harness:
 SCENARIOS: dict[str, Callable[[Path], Harness]] = {
     "happy": _happy, "corrected": _corrected, "timeout_retry": _timeout_retry, "replan": _replan,
     "denied": _denied, "approved_write": _approved_write, "budget": _budget, "parallel": _parallel,
-    "continue": _continue, "truncated": _truncated, "edits": _edits,
+    "first_to_fail": _first_to_fail, "continue": _continue, "truncated": _truncated, "edits": _edits,
 }
 
 
@@ -128,6 +137,39 @@ def test_tampered_recording_reports_divergence(workspace: Path) -> None:
     assert d is not None and (d.step, d.event) == ("s1", "step_finished")
     assert (d.field, d.recorded, d.replayed) == ("output", "alpha\nbeta\n", "tampered")
     assert "field output" in d.describe()
+
+
+@pytest.mark.tampered_record
+def test_an_input_never_asked_for_does_not_hold_the_replay(workspace: Path) -> None:
+    """A record with an input the replay never asks for, received before every other: the inputs
+    after it are served once the replay has nothing else to do (no clock is waited on), the
+    replay ends as the run did, and the comparison names the input."""
+    h = _parallel(workspace)
+    original = h.run()
+    path = _events_path(h)
+    lines = path.read_text().splitlines()
+    ghost = {"schema_version": 1, "seq": 2, "time": 0.0, "type": "tool_call", "run_id": h.run_id,
+             "step_id": "ghost", "data": {"tool": "nap", "args": {}, "attempt": 1,
+                                           "result": {"tool": "nap", "ok": True, "output": "boo", "error": None,
+                                                      "duration_ms": 1.0, "truncated": False}}}
+    path.write_text("\n".join([*lines, json.dumps(ghost)]) + "\n")
+    result = asyncio.run(replay_run(path, make_registry(workspace)))
+    assert (result.outcome.status, result.outcome.answer) == (original.status, original.answer)
+    d = result.divergence
+    assert d is not None and (d.step, d.event, d.field) == ("ghost", "tool_call", "(event)")
+
+
+def test_a_check_of_the_workspace_is_served_from_the_record(workspace: Path) -> None:
+    """An edit's check reads the workspace (the search text must be in the file): the record keeps
+    each answer as the step got it (a refusal, then a pass after the correction), and the replay
+    serves them, so it is identical with the file gone."""
+    h = _edits(workspace)
+    h.run()
+    checks = [(e.step_id, e.data["ok"]) for e in h.recording().of_type("args_checked")]
+    assert checks == [("s3", False), ("s3", True)]
+    (workspace / "calc.py").unlink()
+    result = asyncio.run(replay_run(_events_path(h), make_registry(workspace)))
+    assert result.identical, result.divergence and result.divergence.describe()
 
 
 def test_live_tools_rerun_reads(workspace: Path) -> None:

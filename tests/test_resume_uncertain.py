@@ -40,7 +40,9 @@ def kill_after_intent(ws: Path) -> str:
     while time.monotonic() < deadline:
         runs = ws / ".agent" / "runs"
         found = list(runs.glob("*/events.jsonl")) if runs.is_dir() else []
-        if found and '"type":"tool_intent"' in found[0].read_text() and (ws / "counter.txt").exists():
+        counter = ws / "counter.txt"
+        # The shell creates the file (>>) before echo writes to it: wait for the line itself.
+        if found and '"type":"tool_intent"' in found[0].read_text() and counter.exists() and counter.read_text():
             break
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)

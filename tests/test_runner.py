@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from pathlib import Path
 
 import pytest
 from runkit import EpisodeSink, Harness, config, plan, review, step
 
+from agentcli.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from agentcli.models.fakes import ScriptedModel
 
 
@@ -145,6 +147,35 @@ def test_interactive_abort(workspace: Path) -> None:
     out = h.run()
     assert (out.status, out.reason, out.exit_code) == ("FAILED", "aborted", 4)
     assert not (workspace / "out.txt").exists()
+
+
+def test_only_a_question_to_a_person_leaves_the_loop(workspace: Path) -> None:
+    """An approval a person answers blocks on the terminal, so it is asked off the event loop
+    (other steps go on); a decision nobody is asked for (a flag, the policy, no terminal) is made
+    on the loop, without a thread."""
+    asked_in: list[bool] = []
+    p = plan(step("s1", "write_file", approval=True, risk="write", path="out.txt", content="x"))
+    h = Harness(workspace, config(), ScriptedModel([review()]), [p], prompt_answers=["yes"])
+    real = Approver.decide
+
+    def spy(self: Approver, req: ApprovalRequest) -> ApprovalDecision:
+        asked_in.append(threading.current_thread() is threading.main_thread())
+        return real(self, req)
+
+    other = workspace / "other"
+    other.mkdir()
+    h2 = Harness(other, config(), ScriptedModel([review()]), [p], yes=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Approver, "decide", spy)
+        assert h.run().status == "COMPLETE" and h2.run().status == "COMPLETE"
+    assert asked_in == [False, True]
+    req = ApprovalRequest("s1", "write_file", "write", {}, "h", requires_approval=False)
+    policy = config().approval
+    assert Approver(policy, prompt=lambda r: "yes").asks(req)
+    assert not Approver(policy, prompt=lambda r: "yes", yes=True).asks(req)
+    assert not Approver(policy).asks(req)  # no terminal: denied by the policy, nobody asked
+    read = ApprovalRequest("s1", "read_file", "read", {}, "h", requires_approval=False)
+    assert not Approver(policy, prompt=lambda r: "yes").asks(read)
 
 
 def test_plan_not_confirmed(workspace: Path) -> None:

@@ -38,6 +38,10 @@ DecidedBy = Literal["policy", "user", "flag"]
 _HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
 
 
+#: How strict each policy is: deny > ask > auto.
+_STRICTNESS = {"auto": 0, "ask": 1, "deny": 2}
+
+
 @dataclass(frozen=True)
 class ApprovalRequest:
     """What the user is asked to approve."""
@@ -112,10 +116,19 @@ class Approver:
 
     def strictest(self, risks: tuple[str, ...]) -> tuple[str, str]:
         """(risk, policy) of the strictest policy among ``risks``: deny > ask > auto."""
-        order = {"auto": 0, "ask": 1, "deny": 2}
-        ranked = [(order.get(getattr(self.policy, r, "ask"), 1), r) for r in risks]
+        if len(risks) == 1:  # the usual case: one risk class, its policy
+            return risks[0], getattr(self.policy, risks[0], "ask")
+        ranked = [(_STRICTNESS.get(getattr(self.policy, r, "ask"), 1), r) for r in risks]
         _, risk = max(ranked)
         return risk, getattr(self.policy, risk, "ask")
+
+    def asks(self, req: ApprovalRequest) -> bool:
+        """Whether :meth:`decide` would ask a person (and so block until answered): the caller
+        then decides in a thread, and other steps go on meanwhile."""
+        if self.approve_all or self.yes or self.prompt is None or req.tool in self.always:
+            return False
+        _, policy = self.strictest(req.risks or (req.risk,))
+        return policy == "ask" or (policy == "auto" and req.requires_approval)
 
     def decide(self, req: ApprovalRequest) -> ApprovalDecision:
         risk, policy = self.strictest(req.risks or (req.risk,))

@@ -59,6 +59,7 @@ from agentcli.planning.plan import (
 from agentcli.record.checkpoints import Checkpointer
 from agentcli.record.events import (
     ApprovalMade,
+    ArgsChecked,
     EventLog,
     Reviewed,
     StepFinished,
@@ -449,13 +450,13 @@ class Executor:
         except ReferenceResolutionError as e:
             run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
             return
-        checked = self.registry.validate(step.tool, args, step_id=step.id)
+        checked = self._validate(step, args)
         while isinstance(checked, ToolError) and checked.type == "invalid_args":
             if run.corrections >= corrections:
                 break
             run.corrections += 1
             args = await self._correct_args(run, args, checked)
-            checked = self.registry.validate(step.tool, args, step_id=step.id)
+            checked = self._validate(step, args)
         if isinstance(checked, ToolError):
             run.status, run.error = "failed", checked.model_dump(mode="json")
             return
@@ -474,6 +475,19 @@ class Executor:
         finally:
             if side_effects and self.checkpoints is not None:
                 await self.checkpoints.after(step.id)
+
+    def _validate(self, step: Step, args: Any) -> Any:
+        """The step's arguments validated (a model, or the :class:`ToolError` saying why not). A
+        check that read the workspace is recorded as the step got it (``args_checked``)."""
+        assert step.tool is not None
+        checked = self.registry.validate(step.tool, args, step_id=step.id)
+        tool = self.registry.get(step.tool)
+        if tool is not None and tool.check_func is not None:
+            refused = isinstance(checked, ToolError)
+            self.events.emit(ArgsChecked(tool=step.tool, ok=not refused,
+                                         error=checked.model_dump(mode="json") if refused else None),
+                             step_id=step.id)
+        return checked
 
     async def _attempts(self, run: StepRun, args: dict[str, Any], own_timeout: float, side_effects: bool
                         ) -> None:
@@ -592,8 +606,11 @@ class Executor:
             waited = time.time()
             try:
                 async with self._approval_lock:
-                    # The prompt blocks on the terminal; other steps keep running meanwhile.
-                    decision = await asyncio.to_thread(self.approver.decide, req)
+                    if self.approver.asks(req):
+                        # The prompt blocks on the terminal; other steps keep running meanwhile.
+                        decision = await asyncio.to_thread(self.approver.decide, req)
+                    else:  # decided without asking anybody (a flag, a recorded decision): no thread
+                        decision = self.approver.decide(req)
             finally:
                 run.approval_wait_s += time.time() - waited
                 self._wait.leave(f"{step.id}: approval decided")

@@ -31,7 +31,7 @@ import contextlib
 import json
 import tempfile
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +45,7 @@ from agentcli.engine.hooks import HookEvent, HookResult
 from agentcli.engine.prompts import changed_prompts
 from agentcli.engine.runner import (
     ReplanContext,
+    ResumeState,
     RunOutcome,
     UncertainDecision,
     UncertainStep,
@@ -63,6 +64,7 @@ from agentcli.models.types import ModelBackend, ModelRequest, ModelResponse, Pri
 from agentcli.planning.instructions import ProjectInstructions, load_project_instructions
 from agentcli.planning.plan import Plan, canonical_json
 from agentcli.record.events import (
+    ArgsChecked,
     BudgetChecked,
     CheckpointMade,
     Event,
@@ -81,7 +83,7 @@ from agentcli.record.events import (
     UserSaid,
     WorkspaceChanged,
 )
-from agentcli.record.reader import ForkCut, RecordedPlan, RunRecord, Typed, recorded_price, response_of, step_order
+from agentcli.record.reader import ForkCut, RunRecord, Typed, recorded_price, response_of, step_order
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 
 T = TypeVar("T")
@@ -146,36 +148,59 @@ async def _wait_for_the_clock() -> None:
     await asyncio.Event().wait()  # cancelled by the run's wall-time budget, as in the recording
 
 
-class _Order:
-    """The order in which the run received its inputs (tool results, model answers), kept in a
-    replay: which of several running steps finishes first decides which steps a failure stops, and
-    served instantly they would all finish at once. An input waits until those recorded before it
-    have been served (for at most ``WAIT`` seconds: past that the replay diverges anyway)."""
+class InputOrder:
+    """The order in which the run received its inputs, kept in a replay: each input is served in
+    its turn, by the sequence number of the event that recorded it (a tool result's ``tool_call``,
+    a model answer's ``llm_call``; any recorded input can take part). Which of several running
+    steps finishes first decides which steps a failure stops, and served instantly they would all
+    finish at once.
 
-    WAIT = 2.0
+    An input waits until those recorded before it have been served. In a replay that follows its
+    record each of them is asked for (the run asked for it before it received this one), so the
+    wait ends. In one that has diverged an earlier input may never be asked for: the wait ends when
+    the replay has nothing else to do, that is when ``STALL_TURNS`` turns of the event loop have
+    gone by with nothing written to the replay's log and no input asked for. A replay has no
+    threads and no timers to wait for (its approvals are served in the loop, its retries do not
+    wait, see ``sleep``), so the same replay ends its waits at the same points every time: no
+    wall clock is read."""
 
-    def __init__(self, seqs: set[int]) -> None:
-        self._pending = sorted(seqs)
-        self._served: dict[int, asyncio.Event] = {}
+    STALL_TURNS = 64
 
-    def _event(self, seq: int) -> asyncio.Event:
-        return self._served.setdefault(seq, asyncio.Event())
+    def __init__(self, seqs: Iterable[int]) -> None:
+        self._pending = sorted(set(seqs))
+        self._first = 0  # self._pending[:self._first] are all served
+        self._served: set[int] = set()
+        self._asked = 0
+        #: What the replay has written so far (its log's last sequence number): progress.
+        self.written: Callable[[], int] = lambda: 0
+
+    def _earliest(self) -> int | None:
+        while self._first < len(self._pending) and self._pending[self._first] in self._served:
+            self._first += 1
+        return self._pending[self._first] if self._first < len(self._pending) else None
 
     async def turn(self, seq: int) -> None:
-        earlier = [s for s in self._pending if s < seq]
-        if earlier:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.WAIT):
-                    for s in earlier:
-                        await self._event(s).wait()
+        """Wait for ``seq``'s turn; then it counts as served."""
+        self._asked += 1
+        waited = False
+        mark, idle = (-1, -1), 0
+        while (first := self._earliest()) is not None and first < seq:
+            waited = True
+            now = (self.written(), self._asked + len(self._served))
+            if now != mark:
+                mark, idle = now, 0
+            elif (idle := idle + 1) > self.STALL_TURNS:
+                break  # nothing else can happen: the earlier inputs will not be asked for (diverged)
+            await asyncio.sleep(0)
+        if waited:
             for _ in range(3):  # let the run take in what was served before (a failure stops new steps)
                 await asyncio.sleep(0)
-        self.done(seq)
+        self._served.add(seq)
 
-    def done(self, seq: int) -> None:
-        if seq in self._pending:
-            self._pending.remove(seq)
-        self._event(seq).set()
+
+async def _no_wait(seconds: float) -> None:
+    """A replay's retry wait: the recorded attempts are served, and nothing is waited for."""
+    await asyncio.sleep(0)
 
 
 class ReplayBackend:
@@ -185,7 +210,7 @@ class ReplayBackend:
         self._by_hash: dict[str, deque[tuple[int, LlmCall]]] = defaultdict(deque)
         self._prices: dict[str, Price | None] = {}
         self._profiles: dict[str, ModelProfile] = {}
-        self.order: _Order | None = None
+        self.order: InputOrder | None = None
         for c in rec.calls:
             d = c.data
             self._by_hash[d.request_hash].append((c.seq, d))
@@ -238,6 +263,32 @@ def _tool_key(step_id: str | None, tool: str, args: Any) -> str:
     return f"{step_id}|{tool}|{canonical_json(args)}"
 
 
+class _DerivedChecks:
+    """The refusals of a record made before ``args_checked`` was recorded (agentcli 0.2.0 and
+    earlier): derived from the argument corrections' recorded errors (``review``) and from the
+    steps that failed on their arguments without a call. A check these do not refuse passed."""
+
+    def __init__(self, rec: RunRecord) -> None:
+        self._refused: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+        for r in rec.of(Reviewed):
+            if r.data.kind == "args_corrected" and r.data.tool and r.data.error is not None:
+                self._refused[_tool_key(r.step_id, r.data.tool, r.data.before)].append(r.data.error)
+        self._called = {_tool_key(c.step_id, c.data.tool, c.data.args) for c in rec.tool_calls}
+        self._called |= {_tool_key(a.step_id, a.data.tool, None) for a in rec.approvals}
+        self._failed: dict[str, dict[str, Any]] = {
+            sid: f.error for sid, f in rec.steps.items()
+            if f.error is not None and f.error.get("type") == "invalid_args"}
+
+    def refusal(self, step_id: str, name: str, args: Any) -> ToolError | None:
+        refused = self._refused.get(_tool_key(step_id, name, args))
+        if refused:
+            return ToolError.model_validate(refused.popleft())
+        failed = self._failed.get(step_id)
+        if failed is not None and _tool_key(step_id, name, None) not in self._called:
+            return ToolError.model_validate(failed)
+        return None
+
+
 class ReplayRegistry(ToolRegistry):
     """The real registry's tools and schemas, with calls served from the recording."""
 
@@ -250,38 +301,35 @@ class ReplayRegistry(ToolRegistry):
         self._results: dict[str, deque[tuple[int, dict[str, Any]]]] = defaultdict(deque)
         for c in rec.tool_calls:
             self._results[_tool_key(c.step_id, c.data.tool, c.data.args)].append((c.seq, c.data.result))
-        self.order: _Order | None = None
+        self.order: InputOrder | None = None
         self._live_tools = live_tools
         self._live_writes = live_writes
         self._fork = fork
         self._waits_out = _stopped_by_the_clock(rec)
-        # Validation may read the workspace (an edit's search text must be there), which the run
-        # itself has changed since: its outcomes are served from the record too. A correction's
-        # recorded error, a step that failed on its arguments, else what the schema alone says.
-        self._refused: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
-        for r in rec.of(Reviewed):
-            if r.data.kind == "args_corrected" and r.data.tool and r.data.error is not None:
-                self._refused[_tool_key(r.step_id, r.data.tool, r.data.before)].append(r.data.error)
-        called = {_tool_key(c.step_id, c.data.tool, c.data.args) for c in rec.tool_calls}
-        called |= {_tool_key(a.step_id, a.data.tool, None) for a in rec.approvals}
-        self._failed: dict[str, dict[str, Any]] = {
-            sid: f.error for sid, f in rec.steps.items()
-            if f.error is not None and f.error.get("type") == "invalid_args"}
-        self._called = called
+        # A check that reads the workspace (an edit's search text must be in its file) is served as
+        # the step got it: the run itself has changed the workspace since. Other validation reads
+        # only the arguments and the config, and is done again.
+        self._checks: dict[tuple[str | None, str], deque[tuple[int, ArgsChecked]]] = defaultdict(deque)
+        for a in rec.of(ArgsChecked):
+            self._checks[(a.step_id, a.data.tool)].append((a.seq, a.data))
+        self._legacy = None if self._checks else _DerivedChecks(rec)
         self.part = _Part()
 
     def validate(self, name: str, args: Any, *, step_id: str | None = None) -> BaseModel | ToolError:
         if step_id is None or _live(self._fork, step_id) or (self._live_tools and self._live_writes):
             return self._real.validate(name, args, step_id=step_id)
-        refused = self._refused.get(_tool_key(step_id, name, args))
-        if refused:
-            return ToolError.model_validate(refused.popleft())
-        failed = self._failed.get(step_id)
-        if failed is not None and _tool_key(step_id, name, None) not in self._called:
-            return ToolError.model_validate(failed)
+        if self._legacy is not None:
+            refused = self._legacy.refusal(step_id, name, args)
+            if refused is not None:
+                return refused
         tool = self.get(name)
         if tool is None or tool.check_func is None:  # nothing read from the workspace
             return self._real.validate(name, args, step_id=step_id)
+        if self._legacy is None:
+            _, check = self.part.take(self._checks.get((step_id, name)), f"the check of {name}'s arguments in step "
+                                      f"{step_id}")
+            if not check.ok:
+                return ToolError.model_validate(check.error or {"type": "invalid_args", "message": "refused"})
         try:  # the schema, without the workspace checks: the record says they passed
             return tool.args_model.model_validate(args, context={"tools_config": self.ctx.config})
         except ValidationError:
@@ -315,6 +363,10 @@ class RecordedApprover(Approver):
         self._fork = fork
         self._live = live
         self.part = _Part()
+
+    def asks(self, req: ApprovalRequest) -> bool:
+        """Only a fork's live steps ask anybody: the recorded decisions are served at once."""
+        return self._live is not None and _live(self._fork, req.step_id) and self._live.asks(req)
 
     def decide(self, req: ApprovalRequest) -> ApprovalDecision:
         if self._live is not None and _live(self._fork, req.step_id):
@@ -421,9 +473,10 @@ def _compared(t: Typed[Any]) -> bool:
     d = t.data
     if isinstance(d, TransitionMade) and "WAITING_TOOL" in (d.src, d.to):
         return False
-    if isinstance(d, MemoryRecalled | MemoryWritten | CheckpointMade | Undone | ResumeDecided):
-        # Outside stores (memory, the workspace's checkpoints): a replay changes neither; and a
-        # resume's decision was asked of a person, while a replay serves it from the record.
+    if isinstance(d, MemoryRecalled | MemoryWritten | CheckpointMade | Undone | ResumeDecided | ArgsChecked):
+        # Outside stores (memory, the workspace's checkpoints): a replay changes neither; a resume's
+        # decision was asked of a person, and a check of the workspace read it as it was then, while
+        # a replay serves both from the record (a record from before checks were recorded has none).
         return False
     return not (isinstance(d, BudgetChecked) and d.ok)  # a passing check's numbers include wall time
 
@@ -565,6 +618,181 @@ class ReplayResult:
         return self.divergence is None
 
 
+class _Served:
+    """The run's inputs that are not calls, served from the record: its plans (the planner's
+    recorded calls counted as they were), its confirmations and the resume's decisions. One per
+    replay; ``part`` is the part of the record being replayed."""
+
+    def __init__(self, rec: RunRecord, fork: ForkCut | None) -> None:
+        self.rec = rec
+        self.fork = fork
+        self.plans = deque((p.seq, p) for p in rec.plans)
+        # Each plan's confirmation by its hash: a re-plan that was not asked about (it added no step to
+        # approve) left a transition too, so the answers in the order the run moved are not the answers
+        # in the order it asked.
+        self.confirms = {h: deque(answers) for h, answers in rec.confirmations_of_plans().items()}
+        # The user's feedback at a plan's confirmation, by the plan it was about (a plan is locked by its hash).
+        self.feedback: dict[str, deque[tuple[int, str]]] = defaultdict(deque)
+        for t in rec.user_messages:
+            if t.data.at == "plan":
+                self.feedback[t.data.plan_hash].append((t.seq, t.data.text))
+        self.steering = RecordedSteering(rec)
+        self.decisions = {(t.step_id, t.seq): t.data for t in rec.of(ResumeDecided)}
+        self.part = _Part()
+        #: Each part's client (the planner's recorded calls are counted by the current one).
+        self.clients: list[LLMClient] = []
+
+    async def planner(self, task: str, ctx: ReplanContext | None) -> Plan:
+        rec = self.rec
+        if self.fork is not None and ctx is not None:
+            raise ReplayDivergence("a fork that needs a new plan must be run live: use agent run")
+        if not self.plans and rec.unplanned_calls and rec.finish is not None and rec.finish.reason == "error":
+            # The run's last planning failed: its calls count as they did, and it fails the same way.
+            for call in rec.unplanned_calls:
+                self.clients[-1].account_recorded(call)
+            raise AgentError(rec.finish.answer)
+        _, recorded = self.part.take(self.plans, "a new plan")
+        for call in recorded.planner_calls:  # the planner's recorded calls count as they did in the original run
+            self.clients[-1].account_recorded(call)
+        if ctx is None:
+            return recorded.plan
+        # A re-plan is recorded merged with the steps it kept; the planner gave the new steps only
+        # (already numbered after the kept ones, so the runner's merge gives the recorded plan again).
+        return recorded.plan.model_copy(update={"steps": [s for s in recorded.plan.steps if s.id not in ctx.kept]})
+
+    def confirm(self, plan: Plan, replan: bool) -> bool | Feedback:
+        words = self.feedback.get(plan.hash)
+        if words and self.part.has(words):
+            return Feedback(words.popleft()[1])
+        answers = self.confirms.get(plan.hash)
+        if not (answers is not None and self.part.has(answers)) and not self.part.killed:
+            return True
+        return self.part.take(answers, "the plan's confirmation")[1]
+
+    def decide_uncertain(self, step: UncertainStep) -> tuple[UncertainDecision, str]:
+        """As the person (or the flag) decided when the run was resumed."""
+        part = self.part
+        for (sid, seq), d in self.decisions.items():
+            if sid == step.step_id and part.lo <= seq < part.hi:
+                return d.decision, d.decided_by
+        if part.killed:
+            raise RecordingEnds(f"the decision on step {step.step_id}: the run was killed before it was recorded")
+        raise ReplayDivergence(f"the resume's decision on step {step.step_id} is not in the recording")
+
+
+def _fork_cut(rec: RunRecord, from_step: str | None) -> ForkCut | None:
+    if from_step is None:
+        return None
+    order = step_order([p.plan for p in rec.plans])
+    if from_step not in order:
+        raise AgentError(f"run {rec.run_id} has no step '{from_step}' (steps: {', '.join(order)})")
+    return ForkCut(rec.run_id, from_step, order)
+
+
+def _bound(part: _Part, rec: RunRecord, segments: list[Typed[RunStarted]], n: int, live_writes: bool) -> None:
+    """Set ``part`` to the ``n``-th part of a (resumed) run: its events, and how it ended."""
+    part.lo, part.hi = segments[n].seq, (segments[n + 1].seq if n + 1 < len(segments) else 1 << 62)
+    finished = [t.data for t in rec.of(RunFinished) if part.lo <= t.seq < part.hi]
+    part.killed = not finished
+    part.interrupted = bool(finished) and finished[-1].reason == "interrupted"
+    if part.killed and live_writes:
+        raise AgentError(f"run {rec.run_id} was killed midway: its replay cannot run write tools live "
+                         "(they would go on past the point where it was killed)")
+
+
+def _resumed(rec: RunRecord, seg: Typed[RunStarted], path: Path) -> ResumeState:
+    """The state a resumption starts from: the one ``agent run --resume`` computes from the record
+    before it, numbered on from what the replay wrote (seq is not compared)."""
+    resume = resume_state(rec.before(seg.seq))
+    replayed = RunRecord.read(path) if path.is_file() else None
+    if replayed is not None:
+        resume = replace(resume, last_seq=max(resume.last_seq, replayed.last_seq))
+    return resume
+
+
+@dataclass
+class _Replay:
+    """One replay (or fork) of a record: the recorded ports, and the parts run one by one."""
+
+    rec: RunRecord
+    base: Settings
+    config: Config
+    out_dir: Path
+    run_id: str
+    fork: ForkCut | None
+    live_run: bool
+    live_writes: bool
+    backend: ReplayBackend
+    tools: ReplayRegistry
+    approver: RecordedApprover
+    served: _Served
+    changes: RecordedChanges | None
+    hook_results: RecordedHookResults
+    order: InputOrder | None
+    sleep: Callable[[float], Awaitable[Any]]
+
+    @property
+    def parts(self) -> list[Typed[RunStarted]]:
+        # A resumed run is replayed as it ran: its first part, then each resumption from the state
+        # the record had reached. A fork serves its parent's whole record up to the fork step.
+        started = self.rec.of(RunStarted)
+        return started if self.fork is None else started[:1]
+
+    async def run(self, task: str) -> tuple[RunOutcome, Path]:
+        path = self.out_dir / self.run_id / "events.jsonl"
+        outcome: RunOutcome | None = None
+        segments = self.parts
+        for n, seg in enumerate(segments):
+            if self.fork is None:
+                _bound(self.served.part, self.rec, segments, n, self.live_writes)
+            got, path = await self._part(task, n, seg, path)
+            outcome = got or outcome  # a killed part has none: the run's outcome is the last one's
+        assert outcome is not None
+        return outcome, path
+
+    async def _part(self, task: str, n: int, seg: Typed[RunStarted], path: Path
+                    ) -> tuple[RunOutcome | None, Path]:
+        """Replay one part of the record (the whole run unless it was resumed)."""
+        rec, part = self.rec, self.served.part
+        self.backend.part = self.tools.part = self.approver.part = self.served.steering.part = part
+        if self.changes is not None:
+            self.changes.part = part
+        resume = _resumed(rec, seg, path) if n > 0 else None
+        seg_config = rec.recorded_config(seg.data.config) if n > 0 and seg.data.config is not None else self.config
+        extra: dict[str, Any] = ({"replay_of": rec.run_id} if self.fork is None
+                                 else {"parent": rec.run_id, "fork_from": self.fork.from_step})
+        if n > 0:
+            extra["resumed"] = True
+        session = RunSession(self.base, self.run_id, config=seg_config, backend=self.backend, registry=self.tools,
+                             approver=self.approver, runs_dir=self.out_dir, memory=self.live_run,
+                             telemetry=self.live_run, extra_start=extra, resume=resume,
+                             hook_results=self.hook_results, checkpoints=self.live_run, workspace=self.changes,
+                             sleep=self.sleep)
+        self.served.clients.append(session.client)
+        if self.order is not None:
+            self.order.written = lambda: session.events.seq
+        deps = session.deps(self.served.planner, self.served.confirm, output_schema=seg.data.output_schema,
+                            instructions=ProjectInstructions.from_record(seg.data.instructions),
+                            verify_command=seg.data.verify_command or "",
+                            decide_uncertain=self.served.decide_uncertain, steering=self.served.steering)
+        offset = path.stat().st_size if path.is_file() else 0
+        runner = asyncio.ensure_future(run(task, deps))
+        part.stop = runner.cancel
+        outcome: RunOutcome | None = None
+        try:
+            outcome = await runner
+        except RecordingEnds:
+            if not part.killed:
+                raise
+        finally:
+            part.stop = None
+            session.close()
+        if part.killed:
+            recorded = sum(1 for t in rec if part.lo <= t.seq < part.hi and _compared(t))
+            _cut_at_the_kill(session.events_path, offset, recorded)
+        return outcome, session.events_path
+
+
 async def replay_run(
     events_path: Path,
     registry: ToolRegistry,
@@ -584,154 +812,54 @@ async def replay_run(
     (:class:`~agentcli.engine.session.RunSession`); a fork given ``settings`` (the CLI's) is a
     whole run: call log, memory, telemetry, and budgets from ``settings``."""
     rec = RunRecord.read(events_path)
-    config: Config = rec.recorded_config()
     start = rec.start
     if start is None:
         raise AgentError(f"run {rec.run_id} has no run_started event")
-    task = start.task
-    plans: list[RecordedPlan] = list(rec.plans)
-    if not plans:
+    if not rec.plans:
         raise AgentError(f"run {rec.run_id} recorded no plan: nothing to replay")
-    fork = None
-    if from_step is not None:
-        order = step_order([p.plan for p in plans])
-        if from_step not in order:
-            raise AgentError(f"run {rec.run_id} has no step '{from_step}' (steps: {', '.join(order)})")
-        fork = ForkCut(rec.run_id, from_step, order)
-    run_id = new_run_id or f"{rec.run_id}-replay"
-    tmp = None
-    if out_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="agentcli-replay-")
-        out_dir = Path(tmp.name)
+    fork = _fork_cut(rec, from_step)
+    with contextlib.ExitStack() as stack:
+        if out_dir is None:
+            out_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agentcli-replay-")))
+        replay = _prepare(rec, registry, fork, out_dir, new_run_id or f"{rec.run_id}-replay", settings,
+                          live_tools=live_tools, live_writes=live_writes, live_backend=live_backend,
+                          live_approver=live_approver)
+        outcome, path = await replay.run(start.task)
+        got = RunRecord.read(path)
+    divergence = None if fork is not None else first_divergence(rec, got)
+    if divergence is not None and (cause := other_prompts(start)):
+        divergence = replace(divergence, cause=cause)
+    return ReplayResult(outcome, divergence, path,
+                        [*rec.warnings, *_instructions_changed(start, registry, replay.config)])
+
+
+def _prepare(rec: RunRecord, registry: ToolRegistry, fork: ForkCut | None, out_dir: Path, run_id: str,
+             settings: Settings | None, *, live_tools: bool, live_writes: bool,
+             live_backend: ModelBackend | None, live_approver: Approver | None) -> _Replay:
+    """The recorded implementation of every port of the run (the live ones in a fork's live part)."""
+    config: Config = rec.recorded_config()
     if fork is not None and settings is not None:
         # A fork is a new run: its budgets and its telemetry come from today's config and flags.
         config = config.model_copy(update={"budget": settings.config.budget, "telemetry": settings.config.telemetry})
     base = settings if settings is not None else Settings(config=config, workspace=registry.ctx.workspace)
-    live_run = fork is not None and settings is not None  # memory and telemetry, as any run from the CLI
     backend = ReplayBackend(rec, fork=fork, live=live_backend)
     tools = ReplayRegistry(registry, rec, live_tools=live_tools, live_writes=live_writes, fork=fork)
+    order = None
     if fork is None and not live_tools:  # the planner's calls are not asked again: plans are served
-        backend.order = tools.order = _Order({c.seq for c in rec.calls if c.data.role != "planner"}
-                                             | {c.seq for c in rec.tool_calls})
-    approver = RecordedApprover(config, rec, fork=fork, live=live_approver)
-    queue = deque((p.seq, p) for p in plans)
-    # Each plan's confirmation by its hash: a re-plan that was not asked about (it added no step to
-    # approve) left a transition too, so the answers in the order the run moved are not the answers
-    # in the order it asked.
-    confirms = {h: deque(answers) for h, answers in rec.confirmations_of_plans().items()}
-    # The user's feedback at a plan's confirmation, by the plan it was about (a plan is locked by its hash).
-    feedback: dict[str, deque[tuple[int, str]]] = defaultdict(deque)
-    for t in rec.user_messages:
-        if t.data.at == "plan":
-            feedback[t.data.plan_hash].append((t.seq, t.data.text))
-    steering = RecordedSteering(rec)
-    decisions = {(t.step_id, t.seq): t.data for t in rec.of(ResumeDecided)}
-    part = _Part()
-    clients: list[LLMClient] = []
-
-    async def planner(t: str, ctx: ReplanContext | None) -> Plan:
-        if fork is not None and ctx is not None:
-            raise ReplayDivergence("a fork that needs a new plan must be run live: use agent run")
-        if not queue and rec.unplanned_calls and rec.finish is not None and rec.finish.reason == "error":
-            # The run's last planning failed: its calls count as they did, and it fails the same way.
-            for call in rec.unplanned_calls:
-                clients[-1].account_recorded(call)
-            raise AgentError(rec.finish.answer)
-        _, recorded = part.take(queue, "a new plan")
-        for call in recorded.planner_calls:  # the planner's recorded calls count as they did in the original run
-            clients[-1].account_recorded(call)
-        if ctx is None:
-            return recorded.plan
-        # A re-plan is recorded merged with the steps it kept; the planner gave the new steps only
-        # (already numbered after the kept ones, so the runner's merge gives the recorded plan again).
-        return recorded.plan.model_copy(update={"steps": [s for s in recorded.plan.steps if s.id not in ctx.kept]})
-
-    def confirm(plan: Plan, replan: bool) -> bool | Feedback:
-        words = feedback.get(plan.hash)
-        if words and part.has(words):
-            return Feedback(words.popleft()[1])
-        answers = confirms.get(plan.hash)
-        if not (answers is not None and part.has(answers)) and not part.killed:
-            return True
-        return part.take(answers, "the plan's confirmation")[1]
-
-    def decide_uncertain(step: UncertainStep) -> tuple[UncertainDecision, str]:
-        # As the person (or the flag) decided when the run was resumed.
-        for (sid, seq), d in decisions.items():
-            if sid == step.step_id and part.lo <= seq < part.hi:
-                return d.decision, d.decided_by
-        if part.killed:
-            raise RecordingEnds(f"the decision on step {step.step_id}: the run was killed before it was recorded")
-        raise ReplayDivergence(f"the resume's decision on step {step.step_id} is not in the recording")
-
+        order = InputOrder([c.seq for c in rec.calls if c.data.role != "planner"] + [c.seq for c in rec.tool_calls])
+        backend.order = tools.order = order
+    # A replay's retries do not wait (the attempts are recorded), unless the run was stopped by its
+    # wall-time budget: then the replay's own clock stops it the same way.
+    sleep = asyncio.sleep if fork is not None or _stopped_by_the_clock(rec) else _no_wait
     # The workspace's changes as the run saw them (a replay changes nothing); a fork's live part asks
     # its checkpoints.
     changes = RecordedChanges(rec) if rec.first(WorkspaceChanged) is not None else None
-    hook_results = RecordedHookResults(rec, live=fork.live if fork is not None else None)
-
-    # A resumed run is replayed as it ran: its first part, then each resumption from the state the
-    # record had reached (the same resume_state `agent run --resume` computes).
-    segments = rec.of(RunStarted) if fork is None else rec.of(RunStarted)[:1]
-    path = out_dir / run_id / "events.jsonl"
-    outcome: RunOutcome | None = None
-    for n, seg in enumerate(segments):
-        if fork is None:  # a fork serves its parent's whole record up to the fork step
-            part.lo, part.hi = seg.seq, (segments[n + 1].seq if n + 1 < len(segments) else 1 << 62)
-            finished = [t.data for t in rec.of(RunFinished) if part.lo <= t.seq < part.hi]
-            part.killed = not finished
-            part.interrupted = bool(finished) and finished[-1].reason == "interrupted"
-            if part.killed and live_writes:
-                raise AgentError(f"run {rec.run_id} was killed midway: its replay cannot run write tools live "
-                                 "(they would go on past the point where it was killed)")
-        backend.part = tools.part = approver.part = steering.part = part
-        if changes is not None:
-            changes.part = part
-        resume = None
-        seg_config = config
-        if n > 0:
-            resume = resume_state(rec.before(seg.seq))
-            # The replay's own numbering goes on from what it wrote (seq is not compared).
-            replayed = RunRecord.read(path) if path.is_file() else None
-            if replayed is not None:
-                resume = replace(resume, last_seq=max(resume.last_seq, replayed.last_seq))
-            if seg.data.config is not None:
-                seg_config = rec.recorded_config(seg.data.config)
-        extra: dict[str, Any] = ({"replay_of": rec.run_id} if fork is None
-                                 else {"parent": rec.run_id, "fork_from": from_step})
-        if n > 0:
-            extra["resumed"] = True
-        session = RunSession(base, run_id, config=seg_config, backend=backend, registry=tools, approver=approver,
-                             runs_dir=out_dir, memory=live_run, telemetry=live_run, extra_start=extra,
-                             resume=resume, hook_results=hook_results,
-                             checkpoints=live_run, workspace=changes)
-        clients.append(session.client)
-        deps = session.deps(planner, confirm, output_schema=seg.data.output_schema,
-                            instructions=ProjectInstructions.from_record(seg.data.instructions),
-                            verify_command=seg.data.verify_command or "",
-                            decide_uncertain=decide_uncertain, steering=steering)
-        offset = path.stat().st_size if path.is_file() else 0
-        runner = asyncio.ensure_future(run(task, deps))
-        part.stop = runner.cancel
-        try:
-            outcome = await runner
-        except RecordingEnds:
-            if not part.killed:
-                raise
-        finally:
-            part.stop = None
-            session.close()
-        path = session.events_path
-        if part.killed:
-            recorded = sum(1 for t in rec if part.lo <= t.seq < part.hi and _compared(t))
-            _cut_at_the_kill(path, offset, recorded)
-    assert outcome is not None
-    got = RunRecord.read(path)
-    divergence = None if fork is not None else first_divergence(rec, got)
-    if divergence is not None and (cause := other_prompts(start)):
-        divergence = replace(divergence, cause=cause)
-    if tmp is not None:
-        tmp.cleanup()
-    return ReplayResult(outcome, divergence, path, [*rec.warnings, *_instructions_changed(start, registry, config)])
+    return _Replay(rec, base, config, out_dir, run_id, fork, live_run=fork is not None and settings is not None,
+                   live_writes=live_writes, backend=backend, tools=tools,
+                   approver=RecordedApprover(config, rec, fork=fork, live=live_approver),
+                   served=_Served(rec, fork), changes=changes,
+                   hook_results=RecordedHookResults(rec, live=fork.live if fork is not None else None),
+                   order=order, sleep=sleep)
 
 
 def _cut_at_the_kill(path: Path, offset: int, keep: int) -> None:

@@ -354,6 +354,8 @@ class RunDeps:
     #: Told of each plan revised for the user's words (feedback, a steer), with its diff, before
     #: it is confirmed or run.
     on_revision: Callable[[PlanRevision], None] | None = None
+    #: The clock a retry waits on (a port: a replay's recorded attempts need no wait).
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
 
 
 #: Version of :func:`episode_plan`'s JSON.
@@ -472,7 +474,7 @@ class _Run:
             budget=self.budget, events=self.events, on_wait=self._on_wait, task=task, on_step=deps.on_step,
             runs=self.state.runs, checkpoints=deps.checkpoints,
             instructions=_executor_instructions(deps),
-            hooks=deps.hooks,
+            hooks=deps.hooks, sleep=deps.sleep,
             hold=self._steered if deps.steering is not None or (deps.resume and deps.resume.unapplied) else None,
         )
         self.started = time.monotonic()

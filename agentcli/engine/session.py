@@ -18,7 +18,8 @@ everything else is built the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,8 @@ class RunSession:
                  extra_start: dict[str, Any] | None = None, hooks: bool = True,
                  hook_results: HookResults | None = None, checkpoints: bool = True,
                  workspace: WorkspaceProbe | None = None,
-                 on_warning: Callable[[str], None] | None = None, resumed_from: Any = None) -> None:
+                 on_warning: Callable[[str], None] | None = None, resumed_from: Any = None,
+                 sleep: Callable[[float], Awaitable[Any]] | None = None) -> None:
         self.settings = settings
         self.config = config if config is not None else settings.config
         self.run_id = run_id
@@ -139,13 +141,16 @@ class RunSession:
             self.telemetry = start_run_telemetry(self.config.telemetry)
             if self.telemetry is not None:
                 self.events.listeners.append(self.telemetry.listener)
+        #: The clock retries wait on, the client's and the steps' (a replay's need not wait).
+        self.sleep: Callable[[float], Awaitable[Any]] = sleep or asyncio.sleep
         self.budget = Budget(self.config.budget)
         self.budget.listeners.append(budget_recorder(self.events))
         self.call_log = CallLog(self.run_dir / LLM_LOG_NAME,
                                 stderr=log_json or self.config.logging.json_stderr)
         self.client = LLMClient(self.config, backend=backend, call_log=self.call_log, run_id=run_id,
                                 guard=self.budget.check_llm_call, headroom=self.budget.output_headroom,
-                                observers=[self.budget.observe, llm_call_recorder(self.events)])
+                                observers=[self.budget.observe, llm_call_recorder(self.events)],
+                                sleep=self.sleep)
         self.approver = approver if approver is not None else Approver(self.config.approval)
         self.registry = registry
         self.memory: Any = None
@@ -211,7 +216,7 @@ class RunSession:
                        events=self.events, planner=planner, confirm=confirm, run_id=self.run_id,
                        on_step=step_hook, budget=self.budget, resume=self.resume, memory=self.memory,
                        extra_start=self.extra_start, hooks=self.hooks,
-                       checkpoints=self.checkpoints, workspace=self.workspace, **extra)
+                       checkpoints=self.checkpoints, workspace=self.workspace, sleep=self.sleep, **extra)
 
     def close(self) -> None:
         """Close the log, the call log and telemetry (the registry is closed by :meth:`aclose`)."""

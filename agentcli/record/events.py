@@ -61,6 +61,7 @@ EventType = Literal[
     "step_started",
     "llm_call",
     "tool_intent",
+    "args_checked",
     "tool_call",
     "step_finished",
     "approval",
@@ -114,6 +115,10 @@ _EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 # additive field survives a read, and a replay compares it.
 
 
+#: A payload class's keys in the line, in declaration order (its ``_KEYS`` applied), once known.
+_LINE_KEYS: dict[type, tuple[str, ...]] = {}
+
+
 class Payload(BaseModel):
     """The ``data`` of one event type. ``TYPE`` names it."""
 
@@ -135,11 +140,20 @@ class Payload(BaseModel):
             data = self.model_dump(by_alias=True, exclude_unset=True)
         else:
             fields = self.__pydantic_fields_set__
+            values = self.__dict__
             keys = cls._KEYS
-            if keys:
-                data = {keys.get(k, k): v for k, v in self.__dict__.items() if k in fields}
+            if fields.issuperset(values):  # every field set (a step's events): no filtering
+                if keys:
+                    line_keys = _LINE_KEYS.get(cls)
+                    if line_keys is None:
+                        line_keys = _LINE_KEYS[cls] = tuple(keys.get(k, k) for k in cls.model_fields)
+                    data = dict(zip(line_keys, values.values(), strict=True))
+                else:
+                    data = dict(values)
+            elif keys:
+                data = {keys.get(k, k): v for k, v in values.items() if k in fields}
             else:
-                data = {k: v for k, v in self.__dict__.items() if k in fields}
+                data = {k: v for k, v in values.items() if k in fields}
         extra = self.__pydantic_extra__
         if extra:
             data.update(extra)
@@ -288,6 +302,18 @@ class ToolIntent(Payload):
     tool: str
     args: Any = None
     attempt: int = 1
+
+
+class ArgsChecked(Payload):
+    """A tool call's arguments checked against the workspace (an edit's search text must be in
+    its file): the answer, as the step got it. Written for the tools whose check reads the
+    workspace; a replay serves it (the run has changed the workspace since)."""
+
+    TYPE: ClassVar[EventType] = "args_checked"
+    tool: str
+    ok: bool
+    #: The refusal (a :class:`~agentcli.tools.ToolError` as JSON, secrets masked); None when ok.
+    error: dict[str, Any] | None = None
 
 
 class ToolCalled(Payload):
@@ -543,7 +569,8 @@ class UserSaid(Payload):
 
 #: The payload model of every event type.
 PAYLOADS: dict[str, type[Payload]] = {
-    m.TYPE: m for m in (RunStarted, PlanCreated, TransitionMade, StepStarted, LlmCall, ToolIntent, ToolCalled,
+    m.TYPE: m for m in (RunStarted, PlanCreated, TransitionMade, StepStarted, LlmCall, ToolIntent, ArgsChecked,
+                        ToolCalled,
                         StepFinished, ApprovalMade, BudgetChecked, MemoryRecalled, MemoryWritten, Reviewed,
                         WorkspaceChanged, Verified, Hooked, RunFinished, CheckpointMade, Undone, ResumeDecided,
                         SessionStarted, TurnStarted, SessionRolledBack, UserSaid)
@@ -592,8 +619,6 @@ def _needs_redaction(value: Any) -> bool:
     for in the encoded line). Only the containers orjson encodes natively are walked: anything
     else sends the event down the general path."""
     t = type(value)
-    if t is str:
-        return not _safe_string(value)
     if t is dict:
         if not _SAFE_KEYS.issuperset(value):  # one C-level pass in the usual case: keys seen before
             for k in value:
@@ -602,13 +627,22 @@ def _needs_redaction(value: Any) -> bool:
                         return True
                     if len(_SAFE_KEYS) < _SAFE_KEYS_MAX:
                         _SAFE_KEYS.add(k)
-        for v in value.values():
-            if (v.__class__ is str or (type(v) in _CONTAINERS and v)) and _needs_redaction(v):
-                return True
+        items: Any = value.values()
     elif t is list or t is tuple:
-        for v in value:
-            if (v.__class__ is str or (type(v) in _CONTAINERS and v)) and _needs_redaction(v):
+        items = value
+    elif t is str:
+        return not _safe_string(value)
+    else:
+        return False
+    # A string seen before is a set lookup here, without a call (a step writes ~30 strings, most
+    # of them the same from step to step: states, tool names, statuses).
+    for v in items:
+        c = v.__class__
+        if c is str:
+            if v not in _SAFE_STRINGS and not _safe_string(v):
                 return True
+        elif (c is dict or c is list or c is tuple) and v and _needs_redaction(v):
+            return True
     return False
 
 

@@ -14,6 +14,7 @@ A tool never raises for a model's mistake. Whatever goes wrong ends up as a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -257,7 +258,8 @@ class Tool:
 
     @property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.func)
+        # Asked at every call: inspect's answer, kept per function.
+        return _is_coroutine_function(self.func)
 
     def parameters_schema(self) -> dict[str, Any]:
         """JSON Schema of the arguments (an object schema)."""
@@ -373,6 +375,9 @@ def tool(
         )
 
     return wrap
+
+
+_is_coroutine_function = functools.cache(inspect.iscoroutinefunction)
 
 
 def _ignore_ctx(func: Callable[..., Any]) -> ToolFunc:
