@@ -435,27 +435,33 @@ def find_run(data_dir: Path, run_id: str) -> Path:
 
     A run id is a folder name of ``<data_dir>/runs``: anything else (a path, glob characters,
     a name too long for the file system) is a usage error, never a path to follow."""
-    root = data_dir / "runs"
-    if run_id in LATEST_RUN:
-        paths = run_paths(data_dir)
+    return find_record(data_dir / "runs", run_id, EVENTS_NAME, _RUN_ID, noun="run", listing="agent runs list")
+
+
+def find_record(root: Path, key: str, file_name: str, pattern: re.Pattern[str], *, noun: str, listing: str) -> Path:
+    """The record file ``root/<id>/file_name`` named by ``key``: a full id, a unique prefix, or
+    ``last`` (the newest record). A key ``pattern`` does not match is a usage error, never a path to
+    follow; so is an unknown or ambiguous one (runs and sessions are found the same way)."""
+    if key in LATEST_RUN:
+        paths = sorted(root.glob(f"*/{file_name}"), key=lambda p: p.parent.name, reverse=True) if root.is_dir() else []
         if not paths:
-            raise UsageError(f"no runs yet in {root}")
+            raise UsageError(f"no {noun}s yet in {root}")
         return newest_record(paths)
-    if not _RUN_ID.match(run_id):
-        raise UsageError(f"'{run_id[:80]}' is not a run id (see agent runs list)")
-    exact = root / run_id / EVENTS_NAME
+    if not pattern.match(key):
+        raise UsageError(f"'{key[:80]}' is not a {noun} id (see {listing})")
+    exact = root / key / file_name
     if exact.is_file():
         return exact
     try:
-        names = sorted(p.name for p in root.iterdir() if p.name.startswith(run_id)) if root.is_dir() else []
+        names = sorted(p.name for p in root.iterdir() if p.name.startswith(key)) if root.is_dir() else []
     except OSError as e:
         raise UsageError(f"cannot read {root}: {e.strerror}") from None
-    matches = [root / n / EVENTS_NAME for n in names if (root / n / EVENTS_NAME).is_file()]
+    matches = [root / n / file_name for n in names if (root / n / file_name).is_file()]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        raise UsageError(f"run id '{run_id}' is ambiguous: {', '.join(m.parent.name for m in matches[:5])}")
-    raise UsageError(f"no run '{run_id}' in {root}")
+        raise UsageError(f"{noun} id '{key}' is ambiguous: {', '.join(m.parent.name for m in matches[:5])}")
+    raise UsageError(f"no {noun} '{key}' in {root}")
 
 
 def _started(path: Path) -> float:
@@ -484,5 +490,5 @@ def run_paths(data_dir: Path) -> list[Path]:
     return sorted(root.glob(f"*/{EVENTS_NAME}"), key=lambda p: p.parent.name, reverse=True)
 
 
-__all__ = ["ForkCut", "MalformedEvent", "RecordedPlan", "RunRecord", "Typed", "call_record", "find_run",
+__all__ = ["ForkCut", "MalformedEvent", "RecordedPlan", "RunRecord", "Typed", "call_record", "find_record", "find_run",
            "newest_record", "payload_of", "recorded_price", "response_of", "run_paths", "step_order"]

@@ -33,7 +33,7 @@ from agentcli.record.events import (
     SessionStarted,
     TurnStarted,
 )
-from agentcli.record.reader import LATEST_RUN, RunRecord, find_run, newest_record
+from agentcli.record.reader import RunRecord, find_record, find_run
 
 __all__ = ["SESSION_NAME", "SessionRecord", "SessionSummary", "Turn", "find_session", "list_sessions",
            "new_session_id", "session_of_run", "session_paths", "sessions_root", "start_session"]
@@ -181,23 +181,8 @@ def session_paths(data_dir: Path) -> list[Path]:
 
 def find_session(data_dir: Path, session_id: str) -> Path:
     """A session's file by full id, unique prefix, or ``last`` (the newest)."""
-    root = sessions_root(data_dir)
-    if session_id in LATEST_RUN:
-        paths = session_paths(data_dir)
-        if not paths:
-            raise UsageError(f"no sessions yet in {root}")
-        return newest_record(paths)
-    if not _SESSION_ID.match(session_id):
-        raise UsageError(f"'{session_id[:80]}' is not a session id (see agent sessions)")
-    exact = root / session_id / SESSION_NAME
-    if exact.is_file():
-        return exact
-    matches = [p for p in session_paths(data_dir) if p.parent.name.startswith(session_id)]
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        raise UsageError(f"session id '{session_id}' is ambiguous: {', '.join(m.parent.name for m in matches[:5])}")
-    raise UsageError(f"no session '{session_id}' in {root}")
+    return find_record(sessions_root(data_dir), session_id, SESSION_NAME, _SESSION_ID, noun="session",
+                       listing="agent sessions")
 
 
 def is_session_id(text: str) -> bool:
