@@ -360,12 +360,19 @@ class Executor:
             raise
         self._finish(run)
 
-    async def _llm_step(self, plan: Plan, run: StepRun) -> None:
-        step = run.step
+    def _prompt_of(self, run: StepRun) -> str | None:
+        """A model step's prompt with its references resolved; None (the step failed) when one cannot be."""
         try:
-            prompt = self._resolve(step.prompt, prompt=True)
+            prompt: str = self._resolve(run.step.prompt, prompt=True)  # a model step's prompt is validated as text
+            return prompt
         except ReferenceResolutionError as e:
             run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
+            return None
+
+    async def _llm_step(self, plan: Plan, run: StepRun) -> None:
+        step = run.step
+        prompt = self._prompt_of(run)
+        if prompt is None:
             return
         messages = llm_step_messages(self.task, prompt, self.instructions, step.answer,
                                      reminder=plan_reminder(plan, step.id))
@@ -397,10 +404,8 @@ class Executor:
         """An investigate step (:mod:`agentcli.engine.investigate`): approved as a read, then the
         bounded loop; its output is the findings (also when it fails at a limit: what it found)."""
         step = run.step
-        try:
-            question = self._resolve(step.prompt, prompt=True)
-        except ReferenceResolutionError as e:
-            run.status, run.error = "failed", {"type": "reference", "message": e.one_line()}
+        question = self._prompt_of(run)
+        if question is None:
             return
         if not await self._approve(plan, run, {"question": question}, None):
             return
