@@ -55,7 +55,8 @@ def test_a_dependency_the_environment_lacks_stops_the_run_with_one_line(workspac
                  env={"AGENT_VERIFY__COMMAND": PYTEST})
     assert text.returncode == 5 and "verify: FAILED" in text.stdout
     line = one_error_line(text)
-    assert line.startswith("error: missing_dependency: the verify command") and "`text_unidecode_zz`" in line
+    assert line.startswith("error: missing_dependency: the Python module `text_unidecode_zz` is not installed "
+                           "where the verify command runs; a new plan cannot install it: ")
     assert "install it in the environment the verify command uses" in line and "[verify] command" in line
     replay = agent(workspace, "replay", out["run_id"])
     assert replay.returncode == 0 and "identical" in replay.stdout, replay.stdout + replay.stderr

@@ -724,7 +724,7 @@ class _Run:
             **result.payload().event_data(), missing={"kind": missing.kind, "name": missing.name,
                                                       "evidence": missing.evidence}))
         if missing is not None:  # no new plan can install it: say so instead of re-planning
-            raise DependencyMissing(missing.message(command))
+            raise DependencyMissing(missing.message())
         if result.feedback is not None:  # declined with the user's words: the plan is revised with them
             self._user = UserChange("feedback", "approval", result.feedback, VERIFY_STEP, SHELL_TOOL)
             st.verified = None

@@ -64,12 +64,19 @@ class MissingDependency:
         return {"python": f"the Python module `{self.top}`", "node": f"the Node package `{self.top}`",
                 "command": f"the command `{self.top}`"}[self.kind]
 
-    def message(self, command: str) -> str:
-        """One line for the user: what is missing and what to do."""
-        return (f"the verify command `{command}` failed because {self.describe()} is not installed where it "
-                f"runs ({self.evidence.strip()[:160]}); a new plan cannot install it: install it in the "
-                "environment the verify command uses, or set [verify] command to run it with the project's "
-                "own environment (e.g. .venv/bin/python -m pytest)")
+    def message(self) -> str:
+        """One line for the user: what is missing, where, and what to do."""
+        advice = {
+            "python": "install it in the environment the verify command uses, or set [verify] command to run in "
+                      "the project's own (e.g. `.venv/bin/python -m pytest`)",
+            "node": "install it in the environment the verify command uses (`npm install` in the workspace "
+                    "before the run), or set [verify] command to one that has it",
+            "command": "install it in the environment the verify command uses (on its PATH), or set [verify] "
+                       "command to one that has it",
+        }[self.kind]
+        # The output's line is in the verify event and the report; the name says it here.
+        return (f"{self.describe()} is not installed where the verify command runs; a new plan cannot install "
+                f"it: {advice}")
 
 
 def missing_dependency(output: str, exit_code: int | None, *, task: str = "", paths: Iterable[str] = (),
