@@ -12,6 +12,7 @@
         REVIEWING -> REPLANNING -> EXECUTING       a new plan; completed steps kept
         EXECUTING -> REPLANNING                    the user's words: feedback at a step's approval, or a
                                                    steer taken at a step boundary (completed steps kept)
+        REVIEWING | VERIFYING -> REPLANNING        a steer sent while the reviewer or the verify command ran
         ... -> FAILED                              budget, denial, abort, planner failure, a "complete"
                                                    the record contradicts (no step succeeded, an
                                                    answer with nothing from the steps in it)

@@ -10,7 +10,9 @@ re-plan that keeps the completed steps and gives the planner the person's words 
 * **Steering** (:class:`SteeringQueue`): a message sent while the plan executes is queued, and
   taken at the next step boundary: before the executor starts another step, never during a tool
   call. The executor starts no new step, lets the running ones finish, and the loop moves
-  EXECUTING -> REPLANNING with the message as the reason.
+  EXECUTING -> REPLANNING with the message as the reason. After the last step, the review (when it
+  judged the task complete) and the verify command are boundaries too (:data:`BoundaryKind`), so a
+  message sent while they run is applied, not left for the end.
 
 Each is recorded as a ``user_message`` event (kind, the words, where, the plan it was about and,
 for a steer, the steps finished when it was taken). Where messages come from is a port,
