@@ -79,9 +79,11 @@ def test_a_module_the_change_should_have_made_is_re_planned(workspace: Path) -> 
 
 def test_what_counts_as_missing_and_what_is_the_runs_own_work() -> None:
     py = ("Traceback (most recent call last):\n  File \"t.py\", line 1\n"
-          "ModuleNotFoundError: No module named 'yaml.cyaml'\n")
+          "ModuleNotFoundError: No module named 'yaml'\n")
     dep = missing_dependency(py, 1)
-    assert dep is not None and (dep.kind, dep.name, dep.top) == ("python", "yaml.cyaml", "yaml")
+    assert dep is not None and (dep.kind, dep.name, dep.top) == ("python", "yaml", "yaml")
+    # A module inside a package that was found: the project's own package, most likely.
+    assert missing_dependency("E   ModuleNotFoundError: No module named 'mypkg.helpers'\n", 1) is None
     assert missing_dependency(py, 1, task="parse the config with yaml") is None  # the task names it
     assert missing_dependency(py, 1, paths=["src/yaml/loader.py"]) is None  # the run's own package
     assert missing_dependency(py, 1, paths=["yaml.py"]) is None

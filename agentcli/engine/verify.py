@@ -87,8 +87,10 @@ def missing_dependency(output: str, exit_code: int | None, *, task: str = "", pa
     Part of the run's own work (a normal failure, for a new plan): a relative or absolute module
     path or command (``./x``, ``'/w/x.js'``), a name the ``task`` says, a name that is a file or
     folder of ``paths`` (the files the run changed or its steps name: ``helper.py``,
-    ``src/pkg/a.py``), a name in the lines the run's change ``added`` (an import it added). A
-    command counts only with exit code 127, the shell's "not found"."""
+    ``src/pkg/a.py``), a name in the lines the run's change ``added`` (an import it added), and a
+    Python module inside a package (``pkg.helpers``: ``pkg`` was found, most likely the project's
+    own). When any of the output's missing names is the run's own, none is taken for the
+    environment's. A command counts only with exit code 127, the shell's "not found"."""
     found: list[MissingDependency] = []
     for m in _PY.finditer(output):
         found.append(MissingDependency("python", m.group(1).rstrip("."), _line(output, m.start())))
@@ -103,6 +105,8 @@ def missing_dependency(output: str, exit_code: int | None, *, task: str = "", pa
     for dep in found:
         if dep.name.startswith((".", "/", "~")) or ("/" in dep.name and dep.kind == "command"):
             return None  # a path: the workspace's own file
+        if dep.kind == "python" and "." in dep.name:
+            return None  # its package was found: a module of it is missing
         top = dep.top
         if top in own or dep.name in own or _said(top, task) or _said(top, added):
             return None
