@@ -436,3 +436,39 @@ def test_a_steer_sent_while_the_reviewer_ran_is_applied_after_the_review(workspa
     (said,) = rec.user_messages
     assert (said.data.text, said.data.boundary, said.data.done) == ("also the docs", "review", ["s1"])
     _replay(h)  # served after the review, not at the step boundary before it (same plan, same steps done)
+
+
+class AfterReview:
+    """Steers once, at the first boundary after the reviewer was asked (a message typed while it ran)."""
+
+    def __init__(self, model: ScriptedModel, words: str) -> None:
+        self.model, self.words = model, words
+        self.kinds: list[str] = []
+
+    def take(self, boundary: Boundary) -> str | None:
+        self.kinds.append(boundary.kind)
+        reviewed = any("You review the results" in str(r.messages[0]["content"]) for r in self.model.requests)
+        if reviewed and self.words:
+            words, self.words = self.words, ""
+            return words
+        return None
+
+
+def test_a_steer_sent_while_a_continue_review_ran_is_taken_before_the_next_step(workspace: Path) -> None:
+    """s1 failed and the run stopped starting steps; a message typed while the reviewer ran, which
+    said continue, is taken at the next step boundary and replays there."""
+    (workspace / "ok.txt").write_text("fine")
+    first = plan(step("s1", "read_file", path="missing.txt"), step("s2", "read_file", path="ok.txt"),
+                 step("s3", prompt="use {{s1.output}}", deps=["s1"]))
+    second = plan(step("s4", "read_file", path="ok.txt"), plan_id="plan-2")
+    model = ScriptedModel([review("continue", reason="s1 is optional"), review(answer="fine")])
+    h = Harness(workspace, config(executor={"max_parallel": 1}), model, [first, second])
+    out = Run(h, steering=AfterReview(model, "read ok.txt once more")).go()
+    assert out.status == "COMPLETE", out.answer
+    assert [(s["id"], s["status"]) for s in out.steps] == [("s4", "ok")]
+    rec = RunRecord.read(h.events_path)
+    (said,) = rec.user_messages
+    assert (said.data.text, said.data.boundary, said.data.done) == ("read ok.txt once more", "step", ["s1"])
+    assert moves(rec) == ["PLANNING", "EXECUTING", "REVIEWING", "EXECUTING", "REPLANNING", "EXECUTING", "REVIEWING",
+                          "COMPLETE", "IDLE"]
+    _replay(h)
