@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -84,4 +87,149 @@ def markdown(runs: list[tuple[str, list[dict[str, Any]]]]) -> str:
     lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     lines += [f"- {summary_line(label, summary(recs))}" for label, recs in runs]
+    return "\n".join(lines) + "\n"
+
+
+# --- Prompt caching counted, from the transcripts of a run -------------------------------------------------------
+#
+# A transcript is a run's every request and answer as the endpoint saw them: ``<task>/NNNN.req.json`` (the
+# request body) and ``NNNN.resp.json`` (the answer), numbered from 1 per task. Both agents' requests are
+# counted the same way (bench/cache.py's rule and prices: the tokens a provider's prefix cache sees), each
+# task's run on its own: a request may reuse the prefix of an earlier request of the same task run only.
+
+#: The start of an investigate step's system message (agentcli's engine/investigate.py).
+_INVESTIGATE = "You investigate one question"
+
+
+def transcript(folder: Path) -> list[tuple[Any, dict[str, Any]]]:
+    """One task's ``(request, answer)`` pairs in the order sent (the answer ``{}`` where none was written)."""
+    from agentcli.models.types import ModelRequest
+
+    out: list[tuple[Any, dict[str, Any]]] = []
+    for req_file in sorted(folder.glob("*.req.json")):
+        body = json.loads(req_file.read_text())
+        resp_file = req_file.with_name(req_file.name.replace(".req.json", ".resp.json"))
+        answer = json.loads(resp_file.read_text()) if resp_file.is_file() else {}
+        out.append((ModelRequest(model=str(body.get("model", "")), messages=list(body.get("messages") or []),
+                                 max_tokens=int(body.get("max_tokens") or 0),
+                                 temperature=float(body.get("temperature") or 0.0),
+                                 response_format=body.get("response_format"), tools=body.get("tools")),
+                    answer))
+    return out
+
+
+def role(req: Any) -> str:
+    """planner, step, reviewer, investigate or other (bench/breakdown.py's roles, and investigate steps)."""
+    from bench import breakdown
+
+    system = str(req.messages[0].get("content", "")) if req.messages else ""
+    return "investigate" if system.startswith(_INVESTIGATE) else breakdown.role_of(req)
+
+
+def task_figures(pairs: list[tuple[Any, dict[str, Any]]]) -> dict[str, Any]:
+    """A task run's requests priced by the prefix rule (bench/cache.py), and what its calls were for:
+    survey rounds (a planner answer that calls tools: a look before the plan) and investigate steps
+    (an investigation's first request: the system message and the question, nothing answered yet)."""
+    from bench import cache
+
+    reqs = [r for r, _ in pairs]
+    roles = [role(r) for r in reqs]
+    return {"bill": cache.bill(reqs), "calls": len(pairs),
+            "survey_rounds": sum(1 for (_, a), k in zip(pairs, roles, strict=True)
+                                 if k == "planner" and a.get("tool_calls")),
+            "investigate_steps": sum(1 for r, k in zip(reqs, roles, strict=True)
+                                     if k == "investigate" and not any(m.get("role") == "assistant"
+                                                                       for m in r.messages)),
+            "roles": roles}
+
+
+def _sum(bills: Iterable[Any]) -> Any:
+    from bench import cache
+
+    total = cache.Bill()
+    for b in bills:
+        total.requests += b.requests
+        total.input_tokens += b.input_tokens
+        total.cacheable += b.cacheable
+        total.written += b.written
+    return total
+
+
+def cache_figures(folder: Path, task_ids: list[str] | None = None) -> dict[str, Any]:
+    """Per task (``task_ids``, or every task folder) and summed: :func:`task_figures`."""
+    ids = task_ids if task_ids is not None else sorted(p.name for p in folder.iterdir() if p.is_dir())
+    per = {tid: task_figures(transcript(folder / tid)) for tid in ids if (folder / tid).is_dir()}
+    return {"tasks": per, "bill": _sum(f["bill"] for f in per.values())}
+
+
+def _units(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]]) -> str:
+    """Each run's transcripts priced with prompt caching counted (one row a run, then the ratios of a
+    ReAct run, ``mini``, to each other run), then per task of each agentcli run: resolved, calls, survey
+    rounds, re-plans and investigate steps. ``runs``: (label, transcripts folder, result records); only
+    the tasks of every run are counted, so the runs are compared on the same tasks."""
+    common = sorted(set.intersection(*({p.name for p in t.iterdir() if p.is_dir()} for _, t, _ in runs)))
+    every = [(label, cache_figures(folder), recs) for label, folder, recs in runs]
+    figs = []
+    for label, f, recs in every:
+        total = _sum(f["tasks"][tid]["bill"] for tid in common)
+        figs.append((label, {"tasks": {tid: f["tasks"][tid] for tid in common}, "bill": total}, recs))
+    lines = [f"Prompt caching counted, on the {len(common)} tasks every run has a transcript of "
+             "(bench/cache.py's rule and prices: a request's cacheable part is the longest prefix it shares with "
+             "an earlier request of the same task run, at least 1,024 tokens, in 128-token steps; costs in "
+             "input-token units, 1 = one input token at the full price):", "",
+             "| run | requests | input tokens (no cache) | cacheable (share) | not served from a cache | "
+             "billed at OpenAI (cached 50%) | billed at Anthropic (read 10%, write 125%) |",
+             "|---|---|---|---|---|---|---|"]
+    for label, f, _ in figs:
+        b = f["bill"]
+        lines.append(f"| {label} | {b.requests} | {b.input_tokens:,} | {b.cacheable:,} ({b.share:.0%}) | "
+                     f"{b.uncached:,} | {_units(b.openai)} | {_units(b.anthropic)} |")
+    react = [(label, f) for label, f, _ in figs if label.startswith("mini")]
+    if react:
+        rl, rf = react[0]
+        rb = rf["bill"]
+        lines += ["", f"| ratio {rl} / run | input tokens (no cache) | not served from a cache | OpenAI | "
+                  "Anthropic |", "|---|---|---|---|---|"]
+        for label, f, _ in figs:
+            if label == rl:
+                continue
+            b = f["bill"]
+            lines.append(f"| {label} | {rb.input_tokens / max(b.input_tokens, 1):.2f}x | "
+                         f"{rb.uncached / max(b.uncached, 1):.2f}x | {rb.openai / max(b.openai, 1):.2f}x | "
+                         f"{rb.anthropic / max(b.anthropic, 1):.2f}x |")
+    for label, f, recs in every:
+        if not label.startswith("agentcli"):
+            continue
+        by_id = {r["instance_id"]: r for r in recs}
+        lines += ["", f"{label}, per task:", "",
+                  "| task | resolved | calls | survey rounds | re-plans | investigate steps | input tokens | "
+                  "cacheable | Anthropic units |", "|---|---|---|---|---|---|---|---|---|"]
+        tot = {"calls": 0, "survey_rounds": 0, "replans": 0, "investigate_steps": 0, "resolved": 0}
+        for tid, t in f["tasks"].items():
+            rec = by_id.get(tid, {})
+            replans = int((rec.get("agent_result") or {}).get("replans") or 0)
+            resolved = bool(rec.get("resolved"))
+            b = t["bill"]
+            lines.append(f"| {tid} | {'yes' if resolved else ('no' if rec else '?')} | {t['calls']} | "
+                         f"{t['survey_rounds']} | {replans} | {t['investigate_steps']} | {b.input_tokens:,} | "
+                         f"{b.share:.0%} | {_units(b.anthropic)} |")
+            for k in ("calls", "survey_rounds", "investigate_steps"):
+                tot[k] += t[k]
+            tot["replans"] += replans
+            tot["resolved"] += resolved
+        n = max(len(f["tasks"]), 1)
+        b = f["bill"]
+        lines.append(f"| **total** ({len(f['tasks'])} tasks) | {tot['resolved']} | {tot['calls']} | "
+                     f"{tot['survey_rounds']} ({tot['survey_rounds'] / n:.2f} a task) | {tot['replans']} | "
+                     f"{tot['investigate_steps']} | {b.input_tokens:,} | {b.share:.0%} | {_units(b.anthropic)} |")
+        for lang in sorted({str(r.get("language", "")) for r in recs if r["instance_id"] in f["tasks"]} - {""}):
+            ids = [r["instance_id"] for r in recs if r.get("language") == lang and r["instance_id"] in f["tasks"]]
+            rounds = sum(f["tasks"][i]["survey_rounds"] for i in ids)
+            lines.append(f"- {lang} tasks: {len(ids)}, survey rounds {rounds} ({rounds / len(ids):.2f} a task), "
+                         f"calls {sum(f['tasks'][i]['calls'] for i in ids)}, investigate steps "
+                         f"{sum(f['tasks'][i]['investigate_steps'] for i in ids)}")
     return "\n".join(lines) + "\n"
