@@ -201,7 +201,7 @@ def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]]) -> str:
             lines.append(f"| {label} | {rb.input_tokens / max(b.input_tokens, 1):.2f}x | "
                          f"{rb.uncached / max(b.uncached, 1):.2f}x | {rb.openai / max(b.openai, 1):.2f}x | "
                          f"{rb.anthropic / max(b.anthropic, 1):.2f}x |")
-    for label, f, recs in every:
+    for (label, f, recs), (_, folder, _) in zip(every, runs, strict=True):
         if not label.startswith("agentcli"):
             continue
         by_id = {r["instance_id"]: r for r in recs}
@@ -226,10 +226,47 @@ def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]]) -> str:
         lines.append(f"| **total** ({len(f['tasks'])} tasks) | {tot['resolved']} | {tot['calls']} | "
                      f"{tot['survey_rounds']} ({tot['survey_rounds'] / n:.2f} a task) | {tot['replans']} | "
                      f"{tot['investigate_steps']} | {b.input_tokens:,} | {b.share:.0%} | {_units(b.anthropic)} |")
+        lines += ["", f"{label}: where the input tokens go (every task of the run; bench/breakdown.py's "
+                  "sections, tokens counted the same way):", "", where_tokens_go(folder).rstrip("\n")]
         for lang in sorted({str(r.get("language", "")) for r in recs if r["instance_id"] in f["tasks"]} - {""}):
             ids = [r["instance_id"] for r in recs if r.get("language") == lang and r["instance_id"] in f["tasks"]]
             rounds = sum(f["tasks"][i]["survey_rounds"] for i in ids)
             lines.append(f"- {lang} tasks: {len(ids)}, survey rounds {rounds} ({rounds / len(ids):.2f} a task), "
                          f"calls {sum(f['tasks'][i]['calls'] for i in ids)}, investigate steps "
                          f"{sum(f['tasks'][i]['investigate_steps'] for i in ids)}")
+    return "\n".join(lines) + "\n"
+
+
+def _part(name: str) -> str:
+    """A section of bench/breakdown.py, with a conversation's later messages (a survey's or an
+    investigation's calls and results, a re-ask) taken as one part: their '# ' lines are code, not headings."""
+    head = name.split(" ", 1)[0]
+    return "conversation (calls and results)" if "#" in head else name
+
+
+def where_tokens_go(folder: Path, task_ids: list[str] | None = None) -> str:
+    """Per role of agentcli's requests: how many, their input tokens and share, and the biggest parts of
+    a request on average (bench/breakdown.py's sections)."""
+    from bench import breakdown
+
+    ids = task_ids if task_ids is not None else sorted(p.name for p in folder.iterdir() if p.is_dir())
+    reqs = [r for tid in ids if (folder / tid).is_dir() for r, _ in transcript(folder / tid)]
+    by_role: dict[str, list[Any]] = {}
+    for r in reqs:
+        by_role.setdefault(role(r), []).append(r)
+    total = 0
+    rows: list[tuple[str, int, int, dict[str, int]]] = []
+    for name, rs in by_role.items():
+        parts: dict[str, int] = {}
+        for r in rs:
+            for sec, n in breakdown.sections(r):
+                parts[_part(sec)] = parts.get(_part(sec), 0) + n
+        tokens = sum(parts.values())
+        total += tokens
+        rows.append((name, len(rs), tokens, parts))
+    lines = ["| role | requests | input tokens | share | a request on average: biggest parts |",
+             "|---|---|---|---|---|"]
+    for name, n, tokens, parts in sorted(rows, key=lambda x: -x[2]):
+        top = ", ".join(f"{k} {v // n:,}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1])[:7])
+        lines.append(f"| {name} | {n} | {tokens:,} | {tokens / max(total, 1):.0%} | {tokens // n:,}: {top} |")
     return "\n".join(lines) + "\n"
