@@ -100,11 +100,17 @@ def test_transcripts_are_priced_with_caching_and_agentcli_calls_are_counted(tmp_
     # results), 1 investigate step (two calls of one investigation).
     assert "| calc-add | yes | 4 | 1 | 1 | 1 |" in r.stdout
     assert "- javascript tasks: 1, survey rounds 1 (1.00 a task), calls 4, investigate steps 1" in r.stdout
+    # Named runs: the agent is read from the records, not the name.
+    named = report(str(tmp_path / "agentcli--openai_gpt-4o-mini--abc1234"), str(tmp_path / "mini--openai_gpt-4o-mini"),
+                   "--transcripts", str(tmp_path / "tr-agentcli"), str(tmp_path / "tr-mini"),
+                   "--labels", "agentcli now", "the ReAct loop")
+    assert named.returncode == 0, named.stderr
+    assert "| ratio the ReAct loop / run |" in named.stdout and "agentcli now, per task:" in named.stdout
 
 
 def test_transcripts_that_do_not_match_the_runs_are_a_usage_error(tmp_path: Path) -> None:
     _results(tmp_path / "res", "agentcli")
-    for args in (["--transcripts", str(tmp_path / "a"), str(tmp_path / "b")],
+    for args in (["--transcripts", str(tmp_path / "a"), str(tmp_path / "b")], ["--labels", "a", "b"],
                  ["--transcripts", str(tmp_path / "missing")]):
         r = report(str(tmp_path / "res"), *args)
         assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr

@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--transcripts", nargs="+", metavar="TDIR",
                     help="With --report: each run's transcripts (TDIR/<task>/NNNN.req.json, .resp.json), in the "
                          "order of the result directories ('-' for none): adds prompt caching counted.")
+    ap.add_argument("--labels", nargs="+", metavar="LABEL",
+                    help="With --report: each run's name in the tables, in the order of the result directories.")
     ap.add_argument("--write-results", metavar="TITLE",
                     help="With --report: write the table to bench/RESULTS.md under '## TITLE'.")
     return ap
@@ -61,7 +63,7 @@ def default_out(agent: str, model: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.report:
-        return _report(args.report, args.write_results, args.transcripts or [])
+        return _report(args.report, args.write_results, args.transcripts or [], args.labels or [])
     try:
         tasks = harness.select(load_all(args.tasks_dir), args.tasks)
         tasks = harness.shard(tasks, args.shard)
@@ -126,10 +128,12 @@ def _check(tasks: list[Task], jobs: int) -> int:
     return 1 if bad else 0
 
 
-def _report(dirs: list[str], title: str | None, transcripts: list[str]) -> int:
+def _report(dirs: list[str], title: str | None, transcripts: list[str], labels: list[str]) -> int:
     if transcripts and len(transcripts) != len(dirs):
         return _fail(f"--transcripts names {len(transcripts)} folders for {len(dirs)} result directories "
                      "(one each, '-' for none)")
+    if labels and len(labels) != len(dirs):
+        return _fail(f"--labels names {len(labels)} runs for {len(dirs)} result directories (one each)")
     runs = []
     for d in dirs:
         recs = list(harness.latest(harness.read_results(Path(d))).values())
@@ -138,7 +142,8 @@ def _report(dirs: list[str], title: str | None, transcripts: list[str]) -> int:
         agent, model = str(recs[0].get("agent", "?")), str(recs[0].get("model", "?"))
         # A directory named past its default (e.g. suffixed with the commit run) tells runs of one agent apart.
         extra = Path(d).resolve().name.removeprefix(default_out(agent, model).name).strip("-_ ")
-        runs.append((f"{agent} {model}" + (f" {extra}" if extra else ""), recs))
+        label = labels[len(runs)] if labels else f"{agent} {model}" + (f" {extra}" if extra else "")
+        runs.append((label, recs))
     text = report.markdown(runs)
     priced = [(label, Path(t), recs) for (label, recs), t in zip(runs, transcripts, strict=False) if t != "-"]
     for _, t, _ in priced:
@@ -156,7 +161,8 @@ def _report(dirs: list[str], title: str | None, transcripts: list[str]) -> int:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                                 text=True).stdout.strip()
         when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        shown = " ".join(dirs) + (f" --transcripts {' '.join(transcripts)}" if transcripts else "")
+        shown = " ".join(dirs) + (f" --transcripts {' '.join(transcripts)}" if transcripts else "") \
+            + (" --labels " + " ".join(f"'{x}'" for x in labels) if labels else "")
         head = (f"Command: `python -m bench.swe --report {shown}` (results of `python -m bench.swe`, "
                 f"bench/swe/README.md); written {when} at commit {commit}. Tokens: input / cached / output. "
                 "A task is resolved when all its fail-to-pass tests pass and all its pass-to-pass tests still "

@@ -162,6 +162,11 @@ def cache_figures(folder: Path, task_ids: list[str] | None = None) -> dict[str, 
     return {"tasks": per, "bill": _sum(f["bill"] for f in per.values())}
 
 
+def _agent(label: str, records: list[dict[str, Any]]) -> str:
+    """The agent of a run: its records say, else the label's first word."""
+    return str(records[0].get("agent")) if records and records[0].get("agent") else label.split(" ", 1)[0]
+
+
 def _units(x: float) -> str:
     return f"{x:,.0f}"
 
@@ -188,7 +193,7 @@ def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]]) -> str:
         b = f["bill"]
         lines.append(f"| {label} | {b.requests} | {b.input_tokens:,} | {b.cacheable:,} ({b.share:.0%}) | "
                      f"{b.uncached:,} | {_units(b.openai)} | {_units(b.anthropic)} |")
-    react = [(label, f) for label, f, _ in figs if label.startswith("mini")]
+    react = [(label, f) for label, f, recs in figs if _agent(label, recs) == "mini"]
     if react:
         rl, rf = react[0]
         rb = rf["bill"]
@@ -202,7 +207,7 @@ def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]]) -> str:
                          f"{rb.uncached / max(b.uncached, 1):.2f}x | {rb.openai / max(b.openai, 1):.2f}x | "
                          f"{rb.anthropic / max(b.anthropic, 1):.2f}x |")
     for (label, f, recs), (_, folder, _) in zip(every, runs, strict=True):
-        if not label.startswith("agentcli"):
+        if _agent(label, recs) != "agentcli":
             continue
         by_id = {r["instance_id"]: r for r in recs}
         lines += ["", f"{label}, per task:", "",
