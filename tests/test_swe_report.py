@@ -96,6 +96,9 @@ def test_transcripts_are_priced_with_caching_and_agentcli_calls_are_counted(tmp_
     ratio = next(line for line in r.stdout.splitlines()
                  if line.startswith("| agentcli openai/gpt-4o-mini abc1234 | ") and "x |" in line)
     assert f"| {m_in / a_in:.2f}x | {(m_in - m_cached) / (a_in - a_cached):.2f}x |" in ratio
+    # With one cache across the tasks (one task here): the same requests, the same bill.
+    across = r.stdout.split("one cache across the tasks", 1)[1]
+    assert f"| agentcli openai/gpt-4o-mini abc1234 | 4 | {a_in:,} | {a_cached:,} " in across
     # Per agentcli task: resolved, 4 calls, 1 survey round (the planner's tool call), 1 re-plan (from the
     # results), 1 investigate step (two calls of one investigation).
     assert "| calc-add | yes | 4 | 1 | 1 | 1 |" in r.stdout

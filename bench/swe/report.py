@@ -171,9 +171,33 @@ def _units(x: float) -> str:
     return f"{x:,.0f}"
 
 
+def _bill_tables(bills: list[tuple[str, Any, list[dict[str, Any]]]]) -> list[str]:
+    """A row per run (label, :class:`bench.cache.Bill`, records), then the ratios of the ReAct run
+    (``mini``) to each other run."""
+    lines = ["| run | requests | input tokens (no cache) | cacheable (share) | not served from a cache | "
+             "billed at OpenAI (cached 50%) | billed at Anthropic (read 10%, write 125%) |",
+             "|---|---|---|---|---|---|---|"]
+    for label, b, _ in bills:
+        lines.append(f"| {label} | {b.requests} | {b.input_tokens:,} | {b.cacheable:,} ({b.share:.0%}) | "
+                     f"{b.uncached:,} | {_units(b.openai)} | {_units(b.anthropic)} |")
+    react = [(label, b) for label, b, recs in bills if _agent(label, recs) == "mini"]
+    if react:
+        rl, rb = react[0]
+        lines += ["", f"| ratio {rl} / run | input tokens (no cache) | not served from a cache | OpenAI | "
+                  "Anthropic |", "|---|---|---|---|---|"]
+        for label, b, _ in bills:
+            if label == rl:
+                continue
+            lines.append(f"| {label} | {rb.input_tokens / max(b.input_tokens, 1):.2f}x | "
+                         f"{rb.uncached / max(b.uncached, 1):.2f}x | {rb.openai / max(b.openai, 1):.2f}x | "
+                         f"{rb.anthropic / max(b.anthropic, 1):.2f}x |")
+    return lines
+
+
 def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]]) -> str:
     """Each run's transcripts priced with prompt caching counted (one row a run, then the ratios of a
-    ReAct run, ``mini``, to each other run), then per task of each agentcli run: resolved, calls, survey
+    ReAct run, ``mini``, to each other run; each task run with a cache of its own, then one cache across
+    the tasks), then per task of each agentcli run: resolved, calls, survey
     rounds, re-plans and investigate steps. ``runs``: (label, transcripts folder, result records); only
     the tasks of every run are counted, so the runs are compared on the same tasks."""
     common = sorted(set.intersection(*({p.name for p in t.iterdir() if p.is_dir()} for _, t, _ in runs)))
@@ -185,27 +209,16 @@ def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]]) -> str:
     lines = [f"Prompt caching counted, on the {len(common)} tasks every run has a transcript of "
              "(bench/cache.py's rule and prices: a request's cacheable part is the longest prefix it shares with "
              "an earlier request of the same task run, at least 1,024 tokens, in 128-token steps; costs in "
-             "input-token units, 1 = one input token at the full price):", "",
-             "| run | requests | input tokens (no cache) | cacheable (share) | not served from a cache | "
-             "billed at OpenAI (cached 50%) | billed at Anthropic (read 10%, write 125%) |",
-             "|---|---|---|---|---|---|---|"]
-    for label, f, _ in figs:
-        b = f["bill"]
-        lines.append(f"| {label} | {b.requests} | {b.input_tokens:,} | {b.cacheable:,} ({b.share:.0%}) | "
-                     f"{b.uncached:,} | {_units(b.openai)} | {_units(b.anthropic)} |")
-    react = [(label, f) for label, f, recs in figs if _agent(label, recs) == "mini"]
-    if react:
-        rl, rf = react[0]
-        rb = rf["bill"]
-        lines += ["", f"| ratio {rl} / run | input tokens (no cache) | not served from a cache | OpenAI | "
-                  "Anthropic |", "|---|---|---|---|---|"]
-        for label, f, _ in figs:
-            if label == rl:
-                continue
-            b = f["bill"]
-            lines.append(f"| {label} | {rb.input_tokens / max(b.input_tokens, 1):.2f}x | "
-                         f"{rb.uncached / max(b.uncached, 1):.2f}x | {rb.openai / max(b.openai, 1):.2f}x | "
-                         f"{rb.anthropic / max(b.anthropic, 1):.2f}x |")
+             "input-token units, 1 = one input token at the full price):", ""]
+    lines += _bill_tables([(label, f["bill"], recs) for label, f, recs in figs])
+    from bench import cache
+
+    across = [(label, cache.bill([r for tid in common for r, _ in transcript(folder / tid)]), recs)
+              for label, folder, recs in runs]
+    lines += ["", "The same requests with one cache across the tasks (in task-id order: what a provider's cache "
+              "holds for one user's runs in a row, where the stable start of a request is shared by every task):",
+              ""]
+    lines += _bill_tables(across)
     for (label, f, recs), (_, folder, _) in zip(every, runs, strict=True):
         if _agent(label, recs) != "agentcli":
             continue
