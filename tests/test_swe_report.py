@@ -99,6 +99,10 @@ def test_transcripts_are_priced_with_caching_and_agentcli_calls_are_counted(tmp_
     # With one cache across the tasks (one task here): the same requests, the same bill.
     across = r.stdout.split("one cache across the tasks", 1)[1]
     assert f"| agentcli openai/gpt-4o-mini abc1234 | 4 | {a_in:,} | {a_cached:,} " in across
+    # --tasks: the runs compared on the tasks picked (mini's other task is picked, agentcli has none).
+    picked = report(str(tmp_path / "agentcli--openai_gpt-4o-mini--abc1234"), "--tasks", "calc-*",
+                    "--transcripts", str(tmp_path / "tr-agentcli"))
+    assert picked.returncode == 0 and "on the 1 tasks every run has" in picked.stdout
     # Per agentcli task: resolved, 4 calls, 1 survey round (the planner's tool call), 1 re-plan (from the
     # results), 1 investigate step (two calls of one investigation).
     assert "| calc-add | yes | 4 | 1 | 1 | 1 |" in r.stdout
@@ -118,6 +122,9 @@ def test_transcripts_that_do_not_match_the_runs_are_a_usage_error(tmp_path: Path
         r = report(str(tmp_path / "res"), *args)
         assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+    # --tasks picks the tasks of the report; none picked is a usage error.
+    r = report(str(tmp_path / "res"), "--tasks", "other-*")
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "other-*" in r.stderr
     # '-': a run with no transcripts; the table of results alone.
     r = report(str(tmp_path / "res"), "--transcripts", "-")
     assert r.returncode == 0 and "Prompt caching counted" not in r.stdout and "| calc-add |" in r.stdout

@@ -63,7 +63,7 @@ def default_out(agent: str, model: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.report:
-        return _report(args.report, args.write_results, args.transcripts or [], args.labels or [])
+        return _report(args.report, args.write_results, args.transcripts or [], args.labels or [], args.tasks)
     try:
         tasks = harness.select(load_all(args.tasks_dir), args.tasks)
         tasks = harness.shard(tasks, args.shard)
@@ -128,7 +128,14 @@ def _check(tasks: list[Task], jobs: int) -> int:
     return 1 if bad else 0
 
 
-def _report(dirs: list[str], title: str | None, transcripts: list[str], labels: list[str]) -> int:
+def _report(dirs: list[str], title: str | None, transcripts: list[str], labels: list[str], tasks: str = "*") -> int:
+    import fnmatch
+
+    pats = [p.strip() for p in tasks.split(",") if p.strip()]
+
+    def wanted(tid: str) -> bool:
+        return any(fnmatch.fnmatch(tid, p) for p in pats)
+
     if transcripts and len(transcripts) != len(dirs):
         return _fail(f"--transcripts names {len(transcripts)} folders for {len(dirs)} result directories "
                      "(one each, '-' for none)")
@@ -136,9 +143,9 @@ def _report(dirs: list[str], title: str | None, transcripts: list[str], labels: 
         return _fail(f"--labels names {len(labels)} runs for {len(dirs)} result directories (one each)")
     runs = []
     for d in dirs:
-        recs = list(harness.latest(harness.read_results(Path(d))).values())
+        recs = [r for r in harness.latest(harness.read_results(Path(d))).values() if wanted(str(r["instance_id"]))]
         if not recs:
-            return _fail(f"{d}: no {harness.RESULTS_NAME} with records")
+            return _fail(f"{d}: no {harness.RESULTS_NAME} with records" + (f" of '{tasks}'" if tasks != "*" else ""))
         agent, model = str(recs[0].get("agent", "?")), str(recs[0].get("model", "?"))
         # A directory named past its default (e.g. suffixed with the commit run) tells runs of one agent apart.
         extra = Path(d).resolve().name.removeprefix(default_out(agent, model).name).strip("-_ ")
@@ -150,7 +157,7 @@ def _report(dirs: list[str], title: str | None, transcripts: list[str], labels: 
         if not t.is_dir() or not any(p.is_dir() for p in t.iterdir()):
             return _fail(f"{t}: not a folder of task transcripts")
     if priced:
-        text += "\n" + report.cache_markdown(priced)
+        text += "\n" + report.cache_markdown(priced, wanted)
     if title:
         import datetime
         import subprocess
@@ -161,8 +168,9 @@ def _report(dirs: list[str], title: str | None, transcripts: list[str], labels: 
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                                 text=True).stdout.strip()
         when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        shown = " ".join(dirs) + (f" --transcripts {' '.join(transcripts)}" if transcripts else "") \
-            + (" --labels " + " ".join(f"'{x}'" for x in labels) if labels else "")
+        shown = " ".join(dirs) + (f" --tasks '{tasks}'" if tasks != "*" else "")
+        shown += f" --transcripts {' '.join(transcripts)}" if transcripts else ""
+        shown += " --labels " + " ".join(f"'{x}'" for x in labels) if labels else ""
         head = (f"Command: `python -m bench.swe --report {shown}` (results of `python -m bench.swe`, "
                 f"bench/swe/README.md); written {when} at commit {commit}. Tokens: input / cached / output. "
                 "A task is resolved when all its fail-to-pass tests pass and all its pass-to-pass tests still "

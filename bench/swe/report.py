@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -194,14 +194,19 @@ def _bill_tables(bills: list[tuple[str, Any, list[dict[str, Any]]]]) -> list[str
     return lines
 
 
-def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]]) -> str:
+def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]],
+                   wanted: Callable[[str], bool] = lambda tid: True) -> str:
     """Each run's transcripts priced with prompt caching counted (one row a run, then the ratios of a
     ReAct run, ``mini``, to each other run; each task run with a cache of its own, then one cache across
     the tasks), then per task of each agentcli run: resolved, calls, survey
     rounds, re-plans and investigate steps. ``runs``: (label, transcripts folder, result records); only
-    the tasks of every run are counted, so the runs are compared on the same tasks."""
-    common = sorted(set.intersection(*({p.name for p in t.iterdir() if p.is_dir()} for _, t, _ in runs)))
-    every = [(label, cache_figures(folder), recs) for label, folder, recs in runs]
+    the tasks of every run are compared, so the runs are compared on the same tasks; ``wanted`` picks
+    the tasks to take at all."""
+    def ids(folder: Path) -> list[str]:
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and wanted(p.name))
+
+    common = sorted(set.intersection(*(set(ids(t)) for _, t, _ in runs)))
+    every = [(label, cache_figures(folder, ids(folder)), recs) for label, folder, recs in runs]
     figs = []
     for label, f, recs in every:
         total = _sum(f["tasks"][tid]["bill"] for tid in common)
@@ -244,8 +249,8 @@ def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]]) -> str:
         lines.append(f"| **total** ({len(f['tasks'])} tasks) | {tot['resolved']} | {tot['calls']} | "
                      f"{tot['survey_rounds']} ({tot['survey_rounds'] / n:.2f} a task) | {tot['replans']} | "
                      f"{tot['investigate_steps']} | {b.input_tokens:,} | {b.share:.0%} | {_units(b.anthropic)} |")
-        lines += ["", f"{label}: where the input tokens go (every task of the run; bench/breakdown.py's "
-                  "sections, tokens counted the same way):", "", where_tokens_go(folder).rstrip("\n")]
+        lines += ["", f"{label}: where the input tokens go (the tasks of the run taken; bench/breakdown.py's "
+                  "sections, tokens counted the same way):", "", where_tokens_go(folder, ids(folder)).rstrip("\n")]
         for lang in sorted({str(r.get("language", "")) for r in recs if r["instance_id"] in f["tasks"]} - {""}):
             ids = [r["instance_id"] for r in recs if r.get("language") == lang and r["instance_id"] in f["tasks"]]
             rounds = sum(f["tasks"][i]["survey_rounds"] for i in ids)
