@@ -202,11 +202,11 @@ def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]],
     rounds, re-plans and investigate steps. ``runs``: (label, transcripts folder, result records); only
     the tasks of every run are compared, so the runs are compared on the same tasks; ``wanted`` picks
     the tasks to take at all."""
-    def ids(folder: Path) -> list[str]:
+    def task_dirs(folder: Path) -> list[str]:
         return sorted(p.name for p in folder.iterdir() if p.is_dir() and wanted(p.name))
 
-    common = sorted(set.intersection(*(set(ids(t)) for _, t, _ in runs)))
-    every = [(label, cache_figures(folder, ids(folder)), recs) for label, folder, recs in runs]
+    common = sorted(set.intersection(*(set(task_dirs(t)) for _, t, _ in runs)))
+    every = [(label, cache_figures(folder, task_dirs(folder)), recs) for label, folder, recs in runs]
     figs = []
     for label, f, recs in every:
         total = _sum(f["tasks"][tid]["bill"] for tid in common)
@@ -250,7 +250,8 @@ def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]],
                      f"{tot['survey_rounds']} ({tot['survey_rounds'] / n:.2f} a task) | {tot['replans']} | "
                      f"{tot['investigate_steps']} | {b.input_tokens:,} | {b.share:.0%} | {_units(b.anthropic)} |")
         lines += ["", f"{label}: where the input tokens go (the tasks of the run taken; bench/breakdown.py's "
-                  "sections, tokens counted the same way):", "", where_tokens_go(folder, ids(folder)).rstrip("\n")]
+                  "sections, tokens counted the same way):", "",
+                  where_tokens_go(folder, task_dirs(folder)).rstrip("\n")]
         for lang in sorted({str(r.get("language", "")) for r in recs if r["instance_id"] in f["tasks"]} - {""}):
             ids = [r["instance_id"] for r in recs if r.get("language") == lang and r["instance_id"] in f["tasks"]]
             rounds = sum(f["tasks"][i]["survey_rounds"] for i in ids)
