@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from agentcli.tools.base import ArgsModel, Tool, ToolContext
 from agentcli.tools.paths import WorkspaceWalker, check_glob, glob_to_regex, is_binary
@@ -19,9 +19,9 @@ from agentcli.tools.paths import WorkspaceWalker, check_glob, glob_to_regex, is_
 __all__ = ["MAX_CONTEXT", "SearchCodeArgs", "SearchMatch", "search_tool"]
 
 _SNIPPET_CHARS = 200
-#: The most lines a match may show on each side: a search with context stands for the read that
-#: would follow it, not for reading whole files.
-MAX_CONTEXT = 40
+#: The most lines a match shows on each side (a larger ``context`` is taken as this): a search with
+#: context stands for the read that would follow it, not for reading whole files.
+MAX_CONTEXT = 100
 # Lines longer than this are only searched in their head: Python's regex engine holds the
 # GIL, so a pathological pattern over a megabyte-long line could stall the whole agent.
 _MAX_LINE_CHARS = 4000
@@ -56,8 +56,14 @@ class SearchCodeArgs(ArgsModel):
     )
     max_results: int = Field(5, ge=1, le=20, description="Maximum matches returned.")
     regex: bool = Field(False, description="Treat query as a Python regular expression, not literal text.")
-    context: int = Field(0, ge=0, le=MAX_CONTEXT, description="Lines before and after each match to show with it "
-                         "(the code around it, as read_file would give it). Default 0: the matching line only.")
+    context: int = Field(0, ge=0, description="Lines before and after each match to show with it (the code "
+                         "around it, as read_file gives it), at most 100. Default 0: the matching line only.")
+
+    @field_validator("context")
+    @classmethod
+    def _at_most(cls, value: int) -> int:
+        # Taken down to the most, not refused: in a planner's survey a refused call costs a round.
+        return min(value, MAX_CONTEXT)
 
     @model_validator(mode="after")
     def _compiles(self) -> Self:
