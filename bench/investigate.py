@@ -27,6 +27,12 @@ them turned off (``[investigate] enabled = false``), printing one Markdown row p
 by role, re-plans, input / output tokens, investigate steps planned, replay. The time limits are set for
 a server whose answers are written by hand (:data:`_PATIENT`: an hour a request, four hours a run, no
 retries); the run's other budgets are the defaults.
+
+``--project js`` runs the same comparison on a JavaScript project from the npm registry instead
+(:data:`QS`: ``qs`` 6.13.0, its own tape suite, with the modules its tests need installed in the
+workspace before the run; a bug planted in ``lib/utils.js`` that only the suite's parse tests show);
+the offline section runs its scripted ways too when ``node`` and ``npm`` are on PATH. ``--way`` runs one
+way only (``offered`` or ``off``), for a server whose answers take minutes each.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +78,12 @@ def planted(ws: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     (ws / ".gitignore").write_text(".agent/\n__pycache__/\n.pytest_cache/\n")
+    _commit(ws, "shop")
+
+
+def _commit(ws: Path, message: str) -> None:
     for cmd in (["init", "-q"], ["add", "."], ["-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "-qm",
-                                              "shop"]):
+                                              message]):
         subprocess.run(["git", *cmd], cwd=ws, check=True, capture_output=True)
 
 
@@ -121,9 +133,163 @@ def scripts() -> dict[str, list[Any]]:
     }
 
 
-_ENV = {"AGENT_MEMORY__ENABLED": "false", "AGENT_VERIFY__COMMAND": TEST_COMMAND}
+# --------------------------------------------------------------------------- a JavaScript project
+
+#: qs's tape suite, run as its ``tests-only`` script does, without the coverage wrapper (nyc writes
+#: into the workspace, which an investigate step mounts read-only) and without the lint and audit the
+#: project's ``pretest`` / ``posttest`` add (those need its whole tool chain and the network).
+JS_TEST_COMMAND = "npx tape 'test/**/*.js'"
+JS_TASK = f"The test suite fails (`{JS_TEST_COMMAND}`); find the cause and fix it."
+JS_PROJECT, JS_VERSION = "qs", "6.13.0"
+#: What ``test/*.js`` require besides qs itself and its one dependency (their versions as
+#: ``devDependencies`` pins them): installed once in a cache, copied into each workspace.
+JS_TEST_DEPS = ("side-channel@^1.0.6", "tape@^5.8.1", "es-value-fixtures@^1.4.2", "for-each@^0.3.3",
+                "has-override-mistake@^1.0.1", "has-property-descriptors@^1.0.2", "has-symbols@^1.0.3",
+                "iconv-lite@^0.5.1", "mock-property@^1.0.3", "object-inspect@^1.13.2", "safer-buffer@^2.1.2")
+
+
+@dataclass(frozen=True)
+class JsBug:
+    """A bug planted in qs: ``bad`` replaces ``good`` (once) in ``path``."""
+
+    path: str
+    good: str
+    bad: str
+    established: str
+
+
+#: The bugs :func:`planted_js` can plant; the first is the default.
+JS_BUGS = {
+    # A boundary that reads as the natural one: ``index < options.arrayLimit`` in parseObject, where
+    # qs allows an index equal to the limit. 3 of 739 assertions fail (``limits specific array indices
+    # to arrayLimit``, ``allows overriding array limit``): ``expected { a: [ 'a' ] } actual { a: { 20:
+    # 'a' } }``; every stack names test/parse.js only.
+    "array-limit": JsBug("lib/parse.js", "                && (options.parseArrays && index <= options.arrayLimit)\n",
+                         "                && (options.parseArrays && index < options.arrayLimit)\n",
+                         "parseObject in lib/parse.js turns an index into an array slot only while index < "
+                         "options.arrayLimit; qs allows an index equal to the limit (a[20]=a with arrayLimit 20 is "
+                         "an array), so the comparison must be <=."),
+    # An off-by-one in a helper nothing exports: compactQueue (which drops the holes a parsed sparse
+    # array leaves) skips the first nested value. 12 of 739 assertions fail with ``expected { a: [ 'b',
+    # 'c' ] } actual { a: [ , 'b', 'c' ] }``. A capable model spotted it by reading lib/utils.js in the
+    # planner's survey (bench/RESULTS.md).
+    "compact-queue": JsBug("lib/utils.js", "    while (queue.length > 1) {\n", "    while (queue.length > 2) {\n",
+                           "compactQueue in lib/utils.js loops while queue.length > 2, so the first nested value "
+                           "(a parsed sparse array) is never compacted; it must be > 1 (queue[0] is the wrapper)."),
+}
+
+
+def _js_cache() -> Path:
+    return Path(os.environ.get("BENCH_INVESTIGATE_CACHE") or Path.home() / ".cache" / "agentcli-investigate")
+
+
+def _js_test_modules() -> Path:
+    """``node_modules`` with the suite's modules (installed from the npm registry on first use)."""
+    base = _js_cache() / f"{JS_PROJECT}-{JS_VERSION}-test-deps"
+    if not (base / "ok").exists():
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir(parents=True)
+        (base / "package.json").write_text('{"name": "deps", "version": "1.0.0", "private": true}\n')
+        proc = subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", *JS_TEST_DEPS],
+                              cwd=base, capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"npm install of qs's test modules failed: {(proc.stderr or proc.stdout)[-300:]}")
+        (base / "ok").write_text("")
+    return base / "node_modules"
+
+
+def planted_js(ws: Path, bug: str = "array-limit") -> None:
+    """qs 6.13.0 from the npm registry, under git, its test modules in ``node_modules`` (ignored), with
+    one of :data:`JS_BUGS` planted in the committed tree: :data:`JS_TEST_COMMAND` fails."""
+    import shutil
+
+    from bench.swe.fetch import copy_tree, release
+
+    copy_tree(release("npm", JS_PROJECT, JS_VERSION), ws)
+    planted = JS_BUGS[bug]
+    path = ws / planted.path
+    text = path.read_text()
+    if text.count(planted.good) != 1:
+        raise RuntimeError(f"{planted.path}: the line to plant the bug in is not there once")
+    path.write_text(text.replace(planted.good, planted.bad))
+    shutil.copytree(_js_test_modules(), ws / "node_modules", symlinks=True)
+    (ws / ".gitignore").write_text(".agent/\nnode_modules/\n.nyc_output/\ncoverage/\n")
+    _commit(ws, JS_PROJECT)
+
+
+def js_available() -> bool:
+    """Whether node and npm are on PATH (the JavaScript project needs both)."""
+    import shutil
+
+    return bool(shutil.which("node") and shutil.which("npm"))
+
+
+_JS_BUG = JS_BUGS["array-limit"]
+JS_BUG_PATH = _JS_BUG.path
+_JS_FINDINGS = {"established": _JS_BUG.established,
+                "evidence": ["lib/parse.js:145:                 && (options.parseArrays && index < options.arrayLimit)",
+                             "expected: |-  { a: [ 'a' ] }  actual: |-  { a: { 20: 'a' } }"]}
+_JS_FIX_EDITS = {"edits": [{"path": JS_BUG_PATH, "search": _JS_BUG.bad, "replace": _JS_BUG.good}]}
+_JS_REVIEW = {"outcome": "complete", "answer": "an index equal to arrayLimit is an array slot again: the suite passes",
+              "reason": ""}
+
+
+def js_scripts() -> dict[str, list[Any]]:
+    """What the scripted model answers on the JavaScript project, per way (as :func:`scripts`)."""
+    investigate = {"steps": {
+        "s1": {"investigate": "Run the tests and find the code that makes them fail.", "depends_on": [],
+               "title": "Find the cause"},
+        **_steps_fix(2, ["s1"], "Fix the cause these findings establish:\n{{s1.output}}"),
+    }}
+    guess = {"steps": {
+        "s1": {"call": {"tool": "read_file", "args": {"path": "lib/utils.js"}}, "depends_on": [],
+               "title": "Read the helpers"},
+        **_steps_fix(2, ["s1"], "The tests fail. Fix lib/utils.js:\n{{s1.output}}"),
+    }}
+    wrong = {"edits": [{"path": "lib/utils.js", "search": "var limit = 1024;\n", "replace": "var limit = 2048;\n"}]}
+    replan = {"steps": {
+        "s4": {"call": {"tool": "read_file", "args": {"path": JS_BUG_PATH}}, "depends_on": [],
+               "title": "Read parse.js"},
+        **_steps_fix(5, ["s4"], "An index equal to arrayLimit must stay an array slot; fix it:\n{{s4.output}}"),
+    }}
+    undo = {"edits": [{"path": "lib/utils.js", "search": "var limit = 2048;\n", "replace": "var limit = 1024;\n"},
+                      *_JS_FIX_EDITS["edits"]]}
+    look = [_call("run_readonly", command=JS_TEST_COMMAND), _call("read_file", path=JS_BUG_PATH)]
+    return {
+        "investigate step": [investigate, *look, _JS_FINDINGS, _JS_FIX_EDITS, _JS_REVIEW],
+        "no investigate step": [guess, wrong, _JS_REVIEW, replan, undo, _JS_REVIEW],
+        "no investigate step, investigate before the re-plan": [guess, wrong, _JS_REVIEW, *look, _JS_FINDINGS,
+                                                                replan, undo, _JS_REVIEW],
+    }
+
+
+@dataclass(frozen=True)
+class Project:
+    """One planted failing suite: how to plant it, the task, the verify command, the scripted answers."""
+
+    name: str
+    plant: Callable[[Path], None]
+    task: str
+    test_command: str
+    scripts: Callable[[], dict[str, list[Any]]]
+    describe: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+PROJECTS = {
+    "python": Project("python", planted, TASK, TEST_COMMAND, scripts, "a five-file Python project (shop)"),
+    "js": Project("js", planted_js, JS_TASK, JS_TEST_COMMAND, js_scripts,
+                  f"{JS_PROJECT} {JS_VERSION} from the npm registry (JavaScript)"),
+}
+
+
+_ENV = {"AGENT_MEMORY__ENABLED": "false"}
 #: Offline, the scripted planner does not survey (a capable model may: the default 6 calls).
 _OFFLINE = {"AGENT_PLANNER__SURVEY_CALLS": "0"}
+#: The capable-model ways: investigate steps offered to the planner, and turned off.
+_WAYS: dict[str, dict[str, str]] = {"offered": {}, "off": {"AGENT_INVESTIGATE__ENABLED": "false"}}
 _WAY_ENV = {"no investigate step, investigate before the re-plan": {"AGENT_INVESTIGATE__BEFORE_REPLAN": "true"}}
 
 
@@ -160,53 +326,61 @@ def outcome(ws: Path, out: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(ctx: Any) -> Any:
-    """The offline section (``python -m bench --only investigate``)."""
+    """The offline section (``python -m bench --only investigate``): the Python project, then the
+    JavaScript one when node and npm are on PATH."""
     from bench.report import Row, SectionResult
     from bench.stats import Summary
 
     res = SectionResult(SECTION)
     agent = str(ctx.agent)
     reps = 1 if ctx.smoke else 5
-    seconds: dict[str, list[float]] = {}
-    last: dict[str, dict[str, Any]] = {}
-    replayed: dict[str, str] = {}
-    for n in range(reps):
-        for way, script in scripts().items():
-            ws = ctx.tmp / f"investigate-{n}-{len(seconds.get(way, []))}-{abs(hash(way)) % 10_000}"
-            ws.mkdir(parents=True)
-            planted(ws)
-            script_path = ws.parent / f"{ws.name}.json"
-            script_path.write_text(json.dumps(script))
-            env = ctx.env(AGENT_MODEL="test/script", AGENT_TEST_SCRIPT=str(script_path), **_ENV, **_OFFLINE,
-                          **_WAY_ENV.get(way, {}), PATH=_path(Path(ctx.python)))
-            t0 = time.perf_counter()
-            r = _agent(agent, ws, env, "run", TASK, "--yes", "--json")
-            seconds.setdefault(way, []).append(time.perf_counter() - t0)
-            if r.returncode != 0:
-                raise RuntimeError(f"{way}: agent run exited {r.returncode}: {(r.stderr or r.stdout)[-400:]}")
-            out = json.loads(r.stdout)
-            last[way] = outcome(ws, out)
-            if way not in replayed:
-                rep = _agent(agent, ws, env, "replay", out["run_id"])
-                replayed[way] = rep.stdout.split()[0] if rep.stdout.strip() else f"exit {rep.returncode}"
-    for way, o in last.items():
-        res.rows.append(Row(SECTION, f"wall time of the run, {way}", Summary.of(seconds[way], "s")))
-        res.rows.append(Row(SECTION, f"outcome, {way}", text=(
-            f"{o['status']}, verify {o['verify']}; {o['replans']} re-plan(s); {o['calls']} calls "
-            f"({o['planner']}/{o['step']}/{o['reviewer']} planner/step/reviewer); {o['input_tokens']:,} / "
-            f"{o['output_tokens']:,} tokens in / out; replay {replayed[way]}")))
-    a, b = last["investigate step"], last["no investigate step"]
-    res.rows.append(Row(SECTION, "ratio input tokens, no investigate step / investigate step",
-                        Summary.of([b["input_tokens"] / a["input_tokens"]], "x")))
-    res.rows.append(Row(SECTION, "ratio wall time, no investigate step / investigate step",
-                        Summary.of([Summary.of(seconds["no investigate step"], "s").median
-                                    / Summary.of(seconds["investigate step"], "s").median], "x")))
+    projects = [PROJECTS["python"], *([PROJECTS["js"]] if js_available() else [])]
+    for project in projects:
+        tag = "" if project.name == "python" else f"{JS_PROJECT}, "
+        seconds: dict[str, list[float]] = {}
+        last: dict[str, dict[str, Any]] = {}
+        replayed: dict[str, str] = {}
+        for n in range(reps):
+            for way, script in project.scripts().items():
+                ws = ctx.tmp / f"investigate-{project.name}-{n}-{len(seconds.get(way, []))}-{abs(hash(way)) % 10_000}"
+                ws.mkdir(parents=True)
+                project.plant(ws)
+                script_path = ws.parent / f"{ws.name}.json"
+                script_path.write_text(json.dumps(script))
+                env = ctx.env(AGENT_MODEL="test/script", AGENT_TEST_SCRIPT=str(script_path), **_ENV, **_OFFLINE,
+                              AGENT_VERIFY__COMMAND=project.test_command, **_WAY_ENV.get(way, {}),
+                              PATH=_path(Path(ctx.python)))
+                t0 = time.perf_counter()
+                r = _agent(agent, ws, env, "run", project.task, "--yes", "--json")
+                seconds.setdefault(way, []).append(time.perf_counter() - t0)
+                if r.returncode != 0:
+                    raise RuntimeError(f"{tag}{way}: agent run exited {r.returncode}: {(r.stderr or r.stdout)[-400:]}")
+                out = json.loads(r.stdout)
+                last[way] = outcome(ws, out)
+                if way not in replayed:
+                    rep = _agent(agent, ws, env, "replay", out["run_id"])
+                    replayed[way] = rep.stdout.split()[0] if rep.stdout.strip() else f"exit {rep.returncode}"
+        for way, o in last.items():
+            res.rows.append(Row(SECTION, f"wall time of the run, {tag}{way}", Summary.of(seconds[way], "s")))
+            res.rows.append(Row(SECTION, f"outcome, {tag}{way}", text=(
+                f"{o['status']}, verify {o['verify']}; {o['replans']} re-plan(s); {o['calls']} calls "
+                f"({o['planner']}/{o['step']}/{o['reviewer']} planner/step/reviewer); {o['input_tokens']:,} / "
+                f"{o['output_tokens']:,} tokens in / out; replay {replayed[way]}")))
+        a, b = last["investigate step"], last["no investigate step"]
+        res.rows.append(Row(SECTION, f"ratio input tokens, {tag}no investigate step / investigate step",
+                            Summary.of([b["input_tokens"] / a["input_tokens"]], "x")))
+        res.rows.append(Row(SECTION, f"ratio wall time, {tag}no investigate step / investigate step",
+                            Summary.of([Summary.of(seconds["no investigate step"], "s").median
+                                        / Summary.of(seconds["investigate step"], "s").median], "x")))
     res.notes.append(
         f"{reps} fresh `agent run` processes per way, interleaved, real bwrap sandbox, [verify] command = "
-        f"`{TEST_COMMAND}`; the scripted model's answers encode each kind of plan (module docstring of "
+        f"`{TEST_COMMAND}` (rows without a project name: a five-file Python project)"
+        + (f" and `{JS_TEST_COMMAND}` (rows named {JS_PROJECT}: {JS_PROJECT} {JS_VERSION} from the npm registry, "
+           f"a bug planted in {JS_BUG_PATH})" if len(projects) > 1 else "")
+        + "; the scripted model's answers encode each kind of plan (module docstring of "
         "bench/investigate.py), so calls and re-plans follow from the script; tokens are tiktoken counts of the "
         "requests agentcli built. For a capable model: `python -m bench.investigate --model openai/x "
-        "--api-base URL`.")
+        "--api-base URL [--project js]`.")
     return res
 
 
@@ -218,34 +392,47 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="the model, e.g. openai/x")
     p.add_argument("--api-base", required=True, help="the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--runs", type=int, default=1, help="runs per way (default 1)")
+    p.add_argument("--project", choices=sorted(PROJECTS), default="python",
+                   help="the planted project: python (a five-file project) or js (qs from the npm registry)")
+    p.add_argument("--bug", choices=sorted(JS_BUGS), default="array-limit",
+                   help="with --project js: the bug planted in qs (default array-limit)")
+    p.add_argument("--way", choices=("both", *_WAYS), default="both",
+                   help="offered (investigate steps offered to the planner), off ([investigate] enabled = false) "
+                        "or both (default)")
     p.add_argument("--agent", default=str(Path(sys.executable).parent / "agent"), help="the agent executable")
     p.add_argument("--keep", action="store_true", help="keep the workspaces (printed) for a look")
     args = p.parse_args(argv)
-    ways = {"investigate offered": {}, "investigate off": {"AGENT_INVESTIGATE__ENABLED": "false"}}
+    project = PROJECTS[args.project]
+    ways = _WAYS if args.way == "both" else {args.way: _WAYS[args.way]}
+    bug = f", bug {args.bug} in {JS_BUGS[args.bug].path}" if project.name == "js" else ""
+    print(f"project: {project.describe}{bug}; task: {project.task!r}; verify: `{project.test_command}`")
     print("| way | run | status | calls (planner/step/reviewer) | re-plans | input / output tokens | "
           "investigate steps | investigated before re-plan | verify | replay | workspace |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     root = Path(tempfile.mkdtemp(prefix="agentcli-investigate-"))
     for n in range(args.runs):
         for way, extra in ways.items():
-            ws = root / f"{way.replace(' ', '-')}-{n}"
+            ws = root / f"{way}-{n}"
             ws.mkdir()
-            planted(ws)
-            env = {**os.environ, **_ENV, **_PATIENT, **extra, "AGENT_ALLOW_MODEL_REQUESTS": "1",
-                   "PATH": _path(Path(sys.executable)),
+            if project.name == "js":
+                planted_js(ws, args.bug)
+            else:
+                project.plant(ws)
+            env = {**os.environ, **_ENV, **_PATIENT, **extra, "AGENT_VERIFY__COMMAND": project.test_command,
+                   "AGENT_ALLOW_MODEL_REQUESTS": "1", "PATH": _path(Path(sys.executable)),
                    "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "sk-bench-0000")}
-            r = _agent(args.agent, ws, env, "--model", args.model, "--api-base", args.api_base, "run", TASK,
-                       "--yes", "--json", timeout=4 * 3600 + 60)
+            r = _agent(args.agent, ws, env, "--model", args.model, "--api-base", args.api_base, "run",
+                       project.task, "--yes", "--json", timeout=4 * 3600 + 60)
             try:
                 out = json.loads(r.stdout)
             except json.JSONDecodeError:
-                print(f"| {way} | {n + 1} | error: {(r.stderr or r.stdout).strip()[-200:]} |")
+                print(f"| investigate {way} | {n + 1} | error: {(r.stderr or r.stdout).strip()[-200:]} |")
                 continue
             o = outcome(ws, out)
             rep = _agent(args.agent, ws, env, "replay", out["run_id"])
-            print(f"| {way} | {n + 1} | {o['status']} | {o['calls']} ({o['planner']}/{o['step']}/{o['reviewer']}) | "
-                  f"{o['replans']} | {o['input_tokens']:,} / {o['output_tokens']:,} | {o['investigate_steps']} | "
-                  f"{o['investigated_before_replan']} | {o['verify']} | "
+            print(f"| investigate {way} | {n + 1} | {o['status']} | {o['calls']} ({o['planner']}/{o['step']}/"
+                  f"{o['reviewer']}) | {o['replans']} | {o['input_tokens']:,} / {o['output_tokens']:,} | "
+                  f"{o['investigate_steps']} | {o['investigated_before_replan']} | {o['verify']} | "
                   f"{rep.stdout.split()[0] if rep.stdout.strip() else rep.returncode} | {ws if args.keep else '-'} |",
                   flush=True)
     if not args.keep:
