@@ -151,16 +151,40 @@ JS_TEST_DEPS = ("side-channel@^1.0.6", "tape@^5.8.1", "es-value-fixtures@^1.4.2"
 
 @dataclass(frozen=True)
 class JsBug:
-    """A bug planted in qs: ``bad`` replaces ``good`` (once) in ``path``."""
+    """A failure planted in qs: ``bad`` replaces ``good`` (once) in ``path``. The fix puts ``good`` back,
+    or, where the planted change is a test, is ``fix`` (path, search, replace)."""
 
     path: str
     good: str
     bad: str
     established: str
+    fix: tuple[str, str, str] | None = None
+
+    @property
+    def fix_edit(self) -> tuple[str, str, str]:
+        """The edit that makes the suite pass: (path, search, replace)."""
+        return self.fix or (self.path, self.bad, self.good)
 
 
 #: The bugs :func:`planted_js` can plant; the first is the default.
 JS_BUGS = {
+    # A real bug with its real regression test: qs 6.13.1 fixed "utils.merge: functions should not be
+    # stringified into keys" and added two assertions to test/utils.js; here they are added to 6.13.0's
+    # suite, whose code is as released. 1 of 741 assertions fails (``functions can be merge sources``:
+    # ``expected { foo: 'bar', bar: 'baz' } actual { foo: 'bar', 'function f() {}': true }``); nothing
+    # in lib/ reads as wrong until the test is run (merge treats every non-object, a function too, as
+    # a key to set).
+    "merge-function": JsBug(
+        "test/utils.js", "    t.deepEqual(noOptionsNonObjectSource, { foo: 'baz', bar: true });\n",
+        "    t.deepEqual(noOptionsNonObjectSource, { foo: 'baz', bar: true });\n\n"
+        "    var func = function f() {};\n    t.deepEqual(\n        utils.merge(func, { foo: 'bar' }),\n"
+        "        [func, { foo: 'bar' }],\n        'functions can not be merged into'\n    );\n\n"
+        "    func.bar = 'baz';\n    t.deepEqual(\n        utils.merge({ foo: 'bar' }, func),\n"
+        "        { foo: 'bar', bar: 'baz' },\n        'functions can be merge sources'\n    );\n",
+        "utils.merge in lib/utils.js takes every source whose typeof is not 'object' for a primitive and sets "
+        "it as a key (String(function)); a function source must be merged like an object.",
+        ("lib/utils.js", "    if (typeof source !== 'object') {\n",
+         "    if (typeof source !== 'object' && typeof source !== 'function') {\n")),
     # A boundary that reads as the natural one: ``index < options.arrayLimit`` in parseObject, where
     # qs allows an index equal to the limit. 3 of 739 assertions fail (``limits specific array indices
     # to arrayLimit``, ``allows overriding array limit``): ``expected { a: [ 'a' ] } actual { a: { 20:
@@ -170,6 +194,13 @@ JS_BUGS = {
                          "parseObject in lib/parse.js turns an index into an array slot only while index < "
                          "options.arrayLimit; qs allows an index equal to the limit (a[20]=a with arrayLimit 20 is "
                          "an array), so the comparison must be <=."),
+    # A default that reads as a valid choice: formats.js names RFC1738 (which leaves ( ) unescaped and
+    # writes spaces as +) the default format. 5 of 739 assertions fail, in stringify's tests of symbols
+    # and of the default format: ``expected '0=Symbol%28Symbol.iterator%29' actual
+    # '0=Symbol(Symbol.iterator)'``; the code the symptom points at (utils.encode) is right.
+    "default-format": JsBug("lib/formats.js", "    'default': Format.RFC3986,\n", "    'default': Format.RFC1738,\n",
+                            "lib/formats.js makes RFC1738 the default format, so stringify leaves ( ) unescaped; "
+                            "qs's default is RFC3986."),
     # A regular expression's flag: decode's iso-8859-1 branch matches %XX case-sensitively, so only
     # lower-case escapes are decoded. 7 of 739 assertions fail (``parses an iso-8859-1 string if asked
     # to`` and the charset-sentinel tests): ``expected { '¢': '½' } actual { '%A2': '%BD' }``.

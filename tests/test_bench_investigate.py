@@ -58,10 +58,12 @@ def test_each_planted_js_bug_fails_the_suite_and_its_line_fixes_it(bug: str, tmp
     assert subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True, text=True).stdout == ""
     failed = subprocess.run(bench.JS_TEST_COMMAND, shell=True, cwd=tmp_path, capture_output=True, text=True)
     assert failed.returncode != 0 and "\nnot ok " in failed.stdout
-    # The failure names the test file, never the planted line's file.
-    assert planted.path not in "\n".join(ln for ln in failed.stdout.splitlines() if " at: " in ln)
-    path = tmp_path / planted.path
-    path.write_text(path.read_text().replace(planted.bad, planted.good))
+    # The failure names the test file, never the file to fix.
+    assert planted.fix_edit[0] not in "\n".join(ln for ln in failed.stdout.splitlines() if " at: " in ln)
+    rel, search, replace = planted.fix_edit
+    path = tmp_path / rel
+    assert path.read_text().count(search) == 1
+    path.write_text(path.read_text().replace(search, replace))
     passed = subprocess.run(bench.JS_TEST_COMMAND, shell=True, cwd=tmp_path, capture_output=True, text=True)
     assert passed.returncode == 0, passed.stdout[-500:]
 
