@@ -185,6 +185,18 @@ JS_BUGS = {
         "it as a key (String(function)); a function source must be merged like an object.",
         ("lib/utils.js", "    if (typeof source !== 'object') {\n",
          "    if (typeof source !== 'object' && typeof source !== 'function') {\n")),
+    # A real bug put back: qs 6.12.3 fixed "parse: properly account for strictNullHandling when
+    # allowEmptyArrays"; here 6.13.0's parseObject has the line as 6.12.2 released it (its own test of the
+    # fix stays). 1 of 739 assertions fails (``allowEmptyArrays + strictNullHandling``: ``expected {
+    # testEmptyArray: [] } actual { testEmptyArray: [ null ] }``); the planted line is real code of an
+    # earlier release, so reading it shows nothing wrong.
+    "empty-array-null": JsBug(
+        "lib/parse.js",
+        "            obj = options.allowEmptyArrays && (leaf === '' || (options.strictNullHandling && leaf === null))\n"
+        "                ? []\n                : [].concat(leaf);\n",
+        "            obj = options.allowEmptyArrays && leaf === '' ? [] : [].concat(leaf);\n",
+        "parseObject in lib/parse.js makes an empty array for a[]= only when the leaf is '', but with "
+        "strictNullHandling a[] has the leaf null; allowEmptyArrays must give [] for that leaf too."),
     # A boundary that reads as the natural one: ``index < options.arrayLimit`` in parseObject, where
     # qs allows an index equal to the limit. 3 of 739 assertions fail (``limits specific array indices
     # to arrayLimit``, ``allows overriding array limit``): ``expected { a: [ 'a' ] } actual { a: { 20:
