@@ -185,6 +185,31 @@ JS_BUGS = {
         "it as a key (String(function)); a function source must be merged like an object.",
         ("lib/utils.js", "    if (typeof source !== 'object') {\n",
          "    if (typeof source !== 'object' && typeof source !== 'function') {\n")),
+    # A real bug with its real regression test, from a later release: qs 6.17.0 fixed "parse: decode
+    # percent-encoded dots case-insensitively (#635)"; its test is added to 6.13.0's test/parse.js, whose
+    # code is as released. 1 of 741 assertions fails (``lowercase and uppercase escapes decode in both
+    # parent and child keys``: ``actual { 'name%2eobj': { 'first%2ename': 'John' }, 'name.obj': ... }``).
+    "dot-case": JsBug(
+        "test/parse.js", "    t.test('decode dot keys correctly', function (st) {\n",
+        "    t.test('decode dot keys with case-insensitive percent escapes', function (st) {\n"
+        "        var input = 'name%252eobj.first%252ename=John&name%252Eobj.last%252Ename=Doe';\n"
+        '        st.deepEqual(\n'
+        '            qs.parse(input, { decodeDotInKeys: true }),\n'
+        "            { 'name.obj': { 'first.name': 'John', 'last.name': 'Doe' } },\n"
+        "            'lowercase and uppercase escapes decode in both parent and child keys'\n"
+        '        );\n'
+        '        st.deepEqual(\n'
+        '            qs.parse(input, { allowDots: true, decodeDotInKeys: false }),\n'
+        "            { 'name%2eobj': { 'first%2ename': 'John' }, 'name%2Eobj': { 'last%2Ename': 'Doe' } },\n"
+        "            'escaped dots remain unchanged when decoding is disabled'\n"
+        '        );\n'
+        '        st.end();\n'
+        '    });\n'
+        '\n'
+        + "    t.test('decode dot keys correctly', function (st) {\n",
+        "parseObject in lib/parse.js decodes %2E in keys with /%2E/g, so a lower-case %2e stays encoded "
+        "with decodeDotInKeys; the pattern must be case-insensitive (/%2E/gi).",
+        ("lib/parse.js", "cleanRoot.replace(/%2E/g, '.')", "cleanRoot.replace(/%2E/gi, '.')")),
     # A real bug put back: qs 6.12.3 fixed "parse: properly account for strictNullHandling when
     # allowEmptyArrays"; here 6.13.0's parseObject has the line as 6.12.2 released it (its own test of the
     # fix stays). 1 of 739 assertions fails (``allowEmptyArrays + strictNullHandling``: ``expected {
