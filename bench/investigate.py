@@ -30,10 +30,10 @@ retries); the run's other budgets are the defaults.
 
 ``--project js`` runs the same comparison on a JavaScript project from the npm registry instead
 (``qs`` 6.13.0, its own tape suite, with the modules its tests need installed in the workspace
-before the run; one of :data:`JS_BUGS` planted, ``--bug``: a failure the suite's output shows only in
-test/parse.js); the offline section runs its scripted ways too when ``node`` and ``npm`` are on PATH
-(not at smoke sizes: the first use fetches from the npm registry). ``--way`` runs one
-way only (``offered`` or ``off``), for a server whose answers take minutes each.
+before the run; one of :data:`JS_BUGS` planted, ``--bug``: a failure whose output names only test
+files); the offline section runs its scripted ways too when ``node`` and ``npm`` are on PATH (not at
+smoke sizes: the first use fetches from the npm registry). ``--way`` runs one way only (``offered``
+or ``off``), for a server whose answers take minutes each.
 """
 
 from __future__ import annotations
@@ -166,7 +166,8 @@ class JsBug:
         return self.fix or (self.path, self.bad, self.good)
 
 
-#: The bugs :func:`planted_js` can plant; the first is the default.
+#: The failures :func:`planted_js` can plant (``--bug``; the default :data:`JS_DEFAULT_BUG`). bench/RESULTS.md has a
+#: capable model's runs on each.
 JS_BUGS = {
     # A real bug with its real regression test: qs 6.13.1 fixed "utils.merge: functions should not be
     # stringified into keys" and added two assertions to test/utils.js; here they are added to 6.13.0's
@@ -340,6 +341,8 @@ JS_BUGS = {
                            "compactQueue in lib/utils.js loops while queue.length > 2, so the first nested value "
                            "(a parsed sparse array) is never compacted; it must be > 1 (queue[0] is the wrapper)."),
 }
+#: The failure the scripted ways and ``--project js`` plant unless told otherwise.
+JS_DEFAULT_BUG = "array-limit"
 
 
 def _js_cache() -> Path:
@@ -363,7 +366,7 @@ def _js_test_modules() -> Path:
     return base / "node_modules"
 
 
-def planted_js(ws: Path, bug: str = "array-limit") -> None:
+def planted_js(ws: Path, bug: str = "") -> None:
     """qs 6.13.0 from the npm registry, under git, its test modules in ``node_modules`` (ignored), with
     one of :data:`JS_BUGS` planted in the committed tree: :data:`JS_TEST_COMMAND` fails."""
     import shutil
@@ -371,7 +374,7 @@ def planted_js(ws: Path, bug: str = "array-limit") -> None:
     from bench.swe.fetch import copy_tree, release
 
     copy_tree(release("npm", JS_PROJECT, JS_VERSION), ws)
-    planted = JS_BUGS[bug]
+    planted = JS_BUGS[bug or JS_DEFAULT_BUG]
     path = ws / planted.path
     text = path.read_text()
     if text.count(planted.good) != 1:
@@ -389,7 +392,7 @@ def js_available() -> bool:
     return bool(shutil.which("node") and shutil.which("npm"))
 
 
-_JS_BUG = JS_BUGS["array-limit"]
+_JS_BUG = JS_BUGS[JS_DEFAULT_BUG]
 JS_BUG_PATH = _JS_BUG.path
 _JS_FINDINGS = {"established": _JS_BUG.established,
                 "evidence": ["lib/parse.js:145:                 && (options.parseArrays && index < options.arrayLimit)",
@@ -559,8 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=1, help="runs per way (default 1)")
     p.add_argument("--project", choices=sorted(PROJECTS), default="python",
                    help="the planted project: python (a five-file project) or js (qs from the npm registry)")
-    p.add_argument("--bug", choices=sorted(JS_BUGS), default="array-limit",
-                   help="with --project js: the bug planted in qs (default array-limit)")
+    p.add_argument("--bug", choices=sorted(JS_BUGS), default=JS_DEFAULT_BUG,
+                   help=f"with --project js: the failure planted in qs (default {JS_DEFAULT_BUG})")
     p.add_argument("--way", choices=("both", *_WAYS), default="both",
                    help="offered (investigate steps offered to the planner), off ([investigate] enabled = false) "
                         "or both (default)")
