@@ -148,6 +148,34 @@ def _transcript_requests(name: str, answers: list[Any], task: str, base: Path,
     return list(model.requests)
 
 
+#: A change the plan's tool steps make whole, checked by a verify command: what a review left to the
+#: facts (``review.mode = "auto"``) saves against a reviewer call (``always``).
+CHANGE_TASK = "add CHANGELOG.md with a line for version 0.3.0"
+CHANGE_PLAN = {"steps": {"s1": {"call": {"tool": "write_file", "args": {
+    "path": "CHANGELOG.md", "content": "# Changelog\n\n- 0.3.0: per-item stock report\n"}},
+    "depends_on": [], "title": "Write the changelog"}}}
+CHANGE_VERIFY = "grep -q 0.3.0 CHANGELOG.md"
+
+
+def _change_requests(mode: str, base: Path) -> tuple[list[ModelRequest], str]:
+    """agentcli's requests for :data:`CHANGE_TASK` through ``agent run --yes``, with ``review.mode``
+    ``mode`` and :data:`CHANGE_VERIFY` as the verify command; and the run's status."""
+    from typer.testing import CliRunner
+
+    from agentcli.cli.app import app
+    from agentcli.cli.commands.common import State
+
+    ws = suite.make_workspace(base / f"change-{mode}")
+    model = ScriptedModel([CHANGE_PLAN, kit.review_reply("added CHANGELOG.md")])
+    env = {"AGENT_MODEL": kit.FAKE_MODEL, "AGENT_MEMORY__ENABLED": "false", "AGENT_LLM__BACKOFF_BASE_SECONDS": "0",
+           "AGENT_VERIFY__COMMAND": CHANGE_VERIFY, "AGENT_REVIEW__MODE": mode,
+           "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "")}
+    out = CliRunner().invoke(app, ["--workspace", str(ws), "run", CHANGE_TASK, "--yes", "--json"],
+                             obj=State(backend=model, environ=env, use_user_config=False))
+    status = json.loads(out.stdout).get("status", "?") if out.stdout.strip().startswith("{") else f"exit {out.exit_code}"
+    return list(model.requests), status
+
+
 #: The earlier task of the warm-cache measurement (a different task on the same project).
 OTHER_TASK = "make slugify's CLI print the version with --version, and add a test for it"
 
@@ -201,6 +229,13 @@ def run(ctx: Context) -> SectionResult:
         Row(SECTION, "ratio ReAct / agentcli, input tokens not served from a cache",
             Summary.of([theirs.uncached / max(ours.uncached, 1)], "x")),
     ]
+    change: dict[str, Bill] = {}
+    for mode in ("always", "auto"):
+        reqs, status = _change_requests(mode, base)
+        change[mode] = bill(reqs)
+        res.rows.append(Row(SECTION, f"change task by tool steps, verify passed, review.mode = {mode}: requests / "
+                            f"input tokens (run {status})", text=f"{change[mode].requests} / "
+                            f"{change[mode].input_tokens:,}"))
     for role, part in breakdown.summary(agentcli_reqs).items():
         top = ", ".join(f"{name} {n:,}" for name, n in list(part["sections"].items())[:6])
         res.rows.append(Row(SECTION, f"calls suite, agentcli {role} request: tokens by section (a request)",

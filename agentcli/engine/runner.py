@@ -6,6 +6,10 @@
         REVIEWING -> COMPLETE                      the reviewer says complete (nothing to verify)
         REVIEWING -> VERIFYING -> COMPLETE         files changed: the verify command passed
         VERIFYING -> REPLANNING                    it failed: a new plan with its output
+        REVIEWING -> VERIFYING -> COMPLETE         no reviewer call: the facts decide (review.mode auto:
+                                                   tool steps all ok at first try, a change-only task,
+                                                   the verify command passed); declined or unavailable,
+        VERIFYING -> REVIEWING                     the reviewer judges after all
         REVIEWING -> EXECUTING                     continue: run what can still run
         REVIEWING -> REPLANNING -> EXECUTING       a new plan; completed steps kept
         EXECUTING -> REPLANNING                    the user's words: feedback at a step's approval, or a
@@ -53,7 +57,9 @@ from agentcli.engine.reviewer import (
     DIGEST_CHARS,
     Review,
     answer_is_grounded,
+    decided_by_facts,
     digest_lines,
+    facts_answer,
     fallback_answer,
     grounded_answer,
     review,
@@ -645,6 +651,10 @@ class _Run:
             st.answer = grounded_answer(st.runs)
             self.events.emit(Reviewed(kind="grounded", outcome="complete"))
             return await self._done("every step succeeded")
+        if self._facts_decide(rule):
+            # Nothing for a model to judge: the verify command's result decides (see _verifying).
+            st.facts_pending = True
+            return Next(State.VERIFYING, f"every step succeeded; verifying: {self.deps.verify_command.strip()}")
         verdict: Review = await review(self.deps.client, self.task, st.plan, st.runs,
                                        changes.text() if changes is not None else None,
                                        verify_command=self.deps.verify_command, history=st.reviews)
@@ -679,6 +689,16 @@ class _Run:
         self.events.emit(Reviewed(kind="overruled", outcome="failed", answer=verdict.answer, reason=reason))
         raise RunNotDone(reason)
 
+    def _facts_decide(self, rule: ReviewRule) -> bool:
+        """Whether the run's end is left to the verify command, without a reviewer call: review mode
+        auto, a task asking for a change and no answer, the first plan's steps all tool steps that
+        succeeded at their first try (:func:`decided_by_facts`), files changed and a verify command
+        to run on them that has not run yet."""
+        st = self.state
+        return (self.deps.config.review.mode == "auto" and rule.change_only and self.budget.replans == 0
+                and st.verified is None and bool(self.deps.verify_command.strip()) and bool(st.changed_files())
+                and decided_by_facts(st.runs))
+
     def _review_rule(self) -> ReviewRule:
         if self._rule is None:
             self._rule = review_rule(self.deps.client.profile_for("reviewer"), self.task)
@@ -688,7 +708,10 @@ class _Run:
         """The last gate before COMPLETE: when the run changed files and a verify command is
         set, VERIFYING; else the answer is shaped and the run is COMPLETE."""
         command = self.deps.verify_command.strip()
-        if not command or not self.state.changed_files():
+        verified = self.state.verified
+        # A review after the verify command could not run (facts_pending) does not ask for it again.
+        if not command or not self.state.changed_files() or (verified is not None and verified.status in (
+                "denied", "unavailable")):
             await self._shape()
             return Next(State.COMPLETE, why)
         return Next(State.VERIFYING, f"{why}; verifying: {command}")
@@ -702,6 +725,12 @@ class _Run:
         result = await self.executor.verify(st.plan, command, self.deps.config.verify.timeout_seconds)
         st.verified = result
         self.events.emit(result.payload())
+        facts, st.facts_pending = st.facts_pending, False
+        if facts and result.status == "passed":
+            st.answer = facts_answer(st.runs, st.changed_files(), command)
+            self.events.emit(Reviewed(kind="facts", outcome="complete", answer=st.answer))
+        elif facts and result.status in ("denied", "unavailable") and result.feedback is None:
+            return Next(State.REVIEWING, f"verify {result.status}: the reviewer judges the run")
         if result.feedback is not None:  # declined with the user's words: the plan is revised with them
             self._user = UserChange("feedback", "approval", result.feedback, VERIFY_STEP, SHELL_TOOL)
             st.verified = None
