@@ -172,7 +172,8 @@ def _change_requests(mode: str, base: Path) -> tuple[list[ModelRequest], str]:
            "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "")}
     out = CliRunner().invoke(app, ["--workspace", str(ws), "run", CHANGE_TASK, "--yes", "--json"],
                              obj=State(backend=model, environ=env, use_user_config=False))
-    status = json.loads(out.stdout).get("status", "?") if out.stdout.strip().startswith("{") else f"exit {out.exit_code}"
+    shown = out.stdout.strip()
+    status = json.loads(shown).get("status", "?") if shown.startswith("{") else f"exit {out.exit_code}"
     return list(model.requests), status
 
 
