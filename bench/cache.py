@@ -19,6 +19,7 @@ workspace do.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -94,6 +95,24 @@ def bill(requests: list[ModelRequest], earlier: list[ModelRequest] | None = None
         b.cacheable += before
         b.written += max(0, later - before)
     return b
+
+
+def _one_prefix(requests: list[ModelRequest]) -> list[ModelRequest]:
+    """The candidate layout of one stable prefix across roles, for comparison: every step and
+    reviewer request begins with the planner's system message and tools (its own system message
+    after them, as a user message), so each later role's request shares the planner's start. The
+    response schema stays where providers put it (after the tools), as it must."""
+    planner = next((r for r in requests if breakdown.role_of(r) == "planner"), None)
+    if planner is None:
+        return requests
+    out = []
+    for r in requests:
+        if breakdown.role_of(r) == "planner" or not r.messages:
+            out.append(r)
+            continue
+        own = [{"role": "user", "content": str(r.messages[0].get("content", ""))}, *r.messages[1:]]
+        out.append(dataclasses.replace(r, messages=[planner.messages[0], *own], tools=planner.tools))
+    return out
 
 
 async def _agentcli_requests(tasks: list[suite.Task], base: Path) -> list[ModelRequest]:
@@ -217,6 +236,12 @@ def run(ctx: Context) -> SectionResult:
             Row(SECTION, f"calls suite, {label}: billed at Anthropic cache prices (10% read, 125% write)",
                 text=f"{b.anthropic:,.0f}"),
         ]
+    shared = bill(_one_prefix(agentcli_reqs))
+    res.rows.append(Row(SECTION, "calls suite, agentcli with one prefix across roles (the planner's system "
+                        "message and tools first in every request; not adopted): input tokens / cacheable share / "
+                        "billed at OpenAI / Anthropic prices",
+                        text=f"{shared.input_tokens:,} / {shared.share:.1%} / {shared.openai:,.0f} / "
+                        f"{shared.anthropic:,.0f}"))
     ratio_a = theirs.anthropic / ours.anthropic
     # "Uncached input tokens" as the issue counts them: every input token, no cache applied.
     ratio_u = theirs.input_tokens / max(ours.input_tokens, 1)
@@ -280,13 +305,23 @@ def run(ctx: Context) -> SectionResult:
         "plan's workspace view and the hosted draft schema was compacted): agentcli 14 requests, 28,993 input "
         "tokens, 57.8% cacheable, ratios ReAct / agentcli 1.38x (OpenAI), 0.895x (Anthropic), 1.68x (no cache); "
         "t1 41.5% cacheable; strong-model-t1 0%.",
-        "Why the Anthropic and no-cache targets are out of reach on this suite: its tasks are 3-6 short tool "
-        "steps, so a ReAct loop's history stays small, while every agentcli task pays a planner request "
-        "(~3,300 tokens, ~2,800 of them a prefix shared by all tasks: the survey tools, the draft schema, the "
-        "rules and the catalogue) and a reviewer request (~1,060 tokens, mostly the step outputs it judges; its "
-        "stable part, ~330 tokens, is under the 1,024-token minimum of a cached prefix). The reviewer requests "
-        "alone, uncached, cost about as much as the Anthropic target allows agentcli in all. A single first-plan "
-        "run (strong-model-t1) has one request of each role and two short step requests: nothing in it can "
-        "share a prefix with an earlier request of the run (the 'most a prefix cache could serve' row).",
+        "Why the Anthropic and no-cache targets are still out of reach on this suite: its tasks are 3-6 short "
+        "tool steps that ask questions, so a ReAct loop's history stays small, while every agentcli task pays a "
+        "planner request (~3,160 tokens: the rules ~940, the survey's callable tools ~820, the catalogue ~510, "
+        "the draft schema ~420, the workspace and map ~430; all but the map and task a prefix shared by all "
+        "tasks) and a reviewer request (~970 tokens, ~715 of them the step outputs it answers from; its stable "
+        "part, ~250 tokens, is under the 1,024-token minimum of a cached prefix). The reviewer requests, which "
+        "write the answer of every question task, cost ~5,800 units at any price: already 75% of what the "
+        "Anthropic target allows agentcli in all. A review the facts decide (review.mode = auto) needs a "
+        "change task whose tool steps a verify command checks (the 'change task' rows), none of this suite's.",
+        "One prefix across roles (the candidate row): a step or reviewer request that began with the planner's "
+        "tools and system message shares with the planner's request only the tools (~820 tokens, under the "
+        "cache minimum: the response schema, which providers put after the tools, differs by role), and with "
+        "the other requests of its role a longer start; but it also sends ~2,300 more tokens, each billed at "
+        "50% or 10% at best, which costs more than the cache saves: 44,895 input tokens, 30,111 at OpenAI and "
+        "20,268 at Anthropic prices against 26,495, 18,943 and 13,701 (measured at this commit). Not adopted.",
+        "A first-plan run (strong-model-t1) has one request of each role and two short step requests: nothing in "
+        "it can share a prefix with an earlier request of the run (the 'most a prefix cache could serve' row); "
+        "after a run of another task the planner's stable prefix is served from the cache.",
     ]
     return res
