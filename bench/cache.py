@@ -305,6 +305,14 @@ def run(ctx: Context) -> SectionResult:
         "plan's workspace view and the hosted draft schema was compacted): agentcli 14 requests, 28,993 input "
         "tokens, 57.8% cacheable, ratios ReAct / agentcli 1.38x (OpenAI), 0.895x (Anthropic), 1.68x (no cache); "
         "t1 41.5% cacheable; strong-model-t1 0%.",
+        "At 1e7fe31 (before each tool's arguments were given once, as catalogue signatures, with a draft schema "
+        "that names the tool and takes its args as an object, and before the reviewer's schema lost its "
+        "descriptions), the same run: agentcli 14 requests, 32,921 input tokens, 60.7% cacheable, 22,937 at "
+        "OpenAI and 16,038 at Anthropic prices; ReAct 28, 63,230, 86.4%, 35,902 and 15,384; ratios 1.57x "
+        "(OpenAI), 0.959x (Anthropic), 1.92x (no cache); a planner request 4,136 tokens (response schema 1,471, "
+        "catalogue 437), a reviewer request 1,064 (schema 164); t1 64.2% cacheable (72.0% after another task); "
+        "strong-model-t1 11,689 tokens, 0% (33.9% after another task: a smaller planner prefix is a smaller "
+        "share of a smaller run).",
         "Why the Anthropic and no-cache targets are still out of reach on this suite: its tasks are 3-6 short "
         "tool steps that ask questions, so a ReAct loop's history stays small, while every agentcli task pays a "
         "planner request (~3,160 tokens: the rules ~940, the survey's callable tools ~820, the catalogue ~510, "
