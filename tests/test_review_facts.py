@@ -113,6 +113,19 @@ def test_a_verify_that_cannot_run_leaves_the_judgement_to_the_reviewer(workspace
     assert transitions(h)[-4:] == ["VERIFYING", "REVIEWING", "COMPLETE", "IDLE"]
 
 
+def test_after_an_unverified_review_new_steps_are_verified_again(workspace: Path) -> None:
+    # The reviewer, judging after the declined verify command, asks for a new plan: its changes are
+    # verified as any run's are (the command is asked for again, and passes).
+    model = ScriptedModel([{"outcome": "replan", "answer": "", "reason": "check it"}, verdict("rewritten")])
+    h = Harness(workspace, config(approval={"write": "auto"}), model,
+                [plan(write("s1", "good")), plan(write("s2", "good"), plan_id="plan-2")],
+                prompt_answers=["no", "yes"], checkpoints=True, verify=CHECK)
+    out = h.run(TASK)
+    assert out.status == "COMPLETE" and out.answer == "rewritten"
+    assert [e.data["status"] for e in h.recording().of_type("verify")] == ["denied", "passed"]
+    assert reviews(h) == ["verdict", "verdict"]
+
+
 def test_which_tasks_ask_for_a_change_only() -> None:
     assert change_only("add a --verbose flag to the CLI")
     assert change_only("fix the failing test in tests/test_store.py")

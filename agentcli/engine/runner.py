@@ -618,6 +618,7 @@ class _Run:
     async def _executing(self, _: Next) -> Next:
         st = self.state
         assert st.plan is not None
+        st.verify_unavailable = False  # new steps: the verify command runs on their changes again
         await self.executor.execute(st.plan)
         told = [r for r in st.runs.values() if r.status == "denied" and r.error and r.error.get("type") == "feedback"]
         if told:  # declined at its approval with the user's words: not run, the plan is revised
@@ -708,10 +709,9 @@ class _Run:
         """The last gate before COMPLETE: when the run changed files and a verify command is
         set, VERIFYING; else the answer is shaped and the run is COMPLETE."""
         command = self.deps.verify_command.strip()
-        verified = self.state.verified
-        # A review after the verify command could not run (facts_pending) does not ask for it again.
-        if not command or not self.state.changed_files() or (verified is not None and verified.status in (
-                "denied", "unavailable")):
+        # The review that follows a verify command that could not run (see _verifying) does not ask
+        # for it again; any new step since (a re-plan, a continue) clears that.
+        if not command or not self.state.changed_files() or self.state.verify_unavailable:
             await self._shape()
             return Next(State.COMPLETE, why)
         return Next(State.VERIFYING, f"{why}; verifying: {command}")
@@ -730,6 +730,7 @@ class _Run:
             st.answer = facts_answer(st.runs, st.changed_files(), command)
             self.events.emit(Reviewed(kind="facts", outcome="complete", answer=st.answer))
         elif facts and result.status in ("denied", "unavailable") and result.feedback is None:
+            st.verify_unavailable = True
             return Next(State.REVIEWING, f"verify {result.status}: the reviewer judges the run")
         if result.feedback is not None:  # declined with the user's words: the plan is revised with them
             self._user = UserChange("feedback", "approval", result.feedback, VERIFY_STEP, SHELL_TOOL)
