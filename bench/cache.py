@@ -328,6 +328,11 @@ def run(ctx: Context) -> SectionResult:
         "the other requests of its role a longer start; but it also sends ~2,300 more tokens, each billed at "
         "50% or 10% at best, which costs more than the cache saves: 44,895 input tokens, 30,111 at OpenAI and "
         "20,268 at Anthropic prices against 26,495, 18,943 and 13,701 (measured at this commit). Not adopted.",
+        "Also weighed and not adopted: the reviewer's step digest as plain text blocks instead of one JSON line "
+        "a step (measured once on a calls-suite review: 734 -> 597 tokens of steps, -19%): an output in a JSON "
+        "string cannot pose as another step's line or status, which plain text would allow a file or a command "
+        "to do; the survey tools' schemas written compactly (841 -> 771 tokens): they are the provider-facing "
+        "tool definitions, sent as the tools declare them.",
         "A first-plan run (strong-model-t1) has one request of each role and two short step requests: nothing in "
         "it can share a prefix with an earlier request of the run (the 'most a prefix cache could serve' row); "
         "after a run of another task the planner's stable prefix is served from the cache.",
