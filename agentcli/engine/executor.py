@@ -648,8 +648,9 @@ def plan_reminder(plan: Plan, current: str) -> str:
     ``investigate``): one line a step, at most :data:`REMINDER_STEPS` of them, between ``<plan>``
     tags: ``done`` for the steps it depends on (directly or not: they succeeded, or it would not
     run), ``now`` for itself, ``to do`` for the steps after it and ``other`` for earlier ones it does
-    not depend on (the frame's first line says what each word means, so no model has to guess). Only what its dependencies fix is said: a parallel step's status at this moment
-    depends on timing, and a request must be the same in the run and its replay. Empty for a one-step
+    not depend on (the frame's first line says what each word means, so no model has to guess).
+    Only what its dependencies fix is said: a parallel step's status at this moment depends on timing,
+    and a request must be the same in the run and its replay. Empty for a one-step
     plan. It goes into the user message, after the system message, so the request's stable prefix
     stays the same for a provider's cache."""
     steps = plan.steps
