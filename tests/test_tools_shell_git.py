@@ -216,3 +216,31 @@ def test_git_outside_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     res = call(make_registry(tmp_path), "git_status", {})
     assert res.error is not None and res.error.type == "tool_error"
     assert "not inside a git repository" in res.error.message
+
+
+TAPE_LIKE = (
+    "for i in $(seq 1 3000); do echo \"ok $i should be equal\"; "
+    "if [ $i = 1500 ]; then printf 'not ok 1500 parses a[b]=c\\n  ---\\n    expected: 1\\n    actual:   2\\n"
+    "    at: Test.<anonymous> (test/parse.js:42:7)\\n  ...\\n'; fi; done; echo '# fail  1'; exit 1"
+)
+
+
+def test_a_failure_reported_in_the_middle_of_a_long_output_is_kept(tmp_path: Path) -> None:
+    # tape (TAP) names a failing assertion where it happens and only counts failures at the end: the
+    # part of the output cut from the middle keeps the lines that report one, with what follows them.
+    from agentcli.engine.executor import EXIT_TAIL_CHARS, exit_code_failure
+
+    res = call(make_registry(tmp_path, output_limit_chars=4000), "run_shell", {"command": TAPE_LIKE})
+    assert res.ok and res.truncated
+    out = res.output["output"]
+    assert out.startswith("ok 1 should") and out.rstrip().endswith("# fail  1")
+    assert "not ok 1500 parses a[b]=c" in out and "actual:   2" in out and "test/parse.js:42:7" in out
+    assert "ok 2000 should" not in out  # the passing lines of the middle are still cut
+    # And the step error of the failed command (what a review or a re-plan reads) keeps it too,
+    # from an output longer than its own limit.
+    full = "\n".join(f"ok {i} should be equal" for i in range(1, 3000))
+    full = full.replace("ok 1500 should be equal", "not ok 1500 parses a[b]=c\n  ---\n    expected: 1\n    actual:   2")
+    err = exit_code_failure({"exit_code": 1, "output": full + "\n# fail  1\n"}, None)
+    assert err is not None and len(err["message"]) < EXIT_TAIL_CHARS + 200
+    assert "not ok 1500 parses a[b]=c" in err["message"] and "actual:   2" in err["message"]
+    assert err["message"].rstrip().endswith("# fail  1")
