@@ -244,3 +244,16 @@ def test_a_failure_reported_in_the_middle_of_a_long_output_is_kept(tmp_path: Pat
     assert err is not None and len(err["message"]) < EXIT_TAIL_CHARS + 200
     assert "not ok 1500 parses a[b]=c" in err["message"] and "actual:   2" in err["message"]
     assert err["message"].rstrip().endswith("# fail  1")
+
+
+def test_an_investigation_sees_the_head_the_failures_and_the_end_of_a_long_output() -> None:
+    from agentcli.tools.text import tail_with_failures
+
+    lines = ["TAP version 13"] + [f"ok {i} fine" for i in range(1, 2000)] + ["# fail  1"]
+    lines[900] = "not ok 900 merges functions\n  ---\n    expected: [Function]\n    actual:   undefined"
+    shown = tail_with_failures("\n".join(lines), 3000, head_share=0.3)
+    assert shown.startswith("TAP version 13\nok 1 fine") and shown.endswith("# fail  1")
+    assert "not ok 900 merges functions" in shown and "actual:   undefined" in shown and len(shown) < 3100
+    # No failure line in the part cut out: plain head and tail.
+    plain = tail_with_failures("\n".join(f"line {i}" for i in range(2000)), 1000, head_share=0.3)
+    assert plain.startswith("line 0\n") and plain.endswith("line 1999") and "chars omitted" in plain

@@ -99,18 +99,29 @@ class FailureLines:
         return "\n".join(self.lines) + more
 
 
-def tail_with_failures(text: str, limit: int) -> str:
-    """Like :func:`tail`, but the lines of the cut part that report a failure are kept too (up to a
+def tail_with_failures(text: str, limit: int, *, head_share: float = 0.0) -> str:
+    """At most about ``limit`` characters of ``text``: like :func:`tail` (or :func:`head_tail` with a
+    ``head_share``), but the lines of the part cut out that report a failure are kept too (in up to a
     third of ``limit``), so a runner that names failures only where they happen is still read."""
     if len(text) <= limit:
         return text
-    failures = FailureLines(limit // 3)
-    end = tail(text, limit - limit // 3)
+    if not any(_FAILURE_RE.match(line) for line in text.splitlines()):
+        return head_tail(text, limit, head_share=head_share) if head_share else tail(text, limit)
+    room = limit - limit // 3
+    head = ""
+    if head_share:
+        head = text[: int(room * head_share)]
+        nl = head.rfind("\n")
+        head = head[: nl + 1] if nl > len(head) // 2 else head
+    end = tail(text[len(head):], room - len(head))
     end = end[end.find("\n") + 1:] if end.startswith("[... ") else end
-    for line in text[: len(text) - len(end)].splitlines():
+    failures = FailureLines(limit // 3)
+    for line in text[len(head): len(text) - len(end)].splitlines():
         failures.add(line)
     found = failures.text()
+    omitted = len(text) - len(head) - len(end)
     if not found:
-        return tail(text, limit)
-    return (f"[... {len(text) - len(end)} chars before the end; the lines among them that report a failure:]\n"
+        return f"{head}[... {omitted} chars omitted ...]\n{end}"
+    sep = "" if not head or head.endswith("\n") else "\n"
+    return (f"{head}{sep}[... {omitted} chars omitted; the lines among them that report a failure:]\n"
             f"{found}\n[... the end:]\n{end}")
