@@ -8,6 +8,10 @@
         VERIFYING -> REPLANNING                    it failed: a new plan with its output
         VERIFYING -> FAILED                        it failed for a dependency its environment lacks
                                                    (missing_dependency: no plan can install it)
+        REVIEWING -> VERIFYING -> COMPLETE         no reviewer call: the facts decide (review.mode auto:
+                                                   tool steps all ok at first try, a change-only task,
+                                                   the verify command passed); declined or unavailable,
+        VERIFYING -> REVIEWING                     the reviewer judges after all
         REVIEWING -> EXECUTING                     continue: run what can still run
         REVIEWING -> REPLANNING -> EXECUTING       a new plan; completed steps kept
         EXECUTING -> REPLANNING                    the user's words: feedback at a step's approval, or a
@@ -56,7 +60,9 @@ from agentcli.engine.reviewer import (
     DIGEST_CHARS,
     Review,
     answer_is_grounded,
+    decided_by_facts,
     digest_lines,
+    facts_answer,
     fallback_answer,
     grounded_answer,
     review,
@@ -629,6 +635,7 @@ class _Run:
     async def _executing(self, _: Next) -> Next:
         st = self.state
         assert st.plan is not None
+        st.verify_unavailable = False  # new steps: the verify command runs on their changes again
         await self.executor.execute(st.plan)
         told = [r for r in st.runs.values() if r.status == "denied" and r.error and r.error.get("type") == "feedback"]
         if told:  # declined at its approval with the user's words: not run, the plan is revised
@@ -662,6 +669,10 @@ class _Run:
             st.answer = grounded_answer(st.runs)
             self.events.emit(Reviewed(kind="grounded", outcome="complete"))
             return await self._done("every step succeeded")
+        if self._facts_decide(rule):
+            # Nothing for a model to judge: the verify command's result decides (see _verifying).
+            st.facts_pending = True
+            return Next(State.VERIFYING, f"every step succeeded; verifying: {self.deps.verify_command.strip()}")
         verdict: Review = await review(self.deps.client, self.task, st.plan, st.runs,
                                        changes.text() if changes is not None else None,
                                        verify_command=self.deps.verify_command, history=st.reviews)
@@ -696,6 +707,16 @@ class _Run:
         self.events.emit(Reviewed(kind="overruled", outcome="failed", answer=verdict.answer, reason=reason))
         raise RunNotDone(reason)
 
+    def _facts_decide(self, rule: ReviewRule) -> bool:
+        """Whether the run's end is left to the verify command, without a reviewer call: review mode
+        auto, a task asking for a change and no answer, the first plan's steps all tool steps that
+        succeeded at their first try (:func:`decided_by_facts`), files changed and a verify command
+        to run on them that has not run yet."""
+        st = self.state
+        return (self.deps.config.review.mode == "auto" and rule.change_only and self.budget.replans == 0
+                and st.verified is None and bool(self.deps.verify_command.strip()) and bool(st.changed_files())
+                and decided_by_facts(st.runs))
+
     def _review_rule(self) -> ReviewRule:
         if self._rule is None:
             self._rule = review_rule(self.deps.client.profile_for("reviewer"), self.task)
@@ -707,7 +728,9 @@ class _Run:
         if (steered := self._steered_after("review")) is not None:
             return steered
         command = self.deps.verify_command.strip()
-        if not command or not self.state.changed_files():
+        # The review that follows a verify command that could not run (see _verifying) does not ask
+        # for it again; any new step since (a re-plan, a continue) clears that.
+        if not command or not self.state.changed_files() or self.state.verify_unavailable:
             await self._shape()
             return Next(State.COMPLETE, why)
         return Next(State.VERIFYING, f"{why}; verifying: {command}")
@@ -726,6 +749,10 @@ class _Run:
                                                       "evidence": missing.evidence}))
         if missing is not None:  # no new plan can install it: say so instead of re-planning
             raise DependencyMissing(missing.message())
+        facts, st.facts_pending = st.facts_pending, False
+        if facts and result.status == "passed":
+            st.answer = facts_answer(st.runs, st.changed_files(), command)
+            self.events.emit(Reviewed(kind="facts", outcome="complete", answer=st.answer))
         if result.feedback is not None:  # declined with the user's words: the plan is revised with them
             self._user = UserChange("feedback", "approval", result.feedback, VERIFY_STEP, SHELL_TOOL)
             st.verified = None
@@ -733,6 +760,9 @@ class _Run:
         if result.status in ("passed", "denied", "unavailable"):
             if (steered := self._steered_after("verify")) is not None:
                 return steered
+            if facts and result.status != "passed":  # the facts decided nothing: the reviewer judges
+                st.verify_unavailable = True
+                return Next(State.REVIEWING, f"verify {result.status}: the reviewer judges the run")
             # Declined or impossible: the user sees that in the result; it is not a failure of the task.
             await self._shape()
             return Next(State.COMPLETE, f"verify {result.status}: {command}")

@@ -52,7 +52,7 @@ RunStatus = Literal["COMPLETE", "FAILED"]
 #: A ``review`` event: the reviewer's verdict, a grounded completion, a tool call's arguments
 #: corrected by the model, or a "complete" verdict overruled by the record (no step succeeded and
 #: the answer quotes no step's output).
-ReviewKind = Literal["verdict", "grounded", "args_corrected", "overruled", "investigated"]
+ReviewKind = Literal["verdict", "grounded", "facts", "args_corrected", "overruled", "investigated"]
 EVENTS_NAME = "events.jsonl"
 
 EventType = Literal[
@@ -386,7 +386,8 @@ class MemoryWritten(Payload):
 
 
 class Reviewed(Payload):
-    """A judgement on the run's progress: the reviewer's ``verdict``, a ``grounded`` completion,
+    """A judgement on the run's progress: the reviewer's ``verdict``, a ``grounded`` completion, a
+    ``facts`` completion (every step succeeded and the verify command passed: no reviewer call),
     ``args_corrected`` (a tool call's arguments fixed by the model), ``overruled`` (a "complete"
     the record contradicts, with the reason), or ``investigated`` (a failure investigated before a
     re-plan: ``reason`` the question, ``outcome`` ok or failed, ``after`` the findings)."""
