@@ -212,8 +212,10 @@ class QuickTable:
         if title is not None:
             yield Segment(title, console.get_style("table.title"))
             yield Segment.line()
-        table = self.table
-        header_style = console.get_style("bold" if self._fitted is not None or not isinstance(table, Table)
+        # A fitted table's header is bold (fitted_table's header_style): its rich Table, a row of
+        # objects per step, is not built only to be asked that.
+        table = self.table if self._fitted is None else None
+        header_style = console.get_style("bold" if table is None or not isinstance(table, Table)
                                          else table.header_style or "")
         for i, cell in enumerate(header):
             if i:

@@ -254,12 +254,15 @@ class ToolRegistry:
     # -- calls --------------------------------------------------------------------------------
 
     async def call(self, name: str, args: Any, *, timeout: float | None = None,
-                   step_id: str | None = None) -> ToolResult:
+                   step_id: str | None = None, validated: BaseModel | None = None) -> ToolResult:
         """Validate and run one tool. Never raises for bad input or a failing tool.
 
         ``timeout`` overrides the tool's own timeout (itself defaulting to
         ``tools.default_timeout_seconds``). ``step_id`` names the plan step calling (a registry
-        that serves recorded results looks them up by it).
+        that serves recorded results looks them up by it). ``validated``: ``args`` as
+        :meth:`validate` has just returned them for this call; used as they are when the tool's
+        validation reads nothing but the arguments (a tool whose check reads the workspace is
+        validated again: the workspace may have changed since).
         """
         start = time.perf_counter()
 
@@ -282,7 +285,9 @@ class ToolRegistry:
             )
 
         tool = self.get(name)
-        validated = self.validate(name, args)
+        if validated is None or tool is None or tool.check_func is not None or not isinstance(
+                validated, tool.args_model):
+            validated = self.validate(name, args)
         if tool is None or isinstance(validated, ToolError):
             return done(error=validated if isinstance(validated, ToolError) else self.not_found(name))
         limit = timeout if timeout is not None else tool.effective_timeout(
