@@ -303,7 +303,9 @@ class ToolRegistry:
                 if limit <= 0:
                     # As wait_for(..., 0) does: no time left, so the tool is not started at all.
                     raise TimeoutError
-                output = await self._invoke(tool, validated)
+                # A sync tool runs on a worker thread (an async one here, with no coroutine between).
+                output = await (tool.func(validated, self.ctx) if tool.is_async
+                                else _run_in_daemon_thread(tool.func, validated, self.ctx))
         except TimeoutError:
             msg = f"{tool.name} did not finish within {limit:g} s"
             return done(error=ToolError(type="timeout", message=msg))
@@ -325,11 +327,6 @@ class ToolRegistry:
             limit_chars = limit_chars * 2 + 1000
         output, truncated = cap_output(output, limit_chars)
         return done(output=output, truncated=truncated or pre_truncated)
-
-    async def _invoke(self, tool: Tool, args: BaseModel) -> Any:
-        if tool.is_async:
-            return await tool.func(args, self.ctx)
-        return await _run_in_daemon_thread(tool.func, args, self.ctx)
 
     async def aclose(self) -> None:
         """Stop whatever the tools hold open (MCP servers). Safe to call twice."""
