@@ -277,6 +277,17 @@ class VerifyConfig(_Section):
     timeout_seconds: float = Field(600.0, gt=0, le=7200, description="Seconds before the command is killed.")
 
 
+class ReviewConfig(_Section):
+    """How the end of a run is judged."""
+
+    mode: Literal["auto", "always"] = Field(
+        "auto", description="auto: a run whose outcome the facts decide ends COMPLETE without a reviewer "
+        "call (every step a tool step that succeeded at its first try, no re-plan, the task asks for a "
+        "change and no answer, files changed and the verify command passed), with a summary of the "
+        "steps and files as its answer; anything else is reviewed. always: every run is reviewed by "
+        "the reviewer model.")
+
+
 class MemoryConfig(_Section):
     """Episodic and semantic memory (LanceDB)."""
 
@@ -424,6 +435,7 @@ class Config(_Section):
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     investigate: InvestigateConfig = Field(default_factory=InvestigateConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

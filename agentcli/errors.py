@@ -20,6 +20,7 @@ exits with the error's ``exit_code``. Anything else escaping is a bug.
     │   └── ModelRequestsBlocked             a real provider call under tests without opt-in
     ├── BudgetExceeded              exit 3   a budget would be crossed
     ├── ApprovalDenied              exit 4   denied or aborted by the user or the policy
+    ├── DependencyMissing           exit 5   the verify command's environment lacks a dependency
     └── Interrupted                 exit 130 Ctrl-C
 """
 
@@ -36,6 +37,8 @@ class ExitCode(IntEnum):
     USAGE = 2
     BUDGET = 3
     DENIED = 4
+    #: The verify command failed for a dependency its environment lacks (not the change's fault).
+    ENVIRONMENT = 5
     INTERRUPTED = 130
 
 
@@ -134,3 +137,11 @@ class Interrupted(AgentError):
 class PlanningError(AgentError):
     """No valid plan: the planner's output still failed validation after the bounded re-asks,
     or a plan file is unreadable or invalid. The message lists what was wrong."""
+
+
+class DependencyMissing(AgentError):
+    """The verify command failed because its environment lacks a dependency (a Python module, a
+    Node package, a command) that is not the run's own work: no new plan can install it, so the
+    run stops (reason ``missing_dependency``) instead of re-planning."""
+
+    exit_code = ExitCode.ENVIRONMENT

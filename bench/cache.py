@@ -19,6 +19,7 @@ workspace do.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -96,6 +97,24 @@ def bill(requests: list[ModelRequest], earlier: list[ModelRequest] | None = None
     return b
 
 
+def _one_prefix(requests: list[ModelRequest]) -> list[ModelRequest]:
+    """The candidate layout of one stable prefix across roles, for comparison: every step and
+    reviewer request begins with the planner's system message and tools (its own system message
+    after them, as a user message), so each later role's request shares the planner's start. The
+    response schema stays where providers put it (after the tools), as it must."""
+    planner = next((r for r in requests if breakdown.role_of(r) == "planner"), None)
+    if planner is None:
+        return requests
+    out = []
+    for r in requests:
+        if breakdown.role_of(r) == "planner" or not r.messages:
+            out.append(r)
+            continue
+        own = [{"role": "user", "content": str(r.messages[0].get("content", ""))}, *r.messages[1:]]
+        out.append(dataclasses.replace(r, messages=[planner.messages[0], *own], tools=planner.tools))
+    return out
+
+
 async def _agentcli_requests(tasks: list[suite.Task], base: Path) -> list[ModelRequest]:
     ws = suite.make_workspace(base / "ws")
     config = kit.bench_config()
@@ -148,6 +167,35 @@ def _transcript_requests(name: str, answers: list[Any], task: str, base: Path,
     return list(model.requests)
 
 
+#: A change the plan's tool steps make whole, checked by a verify command: what a review left to the
+#: facts (``review.mode = "auto"``) saves against a reviewer call (``always``).
+CHANGE_TASK = "add CHANGELOG.md with a line for version 0.3.0"
+CHANGE_PLAN = {"steps": {"s1": {"call": {"tool": "write_file", "args": {
+    "path": "CHANGELOG.md", "content": "# Changelog\n\n- 0.3.0: per-item stock report\n"}},
+    "depends_on": [], "title": "Write the changelog"}}}
+CHANGE_VERIFY = "grep -q 0.3.0 CHANGELOG.md"
+
+
+def _change_requests(mode: str, base: Path) -> tuple[list[ModelRequest], str]:
+    """agentcli's requests for :data:`CHANGE_TASK` through ``agent run --yes``, with ``review.mode``
+    ``mode`` and :data:`CHANGE_VERIFY` as the verify command; and the run's status."""
+    from typer.testing import CliRunner
+
+    from agentcli.cli.app import app
+    from agentcli.cli.commands.common import State
+
+    ws = suite.make_workspace(base / f"change-{mode}")
+    model = ScriptedModel([CHANGE_PLAN, kit.review_reply("added CHANGELOG.md")])
+    env = {"AGENT_MODEL": kit.FAKE_MODEL, "AGENT_MEMORY__ENABLED": "false", "AGENT_LLM__BACKOFF_BASE_SECONDS": "0",
+           "AGENT_VERIFY__COMMAND": CHANGE_VERIFY, "AGENT_REVIEW__MODE": mode,
+           "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "")}
+    out = CliRunner().invoke(app, ["--workspace", str(ws), "run", CHANGE_TASK, "--yes", "--json"],
+                             obj=State(backend=model, environ=env, use_user_config=False))
+    shown = out.stdout.strip()
+    status = json.loads(shown).get("status", "?") if shown.startswith("{") else f"exit {out.exit_code}"
+    return list(model.requests), status
+
+
 #: The earlier task of the warm-cache measurement (a different task on the same project).
 OTHER_TASK = "make slugify's CLI print the version with --version, and add a test for it"
 
@@ -188,6 +236,12 @@ def run(ctx: Context) -> SectionResult:
             Row(SECTION, f"calls suite, {label}: billed at Anthropic cache prices (10% read, 125% write)",
                 text=f"{b.anthropic:,.0f}"),
         ]
+    shared = bill(_one_prefix(agentcli_reqs))
+    res.rows.append(Row(SECTION, "calls suite, agentcli with one prefix across roles (the planner's system "
+                        "message and tools first in every request; not adopted): input tokens / cacheable share / "
+                        "billed at OpenAI / Anthropic prices",
+                        text=f"{shared.input_tokens:,} / {shared.share:.1%} / {shared.openai:,.0f} / "
+                        f"{shared.anthropic:,.0f}"))
     ratio_a = theirs.anthropic / ours.anthropic
     # "Uncached input tokens" as the issue counts them: every input token, no cache applied.
     ratio_u = theirs.input_tokens / max(ours.input_tokens, 1)
@@ -201,6 +255,13 @@ def run(ctx: Context) -> SectionResult:
         Row(SECTION, "ratio ReAct / agentcli, input tokens not served from a cache",
             Summary.of([theirs.uncached / max(ours.uncached, 1)], "x")),
     ]
+    change: dict[str, Bill] = {}
+    for mode in ("always", "auto"):
+        reqs, status = _change_requests(mode, base)
+        change[mode] = bill(reqs)
+        res.rows.append(Row(SECTION, f"change task by tool steps, verify passed, review.mode = {mode}: requests / "
+                            f"input tokens (run {status})", text=f"{change[mode].requests} / "
+                            f"{change[mode].input_tokens:,}"))
     for role, part in breakdown.summary(agentcli_reqs).items():
         top = ", ".join(f"{name} {n:,}" for name, n in list(part["sections"].items())[:6])
         res.rows.append(Row(SECTION, f"calls suite, agentcli {role} request: tokens by section (a request)",
@@ -244,13 +305,36 @@ def run(ctx: Context) -> SectionResult:
         "plan's workspace view and the hosted draft schema was compacted): agentcli 14 requests, 28,993 input "
         "tokens, 57.8% cacheable, ratios ReAct / agentcli 1.38x (OpenAI), 0.895x (Anthropic), 1.68x (no cache); "
         "t1 41.5% cacheable; strong-model-t1 0%.",
-        "Why the Anthropic and no-cache targets are out of reach on this suite: its tasks are 3-6 short tool "
-        "steps, so a ReAct loop's history stays small, while every agentcli task pays a planner request "
-        "(~3,300 tokens, ~2,800 of them a prefix shared by all tasks: the survey tools, the draft schema, the "
-        "rules and the catalogue) and a reviewer request (~1,060 tokens, mostly the step outputs it judges; its "
-        "stable part, ~330 tokens, is under the 1,024-token minimum of a cached prefix). The reviewer requests "
-        "alone, uncached, cost about as much as the Anthropic target allows agentcli in all. A single first-plan "
-        "run (strong-model-t1) has one request of each role and two short step requests: nothing in it can "
-        "share a prefix with an earlier request of the run (the 'most a prefix cache could serve' row).",
+        "At 1e7fe31 (before each tool's arguments were given once, as catalogue signatures, with a draft schema "
+        "that names the tool and takes its args as an object, and before the reviewer's schema lost its "
+        "descriptions), the same run: agentcli 14 requests, 32,921 input tokens, 60.7% cacheable, 22,937 at "
+        "OpenAI and 16,038 at Anthropic prices; ReAct 28, 63,230, 86.4%, 35,902 and 15,384; ratios 1.57x "
+        "(OpenAI), 0.959x (Anthropic), 1.92x (no cache); a planner request 4,136 tokens (response schema 1,471, "
+        "catalogue 437), a reviewer request 1,064 (schema 164); t1 64.2% cacheable (72.0% after another task); "
+        "strong-model-t1 11,689 tokens, 0% (33.9% after another task: a smaller planner prefix is a smaller "
+        "share of a smaller run).",
+        "Why the Anthropic and no-cache targets are still out of reach on this suite: its tasks are 3-6 short "
+        "tool steps that ask questions, so a ReAct loop's history stays small, while every agentcli task pays a "
+        "planner request (~3,160 tokens: the rules ~940, the survey's callable tools ~820, the catalogue ~510, "
+        "the draft schema ~420, the workspace and map ~430; all but the map and task a prefix shared by all "
+        "tasks) and a reviewer request (~970 tokens, ~715 of them the step outputs it answers from; its stable "
+        "part, ~250 tokens, is under the 1,024-token minimum of a cached prefix). The reviewer requests, which "
+        "write the answer of every question task, cost ~5,800 units at any price: already 75% of what the "
+        "Anthropic target allows agentcli in all. A review the facts decide (review.mode = auto) needs a "
+        "change task whose tool steps a verify command checks (the 'change task' rows), none of this suite's.",
+        "One prefix across roles (the candidate row): a step or reviewer request that began with the planner's "
+        "tools and system message shares with the planner's request only the tools (~820 tokens, under the "
+        "cache minimum: the response schema, which providers put after the tools, differs by role), and with "
+        "the other requests of its role a longer start; but it also sends ~2,300 more tokens, each billed at "
+        "50% or 10% at best, which costs more than the cache saves: 44,895 input tokens, 30,111 at OpenAI and "
+        "20,268 at Anthropic prices against 26,495, 18,943 and 13,701 (measured at this commit). Not adopted.",
+        "Also weighed and not adopted: the reviewer's step digest as plain text blocks instead of one JSON line "
+        "a step (measured once on a calls-suite review: 734 -> 597 tokens of steps, -19%): an output in a JSON "
+        "string cannot pose as another step's line or status, which plain text would allow a file or a command "
+        "to do; the survey tools' schemas written compactly (841 -> 771 tokens): they are the provider-facing "
+        "tool definitions, sent as the tools declare them.",
+        "A first-plan run (strong-model-t1) has one request of each role and two short step requests: nothing in "
+        "it can share a prefix with an earlier request of the run (the 'most a prefix cache could serve' row); "
+        "after a run of another task the planner's stable prefix is served from the cache.",
     ]
     return res

@@ -227,16 +227,19 @@ def run(ctx: Context) -> SectionResult:
         f"Totals over the suite: agentcli {sum(a_calls)} calls, {sum(a_tok):,} input tokens with the response "
         f"schemas ({sum(a_bare):,} without); ReAct {sum(r_calls)} calls, {sum(r_tok):,} input tokens.",
         f"The planner's draft JSON schema alone is {schema_tok:,} tokens: a hosted model gets one shared step "
-        "definition (an anyOf over the tools) that the max_steps = 20 slots refer to; the grammar-oriented "
+        "definition that any s<N> key (at most max_steps = 20) refers to, a call naming its tool with its args "
+        "an object (each tool's arguments are in the catalogue's one-line signatures, checked in code); the "
+        "grammar-oriented "
         f"schema the embedded local model gets (a full step and a dependency enum per slot) is {local_tok:,}. "
         "Whether a provider bills a response_format schema as input varies (the embedded model turns it into "
         "a grammar and does not); both counts are shown.",
         "What drives the rest: the planner's prompt carries the tool catalogue once per task, tool steps call "
-        "no model, and the reviewer sees each output once, cut to 1,500 characters. The ReAct loop re-sends the "
-        "tool schemas and the whole growing history, every tool output in full, on each of its k + 1 calls, so "
-        "its input grows with k² while agentcli's grows with k. With agentcli's fixed cost per task (prompt, "
-        "catalogue, workspace summary, schema), the advantage is smallest on short tasks with small outputs "
-        "like these, and grows with the number of steps and the size of the outputs.",
+        "no model, and the reviewer sees each output once, at most 4,000 characters (head and tail). The "
+        "ReAct loop re-sends the tool schemas and the whole growing history, every tool output in full, on "
+        "each of its k + 1 calls, so its input grows with k² while agentcli's grows with k. With agentcli's "
+        "fixed cost per task (prompt, catalogue, workspace summary, schema), the advantage is smallest on "
+        "short tasks with small outputs like these, and grows with the number of steps and the size of the "
+        "outputs.",
         "An llm step that uses every earlier output (2 of the tasks) sends those outputs in full once more; "
         "a ReAct agent making several tool calls per turn would need fewer calls (not modelled here).",
     ]

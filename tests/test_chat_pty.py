@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from agentcli.planning.prompt import LEDGER_HEADING
+from agentcli.record.events import Verified
 from agentcli.record.reader import RunRecord, find_run
 from agentcli.record.sessions import SessionRecord
 
@@ -299,3 +300,53 @@ def test_feedback_and_a_steer_in_chat_reach_the_ledger_and_replay(workspace: Pat
     ledger = subprocess.run([sys.executable, "-m", "agentcli", "sessions", s.session_id, "--ledger"], cwd=workspace,
                             env=env, capture_output=True, text=True, timeout=120).stdout
     assert 'steer: "write bye.py instead of listing"' in ledger
+
+
+def test_a_line_typed_while_the_verify_command_runs_is_applied_after_it(workspace: Path, tmp_path: Path) -> None:
+    """A message typed in chat while the verify command runs is not lost at the end of the turn: it is
+    queued, and once the command passed the plan is revised for it, shown as a diff, and run."""
+    script = [
+        one_step("write_file", "Write a", path="a.txt", content="a\n"),
+        complete("Wrote a.txt."),
+        {"steps": {"s2": {"call": {"tool": "write_file", "args": {"path": "b.txt", "content": "b\n"}},
+                          "depends_on": [], "title": "Write b"}}},
+        complete("Wrote a.txt and b.txt."),
+    ]
+    env = {**env_for(tmp_path, script),
+           "AGENT_VERIFY__COMMAND": "while [ ! -f go.flag ]; do sleep 0.05; done; true"}
+    child = spawn(workspace, env)
+    child.logfile_read = (tmp_path / "screen.txt").open("w")
+    child.sendline("write a.txt")
+    data = workspace / ".agent"
+    deadline = time.monotonic() + 60
+    while True:  # the plan, the write and the verify command are asked about first
+        i = child.expect_exact(["run this plan?", "run it?", pexpect.TIMEOUT], timeout=1)
+        if i < 2:
+            child.sendline("y")
+        runs = sorted((data / "runs").glob("*/events.jsonl"))
+        if runs and any('"type":"tool_intent"' in x and '"step_id":"verify"' in x
+                        for x in runs[-1].read_text().splitlines()):
+            break  # the verify command is running
+        assert time.monotonic() < deadline, "the verify command never started"
+    child.sendline("also write b.txt")
+    child.expect_exact("queued for the next step boundary")
+    (workspace / "go.flag").write_text("")
+    child.expect_exact("the plan changed for your message")
+    while True:
+        i = child.expect_exact(["run this plan?", "run it?", "Wrote a.txt and b.txt."])
+        if i == 2:
+            break
+        child.sendline("y")
+    child.expect_exact(PROMPT)
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert (workspace / "b.txt").read_text() == "b\n"
+    s = SessionRecord.open(data, "last")
+    rec = RunRecord.read(find_run(data, s.chain()[-1].run_id))
+    assert [(m.data.text, m.data.boundary) for m in rec.user_messages] == [("also write b.txt", "verify")]
+    assert [v.data.status for v in rec.of(Verified)] == ["passed", "passed"]
+    out = subprocess.run([sys.executable, "-m", "agentcli", "replay", s.session_id, "--json"], cwd=workspace,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and json.loads(out.stdout)["identical"], out.stdout + out.stderr

@@ -214,7 +214,7 @@ def test_the_hosted_planner_can_plan_edits_and_old_plans_keep_their_hash(ws: Pat
     assert [s.answer for s in made.steps] == ["text", "edits", "text"]
     assert made.steps[2].requires_approval  # a write, like any other
     system = model.requests[0].messages[0]["content"]
-    assert "To change an existing file" in system and "- apply_edits [" in system
+    assert "To change an existing file" in system and "- apply_edits(edits: list of {path: text, " in system
     # A plan without answer shapes hashes as it did before they existed.
     payload = plan(step("s1", prompt="x")).hash_payload()
     assert "answer" not in payload["steps"][0] and "answer_schema" not in payload["steps"][0]
@@ -288,3 +288,31 @@ def test_a_replay_serves_the_recorded_checks_whatever_the_workspace_is_now(
     replayed = cli.invoke(app, ["replay", run_id, "--json"], obj=State(environ=env))
     assert replayed.exit_code == 0, replayed.output
     assert json.loads(replayed.stdout)["identical"] is True
+
+
+def test_a_crlf_file_keeps_its_line_ends_through_every_edit_tool(ws: Path) -> None:
+    # A Windows-style file edited with the LF text a model writes (or copies with CRLF) stays CRLF
+    # throughout: only the edited lines change, so the diff is the edit, not the whole file.
+    reg = make_registry(ws)
+    crlf = "def a():\r\n    return 1\r\n\r\ndef b():\r\n    return 2\r\n"
+    (ws / "win.py").write_bytes(crlf.encode())
+    r = call(reg, "apply_edits", {"edits": [edit("win.py", "return 1\n", "return 10\n"),
+                                            edit("win.py", "def b():\r\n", "def b(x=0):\r\n")]})
+    assert r.ok, r.error
+    assert (ws / "win.py").read_bytes() == crlf.replace("return 1\r", "return 10\r").replace(
+        "def b():", "def b(x=0):").encode()
+    r = call(reg, "edit_file", {"path": "win.py", "search": "    return 2\n", "replace": "    return 20\n    # two\n"})
+    assert r.ok, r.error
+    data = (ws / "win.py").read_bytes()
+    assert data.endswith(b"    return 20\r\n    # two\r\n") and data.count(b"\n") == data.count(b"\r\n") == 6
+    r = call(reg, "write_file", {"path": "win.py", "content": "X = 1\nY = 2\n"})
+    assert r.ok, r.error
+    assert (ws / "win.py").read_bytes() == b"X = 1\r\nY = 2\r\n"
+
+
+def test_a_file_with_mixed_line_ends_is_edited_as_it_is(ws: Path) -> None:
+    reg = make_registry(ws)
+    (ws / "mixed.txt").write_bytes(b"one\r\ntwo\nthree\r\n")
+    r = call(reg, "edit_file", {"path": "mixed.txt", "search": "two\n", "replace": "2\n"})
+    assert r.ok, r.error
+    assert (ws / "mixed.txt").read_bytes() == b"one\r\n2\nthree\r\n"

@@ -25,6 +25,7 @@ ALLOWED = {
     (State.REVIEWING, State.FAILED),
     (State.VERIFYING, State.COMPLETE),
     (State.VERIFYING, State.REPLANNING),
+    (State.VERIFYING, State.REVIEWING),  # the verify command could not run: the reviewer judges
     (State.VERIFYING, State.FAILED),
     (State.REPLANNING, State.EXECUTING),
     (State.REPLANNING, State.FAILED),

@@ -127,12 +127,14 @@ def test_prompt_has_task_tools_budgets_workspace_memory_and_context_stable_parts
     assert "{{s1.output}}" in system and '"depends_on": []' in system
     # What is the same for every task of a configuration comes first, in the system message (a
     # provider caches that prefix); the task comes last.
-    assert "- read_file [read, runs without asking]: Read a text file." in system
-    assert "- write_file [write, needs approval]" in system
+    assert "- read_file [read, runs without asking]: one of the tools you are given now" in system
+    assert "- write_file(path: text, content: text) [write, needs approval]" in system
     assert "# Budgets\nat most 20 steps; model spend <= $1; <= 200000 tokens; <= 900 s" in system
-    # Each tool's args schema is sent once, in the draft schema, not again in the catalogue.
-    assert '"start_line"' not in system + user
-    assert '"start_line"' in json.dumps(model.requests[0].response_format)
+    # Each tool's args are sent once: read_file's with it as a tool the survey may call, not again
+    # in the catalogue or the draft schema.
+    assert "start_line" not in system + user
+    assert "start_line" not in json.dumps(model.requests[0].response_format)
+    assert "start_line" in json.dumps(model.requests[0].tools)
     assert user.startswith("# Workspace\ntop level: README.md, main.py") and "Python (1)" in user
     assert user.endswith("# Task\nsummarise the code")
     assert "# Demo project" in user  # head of a key file

@@ -21,7 +21,7 @@ from test_planner import GOOD, plan_with, settings_for
 from agentcli.config import Config, Settings
 from agentcli.models import tokens
 from agentcli.planning.local import local_draft_schema, parse_levers
-from agentcli.planning.prompt import draft_schema, hosted_draft_schema, tool_args_schema
+from agentcli.planning.prompt import draft_schema, hosted_draft_schema, tool_signature
 from agentcli.planning.strategy import use_levers
 from agentcli.tools import Tool, build_registry
 
@@ -134,50 +134,85 @@ def test_hosted_model_is_sent_one_shared_step(ws: Path) -> None:
     assert steps["patternProperties"] == {"^s[1-9][0-9]*$": {"$ref": "#/$defs/step"}}
     assert steps["minProperties"] == 1 and steps["maxProperties"] == 20
     assert steps["additionalProperties"] is False
-    # What both kinds of step share, and the reference to an earlier output, are written once.
-    assert list(schema["$defs"]) == ["step", "depends_on", "title", "ref"]
-    assert json.dumps(schema).count("output[^}]*") == 1
+    # What both kinds of step share is written once.
+    assert list(schema["$defs"]) == ["step", "depends_on", "title"]
     call, prompt, investigate = schema["$defs"]["step"]["anyOf"]
     assert call["required"] == ["call", "depends_on", "title"]
     assert prompt["required"] == ["prompt", "depends_on", "title"]
     assert investigate["required"] == ["investigate", "depends_on", "title"]
     assert set(investigate["properties"]) == {"investigate", "depends_on", "title", "requires_approval"}
     assert set(call["properties"]) == {"call", "depends_on", "title", "requires_approval", "expect_exit_codes"}
-    branches = call["properties"]["call"]["anyOf"]
-    assert [b["properties"]["tool"] for b in branches] == [{"const": t.name} for t in tools]
-    # The tools' own args (a hosted model writes whole files), not the local grammar's bounds;
-    # an argument that is not a string may also be a reference to an earlier output.
-    for b, t in zip(branches, tools, strict=True):
-        own = tool_args_schema(t, bounded=False)["properties"]
-        for name, sub in b["properties"]["args"]["properties"].items():
-            assert sub == own[name] if own[name].get("type") == "string" else sub["anyOf"][0] == own[name]
-    assert '"maxLength": 200' not in json.dumps(branches)
+    # A call names one of the tools; its args are an object, checked against the tool's own schema
+    # in code: each tool's arguments are in the request once, in the catalogue's signatures.
+    assert call["properties"]["call"] == {
+        "type": "object", "properties": {"tool": {"enum": [t.name for t in tools]}, "args": {"type": "object"}},
+        "required": ["tool", "args"], "additionalProperties": False}
     assert call["properties"]["depends_on"] == prompt["properties"]["depends_on"] == {"$ref": "#/$defs/depends_on"}
     deps = schema["$defs"]["depends_on"]
     assert deps == {"type": "array", "items": {"type": "string", "pattern": "^s[1-9][0-9]*$"}, "maxItems": 8}
     assert schema["$defs"]["title"]["maxLength"] == 60 and prompt["properties"]["prompt"]["maxLength"] == 4000
-    # Optional arguments are written compactly: a type list with "null", no "default": null.
-    [read] = [b for b in branches if b["properties"]["tool"] == {"const": "read_file"}]
-    start = read["properties"]["args"]["properties"]["start_line"]["anyOf"][0]
-    assert start == {"minimum": 1, "type": ["integer", "null"]}
     assert "description" not in json.dumps(schema)
 
 
+def test_hosted_request_gives_each_tools_arguments_once(ws: Path) -> None:
+    # The catalogue's signature is the one place a tool's arguments are: a tool the survey may call is
+    # sent as a callable tool with its schema, and the catalogue names it without describing it again.
+    _, model = plan_with(ws, [GOOD])
+    req = model.requests[0]
+    system = req.messages[0]["content"]
+    given = {t["function"]["name"] for t in req.tools or []}
+    assert given == {"list_files", "read_file"}  # the test registry's read-only tools
+    assert "- write_file(path: text, content: text) [write, needs approval]: Write a text file." in system
+    assert ("- read_file [read, runs without asking]: one of the tools you are given now (its description and "
+            "arguments there)") in system
+    for name in given:
+        assert f"- {name}(" not in system
+    assert req.response_format is not None
+    assert '"content"' not in json.dumps(req.response_format)  # write_file's argument: in the signature only
+
+
+def test_tool_signatures_say_names_types_options_and_defaults() -> None:
+    by_name = {t.name: t for t in fixed_tools()}
+    assert tool_signature(by_name["list_files"]) == 'list_files(pattern?: text = "**/*", max_items?: list of text)'
+    assert tool_signature(by_name["read_file"]) == 'read_file(path: text, encoding?: "utf-8"|"latin-1")'
+    assert tool_signature(by_name["run_shell"]) == ("run_shell(command: text, env?: {cwd: text, vars: list of "
+                                                    "{k: text, v: text or int}})")
+
+
+def test_a_hosted_draft_with_wrong_arguments_is_reasked_with_the_problem(ws: Path) -> None:
+    # The schema no longer types each tool's args: a wrong argument name or type fits it, and the
+    # planner's own check names the problem in the re-ask.
+    s1 = GOOD["steps"]["s1"]
+    bad = {"steps": {**GOOD["steps"], "s1": {**s1, "call": {"tool": s1["call"]["tool"], "args": {"colour": 1}}}}}
+    assert Draft202012Validator(hosted_draft_schema(make_registry(ws).tools(), 20)).is_valid(bad)
+    plan, model = plan_with(ws, [bad, GOOD])
+    assert len(plan.steps) == len(GOOD["steps"]) and len(model.requests) == 2
+    problems = model.requests[1].messages[-1]["content"]
+    assert "Your plan is not valid" in problems and "s1" in problems and "colour" in problems
+
+
 def test_a_hosted_plan_may_pass_a_whole_output_to_an_array_argument(ws: Path) -> None:
-    # "edits": "{{s3.output}}", as the hosted prompt teaches, fits the schema sent (a strict model
-    # would otherwise be made to write the array itself).
+    # "edits": "{{s2.output}}", as the hosted prompt teaches, passes the planner's check of the args;
+    # a string that is no reference does not, and is re-asked.
+    def draft(edits: str) -> dict[str, Any]:
+        return {"steps": {
+            "s1": {"call": {"tool": "read_file", "args": {"path": "main.py"}}, "depends_on": [], "title": "Read"},
+            "s2": {"prompt": "Change it: {{s1.output}}", "answer": "edits", "depends_on": ["s1"], "title": "Edit"},
+            "s3": {"call": {"tool": "apply_edits", "args": {"edits": edits}}, "depends_on": ["s2"],
+                   "title": "Apply"}}}
+
     registry = asyncio.run(build_registry(Settings(config=Config(), workspace=ws), plugins=False, mcp=False))
-    schema = Draft202012Validator(hosted_draft_schema(registry.tools(), 20))
-    step = {"call": {"tool": "apply_edits", "args": {"edits": "{{s2.output}}"}}, "depends_on": ["s2"], "title": "x"}
-    assert schema.is_valid({"steps": {"s1": step}})
-    step["call"]["args"] = {"edits": "see above"}  # type: ignore[index]
-    assert not schema.is_valid({"steps": {"s1": step}})
+    plan, model = plan_with(ws, [draft("{{s2.output}}")], registry=registry)
+    assert len(model.requests) == 1 and plan.steps[2].args == {"edits": "{{s2.output}}"}
+    plan, model = plan_with(ws, [draft("see above"), draft("{{s2.output}}")], registry=registry)
+    assert len(model.requests) == 2 and "s3" in model.requests[1].messages[-1]["content"]
 
 
 def test_hosted_schema_is_as_strict_as_the_grammar_schema(ws: Path) -> None:
     tools = make_registry(ws).tools()
     for schema in (hosted_draft_schema(tools, 20), draft_schema(tools, 20)):
-        found = list(objects(schema))
+        # Every object closed but a hosted call's args (any object: checked against the tool in code).
+        found = [o for o in objects(schema) if o != {"type": "object"}]
         assert found and all(o.get("additionalProperties") is False for o in found)
         assert all(set(o.get("required", [])) <= set(o.get("properties", {})) for o in found)
         assert all(o.get("properties") or o.get("patternProperties") for o in found)
@@ -196,7 +231,7 @@ def test_hosted_schema_is_as_strict_as_the_grammar_schema(ws: Path) -> None:
         {"steps": {"s1": {**s1, "colour": "red"}}},
         {"steps": {"s1": {k: v for k, v in s1.items() if k != "title"}}},
         {"steps": {"s1": {**s1, "call": {"tool": "list_file", "args": {}}}}},
-        {"steps": {"s1": {**s1, "call": {"tool": "read_file", "args": {"colour": 1}}}}},
+        {"steps": {"s1": {**s1, "call": {"tool": "read_file", "args": "colour"}}}},
     ]
     assert [ok.is_valid(b) for b in bad] == [False] * len(bad)
 

@@ -57,13 +57,45 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
 def screen_of(ws: Path, *args: str, columns: int, script: list[Any] | None = None) -> str:
-    """What a command shows in a terminal ``columns`` wide, as plain text lines."""
+    """What a command shows in a terminal ``columns`` wide, as plain text lines (what is left on the
+    screen at the end: a status line drawn while it worked is erased by then)."""
     child = spawn(ws, *args, columns=columns, script=script)
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0, child.before
-    text = _ANSI.sub("", child.before).replace("\r\n", "\n").replace("\r", "")
-    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+    return "\n".join(line.rstrip() for line in _rendered(child.before)) + "\n"
+
+
+_CONTROL = re.compile(r"\x1b\[([\d;]*)([A-Za-z])|\x1b\[\?[\d;]*[A-Za-z]|\x1b\][^\x07]*\x07|\r|\n")
+
+
+def _rendered(raw: str) -> list[str]:
+    """The lines a terminal shows for ``raw``, as far as these commands move the cursor: a carriage
+    return, a new line, up (``ESC [ n A``) and erase the line (``ESC [ 2 K``, ``ESC [ K``); colours
+    and the rest are dropped. A line is not folded at the terminal's width (what :func:`fits` checks)."""
+    lines, row, col, pos = [""], 0, 0, 0
+
+    def put(text: str) -> None:
+        nonlocal col
+        line = lines[row].ljust(col)
+        lines[row] = line[:col] + text + line[col + len(text):]
+        col += len(text)
+
+    for m in _CONTROL.finditer(raw):
+        put(raw[pos:m.start()])
+        pos, token = m.end(), m.group(0)
+        if token == "\r":
+            col = 0
+        elif token == "\n":
+            row, col = row + 1, 0
+            if row == len(lines):
+                lines.append("")
+        elif m.group(2) == "A":
+            row = max(0, row - int(m.group(1) or 1))
+        elif m.group(2) == "K":
+            lines[row] = "" if m.group(1) == "2" else lines[row][:col]
+    put(raw[pos:])
+    return "\n".join(lines).splitlines()
 
 
 def normalised(text: str, ws: Path) -> str:

@@ -374,3 +374,14 @@ def test_a_ledger_of_another_format_says_so_on_replay(workspace: Path) -> None:
     path.write_text("".join(json.dumps(e) + "\n" for e in lines))
     out = invoke(["replay", sid], m)
     assert out.exit_code == 1 and "turn 2: its ledger was laid out by another agentcli (ledger format 0" in out.stderr
+
+
+def test_no_sessions_and_no_runs_say_so_in_one_line(workspace: Path) -> None:
+    """Before anything ran, `agent sessions` and `agent runs list` say there is none and how to
+    start, instead of the header of an empty table; --json stays an empty list."""
+    m = ScriptedModel([])
+    for args, line in ((["sessions"], "no sessions yet (start one with `agent chat` or `agent run --continue TASK`)"),
+                       (["runs", "list"], "no runs yet (start one with `agent run TASK` or `agent chat`)")):
+        shown = invoke(args, m)
+        assert shown.exit_code == 0 and shown.stdout == line + "\n", shown.output
+        assert json.loads(invoke([*args, "--json"], m).stdout) == []

@@ -6,6 +6,7 @@ served from the record."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -170,8 +171,9 @@ def test_a_steer_is_taken_at_the_next_step_boundary(workspace: Path) -> None:
     r = Run(h, steering=steering)
     out = r.go()
     assert out.status == "COMPLETE"
-    # Asked before each step started and after the last; taken after s1: s2 and s3 never ran.
-    assert [sorted(b.done) for b in steering.boundaries] == [[], ["s1"], ["s1"], ["s1", "s4"]]
+    # Asked before each step started, after the last and after the review; taken after s1: s2 and s3 never ran.
+    assert [(sorted(b.done), b.kind) for b in steering.boundaries] == [
+        ([], "step"), (["s1"], "step"), (["s1"], "step"), (["s1", "s4"], "step"), (["s1", "s4"], "review")]
     assert [(s["id"], s["status"]) for s in out.steps] == [("s1", "ok"), ("s4", "ok")]
     (ctx,) = r.contexts
     assert ctx.kept == {"s1"} and ctx.text().startswith(
@@ -360,4 +362,113 @@ def test_words_recorded_before_a_kill_are_applied_by_the_resume(workspace: Path)
     assert ctx.user is not None and ctx.user.words == "three, not two" and ctx.kept == {"s1"}
     rec = RunRecord.read(h.events_path)
     assert [p.by_user for p in rec.plans] == [False, True]
+    _replay(h)
+
+
+@pytest.mark.tampered_record  # a second message is written into the record, as a kill would leave it
+def test_every_message_the_run_stopped_before_applying_is_applied_by_the_resume(workspace: Path) -> None:
+    """Two messages recorded after the last plan (the run was stopped before revising it): the
+    resumed run revises the plan once for both, every word reaching the re-planner. (The record's
+    first part, written by hand, cannot replay: a run takes one message a boundary.)"""
+    first = plan(step("s1", "nap", seconds=0, label="one"), step("s2", "nap", deps=["s1"], seconds=0, label="two"))
+    second = plan(step("s3", "nap", seconds=0, label="three"), plan_id="plan-2")
+    h = Harness(workspace, config(), ScriptedModel([review(answer="one three")]), [first, second])
+    Run(h, steering=StepSteering("s1", "three, not two")).go()
+    lines = h.events_path.read_bytes().splitlines(keepends=True)
+    cut = next(i for i, x in enumerate(lines) if b'"type":"user_message"' in x)
+    said = json.loads(lines[cut])
+    more = {**said, "seq": said["seq"] + 1, "data": {**said["data"], "text": "and label it four"}}
+    h.events_path.write_bytes(b"".join(lines[:cut + 1]) + json.dumps(more).encode() + b"\n")
+
+    from agentcli.engine.runner import resume_state
+
+    resume = resume_state(RunRecord.read(h.events_path))
+    assert [c.words for c in resume.unapplied] == ["three, not two", "and label it four"]
+    contexts: list[ReplanContext] = []
+
+    async def planner(task: str, ctx: ReplanContext | None) -> Plan:
+        assert ctx is not None
+        contexts.append(ctx)
+        return second
+
+    session = RunSession(Settings(config=h.config, workspace=workspace), h.run_id, backend=ScriptedModel(
+        [review(answer="one three")]), registry=make_registry(workspace, h.config), memory=False, telemetry=False,
+        checkpoints=False, resume=resume, extra_start={"resumed": True})
+    try:
+        out = asyncio.run(run("the task", session.deps(planner, lambda p, r: True)))
+    finally:
+        session.close()
+    assert out.status == "COMPLETE", out.answer
+    (ctx,) = contexts  # one revision for both
+    assert ctx.user is not None and ctx.user.words == "three, not two\nand label it four"
+    assert ctx.text().startswith('While the plan below was running, the user sent a message: '
+                                 '"three, not two\\nand label it four"')
+    rec = RunRecord.read(h.events_path)
+    assert [p.by_user for p in rec.plans] == [False, True]
+    assert [t.data.text for t in rec.user_messages] == ["three, not two", "and label it four"]  # none recorded again
+
+
+class KindSteering:
+    """Steers once, at the first boundary of ``kind`` (a message sent while the review ran)."""
+
+    def __init__(self, kind: str, words: str) -> None:
+        self.kind, self.words = kind, words
+
+    def take(self, boundary: Boundary) -> str | None:
+        if boundary.kind == self.kind and self.words:
+            words, self.words = self.words, ""
+            return words
+        return None
+
+
+def test_a_steer_sent_while_the_reviewer_ran_is_applied_after_the_review(workspace: Path) -> None:
+    first = plan(step("s1", "nap", seconds=0, label="one"))
+    second = plan(step("s2", "nap", seconds=0, label="docs"), plan_id="plan-2")
+    h = Harness(workspace, config(), ScriptedModel([review(answer="one"), review(answer="one docs")]),
+                [first, second])
+    r = Run(h, steering=KindSteering("review", "also the docs"))
+    out = r.go()
+    assert out.status == "COMPLETE" and out.answer == "one docs"
+    assert [(s["id"], s["status"]) for s in out.steps] == [("s1", "ok"), ("s2", "ok")]
+    rec = RunRecord.read(h.events_path)
+    assert moves(rec) == ["PLANNING", "EXECUTING", "REVIEWING", "REPLANNING", "EXECUTING", "REVIEWING", "COMPLETE",
+                          "IDLE"]
+    (said,) = rec.user_messages
+    assert (said.data.text, said.data.boundary, said.data.done) == ("also the docs", "review", ["s1"])
+    _replay(h)  # served after the review, not at the step boundary before it (same plan, same steps done)
+
+
+class AfterReview:
+    """Steers once, at the first boundary after the reviewer was asked (a message typed while it ran)."""
+
+    def __init__(self, model: ScriptedModel, words: str) -> None:
+        self.model, self.words = model, words
+        self.kinds: list[str] = []
+
+    def take(self, boundary: Boundary) -> str | None:
+        self.kinds.append(boundary.kind)
+        reviewed = any("You review the results" in str(r.messages[0]["content"]) for r in self.model.requests)
+        if reviewed and self.words:
+            words, self.words = self.words, ""
+            return words
+        return None
+
+
+def test_a_steer_sent_while_a_continue_review_ran_is_taken_before_the_next_step(workspace: Path) -> None:
+    """s1 failed and the run stopped starting steps; a message typed while the reviewer ran, which
+    said continue, is taken at the next step boundary and replays there."""
+    (workspace / "ok.txt").write_text("fine")
+    first = plan(step("s1", "read_file", path="missing.txt"), step("s2", "read_file", path="ok.txt"),
+                 step("s3", prompt="use {{s1.output}}", deps=["s1"]))
+    second = plan(step("s4", "read_file", path="ok.txt"), plan_id="plan-2")
+    model = ScriptedModel([review("continue", reason="s1 is optional"), review(answer="fine")])
+    h = Harness(workspace, config(executor={"max_parallel": 1}), model, [first, second])
+    out = Run(h, steering=AfterReview(model, "read ok.txt once more")).go()
+    assert out.status == "COMPLETE", out.answer
+    assert [(s["id"], s["status"]) for s in out.steps] == [("s4", "ok")]
+    rec = RunRecord.read(h.events_path)
+    (said,) = rec.user_messages
+    assert (said.data.text, said.data.boundary, said.data.done) == ("read ok.txt once more", "step", ["s1"])
+    assert moves(rec) == ["PLANNING", "EXECUTING", "REVIEWING", "EXECUTING", "REPLANNING", "EXECUTING", "REVIEWING",
+                          "COMPLETE", "IDLE"]
     _replay(h)

@@ -214,14 +214,14 @@ def test_a_malformed_line_is_one_error_and_the_run_goes_on(workspace: Path, line
 WRITE_A = {"steps": [{"title": "write a.txt", "tool": "write_file", "args": {"path": "a.txt", "content": "a\n"}}]}
 
 
-def test_a_steer_after_the_last_step_boundary_is_named_not_applied(workspace: Path) -> None:
-    # The verify command runs after the last step boundary; a steer sent while it runs comes too late.
-    err_file = workspace.parent / "stderr.txt"
-    env = {**_env(workspace, [WRITE_A, REVIEW]),
-           "AGENT_VERIFY__COMMAND": "while [ ! -f go.flag ]; do sleep 0.05; done; true"}
+def _steer_while_verifying(ws: Path, script: list[object], verify: str, text: str) -> tuple[int, str, list[str]]:
+    """``agent run --output jsonl`` whose verify command waits for ``go.flag``: ``text`` (and a bad
+    line, to know when the first was read) is sent on stdin while it runs. Exit code, stderr, stdout's lines."""
+    err_file = ws.parent / "stderr.txt"
+    env = {**_env(ws, script), "AGENT_VERIFY__COMMAND": f"while [ ! -f go.flag ]; do sleep 0.05; done; {verify}"}
     with err_file.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "agentcli", "run", "write a", "--yes", "--output", "jsonl"],
-                                cwd=workspace, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+                                cwd=ws, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
         assert proc.stdin is not None and proc.stdout is not None
         while True:
             line = proc.stdout.readline()
@@ -229,19 +229,47 @@ def test_a_steer_after_the_last_step_boundary_is_named_not_applied(workspace: Pa
             event = json.loads(line)
             if event["type"] == "tool_intent" and event["step_id"] == "verify":
                 break
-        proc.stdin.write(b'{"type": "steer", "text": "also write b.txt"}\n[]\n')
+        proc.stdin.write(json.dumps({"type": "steer", "text": text}).encode() + b"\n[]\n")
         proc.stdin.flush()
         deadline = time.monotonic() + 60
         while "stdin line 2" not in err_file.read_text():
             assert time.monotonic() < deadline, err_file.read_text()
             time.sleep(0.05)
-        (workspace / "go.flag").write_text("")
+        (ws / "go.flag").write_text("")
         proc.stdin.close()
         out = proc.stdout.read()
         proc.wait(timeout=120)
-    stderr = err_file.read_text()
-    assert proc.returncode == 0, stderr
+    return proc.returncode, err_file.read_text(), out.decode().splitlines()
+
+
+WRITE_B = {"steps": {"s2": {"title": "write b.txt", "tool": "write_file", "args": {"path": "b.txt", "content": "b\n"}}}}
+
+
+def test_a_steer_sent_while_the_verify_command_runs_is_applied_after_it(workspace: Path) -> None:
+    """The verify command runs after the last step; a message sent meanwhile is not lost: once it
+    passes, the plan is revised for the message (VERIFYING -> REPLANNING), run, reviewed and verified."""
+    code, stderr, lines = _steer_while_verifying(workspace, [WRITE_A, REVIEW, WRITE_B, REVIEW], "true",
+                                                 "also write b.txt")
+    assert code == 0, stderr
+    assert (workspace / "b.txt").read_text() == "b\n" and "not applied" not in stderr
+    events = _events(workspace)
+    [said] = [e for e in events if e["type"] == "user_message"]
+    assert (said["data"]["text"], said["data"]["boundary"]) == ("also write b.txt", "verify")
+    moves = [(e["data"]["from"], e["data"]["to"]) for e in events if e["type"] == "transition"]
+    assert ("VERIFYING", "REPLANNING") in moves and moves[-2:] == [("VERIFYING", "COMPLETE"), ("COMPLETE", "IDLE")]
+    assert [e["data"]["status"] for e in events if e["type"] == "verify"] == ["passed", "passed"]
+    assert json.loads(lines[-1])["status"] == "COMPLETE"
+    _replays_identical(workspace)
+
+
+def test_a_steer_the_run_ends_before_applying_is_named_not_applied(workspace: Path) -> None:
+    """The verify command fails for a dependency the environment lacks: the run ends there, and the
+    message sent while it ran is named in a warning, never silently dropped."""
+    code, stderr, lines = _steer_while_verifying(
+        workspace, [WRITE_A, REVIEW], f"{sys.executable} -c 'import nosuch_dep_zz'", "also write b.txt")
+    assert code == 5, stderr
     assert not (workspace / "b.txt").exists()
-    assert "warning: 1 message(s) on stdin came after the last step boundary and were not applied: also write b.txt" \
-        in stderr
-    assert not [x for x in out.decode().splitlines() if '"user_message"' in x]
+    assert "warning: 1 message(s) on stdin were not applied: the run ended before another step boundary: " \
+           "also write b.txt" in stderr
+    assert not [x for x in lines if '"user_message"' in x]
+    assert json.loads(lines[-1])["reason"] == "missing_dependency"

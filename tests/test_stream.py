@@ -450,3 +450,35 @@ def test_a_commands_output_is_told_as_it_comes_and_returned_the_same(tmp_path: P
     res = asyncio.run(run_process("printf 'caf\\303'; printf '\\251 ok\\n'", cwd=tmp_path, timeout=30,
                                   limit=1000, on_output=told.append))
     assert res.output == "café ok\n" == "".join(told)  # a character split across reads stays whole
+
+
+def test_agent_plan_shows_the_status_line_and_the_streaming_draft_as_run_does(ws: Path, httpserver: HTTPServer) -> None:
+    """`agent plan` at a terminal: the planning status line and the planner's draft streaming under
+    it while the model writes it, then the plan table; `--json` and a pipe ask for no stream."""
+    server = ModelServer(httpserver).add(PLAN)
+    server.finish_gate = threading.Event()
+    env = _env(server)
+    child = spawn(ws, env, "plan", TASK)
+    try:
+        child.expect(r"planning · [^\r\n]*answering \d+\.\ds, \d+ tokens")
+        child.expect(r"│ [^\r\n]*\"title\": \"list the markdown files\"")
+        assert server.finished_streams == 0
+    finally:
+        server.finish_gate.set()
+    child.expect_exact("list the markdown files")
+    child.expect_exact("plan saved to")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert server.streamed == [True]
+    server.finish_gate = None
+    server.forget_prompts()
+    server.add(PLAN, PLAN)
+    child = spawn(ws, env, "plan", "--json", TASK)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and "│" not in child.before and "planning ·" not in child.before
+    r = piped(ws, env, "plan", TASK)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "│" not in r.stderr and "answering" not in r.stderr
+    assert server.streamed == [True, False, False]

@@ -38,15 +38,17 @@ def bench(tmp_path: Path) -> dict[str, Path]:
     return {"registry": reg, "tasks": tasks, "cache": tmp_path / "cache", "out": tmp_path / "out", "tmp": tmp_path}
 
 
-def swe(bench: dict[str, Path], *args: str, script: list[Any] | None = None) -> subprocess.CompletedProcess[str]:
+def swe(bench: dict[str, Path], *args: str, script: list[Any] | None = None,
+        cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
-    env.update({"BENCH_SWE_REGISTRY": str(bench["registry"]), "BENCH_SWE_CACHE": str(bench["cache"])})
+    env.update({"BENCH_SWE_REGISTRY": str(bench["registry"]), "BENCH_SWE_CACHE": str(bench["cache"]),
+                "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])})
     if script is not None:
         path = bench["tmp"] / "script.json"
         path.write_text(json.dumps(script))
         env["AGENT_TEST_SCRIPT"] = str(path)
     return subprocess.run([sys.executable, "-m", "bench.swe", "--tasks-dir", str(bench["tasks"]), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def write_plan(path: str, content: str) -> dict[str, Any]:
@@ -107,6 +109,16 @@ def test_scripted_upstream_fix_resolves_and_a_rerun_resumes(bench: dict[str, Pat
     assert table.returncode == 0, table.stderr
     assert "| swecalc-add | swecalc | upstream | yes | 2 |" in table.stdout
     assert "| **total** |  |  | 1/1 | 2 |" in table.stdout
+
+
+def test_a_relative_results_directory_is_taken_from_where_the_command_runs(bench: dict[str, Path]) -> None:
+    # The agent runs inside its workspace (under the results directory): a relative --out must not be
+    # read from there.
+    r = swe(bench, "--model", "test/script", "--tasks", "swecalc-add", "--out", "rel-out",
+            script=[write_plan("swecalc/__init__.py", FIXED), COMPLETE], cwd=bench["tmp"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    (rec,) = [json.loads(x) for x in (bench["tmp"] / "rel-out" / "results.jsonl").read_text().splitlines()]
+    assert rec["resolved"] is True and not rec["agent_result"]["error"]
 
 
 def test_a_wrong_fix_is_not_resolved(bench: dict[str, Path]) -> None:

@@ -39,7 +39,7 @@ def test_schema_is_the_reference_one(ws: Path) -> None:
     props = params["properties"]
     assert set(props) == {"query", "glob", "max_results", "regex"}
     assert params["required"] == ["query"] and params["additionalProperties"] is False
-    assert (props["query"]["minLength"], props["query"]["maxLength"]) == (3, 200)
+    assert (props["query"]["minLength"], props["query"]["maxLength"]) == (1, 200)
     assert (
         props["max_results"]["minimum"],
         props["max_results"]["maximum"],
@@ -126,7 +126,7 @@ def test_regex_and_max_results(ws: Path) -> None:
     ("args", "loc", "err_type"),
     [
         ({}, ["query"], "missing"),
-        ({"query": "ab"}, ["query"], "string_too_short"),
+        ({"query": ""}, ["query"], "string_too_short"),
         ({"query": "x" * 201}, ["query"], "string_too_long"),
         ({"query": "abc", "max_results": 0}, ["max_results"], "greater_than_equal"),
         ({"query": "abc", "max_results": 21}, ["max_results"], "less_than_equal"),
@@ -163,3 +163,10 @@ def test_long_snippets_are_cut(ws: Path) -> None:
     (ws / "long.py").write_text("needle " + "y" * 1000 + "\n")
     hit = search(make_registry(ws), query="needle").output[0]
     assert len(hit["snippet"]) <= 210 and hit["snippet"].endswith("...")
+
+
+def test_a_one_character_query_is_a_search_like_any_other(ws: Path) -> None:
+    # A decorator or an operator is a fair thing to look for; max_results bounds the answer.
+    (ws / "deco.py").write_text("x = 1\n@cache\ndef f():\n    pass\n")
+    res = search(make_registry(ws), query="@", glob="deco.py")
+    assert res.ok and res.output == [{"file": "deco.py", "line": 2, "snippet": "@cache"}]

@@ -1,7 +1,7 @@
 """The entry point: the first thing `agent run` shows on a terminal, before anything is imported.
 
 Importing the command line (typer, rich, pydantic, the command modules) takes a few hundred
-milliseconds; :func:`main` writes ``starting…`` to stderr first when the command is ``run`` on a
+milliseconds; :func:`main` writes ``starting…`` to stderr first when the command is ``run`` or ``plan`` on a
 terminal with its status line on (see :mod:`agentcli.cli.live`, whose status line then takes
 this line's place). Only the standard library is imported here.
 """
@@ -29,7 +29,7 @@ def show_early(argv: list[str]) -> bool:
         elif not arg.startswith("-"):
             command = arg
             break
-    if command != "run" or _NO_STATUS.intersection(a.split("=", 1)[0] for a in argv):
+    if command not in ("run", "plan") or _NO_STATUS.intersection(a.split("=", 1)[0] for a in argv):
         return False
     try:
         if not os.isatty(2) or os.environ.get("TERM") == "dumb":

@@ -12,7 +12,8 @@
 - `investigate`: investigate steps, a bounded read-only tool-using loop inside one step (read tools,
   git history, commands with the workspace read-only), with typed findings; also run before a re-plan.
 - `reviewer`: the verdict after execution (complete, continue, replan, stop) and the check of a
-  "complete" verdict against the record (`answer_is_grounded`).
+  "complete" verdict against the record (`answer_is_grounded`); whether the facts decide a run
+  without a review (`decided_by_facts`, `[review] mode = "auto"`).
 - `verify`: which command verifies a run; `workspace`: the run's changes from its checkpoints.
 - `budget`: hard limits on steps, cost, tokens and time; `approval`: policy per risk class.
 - `hooks`: the user's `[[hooks]]` commands, recorded as `hook` events.

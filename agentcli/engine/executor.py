@@ -659,9 +659,10 @@ def plan_reminder(plan: Plan, current: str) -> str:
     """The plan and where the step ``current`` is in it, compactly, for a model step (``llm``,
     ``investigate``): one line a step, at most :data:`REMINDER_STEPS` of them, between ``<plan>``
     tags: ``done`` for the steps it depends on (directly or not: they succeeded, or it would not
-    run), ``now`` for itself, ``to do`` for the steps after it and ``apart`` for earlier ones it does
-    not depend on. Only what its dependencies fix is said: a parallel step's status at this moment
-    depends on timing, and a request must be the same in the run and its replay. Empty for a one-step
+    run), ``now`` for itself, ``to do`` for the steps after it and ``other`` for earlier ones it does
+    not depend on (the frame's first line says what each word means, so no model has to guess).
+    Only what its dependencies fix is said: a parallel step's status at this moment depends on timing,
+    and a request must be the same in the run and its replay. Empty for a one-step
     plan. It goes into the user message, after the system message, so the request's stable prefix
     stays the same for a provider's cache."""
     steps = plan.steps
@@ -681,7 +682,7 @@ def plan_reminder(plan: Plan, current: str) -> str:
     shown = steps[lo:lo + REMINDER_STEPS]
     lines = []
     for i, s in enumerate(shown, lo):
-        status = "now" if s.id == current else "done" if s.id in done else "to do" if i > at else "apart"
+        status = "now" if s.id == current else "done" if s.id in done else "to do" if i > at else "other"
         title = " ".join(s.title.split())
         if len(title) > _REMINDER_TITLE:
             title = title[:_REMINDER_TITLE - 3] + "..."
@@ -694,7 +695,9 @@ def plan_reminder(plan: Plan, current: str) -> str:
 
 
 #: The frame of :func:`plan_reminder` (its lines are code).
-PLAN_REMINDER = ("<plan>\nThe plan and its progress, for orientation (do only step {current}):\n{steps}\n</plan>")
+PLAN_REMINDER = ("<plan>\nThe plan and its progress, for orientation (do only step {current}; done: finished, "
+                 "this step uses its output; to do: comes after this one; other: an earlier step this one does "
+                 "not use):\n{steps}\n</plan>")
 
 
 def _feeds_data(plan: Plan, step_id: str) -> bool:

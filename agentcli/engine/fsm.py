@@ -14,7 +14,9 @@
                  └──> IDLE <──┘                          VERIFYING may fail too)
 
 REVIEWING -> FAILED is the reviewer's ``stop`` (or a budget running out during the review);
-VERIFYING -> REPLANNING is a failed verify command with re-plans left; EXECUTING -> REPLANNING is
+VERIFYING -> REPLANNING is a failed verify command with re-plans left; VERIFYING -> REVIEWING a run
+whose review was left to the verify command (``review.mode = "auto"``) when the command could not run
+(declined, unavailable), so the reviewer judges it after all; EXECUTING -> REPLANNING is
 the user's words (feedback at a step's approval, or a steering message taken at a step boundary,
 see :mod:`agentcli.engine.steering`).
 
@@ -52,7 +54,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.REVIEWING: frozenset({State.EXECUTING, State.COMPLETE, State.REPLANNING, State.VERIFYING,
                                 State.FAILED}),
     State.REPLANNING: frozenset({State.EXECUTING, State.FAILED}),
-    State.VERIFYING: frozenset({State.COMPLETE, State.REPLANNING, State.FAILED}),
+    State.VERIFYING: frozenset({State.COMPLETE, State.REPLANNING, State.REVIEWING, State.FAILED}),
     State.COMPLETE: frozenset({State.IDLE}),
     State.FAILED: frozenset({State.IDLE}),
 }

@@ -45,7 +45,7 @@ _SOURCES: dict[str, Callable[[], Any]] = {
     "investigate.system": lambda: [investigate._SYSTEM, investigate._LAST_CALL,
                                    investigate.FindingsAnswer.model_json_schema()],
     "reviewer.system": lambda: reviewer._SYSTEM + reviewer.verify_note("{command}"),
-    "reviewer.schema": lambda: reviewer.Review.model_json_schema(),
+    "reviewer.schema": lambda: reviewer.REVIEW_SCHEMA,
     "reviewer.prompt": lambda: _review_sample(),
     "answer.system": lambda: answer._SYSTEM,
 }

@@ -378,8 +378,9 @@ class RecordedApprover(Approver):
 
 class RecordedSteering:
     """The steering messages as recorded, each served at the first step boundary of the plan it
-    was taken in where the steps it recorded as finished are finished (``user_message`` events,
-    ``at="boundary"``, in order). Nothing recorded: nothing to take (a killed part included)."""
+    was taken in, of its kind (between steps, after the review, after the verify command), where
+    the steps it recorded as finished are finished (``user_message`` events, ``at="boundary"``, in
+    order). Nothing recorded: nothing to take (a killed part included)."""
 
     def __init__(self, rec: RunRecord) -> None:
         self._queue: deque[tuple[int, UserSaid]] = deque(
@@ -390,7 +391,7 @@ class RecordedSteering:
         if not self.part.has(self._queue):
             return None
         _, d = self._queue[0]
-        if d.plan_hash != boundary.plan_hash or not set(d.done) <= boundary.done:
+        if d.plan_hash != boundary.plan_hash or d.boundary != boundary.kind or not set(d.done) <= boundary.done:
             return None
         self._queue.popleft()
         return d.text

@@ -36,6 +36,20 @@ class Review(BaseModel):
     reason: str = Field("", max_length=500, description="Why (for continue, replan and stop).")
 
 
+#: The reply's schema as sent: :class:`Review`'s constraints without its titles, descriptions and
+#: defaults (the system message says what each outcome and field is for), a third of the tokens of
+#: ``Review.model_json_schema()``. The reply is still validated into :class:`Review`.
+REVIEW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "outcome": {"type": "string", "enum": ["complete", "continue", "replan", "stop"]},
+        "answer": {"type": "string", "maxLength": 4000},
+        "reason": {"type": "string", "maxLength": 500},
+    },
+    "required": ["outcome"],
+}
+
+
 _SYSTEM = (
     "You review the results of a plan that was executed for a developer task. Decide:\n"
     '- "complete" when the results answer or accomplish the task; put the final answer for the user in '
@@ -134,6 +148,24 @@ def fallback_answer(runs: dict[str, StepRun]) -> str:
         if run.status == "ok" and run.output not in (None, ""):
             return summarize_output(run.output, 4000)
     return ""
+
+
+def decided_by_facts(runs: dict[str, StepRun]) -> bool:
+    """Whether the steps leave nothing for a reviewer to judge: every one a tool step that succeeded
+    at its first attempt with its arguments as planned (no llm or investigate step, whose content a
+    model made; no retry, no corrected arguments, nothing skipped or declined). With a task that asks
+    for a change and no answer, the verify command's result then decides the run (the engine's
+    ``review.mode = "auto"``)."""
+    return bool(runs) and all(r.status == "ok" and r.step.kind == "tool" and r.attempts <= 1 and not r.corrections
+                              for r in runs.values())
+
+
+def facts_answer(runs: dict[str, StepRun], changed: list[str], command: str) -> str:
+    """The answer of a run decided by facts: its steps, the files it changed and the check that passed."""
+    n = len(runs)
+    files = ", ".join(changed[:20]) + (f" and {len(changed) - 20} more" if len(changed) > 20 else "")
+    return (f"Done: the plan's {n} step{'s' if n != 1 else ''} succeeded, changing {files}; "
+            f"`{command}` passed.")
 
 
 _TOKEN = re.compile(r"[\w./-]{4,}")
@@ -272,7 +304,7 @@ async def review(client: LLMClient, task: str, plan: Plan, runs: dict[str, StepR
     system = _SYSTEM + (verify_note(verify_command) if verify_command.strip() else "")
     history = history if history is not None else ReviewHistory()
     messages = history.next_messages(system, task, runs, changes)
-    result = await client.acomplete(messages, role="reviewer", response_model=Review)
+    result = await client.acomplete(messages, role="reviewer", response_model=Review, json_schema=REVIEW_SCHEMA)
     history.answered(messages, result.text)
     verdict: Review = result.parsed
     return verdict

@@ -6,10 +6,17 @@
         REVIEWING -> COMPLETE                      the reviewer says complete (nothing to verify)
         REVIEWING -> VERIFYING -> COMPLETE         files changed: the verify command passed
         VERIFYING -> REPLANNING                    it failed: a new plan with its output
+        VERIFYING -> FAILED                        it failed for a dependency its environment lacks
+                                                   (missing_dependency: no plan can install it)
+        REVIEWING -> VERIFYING -> COMPLETE         no reviewer call: the facts decide (review.mode auto:
+                                                   tool steps all ok at first try, a change-only task,
+                                                   the verify command passed); declined or unavailable,
+        VERIFYING -> REVIEWING                     the reviewer judges after all
         REVIEWING -> EXECUTING                     continue: run what can still run
         REVIEWING -> REPLANNING -> EXECUTING       a new plan; completed steps kept
         EXECUTING -> REPLANNING                    the user's words: feedback at a step's approval, or a
                                                    steer taken at a step boundary (completed steps kept)
+        REVIEWING | VERIFYING -> REPLANNING        a steer sent while the reviewer or the verify command ran
         ... -> FAILED                              budget, denial, abort, planner failure, a "complete"
                                                    the record contradicts (no step succeeded, an
                                                    answer with nothing from the steps in it)
@@ -44,7 +51,7 @@ from agentcli import __version__
 from agentcli.config import Config
 from agentcli.engine.approval import Approver
 from agentcli.engine.budget import Budget
-from agentcli.engine.executor import SHELL_TOOL, VERIFY_STEP, Aborted, Executor, StepRun
+from agentcli.engine.executor import SHELL_TOOL, VERIFY_STEP, Aborted, Executor, StepRun, VerifyResult
 from agentcli.engine.fsm import State, Transition
 from agentcli.engine.hooks import Hooks
 from agentcli.engine.investigate import Investigation
@@ -53,16 +60,19 @@ from agentcli.engine.reviewer import (
     DIGEST_CHARS,
     Review,
     answer_is_grounded,
+    decided_by_facts,
     digest_lines,
+    facts_answer,
     fallback_answer,
     grounded_answer,
     review,
     step_digest,
 )
 from agentcli.engine.state import Next, RunState
-from agentcli.engine.steering import Boundary, Feedback, PlanRevision, Steering, UserChange
+from agentcli.engine.steering import Boundary, BoundaryKind, Feedback, PlanRevision, Steering, UserChange
+from agentcli.engine.verify import MissingDependency, missing_dependency
 from agentcli.engine.workspace import WorkspaceChanges
-from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, ExitCode
+from agentcli.errors import AgentError, ApprovalDenied, BudgetExceeded, DependencyMissing, ExitCode
 from agentcli.models.client import LLMClient
 from agentcli.planning.diff import plan_diff
 from agentcli.planning.instructions import ProjectInstructions, within_context
@@ -83,6 +93,7 @@ from agentcli.record.events import (
     ToolIntent,
     TransitionMade,
     UserSaid,
+    Verified,
     WorkspaceChanged,
 )
 from agentcli.record.reader import RunRecord
@@ -483,7 +494,8 @@ class _Run:
         self._given: Plan | None = None
         #: A steer taken at a step boundary, applied when the running steps have finished (on
         #: resume: the words the run stopped before applying, applied at the first boundary).
-        self._steer: UserChange | None = deps.resume.unapplied[0] if deps.resume and deps.resume.unapplied else None
+        unapplied = deps.resume.unapplied if deps.resume is not None else []
+        self._steer: UserChange | None = UserChange.joined(unapplied) if unapplied else None
         #: The user's words the next re-plan is for.
         self._user: UserChange | None = None
 
@@ -554,27 +566,38 @@ class _Run:
 
     # ------------------------------------------------------------------ the user's words
 
-    def _said(self, change: UserChange, plan: Plan, done: list[str] | None = None) -> None:
+    def _said(self, change: UserChange, plan: Plan, done: list[str] | None = None,
+              boundary: BoundaryKind = "step") -> None:
         """Record the user's words (before the re-plan they cause)."""
         self.events.emit(UserSaid(kind=change.kind, text=change.words, at=change.at, plan_hash=plan.hash,
-                                  **({"done": done} if done is not None else {})),
+                                  **({"done": done} if done is not None else {}),
+                                  **({"boundary": boundary} if boundary != "step" else {})),
                          step_id=change.step_id, durable=True)
 
-    def _steered(self) -> bool:
-        """At a step boundary (the executor is about to start steps): take a queued steer, if any.
-        True: start no more steps; the loop re-plans when the running ones have finished."""
+    def _steered(self, kind: BoundaryKind = "step") -> bool:
+        """At a step boundary (the executor is about to start steps; ``kind``: or after the review,
+        or after the verify command): take a queued steer, if any. True: start no more steps; the
+        loop re-plans when the running ones have finished."""
         steering, plan = self.deps.steering, self.state.plan
         if steering is None or plan is None or self._steer is not None:
             return self._steer is not None
         runs = self.state.runs
         boundary = Boundary(plan.hash, lambda: (sid for sid, r in runs.items()
-                                                if r.status not in ("pending", "running")))
+                                                if r.status not in ("pending", "running")), kind)
         words = steering.take(boundary)
         if words is None:
             return False
         self._steer = UserChange("steer", "boundary", redact_text(words))
-        self._said(self._steer, plan, sorted(boundary.done, key=lambda x: int(x[1:])))
+        self._said(self._steer, plan, sorted(boundary.done, key=lambda x: int(x[1:])), kind)
         return True
+
+    def _steered_after(self, kind: BoundaryKind) -> Next | None:
+        """After the last step (the review judged the task complete; the verify command ran): a
+        message sent meanwhile is applied now, a re-plan for it, rather than left unapplied."""
+        if not self._steered(kind) or self._steer is None:
+            return None
+        self._user, self._steer = self._steer, None
+        return Next(State.REPLANNING, f"the user's message: {self._user.words}")
 
     async def _revise(self, change: UserChange, plan: Plan, runs: dict[str, StepRun]) -> Plan:
         """A new plan for the user's words: recorded (``user_message``; a steer's already is), made
@@ -614,6 +637,7 @@ class _Run:
     async def _executing(self, _: Next) -> Next:
         st = self.state
         assert st.plan is not None
+        st.verify_unavailable = False  # new steps: the verify command runs on their changes again
         await self.executor.execute(st.plan)
         told = [r for r in st.runs.values() if r.status == "denied" and r.error and r.error.get("type") == "feedback"]
         if told:  # declined at its approval with the user's words: not run, the plan is revised
@@ -647,6 +671,10 @@ class _Run:
             st.answer = grounded_answer(st.runs)
             self.events.emit(Reviewed(kind="grounded", outcome="complete"))
             return await self._done("every step succeeded")
+        if self._facts_decide(rule):
+            # Nothing for a model to judge: the verify command's result decides (see _verifying).
+            st.facts_pending = True
+            return Next(State.VERIFYING, f"every step succeeded; verifying: {self.deps.verify_command.strip()}")
         verdict: Review = await review(self.deps.client, self.task, st.plan, st.runs,
                                        changes.text() if changes is not None else None,
                                        verify_command=self.deps.verify_command, history=st.reviews)
@@ -681,6 +709,16 @@ class _Run:
         self.events.emit(Reviewed(kind="overruled", outcome="failed", answer=verdict.answer, reason=reason))
         raise RunNotDone(reason)
 
+    def _facts_decide(self, rule: ReviewRule) -> bool:
+        """Whether the run's end is left to the verify command, without a reviewer call: review mode
+        auto, a task asking for a change and no answer, the first plan's steps all tool steps that
+        succeeded at their first try (:func:`decided_by_facts`), files changed and a verify command
+        to run on them that has not run yet."""
+        st = self.state
+        return (self.deps.config.review.mode == "auto" and rule.change_only and self.budget.replans == 0
+                and st.verified is None and bool(self.deps.verify_command.strip()) and bool(st.changed_files())
+                and decided_by_facts(st.runs))
+
     def _review_rule(self) -> ReviewRule:
         if self._rule is None:
             self._rule = review_rule(self.deps.client.profile_for("reviewer"), self.task)
@@ -689,8 +727,12 @@ class _Run:
     async def _done(self, why: str) -> Next:
         """The last gate before COMPLETE: when the run changed files and a verify command is
         set, VERIFYING; else the answer is shaped and the run is COMPLETE."""
+        if (steered := self._steered_after("review")) is not None:
+            return steered
         command = self.deps.verify_command.strip()
-        if not command or not self.state.changed_files():
+        # The review that follows a verify command that could not run (see _verifying) does not ask
+        # for it again; any new step since (a re-plan, a continue) clears that.
+        if not command or not self.state.changed_files() or self.state.verify_unavailable:
             await self._shape()
             return Next(State.COMPLETE, why)
         return Next(State.VERIFYING, f"{why}; verifying: {command}")
@@ -703,12 +745,26 @@ class _Run:
         command = self.deps.verify_command.strip()
         result = await self.executor.verify(st.plan, command, self.deps.config.verify.timeout_seconds)
         st.verified = result
-        self.events.emit(result.payload())
+        missing = self._missing_dependency(result) if result.status == "failed" else None
+        self.events.emit(result.payload() if missing is None else Verified(
+            **result.payload().event_data(), missing={"kind": missing.kind, "name": missing.name,
+                                                      "evidence": missing.evidence}))
+        if missing is not None:  # no new plan can install it: say so instead of re-planning
+            raise DependencyMissing(missing.message())
+        facts, st.facts_pending = st.facts_pending, False
+        if facts and result.status == "passed":
+            st.answer = facts_answer(st.runs, st.changed_files(), command)
+            self.events.emit(Reviewed(kind="facts", outcome="complete", answer=st.answer))
         if result.feedback is not None:  # declined with the user's words: the plan is revised with them
             self._user = UserChange("feedback", "approval", result.feedback, VERIFY_STEP, SHELL_TOOL)
             st.verified = None
             return Next(State.REPLANNING, f"the user's feedback at the verify command: {result.feedback}")
         if result.status in ("passed", "denied", "unavailable"):
+            if (steered := self._steered_after("verify")) is not None:
+                return steered
+            if facts and result.status != "passed":  # the facts decided nothing: the reviewer judges
+                st.verify_unavailable = True
+                return Next(State.REVIEWING, f"verify {result.status}: the reviewer judges the run")
             # Declined or impossible: the user sees that in the result; it is not a failure of the task.
             await self._shape()
             return Next(State.COMPLETE, f"verify {result.status}: {command}")
@@ -716,6 +772,18 @@ class _Run:
         if self.budget.replans >= self.budget.limits.max_replans:
             raise VerifyFailed(f"the verify command `{command}` failed ({code}) and no re-plan is left")
         return Next(State.REPLANNING, f"the verify command `{command}` failed ({code}):\n{result.output}")
+
+    def _missing_dependency(self, result: VerifyResult) -> MissingDependency | None:
+        """The dependency a failed verify command lacked, unless the run should have made it: the
+        task names it, a step or a changed file is named after it, or the change added lines that
+        name it (an import the change added). From the record alone, so a replay decides the same."""
+        st = self.state
+        assert st.plan is not None
+        paths = [*st.changed_files(), *(str(s.args["path"]) for s in st.plan.steps
+                                        if isinstance(s.args.get("path"), str))]
+        diff = st.changes.diff if st.changes is not None else ""
+        added = "\n".join(x for x in diff.splitlines() if x.startswith("+") and not x.startswith("+++"))
+        return missing_dependency(result.output, result.exit_code, task=self.task, paths=paths, added=added)
 
     async def _replanning(self, step: Next) -> Next:
         st = self.state
@@ -846,6 +914,9 @@ class _Run:
             st.answer = e.one_line()
         except VerifyFailed as e:
             reason = "verify_failed"
+            st.answer = e.one_line()
+        except DependencyMissing as e:
+            reason, code = "missing_dependency", int(ExitCode.ENVIRONMENT)
             st.answer = e.one_line()
         except RunNotDone as e:
             reason = "not_done"

@@ -49,6 +49,11 @@ class RunState:
     changes: WorkspaceChanges | None = None
     #: The verify command's outcome, if it ran.
     verified: VerifyResult | None = None
+    #: The review was left to the facts (``review.mode = "auto"``): the verify command's pass ends the
+    #: run; if it cannot run (declined, unavailable), the reviewer judges after all.
+    facts_pending: bool = False
+    #: That verify command could not run: the review that follows ends the run without asking again.
+    verify_unavailable: bool = False
 
     # ----------------------------------------------------------- step records
 

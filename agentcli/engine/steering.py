@@ -10,7 +10,9 @@ re-plan that keeps the completed steps and gives the planner the person's words 
 * **Steering** (:class:`SteeringQueue`): a message sent while the plan executes is queued, and
   taken at the next step boundary: before the executor starts another step, never during a tool
   call. The executor starts no new step, lets the running ones finish, and the loop moves
-  EXECUTING -> REPLANNING with the message as the reason.
+  EXECUTING -> REPLANNING with the message as the reason. After the last step, the review (when it
+  judged the task complete) and the verify command are boundaries too (:data:`BoundaryKind`), so a
+  message sent while they run is applied, not left for the end.
 
 Each is recorded as a ``user_message`` event (kind, the words, where, the plan it was about and,
 for a steer, the steps finished when it was taken). Where messages come from is a port,
@@ -32,8 +34,8 @@ from typing import Literal, Protocol
 from agentcli.planning.diff import PlanDiff
 from agentcli.planning.plan import Plan
 
-__all__ = ["MAX_MESSAGE_CHARS", "Boundary", "Feedback", "PlanRevision", "Steering", "SteeringQueue", "UserChange",
-           "UserWords", "check_words"]
+__all__ = ["MAX_MESSAGE_CHARS", "Boundary", "BoundaryKind", "Feedback", "PlanRevision", "Steering", "SteeringQueue",
+           "UserChange", "UserWords", "check_words"]
 
 #: The longest message a person may send (a longer one is refused, not cut: no words are lost).
 MAX_MESSAGE_CHARS = 8000
@@ -64,6 +66,15 @@ class UserChange:
     step_id: str | None = None
     tool: str | None = None
 
+    @classmethod
+    def joined(cls, changes: list[UserChange]) -> UserChange:
+        """Several changes the run has not applied yet as one (a resumed run's): the first's kind
+        and place, every message's words, in order, so none is lost."""
+        if len(changes) == 1:
+            return changes[0]
+        first = changes[0]
+        return cls(first.kind, first.at, "\n".join(c.words for c in changes), first.step_id, first.tool)
+
     def request(self) -> str:
         """The first lines of the re-planner's context: the user's words whole, quoted as JSON."""
         quoted = json.dumps(self.words, ensure_ascii=False)
@@ -89,15 +100,23 @@ class PlanRevision:
     diff: PlanDiff
 
 
+#: Which boundary: before a step starts (or after the last one), after the reviewer judged the task
+#: complete (before the verify command), after the verify command (before the run completes).
+BoundaryKind = Literal["step", "review", "verify"]
+
+
 @dataclass(frozen=True)
 class Boundary:
     """A step boundary of a run: the plan being executed (its hash) and the steps finished (or
-    skipped) so far. A recorded steer is served at the first boundary of the same plan where at
-    least the steps it recorded are finished. ``done`` is worked out when read: a live queue
-    never reads it, and a boundary comes before every step."""
+    skipped) so far; ``kind``: between steps, or one of the two after the last step (the review
+    and the verify command, so a message sent while they run is applied too). A recorded steer is
+    served at the first boundary of the same plan and kind where at least the steps it recorded
+    are finished. ``done`` is worked out when read: a live queue never reads it, and a boundary
+    comes before every step."""
 
     plan_hash: str
     finished: Callable[[], Iterable[str]] = field(repr=False, compare=False)
+    kind: BoundaryKind = "step"
 
     @cached_property
     def done(self) -> frozenset[str]:

@@ -382,6 +382,7 @@ async def make_plan(
                                                 recall, context, past_plans,
                                                 step_output_tokens=client.output_limit("executor"),
                                                 first_step=first_step, survey_calls=survey_calls,
+                                                survey_tools=frozenset(t.name for t in survey),
                                                 ledger=ledger,
                                                 view=_run_view(client, task, replan is not None)))
     base = with_instructions(base, instructions, client.profile(planner_model).context_tokens,

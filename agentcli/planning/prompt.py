@@ -102,29 +102,6 @@ def tool_args_schema(tool: Tool, *, bounded: bool = True) -> dict[str, Any]:
     return _bound(inlined) if bounded else _compact(inlined)
 
 
-#: An argument given as a whole earlier output: ``{{s3.output}}``, ``{{s2.output.files}}``.
-_WHOLE_REFERENCE = {"type": "string", "pattern": r"^\{\{s[0-9]+\.output[^}]*\}\}$"}
-#: Where a hosted draft schema keeps it, once (every argument that may be one refers to it).
-_REFERENCE_REF = {"$ref": "#/$defs/ref"}
-
-
-def _referable(args: dict[str, Any]) -> dict[str, Any]:
-    """``args`` where every argument that is not a string may also be a reference to an earlier
-    output (a string), as the prompt teaches (``"edits": "{{s3.output}}"``): a schema that only
-    allowed the array would make a strict model write the edits out itself, or not at all. The
-    reference is a ``$ref`` to ``$defs/ref`` (:data:`_WHOLE_REFERENCE`), written once."""
-    props = args.get("properties")
-    if not isinstance(props, dict):
-        return args
-    out = {}
-    for name, sub in props.items():
-        if isinstance(sub, dict) and sub.get("type") != "string":
-            out[name] = {"anyOf": [sub, _REFERENCE_REF]}
-        else:
-            out[name] = sub
-    return {**args, "properties": out}
-
-
 def _deps_schema(k: int) -> dict[str, Any]:
     # Step k may only name s1..s(k-1): a self- or forward dependency cannot even be written.
     if k == 1:
@@ -190,20 +167,22 @@ def draft_schema(tools: list[Tool], max_steps: int) -> dict[str, Any]:
 
 def hosted_draft_schema(tools: list[Tool], max_steps: int, *, investigate: bool = False) -> dict[str, Any]:
     """The draft schema for a hosted model: the same draft shape as :func:`draft_schema` (slots
-    ``s1..s<max_steps>``, ``s1`` required, a call or a prompt per step, one branch per tool with
-    typed args), but every slot refers to one shared ``$defs/step`` and ``depends_on`` is a
-    bounded list of step ids, so the schema grows with the tools, not with tools + steps x
-    structure (about 4x fewer tokens at 20 steps with the built-in tools). The per-slot
-    dependency enums are a grammar aid for the local model; a hosted model's self- and dangling
-    dependencies and cycles are caught by :func:`agentcli.planning.planner.interpret_draft` and re-asked.
+    ``s1..s<max_steps>``, ``s1`` required, a call or a prompt per step), but every slot refers to
+    one shared ``$defs/step`` and ``depends_on`` is a bounded list of step ids, so the schema does
+    not grow with the steps. The per-slot dependency enums are a grammar aid for the local model; a
+    hosted model's self- and dangling dependencies and cycles are caught by
+    :func:`agentcli.planning.planner.interpret_draft` and re-asked.
     The steps are any ``s<N>`` keys (at most ``max_steps``), so the schema is the same for a first
     plan and for every re-plan, whose steps are numbered after the kept ones: one byte-identical
     prefix for a provider's prompt cache. The numbering is checked in code
     (:func:`agentcli.planning.planner.interpret_draft`) and re-asked, as other problems are.
-    As strict as :func:`draft_schema`: every object closed (``additionalProperties: false``),
-    the same ``required`` lists; but the args are the tools' own (not cut to the grammar's
-    bounds: a hosted model writes a whole file), and a prompt may be longer. With ``investigate``, a
-    step may also be ``{"investigate": QUESTION, ...}`` (:data:`INVESTIGATE_RULE`).
+    A call names one of the tools (an enum) and gives its args as an object: the arguments of each
+    tool are in the request once, as its signature in the catalogue (:func:`tool_catalogue`), and a
+    draft's args are checked against the tool's own schema in code, every problem re-asked
+    (:func:`agentcli.planning.plan.validate_steps`), as the grammar cannot do for a hosted model. Every
+    other object is closed (``additionalProperties: false``), with the same ``required`` lists as
+    :func:`draft_schema`, and a prompt may be longer. With ``investigate``, a step may also be
+    ``{"investigate": QUESTION, ...}`` (:data:`INVESTIGATE_RULE`).
     """
     # What both kinds of step share is written once, in $defs, and referred to.
     shared: dict[str, Any] = {
@@ -216,13 +195,16 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int, *, investigate: bool 
     # Only a tool step runs a command, so only a tool step says which exit codes it expects.
     extra = {"call": {"expect_exit_codes": {"type": "array", "items": {"type": "integer"}, "maxItems": 16}}}
     heads: dict[str, Any] = {}
-    if tools:  # an empty anyOf is no valid schema
-        heads["call"] = {"anyOf": [{
+    if tools:  # an empty enum is no valid schema
+        # The tool by name; its args an object, checked against the tool's own schema in code
+        # (validate_steps) and re-asked: each tool's arguments are written once in the request, as
+        # the catalogue's signature (tool_catalogue), not again here (about 1,100 tokens a request).
+        heads["call"] = {
             "type": "object",
-            "properties": {"tool": {"const": t.name}, "args": _referable(tool_args_schema(t, bounded=False))},
+            "properties": {"tool": {"enum": [t.name for t in tools]}, "args": {"type": "object"}},
             "required": ["tool", "args"],
             "additionalProperties": False,
-        } for t in tools]}
+        }
     heads["prompt"] = {"type": "string", "minLength": 1, "maxLength": HOSTED_PROMPT_MAX}
     if investigate:
         heads["investigate"] = {"type": "string", "minLength": 1, "maxLength": HOSTED_PROMPT_MAX}
@@ -235,8 +217,6 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int, *, investigate: bool 
         "additionalProperties": False,
     } for head, sub in heads.items()]}
     defs: dict[str, Any] = {"step": step, **shared}
-    if tools:
-        defs["ref"] = _WHOLE_REFERENCE
     return {
         "$defs": defs,
         "type": "object",
@@ -362,15 +342,82 @@ def hosted_system(step_output_tokens: int) -> str:
             .replace("{lines}", str(max(step_output_tokens // 10, 1))))
 
 
-def tool_catalogue(tools: list[Tool], config: Config, *, hosted: bool = False) -> str:
-    """One entry per tool: name, risk and approval policy, description, args JSON Schema; for a
-    ``hosted`` planner the shape of its output, where the tool declares one, and no args schema:
-    the draft schema it is sent with holds every tool's args already (sent once, not twice)."""
-    out = []
+_TYPE_WORDS = {"string": "text", "integer": "int", "number": "number", "boolean": "bool", "object": "object"}
+
+
+def _arg_type(node: Any, depth: int = 0) -> str:
+    """An argument's JSON Schema as a short type: ``text``, ``int 1-20``, ``"log"|"show"``,
+    ``list of {path: text, search: text}``; ``any`` for what it cannot say briefly."""
+    if not isinstance(node, dict) or depth > 4:
+        return "any"
+    if "enum" in node:
+        return "|".join(json.dumps(v) for v in node["enum"])
+    if "const" in node:
+        return json.dumps(node["const"])
+    alts = node.get("anyOf") or node.get("oneOf")
+    if isinstance(alts, list):
+        kinds = [_arg_type(a, depth + 1) for a in alts if a != {"type": "null"}]
+        return " or ".join(dict.fromkeys(kinds)) or "any"
+    kind = node.get("type")
+    if isinstance(kind, list):  # ["integer", "null"]: an optional argument, written compactly
+        kinds = [k for k in kind if k != "null"]
+        if len(kinds) != 1:
+            return " or ".join(_arg_type({**node, "type": k}, depth + 1) for k in kinds) or "any"
+        kind = kinds[0]
+    if kind == "array":
+        return f"list of {_arg_type(node.get('items', {}), depth + 1)}"
+    if kind == "object" and node.get("properties"):
+        return "{" + ", ".join(f"{k}: {_arg_type(v, depth + 1)}" for k, v in node["properties"].items()) + "}"
+    word = _TYPE_WORDS.get(str(kind), "any")
+    if kind in ("integer", "number") and "minimum" in node and "maximum" in node:
+        word += f" {node['minimum']:g}-{node['maximum']:g}"
+    return word
+
+
+def tool_signature(tool: Tool) -> str:
+    """A tool's arguments as one line, from its own schema: ``read_file(path: text, start_line?: int,
+    end_line?: int)``; ``?`` marks an optional argument, ``= value`` its default (when not null)."""
+    schema = tool_args_schema(tool, bounded=False)
+    required = set(schema.get("required", []))
+    args = []
+    for name, sub in (schema.get("properties") or {}).items():
+        opt = "" if name in required else "?"
+        default = sub.get("default") if isinstance(sub, dict) else None
+        shown = f" = {json.dumps(default)}" if default is not None and name not in required else ""
+        args.append(f"{name}{opt}: {_arg_type(sub)}{shown}")
+    return f"{tool.name}({', '.join(args)})"
+
+
+#: The first line of a hosted planner's tool catalogue: how to read an entry.
+HOSTED_CATALOGUE_NOTE = ("Each tool: name(arguments; ? marks an optional one, = its default) [risk, approval]: "
+                         "what it does; returns: its output's shape. An argument may also be a whole earlier "
+                         "output, {{sN.output}}.")
+
+
+#: A hosted catalogue's entry for a tool the request also gives as a callable tool (the survey's).
+GIVEN_TOOL = "one of the tools you are given now (its description and arguments there)"
+
+
+def tool_catalogue(tools: list[Tool], config: Config, *, hosted: bool = False,
+                   given: frozenset[str] = frozenset()) -> str:
+    """One entry per tool: name, risk and approval policy, description, args JSON Schema. For a
+    ``hosted`` planner the arguments as a one-line signature (:func:`tool_signature`: the only place
+    its request gives them, the draft schema naming the tool only) and the shape of its output,
+    where the tool declares one; a tool in ``given`` (sent as a callable tool with the request, with
+    its description and arguments: the survey's) is named, with its policy and output, not described
+    again."""
+    out = [HOSTED_CATALOGUE_NOTE] if hosted else []
     for t in tools:
         policy = getattr(config.approval, t.risk, "ask")
         note = {"auto": "runs without asking", "ask": "needs approval", "deny": "denied: do not use"}[policy]
-        entry = f"- {t.name} [{t.risk}, {note}]: {' '.join(t.description.split())}"
+        if hosted and t.name in given:
+            entry = f"- {t.name} [{t.risk}, {note}]: {GIVEN_TOOL}"
+            if t.returns is not None:
+                entry += f"\n  returns: {t.output_shape()}"
+            out.append(entry)
+            continue
+        head = tool_signature(t) if hosted else t.name
+        entry = f"- {head} [{t.risk}, {note}]: {' '.join(t.description.split())}"
         if not hosted:
             entry += f"\n  args: {json.dumps(t.parameters_schema(), separators=(',', ':'))}"
         elif t.returns is not None:
@@ -414,14 +461,16 @@ def survey_rule(calls: int) -> str:
 def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
                    memories: list[str], context: str | None = None, *, hosted: bool = False,
                    step_output_tokens: int = 1024, repo_map: str = "", survey_calls: int = 0,
-                   ledger: str = "", investigate: bool = False) -> list[dict[str, Any]]:
+                   ledger: str = "", investigate: bool = False,
+                   survey_tools: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """The planner's request. A small model's: rules, then task, tools, budgets, workspace, recalled
     memory and (when re-planning) what happened so far, exactly as it was measured.
 
     A ``hosted`` planner's request is laid out for a provider's prompt cache, what is stable first
     and what changes last: the system message holds the rules (answer shapes, edits, the output
     limit of an llm step (``step_output_tokens``), how steps run and fail, the survey of
-    ``survey_calls`` read-only calls), the tool catalogue, the budgets and the verification rule,
+    ``survey_calls`` read-only calls), the tool catalogue (the ``survey_tools``, sent as callable
+    tools with the request, named but not described again), the budgets and the verification rule,
     all fixed for a configuration; the user message holds the workspace summary, the repository map
     (:mod:`agentcli.planning.repomap`, ranked for the task), recalled memory, the session's ledger
     of earlier turns (``ledger``, its own section: it grows by a turn at a time, so it comes after
@@ -433,7 +482,7 @@ def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
     if hosted:
         return _hosted_messages(task, tools, config, summary, memories, context, budgets,
                                 step_output_tokens=step_output_tokens, repo_map=repo_map, survey_calls=survey_calls,
-                                ledger=ledger, investigate=investigate)
+                                ledger=ledger, investigate=investigate, survey_tools=survey_tools)
     parts = [f"# Task\n{task}", f"# Tools\n{tool_catalogue(tools, config)}",
              f"# Budgets\n{budgets}", f"# Workspace\n{summary}"]
     if memories:
@@ -448,13 +497,15 @@ def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
 
 def _hosted_messages(task: str, tools: list[Tool], config: Config, summary: str, memories: list[str],
                      context: str | None, budgets: str, *, step_output_tokens: int, repo_map: str,
-                     survey_calls: int, ledger: str = "", investigate: bool = False) -> list[dict[str, Any]]:
+                     survey_calls: int, ledger: str = "", investigate: bool = False,
+                     survey_tools: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     system = hosted_system(step_output_tokens) + _HOSTED_RULES
     if investigate:
         system += INVESTIGATE_RULE
     if survey_calls > 0:
         system += survey_rule(survey_calls)
-    stable = [system, f"# Tools\n{tool_catalogue(tools, config, hosted=True)}", f"# Budgets\n{budgets}"]
+    given = survey_tools if survey_calls > 0 else frozenset()
+    stable = [system, f"# Tools\n{tool_catalogue(tools, config, hosted=True, given=given)}", f"# Budgets\n{budgets}"]
     if config.verify.command:
         stable.append(f"# Verification\nWhen the steps are done, if files changed, `{config.verify.command}` runs "
                       "in the workspace; if it fails you are asked for a new plan with its output. Run it in "

@@ -43,6 +43,7 @@ __all__ = [
     "PlannerStrategy",
     "ReviewRule",
     "SmallModelPlanner",
+    "change_only",
     "grounded_answers",
     "planner_for",
     "planner_map",
@@ -71,6 +72,8 @@ class PlanRequest:
     first_step: int = 1
     #: Read-only tool calls the planner may make before it replies with the plan (0: none).
     survey_calls: int = 0
+    #: The names of the tools the survey may call (sent with the request as callable tools).
+    survey_tools: frozenset[str] = frozenset()
     #: A session's ledger of its earlier turns ("" outside a session), a section of its own.
     ledger: str = ""
     #: What the request shows of the workspace (``summary``, ``map``), shared by a run's plans: a
@@ -122,7 +125,8 @@ def _full_request(req: PlanRequest, schema: dict[str, Any], tools: list[Tool], *
     return schema, build_messages(req.task, tools, req.config, summary, recalled, req.context, hosted=hosted,
                                   step_output_tokens=req.step_output_tokens, repo_map=rmap,
                                   survey_calls=req.survey_calls if hosted else 0, ledger=req.ledger,
-                                  investigate=hosted and offers_investigate(req.config))
+                                  investigate=hosted and offers_investigate(req.config),
+                                  survey_tools=req.survey_tools if hosted else frozenset())
 
 
 def offers_investigate(config: Config) -> bool:
@@ -235,12 +239,29 @@ class ReviewRule:
     grounded_answers: bool = False
     #: The task asks for a change: with grounded answers, a run that changed nothing is re-planned.
     change_expected: bool = False
+    #: The task asks for a change and for no answer (no question, nothing to explain, list or
+    #: report): a run whose steps and verify command decide it needs no reviewer's answer.
+    change_only: bool = False
+
+
+#: Words that ask for an answer besides a change ("fix the parser and explain why"): such a task is
+#: reviewed, whatever its steps did.
+_ANSWER_WORDS = frozenset(["explain", "why", "tell", "report", "describe", "summarise", "summarize", "list", "show",
+                           "what", "which", "how", "where", "who", "answer", "say", "check", "find", "investigate"])
+
+
+def change_only(task: str) -> bool:
+    """Whether ``task`` asks for a change (:func:`~agentcli.planning.local.wants_writes`) and for no
+    answer: no question mark and none of :data:`_ANSWER_WORDS`."""
+    words = {w.strip(".,;:!?()'\"`").lower() for w in task.split()}
+    return wants_writes(task) and "?" not in task and not (words & _ANSWER_WORDS)
 
 
 def review_rule(profile: ModelProfile, task: str) -> ReviewRule:
     """The :class:`ReviewRule` of a run whose reviewer model has ``profile``."""
     grounded = grounded_answers(profile)
-    return ReviewRule(grounded_answers=grounded, change_expected=grounded and wants_writes(task))
+    return ReviewRule(grounded_answers=grounded, change_expected=grounded and wants_writes(task),
+                      change_only=change_only(task))
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from agentcli.errors import AgentError
 from agentcli.models.types import CallOutcome, Role
@@ -51,7 +52,7 @@ RunStatus = Literal["COMPLETE", "FAILED"]
 #: A ``review`` event: the reviewer's verdict, a grounded completion, a tool call's arguments
 #: corrected by the model, or a "complete" verdict overruled by the record (no step succeeded and
 #: the answer quotes no step's output).
-ReviewKind = Literal["verdict", "grounded", "args_corrected", "overruled", "investigated"]
+ReviewKind = Literal["verdict", "grounded", "facts", "args_corrected", "overruled", "investigated"]
 EVENTS_NAME = "events.jsonl"
 
 EventType = Literal[
@@ -385,7 +386,8 @@ class MemoryWritten(Payload):
 
 
 class Reviewed(Payload):
-    """A judgement on the run's progress: the reviewer's ``verdict``, a ``grounded`` completion,
+    """A judgement on the run's progress: the reviewer's ``verdict``, a ``grounded`` completion, a
+    ``facts`` completion (every step succeeded and the verify command passed: no reviewer call),
     ``args_corrected`` (a tool call's arguments fixed by the model), ``overruled`` (a "complete"
     the record contradicts, with the reason), or ``investigated`` (a failure investigated before a
     re-plan: ``reason`` the question, ``outcome`` ok or failed, ``after`` the findings)."""
@@ -424,8 +426,19 @@ class WorkspaceChanged(Payload):
     error: str | None = None
 
 
+class MissingDependencyInfo(TypedDict):
+    """A dependency the verify command's environment lacks (:mod:`agentcli.engine.verify`)."""
+
+    kind: Literal["python", "node", "command"]
+    name: str
+    #: The output's line that says so.
+    evidence: str
+
+
 class Verified(Payload):
-    """The verify command's outcome (``[verify] command``)."""
+    """The verify command's outcome (``[verify] command``). ``missing``: it failed because its
+    environment lacks a dependency that is not the run's own work; the run ends
+    ``missing_dependency`` instead of re-planning."""
 
     TYPE: ClassVar[EventType] = "verify"
     command: str = ""
@@ -434,6 +447,7 @@ class Verified(Payload):
     output: str = ""
     duration_s: float = 0.0
     approval_wait_s: float = 0.0
+    missing: MissingDependencyInfo | None = None
 
 
 class Hooked(Payload):
@@ -565,6 +579,9 @@ class UserSaid(Payload):
     at: Literal["plan", "approval", "boundary"]
     plan_hash: str = ""
     done: list[str] = []
+    #: A steer's boundary: between steps (``step``), after the review judged the task complete
+    #: (``review``) or after the verify command (``verify``).
+    boundary: Literal["step", "review", "verify"] = "step"
 
 
 #: The payload model of every event type.

@@ -22,7 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from agentcli.redact import introduces_mask
 from agentcli.tools.base import ArgsModel, Tool, ToolContext, ToolFailure
 from agentcli.tools.closest import closest_lines
-from agentcli.tools.files import _atomic_write, masked_search_hint, masked_write_problem, unified_diff
+from agentcli.tools.files import (
+    _atomic_write,
+    line_ends_back,
+    masked_search_hint,
+    masked_write_problem,
+    read_for_edit,
+    unified_diff,
+)
 from agentcli.tools.paths import is_binary, rel_posix, resolve_in_workspace
 
 __all__ = ["Edit", "EditList", "apply_edits_tool", "plan_edits"]
@@ -84,6 +91,7 @@ def plan_edits(edits: list[Edit], ctx: ToolContext) -> tuple[dict[Path, tuple[st
     apply). Nothing is written."""
     files: dict[Path, tuple[str, str]] = {}
     problems: list[dict[str, Any]] = []
+    crlf_files: set[Path] = set()  # every line ends in CRLF: edited as LF, written back with CRLF
     for i, edit in enumerate(edits):
         try:
             path = resolve_in_workspace(ctx.workspace, edit.path)
@@ -103,32 +111,40 @@ def plan_edits(edits: list[Edit], ctx: ToolContext) -> tuple[dict[Path, tuple[st
             if is_binary(path):
                 problems.append(_problem(i, "path", f"{edit.path!r} is a binary file", "binary_file"))
                 continue
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text, crlf = read_for_edit(path)
             files[path] = (text, text)
+            if crlf:
+                crlf_files.add(path)
         old, current = files[path]
         if introduces_mask(edit.replace, edit.search):
             problems.append(masked_write_problem(["edits", i, "replace"], edit.path))
             continue
-        count = current.count(edit.search)
+        search, replace = edit.search, edit.replace
+        if path in crlf_files:
+            search, replace = search.replace("\r\n", "\n"), replace.replace("\r\n", "\n")
+        count = current.count(search)
         if count == 1:
-            files[path] = (old, current.replace(edit.search, edit.replace, 1))
+            files[path] = (old, current.replace(search, replace, 1))
             continue
         earlier = " (after the earlier edits to it)" if current != old else ""
         if count == 0:
             hint = ""
-            if _squash(edit.search) and _squash(edit.search) in _squash(current):
+            if _squash(search) and _squash(search) in _squash(current):
                 hint = " It differs from the file only in whitespace or indentation."
-            hint += masked_search_hint(edit.search, current)
+            hint += masked_search_hint(search, current)
             problems.append(_problem(
                 i, "search",
                 f"the search text is not in {edit.path}{earlier}; it must be copied exactly.{hint} "
-                f"The closest text of the file is:\n{closest_lines(current, edit.search)}",
+                f"The closest text of the file is:\n{closest_lines(current, search)}",
                 "search_not_found"))
         else:
             problems.append(_problem(
                 i, "search",
                 f"the search text occurs {count} times in {edit.path}{earlier}; include more of the "
                 "surrounding lines so that it occurs exactly once", "search_not_unique"))
+    for path in crlf_files:
+        old, new = files[path]
+        files[path] = (line_ends_back(old, True), line_ends_back(new, True))
     return files, problems
 
 

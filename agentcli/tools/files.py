@@ -157,12 +157,29 @@ def _writable_target(ctx: ToolContext, raw: str) -> Path:
     return path
 
 
-def _read_text_or_empty(path: Path, raw: str) -> str:
+def read_for_edit(path: Path) -> tuple[str, bool]:
+    """A file's text to edit, and whether every line of it ends in CRLF. Such a file is read with LF
+    line ends, so a search text a model writes with ``\n`` matches, and :func:`line_ends_back` gives
+    its CRLF back on write; any other file is read exactly as it is, so an edit never rewrites line
+    ends it did not touch (a mixed file keeps its own)."""
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as f:
+        raw = f.read()
+    if "\r\n" in raw and raw.count("\r\n") == raw.count("\n"):
+        return raw.replace("\r\n", "\n"), True
+    return raw, False
+
+
+def line_ends_back(text: str, crlf: bool) -> str:
+    """``text`` (LF line ends, or CRLF a model copied) with the line ends of a CRLF file when ``crlf``."""
+    return text.replace("\r\n", "\n").replace("\n", "\r\n") if crlf else text
+
+
+def _read_text_or_empty(path: Path, raw: str) -> tuple[str, bool]:
     if not path.exists():
-        return ""
+        return "", False
     if is_binary(path):
         raise ToolFailure(f"{raw!r} is a binary file; it cannot be edited as text")
-    return path.read_text(encoding="utf-8", errors="replace")
+    return read_for_edit(path)
 
 
 def unified_diff(old: str, new: str, rel: str, *, created: bool = False) -> str:
@@ -239,8 +256,9 @@ def masked_search_hint(search: str, text: str) -> str:
 
 def preview_write(args: WriteFileArgs, ctx: ToolContext) -> str:
     path = _writable_target(ctx, args.path)
-    old = _read_text_or_empty(path, args.path)
-    return unified_diff(old, args.content, rel_posix(ctx.workspace, path), created=not path.exists())
+    old, crlf = _read_text_or_empty(path, args.path)
+    return unified_diff(line_ends_back(old, crlf), line_ends_back(args.content, crlf),
+                        rel_posix(ctx.workspace, path), created=not path.exists())
 
 
 def write_file(args: WriteFileArgs, ctx: ToolContext) -> str:
@@ -248,27 +266,31 @@ def write_file(args: WriteFileArgs, ctx: ToolContext) -> str:
     existed = path.exists()
     if existed and is_binary(path):
         raise ToolFailure(f"{args.path!r} is a binary file; the agent does not overwrite binaries")
-    _atomic_write(path, args.content)
+    # A file whose lines all end in CRLF keeps them: the new content is written with CRLF too.
+    content = line_ends_back(args.content, existed and read_for_edit(path)[1])
+    _atomic_write(path, content)
     verb = "overwrote" if existed else "created"
-    return f"{verb} {rel_posix(ctx.workspace, path)} ({len(args.content.encode())} bytes)"
+    return f"{verb} {rel_posix(ctx.workspace, path)} ({len(content.encode())} bytes)"
 
 
 def _apply_edit(args: EditFileArgs, ctx: ToolContext) -> tuple[Path, str, str]:
     path = _writable_target(ctx, args.path)
     if not path.exists():
         raise ToolFailure(f"file {args.path!r} does not exist; use write_file to create it")
-    old = _read_text_or_empty(path, args.path)
-    count = old.count(args.search)
+    old, crlf = _read_text_or_empty(path, args.path)
+    search = args.search.replace("\r\n", "\n") if crlf else args.search
+    count = old.count(search)
     if count == 0:
         raise ToolFailure(f"the search text was not found in {args.path!r}; it must match exactly."
-                          + masked_search_hint(args.search, old)
-                          + f" The closest text of the file is:\n{closest_lines(old, args.search)}")
+                          + masked_search_hint(search, old)
+                          + f" The closest text of the file is:\n{closest_lines(old, search)}")
     if count > 1:
         raise ToolFailure(
             f"the search text occurs {count} times in {args.path!r}; include more surrounding lines "
             "so that it occurs exactly once"
         )
-    return path, old, old.replace(args.search, args.replace, 1)
+    new = old.replace(search, args.replace.replace("\r\n", "\n") if crlf else args.replace, 1)
+    return path, line_ends_back(old, crlf), line_ends_back(new, crlf)
 
 
 def preview_edit(args: EditFileArgs, ctx: ToolContext) -> str:

@@ -38,7 +38,7 @@ class SearchCodeArgs(ArgsModel):
 
     query: str = Field(
         ...,
-        min_length=3,
+        min_length=1,
         max_length=200,
         description="Text to find. Case-insensitive unless it contains an uppercase letter.",
     )

@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", type=Path, help="Results directory (default bench/swe/results/AGENT--MODEL).")
     ap.add_argument("--timeout", type=float, default=1800.0, help="Seconds one agent run may take.")
     ap.add_argument("--keep", action="store_true", help="Keep each task's workspace after grading.")
+    ap.add_argument("--transcripts", nargs="+", metavar="TDIR",
+                    help="With --report: each run's transcripts (TDIR/<task>/NNNN.req.json, .resp.json), in the "
+                         "order of the result directories ('-' for none): adds prompt caching counted.")
+    ap.add_argument("--labels", nargs="+", metavar="LABEL",
+                    help="With --report: each run's name in the tables, in the order of the result directories.")
     ap.add_argument("--write-results", metavar="TITLE",
                     help="With --report: write the table to bench/RESULTS.md under '## TITLE'.")
     return ap
@@ -58,7 +63,7 @@ def default_out(agent: str, model: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.report:
-        return _report(args.report, args.write_results)
+        return _report(args.report, args.write_results, args.transcripts or [], args.labels or [], args.tasks)
     try:
         tasks = harness.select(load_all(args.tasks_dir), args.tasks)
         tasks = harness.shard(tasks, args.shard)
@@ -80,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("--model is needed for a run (or use --list, --check, --report)")
     if shutil.which("bwrap") is None:
         return _fail("bubblewrap (bwrap) is not installed; grading needs it")
-    out = args.out or default_out(args.agent, args.model)
+    # Absolute: the agent runs with its workspace (under ``out``) as the current directory.
+    out = (args.out or default_out(args.agent, args.model)).resolve()
     opts = harness.Options(agent=args.agent, model=args.model, api_base=args.api_base, out=out, jobs=args.jobs,
                            timeout=args.timeout, keep=args.keep)
 
@@ -122,15 +128,36 @@ def _check(tasks: list[Task], jobs: int) -> int:
     return 1 if bad else 0
 
 
-def _report(dirs: list[str], title: str | None) -> int:
+def _report(dirs: list[str], title: str | None, transcripts: list[str], labels: list[str], tasks: str = "*") -> int:
+    import fnmatch
+
+    pats = [p.strip() for p in tasks.split(",") if p.strip()]
+
+    def wanted(tid: str) -> bool:
+        return any(fnmatch.fnmatch(tid, p) for p in pats)
+
+    if transcripts and len(transcripts) != len(dirs):
+        return _fail(f"--transcripts names {len(transcripts)} folders for {len(dirs)} result directories "
+                     "(one each, '-' for none)")
+    if labels and len(labels) != len(dirs):
+        return _fail(f"--labels names {len(labels)} runs for {len(dirs)} result directories (one each)")
     runs = []
     for d in dirs:
-        recs = list(harness.latest(harness.read_results(Path(d))).values())
+        recs = [r for r in harness.latest(harness.read_results(Path(d))).values() if wanted(str(r["instance_id"]))]
         if not recs:
-            return _fail(f"{d}: no {harness.RESULTS_NAME} with records")
-        label = f"{recs[0].get('agent', '?')} {recs[0].get('model', '?')}"
+            return _fail(f"{d}: no {harness.RESULTS_NAME} with records" + (f" of '{tasks}'" if tasks != "*" else ""))
+        agent, model = str(recs[0].get("agent", "?")), str(recs[0].get("model", "?"))
+        # A directory named past its default (e.g. suffixed with the commit run) tells runs of one agent apart.
+        extra = Path(d).resolve().name.removeprefix(default_out(agent, model).name).strip("-_ ")
+        label = labels[len(runs)] if labels else f"{agent} {model}" + (f" {extra}" if extra else "")
         runs.append((label, recs))
     text = report.markdown(runs)
+    priced = [(label, Path(t), recs) for (label, recs), t in zip(runs, transcripts, strict=False) if t != "-"]
+    for _, t, _ in priced:
+        if not t.is_dir() or not any(p.is_dir() for p in t.iterdir()):
+            return _fail(f"{t}: not a folder of task transcripts")
+    if priced:
+        text += "\n" + report.cache_markdown(priced, wanted)
     if title:
         import datetime
         import subprocess
@@ -141,7 +168,10 @@ def _report(dirs: list[str], title: str | None) -> int:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                                 text=True).stdout.strip()
         when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        head = (f"Command: `python -m bench.swe --report {' '.join(dirs)}` (results of `python -m bench.swe`, "
+        shown = " ".join(dirs) + (f" --tasks '{tasks}'" if tasks != "*" else "")
+        shown += f" --transcripts {' '.join(transcripts)}" if transcripts else ""
+        shown += " --labels " + " ".join(f"'{x}'" for x in labels) if labels else ""
+        head = (f"Command: `python -m bench.swe --report {shown}` (results of `python -m bench.swe`, "
                 f"bench/swe/README.md); written {when} at commit {commit}. Tokens: input / cached / output. "
                 "A task is resolved when all its fail-to-pass tests pass and all its pass-to-pass tests still "
                 "pass (hidden tests, bubblewrap, no network); injected bugs are counted apart.\n\n")

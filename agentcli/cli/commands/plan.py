@@ -1,4 +1,8 @@
-"""`agent plan TASK`: make a plan, save it, show it. Never runs a step and never prompts."""
+"""`agent plan TASK`: make a plan, save it, show it. Never runs a step and never prompts.
+
+On a terminal it shows what `agent run` shows while it plans: the status line (the phase, the
+survey's reads, the time, tokens and cost, the model call in flight) with the planner's answer
+streaming under it; Ctrl-C stops it at once (exit 130)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from agentcli.cli.commands.common import console, err_console, print_warning, state_of, warn_short_secrets
+from agentcli.cli.commands.common import (
+    console,
+    err_console,
+    print_error,
+    print_warning,
+    state_of,
+    warn_short_secrets,
+)
 
 if TYPE_CHECKING:
     from agentcli.planning.plan import Plan
@@ -25,11 +36,18 @@ def plan(
         "--no-project-instructions", help="Do not read AGENTS.md into the planner's prompt.")] = False,
 ) -> None:
     """Plan a task as typed steps (tools, args, dependencies, approvals, cost estimate)."""
-    import asyncio
+    from agentcli.cli.live import RunStatus, leave, run_interruptible
+
+    state = state_of(ctx)
+    # As `agent run` shows it, from the first moment, and off the screen however the command ends.
+    status = RunStatus(err_console, enabled=err_console.is_terminal and not json_out and not state.log_json)
+    status.set_phase("planning")
+    status.start()
+    ctx.call_on_close(status.stop)
 
     from agentcli.cli.render import render_plan
     from agentcli.engine.session import build_llm_client
-    from agentcli.errors import UsageError
+    from agentcli.errors import ExitCode, UsageError
     from agentcli.ids import new_run_id
     from agentcli.models.preflight import preflight
     from agentcli.planning import planner
@@ -38,13 +56,13 @@ def plan(
 
     if not task.strip():
         raise UsageError("the task is empty")
-    state = state_of(ctx)
     settings = state.settings
     warn_short_secrets(settings, state.environ)
     plan_id = new_run_id()
     instructions = None if no_instructions else load_project_instructions(settings.instructions_dir,
                                                                            settings.config.instructions)
     client = build_llm_client(settings, plan_id, log_json=state.log_json, backend=state.backend)
+    status.watch_client(client)  # the call in flight, the totals, the answer as it streams
     for warning in preflight(client, task):
         print_warning(warning)
 
@@ -66,7 +84,12 @@ def plan(
         finally:
             await registry.aclose()
 
-    result = asyncio.run(make())
+    result, interrupted = run_interruptible(make, status)
+    status.stop()
+    if result is None or interrupted:
+        print_error("interrupted; no plan was made")
+        leave(ExitCode.INTERRUPTED)  # a model call still in flight in a thread must not hold the exit
+        raise typer.Exit(ExitCode.INTERRUPTED)
     saved = planner.plan_path(settings.data_dir, result.id)
     if output is not None:
         planner.save_plan(result, output)

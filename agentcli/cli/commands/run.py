@@ -486,15 +486,15 @@ def run(
     except KeyboardInterrupt:
         done, interrupted = None, True
     status.stop()
+    if steering is not None and (late := steering.pending()):  # an interrupted run's too: none is dropped unsaid
+        print_warning(f"{len(late)} message(s) {'typed' if typed is not None else 'on stdin'} were not applied: "
+                      "the run ended before another step boundary: "
+                      + "; ".join(m[:80] for m in late))
     if done is None:
         print_error(f"interrupted; the run is recorded, resume with: agent run --resume {run_id}")
         leave(ExitCode.INTERRUPTED)
         raise typer.Exit(ExitCode.INTERRUPTED)
     outcome = done
-    if steering is not None and (late := steering.pending()):
-        print_warning(f"{len(late)} message(s) {'typed' if typed is not None else 'on stdin'} came after the last "
-                      "step boundary and were not applied: "
-                      + "; ".join(m[:80] for m in late))
     if output == "json":
         typer.echo(outcome.model_dump_json(indent=2))
     elif output == "jsonl":

@@ -29,6 +29,10 @@ def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
+#: What `agent runs list` says when there is none (instead of an empty table).
+NO_RUNS = "no runs yet (start one with `agent run TASK` or `agent chat`)"
+
+
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
@@ -42,6 +46,9 @@ def list_cmd(
     runs = list_runs(state_of(ctx).settings.data_dir, limit)
     if json_out:
         typer.echo(json.dumps([r.as_dict() for r in runs], indent=2))
+        return
+    if not runs:
+        console.print(NO_RUNS, highlight=False, soft_wrap=True)
         return
     from agentcli.cli.tables import Col, fitted_table, short_cost, short_time
 

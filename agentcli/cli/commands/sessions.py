@@ -11,6 +11,9 @@ from rich.markup import escape
 
 from agentcli.cli.commands.common import MAX_LIST, console, in_range, print_warning, state_of
 
+#: What `agent sessions` says when there is none (instead of an empty table).
+NO_SESSIONS = "no sessions yet (start one with `agent chat` or `agent run --continue TASK`)"
+
 
 def sessions(
     ctx: typer.Context,
@@ -34,6 +37,9 @@ def sessions(
         rows = list_sessions(settings.data_dir, limit)
         if json_out:
             typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+            return
+        if not rows:
+            console.print(NO_SESSIONS, highlight=False, soft_wrap=True)
             return
         cols = [Col("id"), Col("started", optional=True), Col("workspace", optional=True, flex=True),
                 Col("turns", justify="right"), Col("last task", flex=True, min_width=12, detail=True),
