@@ -75,9 +75,10 @@ class ApprovalRequest:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: one is made for every step, and a frozen dataclass costs ~4x to build
 class ApprovalDecision:
-    """Recorded for every request: step, tool, args hash, plan hash, who decided, what, when."""
+    """Recorded for every request: step, tool, args hash, plan hash, who decided, what, when
+    (nothing changes one once made)."""
 
     step_id: str
     tool: str
