@@ -216,3 +216,44 @@ def test_git_outside_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     res = call(make_registry(tmp_path), "git_status", {})
     assert res.error is not None and res.error.type == "tool_error"
     assert "not inside a git repository" in res.error.message
+
+
+TAPE_LIKE = (
+    "for i in $(seq 1 3000); do echo \"ok $i should be equal\"; "
+    "if [ $i = 1500 ]; then printf 'not ok 1500 parses a[b]=c\\n  ---\\n    expected: 1\\n    actual:   2\\n"
+    "    at: Test.<anonymous> (test/parse.js:42:7)\\n  ...\\n'; fi; done; echo '# fail  1'; exit 1"
+)
+
+
+def test_a_failure_reported_in_the_middle_of_a_long_output_is_kept(tmp_path: Path) -> None:
+    # tape (TAP) names a failing assertion where it happens and only counts failures at the end: the
+    # part of the output cut from the middle keeps the lines that report one, with what follows them.
+    from agentcli.engine.executor import EXIT_TAIL_CHARS, exit_code_failure
+
+    res = call(make_registry(tmp_path, output_limit_chars=4000), "run_shell", {"command": TAPE_LIKE})
+    assert res.ok and res.truncated
+    out = res.output["output"]
+    assert out.startswith("ok 1 should") and out.rstrip().endswith("# fail  1")
+    assert "not ok 1500 parses a[b]=c" in out and "actual:   2" in out and "test/parse.js:42:7" in out
+    assert "ok 2000 should" not in out  # the passing lines of the middle are still cut
+    # And the step error of the failed command (what a review or a re-plan reads) keeps it too,
+    # from an output longer than its own limit.
+    full = "\n".join(f"ok {i} should be equal" for i in range(1, 3000))
+    full = full.replace("ok 1500 should be equal", "not ok 1500 parses a[b]=c\n  ---\n    expected: 1\n    actual:   2")
+    err = exit_code_failure({"exit_code": 1, "output": full + "\n# fail  1\n"}, None)
+    assert err is not None and len(err["message"]) < EXIT_TAIL_CHARS + 200
+    assert "not ok 1500 parses a[b]=c" in err["message"] and "actual:   2" in err["message"]
+    assert err["message"].rstrip().endswith("# fail  1")
+
+
+def test_an_investigation_sees_the_head_the_failures_and_the_end_of_a_long_output() -> None:
+    from agentcli.tools.text import tail_with_failures
+
+    lines = ["TAP version 13"] + [f"ok {i} fine" for i in range(1, 2000)] + ["# fail  1"]
+    lines[900] = "not ok 900 merges functions\n  ---\n    expected: [Function]\n    actual:   undefined"
+    shown = tail_with_failures("\n".join(lines), 3000, head_share=0.3)
+    assert shown.startswith("TAP version 13\nok 1 fine") and shown.endswith("# fail  1")
+    assert "not ok 900 merges functions" in shown and "actual:   undefined" in shown and len(shown) < 3100
+    # No failure line in the part cut out: plain head and tail.
+    plain = tail_with_failures("\n".join(f"line {i}" for i in range(2000)), 1000, head_share=0.3)
+    assert plain.startswith("line 0\n") and plain.endswith("line 1999") and "chars omitted" in plain

@@ -70,7 +70,7 @@ from agentcli.record.events import (
 )
 from agentcli.tools import ToolError, ToolRegistry, ToolResult
 from agentcli.tools.edits import EditList
-from agentcli.tools.text import strip_ansi, tail
+from agentcli.tools.text import strip_ansi, tail_with_failures
 
 DONE: frozenset[str] = frozenset({"ok", "failed", "denied", "skipped"})
 _NOT_SUCCEEDED: frozenset[str] = frozenset({"failed", "denied", "skipped"})
@@ -737,10 +737,10 @@ class VerifyResult:
             return cls(command, "denied", output=str(error.get("message", "")), approval_wait_s=wait, feedback=said)
         out = run.output if isinstance(run.output, dict) else None
         if out is None or run.status not in ("ok", "failed") or (run.status == "failed" and "exit_code" not in error):
-            return cls(command, "failed", output=tail(strip_ansi(str(error.get("message", ""))), EXIT_TAIL_CHARS),
-                       duration_s=run.duration_s, approval_wait_s=wait)
+            text = tail_with_failures(strip_ansi(str(error.get("message", ""))), EXIT_TAIL_CHARS)
+            return cls(command, "failed", output=text, duration_s=run.duration_s, approval_wait_s=wait)
         code = out.get("exit_code")
-        text = tail(strip_ansi(str(out.get("output") or "")).rstrip(), EXIT_TAIL_CHARS)
+        text = tail_with_failures(strip_ansi(str(out.get("output") or "")).rstrip(), EXIT_TAIL_CHARS)
         status: Literal["passed", "failed"] = "passed" if code == 0 else "failed"
         return cls(command, status, exit_code=code if isinstance(code, int) else None, output=text,
                    duration_s=run.duration_s, approval_wait_s=wait)
@@ -769,7 +769,8 @@ def verify_step(command: str, timeout: float) -> Step:
                                 args={"command": command, "timeout": timeout}, retry=RetryPolicy(max_attempts=1))
 
 
-#: How much of a failed command's output its step error keeps (the end: where the verdict is).
+#: How much of a failed command's output its step error keeps (the end, where the verdict is, and
+#: the lines before it that report a failure).
 EXIT_TAIL_CHARS = 4000
 
 
@@ -789,7 +790,7 @@ def exit_code_failure(output: Any, expected: list[int] | None) -> dict[str, Any]
     want = ", ".join(map(str, allowed))
     message = f"the command exited with code {code} (expected {want})"
     if text:
-        message += ":\n" + tail(text, EXIT_TAIL_CHARS)
+        message += ":\n" + tail_with_failures(text, EXIT_TAIL_CHARS)
     return {"type": "exit_code", "message": message, "exit_code": code}
 
 

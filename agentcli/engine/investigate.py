@@ -32,7 +32,7 @@ from agentcli.models.client import LLMClient
 from agentcli.planning.plan import CommandRun, Findings
 from agentcli.record.events import EventLog, ToolCalled
 from agentcli.tools import ToolRegistry
-from agentcli.tools.text import head_tail, strip_ansi
+from agentcli.tools.text import head_tail, strip_ansi, tail_with_failures
 
 __all__ = ["INVESTIGATE_TOOLS", "Investigation", "InvestigationResult", "investigate_system"]
 
@@ -49,7 +49,9 @@ _SYSTEM = (
     "at most {calls} tool calls. When you know the answer, or cannot find out, reply without a tool call, "
     'with JSON only: {{"established": "what you found, in a few sentences (or that you could not, and '
     'why)", "evidence": ["path:line: text", "a line of a command\'s output", ...]}}. Quote the lines a fix '
-    "would change exactly as they are in the file, indentation included: a later step may copy them."
+    "would change exactly as they are in the file, indentation included: a later step may copy them. "
+    "A long output is cut to its head, the lines that report a failure and its end; to read more of one, "
+    "write it to a file under $TMPDIR and search that."
 )
 _LAST_CALL = ("No tool calls are left. Reply now, without a tool call, with your findings as JSON: "
               '{"established": ..., "evidence": [...]}.')
@@ -222,8 +224,8 @@ class Investigation:
     def _shown(self, output: Any) -> str:
         limit = self.config.investigate.output_chars
         if isinstance(output, dict) and set(output) >= {"exit_code", "output"}:
-            # A command's verdict is at the end of its output: head and tail.
+            # A command's verdict is at the end of its output: head and tail, and the failures between.
             text = strip_ansi(str(output.get("output") or ""))
-            return f"exit_code: {output['exit_code']}\n{head_tail(text, limit)}"
+            return f"exit_code: {output['exit_code']}\n{tail_with_failures(text, limit, head_share=0.3)}"
         text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, indent=1, default=str)
         return head_tail(text, limit, head_share=0.7)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from agentcli.tools.base import ArgsModel, Capped, Tool, ToolContext, ToolFailure
 from agentcli.tools.paths import rel_posix, resolve_in_workspace
 from agentcli.tools.sandbox import Sandbox, SandboxUnavailable, parent_death
-from agentcli.tools.text import strip_ansi
+from agentcli.tools.text import FailureLines, strip_ansi
 
 __all__ = ["ProcessResult", "ShellOutput", "child_env", "run_process", "shell_tool"]
 
@@ -65,6 +65,9 @@ class _HeadTail:
         self.head = bytearray()
         self.tail = bytearray()
         self.total = 0
+        # What falls out of the middle keeps its lines that report a failure (a tenth of the room).
+        self.failures = FailureLines(max(limit // 10, 200))
+        self._partial = bytearray()  # the start of a dropped line whose end is still in the tail
 
     def add(self, chunk: bytes) -> None:
         self.total += len(chunk)
@@ -75,7 +78,16 @@ class _HeadTail:
         if chunk:
             self.tail += chunk
             if len(self.tail) > self.half:
-                del self.tail[: len(self.tail) - self.half]
+                cut = len(self.tail) - self.half
+                self._dropped(bytes(self.tail[:cut]))
+                del self.tail[:cut]
+
+    def _dropped(self, data: bytes) -> None:
+        self._partial += data
+        *lines, rest = bytes(self._partial).split(b"\n")
+        self._partial = bytearray(rest[-1000:])  # a line longer than that is no failure report
+        for line in lines:
+            self.failures.add(line.decode("utf-8", errors="replace"))
 
     @property
     def truncated(self) -> bool:
@@ -87,6 +99,10 @@ class _HeadTail:
         if not self.truncated:
             return head + tail
         dropped = self.total - len(self.head) - len(self.tail)
+        found = self.failures.text()
+        if found:
+            return (f"{head}\n[... output truncated: {dropped} bytes omitted from the middle; the lines there "
+                    f"that report a failure:]\n{found}\n[... end of the output:]\n{tail}")
         return f"{head}\n[... output truncated: {dropped} bytes omitted from the middle ...]\n{tail}"
 
 

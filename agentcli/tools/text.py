@@ -1,14 +1,17 @@
 """Text as a model should see it: colour codes removed, long text cut to its head and tail.
 
 A failing command prints its verdict last (pytest's summary, a traceback, a compiler's error),
-so whatever shows a model a bounded piece of output keeps the end, not only the beginning.
+so whatever shows a model a bounded piece of output keeps the end, not only the beginning. Some
+runners report each failure where it happens and only a count at the end (TAP and tape's
+``not ok``, ``go test``'s ``--- FAIL``): what is cut from the middle keeps its lines that report a
+failure (:class:`FailureLines`), so a bounded output still says what failed.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["head_tail", "strip_ansi", "tail"]
+__all__ = ["FailureLines", "head_tail", "strip_ansi", "tail", "tail_with_failures"]
 
 # CSI sequences (colours, cursor moves), OSC sequences (titles, hyperlinks) and lone escapes.
 _ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
@@ -54,3 +57,71 @@ def tail(text: str, limit: int) -> str:
     if 0 <= nl < limit // 2:
         end = end[nl + 1:]
     return f"[... {len(text) - len(end)} chars before ...]\n{end}"
+
+
+# A line that reports a failure, in the words of common test runners, compilers and interpreters.
+_FAILURE_RE = re.compile(
+    r"^\s*(?:not ok\b|FAIL\b|FAILED\b|ERROR\b|E {2,}\S|--- FAIL|[\u2717\u2716\u00d7] |\d+\) |error(?:\[\w+\])?:"
+    r"|Traceback \(most recent|\w*(?:Error|Exception)\b:|AssertionError|panicked at|Assertion(?:Error)? failed)")
+
+
+class FailureLines:
+    """Collects, from lines a bounded output leaves out, those that report a failure, each with the
+    few lines after it (where the expected and actual values are), up to ``limit`` characters."""
+
+    def __init__(self, limit: int, context: int = 5) -> None:
+        self.limit = limit
+        self.context = context
+        self.lines: list[str] = []
+        self.size = 0
+        self.more = 0  # failure lines seen after the room was full
+        self._after = 0  # context lines still to keep after the last failure line
+
+    def add(self, line: str) -> None:
+        if _FAILURE_RE.match(line):
+            self._after = self.context
+        elif self._after > 0:
+            self._after -= 1
+        else:
+            return
+        line = line[:300]
+        if self.size + len(line) + 1 > self.limit:
+            self.more += 1 if _FAILURE_RE.match(line) else 0
+            return
+        self.lines.append(line)
+        self.size += len(line) + 1
+
+    def text(self) -> str:
+        """The lines kept, with a note of those that did not fit; empty when there are none."""
+        if not self.lines:
+            return ""
+        more = f"\n[... {self.more} more failure lines ...]" if self.more else ""
+        return "\n".join(self.lines) + more
+
+
+def tail_with_failures(text: str, limit: int, *, head_share: float = 0.0) -> str:
+    """At most about ``limit`` characters of ``text``: like :func:`tail` (or :func:`head_tail` with a
+    ``head_share``), but the lines of the part cut out that report a failure are kept too (in up to a
+    third of ``limit``), so a runner that names failures only where they happen is still read."""
+    if len(text) <= limit:
+        return text
+    if not any(_FAILURE_RE.match(line) for line in text.splitlines()):
+        return head_tail(text, limit, head_share=head_share) if head_share else tail(text, limit)
+    room = limit - limit // 3
+    head = ""
+    if head_share:
+        head = text[: int(room * head_share)]
+        nl = head.rfind("\n")
+        head = head[: nl + 1] if nl > len(head) // 2 else head
+    end = tail(text[len(head):], room - len(head))
+    end = end[end.find("\n") + 1:] if end.startswith("[... ") else end
+    failures = FailureLines(limit // 3)
+    for line in text[len(head): len(text) - len(end)].splitlines():
+        failures.add(line)
+    found = failures.text()
+    omitted = len(text) - len(head) - len(end)
+    if not found:
+        return f"{head}[... {omitted} chars omitted ...]\n{end}"
+    sep = "" if not head or head.endswith("\n") else "\n"
+    return (f"{head}{sep}[... {omitted} chars omitted; the lines among them that report a failure:]\n"
+            f"{found}\n[... the end:]\n{end}")
