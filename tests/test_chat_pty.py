@@ -24,6 +24,7 @@ from agentcli.record.sessions import SessionRecord
 pexpect = pytest.importorskip("pexpect")
 
 PROMPT = "agent>"
+NEW_PROMPT = "\x1b[?2004h"  # bracketed paste on: a prompt has begun reading keys
 
 
 def complete(answer: str) -> dict[str, str]:
@@ -147,6 +148,7 @@ def test_line_editor_keys_and_slash_commands(workspace: Path, tmp_path: Path) ->
     child.expect_exact("no turn yet")
     child.sendline("/help")
     child.expect_exact("/fork TURN")
+    child.expect_exact(PROMPT)  # the next prompt reads keys: a Ctrl-C before it would be a signal
     child.send("half a line")
     child.sendcontrol("c")  # clears the line: nothing runs
     child.expect_exact(PROMPT)
@@ -177,6 +179,9 @@ def test_line_editor_keys_and_slash_commands(workspace: Path, tmp_path: Path) ->
     child.send("\x1b[A")  # Up: the history's last line comes back into the editor
     child.expect_exact("/fork 1")
     child.sendcontrol("c")  # and Ctrl-C clears it: nothing runs
+    # The old prompt's last redraw shows "agent>" too; a Ctrl-D sent before the new prompt reads keys
+    # is the terminal's end of input, not a key. The new prompt starts by turning bracketed paste on.
+    child.expect_exact(NEW_PROMPT)
     child.expect_exact(PROMPT)
     child.sendcontrol("d")
     child.expect(pexpect.EOF)

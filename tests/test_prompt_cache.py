@@ -18,7 +18,14 @@ from agentcli.cli.commands.common import State
 from agentcli.config import Config
 from agentcli.engine.budget import Budget
 from agentcli.errors import BudgetExceeded
-from agentcli.models.cache import MIN_CACHED_PREFIX, PrefixCache, cacheable, request_tokens
+from agentcli.models.cache import (
+    MIN_CACHED_PREFIX,
+    PrefixCache,
+    RequestText,
+    cacheable,
+    request_text,
+    request_tokens,
+)
 from agentcli.models.client import LLMClient
 from agentcli.models.fakes import FunctionModel
 from agentcli.models.modelinfo import cache_usage
@@ -41,6 +48,30 @@ def test_a_request_sharing_a_long_stable_prefix_is_cacheable_and_one_that_differ
     assert shared >= MIN_CACHED_PREFIX and shared <= len(second)
     assert cache.peek(MODEL, early) == 0
     assert cache.peek("openai/other", second) == 0  # caches are per model
+
+
+def test_a_request_kept_as_text_is_counted_as_its_tokens_are() -> None:
+    """A request kept as its text (encoded only when compared) gets the cacheable count its tokens
+    get: requests sharing long and short prefixes, wide characters at the point they differ."""
+    import random
+
+    rng = random.Random(5)
+    stable = "You are a reviewer. " + "A rule of the review, and one more. " * 400  # ~2,800 tokens
+    words = ["step", "é", "漢字", "ok", "\n", "{", "s1", "read_file", " "]
+    by_tokens, by_text = PrefixCache(), PrefixCache()
+    served = 0
+    for _ in range(40):
+        system = stable[: rng.choice([0, 1000, 4000, 5500, 9000, len(stable)])] + rng.choice(["", "é", "x"])
+        user = "".join(rng.choices(words, k=rng.randint(1, 400)))
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        ids = request_tokens(messages, MODEL)
+        text = RequestText(request_text(messages), MODEL)
+        counted = by_tokens.peek(MODEL, ids)
+        assert by_text.peek(MODEL, text) == counted
+        served += counted > 0
+        by_tokens.add(MODEL, ids)
+        by_text.add(MODEL, text)
+    assert served > 5  # long shared prefixes were met too
 
 
 def test_cached_tokens_are_read_from_openai_and_anthropic_shaped_usage() -> None:

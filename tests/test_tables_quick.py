@@ -65,3 +65,25 @@ def test_plan_tables_print_as_rich_prints_them() -> None:
         quick += q._lines(width) is not None
         assert _printed(q, width) == _printed(plan_table(plan, width), width)
     assert quick > 5
+
+
+def test_a_plan_is_shown_as_rich_prints_its_table() -> None:
+    """render_plan prints a plan's table without building rich's table, the same lines either way."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from agentcli.cli.render import plan_header, render_plan
+
+    rng = random.Random(9)
+    for _ in range(60):
+        steps = [Step(id=f"s{i}", title=_text(rng, rng.choice([8, 30])).strip() or "x", kind="tool",
+                      tool="read_file", args={"path": _text(rng, rng.choice([5, 40, 150]))},
+                      depends_on=[f"s{i - 1}"] if i > 1 and rng.random() < 0.5 else [])
+                 for i in range(1, rng.randint(1, 8) + 1)]
+        plan = Plan(id="p", task="t", created_at=datetime(2026, 1, 1, tzinfo=UTC), model="m", steps=steps).rehash()
+        width = rng.choice([60, 80, 120])
+        for terminal in (False, True):
+            c = Console(file=io.StringIO(), width=width, force_terminal=terminal, color_system=None)
+            render_plan(plan, c)
+            expected = _printed(Group(plan_header(plan), Text(""), plan_table(plan, width)), width, terminal)
+            assert c.file.getvalue() == expected  # type: ignore[attr-defined]

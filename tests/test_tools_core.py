@@ -292,3 +292,51 @@ def test_builtin_registry_contents_and_risks(tmp_path: Path) -> None:
     for s in reg.openai_schemas():
         assert s["function"]["parameters"]["type"] == "object"
         assert s["function"]["description"]
+
+
+class NoteArgs(ArgsModel):
+    path: str
+
+
+def test_a_call_given_its_validated_args_checks_the_workspace_again(tmp_path: Path) -> None:
+    """Arguments validated before a call are used as they are unless the tool's check reads the
+    workspace: that check is made again at the call, as the file may have changed since."""
+    (tmp_path / "note.txt").write_text("x")
+
+    def exists(args: NoteArgs, ctx: ToolContext) -> list[dict[str, Any]]:
+        if (ctx.workspace / args.path).exists():
+            return []
+        return [{"loc": ["path"], "msg": "no such file", "type": "missing"}]
+
+    @tool(name="note", risk="read")
+    async def note(args: NoteArgs, ctx: ToolContext) -> str:
+        """Read a note."""
+        return (ctx.workspace / args.path).read_text()
+
+    note.check_func = exists
+    reg = _registry(tmp_path, note)
+    validated = reg.validate("note", {"path": "note.txt"})
+    assert isinstance(validated, NoteArgs)
+    assert asyncio.run(reg.call("note", {"path": "note.txt"}, validated=validated)).output == "x"
+    (tmp_path / "note.txt").unlink()
+    result = asyncio.run(reg.call("note", {"path": "note.txt"}, validated=validated))
+    assert not result.ok and result.error is not None and result.error.type == "invalid_args"
+
+
+def test_a_call_given_its_validated_args_runs_with_them(tmp_path: Path) -> None:
+    calls: list[EchoArgs] = []
+
+    @tool(name="echo", risk="read")
+    async def echo(args: EchoArgs, ctx: ToolContext) -> str:
+        """Echo."""
+        calls.append(args)
+        return args.text * args.times
+
+    reg = _registry(tmp_path, echo)
+    validated = reg.validate("echo", {"text": "ab", "times": 2})
+    assert isinstance(validated, EchoArgs)
+    assert asyncio.run(reg.call("echo", {"text": "ab", "times": 2}, validated=validated)).output == "abab"
+    assert calls == [validated] and calls[0] is validated  # not validated a second time
+    # Something that is not this tool's validated arguments is not taken for them.
+    bad = asyncio.run(reg.call("echo", {"text": ""}, validated=NoteArgs(path="x")))
+    assert not bad.ok and bad.error is not None and bad.error.type == "invalid_args"

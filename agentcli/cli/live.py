@@ -211,7 +211,7 @@ class RunStatus:
 
     def watch(self, on_step: Callable[[Any], None], on_transition: Callable[[Any], None]
               ) -> tuple[Callable[[Any], None], Callable[[Any], None]]:
-        """The run's progress callbacks, also feeding the line."""
+        """The run's progress callbacks, also feeding the line (when it is shown: two calls a step)."""
         def step(run: Any) -> None:
             with self._lock:
                 if run.status == "running":
@@ -225,7 +225,7 @@ class RunStatus:
             if phase is not None:
                 self.set_phase(phase)
             on_transition(t)
-        return step, transition
+        return (step if self.enabled else on_step), transition
 
     def watch_client(self, client: Any) -> None:
         """Follow ``client``'s calls: its totals, the call in flight, the planner's survey."""

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-from agentcli.cli.tables import QuickTable
+from agentcli.cli.tables import Col, fitted_table, quick_fitted_table
 from agentcli.planning.plan import Plan, Step
 
 ARGS_SUMMARY_CHARS = 60
@@ -63,15 +63,8 @@ def plan_header(plan: Plan) -> Text:
     return text
 
 
-def plan_table(plan: Plan, width: int | None = None) -> RenderableType:
-    """One row per step: #, step, tool or llm, args, depends on, approval, estimate.
-
-    Fitted to ``width`` (the console's; 120 without one) by :func:`~agentcli.cli.tables.fitted_table`:
-    the title is cut first; a step's arguments are never cut, what a write will do being what the
-    plan is confirmed on: when the row cannot hold them they are shown whole on a line under it.
-    """
-    from agentcli.cli.tables import Col, fitted_table
-
+def _plan_rows(plan: Plan) -> tuple[list[Col], list[list[str]]]:
+    """The plan table's columns and one row of cells per step."""
     # An llm step's answer shape, when it is not text: "llm:edits", "llm:json".
     tools = [step.tool or ("investigate" if step.kind == "investigate" else "llm" if step.answer == "text"
                            else f"llm:{step.answer}") for step in plan.steps]
@@ -79,10 +72,23 @@ def plan_table(plan: Plan, width: int | None = None) -> RenderableType:
              "yes" if step.requires_approval else "no", step_cost(step)] for i, step in enumerate(plan.steps)]
     cols = [Col("#"), Col("step", flex=True, min_width=14), Col("tool"), Col("args", detail=True),
             Col("depends on", flex=True, min_width=10), Col("approval"), Col("estimate", justify="right")]
+    return cols, rows
+
+
+def plan_table(plan: Plan, width: int | None = None) -> RenderableType:
+    """One row per step: #, step, tool or llm, args, depends on, approval, estimate.
+
+    Fitted to ``width`` (the console's; 120 without one) by :func:`~agentcli.cli.tables.fitted_table`:
+    the title is cut first; a step's arguments are never cut, what a write will do being what the
+    plan is confirmed on: when the row cannot hold them they are shown whole on a line under it.
+    """
+    cols, rows = _plan_rows(plan)
     return fitted_table(cols, rows, width or 120)
 
 
 def render_plan(plan: Plan, console: Console) -> None:
     """Print the header and the table of a plan."""
-    console.print(Group(plan_header(plan), Text(""), QuickTable(plan_table(plan, console.width))), soft_wrap=False,
-                  highlight=False)
+    # As plan_table prints, without building rich's table of a long plan (a row per step).
+    cols, rows = _plan_rows(plan)
+    console.print(Group(plan_header(plan), Text(""), quick_fitted_table(cols, rows, console.width or 120)),
+                  soft_wrap=False, highlight=False)

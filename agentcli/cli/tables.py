@@ -212,8 +212,10 @@ class QuickTable:
         if title is not None:
             yield Segment(title, console.get_style("table.title"))
             yield Segment.line()
-        table = self.table
-        header_style = console.get_style("bold" if self._fitted is not None or not isinstance(table, Table)
+        # A fitted table's header is bold (fitted_table's header_style): its rich Table, a row of
+        # objects per step, is not built only to be asked that.
+        table = self.table if self._fitted is None else None
+        header_style = console.get_style("bold" if table is None or not isinstance(table, Table)
                                          else table.header_style or "")
         for i, cell in enumerate(header):
             if i:
@@ -241,15 +243,15 @@ class QuickTable:
                 return None
             title_line = cut_title.ljust(total)
         header = [_justify(cut(col.name, w), w, col.justify) for col, w in zip(cols, widths, strict=True)]
+        right = [col.justify == "right" for col in cols]
         lines = []
-        for row in cells:
-            parts = []
-            for c, w, col in zip(row, widths, cols, strict=True):
-                c = cut(c, w)
-                if not _plain(c):
-                    return None
-                parts.append(_justify(c, w, col.justify))
-            lines.append("  ".join(parts))
+        for row in cells:  # one line of a cell each, already on one line: cut, justified
+            line = "  ".join([(c if len(c) <= w else c[:w - 1] + "…").rjust(w) if r else
+                              (c if len(c) <= w else c[:w - 1] + "…").ljust(w)
+                              for c, w, r in zip(row, widths, right, strict=True)])
+            if not _plain(line):  # a cut cell (the ellipsis), or text rich prints otherwise: rich's table
+                return None
+            lines.append(line)
         return title_line, header, lines, total
 
     def _lines(self, max_width: int) -> tuple[str | None, list[str], list[str], int] | None:

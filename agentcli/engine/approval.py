@@ -42,9 +42,9 @@ _HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
 _STRICTNESS = {"auto": 0, "ask": 1, "deny": 2}
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: one is built for every step, and a frozen dataclass costs ~4x to build
 class ApprovalRequest:
-    """What the user is asked to approve."""
+    """What the user is asked to approve (nothing changes one once built)."""
 
     step_id: str
     tool: str
@@ -75,9 +75,10 @@ class ApprovalRequest:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: one is made for every step, and a frozen dataclass costs ~4x to build
 class ApprovalDecision:
-    """Recorded for every request: step, tool, args hash, plan hash, who decided, what, when."""
+    """Recorded for every request: step, tool, args hash, plan hash, who decided, what, when
+    (nothing changes one once made)."""
 
     step_id: str
     tool: str

@@ -22,9 +22,9 @@ from agentcli.errors import BudgetExceeded
 from agentcli.models.types import CallRecord, PreCall, Price
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: built for every step, and a frozen dataclass costs ~4x to build
 class BudgetCheck:
-    """One check, as recorded in the run's events."""
+    """One check, as recorded in the run's events (nothing changes one after)."""
 
     kind: str  # llm_call | step | replan | time
     ok: bool

@@ -295,6 +295,18 @@ class Executor:
                     ready = self._ready(order, keys, dependents, check, limit - len(running))
                     if ready and self.hold is not None and self.hold():
                         held, ready = True, []  # a step boundary: the rest waits for the run's loop
+                    if len(ready) == 1 and not running:
+                        # The only step that can run: nothing else becomes ready before it ends, so
+                        # it runs here rather than in a task of its own (a chain of steps: no task,
+                        # done callback and wake-up per step). Its exceptions propagate as a
+                        # task's result would re-raise them.
+                        i = ready[0]
+                        order[i].status = "running"
+                        await self._run_step(plan, order[i])
+                        if order[i].status in _BLOCKING:
+                            blocked = True
+                        check.update(dependents.get(keys[i], ()))
+                        continue
                     for i in ready:
                         run = order[i]
                         run.status = "running"
@@ -476,7 +488,7 @@ class Executor:
         if side_effects and self.checkpoints is not None:
             await self.checkpoints.before(step.id)
         try:
-            await self._attempts(run, args, own_timeout, side_effects)
+            await self._attempts(run, args, own_timeout, side_effects, checked)
         finally:
             if side_effects and self.checkpoints is not None:
                 await self.checkpoints.after(step.id)
@@ -494,8 +506,8 @@ class Executor:
                              step_id=step.id)
         return checked
 
-    async def _attempts(self, run: StepRun, args: dict[str, Any], own_timeout: float, side_effects: bool
-                        ) -> None:
+    async def _attempts(self, run: StepRun, args: dict[str, Any], own_timeout: float, side_effects: bool,
+                        checked: Any) -> None:
         step = run.step
         policy = step.retry
         for attempt in range(1, policy.max_attempts + 1):
@@ -503,7 +515,7 @@ class Executor:
             if side_effects:
                 self.events.emit(ToolIntent(tool=step.tool, args=args, attempt=attempt), step_id=step.id,
                                  durable=True)
-            result = await self._call(run, args, own_timeout)
+            result = await self._call(run, args, own_timeout, checked)
             if result.ok:
                 failure = exit_code_failure(result.output, step.expect_exit_codes)
                 if failure is not None:
@@ -519,7 +531,7 @@ class Executor:
                 await self.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
         run.status = "failed"
 
-    async def _call(self, run: StepRun, args: dict[str, Any], own: float) -> ToolResult:
+    async def _call(self, run: StepRun, args: dict[str, Any], own: float, checked: Any) -> ToolResult:
         step = run.step
         assert step.tool is not None
         remaining = self.budget.remaining_seconds()
@@ -527,7 +539,7 @@ class Executor:
         timeout = remaining if remaining < own else None
         self._wait.enter(f"{step.id}: {step.tool}")
         try:
-            result = await self.registry.call(step.tool, args, timeout=timeout, step_id=step.id)
+            result = await self.registry.call(step.tool, args, timeout=timeout, step_id=step.id, validated=checked)
         finally:
             self._wait.leave(f"{step.id}: {step.tool} returned")
         called = ToolCalled(tool=step.tool, args=args, attempt=run.attempts, result=result.model_dump(mode="json"))

@@ -336,12 +336,12 @@ class ReplayRegistry(ToolRegistry):
             return self._real.validate(name, args, step_id=step_id)
 
     async def call(self, name: str, args: Any, *, timeout: float | None = None,
-                   step_id: str | None = None) -> ToolResult:
+                   step_id: str | None = None, validated: BaseModel | None = None) -> ToolResult:
         tool = self.get(name)
         if _live(self._fork, step_id):
-            return await self._real.call(name, args, timeout=timeout, step_id=step_id)
+            return await self._real.call(name, args, timeout=timeout, step_id=step_id, validated=validated)
         if self._live_tools and tool is not None and (tool.risk == "read" or self._live_writes):
-            return await self._real.call(name, args, timeout=timeout, step_id=step_id)
+            return await self._real.call(name, args, timeout=timeout, step_id=step_id, validated=validated)
         queue = self._results.get(_tool_key(step_id, name, args))
         if not (queue and self.part.has(queue)) and self._waits_out:
             await _wait_for_the_clock()

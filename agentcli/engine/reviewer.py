@@ -230,10 +230,11 @@ def grounded_answer(runs: dict[str, StepRun], limit: int = 4000) -> str:
     return "\n".join(parts)[:limit] if parts else fallback_answer(runs)
 
 
-def digest_lines(steps: list[dict[str, Any]]) -> str:
+def digest_lines(steps: list[dict[str, Any]], encoded: list[str] | None = None) -> str:
     """Step digests as compact JSON, one step a line: a model reads it as well as indented JSON,
-    in fewer tokens, and a step's line is the same bytes in every request that shows it."""
-    return "\n".join(_COMPACT.encode(item) for item in steps)
+    in fewer tokens, and a step's line is the same bytes in every request that shows it.
+    ``encoded``: the lines already made of ``steps``, in order."""
+    return "\n".join(encoded if encoded is not None else (_COMPACT.encode(item) for item in steps))
 
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
@@ -245,12 +246,13 @@ def review_prompt(task: str, plan: Plan, runs: dict[str, StepRun], changes: str 
     return _user_message(task, step_digest(runs), changes, first=True)
 
 
-def _user_message(task: str, steps: list[dict[str, Any]], changes: str | None, *, first: bool) -> str:
+def _user_message(task: str, steps: list[dict[str, Any]], changes: str | None, *, first: bool,
+                  encoded: list[str] | None = None) -> str:
     if first:
-        user = f"# Task\n{task}\n\n# Steps (one JSON object a line, in plan order)\n{digest_lines(steps)}"
+        user = f"# Task\n{task}\n\n# Steps (one JSON object a line, in plan order)\n{digest_lines(steps, encoded)}"
     else:
         user = ("# Steps run or changed since your last verdict (the others are as shown before)\n"
-                + (digest_lines(steps) or "(none)"))
+                + (digest_lines(steps, encoded) or "(none)"))
     if changes is not None:
         user += f"\n\n# Workspace changes so far (git diff --stat, then the diff)\n{changes}"
     return user
@@ -270,14 +272,16 @@ class ReviewHistory:
                       changes: str | None) -> list[dict[str, Any]]:
         """The messages of the next review (not yet remembered: see :meth:`answered`)."""
         digest = step_digest(runs)
+        encoded = [_COMPACT.encode(item) for item in digest]  # each step's line, made once
+        lines = {item["id"]: line for item, line in zip(digest, encoded, strict=True)}
         if not self.messages or self.messages[0]["content"] != system:
-            self._pending = {item["id"]: _COMPACT.encode(item) for item in digest}
+            self._pending = lines
             return [{"role": "system", "content": system},
-                    {"role": "user", "content": _user_message(task, digest, changes, first=True)}]
-        lines = {item["id"]: _COMPACT.encode(item) for item in digest}
+                    {"role": "user", "content": _user_message(task, digest, changes, first=True, encoded=encoded)}]
         fresh = [item for item in digest if self._shown.get(item["id"]) != lines[item["id"]]]
         self._pending = lines
-        return [*self.messages, {"role": "user", "content": _user_message(task, fresh, changes, first=False)}]
+        return [*self.messages, {"role": "user", "content": _user_message(
+            task, fresh, changes, first=False, encoded=[lines[item["id"]] for item in fresh])}]
 
     def answered(self, messages: list[dict[str, Any]], reply: str) -> None:
         """Remember a review that was answered (its request and the verdict as the model wrote it)."""

@@ -500,7 +500,9 @@ class _Run:
         self._user: UserChange | None = None
 
     def _on_transition(self, t: Transition) -> None:
-        self.events.emit(TransitionMade(src=t.src.value, to=t.dst.value, reason=t.reason))
+        # _value_: the member's value as ``.value`` gives it, without the enum property's lookup (two
+        # transitions per tool step).
+        self.events.emit(TransitionMade(src=t.src._value_, to=t.dst._value_, reason=t.reason))
         if self.deps.on_transition is not None:
             self.deps.on_transition(t)
 

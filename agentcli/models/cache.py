@@ -31,9 +31,10 @@ def cacheable(shared: int) -> int:
     return MIN_CACHED_PREFIX + (shared - MIN_CACHED_PREFIX) // PREFIX_STEP * PREFIX_STEP
 
 
-def request_tokens(messages: list[dict[str, Any]], model: str, *, tools: list[dict[str, Any]] | None = None,
-                   response_format: dict[str, Any] | None = None) -> list[int]:
-    """A request as the token sequence a prefix cache sees (tools, response format, messages)."""
+def request_text(messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
+                 response_format: dict[str, Any] | None = None) -> str:
+    """A request as the text a prefix cache sees (tools, response format, messages), which
+    :func:`request_tokens` encodes."""
     parts: list[str] = []
     if tools:
         parts.append(json.dumps(tools, sort_keys=False, separators=(",", ":")))
@@ -45,7 +46,51 @@ def request_tokens(messages: list[dict[str, Any]], model: str, *, tools: list[di
         parts.append(f"<|{m.get('role', '')}|>{text}")
         if m.get("tool_calls"):
             parts.append(json.dumps(m["tool_calls"], default=str))
-    return tokens.encode("\n".join(parts), model)
+    return "\n".join(parts)
+
+
+def request_tokens(messages: list[dict[str, Any]], model: str, *, tools: list[dict[str, Any]] | None = None,
+                   response_format: dict[str, Any] | None = None) -> list[int]:
+    """A request as the token sequence a prefix cache sees (tools, response format, messages)."""
+    return tokens.encode(request_text(messages, tools=tools, response_format=response_format), model)
+
+
+class RequestText:
+    """A request's text (:func:`request_text`) for a :class:`PrefixCache`, encoded only when a
+    comparison needs its tokens: the first request to a model, and one sharing too short a prefix
+    with every earlier one (a reviewer's request after a planner's), is never encoded (the whole
+    request, a reviewer's digest of 1,000 steps, takes milliseconds to encode)."""
+
+    def __init__(self, text: str, model: str) -> None:
+        self.text = text
+        self.model = model
+        self._ids: list[int] | None = None
+
+    def ids(self) -> list[int]:
+        if self._ids is None:
+            self._ids = tokens.encode(self.text, self.model)
+        return self._ids
+
+
+def _common_chars(a: str, b: str) -> int:
+    """The length of the common prefix of two strings (slices compared by halves)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _may_share(a: RequestText, b: RequestText) -> bool:
+    """Whether two requests' texts may share a cacheable prefix of tokens. Every token is at least
+    a byte, so the tokens two sequences share decode to bytes both texts begin with: fewer than
+    :data:`MIN_CACHED_PREFIX` common bytes (the common characters' UTF-8, and up to 3 bytes of the
+    first character that differs) cannot make that many tokens."""
+    n = _common_chars(a.text, b.text)
+    return len(a.text[:n].encode("utf-8", "surrogatepass")) + 3 >= MIN_CACHED_PREFIX
 
 
 def shared_prefix(a: list[int], b: list[int]) -> int:
@@ -95,20 +140,23 @@ def marked(messages: list[dict[str, Any]], marks: tuple[int, ...]) -> list[dict[
 
 
 class PrefixCache:
-    """The requests of one run, per model, and what each new one could be served from cache."""
+    """The requests of one run, per model, and what each new one could be served from cache.
+    A request is its token sequence, or its :class:`RequestText` (encoded only if compared)."""
 
     def __init__(self, keep: int = 64) -> None:
-        self._seen: dict[str, list[list[int]]] = {}
+        self._seen: dict[str, list[list[int] | RequestText]] = {}
         self._keep = keep
 
-    def peek(self, model: str, seq: list[int]) -> int:
+    def peek(self, model: str, seq: list[int] | RequestText) -> int:
         """The cacheable tokens of ``seq`` against the earlier requests to ``model`` (not stored)."""
         best = 0
         for old in self._seen.get(model, ()):
-            best = max(best, shared_prefix(old, seq))
+            if isinstance(old, RequestText) and isinstance(seq, RequestText) and not _may_share(old, seq):
+                continue  # shares fewer tokens than the least a cache serves: no need to count them
+            best = max(best, shared_prefix(_ids(old), _ids(seq)))
         return cacheable(best)
 
-    def add(self, model: str, seq: list[int]) -> None:
+    def add(self, model: str, seq: list[int] | RequestText) -> None:
         """Remember a request that was sent (the provider now holds its prefix)."""
         seen = self._seen.setdefault(model, [])
         seen.append(seq)
@@ -116,5 +164,9 @@ class PrefixCache:
             del seen[0]
 
 
-__all__ = ["MAX_MARKS", "MIN_CACHED_PREFIX", "PREFIX_STEP", "PrefixCache", "cache_marks", "cacheable", "marked",
-           "request_tokens", "shared_prefix"]
+def _ids(seq: list[int] | RequestText) -> list[int]:
+    return seq.ids() if isinstance(seq, RequestText) else seq
+
+
+__all__ = ["MAX_MARKS", "MIN_CACHED_PREFIX", "PREFIX_STEP", "PrefixCache", "RequestText", "cache_marks", "cacheable",
+           "marked", "request_text", "request_tokens", "shared_prefix"]

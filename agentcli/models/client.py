@@ -49,7 +49,7 @@ from agentcli.errors import (
     StructuredOutputError,
 )
 from agentcli.models import tokens
-from agentcli.models.cache import PrefixCache, cache_marks, request_tokens
+from agentcli.models.cache import PrefixCache, RequestText, cache_marks, request_text
 from agentcli.models.calllog import CallLog
 from agentcli.models.litellm import classify_exception
 from agentcli.models.profile import ModelProfile, apply_overrides
@@ -440,7 +440,7 @@ class LLMClient:
         for idx, model in enumerate(chain):
             req = self._request(model, msgs, response_format, tools, max_tokens, idx > 0, step_id, tool_choice)
             estimate = self._estimate(req)
-            seq = request_tokens(req.messages, model, tools=req.tools, response_format=req.response_format)
+            seq = RequestText(request_text(req.messages, tools=req.tools, response_format=req.response_format), model)
             cacheable = min(self.prefix_cache.peek(model, seq), estimate)
             price = self._price(model)  # also warms the provider import before latency is timed
             req.max_tokens = self._fits_context(model, estimate, req.max_tokens)

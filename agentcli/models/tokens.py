@@ -13,6 +13,7 @@ import importlib.util
 import json
 import marshal
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -126,6 +127,30 @@ def cut_text(text: str, max_tokens: int, model: str = "") -> tuple[str, bool]:
     return enc.decode(ids[:max_tokens]), True
 
 
+#: Texts at least this long have their count kept (the last few): a request's messages are counted
+#: for the budget's estimate and again for usage when a backend does not report it (a fake, a local
+#: model), and a long one (a reviewer's digest of 1,000 steps) takes milliseconds each time.
+_KEEP_COUNT_CHARS = 2048
+_KEPT_COUNTS = 8
+_counts: dict[tuple[str, str], int] = {}
+_counts_lock = threading.Lock()
+
+
+def _count(enc: Any, name: str, text: str) -> int:
+    """Tokens in ``text`` by ``enc`` (named ``name``), a long text's count kept for the next ask."""
+    if len(text) < _KEEP_COUNT_CHARS:
+        return len(enc.encode(text, disallowed_special=()))
+    key = (name, text)
+    n = _counts.get(key)
+    if n is None:
+        n = len(enc.encode(text, disallowed_special=()))
+        with _counts_lock:  # requests are counted in worker threads too
+            if len(_counts) >= _KEPT_COUNTS:
+                del _counts[next(iter(_counts))]  # the oldest
+            _counts[key] = n
+    return n
+
+
 def _content_text(content: Any) -> str:
     if content is None:
         return ""
@@ -146,11 +171,12 @@ def count_messages(
     extra: str = "",
 ) -> int:
     """Estimate the input tokens of a chat request before it is sent."""
-    enc = _encoding(encoding_name_for(model))
+    name = encoding_name_for(model)
+    enc = _encoding(name)
     total = 3  # every reply is primed with <|start|>assistant<|message|>
     for msg in messages:
         total += _TOKENS_PER_MESSAGE
-        total += len(enc.encode(_content_text(msg.get("content")), disallowed_special=()))
+        total += _count(enc, name, _content_text(msg.get("content")))
         if msg.get("tool_calls"):
             total += len(enc.encode(json.dumps(msg["tool_calls"], default=str), disallowed_special=()))
     if tools:

@@ -318,8 +318,9 @@ class Tool:
 
     def risks_for(self, args: BaseModel) -> tuple[RiskClass, ...]:
         """Every risk class a call with these (validated) args has: the tool's own first."""
-        extra = self.call_risks(args) if self.call_risks is not None else ()
-        return (self.risk, *(r for r in extra if r != self.risk))
+        if self.call_risks is None:
+            return (self.risk,)
+        return (self.risk, *(r for r in self.call_risks(args) if r != self.risk))
 
     def effective_timeout(self, args: BaseModel, default: float) -> float:
         base = self.timeout_seconds if self.timeout_seconds is not None else default

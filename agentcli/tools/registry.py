@@ -254,12 +254,15 @@ class ToolRegistry:
     # -- calls --------------------------------------------------------------------------------
 
     async def call(self, name: str, args: Any, *, timeout: float | None = None,
-                   step_id: str | None = None) -> ToolResult:
+                   step_id: str | None = None, validated: BaseModel | None = None) -> ToolResult:
         """Validate and run one tool. Never raises for bad input or a failing tool.
 
         ``timeout`` overrides the tool's own timeout (itself defaulting to
         ``tools.default_timeout_seconds``). ``step_id`` names the plan step calling (a registry
-        that serves recorded results looks them up by it).
+        that serves recorded results looks them up by it). ``validated``: ``args`` as
+        :meth:`validate` has just returned them for this call; used as they are when the tool's
+        validation reads nothing but the arguments (a tool whose check reads the workspace is
+        validated again: the workspace may have changed since).
         """
         start = time.perf_counter()
 
@@ -282,7 +285,9 @@ class ToolRegistry:
             )
 
         tool = self.get(name)
-        validated = self.validate(name, args)
+        if validated is None or tool is None or tool.check_func is not None or not isinstance(
+                validated, tool.args_model):
+            validated = self.validate(name, args)
         if tool is None or isinstance(validated, ToolError):
             return done(error=validated if isinstance(validated, ToolError) else self.not_found(name))
         limit = timeout if timeout is not None else tool.effective_timeout(
@@ -298,7 +303,9 @@ class ToolRegistry:
                 if limit <= 0:
                     # As wait_for(..., 0) does: no time left, so the tool is not started at all.
                     raise TimeoutError
-                output = await self._invoke(tool, validated)
+                # A sync tool runs on a worker thread (an async one here, with no coroutine between).
+                output = await (tool.func(validated, self.ctx) if tool.is_async
+                                else _run_in_daemon_thread(tool.func, validated, self.ctx))
         except TimeoutError:
             msg = f"{tool.name} did not finish within {limit:g} s"
             return done(error=ToolError(type="timeout", message=msg))
@@ -320,11 +327,6 @@ class ToolRegistry:
             limit_chars = limit_chars * 2 + 1000
         output, truncated = cap_output(output, limit_chars)
         return done(output=output, truncated=truncated or pre_truncated)
-
-    async def _invoke(self, tool: Tool, args: BaseModel) -> Any:
-        if tool.is_async:
-            return await tool.func(args, self.ctx)
-        return await _run_in_daemon_thread(tool.func, args, self.ctx)
 
     async def aclose(self) -> None:
         """Stop whatever the tools hold open (MCP servers). Safe to call twice."""

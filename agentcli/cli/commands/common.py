@@ -23,13 +23,17 @@ class RedactingStream:
         self._inner = inner
         self._generation = -1
         self._redact: Any = None
+        self._redact_module: Any = None  # agentcli.redact, imported at the first write
 
     def write(self, s: Any) -> Any:
         if isinstance(s, str) and s:
-            from agentcli.redact import Redactor, generation
+            redact = self._redact_module
+            if redact is None:
+                import agentcli.redact as redact
 
-            if self._generation != generation():
-                self._generation, self._redact = generation(), Redactor()
+                self._redact_module = redact
+            if self._generation != redact.generation():
+                self._generation, self._redact = redact.generation(), redact.Redactor()
             s = self._redact.text(s)
         return self._inner.write(s)
 
