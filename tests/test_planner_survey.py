@@ -48,6 +48,23 @@ def test_the_planner_reads_a_file_then_plans(workspace: Path) -> None:
     assert len(planner) == 2 and made["planning_cost_usd"] == pytest.approx(sum(planner))
 
 
+def test_one_survey_round_can_search_and_see_the_code_around_each_match(workspace: Path) -> None:
+    # A search and the read of its hits were two rounds of the survey: with context they are one.
+    body = [f"    step_{i} = {i}" for i in range(40)]
+    body[20] = "    if arg.endswith('---'):  # MARKER-7"
+    (workspace / "calc.py").write_text("def parse(arg):\n" + "\n".join(body) + "\n")
+    both = [ToolCall(id="c1", name="search_code", arguments={"query": "MARKER-7", "context": 3}),
+            ToolCall(id="c2", name="list_files", arguments={"pattern": "*.py"})]
+    r, model = run(workspace, both, DRAFT, REVIEW)
+    assert r.exit_code == 0, r.output
+    assert "Ask for all of it in one reply" in model.requests[0].messages[0]["content"]
+    replies = {m["tool_call_id"]: json.loads(m["content"]) for m in model.requests[1].messages if m["role"] == "tool"}
+    [hit] = replies["c1"]
+    assert (hit["line"], hit["from_line"]) == (22, 19)
+    assert hit["snippet"].splitlines() == body[17:24] and replies["c2"] == ["calc.py"]
+    assert len([q for q in model.requests if q.tools]) == 2  # one round of calls, then the plan
+
+
 def test_the_survey_is_bounded_and_never_writes(workspace: Path) -> None:
     (workspace / "calc.py").write_text("x = 1\n")
     write = ToolCall(id="w1", name="write_file", arguments={"path": "evil.txt", "content": "no"})

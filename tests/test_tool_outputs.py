@@ -35,7 +35,7 @@ def test_every_builtin_tool_declares_its_output(ws: Path) -> None:
     reg = make_registry(ws)
     assert all(t.output_schema() is not None for t in reg.tools())
     shapes = {t.name: t.output_shape() for t in reg.tools()}
-    assert shapes["search_code"] == "list of {file: text, line: int, snippet: text}"
+    assert shapes["search_code"] == "list of {file: text, line: int, snippet: text, from_line: int or null}"
     assert shapes["run_shell"] == "{exit_code: int, output: text, sandbox: text}"
     assert shapes["list_files"] == "list of text" and shapes["read_file"] == "text"
 
@@ -44,7 +44,7 @@ def test_the_hosted_catalogue_shows_outputs_and_the_small_one_is_unchanged(ws: P
     settings = load_settings(workspace=ws, use_user_config=False, environ={})
     tools = make_registry(ws).tools()
     hosted = build_messages("t", tools, settings.config, "", [], hosted=True, step_output_tokens=8192)
-    assert "returns: list of {file: text, line: int, snippet: text}" in hosted[0]["content"]
+    assert "returns: list of {file: text, line: int, snippet: text, from_line: int or null}" in hosted[0]["content"]
     assert "at most 8192 tokens" in hosted[0]["content"] and '"answer": "edits"' in hosted[0]["content"]
     small = build_messages("t", tools, settings.config, "", [])
     assert "returns:" not in small[1]["content"] and "edits" not in small[0]["content"]
@@ -91,7 +91,7 @@ def test_a_reference_that_no_tool_output_has_is_caught_at_planning(ws: Path) -> 
     assert made.steps[1].args["path"] == "{{s1.output[0].file}}"
     reask = model.requests[1].messages[-1]["content"]
     assert "s1.output is a list, not an object" in reask
-    assert "search_code returns list of {file: text, line: int, snippet: text}" in reask
+    assert "search_code returns list of {file: text, line: int, snippet: text, from_line: int or null}" in reask
 
 
 def test_outputs_reach_an_llm_prompt_as_text(ws: Path) -> None:

@@ -47,8 +47,8 @@ def test_show(ws: Path) -> None:
     payload = json.loads(result.stdout)
     assert payload["risk"] == "read" and payload["source"] == "builtin"
     assert payload["schema"]["function"]["parameters"]["required"] == ["query"]
-    assert payload["returns"]["type"] == "array"  # of {file, line, snippet}
-    assert set(payload["returns"]["$defs"]["SearchMatch"]["properties"]) == {"file", "line", "snippet"}
+    assert payload["returns"]["type"] == "array"  # of {file, line, snippet, from_line}
+    assert set(payload["returns"]["$defs"]["SearchMatch"]["properties"]) == {"file", "line", "snippet", "from_line"}
 
 
 def test_show_unknown_tool(ws: Path) -> None:

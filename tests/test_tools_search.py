@@ -37,7 +37,8 @@ def test_schema_is_the_reference_one(ws: Path) -> None:
     reg = make_registry(ws)
     params = reg.get("search_code").openai_schema()["function"]["parameters"]  # type: ignore[union-attr]
     props = params["properties"]
-    assert set(props) == {"query", "glob", "max_results", "regex"}
+    assert set(props) == {"query", "glob", "max_results", "regex", "context"}
+    assert (props["context"]["minimum"], props["context"]["default"]) == (0, 0) and "maximum" not in props["context"]
     assert params["required"] == ["query"] and params["additionalProperties"] is False
     assert (props["query"]["minLength"], props["query"]["maxLength"]) == (1, 200)
     assert (
@@ -133,6 +134,7 @@ def test_regex_and_max_results(ws: Path) -> None:
         ({"query": "abc", "glob": ""}, ["glob"], "string_too_short"),
         ({"query": "abc", "extensions": [".py"]}, ["extensions"], "extra_forbidden"),
         ({"query": "abc", "regex": "maybe"}, ["regex"], "bool_parsing"),
+        ({"query": "abc", "context": -1}, ["context"], "greater_than_equal"),
         ({"query": "abc", "path": "src"}, ["path"], "extra_forbidden"),
         ({"query": "a(b", "regex": True}, [], "value_error"),
     ],
@@ -163,6 +165,46 @@ def test_long_snippets_are_cut(ws: Path) -> None:
     (ws / "long.py").write_text("needle " + "y" * 1000 + "\n")
     hit = search(make_registry(ws), query="needle").output[0]
     assert len(hit["snippet"]) <= 210 and hit["snippet"].endswith("...")
+
+
+def test_context_shows_the_lines_around_each_match_as_read_file_numbers_them(ws: Path) -> None:
+    # A search with context stands for the read that would follow it: the survey's one round.
+    lines = [f"line {i}" for i in range(1, 31)]
+    lines[9] = "    target = 1  # first"
+    lines[11] = "    target = 2  # inside the first's context"
+    lines[25] = "target = 3"
+    (ws / "m.js").write_text("\r\n".join(lines) + "\r\n")
+    reg = make_registry(ws)
+    hits = search(reg, query="target =", context=3, max_results=20).output
+    assert hits == [
+        {"file": "m.js", "line": 10, "from_line": 7, "snippet": "\n".join(lines[6:15])},
+        # Already shown with the first match: only its line, not the same lines again.
+        {"file": "m.js", "line": 12, "snippet": lines[11]},
+        {"file": "m.js", "line": 26, "from_line": 23, "snippet": "\n".join(lines[22:29])},
+    ]
+    read = asyncio.run(reg.call("read_file", {"path": "m.js", "start_line": 7, "end_line": 15})).output
+    assert read.replace("\r\n", "\n").rstrip("\n") == hits[0]["snippet"]
+    # At a file's start and end the context stops there; without context nothing changes.
+    first = search(reg, query="line 1", context=5, max_results=1).output[0]
+    assert (first["line"], first["from_line"], first["snippet"].splitlines()[0]) == (1, 1, "line 1")
+    last = search(reg, query="line 30", context=5).output[0]
+    assert last["snippet"].splitlines()[-1] == "line 30"
+    assert search(reg, query="target = 3").output == [{"file": "m.js", "line": 26, "snippet": "target = 3"}]
+
+
+def test_a_context_over_the_most_is_taken_as_the_most(ws: Path) -> None:
+    # Refusing it would cost a planner's survey a round (measured: context 45 refused, asked again).
+    (ws / "big.py").write_text("".join(f"x{i} = {i}\n" for i in range(1, 400)) + "needle = 1\n"
+                               + "".join(f"y{i} = {i}\n" for i in range(1, 400)))
+    [hit] = search(make_registry(ws), query="needle", context=500).output
+    assert (hit["line"], hit["from_line"]) == (400, 300) and len(hit["snippet"].splitlines()) == 201
+
+
+def test_context_lines_are_cut_like_snippets(ws: Path) -> None:
+    (ws / "long.py").write_text("before " + "y" * 1000 + "\nneedle\n")
+    hit = search(make_registry(ws), query="needle", context=1).output[0]
+    before = hit["snippet"].splitlines()[0]
+    assert len(before) <= 210 and before.endswith("...")
 
 
 def test_a_one_character_query_is_a_search_like_any_other(ws: Path) -> None:

@@ -453,7 +453,9 @@ def survey_rule(calls: int) -> str:
     """What a hosted planner is told when it may look before it plans."""
     return (f"\nBefore you reply with the plan you may call the read-only tools you are given, at most "
             f"{calls} calls in all, to read what the plan depends on (a file you will change, the tests "
-            "that pin its behaviour); then reply with the plan. An edit you can write from text you read "
+            "that pin its behaviour). Ask for all of it in one reply (its calls run together; search_code "
+            "with \"context\" returns the code around each match, with no read after it); then reply with "
+            "the plan. An edit you can write from text you read "
             "this way may go straight into an apply_edits step (it is checked against the file when it "
             "runs); otherwise steps read the files they change.")
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 import re
 from typing import Any, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from agentcli.tools.base import ArgsModel, Tool, ToolContext
 from agentcli.tools.paths import WorkspaceWalker, check_glob, glob_to_regex, is_binary
 
-__all__ = ["SearchCodeArgs", "SearchMatch", "search_tool"]
+__all__ = ["MAX_CONTEXT", "SearchCodeArgs", "SearchMatch", "search_tool"]
 
 _SNIPPET_CHARS = 200
+#: The most lines a match shows on each side (a larger ``context`` is taken as this): a search with
+#: context stands for the read that would follow it, not for reading whole files.
+MAX_CONTEXT = 100
 # Lines longer than this are only searched in their head: Python's regex engine holds the
 # GIL, so a pathological pattern over a megabyte-long line could stall the whole agent.
 _MAX_LINE_CHARS = 4000
@@ -30,7 +33,9 @@ class SearchMatch(BaseModel):
 
     file: str = Field(..., description="Path of the file, relative to the workspace root.")
     line: int = Field(..., description="Line number, 1-based.")
-    snippet: str = Field(..., description="The matching line as it is (indentation kept), at most 200 characters.")
+    snippet: str = Field(..., description="The matching line as it is (indentation kept), at most 200 characters; "
+                         "with context, the lines around it as they are, from from_line on.")
+    from_line: int | None = Field(None, description="With context: the line snippet starts at.")
 
 
 class SearchCodeArgs(ArgsModel):
@@ -51,6 +56,14 @@ class SearchCodeArgs(ArgsModel):
     )
     max_results: int = Field(5, ge=1, le=20, description="Maximum matches returned.")
     regex: bool = Field(False, description="Treat query as a Python regular expression, not literal text.")
+    context: int = Field(0, ge=0, description="Lines before and after each match to show with it (the code "
+                         "around it, as read_file gives it), at most 100. Default 0: the matching line only.")
+
+    @field_validator("context")
+    @classmethod
+    def _at_most(cls, value: int) -> int:
+        # Taken down to the most, not refused: in a planner's survey a refused call costs a round.
+        return min(value, MAX_CONTEXT)
 
     @model_validator(mode="after")
     def _compiles(self) -> Self:
@@ -90,6 +103,28 @@ def _matcher(glob: str | None) -> Any:
     return match
 
 
+def _cut(line: str) -> str:
+    return line if len(line) <= _SNIPPET_CHARS else line[:_SNIPPET_CHARS] + "..."
+
+
+def _with_context(rel: str, lines: list[str], hits: list[int], context: int) -> list[dict[str, Any]]:
+    """The matches of one file, each with the lines around it; matches whose lines overlap share one
+    window, shown with the first of them (the others show their own line only)."""
+    out: list[dict[str, Any]] = []
+    i = 0
+    while i < len(hits):
+        first, last = max(1, hits[i] - context), min(len(lines), hits[i] + context)
+        j = i + 1
+        while j < len(hits) and hits[j] - context <= last + 1:
+            last = min(len(lines), hits[j] + context)
+            j += 1
+        out.append({"file": rel, "line": hits[i], "from_line": first,
+                    "snippet": "\n".join(_cut(x) for x in lines[first - 1:last])})
+        out += [{"file": rel, "line": n, "snippet": _cut(lines[n - 1])} for n in hits[i + 1:j]]
+        i = j
+    return out
+
+
 def _search(args: SearchCodeArgs, ctx: ToolContext) -> list[dict[str, Any]]:
     if args.glob is not None:
         check_glob(ctx.workspace, args.glob)
@@ -104,15 +139,23 @@ def _search(args: SearchCodeArgs, ctx: ToolContext) -> list[dict[str, Any]]:
             if path.stat().st_size > ctx.config.max_file_bytes or is_binary(path):
                 continue
             with path.open("r", encoding="utf-8", errors="replace") as f:
-                for lineno, line in enumerate(f, 1):
-                    if pattern.search(line[:_MAX_LINE_CHARS]):
-                        # Indentation kept: a model copies an edit's search text from it.
-                        snippet = line.rstrip("\r\n")
-                        if len(snippet) > _SNIPPET_CHARS:
-                            snippet = snippet[:_SNIPPET_CHARS] + "..."
-                        results.append({"file": rel, "line": lineno, "snippet": snippet})
-                        if len(results) >= args.max_results:
-                            return results
+                if args.context:
+                    # Read whole (it is at most max_file_bytes), split as iterating the file splits, so
+                    # line numbers agree with read_file's.
+                    lines = f.read().split("\n")
+                    if lines and lines[-1] == "":
+                        lines.pop()
+                    hits = [n for n, line in enumerate(lines, 1) if pattern.search(line[:_MAX_LINE_CHARS])]
+                    results += _with_context(rel, lines, hits[: args.max_results - len(results)], args.context)
+                else:
+                    for lineno, line in enumerate(f, 1):
+                        if pattern.search(line[:_MAX_LINE_CHARS]):
+                            # Indentation kept: a model copies an edit's search text from it.
+                            results.append({"file": rel, "line": lineno, "snippet": _cut(line.rstrip("\r\n"))})
+                            if len(results) >= args.max_results:
+                                return results
+            if len(results) >= args.max_results:
+                return results
         except OSError:
             continue  # unreadable or vanished mid-walk: not the model's problem
     return results
