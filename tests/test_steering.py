@@ -328,6 +328,25 @@ def test_a_steer_then_a_revision_declined_replays_identical(workspace: Path) -> 
     _replay(h)
 
 
+def _resume(h: Harness, workspace: Path, resume: Any, second: Plan) -> tuple[RunOutcome, list[ReplanContext]]:
+    """Resume the run of ``h`` from ``resume`` (its record's state), the re-planner answering ``second``:
+    the outcome and every context the re-planner was given."""
+    contexts: list[ReplanContext] = []
+
+    async def planner(task: str, ctx: ReplanContext | None) -> Plan:
+        assert ctx is not None
+        contexts.append(ctx)
+        return second
+
+    session = RunSession(Settings(config=h.config, workspace=workspace), h.run_id, backend=ScriptedModel(
+        [review(answer="one three")]), registry=make_registry(workspace, h.config), memory=False, telemetry=False,
+        checkpoints=False, resume=resume, extra_start={"resumed": True})
+    try:
+        return asyncio.run(run("the task", session.deps(planner, lambda p, r: True))), contexts
+    finally:
+        session.close()
+
+
 def test_words_recorded_before_a_kill_are_applied_by_the_resume(workspace: Path) -> None:
     first = plan(step("s1", "nap", seconds=0, label="one"), step("s2", "nap", deps=["s1"], seconds=0, label="two"))
     second = plan(step("s3", "nap", seconds=0, label="three"), plan_id="plan-2")
@@ -342,20 +361,7 @@ def test_words_recorded_before_a_kill_are_applied_by_the_resume(workspace: Path)
 
     resume = resume_state(RunRecord.read(h.events_path))
     assert [(c.kind, c.words) for c in resume.unapplied] == [("steer", "three, not two")]
-    contexts: list[ReplanContext] = []
-
-    async def planner(task: str, ctx: ReplanContext | None) -> Plan:
-        assert ctx is not None
-        contexts.append(ctx)
-        return second
-
-    session = RunSession(Settings(config=h.config, workspace=workspace), h.run_id, backend=ScriptedModel(
-        [review(answer="one three")]), registry=make_registry(workspace, h.config), memory=False, telemetry=False,
-        checkpoints=False, resume=resume, extra_start={"resumed": True})
-    try:
-        out = asyncio.run(run("the task", session.deps(planner, lambda p, r: True)))
-    finally:
-        session.close()
+    out, contexts = _resume(h, workspace, resume, second)
     assert out.status == "COMPLETE", out.answer
     assert [(s["id"], s["status"]) for s in out.steps] == [("s1", "ok"), ("s3", "ok")]
     (ctx,) = contexts
@@ -384,20 +390,7 @@ def test_every_message_the_run_stopped_before_applying_is_applied_by_the_resume(
 
     resume = resume_state(RunRecord.read(h.events_path))
     assert [c.words for c in resume.unapplied] == ["three, not two", "and label it four"]
-    contexts: list[ReplanContext] = []
-
-    async def planner(task: str, ctx: ReplanContext | None) -> Plan:
-        assert ctx is not None
-        contexts.append(ctx)
-        return second
-
-    session = RunSession(Settings(config=h.config, workspace=workspace), h.run_id, backend=ScriptedModel(
-        [review(answer="one three")]), registry=make_registry(workspace, h.config), memory=False, telemetry=False,
-        checkpoints=False, resume=resume, extra_start={"resumed": True})
-    try:
-        out = asyncio.run(run("the task", session.deps(planner, lambda p, r: True)))
-    finally:
-        session.close()
+    out, contexts = _resume(h, workspace, resume, second)
     assert out.status == "COMPLETE", out.answer
     (ctx,) = contexts  # one revision for both
     assert ctx.user is not None and ctx.user.words == "three, not two\nand label it four"
