@@ -117,9 +117,13 @@ def sandbox_cmd(root: Path, argv: list[str], env: dict[str, str]) -> list[str]:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise RuntimeError("bubblewrap (bwrap) is not installed; grading needs it")
-    cmd = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-           "--bind", str(root), str(root), "--unshare-all", "--die-with-parent", "--new-session",
-           "--chdir", str(root), "--clearenv"]
+    cmd = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    # The private /tmp would hide an interpreter that lives there (a checkout under /tmp, its venv).
+    prefix = Path(sys.prefix).resolve()
+    if prefix.is_relative_to("/tmp"):
+        cmd += ["--ro-bind", str(prefix), str(prefix)]
+    cmd += ["--bind", str(root), str(root), "--unshare-all", "--die-with-parent", "--new-session",
+            "--chdir", str(root), "--clearenv"]
     for key, val in env.items():
         cmd += ["--setenv", key, val]
     return cmd + argv
