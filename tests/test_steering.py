@@ -347,14 +347,21 @@ def _resume(h: Harness, workspace: Path, resume: Any, second: Plan) -> tuple[Run
         session.close()
 
 
-def test_words_recorded_before_a_kill_are_applied_by_the_resume(workspace: Path) -> None:
+def _steered_run(workspace: Path) -> tuple[Harness, list[bytes], int, Plan]:
+    """A run steered at s1 ("three, not two"), the re-planner answering the returned plan: its
+    harness, its record's lines and the index of its ``user_message`` line."""
     first = plan(step("s1", "nap", seconds=0, label="one"), step("s2", "nap", deps=["s1"], seconds=0, label="two"))
     second = plan(step("s3", "nap", seconds=0, label="three"), plan_id="plan-2")
     h = Harness(workspace, config(), ScriptedModel([review(answer="one three")]), [first, second])
     Run(h, steering=StepSteering("s1", "three, not two")).go()
-    # As if killed right after the steer was made durable, before the re-plan was recorded.
     lines = h.events_path.read_bytes().splitlines(keepends=True)
     cut = next(i for i, x in enumerate(lines) if b'"type":"user_message"' in x)
+    return h, lines, cut, second
+
+
+def test_words_recorded_before_a_kill_are_applied_by_the_resume(workspace: Path) -> None:
+    h, lines, cut, second = _steered_run(workspace)
+    # As if killed right after the steer was made durable, before the re-plan was recorded.
     h.events_path.write_bytes(b"".join(lines[:cut + 1]))
 
     from agentcli.engine.runner import resume_state
@@ -376,12 +383,7 @@ def test_every_message_the_run_stopped_before_applying_is_applied_by_the_resume(
     """Two messages recorded after the last plan (the run was stopped before revising it): the
     resumed run revises the plan once for both, every word reaching the re-planner. (The record's
     first part, written by hand, cannot replay: a run takes one message a boundary.)"""
-    first = plan(step("s1", "nap", seconds=0, label="one"), step("s2", "nap", deps=["s1"], seconds=0, label="two"))
-    second = plan(step("s3", "nap", seconds=0, label="three"), plan_id="plan-2")
-    h = Harness(workspace, config(), ScriptedModel([review(answer="one three")]), [first, second])
-    Run(h, steering=StepSteering("s1", "three, not two")).go()
-    lines = h.events_path.read_bytes().splitlines(keepends=True)
-    cut = next(i for i, x in enumerate(lines) if b'"type":"user_message"' in x)
+    h, lines, cut, second = _steered_run(workspace)
     said = json.loads(lines[cut])
     more = {**said, "seq": said["seq"] + 1, "data": {**said["data"], "text": "and label it four"}}
     h.events_path.write_bytes(b"".join(lines[:cut + 1]) + json.dumps(more).encode() + b"\n")

@@ -61,6 +61,7 @@ from agentcli.record.events import (
     ApprovalMade,
     ArgsChecked,
     EventLog,
+    MissingDependencyInfo,
     Reviewed,
     StepFinished,
     StepStarted,
@@ -750,10 +751,13 @@ class VerifyResult:
                 "output": self.output, "duration_s": round(self.duration_s, 3),
                 "approval_wait_s": round(self.approval_wait_s, 3)}
 
-    def payload(self) -> Verified:
-        """The ``verify`` event's payload."""
+    def payload(self, missing: MissingDependencyInfo | None = None) -> Verified:
+        """The ``verify`` event's payload (``missing``: the dependency its environment lacked)."""
+        # The field only when set: a verify event without it stays as every earlier record has it.
+        extra = {} if missing is None else {"missing": missing}
         return Verified(command=self.command, status=self.status, exit_code=self.exit_code, output=self.output,
-                        duration_s=round(self.duration_s, 3), approval_wait_s=round(self.approval_wait_s, 3))
+                        duration_s=round(self.duration_s, 3), approval_wait_s=round(self.approval_wait_s, 3),
+                        **extra)
 
 
 #: The pseudo step id of the verify command's approval and tool call in the run record.

@@ -84,6 +84,7 @@ from agentcli.record.events import (
     EventLog,
     Hooked,
     MemoryWritten,
+    MissingDependencyInfo,
     PlanCreated,
     ResumeDecided,
     Reviewed,
@@ -93,7 +94,6 @@ from agentcli.record.events import (
     ToolIntent,
     TransitionMade,
     UserSaid,
-    Verified,
     WorkspaceChanged,
 )
 from agentcli.record.reader import RunRecord
@@ -746,9 +746,8 @@ class _Run:
         result = await self.executor.verify(st.plan, command, self.deps.config.verify.timeout_seconds)
         st.verified = result
         missing = self._missing_dependency(result) if result.status == "failed" else None
-        self.events.emit(result.payload() if missing is None else Verified(
-            **result.payload().event_data(), missing={"kind": missing.kind, "name": missing.name,
-                                                      "evidence": missing.evidence}))
+        self.events.emit(result.payload(None if missing is None else MissingDependencyInfo(
+            kind=missing.kind, name=missing.name, evidence=missing.evidence)))
         if missing is not None:  # no new plan can install it: say so instead of re-planning
             raise DependencyMissing(missing.message())
         facts, st.facts_pending = st.facts_pending, False

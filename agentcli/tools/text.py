@@ -78,7 +78,8 @@ class FailureLines:
         self._after = 0  # context lines still to keep after the last failure line
 
     def add(self, line: str) -> None:
-        if _FAILURE_RE.match(line):
+        failure = _FAILURE_RE.match(line) is not None
+        if failure:
             self._after = self.context
         elif self._after > 0:
             self._after -= 1
@@ -86,7 +87,7 @@ class FailureLines:
             return
         line = line[:300]
         if self.size + len(line) + 1 > self.limit:
-            self.more += 1 if _FAILURE_RE.match(line) else 0
+            self.more += failure
             return
         self.lines.append(line)
         self.size += len(line) + 1
@@ -105,8 +106,6 @@ def tail_with_failures(text: str, limit: int, *, head_share: float = 0.0) -> str
     third of ``limit``), so a runner that names failures only where they happen is still read."""
     if len(text) <= limit:
         return text
-    if not any(_FAILURE_RE.match(line) for line in text.splitlines()):
-        return head_tail(text, limit, head_share=head_share) if head_share else tail(text, limit)
     room = limit - limit // 3
     head = ""
     if head_share:
@@ -119,9 +118,9 @@ def tail_with_failures(text: str, limit: int, *, head_share: float = 0.0) -> str
     for line in text[len(head): len(text) - len(end)].splitlines():
         failures.add(line)
     found = failures.text()
+    if not found:  # the whole room goes to the head and the tail
+        return head_tail(text, limit, head_share=head_share) if head_share else tail(text, limit)
     omitted = len(text) - len(head) - len(end)
-    if not found:
-        return f"{head}[... {omitted} chars omitted ...]\n{end}"
     sep = "" if not head or head.endswith("\n") else "\n"
     return (f"{head}{sep}[... {omitted} chars omitted; the lines among them that report a failure:]\n"
             f"{found}\n[... the end:]\n{end}")
