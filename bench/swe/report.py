@@ -23,6 +23,8 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         "upstream": sum(1 for r in graded if r.get("kind") == "upstream"),
         "resolved_injected": sum(1 for r in resolved if r.get("kind") == "injected"),
         "injected": sum(1 for r in graded if r.get("kind") == "injected"),
+        "resolved_feature": sum(1 for r in resolved if r.get("kind") == "feature"),
+        "feature": sum(1 for r in graded if r.get("kind") == "feature"),
         "tampered": sum(1 for r in graded if r.get("tampered")),
         "agent_errors": sum(1 for a in res if a.get("error")),
         "input_tokens": sum(int(a.get("input_tokens") or 0) for a in res),
@@ -40,7 +42,9 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 def summary_line(label: str, s: dict[str, Any]) -> str:
     per = f"${s['cost_per_resolved_usd']:.4f}" if s["cost_per_resolved_usd"] is not None else "-"
     return (f"{label}: resolved {s['resolved']}/{s['graded']} (upstream {s['resolved_upstream']}/{s['upstream']}, "
-            f"injected {s['resolved_injected']}/{s['injected']}); tokens in {s['input_tokens']:,} "
+            f"injected {s['resolved_injected']}/{s['injected']}"
+            + (f", feature {s['resolved_feature']}/{s['feature']}" if s.get("feature") else "")
+            + f"); tokens in {s['input_tokens']:,} "
             f"(cached {s['cached_tokens']:,}) out {s['output_tokens']:,}; cost ${s['cost_usd']:.4f}, per resolved "
             f"{per}; calls/task {s['calls_per_task']}; re-plans {s['replans']}; wall {s['wall_s']} s; "
             f"tampered {s['tampered']}; agent errors {s['agent_errors']}; harness errors {s['infra_errors']}")
