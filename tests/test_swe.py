@@ -151,7 +151,8 @@ def test_a_run_that_edits_the_tests_is_caught(bench: dict[str, Path]) -> None:
 def test_a_feature_task_is_graded_with_its_hidden_tests_and_reported_apart(bench: dict[str, Path]) -> None:
     gold = json.loads(swe(bench, "--gold", "--tasks", "swecalc-sub").stdout)
     assert "+def sub(a, b):\n+    return a - b" in gold["model_patch"]
-    solved = (FIXTURES / "swecalc-1.0.1" / "swecalc" / "__init__.py").read_text() + "\n\ndef sub(a, b):\n    return a - b\n"
+    solved = (FIXTURES / "swecalc-1.0.1" / "swecalc" / "__init__.py").read_text()
+    solved += "\n\ndef sub(a, b):\n    return a - b\n"
     r = swe(bench, "--model", "test/script", "--tasks", "swecalc-sub", "--out", str(bench["out"]), "--keep",
             script=[write_plan("swecalc/__init__.py", solved), COMPLETE])
     assert r.returncode == 0, r.stdout + r.stderr

@@ -1,10 +1,11 @@
 """One task end to end, a set of tasks with resumable results, and the predictions export.
 
 A task's run: a fresh workspace of the base release (a git repository with one commit, so the
-run's patch is ``git diff``; outside the repository checkout, see :func:`workspace_dir`), the agent on the problem statement, the patch, then grading. A run
-that changed a test file the grading replaces is caught (``tampered``) and counts as not resolved.
-Results go to ``results.jsonl`` (one record per task, ``schema_version`` on each); a re-run skips
-the tasks already there, except those that failed for a reason of the harness (``infra_error``).
+run's patch is ``git diff``; outside the repository checkout: :func:`workspace_dir`), the agent on
+the problem statement, the patch, then grading. A run that changed a test file the grading replaces
+is caught (``tampered``) and counts as not resolved. Results go to ``results.jsonl`` (one record per
+task, ``schema_version`` on each); a re-run skips the tasks already there, except those that failed
+for a reason of the harness (``infra_error``).
 """
 
 from __future__ import annotations

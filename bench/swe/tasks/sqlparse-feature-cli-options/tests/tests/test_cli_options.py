@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-
 import sqlparse
 from sqlparse import cli
 
@@ -57,7 +56,7 @@ def test_truncate_char(sql_file, capsys):
 def test_truncate_strings_invalid(sql_file, capsys, value, shown):
     code, out, err = run(capsys, sql_file, "--truncate_strings", value)
     assert code == 1 and out == ""
-    assert err == "[ERROR] Invalid options: Invalid value for truncate_strings: {}\n".format(shown)
+    assert err == f"[ERROR] Invalid options: Invalid value for truncate_strings: {shown}\n"
 
 
 def test_format_truncate_char_none_is_the_default():
