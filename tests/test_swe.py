@@ -153,14 +153,19 @@ def test_a_feature_task_is_graded_with_its_hidden_tests_and_reported_apart(bench
     assert "+def sub(a, b):\n+    return a - b" in gold["model_patch"]
     solved = (FIXTURES / "swecalc-1.0.1" / "swecalc" / "__init__.py").read_text()
     solved += "\n\ndef sub(a, b):\n    return a - b\n"
+    # The run also writes a test of its own whose name happens to be the hidden test's: not tampering
+    # (the file is not in the base release; the grading puts the hidden test in its place).
+    plan = write_plan("swecalc/__init__.py", solved)
+    plan["steps"] += write_plan("tests/test_sub.py", "def test_sub():\n    assert False\n")["steps"]
     r = swe(bench, "--model", "test/script", "--tasks", "swecalc-sub", "--out", str(bench["out"]), "--keep",
-            script=[write_plan("swecalc/__init__.py", solved), COMPLETE])
+            script=[plan, COMPLETE])
     assert r.returncode == 0, r.stdout + r.stderr
     (rec,) = results(bench)
-    assert rec["kind"] == "feature" and rec["resolved"] is True
+    assert rec["kind"] == "feature" and rec["resolved"] is True and rec["tampered"] == []
     assert rec["grade"]["fail_to_pass"] == {"tests/test_sub.py::test_sub": True}
-    # The hidden test never reached the workspace.
-    assert rec["changed_files"] == ["swecalc/__init__.py"]
+    # The hidden test never reached the workspace: the run's own test file is its own.
+    assert rec["changed_files"] == ["swecalc/__init__.py", "tests/test_sub.py"]
+    assert "assert False" in rec["model_patch"] and "swecalc.sub(5, 3)" not in rec["model_patch"]
     assert "feature 1/1" in r.stdout
     # The workspace is outside the checkout and the results (a tool that looks upward for a project's
     # configuration, like pytest, must not find the checkout's).

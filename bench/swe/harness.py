@@ -120,7 +120,7 @@ def run_task(task: Task, opts: Options) -> dict[str, Any]:
     except subprocess.CalledProcessError as exc:
         rec["infra_error"] = f"reading the run's changes: {exc.stderr.strip()[:200]}"
         return rec
-    tampered = grade.touched_tests(task, changed)
+    tampered = grade.touched_tests(task, changed, fetch.release(task.registry, task.project, task.base))
     try:
         g = grade.grade(task, ws, rundir)
     except (fetch.FetchError, RuntimeError, OSError) as exc:
