@@ -64,8 +64,8 @@ from agentcli.planning.plan import (
 )
 from agentcli.planning.prompt import (
     PastPlans,
-    callable_tool_spec,
     Recall,
+    callable_tool_spec,
 )
 from agentcli.planning.strategy import PlannerStrategy, PlanRequest, planner_for
 from agentcli.redact import Redactor, redact_text

@@ -348,7 +348,7 @@ it needs: {"steps": {"s1": {...}, "s2": {...}, ...}}, numbered in order. A step 
 depends_on: the earlier steps whose output a step uses ([] for s1). Steps run in parallel once their
 depends_on are done: one that must follow another (two edits to one file, tests after an edit) lists it.
 "requires_approval": true: the user confirms the step first.
-{{sN.output}} in args or a prompt is sN's output; a path reaches into it by the tool's "->" shape:
+{{sN.output}} in args or a prompt is sN's output; a path reaches into it by the tool's -> shape:
 {{s2.output[0].file}} is search_code's first match's file, {{s3.output.exit_code}} run_shell's exit code;
 a "json" step's output is its JSON value. A prompt gets an output as text (a file as it is).
 Change a file: read_file it; an "edits" llm step whose prompt holds the file ({{sN.output}}) and says what
@@ -412,38 +412,33 @@ def tool_signature(tool: Tool) -> str:
 
 
 #: The first line of a hosted planner's tool catalogue: how to read an entry.
-HOSTED_CATALOGUE_NOTE = ("name(arguments; ? optional, = default) [risk, approval]: what it does; returns: "
-                         "output shape. An argument may be a whole earlier output, {{sN.output}}.")
-
-
-#: A hosted catalogue's entry for a tool the request also gives as a callable tool (the survey's).
-GIVEN_TOOL = "a tool you are given now (described there)"
+HOSTED_CATALOGUE_NOTE = ("name(arguments; ? optional, = default) [risk, approval] -> output shape (text when "
+                         "not shown): what it does; a tool with no description is one you are given now, "
+                         "described there. An argument may be a whole earlier output, {{sN.output}}.")
 
 
 def tool_catalogue(tools: list[Tool], config: Config, *, hosted: bool = False,
                    given: frozenset[str] = frozenset()) -> str:
     """One entry per tool: name, risk and approval policy, description, args JSON Schema. For a
     ``hosted`` planner the arguments as a one-line signature (:func:`tool_signature`: the only place
-    its request gives them, the draft schema naming the tool only) and the shape of its output,
-    where the tool declares one; a tool in ``given`` (sent as a callable tool with the request, with
-    its description and arguments: the survey's) is named, with its policy and output, not described
-    again."""
+    its request gives them, the draft schema naming the tool only) and the shape of its output
+    (``-> shape``; left out when it is text, ``any`` when the tool declares none); a tool in ``given``
+    (sent as a callable tool with the request, with its description and arguments: the survey's) is
+    named, with its policy and output, not described again."""
     out = [HOSTED_CATALOGUE_NOTE] if hosted else []
     for t in tools:
         policy = getattr(config.approval, t.risk, "ask")
         note = {"auto": "runs without asking", "ask": "needs approval", "deny": "denied: do not use"}[policy]
-        if hosted and t.name in given:
-            entry = f"- {t.name} [{t.risk}, {note}]: {GIVEN_TOOL}"
-            if t.returns is not None:
-                entry += f"\n  returns: {t.output_shape()}"
-            out.append(entry)
-            continue
-        head = tool_signature(t) if hosted else t.name
-        entry = f"- {head} [{t.risk}, {note}]: {' '.join(t.description.split())}"
         if not hosted:
-            entry += f"\n  args: {json.dumps(t.parameters_schema(), separators=(',', ':'))}"
-        elif t.returns is not None:
-            entry += f"\n  returns: {t.output_shape()}"
+            out.append(f"- {t.name} [{t.risk}, {note}]: {' '.join(t.description.split())}"
+                       f"\n  args: {json.dumps(t.parameters_schema(), separators=(',', ':'))}")
+            continue
+        shape = t.output_shape()
+        entry = f"- {t.name if t.name in given else tool_signature(t)} [{t.risk}, {note}]"
+        if shape != "text":
+            entry += f" -> {shape}"
+        if t.name not in given:
+            entry += f": {' '.join(t.description.split())}"
         out.append(entry)
     return "\n".join(out)
 
