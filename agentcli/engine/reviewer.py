@@ -107,10 +107,10 @@ def _error_text(run: StepRun) -> str:
 def step_digest(runs: dict[str, StepRun], limit: int = STEP_CHARS,
                 total: int = DIGEST_CHARS) -> list[dict[str, Any]]:
     """What the reviewer (and a re-planner) sees of each step, in plan order: id, title,
-    status, action (a tool step's tool, with its args; else the step's kind), and the output (or the error) as head and tail of at most ``limit``
-    characters, colour codes removed. When all of them exceed ``total``, failed steps and
-    the newest ones keep their room first; older successful outputs are shortened, then
-    replaced by a note of their size."""
+    status, action (a tool step's tool, with its ``args``; else the step's kind), and the output
+    (or the error) as head and tail of at most ``limit`` characters, colour codes removed. When all
+    of them exceed ``total``, failed steps and the newest ones keep their room first; older
+    successful outputs are shortened, then replaced by a note of their size."""
     out: list[dict[str, Any]] = []
     texts: list[tuple[str, str]] = []  # (field, text) per step
     args_json = _ARGS_JSON.encode

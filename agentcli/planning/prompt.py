@@ -351,9 +351,9 @@ depends_on are done: one that must follow another (two edits to one file, tests 
 {{sN.output}} in args or a prompt is sN's output; a path reaches into it by the tool's -> shape:
 {{s2.output[0].file}} is search_code's first match's file, {{s3.output.exit_code}} run_shell's exit code;
 a "json" step's output is its JSON value. A prompt gets an output as text (a file as it is).
-Change a file: read_file it; an "edits" llm step whose prompt holds the file ({{sN.output}}) and says what
-to change; apply_edits {"edits": "{{sM.output}}"}, sM that llm step (only changed lines are written, each
-search text checked first). New files: write_file.
+Change a file: read_file it; an llm step with "answer": "edits" whose prompt holds the file ({{sN.output}})
+and says what to change; apply_edits {"edits": "{{sM.output}}"}, sM that llm step (only changed lines are
+written, each search text checked first). New files: write_file.
 An llm step's answer is at most {limit} tokens (~{lines} lines of code): stay within it (edits, not a
 long file rewritten)."""
 
@@ -456,8 +456,8 @@ For a fact you cannot read up front (why a test fails, what a command prints, wh
 behaviour), plan an investigate step {"investigate": "the question", ...}. A model answers it, within its
 own limits, with read_file, search_code, list_files, git_history and read-only commands (the workspace
 read-only: tests run, nothing changes); its output: {"established": ..., "evidence": [...], "commands":
-[{"command", "exit_code"}]}, used as {{sN.output.established}} or {{sN.output}}. An "edits" step can fix
-what it found (the evidence quotes lines exactly), the file it changes read in a step or named in the
+[{"command", "exit_code"}]}, used as {{sN.output.established}} or {{sN.output}}. An "edits" llm step can
+fix what it found (the evidence quotes lines exactly), the file it changes read in a step or named in the
 question. Investigate only what the plan needs and no read_file step or the survey shows."""
 
 
