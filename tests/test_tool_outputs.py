@@ -46,7 +46,8 @@ def test_the_hosted_catalogue_shows_outputs_and_the_small_one_is_unchanged(ws: P
     hosted = build_messages("t", tools, settings.config, "", [], hosted=True, step_output_tokens=8192)
     content = hosted[0]["content"]
     assert "-> list of {file: text, line: int, snippet: text, from_line: int or null}: Search" in content
-    assert "- read_file(path: text, start_line?: int, end_line?: int) [read, runs without asking]: Read" in content  # text: no shape
+    # read_file's output is text: no shape shown.
+    assert "- read_file(path: text, start_line?: int, end_line?: int) [read, runs without asking]: Read" in content
     assert "at most 8192 tokens" in hosted[0]["content"] and '"answer": "edits"' in hosted[0]["content"]
     small = build_messages("t", tools, settings.config, "", [])
     assert "returns:" not in small[1]["content"] and "edits" not in small[0]["content"]
