@@ -124,7 +124,7 @@ def test_prompt_has_task_tools_budgets_workspace_memory_and_context_stable_parts
 
     _, model = plan_with(ws, [GOOD], recall=recall, context="the previous plan failed at s2")
     system, user = (m["content"] for m in model.requests[0].messages)
-    assert "{{sN.output}}" in system and '"depends_on": []' in system
+    assert "{{sN.output}}" in system and '"depends_on"' in system and "([] for s1)" in system
     # What is the same for every task of a configuration comes first, in the system message (a
     # provider caches that prefix); the task comes last.
     assert "- read_file [read, runs without asking] -> any\n" in system  # given with the request: named only

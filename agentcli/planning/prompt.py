@@ -339,12 +339,13 @@ Use only the tools listed, with their exact argument names. Use as few steps as 
 HOSTED_REFERENCE_EXAMPLES = {"{{s2.output[0].file}}": "search_code", "{{s3.output.exit_code}}": "run_shell"}
 
 _HOSTED_SYSTEM = """You are the planner of a developer agent. Reply with only a JSON plan for the task, as few steps as
-it needs: {"steps": {"s1": {...}, "s2": {...}, ...}}, numbered in order. A step is
-- a tool step {"call": {"tool": "<tool name>", "args": {...}}, "depends_on": [], "title": "..."}: only the
-  tools listed, with their exact argument names; or
-- an llm step {"prompt": "...", "depends_on": [], "title": "..."}: another model, seeing only the prompt,
-  writes what depends on earlier results (code, a summary); "answer": "text" (the default), "json"
-  (optional "answer_schema") or "edits" (a list of {path, search, replace}).
+it needs: {"steps": {"s1": {...}, "s2": {...}, ...}}, numbered in order, each with "depends_on", a "title"
+and either
+- "call": {"tool": "<tool name>", "args": {...}}: a tool step (only the tools listed, with their exact
+  argument names), or
+- "prompt": "...": an llm step; another model, seeing only the prompt, writes what depends on earlier
+  results (code, a summary); "answer": "text" (the default), "json" (optional "answer_schema") or "edits"
+  (a list of {path, search, replace}).
 depends_on: the earlier steps whose output a step uses ([] for s1). Steps run in parallel once their
 depends_on are done: one that must follow another (two edits to one file, tests after an edit) lists it.
 "requires_approval": true: the user confirms the step first.
@@ -454,8 +455,7 @@ you will change; change only what the task needs."""
 INVESTIGATE_RULE = """
 For a fact you cannot read up front (why a test fails, what a command prints, which commit changed a
 behaviour), plan an investigate step {"investigate": "the question", ...}. A model answers it, within its
-own limits, with read_file, search_code, list_files, git_history and read-only commands (the workspace
-read-only: tests run, nothing changes); its output: {"established": ..., "evidence": [...], "commands":
+own limits, with the read-only tools and commands (the workspace read-only: tests run, nothing changes); its output: {"established": ..., "evidence": [...], "commands":
 [{"command", "exit_code"}]}, used as {{sN.output.established}} or {{sN.output}}. An "edits" llm step can
 fix what it found (the evidence quotes lines exactly), the file it changes read in a step or named in the
 question. Investigate only what the plan needs and no read_file step or the survey shows."""
