@@ -455,10 +455,11 @@ you will change; change only what the task needs."""
 INVESTIGATE_RULE = """
 For a fact you cannot read up front (why a test fails, what a command prints, which commit changed a
 behaviour), plan an investigate step {"investigate": "the question", ...}. A model answers it, within its
-own limits, with the read-only tools and commands (the workspace read-only: tests run, nothing changes); its output: {"established": ..., "evidence": [...], "commands":
-[{"command", "exit_code"}]}, used as {{sN.output.established}} or {{sN.output}}. An "edits" llm step can
-fix what it found (the evidence quotes lines exactly), the file it changes read in a step or named in the
-question. Investigate only what the plan needs and no read_file step or the survey shows."""
+own limits, with the read-only tools and commands (the workspace read-only: tests run, nothing changes);
+its output: {"established": ..., "evidence": [...], "commands": [{"command", "exit_code"}]}, used as
+{{sN.output.established}} or {{sN.output}}. An "edits" llm step can fix what it found (the evidence quotes
+lines exactly), the file it changes read in a step or named in the question. Investigate only what the
+plan needs and no read_file step or the survey shows."""
 
 
 def survey_rule(calls: int) -> str:
