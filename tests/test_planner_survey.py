@@ -85,7 +85,8 @@ def test_no_survey_when_turned_off(workspace: Path) -> None:
     (workspace / "calc.py").write_text("x = 1\n")
     r, model = run(workspace, DRAFT, REVIEW, env={"AGENT_PLANNER__SURVEY_CALLS": "0"})
     assert r.exit_code == 0, r.output
-    assert model.requests[0].tools is None and "Before the plan you may call" not in model.requests[0].messages[0]["content"]
+    assert model.requests[0].tools is None
+    assert "Before the plan you may call" not in model.requests[0].messages[0]["content"]
 
 
 def test_the_planner_is_told_how_the_run_is_verified(workspace: Path) -> None:
