@@ -1,8 +1,7 @@
 """Hidden tests of the feature request: deprecated options (written for the benchmark)."""
 
-import pytest
-
 import click
+import pytest
 from click.testing import CliRunner
 
 
