@@ -80,8 +80,8 @@ _SYSTEM = (
     '- "complete": the results answer or accomplish the task; "answer": the final answer for the user, from '
     "the results only;\n"
     '- "continue": some steps failed but the rest can still accomplish the task;\n'
-    '- "replan": this plan cannot accomplish the task; "reason": why; if the work is done and only its check must '
-    'run differently (e.g. the environment), "commands": the shell commands that check it instead (never edits);\n'
+    '- "replan": this plan cannot accomplish the task; "reason": why; if only the check must run differently, '
+    '"commands": the shell commands to run it (never edits);\n'
     '- "stop": end with no other plan: the user declined a step the task needs (status "denied"), or going '
     'on could not help; "reason": why.\n'
     "A step whose command exited with an unexpected code failed: read its error. A long output shows its head "
