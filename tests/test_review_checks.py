@@ -19,8 +19,8 @@ from agentcli.config import Settings
 from agentcli.engine.reviewer import CHECK_CHARS, MAX_CHECKS, Review
 from agentcli.engine.runner import ReplanContext, run
 from agentcli.models.fakes import ScriptedModel
-from agentcli.planning.planner import make_plan
 from agentcli.planning.plan import Plan
+from agentcli.planning.planner import make_plan
 from agentcli.record.events import read_events
 
 runner = CliRunner()
