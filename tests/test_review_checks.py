@@ -83,6 +83,10 @@ def test_the_reviews_commands_are_the_new_steps_with_no_planner_call(workspace: 
     # The plan was saved like any re-plan, hashed.
     saved = Plan.model_validate_json((workspace / ".agent" / "plans" / f"{second['plan']['id']}.json").read_text())
     assert saved.verify_hash() and [s.id for s in saved.steps] == ["s2", "s3"]
+    shown = runner.invoke(app, ["runs", "show", out["run_id"]], obj=State(environ=ENV), env={"COLUMNS": "300"})
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.stdout.split())
+    assert "(the review's checks)" in text and 'commands=["cat data.txt", "wc -l data.txt"]' in text
     replayed = runner.invoke(app, ["replay", out["run_id"]], obj=State(backend=ScriptedModel([]), environ=ENV))
     assert replayed.exit_code == 0 and replayed.stdout.startswith("identical"), replayed.output
 
