@@ -31,6 +31,7 @@ from typing import Any
 
 from agentcli.config import Settings
 from agentcli.engine.runner import ReplanContext
+from agentcli.models import tokens
 from agentcli.models.cache import cacheable, request_tokens, shared_prefix
 from agentcli.models.client import LLMClient
 from agentcli.models.fakes import FunctionModel, ScriptedModel
@@ -115,19 +116,31 @@ def _one_prefix(requests: list[ModelRequest]) -> list[ModelRequest]:
     return out
 
 
+def floor(requests: list[ModelRequest]) -> int:
+    """What any agent must read of the ReAct loop's ``requests``: each task and each tool output once,
+    at the full price (the task's user message and tool messages of its last request, counted as
+    messages)."""
+    last: dict[str, ModelRequest] = {}
+    for r in requests:
+        last[str(r.messages[1].get("content", ""))] = r  # the latest request of each task
+    return sum(tokens.count_messages([m for m in r.messages[1:] if m.get("role") in ("user", "tool")], r.model)
+               for r in last.values())
+
+
 def _avg(per_role: dict[str, Any], role: str) -> int:
     part = per_role.get(role)
     return part["tokens"] // part["requests"] if part else 0
 
 
-async def _agentcli_requests(tasks: list[suite.Task], base: Path) -> list[ModelRequest]:
-    ws = suite.make_workspace(base / "ws")
+async def _agentcli_requests(tasks: list[suite.Task], base: Path, writeup: bool = False) -> list[ModelRequest]:
+    """agentcli's requests for ``tasks``, in order (``writeup``: see :func:`bench.calls.model`)."""
+    ws = suite.make_workspace(base / ("ws-writeup" if writeup else "ws"))
     config = kit.bench_config()
     settings = Settings(config=config, workspace=ws)
     registry = kit.make_registry(ws, config, builtin_tools(config.tools))
     out: list[ModelRequest] = []
     for task in tasks:
-        deps = kit.make_deps(base / "runs", config, registry, FunctionModel(calls.answer))
+        deps = kit.make_deps(base / "runs", config, registry, FunctionModel(calls.model(writeup)))
         client = deps.client
 
         async def planner(text: str, ctx: ReplanContext | None, client: LLMClient = client) -> Plan:
@@ -231,7 +244,8 @@ def run(ctx: Context) -> SectionResult:
     base = Path(tempfile.mkdtemp(prefix="cache-", dir=ctx.tmp))
     agentcli_reqs = asyncio.run(_agentcli_requests(tasks, base))
     ours = bill(agentcli_reqs)
-    theirs = bill(asyncio.run(_react_requests(tasks, base)))
+    react_reqs = asyncio.run(_react_requests(tasks, base))
+    theirs = bill(react_reqs)
     for label, b in (("agentcli", ours), ("ReAct loop", theirs)):
         res.rows += [
             Row(SECTION, f"calls suite, {label}: requests / input tokens", text=f"{b.requests} / {b.input_tokens:,}"),
@@ -260,6 +274,22 @@ def run(ctx: Context) -> SectionResult:
         Row(SECTION, "ratio ReAct / agentcli, input tokens not served from a cache",
             Summary.of([theirs.uncached / max(ours.uncached, 1)], "x")),
     ]
+    least = floor(react_reqs)
+    res.rows += [
+        Row(SECTION, "calls suite, the floor: every task and tool output read once at the full price (the ReAct "
+            "loop's last request of each task, its task and tool messages)", text=f"{least:,}"),
+        Row(SECTION, "best ratio ReAct / agentcli the floor allows: at Anthropic cache prices / with no cache",
+            text=f"{theirs.anthropic / least:.2f}x / {theirs.input_tokens / least:.2f}x (agentcli's cost above the "
+            f"floor: {ours.anthropic - least:,.0f} units at Anthropic prices; the 2x target leaves it "
+            f"{theirs.anthropic / TARGET_ANTHROPIC - least:,.0f})"),
+    ]
+    writeup = bill(asyncio.run(_agentcli_requests(tasks, base, writeup=True)))
+    res.rows.append(Row(SECTION, "calls suite, agentcli with the write-up llm step of the 2 question tasks (as "
+                        "drafted before the planner's rule against one): requests / input tokens / ratio ReAct / "
+                        "agentcli with no cache / at Anthropic / at OpenAI cache prices",
+                        text=f"{writeup.requests} / {writeup.input_tokens:,} / "
+                        f"{theirs.input_tokens / writeup.input_tokens:.2f}x / "
+                        f"{theirs.anthropic / writeup.anthropic:.2f}x / {theirs.openai / writeup.openai:.2f}x"))
     change: dict[str, Bill] = {}
     for mode in ("always", "auto"):
         reqs, status = _change_requests(mode, base)
