@@ -241,8 +241,8 @@ def run(ctx: Context) -> SectionResult:
     steps = [t.steps_planned(False) for t in tasks]
     schema_tok, local_tok = _schema_tokens(settings, registry)
     res.notes += [
-        f"{len(tasks)} tasks of {min(steps)}-{max(steps)} tool steps over an 8-file fixture project, real built-in tools "
-        "(8 in the registry), default config "
+        f"{len(tasks)} tasks of {min(steps)}-{max(steps)} tool steps over an 8-file fixture project, real built-in "
+        "tools (8 in the registry), default config "
         "(budget.max_steps = 20). Counts are deterministic, so the spread is over tasks, not repetitions. "
         "Tokens: tiktoken cl100k via the LLM client's totals; output tokens are not compared.",
         f"agentcli, split by role: {split}.",
