@@ -170,7 +170,7 @@ def test_hosted_request_gives_each_tools_arguments_once(ws: Path) -> None:
     assert given == {"list_files", "read_file"}  # the test registry's read-only tools
     assert "- write_file(path: text, content: text) [write, needs approval] -> any: Write a text file." in system
     assert "- read_file [read, runs without asking] -> any\n" in system  # no description: given now
-    assert "a tool with no description is one you are given now, described there" in system
+    assert "what it does (not said of the tools you are given)" in system
     for name in given:
         assert f"- {name}(" not in system
     assert req.response_format is not None
