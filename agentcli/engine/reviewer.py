@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from agentcli.engine.executor import StepRun, summarize_output
 from agentcli.models.client import LLMClient
 from agentcli.planning.plan import Plan
+from agentcli.redact import current as current_redactor
 from agentcli.tools.text import head_tail, strip_ansi
 
 
@@ -267,8 +268,11 @@ def step_block(item: dict[str, Any]) -> str:
 def review_tag(blocks: list[str]) -> str:
     """The tag that marks the step headers of one review message: a hash of everything the message
     shows of its steps, so no output can hold it (a file would have to contain its own hash), and an
-    output's line cannot pose as another step's header. Deterministic: a replay builds the same."""
-    digest = hashlib.sha256("\n\0".join(blocks).encode("utf-8", "surrogatepass")).digest()
+    output's line cannot pose as another step's header. Made from the blocks as the model is sent them
+    (secrets masked, as the client masks every request before it is hashed and recorded), so a replay,
+    whose outputs come from the masked record, builds the same tag."""
+    mask = current_redactor().text
+    digest = hashlib.sha256("\n\0".join(mask(b) for b in blocks).encode("utf-8", "surrogatepass")).digest()
     return f"@{int.from_bytes(digest[:8], 'big') % 10**TAG_DIGITS:0{TAG_DIGITS}d}"
 
 
