@@ -93,3 +93,31 @@ def test_an_output_cannot_pose_as_a_step_or_the_section_after_the_steps(workspac
     blocks = [f"{sid} {head}" + (f"\n{body}" if body else "") for sid, (head, body) in shown.items()]
     assert review_tag(blocks) == review_tag(list(blocks)) == tag.group(1)
     assert review_tag([blocks[0] + "x", *blocks[1:]]) != tag.group(1)
+
+
+def test_a_question_planned_as_tool_steps_is_answered_by_the_reviewer_from_every_output(workspace: Path) -> None:
+    # The hosted planner's rules leave a question's write-up to the reviewer (no llm step only to write
+    # it): with review.mode auto (the default), a question's run is still reviewed, the review sees
+    # every output whole, and its answer is the run's answer.
+    (workspace / "test_a.py").write_text("def test_one():\n    assert 1\n")
+    (workspace / "test_b.py").write_text("def test_two():\n    assert 2\n")
+    task = "Which tests are there, and what does each check?"
+    p = plan(step("s1", "read_file", path="test_a.py"), step("s2", "read_file", path="test_b.py"), task=task)
+    answer = "- test_one: 1 is true\n- test_two: 2 is true"
+    model = ScriptedModel([review(answer=answer)])
+    out = Harness(workspace, config(), model, [p]).run(task)
+    assert out.status == "COMPLETE" and out.answer == answer
+    [request] = model.requests  # one model call: the review
+    shown = steps_of(request.messages[1]["content"])
+    assert shown["s1"][1] == "def test_one():\n    assert 1\n" and shown["s2"][1] == "def test_two():\n    assert 2\n"
+
+
+def test_the_planner_is_told_the_reviewers_limits_as_the_reviewer_has_them() -> None:
+    from agentcli.engine.reviewer import STEP_CHARS, Review
+    from agentcli.planning.prompt import REVIEW_ANSWER_CHARS, REVIEW_OUTPUT_CHARS, hosted_system
+
+    limit = next(m.max_length for m in Review.model_fields["answer"].metadata if hasattr(m, "max_length"))
+    assert (limit, STEP_CHARS) == (REVIEW_ANSWER_CHARS, REVIEW_OUTPUT_CHARS)
+    rules = " ".join(hosted_system(1000).split())
+    assert (f"The run's answer (at most {limit:,} characters) is written after the steps from their outputs (each "
+            f"shown up to {STEP_CHARS:,} characters): no llm step only to write it, unless it needs more.") in rules

@@ -26,6 +26,11 @@ TITLE_MAX = 60
 PROMPT_MAX = 400
 ARG_STRING_MAX = 200
 ARRAY_MAX = 8
+#: What the reviewer, which writes a run's answer from the step outputs, writes and reads at most
+#: (``agentcli.engine.reviewer``: ``Review.answer``, ``STEP_CHARS``; a test keeps them equal): a
+#: hosted planner plans an llm step that only writes the answer when it needs more than that.
+REVIEW_ANSWER_CHARS = 4000
+REVIEW_OUTPUT_CHARS = 4000
 #: An llm step's prompt for a hosted planner: room for real instructions (the local grammar keeps PROMPT_MAX).
 HOSTED_PROMPT_MAX = 4000
 MEMORY_MAX_ITEMS = 5
@@ -345,8 +350,9 @@ and either
   argument names), or
 - "prompt": "...": an llm step; another model, seeing only the prompt, writes what depends on earlier
   results (code, text a step writes); "answer": "text" (the default), "json" (optional "answer_schema") or
-  "edits" (a list of {path, search, replace}). The run's answer is written from every output after the
-  steps: no llm step only to write it.
+  "edits" (a list of {path, search, replace}). The run's answer (at most {answer} characters) is written
+  after the steps from their outputs (each shown up to {shown} characters): no llm step only to write
+  it, unless it needs more.
 depends_on: the earlier steps whose output a step uses ([] for s1). Steps run in parallel once their
 depends_on are done: one that must follow another (two edits to one file, tests after an edit) lists it.
 "requires_approval": true: the user confirms the step first.
@@ -364,6 +370,7 @@ def hosted_system(step_output_tokens: int) -> str:
     """The hosted planner's rules, with the output limit of an llm step."""
     # About 10 tokens a line of code (measured on python-slugify: 1,057 tokens for 112 lines).
     return (_HOSTED_SYSTEM.replace("{limit}", str(step_output_tokens))
+            .replace("{answer}", f"{REVIEW_ANSWER_CHARS:,}").replace("{shown}", f"{REVIEW_OUTPUT_CHARS:,}")
             .replace("{lines}", str(max(step_output_tokens // 10, 1))))
 
 
