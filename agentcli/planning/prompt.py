@@ -117,7 +117,9 @@ def _lean(node: Any) -> Any:
         return [_lean(x) for x in node]
     if not isinstance(node, dict):
         return node
-    return {k: _lean(v) for k, v in node.items() if k not in _CHECKED_IN_CODE}
+    # The names under "properties" are arguments, not keywords: list_files' argument "pattern" is kept.
+    return {k: ({name: _lean(sub) for name, sub in v.items()} if k == "properties" and isinstance(v, dict)
+                else _lean(v)) for k, v in node.items() if k not in _CHECKED_IN_CODE}
 
 
 def callable_tool_spec(tool: Tool) -> dict[str, Any]:
