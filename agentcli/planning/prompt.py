@@ -62,7 +62,9 @@ def _deref(node: Any, defs: dict[str, Any], depth: int = 0) -> Any:
         if target is None or depth > 8:  # unknown or recursive: accept anything there
             return {}
         return _deref({**target, **{k: v for k, v in node.items() if k != "$ref"}}, defs, depth + 1)
-    return {k: _deref(v, defs, depth) for k, v in node.items() if k not in ("$defs", "description", "title")}
+    # The names under "properties" are arguments, not keywords: an argument called "title" is kept.
+    return {k: ({name: _deref(sub, defs, depth) for name, sub in v.items()} if k == "properties" and isinstance(v, dict)
+                else _deref(v, defs, depth)) for k, v in node.items() if k not in ("$defs", "description", "title")}
 
 
 def _bound(node: Any) -> Any:
