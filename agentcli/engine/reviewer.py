@@ -285,11 +285,11 @@ def digest_text(blocks: list[str]) -> tuple[str, str]:
 
 
 def _steps_section(blocks: list[str], *, first: bool) -> str:
-    if not blocks:
-        return "# Steps run or changed since your last verdict: none (the others are as shown before)"
-    text, tag = digest_text(blocks)
     what = "# Steps, in plan order" if first else ("# Steps run or changed since your last verdict (the others are "
                                                    "as shown before)")
+    if not blocks:
+        return f"{what}\n(none)"
+    text, tag = digest_text(blocks)
     return f"{what}\nA line `{tag} id status action args: title` begins each; its output or error follows.\n{text}"
 
 
