@@ -201,6 +201,10 @@ class Task:
     def steps(self) -> int:
         return len(self.calls) + (1 if self.llm_prompt else 0)
 
+    def steps_planned(self, writeup: bool = True) -> int:
+        """The steps of :func:`draft_for` ``(self, writeup)``."""
+        return len(self.calls) + (1 if self.llm_prompt and writeup else 0)
+
 
 TASKS: list[Task] = [
     Task("Find where the Item class is defined and list its fields.",
@@ -234,12 +238,14 @@ TASKS: list[Task] = [
 ]
 
 
-def draft_for(task: Task) -> dict[str, Any]:
-    """The planner's draft for ``task``: its tool steps in order, then the llm step (if any)."""
+def draft_for(task: Task, writeup: bool = True) -> dict[str, Any]:
+    """The planner's draft for ``task``: its tool steps in order, then the llm step (if any and
+    ``writeup``; without it, the answer is written from the tool outputs by whoever ends the run:
+    a hosted planner's rules leave a question's write-up to the reviewer)."""
     steps: dict[str, Any] = {}
     for i, (name, args) in enumerate(task.calls, start=1):
         steps[f"s{i}"] = {"call": {"tool": name, "args": args}, "depends_on": [], "title": f"{name} {i}"}
-    if task.llm_prompt:
+    if task.llm_prompt and writeup:
         k = len(task.calls) + 1
         refs = "\n".join(f"{{{{s{i}.output}}}}" for i in range(1, k))
         steps[f"s{k}"] = {"prompt": f"{task.llm_prompt}\n{refs}", "depends_on": [f"s{i}" for i in range(1, k)],

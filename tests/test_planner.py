@@ -129,7 +129,7 @@ def test_prompt_has_task_tools_budgets_workspace_memory_and_context_stable_parts
     # provider caches that prefix); the task comes last.
     assert "- read_file [read, runs without asking] -> any\n" in system  # given with the request: named only
     assert "- write_file(path: text, content: text) [write, needs approval]" in system
-    assert "# Budgets\nat most 20 steps; model spend <= $1; <= 200000 tokens; <= 900 s" in system
+    assert system.endswith("# Budgets\nat most 20 steps")  # spend, tokens and time: checked in code
     # Each tool's args are sent once: read_file's with it as a tool the survey may call, not again
     # in the catalogue or the draft schema.
     assert "start_line" not in system + user

@@ -21,7 +21,13 @@ from test_planner import GOOD, plan_with, settings_for
 from agentcli.config import Config, Settings
 from agentcli.models import tokens
 from agentcli.planning.local import local_draft_schema, parse_levers
-from agentcli.planning.prompt import draft_schema, hosted_draft_schema, tool_signature
+from agentcli.planning.prompt import (
+    callable_tool_spec,
+    draft_schema,
+    hosted_draft_schema,
+    tool_args_schema,
+    tool_signature,
+)
 from agentcli.planning.strategy import use_levers
 from agentcli.tools import Tool, build_registry
 
@@ -170,7 +176,7 @@ def test_hosted_request_gives_each_tools_arguments_once(ws: Path) -> None:
     assert given == {"list_files", "read_file"}  # the test registry's read-only tools
     assert "- write_file(path: text, content: text) [write, needs approval] -> any: Write a text file." in system
     assert "- read_file [read, runs without asking] -> any\n" in system  # no description: given now
-    assert "a tool with no description is one you are given now, described there" in system
+    assert "what it does (not said of the tools you are given)" in system
     for name in given:
         assert f"- {name}(" not in system
     assert req.response_format is not None
@@ -183,6 +189,22 @@ def test_tool_signatures_say_names_types_options_and_defaults() -> None:
     assert tool_signature(by_name["read_file"]) == 'read_file(path: text, encoding?: "utf-8"|"latin-1")'
     assert tool_signature(by_name["run_shell"]) == ("run_shell(command: text, env?: {cwd: text, vars: list of "
                                                     "{k: text, v: text or int}})")
+
+
+def test_arguments_named_like_schema_keywords_are_kept_everywhere_a_tool_is_described() -> None:
+    # An MCP server's create_issue(title, description, pattern): argument names, not the keywords
+    # the draft and the callable tools leave out (titles, descriptions, patterns the tool checks).
+    schema = {"type": "object", "properties": {
+        "title": {"type": "string", "title": "Title", "description": "The issue's title.", "pattern": "^.+$"},
+        "description": {"type": "string"}, "pattern": {"type": "string"}}, "required": ["title"]}
+    tool = FixedTool(name="create_issue", description="Open an issue.", args_model=_NoArgs,
+                     func=lambda a, c: None, schema=schema)
+    assert tool_signature(tool) == "create_issue(title: text, description?: text, pattern?: text)"
+    for args in (tool_args_schema(tool)["properties"], tool_args_schema(tool, bounded=False)["properties"]):
+        assert list(args) == ["title", "description", "pattern"] and "title" not in args["title"]  # keyword gone
+    sent = callable_tool_spec(tool)["function"]["parameters"]["properties"]
+    assert list(sent) == ["title", "description", "pattern"]
+    assert "pattern" not in sent["title"] and sent["title"]["description"] == "The issue's title."
 
 
 def test_a_hosted_draft_with_wrong_arguments_is_reasked_with_the_problem(ws: Path) -> None:

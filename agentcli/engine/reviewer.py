@@ -15,6 +15,7 @@ four verdicts:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from pydantic import BaseModel, Field
 from agentcli.engine.executor import StepRun, summarize_output
 from agentcli.models.client import LLMClient
 from agentcli.planning.plan import Plan
+from agentcli.redact import current as current_redactor
 from agentcli.tools.text import head_tail, strip_ansi
 
 
@@ -272,20 +274,61 @@ def digest_lines(steps: list[dict[str, Any]], encoded: list[str] | None = None) 
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
+#: Decimal digits of a review's step tag (about 50 bits of a SHA-256; digits take fewer tokens than
+#: hex digits: 6 for the tag against 8 for 12 hex digits): see :func:`review_tag`.
+TAG_DIGITS = 15
+
+
+def step_block(item: dict[str, Any]) -> str:
+    """One step of a review as text, without its tag: the header line ``id status action args: title``
+    (the args as compact JSON, the title on one line), then the output or error as it is, no escaping
+    (code reads as code, about 12% fewer tokens than the same text in a JSON string)."""
+    head = f"{item['id']} {item['status']} {item.get('action', '')}"
+    if "args" in item:
+        head += " " + _COMPACT.encode(item["args"])
+    head += ": " + " ".join(str(item.get("title", "")).split())
+    body = item.get("output", item.get("error"))
+    return head if body in (None, "") else f"{head}\n{body}"
+
+
+def review_tag(blocks: list[str]) -> str:
+    """The tag that marks the step headers of one review message: a hash of everything the message
+    shows of its steps, so no output can hold it (a file would have to contain its own hash), and an
+    output's line cannot pose as another step's header. Made from the blocks as the model is sent them
+    (secrets masked, as the client masks every request before it is hashed and recorded), so a replay,
+    whose outputs come from the masked record, builds the same tag."""
+    mask = current_redactor().text
+    digest = hashlib.sha256("\n\0".join(mask(b) for b in blocks).encode("utf-8", "surrogatepass")).digest()
+    return f"@{int.from_bytes(digest[:8], 'big') % 10**TAG_DIGITS:0{TAG_DIGITS}d}"
+
+
+def digest_text(blocks: list[str]) -> tuple[str, str]:
+    """The steps of one review message (their :func:`step_block` texts) as it shows them, and its
+    tag: each header line begins with the tag, and a last line ``TAG end`` closes them (so an
+    output cannot pose as the section after the steps either)."""
+    tag = review_tag(blocks)
+    return "\n".join([*(f"{tag} {b}" for b in blocks), f"{tag} end"]), tag
+
+
+def _steps_section(blocks: list[str], *, first: bool) -> str:
+    what = "# Steps, in plan order" if first else ("# Steps run or changed since your last verdict (the others are "
+                                                   "as shown before)")
+    if not blocks:
+        return f"{what}\n(none)"
+    text, tag = digest_text(blocks)
+    return f"{what}\nA line `{tag} id status action args: title` begins each; its output or error follows.\n{text}"
+
 
 def review_prompt(task: str, plan: Plan, runs: dict[str, StepRun], changes: str | None = None) -> str:
     """The reviewer's user message: the task, every step's digest, then the workspace's changes
     (``None``: unknown, e.g. not a git repository; then nothing is said)."""
-    return _user_message(task, step_digest(runs), changes, first=True)
+    return _user_message(task, [step_block(item) for item in step_digest(runs)], changes, first=True)
 
 
-def _user_message(task: str, steps: list[dict[str, Any]], changes: str | None, *, first: bool,
-                  encoded: list[str] | None = None) -> str:
+def _user_message(task: str, blocks: list[str], changes: str | None, *, first: bool) -> str:
+    user = _steps_section(blocks, first=first)
     if first:
-        user = f"# Task\n{task}\n\n# Steps (one JSON object a line, in plan order)\n{digest_lines(steps, encoded)}"
-    else:
-        user = ("# Steps run or changed since your last verdict (the others are as shown before)\n"
-                + (digest_lines(steps, encoded) or "(none)"))
+        user = f"# Task\n{task}\n\n{user}"
     if changes is not None:
         user += f"\n\n# Workspace changes so far (git diff --stat, then the diff)\n{changes}"
     return user
@@ -305,16 +348,14 @@ class ReviewHistory:
                       changes: str | None) -> list[dict[str, Any]]:
         """The messages of the next review (not yet remembered: see :meth:`answered`)."""
         digest = step_digest(runs)
-        encoded = [_COMPACT.encode(item) for item in digest]  # each step's line, made once
-        lines = {item["id"]: line for item, line in zip(digest, encoded, strict=True)}
+        blocks = {item["id"]: step_block(item) for item in digest}  # each step's text, made once
         if not self.messages or self.messages[0]["content"] != system:
-            self._pending = lines
+            self._pending = blocks
             return [{"role": "system", "content": system},
-                    {"role": "user", "content": _user_message(task, digest, changes, first=True, encoded=encoded)}]
-        fresh = [item for item in digest if self._shown.get(item["id"]) != lines[item["id"]]]
-        self._pending = lines
-        return [*self.messages, {"role": "user", "content": _user_message(
-            task, fresh, changes, first=False, encoded=[lines[item["id"]] for item in fresh])}]
+                    {"role": "user", "content": _user_message(task, list(blocks.values()), changes, first=True)}]
+        fresh = [b for sid, b in blocks.items() if self._shown.get(sid) != b]
+        self._pending = blocks
+        return [*self.messages, {"role": "user", "content": _user_message(task, fresh, changes, first=False)}]
 
     def answered(self, messages: list[dict[str, Any]], reply: str) -> None:
         """Remember a review that was answered (its request and the verdict as the model wrote it)."""

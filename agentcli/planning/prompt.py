@@ -26,6 +26,11 @@ TITLE_MAX = 60
 PROMPT_MAX = 400
 ARG_STRING_MAX = 200
 ARRAY_MAX = 8
+#: What the reviewer, which writes a run's answer from the step outputs, writes and reads at most
+#: (``agentcli.engine.reviewer``: ``Review.answer``, ``STEP_CHARS``; a test keeps them equal): a
+#: hosted planner plans an llm step that only writes the answer when it needs more than that.
+REVIEW_ANSWER_CHARS = 4000
+REVIEW_OUTPUT_CHARS = 4000
 #: An llm step's prompt for a hosted planner: room for real instructions (the local grammar keeps PROMPT_MAX).
 HOSTED_PROMPT_MAX = 4000
 MEMORY_MAX_ITEMS = 5
@@ -57,7 +62,9 @@ def _deref(node: Any, defs: dict[str, Any], depth: int = 0) -> Any:
         if target is None or depth > 8:  # unknown or recursive: accept anything there
             return {}
         return _deref({**target, **{k: v for k, v in node.items() if k != "$ref"}}, defs, depth + 1)
-    return {k: _deref(v, defs, depth) for k, v in node.items() if k not in ("$defs", "description", "title")}
+    # The names under "properties" are arguments, not keywords: an argument called "title" is kept.
+    return {k: ({name: _deref(sub, defs, depth) for name, sub in v.items()} if k == "properties" and isinstance(v, dict)
+                else _deref(v, defs, depth)) for k, v in node.items() if k not in ("$defs", "description", "title")}
 
 
 def _bound(node: Any) -> Any:
@@ -112,7 +119,9 @@ def _lean(node: Any) -> Any:
         return [_lean(x) for x in node]
     if not isinstance(node, dict):
         return node
-    return {k: _lean(v) for k, v in node.items() if k not in _CHECKED_IN_CODE}
+    # The names under "properties" are arguments, not keywords: list_files' argument "pattern" is kept.
+    return {k: ({name: _lean(sub) for name, sub in v.items()} if k == "properties" and isinstance(v, dict)
+                else _lean(v)) for k, v in node.items() if k not in _CHECKED_IN_CODE}
 
 
 def callable_tool_spec(tool: Tool) -> dict[str, Any]:
@@ -344,8 +353,10 @@ and either
 - "call": {"tool": "<tool name>", "args": {...}}: a tool step (only the tools listed, with their exact
   argument names), or
 - "prompt": "...": an llm step; another model, seeing only the prompt, writes what depends on earlier
-  results (code, a summary); "answer": "text" (the default), "json" (optional "answer_schema") or "edits"
-  (a list of {path, search, replace}).
+  results (code, text a step writes); "answer": "text" (the default), "json" (optional "answer_schema") or
+  "edits" (a list of {path, search, replace}). The run's answer (at most {answer} characters) is written
+  after the steps from their outputs (each shown up to {shown} characters): no llm step only to write
+  it, unless it needs more.
 depends_on: the earlier steps whose output a step uses ([] for s1). Steps run in parallel once their
 depends_on are done: one that must follow another (two edits to one file, tests after an edit) lists it.
 "requires_approval": true: the user confirms the step first.
@@ -363,6 +374,7 @@ def hosted_system(step_output_tokens: int) -> str:
     """The hosted planner's rules, with the output limit of an llm step."""
     # About 10 tokens a line of code (measured on python-slugify: 1,057 tokens for 112 lines).
     return (_HOSTED_SYSTEM.replace("{limit}", str(step_output_tokens))
+            .replace("{answer}", f"{REVIEW_ANSWER_CHARS:,}").replace("{shown}", f"{REVIEW_OUTPUT_CHARS:,}")
             .replace("{lines}", str(max(step_output_tokens // 10, 1))))
 
 
@@ -414,8 +426,7 @@ def tool_signature(tool: Tool) -> str:
 
 #: The first line of a hosted planner's tool catalogue: how to read an entry.
 HOSTED_CATALOGUE_NOTE = ("name(arguments; ? optional, = default) [risk, approval] -> output shape (text when "
-                         "not shown): what it does; a tool with no description is one you are given now, "
-                         "described there. An argument may be a whole earlier output, {{sN.output}}.")
+                         "not shown): what it does (not said of the tools you are given).")
 
 
 def tool_catalogue(tools: list[Tool], config: Config, *, hosted: bool = False,
@@ -447,28 +458,25 @@ def tool_catalogue(tools: list[Tool], config: Config, *, hosted: bool = False,
 _HOSTED_RULES = """
 A run_shell step fails on a non-zero exit code unless "expect_exit_codes" lists it (e.g. [0, 1]: grep
 finding nothing). Do not pipe into tail or head: the exit code would be lost; the output's end is shown.
-The repository map shows the files and the most relevant ones' definitions with line numbers: read what
-you will change; change only what the task needs."""
+Read what you will change; change only what the task needs."""
 
 
 #: What a hosted planner is told about investigate steps (when its schema offers them).
 INVESTIGATE_RULE = """
-For a fact you cannot read up front (why a test fails, what a command prints, which commit changed a
-behaviour), plan an investigate step {"investigate": "the question", ...}. A model answers it, within its
-own limits, with the read-only tools and commands (the workspace read-only: tests run, nothing changes);
-its output: {"established": ..., "evidence": [...], "commands": [{"command", "exit_code"}]}, used as
-{{sN.output.established}} or {{sN.output}}. An "edits" llm step can fix what it found (the evidence quotes
-lines exactly), the file it changes read in a step or named in the question. Investigate only what the
-plan needs and no read_file step or the survey shows."""
+For a fact the plan needs that no read shows (why a test fails, what a command prints, which commit
+changed a behaviour): an investigate step {"investigate": "the question", ...}; a model answers it with
+read-only tools and commands (tests run, nothing changes): {"established": ..., "evidence": [...],
+"commands": [{"command", "exit_code"}]}. An "edits" llm step can fix what it found (evidence quotes lines
+exactly; the file read in a step or named in the question)."""
 
 
 def survey_rule(calls: int) -> str:
     """What a hosted planner is told when it may look before it plans."""
-    return (f"\nBefore the plan you may call the read-only tools you are given, at most {calls} calls in all, "
-            "for what the plan depends on (a file you will change, the tests pinning its behaviour): all in one "
-            "reply (the calls run together; search_code with \"context\" returns the code around each match, no "
-            "read needed), then the plan. An edit written from text read so may go straight into apply_edits "
-            "(checked against the file when it runs); otherwise steps read the files they change.")
+    return (f"\nBefore the plan you may call the read-only tools you are given (at most {calls} calls, all in one "
+            "reply: they run together) for what the plan depends on (a file you will change, the tests pinning "
+            "it; search_code with \"context\" shows the code around each match). An edit written from text so "
+            "read may go straight into apply_edits (checked when it runs); else steps read the files they "
+            "change.")
 
 
 def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
@@ -483,7 +491,7 @@ def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
     and what changes last: the system message holds the rules (answer shapes, edits, the output
     limit of an llm step (``step_output_tokens``), how steps run and fail, the survey of
     ``survey_calls`` read-only calls), the tool catalogue (the ``survey_tools``, sent as callable
-    tools with the request, named but not described again), the budgets and the verification rule,
+    tools with the request, named but not described again), the step budget and the verification rule,
     all fixed for a configuration; the user message holds the workspace summary, the repository map
     (:mod:`agentcli.planning.repomap`, ranked for the task), recalled memory, the session's ledger
     of earlier turns (``ledger``, its own section: it grows by a turn at a time, so it comes after
@@ -493,7 +501,9 @@ def build_messages(task: str, tools: list[Tool], config: Config, summary: str,
     budgets = (f"at most {b.max_steps} steps; model spend <= ${b.max_cost_usd:g}; "
                f"<= {b.max_tokens} tokens; <= {b.max_seconds:g} s")
     if hosted:
-        return _hosted_messages(task, tools, config, summary, memories, context, budgets,
+        # Only the step budget shapes a draft; spend, tokens and time are checked in code as the run goes
+        # (a capable model's plan is already as short as the task allows).
+        return _hosted_messages(task, tools, config, summary, memories, context, f"at most {b.max_steps} steps",
                                 step_output_tokens=step_output_tokens, repo_map=repo_map, survey_calls=survey_calls,
                                 ledger=ledger, investigate=investigate, survey_tools=survey_tools)
     parts = [f"# Task\n{task}", f"# Tools\n{tool_catalogue(tools, config)}",
