@@ -170,3 +170,44 @@ def test_non_interactive_ask_denies_the_reviews_checks(workspace: Path) -> None:
     evs = list(h.recording().events)
     assert roles(evs) == ["planner", "reviewer"]
     assert [e.data["decision"] for e in evs if e.type == "approval" and e.step_id == "s2"] == ["denied"]
+
+
+def _make_plan_with_checks(workspace: Path, commands: tuple[str, ...], model: ScriptedModel, *,
+                           shell: bool = True, **sections: Any) -> Plan:
+    """make_plan for a re-plan after s1, given a review's check commands."""
+    from agentcli.engine.session import build_llm_client
+    from agentcli.planning.planner import Replan
+    from agentcli.tools import ToolContext, ToolRegistry, builtin_tools
+
+    cfg = config(**sections)
+    settings = Settings(config=cfg, workspace=workspace)
+    registry = ToolRegistry(ToolContext(workspace=workspace, config=cfg.tools, data_dir=workspace / ".agent"))
+    for t in builtin_tools(cfg.tools):
+        if shell or t.name != "run_shell":
+            registry.register(t)
+    client = build_llm_client(settings, "run-x", backend=model)
+    replan = Replan(context=lambda first: "A previous plan failed.", first_step=2, kept=frozenset({"s1"}),
+                    commands=commands)
+    return asyncio.run(make_plan(TASK, settings=settings, registry=registry, client=client, replan=replan,
+                                 plan_id="run-x-r1", save=False))
+
+
+def test_make_plan_takes_the_checks_with_the_configs_approval(workspace: Path) -> None:
+    for exec_policy, asks in (("auto", False), ("ask", True), ("deny", True)):
+        model = ScriptedModel([])  # any model request would fail: none is made
+        p = _make_plan_with_checks(workspace, ("make test",), model, approval={"exec": exec_policy})
+        assert model.requests == [] and p.source == "review" and p.verify_hash()
+        [s] = p.steps
+        assert (s.id, s.tool, s.args, s.requires_approval, s.risk) == ("s2", "run_shell", {"command": "make test"},
+                                                                         asks, "exec")
+        # Not in the plan's JSON or hash: the plan_created event says where the steps came from.
+        assert "source" not in p.model_dump(mode="json")
+
+
+def test_checks_the_registry_refuses_go_to_the_planner(workspace: Path) -> None:
+    draft = {"steps": {"s2": {"call": {"tool": "read_file", "args": {"path": "data.txt"}}, "title": "Read"}}}
+    for kwargs in ({"shell": False}, {"budget": {"max_steps": 1}}):
+        model = ScriptedModel([draft])
+        p = _make_plan_with_checks(workspace, ("make test", "make lint"), model, **kwargs)
+        assert len(model.requests) == 1 and p.source == "planner", kwargs
+        assert [(s.id, s.tool) for s in p.steps] == [("s2", "read_file")]
