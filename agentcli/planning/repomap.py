@@ -8,9 +8,10 @@ outlines as fit the budget are shown, best first (a file short of room drops a l
 inner functions before its own definitions). A file ranks for being named by the task (its path
 or its file name), for path parts the task (or recalled memory) uses, for defining an identifier
 the task names (``parseKeys``, ``slugify_cli``), for being a dependency or a user (a caller, a
-test) of a file the task names, and for being used by other files: the references across files are the imports of every source file, resolved to
-workspace files (Python modules, JavaScript/TypeScript relative paths, Go packages, Rust modules,
-Java classes), and a file many others import ranks high, as in Aider's map.
+test) of a file the task names, and for being used by other files: the references across files
+are the imports of every source file, resolved to workspace files (Python modules,
+JavaScript/TypeScript relative paths, Go packages, Rust modules, Java classes), and a file many
+others import ranks high, as in Aider's map.
 
 The cost is bounded for a large repository: ranking needs only each file's head (its imports),
 and files are outlined in rank order until the budget is full, so a map parses the few files it
