@@ -38,3 +38,26 @@ def test_a_second_review_continues_the_first_and_sends_only_what_changed(workspa
     lines = [json.loads(x) for x in added.split("\n\n")[0].splitlines()[1:]]
     # s1 (kept, unchanged) is not sent again; the re-plan's new step is.
     assert [x["id"] for x in lines] == ["s3"] and lines[0]["output"] == "B"
+
+
+def test_a_long_edits_action_is_shortened_where_it_stays_readable_and_says_so(workspace: Path) -> None:
+    body = "def parse(argv):\n" + "".join(f"    value_{i} = argv[{i}]\n" for i in range(150))
+    (workspace / "cli.py").write_text("def parse(argv):\n    return argv\n")
+    edit = step("s1", "apply_edits", edits=[{"path": "cli.py", "search": "def parse(argv):\n    return argv\n",
+                                             "replace": body}])
+    model = ScriptedModel([review(answer="edited")])
+    out = Harness(workspace, config(), model, [plan(edit)], yes=True).run()
+    assert out.status == "COMPLETE"
+    line = json.loads(model.requests[0].messages[1]["content"].split("# Steps (one JSON object a line, in plan order)\n", 1)[1].splitlines()[0])
+    action = line["action"]
+    assert action.startswith("apply_edits(") and action.endswith(")") and len(action) <= 450
+    args = json.loads(action[len("apply_edits("):-1])  # still JSON: cut inside strings, never mid-structure
+    assert args["edits"][0]["path"] == "cli.py"
+    replace = args["edits"][0]["replace"]
+    assert replace.startswith("def parse(argv):\n    value_0 = argv[0]")
+    assert replace.endswith(" more chars]") and str(len(body) - 120) in replace
+    # A short call is shown whole.
+    model = ScriptedModel([review(answer="read")])
+    Harness(workspace, config(), model, [plan(step("s1", "read_file", path="cli.py"))], run_id="run-2").run()
+    line = json.loads(model.requests[0].messages[1]["content"].split("# Steps (one JSON object a line, in plan order)\n", 1)[1].splitlines()[0])
+    assert line["action"] == 'read_file({"path":"cli.py"})'

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from agentcli.engine.executor import StepRun, summarize_output
 from agentcli.models.client import LLMClient
 from agentcli.planning.plan import Plan
-from agentcli.tools.text import head_tail, strip_ansi
+from agentcli.tools.text import brief_json, head_tail, strip_ansi
 
 
 class Review(BaseModel):
@@ -64,13 +64,13 @@ _SYSTEM = (
 )
 
 
-# json.dumps(args, default=str), with one encoder instead of one per call (same output).
-_ARGS_JSON = json.JSONEncoder(default=str)
-
 #: The most one step's output (or error) shows in a review or a re-plan: its head and tail.
 STEP_CHARS = 4000
 #: All the steps' outputs together; past it, older successful steps are shortened first.
 DIGEST_CHARS = 16000
+#: The most a tool step's action (its call) shows: long arguments keep their start and say how much
+#: is left out (an edit's text is in the workspace changes the reviewer also gets).
+ACTION_CHARS = 400
 #: A step given less room than this shows a note instead of a useless sliver.
 _MIN_SHARE = 240
 
@@ -105,17 +105,16 @@ def _error_text(run: StepRun) -> str:
 def step_digest(runs: dict[str, StepRun], limit: int = STEP_CHARS,
                 total: int = DIGEST_CHARS) -> list[dict[str, Any]]:
     """What the reviewer (and a re-planner) sees of each step, in plan order: id, title,
-    status, action, and the output (or the error) as head and tail of at most ``limit``
-    characters, colour codes removed. When all of them exceed ``total``, failed steps and
-    the newest ones keep their room first; older successful outputs are shortened, then
-    replaced by a note of their size."""
+    status, action (the call, its long arguments shortened by :func:`brief_json`), and the
+    output (or the error) as head and tail of at most ``limit`` characters, colour codes
+    removed. When all of them exceed ``total``, failed steps and the newest ones keep their
+    room first; older successful outputs are shortened, then replaced by a note of their size."""
     out: list[dict[str, Any]] = []
     texts: list[tuple[str, str]] = []  # (field, text) per step
-    args_json = _ARGS_JSON.encode
     for run in runs.values():
         s = run.step
         item: dict[str, Any] = {"id": s.id, "title": s.title, "status": run.status}
-        item["action"] = f"{s.tool}({args_json(s.args)[:300]})" if s.kind == "tool" else s.kind
+        item["action"] = f"{s.tool}({brief_json(s.args, ACTION_CHARS)})" if s.kind == "tool" else s.kind
         out.append(item)
         if run.status == "ok":
             texts.append(("output", output_text(run.output)))
