@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from runkit import Harness, config, plan, review, step
 
@@ -40,6 +41,11 @@ def test_a_second_review_continues_the_first_and_sends_only_what_changed(workspa
     assert [x["id"] for x in lines] == ["s3"] and lines[0]["output"] == "B"
 
 
+def _first_step(model: ScriptedModel) -> dict[str, Any]:
+    steps = model.requests[0].messages[1]["content"].split("# Steps (one JSON object a line, in plan order)\n", 1)[1]
+    return dict(json.loads(steps.splitlines()[0]))
+
+
 def test_a_long_edits_action_is_shortened_where_it_stays_readable_and_says_so(workspace: Path) -> None:
     body = "def parse(argv):\n" + "".join(f"    value_{i} = argv[{i}]\n" for i in range(150))
     (workspace / "cli.py").write_text("def parse(argv):\n    return argv\n")
@@ -48,7 +54,7 @@ def test_a_long_edits_action_is_shortened_where_it_stays_readable_and_says_so(wo
     model = ScriptedModel([review(answer="edited")])
     out = Harness(workspace, config(), model, [plan(edit)], yes=True).run()
     assert out.status == "COMPLETE"
-    line = json.loads(model.requests[0].messages[1]["content"].split("# Steps (one JSON object a line, in plan order)\n", 1)[1].splitlines()[0])
+    line = _first_step(model)
     action = line["action"]
     assert action.startswith("apply_edits(") and action.endswith(")") and len(action) <= 450
     args = json.loads(action[len("apply_edits("):-1])  # still JSON: cut inside strings, never mid-structure
@@ -59,5 +65,5 @@ def test_a_long_edits_action_is_shortened_where_it_stays_readable_and_says_so(wo
     # A short call is shown whole.
     model = ScriptedModel([review(answer="read")])
     Harness(workspace, config(), model, [plan(step("s1", "read_file", path="cli.py"))], run_id="run-2").run()
-    line = json.loads(model.requests[0].messages[1]["content"].split("# Steps (one JSON object a line, in plan order)\n", 1)[1].splitlines()[0])
+    line = _first_step(model)
     assert line["action"] == 'read_file({"path":"cli.py"})'

@@ -11,6 +11,7 @@ turned into its documented exit code. Ctrl-C exits 130.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -171,7 +172,8 @@ def root(
     ] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model for every role.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Provider endpoint override.")] = None,
-    data_dir: Annotated[str | None, typer.Option("--data-dir", help="Runs, memory and logs.")] = None,
+    data_dir: Annotated[str | None, typer.Option(
+        "--data-dir", help="Runs, memory and logs (a relative path is from the current directory).")] = None,
     log_json: Annotated[
         bool, typer.Option("--log-json", help="Also write every LLM-call record to stderr as JSON.")
     ] = False,
@@ -184,6 +186,10 @@ def root(
 ) -> None:
     """Global options apply to every command."""
     configure_consoles(no_color=no_color)
+    if data_dir:
+        # A path typed on the command line is from where it was typed, as --workspace and --config
+        # are; the data_dir config key (in a project's agent.toml) stays relative to the workspace.
+        data_dir = os.path.abspath(os.path.expanduser(data_dir))
     overrides = {"model": model, "api_base": api_base, "data_dir": data_dir}
     state = ctx.obj if isinstance(ctx.obj, State) else State()
     state.configure(config_file=config, workspace=workspace, overrides=overrides, log_json=log_json)
