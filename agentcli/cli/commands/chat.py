@@ -67,6 +67,9 @@ def chat(
 
     if not _has_terminal():
         raise UsageError("agent chat needs a terminal; without one add turns with agent run --continue")
+    from agentcli.cli.commands.run import CHAT_META_KEY
+
+    ctx.meta[CHAT_META_KEY] = True  # an interrupted turn ends the turn, not the chat
     state = state_of(ctx)
     settings = state.settings
     session: SessionRecord | None = None

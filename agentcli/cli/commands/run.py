@@ -49,6 +49,9 @@ APPROVAL_WORDS = "or type what to do instead"
 
 #: ``--output`` formats: text for people, one JSON document, or a JSON line per event.
 OUTPUT_FORMATS = ("text", "json", "jsonl")
+#: Set in the click context's ``meta`` by `agent chat`: the runs it makes are turns of a process
+#: that goes on after an interrupted one.
+CHAT_META_KEY = "agentcli.chat"
 
 
 def _interactive() -> bool:
@@ -490,9 +493,13 @@ def run(
         print_warning(f"{len(late)} message(s) {'typed' if typed is not None else 'on stdin'} were not applied: "
                       "the run ended before another step boundary: "
                       + "; ".join(m[:80] for m in late))
+    # In `agent chat` the process goes on to the next turn: a model call still in flight is left to
+    # end in its thread (the local model stops at its next token), not the chat.
+    ends_process = not ctx.meta.get(CHAT_META_KEY)
     if done is None:
         print_error(f"interrupted; the run is recorded, resume with: agent run --resume {run_id}")
-        leave(ExitCode.INTERRUPTED)
+        if ends_process:
+            leave(ExitCode.INTERRUPTED)
         raise typer.Exit(ExitCode.INTERRUPTED)
     outcome = done
     if output == "json":
@@ -512,6 +519,6 @@ def run(
         detail = outcome.answer if outcome.reason == "error" else (
             f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)
         print_error(detail)
-    if interrupted:
+    if interrupted and ends_process:
         leave(outcome.exit_code)  # a model call still in flight in a thread must not hold the exit
     raise typer.Exit(outcome.exit_code)
