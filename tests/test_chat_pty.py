@@ -369,6 +369,7 @@ def test_ctrl_c_while_the_embedded_model_thinks_stops_the_turn_not_the_chat(work
     child.sendline("what does calc.py define?")
     child.expect_exact("waiting for local/smollm2", timeout=120)
     child.sendcontrol("c")
+    child.expect_exact("0+0 tokens · $0 · ", timeout=60)  # a free model's cost, not $0.000000
     child.expect_exact("interrupted: resume with: agent run --resume", timeout=60)
     child.expect_exact(PROMPT, timeout=60)  # the chat is still there
     child.sendline("/help")

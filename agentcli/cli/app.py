@@ -222,7 +222,9 @@ def ask(
         typer.echo(result.text)
         if quiet:
             return
-        cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.6f}"
+        from agentcli.cli.tables import format_cost
+
+        cost = format_cost(result.cost_usd)
         err_console.print(
             f"[dim]{result.response_model} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens"
             f" · {cost} · {result.latency_ms:.0f} ms · {result.attempts} attempt(s)[/dim]"

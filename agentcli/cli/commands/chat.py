@@ -232,16 +232,17 @@ def _show_plan(settings: Settings, session: SessionRecord) -> None:
 
 
 def _show_cost(settings: Settings, session: SessionRecord) -> None:
+    from agentcli.cli.tables import format_cost
     from agentcli.record.reader import RunRecord, find_run
 
     total = 0.0
     for t in session.chain():
         rec = RunRecord.read(find_run(settings.data_dir, t.run_id))
         total += rec.cost_usd if not t.copied else 0.0
-        console.print(f"  turn {t.turn}: ${rec.cost_usd:.6f} · {len(rec.calls)} calls · "
+        console.print(f"  turn {t.turn}: {format_cost(rec.cost_usd)} · {len(rec.calls)} calls · "
                       f"{rec.input_tokens}+{rec.output_tokens} tokens · ledger {t.ledger.tokens} tokens"
                       + (" (forked from another session)" if t.copied else ""), highlight=False)
-    console.print(f"session {session.session_id}: ${total:.6f}", highlight=False)
+    console.print(f"session {session.session_id}: {format_cost(total)}", highlight=False)
 
 
 def _undo(ctx: typer.Context, settings: Settings, session: SessionRecord) -> SessionRecord:

@@ -199,7 +199,7 @@ def verify_line(out: RunOutcome, command: str | None) -> str:
 def render_outcome(out: RunOutcome, *, quiet: bool = False, verify_command: str | None = None) -> None:
     """The steps table (stdout), the answer (stdout), whether verification ran and passed, and
     the totals line (stderr); only the answer when ``quiet``."""
-    from agentcli.cli.tables import Col, quick_fitted_table, short_cost
+    from agentcli.cli.tables import Col, format_cost, quick_fitted_table, short_cost
 
     if not quiet and out.steps:  # stopped before any step (while planning): no empty table
         cols = [Col("step", flex=True), Col("status"), *(Col(n, justify="right") for n in
@@ -221,7 +221,7 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False, verify_command: str 
     console.print(escape(verify_line(out, verify_command)), highlight=False, soft_wrap=True)
     t = out.totals
     unpriced = t["unpriced_calls"]
-    cost = f"${t['cost_usd']:.6f}" + (
+    cost = format_cost(t["cost_usd"]) + (
         f" (+{unpriced} call{'s' if unpriced != 1 else ''} at an unknown price, counted as $0)" if unpriced else "")
     err_console.print(
         f"[bold]{out.status}[/bold] ({escape(out.reason)}) · {t['calls']} LLM calls · "

@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
 
 
+
+
 def _cost(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.6f}"
+    from agentcli.cli.tables import format_cost
+
+    return format_cost(value)
 
 
 def _clock(ts: float) -> str:
