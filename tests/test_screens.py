@@ -296,3 +296,16 @@ def test_nothing_is_printed_inside_an_open_question(monkeypatch: pytest.MonkeyPa
     asking.join(10)
     assert answers == ["y"] and "ok s3 0.09s" in capsys.readouterr().err
     os.close(write)
+
+
+def test_a_failed_runs_answer_is_on_the_screen_once(workspace: Path) -> None:
+    (workspace / "a.txt").write_text("A\n")
+    read = {"steps": [{"title": "Read a.txt", "tool": "read_file", "args": {"path": "a.txt"}}]}
+    stop = {"outcome": "stop", "answer": "", "reason": "the notes need the version number, which a.txt lacks"}
+    child = spawn(workspace, "run", "write the release notes", "--yes", script=[read, stop], columns=120)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus != 0
+    screen = "\n".join(_rendered(child.before))
+    assert screen.count("which a.txt lacks") == 1, screen
+    assert "error: stopped" in screen

@@ -516,8 +516,10 @@ def run(
         elif checkpoint_error:
             print_warning(f"no checkpoint of this run, so no undo: {checkpoint_error[0]}")
     if outcome.exit_code != ExitCode.OK and output == "text":
+        # On one terminal the answer is on the screen just above: the error line does not repeat it.
+        shown = bool(outcome.answer) and not quiet and console.is_terminal and err_console.is_terminal
         detail = outcome.answer if outcome.reason == "error" else (
-            f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)
+            f"{outcome.reason}: {outcome.answer}" if outcome.answer and not shown else outcome.reason)
         print_error(detail)
     if interrupted and ends_process:
         leave(outcome.exit_code)  # a model call still in flight in a thread must not hold the exit
