@@ -159,6 +159,15 @@ def test_runs_list_shows_the_task_and_the_whole_status(recorded: Path, columns: 
 
 
 @pytest.mark.parametrize("columns", [80, 120])
+def test_runs_show_gives_costs_in_one_form(recorded: Path, columns: int) -> None:
+    screen = screen_of(recorded, "runs", "show", sorted((recorded / ".agent" / "runs").iterdir())[0].name,
+                       columns=columns)
+    costs = screen.split("cost per step", 1)[1]
+    assert "list_files" in costs and "$0.000000" not in costs  # nothing spent is $0, as in every table
+    assert re.search(r"list_files +ok +0 +\$0 +\$0 +\+\$0\n", costs), costs
+
+
+@pytest.mark.parametrize("columns", [80, 120])
 def test_the_plan_shows_a_write_steps_whole_arguments(recorded: Path, columns: int) -> None:
     screen = screen_of(recorded, "plan", "write the release notes for 0.4.3", columns=columns,
                        script=[RELEASE])

@@ -158,7 +158,7 @@ def render_user_words(rec: RunRecord) -> None:
 
 
 def _signed(value: float | None) -> str:
-    return "-" if value is None else f"{'+' if value >= 0 else '-'}${abs(value):.6f}"
+    return "-" if value is None else ("+" if value >= 0 else "-") + _cost(abs(value))
 
 
 def render_step_costs(costs: list[StepCost]) -> None:
