@@ -36,6 +36,7 @@ from agentcli.cli.commands.common import (
     RedactingStream,
     State,
     configure_consoles,
+    counted,
     err_console,
     print_error,
     print_warning,
@@ -227,7 +228,7 @@ def ask(
         cost = format_cost(result.cost_usd)
         err_console.print(
             f"[dim]{result.response_model} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens"
-            f" · {cost} · {result.latency_ms:.0f} ms · {result.attempts} attempt(s)[/dim]"
+            f" · {cost} · {result.latency_ms:.0f} ms · {counted(result.attempts, 'attempt')}[/dim]"
         )
 
 

@@ -23,6 +23,7 @@ from rich.markup import escape
 from agentcli.cli.commands.common import (
     MAX_LIST,
     console,
+    counted,
     err_console,
     in_range,
     print_error,
@@ -87,7 +88,7 @@ def chat(
     if session is not None:
         _offer_unfinished(ctx, settings, session, yes)
     err_console.print(f"[bold]agent chat[/bold] · {escape(str(settings.workspace))} · "
-                      + (f"session {session.session_id}, {len(session.chain())} turn(s)" if session is not None
+                      + (f"session {session.session_id}, {counted(len(session.chain()), 'turn')}" if session is not None
                          else "a new session")
                       + " · /help · Ctrl-D leaves", highlight=False)
     prompt = _line_editor(settings)

@@ -16,6 +16,7 @@ from agentcli.cli.commands.common import (
     MAX_STEPS,
     MAX_TOKENS,
     console,
+    counted,
     err_console,
     in_range,
     print_error,
@@ -490,7 +491,8 @@ def run(
         done, interrupted = None, True
     status.stop()
     if steering is not None and (late := steering.pending()):  # an interrupted run's too: none is dropped unsaid
-        print_warning(f"{len(late)} message(s) {'typed' if typed is not None else 'on stdin'} were not applied: "
+        print_warning(f"{counted(len(late), 'message')} {'typed' if typed is not None else 'on stdin'} "
+                      f"{'was' if len(late) == 1 else 'were'} not applied: "
                       "the run ended before another step boundary: "
                       + "; ".join(m[:80] for m in late))
     # In `agent chat` the process goes on to the next turn: a model call still in flight is left to
