@@ -318,3 +318,16 @@ def test_a_failed_runs_answer_is_on_the_screen_once(workspace: Path) -> None:
     screen = "\n".join(_rendered(child.before))
     assert screen.count("which a.txt lacks") == 1, screen
     assert "error: stopped" in screen
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("group", ["", "runs", "memory", "tools", "config"])
+def test_every_commands_help_line_is_whole(workspace: Path, columns: int, group: str) -> None:
+    screen = screen_of(workspace, *([group] if group else []), "--help", columns=columns)
+    fits(screen, columns)
+    commands = screen.split("Commands:\n", 1)[1].strip().splitlines()
+    assert len(commands) >= 2
+    for line in commands:  # each a whole phrase, not one cut off with "..."
+        assert line.rstrip().endswith((".", ")")) and not line.rstrip().endswith("..."), screen
+    if not group:
+        assert "--data-dir <path>" in screen

@@ -143,17 +143,17 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(tools_cmd.app, name="tools")
 app.add_typer(memory_cmd.app, name="memory")
-app.command("doctor")(doctor_cmd.doctor)
-app.command("plan")(plan_cmd.plan)
-app.command("map")(map_cmd.map_)
-app.command("run")(run_cmd.run)
-app.command("chat")(chat_cmd.chat)
-app.command("sessions")(sessions_cmd.sessions)
+app.command("doctor", short_help="Check the config, data dir, models, tokenizer and LanceDB.")(doctor_cmd.doctor)
+app.command("plan", short_help="Plan a task and show the plan, without running it.")(plan_cmd.plan)
+app.command("map", short_help="Print the repository map the planner gets for a task.")(map_cmd.map_)
+app.command("run", short_help="Plan a task, confirm the plan, run it and report.")(run_cmd.run)
+app.command("chat", short_help="An interactive session: each line you type is a turn.")(chat_cmd.chat)
+app.command("sessions", short_help="List sessions, or show one: its turns, status and cost.")(sessions_cmd.sessions)
 app.add_typer(runs_cmd.app, name="runs")
-app.command("replay")(runs_cmd.replay)
-runs_cmd.app.command("diff")(undo_cmd.diff)
-app.command("undo")(undo_cmd.undo)
-app.command("trust")(trust_cmd.trust)
+app.command("replay", short_help="Re-run a recorded run offline, at no cost, and compare.")(runs_cmd.replay)
+runs_cmd.app.command("diff", short_help="What a run (or one of its steps) changed in the workspace.")(undo_cmd.diff)
+app.command("undo", short_help="Restore the files a run changed to how they were before.")(undo_cmd.undo)
+app.command("trust", short_help="Trust the project config, AGENTS.md and hooks as they are.")(trust_cmd.trust)
 
 
 def _version(value: bool) -> None:
@@ -174,7 +174,8 @@ def root(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model for every role.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Provider endpoint override.")] = None,
     data_dir: Annotated[str | None, typer.Option(
-        "--data-dir", help="Runs, memory and logs (a relative path is from the current directory).")] = None,
+        "--data-dir", metavar="<path>",
+        help="Runs, memory and logs (a relative path is from the current directory).")] = None,
     log_json: Annotated[
         bool, typer.Option("--log-json", help="Also write every LLM-call record to stderr as JSON.")
     ] = False,
@@ -197,7 +198,7 @@ def root(
     ctx.obj = state
 
 
-@app.command()
+@app.command(short_help="Ask the model one question (no tools, no plan).")
 def ask(
     ctx: typer.Context,
     prompt: Annotated[str, typer.Argument(help="What to ask the model.")],

@@ -92,7 +92,7 @@ def _progress_bar() -> Iterator[Progress | None]:
             bar.stop()
 
 
-@app.command()
+@app.command(short_help="Recall from memory: the best hits of every tier.")
 def search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What to look for.")],
@@ -119,7 +119,7 @@ def search(
     err_console.print(f"[dim]{counted(len(result.hits), 'hit')} in {result.took_ms:.0f} ms[/dim]")
 
 
-@app.command()
+@app.command(short_help="Add files or folders to memory (chunked, deduplicated).")
 def add(
     ctx: typer.Context,
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories inside the workspace.")] = None,
@@ -151,7 +151,7 @@ def add(
         f"({result.took_ms / 1000:.1f} s)", highlight=False)
 
 
-@app.command("list")
+@app.command("list", short_help="List stored episodes and chunks.")
 def list_(
     ctx: typer.Context,
     tier: Annotated[str, typer.Option("--tier", "-t", help="episodic, semantic or all.")] = "all",
@@ -218,7 +218,7 @@ def _size(n: int | None) -> str:
     return f"{n} B"
 
 
-@app.command()
+@app.command(short_help="Rows per tier, embedder, versions, indices and size.")
 def stats(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
@@ -242,7 +242,7 @@ def stats(
     console.print(fitted_table(cols, rows, console.width))
 
 
-@app.command()
+@app.command(short_help="Re-embed everything with the configured embedder.")
 def reindex(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,

@@ -180,7 +180,7 @@ def render_step_costs(costs: list[StepCost]) -> None:
     console.print(fitted_table(cols, rows, console.width, title="cost per step"))
 
 
-@app.command("show")
+@app.command("show", short_help="One run: its plan, timeline, approvals and costs.")
 def show(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
@@ -219,7 +219,7 @@ def show(
         console.print(cache, highlight=False)
 
 
-@app.command("stats")
+@app.command("stats", short_help="Calls, tokens and cost over recorded runs.")
 def stats(
     ctx: typer.Context,
     since: Annotated[str | None, typer.Option(
