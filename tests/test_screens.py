@@ -230,7 +230,7 @@ def test_every_legend_is_drawn_by_the_one_function() -> None:
 
 
 def test_plan_approval_and_undo_legends_in_a_real_terminal(workspace: Path) -> None:
-    child = spawn(workspace, "run", "write a note", script=[WRITE, DONE])
+    child = spawn(workspace, "run", "write a note", script=[WRITE, DONE], columns=120)
     child.expect_exact(LEGENDS["plan"])
     child.sendline("y")
     child.expect_exact(LEGENDS["approval"])
@@ -244,6 +244,18 @@ def test_plan_approval_and_undo_legends_in_a_real_terminal(workspace: Path) -> N
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0 and not (workspace / "note.txt").exists()
+
+
+def test_a_legend_wider_than_the_terminal_puts_the_hint_on_the_answers_line(workspace: Path) -> None:
+    child = spawn(workspace, "run", "write a note", script=[WRITE, DONE], columns=80)
+    child.expect_exact(LEGENDS["plan"])  # it fits: one line
+    child.sendline("y")
+    child.expect_exact("run it? [y]es / [n]o / [a]lways (this tool, this run) / a[b]ort,\r\n"
+                       "or type what to do instead (n): ")
+    child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and (workspace / "note.txt").read_text() == "hi"
 
 
 def test_undo_without_an_id_asks_which_at_a_terminal(workspace: Path) -> None:
