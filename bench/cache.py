@@ -115,6 +115,11 @@ def _one_prefix(requests: list[ModelRequest]) -> list[ModelRequest]:
     return out
 
 
+def _avg(per_role: dict[str, Any], role: str) -> int:
+    part = per_role.get(role)
+    return part["tokens"] // part["requests"] if part else 0
+
+
 async def _agentcli_requests(tasks: list[suite.Task], base: Path) -> list[ModelRequest]:
     ws = suite.make_workspace(base / "ws")
     config = kit.bench_config()
@@ -262,7 +267,8 @@ def run(ctx: Context) -> SectionResult:
         res.rows.append(Row(SECTION, f"change task by tool steps, verify passed, review.mode = {mode}: requests / "
                             f"input tokens (run {status})", text=f"{change[mode].requests} / "
                             f"{change[mode].input_tokens:,}"))
-    for role, part in breakdown.summary(agentcli_reqs).items():
+    per_role = breakdown.summary(agentcli_reqs)
+    for role, part in per_role.items():
         top = ", ".join(f"{name} {n:,}" for name, n in list(part["sections"].items())[:6])
         res.rows.append(Row(SECTION, f"calls suite, agentcli {role} request: tokens by section (a request)",
                             text=f"{part['tokens'] // part['requests']:,} = {top}, ..."))
@@ -315,11 +321,11 @@ def run(ctx: Context) -> SectionResult:
         "share of a smaller run).",
         "Why the Anthropic and no-cache targets are still out of reach on this suite: its tasks are 3-6 short "
         "tool steps that ask questions, so a ReAct loop's history stays small, while every agentcli task pays a "
-        "planner request (~3,160 tokens: the rules ~940, the survey's callable tools ~820, the catalogue ~510, "
-        "the draft schema ~420, the workspace and map ~430; all but the map and task a prefix shared by all "
-        "tasks) and a reviewer request (~970 tokens, ~715 of them the step outputs it answers from; its stable "
-        "part, ~250 tokens, is under the 1,024-token minimum of a cached prefix). The reviewer requests, which "
-        "write the answer of every question task, cost ~5,800 units at any price: already 75% of what the "
+        "planner request (~2,600 tokens: the rules ~780, the survey's callable tools ~615, the catalogue ~425, "
+        "the draft schema ~315, the workspace and map ~430; all but the map and task a prefix shared by all "
+        "tasks) and a reviewer request (~935 tokens, ~707 of them the step outputs it answers from; its stable "
+        "part, ~215 tokens, is under the 1,024-token minimum of a cached prefix). The reviewer requests, which "
+        "write the answer of every question task, cost ~5,600 units at any price: already 72% of what the "
         "Anthropic target allows agentcli in all. A review the facts decide (review.mode = auto) needs a "
         "change task whose tool steps a verify command checks (the 'change task' rows), none of this suite's.",
         "One prefix across roles (the candidate row): a step or reviewer request that began with the planner's "
@@ -332,7 +338,31 @@ def run(ctx: Context) -> SectionResult:
         "a step (measured once on a calls-suite review: 734 -> 597 tokens of steps, -19%): an output in a JSON "
         "string cannot pose as another step's line or status, which plain text would allow a file or a command "
         "to do; the survey tools' schemas written compactly (841 -> 771 tokens): they are the provider-facing "
-        "tool definitions, sent as the tools declare them.",
+        "tool definitions, sent as the tools declare them (adopted since, with the bounds the tools check "
+        "left out too: see the 8398538 note).",
+        "At 8398538, before the fixed part of every request was cut (the same run): agentcli 14 requests, "
+        "27,105 input tokens; ReAct 28, 64,686; ratios 1.87x (OpenAI), 1.05x (Anthropic), 2.39x (no cache); a "
+        "planner request 3,254 tokens (rules 970, the survey's callable tools 873, catalogue 517, draft schema "
+        "424), a reviewer request 966 (steps 715, rules 170, schema 66), a step request 820. Now: agentcli "
+        f"{ours.input_tokens:,}, ReAct {theirs.input_tokens:,}; a planner request "
+        f"{_avg(per_role, 'planner'):,}, a reviewer request {_avg(per_role, 'reviewer'):,}, a step request "
+        f"{_avg(per_role, 'step'):,}.",
+        "What was cut, every rule and capability kept: the planner's rules rewritten tersely (the step shapes, "
+        "the {{sN.output}} references and the change-a-file recipe each said once); the draft schema's step one "
+        "object whose head (call, prompt, investigate) is a property, oneOf requiring exactly one (three anyOf "
+        "branches repeated the shared properties: ~110 tokens); the survey's and investigate's callable tools "
+        "sent compactly, an optional argument as [\"integer\", \"null\"] and without the length, pattern and "
+        "closed-object bounds the tool checks at the call (~200 tokens; this reverses the earlier choice below: "
+        "a bound broken is still refused, with the tool's error for the model); the catalogue's output shape "
+        "inline (left out for text) and the survey's tools named without a stock phrase; shorter argument texts "
+        "of search_code, read_file and git_history (these are also the ReAct loop's tool definitions, so its "
+        "requests shrank too: 64,686 -> the figure above); the reviewer's rules, its schema's outcome (an enum, "
+        "no type), a tool step's args in the digest as a JSON object (an output is still one JSON string, so it "
+        "cannot pose as a step's line), and the step's plan reminder frame.",
+        "Considered and not done: dropping git_history from the survey's tools (~220 tokens a planner request, "
+        "but a capability lost); the step digest as plain text (above: the JSON string keeps an output from "
+        "posing as a step); a planner request of ~2,100 tokens on this suite would need ~500 more tokens cut "
+        "from rules that are now one clause per rule, or a capability dropped.",
         "A first-plan run (strong-model-t1) has one request of each role and two short step requests: nothing in "
         "it can share a prefix with an earlier request of the run (the 'most a prefix cache could serve' row); "
         "after a run of another task the planner's stable prefix is served from the cache.",

@@ -214,7 +214,7 @@ def test_the_hosted_planner_can_plan_edits_and_old_plans_keep_their_hash(ws: Pat
     assert [s.answer for s in made.steps] == ["text", "edits", "text"]
     assert made.steps[2].requires_approval  # a write, like any other
     system = model.requests[0].messages[0]["content"]
-    assert "To change an existing file" in system and "- apply_edits(edits: list of {path: text, " in system
+    assert "Change a file: read_file it" in system and "- apply_edits(edits: list of {path: text, " in system
     # A plan without answer shapes hashes as it did before they existed.
     payload = plan(step("s1", prompt="x")).hash_payload()
     assert "answer" not in payload["steps"][0] and "answer_schema" not in payload["steps"][0]

@@ -217,8 +217,8 @@ def test_model_steps_see_the_plan_and_where_they_are_in_it(workspace: Path) -> N
     system, user = model.requests[1].messages
     assert "<plan>" not in system["content"]  # the stable prefix is the same for every step
     assert user["content"].startswith(
-        "<plan>\nThe plan and its progress, for orientation (do only step s2; done: finished, this step uses its "
-        "output; to do: comes after this one; other: an earlier step this one does not use):\n"
+        "<plan>\nThe plan, for orientation; do only step s2 (done: finished, its output used here; to do: comes "
+        "later; other: earlier, not used here):\n"
         "s1 [done] Read a.txt\ns2 [now] Summarise it\ns3 [to do] List the files\n</plan>\n\nSummarise: ")
 
 

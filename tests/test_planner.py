@@ -124,10 +124,10 @@ def test_prompt_has_task_tools_budgets_workspace_memory_and_context_stable_parts
 
     _, model = plan_with(ws, [GOOD], recall=recall, context="the previous plan failed at s2")
     system, user = (m["content"] for m in model.requests[0].messages)
-    assert "{{s1.output}}" in system and '"depends_on": []' in system
+    assert "{{sN.output}}" in system and '"depends_on"' in system and "([] for s1)" in system
     # What is the same for every task of a configuration comes first, in the system message (a
     # provider caches that prefix); the task comes last.
-    assert "- read_file [read, runs without asking]: one of the tools you are given now" in system
+    assert "- read_file [read, runs without asking] -> any\n" in system  # given with the request: named only
     assert "- write_file(path: text, content: text) [write, needs approval]" in system
     assert "# Budgets\nat most 20 steps; model spend <= $1; <= 200000 tokens; <= 900 s" in system
     # Each tool's args are sent once: read_file's with it as a tool the survey may call, not again

@@ -134,24 +134,30 @@ def test_hosted_model_is_sent_one_shared_step(ws: Path) -> None:
     assert steps["patternProperties"] == {"^s[1-9][0-9]*$": {"$ref": "#/$defs/step"}}
     assert steps["minProperties"] == 1 and steps["maxProperties"] == 20
     assert steps["additionalProperties"] is False
-    # What both kinds of step share is written once.
-    assert list(schema["$defs"]) == ["step", "depends_on", "title"]
-    call, prompt, investigate = schema["$defs"]["step"]["anyOf"]
-    assert call["required"] == ["call", "depends_on", "title"]
-    assert prompt["required"] == ["prompt", "depends_on", "title"]
-    assert investigate["required"] == ["investigate", "depends_on", "title"]
-    assert set(investigate["properties"]) == {"investigate", "depends_on", "title", "requires_approval"}
-    assert set(call["properties"]) == {"call", "depends_on", "title", "requires_approval", "expect_exit_codes"}
+    # One step object: what every kind of step has is written once; its head (call, prompt or
+    # investigate) is one of its properties, exactly one of them required.
+    assert list(schema["$defs"]) == ["step", "text"]
+    step = schema["$defs"]["step"]
+    props = step["properties"]
+    assert step["required"] == ["depends_on", "title"] and step["additionalProperties"] is False
+    assert step["oneOf"] == [{"required": ["call"]}, {"required": ["prompt"]}, {"required": ["investigate"]}]
+    assert set(props) == {"call", "prompt", "investigate", "answer", "answer_schema", "expect_exit_codes",
+                          "depends_on", "title", "requires_approval"}
     # A call names one of the tools; its args are an object, checked against the tool's own schema
     # in code: each tool's arguments are in the request once, in the catalogue's signatures.
-    assert call["properties"]["call"] == {
+    assert props["call"] == {
         "type": "object", "properties": {"tool": {"enum": [t.name for t in tools]}, "args": {"type": "object"}},
         "required": ["tool", "args"], "additionalProperties": False}
-    assert call["properties"]["depends_on"] == prompt["properties"]["depends_on"] == {"$ref": "#/$defs/depends_on"}
-    deps = schema["$defs"]["depends_on"]
-    assert deps == {"type": "array", "items": {"type": "string", "pattern": "^s[1-9][0-9]*$"}, "maxItems": 8}
-    assert schema["$defs"]["title"]["maxLength"] == 60 and prompt["properties"]["prompt"]["maxLength"] == 4000
+    assert props["prompt"] == props["investigate"] == {"$ref": "#/$defs/text"}
+    assert props["depends_on"] == {"type": "array", "items": {"type": "string", "pattern": "^s[1-9][0-9]*$"},
+                                   "maxItems": 8}
+    assert props["title"]["maxLength"] == 60 and schema["$defs"]["text"]["maxLength"] == 4000
     assert "description" not in json.dumps(schema)
+    ok = Draft202012Validator(schema)
+    s1 = GOOD["steps"]["s1"]
+    assert ok.is_valid({"steps": {"s1": {"investigate": "why?", "depends_on": [], "title": "Why"}}})
+    assert not ok.is_valid({"steps": {"s1": {"depends_on": [], "title": "No head"}}})
+    assert not ok.is_valid({"steps": {"s1": {**s1, "investigate": "and why?"}}})
 
 
 def test_hosted_request_gives_each_tools_arguments_once(ws: Path) -> None:
@@ -162,9 +168,9 @@ def test_hosted_request_gives_each_tools_arguments_once(ws: Path) -> None:
     system = req.messages[0]["content"]
     given = {t["function"]["name"] for t in req.tools or []}
     assert given == {"list_files", "read_file"}  # the test registry's read-only tools
-    assert "- write_file(path: text, content: text) [write, needs approval]: Write a text file." in system
-    assert ("- read_file [read, runs without asking]: one of the tools you are given now (its description and "
-            "arguments there)") in system
+    assert "- write_file(path: text, content: text) [write, needs approval] -> any: Write a text file." in system
+    assert "- read_file [read, runs without asking] -> any\n" in system  # no description: given now
+    assert "a tool with no description is one you are given now, described there" in system
     for name in given:
         assert f"- {name}(" not in system
     assert req.response_format is not None
@@ -246,9 +252,10 @@ def test_hosted_schema_grows_with_tools_not_steps(ws: Path) -> None:
     per_slot = (tok(hosted_draft_schema(tools, 50)) - tok(hosted_draft_schema(tools, 5))) / 45
     assert per_slot < 20  # a $ref per slot, nothing else
     assert tok(hosted_draft_schema(tools[:1], 20)) < tok(hosted_draft_schema(tools, 20))
-    # No tools: prompt steps only (an empty anyOf is no valid schema).
-    no_tools = hosted_draft_schema([], 3)["$defs"]["step"]["anyOf"]
-    assert [b["required"][0] for b in no_tools] == ["prompt"]
+    # No tools: prompt steps only (an empty enum is no valid schema), the prompt simply required.
+    no_tools = hosted_draft_schema([], 3)["$defs"]["step"]
+    assert "call" not in no_tools["properties"] and "oneOf" not in no_tools
+    assert no_tools["required"] == ["prompt", "depends_on", "title"]
 
 
 def test_what_the_hosted_schema_lets_through_is_reasked(ws: Path) -> None:

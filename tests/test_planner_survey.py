@@ -57,7 +57,7 @@ def test_one_survey_round_can_search_and_see_the_code_around_each_match(workspac
             ToolCall(id="c2", name="list_files", arguments={"pattern": "*.py"})]
     r, model = run(workspace, both, DRAFT, REVIEW)
     assert r.exit_code == 0, r.output
-    assert "Ask for all of it in one reply" in model.requests[0].messages[0]["content"]
+    assert "all in one reply" in model.requests[0].messages[0]["content"]
     replies = {m["tool_call_id"]: json.loads(m["content"]) for m in model.requests[1].messages if m["role"] == "tool"}
     [hit] = replies["c1"]
     assert (hit["line"], hit["from_line"]) == (22, 19)
@@ -85,7 +85,8 @@ def test_no_survey_when_turned_off(workspace: Path) -> None:
     (workspace / "calc.py").write_text("x = 1\n")
     r, model = run(workspace, DRAFT, REVIEW, env={"AGENT_PLANNER__SURVEY_CALLS": "0"})
     assert r.exit_code == 0, r.output
-    assert model.requests[0].tools is None and "read-only tools" not in model.requests[0].messages[0]["content"]
+    assert model.requests[0].tools is None
+    assert "Before the plan you may call" not in model.requests[0].messages[0]["content"]
 
 
 def test_the_planner_is_told_how_the_run_is_verified(workspace: Path) -> None:
@@ -94,3 +95,23 @@ def test_the_planner_is_told_how_the_run_is_verified(workspace: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "# Verification\nWhen the steps are done, if files changed, `python -m pytest -q` runs" \
         in model.requests[0].messages[0]["content"]
+
+
+def test_the_survey_tools_are_sent_compactly_and_their_bounds_still_hold(workspace: Path) -> None:
+    # The survey's tools go without the bounds the tools check themselves (lengths, patterns, closed
+    # objects) and with an optional argument's type written as ["integer", "null"]: a call that breaks
+    # a bound is still refused, with the tool's own error for the planner to read.
+    (workspace / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    long_query = ToolCall(id="c1", name="search_code", arguments={"query": "x" * 500})
+    r, model = run(workspace, long_query, DRAFT, REVIEW)
+    assert r.exit_code == 0, r.output
+    sent = {t["function"]["name"]: t["function"] for t in model.requests[0].tools or []}
+    params = sent["search_code"]["parameters"]
+    text = json.dumps(sent)
+    for keyword in ("maxLength", "minLength", "pattern", "additionalProperties", '"default": null', "anyOf"):
+        assert keyword not in text, keyword
+    assert params["required"] == ["query"] and params["properties"]["max_results"]["maximum"] == 20
+    assert params["properties"]["glob"]["type"] == ["string", "null"] and "description" in params["properties"]["glob"]
+    assert sent["git_history"]["parameters"]["properties"]["command"]["enum"] == ["log", "show", "blame"]
+    [answer] = [m for m in model.requests[1].messages if m["role"] == "tool"]
+    assert "error" in answer["content"] and "200" in answer["content"]

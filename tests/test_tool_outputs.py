@@ -44,7 +44,10 @@ def test_the_hosted_catalogue_shows_outputs_and_the_small_one_is_unchanged(ws: P
     settings = load_settings(workspace=ws, use_user_config=False, environ={})
     tools = make_registry(ws).tools()
     hosted = build_messages("t", tools, settings.config, "", [], hosted=True, step_output_tokens=8192)
-    assert "returns: list of {file: text, line: int, snippet: text, from_line: int or null}" in hosted[0]["content"]
+    content = hosted[0]["content"]
+    assert "-> list of {file: text, line: int, snippet: text, from_line: int or null}: Search" in content
+    # read_file's output is text: no shape shown.
+    assert "- read_file(path: text, start_line?: int, end_line?: int) [read, runs without asking]: Read" in content
     assert "at most 8192 tokens" in hosted[0]["content"] and '"answer": "edits"' in hosted[0]["content"]
     small = build_messages("t", tools, settings.config, "", [])
     assert "returns:" not in small[1]["content"] and "edits" not in small[0]["content"]

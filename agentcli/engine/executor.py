@@ -696,9 +696,8 @@ def plan_reminder(plan: Plan, current: str) -> str:
 
 
 #: The frame of :func:`plan_reminder` (its lines are code).
-PLAN_REMINDER = ("<plan>\nThe plan and its progress, for orientation (do only step {current}; done: finished, "
-                 "this step uses its output; to do: comes after this one; other: an earlier step this one does "
-                 "not use):\n{steps}\n</plan>")
+PLAN_REMINDER = ("<plan>\nThe plan, for orientation; do only step {current} (done: finished, its output used "
+                 "here; to do: comes later; other: earlier, not used here):\n{steps}\n</plan>")
 
 
 def _feeds_data(plan: Plan, step_id: str) -> bool:

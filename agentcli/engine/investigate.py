@@ -30,6 +30,7 @@ from agentcli.engine.hooks import Hooks
 from agentcli.errors import BudgetExceeded, LLMError
 from agentcli.models.client import LLMClient
 from agentcli.planning.plan import CommandRun, Findings
+from agentcli.planning.prompt import callable_tool_spec
 from agentcli.record.events import EventLog, ToolCalled
 from agentcli.tools import ToolRegistry
 from agentcli.tools.text import head_tail, strip_ansi, tail_with_failures
@@ -109,7 +110,7 @@ class Investigation:
         mistakes (BudgetExceeded and cancellation pass through)."""
         limits = self.config.investigate
         tools = self.tools()
-        specs = [t.openai_schema() for t in tools]
+        specs = [callable_tool_spec(t) for t in tools]
         offered = {t.name for t in tools}
         system = investigate_system(task, limits.max_calls)
         if instructions:

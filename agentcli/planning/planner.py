@@ -65,6 +65,7 @@ from agentcli.planning.plan import (
 from agentcli.planning.prompt import (
     PastPlans,
     Recall,
+    callable_tool_spec,
 )
 from agentcli.planning.strategy import PlannerStrategy, PlanRequest, planner_for
 from agentcli.redact import Redactor, redact_text
@@ -468,7 +469,7 @@ def survey_tools(registry: ToolRegistry, config: Config) -> list[Tool]:
 
 
 def _survey_specs(survey: list[Tool]) -> list[dict[str, Any]]:
-    return [t.openai_schema() for t in survey]
+    return [callable_tool_spec(t) for t in survey]
 
 
 def _shown(output: Any) -> str:

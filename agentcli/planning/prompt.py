@@ -102,6 +102,30 @@ def tool_args_schema(tool: Tool, *, bounded: bool = True) -> dict[str, Any]:
     return _bound(inlined) if bounded else _compact(inlined)
 
 
+#: JSON Schema keywords a hosted model's callable tool is sent without: bounds and closedness the
+#: tool's own validation enforces at the call (an error the model is shown), not guidance it needs.
+_CHECKED_IN_CODE = frozenset({"minLength", "maxLength", "pattern", "additionalProperties"})
+
+
+def _lean(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_lean(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    return {k: _lean(v) for k, v in node.items() if k not in _CHECKED_IN_CODE}
+
+
+def callable_tool_spec(tool: Tool) -> dict[str, Any]:
+    """A tool as a hosted model is given it to call (the planner's survey, an investigate step): the
+    OpenAI function format of :meth:`Tool.openai_schema`, its arguments written compactly
+    (:func:`_compact`: an optional argument's type as ``["integer", "null"]``, no ``default: null``)
+    and without the constraints the tool checks itself when called (:data:`_CHECKED_IN_CODE`), nor the
+    args model's docstring: the same arguments, descriptions and defaults in about 20% fewer tokens."""
+    spec = tool.openai_schema()
+    params = {k: v for k, v in spec["function"]["parameters"].items() if k != "description"}
+    return {**spec, "function": {**spec["function"], "parameters": _lean(_compact(params))}}
+
+
 def _deps_schema(k: int) -> dict[str, Any]:
     # Step k may only name s1..s(k-1): a self- or forward dependency cannot even be written.
     if k == 1:
@@ -180,45 +204,48 @@ def hosted_draft_schema(tools: list[Tool], max_steps: int, *, investigate: bool 
     tool are in the request once, as its signature in the catalogue (:func:`tool_catalogue`), and a
     draft's args are checked against the tool's own schema in code, every problem re-asked
     (:func:`agentcli.planning.plan.validate_steps`), as the grammar cannot do for a hosted model. Every
-    other object is closed (``additionalProperties: false``), with the same ``required`` lists as
-    :func:`draft_schema`, and a prompt may be longer. With ``investigate``, a step may also be
-    ``{"investigate": QUESTION, ...}`` (:data:`INVESTIGATE_RULE`).
+    other object is closed (``additionalProperties: false``); a step is one object whose head (``call``,
+    ``prompt``, or with ``investigate`` also ``{"investigate": QUESTION, ...}``: :data:`INVESTIGATE_RULE`)
+    is one of its properties, exactly one of them required (``oneOf``), and a prompt may be longer than
+    the grammar's.
     """
-    # What both kinds of step share is written once, in $defs, and referred to.
-    shared: dict[str, Any] = {
-        "depends_on": {"type": "array", "items": {"type": "string", "pattern": STEP_ID_RE.pattern},
-                       "maxItems": min(max(max_steps - 1, 0), ARRAY_MAX)},
-        "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
-    }
-    common: dict[str, Any] = {"depends_on": {"$ref": "#/$defs/depends_on"}, "title": {"$ref": "#/$defs/title"},
-                              "requires_approval": {"type": "boolean"}}
-    # Only a tool step runs a command, so only a tool step says which exit codes it expects.
-    extra = {"call": {"expect_exit_codes": {"type": "array", "items": {"type": "integer"}, "maxItems": 16}}}
-    heads: dict[str, Any] = {}
+    # One step object: what every kind of step has is written once, each kind's head is an optional
+    # property, and ``oneOf`` its required key says a step has exactly one head (the code checks it
+    # too: interpret_draft). Three anyOf branches repeating the shared properties cost ~150 tokens.
+    text = {"type": "string", "minLength": 1, "maxLength": HOSTED_PROMPT_MAX}
+    props: dict[str, Any] = {}
     if tools:  # an empty enum is no valid schema
         # The tool by name; its args an object, checked against the tool's own schema in code
         # (validate_steps) and re-asked: each tool's arguments are written once in the request, as
         # the catalogue's signature (tool_catalogue), not again here (about 1,100 tokens a request).
-        heads["call"] = {
+        props["call"] = {
             "type": "object",
             "properties": {"tool": {"enum": [t.name for t in tools]}, "args": {"type": "object"}},
             "required": ["tool", "args"],
             "additionalProperties": False,
         }
-    heads["prompt"] = {"type": "string", "minLength": 1, "maxLength": HOSTED_PROMPT_MAX}
+    props["prompt"] = {"$ref": "#/$defs/text"}
     if investigate:
-        heads["investigate"] = {"type": "string", "minLength": 1, "maxLength": HOSTED_PROMPT_MAX}
-    # An llm step may declare its answer's shape (Step.answer); optional, so old drafts still fit.
-    answer = {"answer": {"enum": ["text", "json", "edits"]}, "answer_schema": {"type": "object"}}
-    step = {"anyOf": [{
-        "type": "object",
-        "properties": {head: sub, **common, **extra.get(head, {}), **(answer if head == "prompt" else {})},
-        "required": [head, "depends_on", "title"],
-        "additionalProperties": False,
-    } for head, sub in heads.items()]}
-    defs: dict[str, Any] = {"step": step, **shared}
+        props["investigate"] = {"$ref": "#/$defs/text"}
+    heads = list(props)
+    props.update({
+        # An llm step may declare its answer's shape (Step.answer); only a tool step runs a command,
+        # so only a tool step's expected exit codes are read (the others are ignored).
+        "answer": {"enum": ["text", "json", "edits"]}, "answer_schema": {"type": "object"},
+        "expect_exit_codes": {"type": "array", "items": {"type": "integer"}, "maxItems": 16},
+        "depends_on": {"type": "array", "items": {"type": "string", "pattern": STEP_ID_RE.pattern},
+                       "maxItems": min(max(max_steps - 1, 0), ARRAY_MAX)},
+        "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
+        "requires_approval": {"type": "boolean"},
+    })
+    step: dict[str, Any] = {"type": "object", "properties": props, "required": ["depends_on", "title"],
+                            "additionalProperties": False}
+    if len(heads) > 1:
+        step["oneOf"] = [{"required": [h]} for h in heads]
+    else:
+        step["required"] = [*heads, "depends_on", "title"]
     return {
-        "$defs": defs,
+        "$defs": {"step": step, "text": text},
         "type": "object",
         "properties": {
             "steps": {"type": "object", "patternProperties": {STEP_ID_RE.pattern: {"$ref": "#/$defs/step"}},
@@ -450,28 +477,25 @@ Use only the tools listed, with their exact argument names. Use as few steps as 
 #: it reaches into (tests check that every one resolves).
 HOSTED_REFERENCE_EXAMPLES = {"{{s2.output[0].file}}": "search_code", "{{s3.output.exit_code}}": "run_shell"}
 
-_HOSTED_SYSTEM = """You are the planner of a developer agent. Turn the task into a short plan.
-Reply with only a JSON object: {"steps": {"s1": {...}, "s2": {...}, ...}}.
-Steps are named s1, s2, s3, ... in order. Each step is either
-- a tool step: {"call": {"tool": "<tool name>", "args": {...}}, "depends_on": [], "title": "..."}
-- or an llm step: {"prompt": "...", "depends_on": [], "title": "..."}, for work whose content
-  depends on earlier results (writing code, summarising findings); another model answers it, seeing
-  only its prompt. It may add "answer": "text" (the default), "json" (optionally with an
-  "answer_schema") or "edits" (a list of {path, search, replace}).
-To use the output of an earlier step, write {{s1.output}} in args or a prompt, or a path into
-its output, whose shape each tool gives under "returns": {{s2.output[0].file}} is the file of
-search_code's first match, {{s3.output.exit_code}} the exit code of run_shell; a "json" llm
-step's output is its JSON value, with paths into it the same way. In a prompt, an output is
-inserted as text (a file's content as it is).
-To change an existing file: read_file it, then an llm step with "answer": "edits" whose prompt holds
-the file's content ({{sN.output}}) and says what to change, then apply_edits with
-{"edits": "{{sM.output}}"}, where sM is that llm step: only the changed lines are written, and
-every search text is checked against the file first. Use write_file for new files.
-An llm step's answer can be at most {limit} tokens (about {lines} lines of code): keep each answer
-within that, e.g. edits instead of rewriting a long file.
-depends_on lists the earlier steps whose output a step uses; it is [] for s1.
-Add "requires_approval": true to a step the user should confirm first.
-Use only the tools listed, with their exact argument names. Use as few steps as the task needs."""
+_HOSTED_SYSTEM = """You are the planner of a developer agent. Reply with only a JSON plan for the task, as few steps as
+it needs: {"steps": {"s1": {...}, "s2": {...}, ...}}, numbered in order, each with "depends_on", a "title"
+and either
+- "call": {"tool": "<tool name>", "args": {...}}: a tool step (only the tools listed, with their exact
+  argument names), or
+- "prompt": "...": an llm step; another model, seeing only the prompt, writes what depends on earlier
+  results (code, a summary); "answer": "text" (the default), "json" (optional "answer_schema") or "edits"
+  (a list of {path, search, replace}).
+depends_on: the earlier steps whose output a step uses ([] for s1). Steps run in parallel once their
+depends_on are done: one that must follow another (two edits to one file, tests after an edit) lists it.
+"requires_approval": true: the user confirms the step first.
+{{sN.output}} in args or a prompt is sN's output; a path reaches into it by the tool's -> shape:
+{{s2.output[0].file}} is search_code's first match's file, {{s3.output.exit_code}} run_shell's exit code;
+a "json" step's output is its JSON value. A prompt gets an output as text (a file as it is).
+Change a file: read_file it; an llm step with "answer": "edits" whose prompt holds the file ({{sN.output}})
+and says what to change; apply_edits {"edits": "{{sM.output}}"}, sM that llm step (only changed lines are
+written, each search text checked first). New files: write_file.
+An llm step's answer is at most {limit} tokens (~{lines} lines of code): stay within it (edits, not a
+long file rewritten)."""
 
 
 def hosted_system(step_output_tokens: int) -> str:
@@ -528,75 +552,62 @@ def tool_signature(tool: Tool) -> str:
 
 
 #: The first line of a hosted planner's tool catalogue: how to read an entry.
-HOSTED_CATALOGUE_NOTE = ("Each tool: name(arguments; ? marks an optional one, = its default) [risk, approval]: "
-                         "what it does; returns: its output's shape. An argument may also be a whole earlier "
-                         "output, {{sN.output}}.")
-
-
-#: A hosted catalogue's entry for a tool the request also gives as a callable tool (the survey's).
-GIVEN_TOOL = "one of the tools you are given now (its description and arguments there)"
+HOSTED_CATALOGUE_NOTE = ("name(arguments; ? optional, = default) [risk, approval] -> output shape (text when "
+                         "not shown): what it does; a tool with no description is one you are given now, "
+                         "described there. An argument may be a whole earlier output, {{sN.output}}.")
 
 
 def tool_catalogue(tools: list[Tool], config: Config, *, hosted: bool = False,
                    given: frozenset[str] = frozenset()) -> str:
     """One entry per tool: name, risk and approval policy, description, args JSON Schema. For a
     ``hosted`` planner the arguments as a one-line signature (:func:`tool_signature`: the only place
-    its request gives them, the draft schema naming the tool only) and the shape of its output,
-    where the tool declares one; a tool in ``given`` (sent as a callable tool with the request, with
-    its description and arguments: the survey's) is named, with its policy and output, not described
-    again."""
+    its request gives them, the draft schema naming the tool only) and the shape of its output
+    (``-> shape``; left out when it is text, ``any`` when the tool declares none); a tool in ``given``
+    (sent as a callable tool with the request, with its description and arguments: the survey's) is
+    named, with its policy and output, not described again."""
     out = [HOSTED_CATALOGUE_NOTE] if hosted else []
     for t in tools:
         policy = getattr(config.approval, t.risk, "ask")
         note = {"auto": "runs without asking", "ask": "needs approval", "deny": "denied: do not use"}[policy]
-        if hosted and t.name in given:
-            entry = f"- {t.name} [{t.risk}, {note}]: {GIVEN_TOOL}"
-            if t.returns is not None:
-                entry += f"\n  returns: {t.output_shape()}"
-            out.append(entry)
-            continue
-        head = tool_signature(t) if hosted else t.name
-        entry = f"- {head} [{t.risk}, {note}]: {' '.join(t.description.split())}"
         if not hosted:
-            entry += f"\n  args: {json.dumps(t.parameters_schema(), separators=(',', ':'))}"
-        elif t.returns is not None:
-            entry += f"\n  returns: {t.output_shape()}"
+            out.append(f"- {t.name} [{t.risk}, {note}]: {' '.join(t.description.split())}"
+                       f"\n  args: {json.dumps(t.parameters_schema(), separators=(',', ':'))}")
+            continue
+        shape = t.output_shape()
+        entry = f"- {t.name if t.name in given else tool_signature(t)} [{t.risk}, {note}]"
+        if shape != "text":
+            entry += f" -> {shape}"
+        if t.name not in given:
+            entry += f": {' '.join(t.description.split())}"
         out.append(entry)
     return "\n".join(out)
 
 
 _HOSTED_RULES = """
-Steps run in parallel as soon as the steps in their depends_on are done: a step that must come
-after another (two edits to one file, running the tests after an edit) lists it in depends_on.
-A run_shell step fails when its command exits with a code other than 0; give a step
-"expect_exit_codes": [0, 1] when another code is a normal result (grep finding nothing). Do not
-pipe a command into tail or head: its exit code would be lost, and its output's end is shown anyway.
-The repository map shows the files and, for the most relevant ones, their definitions with
-line numbers: read what you will change, and change only what the task needs."""
+A run_shell step fails on a non-zero exit code unless "expect_exit_codes" lists it (e.g. [0, 1]: grep
+finding nothing). Do not pipe into tail or head: the exit code would be lost; the output's end is shown.
+The repository map shows the files and the most relevant ones' definitions with line numbers: read what
+you will change; change only what the task needs."""
 
 
 #: What a hosted planner is told about investigate steps (when its schema offers them).
 INVESTIGATE_RULE = """
-When the plan depends on a fact you cannot read up front (why a test fails, what a command prints,
-which commit changed a behaviour), plan an investigate step: {"investigate": "the question", ...}.
-The executor's model then answers it with read_file, search_code, list_files, git_history and
-read-only commands (the workspace mounted read-only: tests run, nothing changes), within its own
-limits, and its output is the findings: {"established": ..., "evidence": [...], "commands":
-[{"command", "exit_code"}]}. Later steps use it as {{sN.output.established}} or {{sN.output}}: an
-llm step with "answer": "edits" can fix what it found (the evidence quotes the lines exactly), with
-the file it changes read in a step or named in the question. Investigate only what the plan needs;
-do not investigate what a read_file step or the survey shows."""
+For a fact you cannot read up front (why a test fails, what a command prints, which commit changed a
+behaviour), plan an investigate step {"investigate": "the question", ...}. A model answers it, within its
+own limits, with the read-only tools and commands (the workspace read-only: tests run, nothing changes);
+its output: {"established": ..., "evidence": [...], "commands": [{"command", "exit_code"}]}, used as
+{{sN.output.established}} or {{sN.output}}. An "edits" llm step can fix what it found (the evidence quotes
+lines exactly), the file it changes read in a step or named in the question. Investigate only what the
+plan needs and no read_file step or the survey shows."""
 
 
 def survey_rule(calls: int) -> str:
     """What a hosted planner is told when it may look before it plans."""
-    return (f"\nBefore you reply with the plan you may call the read-only tools you are given, at most "
-            f"{calls} calls in all, to read what the plan depends on (a file you will change, the tests "
-            "that pin its behaviour). Ask for all of it in one reply (its calls run together; search_code "
-            "with \"context\" returns the code around each match, with no read after it); then reply with "
-            "the plan. An edit you can write from text you read "
-            "this way may go straight into an apply_edits step (it is checked against the file when it "
-            "runs); otherwise steps read the files they change.")
+    return (f"\nBefore the plan you may call the read-only tools you are given, at most {calls} calls in all, "
+            "for what the plan depends on (a file you will change, the tests pinning its behaviour): all in one "
+            "reply (the calls run together; search_code with \"context\" returns the code around each match, no "
+            "read needed), then the plan. An edit written from text read so may go straight into apply_edits "
+            "(checked against the file when it runs); otherwise steps read the files they change.")
 
 
 def build_messages(task: str, tools: list[Tool], config: Config, summary: str,

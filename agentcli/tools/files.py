@@ -35,8 +35,8 @@ _MAX_DIFF_CHARS = 200_000
 
 class ReadFileArgs(ArgsModel):
     path: str = Field(..., min_length=1, description="File path relative to the workspace root.")
-    start_line: int | None = Field(None, ge=1, description="First line to return (1-based). Default: 1.")
-    end_line: int | None = Field(None, ge=1, description="Last line to return, inclusive. Default: the end.")
+    start_line: int | None = Field(None, ge=1, description="First line (1-based; default 1).")
+    end_line: int | None = Field(None, ge=1, description="Last line, inclusive (default: the end).")
 
     @model_validator(mode="after")
     def _range(self) -> Self:

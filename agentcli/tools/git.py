@@ -120,7 +120,7 @@ class GitHistoryArgs(ArgsModel):
     path: str | None = Field(None, min_length=1, description="A file or directory (blame: required).")
     rev: str | None = Field(None, max_length=200, pattern=_REV,
                             description="log: revision or range; show: the commit (both default HEAD); blame: "
-                            "the revision (default: the working tree).")
+                            "the revision (default: working tree).")
     max_count: int = Field(10, ge=1, le=100, description="log: at most this many commits.")
     patch: bool = Field(False, description="log: each commit's diff too.")
     start_line: int | None = Field(None, ge=1, description="blame: the first line.")

@@ -51,13 +51,13 @@ class SearchCodeArgs(ArgsModel):
         None,
         min_length=1,
         max_length=200,
-        description="Only files matching this glob: '*.ts' matches a file name at any depth, 'src/**' or "
-        "'src/**/*.tsx' a path from the workspace root, '*.{ts,tsx}' either. Default: every text file.",
+        description="Only files matching this glob: '*.ts' a file name at any depth, 'src/**/*.tsx' a path "
+        "from the workspace root, '*.{ts,tsx}' either.",
     )
-    max_results: int = Field(5, ge=1, le=20, description="Maximum matches returned.")
-    regex: bool = Field(False, description="Treat query as a Python regular expression, not literal text.")
-    context: int = Field(0, ge=0, description="Lines before and after each match to show with it (the code "
-                         "around it, as read_file gives it), at most 100. Default 0: the matching line only.")
+    max_results: int = Field(5, ge=1, le=20, description="At most this many matches.")
+    regex: bool = Field(False, description="query is a Python regular expression.")
+    context: int = Field(0, ge=0, description="Lines of code shown before and after each match (as read_file "
+                         "gives them), at most 100.")
 
     @field_validator("context")
     @classmethod
@@ -165,9 +165,8 @@ def search_tool() -> Tool:
     """The search_code tool."""
     return Tool(
         name="search_code",
-        description="Search the workspace's text files (any extension) for a literal string (or a regex), "
-        "optionally only files matching a glob. Returns file, line and snippet for each match. Skips binary, "
-        "huge and .gitignored files.",
+        description="Search the workspace's text files (any extension) for literal text or a regex: file, "
+        "line and snippet of each match. Skips binary, huge and .gitignored files.",
         args_model=SearchCodeArgs,
         func=_search,
         returns=list[SearchMatch],
