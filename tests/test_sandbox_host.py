@@ -307,10 +307,11 @@ def test_as_an_ordinary_user_the_same_attacks_fail(nobody_dir: Path) -> None:
                'v=$(cat /proc/sys/vm/swappiness); printf "%s" "$v" > /proc/sys/vm/swappiness; echo "sysctl $?"; '
                "python3 -c 'import socket; socket.socket(socket.AF_UNIX)' 2>/dev/null; "
                'echo "unix $?"; head -c 5000000 /dev/zero > /tmp/fill; echo "tmp $?"; '
-               'bomb() { bomb | bomb & }; bomb; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; '
+               # As in the fork-bomb test: wait for the first failed fork, not a fixed time (/tmp is full here).
+               'bomb() { bomb | bomb & }; bomb 2>fork-errors; while [ ! -s fork-errors ]; do :; done; '
                'set -- /proc/[0-9]*; echo "processes: $#"')
     res = subprocess.run([*prefix, "-m", "agentcli", "--workspace", str(ws), "tools", "call", "run_shell", "--yes",
-                          "--json", "--args", json.dumps({"command": command, "timeout": 60})],
+                          "--json", "--args", json.dumps({"command": command, "timeout": 120})],
                          env={"PYTHONPATH": pythonpath, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
                          capture_output=True, text=True, timeout=180, check=False)
     assert res.stdout, res.stderr[-2000:]
