@@ -62,9 +62,10 @@ def results(bench: dict[str, Path]) -> list[dict[str, Any]]:
 def test_list_prints_one_line_per_task(bench: dict[str, Path]) -> None:
     r = swe(bench, "--list")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == ["jscalc-inject jscalc javascript injected", "swecalc-add swecalc python upstream"]
-    assert swe(bench, "--list", "--shard", "2/2").stdout.splitlines() == ["swecalc-add swecalc python upstream"]
-    bad = swe(bench, "--list", "--shard", "3/2")
+    assert r.stdout.splitlines() == ["jscalc-inject jscalc javascript injected", "swecalc-add swecalc python upstream",
+                                     "swecalc-sub swecalc python feature"]
+    assert swe(bench, "--list", "--shard", "2/3").stdout.splitlines() == ["swecalc-add swecalc python upstream"]
+    bad = swe(bench, "--list", "--shard", "4/3")
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
 
 
@@ -73,6 +74,8 @@ def test_check_verifies_the_test_lists_on_base_and_fix(bench: dict[str, Path]) -
     r = swe(bench, "--check", "--tasks", tasks)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ok   swecalc-add (1 fail-to-pass, 1 pass-to-pass)" in r.stdout
+    # A feature request: its reference is the solution patch written with the task.
+    assert "ok   swecalc-sub (1 fail-to-pass, 1 pass-to-pass)" in r.stdout
     # A list that is wrong: a pass-to-pass test that fails on the base.
     toml = bench["tasks"] / "swecalc-add" / "task.toml"
     toml.write_text(toml.read_text().replace('pass_to_pass = ["tests/test_calc.py::test_mul"]',
@@ -143,6 +146,40 @@ def test_a_run_that_edits_the_tests_is_caught(bench: dict[str, Path]) -> None:
     # The grading ran the hidden tests, not the edited ones.
     assert rec["grade"]["fail_to_pass"] == {"tests/test_calc.py::test_add": False}
     assert "(tampered with tests)" in r.stderr
+
+
+def test_a_feature_task_is_graded_with_its_hidden_tests_and_reported_apart(bench: dict[str, Path]) -> None:
+    gold = json.loads(swe(bench, "--gold", "--tasks", "swecalc-sub").stdout)
+    assert "+def sub(a, b):\n+    return a - b" in gold["model_patch"]
+    solved = (FIXTURES / "swecalc-1.0.1" / "swecalc" / "__init__.py").read_text()
+    solved += "\n\ndef sub(a, b):\n    return a - b\n"
+    # The run also writes a test of its own whose name happens to be the hidden test's: not tampering
+    # (the file is not in the base release; the grading puts the hidden test in its place).
+    plan = write_plan("swecalc/__init__.py", solved)
+    plan["steps"] += write_plan("tests/test_sub.py", "def test_sub():\n    assert False\n")["steps"]
+    r = swe(bench, "--model", "test/script", "--tasks", "swecalc-sub", "--out", str(bench["out"]), "--keep",
+            script=[plan, COMPLETE])
+    assert r.returncode == 0, r.stdout + r.stderr
+    (rec,) = results(bench)
+    assert rec["kind"] == "feature" and rec["resolved"] is True and rec["tampered"] == []
+    assert rec["grade"]["fail_to_pass"] == {"tests/test_sub.py::test_sub": True}
+    # The hidden test never reached the workspace: the run's own test file is its own.
+    assert rec["changed_files"] == ["swecalc/__init__.py", "tests/test_sub.py"]
+    assert "assert False" in rec["model_patch"] and "swecalc.sub(5, 3)" not in rec["model_patch"]
+    assert "feature 1/1" in r.stdout
+    # The workspace is outside the checkout and the results (a tool that looks upward for a project's
+    # configuration, like pytest, must not find the checkout's).
+    ws = Path(rec["workspace"])
+    assert (ws / "swecalc" / "__init__.py").read_text() == solved
+    assert ws.is_relative_to(bench["cache"]) and not ws.is_relative_to(ROOT) and not ws.is_relative_to(bench["out"])
+    table = swe(bench, "--report", str(bench["out"]))
+    assert "| swecalc-sub | swecalc | feature | yes | 2 |" in table.stdout
+
+
+def test_a_feature_task_needs_its_solution(bench: dict[str, Path]) -> None:
+    (bench["tasks"] / "swecalc-sub" / "solution.patch").unlink()
+    r = swe(bench, "--list")
+    assert r.returncode == 2 and "a feature task needs" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_gold_patch_and_bad_input(bench: dict[str, Path]) -> None:

@@ -99,6 +99,10 @@ def test_transcripts_are_priced_with_caching_and_agentcli_calls_are_counted(tmp_
     # With one cache across the tasks (one task here): the same requests, the same bill.
     across = r.stdout.split("one cache across the tasks", 1)[1]
     assert f"| agentcli openai/gpt-4o-mini abc1234 | 4 | {a_in:,} | {a_cached:,} " in across
+    # Per task, the runs side by side, and the ReAct run's bill over agentcli's.
+    assert "| task | agentcli openai/gpt-4o-mini abc1234: requests | input tokens | cacheable | Anthropic units | " \
+           "mini openai/gpt-4o-mini: requests |" in r.stdout
+    assert f"| calc-add | 4 | {a_in:,} | {a_cached / a_in:.0%} |" in r.stdout
     # --tasks: the runs compared on the tasks picked (mini's other task is picked, agentcli has none).
     picked = report(str(tmp_path / "agentcli--openai_gpt-4o-mini--abc1234"), "--tasks", "calc-*",
                     "--transcripts", str(tmp_path / "tr-agentcli"))

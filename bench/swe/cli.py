@@ -174,7 +174,8 @@ def _report(dirs: list[str], title: str | None, transcripts: list[str], labels: 
         head = (f"Command: `python -m bench.swe --report {shown}` (results of `python -m bench.swe`, "
                 f"bench/swe/README.md); written {when} at commit {commit}. Tokens: input / cached / output. "
                 "A task is resolved when all its fail-to-pass tests pass and all its pass-to-pass tests still "
-                "pass (hidden tests, bubblewrap, no network); injected bugs are counted apart.\n\n")
+                "pass (hidden tests, bubblewrap, no network); injected bugs and feature requests are counted "
+                "apart.\n\n")
         write_section(f"## {title}\n\n{head}{text}", root / "bench" / "RESULTS.md")
     print(text, end="")
     return 0

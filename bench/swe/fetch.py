@@ -121,7 +121,8 @@ def base_tree(task: Task, dest: Path) -> None:
 
 
 def fix_changes(task: Task) -> dict[str, bytes | None]:
-    """The reference fix as file contents (None: deleted), relative to :func:`base_tree`."""
+    """The reference fix as file contents (None: deleted), relative to :func:`base_tree` (a feature's:
+    the base tree with its solution patch applied)."""
     if task.kind == "injected":
         with_bug = cache_dir() / "work" / f"inj-{task.id}-{os.getpid()}"
         shutil.rmtree(with_bug, ignore_errors=True)
@@ -131,6 +132,15 @@ def fix_changes(task: Task) -> dict[str, bytes | None]:
             return _diff_trees(with_bug, good, lambda rel: True)
         finally:
             shutil.rmtree(with_bug, ignore_errors=True)
+    if task.kind == "feature":
+        solved = cache_dir() / "work" / f"sol-{task.id}-{os.getpid()}"
+        shutil.rmtree(solved, ignore_errors=True)
+        try:
+            base_tree(task, solved)
+            apply_patch(task.dir / task.solution, solved)
+            return _diff_trees(release(task.registry, task.project, task.base), solved, lambda rel: True)
+        finally:
+            shutil.rmtree(solved, ignore_errors=True)
     base = release(task.registry, task.project, task.base)
     fix = release(task.registry, task.project, task.fix)
     return _diff_trees(base, fix, task.is_fix_file)

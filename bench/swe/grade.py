@@ -78,10 +78,14 @@ class Grade:
                 "error": self.error}
 
 
-def touched_tests(task: Task, changed: list[str]) -> list[str]:
-    """The changed paths that are test files the grading replaces (a run must not edit them)."""
+def touched_tests(task: Task, changed: list[str], base: Path | None = None) -> list[str]:
+    """The changed paths that are test files the grading replaces (a run must not edit them).
+
+    With ``base`` (the tree the run started from), only the test files that exist there count: a run
+    that adds a test file of its own whose name happens to be a hidden test's (which it cannot know)
+    has not tampered with anything; the grading puts the hidden test in its place."""
     tests = task.test_files()
-    return sorted(p for p in changed if p in tests)
+    return sorted(p for p in changed if p in tests and (base is None or (base / p).exists()))
 
 
 def prepare(task: Task, tree: Path, dest: Path) -> None:

@@ -1,16 +1,19 @@
 """One task end to end, a set of tasks with resumable results, and the predictions export.
 
 A task's run: a fresh workspace of the base release (a git repository with one commit, so the
-run's patch is ``git diff``), the agent on the problem statement, the patch, then grading. A run
-that changed a test file the grading replaces is caught (``tampered``) and counts as not resolved.
-Results go to ``results.jsonl`` (one record per task, ``schema_version`` on each); a re-run skips
-the tasks already there, except those that failed for a reason of the harness (``infra_error``).
+run's patch is ``git diff``; outside the repository checkout: :func:`workspace_dir`), the agent on
+the problem statement, the patch, then grading. A run that changed a test file the grading replaces
+is caught (``tampered``) and counts as not resolved. Results go to ``results.jsonl`` (one record per
+task, ``schema_version`` on each); a re-run skips the tasks already there, except those that failed
+for a reason of the harness (``infra_error``).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -85,12 +88,22 @@ def workspace_patch(ws: Path) -> tuple[str, list[str]]:
     return patch, names
 
 
+def workspace_dir(out: Path, task: Task) -> Path:
+    """Where a run of ``task`` for the results in ``out`` works: outside the repository checkout
+    (``$BENCH_SWE_WORK``, default the cache's ``work/ws``), so tools run in the workspace (pytest looking
+    for its configuration, git) never take the checkout that holds ``out`` as the project."""
+    root = Path(os.environ.get("BENCH_SWE_WORK") or fetch.cache_dir() / "work" / "ws")
+    key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:10]
+    return root / f"{out.name}-{key}" / task.id / "workspace"
+
+
 def run_task(task: Task, opts: Options) -> dict[str, Any]:
     """Run and grade one task; the record written to ``results.jsonl``."""
     rundir = opts.out / "runs" / task.id
     shutil.rmtree(rundir, ignore_errors=True)
     rundir.mkdir(parents=True)
-    ws = rundir / "workspace"
+    ws = workspace_dir(opts.out, task)
+    ws.parent.mkdir(parents=True, exist_ok=True)
     rec: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "instance_id": task.id, "project": task.project,
                            "language": task.language, "kind": task.kind, "agent": opts.agent, "model": opts.model,
                            "resolved": False}
@@ -107,7 +120,7 @@ def run_task(task: Task, opts: Options) -> dict[str, Any]:
     except subprocess.CalledProcessError as exc:
         rec["infra_error"] = f"reading the run's changes: {exc.stderr.strip()[:200]}"
         return rec
-    tampered = grade.touched_tests(task, changed)
+    tampered = grade.touched_tests(task, changed, fetch.release(task.registry, task.project, task.base))
     try:
         g = grade.grade(task, ws, rundir)
     except (fetch.FetchError, RuntimeError, OSError) as exc:
@@ -118,8 +131,10 @@ def run_task(task: Task, opts: Options) -> dict[str, Any]:
     rec.update(resolved=g.resolved and not tampered, tampered=tampered, changed_files=changed,
                grade=g.as_dict(), agent_result=result.as_dict(), total_s=round(time.monotonic() - t0, 3),
                model_patch=patch)
-    if not opts.keep:
-        shutil.rmtree(ws, ignore_errors=True)
+    if opts.keep:
+        rec["workspace"] = str(ws)
+    else:
+        shutil.rmtree(ws.parent, ignore_errors=True)
     return rec
 
 

@@ -23,6 +23,8 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         "upstream": sum(1 for r in graded if r.get("kind") == "upstream"),
         "resolved_injected": sum(1 for r in resolved if r.get("kind") == "injected"),
         "injected": sum(1 for r in graded if r.get("kind") == "injected"),
+        "resolved_feature": sum(1 for r in resolved if r.get("kind") == "feature"),
+        "feature": sum(1 for r in graded if r.get("kind") == "feature"),
         "tampered": sum(1 for r in graded if r.get("tampered")),
         "agent_errors": sum(1 for a in res if a.get("error")),
         "input_tokens": sum(int(a.get("input_tokens") or 0) for a in res),
@@ -40,7 +42,9 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 def summary_line(label: str, s: dict[str, Any]) -> str:
     per = f"${s['cost_per_resolved_usd']:.4f}" if s["cost_per_resolved_usd"] is not None else "-"
     return (f"{label}: resolved {s['resolved']}/{s['graded']} (upstream {s['resolved_upstream']}/{s['upstream']}, "
-            f"injected {s['resolved_injected']}/{s['injected']}); tokens in {s['input_tokens']:,} "
+            f"injected {s['resolved_injected']}/{s['injected']}"
+            + (f", feature {s['resolved_feature']}/{s['feature']}" if s.get("feature") else "")
+            + f"); tokens in {s['input_tokens']:,} "
             f"(cached {s['cached_tokens']:,}) out {s['output_tokens']:,}; cost ${s['cost_usd']:.4f}, per resolved "
             f"{per}; calls/task {s['calls_per_task']}; re-plans {s['replans']}; wall {s['wall_s']} s; "
             f"tampered {s['tampered']}; agent errors {s['agent_errors']}; harness errors {s['infra_errors']}")
@@ -194,6 +198,30 @@ def _bill_tables(bills: list[tuple[str, Any, list[dict[str, Any]]]]) -> list[str
     return lines
 
 
+def _per_task_table(figs: list[tuple[str, dict[str, Any], list[dict[str, Any]]]], common: list[str]) -> list[str]:
+    """Per task, the runs side by side (each task run with a cache of its own): requests, input tokens,
+    the cacheable share and the bill at Anthropic's prices; then the ReAct run's (``mini``) bill over
+    each other run's."""
+    react = next((label for label, _, recs in figs if _agent(label, recs) == "mini"), None)
+    head = ["task"]
+    for label, _, _ in figs:
+        head += [f"{label}: requests", "input tokens", "cacheable", "Anthropic units"]
+    others = [label for label, _, _ in figs if label != react] if react else []
+    head += [f"{react} / {label} (Anthropic)" for label in others]
+    lines = ["Per task run (each with a cache of its own):", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
+    for tid in common:
+        row = [tid]
+        units: dict[str, float] = {}
+        for label, f, _ in figs:
+            b = f["tasks"][tid]["bill"]
+            units[label] = b.anthropic
+            row += [str(b.requests), f"{b.input_tokens:,}", f"{b.share:.0%}", _units(b.anthropic)]
+        row += [f"{units[react] / max(units[label], 1):.2f}x" for label in others]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
 def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]],
                    wanted: Callable[[str], bool] = lambda tid: True) -> str:
     """Each run's transcripts priced with prompt caching counted (one row a run, then the ratios of a
@@ -224,6 +252,7 @@ def cache_markdown(runs: list[tuple[str, Path, list[dict[str, Any]]]],
               "holds for one user's runs in a row, where the stable start of a request is shared by every task):",
               ""]
     lines += _bill_tables(across)
+    lines += ["", *_per_task_table(figs, common)]
     for (label, f, recs), (_, folder, _) in zip(every, runs, strict=True):
         if _agent(label, recs) != "agentcli":
             continue

@@ -3,11 +3,13 @@
 ``task.toml`` keys:
 
 * ``project``, ``registry`` (``pypi`` | ``npm``), ``base`` and ``fix`` (pinned versions), ``language``
-  (``python`` | ``javascript``), ``kind`` (``upstream`` | ``injected``), ``source`` (the upstream
-  issue or changelog entry the task comes from);
+  (``python`` | ``javascript``), ``kind`` (``upstream`` | ``injected`` | ``feature``), ``source`` (the
+  upstream issue or changelog entry the task comes from; for a feature, what it asks for);
 * ``fix_files``: globs (relative to the unpacked release) whose base-to-fix difference is the
   reference fix; ``base_patch``: a patch in the task directory applied to the base release (an
-  injected bug: ``fix`` is then the same release, unpatched);
+  injected bug: ``fix`` is then the same release, unpatched); ``solution``: a patch in the task
+  directory that implements a feature request (``kind = "feature"``: the reference solution, written
+  here; ``fix`` is the same release as ``base``; default ``solution.patch``);
 * ``hidden_from_fix``: test files taken from the fix release at grading time; every file under the
   task's ``tests/`` directory is a hidden test written here, copied at the same relative path;
 * ``pythonpath``: directories put on ``PYTHONPATH`` when grading (``src`` for a src layout);
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TASKS_DIR = Path(__file__).parent / "tasks"
-KINDS = ("upstream", "injected")
+KINDS = ("upstream", "injected", "feature")
 LANGUAGES = ("python", "javascript")
 REGISTRIES = ("pypi", "npm")
 
@@ -51,6 +53,8 @@ class Task:
     fix_files: list[str] = field(default_factory=list)
     hidden_from_fix: list[str] = field(default_factory=list)
     base_patch: str = ""
+    #: A feature's reference solution: a patch (in the task directory) applied to the base tree.
+    solution: str = ""
     pythonpath: list[str] = field(default_factory=list)
     #: Seconds the test run may take when grading.
     test_timeout: float = 300.0
@@ -106,6 +110,7 @@ def load(task_dir: Path) -> Task:
                 source=need("source"), problem=problem, fail_to_pass=strs("fail_to_pass"),
                 pass_to_pass=strs("pass_to_pass"), fix_files=strs("fix_files"),
                 hidden_from_fix=strs("hidden_from_fix"), base_patch=str(raw.get("base_patch", "")),
+                solution=str(raw.get("solution", "solution.patch" if raw.get("kind") == "feature" else "")),
                 pythonpath=strs("pythonpath"), test_timeout=float(raw.get("test_timeout", 300.0)))
     for key, allowed in (("kind", KINDS), ("language", LANGUAGES), ("registry", REGISTRIES)):
         if getattr(task, key) not in allowed:
@@ -114,6 +119,9 @@ def load(task_dir: Path) -> Task:
         raise TaskError(f"{path}: 'fail_to_pass' is empty")
     if task.kind == "injected" and not task.base_patch:
         raise TaskError(f"{path}: an injected task needs 'base_patch'")
+    if task.kind == "feature" and (task.fix != task.base or not (task_dir / task.solution).is_file()):
+        raise TaskError(f"{path}: a feature task needs 'fix' equal to 'base' and its solution patch "
+                        f"({task.solution or 'solution.patch'})")
     if task.kind == "upstream" and not task.fix_files:
         raise TaskError(f"{path}: an upstream task needs 'fix_files'")
     return task
