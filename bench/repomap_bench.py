@@ -11,7 +11,8 @@ bench.worker map``), after the tokenizer is loaded (a run has it loaded before i
 Workspaces: the standard library of the running Python (CPython's ``Lib/``, copied without
 ``site-packages``), a generated Python package of 2,000 modules, this repository, and real
 projects from the package registries when they can be fetched (npm: ``qs`` (JavaScript),
-``rxjs`` (TypeScript sources in ``src/``); Debian: ``golang-github-spf13-cobra-dev`` (Go),
+``rxjs`` (TypeScript sources in ``src/``), ``yargs-parser`` (JavaScript whose parse method holds
+~30 inner functions); Debian: ``golang-github-spf13-cobra-dev`` (Go),
 ``librust-anyhow-dev`` (Rust)), kept in ``$AGENTCLI_BENCH_CACHE/projects`` (default: the temp
 dir's ``agentcli-bench-cache``). With
 ``--baseline DIR`` the same maps are made by the agentcli package in DIR (e.g. ``git archive
@@ -103,8 +104,8 @@ def _fetch(name: str) -> Path | None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            if name in ("qs-6.13.0", "rxjs-7.8.1"):
-                subprocess.run(["npm", "pack", name.replace("-", "@", 1), "--silent"], cwd=tmp, check=True,
+            if name in ("qs-6.13.0", "rxjs-7.8.1", "yargs-parser-21.1.1"):
+                subprocess.run(["npm", "pack", "@".join(name.rsplit("-", 1)), "--silent"], cwd=tmp, check=True,
                                capture_output=True, timeout=120)
                 with tarfile.open(next(Path(tmp).glob("*.tgz"))) as tar:
                     tar.extractall(tmp, filter="data")
@@ -131,7 +132,21 @@ REAL = [
                                         "leading option"),
     ("cobra", "Go", "", "add a flag to turn off the completion command in completions.go"),
     ("anyhow", "Rust", "src/", "add a method to Chain in src/chain.rs that counts the errors"),
+    # Most of its code is the ~30 functions YargsParser.parse defines inside itself (an 850-line method).
+    ("yargs-parser-21.1.1", "JavaScript", "build/lib/", "unknown options given after -- must stay positional "
+                                                        "when unknown-options-as-args is set"),
 ]
+#: The file of a real project whose long function holds its inner functions, and that function's indent.
+INNER = {"yargs-parser-21.1.1": ("build/lib/yargs-parser.js", " " * 8)}
+
+
+def _inner_shown(ws: Path, rel: str, indent: str, text: str) -> tuple[int, int]:
+    """(the functions a long function defines that the map shows, how many it defines)."""
+    import re
+
+    names = re.findall(rf"^{indent}function (\w+)\(", (ws / rel).read_text(), re.MULTILINE)
+    shown = [n for n in names if re.search(rf"^ +\d+ +function {n}\(", text, re.MULTILINE)]
+    return len(shown), len(names)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -231,6 +246,14 @@ def run(ctx: Context) -> SectionResult:
                                     Summary.of(b["same"], "s")))
                 res.rows.append(Row(SECTION, f"{label}: ratio cold baseline / cold (medians)",
                                     Summary.of([Summary.of(b["cold"], "s").median / cold.median], "x")))
+                if label in INNER:
+                    got, of = _inner_shown(ws, *INNER[label], b["text"])
+                    res.notes.append(f"{label}, baseline: the map shows {got} of the {of} functions "
+                                     f"{INNER[label][0]}'s parse defines inside itself.")
+        if label in INNER:
+            got, of = _inner_shown(ws, *INNER[label], m["text"])
+            res.notes.append(f"{label}: the map shows {got} of the {of} functions {INNER[label][0]}'s parse "
+                             "defines inside itself (a long function's inner functions are outlined under it).")
         cov = _coverage(ws, m["text"], under) if lang != "Python" or label == "this repository" else None
         rows.append(f"| {label} | {lang} | {m['tokens']} of {BUDGET} | "
                     + (" | ".join(cov[k] for k in ("files", "definitions", "outlined", "shown whole", "in the map"))
@@ -244,8 +267,9 @@ def run(ctx: Context) -> SectionResult:
         "bench.worker map); cold: empty data dir; warm (new process): the cache the cold map left in the data dir; "
         "warm (same process): a second map in the process.",
         "Coverage counts each grammar's own tags query (queries/tags.scm, as Aider uses it) at the top level "
-        "(not inside a function body), over the project's source folder (qs lib/, rxjs src/, anyhow src/, all of "
-        "cobra). 'outlined': the share the outliner puts in each file's outline; 'shown whole': within the "
+        "(not inside a function body), over the project's source folder (qs lib/, rxjs src/, anyhow src/, "
+        "yargs-parser build/lib/, all of cobra). 'outlined': the share the outliner puts in each file's outline; "
+        "'shown whole': within the "
         f"{BUDGET}-token budget, the files the map outlines without cutting them short.",
     ]
     return res

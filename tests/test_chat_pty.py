@@ -168,7 +168,7 @@ def test_line_editor_keys_and_slash_commands(workspace: Path, tmp_path: Path) ->
     child.sendline("/cost")
     child.expect_exact("turn 2: $")
     child.sendline("/undo")
-    child.expect_exact("undo these 1 turn(s)?")
+    child.expect_exact("undo these 1 turn?")
     child.sendline("y")
     child.expect_exact("back to turn 1")
     child.expect_exact(PROMPT)
@@ -355,3 +355,32 @@ def test_a_line_typed_while_the_verify_command_runs_is_applied_after_it(workspac
     out = subprocess.run([sys.executable, "-m", "agentcli", "replay", s.session_id, "--json"], cwd=workspace,
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and json.loads(out.stdout)["identical"], out.stdout + out.stderr
+
+
+@pytest.mark.real_model
+def test_ctrl_c_while_the_embedded_model_thinks_stops_the_turn_not_the_chat(workspace: Path) -> None:
+    # The embedded model thinks in a worker thread that cannot be cancelled: an interrupted
+    # `agent run` leaves the process without waiting for it, and a chat's turn must not.
+    (workspace / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS") and not k.startswith("AGENT_")}
+    env.update({"AGENT_MEMORY__ENABLED": "false", "AGENT_ALLOW_MODEL_REQUESTS": "1", "TERM": "xterm-256color",
+                "PROMPT_TOOLKIT_NO_CPR": "1", "PYTHONPATH": os.pathsep.join(sys.path)})
+    child = spawn(workspace, env)
+    child.sendline("what does calc.py define?")
+    child.expect_exact("waiting for local/smollm2", timeout=120)
+    child.sendcontrol("c")
+    child.expect_exact("resume with: agent run --resume", timeout=60)
+    child.expect_exact("0+0 tokens · $0 · ", timeout=60)  # a free model's cost, not $0.000000
+    child.expect_exact("interrupted\r\n", timeout=60)  # the error line, not the hint again
+    child.expect_exact(PROMPT, timeout=60)  # the chat is still there
+    child.sendline("/help")
+    child.expect_exact("/fork TURN")
+    child.expect_exact(NEW_PROMPT)  # a Ctrl-D before the new prompt reads keys is not a key
+    child.expect_exact(PROMPT)
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF, timeout=60)
+    child.close()
+    assert child.exitstatus == 0
+    run = RunRecord.read(find_run(workspace / ".agent", SessionRecord.open(workspace / ".agent", "last")
+                                  .chain()[0].run_id))
+    assert run.status == "FAILED" and run.reason == "interrupted"

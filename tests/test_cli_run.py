@@ -170,3 +170,25 @@ def test_replay_of_a_record_whose_config_is_no_longer_valid_is_one_line(workspac
         assert out.exit_code == 2, out.output
         assert "recorded a config this agentcli does not accept (budget.max_steps" in out.stderr
         assert "Traceback" not in out.output and "internal error" not in out.output
+
+
+def test_a_relative_data_dir_flag_is_from_the_current_directory(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    ws, here = tmp_path / "project", tmp_path / "here"
+    ws.mkdir()
+    here.mkdir()
+    seed(ws)
+    monkeypatch.chdir(here)
+    r = invoke(["--workspace", str(ws), "--data-dir", "d", "run", "list the python files", "--yes", "--json"],
+               LIST_PY, complete("main.py, util.py"))
+    assert r.exit_code == 0, r.output
+    run_id = json.loads(r.stdout)["run_id"]
+    assert (here / "d" / "runs" / run_id / "events.jsonl").is_file()
+    assert not (ws / "d").exists() and not (ws / ".agent").exists()
+    listed = invoke(["-w", str(ws), "--data-dir", "d", "runs", "list", "--json"])
+    assert [x["run_id"] for x in json.loads(listed.stdout)] == [run_id]
+    shown = json.loads(invoke(["-w", str(ws), "--data-dir", "d", "config", "show", "--json"]).stdout)
+    assert shown["data_dir"] == str(here / "d")
+    # The config key stays relative to the workspace (a project's agent.toml names its own folder).
+    (ws / "agent.toml").write_text('data_dir = "state"\n')
+    assert json.loads(invoke(["-w", str(ws), "config", "show", "--json"]).stdout)["data_dir"] == str(ws / "state")

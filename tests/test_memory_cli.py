@@ -48,7 +48,7 @@ def test_add_search_list_forget_stats(ws: Path) -> None:
     assert written["inserted"] >= 3 and sorted(written["sources"]) == ["docs/release.md", "tool.py"]
 
     res = invoke(["memory", "add", "--text", "The staging host is staging.example.com"])
-    assert res.exit_code == 0 and "1 chunk(s) added" in res.stdout
+    assert res.exit_code == 0 and "1 chunk added" in res.stdout
 
     res = invoke(["memory", "search", "how do I roll back a release", "--json"])
     assert res.exit_code == 0, res.output
@@ -68,7 +68,7 @@ def test_add_search_list_forget_stats(ws: Path) -> None:
     assert {i["source"].split(":")[0] for i in items} == {"docs/release.md", "tool.py", "text"}
 
     res = invoke(["memory", "forget", "--source", "tool.py"])
-    assert res.exit_code == 0 and "forgot 1 item(s)" in res.stdout
+    assert res.exit_code == 0 and "forgot 1 item" in res.stdout
     res = invoke(["memory", "forget", items[0]["id"]])
     assert res.exit_code == 0
     res = invoke(["memory", "forget", "no-such-id"])
@@ -140,7 +140,7 @@ def test_large_ingests_draw_a_progress_bar_on_a_terminal_only(ws: Path, monkeypa
     res = invoke(["memory", "add", "big"])  # stderr is not a terminal here: no bar, the summary only
     assert res.exit_code == 0, res.output
     assert "embedding" not in res.stderr and "skipped big/blob.md: not a UTF-8 text file" in res.stderr
-    assert "40 source(s) written" in res.stdout
+    assert "40 sources written" in res.stdout
 
     terminal = io.StringIO()
     monkeypatch.setattr(memory_cmd, "err_console", Console(file=terminal, force_terminal=True, width=100))

@@ -51,7 +51,7 @@ def test_names_that_are_not_utf8_are_stored_escaped_and_found_again(ws: Path) ->
     assert json.loads(res.stdout)["hits"][0]["source"] == "caf\\xe9.txt:1-1"
 
     res = invoke(["memory", "add", "."])  # nothing changed
-    assert res.exit_code == 0 and "0 source(s) written" in res.stdout, res.output
+    assert res.exit_code == 0 and "0 sources written" in res.stdout, res.output
 
     (ws / CAFE).unlink()  # the escaped name leads back to the file: its chunks go with it
     res = invoke(["memory", "add", ".", "--json"])

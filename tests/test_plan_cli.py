@@ -119,6 +119,6 @@ def test_table_snapshot(tmp_path: Path) -> None:
     check_snapshot("plan_table.txt", console.export_text())
 
 
-@pytest.mark.parametrize(("cost", "shown"), [(None, "unknown"), (0.0, "$0.000000"), (0.5, "$0.5000")])
+@pytest.mark.parametrize(("cost", "shown"), [(None, "unknown"), (0.0, "$0"), (0.000123, "$0.000123"), (0.5, "$0.5000")])
 def test_format_cost(cost: float | None, shown: str) -> None:
     assert format_cost(cost) == shown

@@ -187,6 +187,90 @@ def test_workspace_summary_is_bounded_and_respects_gitignore(tmp_path: Path) -> 
     assert "files: 5+" in capped
 
 
+_PACKAGE_JSON = {
+    "name": "yargs-parser", "version": "21.1.1", "description": "the mighty option parser used by yargs",
+    "main": "build/index.cjs", "exports": {".": [{"import": "./build/lib/index.js"}], "./browser": ["./browser.js"]},
+    "type": "module", "bin": {"yp": "bin/yp.js"},
+    "scripts": {
+        "check": "standardx '**/*.ts' && standardx '**/*.js' && standardx '**/*.cjs'",
+        "fix": "standardx --fix '**/*.ts' && standardx --fix '**/*.js' && standardx --fix '**/*.cjs'",
+        "pretest": "rimraf build && tsc -p tsconfig.test.json && cross-env NODE_ENV=test npm run build:cjs",
+        "test": "c8 --reporter=text --reporter=html mocha test/*.cjs",
+        "test:esm": "c8 --reporter=text --reporter=html mocha test/*.mjs",
+        "test:browser": "start-server-and-test 'serve ./ -p 8080' http://127.0.0.1:8080/package.json 'node t.cjs'",
+        "coverage": "c8 report --check-coverage", "compile": "tsc", "build:cjs": "rollup -c",
+        "prepare": "npm run compile"},
+    "keywords": ["argument", "parser"] * 10, "author": "Ben Coe", "license": "ISC",
+    "dependencies": {"camelcase": "^6"},
+    "devDependencies": {f"dev-package-{i}": "^1.0.0" for i in range(23)},
+}
+_PYPROJECT = """[build-system]
+requires = ["setuptools>=68"]
+
+[project]
+name = "slugkit"
+version = "1.2.0"
+description = "A long description that the planner does not need to see at all, however long it runs."
+requires-python = ">=3.10"
+dependencies = [
+    # a comment
+    "text-unidecode>=1.3",
+    "regex[fast]==2024.1; python_version < '3.12'",
+]
+
+[project.optional-dependencies]
+dev = ["pytest>=8"]
+
+[project.scripts]
+slugify = "slugkit.cli:main"
+
+[tool.ruff]
+line-length = 120
+
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+addopts = "-q --strict-markers"
+"""
+
+
+def test_a_manifest_is_shown_as_a_digest_with_every_script_and_the_test_configuration(ws: Path) -> None:
+    (ws / "package.json").write_text(json.dumps(_PACKAGE_JSON, indent=2))
+    (ws / "pyproject.toml").write_text(_PYPROJECT)
+    _, model = plan_with(ws, [GOOD])
+    user = model.requests[0].messages[1]["content"]
+    assert "--- package.json (digest)\n" in user and "--- pyproject.toml (digest)\n" in user
+    pkg = user.split("--- package.json (digest)\n", 1)[1].split("\n--- ", 1)[0].split("\n\n", 1)[0]
+    assert pkg.startswith("yargs-parser 21.1.1; type: module; main: build/index.cjs; exports: ., ./browser; "
+                          "bin: yp -> bin/yp.js\n")
+    assert "\n  test: c8 --reporter=text --reporter=html mocha test/*.cjs\n" in pkg  # the test command whole
+    assert "  pretest: rimraf build && tsc -p tsconfig.test.json && cross-env NODE_ENV=test npm run build:cjs" in pkg
+    for name in _PACKAGE_JSON["scripts"]:  # every script is named
+        assert name in pkg
+    assert "dependencies (1): camelcase" in pkg and "devDependencies (23): dev-package-0," in pkg
+    assert "mighty" not in pkg and "keywords" not in pkg and "argument" not in pkg
+    assert len(pkg) <= 700
+    py = user.split("--- pyproject.toml (digest)\n", 1)[1].split("\n--- ", 1)[0]
+    assert py.splitlines() == [
+        "project: slugkit 1.2.0; requires-python: >=3.10",
+        "dependencies (2): text-unidecode, regex[fast]",
+        "optional-dependencies: dev",
+        "scripts: slugify = slugkit.cli:main",
+        '[tool.pytest.ini_options] testpaths = ["tests"]; addopts = "-q --strict-markers"',
+    ]
+    # The same files give the same text (it sits in the request's cached prefix).
+    _, again = plan_with(ws, [GOOD])
+    assert again.requests[0].messages[1]["content"] == user
+
+
+def test_a_malformed_manifest_is_shown_by_its_head(ws: Path) -> None:
+    (ws / "package.json").write_text('{"name": "broken",\n  "scripts": {"test": "jest"\n')
+    (ws / "pyproject.toml").write_text("[project\nname = 'x'\n")
+    _, model = plan_with(ws, [GOOD])
+    user = model.requests[0].messages[1]["content"]
+    assert '--- package.json (head)\n{"name": "broken",\n  "scripts": {"test": "jest"' in user
+    assert "--- pyproject.toml (head)\n[project\nname = 'x'" in user
+
+
 # ------------------------------------------------------------------ re-asks
 
 

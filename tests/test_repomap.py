@@ -582,3 +582,59 @@ def test_agent_map_says_when_the_planner_gets_no_map(repo: Path) -> None:
     assert off.exit_code == 0 and off.stdout == "" and "planner.context_tokens is 0" in off.stderr
     bad = _agent_map(repo, "--tokens", "-1")
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+# --------------------------------------------------------------------------- a long function's inner functions
+
+
+def _long_js(helpers: int = 4, filler: int = 70) -> str:
+    body = "\n".join(f"    const v{i} = opts.a + {i};" for i in range(filler))
+    inner = "\n".join(
+        f"    function helper{i}(arg, key) {{\n      return arg + key;\n    }}" if i % 2 == 0 else
+        f"    const helper{i} = (arg) => {{\n      return arg;\n    }};" for i in range(helpers))
+    return (f"export class Parser {{\n  parse(args, opts) {{\n{body}\n    const flags = args.map((a) => a.trim());\n"
+            f"{inner}\n    return helper0(flags, 1);\n  }}\n}}\n\nfunction shortOne(x) {{\n"
+            "  function hidden(y) { return y; }\n  return hidden(x);\n}\n")
+
+
+_LONG_PY = '''def main(argv):
+''' + "".join(f"    v{i} = len(argv) + {i}\n" for i in range(70)) + '''
+    def push_positional(arg):
+        return arg
+
+    @staticmethod
+    def eat_nargs(i, key, args):
+        return args[i:]
+
+    total = sum(map(lambda a: len(a), argv))
+    return push_positional(total)
+
+
+def short(x):
+    def hidden(y):
+        return y
+    return hidden(x)
+'''
+
+
+def test_a_long_functions_inner_functions_are_listed_under_it(tmp_path: Path) -> None:
+    ws = _write(tmp_path / "ws", {"lib/parser.js": _long_js(), "cli.py": _LONG_PY})
+    text = repo_map(ws, ws / ".agent", "", max_tokens=2000)
+    for line in ("    2   parse(args, opts)",
+                 "   74     function helper0(arg, key)",
+                 "   77     const helper1 = (arg) =>",
+                 "    1 def main(argv)",
+                 "   73   def push_positional(arg)",
+                 "   77   def eat_nargs(i, key, args)"):
+        assert f"\n{line}\n" in text, f"{line!r} not in\n{text}"
+    # A short function's locals, and what a statement computes (a callback, a lambda), stay out.
+    assert "hidden" not in text and "flags" not in text and "lambda" not in text and "total" not in text
+
+
+def test_a_map_short_of_room_drops_inner_functions_before_the_files_own_definitions(tmp_path: Path) -> None:
+    ws = _write(tmp_path / "ws", {"lib/parser.js": _long_js(helpers=120)})
+    roomy = repo_map(ws, ws / ".agent", "fix parse in lib/parser.js", max_tokens=4000)
+    assert "helper119" in roomy and "shortOne" in roomy
+    tight = repo_map(ws, ws / ".agent", "fix parse in lib/parser.js", max_tokens=300)
+    assert tokens.count_text(tight, "") <= 300
+    assert "helper" not in tight and "  parse(args, opts)" in tight and "function shortOne(x)" in tight

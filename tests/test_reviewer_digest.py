@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from runkit import Harness, config, plan, review, step
 
@@ -67,6 +68,34 @@ def test_a_second_review_continues_the_first_and_sends_only_what_changed(workspa
     assert list(steps_of(added)) == ["s3"] and steps_of(added)["s3"][1] == "B"
 
 
+def _first_step(model: ScriptedModel) -> tuple[str, dict[str, Any]]:
+    """The first step's tool and args, from its header line (``status tool {args}: title``)."""
+    head = next(iter(steps_of(model.requests[0].messages[1]["content"]).values()))[0]
+    _, tool, rest = head.split(" ", 2)
+    args, _ = json.JSONDecoder().raw_decode(rest)
+    return tool, args
+
+
+def test_a_long_edits_action_is_shortened_where_it_stays_readable_and_says_so(workspace: Path) -> None:
+    body = "def parse(argv):\n" + "".join(f"    value_{i} = argv[{i}]\n" for i in range(150))
+    (workspace / "cli.py").write_text("def parse(argv):\n    return argv\n")
+    edit = step("s1", "apply_edits", edits=[{"path": "cli.py", "search": "def parse(argv):\n    return argv\n",
+                                             "replace": body}])
+    model = ScriptedModel([review(answer="edited")])
+    out = Harness(workspace, config(), model, [plan(edit)], yes=True).run()
+    assert out.status == "COMPLETE"
+    tool, args = _first_step(model)  # still an object: cut inside strings, never mid-structure
+    assert tool == "apply_edits" and len(json.dumps(args, separators=(",", ":"))) <= 330
+    assert args["edits"][0]["path"] == "cli.py"
+    replace = args["edits"][0]["replace"]
+    assert replace.startswith("def parse(argv):\n    value_0 = argv[0]")
+    assert replace.endswith(" more chars]") and str(len(body) - 120) in replace
+    # A short call is shown whole.
+    model = ScriptedModel([review(answer="read")])
+    Harness(workspace, config(), model, [plan(step("s1", "read_file", path="cli.py"))], run_id="run-2").run()
+    assert _first_step(model) == ("read_file", {"path": "cli.py"})
+
+
 def test_an_output_cannot_pose_as_a_step_or_the_section_after_the_steps(workspace: Path) -> None:
     # An output is shown as it is (no escaping), between header lines that begin with a tag made from a
     # hash of what the message shows: a file holding a step's header (with any tag it could know, or
@@ -86,9 +115,10 @@ def test_an_output_cannot_pose_as_a_step_or_the_section_after_the_steps(workspac
     assert shown["s1"] == ('ok read_file {"path":"a.txt"}: s1 read_file', forged)
     tag = re.search(r"`(@\d+) id", message)
     assert tag is not None and tag.group(1) not in forged and len(tag.group(1)) == 16
-    # The args as compact JSON on the header line; longer than ARGS_CHARS as the head of their JSON text.
+    # The args as compact JSON on the header line; a long value keeps its start and says what is left out.
     assert shown["s2"][0].startswith('ok search_code {"query":"q","glob":"*.py"}: ')
-    assert shown["s3"][0].startswith('ok write_file "{\\"path\\": \\"b.txt\\", \\"content\\": \\"zzz')
+    long_shown = '{"path":"b.txt","content":"' + "z" * 120 + '...[280 more chars]"}'
+    assert shown["s3"][0].startswith(f"ok write_file {long_shown}: ")
     # The same steps make the same tag (a replay builds the same request); other outputs another.
     blocks = [f"{sid} {head}" + (f"\n{body}" if body else "") for sid, (head, body) in shown.items()]
     assert review_tag(blocks) == review_tag(list(blocks)) == tag.group(1)

@@ -159,6 +159,15 @@ def test_runs_list_shows_the_task_and_the_whole_status(recorded: Path, columns: 
 
 
 @pytest.mark.parametrize("columns", [80, 120])
+def test_runs_show_gives_costs_in_one_form(recorded: Path, columns: int) -> None:
+    screen = screen_of(recorded, "runs", "show", sorted((recorded / ".agent" / "runs").iterdir())[0].name,
+                       columns=columns)
+    costs = screen.split("cost per step", 1)[1]
+    assert "list_files" in costs and "$0.000000" not in costs  # nothing spent is $0, as in every table
+    assert re.search(r"list_files +ok +0 +\$0 +\$0 +\+\$0\n", costs), costs
+
+
+@pytest.mark.parametrize("columns", [80, 120])
 def test_the_plan_shows_a_write_steps_whole_arguments(recorded: Path, columns: int) -> None:
     screen = screen_of(recorded, "plan", "write the release notes for 0.4.3", columns=columns,
                        script=[RELEASE])
@@ -221,7 +230,7 @@ def test_every_legend_is_drawn_by_the_one_function() -> None:
 
 
 def test_plan_approval_and_undo_legends_in_a_real_terminal(workspace: Path) -> None:
-    child = spawn(workspace, "run", "write a note", script=[WRITE, DONE])
+    child = spawn(workspace, "run", "write a note", script=[WRITE, DONE], columns=120)
     child.expect_exact(LEGENDS["plan"])
     child.sendline("y")
     child.expect_exact(LEGENDS["approval"])
@@ -235,6 +244,18 @@ def test_plan_approval_and_undo_legends_in_a_real_terminal(workspace: Path) -> N
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0 and not (workspace / "note.txt").exists()
+
+
+def test_a_legend_wider_than_the_terminal_puts_the_hint_on_the_answers_line(workspace: Path) -> None:
+    child = spawn(workspace, "run", "write a note", script=[WRITE, DONE], columns=80)
+    child.expect_exact(LEGENDS["plan"])  # it fits: one line
+    child.sendline("y")
+    child.expect_exact("run it? [y]es / [n]o / [a]lways (this tool, this run) / a[b]ort,\r\n"
+                       "or type what to do instead (n): ")
+    child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and (workspace / "note.txt").read_text() == "hi"
 
 
 def test_undo_without_an_id_asks_which_at_a_terminal(workspace: Path) -> None:
@@ -296,3 +317,29 @@ def test_nothing_is_printed_inside_an_open_question(monkeypatch: pytest.MonkeyPa
     asking.join(10)
     assert answers == ["y"] and "ok s3 0.09s" in capsys.readouterr().err
     os.close(write)
+
+
+def test_a_failed_runs_answer_is_on_the_screen_once(workspace: Path) -> None:
+    (workspace / "a.txt").write_text("A\n")
+    read = {"steps": [{"title": "Read a.txt", "tool": "read_file", "args": {"path": "a.txt"}}]}
+    stop = {"outcome": "stop", "answer": "", "reason": "the notes need the version number, which a.txt lacks"}
+    child = spawn(workspace, "run", "write the release notes", "--yes", script=[read, stop], columns=120)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus != 0
+    screen = "\n".join(_rendered(child.before))
+    assert screen.count("which a.txt lacks") == 1, screen
+    assert "error: stopped" in screen
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("group", ["", "runs", "memory", "tools", "config"])
+def test_every_commands_help_line_is_whole(workspace: Path, columns: int, group: str) -> None:
+    screen = screen_of(workspace, *([group] if group else []), "--help", columns=columns)
+    fits(screen, columns)
+    commands = screen.split("Commands:\n", 1)[1].strip().splitlines()
+    assert len(commands) >= 2
+    for line in commands:  # each a whole phrase, not one cut off with "..."
+        assert line.rstrip().endswith((".", ")")) and not line.rstrip().endswith("..."), screen
+    if not group:
+        assert "--data-dir <path>" in screen

@@ -262,7 +262,7 @@ def test_chat_turns_and_slash_commands_in_process(workspace: Path) -> None:
     # Reopened, and forked from the command line; a turn there follows the fork's chain.
     m2 = ScriptedModel([LIST, complete("listed")])
     r = chat(["--resume", original.session_id], "\x04", m2)
-    assert r.exit_code == 0 and f"session {original.session_id}, 2 turn(s)" in r.stderr, r.output
+    assert r.exit_code == 0 and f"session {original.session_id}, 2 turns" in r.stderr, r.output
     r = chat(["--fork", "1", original.session_id, "--yes"], "list the files\r\x04", m2)
     assert r.exit_code == 0, r.output
     newest = SessionRecord.open(workspace / ".agent", "last")
@@ -303,7 +303,7 @@ def test_sessions_show_and_rolling_back_stops_at_a_conflict(workspace: Path) -> 
     assert invoke(["run", "write a.py", "--yes"], m).exit_code == 0
     assert invoke(["run", "--continue", "write b.py", "--yes"], m).exit_code == 0
     shown = invoke(["sessions", "last"], m)
-    assert shown.exit_code == 0 and "write b.py" in shown.stdout and "2 turn(s) in the chain" in shown.stdout
+    assert shown.exit_code == 0 and "write b.py" in shown.stdout and "2 turns in the chain" in shown.stdout
     led = json.loads(invoke(["sessions", "last", "--ledger", "--json"], m).stdout)
     assert led["tokens"] > 0 and led["forms"] == {"1": "full", "2": "full"}
     assert invoke(["sessions", "--ledger"], m).exit_code == 2

@@ -269,7 +269,17 @@ def test_a_steer_the_run_ends_before_applying_is_named_not_applied(workspace: Pa
         workspace, [WRITE_A, REVIEW], f"{sys.executable} -c 'import nosuch_dep_zz'", "also write b.txt")
     assert code == 5, stderr
     assert not (workspace / "b.txt").exists()
-    assert "warning: 1 message(s) on stdin were not applied: the run ended before another step boundary: " \
+    assert "warning: 1 message on stdin was not applied: the run ended before another step boundary: " \
            "also write b.txt" in stderr
     assert not [x for x in lines if '"user_message"' in x]
     assert json.loads(lines[-1])["reason"] == "missing_dependency"
+
+
+def test_feedback_the_planner_changes_nothing_for_is_said_so(workspace: Path) -> None:
+    (workspace / "a.txt").write_text("a\n")
+    term = Terminal(workspace, [LIST_TXT, LIST_TXT, REVIEW], "list some files")
+    code = term.answer(("plan", "list the text files please"), ("plan", "y"))
+    screen = term.screen
+    assert code == 0, screen[-2000:]
+    assert "the plan is unchanged after your feedback: the planner kept every step as it was" in screen
+    assert "the plan changed" not in screen and "+0 -0 ~0" not in screen

@@ -11,6 +11,7 @@ turned into its documented exit code. Ctrl-C exits 130.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +36,7 @@ from agentcli.cli.commands.common import (
     RedactingStream,
     State,
     configure_consoles,
+    counted,
     err_console,
     print_error,
     print_warning,
@@ -141,17 +143,17 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(tools_cmd.app, name="tools")
 app.add_typer(memory_cmd.app, name="memory")
-app.command("doctor")(doctor_cmd.doctor)
-app.command("plan")(plan_cmd.plan)
-app.command("map")(map_cmd.map_)
-app.command("run")(run_cmd.run)
-app.command("chat")(chat_cmd.chat)
-app.command("sessions")(sessions_cmd.sessions)
+app.command("doctor", short_help="Check the config, data dir, models, tokenizer and LanceDB.")(doctor_cmd.doctor)
+app.command("plan", short_help="Plan a task and show the plan, without running it.")(plan_cmd.plan)
+app.command("map", short_help="Print the repository map the planner gets for a task.")(map_cmd.map_)
+app.command("run", short_help="Plan a task, confirm the plan, run it and report.")(run_cmd.run)
+app.command("chat", short_help="An interactive session: each line you type is a turn.")(chat_cmd.chat)
+app.command("sessions", short_help="List sessions, or show one: its turns, status and cost.")(sessions_cmd.sessions)
 app.add_typer(runs_cmd.app, name="runs")
-app.command("replay")(runs_cmd.replay)
-runs_cmd.app.command("diff")(undo_cmd.diff)
-app.command("undo")(undo_cmd.undo)
-app.command("trust")(trust_cmd.trust)
+app.command("replay", short_help="Re-run a recorded run offline, at no cost, and compare.")(runs_cmd.replay)
+runs_cmd.app.command("diff", short_help="What a run (or one of its steps) changed in the workspace.")(undo_cmd.diff)
+app.command("undo", short_help="Restore the files a run changed to how they were before.")(undo_cmd.undo)
+app.command("trust", short_help="Trust the project config, AGENTS.md and hooks as they are.")(trust_cmd.trust)
 
 
 def _version(value: bool) -> None:
@@ -171,7 +173,9 @@ def root(
     ] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model for every role.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Provider endpoint override.")] = None,
-    data_dir: Annotated[str | None, typer.Option("--data-dir", help="Runs, memory and logs.")] = None,
+    data_dir: Annotated[str | None, typer.Option(
+        "--data-dir", metavar="<path>",
+        help="Runs, memory and logs (a relative path is from the current directory).")] = None,
     log_json: Annotated[
         bool, typer.Option("--log-json", help="Also write every LLM-call record to stderr as JSON.")
     ] = False,
@@ -184,13 +188,17 @@ def root(
 ) -> None:
     """Global options apply to every command."""
     configure_consoles(no_color=no_color)
+    if data_dir:
+        # A path typed on the command line is from where it was typed, as --workspace and --config
+        # are; the data_dir config key (in a project's agent.toml) stays relative to the workspace.
+        data_dir = os.path.abspath(os.path.expanduser(data_dir))
     overrides = {"model": model, "api_base": api_base, "data_dir": data_dir}
     state = ctx.obj if isinstance(ctx.obj, State) else State()
     state.configure(config_file=config, workspace=workspace, overrides=overrides, log_json=log_json)
     ctx.obj = state
 
 
-@app.command()
+@app.command(short_help="Ask the model one question (no tools, no plan).")
 def ask(
     ctx: typer.Context,
     prompt: Annotated[str, typer.Argument(help="What to ask the model.")],
@@ -216,10 +224,12 @@ def ask(
         typer.echo(result.text)
         if quiet:
             return
-        cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.6f}"
+        from agentcli.cli.tables import format_cost
+
+        cost = format_cost(result.cost_usd)
         err_console.print(
             f"[dim]{result.response_model} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens"
-            f" · {cost} · {result.latency_ms:.0f} ms · {result.attempts} attempt(s)[/dim]"
+            f" · {cost} · {result.latency_ms:.0f} ms · {counted(result.attempts, 'attempt')}[/dim]"
         )
 
 

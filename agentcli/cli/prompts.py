@@ -68,7 +68,12 @@ def ask(question: str, choices: Sequence[tuple[str, str]], *, default: str, word
         _open = True
     try:
         hint = f", {words}" if words else ""
-        prompt = Text(f"{question} {legend(choices)}{hint} ({default}): ")
+        line = f"{question} {legend(choices)}{hint} ({default}): "
+        if words and len(line) > err_console.width:
+            # A narrow terminal: the hint starts the line the answer is typed on, so the prompt is
+            # not folded mid-word by the terminal, and typed words have the line's room.
+            line = f"{question} {legend(choices)},\n{words} ({default}): "
+        prompt = Text(line)
 
         def show() -> None:
             err_console.print(prompt, end="", highlight=False, markup=False, soft_wrap=True)

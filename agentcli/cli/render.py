@@ -8,17 +8,10 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-from agentcli.cli.tables import Col, fitted_table, quick_fitted_table
+from agentcli.cli.tables import Col, fitted_table, format_cost, quick_fitted_table
 from agentcli.planning.plan import Plan, Step
 
 ARGS_SUMMARY_CHARS = 60
-
-
-def format_cost(cost: float | None) -> str:
-    """``$0.000123``; ``unknown`` for an unknown price (never a misleading $0)."""
-    if cost is None:
-        return "unknown"
-    return f"${cost:.6f}" if cost < 0.01 else f"${cost:.4f}"
 
 
 def _short(text: str, limit: int = ARGS_SUMMARY_CHARS) -> str:

@@ -36,6 +36,10 @@ def render_revision(rev: PlanRevision, console: Console) -> None:
     """``the plan changed for your feedback (+1 -0 ~1):`` and a line per changed step."""
     why = {"plan": "your feedback", "approval": f"your feedback at step {rev.change.step_id}",
            "boundary": "your message"}[rev.change.at]
+    if rev.diff.empty:  # not "the plan changed (+0 -0 ~0)": the planner kept every step as it was
+        console.print(f"[bold yellow]the plan is unchanged after {escape(why)}[/bold yellow]: the planner kept "
+                      "every step as it was", highlight=False, soft_wrap=True)
+        return
     console.print(f"[bold yellow]the plan changed for {escape(why)}[/bold yellow] ({rev.diff.summary()}):",
                   highlight=False)
     for line in rev.diff.lines():

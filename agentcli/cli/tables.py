@@ -22,6 +22,16 @@ from rich.table import Table
 from rich.text import Text
 
 
+def format_cost(cost: float | None) -> str:
+    """A cost in a line of text: ``$0.000123`` (six places under a cent, four above), ``$0`` for
+    nothing at all (a local model), ``unknown`` for an unknown price (never a misleading $0)."""
+    if cost is None:
+        return "unknown"
+    if cost == 0:
+        return "$0"
+    return f"${cost:.6f}" if cost < 0.01 else f"${cost:.4f}"
+
+
 def short_cost(cost: float | None) -> str:
     """A cost for a table cell: ``$0.0012``, ``$1.23``, ``<$0.0001``, ``$0``; ``unknown`` if unpriced."""
     if cost is None:

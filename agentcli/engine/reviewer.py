@@ -26,7 +26,7 @@ from agentcli.engine.executor import StepRun, summarize_output
 from agentcli.models.client import LLMClient
 from agentcli.planning.plan import Plan
 from agentcli.redact import current as current_redactor
-from agentcli.tools.text import head_tail, strip_ansi
+from agentcli.tools.text import brief_value, head_tail, strip_ansi
 
 
 class Review(BaseModel):
@@ -92,15 +92,14 @@ _SYSTEM = (
 )
 
 
-# json.dumps(args, default=str), with one encoder instead of one per call (same output).
-_ARGS_JSON = json.JSONEncoder(default=str)
-
-#: The most of a tool step's args (as JSON text) a review or a re-plan shows.
-ARGS_CHARS = 300
 #: The most one step's output (or error) shows in a review or a re-plan: its head and tail.
 STEP_CHARS = 4000
 #: All the steps' outputs together; past it, older successful steps are shortened first.
 DIGEST_CHARS = 16000
+#: About the most of a tool step's args (as compact JSON) a review or a re-plan shows: long strings
+#: keep their start and say how much is left out (an edit's text is in the workspace changes the
+#: reviewer also gets).
+ARGS_CHARS = 300
 #: A step given less room than this shows a note instead of a useless sliver.
 _MIN_SHARE = 240
 
@@ -135,22 +134,22 @@ def _error_text(run: StepRun) -> str:
 def step_digest(runs: dict[str, StepRun], limit: int = STEP_CHARS,
                 total: int = DIGEST_CHARS) -> list[dict[str, Any]]:
     """What the reviewer (and a re-planner) sees of each step, in plan order: id, title,
-    status, action (a tool step's tool, with its ``args``; else the step's kind), and the output
-    (or the error) as head and tail of at most ``limit`` characters, colour codes removed. When all
-    of them exceed ``total``, failed steps and the newest ones keep their room first; older
-    successful outputs are shortened, then replaced by a note of their size."""
+    status, action (a tool step's tool, with its ``args``: an object, long strings and lists in it
+    shortened by :func:`brief_value` so it stays readable JSON; else the step's kind), and the
+    output (or the error) as head and tail of at most ``limit`` characters, colour codes removed.
+    When all of them exceed ``total``, failed steps and the newest ones keep their room first;
+    older successful outputs are shortened, then replaced by a note of their size."""
     out: list[dict[str, Any]] = []
     texts: list[tuple[str, str]] = []  # (field, text) per step
-    args_json = _ARGS_JSON.encode
     for run in runs.values():
         s = run.step
         item: dict[str, Any] = {"id": s.id, "title": s.title, "status": run.status,
                                 "action": s.tool if s.kind == "tool" else s.kind}
         if s.kind == "tool":
-            # The args as a JSON object (no quotes escaped inside a string: about 30% fewer tokens);
-            # ones longer than ARGS_CHARS as the head of their JSON text.
-            text = args_json(s.args)
-            item["args"] = s.args if len(text) <= ARGS_CHARS else text[:ARGS_CHARS]
+            # The args as a JSON object (no quotes escaped inside a string: about 30% fewer tokens),
+            # long values shortened where they stay readable (a long edit's text is in the
+            # workspace changes the reviewer also gets).
+            item["args"] = brief_value(s.args, ARGS_CHARS)
         out.append(item)
         if run.status == "ok":
             texts.append(("output", output_text(run.output)))

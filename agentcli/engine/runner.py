@@ -99,7 +99,7 @@ from agentcli.record.events import (
 from agentcli.record.reader import RunRecord
 from agentcli.redact import redact_text
 from agentcli.tools import ToolRegistry
-from agentcli.tools.text import head_tail
+from agentcli.tools.text import brief_json, head_tail
 
 
 @dataclass(frozen=True)
@@ -193,8 +193,7 @@ class UncertainStep:
     attempt: int
 
     def describe(self) -> str:
-        args = json.dumps(self.args, ensure_ascii=False, default=str)
-        return f"{self.step_id} {self.tool} {args[:300]}"
+        return f"{self.step_id} {self.tool} {brief_json(self.args, 300)}"
 
 
 #: What to do with an uncertain step: run it again, take it as done (the user saw it happen),

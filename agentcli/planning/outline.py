@@ -4,7 +4,12 @@ methods, types, with their one-line signatures and line numbers), and the import
 Python, JavaScript (with JSX, ``.mjs``/``.cjs``), TypeScript (with TSX), Go, Rust and Java are
 parsed with tree-sitter (one grammar wheel per language). The walk visits only the places
 definitions live (the module, class and interface bodies, exported objects, namespaces, impl and
-trait blocks), never a function's body, so it costs little beyond the parse. It knows the forms
+trait blocks), and a function's body only when the function is long (:data:`LONG_FUNCTION_LINES`):
+the functions defined at its top level (Python's nested ``def``, JavaScript's and TypeScript's
+``function f`` and ``const f = () =>``) are listed under it as ``inner`` symbols, since a long
+function that holds its helpers (a parser's ``parse`` with its 28 closures) is otherwise one line
+hiding most of the file. A short function's locals stay out. So the walk costs little beyond the
+parse. It knows the forms
 real code uses: ``const f = (...) =>``, ``var f = function f(...)``, class members and fields that
 hold functions, ``export default``, ``module.exports = {...}`` and ``exports.f = ...``,
 ``X.prototype.f = ...``, TypeScript's interfaces, types, enums, namespaces and ``declare``, Go's
@@ -33,9 +38,11 @@ if TYPE_CHECKING:
 __all__ = ["LANGUAGES", "OUTLINER_VERSION", "Outline", "Symbol", "head_imports", "language_of", "outline_source"]
 
 #: Bumped whenever what an outline holds changes: persisted outlines of another version are dropped.
-OUTLINER_VERSION = 3
+OUTLINER_VERSION = 4
 #: The longest signature shown; longer ones end in "...".
 SIG_MAX = 140
+#: A function whose body spans at least this many lines has the functions it defines listed under it.
+LONG_FUNCTION_LINES = 60
 
 #: Extension -> language. The first six are parsed with tree-sitter; the rest by pattern.
 LANGUAGES: dict[str, str] = {
@@ -66,20 +73,22 @@ def language_of(rel: str) -> str | None:
 @dataclass
 class Symbol:
     """One definition: its line, nesting depth, one-line signature and name. ``const`` marks a
-    module constant (shown only for the best-ranked files)."""
+    module constant (shown only for the best-ranked files), ``inner`` a function defined inside a
+    long function (the first definitions a map short of room leaves out)."""
 
     line: int
     depth: int
     text: str
     name: str
     const: bool = False
+    inner: bool = False
 
     def to_list(self) -> list[Any]:
-        return [self.line, self.depth, self.text, self.name, self.const]
+        return [self.line, self.depth, self.text, self.name, self.const, self.inner]
 
     @classmethod
     def from_list(cls, v: list[Any]) -> Symbol:
-        return cls(int(v[0]), int(v[1]), str(v[2]), str(v[3]), bool(v[4]))
+        return cls(int(v[0]), int(v[1]), str(v[2]), str(v[3]), bool(v[4]), bool(v[5]) if len(v) > 5 else False)
 
 
 @dataclass
@@ -126,6 +135,8 @@ class _Walk:
         self.colon = colon
         self.out: list[Symbol] = []
         self._newlines: list[int] | None = None
+        #: True while the walk is inside a long function's body (its symbols are ``inner``).
+        self.inner = False
 
     def add(self, node: Node, start: int, stop: int, depth: int, name: str, *, const: bool = False,
             prefix: str = "", suffix: str = "") -> None:
@@ -135,7 +146,7 @@ class _Walk:
         if prefix or suffix:
             text = _one_line(f"{prefix}{text}{suffix}".encode())
         line = node.start_point[0] + 1 if start == node.start_byte else self.line_of(start)
-        self.out.append(Symbol(line, min(depth, 3), text, name, const))
+        self.out.append(Symbol(line, min(depth, 3), text, name, const, self.inner))
 
     def line_of(self, offset: int) -> int:
         if self._newlines is None:
@@ -151,6 +162,26 @@ class _Walk:
         if self.colon:  # Python: up to the colon, not to the body (comments between them stay out)
             stop = next((c.start_byte for c in reversed(node.children) if c.type == ":" and c.start_byte < stop), stop)
         self.add(node, first, stop, depth, name, const=const)
+
+
+def _long_body(fn: Node) -> Node | None:
+    """A function's body when the function is long enough for its inner functions to be listed."""
+    body = fn.child_by_field_name("body")
+    if body is None or body.end_point[0] - body.start_point[0] < LONG_FUNCTION_LINES:
+        return None
+    return body
+
+
+def _inner(w: _Walk, fn: Node, depth: int, walk: Any) -> None:
+    """The functions a long function ``fn`` defines at its top level, at ``depth`` (by ``walk``)."""
+    body = _long_body(fn)
+    if body is None or depth > 3:
+        return
+    was, w.inner = w.inner, True
+    try:
+        walk(w, body, depth)
+    finally:
+        w.inner = was
 
 
 def _after_annotations(node: Node) -> int:
@@ -186,6 +217,7 @@ def _python(w: _Walk, container: Node, depth: int) -> None:
             node, t = inner, inner.type
         if t == "function_definition":
             w.head(node, depth, _name(node.child_by_field_name("name"), w.src))
+            _inner(w, node, depth + 1, _python_inner)
         elif t == "class_definition":
             w.head(node, depth, _name(node.child_by_field_name("name"), w.src))
             body = node.child_by_field_name("body")
@@ -205,11 +237,40 @@ def _python(w: _Walk, container: Node, depth: int) -> None:
                 _python(w, body, depth)
 
 
+def _python_inner(w: _Walk, body: Node, depth: int) -> None:
+    """A long function's nested ``def``s (and theirs, when they are long too)."""
+    for node in body.named_children:
+        if node.type == "decorated_definition":
+            node = node.child_by_field_name("definition") or node
+        if node.type == "function_definition":
+            w.head(node, depth, _name(node.child_by_field_name("name"), w.src))
+            _inner(w, node, depth + 1, _python_inner)
+
+
 # ----- JavaScript, TypeScript, TSX
 
 
 def _function_body(value: Node) -> Node | None:
     return value.child_by_field_name("body")
+
+
+def _js_inner(w: _Walk, body: Node, depth: int) -> None:
+    """A long function's own functions: ``function f()`` and ``const f = () =>`` (or ``= function``)
+    at its top level; not what its statements compute (``const xs = list.map(x => ...)``)."""
+    for node in body.named_children:
+        start = _after_annotations(node)
+        if node.type in ("function_declaration", "generator_function_declaration"):
+            w.head(node, depth, _name(node.child_by_field_name("name"), w.src), start=start)
+            _inner(w, node, depth + 1, _js_inner)
+        elif node.type in ("lexical_declaration", "variable_declaration"):
+            for i, d in enumerate(c for c in node.named_children if c.type == "variable_declarator"):
+                name_node = d.child_by_field_name("name")
+                value = d.child_by_field_name("value")
+                if name_node is None or name_node.type != "identifier" or value is None or \
+                        value.type not in _FUNCTION_VALUES:
+                    continue
+                _js_value(w, node, start if i == 0 else d.start_byte, value, depth, _name(name_node, w.src),
+                          exported=False)
 
 
 def _js_members(w: _Walk, body: Node, depth: int) -> None:
@@ -218,6 +279,7 @@ def _js_members(w: _Walk, body: Node, depth: int) -> None:
         t = m.type
         if t == "method_definition":
             w.head(m, depth, _name(m.child_by_field_name("name"), w.src))
+            _inner(w, m, depth + 1, _js_inner)
         elif t in ("method_signature", "abstract_method_signature", "property_signature",
                    "construct_signature", "call_signature", "index_signature"):
             w.head(m, depth, _name(m.child_by_field_name("name"), w.src), body="")
@@ -231,6 +293,7 @@ def _js_members(w: _Walk, body: Node, depth: int) -> None:
                 fb = _function_body(value)
                 w.add(m, _after_annotations(m), fb.start_byte if fb is not None else value.end_byte, depth,
                       _name(key, w.src))
+                _inner(w, value, depth + 1, _js_inner)
 
 
 def _object_summary(w: _Walk, obj: Node) -> tuple[list[str], bool]:
@@ -276,6 +339,7 @@ def _js_value(w: _Walk, stmt: Node, start: int, value: Node, depth: int, name: s
     if t in _FUNCTION_VALUES:
         fb = _function_body(value)
         w.add(stmt, start, fb.start_byte if fb is not None else value.end_byte, depth, name)
+        _inner(w, value, depth + 1, _js_inner)
         return True
     if t == "class":
         body = value.child_by_field_name("body")
@@ -293,6 +357,7 @@ def _js_value(w: _Walk, stmt: Node, start: int, value: Node, depth: int, name: s
             if a.type in _FUNCTION_VALUES:
                 fb = _function_body(a)
                 w.add(stmt, start, fb.start_byte if fb is not None else a.end_byte, depth, name)
+                _inner(w, a, depth + 1, _js_inner)
                 return True
     return False
 
@@ -301,6 +366,7 @@ def _js_declaration(w: _Walk, node: Node, start: int, depth: int, *, exported: b
     t = node.type
     if t in ("function_declaration", "generator_function_declaration", "function_signature"):
         w.head(node, depth, _name(node.child_by_field_name("name"), w.src), start=start)
+        _inner(w, node, depth + 1, _js_inner)
     elif t in ("class_declaration", "abstract_class_declaration", "class"):
         w.head(node, depth, _name(node.child_by_field_name("name"), w.src) or "default", start=start)
         body = node.child_by_field_name("body")

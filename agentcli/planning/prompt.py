@@ -287,12 +287,147 @@ def _head(path: Path, max_chars: int, max_lines: int) -> str:
     return text[:max_chars]
 
 
+#: The most a manifest's digest holds: about a file head's room (tokens are paid in every planner request).
+DIGEST_MAX_CHARS = 700
+#: A test script's command is shown up to this many characters, another script's up to SCRIPT_CHARS.
+TEST_SCRIPT_CHARS = 100
+SCRIPT_CHARS = 32
+#: Dependency names shown per list before "+N more".
+DEPENDENCY_NAMES = 12
+
+
+def _clip(text: Any, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _names(items: Any, n: int) -> str:
+    names = [str(x) for x in items]
+    more = len(names) - n
+    return ", ".join(names[:n]) + (f", +{more} more" if more > 0 else "")
+
+
+def _scripts(scripts: dict[str, Any], terse: bool) -> list[str]:
+    """Every script: a test script (named ``test``, ``pretest``, ``test:e2e``, ...) with its
+    command, the others with theirs cut short, or by name alone when ``terse``."""
+    tests = [k for k in scripts if "test" in k.lower()]
+    others = [k for k in scripts if k not in tests]
+    lines = [f"scripts ({len(scripts)}):"]
+    lines += [f"  {k}: {_clip(scripts[k], TEST_SCRIPT_CHARS if k in ('test', 'pretest') or not terse else 40)}"
+              for k in tests]
+    if others:
+        lines.append("  " + (", ".join(others) if terse else
+                             "; ".join(f"{k}: {_clip(scripts[k], SCRIPT_CHARS)}" for k in others)))
+    return lines
+
+
+def _package_json_digest(raw: bytes, terse: bool) -> list[str]:
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    ident = " ".join(str(data[k]) for k in ("name", "version") if isinstance(data.get(k), str))
+    facts = [ident] if ident else []
+    for key in ("type", "main"):
+        if isinstance(data.get(key), str):
+            facts.append(f"{key}: {data[key]}")
+    exports = data.get("exports")
+    if isinstance(exports, str):
+        facts.append(f"exports: {exports}")
+    elif isinstance(exports, dict):  # the entry points, not each one's conditions
+        facts.append("exports: " + _clip(", ".join(exports), 60))
+    bin_ = data.get("bin")
+    if isinstance(bin_, str):
+        facts.append(f"bin: {bin_}")
+    elif isinstance(bin_, dict):
+        facts.append("bin: " + _clip(", ".join(f"{k} -> {v}" for k, v in bin_.items()), 80))
+    lines = ["; ".join(facts)] if facts else []
+    scripts = data.get("scripts")
+    if isinstance(scripts, dict) and scripts:
+        lines += _scripts(scripts, terse)
+    for key in ("dependencies", "peerDependencies", "devDependencies"):
+        deps = data.get(key)
+        if isinstance(deps, dict) and deps:
+            lines.append(f"{key} ({len(deps)}): {_names(deps, DEPENDENCY_NAMES // (2 if terse else 1))}")
+    return lines
+
+
+def _requirement_name(req: Any) -> str:
+    """``litellm==1.106.2`` -> ``litellm`` (a PEP 508 requirement's name and extras)."""
+    text = str(req).strip()
+    end = next((i for i, c in enumerate(text) if c in " <>=!~;@(" ), len(text))
+    return text[:end]
+
+
+def _pyproject_digest(raw: bytes, terse: bool) -> list[str]:
+    import tomllib
+
+    data = tomllib.loads(raw.decode("utf-8"))
+    tool: dict[str, Any] = data["tool"] if isinstance(data.get("tool"), dict) else {}
+    project: dict[str, Any] = data["project"] if isinstance(data.get("project"), dict) else \
+        tool["poetry"] if isinstance(tool.get("poetry"), dict) else {}  # Poetry keeps it under [tool.poetry]
+    lines: list[str] = []
+    dynamic: list[Any] = project["dynamic"] if isinstance(project.get("dynamic"), list) else []
+    version = project.get("version") or ("(version dynamic)" if "version" in dynamic else "")
+    ident = " ".join(str(x) for x in (project.get("name", ""), version) if x)
+    facts = [f"project: {ident}"] if ident else []
+    if isinstance(project.get("requires-python"), str):
+        facts.append(f"requires-python: {project['requires-python']}")
+    if facts:
+        lines.append("; ".join(facts))
+    n = DEPENDENCY_NAMES // (2 if terse else 1)
+    deps = project.get("dependencies")
+    if isinstance(deps, list) and deps:
+        lines.append(f"dependencies ({len(deps)}): {_names((_requirement_name(d) for d in deps), n)}")
+    elif isinstance(deps, dict) and deps:  # Poetry: a table, python among them
+        named = [k for k in deps if k != "python"]
+        lines.append(f"dependencies ({len(named)}): {_names(named, n)}")
+    extras = project.get("optional-dependencies")
+    if isinstance(extras, dict) and extras:
+        lines.append("optional-dependencies: " + _clip(", ".join(extras), 80))
+    scripts = project.get("scripts")
+    if isinstance(scripts, dict) and scripts:
+        lines.append("scripts: " + _clip("; ".join(f"{k} = {v}" for k, v in scripts.items()), 160))
+    pytest = tool.get("pytest", {}).get("ini_options") if isinstance(tool.get("pytest"), dict) else None
+    if isinstance(pytest, dict) and pytest:
+        lines.append("[tool.pytest.ini_options] " + "; ".join(
+            f"{k} = {_clip(json.dumps(v), 40 if terse else 80)}" for k, v in pytest.items()))
+    return lines
+
+
+_DIGESTS: dict[str, Callable[[bytes, bool], list[str]]] = {
+    "package.json": _package_json_digest, "pyproject.toml": _pyproject_digest}
+
+
+def _digest(path: Path, name: str) -> str | None:
+    """A manifest's digest: what a planner needs of it (name and version, entry points, every
+    script, the test configuration, dependency names), within DIGEST_MAX_CHARS, terser when the
+    full one does not fit; ``None`` for a file that is not a known manifest or does not parse
+    (its head is shown instead). A function of the file alone, so the prompt prefix stays cached."""
+    make = _DIGESTS.get(name)
+    if make is None:
+        return None
+    with path.open("rb") as f:
+        raw = f.read(512_000)
+    text = ""
+    for terse in (False, True):
+        try:
+            lines = make(raw, terse)
+        except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
+            return None
+        text = "\n".join(lines)
+        if len(text) <= DIGEST_MAX_CHARS:
+            return text or None
+    cut = text[: DIGEST_MAX_CHARS - 6]
+    return cut[: cut.rfind("\n") + 1 or len(cut)] + "[...]"
+
+
 def workspace_summary(
     workspace: Path, data_dir: Path | None = None, *, max_chars: int = 1800, max_files: int = 2000
 ) -> str:
     """A compact, bounded description of the workspace for the planner: top-level entries,
     file count and languages (from extensions; .gitignored, .git and .venv skipped, at most
-    ``max_files`` visited), and the head of up to three key files."""
+    ``max_files`` visited), and up to three key files: a manifest (``package.json``,
+    ``pyproject.toml``) as its digest, the others by their head."""
     walker = WorkspaceWalker(workspace, data_dir)
     root = walker.root
     try:
@@ -320,6 +455,10 @@ def workspace_summary(
     keys = [n for n in _KEY_FILES if (root / n).is_file() and not walker.is_ignored(n, is_dir=False)][:3]
     for name in keys:
         try:
+            digest = _digest(root / name, name)
+            if digest is not None:
+                lines.append(f"--- {name} (digest)\n{digest}")
+                continue
             head = _head(root / name, 300, 12)
         except OSError:
             continue

@@ -3,13 +3,15 @@ matter to the task, ranked and bounded by a token budget (``planner.context_toke
 
 The design follows Aider's repo map. Files are outlined with tree-sitter
 (:mod:`agentcli.planning.outline`: classes, functions, methods, types with their signatures and
-line numbers), ranked, and as many outlines as fit the budget are shown, best first. A file ranks
-for being named by the task (its path or its file name), for path parts the task (or recalled
-memory) uses, for defining an identifier the task names (``parseKeys``, ``slugify_cli``), for
-being a dependency or a user (a caller, a test) of a file the task names, and for being used by
-other files: the references across files are the imports of every source file, resolved to
-workspace files (Python modules, JavaScript/TypeScript relative paths, Go packages, Rust modules,
-Java classes), and a file many others import ranks high, as in Aider's map.
+line numbers, and the functions a long function defines, indented under it), ranked, and as many
+outlines as fit the budget are shown, best first (a file short of room drops a long function's
+inner functions before its own definitions). A file ranks for being named by the task (its path
+or its file name), for path parts the task (or recalled memory) uses, for defining an identifier
+the task names (``parseKeys``, ``slugify_cli``), for being a dependency or a user (a caller, a
+test) of a file the task names, and for being used by other files: the references across files
+are the imports of every source file, resolved to workspace files (Python modules,
+JavaScript/TypeScript relative paths, Go packages, Rust modules, Java classes), and a file many
+others import ranks high, as in Aider's map.
 
 The cost is bounded for a large repository: ranking needs only each file's head (its imports),
 and files are outlined in rank order until the budget is full, so a map parses the few files it
@@ -492,9 +494,9 @@ def _tree(files: list[str], order: dict[str, int], budget: int, model: str) -> s
     return text
 
 
-def _outline_text(rel: str, o: Outline, *, constants: bool = True) -> str:
+def _outline_text(rel: str, o: Outline, *, constants: bool = True, inner: bool = True) -> str:
     head = rel + (f"  ({o.error})" if o.error else "")
-    symbols = [s for s in o.symbols if constants or not s.const]
+    symbols = [s for s in o.symbols if (constants or not s.const) and (inner or not s.inner)]
     return "\n".join([head, *(f"{s.line:>5} {'  ' * s.depth}{s.text}" for s in symbols)])
 
 
@@ -561,8 +563,13 @@ def repo_map(workspace: Path, data_dir: Path | None, task: str, *, max_tokens: i
                     break
                 continue
         # Module constants only for the best files: elsewhere they crowd out the definitions.
-        text = _outline_text(rel, o, constants=len(parts) < TOP_FILES_WITH_CONSTANTS)
+        constants = len(parts) < TOP_FILES_WITH_CONSTANTS
+        text = _outline_text(rel, o, constants=constants)
         n = tokens.count_text(text + "\n", model)
+        if used + n > max_tokens and any(s.inner for s in o.symbols):
+            # A long function's inner functions are the first to go: the file's own definitions stay whole.
+            text = _outline_text(rel, o, constants=constants, inner=False)
+            n = tokens.count_text(text + "\n", model)
         if used + n > max_tokens:
             # The best file that does not fit whole still shows its first definitions.
             lines = text.splitlines()

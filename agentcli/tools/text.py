@@ -9,9 +9,11 @@ failure (:class:`FailureLines`), so a bounded output still says what failed.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
-__all__ = ["FailureLines", "head_tail", "strip_ansi", "tail", "tail_with_failures"]
+__all__ = ["FailureLines", "brief_json", "brief_value", "head_tail", "strip_ansi", "tail", "tail_with_failures"]
 
 # CSI sequences (colours, cursor moves), OSC sequences (titles, hyperlinks) and lone escapes.
 _ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
@@ -24,6 +26,44 @@ def strip_ansi(text: str) -> str:
         # A progress bar redraws its line with \r: only the last state of each line is real.
         text = "\n".join(line.rsplit("\r", 1)[-1] if line.strip("\r") else "" for line in text.split("\n"))
     return text
+
+
+def _shorten(value: Any, chars: int, items: int) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= chars else f"{value[:chars]}...[{len(value) - chars} more chars]"
+    if isinstance(value, dict):
+        return {str(k): _shorten(v, chars, items) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        kept = [_shorten(v, chars, items) for v in value[:items]]
+        return kept + ([f"...[{len(value) - items} more items]"] if len(value) > items else [])
+    return value
+
+
+def brief_value(value: Any, limit: int) -> Any:
+    """``value`` (a tool call's arguments) shortened until its compact JSON is about ``limit``
+    characters, staying the same shape: long strings keep their start and say how much of them
+    is left out (``"def f():...[2400 more chars]"``), long lists their first items and a count of
+    the rest. Cut harder (shorter strings, fewer items) until it fits; what no shortening brings
+    under ``limit`` (hundreds of keys) comes back as its JSON text cut at ``limit``, saying so."""
+    def dumps(v: Any) -> str:
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"), default=str)
+
+    text = dumps(value)
+    if len(text) <= limit:
+        return value
+    for chars, items in ((120, 8), (60, 4), (24, 2), (8, 1)):
+        short = _shorten(value, chars, items)
+        text = dumps(short)
+        if len(text) <= limit:
+            return short
+    return f"{text[:limit]}...[cut: {len(text) - limit} more chars]"
+
+
+def brief_json(value: Any, limit: int) -> str:
+    """:func:`brief_value` as compact JSON text."""
+    short = brief_value(value, limit)
+    return short if isinstance(short, str) and not isinstance(value, str) else \
+        json.dumps(short, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def head_tail(text: str, limit: int, *, head_share: float = 0.3) -> str:

@@ -23,6 +23,7 @@ from rich.markup import escape
 from agentcli.cli.commands.common import (
     MAX_LIST,
     console,
+    counted,
     err_console,
     in_range,
     print_error,
@@ -67,6 +68,9 @@ def chat(
 
     if not _has_terminal():
         raise UsageError("agent chat needs a terminal; without one add turns with agent run --continue")
+    from agentcli.cli.commands.run import CHAT_META_KEY
+
+    ctx.meta[CHAT_META_KEY] = True  # an interrupted turn ends the turn, not the chat
     state = state_of(ctx)
     settings = state.settings
     session: SessionRecord | None = None
@@ -84,7 +88,7 @@ def chat(
     if session is not None:
         _offer_unfinished(ctx, settings, session, yes)
     err_console.print(f"[bold]agent chat[/bold] · {escape(str(settings.workspace))} · "
-                      + (f"session {session.session_id}, {len(session.chain())} turn(s)" if session is not None
+                      + (f"session {session.session_id}, {counted(len(session.chain()), 'turn')}" if session is not None
                          else "a new session")
                       + " · /help · Ctrl-D leaves", highlight=False)
     prompt = _line_editor(settings)
@@ -229,16 +233,17 @@ def _show_plan(settings: Settings, session: SessionRecord) -> None:
 
 
 def _show_cost(settings: Settings, session: SessionRecord) -> None:
+    from agentcli.cli.tables import format_cost
     from agentcli.record.reader import RunRecord, find_run
 
     total = 0.0
     for t in session.chain():
         rec = RunRecord.read(find_run(settings.data_dir, t.run_id))
         total += rec.cost_usd if not t.copied else 0.0
-        console.print(f"  turn {t.turn}: ${rec.cost_usd:.6f} · {len(rec.calls)} calls · "
+        console.print(f"  turn {t.turn}: {format_cost(rec.cost_usd)} · {len(rec.calls)} calls · "
                       f"{rec.input_tokens}+{rec.output_tokens} tokens · ledger {t.ledger.tokens} tokens"
                       + (" (forked from another session)" if t.copied else ""), highlight=False)
-    console.print(f"session {session.session_id}: ${total:.6f}", highlight=False)
+    console.print(f"session {session.session_id}: {format_cost(total)}", highlight=False)
 
 
 def _undo(ctx: typer.Context, settings: Settings, session: SessionRecord) -> SessionRecord:

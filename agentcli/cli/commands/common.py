@@ -67,6 +67,12 @@ def configure_consoles(*, no_color: bool = False) -> None:
     err_console.reset(no_color=no_color)
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 file``, ``3 files``, ``0 files`` (nouns with a plain -s plural): what a person reads, not
+    ``file(s)``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def print_error(message: str) -> None:
     """One line on stderr: ``error: ...``."""
     err_console.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True, highlight=False)

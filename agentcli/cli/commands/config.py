@@ -13,7 +13,7 @@ from agentcli.cli.commands.common import console, state_of
 app = typer.Typer(help="Show the effective configuration and where it comes from.", no_args_is_help=True)
 
 
-@app.command("show")
+@app.command("show", short_help="The effective config: every key, its value and source.")
 def show(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
@@ -62,7 +62,7 @@ def _masked(key: str, value: Any) -> Any:
     return Redactor()(value)
 
 
-@app.command("path")
+@app.command("path", short_help="Where config files are looked for, in precedence order.")
 def path(ctx: typer.Context) -> None:
     """Where config files are looked for, in precedence order (lowest first)."""
     from agentcli.config import PROJECT_CONFIG_NAME, user_config_path

@@ -21,6 +21,7 @@ from agentcli.cli.commands.common import (
     MAX_HITS,
     MAX_LIST,
     console,
+    counted,
     err_console,
     in_range,
     print_warning,
@@ -91,7 +92,7 @@ def _progress_bar() -> Iterator[Progress | None]:
             bar.stop()
 
 
-@app.command()
+@app.command(short_help="Recall from memory: the best hits of every tier.")
 def search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What to look for.")],
@@ -115,10 +116,10 @@ def search(
     cols = [Col("tier"), Col("score"), Col("source / run", flex=True), Col("snippet", flex=True)]
     rows = [[h.tier, f"{h.score:.3f}", h.source, h.snippet(120)] for h in result.hits]
     console.print(fitted_table(cols, rows, console.width))
-    err_console.print(f"[dim]{len(result.hits)} hit(s) in {result.took_ms:.0f} ms[/dim]")
+    err_console.print(f"[dim]{counted(len(result.hits), 'hit')} in {result.took_ms:.0f} ms[/dim]")
 
 
-@app.command()
+@app.command(short_help="Add files or folders to memory (chunked, deduplicated).")
 def add(
     ctx: typer.Context,
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories inside the workspace.")] = None,
@@ -141,15 +142,16 @@ def add(
     for s in result.skipped:
         err_console.print(f"[yellow]skipped[/yellow] {escape(s)}")
     if result.masked:
-        err_console.print(f"[yellow]masked[/yellow] a secret in {result.masked} chunk(s) before storing them",
+        err_console.print(f"[yellow]masked[/yellow] a secret in {counted(result.masked, 'chunk')} before storing them",
                           highlight=False)
     console.print(
-        f"{len(result.sources)} source(s) written: {result.inserted} chunk(s) added, {result.updated} kept, "
+        f"{counted(len(result.sources), 'source')} written: {counted(result.inserted, 'chunk')} added, "
+        f"{result.updated} kept, "
         f"{result.deleted} removed; {result.unchanged} unchanged; {result.embedded} embedded "
         f"({result.took_ms / 1000:.1f} s)", highlight=False)
 
 
-@app.command("list")
+@app.command("list", short_help="List stored episodes and chunks.")
 def list_(
     ctx: typer.Context,
     tier: Annotated[str, typer.Option("--tier", "-t", help="episodic, semantic or all.")] = "all",
@@ -191,7 +193,7 @@ def forget(
     n = mem.forget(item_id) if item_id is not None else mem.forget_source(source or "")
     if n == 0:
         raise UsageError(f"nothing in memory matches {item_id or source!r}")
-    console.print(f"forgot {n} item(s)", highlight=False)
+    console.print(f"forgot {counted(n, 'item')}", highlight=False)
 
 
 def _full_run_id(ctx: typer.Context, item_id: str) -> str:
@@ -216,7 +218,7 @@ def _size(n: int | None) -> str:
     return f"{n} B"
 
 
-@app.command()
+@app.command(short_help="Rows per tier, embedder, versions, indices and size.")
 def stats(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
@@ -240,7 +242,7 @@ def stats(
     console.print(fitted_table(cols, rows, console.width))
 
 
-@app.command()
+@app.command(short_help="Re-embed everything with the configured embedder.")
 def reindex(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
@@ -253,4 +255,4 @@ def reindex(
         _dump({"embedder": mem.embedder.name, "rows": counts})
         return
     total = sum(counts.values())
-    console.print(f"re-embedded {total} row(s) with {mem.embedder.name}", highlight=False)
+    console.print(f"re-embedded {counted(total, 'row')} with {mem.embedder.name}", highlight=False)

@@ -16,6 +16,7 @@ from agentcli.cli.commands.common import (
     MAX_STEPS,
     MAX_TOKENS,
     console,
+    counted,
     err_console,
     in_range,
     print_error,
@@ -49,6 +50,9 @@ APPROVAL_WORDS = "or type what to do instead"
 
 #: ``--output`` formats: text for people, one JSON document, or a JSON line per event.
 OUTPUT_FORMATS = ("text", "json", "jsonl")
+#: Set in the click context's ``meta`` by `agent chat`: the runs it makes are turns of a process
+#: that goes on after an interrupted one.
+CHAT_META_KEY = "agentcli.chat"
 
 
 def _interactive() -> bool:
@@ -198,7 +202,7 @@ def verify_line(out: RunOutcome, command: str | None) -> str:
 def render_outcome(out: RunOutcome, *, quiet: bool = False, verify_command: str | None = None) -> None:
     """The steps table (stdout), the answer (stdout), whether verification ran and passed, and
     the totals line (stderr); only the answer when ``quiet``."""
-    from agentcli.cli.tables import Col, quick_fitted_table, short_cost
+    from agentcli.cli.tables import Col, format_cost, quick_fitted_table, short_cost
 
     if not quiet and out.steps:  # stopped before any step (while planning): no empty table
         cols = [Col("step", flex=True), Col("status"), *(Col(n, justify="right") for n in
@@ -220,7 +224,7 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False, verify_command: str 
     console.print(escape(verify_line(out, verify_command)), highlight=False, soft_wrap=True)
     t = out.totals
     unpriced = t["unpriced_calls"]
-    cost = f"${t['cost_usd']:.6f}" + (
+    cost = format_cost(t["cost_usd"]) + (
         f" (+{unpriced} call{'s' if unpriced != 1 else ''} at an unknown price, counted as $0)" if unpriced else "")
     err_console.print(
         f"[bold]{out.status}[/bold] ({escape(out.reason)}) · {t['calls']} LLM calls · "
@@ -489,12 +493,17 @@ def run(
         done, interrupted = None, True
     status.stop()
     if steering is not None and (late := steering.pending()):  # an interrupted run's too: none is dropped unsaid
-        print_warning(f"{len(late)} message(s) {'typed' if typed is not None else 'on stdin'} were not applied: "
+        print_warning(f"{counted(len(late), 'message')} {'typed' if typed is not None else 'on stdin'} "
+                      f"{'was' if len(late) == 1 else 'were'} not applied: "
                       "the run ended before another step boundary: "
                       + "; ".join(m[:80] for m in late))
+    # In `agent chat` the process goes on to the next turn: a model call still in flight is left to
+    # end in its thread (the local model stops at its next token), not the chat.
+    ends_process = not ctx.meta.get(CHAT_META_KEY)
     if done is None:
         print_error(f"interrupted; the run is recorded, resume with: agent run --resume {run_id}")
-        leave(ExitCode.INTERRUPTED)
+        if ends_process:
+            leave(ExitCode.INTERRUPTED)
         raise typer.Exit(ExitCode.INTERRUPTED)
     outcome = done
     if output == "json":
@@ -511,9 +520,11 @@ def run(
         elif checkpoint_error:
             print_warning(f"no checkpoint of this run, so no undo: {checkpoint_error[0]}")
     if outcome.exit_code != ExitCode.OK and output == "text":
+        # On one terminal the answer is on the screen just above: the error line does not repeat it.
+        shown = bool(outcome.answer) and not quiet and console.is_terminal and err_console.is_terminal
         detail = outcome.answer if outcome.reason == "error" else (
-            f"{outcome.reason}: {outcome.answer}" if outcome.answer else outcome.reason)
+            f"{outcome.reason}: {outcome.answer}" if outcome.answer and not shown else outcome.reason)
         print_error(detail)
-    if interrupted:
+    if interrupted and ends_process:
         leave(outcome.exit_code)  # a model call still in flight in a thread must not hold the exit
     raise typer.Exit(outcome.exit_code)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from agentcli.cli.commands.common import MAX_LIST, console, err_console, in_range, print_warning, state_of
+from agentcli.cli.commands.common import MAX_LIST, console, counted, err_console, in_range, print_warning, state_of
 from agentcli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
 
 
+
+
 def _cost(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.6f}"
+    from agentcli.cli.tables import format_cost
+
+    return format_cost(value)
 
 
 def _clock(ts: float) -> str:
@@ -100,7 +104,7 @@ def render_timeline(rec: RunRecord) -> None:
             detail = (f"plan {p.get('id')} {len(p.get('steps', []))} steps hash {str(p.get('hash'))[:12]} "
                       "(revised for the user's words)")
         elif isinstance(d, ev.StepFinished):
-            detail = f"{d.status} after {d.attempts} attempt(s)"
+            detail = f"{d.status} after {counted(d.attempts, 'attempt')}"
         elif isinstance(d, ev.BudgetChecked):
             if d.ok:
                 continue
@@ -125,7 +129,8 @@ def render_timeline(rec: RunRecord) -> None:
                          if x.get("skipped") else ""))
         elif isinstance(d, ev.Undone):
             x = d.event_data()
-            detail = f"{d.kind} of {len(x.get('files') or [])} file(s)" + (" (forced)" if x.get("forced") else "")
+            detail = f"{d.kind} of {counted(len(x.get('files') or []), 'file')}" + (
+                " (forced)" if x.get("forced") else "")
         else:
             detail = json.dumps(d.event_data(), default=str)[:120]
         rows.append([_clock(t.time), t.step_id or "", t.type, detail])
@@ -156,7 +161,7 @@ def render_user_words(rec: RunRecord) -> None:
 
 
 def _signed(value: float | None) -> str:
-    return "-" if value is None else f"{'+' if value >= 0 else '-'}${abs(value):.6f}"
+    return "-" if value is None else ("+" if value >= 0 else "-") + _cost(abs(value))
 
 
 def render_step_costs(costs: list[StepCost]) -> None:
@@ -177,7 +182,7 @@ def render_step_costs(costs: list[StepCost]) -> None:
     console.print(fitted_table(cols, rows, console.width, title="cost per step"))
 
 
-@app.command("show")
+@app.command("show", short_help="One run: its plan, timeline, approvals and costs.")
 def show(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
@@ -216,7 +221,7 @@ def show(
         console.print(cache, highlight=False)
 
 
-@app.command("stats")
+@app.command("stats", short_help="Calls, tokens and cost over recorded runs.")
 def stats(
     ctx: typer.Context,
     since: Annotated[str | None, typer.Option(
@@ -376,7 +381,7 @@ def replay(
         typer.echo(json.dumps({"identical": d is None, "divergence": None if d is None else d.as_dict(),
                                "status": out.status, "reason": out.reason}, indent=2, default=str))
     elif result.divergence is None:
-        console.print(f"identical ({out.status}, {len(out.steps)} steps, {out.totals['calls']} LLM calls "
+        console.print(f"identical ({out.status}, {counted(len(out.steps), 'step')}, {out.totals['calls']} LLM calls "
                       "served from the recording, $0 spent)", highlight=False)
     else:
         err_console.print(escape(result.divergence.describe()), highlight=False, soft_wrap=True)
@@ -416,6 +421,6 @@ def _replay_session(settings: Settings, session_id: str, json_out: bool) -> None
             line = f"turn {t.turn.turn} ({t.turn.run_id}): {t.describe()}"
             (console if t.identical else err_console).print(escape(line), highlight=False, soft_wrap=True)
         if same:
-            console.print(f"identical: {len(turns)} turn(s) of session {session.session_id}, their ledgers built "
-                          "again byte for byte, $0 spent", highlight=False)
+            console.print(f"identical: {counted(len(turns), 'turn')} of session {session.session_id}, their "
+                          "ledgers built again byte for byte, $0 spent", highlight=False)
     raise typer.Exit(ExitCode.OK if same else ExitCode.FAILED)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from agentcli.cli.commands.common import MAX_LIST, console, in_range, print_warning, state_of
+from agentcli.cli.commands.common import MAX_LIST, console, counted, in_range, print_warning, state_of
 
 #: What `agent sessions` says when there is none (instead of an empty table).
 NO_SESSIONS = "no sessions yet (start one with `agent chat` or `agent run --continue TASK`)"
@@ -72,8 +72,9 @@ def sessions(
     if json_out:
         typer.echo(json.dumps({**summary.as_dict(), "head": rec.head, "turn_list": turns}, indent=2))
         return
-    console.print(f"session {rec.session_id} · {escape(rec.workspace)} · {summary.turns} turn(s) in the chain · "
-                  f"{summary.status} · {short_cost(summary.cost_usd)}", highlight=False, soft_wrap=True)
+    console.print(f"session {rec.session_id} · {escape(rec.workspace)} · "
+                  f"{counted(summary.turns, 'turn')} in the chain · {summary.status} · {short_cost(summary.cost_usd)}",
+                  highlight=False, soft_wrap=True)
     cols = [Col("turn", justify="right"), Col("run"), Col("task", flex=True, min_width=12, detail=True),
             Col("ledger", justify="right")]
     console.print(fitted_table(cols, [[str(t["turn"]) + ("" if t["in_chain"] else " (off)"), str(t["run_id"]),

@@ -85,7 +85,7 @@ def _summary(t: Tool) -> dict[str, Any]:
     }
 
 
-@app.command("list")
+@app.command("list", short_help="Every tool: its name, risk class, source and use.")
 def list_tools(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
@@ -109,7 +109,7 @@ def list_tools(
     console.print(fitted_table(cols, rows, console.width))
 
 
-@app.command("show")
+@app.command("show", short_help="A tool's risk class, source and JSON Schema.")
 def show(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Tool name, e.g. read_file or server.tool.")],

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from agentcli.cli.commands.common import console, state_of
+from agentcli.cli.commands.common import console, counted, state_of
 
 
 def trust(
@@ -37,5 +37,5 @@ def trust(
     for line in changed:
         console.print(f"accepted: {escape(line)}", highlight=False, soft_wrap=True)
     files = trusted_files(settings)
-    console.print(f"trusted {len(files)} file(s) of {escape(str(settings.workspace))}", highlight=False,
+    console.print(f"trusted {counted(len(files), 'file')} of {escape(str(settings.workspace))}", highlight=False,
                   soft_wrap=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from agentcli.cli.commands.common import MAX_LIST, console, err_console, in_range, print_error, state_of
+from agentcli.cli.commands.common import MAX_LIST, console, counted, err_console, in_range, print_error, state_of
 from agentcli.errors import ApprovalDenied, ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def _render(res: UndoResult, *, verb: str) -> None:
         err_console.print(f"  [yellow]not restorable[/yellow] (over tools.max_file_bytes): {escape(p)}",
                           highlight=False)
     if res.applied:
-        what = f"{len(res.files)} file(s)"
+        what = counted(len(res.files), "file")
         console.print(f"{verb} {res.run_id}: restored {what}"
                       + (f" to before step {res.to_step}" if res.to_step else "")
                       + (" (forced over conflicts)" if res.forced and res.conflicts else ""), highlight=False)
@@ -155,14 +155,14 @@ def undo(
         raise typer.Exit(ExitCode.OK)
     if plan.conflicts and not force:
         emit(plan)
-        print_error(f"{len(plan.conflicts)} file(s) changed after run {rec.run_id}: "
+        print_error(f"{counted(len(plan.conflicts), 'file')} changed after run {rec.run_id}: "
                     f"{', '.join(plan.conflicts[:5])}{' ...' if len(plan.conflicts) > 5 else ''}; nothing was "
                     "restored (--force restores them anyway)")
         raise typer.Exit(ExitCode.FAILED)
     if not yes:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
-            raise ApprovalDenied(f"{verb} of {rec.run_id} would restore {len(plan.files)} file(s) and there is "
-                                 "no terminal to confirm: re-run with --yes")
+            raise ApprovalDenied(f"{verb} of {rec.run_id} would restore {counted(len(plan.files), 'file')} and "
+                                 "there is no terminal to confirm: re-run with --yes")
         from agentcli.cli.prompts import ask
 
         _render(plan, verb=verb)
@@ -206,13 +206,14 @@ def roll_back(settings: Settings, session_id: str, to_turn: int, *, force: bool,
         return
     if not yes:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
-            raise ApprovalDenied(f"rolling session {sess.session_id} back to turn {to_turn} undoes {len(later)} "
-                                 "turn(s) and there is no terminal to confirm: re-run with --yes")
+            raise ApprovalDenied(f"rolling session {sess.session_id} back to turn {to_turn} undoes "
+                                 f"{counted(len(later), 'turn')} and there is no terminal to confirm: "
+                                 "re-run with --yes")
         from agentcli.cli.prompts import ask
 
         for t in later:
             err_console.print(f"  turn {t.turn} ({t.run_id}): {escape(t.task[:80])}", highlight=False)
-        if ask(f"undo these {len(later)} turn(s)?", [("y", "[y]es"), ("n", "[n]o")], default="n") != "y":
+        if ask(f"undo these {counted(len(later), 'turn')}?", [("y", "[y]es"), ("n", "[n]o")], default="n") != "y":
             raise ApprovalDenied(f"rollback of {sess.session_id} was not confirmed")
     repo = _repo(settings)
     undone: list[str] = []
@@ -231,7 +232,7 @@ def roll_back(settings: Settings, session_id: str, to_turn: int, *, force: bool,
             _render(plan, verb="undo")
             if undone:
                 sess.roll_back(t.turn, undone)
-            print_error(f"turn {t.turn}: {len(plan.conflicts)} file(s) changed after run {rec.run_id}: "
+            print_error(f"turn {t.turn}: {counted(len(plan.conflicts), 'file')} changed after run {rec.run_id}: "
                         f"{', '.join(plan.conflicts[:5])}; the session stops at turn {t.turn} "
                         "(--force restores them anyway)")
             raise typer.Exit(ExitCode.FAILED)
@@ -246,5 +247,5 @@ def roll_back(settings: Settings, session_id: str, to_turn: int, *, force: bool,
         return
     for r in results:
         _render(r, verb="undo")
-    console.print(f"session {sess.session_id}: back to turn {to_turn} ({len(undone)} turn(s) undone); the next "
-                  "turn follows it", highlight=False)
+    console.print(f"session {sess.session_id}: back to turn {to_turn} ({counted(len(undone), 'turn')} undone); "
+                  "the next turn follows it", highlight=False)

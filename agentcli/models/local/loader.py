@@ -204,12 +204,42 @@ def _install_log_callback(llama_cpp: Any) -> None:
     _log_callback = _callback
 
 
+class _NoRedirect:
+    """Stands in for llama-cpp-python's ``suppress_stdout_stderr``, doing nothing."""
+
+    def __init__(self, disable: bool = True) -> None:
+        pass
+
+    def __enter__(self) -> _NoRedirect:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _keep_stdout_stderr() -> None:
+    """Turn off llama-cpp-python's silencing of llama.cpp while a model loads: it points the whole
+    process's file descriptors 1 and 2 (and ``sys.stdout``/``sys.stderr``) at /dev/null, and the
+    load runs in a worker thread, so whatever the command printed meanwhile was lost (a chat turn
+    interrupted during the first load lost its result and the next prompt). llama.cpp's log lines
+    reach the log callback instead (:func:`_install_log_callback`); with ``verbose=False`` the
+    Python side prints nothing."""
+    import importlib
+
+    for name in ("llama", "_internals", "llama_chat_format"):
+        with contextlib.suppress(ImportError):
+            module = importlib.import_module(f"llama_cpp.{name}")
+            if hasattr(module, "suppress_stdout_stderr"):
+                setattr(module, "suppress_stdout_stderr", _NoRedirect)  # noqa: B010
+
+
 def import_llama_cpp() -> Any:
     try:
         import llama_cpp
     except ImportError as e:
         raise LLMFatalError(f"local models need llama-cpp-python: pip install llama-cpp-python ({e})") from None
     _install_log_callback(llama_cpp)
+    _keep_stdout_stderr()
     return llama_cpp
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -65,8 +66,10 @@ def _float_param(params: dict[str, Any], name: str, default: float) -> float:
 
 
 def _run(model: str, messages: list[Any], optional_params: dict[str, Any] | None,
-         on_text: Callable[[str], None] | None = None) -> ChatResult:
-    """One blocking chat completion on a local model (``on_text``: told the text as it is generated)."""
+         on_text: Callable[[str], None] | None = None, abandoned: threading.Event | None = None) -> ChatResult:
+    """One blocking chat completion on a local model (``on_text``: told the text as it is generated;
+    ``abandoned``: set when nobody waits for the answer any more, which ends the generation at its
+    next token)."""
     params = dict(optional_params or {})
     if params.get("n") not in (None, 1):
         raise LLMFatalError("local models return one choice per call (n=1)")
@@ -111,7 +114,7 @@ def _run(model: str, messages: list[Any], optional_params: dict[str, Any] | None
     with entry.lock:
         try:
             if entry.formatter is not None:
-                out = _generate_from_template(entry, chat, sampling, on_text)
+                out = _generate_from_template(entry, chat, sampling, on_text, abandoned)
                 text = out["choices"][0]["text"]
             else:
                 llama.reset()
@@ -140,7 +143,8 @@ def _run(model: str, messages: list[Any], optional_params: dict[str, Any] | None
 
 
 def _generate_from_template(entry: LoadedModel, chat: list[dict[str, str]], sampling: dict[str, Any],
-                            on_text: Callable[[str], None] | None = None) -> Any:
+                            on_text: Callable[[str], None] | None = None,
+                            abandoned: threading.Event | None = None) -> Any:
     """Format and tokenize the prompt ourselves, reuse what we may of the KV cache, generate.
 
     Reuse must not change the answer. llama.cpp computes a token's KV entries with different
@@ -152,7 +156,9 @@ def _generate_from_template(entry: LoadedModel, chat: list[dict[str, str]], samp
     very batches a fresh run would use.
 
     ``on_text`` hears the tokens as they are generated, through a stopping criterion that never
-    stops: generation, and so the answer and its token counts, are exactly as without it.
+    stops: generation, and so the answer and its token counts, are exactly as without it. Another
+    criterion stops once ``abandoned`` is set (the run was interrupted: the model lock is free for
+    the next request at once, not after ``max_tokens`` more tokens nobody reads).
     """
     llama = entry.llama
     formatted = entry.formatter(messages=chat)
@@ -174,10 +180,15 @@ def _generate_from_template(entry: LoadedModel, chat: list[dict[str, str]], samp
     stop = list(sampling["stop"])
     stop.extend(s for s in (formatted.stop if isinstance(formatted.stop, list) else [formatted.stop]) if s)
     criteria = formatted.stopping_criteria
+    extra: list[Any] = []
     if on_text is not None:
+        extra.append(_Teller(llama, len(tokens), on_text))
+    if abandoned is not None:
+        extra.append(lambda input_ids, logits: abandoned.is_set())
+    if extra:
         from llama_cpp import StoppingCriteriaList
 
-        criteria = StoppingCriteriaList([*(criteria or []), _Teller(llama, len(tokens), on_text)])
+        criteria = StoppingCriteriaList([*(criteria or []), *extra])
     return llama.create_completion(tokens, stopping_criteria=criteria, **{**sampling, "stop": stop})
 
 
@@ -219,10 +230,15 @@ class LocalBackend:
         import asyncio  # lazily: ~40 ms of import the synchronous paths never need
 
         check_allowed(req.model)
+        abandoned = threading.Event()
         try:
-            result = await asyncio.to_thread(_run, req.model, req.messages, req.generation_options(), req.on_text)
+            result = await asyncio.to_thread(_run, req.model, req.messages, req.generation_options(), req.on_text,
+                                             abandoned)
         except _ContextTooLong as e:
             raise LLMFatalError(f"{req.model}: {e}") from None
+        except asyncio.CancelledError:
+            abandoned.set()  # the thread cannot be cancelled; its generation can be ended
+            raise
         calls = []
         if result.tool_name is not None:
             try:
