@@ -74,6 +74,18 @@ SCENARIOS: tuple[Scenario, ...] = (
          {"edits": [{"path": "util.py", "search": "X = 1", "replace": "X = 2"}]},
          complete("X is 2 in util.py.")],
     ),
+    # The work is right, its check ran wrong: the review gives the command that checks it, which runs
+    # as the re-plan's step (no planner call), and a second review completes the run.
+    Scenario(
+        "check-from-review",
+        {"data.txt": "one line\n"},
+        ["run", "check that data.txt is in place", "--yes"],
+        [{"steps": {"s1": {"call": {"tool": "run_shell", "args": {"command": "cat missing.txt"}}, "depends_on": [],
+                           "title": "Check"}}},
+         {"outcome": "replan", "answer": "", "reason": "the check read the wrong file; run `cat data.txt`",
+          "commands": ["cat data.txt"]},
+         complete("data.txt is in place: one line.")],
+    ),
     # The final answer shaped to a JSON Schema (one re-ask).
     Scenario(
         "answer-schema",

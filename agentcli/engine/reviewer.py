@@ -6,7 +6,9 @@ four verdicts:
 
 * ``complete``, with the final answer for the user;
 * ``continue``: accept the failed steps as failed and run what can still run;
-* ``replan``, with a reason the planner gets;
+* ``replan``, with a reason the planner gets; or, when the work is done and only its check must
+  run differently (an environment problem), with the ``commands`` that run it: the re-plan is then
+  those commands as ``run_shell`` steps, with no planner call (see :meth:`Review.checks`);
 * ``stop``: end the run now, with the reason (after the user declined a step the task needs,
   re-planning would only ask again).
 """
@@ -36,6 +38,28 @@ class Review(BaseModel):
     )
     answer: str = Field("", max_length=4000, description="The final answer for the user (for complete).")
     reason: str = Field("", max_length=500, description="Why (for continue, replan and stop).")
+    #: Taken as given (any JSON value): commands that are not usable are not an error of the review,
+    #: they only mean the planner re-plans as without them (see :meth:`checks`). None: not given.
+    commands: Any = Field(None, description="For replan: shell commands that check the "
+                                "work, run in order, instead of a new plan (the work done, only its check to run "
+                                "differently).")
+
+    def checks(self) -> tuple[str, ...]:
+        """The commands of a ``replan`` verdict as the re-plan's steps, or ``()`` when there are none
+        or they are not usable: not a list of 1 to :data:`MAX_CHECKS` strings, each non-blank,
+        single-line and at most :data:`CHECK_CHARS` characters. Then the planner re-plans."""
+        cmds = self.commands
+        if self.outcome != "replan" or not isinstance(cmds, list) or not 0 < len(cmds) <= MAX_CHECKS:
+            return ()
+        if not all(isinstance(c, str) and c.strip() and len(c) <= CHECK_CHARS and "\n" not in c
+                   and "\x00" not in c for c in cmds):
+            return ()
+        return tuple(c.strip() for c in cmds)
+
+
+#: The most commands a review may give as the check steps of a re-plan, and the longest one.
+MAX_CHECKS = 3
+CHECK_CHARS = 300
 
 
 #: The reply's schema as sent: :class:`Review`'s constraints without its titles, descriptions and
@@ -47,6 +71,7 @@ REVIEW_SCHEMA: dict[str, Any] = {
         "outcome": {"enum": ["complete", "continue", "replan", "stop"]},
         "answer": {"type": "string", "maxLength": 4000},
         "reason": {"type": "string", "maxLength": 500},
+        "commands": {"type": "array", "items": {"type": "string", "maxLength": CHECK_CHARS}, "maxItems": MAX_CHECKS},
     },
     "required": ["outcome"],
 }
@@ -57,7 +82,8 @@ _SYSTEM = (
     '- "complete": the results answer or accomplish the task; "answer": the final answer for the user, from '
     "the results only;\n"
     '- "continue": some steps failed but the rest can still accomplish the task;\n'
-    '- "replan": this plan cannot accomplish the task; "reason": why;\n'
+    '- "replan": this plan cannot accomplish the task; "reason": why; if only the check must run differently, '
+    '"commands": the shell commands to run it (never edits);\n'
     '- "stop": end with no other plan: the user declined a step the task needs (status "denied"), or going '
     'on could not help; "reason": why.\n'
     "A step whose command exited with an unexpected code failed: read its error. A long output shows its head "

@@ -115,6 +115,9 @@ class ReplanContext:
     left: dict[str, Any] = field(default_factory=dict)
     changes: str | None = None
     user: UserChange | None = None
+    #: The commands the review gave to check the work (``()``: none): when usable they are the new
+    #: steps, and no planner model is asked (see :class:`~agentcli.planning.planner.Replan`).
+    commands: tuple[str, ...] = ()
 
     @property
     def fresh(self) -> bool:
@@ -138,7 +141,7 @@ class ReplanContext:
 
     def replan(self) -> Replan:
         """This context as the planner takes it (see :func:`agentcli.planning.planner.make_plan`)."""
-        return Replan(context=self.text, first_step=self.first_step, kept=self.kept)
+        return Replan(context=self.text, first_step=self.first_step, kept=self.kept, commands=self.commands)
 
     def text(self, first_step: int | None = None) -> str:
         """The re-planner's context: the reason, what is left, how to number the new steps,
@@ -497,6 +500,8 @@ class _Run:
         self._steer: UserChange | None = UserChange.joined(unapplied) if unapplied else None
         #: The user's words the next re-plan is for.
         self._user: UserChange | None = None
+        #: The check commands of the review that asked for the next re-plan (see Review.checks).
+        self._checks: tuple[str, ...] = ()
 
     def _on_transition(self, t: Transition) -> None:
         # _value_: the member's value as ``.value`` gives it, without the enum property's lookup (two
@@ -539,7 +544,8 @@ class _Run:
     def _set_plan(self, plan: Plan, *, replan: bool, by_user: bool = False) -> None:
         self.state.plan = plan
         self.events.emit(PlanCreated(replan=replan, plan=plan.model_dump(mode="json"),
-                                     **({"by_user": True} if by_user else {})))
+                                     **({"by_user": True} if by_user else {}),
+                                     **({"source": plan.source} if plan.source != "planner" else {})))
         self.events.sync(blocking=True)
         if self.deps.on_plan is not None:
             self.deps.on_plan(plan)
@@ -677,13 +683,15 @@ class _Run:
         verdict: Review = await review(self.deps.client, self.task, st.plan, st.runs,
                                        changes.text() if changes is not None else None,
                                        verify_command=self.deps.verify_command, history=st.reviews)
-        self.events.emit(Reviewed(kind="verdict", **verdict.model_dump()))
+        self.events.emit(Reviewed(kind="verdict", **verdict.model_dump(exclude={"commands"}),
+                                  **({"commands": verdict.commands} if verdict.commands is not None else {})))
         if verdict.outcome == "stop":
             raise RunStopped(verdict.reason or verdict.answer or "the reviewer ended the run")
         if verdict.outcome == "replan" or (verdict.outcome == "continue" and not st.can_continue()):
             if verdict.outcome == "continue" and not failed:
                 verdict = Review(outcome="complete", answer=verdict.answer)
             else:
+                self._checks = verdict.checks()
                 return Next(State.REPLANNING, verdict.reason or "the reviewer asked for a new plan")
         if verdict.outcome == "continue":
             st.skip(failed)
@@ -786,12 +794,16 @@ class _Run:
     async def _replanning(self, step: Next) -> Next:
         st = self.state
         assert st.plan is not None
+        checks, self._checks = self._checks, ()
         if self._user is not None:
             return await self._replan_for_user()
         self.budget.check_replan()
         changes = st.changes.text() if st.changes is not None else None
-        findings = await self._investigate_failure(step.reason) if self.deps.config.investigate.before_replan else None
-        ctx = ReplanContext(st.plan, dict(st.runs), step.reason, self._left(), changes, findings=findings)
+        # The review's checks are what to run next: nothing to investigate first.
+        findings = (await self._investigate_failure(step.reason)
+                    if self.deps.config.investigate.before_replan and not checks else None)
+        ctx = ReplanContext(st.plan, dict(st.runs), step.reason, self._left(), changes, findings=findings,
+                            commands=checks)
         new = await self.deps.planner(self.task, ctx)
         merged = merge_replan(st.plan, st.runs, new)
         before = {s.id for s in st.plan.steps if s.requires_approval}
@@ -801,6 +813,10 @@ class _Run:
             raise ApprovalDenied("the new plan was not confirmed")
         st.keep_succeeded()
         st.adopt(merged)
+        if merged.source == "review":
+            added = [s for s in merged.steps if st.runs[s.id].status == "pending"]
+            return Next(State.EXECUTING, f"new plan {merged.id}: the review's check steps "
+                                         + "; ".join(f"{s.id} `{s.args.get('command', '')}`" for s in added))
         return Next(State.EXECUTING, f"new plan {merged.id}")
 
     async def _replan_for_user(self) -> Next:

@@ -36,6 +36,9 @@ AnswerShape = Literal["text", "json", "edits"]
 #: What a step is: a tool call, a model request, or a bounded read-only investigation (a model
 #: with read tools and read-only commands, answering with :class:`Findings`).
 StepKind = Literal["tool", "llm", "investigate"]
+#: Where a plan's steps came from: the planner model, or a review's commands (a re-plan that only runs
+#: the checks the reviewer gave, see :func:`agentcli.planning.planner.make_plan`).
+PlanSource = Literal["planner", "review"]
 #: Where a step is in a run: waiting, running, or how it ended (the last four are final).
 StepStatus = Literal["pending", "running", "ok", "failed", "denied", "skipped"]
 # One reference: {{sN.output}} followed by any number of .key or [index] accessors.
@@ -342,6 +345,10 @@ class Plan(BaseModel):
         None, description="What making the plan cost; None when the planner's price is unknown."
     )
     hash: str = Field("", description="sha256 of the canonical JSON of hash_payload().")
+    #: Not in the plan's file or hash (it changes nothing that runs): the plan's ``plan_created``
+    #: event says it, and a replay serves it from there.
+    source: PlanSource = Field("planner", exclude=True, description="Where the steps came from: the planner "
+                               "model, or a review's check commands.")
 
     def hash_payload(self) -> dict[str, Any]:
         """What execution depends on: the task, the executor model and the steps (ids, titles,

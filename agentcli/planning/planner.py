@@ -55,6 +55,7 @@ from agentcli.planning.plan import (
     STEP_ID_RE,
     Plan,
     PlanIssue,
+    PlanSource,
     Step,
     StepKind,
     default_retry,
@@ -305,11 +306,31 @@ def _budget_issues(tokens_total: int, cost: float | None, config: Config) -> lis
 class Replan:
     """What a re-plan adds to a planner request: the context (why, what happened, what is
     left), given the number of the first step the planner is to write; the first id after
-    the kept steps; and the kept steps' ids."""
+    the kept steps; the kept steps' ids; and the commands a review gave to check the work
+    (``()``: none), which make the new steps when they are valid (see :func:`check_steps`)."""
 
     context: Callable[[int], str]
     first_step: int
     kept: frozenset[str]
+    commands: tuple[str, ...] = ()
+
+
+#: The tool a review's check commands run with.
+CHECK_TOOL = "run_shell"
+
+
+def check_steps(commands: tuple[str, ...], first: int, registry: ToolRegistry, config: Config,
+                kept: frozenset[str] = frozenset()) -> tuple[list[Step], list[PlanIssue]]:
+    """A review's check commands as steps: one ``run_shell`` step a command, numbered from
+    ``s<first>``, each depending on the one before and titled with its command, read as a draft
+    the planner could have written (so approval comes from the config alone, and tools, arguments
+    and the step limit are checked as any plan's are); with every problem."""
+    draft = {"steps": {f"s{first + i}": {
+        "call": {"tool": CHECK_TOOL, "args": {"command": command}},
+        "depends_on": [f"s{first + i - 1}"] if i else [],
+        "title": command if len(command) <= 200 else command[:199] + "\u2026",
+    } for i, command in enumerate(commands)}}
+    return interpret_draft(draft, registry, config, kept=kept, numbered_from=first)
 
 
 #: Per client (one run's), per task: what its first plan showed of the workspace (PlanRequest.view).
@@ -360,6 +381,9 @@ async def make_plan(
     ``strategy`` defaults to the one the planner model's profile calls for (:func:`planner_for`).
     ``ledger`` is a session's typed ledger of its earlier turns (:mod:`agentcli.record.ledger`),
     put in its own section of the request, after the stable prefix and before the task.
+    A re-plan with a review's check commands (``replan.commands``) asks no model: the new steps are
+    those commands (:func:`check_steps`), the plan's ``source`` is ``"review"``; when they are not
+    usable, the planner model re-plans as without them.
     Raises :class:`PlanningError` when no valid plan comes out.
     """
 
@@ -370,6 +394,19 @@ async def make_plan(
         raise UsageError("the task is empty")
     tools = [t for t in registry.tools() if t.planned]
     planner_model = config.model_for("planner")
+    executor = config.model_for("executor")
+    if replan is not None and replan.commands:
+        # The review gave the check to run: its commands are the new steps, no model is asked.
+        # Unusable (a tool refused, the step limit): the planner re-plans as without them.
+        steps, issues = check_steps(replan.commands, replan.first_step, registry, config, replan.kept)
+        if not issues:
+            total_tokens, total_cost = estimate_steps(
+                steps, task=task, model=executor, price=_price_of(client, executor), output_tokens=0)
+            issues = _budget_issues(total_tokens, total_cost, config)
+        if not issues:
+            return _made(steps, task=task, plan_id=plan_id, now=now, executor=executor, planner_model=planner_model,
+                         tokens=total_tokens, cost=total_cost, planning_cost=0.0, source="review",
+                         save=save, data_dir=settings.data_dir)
     strategy = strategy or planner_for(client.profile(planner_model))
     # A small local model always writes s1, s2, ... (its grammar); its steps are renumbered after
     # the kept ones when merged. A hosted model numbers them after the kept ones itself.
@@ -388,7 +425,6 @@ async def make_plan(
                                                 view=_run_view(client, task, replan is not None)))
     base = with_instructions(base, instructions, client.profile(planner_model).context_tokens,
                              into=strategy.instructions_at)
-    executor = config.model_for("executor")
     price = _price_of(client, executor)
     planning_cost: float | None = 0.0
     messages = base
@@ -432,7 +468,15 @@ async def make_plan(
         more = f" (+{len(issues) - 6} more)" if len(issues) > 6 else ""
         hint = strategy.failure_hint(planner_model)
         raise PlanningError(f"no valid plan after {tries} tries: {listed}{more}" + (f"; {hint}" if hint else ""))
-    steps = _redacted_steps(steps)
+    return _made(steps, task=task, plan_id=plan_id, now=now, executor=executor, planner_model=planner_model,
+                 tokens=total_tokens, cost=total_cost, planning_cost=planning_cost, source="planner",
+                 save=save, data_dir=settings.data_dir)
+
+
+def _made(steps: list[Step], *, task: str, plan_id: str | None, now: datetime | None, executor: str,
+          planner_model: str, tokens: int, cost: float | None, planning_cost: float | None,
+          source: PlanSource, save: bool, data_dir: Path) -> Plan:
+    """The plan of valid, estimated steps: secrets masked, hashed, saved (unless ``save`` is False)."""
     plan = Plan(
         schema_version=PLAN_SCHEMA_VERSION,
         id=plan_id or new_run_id(),
@@ -440,13 +484,14 @@ async def make_plan(
         created_at=now or datetime.now(UTC).replace(microsecond=0),
         model=executor,
         planner_model=planner_model,
-        steps=steps,
-        estimated_tokens=total_tokens,
-        estimated_cost_usd=total_cost,
+        steps=_redacted_steps(steps),
+        estimated_tokens=tokens,
+        estimated_cost_usd=cost,
         planning_cost_usd=planning_cost,
+        source=source,
     ).rehash()
     if save:
-        save_plan(plan, plan_path(settings.data_dir, plan.id))
+        save_plan(plan, plan_path(data_dir, plan.id))
     return plan
 
 

@@ -43,7 +43,7 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from agentcli.errors import AgentError
 from agentcli.models.types import CallOutcome, Role
-from agentcli.planning.plan import StepKind, StepStatus
+from agentcli.planning.plan import PlanSource, StepKind, StepStatus
 from agentcli.redact import Redactor, is_secret_field, might_hold_token, secret_values
 
 EVENT_SCHEMA_VERSION = 1
@@ -202,6 +202,9 @@ class PlanCreated(Payload):
     #: A re-plan the user asked for (feedback or a steer, see the ``user_message`` before it): it
     #: does not count against ``budget.max_replans``. Written only when true.
     by_user: bool = False
+    #: Where the steps came from: ``review`` when they are the check commands the review gave (no
+    #: planner call). Written only then.
+    source: PlanSource = "planner"
 
 
 class TransitionMade(Payload):
@@ -401,6 +404,8 @@ class Reviewed(Payload):
     before: Any = None
     after: Any = None
     error: dict[str, Any] | None = None
+    #: A verdict's check commands for the re-plan, as the reviewer gave them (written only when given).
+    commands: Any = None
 
 
 class RunFinished(Payload):

@@ -294,6 +294,7 @@ class RunRecord:
                 except ValidationError as e:
                     self.warnings.append(f"event {t.seq} of {self.run_id} is malformed: plan.{first_error(e)}")
                     continue
+                plan.source = d.source  # said by the event, not the plan's JSON (see Plan.source)
                 out.append(RecordedPlan(plan, d.replan, t.seq, calls, d.by_user))
                 calls = []
         self._unplanned = calls

@@ -169,7 +169,9 @@ def _progress(quiet: bool) -> tuple[Any, Any]:
         say(lambda: err_console.print(line, highlight=False, soft_wrap=True))
 
     def on_transition(t: Transition) -> None:
-        if not quiet and t.dst.value in ("REVIEWING", "REPLANNING"):
+        # Into review and re-planning with why; out of a re-plan with what it made (e.g. the check
+        # steps a review added).
+        if not quiet and (t.dst.value in ("REVIEWING", "REPLANNING") or t.src.value == "REPLANNING"):
             line = f"[dim]{t.dst.value.lower()}: {escape(t.reason)}[/dim]"
             say(lambda: err_console.print(line, highlight=False))
 

@@ -113,12 +113,14 @@ def render_timeline(rec: RunRecord) -> None:
             detail = f"{d.status} ({d.reason})"
         elif isinstance(d, ev.PlanCreated):
             p = d.plan
-            detail = f"plan {p.get('id')} {len(p.get('steps', []))} steps hash {str(p.get('hash'))[:12]}"
+            detail = f"plan {p.get('id')} {len(p.get('steps', []))} steps hash {str(p.get('hash'))[:12]}" + (
+                " (the review's checks)" if d.source == "review" else "")
         elif isinstance(d, ev.Hooked):
             detail = f"{d.event} `{d.command}` {d.outcome}" + (f": {d.message}" if d.message else "")
         elif isinstance(d, ev.Reviewed):
             detail = " ".join(f"{k}={v}" for k, v in (("kind", d.kind), ("outcome", d.outcome),
-                                                       ("reason", d.reason)) if v is not None)
+                                                       ("reason", d.reason)) if v is not None) + (
+                f" commands={json.dumps(d.commands, ensure_ascii=False)}" if d.commands is not None else "")
         elif isinstance(d, ev.CheckpointMade):
             x = d.event_data()
             detail = (f"{d.phase} error: {x['error']}" if x.get("error") else
