@@ -48,8 +48,9 @@ test: lint pytest
 
 test-all: lint pytest-all
 
-# Re-record the committed run records (tests/fixtures/records/) with this version's prompts: do it on
-# purpose, when a prompt or schema changed (CHANGELOG.md says which), and commit the result.
+# Re-record the committed run records (tests/fixtures/records/) and session (tests/fixtures/sessions/)
+# with this version's prompts: do it on purpose, when a prompt or schema changed (CHANGELOG.md says
+# which), and commit the result.
 records:
 	$(BIN)/python -m tests.records
 

@@ -130,6 +130,50 @@ def cli_invoke(args: list[str], answers: list[Any]) -> Any:
     return CliRunner().invoke(app, args, obj=State(backend=ScriptedModel(answers), environ=ENV))
 
 
+#: The committed session of this release (tests/fixtures/sessions/<version>-two-turns/): two turns of
+#: one conversation, each ``(args, the model's answers)``; tests/test_sessions.py reads, replays and
+#: resumes it, and makes the same two turns itself.
+SESSION_TURNS: tuple[tuple[list[str], list[Any]], ...] = (
+    (["run", "add a function greet to greet.py", "--yes"],
+     [{"steps": {"s1": {"call": {"tool": "write_file", "args": {
+         "path": "greet.py", "content": "def greet(name):\n    return 'hi ' + name\n"}},
+         "depends_on": [], "title": "Add greet"}}},
+      complete("Added greet() to greet.py.")]),
+    (["run", "--continue", "rename the function you just added to welcome", "--yes"],
+     [{"steps": {"s1": {"call": {"tool": "edit_file", "args": {
+         "path": "greet.py", "search": "def greet(", "replace": "def welcome("}},
+         "depends_on": [], "title": "Edit"}}},
+      complete("Renamed greet to welcome.")]),
+)
+
+
+def record_session(target: Path) -> None:
+    """The two turns of :data:`SESSION_TURNS` in an empty workspace; its session and runs (their
+    events and call logs) copied to ``target``."""
+    import os
+
+    with tempfile.TemporaryDirectory(prefix="agentcli-record-") as tmp:
+        ws = Path(tmp) / "ws"
+        ws.mkdir()
+        cwd = Path.cwd()
+        os.chdir(ws)
+        try:
+            for args, answers in SESSION_TURNS:
+                result = cli_invoke(args, list(answers))
+                if result.exit_code != 0:
+                    raise RuntimeError(f"session: agent {' '.join(args)} exited {result.exit_code}: {result.output}")
+        finally:
+            os.chdir(cwd)
+        shutil.rmtree(target, ignore_errors=True)
+        data = ws / ".agent"
+        shutil.copytree(data / "sessions", target / "sessions")
+        for run in sorted((data / "runs").iterdir()):
+            (target / "runs" / run.name).mkdir(parents=True)
+            for name in ("events.jsonl", "llm_calls.jsonl"):
+                shutil.copyfile(run / name, target / "runs" / run.name / name)
+    print(f"recorded {target.relative_to(ROOT.parents[2])}", file=sys.stderr)
+
+
 def main() -> int:
     import os
 
@@ -151,6 +195,9 @@ def main() -> int:
             out.mkdir(parents=True)
             shutil.copyfile(events, out / "events.jsonl")
             print(f"recorded {out.relative_to(ROOT.parents[2])}", file=sys.stderr)
+    from agentcli import __version__
+
+    record_session(ROOT.parent / "sessions" / f"{__version__}-two-turns")
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from records import SESSION_TURNS
 from typer.testing import CliRunner
 
 from agentcli.cli.app import app
@@ -63,13 +64,11 @@ def ledger_of(request: str) -> str:
 
 
 def two_turns(ws: Path) -> tuple[ScriptedModel, str]:
-    m = ScriptedModel([write("greet.py", "def greet(name):\n    return 'hi ' + name\n", "Add greet"),
-                       complete("Added greet() to greet.py."),
-                       edit("greet.py", "def greet(", "def welcome("), complete("Renamed greet to welcome.")])
-    r = invoke(["run", "add a function greet to greet.py", "--yes"], m)
-    assert r.exit_code == 0, r.output
-    r = invoke(["run", "--continue", "rename the function you just added to welcome", "--yes"], m)
-    assert r.exit_code == 0, r.output
+    """The committed session's two turns (tests/records.py makes the fixture the same way)."""
+    m = ScriptedModel([answer for _, answers in SESSION_TURNS for answer in answers])
+    for args, _ in SESSION_TURNS:
+        r = invoke(args, m)
+        assert r.exit_code == 0, r.output
     [session] = json.loads(invoke(["sessions", "--json"], m).stdout)
     return m, session["session_id"]
 

@@ -37,7 +37,7 @@ class Review(BaseModel):
         "replan: a new plan is needed; stop: end the run (e.g. the user declined a step the task needs)."
     )
     answer: str = Field("", max_length=4000, description="The final answer for the user (for complete).")
-    reason: str = Field("", max_length=500, description="Why (for continue, replan and stop).")
+    reason: str = Field("", max_length=2000, description="Why (for continue, replan and stop).")
     #: Taken as given (any JSON value): commands that are not usable are not an error of the review,
     #: they only mean the planner re-plans as without them (see :meth:`checks`). None: not given.
     commands: Any = Field(None, description="For replan: shell commands that check the "
@@ -70,7 +70,7 @@ REVIEW_SCHEMA: dict[str, Any] = {
     "properties": {
         "outcome": {"enum": ["complete", "continue", "replan", "stop"]},
         "answer": {"type": "string", "maxLength": 4000},
-        "reason": {"type": "string", "maxLength": 500},
+        "reason": {"type": "string", "maxLength": 2000},
         "commands": {"type": "array", "items": {"type": "string", "maxLength": CHECK_CHARS}, "maxItems": MAX_CHECKS},
     },
     "required": ["outcome"],
