@@ -227,7 +227,7 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False, verify_command: str 
     cost = format_cost(t["cost_usd"]) + (
         f" (+{unpriced} call{'s' if unpriced != 1 else ''} at an unknown price, counted as $0)" if unpriced else "")
     err_console.print(
-        f"[bold]{out.status}[/bold] ({escape(out.reason)}) · {t['calls']} LLM calls · "
+        f"[bold]{out.status}[/bold] ({escape(out.reason)}) · {counted(t['calls'], 'LLM call')} · "
         f"{t['input_tokens']}+{t['output_tokens']} tokens · {cost} · {out.duration_s:.1f}s",
         highlight=False, soft_wrap=True)
 

@@ -211,7 +211,7 @@ def show(
     render_step_costs(costs)
     s = summary
     console.print(f"[bold]{s.status}[/bold] ({escape(s.reason)}) · steps {s.steps_ok}/{s.steps} ok · "
-                  f"{s.calls} LLM calls · {s.input_tokens}+{s.output_tokens} tokens · {_cost(s.cost_usd)}"
+                  f"{counted(s.calls, 'LLM call')} · {s.input_tokens}+{s.output_tokens} tokens · {_cost(s.cost_usd)}"
                   + (f" (+{s.unpriced_calls} unpriced)" if s.unpriced_calls else "")
                   + ("" if s.duration_s is None else f" · {s.duration_s:.1f}s"), highlight=False)
     from agentcli.record.stats import cache_summary, run_usage
@@ -381,7 +381,8 @@ def replay(
         typer.echo(json.dumps({"identical": d is None, "divergence": None if d is None else d.as_dict(),
                                "status": out.status, "reason": out.reason}, indent=2, default=str))
     elif result.divergence is None:
-        console.print(f"identical ({out.status}, {counted(len(out.steps), 'step')}, {out.totals['calls']} LLM calls "
+        calls = counted(out.totals["calls"], "LLM call")
+        console.print(f"identical ({out.status}, {counted(len(out.steps), 'step')}, {calls} "
                       "served from the recording, $0 spent)", highlight=False)
     else:
         err_console.print(escape(result.divergence.describe()), highlight=False, soft_wrap=True)
