@@ -207,3 +207,15 @@ def test_colour_without_no_color_in_a_pseudo_terminal(workspace: Path, tmp_path:
     child.sendline("n")
     child.expect(__import__("pexpect").EOF)
     assert _colours(seen + child.before)  # the control: a terminal gets colours (the red "error:")
+
+
+def test_the_run_summary_counts_its_model_calls_in_words(workspace: Path) -> None:
+    seed(workspace)
+    r = invoke(["run", "list the python files", "--yes"], LIST_PY, complete("main.py, util.py"))
+    assert r.exit_code == 0, r.output
+    assert " · 2 LLM calls · " in r.stderr
+    # The saved plan again asks no planner: the review is the run's one call ("1 LLM call").
+    [saved] = (workspace / ".agent" / "plans").glob("*.json")
+    r = invoke(["run", "--plan", str(saved), "--yes"], complete("main.py, util.py"))
+    assert r.exit_code == 0, r.output
+    assert " · 1 LLM call · " in r.stderr
