@@ -106,32 +106,43 @@ def _steps_fix(first: int, after: list[str], fix_prompt: str) -> dict[str, Any]:
                 "title": "Apply the fix"}}
 
 
+def investigate_then_fix(question: str, fix_prompt: str) -> dict[str, Any]:
+    """A draft: s1 investigates ``question``, s2 writes the fix from its findings, s3 applies it."""
+    return {"steps": {"s1": {"investigate": question, "depends_on": [], "title": "Find the cause"},
+                      **_steps_fix(2, ["s1"], fix_prompt)}}
+
+
+def read_then_fix(first: int, path: str, title: str, fix_prompt: str) -> dict[str, Any]:
+    """A draft from step ``s<first>``: read ``path``, write the fix from it (``fix_prompt``, to which
+    the file's content is added), apply it."""
+    read = f"s{first}"
+    return {"steps": {read: {"call": {"tool": "read_file", "args": {"path": path}}, "depends_on": [], "title": title},
+                      **_steps_fix(first + 1, [read], fix_prompt + "\n{{" + read + ".output}}")}}
+
+
+def _ways(investigate: dict[str, Any], guess: dict[str, Any], wrong: dict[str, Any], replan: dict[str, Any],
+          fix_after_replan: dict[str, Any], look: list[Any], findings: dict[str, Any], fix: dict[str, Any],
+          review: dict[str, Any]) -> dict[str, list[Any]]:
+    """The scripted model's answers per way, in the order a run asks for them (see the module docstring)."""
+    return {
+        "investigate step": [investigate, *look, findings, fix, review],
+        "no investigate step": [guess, wrong, review, replan, fix_after_replan, review],
+        "no investigate step, investigate before the re-plan": [guess, wrong, review, *look, findings, replan,
+                                                                fix_after_replan, review],
+    }
+
+
 def scripts() -> dict[str, list[Any]]:
     """What the scripted model answers, per way (see the module docstring)."""
-    investigate = {"steps": {
-        "s1": {"investigate": "Run the tests and find the line that makes them fail.", "depends_on": [],
-               "title": "Find the cause"},
-        **_steps_fix(2, ["s1"], "Fix the cause these findings establish:\n{{s1.output}}"),
-    }}
-    guess = {"steps": {
-        "s1": {"call": {"tool": "read_file", "args": {"path": "shop/cart.py"}}, "depends_on": [],
-               "title": "Read the cart"},
-        **_steps_fix(2, ["s1"], "The cart's tests fail. Fix shop/cart.py:\n{{s1.output}}"),
-    }}
     wrong = {"edits": [{"path": "shop/cart.py", "search": "    return sum(to_cents(p) * quantity for p in prices)\n",
                         "replace": "    return sum(to_cents(p * quantity) for p in prices)\n"}]}
-    replan = {"steps": {
-        "s4": {"call": {"tool": "read_file", "args": {"path": "shop/money.py"}}, "depends_on": [],
-               "title": "Read money.py"},
-        **_steps_fix(5, ["s4"], "to_cents truncates; make it round:\n{{s4.output}}"),
-    }}
-    look = [_call("run_readonly", command=TEST_COMMAND), _call("read_file", path="shop/money.py")]
-    return {
-        "investigate step": [investigate, *look, _FINDINGS, _FIX_EDITS, _REVIEW],
-        "no investigate step": [guess, wrong, _REVIEW, replan, _FIX_EDITS, _REVIEW],
-        "no investigate step, investigate before the re-plan": [guess, wrong, _REVIEW, *look, _FINDINGS, replan,
-                                                                _FIX_EDITS, _REVIEW],
-    }
+    return _ways(
+        investigate_then_fix("Run the tests and find the line that makes them fail.",
+                             "Fix the cause these findings establish:\n{{s1.output}}"),
+        read_then_fix(1, "shop/cart.py", "Read the cart", "The cart's tests fail. Fix shop/cart.py:"), wrong,
+        read_then_fix(4, "shop/money.py", "Read money.py", "to_cents truncates; make it round:"), _FIX_EDITS,
+        [_call("run_readonly", command=TEST_COMMAND), _call("read_file", path="shop/money.py")],
+        _FINDINGS, _FIX_EDITS, _REVIEW)
 
 
 # --------------------------------------------------------------------------- a JavaScript project
@@ -404,31 +415,16 @@ _JS_REVIEW = {"outcome": "complete", "answer": "an index equal to arrayLimit is 
 
 def js_scripts() -> dict[str, list[Any]]:
     """What the scripted model answers on the JavaScript project, per way (as :func:`scripts`)."""
-    investigate = {"steps": {
-        "s1": {"investigate": "Run the tests and find the code that makes them fail.", "depends_on": [],
-               "title": "Find the cause"},
-        **_steps_fix(2, ["s1"], "Fix the cause these findings establish:\n{{s1.output}}"),
-    }}
-    guess = {"steps": {
-        "s1": {"call": {"tool": "read_file", "args": {"path": "lib/utils.js"}}, "depends_on": [],
-               "title": "Read the helpers"},
-        **_steps_fix(2, ["s1"], "The tests fail. Fix lib/utils.js:\n{{s1.output}}"),
-    }}
     wrong = {"edits": [{"path": "lib/utils.js", "search": "var limit = 1024;\n", "replace": "var limit = 2048;\n"}]}
-    replan = {"steps": {
-        "s4": {"call": {"tool": "read_file", "args": {"path": JS_BUG_PATH}}, "depends_on": [],
-               "title": "Read parse.js"},
-        **_steps_fix(5, ["s4"], "An index equal to arrayLimit must stay an array slot; fix it:\n{{s4.output}}"),
-    }}
     undo = {"edits": [{"path": "lib/utils.js", "search": "var limit = 2048;\n", "replace": "var limit = 1024;\n"},
                       *_JS_FIX_EDITS["edits"]]}
-    look = [_call("run_readonly", command=JS_TEST_COMMAND), _call("read_file", path=JS_BUG_PATH)]
-    return {
-        "investigate step": [investigate, *look, _JS_FINDINGS, _JS_FIX_EDITS, _JS_REVIEW],
-        "no investigate step": [guess, wrong, _JS_REVIEW, replan, undo, _JS_REVIEW],
-        "no investigate step, investigate before the re-plan": [guess, wrong, _JS_REVIEW, *look, _JS_FINDINGS,
-                                                                replan, undo, _JS_REVIEW],
-    }
+    return _ways(
+        investigate_then_fix("Run the tests and find the code that makes them fail.",
+                             "Fix the cause these findings establish:\n{{s1.output}}"),
+        read_then_fix(1, "lib/utils.js", "Read the helpers", "The tests fail. Fix lib/utils.js:"), wrong,
+        read_then_fix(4, JS_BUG_PATH, "Read parse.js", "An index equal to arrayLimit must stay an array slot; fix it:"),
+        undo, [_call("run_readonly", command=JS_TEST_COMMAND), _call("read_file", path=JS_BUG_PATH)],
+        _JS_FINDINGS, _JS_FIX_EDITS, _JS_REVIEW)
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,8 @@ def test_the_capable_model_entry_runs_both_ways(httpserver: HTTPServer, allow_mo
                                                 capsys: pytest.CaptureFixture[str],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000")
-    with_step = {"steps": {
-        "s1": {"investigate": "Why do the tests fail?", "depends_on": [], "title": "Find the cause"},
-        **bench._steps_fix(2, ["s1"], "Fix it:\n{{s1.output}}")}}
-    without = {"steps": {
-        "s1": {"call": {"tool": "read_file", "args": {"path": "shop/money.py"}}, "depends_on": [],
-               "title": "Read money.py"},
-        **bench._steps_fix(2, ["s1"], "Fix it:\n{{s1.output}}")}}
+    with_step = bench.investigate_then_fix("Why do the tests fail?", "Fix it:\n{{s1.output}}")
+    without = bench.read_then_fix(1, "shop/money.py", "Read money.py", "Fix it:")
     review = {"outcome": "complete", "answer": "fixed", "reason": ""}
     ModelServer(httpserver).add(with_step, bench._FINDINGS, bench._FIX_EDITS, review,
                                 without, bench._FIX_EDITS, review)
@@ -74,9 +69,7 @@ def test_the_capable_model_entry_runs_the_js_project_one_way(httpserver: HTTPSer
                                                              capsys: pytest.CaptureFixture[str],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000")
-    with_step = {"steps": {
-        "s1": {"investigate": "Run the suite: which code makes it fail?", "depends_on": [], "title": "Find the cause"},
-        **bench._steps_fix(2, ["s1"], "Fix it:\n{{s1.output}}")}}
+    with_step = bench.investigate_then_fix("Run the suite: which code makes it fail?", "Fix it:\n{{s1.output}}")
     review = {"outcome": "complete", "answer": "fixed", "reason": ""}
     ModelServer(httpserver).add(with_step, bench._call("run_readonly", command=bench.JS_TEST_COMMAND),
                                 bench._JS_FINDINGS, bench._JS_FIX_EDITS, review)

@@ -264,11 +264,11 @@ def grounded_answer(runs: dict[str, StepRun], limit: int = 4000) -> str:
     return "\n".join(parts)[:limit] if parts else fallback_answer(runs)
 
 
-def digest_lines(steps: list[dict[str, Any]], encoded: list[str] | None = None) -> str:
-    """Step digests as compact JSON, one step a line: a model reads it as well as indented JSON,
-    in fewer tokens, and a step's line is the same bytes in every request that shows it.
-    ``encoded``: the lines already made of ``steps``, in order."""
-    return "\n".join(encoded if encoded is not None else (_COMPACT.encode(item) for item in steps))
+def digest_lines(steps: list[dict[str, Any]]) -> str:
+    """Step digests as compact JSON, one step a line (what a re-planner is shown of the steps): a
+    model reads it as well as indented JSON, in fewer tokens, and a step's line is the same bytes in
+    every request that shows it."""
+    return "\n".join(_COMPACT.encode(item) for item in steps)
 
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
