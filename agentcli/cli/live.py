@@ -14,13 +14,17 @@ Under the line, while they arrive: the last lines of a model's answer as it stre
 counts the answer's pieces, about one token each) and the last line of each running command's
 output (run_shell, the verify command, hooks: :meth:`RunStatus.command_output`). Neither is
 recorded: the record keeps the whole answer and the command's output as it always has. Text from a
-model or a command is shown as plain text, control characters removed, one screen line each.
+model or a command is shown as plain text, control characters removed, one screen line each. Last,
+in ``agent chat``, the line the person is typing (:meth:`RunStatus.show_typing`): the terminal does
+not echo keys while a turn runs (:mod:`agentcli.cli.steer`), so what is typed is drawn here, in its
+own place, never inside the status line.
 
 :func:`run_interruptible` runs a command's coroutine with its own Ctrl-C handling: the first
 Ctrl-C cancels the run's task (a model call in flight is abandoned, a command's process group is
 killed: the run records ``interrupted``), without waiting for worker threads that cannot be
 stopped (a blocking HTTP request, the embedded model); a second Ctrl-C ends the process at once
-(exit 130). :func:`leave` ends an interrupted process without joining such threads.
+(exit 130), first putting back what :func:`at_quit` was given (the terminal's mode). :func:`leave`
+ends an interrupted process without joining such threads.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ if TYPE_CHECKING:
 
     from agentcli.models.types import CallRecord, PreCall, RunTotals
 
-__all__ = ["RunStatus", "leave", "run_interruptible"]
+__all__ = ["RunStatus", "at_quit", "leave", "run_interruptible"]
 
 T = TypeVar("T")
 
@@ -56,6 +60,8 @@ INTERRUPTED_EXIT = 130
 early_line = False
 
 _HINT = "  (Ctrl-C to stop)"
+#: What starts the line typed while a run works (:meth:`RunStatus.show_typing`).
+TYPING_PROMPT = "steer> "
 _PHASES = {"PLANNING": "planning", "REVIEWING": "reviewing", "REPLANNING": "replanning",
            "VERIFYING": "verifying", "EXECUTING": "running"}
 
@@ -82,6 +88,9 @@ class RunStatus:
         self._streams: dict[str, _Stream] = {}
         #: Per running command (its label): the last characters of its output.
         self._output: dict[str, str] = {}
+        #: The line a person is typing while the run works (``agent chat``), and what the empty
+        #: line says: drawn last, in its own place (:meth:`show_typing`).
+        self._typing: tuple[Callable[[], str], str] | None = None
 
     # -- drawing
 
@@ -129,10 +138,38 @@ class RunStatus:
             lines.append(_tail_line(f"  $ {name} → ", last[0] if last else "", width, "dim", keep_end=False))
         return lines
 
+    def typing_line(self, width: int) -> Text | None:
+        """The input line under the others (:meth:`show_typing`): ``steer>`` and what is typed, a long
+        line cut keeping its end (where the cursor is), the cursor; the hint while nothing is."""
+        with self._lock:
+            typing = self._typing
+        if typing is None:
+            return None
+        typed, hint = _clean(typing[0]()), typing[1]
+        line = Text(TYPING_PROMPT, style="bold cyan")
+        if not typed:
+            line.append(hint, style="dim")
+        else:
+            from rich.cells import cell_len
+
+            room = max(1, width - len(TYPING_PROMPT) - 2)  # the cursor, an ellipsis
+            if cell_len(typed) > room:
+                while cell_len(typed) > room - 1:
+                    typed = typed[1:]
+                typed = "…" + typed
+            line.append(typed)
+            line.append(" ", style="reverse")  # the cursor (the terminal's own is hidden while drawn)
+        line.no_wrap = True
+        line.truncate(max(1, width), overflow="ellipsis")
+        return line
+
     def __rich__(self) -> RenderableType:
         width = self.console.width
         line = self._status_line()
         tail = self.tail(width - 1)
+        typing = self.typing_line(width - 1)
+        if typing is not None:
+            tail.append(typing)
         if not tail:
             return line
         from rich.console import Group
@@ -169,6 +206,20 @@ class RunStatus:
             self.console.file.write("\x1b[1A\r\x1b[2K")
         # Outside our lock: Live's refresh thread takes its own lock, then ours (to read the line).
         live.start(refresh=True)
+
+    def refresh(self) -> None:
+        """Draw again now (a key typed shows at once, not at the next tick)."""
+        with self._lock:
+            live = self._live
+        if live is not None:
+            with suppress(Exception):
+                live.refresh()
+
+    def show_typing(self, typed: Callable[[], str], hint: str) -> None:
+        """Draw, under the status line, the line a person types while the run works (``typed()``:
+        the text so far; ``hint``: what the line says while empty)."""
+        with self._lock:
+            self._typing = (typed, hint)
 
     def stop(self) -> None:
         """Take the line off the screen for good (before the result is printed)."""
@@ -387,7 +438,24 @@ def _close_loop(loop: asyncio.AbstractEventLoop, *, wait_threads: bool) -> None:
     loop.close()
 
 
+#: What a quit at once does first (:func:`at_quit`): a terminal's mode put back.
+_AT_QUIT: list[Callable[[], None]] = []
+
+
+def at_quit(fn: Callable[[], None]) -> Callable[[], None]:
+    """Run ``fn`` if the process quits at once (a second Ctrl-C); returns what takes it back."""
+    _AT_QUIT.append(fn)
+
+    def undo() -> None:
+        with suppress(ValueError):
+            _AT_QUIT.remove(fn)
+    return undo
+
+
 def _quit_now() -> None:
+    for fn in list(_AT_QUIT):
+        with suppress(Exception):
+            fn()
     with suppress(Exception):
         sys.stderr.flush()
     os.write(2, b"\ninterrupted\n")

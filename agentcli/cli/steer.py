@@ -2,8 +2,10 @@
 
 - :func:`render_revision`: a plan revised for the user's words, shown as its diff (``+`` added,
   ``-`` removed, ``~`` changed steps), for ``agent run`` and any other front end.
-- :class:`TerminalSteering`: in ``agent chat``, each line typed at the terminal while a turn runs
-  (and no question is open) is queued as a steering message.
+- :class:`TerminalSteering`: in ``agent chat``, what is typed at the terminal while a turn runs (and
+  no question is open) is edited key by key (:class:`LineEditor`) with the terminal's echo off
+  (:func:`quiet_keys`), drawn under the status line, and each line ended by Enter is queued as a
+  steering message.
 - :func:`parse_steer_line` and :func:`read_steering`: with ``agent run --output jsonl``, each
   line on stdin is a JSON object; ``{"type": "steer", "text": "..."}`` queues a message that steers
   the running plan at its next step boundary. A line that is not one is refused with one line on
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from rich.console import Console
@@ -23,7 +26,8 @@ from rich.markup import escape
 from agentcli.engine.steering import MAX_MESSAGE_CHARS, PlanRevision, SteeringQueue, check_words
 from agentcli.untrusted import InputError, load_json
 
-__all__ = ["STEER_TYPES", "TerminalSteering", "parse_steer_line", "read_steering", "render_revision"]
+__all__ = ["STEER_TYPES", "LineEditor", "TerminalSteering", "parse_steer_line", "quiet_keys", "read_steering",
+           "render_revision"]
 
 #: The types of line stdin takes with ``--output jsonl``.
 STEER_TYPES = ("steer",)
@@ -116,23 +120,136 @@ def read_steering(queue: SteeringQueue, fd: int, on_error: Callable[[str], None]
     return t
 
 
-class TerminalSteering:
-    """While a turn runs: each line typed at the terminal is put on the turn's steering queue (applied
-    at the next step boundary). Lines are read only while no question is open (:mod:`agentcli.cli.
-    prompts` holds its lock while it opens one), so an answer to a prompt is never taken for a
-    message; the terminal is in its line mode then, so a line arrives whole, when Enter is pressed."""
+@contextmanager
+def quiet_keys(fd: int = 0) -> Iterator[bool]:
+    """The terminal at ``fd`` while a turn runs: keys are not echoed by the terminal (the program
+    draws what is typed, in its own place under the status line, instead of the terminal writing it
+    where the status line is redrawn) and arrive as typed, not a line at a time. Ctrl-C stays a
+    signal (it stops the turn at once); Ctrl-Z is off, as at the chat's prompt. Yields whether
+    ``fd`` is a terminal (a pipe is left as it is). The mode before is put back on leaving, and
+    also if the process quits at once (a second Ctrl-C). Nested, the inner one changes nothing."""
+    import termios
 
-    def __init__(self, queue: Any, on_queued: Any, on_error: Any, fd: int = 0) -> None:
+    from agentcli.cli import live
+
+    try:
+        saved = termios.tcgetattr(fd) if os.isatty(fd) else None
+    except (termios.error, OSError):
+        saved = None
+    if saved is None:
+        yield False
+        return
+    quiet = termios.tcgetattr(fd)
+    quiet[3] = (quiet[3] & ~(termios.ICANON | termios.ECHO)) | termios.ISIG
+    quiet[6][termios.VMIN], quiet[6][termios.VTIME] = 1, 0
+    quiet[6][termios.VSUSP] = 0  # _POSIX_VDISABLE: Ctrl-Z does not suspend a turn half done
+
+    def restore() -> None:
+        with suppress(termios.error, OSError):
+            # TCSANOW: the keys typed and not read yet stay for the reader that comes next (the prompt).
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+    try:
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    except (termios.error, OSError):
+        yield False
+        return
+    undo = live.at_quit(restore)
+    try:
+        yield True
+    finally:
+        undo()
+        restore()
+
+
+class LineEditor:
+    """The line a person types while a turn runs, key by key (the terminal does not edit it: see
+    :func:`quiet_keys`): printable characters are added, Backspace takes the last one back, Ctrl-U
+    clears the line, Ctrl-W takes back the last word, a Tab is a space; arrow and other escape
+    sequences and other control keys are ignored. :meth:`feed` returns the lines ended by Enter."""
+
+    def __init__(self) -> None:
+        import codecs
+
+        self.text = ""
+        self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+        self._escape = ""  # an escape sequence being read (its keys are not text)
+
+    def feed(self, data: bytes) -> list[str]:
+        lines: list[str] = []
+        for ch in self._decode(data):
+            if self._escape:
+                self._escape += ch
+                # ESC [ ... final, ESC O x (arrows, function keys); ESC x (Alt-x): all of it ignored,
+                # but Alt-Enter still ends the line.
+                if len(self._escape) == 2 and ch not in "[O":
+                    self._escape = ""
+                    if ch in "\r\n":
+                        lines.append(self.take())
+                elif len(self._escape) > 2 and (self._escape[1] == "O" or "@" <= ch <= "~"):
+                    self._escape = ""
+                continue
+            if ch == "\x1b":
+                self._escape = ch
+            elif ch in "\r\n":
+                lines.append(self.take())
+            elif ch in "\x7f\x08":
+                self.text = self.text[:-1]
+            elif ch == "\x15":  # Ctrl-U
+                self.text = ""
+            elif ch == "\x17":  # Ctrl-W
+                self.text = self.text.rstrip()
+                self.text = self.text[:len(self.text) - len(self.text.split(" ")[-1])]
+            elif ch == "\t":
+                self.text += " "
+            elif ch.isprintable():
+                self.text += ch
+        return lines
+
+    def take(self) -> str:
+        """The line as typed so far, and the line emptied."""
+        text, self.text = self.text, ""
+        return text
+
+
+class TerminalSteering:
+    """While a turn runs: what is typed at the terminal is edited here, key by key, and each line
+    ended by Enter is put on the turn's steering queue (applied at the next step boundary). The
+    terminal does not echo the keys meanwhile (:func:`quiet_keys`): the line being typed is drawn by
+    the status line, in its own place under it (:attr:`typed`; ``on_key`` after each key), so it
+    never lands inside the status line. Keys are read only while no question is open
+    (:mod:`agentcli.cli.prompts` holds its lock while it opens one), so an answer to a prompt is never
+    taken for a message; a line half typed when a question opens is kept, and shown again after.
+    On leaving, the terminal's mode is put back; :meth:`unsent` is the line typed and not sent."""
+
+    def __init__(self, queue: Any, on_queued: Callable[[str], None], on_error: Callable[[str], None],
+                 fd: int = 0, on_key: Callable[[], None] | None = None) -> None:
         self.queue = queue
         self.on_queued = on_queued
         self.on_error = on_error
+        self.on_key = on_key
         self.fd = fd
+        #: Whether the terminal's echo is off (the caller draws :attr:`typed`); False on a pipe.
+        self.quiet = False
+        self._editor = LineEditor()
+        self._lock = threading.Lock()
         self._stop = False
-        self._thread: Any = None
+        self._thread: threading.Thread | None = None
+        self._mode: Any = None
+
+    @property
+    def typed(self) -> str:
+        """The line being typed (not sent yet)."""
+        with self._lock:
+            return self._editor.text
+
+    def unsent(self) -> str:
+        """What was typed and not sent (after the turn: for the next prompt)."""
+        return self.typed.strip()
 
     def __enter__(self) -> TerminalSteering:
-        import threading
-
+        self._mode = quiet_keys(self.fd)
+        self.quiet = self._mode.__enter__()
         self._thread = threading.Thread(target=self._read, name="chat-steering", daemon=True)
         self._thread.start()
         return self
@@ -141,15 +258,15 @@ class TerminalSteering:
         self._stop = True
         if self._thread is not None:
             self._thread.join(timeout=1)
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
 
     def _read(self) -> None:
-        import os
         import select
         import time
 
         from agentcli.cli import prompts
 
-        buf = b""
         while not self._stop:
             try:
                 ready, _, _ = select.select([self.fd], [], [], 0.1)
@@ -157,7 +274,7 @@ class TerminalSteering:
                 return
             if not ready:
                 continue
-            with prompts.between_questions() as free:  # a question waits until this line is read
+            with prompts.between_questions() as free:  # a question waits until these keys are read
                 # Ready again, now that no question can open: what select saw may have been read by a
                 # question that opened and closed since (a read that blocked here would hold the next).
                 if not free or not select.select([self.fd], [], [], 0)[0]:
@@ -172,15 +289,22 @@ class TerminalSteering:
                 continue
             if not data:
                 return  # end of input
-            buf += data
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                text = line.decode("utf-8", "replace").strip()
-                if not text:
-                    continue
-                try:
-                    self.queue.put(text)
-                except ValueError as e:
-                    self.on_error(f"not queued: {e}")
-                else:
-                    self.on_queued(text)
+            with self._lock:
+                lines = self._editor.feed(data)
+            for line in lines:
+                self._send(line)
+            if self.on_key is not None:
+                self.on_key()
+
+    def _send(self, line: str) -> None:
+        text = line.strip()
+        if not text:
+            return
+        try:
+            self.queue.put(text)
+        except ValueError as e:
+            with self._lock:  # not lost: back in the line, for the person to shorten or to keep
+                self._editor.text = line + self._editor.text
+            self.on_error(f"not queued: {e}")
+        else:
+            self.on_queued(text)

@@ -13,6 +13,7 @@ the last turn and go back one turn), /fork TURN (continue in a new session branc
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
@@ -68,7 +69,7 @@ def chat(
 
     if not _has_terminal():
         raise UsageError("agent chat needs a terminal; without one add turns with agent run --continue")
-    from agentcli.cli.commands.run import CHAT_META_KEY
+    from agentcli.cli.commands.run import CHAT_META_KEY, CHAT_UNSENT_KEY
 
     ctx.meta[CHAT_META_KEY] = True  # an interrupted turn ends the turn, not the chat
     state = state_of(ctx)
@@ -93,8 +94,11 @@ def chat(
                       + " · /help · Ctrl-D leaves", highlight=False)
     prompt = _line_editor(settings)
     while True:
+        # What was typed during the last turn and not applied starts the line: sent with Enter,
+        # edited, or cleared with Ctrl-C.
+        unsent = ctx.meta.pop(CHAT_UNSENT_KEY, "")
         try:
-            line = prompt.prompt("agent> ")
+            line = prompt.prompt("agent> ", default=unsent)
         except KeyboardInterrupt:
             continue  # the line is cleared
         except EOFError:
@@ -146,10 +150,14 @@ def _line_editor(settings: Settings) -> Any:
 def _run(ctx: typer.Context, **kwargs: Any) -> int:
     """One `agent run` inside the chat: its exit code (an error is printed, and the chat goes on)."""
     from agentcli.cli.commands.run import run
+    from agentcli.cli.steer import quiet_keys
 
     code = int(ExitCode.OK)
     try:
-        run(ctx, **kwargs)
+        # From the line's Enter to the next prompt, keys are not echoed onto the status line: the
+        # turn draws them under it, and those typed after its end wait for the next prompt.
+        with quiet_keys(0) if err_console.is_terminal else contextlib.nullcontext():
+            run(ctx, **kwargs)
     except typer.Exit as e:
         code = int(e.exit_code)
     except AgentError as e:

@@ -53,6 +53,11 @@ OUTPUT_FORMATS = ("text", "json", "jsonl")
 #: Set in the click context's ``meta`` by `agent chat`: the runs it makes are turns of a process
 #: that goes on after an interrupted one.
 CHAT_META_KEY = "agentcli.chat"
+#: Set in ``meta`` by a turn of `agent chat`: what was typed while it ran and not applied (a line not
+#: sent, messages queued after its last step boundary), for the chat's next prompt.
+CHAT_UNSENT_KEY = "agentcli.chat.unsent"
+#: What the input line under the status line says while nothing is typed (`agent chat`'s turns).
+STEER_HINT = "type a message: Enter queues it for this turn's next step boundary"
 
 
 def _interactive() -> bool:
@@ -252,7 +257,7 @@ def _stdin_steering() -> Any:
 
 
 def _queued_line(text: str) -> None:
-    say(lambda: err_console.print(f"[dim]queued for the next step boundary: {escape(text)}[/dim]", highlight=False,
+    say(lambda: err_console.print(f"[dim]queued for the next step boundary of this turn: {escape(text)}[/dim]", highlight=False,
                                   soft_wrap=True))
 
 
@@ -418,7 +423,7 @@ def run(
         from agentcli.engine.steering import SteeringQueue
 
         steering = SteeringQueue()
-        typed = TerminalSteering(steering, on_queued=_queued_line, on_error=print_warning)
+        typed = TerminalSteering(steering, on_queued=_queued_line, on_error=print_warning, on_key=status.refresh)
     verify_cmd = verify_command(settings.config, instructions.verify_command if instructions else None)
 
     async def go() -> RunOutcome:
@@ -488,15 +493,22 @@ def run(
     try:
         # Ctrl-C: the first stops the run (recorded, resumable), a second quits at once.
         with typed if typed is not None else contextlib.nullcontext():
+            if typed is not None and typed.quiet:  # the terminal echoes no key: the status line draws them
+                status.show_typing(lambda: typed.typed if typed is not None else "", STEER_HINT)
             done, interrupted = run_interruptible(go, status)
     except KeyboardInterrupt:
         done, interrupted = None, True
     status.stop()
-    if steering is not None and (late := steering.pending()):  # an interrupted run's too: none is dropped unsaid
+    late = steering.pending() if steering is not None else []
+    back = typed is not None and bool(ctx.meta.get(CHAT_META_KEY))
+    if late:  # an interrupted run's too: none is dropped unsaid
         print_warning(f"{counted(len(late), 'message')} {'typed' if typed is not None else 'on stdin'} "
                       f"{'was' if len(late) == 1 else 'were'} not applied: "
-                      "the run ended before another step boundary: "
-                      + "; ".join(m[:80] for m in late))
+                      "the run ended before another step boundary"
+                      + ("; back at the prompt, Enter sends it as the next turn" if back else "")
+                      + ": " + "; ".join(m[:80] for m in late))
+    if back and typed is not None:  # nothing typed is lost: the chat's next prompt starts with it
+        ctx.meta[CHAT_UNSENT_KEY] = "\n".join([*late, *([typed.unsent()] if typed.unsent() else [])])
     # In `agent chat` the process goes on to the next turn: a model call still in flight is left to
     # end in its thread (the local model stops at its next token), not the chat.
     ends_process = not ctx.meta.get(CHAT_META_KEY)
