@@ -146,7 +146,8 @@ class RunStatus:
         if typing is None:
             return None
         typed, hint = _clean(typing[0]()), typing[1]
-        line = Text(TYPING_PROMPT, style="bold cyan")
+        line = Text()
+        line.append(TYPING_PROMPT, style="bold cyan")
         if not typed:
             line.append(hint, style="dim")
         else:

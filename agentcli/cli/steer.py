@@ -128,10 +128,13 @@ def quiet_keys(fd: int = 0) -> Iterator[bool]:
     signal (it stops the turn at once); Ctrl-Z is off, as at the chat's prompt. Yields whether
     ``fd`` is a terminal (a pipe is left as it is). The mode before is put back on leaving, and
     also if the process quits at once (a second Ctrl-C). Nested, the inner one changes nothing."""
-    import termios
-
     from agentcli.cli import live
 
+    try:
+        import termios
+    except ImportError:  # no POSIX terminal here
+        yield False
+        return
     try:
         saved = termios.tcgetattr(fd) if os.isatty(fd) else None
     except (termios.error, OSError):

@@ -257,8 +257,8 @@ def _stdin_steering() -> Any:
 
 
 def _queued_line(text: str) -> None:
-    say(lambda: err_console.print(f"[dim]queued for the next step boundary of this turn: {escape(text)}[/dim]", highlight=False,
-                                  soft_wrap=True))
+    say(lambda: err_console.print(f"[dim]queued for the next step boundary of this turn: {escape(text)}[/dim]",
+                                  highlight=False, soft_wrap=True))
 
 
 def _jsonl_listener() -> Any:
