@@ -5,5 +5,6 @@
 - `commands/`: one module per command group; `render`: plans for people; `tables`: tables that fit
   the terminal; `prompts`: the one function that asks a person anything; `doctor`: health checks;
   `live`: the status line while a run works, and Ctrl-C that stops it at once; `steer`: a plan
-  revised for the user's words shown as a diff, and steering lines read from stdin (`--output jsonl`).
+  revised for the user's words shown as a diff, steering lines read from stdin (`--output jsonl`),
+  and the keys typed while a chat turn runs.
 """

@@ -5,7 +5,9 @@ turns; the session is a record (:mod:`agentcli.record.sessions`), so it can be l
 
 The line editor is prompt_toolkit's: history (kept in ``<data_dir>/chat_history``), Alt-Enter (or
 Esc then Enter) for a new line within the message, Ctrl-C clears the line, Ctrl-D leaves. Ctrl-C
-during a turn stops that turn (recorded, resumable) and returns to the prompt.
+during a turn stops that turn (recorded, resumable) and returns to the prompt. While a turn runs,
+what is typed shows under the status line and Enter steers the turn (:mod:`agentcli.cli.steer`);
+what the turn did not apply starts the next prompt.
 
 Slash commands: /help, /plan (the last turn's final plan), /cost (per turn and in all), /undo (undo
 the last turn and go back one turn), /fork TURN (continue in a new session branched after TURN).
@@ -46,7 +48,8 @@ COMMANDS = (
     ("/help", "this list"),
 )
 HELP = ("Type a task and press Enter: it runs as a turn of this session (plan, confirm, execute, review), "
-        "knowing what the earlier turns did. Alt-Enter: a new line. Ctrl-C: clear the line (during a "
+        "knowing what the earlier turns did. While a turn runs, type a message and press Enter to steer "
+        "it at its next step boundary. Alt-Enter: a new line. Ctrl-C: clear the line (during a "
         "turn: stop it). Ctrl-D: leave.\n" + "\n".join(f"  {c:<11} {d}" for c, d in COMMANDS))
 
 
