@@ -502,11 +502,13 @@ def run(
     late = steering.pending() if steering is not None else []
     back = typed is not None and bool(ctx.meta.get(CHAT_META_KEY))
     if late:  # an interrupted run's too: none is dropped unsaid
-        print_warning(f"{counted(len(late), 'message')} {'typed' if typed is not None else 'on stdin'} "
-                      f"{'was' if len(late) == 1 else 'were'} not applied: "
-                      "the run ended before another step boundary"
-                      + ("; back at the prompt, Enter sends it as the next turn" if back else "")
-                      + ": " + "; ".join(m[:80] for m in late))
+        said = f"{counted(len(late), 'message')} {'typed' if typed is not None else 'on stdin'} " \
+               f"{'was' if len(late) == 1 else 'were'} not applied"
+        if back:  # the words themselves are on the screen, in the prompt
+            print_warning(f"{said} (the turn ended before another step boundary); the prompt below starts "
+                          f"with {'it' if len(late) == 1 else 'them'}: Enter sends it as the next turn")
+        else:
+            print_warning(f"{said}: the run ended before another step boundary: " + "; ".join(m[:80] for m in late))
     if back and typed is not None:  # nothing typed is lost: the chat's next prompt starts with it
         ctx.meta[CHAT_UNSENT_KEY] = "\n".join([*late, *([typed.unsent()] if typed.unsent() else [])])
     # In `agent chat` the process goes on to the next turn: a model call still in flight is left to
