@@ -8,6 +8,7 @@ The turn waits on a file the test writes, so nothing here depends on timing."""
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from collections.abc import Callable
@@ -217,3 +218,44 @@ def test_the_typed_line_is_drawn_on_its_own_line_the_end_kept() -> None:
         console.print(status)
     drawn = [Text.from_ansi(x).plain.rstrip() for x in cap.get().splitlines()]
     assert len(drawn) == 2 and "starting · " in drawn[0] and drawn[1] == line.rstrip()
+
+
+def test_a_turn_that_fails_before_it_runs_leaves_no_status_line_behind(workspace: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in env_for(tmp_path, []).items() if k != "OPENAI_API_KEY"}
+    env["AGENT_MODEL"] = "openai/gpt-4o-mini"  # no key: the turn fails in its model check, exit 2
+    term = Terminal([sys.executable, "-m", "agentcli", "chat", "--yes"], workspace, env, 80, tmp_path / "screen.txt")
+    term.wait(lambda lines: "agent>" in "\n".join(lines) and term.reading())
+    term.child.send("do it\r")
+    term.wait("no API key", timeout=120)
+    lines = term.wait(lambda lines: last_line(lines) == "agent>" and term.reading())
+    assert "checking the model" not in "\n".join(lines)  # the status line ended with its turn
+    term.child.send("typed after")
+    term.wait(lambda lines: last_line(lines) == "agent> typed after")
+    term.child.sendcontrol("c")
+    term.wait(lambda lines: last_line(lines) == "agent>" and term.reading())
+    term.child.sendcontrol("d")
+    term.wait_end()
+
+
+def test_keys_typed_while_agent_run_works_are_not_echoed_onto_its_status_line(
+        workspace: Path, tmp_path: Path) -> None:
+    """`agent run` reads no keys while it works: they are not echoed (onto the status line) and wait,
+    whole, for the next reader, here the shell's `read`."""
+    env = env_for(tmp_path, [one_step("run_shell", "Wait", command=WAIT, timeout=600), complete("Waited.")])
+    argv = ["/bin/sh", "-c", '"$@"; read line; echo "the shell read: $line"; stty -a', "sh",
+            sys.executable, "-m", "agentcli", "run", "--yes", "wait for the flag"]
+    term = Terminal(argv, workspace, env, 80, tmp_path / "screen.txt")
+    seen = io.StringIO()  # every byte the terminal was sent
+    term.child.logfile_read = seen
+    term.wait("running s1 run_shell")
+    term.child.send("hello there\r")
+    (workspace / "go.flag").write_text("")
+    term.wait("Waited.")
+    lines = term.wait("the shell read: hello there")
+    term.wait("speed")
+    term.wait_end()
+    before = seen.getvalue().split("the shell read")[0]
+    assert "hello" not in before  # never echoed by the terminal while the run worked
+    settings = term.text()
+    assert " icanon " in settings and " echo " in settings and "-echo " not in settings
+    assert not any("hello" in line and "the shell read" not in line for line in lines)

@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from agentcli.models.types import CallRecord, PreCall, RunTotals
 
-__all__ = ["RunStatus", "at_quit", "leave", "run_interruptible"]
+__all__ = ["RunStatus", "at_quit", "leave", "quiet_keys", "run_interruptible"]
 
 T = TypeVar("T")
 
@@ -91,6 +91,8 @@ class RunStatus:
         #: The line a person is typing while the run works (``agent chat``), and what the empty
         #: line says: drawn last, in its own place (:meth:`show_typing`).
         self._typing: tuple[Callable[[], str], str] | None = None
+        #: The terminal's echo, off from the first start to the stop (:func:`quiet_keys`).
+        self._keys: ExitStack | None = None
 
     # -- drawing
 
@@ -199,6 +201,9 @@ class RunStatus:
         with self._lock:
             if self._live is not None or self._paused or self._closed:
                 return
+            if self._keys is None:  # a key typed must not be echoed onto the line (a question hides the line)
+                self._keys = ExitStack()
+                self._keys.enter_context(quiet_keys(_stdin_fd(), by_key=False))
             live = self._live = Live(self, console=self.console, transient=True, refresh_per_second=4,
                                      redirect_stdout=False, redirect_stderr=False)
         global early_line
@@ -223,10 +228,14 @@ class RunStatus:
             self._typing = (typed, hint)
 
     def stop(self) -> None:
-        """Take the line off the screen for good (before the result is printed)."""
+        """Take the line off the screen for good (before the result is printed), and give the
+        terminal its echo back."""
         with self._lock:
             self._closed = True
+            keys, self._keys = self._keys, None
         self._hide()
+        if keys is not None:
+            keys.close()
 
     def _hide(self) -> None:
         with self._lock:
@@ -333,6 +342,14 @@ class RunStatus:
                 self.phase = "surveying " + ", ".join(_call_words(c) for c in calls[:3])
             elif self.phase.startswith("surveying"):
                 self.phase = "planning"
+
+
+def _stdin_fd() -> int:
+    """Standard input's descriptor, or -1 when it has none (a test's replaced stdin)."""
+    try:
+        return sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return -1
 
 
 @dataclass
@@ -453,6 +470,53 @@ def at_quit(fn: Callable[[], None]) -> Callable[[], None]:
     return undo
 
 
+@contextmanager
+def quiet_keys(fd: int = 0, *, by_key: bool = True) -> Iterator[bool]:
+    """The terminal at ``fd`` while a command works: keys are not echoed by the terminal, which would
+    write them on the row the status line redraws (mixed into it, or erased with it). With
+    ``by_key`` (``agent chat``'s turns, which draw what is typed in its own place) they also arrive
+    one at a time, not a line at a time, and Ctrl-Z is off, as at the chat's prompt; without it
+    (``agent run``, which reads no keys while it works) the keys wait, unseen, for the next reader:
+    a question, the shell. Ctrl-C stays a signal (it stops the run at once). Yields whether ``fd``
+    is a terminal (a pipe is left as it is). The mode before is put back on leaving, and also if
+    the process quits at once (:func:`at_quit`). Nested, the inner one changes nothing more."""
+    try:
+        import termios
+    except ImportError:  # no POSIX terminal here
+        yield False
+        return
+    try:
+        saved = termios.tcgetattr(fd) if os.isatty(fd) else None
+    except (termios.error, OSError):
+        saved = None
+    if saved is None:
+        yield False
+        return
+    quiet = termios.tcgetattr(fd)
+    quiet[3] = (quiet[3] & ~termios.ECHO) | termios.ISIG
+    if by_key:
+        quiet[3] &= ~termios.ICANON
+        quiet[6][termios.VMIN], quiet[6][termios.VTIME] = 1, 0
+        quiet[6][termios.VSUSP] = 0  # _POSIX_VDISABLE: Ctrl-Z does not suspend a turn half done
+
+    def restore() -> None:
+        with suppress(termios.error, OSError):
+            # TCSANOW: the keys typed and not read yet stay for the reader that comes next (the prompt).
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+    try:
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    except (termios.error, OSError):
+        yield False
+        return
+    undo = at_quit(restore)
+    try:
+        yield True
+    finally:
+        undo()
+        restore()
+
+
 def _quit_now() -> None:
     for fn in list(_AT_QUIT):
         with suppress(Exception):
@@ -476,6 +540,9 @@ def leave(code: int, *, grace: float = 0.5) -> None:
              and t.is_alive()]
     if not stuck:
         return
+    for fn in list(_AT_QUIT):
+        with suppress(Exception):
+            fn()
     for stream in (sys.stdout, sys.stderr):
         with suppress(Exception):
             stream.flush()

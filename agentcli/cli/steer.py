@@ -4,7 +4,7 @@
   ``-`` removed, ``~`` changed steps), for ``agent run`` and any other front end.
 - :class:`TerminalSteering`: in ``agent chat``, what is typed at the terminal while a turn runs (and
   no question is open) is edited key by key (:class:`LineEditor`) with the terminal's echo off
-  (:func:`quiet_keys`), drawn under the status line, and each line ended by Enter is queued as a
+  (:func:`agentcli.cli.live.quiet_keys`), drawn under the status line, and each line ended by Enter is queued as a
   steering message.
 - :func:`parse_steer_line` and :func:`read_steering`: with ``agent run --output jsonl``, each
   line on stdin is a JSON object; ``{"type": "steer", "text": "..."}`` queues a message that steers
@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
+from agentcli.cli.live import quiet_keys
 from agentcli.engine.steering import MAX_MESSAGE_CHARS, PlanRevision, SteeringQueue, check_words
 from agentcli.untrusted import InputError, load_json
 
-__all__ = ["STEER_TYPES", "LineEditor", "TerminalSteering", "parse_steer_line", "quiet_keys", "read_steering",
-           "render_revision"]
+__all__ = ["STEER_TYPES", "LineEditor", "TerminalSteering", "parse_steer_line", "read_steering", "render_revision"]
 
 #: The types of line stdin takes with ``--output jsonl``.
 STEER_TYPES = ("steer",)
@@ -120,51 +119,6 @@ def read_steering(queue: SteeringQueue, fd: int, on_error: Callable[[str], None]
     return t
 
 
-@contextmanager
-def quiet_keys(fd: int = 0) -> Iterator[bool]:
-    """The terminal at ``fd`` while a turn runs: keys are not echoed by the terminal (the program
-    draws what is typed, in its own place under the status line, instead of the terminal writing it
-    where the status line is redrawn) and arrive as typed, not a line at a time. Ctrl-C stays a
-    signal (it stops the turn at once); Ctrl-Z is off, as at the chat's prompt. Yields whether
-    ``fd`` is a terminal (a pipe is left as it is). The mode before is put back on leaving, and
-    also if the process quits at once (a second Ctrl-C). Nested, the inner one changes nothing."""
-    from agentcli.cli import live
-
-    try:
-        import termios
-    except ImportError:  # no POSIX terminal here
-        yield False
-        return
-    try:
-        saved = termios.tcgetattr(fd) if os.isatty(fd) else None
-    except (termios.error, OSError):
-        saved = None
-    if saved is None:
-        yield False
-        return
-    quiet = termios.tcgetattr(fd)
-    quiet[3] = (quiet[3] & ~(termios.ICANON | termios.ECHO)) | termios.ISIG
-    quiet[6][termios.VMIN], quiet[6][termios.VTIME] = 1, 0
-    quiet[6][termios.VSUSP] = 0  # _POSIX_VDISABLE: Ctrl-Z does not suspend a turn half done
-
-    def restore() -> None:
-        with suppress(termios.error, OSError):
-            # TCSANOW: the keys typed and not read yet stay for the reader that comes next (the prompt).
-            termios.tcsetattr(fd, termios.TCSANOW, saved)
-
-    try:
-        termios.tcsetattr(fd, termios.TCSANOW, quiet)
-    except (termios.error, OSError):
-        yield False
-        return
-    undo = live.at_quit(restore)
-    try:
-        yield True
-    finally:
-        undo()
-        restore()
-
-
 class LineEditor:
     """The line a person types while a turn runs, key by key (the terminal does not edit it: see
     :func:`quiet_keys`): printable characters are added, Backspace takes the last one back, Ctrl-U
@@ -218,7 +172,7 @@ class LineEditor:
 class TerminalSteering:
     """While a turn runs: what is typed at the terminal is edited here, key by key, and each line
     ended by Enter is put on the turn's steering queue (applied at the next step boundary). The
-    terminal does not echo the keys meanwhile (:func:`quiet_keys`): the line being typed is drawn by
+    terminal does not echo the keys meanwhile (:func:`agentcli.cli.live.quiet_keys`): the line being typed is drawn by
     the status line, in its own place under it (:attr:`typed`; ``on_key`` after each key), so it
     never lands inside the status line. Keys are read only while no question is open
     (:mod:`agentcli.cli.prompts` holds its lock while it opens one), so an answer to a prompt is never

@@ -153,14 +153,17 @@ def _line_editor(settings: Settings) -> Any:
 def _run(ctx: typer.Context, **kwargs: Any) -> int:
     """One `agent run` inside the chat: its exit code (an error is printed, and the chat goes on)."""
     from agentcli.cli.commands.run import run
-    from agentcli.cli.steer import quiet_keys
+    from agentcli.cli.live import quiet_keys
 
     code = int(ExitCode.OK)
     try:
         # From the line's Enter to the next prompt, keys are not echoed onto the status line: the
-        # turn draws them under it, and those typed after its end wait for the next prompt.
-        with quiet_keys(0) if err_console.is_terminal else contextlib.nullcontext():
-            run(ctx, **kwargs)
+        # turn draws them under it, and those typed after its end wait for the next prompt. The
+        # turn's own context closes with it, so what it opened (its status line) ends with it, also
+        # when it fails before its run starts.
+        turn = typer.Context(ctx.command, parent=ctx, info_name=ctx.info_name)
+        with quiet_keys(0) if err_console.is_terminal else contextlib.nullcontext(), turn:
+            run(turn, **kwargs)
     except typer.Exit as e:
         code = int(e.exit_code)
     except AgentError as e:
