@@ -7,7 +7,9 @@ flight with its own timer. It is fed by the run's progress callbacks (``on_step`
 ``on_transition``) and the LLM client (``on_send`` before a request, ``observers`` after it); it is
 drawn only on a terminal and never with ``--quiet`` or machine output, so pipes see exactly what
 they saw before. While a question is asked (:meth:`RunStatus.paused`) it is taken off the screen,
-and what arrives meanwhile waits for the answer.
+and what arrives meanwhile waits for the answer. From its first showing to its stop the terminal
+does not echo keys (:func:`quiet_keys`): the terminal would write them on the row the line is
+redrawn on; they wait for the next reader (a question, the shell, a chat's own line).
 
 Under the line, while they arrive: the last lines of a model's answer as it streams (the client's
 ``on_text``, only wired on a terminal, so a model streams only when someone watches; the line then
