@@ -130,7 +130,7 @@ def _read(path: Path) -> str | None:
 
 
 def _inside(root: Path, name: str) -> Path | None:
-    """A top-level file of the workspace, never one a symlink leads out of it to."""
+    """A file of the workspace, never one a symlink leads out of it to."""
     path = root / name
     try:
         if path.is_file() and path.resolve().is_relative_to(root):
@@ -267,10 +267,13 @@ def _missing_plugins(addopts: list[str]) -> list[tuple[str, str, str]]:
     """(option, module, distribution) of each plugin whose options ``addopts`` use."""
     out: dict[str, tuple[str, str, str]] = {}
     for i, word in enumerate(addopts):
-        if word == "-p" and i + 1 < len(addopts) and not addopts[i + 1].startswith("no:"):
+        if word == "-p" and i + 1 < len(addopts):
+            # Only a third-party plugin's module by its usual name: pytest's own (`-p pytester`)
+            # are not on sys.path by that name, and a dotted name would import its package.
             mod = addopts[i + 1]
-            dist = next((d for _, m, d in _PLUGIN_OPTIONS if m == mod), mod)
-            out.setdefault(mod, (f"-p {mod}", mod, dist))
+            dist = next((d for _, m, d in _PLUGIN_OPTIONS if m == mod), None)
+            if dist is not None or re.fullmatch(r"pytest_\w+", mod):
+                out.setdefault(mod, (f"-p {mod}", mod, dist or mod.replace("_", "-")))
             continue
         opt = word.split("=", 1)[0]
         for prefix, mod, dist in _PLUGIN_OPTIONS:
@@ -306,11 +309,9 @@ def _src_names(root: Path) -> list[str]:
 def _conftest_sets_path(root: Path) -> bool:
     """Whether a conftest at the top or in the tests folder puts a path on ``sys.path`` itself."""
     for rel in ("conftest.py", "tests/conftest.py", "test/conftest.py"):
-        path = root / rel
-        if path.is_file() and not path.is_symlink():
-            text = _read(path) or ""
-            if "sys.path" in text:
-                return True
+        path = _inside(root, rel)
+        if path is not None and "sys.path" in (_read(path) or ""):
+            return True
     return False
 
 
