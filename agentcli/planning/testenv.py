@@ -551,9 +551,12 @@ def environment_notes(workspace: Path, view: ShellView) -> list[str]:
     options, src layout, then the command that works), the npm one."""
     root = workspace.resolve()
     lines: list[str] = []
-    if _is_python_project(root):
-        lines += _python_notes(root, view)
-    lines += _npm_note(root, view)
+    try:
+        if _is_python_project(root):
+            lines += _python_notes(root, view)
+        lines += _npm_note(root, view)
+    except (OSError, ValueError):  # an unreadable or odd file: the note is a help, never a failure
+        return lines
     return lines
 
 
