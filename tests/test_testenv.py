@@ -63,9 +63,9 @@ def note_of(text: str) -> list[str]:
     return [line.removeprefix("- ") for line in tail.splitlines()]
 
 
-def notes(ws: Path, path_first: list[Path], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def notes(ws: Path, path_first: list[Path], monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> list[str]:
     monkeypatch.setenv("PATH", os.pathsep.join([*map(str, path_first), os.environ.get("PATH", "")]))
-    cfg = load_settings(workspace=ws, environ={}, use_user_config=False).config
+    cfg = load_settings(workspace=ws, environ={}, use_user_config=False, overrides=overrides).config
     return environment_notes(ws, ShellView.from_config(cfg, ws, ws / ".agent"))
 
 
@@ -139,6 +139,18 @@ def test_a_version_pyenv_resolves_is_no_trap(named: str, workspace: Path, tmp_pa
     assert text.count("# Workspace\n") == 1
 
 
+def test_a_pyenv_version_the_commands_are_given_is_the_user_s_choice(
+        workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # PYENV_VERSION reaches a command only when the user lets it (tools.shell_env_allow); pyenv then
+    # ignores .python-version.
+    shims = fake_pyenv(tmp_path / "pyenv", installed={"3.11.7": True}, global_version="3.11.7")
+    (workspace / ".python-version").write_text("gone\n")
+    (workspace / "setup.py").write_text("")
+    monkeypatch.setenv("PYENV_VERSION", "3.11.7")
+    assert notes(workspace, [shims], monkeypatch, tools={"shell_env_allow": ["PYENV_VERSION"]}) == []
+    assert notes(workspace, [shims], monkeypatch)[0].startswith("`.python-version` names `gone`")
+
+
 # ------------------------------------------------------------------ pytest options of a missing plugin
 
 
@@ -186,6 +198,17 @@ def test_pytest_options_of_a_plugin_that_is_not_installed(config: str, workspace
     assert plain.returncode == 4 and re.search("unrecognized arguments|Error importing plugin", plain.stderr)
     fixed = run_cmd(the_command(lines), workspace, [bin_])
     assert fixed.returncode == 0 and "1 passed" in fixed.stdout, fixed.stdout + fixed.stderr
+
+
+def test_pytest_reads_the_first_configuration_it_finds(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pytest.ini wins even without a [pytest] section: setup.cfg's options are then never used.
+    bin_ = venv_without_pytest_cov(workspace)
+    (workspace / "setup.cfg").write_text(CONFIGS["setup.cfg"])
+    (workspace / "pytest.ini").write_text("# nothing\n")
+    assert notes(workspace, [bin_], monkeypatch) == []
+    (workspace / "pytest.ini").unlink()
+    (workspace / "pyproject.toml").write_text('[project\nname = "broken"\n')  # unreadable: the next one counts
+    assert notes(workspace, [bin_], monkeypatch)[0].startswith("pytest's addopts (setup.cfg) use `--cov`")
 
 
 def test_pytest_options_of_an_installed_plugin_are_no_trap(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -275,7 +298,27 @@ def test_npm_test_with_its_runner_installed_and_its_files_present_is_no_trap(
     (workspace / "node_modules" / ".bin" / "tape").write_text("")
     (workspace / "test").mkdir()
     (workspace / "test" / "a.js").write_text("")
+    (workspace / "check.js").write_text("")
     assert NOTE_HEADING not in planner_request(monkeypatch, [])
+
+
+def test_npm_test_s_scripts_are_followed_as_npm_runs_them(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pretest -> `npm run build` (with its prebuild), test, posttest -> `npm run lint`.
+    package(workspace, {"pretest": "npm run build", "prebuild": "rimraf dist", "build": "tsc -p .",
+                        "test": "cross-env NODE_ENV=test npx mocha './spec/**/*.spec.js' && node ./check.js",
+                        "posttest": "npm run lint", "lint": "eslint ."})
+    (workspace / "node_modules" / ".bin").mkdir(parents=True)
+    for name in ("mocha", "tsc"):
+        (workspace / "node_modules" / ".bin" / name).write_text("")
+    (workspace / "check.js").write_text("")
+    [line] = notes(workspace, [], monkeypatch)
+    assert line.startswith("`npm test` runs `rimraf`, `eslint`, not installed here (not in node_modules/.bin, not "
+                           "on PATH); names `./spec/**/*.spec.js`, which matches nothing here")
+    (workspace / "spec" / "a").mkdir(parents=True)
+    (workspace / "spec" / "a" / "x.spec.js").write_text("")
+    for name in ("rimraf", "eslint"):
+        (workspace / "node_modules" / ".bin" / name).write_text("")
+    assert notes(workspace, [], monkeypatch) == []
 
 
 def test_npm_s_placeholder_test_script(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:

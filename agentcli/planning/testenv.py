@@ -68,6 +68,9 @@ _PLUGIN_OPTIONS: tuple[tuple[str, str, str], ...] = (
 # Words a test script runs that need no executable of their own.
 _SHELL_WORDS = frozenset({"echo", "exit", "true", "false", "cd", "test", "[", "set", "export", "exec", "printf", ":",
                           "env", "sh", "bash", "node", "npm", "npx", "yarn", "pnpm", "cross-env"})
+# Of those, the ones whose words are never files to run.
+_NOT_RUNNERS = frozenset({"echo", "exit", "true", "false", "cd", "test", "[", "set", "export", "printf", ":",
+                          "npm", "yarn", "pnpm"})
 _PLACEHOLDER = 'echo "Error: no test specified" && exit 1'
 # What asks a Python interpreter where modules come from, without importing them; the script
 # directory ('' for -c) is left out, as `python -m pytest` in a subdirectory would not have it.
@@ -499,11 +502,10 @@ def _npm_note(root: Path, view: ShellView) -> list[str]:
                 walk(target, depth + 1, False)
                 continue
             cmd = words[0]
-            if cmd in _SHELL_WORDS or "/" in cmd:
-                continue
-            if not (bin_dir / cmd).exists() and shutil.which(cmd, path=path) is None:
+            if cmd not in _SHELL_WORDS and "/" not in cmd and not (bin_dir / cmd).exists() \
+                    and shutil.which(cmd, path=path) is None:
                 missing[cmd] = None
-            if is_test:
+            if is_test and cmd not in _NOT_RUNNERS:  # the files a runner (node's own too) is given
                 for w in words[1:]:
                     if w.startswith("-") or "://" in w or not ("/" in w or re.search(r"\.[cm]?[jt]sx?$", w)):
                         continue
@@ -535,7 +537,7 @@ def _npm_note(root: Path, view: ShellView) -> list[str]:
 
 def _matches(root: Path, pattern: str) -> bool:
     """Whether a script's path or glob names anything in the workspace."""
-    pattern = pattern.lstrip("./") if pattern.startswith("./") else pattern
+    pattern = pattern.removeprefix("./")
     if pattern.startswith("/") or ".." in Path(pattern).parts:
         return True  # outside the workspace: not ours to judge
     if not glob.has_magic(pattern):
