@@ -259,3 +259,34 @@ def test_keys_typed_while_agent_run_works_are_not_echoed_onto_its_status_line(
     settings = term.text()
     assert " icanon " in settings and " echo " in settings and "-echo " not in settings
     assert not any("hello" in line and "the shell read" not in line for line in lines)
+
+
+def test_the_terminal_mode_comes_back_however_the_process_leaves() -> None:
+    """On a real pseudo-terminal: echo and line mode off inside, back on leaving; a quit at once
+    (a second Ctrl-C) puts back the first mode also from inside two, the inner undone first."""
+    import os
+    import pty
+    import termios
+
+    from agentcli.cli import live
+
+    parent, child = pty.openpty()
+    try:
+        before = termios.tcgetattr(child)
+        with live.quiet_keys(child) as quiet, live.quiet_keys(child, by_key=False):
+            mode = termios.tcgetattr(child)
+            assert quiet and not mode[3] & (termios.ECHO | termios.ICANON) and mode[3] & termios.ISIG
+            live._at_quit_now()  # what a quit at once does first
+            assert termios.tcgetattr(child) == before
+        assert termios.tcgetattr(child) == before and not live._AT_QUIT
+        with live.quiet_keys(child, by_key=False):  # `agent run`'s: echo off, line mode kept
+            mode = termios.tcgetattr(child)
+            assert not mode[3] & termios.ECHO and mode[3] & termios.ICANON
+        r, w = os.pipe()
+        with live.quiet_keys(r) as quiet:  # a pipe is left as it is
+            assert not quiet
+        os.close(r)
+        os.close(w)
+    finally:
+        os.close(parent)
+        os.close(child)

@@ -499,7 +499,10 @@ def quiet_keys(fd: int = 0, *, by_key: bool = True) -> Iterator[bool]:
     if by_key:
         quiet[3] &= ~termios.ICANON
         quiet[6][termios.VMIN], quiet[6][termios.VTIME] = 1, 0
-        quiet[6][termios.VSUSP] = 0  # _POSIX_VDISABLE: Ctrl-Z does not suspend a turn half done
+        try:  # Ctrl-Z does not suspend a turn half done
+            quiet[6][termios.VSUSP] = os.fpathconf(fd, "PC_VDISABLE")
+        except (OSError, ValueError):
+            quiet[6][termios.VSUSP] = 0  # Linux's _POSIX_VDISABLE
 
     def restore() -> None:
         with suppress(termios.error, OSError):
@@ -519,10 +522,15 @@ def quiet_keys(fd: int = 0, *, by_key: bool = True) -> Iterator[bool]:
         restore()
 
 
-def _quit_now() -> None:
-    for fn in list(_AT_QUIT):
+def _at_quit_now() -> None:
+    """What :func:`at_quit` was given, the last first (a mode set inside another is undone first)."""
+    for fn in reversed(list(_AT_QUIT)):
         with suppress(Exception):
             fn()
+
+
+def _quit_now() -> None:
+    _at_quit_now()
     with suppress(Exception):
         sys.stderr.flush()
     os.write(2, b"\ninterrupted\n")
@@ -542,9 +550,7 @@ def leave(code: int, *, grace: float = 0.5) -> None:
              and t.is_alive()]
     if not stuck:
         return
-    for fn in list(_AT_QUIT):
-        with suppress(Exception):
-            fn()
+    _at_quit_now()
     for stream in (sys.stdout, sys.stderr):
         with suppress(Exception):
             stream.flush()
