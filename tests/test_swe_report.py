@@ -132,3 +132,20 @@ def test_transcripts_that_do_not_match_the_runs_are_a_usage_error(tmp_path: Path
     # '-': a run with no transcripts; the table of results alone.
     r = report(str(tmp_path / "res"), "--transcripts", "-")
     assert r.returncode == 0 and "Prompt caching counted" not in r.stdout and "| calc-add |" in r.stdout
+
+
+def test_a_transcript_priced_as_one_conversation_continues_each_request_from_the_last(tmp_path: Path) -> None:
+    """``python -m bench.cache TDIR``: the layout weighed and not adopted (each role's request continuing
+    the last one) is priced beside the requests as sent; the task is held once, by the conversation."""
+    task = tmp_path / "agentcli" / "calc-add"
+    first = [{"role": "system", "content": PLANNER}, {"role": "user", "content": "# Task\nfix it"}]
+    review = [{"role": "system", "content": "You review the results of a plan run. " + RULES},
+              {"role": "user", "content": "# Task\nfix it\n\n# Steps\ns1 ok"}]
+    _write(task, [(_req(first, tools=True), {"content": '{"steps": {}}'}),
+                  (_req(review), {"content": '{"outcome": "complete"}'})])
+    out = subprocess.run([sys.executable, "-m", "bench.cache", str(task.parent)], cwd=ROOT, capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+    row = next(line for line in out.splitlines() if line.startswith("| calc-add"))
+    sent, talk = (cell.split(" / ") for cell in row.strip("| ").split(" | ")[1:])
+    assert sent[1] == "0%" and talk[1] != "0%"  # the review now starts with the planner's request
+    assert int(talk[0].replace(",", "")) > int(sent[0].replace(",", ""))  # ...and re-sends it
