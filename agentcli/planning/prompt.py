@@ -16,6 +16,7 @@ from typing import Any
 from agentcli.config import Config
 from agentcli.errors import WorkspaceError
 from agentcli.planning.plan import STEP_ID_RE
+from agentcli.planning.testenv import ShellView, environment_note
 from agentcli.tools import Tool
 from agentcli.tools.paths import WorkspaceWalker
 from agentcli.tools.text import head_tail
@@ -422,12 +423,15 @@ def _digest(path: Path, name: str) -> str | None:
 
 
 def workspace_summary(
-    workspace: Path, data_dir: Path | None = None, *, max_chars: int = 1800, max_files: int = 2000
+    workspace: Path, data_dir: Path | None = None, *, max_chars: int = 1800, max_files: int = 2000,
+    shell: ShellView | None = None,
 ) -> str:
     """A compact, bounded description of the workspace for the planner: top-level entries,
     file count and languages (from extensions; .gitignored, .git and .venv skipped, at most
     ``max_files`` visited), and up to three key files: a manifest (``package.json``,
-    ``pyproject.toml``) as its digest, the others by their head."""
+    ``pyproject.toml``) as its digest, the others by their head. Given what a command sees
+    (``shell``), the test environment's traps follow, each with what works here
+    (:mod:`agentcli.planning.testenv`; nothing when there are none), never cut."""
     walker = WorkspaceWalker(workspace, data_dir)
     root = walker.root
     try:
@@ -464,7 +468,9 @@ def workspace_summary(
             continue
         lines.append(f"--- {name} (head)\n{head}")
     text = "\n".join(lines)
-    return text if len(text) <= max_chars else text[: max_chars - 15] + "\n[... cut ...]"
+    text = text if len(text) <= max_chars else text[: max_chars - 15] + "\n[... cut ...]"
+    note = environment_note(workspace, shell) if shell is not None else ""
+    return f"{text}\n{note}" if note else text
 
 
 # --------------------------------------------------------------------------- the prompt

@@ -34,6 +34,7 @@ from agentcli.planning.prompt import (
     workspace_summary,
 )
 from agentcli.planning.repomap import repo_map
+from agentcli.planning.testenv import ShellView
 from agentcli.tools import Tool
 
 __all__ = [
@@ -117,7 +118,8 @@ def _full_request(req: PlanRequest, schema: dict[str, Any], tools: list[Tool], *
     view = req.view if req.view is not None else {}
     recalled = recall_snippets(req.recall, req.task)
     if "summary" not in view:
-        view["summary"] = workspace_summary(req.workspace, req.data_dir)
+        view["summary"] = workspace_summary(req.workspace, req.data_dir,
+                                            shell=ShellView.from_config(req.config, req.workspace, req.data_dir))
     if hosted and "map" not in view:
         view["map"] = repo_map(req.workspace, req.data_dir, req.task, max_tokens=req.config.planner.context_tokens,
                                memories=recalled, model=req.config.model_for("planner"))
