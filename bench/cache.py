@@ -503,8 +503,13 @@ def run(ctx: Context) -> SectionResult:
         f"+45 tokens: a planner request {_avg(per_role, 'planner'):,} tokens.",
         "Rejected: the catalogue's approval words shortened ('[read]' for a tool that runs without asking: ~16 "
         "tokens a planner request after the longer legend it needs, not worth a less plain catalogue); a tag of "
-        "8 digits (fewer tokens, but 27 bits is within reach of a crafted file); the re-plan context's steps as "
-        "text too (the planner's context; left as compact JSON, one step a line).",
+        "8 digits (fewer tokens, but 27 bits is within reach of a crafted file).",
+        "2026-12-07, 8a2bcc0 -> 931e015 (python -m bench --only calls,cache): a re-plan's context shows the steps "
+        "as a review does (the same encoder: tagged header lines, outputs unescaped, an end line) instead of "
+        "compact JSON, one step a line. Transcript t1: 43,352 -> 42,420 input tokens, 29,848 -> 29,236 at OpenAI "
+        "and 21,029 -> 20,641 at Anthropic prices, cacheable 62.3% -> 62.1-62.2%; the steps part of its re-plan "
+        "request 2,255 -> 2,026 tokens (-10%). Over 3 runs before and 5 after (its pytest outputs' timings vary "
+        "by tens of tokens): 43,352-43,362 -> 42,400-42,455. The calls suite has no re-plan: unchanged.",
         "A first-plan run (strong-model-t1) has one request of each role and two short step requests: nothing in "
         "it can share a prefix with an earlier request of the run (the 'most a prefix cache could serve' row); "
         "after a run of another task the planner's stable prefix is served from the cache.",

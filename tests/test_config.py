@@ -138,6 +138,18 @@ def test_version_and_help() -> None:
     assert r.exit_code == 0 and "doctor" in r.stdout
 
 
+def test_the_newest_changelog_release_is_the_version() -> None:
+    """The release policy (CHANGELOG.md): a release raises ``__version__`` and adds its section."""
+    import re
+
+    from agentcli import __version__
+
+    text = (Path(__file__).resolve().parents[1] / "CHANGELOG.md").read_text()
+    releases = re.findall(r"^## (\d+\.\d+\.\d+) — \d{4}-\d{2}-\d{2}$", text, flags=re.M)
+    assert releases and releases[0] == __version__
+    assert runner.invoke(app, ["--version"]).stdout.split() == ["agentcli", __version__]
+
+
 def test_unknown_flag_exits_2() -> None:
     r = runner.invoke(app, ["--no-such-flag"])
     assert r.exit_code == 2

@@ -13,7 +13,8 @@
   git history, commands with the workspace read-only), with typed findings; also run before a re-plan.
 - `reviewer`: the verdict after execution (complete, continue, replan, stop) and the check of a
   "complete" verdict against the record (`answer_is_grounded`); whether the facts decide a run
-  without a review (`decided_by_facts`, `[review] mode = "auto"`).
+  without a review (`decided_by_facts`, `[review] mode = "auto"`); the step digest, shown as tagged
+  text in a review and in a re-plan's context (`replan_steps`).
 - `verify`: which command verifies a run; `workspace`: the run's changes from its checkpoints.
 - `budget`: hard limits on steps, cost, tokens and time; `approval`: policy per risk class.
 - `hooks`: the user's `[[hooks]]` commands, recorded as `hook` events.

@@ -6,8 +6,8 @@ replayed: :func:`changed_prompts` names the ones that differ, and the replay say
 instead of "LLM request ... is not in the recording".
 
 Each entry is the text (or the JSON Schema) as the code builds it, with fixed stand-ins where a
-template takes arguments (the reviewer's message is built for a fixed one-step run, its layout being
-code); a tool's own schema is recorded per step (``tool_schema_version``), so
+template takes arguments (the reviewer's message and a re-plan's steps are built for a fixed one-step
+run, their layout being code); a tool's own schema is recorded per step (``tool_schema_version``), so
 the draft schemas here are built with no tools.
 """
 
@@ -47,19 +47,25 @@ _SOURCES: dict[str, Callable[[], Any]] = {
     "reviewer.system": lambda: reviewer._SYSTEM + reviewer.verify_note("{command}"),
     "reviewer.schema": lambda: reviewer.REVIEW_SCHEMA,
     "reviewer.prompt": lambda: _review_sample(),
+    "planner.replan_steps": lambda: reviewer.replan_steps(_sample_run()[1]),
     "answer.system": lambda: answer._SYSTEM,
 }
 
 
-def _review_sample() -> str:
-    # The reviewer's user message for a fixed one-step run: its layout (the digest) is code, not a
-    # template, and a change of it changes every review request.
+def _sample_run() -> tuple[plan.Plan, dict[str, executor.StepRun]]:
     step = plan.Step(id="s1", title="{title}", kind="tool", tool="{tool}", args={"path": "{path}"})
     p = plan.Plan(id="{plan}", task="{task}", created_at=datetime(2000, 1, 1, tzinfo=UTC), model="{model}",
                   steps=[step])
     run = executor.StepRun(step)
     run.status, run.output, run.attempts = "ok", "{output}", 1
-    return reviewer.review_prompt("{task}", p, {"s1": run}, "{changes}")
+    return p, {"s1": run}
+
+
+def _review_sample() -> str:
+    # The reviewer's user message for a fixed one-step run: its layout (the digest) is code, not a
+    # template, and a change of it changes every review request.
+    p, runs = _sample_run()
+    return reviewer.review_prompt("{task}", p, runs, "{changes}")
 
 
 def _digest(value: Any) -> str:

@@ -264,13 +264,6 @@ def grounded_answer(runs: dict[str, StepRun], limit: int = 4000) -> str:
     return "\n".join(parts)[:limit] if parts else fallback_answer(runs)
 
 
-def digest_lines(steps: list[dict[str, Any]]) -> str:
-    """Step digests as compact JSON, one step a line (what a re-planner is shown of the steps): a
-    model reads it as well as indented JSON, in fewer tokens, and a step's line is the same bytes in
-    every request that shows it."""
-    return "\n".join(_COMPACT.encode(item) for item in steps)
-
-
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 #: Decimal digits of a review's step tag (about 50 bits of a SHA-256; digits take fewer tokens than
@@ -279,9 +272,10 @@ TAG_DIGITS = 15
 
 
 def step_block(item: dict[str, Any]) -> str:
-    """One step of a review as text, without its tag: the header line ``id status action args: title``
-    (the args as compact JSON, the title on one line), then the output or error as it is, no escaping
-    (code reads as code, about 12% fewer tokens than the same text in a JSON string)."""
+    """One step of a review (or a re-plan's context) as text, without its tag: the header line
+    ``id status action args: title`` (the args as compact JSON, the title on one line), then the
+    output or error as it is, no escaping (code reads as code, about 12% fewer tokens than the same
+    text in a JSON string)."""
     head = f"{item['id']} {item['status']} {item.get('action', '')}"
     if "args" in item:
         head += " " + _COMPACT.encode(item["args"])
@@ -309,13 +303,26 @@ def digest_text(blocks: list[str]) -> tuple[str, str]:
     return "\n".join([*(f"{tag} {b}" for b in blocks), f"{tag} end"]), tag
 
 
-def _steps_section(blocks: list[str], *, first: bool) -> str:
-    what = "# Steps, in plan order" if first else ("# Steps run or changed since your last verdict (the others are "
-                                                   "as shown before)")
+def steps_section(heading: str, blocks: list[str]) -> str:
+    """Steps as a model is shown them, in a review and in a re-plan's context: ``heading``, a line
+    saying how to read them, then their :func:`digest_text` (``(none)`` when there are none)."""
     if not blocks:
-        return f"{what}\n(none)"
+        return f"{heading}\n(none)"
     text, tag = digest_text(blocks)
-    return f"{what}\nA line `{tag} id status action args: title` begins each; its output or error follows.\n{text}"
+    return f"{heading}\nA line `{tag} id status action args: title` begins each; its output or error follows.\n{text}"
+
+
+def replan_steps(runs: dict[str, StepRun]) -> str:
+    """The steps as a re-planner's context shows them: as a review does (one encoder, the same tag
+    on every header line, so an output cannot pose as a step or as the context's later parts), in
+    half a review's room (the context has more to say)."""
+    return steps_section("Steps so far, in plan order:",
+                         [step_block(item) for item in step_digest(runs, total=DIGEST_CHARS // 2)])
+
+
+def _steps_section(blocks: list[str], *, first: bool) -> str:
+    return steps_section("# Steps, in plan order" if first else
+                         "# Steps run or changed since your last verdict (the others are as shown before)", blocks)
 
 
 def review_prompt(task: str, plan: Plan, runs: dict[str, StepRun], changes: str | None = None) -> str:

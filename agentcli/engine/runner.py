@@ -57,16 +57,14 @@ from agentcli.engine.hooks import Hooks
 from agentcli.engine.investigate import Investigation
 from agentcli.engine.prompts import prompt_hashes
 from agentcli.engine.reviewer import (
-    DIGEST_CHARS,
     Review,
     answer_is_grounded,
     decided_by_facts,
-    digest_lines,
     facts_answer,
     fallback_answer,
     grounded_answer,
+    replan_steps,
     review,
-    step_digest,
 )
 from agentcli.engine.state import Next, RunState
 from agentcli.engine.steering import Boundary, BoundaryKind, Feedback, PlanRevision, Steering, UserChange
@@ -172,8 +170,7 @@ class ReplanContext:
         else:
             parts.append("Number your new steps s1, s2, ... as usual; they run after the completed steps "
                          "below, which are kept and not run again: do not repeat them.")
-        parts.append("Steps so far (one JSON object a line):\n"
-                     + digest_lines(step_digest(self.runs, total=DIGEST_CHARS // 2)))
+        parts.append(replan_steps(self.runs))
         if self.changes is not None:
             parts.append(f"Workspace changes so far:\n{self.changes}")
         if self.findings is not None:
