@@ -13,6 +13,7 @@ import pytest
 from records import SESSION_TURNS
 from typer.testing import CliRunner
 
+from agentcli import __version__
 from agentcli.cli.app import app
 from agentcli.cli.commands.common import State
 from agentcli.models import tokens
@@ -207,7 +208,7 @@ def install_fixture(workspace: Path, name: str) -> str:
 
 
 def test_a_session_recorded_by_an_earlier_commit_reads_replays_and_resumes(workspace: Path) -> None:
-    sid = install_fixture(workspace, "0.2.0-two-turns")
+    sid = install_fixture(workspace, f"{__version__}-two-turns")
     (workspace / "greet.py").write_text("def welcome(name):\n    return 'hi ' + name\n")
     m = ScriptedModel([LIST, complete("greet.py")])
     listed = json.loads(invoke(["sessions", "--json"], m).stdout)
