@@ -187,3 +187,77 @@ def test_a_replans_context_shows_the_steps_as_a_review_does_and_an_output_cannot
     replayed = CliRunner().invoke(app, ["replay", json.loads(r.stdout)["run_id"]],
                                   obj=State(backend=ScriptedModel([]), environ=env))
     assert replayed.exit_code == 0 and replayed.stdout.startswith("identical"), replayed.output
+
+
+# ------------------------------------------------------------------ outputs that went into the change
+
+_ENV = {"AGENT_MODEL": "test/scripted", "AGENT_MEMORY__ENABLED": "false"}
+_INI = "".join(f"key_{i} = value {i}\n" for i in range(40))
+
+
+def _change_run(model: ScriptedModel, task: str) -> tuple[Any, str]:
+    r = CliRunner().invoke(app, ["run", task, "--yes", "--json"], obj=State(backend=model, environ=_ENV))
+    reviews = [req for req in model.requests if req.messages[0]["content"].startswith("You review")]
+    assert reviews, r.output
+    return r, reviews[0].messages[1]["content"]
+
+
+def _edit_plan(search: str) -> list[Any]:
+    return [{"steps": {
+        "s1": {"call": {"tool": "read_file", "args": {"path": "conf.ini"}}, "depends_on": [], "title": "Read"},
+        "s2": {"prompt": "Set key_7 to 70:\n{{s1.output}}", "answer": "edits", "depends_on": ["s1"], "title": "Edit"},
+        "s3": {"call": {"tool": "apply_edits", "args": {"edits": "{{s2.output}}"}}, "depends_on": ["s2"],
+               "title": "Apply"}}},
+        {"edits": [{"path": "conf.ini", "search": search, "replace": "key_7 = value 70"}]}]
+
+
+def _replays_identical(r: Any) -> None:
+    replayed = CliRunner().invoke(app, ["replay", json.loads(r.stdout)["run_id"]],
+                                  obj=State(backend=ScriptedModel([]), environ=_ENV))
+    assert replayed.exit_code == 0 and replayed.stdout.startswith("identical"), replayed.output
+
+
+def test_a_review_shows_outputs_that_went_into_the_change_as_notes_and_the_change_as_the_diff(
+        workspace: Path) -> None:
+    # read -> llm edits -> apply_edits, all successful: the file's text and the edits are in the diff the
+    # review shows after the steps, so the steps show a note of their size and where they went.
+    (workspace / "conf.ini").write_text(_INI)
+    model = ScriptedModel([*_edit_plan("key_7 = value 7\n"), review(answer="key_7 is 70")])
+    r, message = _change_run(model, "set key_7 to 70 in conf.ini")
+    assert r.exit_code == 0, r.output
+    assert (workspace / "conf.ini").read_text() == _INI.replace("key_7 = value 7\n", "key_7 = value 70")
+    shown = steps_of(message)
+    assert shown["s1"] == ('ok read_file {"path":"conf.ini"}: Read', f"[{len(_INI)} chars: read for s2]")
+    assert re.fullmatch(r"\[\d+ chars: applied by s3 apply_edits: see the workspace changes\]", shown["s2"][1])
+    assert shown["s3"][0].startswith("ok apply_edits ")
+    steps = message.split("# Workspace changes so far", 1)[0]
+    assert "key_12 = value 12" not in message and '"search"' not in steps
+    assert "# Workspace changes so far (git diff --stat, then the diff)\n" in message
+    assert "+key_7 = value 70" in message and "-key_7 = value 7" in message
+    _replays_identical(r)
+
+
+def test_a_failed_apply_keeps_the_edits_and_the_file_it_read(workspace: Path) -> None:
+    (workspace / "conf.ini").write_text(_INI)
+    model = ScriptedModel([*_edit_plan("key_7 = no such value\n"),
+                           {"outcome": "stop", "answer": "", "reason": "the edit does not match"}])
+    r, message = _change_run(model, "set key_7 to 70 in conf.ini")
+    shown = steps_of(message)
+    assert shown["s3"][0].startswith("failed apply_edits"), shown["s3"]
+    assert json.loads(shown["s2"][1])[0]["search"] == "key_7 = no such value\n"
+    assert shown["s1"][1] == _INI
+    _replays_identical(r)
+
+
+def test_a_questions_reads_stay_whole_when_an_llm_step_answers_from_them(workspace: Path) -> None:
+    # Nothing was applied: the answer is checked against what was read, so the read is shown.
+    (workspace / "conf.ini").write_text(_INI)
+    model = ScriptedModel([{"steps": {
+        "s1": {"call": {"tool": "read_file", "args": {"path": "conf.ini"}}, "depends_on": [], "title": "Read"},
+        "s2": {"prompt": "What is key_7?\n{{s1.output}}", "depends_on": ["s1"], "title": "Answer"}}},
+        "key_7 is value 7", review(answer="key_7 is value 7")])
+    r, message = _change_run(model, "what is key_7 in conf.ini?")
+    assert r.exit_code == 0, r.output
+    shown = steps_of(message)
+    assert shown["s1"][1] == _INI and shown["s2"][1] == "key_7 is value 7"
+    _replays_identical(r)

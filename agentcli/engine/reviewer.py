@@ -131,16 +131,62 @@ def _error_text(run: StepRun) -> str:
     return strip_ansi(message)
 
 
+def consumed_notes(runs: dict[str, StepRun]) -> dict[str, str]:
+    """The successful steps whose output a review shows as a one-line note (by id), when the
+    workspace's changes are in the same message: what they held went into a change the diff shows.
+
+    * an ``llm`` step whose output later steps consumed (a ``{{sN.output...}}`` reference in their
+      args or prompt), all of them successful and at least one a ``write`` tool step that applied or
+      wrote it: ``[2480 chars: applied by s5 apply_edits: see the workspace changes]``;
+    * a ``read`` tool step (not a command: its result is evidence, not workspace content) whose
+      consumers all succeeded and each is a ``write`` tool step or such a noted llm step: the read
+      served the change: ``[1212 chars: read for s3]``.
+
+    A step nothing consumed keeps its output (a question's reads are the answer's material), as does
+    one whose consumer failed, was skipped or feeds something else (an answer the reviewer checks
+    against the read)."""
+    consumers: dict[str, list[StepRun]] = {}
+    for run in runs.values():
+        for sid in dict.fromkeys(ref.step_id for ref in run.step.references()):
+            if sid in runs and sid != run.step.id:
+                consumers.setdefault(sid, []).append(run)
+
+    def writes(run: StepRun) -> bool:
+        return run.status == "ok" and run.step.kind == "tool" and run.step.risk == "write"
+
+    def has_output(run: StepRun) -> bool:
+        return run.status == "ok" and run.output not in (None, "") and bool(consumers.get(run.step.id))
+
+    notes: dict[str, str] = {}
+    for run in runs.values():  # llm steps first: a read's note depends on its consumers' notes
+        users = consumers.get(run.step.id, [])
+        if (run.step.kind == "llm" and has_output(run) and all(u.status == "ok" for u in users)
+                and any(writes(u) for u in users)):
+            applied = ", ".join(f"{u.step.id} {u.step.tool}" for u in users if writes(u))
+            notes[run.step.id] = (f"[{len(output_text(run.output))} chars: applied by {applied}: "
+                                  "see the workspace changes]")
+    for run in runs.values():
+        users = consumers.get(run.step.id, [])
+        command = isinstance(run.output, dict) and "exit_code" in run.output
+        if (run.step.kind == "tool" and run.step.risk == "read" and not command and has_output(run)
+                and all(writes(u) or u.step.id in notes for u in users)):
+            notes[run.step.id] = f"[{len(output_text(run.output))} chars: read for {', '.join(u.step.id for u in users)}]"
+    return notes
+
+
 def step_digest(runs: dict[str, StepRun], limit: int = STEP_CHARS,
-                total: int = DIGEST_CHARS) -> list[dict[str, Any]]:
+                total: int = DIGEST_CHARS, *, changes_shown: bool = False) -> list[dict[str, Any]]:
     """What the reviewer (and a re-planner) sees of each step, in plan order: id, title,
     status, action (a tool step's tool, with its ``args``: an object, long strings and lists in it
     shortened by :func:`brief_value` so it stays readable JSON; else the step's kind), and the
     output (or the error) as head and tail of at most ``limit`` characters, colour codes removed.
     When all of them exceed ``total``, failed steps and the newest ones keep their room first;
-    older successful outputs are shortened, then replaced by a note of their size."""
+    older successful outputs are shortened, then replaced by a note of their size.
+    ``changes_shown``: the workspace's changes follow the steps in the same message; then an output
+    that went into them shows as a note of its size and where it went (see :func:`consumed_notes`)."""
     out: list[dict[str, Any]] = []
     texts: list[tuple[str, str]] = []  # (field, text) per step
+    notes = consumed_notes(runs) if changes_shown else {}
     for run in runs.values():
         s = run.step
         item: dict[str, Any] = {"id": s.id, "title": s.title, "status": run.status,
@@ -151,7 +197,10 @@ def step_digest(runs: dict[str, StepRun], limit: int = STEP_CHARS,
             # workspace changes the reviewer also gets).
             item["args"] = brief_value(s.args, ARGS_CHARS)
         out.append(item)
-        if run.status == "ok":
+        if s.id in notes:
+            item["output"] = notes[s.id]  # a line, never shortened: it takes no room from the others
+            texts.append(("", ""))
+        elif run.status == "ok":
             texts.append(("output", output_text(run.output)))
         elif run.error:
             texts.append(("error", _error_text(run)))
@@ -328,7 +377,8 @@ def _steps_section(blocks: list[str], *, first: bool) -> str:
 def review_prompt(task: str, plan: Plan, runs: dict[str, StepRun], changes: str | None = None) -> str:
     """The reviewer's user message: the task, every step's digest, then the workspace's changes
     (``None``: unknown, e.g. not a git repository; then nothing is said)."""
-    return _user_message(task, [step_block(item) for item in step_digest(runs)], changes, first=True)
+    return _user_message(task, [step_block(item) for item in step_digest(runs, changes_shown=changes is not None)],
+                         changes, first=True)
 
 
 def _user_message(task: str, blocks: list[str], changes: str | None, *, first: bool) -> str:
@@ -353,7 +403,7 @@ class ReviewHistory:
     def next_messages(self, system: str, task: str, runs: dict[str, StepRun],
                       changes: str | None) -> list[dict[str, Any]]:
         """The messages of the next review (not yet remembered: see :meth:`answered`)."""
-        digest = step_digest(runs)
+        digest = step_digest(runs, changes_shown=changes is not None)
         blocks = {item["id"]: step_block(item) for item in digest}  # each step's text, made once
         if not self.messages or self.messages[0]["content"] != system:
             self._pending = blocks
