@@ -227,8 +227,8 @@ def test_a_review_shows_outputs_that_went_into_the_change_as_notes_and_the_chang
     assert r.exit_code == 0, r.output
     assert (workspace / "conf.ini").read_text() == _INI.replace("key_7 = value 7\n", "key_7 = value 70")
     shown = steps_of(message)
-    assert shown["s1"] == ('ok read_file {"path":"conf.ini"}: Read', f"[{len(_INI)} chars: read for s2]")
-    assert re.fullmatch(r"\[\d+ chars: applied by s3 apply_edits: see the workspace changes\]", shown["s2"][1])
+    assert shown["s1"] == ('ok read_file {"path":"conf.ini"}: Read', f"[{len(_INI):,} chars: read for s2]")
+    assert re.fullmatch(r"\[[\d,]+ chars: applied by s3 apply_edits: see the workspace changes\]", shown["s2"][1])
     assert shown["s3"][0].startswith("ok apply_edits ")
     steps = message.split("# Workspace changes so far", 1)[0]
     assert "key_12 = value 12" not in message and '"search"' not in steps

@@ -64,7 +64,15 @@ def _sample_run() -> tuple[plan.Plan, dict[str, executor.StepRun]]:
 def _review_sample() -> str:
     # The reviewer's user message for a fixed one-step run: its layout (the digest) is code, not a
     # template, and a change of it changes every review request.
+    # A read, an llm step's edits from it and their apply: the notes that stand for outputs that went
+    # into the change are part of the layout too.
     p, runs = _sample_run()
+    steps = [plan.Step(id="s2", title="{title}", kind="llm", prompt="{prompt} {{s1.output}}"),
+             plan.Step(id="s3", title="{title}", kind="tool", tool="apply_edits", risk="write",
+                       args={"edits": "{{s2.output}}"})]
+    runs["s1"].step = runs["s1"].step.model_copy(update={"risk": "read"})
+    for step, output in zip(steps, ("{edits}", "{applied}"), strict=True):
+        runs[step.id] = executor.StepRun(step, status="ok", output=output, attempts=1)
     return reviewer.review_prompt("{task}", p, runs, "{changes}")
 
 

@@ -137,10 +137,10 @@ def consumed_notes(runs: dict[str, StepRun]) -> dict[str, str]:
 
     * an ``llm`` step whose output later steps consumed (a ``{{sN.output...}}`` reference in their
       args or prompt), all of them successful and at least one a ``write`` tool step that applied or
-      wrote it: ``[2480 chars: applied by s5 apply_edits: see the workspace changes]``;
+      wrote it: ``[2,480 chars: applied by s5 apply_edits: see the workspace changes]``;
     * a ``read`` tool step (not a command: its result is evidence, not workspace content) whose
       consumers all succeeded and each is a ``write`` tool step or such a noted llm step: the read
-      served the change: ``[1212 chars: read for s3]``.
+      served the change: ``[1,212 chars: read for s3]``.
 
     A step nothing consumed keeps its output (a question's reads are the answer's material), as does
     one whose consumer failed, was skipped or feeds something else (an answer the reviewer checks
@@ -163,14 +163,15 @@ def consumed_notes(runs: dict[str, StepRun]) -> dict[str, str]:
         if (run.step.kind == "llm" and has_output(run) and all(u.status == "ok" for u in users)
                 and any(writes(u) for u in users)):
             applied = ", ".join(f"{u.step.id} {u.step.tool}" for u in users if writes(u))
-            notes[run.step.id] = (f"[{len(output_text(run.output))} chars: applied by {applied}: "
+            notes[run.step.id] = (f"[{len(output_text(run.output)):,} chars: applied by {applied}: "
                                   "see the workspace changes]")
     for run in runs.values():
         users = consumers.get(run.step.id, [])
         command = isinstance(run.output, dict) and "exit_code" in run.output
         if (run.step.kind == "tool" and run.step.risk == "read" and not command and has_output(run)
                 and all(writes(u) or u.step.id in notes for u in users)):
-            notes[run.step.id] = f"[{len(output_text(run.output))} chars: read for {', '.join(u.step.id for u in users)}]"
+            readers = ", ".join(u.step.id for u in users)
+            notes[run.step.id] = f"[{len(output_text(run.output)):,} chars: read for {readers}]"
     return notes
 
 
