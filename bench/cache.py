@@ -510,6 +510,19 @@ def run(ctx: Context) -> SectionResult:
         "and 21,029 -> 20,641 at Anthropic prices, cacheable 62.3% -> 62.1-62.2%; the steps part of its re-plan "
         "request 2,255 -> 2,026 tokens (-10%). Over 3 runs before and 5 after (its pytest outputs' timings vary "
         "by tens of tokens): 43,352-43,362 -> 42,400-42,455. The calls suite has no re-plan: unchanged.",
+        "2026-12-07, e7f3341 -> 9e99b11 (python -m bench --only calls,cache): when the workspace's changes follow "
+        "the steps in a review, a successful output that went into the change is a one-line note of its size and "
+        "where it went (an llm step's output a successful write step applied, a read only such steps consumed); a "
+        "re-plan's context keeps every output. Calls suite unchanged (12 requests, 20,762 input tokens: its tasks "
+        "are questions, their reads kept). Transcript t1: 42,420-42,435 -> 40,576-40,593 input tokens (3 runs "
+        "before, 4 after), 29,236-29,251 -> 27,392-27,409 at OpenAI and 20,641-20,656 -> 18,797-18,814 at "
+        "Anthropic prices, cacheable 62.1-62.2% -> 65.0%; strong-model-t1 unchanged (9,896). The 6 graded feature "
+        "runs at 643bc3c (their reviewer requests re-laid out by the same rule, references taken from the "
+        "planner's drafts, cl100k): the reviews' steps sections 22,269 -> 5,579 tokens (-16,690: 75% of them, 46% "
+        "of the reviewer messages, ~14% of those runs' 115,960 input tokens); per review dotenv -3,406, ini "
+        "-2,802, semver -3,025, semver-js -4,411, sqlparse -3,046, click 0 (nothing applied from an llm step). A "
+        "reviewer request is its role's first of a run, never served from a cache: each token saved is one at the "
+        "full price.",
         "A first-plan run (strong-model-t1) has one request of each role and two short step requests: nothing in "
         "it can share a prefix with an earlier request of the run (the 'most a prefix cache could serve' row); "
         "after a run of another task the planner's stable prefix is served from the cache.",
