@@ -14,7 +14,8 @@
 - `reviewer`: the verdict after execution (complete, continue, replan, stop) and the check of a
   "complete" verdict against the record (`answer_is_grounded`); whether the facts decide a run
   without a review (`decided_by_facts`, `[review] mode = "auto"`); the step digest, shown as tagged
-  text in a review and in a re-plan's context (`replan_steps`).
+  text in a review and in a re-plan's context (`replan_steps`); in a review, an output that went into
+  the change it shows is a note of its size and where it went (`consumed_notes`).
 - `verify`: which command verifies a run; `workspace`: the run's changes from its checkpoints.
 - `budget`: hard limits on steps, cost, tokens and time; `approval`: policy per risk class.
 - `hooks`: the user's `[[hooks]]` commands, recorded as `hook` events.
