@@ -261,3 +261,20 @@ def test_a_questions_reads_stay_whole_when_an_llm_step_answers_from_them(workspa
     shown = steps_of(message)
     assert shown["s1"][1] == _INI and shown["s2"][1] == "key_7 is value 7"
     _replays_identical(r)
+
+
+def test_a_change_whose_diff_is_cut_keeps_the_edits_and_the_read(workspace: Path) -> None:
+    # The review shows a long diff's head and tail only: the middle of the change would be nowhere
+    # if the edits were a note too, so they (and the read they came from) are shown as before.
+    big = "".join(f"key_{i} = value {i}\n" for i in range(400))
+    (workspace / "conf.ini").write_text(big)
+    plan, _ = _edit_plan(big)
+    edits = {"edits": [{"path": "conf.ini", "search": big, "replace": big.replace("key_", "k_")}]}
+    model = ScriptedModel([plan, edits, review(answer="every key renamed")])
+    r, message = _change_run(model, "rename every key_ to k_ in conf.ini")
+    assert r.exit_code == 0, r.output
+    assert "chars omitted" in message.split("# Workspace changes so far", 1)[1]
+    shown = steps_of(message)
+    assert "applied by" not in shown["s2"][1] and '"search"' in shown["s2"][1]
+    assert "read for" not in shown["s1"][1]
+    _replays_identical(r)

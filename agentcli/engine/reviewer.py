@@ -401,10 +401,12 @@ class ReviewHistory:
         self.messages: list[dict[str, Any]] = []
         self._shown: dict[str, str] = {}
 
-    def next_messages(self, system: str, task: str, runs: dict[str, StepRun],
-                      changes: str | None) -> list[dict[str, Any]]:
-        """The messages of the next review (not yet remembered: see :meth:`answered`)."""
-        digest = step_digest(runs, changes_shown=changes is not None)
+    def next_messages(self, system: str, task: str, runs: dict[str, StepRun], changes: str | None, *,
+                      changes_whole: bool = True) -> list[dict[str, Any]]:
+        """The messages of the next review (not yet remembered: see :meth:`answered`). Outputs that
+        went into the change are notes only when ``changes`` shows the whole diff (a diff cut to its
+        head and tail would leave the middle of the change nowhere)."""
+        digest = step_digest(runs, changes_shown=changes is not None and changes_whole)
         blocks = {item["id"]: step_block(item) for item in digest}  # each step's text, made once
         if not self.messages or self.messages[0]["content"] != system:
             self._pending = blocks
@@ -428,13 +430,14 @@ def verify_note(command: str) -> str:
 
 async def review(client: LLMClient, task: str, plan: Plan, runs: dict[str, StepRun],
                  changes: str | None = None, verify_command: str = "",
-                 history: ReviewHistory | None = None) -> Review:
+                 history: ReviewHistory | None = None, *, changes_whole: bool = True) -> Review:
     """Ask the reviewer model for its verdict (``changes``: the workspace's changes as text;
-    ``verify_command``: the check that runs after a complete verdict, which it is told of;
-    ``history``: the run's earlier reviews, which this one continues)."""
+    ``changes_whole``: that text shows the whole diff, not its head and tail; ``verify_command``: the
+    check that runs after a complete verdict, which it is told of; ``history``: the run's earlier
+    reviews, which this one continues)."""
     system = _SYSTEM + (verify_note(verify_command) if verify_command.strip() else "")
     history = history if history is not None else ReviewHistory()
-    messages = history.next_messages(system, task, runs, changes)
+    messages = history.next_messages(system, task, runs, changes, changes_whole=changes_whole)
     result = await client.acomplete(messages, role="reviewer", response_model=Review, json_schema=REVIEW_SCHEMA)
     history.answered(messages, result.text)
     verdict: Review = result.parsed

@@ -679,7 +679,8 @@ class _Run:
             return Next(State.VERIFYING, f"every step succeeded; verifying: {self.deps.verify_command.strip()}")
         verdict: Review = await review(self.deps.client, self.task, st.plan, st.runs,
                                        changes.text() if changes is not None else None,
-                                       verify_command=self.deps.verify_command, history=st.reviews)
+                                       verify_command=self.deps.verify_command, history=st.reviews,
+                                       changes_whole=changes is None or changes.whole())
         self.events.emit(Reviewed(kind="verdict", **verdict.model_dump(exclude={"commands"}),
                                   **({"commands": verdict.commands} if verdict.commands is not None else {})))
         if verdict.outcome == "stop":

@@ -47,6 +47,10 @@ class WorkspaceChanges:
             return "no file changed"
         return f"{self.stat.rstrip()}\n\n{head_tail(self.diff.rstrip(), limit, head_share=0.5)}"
 
+    def whole(self, limit: int = DIFF_CHARS) -> bool:
+        """Whether :meth:`text` shows the whole diff (not its head and tail)."""
+        return len(self.diff.rstrip()) <= limit
+
 
 class CheckpointChanges:
     """The run's changes from its workspace checkpoints (:mod:`agentcli.record.checkpoints`):
