@@ -278,3 +278,21 @@ def test_a_change_whose_diff_is_cut_keeps_the_edits_and_the_read(workspace: Path
     assert "applied by" not in shown["s2"][1] and '"search"' in shown["s2"][1]
     assert "read for" not in shown["s1"][1]
     _replays_identical(r)
+
+
+def test_the_room_the_notes_leave_goes_to_the_diff(workspace: Path) -> None:
+    # A diff longer than a review's usual room for it, but not longer than that room and what the
+    # notes save: shown whole, once, with the read and the edits as notes.
+    text = "".join(f"key_{i} = value {i}\n" for i in range(200))
+    (workspace / "conf.ini").write_text(text)
+    plan, _ = _edit_plan(text)
+    edits = {"edits": [{"path": "conf.ini", "search": text, "replace": text.replace("key_", "k_")}]}
+    r, message = _change_run(ScriptedModel([plan, edits, review(answer="every key renamed")]),
+                             "rename every key_ to k_ in conf.ini")
+    assert r.exit_code == 0, r.output
+    changes = message.split("# Workspace changes so far", 1)[1]
+    assert len(changes) > 6000 and "chars omitted" not in changes
+    assert "+k_123 = value 123" in changes and "-key_123 = value 123" in changes
+    shown = steps_of(message)
+    assert "read for s2" in shown["s1"][1] and "applied by s3" in shown["s2"][1]
+    _replays_identical(r)

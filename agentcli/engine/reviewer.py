@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agentcli.engine.executor import StepRun, summarize_output
+from agentcli.engine.workspace import DIFF_CHARS, WorkspaceChanges
 from agentcli.models.client import LLMClient
 from agentcli.planning.plan import Plan
 from agentcli.redact import current as current_redactor
@@ -173,6 +174,26 @@ def consumed_notes(runs: dict[str, StepRun]) -> dict[str, str]:
             readers = ", ".join(u.step.id for u in users)
             notes[run.step.id] = f"[{len(output_text(run.output)):,} chars: read for {readers}]"
     return notes
+
+
+#: The most characters of the diff a review shows when outputs that went into the change are notes:
+#: the room those outputs leave goes to the change itself, so a long change is shown whole once
+#: instead of as the edits and a diff cut to its head and tail.
+DIFF_MAX_CHARS = 18000
+
+
+def review_changes(runs: dict[str, StepRun], changes: WorkspaceChanges | None) -> tuple[str | None, bool]:
+    """The workspace's changes as a review shows them (``None``: unknown), and whether that is the
+    whole diff. The diff gets :data:`~agentcli.engine.workspace.DIFF_CHARS`, plus the room of the
+    outputs that become notes (:func:`consumed_notes`) up to :data:`DIFF_MAX_CHARS`; a diff that is
+    still longer is shown as its head and tail, and then no output becomes a note."""
+    if changes is None:
+        return None, True
+    room = DIFF_CHARS + sum(min(len(output_text(runs[sid].output)), STEP_CHARS) for sid in consumed_notes(runs))
+    limit = min(room, DIFF_MAX_CHARS)
+    if changes.whole(limit):
+        return changes.text(limit), True
+    return changes.text(), False
 
 
 def step_digest(runs: dict[str, StepRun], limit: int = STEP_CHARS,
