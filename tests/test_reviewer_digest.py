@@ -296,3 +296,20 @@ def test_the_room_the_notes_leave_goes_to_the_diff(workspace: Path) -> None:
     shown = steps_of(message)
     assert "read for s2" in shown["s1"][1] and "applied by s3" in shown["s2"][1]
     _replays_identical(r)
+
+
+def test_a_plans_own_long_edits_leave_their_room_to_the_diff(workspace: Path) -> None:
+    # The edits written in the plan are shown shortened in the review because the diff shows them:
+    # the diff gets that room, so a change longer than the usual room for it is still shown whole.
+    text = "".join(f"key_{i} = value {i}\n" for i in range(200))
+    (workspace / "conf.ini").write_text(text)
+    plan = {"steps": {"s1": {"call": {"tool": "apply_edits", "args": {"edits": [
+        {"path": "conf.ini", "search": text, "replace": text.replace("key_", "k_")}]}},
+        "depends_on": [], "title": "Rename"}}}
+    r, message = _change_run(ScriptedModel([plan, review(answer="every key renamed")]),
+                             "rename every key_ to k_ in conf.ini")
+    assert r.exit_code == 0, r.output
+    steps, changes = message.split("# Workspace changes so far", 1)
+    assert "more chars]" in steps  # the edits, shortened
+    assert len(changes) > 6000 and "chars omitted" not in changes and "+k_123 = value 123" in changes
+    _replays_identical(r)

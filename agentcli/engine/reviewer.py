@@ -184,12 +184,17 @@ DIFF_MAX_CHARS = 18000
 
 def review_changes(runs: dict[str, StepRun], changes: WorkspaceChanges | None) -> tuple[str | None, bool]:
     """The workspace's changes as a review shows them (``None``: unknown), and whether that is the
-    whole diff. The diff gets :data:`~agentcli.engine.workspace.DIFF_CHARS`, plus the room of the
-    outputs that become notes (:func:`consumed_notes`) up to :data:`DIFF_MAX_CHARS`; a diff that is
-    still longer is shown as its head and tail, and then no output becomes a note."""
+    whole diff. The diff gets :data:`~agentcli.engine.workspace.DIFF_CHARS`, plus the room of what
+    the steps show shorter because the diff shows it (the outputs that become notes, see
+    :func:`consumed_notes`; a write step's arguments past :data:`ARGS_CHARS`), up to
+    :data:`DIFF_MAX_CHARS`; a diff that is still longer is shown as its head and tail, and then no
+    output becomes a note."""
     if changes is None:
         return None, True
-    room = DIFF_CHARS + sum(min(len(output_text(runs[sid].output)), STEP_CHARS) for sid in consumed_notes(runs))
+    written = sum(max(0, len(_COMPACT.encode(r.step.args)) - ARGS_CHARS) for r in runs.values()
+                  if r.status == "ok" and r.step.kind == "tool" and r.step.risk == "write")
+    room = DIFF_CHARS + written + sum(min(len(output_text(runs[sid].output)), STEP_CHARS)
+                                      for sid in consumed_notes(runs))
     limit = min(room, DIFF_MAX_CHARS)
     if changes.whole(limit):
         return changes.text(limit), True
