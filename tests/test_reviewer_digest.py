@@ -263,16 +263,23 @@ def test_a_questions_reads_stay_whole_when_an_llm_step_answers_from_them(workspa
     _replays_identical(r)
 
 
+def _renamed_by_llm_edits(workspace: Path, lines: int) -> tuple[Any, str]:
+    """A run that reads a ``lines``-line conf.ini, has an llm step write one edit renaming every key,
+    and applies it; and its review's message."""
+    text = "".join(f"key_{i} = value {i}\n" for i in range(lines))
+    (workspace / "conf.ini").write_text(text)
+    plan, _ = _edit_plan(text)
+    edits = {"edits": [{"path": "conf.ini", "search": text, "replace": text.replace("key_", "k_")}]}
+    r, message = _change_run(ScriptedModel([plan, edits, review(answer="every key renamed")]),
+                             "rename every key_ to k_ in conf.ini")
+    assert r.exit_code == 0, r.output
+    return r, message
+
+
 def test_a_change_whose_diff_is_cut_keeps_the_edits_and_the_read(workspace: Path) -> None:
     # The review shows a long diff's head and tail only: the middle of the change would be nowhere
     # if the edits were a note too, so they (and the read they came from) are shown as before.
-    big = "".join(f"key_{i} = value {i}\n" for i in range(400))
-    (workspace / "conf.ini").write_text(big)
-    plan, _ = _edit_plan(big)
-    edits = {"edits": [{"path": "conf.ini", "search": big, "replace": big.replace("key_", "k_")}]}
-    model = ScriptedModel([plan, edits, review(answer="every key renamed")])
-    r, message = _change_run(model, "rename every key_ to k_ in conf.ini")
-    assert r.exit_code == 0, r.output
+    r, message = _renamed_by_llm_edits(workspace, 400)
     assert "chars omitted" in message.split("# Workspace changes so far", 1)[1]
     shown = steps_of(message)
     assert "applied by" not in shown["s2"][1] and '"search"' in shown["s2"][1]
@@ -283,13 +290,7 @@ def test_a_change_whose_diff_is_cut_keeps_the_edits_and_the_read(workspace: Path
 def test_the_room_the_notes_leave_goes_to_the_diff(workspace: Path) -> None:
     # A diff longer than a review's usual room for it, but not longer than that room and what the
     # notes save: shown whole, once, with the read and the edits as notes.
-    text = "".join(f"key_{i} = value {i}\n" for i in range(200))
-    (workspace / "conf.ini").write_text(text)
-    plan, _ = _edit_plan(text)
-    edits = {"edits": [{"path": "conf.ini", "search": text, "replace": text.replace("key_", "k_")}]}
-    r, message = _change_run(ScriptedModel([plan, edits, review(answer="every key renamed")]),
-                             "rename every key_ to k_ in conf.ini")
-    assert r.exit_code == 0, r.output
+    r, message = _renamed_by_llm_edits(workspace, 200)
     changes = message.split("# Workspace changes so far", 1)[1]
     assert len(changes) > 6000 and "chars omitted" not in changes
     assert "+k_123 = value 123" in changes and "-key_123 = value 123" in changes

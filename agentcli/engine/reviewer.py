@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -182,10 +183,11 @@ def consumed_notes(runs: dict[str, StepRun]) -> dict[str, str]:
 DIFF_MAX_CHARS = 18000
 
 
-def review_changes(runs: dict[str, StepRun], changes: WorkspaceChanges | None) -> tuple[str | None, bool]:
+def review_changes(runs: dict[str, StepRun], changes: WorkspaceChanges | None,
+                   notes: Mapping[str, str]) -> tuple[str | None, bool]:
     """The workspace's changes as a review shows them (``None``: unknown), and whether that is the
     whole diff. The diff gets :data:`~agentcli.engine.workspace.DIFF_CHARS`, plus the room of what
-    the steps show shorter because the diff shows it (the outputs that become notes, see
+    the steps show shorter because the diff shows it (the outputs that become ``notes``, see
     :func:`consumed_notes`; a write step's arguments past :data:`ARGS_CHARS`), up to
     :data:`DIFF_MAX_CHARS`; a diff that is still longer is shown as its head and tail, and then no
     output becomes a note."""
@@ -193,8 +195,7 @@ def review_changes(runs: dict[str, StepRun], changes: WorkspaceChanges | None) -
         return None, True
     written = sum(max(0, len(_COMPACT.encode(r.step.args)) - ARGS_CHARS) for r in runs.values()
                   if r.status == "ok" and r.step.kind == "tool" and r.step.risk == "write")
-    room = DIFF_CHARS + written + sum(min(len(output_text(runs[sid].output)), STEP_CHARS)
-                                      for sid in consumed_notes(runs))
+    room = DIFF_CHARS + written + sum(min(len(output_text(runs[sid].output)), STEP_CHARS) for sid in notes)
     limit = min(room, DIFF_MAX_CHARS)
     if changes.whole(limit):
         return changes.text(limit), True
@@ -202,18 +203,18 @@ def review_changes(runs: dict[str, StepRun], changes: WorkspaceChanges | None) -
 
 
 def step_digest(runs: dict[str, StepRun], limit: int = STEP_CHARS,
-                total: int = DIGEST_CHARS, *, changes_shown: bool = False) -> list[dict[str, Any]]:
+                total: int = DIGEST_CHARS, *, notes: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """What the reviewer (and a re-planner) sees of each step, in plan order: id, title,
     status, action (a tool step's tool, with its ``args``: an object, long strings and lists in it
     shortened by :func:`brief_value` so it stays readable JSON; else the step's kind), and the
     output (or the error) as head and tail of at most ``limit`` characters, colour codes removed.
     When all of them exceed ``total``, failed steps and the newest ones keep their room first;
     older successful outputs are shortened, then replaced by a note of their size.
-    ``changes_shown``: the workspace's changes follow the steps in the same message; then an output
-    that went into them shows as a note of its size and where it went (see :func:`consumed_notes`)."""
+    ``notes``: the outputs shown as a note instead, by step id (:func:`consumed_notes`, where the
+    workspace's whole diff follows the steps in the same message)."""
     out: list[dict[str, Any]] = []
     texts: list[tuple[str, str]] = []  # (field, text) per step
-    notes = consumed_notes(runs) if changes_shown else {}
+    notes = notes or {}
     for run in runs.values():
         s = run.step
         item: dict[str, Any] = {"id": s.id, "title": s.title, "status": run.status,
@@ -403,9 +404,9 @@ def _steps_section(blocks: list[str], *, first: bool) -> str:
 
 def review_prompt(task: str, plan: Plan, runs: dict[str, StepRun], changes: str | None = None) -> str:
     """The reviewer's user message: the task, every step's digest, then the workspace's changes
-    (``None``: unknown, e.g. not a git repository; then nothing is said)."""
-    return _user_message(task, [step_block(item) for item in step_digest(runs, changes_shown=changes is not None)],
-                         changes, first=True)
+    (``None``: unknown, e.g. not a git repository; then nothing is said), taken as the whole diff."""
+    notes = consumed_notes(runs) if changes is not None else {}
+    return _user_message(task, [step_block(item) for item in step_digest(runs, notes=notes)], changes, first=True)
 
 
 def _user_message(task: str, blocks: list[str], changes: str | None, *, first: bool) -> str:
@@ -427,12 +428,11 @@ class ReviewHistory:
         self.messages: list[dict[str, Any]] = []
         self._shown: dict[str, str] = {}
 
-    def next_messages(self, system: str, task: str, runs: dict[str, StepRun], changes: str | None, *,
-                      changes_whole: bool = True) -> list[dict[str, Any]]:
-        """The messages of the next review (not yet remembered: see :meth:`answered`). Outputs that
-        went into the change are notes only when ``changes`` shows the whole diff (a diff cut to its
-        head and tail would leave the middle of the change nowhere)."""
-        digest = step_digest(runs, changes_shown=changes is not None and changes_whole)
+    def next_messages(self, system: str, task: str, runs: dict[str, StepRun], changes: str | None,
+                      notes: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The messages of the next review (not yet remembered: see :meth:`answered`); ``notes``: the
+        outputs shown as a note (see :func:`review_changes`)."""
+        digest = step_digest(runs, notes=notes)
         blocks = {item["id"]: step_block(item) for item in digest}  # each step's text, made once
         if not self.messages or self.messages[0]["content"] != system:
             self._pending = blocks
@@ -455,15 +455,17 @@ def verify_note(command: str) -> str:
 
 
 async def review(client: LLMClient, task: str, plan: Plan, runs: dict[str, StepRun],
-                 changes: str | None = None, verify_command: str = "",
-                 history: ReviewHistory | None = None, *, changes_whole: bool = True) -> Review:
-    """Ask the reviewer model for its verdict (``changes``: the workspace's changes as text;
-    ``changes_whole``: that text shows the whole diff, not its head and tail; ``verify_command``: the
-    check that runs after a complete verdict, which it is told of; ``history``: the run's earlier
-    reviews, which this one continues)."""
+                 changes: WorkspaceChanges | None = None, verify_command: str = "",
+                 history: ReviewHistory | None = None) -> Review:
+    """Ask the reviewer model for its verdict (``changes``: the workspace's changes, ``None`` when
+    unknown; shown as :func:`review_changes` says, an output that went into them as a note when the
+    whole diff is shown; ``verify_command``: the check that runs after a complete verdict, which it is
+    told of; ``history``: the run's earlier reviews, which this one continues)."""
     system = _SYSTEM + (verify_note(verify_command) if verify_command.strip() else "")
     history = history if history is not None else ReviewHistory()
-    messages = history.next_messages(system, task, runs, changes, changes_whole=changes_whole)
+    notes = consumed_notes(runs) if changes is not None else {}
+    shown, whole = review_changes(runs, changes, notes)
+    messages = history.next_messages(system, task, runs, shown, notes if whole else {})
     result = await client.acomplete(messages, role="reviewer", response_model=Review, json_schema=REVIEW_SCHEMA)
     history.answered(messages, result.text)
     verdict: Review = result.parsed

@@ -65,7 +65,6 @@ from agentcli.engine.reviewer import (
     grounded_answer,
     replan_steps,
     review,
-    review_changes,
 )
 from agentcli.engine.state import Next, RunState
 from agentcli.engine.steering import Boundary, BoundaryKind, Feedback, PlanRevision, Steering, UserChange
@@ -678,10 +677,8 @@ class _Run:
             # Nothing for a model to judge: the verify command's result decides (see _verifying).
             st.facts_pending = True
             return Next(State.VERIFYING, f"every step succeeded; verifying: {self.deps.verify_command.strip()}")
-        shown, whole = review_changes(st.runs, changes)
-        verdict: Review = await review(self.deps.client, self.task, st.plan, st.runs, shown,
-                                       verify_command=self.deps.verify_command, history=st.reviews,
-                                       changes_whole=whole)
+        verdict: Review = await review(self.deps.client, self.task, st.plan, st.runs, changes,
+                                       verify_command=self.deps.verify_command, history=st.reviews)
         self.events.emit(Reviewed(kind="verdict", **verdict.model_dump(exclude={"commands"}),
                                   **({"commands": verdict.commands} if verdict.commands is not None else {})))
         if verdict.outcome == "stop":
