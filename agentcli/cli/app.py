@@ -12,6 +12,7 @@ turned into its documented exit code. Ctrl-C exits 130.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,7 +55,12 @@ class _RootGroup(typer.core.TyperGroup):
             if isinstance(arg, str) and _has_surrogate(arg):
                 print_error(f"argument {i} is not valid UTF-8 text: {arg.encode('utf-8', 'replace').decode()!r}")
                 raise typer.Exit(ExitCode.USAGE)
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as e:  # `agent --bogus`: one line too
+            if _is_click_error(e) and not _shows_help(e):
+                _usage_error(e)
+            raise
 
     def invoke(self, ctx: Any) -> Any:
         # Whatever a command prints (tool output, answers, errors, tables) passes the redactor.
@@ -78,6 +84,8 @@ class _RootGroup(typer.core.TyperGroup):
             raise
         except Exception as e:
             if _is_click_error(e):
+                if not _shows_help(e):
+                    _usage_error(e)  # an unknown option, a missing argument, a bad value: one line
                 raise
             # A bug: one line for the user, the traceback in a file for the report.
             where = _write_crash_report(e, _data_dir(ctx))
@@ -95,6 +103,26 @@ def _has_surrogate(text: str) -> bool:
 def _is_click_error(e: Exception) -> bool:
     # Usage errors are click's own exceptions; they render themselves with exit code 2.
     return any(c.__name__ in ("ClickException", "UsageError", "BadParameter") for c in type(e).__mro__)
+
+
+def _shows_help(e: Exception) -> bool:
+    # `agent runs` with no subcommand: click prints the group's help, which is what was asked for.
+    return type(e).__name__ == "NoArgsIsHelpError"
+
+
+def _usage_error(e: Exception) -> None:
+    """Click's usage error (usage, a hint and ``Error: ...`` on four lines) as one ``error: ...`` line
+    naming the command's help, exit 2."""
+    message = " ".join(str(getattr(e, "format_message", lambda: str(e))()).split()).rstrip(".")
+    message = re.sub(r"\. Did you mean ", "; did you mean ", message)
+    message = re.sub(r" \(Possible options?: ([^)]*)\)", r"; did you mean \1?", message)
+    message = re.sub(r": Input should ", ": input should ", message)
+    if message[:1].isupper() and message[1:2].islower():  # "No such option" -> "no such option"
+        message = message[0].lower() + message[1:]
+    ctx = getattr(e, "ctx", None)
+    command = getattr(ctx, "command_path", "") or "agent"
+    print_error(f"{message} (see {command} --help)")
+    raise typer.Exit(int(getattr(e, "exit_code", ExitCode.USAGE))) from None
 
 
 def _data_dir(ctx: Any) -> Path | None:

@@ -1,0 +1,43 @@
+"""What a person at the keyboard meets first, through the public surface: a mistyped flag or a
+missing argument is one ``error:`` line naming the command's help (exit 2), never click's four
+lines; the group's help when no subcommand is given stays as it was."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def agent(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    return subprocess.run([sys.executable, "-m", "agentcli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--bogus"], "error: no such option: --bogus (see agent --help)"),
+    (["run", "--yse", "x"], "error: no such option: --yse; did you mean --yes? (see agent run --help)"),
+    (["runs", "show"], "error: missing argument 'run_id' (see agent runs show --help)"),
+    (["runs", "shw"], "error: no such command 'shw'; did you mean 'show'? (see agent runs --help)"),
+    (["run", "--max-steps", "many", "x"], "error: invalid value for '--max-steps': input should be a valid "
+                                          "integer, unable to parse string as an integer (see agent run --help)"),
+    (["-m"], "error: option '-m' requires an argument (see agent --help)"),
+])
+def test_a_bad_flag_or_argument_is_one_line_and_exit_2(tmp_path: Path, args: list[str], line: str) -> None:
+    r = agent(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    # Run as `python -m agentcli`, the help it names is that command's.
+    assert r.stderr.replace("python -m agentcli", "agent").splitlines() == [line]
+    assert r.stdout == ""
+    assert not (tmp_path / ".agent").exists()  # nothing was started
+
+
+def test_a_group_without_its_subcommand_still_shows_its_help(tmp_path: Path) -> None:
+    r = agent("runs", cwd=tmp_path)
+    assert "agentcli runs [OPTIONS] COMMAND" in r.stdout + r.stderr
+    assert "Commands:" in r.stdout + r.stderr
