@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from httpkit import ModelServer
+from pytest_httpserver import HTTPServer
 
 
 def agent(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -41,3 +43,37 @@ def test_a_group_without_its_subcommand_still_shows_its_help(tmp_path: Path) -> 
     r = agent("runs", cwd=tmp_path)
     assert "agentcli runs [OPTIONS] COMMAND" in r.stdout + r.stderr
     assert "Commands:" in r.stdout + r.stderr
+
+
+# -- agent chat: Ctrl-D after a turn stopped by Ctrl-C while its model call was in flight
+
+def _pty_env(server: ModelServer) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "OPENAI_")) and k not in (
+        "NO_COLOR", "COLUMNS")}
+    env.update(server.env(AGENT_PLANNER__SURVEY_CALLS="0", AGENT_ALLOW_MODEL_REQUESTS="1"), TERM="xterm-256color",
+               PROMPT_TOOLKIT_NO_CPR="1", PYTHONPATH=os.pathsep.join(sys.path))
+    return env
+
+
+def test_ctrl_d_leaves_the_chat_though_a_stopped_turn_left_its_model_call_in_flight(
+        tmp_path: Path, httpserver: HTTPServer) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    server = ModelServer(httpserver, delay=600.0)  # the model never answers while the test runs
+    try:
+        child = pexpect.spawn(sys.executable, ["-m", "agentcli", "chat"], cwd=str(tmp_path), env=_pty_env(server),
+                              encoding="utf-8", timeout=60, dimensions=(30, 80))
+        child.expect_exact("agent>")
+        child.sendline("list the markdown files")
+        child.expect(r"waiting for \S+ \d+\.\ds")  # the planner's call is in flight
+        child.sendintr()
+        child.expect_exact("interrupted")
+        child.expect_exact("agent>")
+        child.sendcontrol("d")
+        child.expect_exact("resume with agent chat --resume")
+        # The chat ends now: the request still in flight (for 600 s) does not hold the exit.
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+        assert "Traceback" not in (child.before or "")
+    finally:
+        server.release()

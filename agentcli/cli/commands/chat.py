@@ -119,6 +119,11 @@ def chat(
     if session is not None:
         err_console.print(f"session {session.session_id}: resume with agent chat --resume {session.session_id}",
                           highlight=False)
+    from agentcli.cli.live import leave
+
+    # A turn stopped by Ctrl-C may have left its model call in flight in a worker thread: Ctrl-D
+    # leaves now, not when that request ends (minutes later, or never for a hung server).
+    leave(int(ExitCode.OK))
 
 
 def _has_terminal() -> bool:
