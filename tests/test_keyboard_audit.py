@@ -77,3 +77,41 @@ def test_ctrl_d_leaves_the_chat_though_a_stopped_turn_left_its_model_call_in_fli
         assert "Traceback" not in (child.before or "")
     finally:
         server.release()
+
+
+# -- agent ask: what it shows while the model thinks, and Ctrl-C
+
+def test_ask_shows_the_model_thinking_and_ctrl_c_stops_it_at_once(tmp_path: Path, httpserver: HTTPServer) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    server = ModelServer(httpserver, delay=600.0)
+    try:
+        child = pexpect.spawn(sys.executable, ["-m", "agentcli", "ask", "what is 2+2"], cwd=str(tmp_path),
+                              env=_pty_env(server), encoding="utf-8", timeout=60, dimensions=(30, 80))
+        child.expect(r"asking · \d+\.\ds · waiting for \S+ \d+\.\ds")  # a status line while it thinks
+        child.sendintr()
+        # Stopped at once: the request in flight (600 s) does not hold the exit.
+        child.expect_exact("interrupted")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 130
+        assert "Traceback" not in (child.before or "")
+    finally:
+        server.release()
+
+
+def test_ask_streams_under_its_status_line_then_prints_the_answer(tmp_path: Path, httpserver: HTTPServer) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    server = ModelServer(httpserver).add("Four, as it has always been.")
+    child = pexpect.spawn(sys.executable, ["-m", "agentcli", "ask", "what is 2+2"], cwd=str(tmp_path),
+                          env=_pty_env(server), encoding="utf-8", timeout=60, dimensions=(30, 80))
+    child.expect_exact("Four, as it has always been.")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert server.streamed == [True]  # on a terminal the answer streams, as `agent run`'s do
+
+
+def test_ask_with_an_empty_prompt_is_a_usage_error(tmp_path: Path) -> None:
+    r = agent("ask", "   ", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == ["error: the prompt is empty"]

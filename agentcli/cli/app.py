@@ -234,18 +234,38 @@ def ask(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
 ) -> None:
     """Ask the configured model one question (no tools, no plan): checks the model end to end."""
+    from agentcli.cli.live import RunStatus, leave, run_interruptible
+
+    state: State = ctx.obj
+    # As `agent run` shows it: a status line while the model thinks (its answer streaming under
+    # it), off the screen however the command ends; Ctrl-C stops at once.
+    status = RunStatus(err_console, enabled=err_console.is_terminal and not quiet and not json_out
+                       and not state.log_json)
+    status.set_phase("asking")
+    status.start()
+    ctx.call_on_close(status.stop)
+    if not prompt.strip():
+        from agentcli.errors import UsageError
+
+        raise UsageError("the prompt is empty")
     from agentcli.engine.session import build_llm_client
     from agentcli.ids import new_run_id
 
-    state: State = ctx.obj
     settings = state.settings
     from agentcli.models.preflight import model_readiness
 
     client = build_llm_client(settings, new_run_id(), log_json=state.log_json, backend=state.backend)
+    status.watch_client(client)
     warning = model_readiness(client, settings.config.model_for("executor"))
     if warning and not quiet:
         print_warning(warning)
-    result = client.complete([{"role": "user", "content": prompt}], role="executor")
+    result, interrupted = run_interruptible(
+        lambda: client.acomplete([{"role": "user", "content": prompt}], role="executor"), status)
+    status.stop()
+    if result is None or interrupted:
+        print_error("interrupted")
+        leave(ExitCode.INTERRUPTED)  # a model call still in flight in a thread must not hold the exit
+        raise typer.Exit(ExitCode.INTERRUPTED)
     if json_out:
         typer.echo(result.model_dump_json(indent=2))
     else:
