@@ -8,10 +8,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from httpkit import ModelServer
 from pytest_httpserver import HTTPServer
+from typer.testing import CliRunner
+
+from agentcli.cli.app import app
+from agentcli.cli.commands.common import State
+from agentcli.models.fakes import ScriptedModel
 
 
 def agent(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -115,3 +121,44 @@ def test_ask_with_an_empty_prompt_is_a_usage_error(tmp_path: Path) -> None:
     r = agent("ask", "   ", cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.splitlines() == ["error: the prompt is empty"]
+
+
+# -- agent run: how a run that stopped short says to go on; an error said once
+
+def invoke(args: list[str], *responses: Any) -> Any:
+    runner = CliRunner(env={"COLUMNS": "80"})
+    return runner.invoke(app, args, obj=State(backend=ScriptedModel(list(responses)),
+                                              environ={"AGENT_MODEL": "test/scripted",
+                                                       "AGENT_MEMORY__ENABLED": "false"}))
+
+
+def _run_id(ws: Path) -> str:
+    [run] = list((ws / ".agent" / "runs").iterdir())
+    return run.name
+
+
+LIST_PY = {"steps": [{"title": "List the Python files", "tool": "list_files", "args": {"pattern": "**/*.py"}}]}
+WRITE = {"steps": [{"title": "Write it", "tool": "write_file", "args": {"path": "a.txt", "content": "a"}}]}
+
+
+def test_a_run_stopped_on_its_budget_says_which_flag_resumes_it(workspace: Path) -> None:
+    r = invoke(["run", "list the python files", "--yes", "--max-tokens", "5"], LIST_PY)
+    assert r.exit_code == 3, r.output
+    run_id = _run_id(workspace)
+    assert f"resume with a larger budget: agent run --resume {run_id} --max-tokens N" in r.stderr
+    assert r.stderr.splitlines()[-1].startswith("error: budget_exceeded:tokens: ")
+
+
+def test_a_step_denied_for_want_of_a_terminal_says_how_to_resume(workspace: Path) -> None:
+    r = invoke(["run", "write a.txt"], WRITE, {"outcome": "stop", "answer": "", "reason": "declined"})
+    assert r.exit_code == 4, r.output
+    assert f"resume with: agent run --resume {_run_id(workspace)}" in r.stderr
+    assert not (workspace / "a.txt").exists()
+
+
+def test_a_run_that_fails_with_an_error_says_it_once(workspace: Path) -> None:
+    r = invoke(["run", "list the python files", "--yes"], "not a plan", "still not", "nor this")
+    assert r.exit_code == 1, r.output
+    [line] = [x for x in (r.stdout + r.stderr).splitlines() if "did not reply with JSON" in x]
+    assert line.startswith("error: the planner did not reply with JSON")
+    assert "resume with" not in r.stderr  # asking the same planner again is no way on
