@@ -162,3 +162,20 @@ def test_a_run_that_fails_with_an_error_says_it_once(workspace: Path) -> None:
     [line] = [x for x in (r.stdout + r.stderr).splitlines() if "did not reply with JSON" in x]
     assert line.startswith("error: the planner did not reply with JSON")
     assert "resume with" not in r.stderr  # asking the same planner again is no way on
+
+
+# -- agent runs stats at 80 columns: the model's name whole
+
+def test_runs_stats_at_80_columns_keeps_the_model_name_whole(workspace: Path) -> None:
+    model = "test/a-model-with-a-long-name"  # priced by nobody: its calls are counted as unpriced
+    r = CliRunner().invoke(app, ["run", "list the files", "--yes"], obj=State(
+        backend=ScriptedModel([LIST_PY, {"outcome": "complete", "answer": "x", "reason": ""}], price=None),
+        environ={"AGENT_MODEL": model, "AGENT_MEMORY__ENABLED": "false"}))
+    assert r.exit_code == 0, r.output
+    stats = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["runs", "stats"], obj=State(environ={}))
+    assert stats.exit_code == 0, stats.output
+    lines = stats.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, stats.stdout
+    [row] = [line for line in lines if line.startswith(model)]
+    assert row.split()[1:3] == ["1", "2"]  # runs, calls: counts whole on the row
+    assert "    unpriced: 2 (" in stats.stdout  # under the row, whole, where the row cannot hold it
