@@ -179,3 +179,33 @@ def test_runs_stats_at_80_columns_keeps_the_model_name_whole(workspace: Path) ->
     [row] = [line for line in lines if line.startswith(model)]
     assert row.split()[1:3] == ["1", "2"]  # runs, calls: counts whole on the row
     assert "    unpriced: 2 (" in stats.stdout  # under the row, whole, where the row cannot hold it
+
+
+# -- the status line at 80 columns: the call's timer is never what is cut
+
+@pytest.mark.parametrize(("columns", "waiting"), [(80, "waiting for gpt-4o-mini "),
+                                                  (120, "waiting for openai/gpt-4o-mini ")])
+def test_the_status_line_keeps_the_model_calls_timer_at_80_columns(columns: int, waiting: str) -> None:
+    import io
+    import re
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from agentcli.cli.live import RunStatus
+    from agentcli.models.types import PreCall, RunTotals
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=columns, color_system=None)
+    status = RunStatus(console, enabled=True)
+    totals = RunTotals()
+    totals.input_tokens, totals.output_tokens, totals.cost_usd = 12_000, 345, 0.0123
+    client = SimpleNamespace(totals=totals, on_send=[], observers=[], on_text=[])
+    status.watch_client(client)
+    status.set_phase("planning")
+    client.on_send[0](PreCall("openai/gpt-4o-mini", 10, 10, None, "planner", None))
+    console.print(status)
+    [line] = out.getvalue().splitlines()
+    assert len(line) < columns
+    assert re.search(re.escape(waiting) + r"\d+\.\ds", line), line  # the timer whole, not "9…"
+    assert "12,345 tokens" in line
