@@ -209,3 +209,35 @@ def test_the_status_line_keeps_the_model_calls_timer_at_80_columns(columns: int,
     assert len(line) < columns
     assert re.search(re.escape(waiting) + r"\d+\.\ds", line), line  # the timer whole, not "9…"
     assert "12,345 tokens" in line
+
+
+# -- agent doctor at a terminal: a long line wrapped under its own text; a workspace that does not
+#    exist is not made by its checks
+
+def test_doctor_wraps_a_long_line_under_its_text_at_80_columns(tmp_path: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    pyte = pytest.importorskip("pyte")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_") and k not in ("NO_COLOR", "COLUMNS")}
+    env.update(AGENT_MODEL="test/scripted", AGENT_MEMORY__ENABLED="false", TERM="xterm-256color",
+               PYTHONPATH=os.pathsep.join(sys.path))
+    screen = pyte.Screen(80, 40)
+    stream = pyte.Stream(screen)
+    child = pexpect.spawn(sys.executable, ["-m", "agentcli", "-w", str(tmp_path / "missing"), "doctor"],
+                          cwd=str(tmp_path), env=env, encoding="utf-8", timeout=120, dimensions=(40, 80))
+    while True:
+        try:
+            stream.feed(child.read_nonblocking(65536, timeout=120))
+        except pexpect.EOF:
+            break
+    child.close()
+    lines = [line.rstrip() for line in screen.display if line.strip()]
+    assert child.exitstatus == 1  # the workspace does not exist: the config check fails
+    assert lines[0].startswith("FAIL config: workspace")
+    words = " ".join(" ".join(lines).split())
+    assert f"FAIL data dir: not checked: the workspace {tmp_path / 'missing'} is not a directory" in words
+    assert not (tmp_path / "missing").exists()  # a check never makes the workspace it was given
+    for line in lines:  # every line a check's (its mark) or the wrapped rest of one, under its text
+        assert line[:5] in ("ok   ", "warn ", "FAIL ", "     "), lines
+        assert not line.startswith("      "), lines
+    assert any(line.startswith("     ") for line in lines)  # at 80 columns some check's line is long
+    assert "Traceback" not in screen.display

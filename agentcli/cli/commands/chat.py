@@ -44,7 +44,7 @@ COMMANDS = (
     ("/plan", "show the last turn's final plan"),
     ("/cost", "what each turn cost, and the session in all"),
     ("/undo", "undo the last turn's changes and go back one turn"),
-    ("/fork TURN", "go on in a new session branched after TURN (this one stays as it is)"),
+    ("/fork TURN", "go on in a new session branched after TURN (this one stays)"),
     ("/help", "this list"),
 )
 HELP = ("Type a task and press Enter: it runs as a turn of this session (plan, confirm, execute, review), "
@@ -56,7 +56,7 @@ HELP = ("Type a task and press Enter: it runs as a turn of this session (plan, c
 def chat(
     ctx: typer.Context,
     session_id: Annotated[str | None, typer.Argument(
-        metavar="[SESSION]", help="With --resume or --fork: the session (an id, a prefix, or `last`, the "
+        metavar="SESSION", help="With --resume or --fork: the session (an id, a prefix, or `last`, the "
         "default).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Reopen a session (`agent chat --resume [SESSION|last]`); a turn it left unfinished "
