@@ -241,3 +241,13 @@ def test_doctor_wraps_a_long_line_under_its_text_at_80_columns(tmp_path: Path) -
         assert not line.startswith("      "), lines
     assert any(line.startswith("     ") for line in lines)  # at 80 columns some check's line is long
     assert "Traceback" not in screen.display
+
+
+def test_how_to_undo_a_run_fits_80_columns(workspace: Path) -> None:
+    r = invoke(["run", "write a.txt", "--yes"], WRITE, {"outcome": "complete", "answer": "wrote a.txt", "reason": ""})
+    assert r.exit_code == 0, r.output
+    run_id = _run_id(workspace)
+    lines = r.stderr.splitlines()
+    assert f"changed the workspace; undo with: agent undo {run_id}" in lines
+    assert f"see what changed: agent runs diff {run_id}" in lines
+    assert all(len(line) <= 80 for line in lines), lines

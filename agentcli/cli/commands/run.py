@@ -550,8 +550,9 @@ def run(
     else:
         render_outcome(outcome, quiet=quiet, verify_command=verify_cmd)
         if outcome.undo and not quiet:
-            err_console.print(f"[dim]changed the workspace; undo with: {escape(outcome.undo)}  "
-                              f"(see what changed: agent runs diff {run_id})[/dim]", highlight=False)
+            # Two lines: each fits 80 columns whole (one wrapped mid-phrase there).
+            err_console.print(f"[dim]changed the workspace; undo with: {escape(outcome.undo)}\n"
+                              f"see what changed: agent runs diff {run_id}[/dim]", highlight=False)
         elif checkpoint_error:
             print_warning(f"no checkpoint of this run, so no undo: {checkpoint_error[0]}")
         hint = resume_hint(outcome)
