@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agentcli.models import tokens
-from agentcli.planning.repomap import repo_map
+from agentcli.planning.repomap import CACHE_SCHEMA_VERSION, repo_map
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # bench/mapcover.py: the count of definitions tree-sitter finds
@@ -503,7 +503,7 @@ def test_outlines_persist_by_path_size_and_mtime_and_a_warm_map_is_the_cold_one(
     ws = _write(tmp_path / "ts", PROJECTS["typescript"])
     cold = repo_map(ws, ws / ".agent", "fix createClient", max_tokens=2000)
     data = _cache(ws)
-    assert data["schema_version"] == 1 and set(data["files"]) == set(PROJECTS["typescript"])
+    assert data["schema_version"] == CACHE_SCHEMA_VERSION and set(data["files"]) == set(PROJECTS["typescript"])
     entry = data["files"]["src/client.ts"]
     st = (ws / "src" / "client.ts").stat()
     assert (entry["size"], entry["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
@@ -528,7 +528,7 @@ def test_a_cache_of_another_version_or_a_broken_one_only_costs_a_cold_map(tmp_pa
     data["files"]["cart/cart.go"]["symbols"] = [[1, 0, "func Bogus()", "Bogus", False]]
     path.write_text(json.dumps(data))
     assert repo_map(ws, ws / ".agent", "", max_tokens=2000) == first
-    assert _cache(ws)["schema_version"] == 1
+    assert _cache(ws)["schema_version"] == CACHE_SCHEMA_VERSION
     path.write_text("{not json")
     assert repo_map(ws, ws / ".agent", "", max_tokens=2000) == first
     shutil.rmtree(ws / ".agent")
