@@ -16,6 +16,10 @@ hold functions, ``export default``, ``module.exports = {...}`` and ``exports.f =
 methods and types, Rust's impl and trait blocks. A signature is the source's own text from the
 definition's start (decorators and annotations left out) to its body, on one line.
 
+A definition the language's test runner collects is marked ``test`` (:func:`_mark_tests`: by its
+name, or for Rust and Java by its ``#[test]``/``@Test`` attribute), for the map to sum up a test
+file's tests in a line.
+
 Other languages (Ruby, PHP, C, C#, Kotlin, Swift, Scala, shell) fall back to a line pattern of
 definition keywords, which finds most top-level definitions but not all.
 

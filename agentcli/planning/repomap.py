@@ -13,6 +13,17 @@ are the imports of every source file, resolved to workspace files (Python module
 JavaScript/TypeScript relative paths, Go packages, Rust modules, Java classes), and a file many
 others import ranks high, as in Aider's map.
 
+A test file's list of tests says little the planner needs beyond how many there are and where:
+in a test file (:func:`_is_test_file`: under a ``test``/``tests``/``__tests__``/``spec`` folder,
+or named ``test_*.py``, ``*_test.py``, ``*_test.go``, ``*.test.js``, ``*.spec.ts``, ``*Test.java``
+and the like), each run of three or more consecutive tests (as the outliner marks them: Python's
+``test*`` functions and ``Test*`` classes' ``test*`` methods, Go's ``Test*``/``Benchmark*``,
+Rust's ``#[test]`` functions, JUnit's ``@Test`` methods, JavaScript's ``test...`` functions and
+members) is one line: the first and last test's lines, the count and a few names
+(``   12-761 49 tests: test_no_match, test_nothing, ... test_parser_format``). Everything else in
+the file (fixtures, helpers, classes, constants) is shown as it is, and so is a test whose name
+the task uses. The room saved goes to the next files' outlines.
+
 The cost is bounded for a large repository: ranking needs only each file's head (its imports),
 and files are outlined in rank order until the budget is full, so a map parses the few files it
 shows, not the repository. Both the head's imports and the outlines persist in
