@@ -828,3 +828,16 @@ def test_go_rust_and_java_tests_are_summarised(tmp_path: Path, rel: str, source:
     ws = _write(tmp_path / "ws", {rel: source})
     text = repo_map(ws, ws / ".agent", "", max_tokens=2000)
     assert _outline_of(text, rel) == expected, text
+
+
+def test_the_map_size_bench_swaps_only_the_map_in_a_recorded_request() -> None:
+    from bench.swe.mapsize import _request_tokens, _splice
+
+    request = {"model": "gpt-4o-mini", "tools": [{"type": "function", "function": {"name": "read_file"}}],
+               "messages": [{"role": "system", "content": "rules"},
+                            {"role": "user",
+                             "content": "# Workspace\nx\n\n# Repository map\nold map\n\nline\n\n# Task\nfix"}]}
+    spliced = _splice(request, "new map")
+    assert spliced["messages"][1]["content"] == "# Workspace\nx\n\n# Repository map\nnew map\n\n# Task\nfix"
+    assert spliced["messages"][0] == request["messages"][0] and spliced["tools"] == request["tools"]
+    assert _request_tokens(spliced, "gpt-4o-mini") < _request_tokens(request, "gpt-4o-mini")
