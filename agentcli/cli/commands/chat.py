@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -96,6 +97,8 @@ def chat(
                          else "a new session")
                       + " · /help · Ctrl-D leaves", highlight=False)
     prompt = _line_editor(settings)
+    threads = set(threading.enumerate())  # what ran before any turn: never a turn's to leave behind
+    stopped = False  # a turn was stopped by Ctrl-C
     while True:
         # What was typed during the last turn and not applied starts the line: sent with Enter,
         # edited, or cleared with Ctrl-C.
@@ -114,16 +117,17 @@ def chat(
             continue
         if session is None:
             session = start_session(settings.data_dir, settings.workspace)
-        _turn(ctx, session.session_id, text, yes=yes)
+        stopped = _turn(ctx, session.session_id, text, yes=yes) == ExitCode.INTERRUPTED or stopped
         session = SessionRecord(session.path)
     if session is not None:
         err_console.print(f"session {session.session_id}: resume with agent chat --resume {session.session_id}",
                           highlight=False)
-    from agentcli.cli.live import leave
+    if stopped and any(t not in threads and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        from agentcli.cli.live import leave
 
-    # A turn stopped by Ctrl-C may have left its model call in flight in a worker thread: Ctrl-D
-    # leaves now, not when that request ends (minutes later, or never for a hung server).
-    leave(int(ExitCode.OK))
+        # A turn stopped by Ctrl-C left its model call in flight in a worker thread: Ctrl-D leaves
+        # now, not when that request ends (minutes later, or never for a hung server).
+        leave(int(ExitCode.OK))
 
 
 def _has_terminal() -> bool:
