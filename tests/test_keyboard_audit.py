@@ -251,3 +251,25 @@ def test_how_to_undo_a_run_fits_80_columns(workspace: Path) -> None:
     assert f"changed the workspace; undo with: agent undo {run_id}" in lines
     assert f"see what changed: agent runs diff {run_id}" in lines
     assert all(len(line) <= 80 for line in lines), lines
+
+
+def test_a_bad_flag_of_agent_run_at_a_terminal_leaves_no_starting_line(tmp_path: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    pyte = pytest.importorskip("pyte")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_") and k not in ("NO_COLOR", "COLUMNS")}
+    env.update(TERM="xterm-256color", PYTHONPATH=os.pathsep.join(sys.path))
+    screen = pyte.Screen(80, 10)
+    stream = pyte.Stream(screen)
+    child = pexpect.spawn(sys.executable, ["-m", "agentcli", "run", "--yse", "list the files"], cwd=str(tmp_path),
+                          env=env, encoding="utf-8", timeout=60, dimensions=(10, 80))
+    while True:
+        try:
+            stream.feed(child.read_nonblocking(65536, timeout=60))
+        except pexpect.EOF:
+            break
+    child.close()
+    assert child.exitstatus == 2
+    lines = [line.rstrip() for line in screen.display if line.strip()]
+    # The entry point drew "starting…" at once; the error takes its place, alone on the screen.
+    assert "".join(lines) == "error: no such option: --yse; did you mean --yes? (see python -m agentcli run --help)"
+    assert "starting" not in screen.display[0]

@@ -11,6 +11,7 @@ turned into its documented exit code. Ctrl-C exits 130.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -121,6 +122,12 @@ def _usage_error(e: Exception) -> None:
         message = message[0].lower() + message[1:]
     ctx = getattr(e, "ctx", None)
     command = getattr(ctx, "command_path", "") or "agent"
+    from agentcli.cli import live
+
+    if live.early_line:  # `agent run --yse`: the entry point's "starting…" line goes, as the status line's would
+        live.early_line = False
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write("\x1b[1A\r\x1b[2K")
     print_error(f"{message} (see {command} --help)")
     raise typer.Exit(int(getattr(e, "exit_code", ExitCode.USAGE))) from None
 
