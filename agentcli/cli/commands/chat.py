@@ -75,6 +75,11 @@ def chat(
     from agentcli.cli.commands.run import CHAT_META_KEY, CHAT_UNSENT_KEY
 
     ctx.meta[CHAT_META_KEY] = True  # an interrupted turn ends the turn, not the chat
+    from agentcli.cli.live import sane_keys
+
+    if sane_keys(0):  # a chat killed during a turn could not put its terminal back
+        print_warning("the terminal's echo was off (left so by a process killed while it read keys?): "
+                      "turned back on")
     state = state_of(ctx)
     settings = state.settings
     session: SessionRecord | None = None
