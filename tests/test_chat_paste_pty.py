@@ -211,3 +211,28 @@ def test_bracketed_paste_comes_back_off_however_the_process_leaves() -> None:
     finally:
         os.close(parent)
         os.close(child)
+
+
+def test_a_paste_at_a_question_of_a_turn_is_one_answer(workspace: Path, tmp_path: Path) -> None:
+    """A question of the turn reads keys while bracketed paste is on: the marks are no part of the
+    answer, and the pasted lines are one answer, on one line."""
+    script = [one_step("list_files", "List", pattern="*"), one_step("list_files", "List py", pattern="*.py"),
+              complete("Listed.")]
+    term = Terminal([sys.executable, "-m", "agentcli", "chat"], workspace, env_for(tmp_path, script), 80,
+                    tmp_path / "screen.txt")
+    term.wait(lambda lines: "agent>" in "\n".join(lines) and term.reading())
+    term.child.send("list the files\r")
+    term.wait("run this plan?")
+    term.child.send("\x1b[200~only the\rpython files\x1b[201~")
+    term.wait("only the python files")
+    term.child.send("\r")
+    term.wait("the plan changed for your feedback")
+    term.wait(lambda lines: sum("run this plan?" in x for x in lines) == 2)
+    term.child.send("y\r")
+    term.wait("Listed.")
+    term.wait(lambda lines: last_line(lines) == "agent>" and term.reading())
+    term.child.sendcontrol("d")
+    term.wait_end()
+    assert "200~" not in term.text()
+    [rec] = records(workspace)
+    assert [(m.data.kind, m.data.text) for m in rec.user_messages] == [("feedback", "only the python files")]
