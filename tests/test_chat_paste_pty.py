@@ -86,7 +86,10 @@ def test_a_paste_not_sent_when_ctrl_c_stops_the_turn_starts_the_next_prompt_with
         workspace: Path, tmp_path: Path) -> None:
     script = [one_step("run_shell", "Wait", command=WAIT, timeout=600),
               one_step("list_files", "List", pattern="*"), complete("Listed.")]
-    term = chat(workspace, tmp_path, script, 80)
+    # The shell goes on after the chat although Ctrl-C was typed (its trap is the chat's default again).
+    argv = ["/bin/sh", "-c", 'trap : INT; "$@"; stty -a', "sh", sys.executable, "-m", "agentcli", "chat", "--yes"]
+    term = Terminal(argv, workspace, env_for(tmp_path, script), 80, tmp_path / "screen.txt")
+    term.wait("agent>")
     seen = io.StringIO()
     term.child.logfile_read = seen
     term.child.send("wait for the flag\r")
@@ -103,8 +106,10 @@ def test_a_paste_not_sent_when_ctrl_c_stops_the_turn_starts_the_next_prompt_with
     term.wait("Listed.")
     term.wait(lambda lines: last_line(lines) == "agent>" and term.reading())
     term.child.sendcontrol("d")
+    term.wait("speed")  # `stty -a` after the chat: the terminal as it was
     term.wait_end()
-    assert term.child.exitstatus == 0
+    settings = term.text()
+    assert " icanon " in settings and " echo " in settings and not term.reading()
     first, second = records(workspace)
     assert first.reason == "interrupted" and not first.user_messages
     assert second.task == PASTED
