@@ -523,6 +523,15 @@ def run(ctx: Context) -> SectionResult:
         "-2,802, semver -3,025, semver-js -4,411, sqlparse -3,046, click 0 (nothing applied from an llm step). A "
         "reviewer request is its role's first of a run, never served from a cache: each token saved is one at the "
         "full price.",
+        "2026-12-07, fd197b3 -> the test-file summaries (python -m bench --only calls,cache): in the repository "
+        "map, a test file's run of three or more consecutive tests is one line (count, first and last line, a few "
+        "names). Calls suite: 20,762 -> 20,522 input tokens (the planner request's map 277 -> 237 tokens: the "
+        "fixture's test file), 14,810 -> 14,570 at OpenAI and 10,688 -> 10,448 at Anthropic prices, cacheable "
+        "57.3% -> 58.0%; ratios ReAct / agentcli 3.05x -> 3.09x (no cache), 1.45x -> 1.49x (Anthropic). On "
+        "python-slugify (the transcripts' workspace) the map for their task is 1,987 -> 1,488 tokens, every file "
+        "now outlined: transcript t1 40,598 -> 38,078-38,083 input tokens (2 runs) (~500 fewer in each "
+        "request that carries the map), 27,414 -> 25,918-25,923 at OpenAI and 18,819 -> 18,014-18,019 at Anthropic "
+        "prices; strong-model-t1 9,896 -> 9,396.",
         "A first-plan run (strong-model-t1) has one request of each role and two short step requests: nothing in "
         "it can share a prefix with an earlier request of the run (the 'most a prefix cache could serve' row); "
         "after a run of another task the planner's stable prefix is served from the cache.",

@@ -26,6 +26,7 @@ the budget), and, within the budget, the share shown of the files the map outlin
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -189,6 +190,17 @@ def _coverage(ws: Path, text: str, under: str) -> dict[str, str]:
     }
 
 
+def _files_shown(text: str) -> int:
+    """How many files a map outlines (each outline starts with the file's path, unindented)."""
+    body = text.partition("most relevant first:\n")[2]
+    return sum(1 for line in body.splitlines() if line and not line.startswith(" "))
+
+
+def _test_runs(text: str) -> int:
+    """How many lines of a map sum up consecutive tests (``   12-761 49 tests: ...``)."""
+    return sum(1 for line in text.splitlines() if re.match(r"\s*\d+-\d+ +\d+ tests: ", line))
+
+
 def _cut(text: str) -> str | None:
     """The file whose outline the budget cut short (the map's last, ending in ``...``), if any."""
     lines = text.rstrip("\n").split("\n")
@@ -246,6 +258,10 @@ def run(ctx: Context) -> SectionResult:
                                     Summary.of(b["same"], "s")))
                 res.rows.append(Row(SECTION, f"{label}: ratio cold baseline / cold (medians)",
                                     Summary.of([Summary.of(b["cold"], "s").median / cold.median], "x")))
+                res.notes.append(f"{label}: the map is {m['tokens']} tokens, {_files_shown(m['text'])} files outlined, "
+                                 f"{_test_runs(m['text'])} lines summing up a test file's tests (baseline: "
+                                 f"{b['tokens']} tokens, {_files_shown(b['text'])} files, "
+                                 f"{_test_runs(b['text'])} such lines).")
                 if label in INNER:
                     got, of = _inner_shown(ws, *INNER[label], b["text"])
                     res.notes.append(f"{label}, baseline: the map shows {got} of the {of} functions "

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agentcli.models import tokens
-from agentcli.planning.repomap import repo_map
+from agentcli.planning.repomap import CACHE_SCHEMA_VERSION, repo_map
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # bench/mapcover.py: the count of definitions tree-sitter finds
@@ -503,7 +503,7 @@ def test_outlines_persist_by_path_size_and_mtime_and_a_warm_map_is_the_cold_one(
     ws = _write(tmp_path / "ts", PROJECTS["typescript"])
     cold = repo_map(ws, ws / ".agent", "fix createClient", max_tokens=2000)
     data = _cache(ws)
-    assert data["schema_version"] == 1 and set(data["files"]) == set(PROJECTS["typescript"])
+    assert data["schema_version"] == CACHE_SCHEMA_VERSION and set(data["files"]) == set(PROJECTS["typescript"])
     entry = data["files"]["src/client.ts"]
     st = (ws / "src" / "client.ts").stat()
     assert (entry["size"], entry["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
@@ -528,7 +528,7 @@ def test_a_cache_of_another_version_or_a_broken_one_only_costs_a_cold_map(tmp_pa
     data["files"]["cart/cart.go"]["symbols"] = [[1, 0, "func Bogus()", "Bogus", False]]
     path.write_text(json.dumps(data))
     assert repo_map(ws, ws / ".agent", "", max_tokens=2000) == first
-    assert _cache(ws)["schema_version"] == 1
+    assert _cache(ws)["schema_version"] == CACHE_SCHEMA_VERSION
     path.write_text("{not json")
     assert repo_map(ws, ws / ".agent", "", max_tokens=2000) == first
     shutil.rmtree(ws / ".agent")
@@ -638,3 +638,206 @@ def test_a_map_short_of_room_drops_inner_functions_before_the_files_own_definiti
     tight = repo_map(ws, ws / ".agent", "fix parse in lib/parser.js", max_tokens=300)
     assert tokens.count_text(tight, "") <= 300
     assert "helper" not in tight and "  parse(args, opts)" in tight and "function shortOne(x)" in tight
+
+
+# --------------------------------------------------------------------------- test files
+
+_PY_TESTS = '''import pytest
+
+from pkg.core import slugify
+
+CASES = [("a b", "a-b")]
+
+
+@pytest.fixture
+def sample():
+    return "a b"
+
+
+def check(text):
+    assert slugify(text)
+
+
+def test_one(sample):
+    check(sample)
+
+
+def test_two():
+    check("x")
+
+
+def test_three():
+    check("y")
+
+
+def test_four():
+    check("z")
+
+
+def test_five():
+    check("w")
+
+
+class TestSlugify:
+    def setup_method(self):
+        self.sep = "-"
+
+    def test_sep(self):
+        assert self.sep
+
+    def test_empty(self):
+        assert slugify("") == ""
+
+    def test_unicode(self):
+        assert slugify("é")
+
+
+class Recorder:
+    def test_like(self):
+        return None
+'''
+
+
+def _python_tests_ws(tmp_path: Path) -> Path:
+    return _write(tmp_path / "py", {
+        "pkg/__init__.py": "",
+        "pkg/core.py": "def slugify(text, sep='-'):\n    return text\n",
+        # Not a test file: functions named test_ there are the library's, shown as they are.
+        "pkg/checks.py": "".join(f"def test_{n}(host):\n    return True\n\n\n" for n in ("dns", "disk", "net")),
+        "tests/test_core.py": _PY_TESTS,
+    })
+
+
+def _outline_of(text: str, rel: str) -> list[str]:
+    """The lines a map shows under ``rel``'s heading."""
+    lines = text.splitlines()
+    start = lines.index(rel) + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith(" ")), len(lines))
+    return lines[start:end]
+
+
+def test_a_test_files_consecutive_tests_are_one_line_and_the_rest_of_it_stays(tmp_path: Path) -> None:
+    ws = _python_tests_ws(tmp_path)
+    text = repo_map(ws, ws / ".agent", "fix slugify in pkg/core.py and its tests", max_tokens=4000)
+    assert _outline_of(text, "tests/test_core.py") == [
+        "    5 CASES = ...",
+        "    9 def sample()",
+        "   13 def check(text)",
+        "   17-33 5 tests: test_one, test_two, ... test_five",
+        "   37 class TestSlugify",
+        "   38   def setup_method(self)",
+        "   41-47   3 tests: test_sep, test_empty, test_unicode",
+        "   51 class Recorder",  # not a test class: its test_ method is not a test
+        "   52   def test_like(self)",
+    ], text
+    # A file that is not a test file keeps its test_ functions one a line.
+    assert _outline_of(text, "pkg/checks.py") == ["    1 def test_dns(host)", "    5 def test_disk(host)",
+                                                   "    9 def test_net(host)"]
+
+
+def test_a_test_the_task_names_keeps_its_own_line(tmp_path: Path) -> None:
+    ws = _python_tests_ws(tmp_path)
+    text = repo_map(ws, ws / ".agent", "tests/test_core.py::test_four fails: fix slugify", max_tokens=4000)
+    assert _outline_of(text, "tests/test_core.py")[3:6] == [
+        "   17-25 3 tests: test_one, test_two, test_three",
+        "   29 def test_four()",
+        "   33 def test_five()",  # one test left: its own line, as it costs no more
+    ], text
+    # Fewer than three tests on either side of a named one stay as they are.
+    text = repo_map(ws, ws / ".agent", "test_empty fails", max_tokens=4000)
+    assert "   41   def test_sep(self)\n   44   def test_empty(self)\n   47   def test_unicode(self)\n" in text
+
+
+def test_a_summarised_map_is_the_same_cold_and_warm(tmp_path: Path) -> None:
+    ws = _python_tests_ws(tmp_path)
+    task = "test_four fails: fix slugify"
+    cold = repo_map(ws, ws / ".agent", task, max_tokens=4000)
+    entry = _cache(ws)["files"]["tests/test_core.py"]
+    assert [s[3] for s in entry["symbols"] if s[6]] == [
+        "test_one", "test_two", "test_three", "test_four", "test_five", "test_sep", "test_empty", "test_unicode"]
+    assert repo_map(ws, ws / ".agent", task, max_tokens=4000) == cold  # warm: the outlines read from the cache
+    shutil.rmtree(ws / ".agent")
+    assert repo_map(ws, None, task, max_tokens=4000) == cold  # no cache at all
+    assert "   17-25 3 tests:" in cold and repo_map(ws, ws / ".agent", "fix slugify", max_tokens=4000) != cold
+
+
+_JS_TESTS = """const assert = require('assert')
+const { parse } = require('../lib/parse')
+
+function input (n) {
+  return 'x'.repeat(n)
+}
+
+exports.testEmpty = function (t) { assert.equal(parse(''), null); t.done() }
+exports.testOne = function (t) { t.done() }
+exports.testMany = function (t) { t.done() }
+exports.testHyphen = function (t) { t.done() }
+
+class ParseSpec {
+  setUp () { this.p = parse }
+  testShort () {}
+  testLong () {}
+  testNested () {}
+}
+
+describe('parse', () => {
+  it('parses', () => { assert.ok(parse(input(3))) })
+})
+"""
+
+
+def test_javascript_test_files_are_summarised_too(tmp_path: Path) -> None:
+    ws = _write(tmp_path / "js", {
+        "lib/parse.js": "function parse (s) {\n  return s || null\n}\nmodule.exports = { parse }\n",
+        "test/parse.js": _JS_TESTS,
+        "src/__tests__/util.js": "exports.testA = () => 1\nexports.testB = () => 2\nexports.testC = () => 3\n",
+        "src/format.spec.ts": "export function testX(): void {}\nexport function testY(): void {}\n"
+                              "export function testZ(): void {}\nexport function fixture(): string { return '' }\n",
+    })
+    text = repo_map(ws, ws / ".agent", "fix parse in lib/parse.js: testHyphen fails", max_tokens=4000)
+    assert _outline_of(text, "test/parse.js") == [
+        "    4 function input (n)",
+        "    8-10 3 tests: testEmpty, testOne, testMany",
+        "   11 exports.testHyphen = function (t)",
+        "   13 class ParseSpec",
+        "   14   setUp ()",
+        "   15-17   3 tests: testShort, testLong, testNested",
+    ], text  # describe/it calls are calls, not definitions: not outlined
+    assert _outline_of(text, "src/__tests__/util.js") == ["    1-3 3 tests: testA, testB, testC"]
+    assert _outline_of(text, "src/format.spec.ts") == ["    1-3 3 tests: testX, testY, testZ",
+                                                        "    4 export function fixture(): string"]
+
+
+@pytest.mark.parametrize(("rel", "source", "expected"), [
+    ("cart/cart_test.go",
+     'package cart\n\nimport "testing"\n\nfunc TestMain(m *testing.M) {}\n\n'
+     "func newCart(t *testing.T) *Cart { return nil }\n\n"
+     "func TestAdd(t *testing.T) {}\n\nfunc TestRemove(t *testing.T) {}\n\nfunc BenchmarkAdd(b *testing.B) {}\n",
+     ["    5 func TestMain(m *testing.M)", "    7 func newCart(t *testing.T) *Cart",
+      "    9-13 3 tests: TestAdd, TestRemove, BenchmarkAdd"]),
+    ("tests/cli.rs",
+     "use mycrate::run;\n\nfn setup() -> u32 { 1 }\n\n#[test]\nfn runs() { run(); }\n\n#[test]\n#[should_panic]\n"
+     "fn panics() { run(); }\n\n#[tokio::test]\nasync fn runs_async() { run(); }\n",
+     ["    3 fn setup() -> u32", "    6-13 3 tests: runs, panics, runs_async"]),
+    ("src/test/java/CartTest.java",
+     "class CartTest {\n  private Cart cart;\n  @BeforeEach\n  void setUp() {}\n  @Test\n  void adds() {}\n"
+     "  @ParameterizedTest\n  void removes(int n) {}\n  @Test void empties() {}\n}\n",
+     ["    1 class CartTest", "    4   void setUp()", "    6-9   3 tests: adds, removes, empties"]),
+])
+def test_go_rust_and_java_tests_are_summarised(tmp_path: Path, rel: str, source: str, expected: list[str]) -> None:
+    ws = _write(tmp_path / "ws", {rel: source})
+    text = repo_map(ws, ws / ".agent", "", max_tokens=2000)
+    assert _outline_of(text, rel) == expected, text
+
+
+def test_the_map_size_bench_swaps_only_the_map_in_a_recorded_request() -> None:
+    from bench.swe.mapsize import _request_tokens, _splice
+
+    request = {"model": "gpt-4o-mini", "tools": [{"type": "function", "function": {"name": "read_file"}}],
+               "messages": [{"role": "system", "content": "rules"},
+                            {"role": "user",
+                             "content": "# Workspace\nx\n\n# Repository map\nold map\n\nline\n\n# Task\nfix"}]}
+    spliced = _splice(request, "new map")
+    assert spliced["messages"][1]["content"] == "# Workspace\nx\n\n# Repository map\nnew map\n\n# Task\nfix"
+    assert spliced["messages"][0] == request["messages"][0] and spliced["tools"] == request["tools"]
+    assert _request_tokens(spliced, "gpt-4o-mini") < _request_tokens(request, "gpt-4o-mini")

@@ -16,6 +16,10 @@ hold functions, ``export default``, ``module.exports = {...}`` and ``exports.f =
 methods and types, Rust's impl and trait blocks. A signature is the source's own text from the
 definition's start (decorators and annotations left out) to its body, on one line.
 
+A definition the language's test runner collects is marked ``test`` (:func:`_mark_tests`: by its
+name, or for Rust and Java by its ``#[test]``/``@Test`` attribute), for the map to sum up a test
+file's tests in a line.
+
 Other languages (Ruby, PHP, C, C#, Kotlin, Swift, Scala, shell) fall back to a line pattern of
 definition keywords, which finds most top-level definitions but not all.
 
@@ -38,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["LANGUAGES", "OUTLINER_VERSION", "Outline", "Symbol", "head_imports", "language_of", "outline_source"]
 
 #: Bumped whenever what an outline holds changes: persisted outlines of another version are dropped.
-OUTLINER_VERSION = 4
+OUTLINER_VERSION = 5
 #: The longest signature shown; longer ones end in "...".
 SIG_MAX = 140
 #: A function whose body spans at least this many lines has the functions it defines listed under it.
@@ -74,7 +78,8 @@ def language_of(rel: str) -> str | None:
 class Symbol:
     """One definition: its line, nesting depth, one-line signature and name. ``const`` marks a
     module constant (shown only for the best-ranked files), ``inner`` a function defined inside a
-    long function (the first definitions a map short of room leaves out)."""
+    long function (the first definitions a map short of room leaves out), ``test`` a test the
+    language's test runner collects (see :func:`_mark_tests`; a map summarises them in test files)."""
 
     line: int
     depth: int
@@ -82,13 +87,15 @@ class Symbol:
     name: str
     const: bool = False
     inner: bool = False
+    test: bool = False
 
     def to_list(self) -> list[Any]:
-        return [self.line, self.depth, self.text, self.name, self.const, self.inner]
+        return [self.line, self.depth, self.text, self.name, self.const, self.inner, self.test]
 
     @classmethod
     def from_list(cls, v: list[Any]) -> Symbol:
-        return cls(int(v[0]), int(v[1]), str(v[2]), str(v[3]), bool(v[4]), bool(v[5]) if len(v) > 5 else False)
+        return cls(int(v[0]), int(v[1]), str(v[2]), str(v[3]), bool(v[4]), bool(v[5]) if len(v) > 5 else False,
+                   bool(v[6]) if len(v) > 6 else False)
 
 
 @dataclass
@@ -495,6 +502,7 @@ def _rust(w: _Walk, container: Node, depth: int) -> None:
         name = _name(node.child_by_field_name("name"), w.src)
         if t == "function_item":
             w.head(node, depth, name)
+            w.out[-1].test = _rust_test(node, w.src)
         elif t in ("function_signature_item", "type_item", "macro_definition", "associated_type"):
             if t == "macro_definition":
                 w.add(node, node.start_byte, node.start_byte, depth, name, prefix=f"macro_rules! {name}")
@@ -521,7 +529,32 @@ def _rust(w: _Walk, container: Node, depth: int) -> None:
             w.add(node, first, first, depth, name, const=True, prefix=head)
 
 
+_RUST_TEST_ATTR_RE = re.compile(rb"#\[\s*(?:[\w:]*::)?(?:test|bench|rstest|test_case|quickcheck)\b")
+
+
+def _rust_test(fn: Node, src: bytes) -> bool:
+    """Whether an attribute before a Rust function marks it a test (``#[test]``, ``#[tokio::test]``,
+    ``#[rstest]``, ``#[test_case(...)]``, ``#[bench]``)."""
+    node = fn.prev_named_sibling
+    while node is not None and node.type in ("attribute_item", "line_comment", "block_comment"):
+        if node.type == "attribute_item" and _RUST_TEST_ATTR_RE.match(src[node.start_byte:node.end_byte]):
+            return True
+        node = node.prev_named_sibling
+    return False
+
+
 # ----- Java
+
+_JAVA_TEST_ANNOTATION_RE = re.compile(rb"@(?:[\w.]*\.)?(?:\w*Test|TestFactory|TestTemplate)\b")
+
+
+def _java_test(method: Node, src: bytes) -> bool:
+    """Whether a JUnit annotation (``@Test``, ``@ParameterizedTest``, ``@RepeatedTest``...) marks a method a test."""
+    mods = next((c for c in method.children if c.type == "modifiers"), None)
+    return mods is not None and any(
+        c.type in ("annotation", "marker_annotation") and _JAVA_TEST_ANNOTATION_RE.match(src[c.start_byte:c.end_byte])
+        for c in mods.children)
+
 
 _JAVA_TYPES = frozenset({"class_declaration", "interface_declaration", "enum_declaration", "record_declaration",
                          "annotation_type_declaration"})
@@ -540,6 +573,7 @@ def _java(w: _Walk, container: Node, depth: int) -> None:
         elif t in ("method_declaration", "constructor_declaration", "compact_constructor_declaration",
                    "annotation_type_element_declaration"):
             w.head(node, depth, _name(node.child_by_field_name("name"), w.src))
+            w.out[-1].test = t == "method_declaration" and _java_test(node, w.src)
         elif t in ("field_declaration", "constant_declaration") and depth == 1:
             mods = node.named_children[0] if node.named_child_count and node.named_children[0].type == "modifiers" \
                 else None
@@ -580,6 +614,46 @@ def _pattern_outline(source: str) -> Outline:
     return out
 
 
+# --------------------------------------------------------------------------- tests
+
+# A test by its name: `test`, then the end or a non-lower-case character (`testParse`, `test_parse`,
+# `'test parse'`; not `testing` or `tests_dir`). Python's runner takes any `test` prefix.
+_TEST_NAME_RE = re.compile(r"""['"]?test(?:[^a-z]|$)""")
+_GO_TEST_RE = re.compile(r"(?:Test|Benchmark|Fuzz|Example)(?:[^a-z]|$)")
+_PY_TEST_CLASS_RE = re.compile(r"class\s+(?:Test\w*|\w*Tests?|\w*TestCase)\b|\bTestCase\b")
+
+
+def _is_function(s: Symbol) -> bool:
+    return not s.const and not s.text.startswith(("class ", "export class ", "interface ", "type ", "enum "))
+
+
+def _mark_tests(symbols: list[Symbol], lang: str) -> None:
+    """Mark the definitions the language's test runner collects by their names (Rust's and Java's
+    tests are marked by their attributes during the walk): Python's ``test*`` functions and the
+    ``test*`` methods of ``Test*``/``*Tests``/``TestCase`` classes (pytest's and unittest's rules);
+    Go's ``Test*``/``Benchmark*``/``Fuzz*``/``Example*`` functions (not ``TestMain``); JavaScript's
+    and TypeScript's functions, methods and members named ``test...`` (``exports.testParse = ...``,
+    ``'test parse': function``: the ``describe``/``it``/``test`` calls of most suites are calls, not
+    definitions, and are not outlined at all); JUnit 3's ``test...`` methods. A function defined
+    inside a long function is never a test."""
+    parent: dict[int, Symbol] = {}  # the last definition at each depth: a symbol's container is parent[depth - 1]
+    for s in symbols:
+        if s.inner:
+            continue
+        parent[s.depth] = s
+        if s.test or not _is_function(s):
+            continue
+        up = parent.get(s.depth - 1) if s.depth > 0 else None
+        if lang == "python":
+            s.test = s.name.startswith("test") and (s.depth == 0 or (
+                up is not None and up.text.startswith("class ") and _PY_TEST_CLASS_RE.search(up.text) is not None))
+        elif lang == "go":
+            s.test = s.depth == 0 and s.text.startswith("func ") and not s.text.startswith("func (") and \
+                s.name != "TestMain" and _GO_TEST_RE.match(s.name) is not None
+        elif lang in ("javascript", "typescript", "tsx") or (lang == "java" and s.depth > 0):
+            s.test = _TEST_NAME_RE.match(s.name) is not None
+
+
 def outline_source(src: bytes, lang: str) -> Outline:
     """The outline of one file's source in ``lang`` (see :data:`LANGUAGES`)."""
     walk = _WALKS.get(lang)
@@ -588,6 +662,7 @@ def outline_source(src: bytes, lang: str) -> Outline:
     w = _Walk(src, colon=lang == "python")
     tree = _parser(lang).parse(src)
     walk(w, tree.root_node, 0)
+    _mark_tests(w.out, lang)
     return Outline(symbols=w.out)
 
 

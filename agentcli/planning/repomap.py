@@ -13,6 +13,17 @@ are the imports of every source file, resolved to workspace files (Python module
 JavaScript/TypeScript relative paths, Go packages, Rust modules, Java classes), and a file many
 others import ranks high, as in Aider's map.
 
+A test file's list of tests says little the planner needs beyond how many there are and where:
+in a test file (:func:`_is_test_file`: under a ``test``/``tests``/``__tests__``/``spec`` folder,
+or named ``test_*.py``, ``*_test.py``, ``*_test.go``, ``*.test.js``, ``*.spec.ts``, ``*Test.java``
+and the like), each run of three or more consecutive tests (as the outliner marks them: Python's
+``test*`` functions and ``Test*`` classes' ``test*`` methods, Go's ``Test*``/``Benchmark*``,
+Rust's ``#[test]`` functions, JUnit's ``@Test`` methods, JavaScript's ``test...`` functions and
+members) is one line: the first and last test's lines, the count and a few names
+(``   12-761 49 tests: test_no_match, test_nothing, ... test_parser_format``). Everything else in
+the file (fixtures, helpers, classes, constants) is shown as it is, and so is a test whose name
+the task uses. The room saved goes to the next files' outlines.
+
 The cost is bounded for a large repository: ranking needs only each file's head (its imports),
 and files are outlined in rank order until the budget is full, so a map parses the few files it
 shows, not the repository. Both the head's imports and the outlines persist in
@@ -63,8 +74,13 @@ CENTRALITY_MAX = 10.0
 #: Share of the budget the file tree may take; the outlines get the rest (and what the tree leaves).
 TREE_SHARE = 0.35
 TOP_FILES_WITH_CONSTANTS = 2
-#: The version of the persisted cache's layout.
-CACHE_SCHEMA_VERSION = 1
+#: The version of the persisted cache's layout (2: a symbol says whether it is a test).
+CACHE_SCHEMA_VERSION = 2
+#: Consecutive tests of a test file shown as one line when there are at least this many (two
+#: tests' lines cost about what their summary does).
+TEST_RUN_MIN = 3
+#: The names a test summary shows: the first ones, then "...", then the last.
+TEST_RUN_NAMES = 2
 CACHE_FILE = Path("cache") / "repomap.json"
 
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -494,9 +510,63 @@ def _tree(files: list[str], order: dict[str, int], budget: int, model: str) -> s
     return text
 
 
-def _outline_text(rel: str, o: Outline, *, constants: bool = True, inner: bool = True) -> str:
+_TEST_DIRS = frozenset({"test", "tests", "__tests__", "spec", "specs"})
+_TEST_NAME_RE = re.compile(r"(?:test_.*\.pyi?|.*_test\.(?:pyi?|go)|.*\.(?:test|spec)\.[cm]?[jt]sx?"
+                           r"|.*(?:Tests?|IT)\.java)$")
+
+
+def _is_test_file(rel: str) -> bool:
+    """A file of tests by its path: under a ``test``, ``tests``, ``__tests__``, ``spec`` or ``specs``
+    folder (Python's and JavaScript's test folders, Rust's integration tests, Maven's ``src/test``),
+    or named as test files are: ``test_*.py``, ``*_test.py``, ``*_test.go``, ``*.test.js``,
+    ``*.spec.ts`` (any JavaScript or TypeScript extension), ``*Test.java``, ``*Tests.java``, ``*IT.java``."""
+    *dirs, name = rel.split("/")
+    return bool(_TEST_DIRS.intersection(dirs)) or _TEST_NAME_RE.match(name) is not None
+
+
+def _test_run(first: Symbol, run: list[Symbol]) -> str:
+    """One line for consecutive tests: the first's and the last's lines, how many, a few names."""
+    names = [s.name for s in run]
+    shown = ", ".join(names) if len(names) <= TEST_RUN_NAMES + 1 else \
+        f"{', '.join(names[:TEST_RUN_NAMES])}, ... {names[-1]}"
+    return f"{first.line:>5}-{run[-1].line} {'  ' * first.depth}{len(run)} tests: {shown}"
+
+
+def _symbol_lines(symbols: list[Symbol], named: frozenset[str]) -> list[str]:
+    """A test file's outline lines: each run of at least :data:`TEST_RUN_MIN` consecutive tests
+    (with the functions a long test defines) is one line; a test the task names keeps its own."""
+    out: list[str] = []
+    i = 0
+    while i < len(symbols):
+        s = symbols[i]
+        if s.test and s.name not in named:
+            run, j = [s], i + 1
+            while j < len(symbols):
+                t = symbols[j]
+                if t.inner and t.depth > s.depth:  # a test's own helpers go with it
+                    j += 1
+                elif t.test and t.depth == s.depth and t.name not in named:
+                    run.append(t)
+                    j += 1
+                else:
+                    break
+            if len(run) >= TEST_RUN_MIN:
+                out.append(_test_run(s, run))
+                i = j
+                continue
+        out.append(f"{s.line:>5} {'  ' * s.depth}{s.text}")
+        i += 1
+    return out
+
+
+def _outline_text(rel: str, o: Outline, *, constants: bool = True, inner: bool = True,
+                  tests: frozenset[str] | None = None) -> str:
+    """A file's outline as the map shows it; ``tests``: the file is a test file, and these are the
+    names the task uses (a test it names keeps its own line)."""
     head = rel + (f"  ({o.error})" if o.error else "")
     symbols = [s for s in o.symbols if (constants or not s.const) and (inner or not s.inner)]
+    if tests is not None:
+        return "\n".join([head, *_symbol_lines(symbols, tests)])
     return "\n".join([head, *(f"{s.line:>5} {'  ' * s.depth}{s.text}" for s in symbols)])
 
 
@@ -540,6 +610,7 @@ def repo_map(workspace: Path, data_dir: Path | None, task: str, *, max_tokens: i
     tree = _tree(files, order, int(max_tokens * TREE_SHARE), model)
     used = tokens.count_text(f"{head}\n{tree}\n\noutline (line, definition), most relevant first:\n", model)
     _, paths = _terms([task])
+    named = frozenset(_WORD_RE.findall(task))
     parts: list[str] = []
     empty = 0
     # Outlined in rank order until the budget is full: a map parses the files it shows, not the repository.
@@ -564,11 +635,12 @@ def repo_map(workspace: Path, data_dir: Path | None, task: str, *, max_tokens: i
                 continue
         # Module constants only for the best files: elsewhere they crowd out the definitions.
         constants = len(parts) < TOP_FILES_WITH_CONSTANTS
-        text = _outline_text(rel, o, constants=constants)
+        tests = named if _is_test_file(rel) else None
+        text = _outline_text(rel, o, constants=constants, tests=tests)
         n = tokens.count_text(text + "\n", model)
         if used + n > max_tokens and any(s.inner for s in o.symbols):
             # A long function's inner functions are the first to go: the file's own definitions stay whole.
-            text = _outline_text(rel, o, constants=constants, inner=False)
+            text = _outline_text(rel, o, constants=constants, inner=False, tests=tests)
             n = tokens.count_text(text + "\n", model)
         if used + n > max_tokens:
             # The best file that does not fit whole still shows its first definitions.
