@@ -190,7 +190,8 @@ def test_the_line_editor_takes_keys_as_a_terminal_line_would() -> None:
     assert ed.feed(b"\xa9 ok") == []
     assert ed.text == "add t\u00e9 ok"
     assert ed.feed(b"\x17") == [] and ed.text == "add t\u00e9 "  # Ctrl-W: the last word
-    assert ed.feed(b"\x15one\rtwo\nthree") == ["one", "two"]  # Ctrl-U: the whole line; Enter ends it
+    # Ctrl-U: the whole line; Enter ends it (a key a read: the lines of one read are a paste's)
+    assert ed.feed(b"\x15one\r") == ["one"] and ed.feed(b"two\n") == ["two"] and ed.feed(b"three") == []
     assert ed.feed(b"\x1bOP\x1b[1;5A\x03\x04") == [] and ed.take() == "three"  # keys that are not text
     assert ed.text == ""
 

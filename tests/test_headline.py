@@ -81,7 +81,7 @@ def test_the_first_plan_completes_with_the_file_whole_and_the_tests_passing(
     # The rewrite was sent under the step's own limit, not 1,024, and came back whole.
     planner, rewrite, _test_file, reviewer = model.bodies
     assert rewrite["max_tokens"] == 8192 and model.sent[1]["finish_reason"] == "stop"
-    assert planner["max_tokens"] == 4096 and reviewer["max_tokens"] == 2048
+    assert planner["max_tokens"] == 8192 and reviewer["max_tokens"] == 2048
     main = (project / "slugify" / "__main__.py").read_text()
     assert main == REWRITE
     compile(main, "__main__.py", "exec")

@@ -340,10 +340,12 @@ def test_lines_typed_during_a_turn_are_queued_as_steering(tmp_path: Path) -> Non
     errors: list[str] = []
     r, w = os.pipe()
     with TerminalSteering(q, queued.append, errors.append, fd=r):
-        os.write(w, b"also add docs\n\n  and a test  \n" + b"x" * 30 + b"\n")
-        deadline = time.monotonic() + 30
-        while len(queued) + len(errors) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # A line a read, as typed keys come (the lines of one read are one message: a paste's).
+        for n, line in enumerate([b"also add docs\n", b"\n\n  and a test  \n", b"x" * 30 + b"\n"], 1):
+            os.write(w, line)
+            deadline = time.monotonic() + 30
+            while len(queued) + len(errors) < n and time.monotonic() < deadline:
+                time.sleep(0.01)
         os.close(w)
     os.close(r)
     assert q.items == queued == ["also add docs", "and a test"]

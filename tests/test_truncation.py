@@ -52,7 +52,7 @@ def test_limits_per_role_from_the_models_maximum(server: ModelServer, tmp_path: 
     client = http_client(server, tmp_path)
     # gpt-4o-mini generates 16,384 tokens at most (litellm's model info, through its profile).
     assert client.model_max_output(MODEL) == 16384
-    assert [client.output_limit(r) for r in ("planner", "executor", "reviewer")] == [4096, 8192, 2048]
+    assert [client.output_limit(r) for r in ("planner", "executor", "reviewer")] == [8192, 8192, 2048]
     assert client.output_ceiling("executor") == 16384
     capped = http_client(server, tmp_path, max_output_tokens=1024)
     assert [capped.output_limit(r) for r in ("planner", "executor", "reviewer")] == [1024] * 3

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from agentcli.models.types import CallRecord, PreCall, RunTotals
 
-__all__ = ["RunStatus", "at_quit", "leave", "quiet_keys", "run_interruptible"]
+__all__ = ["RunStatus", "at_quit", "leave", "quiet_keys", "run_interruptible", "sane_keys"]
 
 T = TypeVar("T")
 
@@ -146,25 +146,35 @@ class RunStatus:
 
     def typing_line(self, width: int) -> Text | None:
         """The input line under the others (:meth:`show_typing`): ``steer>`` and what is typed, a long
-        line cut keeping its end (where the cursor is), the cursor; the hint while nothing is."""
+        line cut keeping its end (where the cursor is), the cursor; the hint while nothing is. A
+        message of several lines (a paste) is one line here too: its first line, cut keeping its
+        start, and how many follow (``[+2 lines]``)."""
         with self._lock:
             typing = self._typing
         if typing is None:
             return None
-        typed, hint = _clean(typing[0]()), typing[1]
+        lines, hint = typing[0]().strip("\n").split("\n"), typing[1]
+        typed, more = _clean(lines[0]), len(lines) - 1
         line = Text()
         line.append(TYPING_PROMPT, style="bold cyan")
-        if not typed:
+        if not typed and not more:
             line.append(hint, style="dim")
         else:
             from rich.cells import cell_len
 
-            room = max(1, width - len(TYPING_PROMPT) - 2)  # the cursor, an ellipsis
+            marker = f" [+{more} line{'s' if more > 1 else ''}]" if more else ""
+            room = max(2, width - len(TYPING_PROMPT) - len(marker) - 2)  # the cursor, an ellipsis
             if cell_len(typed) > room:
-                while cell_len(typed) > room - 1:
-                    typed = typed[1:]
-                typed = "…" + typed
+                if more:  # its start: what the message is about
+                    while cell_len(typed) > room - 1:
+                        typed = typed[:-1]
+                    typed += "…"
+                else:  # its end: where the cursor is
+                    while cell_len(typed) > room - 1:
+                        typed = typed[1:]
+                    typed = "…" + typed
             line.append(typed)
+            line.append(marker, style="dim")
             line.append(" ", style="reverse")  # the cursor (the terminal's own is hidden while drawn)
         line.no_wrap = True
         line.truncate(max(1, width), overflow="ellipsis")
@@ -479,15 +489,19 @@ def at_quit(fn: Callable[[], None]) -> Callable[[], None]:
 
 
 @contextmanager
-def quiet_keys(fd: int = 0, *, by_key: bool = True) -> Iterator[bool]:
+def quiet_keys(fd: int = 0, *, by_key: bool = True, paste_to: int | None = None) -> Iterator[bool]:
     """The terminal at ``fd`` while a command works: keys are not echoed by the terminal, which would
     write them on the row the status line redraws (mixed into it, or erased with it). With
     ``by_key`` (``agent chat``'s turns, which draw what is typed in its own place) they also arrive
     one at a time, not a line at a time, and Ctrl-Z is off, as at the chat's prompt; without it
     (``agent run``, which reads no keys while it works) the keys wait, unseen, for the next reader:
-    a question, the shell. Ctrl-C stays a signal (it stops the run at once). Yields whether ``fd``
-    is a terminal (a pipe is left as it is). The mode before is put back on leaving, and also if
-    the process quits at once (:func:`at_quit`). Nested, the inner one changes nothing more."""
+    a question, the shell. Ctrl-C stays a signal (it stops the run at once). With ``paste_to`` (the
+    descriptor the terminal's output goes to, when it is one) the terminal's bracketed paste is on
+    too (``ESC [?2004h``: a paste comes marked, for the reader to take as one message, see
+    :class:`agentcli.cli.steer.LineEditor`), as prompt_toolkit turns it on at the chat's prompt.
+    Yields whether ``fd`` is a terminal (a pipe is left as it is). The mode before is put back on
+    leaving (bracketed paste off), and also if the process quits at once (:func:`at_quit`). Nested,
+    the inner one changes nothing more."""
     try:
         import termios
     except ImportError:  # no POSIX terminal here
@@ -510,14 +524,22 @@ def quiet_keys(fd: int = 0, *, by_key: bool = True) -> Iterator[bool]:
         except (OSError, ValueError):
             quiet[6][termios.VSUSP] = 0  # Linux's _POSIX_VDISABLE
 
+    out = paste_to if by_key and paste_to is not None and _isatty(paste_to) else None
+
     def restore() -> None:
         with suppress(termios.error, OSError):
             # TCSANOW: the keys typed and not read yet stay for the reader that comes next (the prompt).
             termios.tcsetattr(fd, termios.TCSANOW, saved)
+        if out is not None:
+            with suppress(OSError):  # one write, whole: never inside a frame of the status line
+                os.write(out, PASTE_OFF)
 
     try:
         termios.tcsetattr(fd, termios.TCSANOW, quiet)
+        if out is not None:
+            os.write(out, PASTE_ON)
     except (termios.error, OSError):
+        restore()
         yield False
         return
     undo = at_quit(restore)
@@ -526,6 +548,41 @@ def quiet_keys(fd: int = 0, *, by_key: bool = True) -> Iterator[bool]:
     finally:
         undo()
         restore()
+
+
+def sane_keys(fd: int = 0) -> bool:
+    """Put back the mode :func:`quiet_keys` (or a question) found, when a process killed meanwhile
+    (``kill -9``: nothing of it runs to restore) left the terminal at ``fd`` with neither echo nor
+    line mode, a mode no shell leaves a person in: echo, line mode, Ctrl-C and Ctrl-Z on again.
+    Returns whether it did (False: a sane terminal, or none)."""
+    try:
+        import termios
+    except ImportError:
+        return False
+    try:
+        if not _isatty(fd):
+            return False
+        mode = termios.tcgetattr(fd)
+        if mode[3] & (termios.ECHO | termios.ICANON):
+            return False
+        mode[3] |= termios.ECHO | termios.ICANON | termios.ISIG
+        if mode[6][termios.VSUSP] in (0, b"\0", b"\xff"):  # Ctrl-Z as quiet_keys turned it off
+            mode[6][termios.VSUSP] = b"\x1a"
+        termios.tcsetattr(fd, termios.TCSANOW, mode)
+    except (termios.error, OSError):
+        return False
+    return True
+
+
+#: The terminal's bracketed paste turned on and off (xterm's private mode 2004).
+PASTE_ON, PASTE_OFF = b"\x1b[?2004h", b"\x1b[?2004l"
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 def _at_quit_now() -> None:

@@ -132,11 +132,22 @@ def _read_line(show_prompt: Callable[[], None]) -> str | None:
         termios.tcsetattr(fd, termios.TCSADRAIN, raw)
         show_prompt()
         out.flush()
+        escape, pasting = "", False
         while True:
             data = os.read(fd, 1)
             ch = decode(data) if data else "\x04"
             if not ch:  # the first bytes of a longer character
                 continue
+            if escape or ch == "\x1b":  # an arrow key, or a paste's marks (bracketed paste, on in a chat's turn)
+                escape += ch
+                if len(escape) > 2 and ("@" <= ch <= "~" or escape[1] != "["):
+                    pasting = {"\x1b[200~": True, "\x1b[201~": False}.get(escape, pasting)
+                    escape = ""
+                elif len(escape) == 2 and ch not in "[O":
+                    escape = ""
+                continue
+            if pasting and ch in ("\r", "\n", "\t"):
+                ch = " "  # a pasted line end: the answer is one line
             if ch in ("\x03", "\x04") and (ch == "\x03" or not buf):
                 out.write("^C\n" if ch == "\x03" else "\n")
                 return None

@@ -4,8 +4,8 @@
   ``-`` removed, ``~`` changed steps), for ``agent run`` and any other front end.
 - :class:`TerminalSteering`: in ``agent chat``, what is typed at the terminal while a turn runs (and
   no question is open) is edited key by key (:class:`LineEditor`) with the terminal's echo off
-  (:func:`agentcli.cli.live.quiet_keys`), drawn under the status line, and each line ended by Enter is queued as a
-  steering message.
+  (:func:`agentcli.cli.live.quiet_keys`), drawn under the status line, and each message ended by Enter is queued
+  as a steering message; a paste is one message, its newlines kept (bracketed paste, see :class:`LineEditor`).
 - :func:`parse_steer_line` and :func:`read_steering`: with ``agent run --output jsonl``, each
   line on stdin is a JSON object; ``{"type": "steer", "text": "..."}`` queues a message that steers
   the running plan at its next step boundary. A line that is not one is refused with one line on
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +27,8 @@ from agentcli.cli.live import quiet_keys
 from agentcli.engine.steering import MAX_MESSAGE_CHARS, PlanRevision, SteeringQueue, check_words
 from agentcli.untrusted import InputError, load_json
 
-__all__ = ["STEER_TYPES", "LineEditor", "TerminalSteering", "parse_steer_line", "read_steering", "render_revision"]
+__all__ = ["STEER_TYPES", "LineEditor", "TerminalSteering", "one_line", "parse_steer_line", "read_steering",
+           "render_revision"]
 
 #: The types of line stdin takes with ``--output jsonl``.
 STEER_TYPES = ("steer",)
@@ -120,10 +122,23 @@ def read_steering(queue: SteeringQueue, fd: int, on_error: Callable[[str], None]
 
 
 class LineEditor:
-    """The line a person types while a turn runs, key by key (the terminal does not edit it: see
+    """The message a person types while a turn runs, key by key (the terminal does not edit it: see
     :func:`quiet_keys`): printable characters are added, Backspace takes the last one back, Ctrl-U
-    clears the line, Ctrl-W takes back the last word, a Tab is a space; arrow and other escape
-    sequences and other control keys are ignored. :meth:`feed` returns the lines ended by Enter."""
+    clears the message, Ctrl-W takes back the last word, a Tab is a space, Alt-Enter (or Esc then
+    Enter) is a new line within the message, as at the chat's prompt; arrow and other escape
+    sequences and other control keys are ignored. :meth:`feed` returns the messages ended by Enter.
+
+    A paste is one message, its newlines kept, as at the chat's prompt: the terminal marks it
+    (bracketed paste, ``ESC [200~`` ... ``ESC [201~``, turned on by :func:`quiet_keys` with
+    ``paste``), and its text goes into the message as it is (tabs too; line ends as ``\\n``) for
+    the person to send with Enter. A terminal that does not mark pastes sends a paste as keys, in
+    one read where a person's keys come one at a time: so within one :meth:`feed` an Enter followed
+    by more text is a new line of the message, not its end (a paste that ends with a line end is
+    then sent whole, as one message; one longer than a read, 4,096 bytes, may be cut where a read
+    ends on a line end: never more than one message per read)."""
+
+    #: The marks of a bracketed paste's start and end.
+    PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 
     def __init__(self) -> None:
         import codecs
@@ -131,40 +146,64 @@ class LineEditor:
         self.text = ""
         self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
         self._escape = ""  # an escape sequence being read (its keys are not text)
+        self._pasting = False  # between a paste's marks
+        self._cr = False  # the last character of a paste was a carriage return (a "\r\n" is one line end)
 
     def feed(self, data: bytes) -> list[str]:
         lines: list[str] = []
-        for ch in self._decode(data):
+        chars = self._decode(data)
+        for i, ch in enumerate(chars):
             if self._escape:
                 self._escape += ch
                 # ESC [ ... final, ESC O x (arrows, function keys); ESC x (Alt-x): all of it ignored,
-                # but Alt-Enter still ends the line.
+                # but for a paste's marks and Alt-Enter (a new line).
                 if len(self._escape) == 2 and ch not in "[O":
                     self._escape = ""
                     if ch in "\r\n":
-                        lines.append(self.take())
+                        self.text += "\n"
                 elif len(self._escape) > 2 and (self._escape[1] == "O" or "@" <= ch <= "~"):
-                    self._escape = ""
+                    seq, self._escape = self._escape, ""
+                    if seq in (self.PASTE_START, self.PASTE_END):
+                        self._pasting, self._cr = seq == self.PASTE_START, False
                 continue
             if ch == "\x1b":
                 self._escape = ch
+            elif self._pasting:
+                self._pasted(ch)
+            elif ch == "\n" and i and chars[i - 1] == "\r":
+                continue  # the second half of one line end
             elif ch in "\r\n":
-                lines.append(self.take())
+                if chars[i + 1:].lstrip("\n"):  # more in this read: a line end of a paste
+                    self.text += "\n"
+                else:
+                    lines.append(self.take())
             elif ch in "\x7f\x08":
                 self.text = self.text[:-1]
             elif ch == "\x15":  # Ctrl-U
                 self.text = ""
             elif ch == "\x17":  # Ctrl-W
-                self.text = self.text.rstrip()
-                self.text = self.text[:len(self.text) - len(self.text.split(" ")[-1])]
+                kept = self.text.rstrip()
+                while kept and not kept[-1].isspace():
+                    kept = kept[:-1]
+                self.text = kept
             elif ch == "\t":
                 self.text += " "
             elif ch.isprintable():
                 self.text += ch
         return lines
 
+    def _pasted(self, ch: str) -> None:
+        """A character of a paste: kept as it is, but line ends as ``\\n`` and no control characters."""
+        cr, self._cr = self._cr, ch == "\r"
+        if ch == "\n" and cr:
+            return
+        if ch in "\r\n":
+            self.text += "\n"
+        elif ch == "\t" or ch.isprintable():
+            self.text += ch
+
     def take(self) -> str:
-        """The line as typed so far, and the line emptied."""
+        """The message as typed so far, and the line emptied."""
         text, self.text = self.text, ""
         return text
 
@@ -180,12 +219,14 @@ class TerminalSteering:
     On leaving, the terminal's mode is put back; :meth:`unsent` is the line typed and not sent."""
 
     def __init__(self, queue: Any, on_queued: Callable[[str], None], on_error: Callable[[str], None],
-                 fd: int = 0, on_key: Callable[[], None] | None = None) -> None:
+                 fd: int = 0, on_key: Callable[[], None] | None = None, out: int | None = None) -> None:
         self.queue = queue
         self.on_queued = on_queued
         self.on_error = on_error
         self.on_key = on_key
         self.fd = fd
+        #: The terminal's output, where bracketed paste is turned on (standard error's by default).
+        self.out = out
         #: Whether the terminal's echo is off (the caller draws :attr:`typed`); False on a pipe.
         self.quiet = False
         self._editor = LineEditor()
@@ -205,7 +246,8 @@ class TerminalSteering:
         return self.typed.strip()
 
     def __enter__(self) -> TerminalSteering:
-        self._mode = quiet_keys(self.fd)
+        out = self.out if self.out is not None else _stderr_fd()
+        self._mode = quiet_keys(self.fd, paste_to=out if out >= 0 else None)
         self.quiet = self._mode.__enter__()
         self._thread = threading.Thread(target=self._read, name="chat-steering", daemon=True)
         self._thread.start()
@@ -265,3 +307,18 @@ class TerminalSteering:
             self.on_error(f"not queued: {e}")
         else:
             self.on_queued(text)
+
+
+def _stderr_fd() -> int:
+    """Standard error's descriptor, or -1 when it has none (a test's replaced stderr)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return -1
+
+
+def one_line(text: str) -> str:
+    """A message as one line to show: its first line and how many follow (``[+2 lines]``)."""
+    lines = text.strip().split("\n")
+    more = len(lines) - 1
+    return lines[0] + (f" [+{more} line{'s' if more > 1 else ''}]" if more else "")

@@ -74,9 +74,10 @@ _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 _ANY_FENCE = re.compile(r"^```[\w+.-]*[ \t]*\n(.*?)\n?```$", re.DOTALL)
 
 #: The first output limit of a call per role when ``llm.max_output_tokens`` is 0 (the default),
-#: capped by the model's own maximum: a plan, a step's answer (a whole module fits), a verdict.
+#: capped by the model's own maximum: a plan (a feature's plan with its edits written inline ran
+#: past 4,096 tokens on graded tasks), a step's answer (a whole module fits), a verdict.
 #: A cut answer is asked for again once with the model's maximum.
-ROLE_OUTPUT_TOKENS: dict[str, int] = {"planner": 4096, "executor": 8192, "reviewer": 2048}
+ROLE_OUTPUT_TOKENS: dict[str, int] = {"planner": 8192, "executor": 8192, "reviewer": 2048}
 #: The limits of a model whose planner style is "small" (the embedded model), per role: what each
 #: answer needs (a grammar-bounded plan of a few steps, a step's short text, a verdict), so that a
 #: reply that runs away stops in seconds on a CPU instead of generating to 1,024 tokens (a re-plan

@@ -7,7 +7,9 @@ The line editor is prompt_toolkit's: history (kept in ``<data_dir>/chat_history`
 Esc then Enter) for a new line within the message, Ctrl-C clears the line, Ctrl-D leaves. Ctrl-C
 during a turn stops that turn (recorded, resumable) and returns to the prompt. While a turn runs,
 what is typed shows under the status line and Enter steers the turn (:mod:`agentcli.cli.steer`);
-what the turn did not apply starts the next prompt.
+a paste is one message, newlines kept, there and at the prompt (prompt_toolkit's bracketed paste);
+what the turn did not apply starts the next prompt. A terminal left without echo and line mode (a
+chat killed during a turn) gets them back when the next chat starts.
 
 Slash commands: /help, /plan (the last turn's final plan), /cost (per turn and in all), /undo (undo
 the last turn and go back one turn), /fork TURN (continue in a new session branched after TURN).
@@ -50,8 +52,8 @@ COMMANDS = (
 )
 HELP = ("Type a task and press Enter: it runs as a turn of this session (plan, confirm, execute, review), "
         "knowing what the earlier turns did. While a turn runs, type a message and press Enter to steer "
-        "it at its next step boundary. Alt-Enter: a new line. Ctrl-C: clear the line (during a "
-        "turn: stop it). Ctrl-D: leave.\n" + "\n".join(f"  {c:<11} {d}" for c, d in COMMANDS))
+        "it at its next step boundary. Alt-Enter: a new line (a paste is one message). Ctrl-C: clear "
+        "the line (during a turn: stop it). Ctrl-D: leave.\n" + "\n".join(f"  {c:<11} {d}" for c, d in COMMANDS))
 
 
 def chat(
@@ -76,6 +78,10 @@ def chat(
     from agentcli.cli.commands.run import CHAT_META_KEY, CHAT_UNSENT_KEY
 
     ctx.meta[CHAT_META_KEY] = True  # an interrupted turn ends the turn, not the chat
+    from agentcli.cli.live import sane_keys
+
+    if sane_keys(0):  # a chat killed during a turn could not put its terminal back
+        print_warning("the terminal's echo was off (a chat killed in a turn?): back on now")
     state = state_of(ctx)
     settings = state.settings
     session: SessionRecord | None = None

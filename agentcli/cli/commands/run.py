@@ -278,7 +278,11 @@ def _stdin_steering() -> Any:
 
 
 def _queued_line(text: str) -> None:
-    say(lambda: err_console.print(f"[dim]queued for the next step boundary of this turn: {escape(text)}[/dim]",
+    from agentcli.cli.steer import one_line
+
+    # A pasted message of many lines: its first, and how many follow (it is recorded whole).
+    shown = escape(one_line(text))
+    say(lambda: err_console.print(f"[dim]queued for the next step boundary of this turn: {shown}[/dim]",
                                   highlight=False, soft_wrap=True))
 
 
