@@ -168,7 +168,7 @@ def test_line_editor_keys_and_slash_commands(workspace: Path, tmp_path: Path) ->
     child.sendline("/cost")
     child.expect_exact("turn 2: $")
     child.sendline("/undo")
-    child.expect_exact("undo these 1 turn?")
+    child.expect_exact("undo this turn? [y]es / [n]o (n):")  # one turn: not "these 1 turn"
     child.sendline("y")
     child.expect_exact("back to turn 1")
     child.expect_exact(PROMPT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,14 @@ def test_ctrl_c_during_a_model_call_stops_the_run_recorded_and_resume_plans_agai
     again.close()
     assert again.exitstatus == 0
     assert finished(ws)[1]["status"] == "COMPLETE"
+    # Stopped while planning and resumed, the run replays identical: the replay of its first part
+    # is interrupted where the run was, before any plan.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "OPENAI_"))}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    replayed = subprocess.run([sys.executable, "-m", "agentcli", "replay", run_id], cwd=ws, env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert replayed.stdout.startswith("identical")
 
 
 def test_a_second_ctrl_c_ends_the_process_at_once(ws: Path, httpserver: HTTPServer) -> None:

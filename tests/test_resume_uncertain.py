@@ -147,3 +147,12 @@ def test_the_user_decides_at_a_real_terminal(workspace: Path, answer: str, decis
     assert (made["data"]["decision"], made["data"]["decided_by"]) == (decision, "user")  # type: ignore[index]
     finished = [e for e in events if e["type"] == "run_finished"]
     assert (finished[-1]["data"]["status"] == "COMPLETE") == (code == 0)  # type: ignore[index]
+    if decision == "stop":  # said to the person who just answered at the terminal, not to a script
+        assert "stopped at step s1 (run_shell), which may already have run; resuming asks again" in screen
+        assert "at a terminal to decide" not in screen
+        assert f"resume with: agent run --resume {run_id}" in screen
+    if decision == "done":  # what the killed step did is the run's: reported, and undone by agent undo
+        import re
+
+        assert "changed: counter.txt" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+        assert f"agent undo {run_id}" in screen

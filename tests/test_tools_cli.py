@@ -91,7 +91,8 @@ def test_call_unknown_tool_and_tool_error(ws: Path) -> None:
     assert result.exit_code == 2
     assert json.loads(result.stdout)["error"]["suggestions"][0] == "read_file"
     result = invoke(ws, "call", "read_file", "--args", '{"path": "../../etc/passwd"}')
-    assert result.exit_code == 1 and "path_outside_workspace" in result.stderr
+    # A path outside the workspace is bad input, exit 2, as every command refuses one (README).
+    assert result.exit_code == 2 and "path_outside_workspace" in result.stderr
 
 
 def test_write_denied_without_tty(ws: Path) -> None:

@@ -11,7 +11,9 @@ turned into its documented exit code. Ctrl-C exits 130.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,7 +56,12 @@ class _RootGroup(typer.core.TyperGroup):
             if isinstance(arg, str) and _has_surrogate(arg):
                 print_error(f"argument {i} is not valid UTF-8 text: {arg.encode('utf-8', 'replace').decode()!r}")
                 raise typer.Exit(ExitCode.USAGE)
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as e:  # `agent --bogus`: one line too
+            if _is_click_error(e) and not _shows_help(e):
+                _usage_error(e)
+            raise
 
     def invoke(self, ctx: Any) -> Any:
         # Whatever a command prints (tool output, answers, errors, tables) passes the redactor.
@@ -78,6 +85,8 @@ class _RootGroup(typer.core.TyperGroup):
             raise
         except Exception as e:
             if _is_click_error(e):
+                if not _shows_help(e):
+                    _usage_error(e)  # an unknown option, a missing argument, a bad value: one line
                 raise
             # A bug: one line for the user, the traceback in a file for the report.
             where = _write_crash_report(e, _data_dir(ctx))
@@ -95,6 +104,32 @@ def _has_surrogate(text: str) -> bool:
 def _is_click_error(e: Exception) -> bool:
     # Usage errors are click's own exceptions; they render themselves with exit code 2.
     return any(c.__name__ in ("ClickException", "UsageError", "BadParameter") for c in type(e).__mro__)
+
+
+def _shows_help(e: Exception) -> bool:
+    # `agent runs` with no subcommand: click prints the group's help, which is what was asked for.
+    return type(e).__name__ == "NoArgsIsHelpError"
+
+
+def _usage_error(e: Exception) -> None:
+    """Click's usage error (usage, a hint and ``Error: ...`` on four lines) as one ``error: ...`` line
+    naming the command's help, exit 2."""
+    message = " ".join(str(getattr(e, "format_message", lambda: str(e))()).split()).rstrip(".")
+    message = re.sub(r"\. Did you mean ", "; did you mean ", message)
+    message = re.sub(r" \(Possible options?: ([^)]*)\)", r"; did you mean \1?", message)
+    message = re.sub(r": Input should ", ": input should ", message)
+    if message[:1].isupper() and message[1:2].islower():  # "No such option" -> "no such option"
+        message = message[0].lower() + message[1:]
+    ctx = getattr(e, "ctx", None)
+    command = getattr(ctx, "command_path", "") or "agent"
+    from agentcli.cli import live
+
+    if live.early_line:  # `agent run --yse`: the entry point's "starting…" line goes, as the status line's would
+        live.early_line = False
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write("\x1b[1A\r\x1b[2K")
+    print_error(f"{message} (see {command} --help)")
+    raise typer.Exit(int(getattr(e, "exit_code", ExitCode.USAGE))) from None
 
 
 def _data_dir(ctx: Any) -> Path | None:
@@ -206,18 +241,38 @@ def ask(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
 ) -> None:
     """Ask the configured model one question (no tools, no plan): checks the model end to end."""
+    from agentcli.cli.live import RunStatus, leave, run_interruptible
+
+    state: State = ctx.obj
+    # As `agent run` shows it: a status line while the model thinks (its answer streaming under
+    # it), off the screen however the command ends; Ctrl-C stops at once.
+    status = RunStatus(err_console, enabled=err_console.is_terminal and not quiet and not json_out
+                       and not state.log_json)
+    status.set_phase("asking")
+    status.start()
+    ctx.call_on_close(status.stop)
+    if not prompt.strip():
+        from agentcli.errors import UsageError
+
+        raise UsageError("the prompt is empty")
     from agentcli.engine.session import build_llm_client
     from agentcli.ids import new_run_id
 
-    state: State = ctx.obj
     settings = state.settings
     from agentcli.models.preflight import model_readiness
 
     client = build_llm_client(settings, new_run_id(), log_json=state.log_json, backend=state.backend)
+    status.watch_client(client)
     warning = model_readiness(client, settings.config.model_for("executor"))
     if warning and not quiet:
         print_warning(warning)
-    result = client.complete([{"role": "user", "content": prompt}], role="executor")
+    result, interrupted = run_interruptible(
+        lambda: client.acomplete([{"role": "user", "content": prompt}], role="executor"), status)
+    status.stop()
+    if result is None or interrupted:
+        print_error("interrupted")
+        leave(ExitCode.INTERRUPTED)  # a model call still in flight in a thread must not hold the exit
+        raise typer.Exit(ExitCode.INTERRUPTED)
     if json_out:
         typer.echo(result.model_dump_json(indent=2))
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,22 +127,33 @@ def check_secrets(settings: Settings, environ: Mapping[str, str] | None = None) 
 def run_checks(load: Callable[[], Settings], default_workspace: Path,
                environ: Mapping[str, str] | None = None) -> list[Check]:
     """All checks, in order. A broken config is reported and the rest run on defaults."""
-    checks: list[Check] = []
+    return list(iter_checks(load, default_workspace, environ))
+
+
+def iter_checks(load: Callable[[], Settings], default_workspace: Path,
+                environ: Mapping[str, str] | None = None) -> Iterator[Check]:
+    """:func:`run_checks` one at a time, each as it is done (a model that loads or a server that
+    is slow to answer is shown as what is being checked, not as a silent wait)."""
     try:
         settings = load()
         files = ", ".join(str(f) for f in settings.files) or "defaults only"
-        checks.append(Check("config", True, f"valid ({files})"))
+        yield Check("config", True, f"valid ({files})")
     except AgentError as e:
-        checks.append(Check("config", False, e.one_line()))
+        yield Check("config", False, e.one_line())
         settings = Settings(config=Config(), workspace=default_workspace.resolve())
-    checks.append(_timed("data dir", lambda: check_data_dir(settings)))
-    checks.append(_timed("sandbox", lambda: check_sandbox(settings)))
+    # A workspace that is not there is never made by a check (its data dir, its memory).
+    missing = None if settings.workspace.is_dir() else (
+        f"not checked: the workspace {settings.workspace} is not a directory")
+    if missing:
+        yield Check("data dir", False, missing)
+    else:
+        yield _timed("data dir", lambda: check_data_dir(settings))
+    yield _timed("sandbox", lambda: check_sandbox(settings))
     cfg = settings.config
     models = dict.fromkeys([cfg.model, cfg.model_for("planner"), cfg.model_for("executor"),
                             cfg.model_for("reviewer")])
     for model in models:
-        checks.append(check_model(cfg, model))
-    checks.append(check_secrets(settings, environ))
-    checks.append(_timed("tokenizer", check_tokenizer))
-    checks.append(_timed("memory", lambda: check_memory(settings)))
-    return checks
+        yield check_model(cfg, model)
+    yield check_secrets(settings, environ)
+    yield _timed("tokenizer", check_tokenizer)
+    yield Check("memory", False, missing) if missing else _timed("memory", lambda: check_memory(settings))

@@ -98,8 +98,9 @@ class RunStatus:
 
     # -- drawing
 
-    def line(self) -> Text:
-        """The status line as it is now (also what a test or a log can read)."""
+    def line(self, *, short: bool = False) -> Text:
+        """The status line as it is now (also what a test or a log can read); ``short``: the model
+        in flight without its provider (``gpt-4o-mini``), for a narrow terminal."""
         with self._lock:
             phase = self.phase
             if self._running and phase == "running":
@@ -117,7 +118,8 @@ class RunStatus:
                              f"{time.monotonic() - stream.since:.1f}s, {stream.pieces:,} tokens")
             elif self._call is not None:
                 model, since = self._call
-                parts.append(f"waiting for {model} {time.monotonic() - since:.1f}s")
+                parts.append(f"waiting for {model.rsplit('/', 1)[-1] if short else model} "
+                             f"{time.monotonic() - since:.1f}s")
         text = Text(phase, style="bold")
         text.append(" · " + " · ".join(parts))
         return text
@@ -193,8 +195,12 @@ class RunStatus:
 
     def _status_line(self) -> Text:
         frames = self._frames
-        text = Text(frames[int((time.monotonic() - self.started) * 12.5) % len(frames)] + " ", style="cyan")
-        text.append_text(self.line())
+        spinner = frames[int((time.monotonic() - self.started) * 12.5) % len(frames)] + " "
+        text = Text(spinner, style="cyan")
+        line = self.line()
+        if len(spinner) + len(line) >= self.console.width:  # the call's timer would be cut: the model's short name
+            line = self.line(short=True)
+        text.append_text(line)
         if len(text) + len(_HINT) < self.console.width:  # the hint only where it fits whole
             text.append(_HINT, style="dim")
         # One line, never wrapped (a wrapped line is not erased whole), short of the last column.

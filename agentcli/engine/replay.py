@@ -652,7 +652,7 @@ class _Served:
             for call in rec.unplanned_calls:
                 self.clients[-1].account_recorded(call)
             raise AgentError(rec.finish.answer)
-        _, recorded = self.part.take(self.plans, "a new plan")
+        _, recorded = await self.part.serve(self.plans, "a new plan")  # or stopped there, as the run was
         for call in recorded.planner_calls:  # the planner's recorded calls count as they did in the original run
             self.clients[-1].account_recorded(call)
         if ctx is None:

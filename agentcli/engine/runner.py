@@ -625,6 +625,9 @@ class _Run:
             self.events.emit(ResumeDecided(
                 decision=decision, decided_by=by, tool=u.tool, args=u.args, attempt=u.attempt,
                 reason="the tool was started but its result was never recorded"), step_id=u.step_id, durable=True)
+            if decision == "stop" and by == "user":  # asked at a terminal: the answer was stop
+                raise ApprovalDenied(f"stopped at step {u.step_id} ({u.tool}), which may already have run; "
+                                     "resuming asks again")
             if decision == "stop":
                 raise ApprovalDenied(
                     f"step {u.describe()} may already have run: it was started before the run stopped and "

@@ -834,8 +834,9 @@ class Memory:
             raise MemoryUnavailable(f"memory at {self.uri} failed ({type(e).__name__}: "
                                     f"{' '.join(str(e).split())[:200]})") from None
         where = "object storage" if not self.store.is_local else "local directory"
-        return (f"{self.uri} ({where}) opens: {counts.get(EPISODES, 0)} episode(s), "
-                f"{counts.get(CHUNKS, 0)} chunk(s)")
+        episodes, chunks = counts.get(EPISODES, 0), counts.get(CHUNKS, 0)
+        return (f"{self.uri} ({where}) opens: {episodes} episode{'' if episodes == 1 else 's'}, "
+                f"{chunks} chunk{'' if chunks == 1 else 's'}")
 
     def optimize(self) -> None:
         """Compact every table now and drop versions older than the cleanup age."""

@@ -640,8 +640,15 @@ class Checkpointer:
         cps = run_checkpoints(rec)
         first, last = cps.first, cps.last
         capped = cps.capped is not None
-        return cls(repo, events, rec.run_id, last=last, first=first,
+        made = cls(repo, events, rec.run_id, last=last, first=first,
                    changed=first is not None and first != last and not capped, on_warning=on_warning, capped=capped)
+        taken = [e for e in cps.events if e.get("commit")]
+        if taken and taken[-1].get("phase") == "before":
+            # Killed after a step's "before" and before its "after": what that step did is the
+            # run's too (its report, `agent runs diff`, `agent undo`), checkpointed now.
+            step = taken[-1].get("step_id")
+            made.take(str(step) if step else None, "after")
+        return made
 
     def undo_hint(self) -> str | None:
         """How to undo this run, when it changed the workspace."""

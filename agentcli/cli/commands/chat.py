@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -46,7 +47,7 @@ COMMANDS = (
     ("/plan", "show the last turn's final plan"),
     ("/cost", "what each turn cost, and the session in all"),
     ("/undo", "undo the last turn's changes and go back one turn"),
-    ("/fork TURN", "go on in a new session branched after TURN (this one stays as it is)"),
+    ("/fork TURN", "go on in a new session branched after TURN (this one stays)"),
     ("/help", "this list"),
 )
 HELP = ("Type a task and press Enter: it runs as a turn of this session (plan, confirm, execute, review), "
@@ -58,7 +59,7 @@ HELP = ("Type a task and press Enter: it runs as a turn of this session (plan, c
 def chat(
     ctx: typer.Context,
     session_id: Annotated[str | None, typer.Argument(
-        metavar="[SESSION]", help="With --resume or --fork: the session (an id, a prefix, or `last`, the "
+        metavar="SESSION", help="With --resume or --fork: the session (an id, a prefix, or `last`, the "
         "default).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Reopen a session (`agent chat --resume [SESSION|last]`); a turn it left unfinished "
@@ -102,6 +103,8 @@ def chat(
                          else "a new session")
                       + " · /help · Ctrl-D leaves", highlight=False)
     prompt = _line_editor(settings)
+    threads = set(threading.enumerate())  # what ran before any turn: never a turn's to leave behind
+    stopped = False  # a turn was stopped by Ctrl-C
     while True:
         # What was typed during the last turn and not applied starts the line: sent with Enter,
         # edited, or cleared with Ctrl-C.
@@ -120,11 +123,17 @@ def chat(
             continue
         if session is None:
             session = start_session(settings.data_dir, settings.workspace)
-        _turn(ctx, session.session_id, text, yes=yes)
+        stopped = _turn(ctx, session.session_id, text, yes=yes) == ExitCode.INTERRUPTED or stopped
         session = SessionRecord(session.path)
     if session is not None:
         err_console.print(f"session {session.session_id}: resume with agent chat --resume {session.session_id}",
                           highlight=False)
+    if stopped and any(t not in threads and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        from agentcli.cli.live import leave
+
+        # A turn stopped by Ctrl-C left its model call in flight in a worker thread: Ctrl-D leaves
+        # now, not when that request ends (minutes later, or never for a hung server).
+        leave(int(ExitCode.OK))
 
 
 def _has_terminal() -> bool:

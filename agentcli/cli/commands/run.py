@@ -216,7 +216,7 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False, verify_command: str 
                  str(s["input_tokens"] + s["output_tokens"]), short_cost(s["estimated_cost_usd"]),
                  short_cost(s["cost_usd"]), f"{s['duration_s']:.2f}s"] for s in out.steps]
         console.print(quick_fitted_table(cols, rows, console.width, title=f"run {out.run_id}"))
-    if out.answer:
+    if out.answer and out.reason != "error":  # an error's message is the error line, on stderr, said once
         console.print(escape(out.answer), soft_wrap=True, highlight=False)
     if quiet:
         return
@@ -235,6 +235,27 @@ def render_outcome(out: RunOutcome, *, quiet: bool = False, verify_command: str 
         f"[bold]{out.status}[/bold] ({escape(out.reason)}) · {counted(t['calls'], 'LLM call')} · "
         f"{t['input_tokens']}+{t['output_tokens']} tokens · {cost} · {out.duration_s:.1f}s",
         highlight=False, soft_wrap=True)
+
+
+#: The flag that raises each budget a run can stop on (``budget_exceeded:WHICH``).
+_BUDGET_FLAGS = {"steps": "--max-steps N", "cost": "--max-cost USD", "tokens": "--max-tokens N",
+                 "seconds": "--max-seconds S"}
+
+
+def resume_hint(out: RunOutcome) -> str | None:
+    """How to go on with a run that stopped short of its end and can be resumed: stopped on a budget
+    (with the flag that raises it), or at a question (aborted, declined). An interrupted run's answer
+    says it already; a failed one is not resumed by asking again."""
+    command = f"agent run --resume {out.run_id}"
+    if out.reason.startswith("budget_exceeded:"):
+        which = out.reason.split(":", 1)[1]
+        if which == "replans":
+            return f"resume with more re-plans: AGENT_BUDGET__MAX_REPLANS=N {command}"
+        flag = _BUDGET_FLAGS.get(which)
+        return f"resume with a larger budget: {command} {flag}" if flag else f"resume with: {command}"
+    if out.reason in ("aborted", "denied"):
+        return f"resume with: {command}"
+    return None
 
 
 def _stdin_steering() -> Any:
@@ -533,10 +554,14 @@ def run(
     else:
         render_outcome(outcome, quiet=quiet, verify_command=verify_cmd)
         if outcome.undo and not quiet:
-            err_console.print(f"[dim]changed the workspace; undo with: {escape(outcome.undo)}  "
-                              f"(see what changed: agent runs diff {run_id})[/dim]", highlight=False)
+            # Two lines: each fits 80 columns whole (one wrapped mid-phrase there).
+            err_console.print(f"[dim]changed the workspace; undo with: {escape(outcome.undo)}\n"
+                              f"see what changed: agent runs diff {run_id}[/dim]", highlight=False)
         elif checkpoint_error:
             print_warning(f"no checkpoint of this run, so no undo: {checkpoint_error[0]}")
+        hint = resume_hint(outcome)
+        if hint and not quiet:
+            err_console.print(f"[dim]{escape(hint)}[/dim]", highlight=False, soft_wrap=True)
     if outcome.exit_code != ExitCode.OK and output == "text":
         # On one terminal the answer is on the screen just above: the error line does not repeat it.
         shown = bool(outcome.answer) and not quiet and console.is_terminal and err_console.is_terminal

@@ -254,9 +254,12 @@ def render_stats(r: RunStats) -> None:
             f"{g.unpriced_calls} ({g.unpriced_input_tokens}+{g.unpriced_output_tokens} tok)")
         rows.append(["total" if g is r.totals else g.key, str(g.runs), str(g.calls), str(g.failed_calls),
                      str(g.input_tokens), str(g.output_tokens), _cost(g.cost_usd), unpriced])
-    cols = [Col(r.by, flex=True), *(Col(n, justify="right") for n in ("runs", "calls", "failed", "input tok",
-                                                                      "output tok", "cost")),
-            Col("unpriced", justify="right", flex=True)]
+    # The key (a model's name) is what a row is about: where the row cannot hold it whole, the
+    # unpriced calls go to a line of their own under it, or, when there are none, are left out.
+    none_unpriced = all(row[-1] == "-" for row in rows)
+    cols = [Col(r.by, flex=True), *(Col(n, justify="right") for n in (
+                "runs", "calls", "failed", "in tok", "out tok", "cost")),
+            Col("unpriced", justify="right", optional=none_unpriced, detail=not none_unpriced)]
     table = fitted_table(cols, rows, console.width, title=f"usage by {r.by} ({window})")
     from rich.table import Table
 

@@ -1,10 +1,11 @@
 """`agent tools list | show | call`: inspect the tool registry and run one tool by hand.
 
 Exit codes of ``agent tools call``: 0 success; 1 the tool failed (``tool_error``,
-``timeout``, ``path_outside_workspace``); 2 bad input (``--args`` not a JSON object,
-``invalid_args``, ``tool_not_found``); 4 approval denied (a write/exec/network tool
-without ``--yes`` and without a terminal to ask on, a "no" at the prompt, or an
-``approval.<risk> = "deny"`` policy, which ``--yes`` does not override).
+``timeout``); 2 bad input (``--args`` not a JSON object, ``invalid_args``,
+``tool_not_found``, ``path_outside_workspace``: a path you gave, refused as every command
+refuses one); 4 approval denied (a write/exec/network tool without ``--yes`` and without a
+terminal to ask on, a "no" at the prompt, or an ``approval.<risk> = "deny"`` policy, which
+``--yes`` does not override).
 
 Only light modules are imported here; the MCP SDK loads only if servers are configured.
 """
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # pydantic-based modules load when a command runs, not for `a
 app = typer.Typer(help="List, inspect and run the agent's tools.", no_args_is_help=True)
 
 T = TypeVar("T")
-_USAGE_ERRORS = {"invalid_args", "tool_not_found"}
+_USAGE_ERRORS = {"invalid_args", "tool_not_found", "path_outside_workspace"}
 
 
 def _settings(ctx: typer.Context) -> Settings:

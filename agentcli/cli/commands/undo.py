@@ -213,7 +213,8 @@ def roll_back(settings: Settings, session_id: str, to_turn: int, *, force: bool,
 
         for t in later:
             err_console.print(f"  turn {t.turn} ({t.run_id}): {escape(t.task[:80])}", highlight=False)
-        if ask(f"undo these {counted(len(later), 'turn')}?", [("y", "[y]es"), ("n", "[n]o")], default="n") != "y":
+        what = "this turn" if len(later) == 1 else f"these {counted(len(later), 'turn')}"
+        if ask(f"undo {what}?", [("y", "[y]es"), ("n", "[n]o")], default="n") != "y":
             raise ApprovalDenied(f"rollback of {sess.session_id} was not confirmed")
     repo = _repo(settings)
     undone: list[str] = []
