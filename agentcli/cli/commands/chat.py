@@ -299,10 +299,10 @@ def _command_in_turn(settings: Settings, path: Path, text: str) -> bool:
             elif name == "/cost":
                 _show_cost(settings, SessionRecord(path), err_console)
             elif name in AFTER_TURN:
-                print_warning(f"{name} waits for the turn to end: it stays on the line and starts the next prompt")
+                # One line at 80 columns: the line itself shows it stays.
+                print_warning(f"{name} waits for the turn's end: kept on the line for the next prompt")
             else:
-                print_warning(f"unknown command {name}: /help lists them (//text sends a message starting "
-                              "with /); it stays on the line")
+                print_warning(f"unknown command {name[:12]}: kept on the line (//text: a message)")
         except AgentError as e:
             print_error(e.one_line())
 
