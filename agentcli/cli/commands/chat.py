@@ -294,6 +294,8 @@ def _command_in_turn(settings: Settings, path: Path, text: str) -> bool:
         try:
             if name == "/help":
                 err_console.print(HELP, highlight=False, markup=False)
+            elif name in IN_TURN and not SessionRecord(path).chain():  # the turn is not recorded yet
+                err_console.print("no turn yet: the turn is starting", highlight=False)
             elif name == "/plan":
                 _show_plan(settings, SessionRecord(path), err_console)
             elif name == "/cost":
