@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from agentcli.config import Settings, TelemetryConfig
     from agentcli.engine.replay import ReplayResult
     from agentcli.record.reader import RunRecord
+    from agentcli.record.runs import RunSummary
     from agentcli.record.stats import RunStats, StepCost
 
 app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
@@ -31,6 +32,15 @@ def _cost(value: float | None) -> str:
 
 def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def status_text(r: RunSummary) -> str:
+    """A run's status with why it ended, short enough for a table cell at 80 columns."""
+    if r.status == "COMPLETE":
+        return r.status
+    if r.status == "INTERRUPTED":
+        return "INTERRUPTED (killed?)"  # no end recorded: killed, or still going
+    return f"{r.status} ({r.reason})"
 
 
 #: What `agent runs list` says when there is none (instead of an empty table).
@@ -59,8 +69,7 @@ def list_cmd(
     rows = []
     for r in runs:
         cost = short_cost(r.cost_usd) + (f" +{r.unpriced_calls}?" if r.unpriced_calls else "")
-        rows.append([r.run_id, short_time(r.started), r.task,
-                     r.status if r.status == "COMPLETE" else f"{r.status} ({r.reason})",
+        rows.append([r.run_id, short_time(r.started), r.task, status_text(r),
                      f"{r.steps_ok}/{r.steps}", cost, "-" if r.duration_s is None else f"{r.duration_s:.1f}s"])
     # The id (what later commands take) and the whole status stay; the times go first, then the
     # task moves under its row (whole): nothing a decision depends on is cut.
@@ -69,6 +78,11 @@ def list_cmd(
             Col("time", justify="right", optional=True)]
     table = fitted_table(cols, rows, console.width)
     console.print(table)
+    cut = [r for r in runs if r.cut_short]
+    if cut:
+        # The newest run cut short is the one most likely to be resumed; the others take the same command.
+        console.print(f"{counted(len(cut), 'run')} cut short: resume with {cut[0].resume_command}",
+                      highlight=False)
     for r in runs:
         for w in r.warnings:
             print_warning(w)
@@ -219,6 +233,9 @@ def show(
     cache = cache_summary(run_usage(rec))
     if cache:
         console.print(cache, highlight=False)
+    if s.resume_command:
+        console.print(f"cut short after {s.steps_ok} of {counted(s.steps, 'step')}; resume with: "
+                      f"{s.resume_command}", highlight=False)
 
 
 @app.command("stats", short_help="Calls, tokens and cost over recorded runs.")
