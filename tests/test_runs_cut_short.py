@@ -82,7 +82,8 @@ def test_killed_run_listed_with_its_plan_and_resume(workspace: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     flat = " ".join(shown.stdout.split())
     assert "INTERRUPTED (no end recorded: killed, or still going) · steps 1/3 ok" in flat, shown.stdout
-    assert f"cut short after 1 of 3 steps; resume with: agent run --resume {run_id}" in flat
+    assert f"cut short: resume with agent run --resume {run_id}" in shown.stdout.splitlines()
+    assert "s2 run_shell  cut short" in shown.stdout  # not "running": nothing runs it any more
     assert max(len(line) for line in shown.stdout.splitlines()) <= 80, shown.stdout
 
 

@@ -178,8 +178,9 @@ def _signed(value: float | None) -> str:
     return "-" if value is None else ("+" if value >= 0 else "-") + _cost(abs(value))
 
 
-def render_step_costs(costs: list[StepCost]) -> None:
-    """Per step: estimated vs actual cost (the actual is what its LLM calls cost, retries included)."""
+def render_step_costs(costs: list[StepCost], *, ended: bool = True) -> None:
+    """Per step: estimated vs actual cost (the actual is what its LLM calls cost, retries included).
+    In a run with no end recorded (killed) a step still ``running`` is shown as ``cut short``."""
     if not costs:
         return
     from agentcli.cli.tables import Col, fitted_table
@@ -190,7 +191,8 @@ def render_step_costs(costs: list[StepCost]) -> None:
         what = c.tool or ("investigate" if c.kind == "investigate" else "llm")
         label = c.step_id if overhead else f"{c.step_id} {what}"
         est = "-" if overhead else _cost(c.estimated_cost_usd)
-        rows.append([label, c.status, str(c.calls), est, _cost(c.cost_usd), _signed(c.error_usd)])
+        status = "cut short" if c.status == "running" and not ended else c.status
+        rows.append([label, status, str(c.calls), est, _cost(c.cost_usd), _signed(c.error_usd)])
     cols = [Col("step", flex=True), Col("status"), *(Col(n, justify="right") for n in
                                                      ("calls", "estimated", "actual", "actual - est."))]
     console.print(fitted_table(cols, rows, console.width, title="cost per step"))
@@ -222,20 +224,34 @@ def show(
         render_plan(plan, console)
     render_user_words(rec)
     render_timeline(rec)
-    render_step_costs(costs)
+    render_step_costs(costs, ended=rec.finish is not None)
     s = summary
-    console.print(f"[bold]{s.status}[/bold] ({escape(s.reason)}) · steps {s.steps_ok}/{s.steps} ok · "
-                  f"{counted(s.calls, 'LLM call')} · {s.input_tokens}+{s.output_tokens} tokens · {_cost(s.cost_usd)}"
-                  + (f" (+{s.unpriced_calls} unpriced)" if s.unpriced_calls else "")
-                  + ("" if s.duration_s is None else f" · {s.duration_s:.1f}s"), highlight=False)
+    items = [f"{s.status} ({s.reason})", f"steps {s.steps_ok}/{s.steps} ok", counted(s.calls, "LLM call"),
+             f"{s.input_tokens}+{s.output_tokens} tokens",
+             _cost(s.cost_usd) + (f" (+{s.unpriced_calls} unpriced)" if s.unpriced_calls else "")]
+    if s.duration_s is not None:
+        items.append(f"{s.duration_s:.1f}s")
+    for i, line in enumerate(joined(items, console.width)):
+        console.print(f"[bold]{escape(line)}[/bold]" if i == 0 else escape(line), highlight=False, soft_wrap=True)
     from agentcli.record.stats import cache_summary, run_usage
 
     cache = cache_summary(run_usage(rec))
     if cache:
         console.print(cache, highlight=False)
     if s.resume_command:
-        console.print(f"cut short after {s.steps_ok} of {counted(s.steps, 'step')}; resume with: "
-                      f"{s.resume_command}", highlight=False)
+        console.print(f"cut short: resume with {s.resume_command}", highlight=False, soft_wrap=True)
+
+
+def joined(items: list[str], width: int, sep: str = " · ") -> list[str]:
+    """``items`` joined by ``sep`` in lines of at most ``width``, broken only between items (an
+    item longer than a line has one of its own)."""
+    lines: list[str] = []
+    for item in items:
+        if lines and len(lines[-1]) + len(sep) + len(item) <= width:
+            lines[-1] += sep + item
+        else:
+            lines.append(item)
+    return lines
 
 
 @app.command("stats", short_help="Calls, tokens and cost over recorded runs.")
