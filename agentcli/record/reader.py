@@ -254,7 +254,7 @@ class RunRecord:
     @property
     def reason(self) -> str:
         f = self.finish
-        return "no run_finished event" if f is None else f.reason
+        return "no end recorded: killed, or still going" if f is None else f.reason
 
     def recorded_config(self, data: dict[str, Any] | object | None = ...) -> Any:
         """The config the run ran with (:class:`~agentcli.config.Config`), or the one ``data`` holds

@@ -18,7 +18,7 @@ from agentcli.record.reader import LATEST_RUN, RunRecord, find_run, run_paths
 
 #: ``find_run`` (from the reader, which opens runs by it) is the one resolver of a run id: a full
 #: id, a unique prefix of one, or ``last``.
-__all__ = ["LATEST_RUN", "RunSummary", "find_run", "iso", "list_runs", "runs_root", "summarize"]
+__all__ = ["LATEST_RUN", "RunSummary", "changed_files", "find_run", "iso", "list_runs", "runs_root", "summarize"]
 
 
 def runs_root(data_dir: Path) -> Path:
@@ -32,9 +32,11 @@ class RunSummary:
     run_id: str
     started: float | None
     task: str
-    status: str  # COMPLETE | FAILED | RUNNING/INTERRUPTED (no run_finished event)
+    status: str  # COMPLETE | FAILED | INTERRUPTED (no run_finished event: killed, or still going)
     reason: str
+    #: The steps of the plan the run executed last (the steps recorded as finished when it has no plan).
     steps: int
+    #: Its steps that finished ``ok``.
     steps_ok: int
     cost_usd: float
     unpriced_calls: int
@@ -44,6 +46,19 @@ class RunSummary:
     duration_s: float | None
     parent: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: Whether undo has something to restore: the run's checkpoints differ from first to last (a
+    #: run cut short counts: its last step's changes were never checkpointed), and it is not undone.
+    changed_files: bool = False
+
+    @property
+    def cut_short(self) -> bool:
+        """Stopped before its end: killed (no end recorded) or interrupted (Ctrl-C)."""
+        return self.status == "INTERRUPTED" or self.reason == "interrupted"
+
+    @property
+    def resume_command(self) -> str | None:
+        """How to go on with a run cut short (``agent run --resume`` takes it from its last step)."""
+        return f"agent run --resume {self.run_id}" if self.cut_short else None
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -58,6 +73,8 @@ def iso(ts: float | None) -> str | None:
 def summarize(rec: RunRecord) -> RunSummary:
     """A summary from the record: costs and tokens are summed from the llm_call events."""
     steps = rec.steps
+    plan = rec.last_plan
+    planned = len(plan.steps) if plan is not None else 0
     last_time = rec.last_time
     started = rec.first(RunStarted)
     return RunSummary(
@@ -66,7 +83,7 @@ def summarize(rec: RunRecord) -> RunSummary:
         task=rec.task,
         status=rec.status,
         reason=rec.reason,
-        steps=len(steps),
+        steps=max(planned, len(steps)),
         steps_ok=sum(1 for s in steps.values() if s.status == "ok"),
         cost_usd=round(rec.cost_usd, 8),
         unpriced_calls=rec.unpriced_calls,
@@ -76,7 +93,20 @@ def summarize(rec: RunRecord) -> RunSummary:
         duration_s=None if started is None or last_time is None else round(last_time - started.time, 3),
         parent=rec.parent or None,
         warnings=rec.warnings,
+        changed_files=changed_files(rec),
     )
+
+
+def changed_files(rec: RunRecord) -> bool:
+    """Whether `agent undo` of the run has anything to restore (see :attr:`RunSummary.changed_files`)."""
+    from agentcli.record.checkpoints import run_checkpoints
+
+    cps = run_checkpoints(rec)
+    if cps.first is None or cps.capped is not None:
+        return False
+    if cps.undos and cps.undos[-1].get("kind") == "undo":
+        return False
+    return cps.first != cps.last or not cps.finished
 
 
 def list_runs(data_dir: Path, limit: int | None = None) -> list[RunSummary]:

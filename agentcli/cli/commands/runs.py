@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from agentcli.config import Settings, TelemetryConfig
     from agentcli.engine.replay import ReplayResult
     from agentcli.record.reader import RunRecord
+    from agentcli.record.runs import RunSummary
     from agentcli.record.stats import RunStats, StepCost
 
 app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
@@ -31,6 +32,15 @@ def _cost(value: float | None) -> str:
 
 def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def status_text(r: RunSummary) -> str:
+    """A run's status with why it ended, short enough for a table cell at 80 columns."""
+    if r.status == "COMPLETE":
+        return r.status
+    if r.status == "INTERRUPTED":
+        return "INTERRUPTED (killed?)"  # no end recorded: killed, or still going
+    return f"{r.status} ({r.reason})"
 
 
 #: What `agent runs list` says when there is none (instead of an empty table).
@@ -59,8 +69,7 @@ def list_cmd(
     rows = []
     for r in runs:
         cost = short_cost(r.cost_usd) + (f" +{r.unpriced_calls}?" if r.unpriced_calls else "")
-        rows.append([r.run_id, short_time(r.started), r.task,
-                     r.status if r.status == "COMPLETE" else f"{r.status} ({r.reason})",
+        rows.append([r.run_id, short_time(r.started), r.task, status_text(r),
                      f"{r.steps_ok}/{r.steps}", cost, "-" if r.duration_s is None else f"{r.duration_s:.1f}s"])
     # The id (what later commands take) and the whole status stay; the times go first, then the
     # task moves under its row (whole): nothing a decision depends on is cut.
@@ -69,6 +78,11 @@ def list_cmd(
             Col("time", justify="right", optional=True)]
     table = fitted_table(cols, rows, console.width)
     console.print(table)
+    cut = [r for r in runs if r.cut_short]
+    if cut:
+        # The newest run cut short is the one most likely to be resumed; the others take the same command.
+        console.print(f"{counted(len(cut), 'run')} cut short: resume with {cut[0].resume_command}",
+                      highlight=False)
     for r in runs:
         for w in r.warnings:
             print_warning(w)
@@ -164,8 +178,9 @@ def _signed(value: float | None) -> str:
     return "-" if value is None else ("+" if value >= 0 else "-") + _cost(abs(value))
 
 
-def render_step_costs(costs: list[StepCost]) -> None:
-    """Per step: estimated vs actual cost (the actual is what its LLM calls cost, retries included)."""
+def render_step_costs(costs: list[StepCost], *, ended: bool = True) -> None:
+    """Per step: estimated vs actual cost (the actual is what its LLM calls cost, retries included).
+    In a run with no end recorded (killed) a step still ``running`` is shown as ``cut short``."""
     if not costs:
         return
     from agentcli.cli.tables import Col, fitted_table
@@ -176,7 +191,8 @@ def render_step_costs(costs: list[StepCost]) -> None:
         what = c.tool or ("investigate" if c.kind == "investigate" else "llm")
         label = c.step_id if overhead else f"{c.step_id} {what}"
         est = "-" if overhead else _cost(c.estimated_cost_usd)
-        rows.append([label, c.status, str(c.calls), est, _cost(c.cost_usd), _signed(c.error_usd)])
+        status = "cut short" if c.status == "running" and not ended else c.status
+        rows.append([label, status, str(c.calls), est, _cost(c.cost_usd), _signed(c.error_usd)])
     cols = [Col("step", flex=True), Col("status"), *(Col(n, justify="right") for n in
                                                      ("calls", "estimated", "actual", "actual - est."))]
     console.print(fitted_table(cols, rows, console.width, title="cost per step"))
@@ -208,17 +224,34 @@ def show(
         render_plan(plan, console)
     render_user_words(rec)
     render_timeline(rec)
-    render_step_costs(costs)
+    render_step_costs(costs, ended=rec.finish is not None)
     s = summary
-    console.print(f"[bold]{s.status}[/bold] ({escape(s.reason)}) · steps {s.steps_ok}/{s.steps} ok · "
-                  f"{counted(s.calls, 'LLM call')} · {s.input_tokens}+{s.output_tokens} tokens · {_cost(s.cost_usd)}"
-                  + (f" (+{s.unpriced_calls} unpriced)" if s.unpriced_calls else "")
-                  + ("" if s.duration_s is None else f" · {s.duration_s:.1f}s"), highlight=False)
+    items = [f"{s.status} ({s.reason})", f"steps {s.steps_ok}/{s.steps} ok", counted(s.calls, "LLM call"),
+             f"{s.input_tokens}+{s.output_tokens} tokens",
+             _cost(s.cost_usd) + (f" (+{s.unpriced_calls} unpriced)" if s.unpriced_calls else "")]
+    if s.duration_s is not None:
+        items.append(f"{s.duration_s:.1f}s")
+    for i, line in enumerate(joined(items, console.width)):
+        console.print(f"[bold]{escape(line)}[/bold]" if i == 0 else escape(line), highlight=False, soft_wrap=True)
     from agentcli.record.stats import cache_summary, run_usage
 
     cache = cache_summary(run_usage(rec))
     if cache:
         console.print(cache, highlight=False)
+    if s.resume_command:
+        console.print(f"cut short: resume with {s.resume_command}", highlight=False, soft_wrap=True)
+
+
+def joined(items: list[str], width: int, sep: str = " · ") -> list[str]:
+    """``items`` joined by ``sep`` in lines of at most ``width``, broken only between items (an
+    item longer than a line has one of its own)."""
+    lines: list[str] = []
+    for item in items:
+        if lines and len(lines[-1]) + len(sep) + len(item) <= width:
+            lines[-1] += sep + item
+        else:
+            lines.append(item)
+    return lines
 
 
 @app.command("stats", short_help="Calls, tokens and cost over recorded runs.")

@@ -86,20 +86,29 @@ def _render(res: UndoResult, *, verb: str) -> None:
 
 
 def _choose_run(settings: Settings) -> str:
-    """``agent undo`` without an id: the user picks one of the latest runs at a terminal; without
-    one nothing is guessed (a usage error, exit 2)."""
+    """``agent undo`` without an id: the user picks one of the latest runs that changed files, at
+    a terminal; without one nothing is guessed (a usage error, exit 2)."""
+    from agentcli.cli.commands.runs import status_text
     from agentcli.errors import UsageError
     from agentcli.record.runs import list_runs
 
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise UsageError("give the run to undo: agent undo RUN_ID (or `agent undo last` for the latest run)")
-    runs = list_runs(settings.data_dir, 5)
-    if not runs:
+    recent = list_runs(settings.data_dir, _LOOK_BACK)
+    if not recent:
         raise UsageError(f"no runs yet in {settings.data_dir / 'runs'}")
+    runs = [r for r in recent if r.changed_files][:_OFFERED]
+    if not runs:
+        raise UsageError(f"nothing to undo: none of the last {counted(len(recent), 'run')} changed files "
+                         "(or they are undone already)")
+    width = err_console.width
     for i, r in enumerate(runs, start=1):
-        status = r.status if r.status == "COMPLETE" else f"{r.status} ({r.reason})"
-        task = " ".join(r.task.split())[:60]
-        err_console.print(f"  [{i}] {r.run_id}  {status}  {task}", highlight=False, markup=False)
+        head = f"  [{i}] {r.run_id}  {status_text(r)}  "
+        task = " ".join(r.task.split())
+        room = max(width - len(head) - 1, 10)  # one column spare: a full line wraps on some terminals
+        if len(task) > room:
+            task = task[:room - 1] + "…"
+        err_console.print(head + task, highlight=False, markup=False, no_wrap=True, overflow="ellipsis")
     from agentcli.cli.prompts import ask
 
     answer = ask("undo which run?", [(str(i), f"[{i}]") for i in range(1, len(runs) + 1)] + [("n", "[n]one")],
@@ -107,6 +116,10 @@ def _choose_run(settings: Settings) -> str:
     if answer == "n":
         raise ApprovalDenied("undo: no run chosen")
     return runs[int(answer) - 1].run_id
+
+
+#: ``agent undo`` without an id offers at most this many runs, of the latest this many.
+_OFFERED, _LOOK_BACK = 5, 50
 
 
 def undo(
