@@ -6,6 +6,8 @@
   no question is open) is edited key by key (:class:`LineEditor`) with the terminal's echo off
   (:func:`agentcli.cli.live.quiet_keys`), drawn under the status line, and each message ended by Enter is queued
   as a steering message; a paste is one message, its newlines kept (bracketed paste, see :class:`LineEditor`).
+  A line that starts with ``/`` is a chat command, not a message (``on_command``); ``//`` sends a
+  message that starts with one ``/``.
 - :func:`parse_steer_line` and :func:`read_steering`: with ``agent run --output jsonl``, each
   line on stdin is a JSON object; ``{"type": "steer", "text": "..."}`` queues a message that steers
   the running plan at its next step boundary. A line that is not one is refused with one line on
@@ -135,7 +137,13 @@ class LineEditor:
     one read where a person's keys come one at a time: so within one :meth:`feed` an Enter followed
     by more text is a new line of the message, not its end (a paste that ends with a line end is
     then sent whole, as one message; one longer than a read, 4,096 bytes, may be cut where a read
-    ends on a line end: never more than one message per read)."""
+    ends on a line end: never more than one message per read).
+
+    A paste's start mark without its end mark (a broken terminal, a paste cut short) would make
+    every later Enter a new line of the paste, never its end, until the turn ends: the reader ends
+    a paste in progress when the burst of reads that carried it is over (:meth:`end_paste`: no more
+    bytes waiting, :data:`PASTE_GAP` after a read). A terminal writes a paste at once, so a whole
+    paste arrives in one burst; what is pasted stays on the line, and Enter then sends it."""
 
     #: The marks of a bracketed paste's start and end.
     PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
@@ -192,6 +200,15 @@ class LineEditor:
                 self.text += ch
         return lines
 
+    @property
+    def pasting(self) -> bool:
+        """Whether a paste's start mark was read and not its end mark."""
+        return self._pasting
+
+    def end_paste(self) -> None:
+        """The paste in progress is over (its end mark never came): the keys after it are keys."""
+        self._pasting = self._cr = False
+
     def _pasted(self, ch: str) -> None:
         """A character of a paste: kept as it is, but line ends as ``\\n`` and no control characters."""
         cr, self._cr = self._cr, ch == "\r"
@@ -216,11 +233,18 @@ class TerminalSteering:
     never lands inside the status line. Keys are read only while no question is open
     (:mod:`agentcli.cli.prompts` holds its lock while it opens one), so an answer to a prompt is never
     taken for a message; a line half typed when a question opens is kept, and shown again after.
-    On leaving, the terminal's mode is put back; :meth:`unsent` is the line typed and not sent."""
+    On leaving, the terminal's mode is put back; :meth:`unsent` is the line typed and not sent.
+
+    With ``on_command``, a line that starts with ``/`` is not a message: it is given to
+    ``on_command`` (the chat's slash commands), which returns whether it was done; one that was not
+    (a command that waits for the turn's end, an unknown one) goes back on the line, for the next
+    prompt or to edit. A line that starts with ``//`` is a message starting with one ``/``."""
 
     def __init__(self, queue: Any, on_queued: Callable[[str], None], on_error: Callable[[str], None],
-                 fd: int = 0, on_key: Callable[[], None] | None = None, out: int | None = None) -> None:
+                 fd: int = 0, on_key: Callable[[], None] | None = None, out: int | None = None,
+                 on_command: Callable[[str], bool] | None = None) -> None:
         self.queue = queue
+        self.on_command = on_command
         self.on_queued = on_queued
         self.on_error = on_error
         self.on_key = on_key
@@ -290,6 +314,10 @@ class TerminalSteering:
                 return  # end of input
             with self._lock:
                 lines = self._editor.feed(data)
+                pasting = self._editor.pasting
+            if pasting and not _more(self.fd):  # the burst that carried the paste is over: no end mark
+                with self._lock:
+                    self._editor.end_paste()
             for line in lines:
                 self._send(line)
             if self.on_key is not None:
@@ -299,6 +327,14 @@ class TerminalSteering:
         text = line.strip()
         if not text:
             return
+        if self.on_command is not None and text.startswith("/"):
+            if text.startswith("//"):  # a message that starts with a slash
+                text = text[1:]
+            else:
+                if not self.on_command(text):  # not done now: kept, as typed
+                    with self._lock:
+                        self._editor.text = line + self._editor.text
+                return
         try:
             self.queue.put(text)
         except ValueError as e:
@@ -307,6 +343,20 @@ class TerminalSteering:
             self.on_error(f"not queued: {e}")
         else:
             self.on_queued(text)
+
+
+#: How long after a read a paste in progress waits for its next bytes before it is over (seconds).
+PASTE_GAP = 0.05
+
+
+def _more(fd: int) -> bool:
+    """Whether bytes come at ``fd`` within :data:`PASTE_GAP`."""
+    import select
+
+    try:
+        return bool(select.select([fd], [], [], PASTE_GAP)[0])
+    except (OSError, ValueError):
+        return False
 
 
 def _stderr_fd() -> int:

@@ -13,6 +13,11 @@ chat killed during a turn) gets them back when the next chat starts.
 
 Slash commands: /help, /plan (the last turn's final plan), /cost (per turn and in all), /undo (undo
 the last turn and go back one turn), /fork TURN (continue in a new session branched after TURN).
+Typed during a turn (on the ``steer>`` line) a slash command is not a message: /help, /plan and
+/cost run at once, above the status line; /undo and /fork wait for the turn's end (they stay on the
+line, and start the next prompt). A line that starts with ``//`` is a task or a message that starts
+with one ``/``. A chat whose first turn failed before it was recorded (no API key, no server) keeps
+no empty session.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ from agentcli.cli.commands.common import (
 from agentcli.errors import AgentError, ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from rich.console import Console
+
     from agentcli.config import Settings
     from agentcli.record.sessions import SessionRecord
 
@@ -53,7 +62,11 @@ COMMANDS = (
 HELP = ("Type a task and press Enter: it runs as a turn of this session (plan, confirm, execute, review), "
         "knowing what the earlier turns did. While a turn runs, type a message and press Enter to steer "
         "it at its next step boundary. Alt-Enter: a new line (a paste is one message). Ctrl-C: clear "
-        "the line (during a turn: stop it). Ctrl-D: leave.\n" + "\n".join(f"  {c:<11} {d}" for c, d in COMMANDS))
+        "the line (during a turn: stop it). Ctrl-D: leave. During a turn /help, /plan and /cost run at once; "
+        "/undo and /fork wait for the turn's end. //text: a line that starts with one /.\n"
+        + "\n".join(f"  {c:<11} {d}" for c, d in COMMANDS))
+#: The commands that run during a turn (they only read), and those that wait for its end.
+IN_TURN, AFTER_TURN = ("/help", "/plan", "/cost"), ("/undo", "/fork")
 
 
 def chat(
@@ -118,14 +131,20 @@ def chat(
         text = line.strip()
         if not text:
             continue
-        if text.startswith("/"):
+        if text.startswith("/") and not text.startswith("//"):
             session = _command(ctx, settings, session, text)
             continue
+        if text.startswith("//"):  # a task that starts with a slash
+            text = text[1:]
+        fresh = session is None
         if session is None:
             session = start_session(settings.data_dir, settings.workspace)
-        stopped = _turn(ctx, session.session_id, text, yes=yes) == ExitCode.INTERRUPTED or stopped
+        stopped = _turn(ctx, session, text, yes=yes) == ExitCode.INTERRUPTED or stopped
         session = SessionRecord(session.path)
-    if session is not None:
+        if fresh and not session.turns:  # the turn failed before it was recorded (no key, no server)
+            _drop(session)
+            session = None
+    if session is not None and session.turns:  # one with no turn has nothing to resume
         err_console.print(f"session {session.session_id}: resume with agent chat --resume {session.session_id}",
                           highlight=False)
     if stopped and any(t not in threads and not t.daemon and t.is_alive() for t in threading.enumerate()):
@@ -165,11 +184,15 @@ def _line_editor(settings: Settings) -> Any:
     return PromptSession(history=history, key_bindings=keys, multiline=False, enable_suspend=False)
 
 
-def _run(ctx: typer.Context, **kwargs: Any) -> int:
+def _run(ctx: typer.Context, session: SessionRecord, **kwargs: Any) -> int:
     """One `agent run` inside the chat: its exit code (an error is printed, and the chat goes on)."""
-    from agentcli.cli.commands.run import run
+    from functools import partial
+
+    from agentcli.cli.commands.run import CHAT_COMMAND_KEY, run
     from agentcli.cli.live import quiet_keys
 
+    # A slash command typed while the turn runs (the meta is shared with the turn's context).
+    ctx.meta[CHAT_COMMAND_KEY] = partial(_command_in_turn, state_of(ctx).settings, session.path)
     code = int(ExitCode.OK)
     try:
         # From the line's Enter to the next prompt, keys are not echoed onto the status line: the
@@ -193,8 +216,16 @@ def _run(ctx: typer.Context, **kwargs: Any) -> int:
     return code
 
 
-def _turn(ctx: typer.Context, session_id: str, task: str, *, yes: bool) -> int:
-    return _run(ctx, task=task, session_id=session_id, yes=yes, steer_typed=True)
+def _turn(ctx: typer.Context, session: SessionRecord, task: str, *, yes: bool) -> int:
+    return _run(ctx, session, task=task, session_id=session.session_id, yes=yes, steer_typed=True)
+
+
+def _drop(session: SessionRecord) -> None:
+    """Remove a session this chat started that has no turn (its first turn failed before it was
+    recorded): nothing to list or resume."""
+    with contextlib.suppress(OSError):
+        session.path.unlink()
+        session.path.parent.rmdir()
 
 
 def _offer_unfinished(ctx: typer.Context, settings: Settings, session: SessionRecord, yes: bool) -> None:
@@ -219,7 +250,7 @@ def _offer_unfinished(ctx: typer.Context, settings: Settings, session: SessionRe
            else f"stopped on its budget ({rec.finish.reason})")
     err_console.print(f"turn {last.turn} ({escape(last.task[:60])}) {why}", highlight=False)
     if ask("resume it?", [("y", "[y]es"), ("n", "[n]o")], default="y") == "y":
-        _run(ctx, resume=last.run_id, yes=yes, steer_typed=True)
+        _run(ctx, session, resume=last.run_id, yes=yes, steer_typed=True)
 
 
 def _command(ctx: typer.Context, settings: Settings, session: SessionRecord | None, text: str
@@ -249,19 +280,52 @@ def _command(ctx: typer.Context, settings: Settings, session: SessionRecord | No
     return session
 
 
-def _show_plan(settings: Settings, session: SessionRecord) -> None:
+def _command_in_turn(settings: Settings, path: Path, text: str) -> bool:
+    """A slash command typed during a turn (run from the thread that reads the keys): the commands
+    that only read run now and print above the status line; /undo and /fork would change the
+    workspace or the session under the running turn, so they wait for its end. Returns whether it
+    was done (False: it stays on the line, for the next prompt or to edit)."""
+    from agentcli.cli.prompts import say
+    from agentcli.record.sessions import SessionRecord
+
+    name = text.split(None, 1)[0]
+
+    def show() -> None:
+        try:
+            if name == "/help":
+                err_console.print(HELP, highlight=False, markup=False)
+            elif name in IN_TURN and not SessionRecord(path).chain():  # the turn is not recorded yet
+                err_console.print("no turn yet: the turn is starting", highlight=False)
+            elif name == "/plan":
+                _show_plan(settings, SessionRecord(path), err_console)
+            elif name == "/cost":
+                _show_cost(settings, SessionRecord(path), err_console)
+            elif name in AFTER_TURN:
+                # One line at 80 columns: the line itself shows it stays.
+                print_warning(f"{name} waits for the turn's end: kept on the line for the next prompt")
+            else:
+                print_warning(f"unknown command {name[:12]}: kept on the line (//text: a message)")
+        except AgentError as e:
+            print_error(e.one_line())
+
+    say(show)
+    return name in IN_TURN
+
+
+def _show_plan(settings: Settings, session: SessionRecord, out: Console = console) -> None:
     from agentcli.cli.render import render_plan
     from agentcli.record.reader import RunRecord, find_run
 
     last = session.chain()[-1]
     rec = RunRecord.read(find_run(settings.data_dir, last.run_id))
     if rec.last_plan is None:
-        err_console.print(f"turn {last.turn} has no plan", highlight=False)
+        err_console.print(f"turn {last.turn} has no plan yet" if out is err_console else
+                          f"turn {last.turn} has no plan", highlight=False)
         return
-    render_plan(rec.last_plan, console)
+    render_plan(rec.last_plan, out)
 
 
-def _show_cost(settings: Settings, session: SessionRecord) -> None:
+def _show_cost(settings: Settings, session: SessionRecord, out: Console = console) -> None:
     from agentcli.cli.tables import format_cost
     from agentcli.record.reader import RunRecord, find_run
 
@@ -269,10 +333,10 @@ def _show_cost(settings: Settings, session: SessionRecord) -> None:
     for t in session.chain():
         rec = RunRecord.read(find_run(settings.data_dir, t.run_id))
         total += rec.cost_usd if not t.copied else 0.0
-        console.print(f"  turn {t.turn}: {format_cost(rec.cost_usd)} · {len(rec.calls)} calls · "
+        out.print(f"  turn {t.turn}: {format_cost(rec.cost_usd)} · {len(rec.calls)} calls · "
                       f"{rec.input_tokens}+{rec.output_tokens} tokens · ledger {t.ledger.tokens} tokens"
                       + (" (forked from another session)" if t.copied else ""), highlight=False)
-    console.print(f"session {session.session_id}: {format_cost(total)}", highlight=False)
+    out.print(f"session {session.session_id}: {format_cost(total)}", highlight=False)
 
 
 def _undo(ctx: typer.Context, settings: Settings, session: SessionRecord) -> SessionRecord:

@@ -56,6 +56,9 @@ CHAT_META_KEY = "agentcli.chat"
 #: Set in ``meta`` by a turn of `agent chat`: what was typed while it ran and not applied (a line not
 #: sent, messages queued after its last step boundary), for the chat's next prompt.
 CHAT_UNSENT_KEY = "agentcli.chat.unsent"
+#: Set in ``meta`` by `agent chat` for its turns: what runs a slash command typed while a turn runs
+#: (returns whether it was done; see :class:`agentcli.cli.steer.TerminalSteering`).
+CHAT_COMMAND_KEY = "agentcli.chat.command"
 #: What the input line under the status line says while nothing is typed (`agent chat`'s turns).
 STEER_HINT = "type a message: Enter queues it for this turn's next step boundary"
 
@@ -448,7 +451,8 @@ def run(
         from agentcli.engine.steering import SteeringQueue
 
         steering = SteeringQueue()
-        typed = TerminalSteering(steering, on_queued=_queued_line, on_error=print_warning, on_key=status.refresh)
+        typed = TerminalSteering(steering, on_queued=_queued_line, on_error=print_warning, on_key=status.refresh,
+                                 on_command=ctx.meta.get(CHAT_COMMAND_KEY))
     verify_cmd = verify_command(settings.config, instructions.verify_command if instructions else None)
 
     async def go() -> RunOutcome:
