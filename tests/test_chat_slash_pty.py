@@ -134,5 +134,5 @@ def test_a_chat_whose_first_turn_fails_before_it_is_recorded_keeps_no_session(
     r = _chat(workspace, "//etc: list the files\r\x04", ENV, backend=m)
     assert r.exit_code == 0, r.output
     s = SessionRecord.open(workspace / ".agent", "last")
-    assert f"resume with agent chat --resume {s.session_id}" in " ".join(r.stderr.split())  # wrapped
+    assert f"resume with agent chat --resume {s.session_id}" in r.stderr.splitlines()  # one line, whole
     assert [t.task for t in s.chain()] == ["/etc: list the files"] and len(list(root.iterdir())) == 1

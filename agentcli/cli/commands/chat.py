@@ -145,8 +145,8 @@ def chat(
             _drop(session)
             session = None
     if session is not None and session.turns:  # one with no turn has nothing to resume
-        err_console.print(f"session {session.session_id}: resume with agent chat --resume {session.session_id}",
-                          highlight=False)
+        # The command alone, so that it fits one line at 80 columns and is copied whole.
+        err_console.print(f"resume with agent chat --resume {session.session_id}", highlight=False)
     if stopped and any(t not in threads and not t.daemon and t.is_alive() for t in threading.enumerate()):
         from agentcli.cli.live import leave
 
