@@ -162,7 +162,7 @@ class RunStatus:
         else:
             from rich.cells import cell_len
 
-            marker = f" [+{more} line{'s' if more > 1 else ''}]" if more else ""
+            marker = more_lines(more)
             room = max(2, width - len(TYPING_PROMPT) - len(marker) - 2)  # the cursor, an ellipsis
             if cell_len(typed) > room:
                 if more:  # its start: what the message is about
@@ -576,6 +576,25 @@ def sane_keys(fd: int = 0) -> bool:
 
 #: The terminal's bracketed paste turned on and off (xterm's private mode 2004).
 PASTE_ON, PASTE_OFF = b"\x1b[?2004h", b"\x1b[?2004l"
+#: The marks a terminal puts around a paste while bracketed paste is on.
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+
+
+def escape_end(seq: str) -> bool | None:
+    """Where an escape sequence read key by key (``seq``, from its ESC) stands, for the readers of
+    keys (the line under the status line, a question's answer): None while it goes on; True once it
+    is whole (``ESC [ ... final``: arrows, a paste's marks; ``ESC O x``: function keys); False when
+    it was ESC and one key (Alt-x, Alt-Enter)."""
+    if len(seq) < 2:
+        return None
+    if len(seq) == 2:
+        return None if seq[1] in "[O" else False
+    return True if seq[1] == "O" or "@" <= seq[-1] <= "~" else None
+
+
+def more_lines(more: int) -> str:
+    """What stands for the lines of a message after its first, where it is shown on one line."""
+    return f" [+{more} line{'s' if more > 1 else ''}]" if more else ""
 
 
 def _isatty(fd: int) -> bool:

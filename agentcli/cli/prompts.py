@@ -119,6 +119,8 @@ def _read_line(show_prompt: Callable[[], None]) -> str | None:
     import codecs
     import termios
 
+    from agentcli.cli.live import PASTE_END, PASTE_START, escape_end
+
     saved = termios.tcgetattr(fd)
     raw = termios.tcgetattr(fd)
     # No line editing, no echo, no signals: Ctrl-C arrives as a byte, read here.
@@ -140,10 +142,9 @@ def _read_line(show_prompt: Callable[[], None]) -> str | None:
                 continue
             if escape or ch == "\x1b":  # an arrow key, or a paste's marks (bracketed paste, on in a chat's turn)
                 escape += ch
-                if len(escape) > 2 and ("@" <= ch <= "~" or escape[1] != "["):
-                    pasting = {"\x1b[200~": True, "\x1b[201~": False}.get(escape, pasting)
-                    escape = ""
-                elif len(escape) == 2 and ch not in "[O":
+                end = escape_end(escape)
+                if end is not None:
+                    pasting = {PASTE_START: True, PASTE_END: False}.get(escape, pasting) if end else pasting
                     escape = ""
                 continue
             if pasting and ch in ("\r", "\n", "\t"):

@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from agentcli.cli.live import quiet_keys
+from agentcli.cli.live import PASTE_END, PASTE_START, escape_end, more_lines, quiet_keys
 from agentcli.engine.steering import MAX_MESSAGE_CHARS, PlanRevision, SteeringQueue, check_words
 from agentcli.untrusted import InputError, load_json
 
@@ -145,9 +145,6 @@ class LineEditor:
     bytes waiting, :data:`PASTE_GAP` after a read). A terminal writes a paste at once, so a whole
     paste arrives in one burst; what is pasted stays on the line, and Enter then sends it."""
 
-    #: The marks of a bracketed paste's start and end.
-    PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
-
     def __init__(self) -> None:
         import codecs
 
@@ -163,16 +160,16 @@ class LineEditor:
         for i, ch in enumerate(chars):
             if self._escape:
                 self._escape += ch
-                # ESC [ ... final, ESC O x (arrows, function keys); ESC x (Alt-x): all of it ignored,
-                # but for a paste's marks and Alt-Enter (a new line).
-                if len(self._escape) == 2 and ch not in "[O":
-                    self._escape = ""
-                    if ch in "\r\n":
-                        self.text += "\n"
-                elif len(self._escape) > 2 and (self._escape[1] == "O" or "@" <= ch <= "~"):
-                    seq, self._escape = self._escape, ""
-                    if seq in (self.PASTE_START, self.PASTE_END):
-                        self._pasting, self._cr = seq == self.PASTE_START, False
+                # Arrows, function keys, Alt-x: all of it ignored, but for a paste's marks and
+                # Alt-Enter (a new line).
+                end = escape_end(self._escape)
+                if end is None:
+                    continue
+                seq, self._escape = self._escape, ""
+                if not end and ch in "\r\n":
+                    self.text += "\n"
+                elif seq in (PASTE_START, PASTE_END):
+                    self._pasting, self._cr = seq == PASTE_START, False
                 continue
             if ch == "\x1b":
                 self._escape = ch
@@ -370,5 +367,4 @@ def _stderr_fd() -> int:
 def one_line(text: str) -> str:
     """A message as one line to show: its first line and how many follow (``[+2 lines]``)."""
     lines = text.strip().split("\n")
-    more = len(lines) - 1
-    return lines[0] + (f" [+{more} line{'s' if more > 1 else ''}]" if more else "")
+    return lines[0] + more_lines(len(lines) - 1)
