@@ -554,9 +554,13 @@ def _symbol_lines(symbols: list[Symbol], named: frozenset[str]) -> list[str]:
                 out.append(_test_run(s, run))
                 i = j
                 continue
-        out.append(f"{s.line:>5} {'  ' * s.depth}{s.text}")
+        out.append(_symbol_line(s))
         i += 1
     return out
+
+
+def _symbol_line(s: Symbol) -> str:
+    return f"{s.line:>5} {'  ' * s.depth}{s.text}"
 
 
 def _outline_text(rel: str, o: Outline, *, constants: bool = True, inner: bool = True,
@@ -565,9 +569,8 @@ def _outline_text(rel: str, o: Outline, *, constants: bool = True, inner: bool =
     names the task uses (a test it names keeps its own line)."""
     head = rel + (f"  ({o.error})" if o.error else "")
     symbols = [s for s in o.symbols if (constants or not s.const) and (inner or not s.inner)]
-    if tests is not None:
-        return "\n".join([head, *_symbol_lines(symbols, tests)])
-    return "\n".join([head, *(f"{s.line:>5} {'  ' * s.depth}{s.text}" for s in symbols)])
+    lines = _symbol_lines(symbols, tests) if tests is not None else [_symbol_line(s) for s in symbols]
+    return "\n".join([head, *lines])
 
 
 def repo_map(workspace: Path, data_dir: Path | None, task: str, *, max_tokens: int,
