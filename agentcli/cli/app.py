@@ -243,6 +243,10 @@ def ask(
     """Ask the configured model one question (no tools, no plan): checks the model end to end."""
     from agentcli.cli.live import RunStatus, leave, run_interruptible
 
+    if not prompt.strip():
+        from agentcli.errors import UsageError
+
+        raise UsageError("the prompt is empty")
     state: State = ctx.obj
     # As `agent run` shows it: a status line while the model thinks (its answer streaming under
     # it), off the screen however the command ends; Ctrl-C stops at once.
@@ -251,10 +255,6 @@ def ask(
     status.set_phase("asking")
     status.start()
     ctx.call_on_close(status.stop)
-    if not prompt.strip():
-        from agentcli.errors import UsageError
-
-        raise UsageError("the prompt is empty")
     from agentcli.engine.session import build_llm_client
     from agentcli.ids import new_run_id
 
